@@ -1,0 +1,140 @@
+// The append-only, hash-chained audit log of one service database
+// (DESIGN.md section 4).
+//
+// Every access to personal data, allowed or denied, is recorded as one row of
+// the table `audit_log`. Rows carry a contiguous sequence number 1, 2, 3, ...
+// (assigned under the named lock "lotse.audit", not by autoincrement, so a
+// missing row shows as a gap) and a SHA-256 hash over the previous row's hash
+// and this row's canonical bytes. Editing, deleting, reordering or inserting
+// a row therefore breaks the chain at that row, which VerifyAuditChain
+// reports. Truncating the tail is only visible against a head (seq and hash)
+// remembered elsewhere, e.g. exported periodically to another system.
+//
+// Appending serialises all audited transactions of one database on the audit
+// lock until they commit; keep audited transactions short.
+#ifndef LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
+#define LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+
+namespace lotse::audit {
+
+enum class Outcome { kAllowed = 1, kDenied = 2, kError = 3 };
+
+// "ALLOWED", "DENIED", "ERROR": the spelling stored in the table.
+const char* OutcomeName(Outcome outcome);
+
+struct AuditRecord {
+  // Assigned by AppendAudit; ignored on input.
+  int64_t seq = 0;
+  // When the access happened. absl::InfinitePast() (the default) means "now"
+  // at append time. Stored with microsecond precision (truncated).
+  absl::Time time = absl::InfinitePast();
+  std::string agency_id;     // the calling agency, from its client certificate
+  std::string legal_domain;  // the agency's legal domain, e.g. "JOBCENTER"
+  std::string actor;         // the caseworker the agency vouches for
+  std::string purpose;       // the purpose named with the call
+  // What was done, e.g. the RPC method
+  // "lotse.identity.v1.IdentityService/GetPerson".
+  std::string operation;
+  // The resource touched, e.g. "persons/abc" or "cases/x/steps/y".
+  std::string resource;
+  // Data categories touched, e.g. {"CORE_IDENTITY", "RESIDENCE_STATUS"}.
+  // Each must be non-empty and must not contain ','.
+  std::vector<std::string> data_categories;
+  Outcome outcome = Outcome::kAllowed;
+  // Machine-readable reason, e.g. "NO_LEGAL_BASIS"; empty when allowed.
+  std::string reason;
+
+  // Filled when read back (ListAuditForResource); ignored on input.
+  std::string prev_hash;  // 32 bytes
+  std::string hash;       // 32 bytes
+};
+
+// The creating migration, id "common.audit.0001_init". Services append it to
+// their own migration list.
+std::vector<storage::Migration> AuditMigrations();
+
+// Appends `record` inside `tx`, the transaction of the change it records, so
+// the record and the change commit or roll back together. Takes the lock
+// "lotse.audit" until `tx` ends. INVALID_ARGUMENT for a data category that is
+// empty or contains ','.
+absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record);
+
+// Appends `record` in a transaction of its own (retried on serialization
+// conflicts). For denied or failed calls, whose own transaction is rolled
+// back or never opened.
+absl::Status AppendAuditStandalone(storage::Database& db,
+                                   const AuditRecord& record);
+
+// The last row of a chain. Keep it outside the database (log it, export it)
+// to detect later truncation of the tail.
+struct AuditHead {
+  int64_t seq = 0;   // 0 for an empty chain
+  std::string hash;  // 32 bytes; 32 zero bytes for an empty chain
+};
+
+absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db);
+
+struct VerifyOptions {
+  // When set, the chain must reach this row with this hash; fewer rows means
+  // the tail was truncated.
+  std::optional<AuditHead> expected_head;
+  // Rows read per read-only transaction; memory stays bounded by this.
+  int page_size = 1000;
+};
+
+struct VerifyReport {
+  bool intact = true;
+  int64_t rows_checked = 0;
+  // The first sequence number at which the chain breaks (for a gap, the
+  // missing number); 0 when intact.
+  int64_t first_bad_seq = 0;
+  // Empty when intact, else one of "sequence gap", "prev_hash does not
+  // link", "hash mismatch", "bad row", "truncated", "head hash mismatch",
+  // followed by ": " and details.
+  std::string problem;
+  // The last row checked (the verified head when intact).
+  AuditHead head;
+};
+
+// Walks the whole chain in seq order, page by page, and reports the first
+// broken row. A non-OK status means the check could not run (database
+// error), not that the chain is broken.
+absl::StatusOr<VerifyReport> VerifyAuditChain(
+    storage::Database& db, const VerifyOptions& options = {});
+
+struct ListAuditOptions {
+  int64_t after_seq = 0;  // page cursor: the last seq of the previous page
+  int page_size = 100;    // clamped to [1, 1000]
+};
+
+// The rows about `resource` and its sub-resources ("persons/abc" matches
+// "persons/abc" and "persons/abc/...", not "persons/abcd"), in seq order, at
+// most page_size of them with seq > after_seq. For the transparency report:
+// which agencies saw or changed what about one person.
+absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
+    storage::Database& db, const std::string& resource,
+    const ListAuditOptions& options = {});
+
+// The bytes hashed for one row (documented in audit_log.cc), exposed for
+// tests and for independent verifiers. Uses record.seq and the time
+// truncated to microseconds.
+std::string CanonicalAuditBytes(const AuditRecord& record);
+
+// SHA-256(prev_hash || CanonicalAuditBytes(record)).
+std::string ComputeAuditHash(const std::string& prev_hash,
+                             const AuditRecord& record);
+
+}  // namespace lotse::audit
+
+#endif  // LOTSE_COMMON_AUDIT_AUDIT_LOG_H_

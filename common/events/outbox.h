@@ -1,0 +1,51 @@
+// The transactional outbox: a service records each event it publishes in the
+// same transaction as the change the event describes, so an event exists if
+// and only if its change committed. An OutboxRelay (relay.h) later delivers
+// it to each subscribed destination.
+//
+// Tables (OutboxMigrations):
+//   event_outbox           seq, event_id (unique), ordering_key, payload
+//                          (the serialized lotse.events.v1.Event), created_at
+//   event_outbox_cursor    per destination: the next seq not yet taken into
+//                          delivery
+//   event_outbox_delivery  per destination and event: attempts,
+//                          next_attempt_at, delivered_at, last_error; the
+//                          pending rows are indexed separately, so a relay
+//                          never scans delivered history.
+//
+// Ordering: EnqueueEvent takes the named lock "lotse.outbox" before it
+// draws a seq, so seq order is commit order and no event can become visible
+// behind one a relay has already passed. A transaction that appends both an
+// event and an audit record should enqueue the event first, then audit, so
+// that all writers take the two locks in the same order.
+#ifndef LOTSE_COMMON_EVENTS_OUTBOX_H_
+#define LOTSE_COMMON_EVENTS_OUTBOX_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "lotse/events/v1/events.pb.h"
+
+namespace lotse::events {
+
+// Migration "common.events.0001_outbox". Producing services apply it.
+std::vector<storage::Migration> OutboxMigrations();
+
+// Records `event` in `tx`. Assigns a random event_id (UUID version 4, from
+// OpenSSL's CSPRNG) when it is empty and occurred_at (now) when unset. The
+// payload must be set: INVALID_ARGUMENT otherwise, since no receiver could
+// apply it. A caller-chosen event_id that already exists is ALREADY_EXISTS.
+// Call Notify() on the relays after the commit to deliver without waiting
+// for their next poll.
+absl::Status EnqueueEvent(storage::Transaction& tx,
+                          lotse::events::v1::Event event);
+
+// A random UUID version 4 in its 36-character text form.
+std::string NewEventId();
+
+}  // namespace lotse::events
+
+#endif  // LOTSE_COMMON_EVENTS_OUTBOX_H_

@@ -1,0 +1,314 @@
+#include "common/events/relay.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace lotse::events {
+namespace {
+
+using storage::Value;
+
+// Rows examined per cycle at most while looking for due events behind keys
+// that wait for a retry; bounds a cycle's cost when one key is stuck.
+constexpr int kMaxScannedPerCycle = 10000;
+constexpr int kScanPage = 500;
+// New outbox rows taken into delivery state per cycle at most.
+constexpr int64_t kAdmitLimit = 1000;
+// last_error is for operators; receivers' messages carry no personal data,
+// but keep the column small anyway.
+constexpr size_t kMaxErrorLength = 300;
+
+}  // namespace
+
+GrpcEventSender::GrpcEventSender(std::shared_ptr<grpc::Channel> channel)
+    : stub_(lotse::events::v1::EventSinkService::NewStub(std::move(channel))) {}
+
+absl::Status GrpcEventSender::Send(const lotse::events::v1::Event& event,
+                                   absl::Time deadline) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(deadline));
+  {
+    absl::MutexLock lock(&mu_);
+    in_flight_.push_back(&context);
+  }
+  lotse::events::v1::DeliverEventRequest request;
+  *request.mutable_event() = event;
+  lotse::events::v1::DeliverEventResponse response;
+  // No wait_for_ready: an unreachable receiver fails fast and the relay's
+  // own backoff decides when to try again.
+  grpc::Status status = stub_->DeliverEvent(&context, request, &response);
+  {
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(std::find(in_flight_.begin(), in_flight_.end(), &context));
+  }
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+void GrpcEventSender::CancelInFlight() {
+  absl::MutexLock lock(&mu_);
+  for (grpc::ClientContext* context : in_flight_) context->TryCancel();
+}
+
+OutboxRelay::OutboxRelay(storage::Database& db, EventSender& sender,
+                         RelayOptions options)
+    : db_(db), sender_(sender), options_(std::move(options)) {}
+
+OutboxRelay::~OutboxRelay() { Stop(); }
+
+void OutboxRelay::Start() {
+  absl::MutexLock lock(&mu_);
+  if (thread_.joinable() || stopping_) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void OutboxRelay::Notify() {
+  absl::MutexLock lock(&mu_);
+  notified_ = true;
+}
+
+void OutboxRelay::Stop() {
+  std::thread thread;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    thread = std::move(thread_);
+  }
+  sender_.CancelInFlight();
+  if (thread.joinable()) thread.join();
+}
+
+bool OutboxRelay::ShouldWake() const { return stopping_ || notified_; }
+
+bool OutboxRelay::stopping() const {
+  absl::MutexLock lock(&mu_);
+  return stopping_;
+}
+
+RelayStats OutboxRelay::stats() const {
+  return RelayStats{delivered_.load(), failed_attempts_.load()};
+}
+
+absl::StatusOr<int> OutboxRelay::DeliverPendingOnce() {
+  absl::MutexLock lock(&cycle_mu_);
+  auto result = RunCycle();
+  if (!result.ok()) return result.status();
+  return result->delivered;
+}
+
+void OutboxRelay::Loop() {
+  while (true) {
+    absl::Time wake_at;
+    {
+      absl::MutexLock cycle_lock(&cycle_mu_);
+      if (stopping()) return;
+      auto result = RunCycle();
+      const absl::Time now = absl::Now();
+      if (!result.ok()) {
+        // Database trouble: try again after a poll interval. The status is
+        // not logged here because the library has no logger of its own;
+        // failed attempts show in stats().
+        wake_at = now + options_.poll_interval;
+      } else if (result->more) {
+        wake_at = now;
+      } else {
+        wake_at = std::min(now + options_.poll_interval, result->next_due);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithDeadline(absl::Condition(this, &OutboxRelay::ShouldWake),
+                          wake_at);
+    notified_ = false;
+    if (stopping_) return;
+  }
+}
+
+absl::Duration OutboxRelay::Backoff(int64_t attempts) {
+  absl::Duration delay = options_.backoff_initial;
+  for (int64_t i = 1; i < attempts && delay < options_.backoff_max; ++i) {
+    delay *= 2;
+  }
+  delay = std::min(delay, options_.backoff_max);
+  thread_local absl::BitGen gen;
+  const double factor = absl::Uniform(gen, 0.5, 1.0);
+  return delay * factor;
+}
+
+absl::Status OutboxRelay::Admit() {
+  return storage::RunInTransaction(db_, [&](storage::Transaction& tx) {
+    // Two relays for one destination (a misconfiguration) must not take the
+    // same rows in twice.
+    if (absl::Status s = tx.LockNamed(
+            absl::StrCat("lotse.outbox.relay/", options_.destination));
+        !s.ok()) {
+      return s;
+    }
+    auto cursor = tx.Query(
+        "SELECT next_seq FROM event_outbox_cursor WHERE destination = $1",
+        {Value(options_.destination)});
+    if (!cursor.ok()) return cursor.status();
+    int64_t next_seq = 0;
+    if (!cursor->empty()) {
+      auto v = (*cursor)[0].GetInt(0);
+      if (!v.ok()) return v.status();
+      next_seq = *v;
+    }
+    // The highest seq of the next admission window.
+    auto last = tx.Query(
+        "SELECT seq FROM event_outbox WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        {Value(next_seq), Value(kAdmitLimit)});
+    if (!last.ok()) return last.status();
+    if (last->empty()) return absl::OkStatus();
+    auto max_seq = last->back().GetInt(0);
+    if (!max_seq.ok()) return max_seq.status();
+    auto inserted = tx.Execute(
+        "INSERT INTO event_outbox_delivery (destination, seq, ordering_key) "
+        "SELECT $1, seq, ordering_key FROM event_outbox "
+        "WHERE seq >= $2 AND seq <= $3",
+        {Value(options_.destination), Value(next_seq), Value(*max_seq)});
+    if (!inserted.ok()) return inserted.status();
+    auto updated = tx.Execute(
+        cursor->empty()
+            ? "INSERT INTO event_outbox_cursor (destination, next_seq) "
+              "VALUES ($1, $2)"
+            : "UPDATE event_outbox_cursor SET next_seq = $2 "
+              "WHERE destination = $1",
+        {Value(options_.destination), Value(*max_seq + 1)});
+    if (!updated.ok()) return updated.status();
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
+  if (absl::Status s = Admit(); !s.ok()) return s;
+
+  CycleResult result;
+  const int batch_size = std::max(1, options_.batch_size);
+  const int64_t now_micros = absl::ToUnixMicros(absl::Now());
+  // Keys whose earliest pending event is not deliverable now: all their
+  // later events wait, which is what keeps each key in order.
+  absl::flat_hash_set<std::string> blocked;
+  int attempted = 0;
+  int scanned = 0;
+  int64_t after_seq = -1;
+
+  auto block = [&](const std::string& key, absl::Time due) {
+    blocked.insert(key);
+    result.next_due = std::min(result.next_due, due);
+  };
+
+  while (scanned < kMaxScannedPerCycle) {
+    storage::Rows rows;
+    {
+      auto tx = db_.Begin(storage::TxMode::kReadOnly);
+      if (!tx.ok()) return tx.status();
+      auto page = (*tx)->Query(
+          "SELECT seq, ordering_key, attempts, next_attempt_at "
+          "FROM event_outbox_delivery "
+          "WHERE destination = $1 AND delivered_at IS NULL AND seq > $2 "
+          "ORDER BY seq LIMIT $3",
+          {Value(options_.destination), Value(after_seq),
+           Value(static_cast<int64_t>(kScanPage))});
+      if (!page.ok()) return page.status();
+      rows = *std::move(page);
+    }
+
+    for (const storage::Row& row : rows) {
+      auto seq = row.GetInt(0);
+      auto key = row.GetText(1);
+      auto attempts = row.GetInt(2);
+      auto next_attempt_at = row.GetInt(3);
+      if (!seq.ok()) return seq.status();
+      if (!key.ok()) return key.status();
+      if (!attempts.ok()) return attempts.status();
+      if (!next_attempt_at.ok()) return next_attempt_at.status();
+      after_seq = *seq;
+      ++scanned;
+
+      if (blocked.contains(*key)) continue;
+      if (*next_attempt_at > now_micros) {
+        block(*key, absl::FromUnixMicros(*next_attempt_at));
+        continue;
+      }
+      if (attempted >= batch_size) {
+        result.more = true;
+        return result;
+      }
+      if (stopping()) return result;
+
+      // The payload is read only for the event actually sent, so skipping
+      // blocked keys stays cheap.
+      lotse::events::v1::Event event;
+      absl::Status sent;
+      {
+        auto tx = db_.Begin(storage::TxMode::kReadOnly);
+        if (!tx.ok()) return tx.status();
+        auto payload = (*tx)->Query(
+            "SELECT payload FROM event_outbox WHERE seq = $1", {Value(*seq)});
+        if (!payload.ok()) return payload.status();
+        if (payload->empty()) {
+          sent = absl::DataLossError("outbox row missing");
+        } else {
+          auto bytes = (*payload)[0].GetBytes(0);
+          if (!bytes.ok()) return bytes.status();
+          if (!event.ParseFromString(*bytes)) {
+            sent = absl::DataLossError("outbox payload does not parse");
+          }
+        }
+      }
+      ++attempted;
+      if (sent.ok()) {
+        sent = sender_.Send(event, absl::Now() + options_.call_timeout);
+      }
+
+      if (sent.ok()) {
+        absl::Status marked = storage::RunInTransaction(
+            db_, [&](storage::Transaction& tx) -> absl::Status {
+              auto n = tx.Execute(
+                  "UPDATE event_outbox_delivery SET delivered_at = $3, "
+                  "attempts = attempts + 1, last_error = NULL "
+                  "WHERE destination = $1 AND seq = $2",
+                  {Value(options_.destination), Value(*seq),
+                   Value(absl::ToUnixMicros(absl::Now()))});
+              return n.status();
+            });
+        // If marking fails the event is sent again later, which the
+        // receiver's inbox absorbs.
+        if (!marked.ok()) return marked;
+        ++delivered_;
+        ++result.delivered;
+      } else {
+        ++failed_attempts_;
+        const absl::Time due = absl::Now() + Backoff(*attempts + 1);
+        // Only the status code and the receiver's message are kept; never
+        // the event, which may carry personal data.
+        std::string error = absl::StrCat(absl::StatusCodeToString(sent.code()),
+                                         ": ", sent.message());
+        if (error.size() > kMaxErrorLength) error.resize(kMaxErrorLength);
+        absl::Status marked = storage::RunInTransaction(
+            db_, [&](storage::Transaction& tx) -> absl::Status {
+              auto n = tx.Execute(
+                  "UPDATE event_outbox_delivery SET attempts = attempts + 1, "
+                  "next_attempt_at = $3, last_error = $4 "
+                  "WHERE destination = $1 AND seq = $2",
+                  {Value(options_.destination), Value(*seq),
+                   Value(absl::ToUnixMicros(due)), Value(error)});
+              return n.status();
+            });
+        if (!marked.ok()) return marked;
+        block(*key, due);
+      }
+    }
+    if (static_cast<int>(rows.size()) < kScanPage) break;
+  }
+  return result;
+}
+
+}  // namespace lotse::events

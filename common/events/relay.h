@@ -1,0 +1,152 @@
+// Delivery of outbox events (outbox.h) to one named destination.
+//
+// One OutboxRelay per destination: courses' events go to "cases" and to
+// "placement" through two relays over the same outbox, each with its own
+// delivery state, so a slow or unreachable receiver only delays itself.
+//
+// Guarantees: every committed event is delivered to the destination at
+// least once (receivers apply each event id once, see inbox.h); events with
+// the same ordering key are delivered in seq order, and a later event for a
+// key is not sent while an earlier one is failing or waiting for its retry,
+// while events of other keys go on. Delivery state lives in the database, so
+// a restarted relay resumes where the old one stopped; an event that was
+// sent but not yet marked delivered is sent again.
+//
+// Run one relay per destination and database. Two would not lose or (given
+// the inbox) double anything, but could interleave one key's events.
+#ifndef LOTSE_COMMON_EVENTS_RELAY_H_
+#define LOTSE_COMMON_EVENTS_RELAY_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/storage/database.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "lotse/events/v1/events.grpc.pb.h"
+#include "lotse/events/v1/events.pb.h"
+
+namespace lotse::events {
+
+// Hands one event to a destination. OK means the receiver has durably
+// applied it; any error means "try again later". Must be thread-safe.
+class EventSender {
+ public:
+  virtual ~EventSender() = default;
+  virtual absl::Status Send(const lotse::events::v1::Event& event,
+                            absl::Time deadline) = 0;
+  // Aborts calls in flight (they return an error) so that a stopping relay
+  // need not wait for their deadline. Later calls are unaffected.
+  virtual void CancelInFlight() {}
+};
+
+// Sends over EventSinkService.DeliverEvent on a channel the caller built
+// (with the caller's credentials, e.g. mutual TLS). Calls do not wait for a
+// connection: while the receiver is unreachable they fail at once and the
+// relay's backoff paces the retries. gRPC's own reconnect backoff (1 s
+// doubling to 120 s by default; GRPC_ARG_*_RECONNECT_BACKOFF_MS) decides how
+// soon a returning receiver is noticed.
+class GrpcEventSender : public EventSender {
+ public:
+  explicit GrpcEventSender(std::shared_ptr<grpc::Channel> channel);
+
+  absl::Status Send(const lotse::events::v1::Event& event,
+                    absl::Time deadline) override;
+  void CancelInFlight() override;
+
+ private:
+  std::unique_ptr<lotse::events::v1::EventSinkService::Stub> stub_;
+  absl::Mutex mu_;
+  // Contexts of the calls in flight, so that CancelInFlight can reach them.
+  std::vector<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
+};
+
+struct RelayOptions {
+  std::string destination;  // e.g. "cases"; names this relay's state
+  int batch_size = 100;     // events attempted per cycle at most
+  // How often to look for new events when nobody calls Notify().
+  absl::Duration poll_interval = absl::Seconds(1);
+  absl::Duration call_timeout = absl::Seconds(5);  // per Send
+  // Retry delay after the n-th failure of an event: initial * 2^(n-1),
+  // capped at max, then drawn uniformly from [delay/2, delay] so that many
+  // relays do not retry in lockstep.
+  absl::Duration backoff_initial = absl::Milliseconds(200);
+  absl::Duration backoff_max = absl::Minutes(1);
+};
+
+struct RelayStats {
+  int64_t delivered = 0;        // events acknowledged by the receiver
+  int64_t failed_attempts = 0;  // sends that returned an error
+};
+
+class OutboxRelay {
+ public:
+  // `db` and `sender` must outlive the relay. Does not start the thread.
+  OutboxRelay(storage::Database& db, EventSender& sender, RelayOptions options);
+  // Stops the thread (see Stop).
+  ~OutboxRelay();
+
+  OutboxRelay(const OutboxRelay&) = delete;
+  OutboxRelay& operator=(const OutboxRelay&) = delete;
+
+  // Starts the background thread, which delivers until Stop(). Idempotent;
+  // a stopped relay does not start again (make a new one).
+  void Start();
+  // Wakes the thread now, e.g. after committing a transaction that enqueued
+  // events. Cheap; safe from any thread.
+  void Notify();
+  // Stops the thread promptly: it finishes no more sends, cancels the one in
+  // flight and joins. Undelivered events stay pending in the database.
+  void Stop();
+
+  // Runs one delivery cycle on the caller's thread: takes new outbox events
+  // into this destination's delivery state, then sends up to batch_size due
+  // events. Returns how many were delivered. Serialised with the thread's
+  // cycles; for tests and tools. Sends nothing after Stop().
+  absl::StatusOr<int> DeliverPendingOnce();
+
+  RelayStats stats() const;
+
+ private:
+  struct CycleResult {
+    int delivered = 0;
+    bool more = false;  // a full batch was attempted; go again at once
+    absl::Time next_due = absl::InfiniteFuture();  // earliest backoff expiry
+  };
+
+  absl::StatusOr<CycleResult> RunCycle()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
+  absl::Status Admit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
+  absl::Duration Backoff(int64_t attempts);
+  void Loop();
+  bool stopping() const;
+  bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  storage::Database& db_;
+  EventSender& sender_;
+  const RelayOptions options_;
+
+  // Held for a whole cycle: one cycle at a time per relay.
+  absl::Mutex cycle_mu_;
+
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool notified_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_ ABSL_GUARDED_BY(mu_);
+
+  std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> failed_attempts_{0};
+};
+
+}  // namespace lotse::events
+
+#endif  // LOTSE_COMMON_EVENTS_RELAY_H_

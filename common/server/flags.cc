@@ -1,0 +1,66 @@
+#include "common/server/flags.h"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+ABSL_FLAG(std::string, listen, "",
+          "host:port to serve gRPC on; empty means the service's default");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port for the Prometheus /metrics endpoint; empty disables it");
+ABSL_FLAG(std::string, tls_dir, "",
+          "directory made by tools/dev-pki.sh; sets --tls_cert/--tls_key/"
+          "--tls_ca to its servers/<service>.crt/.key and ca.crt");
+ABSL_FLAG(std::string, tls_cert, "", "server certificate chain (PEM)");
+ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "CA bundle (PEM) that client certificates must chain to");
+ABSL_FLAG(bool, insecure_dev, false,
+          "serve plaintext without client certificates; the caller's agency "
+          "is then taken from x-lotse-dev-* metadata. Development only");
+ABSL_FLAG(std::string, database, "",
+          "sqlite:/path/file.db or postgresql://... ; empty means "
+          "sqlite:<service>.db in the working directory");
+ABSL_FLAG(int32_t, max_message_bytes, 4 * 1024 * 1024,
+          "largest request or response message accepted or sent");
+ABSL_FLAG(int32_t, worker_threads, 16,
+          "threads that run handlers which block on storage");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(2),
+          "after SIGTERM, how long health reports NOT_SERVING before the "
+          "server stops accepting calls, so load balancers move away first");
+ABSL_FLAG(absl::Duration, shutdown_deadline, absl::Seconds(10),
+          "after the grace period, how long in-flight calls may finish "
+          "before they are cancelled");
+ABSL_FLAG(bool, log_calls, true,
+          "write one JSON line per call to stderr (no personal data)");
+
+namespace lotse::server {
+
+absl::Status ApplyEnvironmentOverrides() {
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    std::string var = absl::StrCat("LOTSE_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) continue;
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment variable ", var, ": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<char*> ParseFlags(int argc, char** argv) {
+  if (absl::Status s = ApplyEnvironmentOverrides(); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+    std::exit(2);
+  }
+  return absl::ParseCommandLine(argc, argv);
+}
+
+}  // namespace lotse::server

@@ -1,0 +1,45 @@
+// Configuration of a Lotse server process: Abseil flags, each of which can
+// also be set from the environment as LOTSE_<FLAG_NAME_IN_UPPER_CASE>
+// (e.g. --metrics_listen ⇐ LOTSE_METRICS_LISTEN). A flag on the command line
+// wins over the environment, which wins over the default — the order
+// Kubernetes manifests (env) and operators at a shell (flags) expect.
+#ifndef LOTSE_COMMON_SERVER_FLAGS_H_
+#define LOTSE_COMMON_SERVER_FLAGS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+ABSL_DECLARE_FLAG(std::string, listen);
+ABSL_DECLARE_FLAG(std::string, metrics_listen);
+ABSL_DECLARE_FLAG(std::string, tls_dir);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(bool, insecure_dev);
+ABSL_DECLARE_FLAG(std::string, database);
+ABSL_DECLARE_FLAG(int32_t, max_message_bytes);
+ABSL_DECLARE_FLAG(int32_t, worker_threads);
+ABSL_DECLARE_FLAG(absl::Duration, drain_grace);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_deadline);
+ABSL_DECLARE_FLAG(bool, log_calls);
+
+namespace lotse::server {
+
+// Sets every registered flag that has a LOTSE_<NAME> environment variable
+// from it. Call before absl::ParseCommandLine so the command line wins.
+// Returns INVALID_ARGUMENT naming the variable when a value does not parse.
+absl::Status ApplyEnvironmentOverrides();
+
+// Environment override, then command line. Exits with a message on a bad
+// value (as absl::ParseCommandLine does for bad flags). Returns positional
+// arguments.
+std::vector<char*> ParseFlags(int argc, char** argv);
+
+}  // namespace lotse::server
+
+#endif  // LOTSE_COMMON_SERVER_FLAGS_H_

@@ -1,0 +1,71 @@
+// Who is calling, on whose behalf and why: the facts every handler needs
+// before it touches personal data (DESIGN.md section 2).
+//
+// The calling agency is authenticated: it comes from the verified client
+// certificate (CN = agency id, OU = legal domain). The acting caseworker and
+// the purpose are asserted by the agency in request metadata; they are
+// required on every call to a Lotse service and are written to the audit
+// trail, never to plain logs.
+#ifndef LOTSE_COMMON_SERVER_REQUEST_CONTEXT_H_
+#define LOTSE_COMMON_SERVER_REQUEST_CONTEXT_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/security/auth_context.h"
+#include "grpcpp/server_context.h"
+
+namespace lotse::server {
+
+// Metadata keys a caller sets on every call.
+inline constexpr char kActorMetadataKey[] = "x-lotse-actor";
+inline constexpr char kPurposeMetadataKey[] = "x-lotse-purpose";
+// Only honoured in --insecure_dev mode, where there is no certificate to
+// take the agency from.
+inline constexpr char kDevAgencyMetadataKey[] = "x-lotse-dev-agency";
+inline constexpr char kDevDomainMetadataKey[] = "x-lotse-dev-domain";
+
+// Legal domain in the certificate of another Lotse service (service-to-
+// service calls such as event delivery).
+inline constexpr char kServiceDomain[] = "SERVICE";
+
+inline constexpr size_t kMaxActorBytes = 128;
+inline constexpr size_t kMaxPurposeBytes = 256;
+
+struct CallerIdentity {
+  std::string agency_id;     // e.g. "jobcenter-koeln"
+  std::string legal_domain;  // e.g. "JOBCENTER", or "SERVICE"
+  bool is_service() const { return legal_domain == kServiceDomain; }
+};
+
+struct RequestContext {
+  CallerIdentity caller;
+  std::string actor;    // caseworker id within the calling agency
+  std::string purpose;  // why the data is accessed
+  std::string method;   // full RPC method, e.g. "/lotse.identity.v1.../Get"
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+// Reads the caller from a verified peer certificate. UNAUTHENTICATED when
+// the peer presented none or it lacks an agency id or legal domain.
+absl::StatusOr<CallerIdentity> CallerFromAuthContext(
+    const grpc::AuthContext& auth);
+
+// Builds the request context of a call: caller from the certificate (or,
+// when `insecure_dev`, from the x-lotse-dev-* metadata), actor and purpose
+// from metadata. UNAUTHENTICATED with reason MISSING_ACTOR / MISSING_PURPOSE
+// / INVALID_ACTOR / INVALID_PURPOSE / NO_CLIENT_CERTIFICATE when a part is
+// missing or malformed (empty, too long, or not printable UTF-8).
+absl::StatusOr<RequestContext> ExtractRequestContext(
+    const grpc::ServerContextBase& context, bool insecure_dev);
+
+// Parses one attribute ("OU", "CN", ...) out of an RFC 2253 subject string
+// as gRPC reports it ("CN=a,OU=B,O=Lotse Dev"), honouring backslash
+// escapes. Empty when absent. Exposed for tests.
+std::string SubjectAttribute(absl::string_view subject, absl::string_view key);
+
+}  // namespace lotse::server
+
+#endif  // LOTSE_COMMON_SERVER_REQUEST_CONTEXT_H_

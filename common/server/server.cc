@@ -1,0 +1,171 @@
+#include "common/server/server.h"
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/server/internal/call_observer.h"
+#include "common/server/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+
+namespace lotse::server {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+TlsFiles TlsFilesFromDir(const std::string& dir, const std::string& service) {
+  return TlsFiles{absl::StrCat(dir, "/servers/", service, ".crt"),
+                  absl::StrCat(dir, "/servers/", service, ".key"),
+                  absl::StrCat(dir, "/ca.crt")};
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+ClientCredentialsFromDir(const std::string& dir, const std::string& client) {
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> ca = ReadFile(absl::StrCat(dir, "/ca.crt"));
+  if (!ca.ok()) return ca.status();
+  absl::StatusOr<std::string> cert =
+      ReadFile(absl::StrCat(dir, "/clients/", client, ".crt"));
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key =
+      ReadFile(absl::StrCat(dir, "/clients/", client, ".key"));
+  if (!key.ok()) return key.status();
+  ssl.pem_root_certs = *ca;
+  ssl.pem_cert_chain = *cert;
+  ssl.pem_private_key = *key;
+  return grpc::SslCredentials(ssl);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options, const std::vector<grpc::Service*>& services) {
+  std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
+
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (options.insecure_dev) {
+    Log(LogLevel::kWarning,
+        "--insecure_dev: serving PLAINTEXT without client certificates; "
+        "callers are not authenticated. Never use this outside development.",
+        {{"service", options.service_name}, {"listen", options.listen}});
+    credentials = grpc::InsecureServerCredentials();
+  } else {
+    if (options.tls.cert.empty() || options.tls.key.empty() ||
+        options.tls.ca.empty()) {
+      return absl::FailedPreconditionError(
+          "mutual TLS needs --tls_dir or --tls_cert, --tls_key and --tls_ca "
+          "(or --insecure_dev for plaintext development)");
+    }
+    grpc::SslServerCredentialsOptions ssl(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    absl::StatusOr<std::string> ca = ReadFile(options.tls.ca);
+    if (!ca.ok()) return absl::FailedPreconditionError(ca.status().message());
+    absl::StatusOr<std::string> cert = ReadFile(options.tls.cert);
+    if (!cert.ok()) return absl::FailedPreconditionError(cert.status().message());
+    absl::StatusOr<std::string> key = ReadFile(options.tls.key);
+    if (!key.ok()) return absl::FailedPreconditionError(key.status().message());
+    ssl.pem_root_certs = *ca;
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+
+  server->registry_ = std::make_shared<prometheus::Registry>();
+  if (!options.metrics_listen.empty()) {
+    // civetweb throws when it cannot bind; keep exceptions inside.
+    try {
+      server->exposer_ =
+          std::make_unique<prometheus::Exposer>(options.metrics_listen);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve metrics on ", options.metrics_listen, ": ", e.what()));
+    }
+    server->exposer_->RegisterCollectable(server->registry_);
+  }
+  auto metrics = std::make_shared<internal::RpcMetrics>(options.service_name,
+                                                        *server->registry_);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, credentials, &server->port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Keepalive: ping idle connections every minute so that dead peers behind
+  // NAT or load balancers are noticed; allow clients to ping every 20 s.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 20 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 30 * 60 * 1000);
+  for (grpc::Service* service : services) {
+    builder.RegisterService(service);
+  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(std::make_unique<internal::CallObserverFactory>(
+      metrics, options.log_calls, options.insecure_dev));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve gRPC on ", options.listen));
+  }
+  // Health answers for "" (the whole server) and for each service's full
+  // name, e.g. "lotse.identity.v1.IdentityService"; all start NOT_SERVING.
+  if (auto* health = server->server_->GetHealthCheckService()) {
+    for (const std::string& name : options.health_service_names) {
+      health->SetServingStatus(name, false);
+    }
+  }
+  server->SetServing(false);
+  Log(LogLevel::kInfo, "listening",
+      {{"service", options.service_name},
+       {"port", static_cast<int64_t>(server->port_)},
+       {"tls", !options.insecure_dev},
+       {"metrics_port", static_cast<int64_t>(server->metrics_port())}});
+  return server;
+}
+
+Server::~Server() { Drain(); }
+
+int Server::metrics_port() const {
+  if (exposer_ == nullptr) return 0;
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+void Server::SetServing(bool serving) {
+  if (server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(serving);
+}
+
+void Server::Drain() {
+  if (drained_ || server_ == nullptr) return;
+  drained_ = true;
+  Log(LogLevel::kInfo, "draining",
+      {{"service", options_.service_name},
+       {"grace_ms", absl::ToInt64Milliseconds(options_.drain_grace)},
+       {"deadline_ms", absl::ToInt64Milliseconds(options_.shutdown_deadline)}});
+  SetServing(false);
+  absl::SleepFor(options_.drain_grace);
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_deadline));
+  server_->Wait();
+  Log(LogLevel::kInfo, "stopped", {{"service", options_.service_name}});
+}
+
+}  // namespace lotse::server

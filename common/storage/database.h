@@ -1,0 +1,154 @@
+// The storage contract every service stands on: one relational database per
+// service, reached through SQLite (embedded default) or PostgreSQL
+// (production), with the same SQL and the same migrations on both.
+//
+// SQL is written once, in the common subset of both dialects, with numbered
+// parameters `$1, $2, ...` (PostgreSQL's native form; SQLite binds them by
+// name). Column types in migrations use the macros listed in migrations.h.
+//
+// Thread safety: Database is thread-safe; a Transaction belongs to the thread
+// that opened it and must not be shared.
+#ifndef LOTSE_COMMON_STORAGE_DATABASE_H_
+#define LOTSE_COMMON_STORAGE_DATABASE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace lotse::storage {
+
+enum class Dialect { kSqlite, kPostgres };
+
+// Raw bytes, kept apart from text so that each backend can bind it as a blob
+// (SQLite BLOB, PostgreSQL BYTEA) rather than as text.
+struct Bytes {
+  std::string data;
+  bool operator==(const Bytes& o) const { return data == o.data; }
+};
+
+// A bound parameter or a result cell. std::monostate is SQL NULL.
+using Value = std::variant<std::monostate, int64_t, double, std::string, Bytes>;
+
+// One row of a result. Accessors return an error status when the column is
+// out of range or NULL (use IsNull first for nullable columns) or cannot be
+// converted to the requested type.
+class Row {
+ public:
+  explicit Row(std::vector<Value> cells) : cells_(std::move(cells)) {}
+
+  size_t size() const { return cells_.size(); }
+  bool IsNull(size_t column) const;
+  absl::StatusOr<int64_t> GetInt(size_t column) const;
+  absl::StatusOr<double> GetDouble(size_t column) const;
+  absl::StatusOr<std::string> GetText(size_t column) const;
+  absl::StatusOr<std::string> GetBytes(size_t column) const;
+  const Value& cell(size_t column) const { return cells_.at(column); }
+
+ private:
+  std::vector<Value> cells_;
+};
+
+using Rows = std::vector<Row>;
+
+enum class TxMode {
+  // Takes the write lock at BEGIN (SQLite BEGIN IMMEDIATE), so two writers
+  // never deadlock on lock upgrade; they queue behind the busy timeout.
+  kReadWrite,
+  kReadOnly,
+};
+
+// A database transaction. Destroying it without Commit() rolls it back, so an
+// early return on an error path never leaves a partial write behind.
+//
+// Errors: constraint violations (unique, foreign key, check) come back as
+// ALREADY_EXISTS (unique) or FAILED_PRECONDITION (others); serialization
+// failures, deadlocks and lock time-outs as ABORTED, which RunInTransaction
+// retries; everything else as INTERNAL or UNAVAILABLE.
+//
+// A failed statement aborts the transaction on both backends (PostgreSQL's
+// rule, applied to SQLite too so the embedded tests catch code that relies on
+// going on): later statements return FAILED_PRECONDITION and Commit returns
+// the first error. To tolerate a duplicate, write INSERT ... ON CONFLICT DO
+// NOTHING instead of catching ALREADY_EXISTS. Every `$N` must be used, and a
+// statement may reference no parameter that is not given.
+//
+// kReadOnly transactions refuse writes (FAILED_PRECONDITION). PostgreSQL runs
+// at READ COMMITTED, so a read-modify-write takes LockNamed (or SELECT ...
+// FOR UPDATE, PostgreSQL only) before its read.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  // Runs a statement that returns rows.
+  virtual absl::StatusOr<Rows> Query(absl::string_view sql,
+                                     const std::vector<Value>& params = {}) = 0;
+  // Runs a statement and returns the number of rows it changed.
+  virtual absl::StatusOr<int64_t> Execute(
+      absl::string_view sql, const std::vector<Value>& params = {}) = 0;
+  // Runs one or more statements without parameters (migrations).
+  virtual absl::Status ExecuteScript(absl::string_view sql) = 0;
+
+  // Serialises this transaction against every other transaction that takes
+  // the same named lock, until commit or rollback. On PostgreSQL this is a
+  // transaction-scoped advisory lock; on SQLite a read-write transaction
+  // already holds the database's single write lock, so it is a no-op.
+  virtual absl::Status LockNamed(absl::string_view name) = 0;
+
+  virtual absl::Status Commit() = 0;
+  virtual Dialect dialect() const = 0;
+};
+
+// A pool of connections to one database.
+class Database {
+ public:
+  virtual ~Database() = default;
+
+  // Opens a transaction, waiting for a free connection if all are in use.
+  virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin(
+      TxMode mode = TxMode::kReadWrite) = 0;
+  virtual Dialect dialect() const = 0;
+};
+
+// Runs `body` in a transaction and commits it. When the body or the commit
+// fails with ABORTED (a serialization conflict) the whole transaction is
+// retried a bounded number of times with backoff; any other error rolls back
+// and is returned unchanged.
+absl::Status RunInTransaction(
+    Database& db, const std::function<absl::Status(Transaction&)>& body,
+    TxMode mode = TxMode::kReadWrite);
+
+struct SqliteOptions {
+  std::string path;  // database file; ":memory:" is refused (not shared)
+  int pool_size = 4;
+  int busy_timeout_ms = 5000;
+  // FULL survives power loss at a cost in write latency; NORMAL (the
+  // default) survives a crash of the process, which is what WAL promises.
+  bool synchronous_full = false;
+};
+
+struct PostgresOptions {
+  std::string conninfo;  // libpq connection string or URI
+  int pool_size = 4;
+};
+
+absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
+    const SqliteOptions& options);
+absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(
+    const PostgresOptions& options);
+
+// Opens from a URL: "sqlite:/path/to/file.db" or "postgresql://..." /
+// "postgres://..." (passed to libpq unchanged).
+absl::StatusOr<std::unique_ptr<Database>> OpenDatabase(absl::string_view url,
+                                                       int pool_size = 4);
+
+}  // namespace lotse::storage
+
+#endif  // LOTSE_COMMON_STORAGE_DATABASE_H_

@@ -1,0 +1,73 @@
+// The life cycle both backends' transactions share: open, then either failed
+// (a statement returned an error) or finished (committed or rolled back).
+//
+// After a failed statement PostgreSQL refuses everything but ROLLBACK, while
+// SQLite would carry on. We make SQLite refuse too, so that code which
+// "catches" a constraint violation and goes on inside the same transaction
+// fails in the embedded tests rather than only in production.
+#ifndef LOTSE_COMMON_STORAGE_INTERNAL_TX_STATE_H_
+#define LOTSE_COMMON_STORAGE_INTERNAL_TX_STATE_H_
+
+#include <string_view>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace lotse::storage::internal {
+
+class TxState {
+ public:
+  // OK while statements may run.
+  absl::Status CheckUsable() const {
+    switch (state_) {
+      case kOpen:
+        return absl::OkStatus();
+      case kFailed:
+        return absl::FailedPreconditionError(absl::StrCat(
+            "storage: transaction is aborted by an earlier error and can only "
+            "be rolled back (destroy it): ",
+            first_error_.message()));
+      case kFinished:
+        break;
+    }
+    return absl::FailedPreconditionError(
+        "storage: transaction is already committed or rolled back");
+  }
+
+  // Records the first failure of an open transaction and passes it through.
+  absl::Status Fail(absl::Status status) {
+    if (state_ == kOpen && !status.ok()) {
+      state_ = kFailed;
+      first_error_ = status;
+    }
+    return status;
+  }
+
+  // What Commit returns for a transaction that is not open: the error that
+  // aborted it, with its code (so an ABORTED body is still retried), or a
+  // FAILED_PRECONDITION for a second commit.
+  absl::Status CommitRefusal() const {
+    if (state_ == kFailed) {
+      return absl::Status(
+          first_error_.code(),
+          absl::StrCat("storage: commit of a transaction aborted by an "
+                       "earlier error: ",
+                       first_error_.message()));
+    }
+    return CheckUsable();
+  }
+
+  bool open() const { return state_ == kOpen; }
+  bool finished() const { return state_ == kFinished; }
+  void Finish() { state_ = kFinished; }
+
+ private:
+  enum State { kOpen, kFailed, kFinished };
+  State state_ = kOpen;
+  absl::Status first_error_;
+};
+
+}  // namespace lotse::storage::internal
+
+#endif  // LOTSE_COMMON_STORAGE_INTERNAL_TX_STATE_H_

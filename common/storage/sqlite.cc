@@ -1,0 +1,420 @@
+// The SQLite backend: a pool of connections to one database file in WAL mode,
+// each with its own cache of prepared statements.
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/storage/database.h"
+#include "common/storage/internal/pool.h"
+#include "common/storage/internal/tx_state.h"
+
+namespace lotse::storage {
+namespace {
+
+// Statements cached per connection before the cache is flushed; guards
+// against code that builds SQL text dynamically.
+constexpr size_t kMaxCachedStatements = 256;
+
+absl::Status SqliteError(int rc, sqlite3* db, absl::string_view what) {
+  std::string message =
+      absl::StrCat("sqlite: ", what, ": ",
+                   db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    return absl::AlreadyExistsError(message);
+  }
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_READONLY:  // a write in a kReadOnly transaction
+      return absl::FailedPreconditionError(message);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::AbortedError(message);
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// One connection with its statement cache. Used by one thread at a time (the
+// pool hands it to one transaction), hence SQLITE_OPEN_NOMUTEX.
+class SqliteConn {
+ public:
+  explicit SqliteConn(sqlite3* db) : db_(db) {}
+  ~SqliteConn() {
+    ClearCache();
+    sqlite3_close_v2(db_);
+  }
+  SqliteConn(const SqliteConn&) = delete;
+  SqliteConn& operator=(const SqliteConn&) = delete;
+
+  sqlite3* db() const { return db_; }
+
+  // Returns the cached statement for `sql`, preparing it on first use.
+  // nullptr means the text holds no statement (only whitespace or comments).
+  absl::StatusOr<sqlite3_stmt*> Prepare(absl::string_view sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+
+    sqlite3_stmt* stmt = nullptr;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+    if (rc != SQLITE_OK) return SqliteError(rc, db_, "prepare");
+    // Query and Execute run exactly one statement, like PostgreSQL's
+    // extended protocol; anything after it other than comments is an error.
+    absl::string_view rest(tail, sql.data() + sql.size() - tail);
+    sqlite3_stmt* next = nullptr;
+    rc = sqlite3_prepare_v2(db_, rest.data(), static_cast<int>(rest.size()),
+                            &next, nullptr);
+    sqlite3_finalize(next);
+    if (rc != SQLITE_OK || next != nullptr) {
+      sqlite3_finalize(stmt);
+      return absl::InvalidArgumentError(
+          "sqlite: Query and Execute take one statement; use ExecuteScript "
+          "for several");
+    }
+    cache_.emplace(std::string(sql), stmt);
+    return stmt;
+  }
+
+  // Runs a parameterless statement to completion (BEGIN, COMMIT, PRAGMA).
+  absl::Status Exec(absl::string_view sql) {
+    absl::StatusOr<sqlite3_stmt*> stmt = Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    int rc;
+    while ((rc = sqlite3_step(*stmt)) == SQLITE_ROW) {
+    }
+    absl::Status status;
+    if (rc != SQLITE_DONE) status = SqliteError(rc, db_, sql);
+    sqlite3_reset(*stmt);
+    return status;
+  }
+
+  void TrimCache() {
+    if (cache_.size() > kMaxCachedStatements) ClearCache();
+  }
+
+ private:
+  void ClearCache() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    cache_.clear();
+  }
+
+  sqlite3* const db_;
+  absl::flat_hash_map<std::string, sqlite3_stmt*> cache_;
+};
+
+using SqlitePool = internal::Pool<SqliteConn>;
+
+absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
+    const SqliteOptions& options) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(
+      options.path.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = SqliteError(rc, raw, "open");
+    sqlite3_close_v2(raw);
+    return absl::UnavailableError(status.message());
+  }
+  auto conn = std::make_unique<SqliteConn>(raw);
+  sqlite3_extended_result_codes(raw, 1);
+  // The timeout comes first so that the pragmas below wait for a concurrent
+  // opener instead of failing.
+  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON",
+        options.synchronous_full ? "PRAGMA synchronous=FULL"
+                                 : "PRAGMA synchronous=NORMAL"}) {
+    if (absl::Status s = conn->Exec(pragma); !s.ok()) return s;
+  }
+  // journal_mode answers with the mode in force; a file system without
+  // shared memory would silently keep the rollback journal.
+  absl::StatusOr<sqlite3_stmt*> mode = conn->Prepare("PRAGMA journal_mode");
+  if (!mode.ok()) return mode.status();
+  std::string got;
+  if (sqlite3_step(*mode) == SQLITE_ROW) {
+    got = reinterpret_cast<const char*>(sqlite3_column_text(*mode, 0));
+  }
+  sqlite3_reset(*mode);
+  if (absl::AsciiStrToLower(got) != "wal") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sqlite: cannot switch ", options.path, " to WAL (mode is ", got, ")"));
+  }
+  return conn;
+}
+
+// Binds params[N-1] to every `$N` in the statement. SQLite sees `$1` as a
+// named parameter, so the numbering is read from each parameter's name.
+absl::Status Bind(sqlite3_stmt* stmt, const std::vector<Value>& params) {
+  std::vector<bool> used(params.size(), false);
+  int count = sqlite3_bind_parameter_count(stmt);
+  for (int index = 1; index <= count; ++index) {
+    const char* name = sqlite3_bind_parameter_name(stmt, index);
+    size_t n = 0;
+    if (name == nullptr || name[0] != '$' || !absl::SimpleAtoi(name + 1, &n) ||
+        n == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sqlite: parameters must be written $1, $2, ...; got ",
+                       name == nullptr ? "?" : name));
+    }
+    if (n > params.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sqlite: the statement uses $", n, " but ",
+                       params.size(), " parameters were given"));
+    }
+    used[n - 1] = true;
+    const Value& v = params[n - 1];
+    int rc = SQLITE_OK;
+    if (std::holds_alternative<std::monostate>(v)) {
+      rc = sqlite3_bind_null(stmt, index);
+    } else if (const int64_t* i = std::get_if<int64_t>(&v)) {
+      rc = sqlite3_bind_int64(stmt, index, *i);
+    } else if (const double* d = std::get_if<double>(&v)) {
+      rc = sqlite3_bind_double(stmt, index, *d);
+    } else if (const std::string* t = std::get_if<std::string>(&v)) {
+      // SQLITE_STATIC: the bindings are cleared before `params` goes away.
+      rc = sqlite3_bind_text64(stmt, index, t->data(), t->size(), SQLITE_STATIC,
+                               SQLITE_UTF8);
+    } else {
+      const std::string& b = std::get<Bytes>(v).data;
+      // A null pointer would bind NULL; an empty blob is a zero-length blob.
+      rc = b.empty() ? sqlite3_bind_zeroblob(stmt, index, 0)
+                     : sqlite3_bind_blob64(stmt, index, b.data(), b.size(),
+                                           SQLITE_STATIC);
+    }
+    if (rc != SQLITE_OK) {
+      return SqliteError(rc, sqlite3_db_handle(stmt), "bind");
+    }
+  }
+  for (size_t i = 0; i < used.size(); ++i) {
+    if (!used[i]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sqlite: parameter $", i + 1, " is not used by the statement"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Value ReadColumn(sqlite3_stmt* stmt, int column) {
+  switch (sqlite3_column_type(stmt, column)) {
+    case SQLITE_INTEGER:
+      return int64_t{sqlite3_column_int64(stmt, column)};
+    case SQLITE_FLOAT:
+      return sqlite3_column_double(stmt, column);
+    case SQLITE_TEXT: {
+      const unsigned char* text = sqlite3_column_text(stmt, column);
+      int size = sqlite3_column_bytes(stmt, column);
+      return std::string(reinterpret_cast<const char*>(text), size);
+    }
+    case SQLITE_BLOB: {
+      const void* blob = sqlite3_column_blob(stmt, column);
+      int size = sqlite3_column_bytes(stmt, column);
+      if (blob == nullptr) return Bytes{};
+      return Bytes{std::string(static_cast<const char*>(blob), size)};
+    }
+    default:
+      return std::monostate{};
+  }
+}
+
+class SqliteTransaction : public Transaction {
+ public:
+  SqliteTransaction(std::shared_ptr<SqlitePool> pool,
+                    std::unique_ptr<SqliteConn> conn, TxMode mode)
+      : pool_(std::move(pool)), conn_(std::move(conn)), mode_(mode) {}
+
+  ~SqliteTransaction() override {
+    if (!state_.finished()) End(/*commit=*/false).IgnoreError();
+  }
+
+  absl::StatusOr<Rows> Query(absl::string_view sql,
+                             const std::vector<Value>& params) override {
+    Rows rows;
+    absl::StatusOr<int64_t> n = Run(sql, params, &rows);
+    if (!n.ok()) return n.status();
+    return rows;
+  }
+
+  absl::StatusOr<int64_t> Execute(absl::string_view sql,
+                                  const std::vector<Value>& params) override {
+    return Run(sql, params, nullptr);
+  }
+
+  absl::Status ExecuteScript(absl::string_view sql) override {
+    if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+    std::string text(sql);  // sqlite3_exec wants a terminated string
+    char* error = nullptr;
+    int rc = sqlite3_exec(conn_->db(), text.c_str(), nullptr, nullptr, &error);
+    sqlite3_free(error);  // the same text is in sqlite3_errmsg
+    if (rc != SQLITE_OK) {
+      return state_.Fail(SqliteError(rc, conn_->db(), "script"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status LockNamed(absl::string_view name) override {
+    if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+    if (mode_ != TxMode::kReadWrite) {
+      return state_.Fail(absl::FailedPreconditionError(
+          "storage: LockNamed needs a read-write transaction"));
+    }
+    // BEGIN IMMEDIATE already holds the database's only write lock.
+    return absl::OkStatus();
+  }
+
+  absl::Status Commit() override {
+    if (!state_.open()) {
+      absl::Status refusal = state_.CommitRefusal();
+      if (!state_.finished()) End(/*commit=*/false).IgnoreError();
+      return refusal;
+    }
+    return End(/*commit=*/true);
+  }
+
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+ private:
+  absl::StatusOr<int64_t> Run(absl::string_view sql,
+                              const std::vector<Value>& params, Rows* rows) {
+    if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+    sqlite3* db = conn_->db();
+    absl::StatusOr<sqlite3_stmt*> prepared = conn_->Prepare(sql);
+    if (!prepared.ok()) return state_.Fail(prepared.status());
+    sqlite3_stmt* stmt = *prepared;
+    if (stmt == nullptr) {
+      return state_.Fail(absl::InvalidArgumentError("sqlite: empty statement"));
+    }
+    // Reset on every exit, so that a cached statement neither keeps a read
+    // open nor points at the caller's parameters.
+    struct Reset {
+      sqlite3_stmt* stmt;
+      ~Reset() {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+      }
+    } reset{stmt};
+
+    if (absl::Status s = Bind(stmt, params); !s.ok()) return state_.Fail(s);
+    int64_t total_before = sqlite3_total_changes64(db);
+    int columns = sqlite3_column_count(stmt);
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      if (rows == nullptr) continue;
+      std::vector<Value> cells;
+      cells.reserve(columns);
+      for (int c = 0; c < columns; ++c) cells.push_back(ReadColumn(stmt, c));
+      rows->emplace_back(std::move(cells));
+    }
+    if (rc != SQLITE_DONE) return state_.Fail(SqliteError(rc, db, "step"));
+    // sqlite3_changes keeps the count of the last INSERT/UPDATE/DELETE, even
+    // after a SELECT or DDL; the total tells whether this statement changed
+    // anything at all.
+    if (sqlite3_total_changes64(db) == total_before) return 0;
+    return sqlite3_changes64(db);
+  }
+
+  // Commits or rolls back, then hands the connection back to the pool, or
+  // drops it if it is left inside a transaction.
+  absl::Status End(bool commit) {
+    state_.Finish();
+    absl::Status status;
+    if (commit) {
+      status = conn_->Exec("COMMIT");
+      // SQLite leaves the transaction open when COMMIT fails with BUSY.
+    }
+    if (sqlite3_get_autocommit(conn_->db()) == 0) {
+      absl::Status rolled_back = conn_->Exec("ROLLBACK");
+      if (status.ok() && !rolled_back.ok()) status = rolled_back;
+    }
+    bool clean = sqlite3_get_autocommit(conn_->db()) != 0;
+    if (mode_ == TxMode::kReadOnly && clean) {
+      clean = conn_->Exec("PRAGMA query_only=0").ok();
+    }
+    if (clean) conn_->TrimCache();
+    pool_->Release(clean ? std::move(conn_) : nullptr);
+    conn_.reset();
+    return status;
+  }
+
+  std::shared_ptr<SqlitePool> pool_;
+  std::unique_ptr<SqliteConn> conn_;
+  const TxMode mode_;
+  internal::TxState state_;
+};
+
+class SqliteDatabase : public Database {
+ public:
+  explicit SqliteDatabase(std::shared_ptr<SqlitePool> pool)
+      : pool_(std::move(pool)) {}
+
+  absl::StatusOr<std::unique_ptr<Transaction>> Begin(TxMode mode) override {
+    absl::StatusOr<std::unique_ptr<SqliteConn>> conn = pool_->Acquire();
+    if (!conn.ok()) return conn.status();
+    absl::Status status;
+    if (mode == TxMode::kReadWrite) {
+      // Take the write lock now: a deferred transaction that reads and then
+      // writes can fail with BUSY without waiting, when another writer
+      // committed since its read.
+      status = (*conn)->Exec("BEGIN IMMEDIATE");
+    } else {
+      // query_only makes writes fail as they would in PostgreSQL's
+      // READ ONLY transactions.
+      status = (*conn)->Exec("PRAGMA query_only=1");
+      if (status.ok()) status = (*conn)->Exec("BEGIN");
+      if (!status.ok()) (*conn)->Exec("PRAGMA query_only=0").IgnoreError();
+    }
+    if (!status.ok()) {
+      bool clean = sqlite3_get_autocommit((*conn)->db()) != 0;
+      pool_->Release(clean ? std::move(*conn) : nullptr);
+      return status;
+    }
+    return std::make_unique<SqliteTransaction>(pool_, std::move(*conn), mode);
+  }
+
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+ private:
+  std::shared_ptr<SqlitePool> pool_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
+    const SqliteOptions& options) {
+  if (options.path.empty() || options.path == ":memory:" ||
+      options.path.find("mode=memory") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "sqlite: an in-memory database is not shared between the pool's "
+        "connections; give a file path");
+  }
+  if (options.pool_size < 1) {
+    return absl::InvalidArgumentError("sqlite: pool_size must be at least 1");
+  }
+  auto pool = std::make_shared<SqlitePool>(
+      options.pool_size, [options]() { return OpenConnection(options); });
+  // Open one connection now, so that a bad path fails here and not at the
+  // first request.
+  absl::StatusOr<std::unique_ptr<SqliteConn>> first = pool->Acquire();
+  if (!first.ok()) return first.status();
+  pool->Release(std::move(*first));
+  return std::make_unique<SqliteDatabase>(std::move(pool));
+}
+
+}  // namespace lotse::storage

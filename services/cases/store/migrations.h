@@ -1,0 +1,17 @@
+// The schema of the cases service's database, in the order it is applied.
+#ifndef LOTSE_SERVICES_CASES_STORE_MIGRATIONS_H_
+#define LOTSE_SERVICES_CASES_STORE_MIGRATIONS_H_
+
+#include <vector>
+
+#include "common/storage/migrations.h"
+
+namespace lotse::cases {
+
+// The shared tables (audit chain, event outbox, event inbox) followed
+// by the service's own.
+std::vector<storage::Migration> CasesMigrations();
+
+}  // namespace lotse::cases
+
+#endif  // LOTSE_SERVICES_CASES_STORE_MIGRATIONS_H_

@@ -1,0 +1,18 @@
+#include "services/identity/store/migrations.h"
+
+#include "common/audit/audit_log.h"
+#include "common/events/outbox.h"
+
+namespace lotse::identity {
+
+std::vector<storage::Migration> IdentityMigrations() {
+  std::vector<storage::Migration> all;
+  auto append = [&all](std::vector<storage::Migration> more) {
+    for (auto& m : more) all.push_back(std::move(m));
+  };
+  append(audit::AuditMigrations());
+  append(events::OutboxMigrations());
+  return all;
+}
+
+}  // namespace lotse::identity

@@ -1,0 +1,20 @@
+#include "services/placement/store/migrations.h"
+
+#include "common/audit/audit_log.h"
+#include "common/events/inbox.h"
+#include "common/events/outbox.h"
+
+namespace lotse::placement {
+
+std::vector<storage::Migration> PlacementMigrations() {
+  std::vector<storage::Migration> all;
+  auto append = [&all](std::vector<storage::Migration> more) {
+    for (auto& m : more) all.push_back(std::move(m));
+  };
+  append(audit::AuditMigrations());
+  append(events::OutboxMigrations());
+  append(events::InboxMigrations());
+  return all;
+}
+
+}  // namespace lotse::placement

@@ -1,0 +1,266 @@
+// Outbox and relay against a fake sender: storage behaviour, ordering,
+// backoff and per-destination state, on both backends.
+#include <atomic>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "common/events/outbox.h"
+#include "common/events/relay.h"
+#include "common/storage/migrations.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/common/events/event_test_util.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::events {
+namespace {
+
+using lotse::events::v1::Event;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::MatchesRegex;
+using testutil::FakeSender;
+using testutil::MakeEvent;
+
+class OutboxRelayTest : public lotse::testing::BothBackendsTest {
+ protected:
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(storage::ApplyMigrations(db(), OutboxMigrations()).ok());
+  }
+
+  void Enqueue(const std::vector<Event>& events) {
+    absl::Status s =
+        storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+          for (const Event& e : events) {
+            if (absl::Status s = EnqueueEvent(tx, e); !s.ok()) return s;
+          }
+          return absl::OkStatus();
+        });
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  RelayOptions Options(const std::string& destination) {
+    RelayOptions o;
+    o.destination = destination;
+    o.poll_interval = absl::Milliseconds(20);
+    o.call_timeout = absl::Milliseconds(500);
+    o.backoff_initial = absl::Milliseconds(40);
+    o.backoff_max = absl::Milliseconds(200);
+    return o;
+  }
+
+  int Deliver(OutboxRelay& relay) {
+    auto n = relay.DeliverPendingOnce();
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : -1;
+  }
+};
+
+TEST_P(OutboxRelayTest, EnqueueAssignsIdAndTimeAndStoresTheEvent) {
+  Enqueue({MakeEvent("persons/a", 0)});
+  FakeSender sender;
+  std::vector<Event> sent;
+  sender.set_respond([&](const Event& e) {
+    sent.push_back(e);
+    return absl::OkStatus();
+  });
+  OutboxRelay relay(db(), sender, Options("cases"));
+  EXPECT_EQ(Deliver(relay), 1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_THAT(
+      sent[0].event_id(),
+      MatchesRegex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{"
+                   "3}-[0-9a-f]{12}"));
+  EXPECT_GT(sent[0].occurred_at().seconds(), 1600000000);
+  EXPECT_EQ(sent[0].ordering_key(), "persons/a");
+  EXPECT_EQ(testutil::PayloadText(sent[0]), "persons/a#0");
+  EXPECT_NE(NewEventId(), NewEventId());
+}
+
+TEST_P(OutboxRelayTest, EnqueueRejectsEventWithoutPayloadAndDuplicateId) {
+  Event no_payload;
+  no_payload.set_ordering_key("k");
+  absl::Status s = storage::RunInTransaction(
+      db(),
+      [&](storage::Transaction& tx) { return EnqueueEvent(tx, no_payload); });
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+
+  Event e = MakeEvent("k", 0);
+  e.set_event_id("fixed-id");
+  Enqueue({e});
+  s = storage::RunInTransaction(
+      db(), [&](storage::Transaction& tx) { return EnqueueEvent(tx, e); });
+  EXPECT_TRUE(absl::IsAlreadyExists(s)) << s;
+}
+
+TEST_P(OutboxRelayTest, RolledBackEventIsNeverDelivered) {
+  {
+    auto tx = db().Begin();
+    ASSERT_TRUE(tx.ok());
+    ASSERT_TRUE(EnqueueEvent(**tx, MakeEvent("k", 99)).ok());
+    // No commit: the caller's change failed, so the event never happened.
+  }
+  Enqueue({MakeEvent("k", 0)});
+  FakeSender sender;
+  OutboxRelay relay(db(), sender, Options("cases"));
+  EXPECT_EQ(Deliver(relay), 1);
+  EXPECT_EQ(Deliver(relay), 0);
+  EXPECT_THAT(sender.attempts(), ElementsAre("k#0"));
+}
+
+TEST_P(OutboxRelayTest, DeliversInSeqOrderOnceAndPicksUpLaterEvents) {
+  Enqueue({MakeEvent("a", 0), MakeEvent("b", 0), MakeEvent("a", 1)});
+  FakeSender sender;
+  OutboxRelay relay(db(), sender, Options("cases"));
+  EXPECT_EQ(Deliver(relay), 3);
+  EXPECT_EQ(Deliver(relay), 0);
+  Enqueue({MakeEvent("b", 1)});
+  EXPECT_EQ(Deliver(relay), 1);
+  EXPECT_THAT(sender.attempts(), ElementsAre("a#0", "b#0", "a#1", "b#1"));
+  EXPECT_EQ(relay.stats().delivered, 4);
+  EXPECT_EQ(relay.stats().failed_attempts, 0);
+}
+
+TEST_P(OutboxRelayTest, BatchSizeBoundsOneCycle) {
+  std::vector<Event> events;
+  for (int i = 0; i < 5; ++i) events.push_back(MakeEvent("k", i));
+  Enqueue(events);
+  FakeSender sender;
+  RelayOptions options = Options("cases");
+  options.batch_size = 2;
+  OutboxRelay relay(db(), sender, options);
+  EXPECT_EQ(Deliver(relay), 2);
+  EXPECT_EQ(Deliver(relay), 2);
+  EXPECT_EQ(Deliver(relay), 1);
+  EXPECT_EQ(testutil::CheckOncePerKeyInOrder(sender.delivered(), {{"k", 5}}),
+            "");
+}
+
+TEST_P(OutboxRelayTest, FailingKeyWaitsWhileOtherKeysProceed) {
+  Enqueue({MakeEvent("K", 0), MakeEvent("L", 0), MakeEvent("K", 1),
+           MakeEvent("L", 1), MakeEvent("L", 2)});
+  FakeSender sender;
+  std::atomic<bool> accept_k{false};
+  sender.set_respond([&](const Event& e) {
+    if (e.ordering_key() == "K" && !accept_k) {
+      return absl::UnavailableError("receiver cannot apply K yet");
+    }
+    return absl::OkStatus();
+  });
+  OutboxRelay relay(db(), sender, Options("cases"));
+  EXPECT_EQ(Deliver(relay), 3);
+  // K#1 was never tried while K#0 failed.
+  EXPECT_THAT(sender.attempts(), ElementsAre("K#0", "L#0", "L#1", "L#2"));
+  // Still inside K#0's backoff: K is not tried again.
+  EXPECT_EQ(Deliver(relay), 0);
+  EXPECT_EQ(sender.attempts().size(), 4u);
+  EXPECT_EQ(relay.stats().failed_attempts, 1);
+
+  accept_k = true;
+  ASSERT_TRUE(testutil::WaitFor([&] { return Deliver(relay) > 0; }));
+  EXPECT_THAT(sender.delivered(),
+              ElementsAre("L#0", "L#1", "L#2", "K#0", "K#1"));
+}
+
+TEST_P(OutboxRelayTest, BackoffGrowsWithAttemptsAndIsCapped) {
+  Enqueue({MakeEvent("k", 0)});
+  FakeSender sender;
+  sender.set_respond(
+      [](const Event&) { return absl::UnavailableError("down"); });
+  RelayOptions options = Options("cases");
+  options.backoff_initial = absl::Milliseconds(20);
+  options.backoff_max = absl::Milliseconds(80);
+  OutboxRelay relay(db(), sender, options);
+  // Expected delay before attempt n+1 is min(20ms * 2^(n-1), 80ms), jittered
+  // into [delay/2, delay].
+  const int64_t expected_ms[] = {20, 40, 80, 80};
+  for (int64_t want : expected_ms) {
+    // The failure happened between `before` and `after`, so the jittered
+    // delay lies within [due - after, due - before].
+    int64_t before = 0;
+    ASSERT_TRUE(testutil::WaitFor([&] {
+      const size_t attempts = sender.attempts().size();
+      before = absl::ToUnixMicros(absl::Now());
+      Deliver(relay);
+      return sender.attempts().size() > attempts;
+    }));
+    const int64_t after = absl::ToUnixMicros(absl::Now());
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    auto rows = (*tx)->Query(
+        "SELECT next_attempt_at, last_error FROM event_outbox_delivery");
+    ASSERT_TRUE(rows.ok());
+    const int64_t due = *(*rows)[0].GetInt(0);
+    EXPECT_LE(due - after, want * 1000);
+    EXPECT_GE(due - before, want * 1000 / 2);
+    EXPECT_EQ(*(*rows)[0].GetText(1), "UNAVAILABLE: down");
+  }
+  EXPECT_EQ(relay.stats().failed_attempts, 4);
+}
+
+TEST_P(OutboxRelayTest, DestinationsHaveIndependentState) {
+  Enqueue({MakeEvent("k", 0), MakeEvent("k", 1), MakeEvent("j", 0)});
+  FakeSender cases, placement;
+  placement.set_respond(
+      [](const Event&) { return absl::UnavailableError("down"); });
+  OutboxRelay to_cases(db(), cases, Options("cases"));
+  OutboxRelay to_placement(db(), placement, Options("placement"));
+  EXPECT_EQ(Deliver(to_placement), 0);
+  EXPECT_EQ(Deliver(to_cases), 3);
+  EXPECT_EQ(Deliver(to_cases), 0);
+  EXPECT_THAT(placement.delivered(), IsEmpty());
+
+  placement.set_respond(nullptr);
+  int total = 0;
+  ASSERT_TRUE(testutil::WaitFor([&] {
+    total += Deliver(to_placement);
+    return total == 3;
+  }));
+  EXPECT_EQ(testutil::CheckOncePerKeyInOrder(placement.delivered(),
+                                             {{"k", 2}, {"j", 1}}),
+            "");
+  EXPECT_EQ(cases.delivered().size(), 3u);
+}
+
+TEST_P(OutboxRelayTest, ThreadWakesOnNotifyAndStopsPromptly) {
+  FakeSender sender;
+  RelayOptions options = Options("cases");
+  options.poll_interval = absl::Seconds(30);  // only Notify can wake it
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  absl::SleepFor(absl::Milliseconds(50));  // let it go to sleep
+  Enqueue({MakeEvent("k", 0)});
+  relay.Notify();
+  EXPECT_TRUE(testutil::WaitFor([&] { return relay.stats().delivered == 1; },
+                                absl::Seconds(5)));
+  const absl::Time start = absl::Now();
+  relay.Stop();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST_P(OutboxRelayTest, ThreadRetriesAfterBackoffWithoutNotify) {
+  Enqueue({MakeEvent("k", 0), MakeEvent("k", 1)});
+  FakeSender sender;
+  std::atomic<int> failures_left{3};
+  sender.set_respond([&](const Event&) {
+    if (failures_left-- > 0) return absl::UnavailableError("flaky");
+    return absl::OkStatus();
+  });
+  RelayOptions options = Options("cases");
+  options.poll_interval = absl::Seconds(30);  // the backoff expiry wakes it
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  EXPECT_TRUE(testutil::WaitFor([&] { return relay.stats().delivered == 2; },
+                                absl::Seconds(5)));
+  EXPECT_THAT(sender.delivered(), ElementsAre("k#0", "k#1"));
+  EXPECT_EQ(relay.stats().failed_attempts, 3);
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(OutboxRelayTest);
+
+}  // namespace
+}  // namespace lotse::events

@@ -1,0 +1,102 @@
+#include "tests/support/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace lotse::testing {
+
+absl::StatusOr<ServiceProcess> ServiceProcess::Start(
+    const std::string& binary, const std::vector<std::string>& args,
+    const std::string& log_path) {
+  std::vector<std::string> argv_storage{binary};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+      dup2(fd, STDERR_FILENO);
+      dup2(fd, STDOUT_FILENO);
+    }
+    // The child must not inherit a blocked signal mask from the test.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  return ServiceProcess(pid, log_path);
+}
+
+ServiceProcess::ServiceProcess(ServiceProcess&& other) noexcept
+    : pid_(other.pid_), log_path_(std::move(other.log_path_)) {
+  other.pid_ = -1;
+}
+
+ServiceProcess::~ServiceProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::string ServiceProcess::ReadLog() const {
+  std::ifstream in(log_path_);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+absl::StatusOr<int> ServiceProcess::WaitServing(absl::Duration timeout) {
+  static const std::regex kServing(
+      R"re("msg":"serving".*"port":([0-9]+))re");
+  const absl::Time give_up = absl::Now() + timeout;
+  while (absl::Now() < give_up) {
+    std::smatch match;
+    std::string log = ReadLog();
+    if (std::regex_search(log, match, kServing)) return std::stoi(match[1]);
+    int status = 0;
+    if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::FailedPreconditionError(
+          absl::StrCat("process exited before serving: ", log));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("not serving in time: ", ReadLog()));
+}
+
+void ServiceProcess::Signal(int signal_number) {
+  if (pid_ > 0) kill(pid_, signal_number);
+}
+
+absl::StatusOr<int> ServiceProcess::WaitExit(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::FailedPreconditionError("not running");
+  const absl::Time give_up = absl::Now() + timeout;
+  while (absl::Now() < give_up) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+      return -1;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::DeadlineExceededError("process did not exit in time");
+}
+
+}  // namespace lotse::testing

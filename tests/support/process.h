@@ -1,0 +1,44 @@
+// Real service processes for end-to-end tests: start a binary with flags,
+// wait until its JSON log says it is serving, signal it, wait for its exit.
+#ifndef LOTSE_TESTS_SUPPORT_PROCESS_H_
+#define LOTSE_TESTS_SUPPORT_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace lotse::testing {
+
+class ServiceProcess {
+ public:
+  // Starts `binary` with `args`; its stderr goes to `log_path`.
+  static absl::StatusOr<ServiceProcess> Start(const std::string& binary,
+                                              const std::vector<std::string>& args,
+                                              const std::string& log_path);
+  ServiceProcess(ServiceProcess&& other) noexcept;
+  ServiceProcess& operator=(ServiceProcess&&) = delete;
+  ~ServiceProcess();  // SIGKILLs a process still running
+
+  // Waits for the {"msg":"serving",...,"port":N} log line; returns N.
+  absl::StatusOr<int> WaitServing(absl::Duration timeout);
+  void Signal(int signal_number);
+  // Waits for exit; returns the exit code (128+signal when killed), or
+  // DEADLINE_EXCEEDED.
+  absl::StatusOr<int> WaitExit(absl::Duration timeout);
+  std::string ReadLog() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  ServiceProcess(pid_t pid, std::string log_path)
+      : pid_(pid), log_path_(std::move(log_path)) {}
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+}  // namespace lotse::testing
+
+#endif  // LOTSE_TESTS_SUPPORT_PROCESS_H_

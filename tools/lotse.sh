@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The two entry points of the README:
+#   tools/lotse.sh run    install what is missing, build, make dev certificates,
+#                         run every service (mutual TLS, embedded SQLite) until Ctrl-C
+#   tools/lotse.sh test   install what is missing, build, run every test (ctest)
+# Both work as root on a fresh Debian 12; as another user they need sudo for
+# the package installation step only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+# Debian 12 packages the build, the tests and the run need.
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev libssl-dev openssl libsqlite3-dev libpq-dev libicu-dev
+  prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  postgresql clang-format iproute2 procps
+)
+
+SERVICES=(identity cases courses placement)
+# Default gRPC and metrics ports of the services, in the order above.
+GRPC_PORTS=(50051 50052 50053 50054)
+METRICS_PORTS=(9461 9462 9463 9464)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  # Node.js and npm bring buf (protobuf lint); any node >= 18 will do.
+  if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+install_npm_tools() {
+  if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm dev tools (buf)"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+jobs_for_build() {
+  # Two compile jobs per core is too many for gRPC code in 2 cores' memory
+  # budget; one per core keeps builds predictable.
+  nproc
+}
+
+build() {
+  local preset=$1; shift
+  log "configuring ($preset)"
+  cmake --preset "$preset" "$@" >/dev/null
+  log "building ($preset) with $(jobs_for_build) jobs"
+  local start=$SECONDS
+  cmake --build --preset "$preset" -j "$(jobs_for_build)"
+  log "build took $((SECONDS - start)) s"
+}
+
+cmd_test() {
+  install_packages
+  install_npm_tools
+  build ci
+  log "running tests"
+  local start=$SECONDS
+  ctest --preset ci -j "$(nproc)" --timeout 600
+  log "tests took $((SECONDS - start)) s"
+}
+
+cmd_run() {
+  install_packages
+  build release -DLOTSE_BUILD_TESTS=OFF -DLOTSE_BUILD_BENCH=OFF
+  local bin="$ROOT/build/release"
+  local dev="$ROOT/.dev"
+  mkdir -p "$dev/data" "$dev/logs"
+  log "dev certificates in $dev/pki"
+  "$ROOT/tools/dev-pki.sh" "$dev/pki" >/dev/null
+
+  local pids=()
+  stop_all() {
+    trap - INT TERM EXIT
+    log "stopping services (SIGTERM, graceful drain)"
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait || true
+  }
+  trap stop_all INT TERM EXIT
+
+  for i in "${!SERVICES[@]}"; do
+    local s=${SERVICES[$i]}
+    "$bin/services/$s/lotse_$s" \
+      --listen="127.0.0.1:${GRPC_PORTS[$i]}" \
+      --metrics_listen="127.0.0.1:${METRICS_PORTS[$i]}" \
+      --tls_dir="$dev/pki" \
+      --database="sqlite:$dev/data/$s.db" \
+      --drain_grace=1s \
+      2>>"$dev/logs/$s.log" &
+    pids+=($!)
+  done
+
+  for i in "${!SERVICES[@]}"; do
+    local s=${SERVICES[$i]}
+    if ! "$bin/tools/lotse_health_probe" --target="127.0.0.1:${GRPC_PORTS[$i]}" \
+        --tls_dir="$dev/pki" --client=kim-koeln --wait=30s >/dev/null; then
+      log "$s did not become healthy; see $dev/logs/$s.log"
+      tail -n 20 "$dev/logs/$s.log" >&2 || true
+      exit 1
+    fi
+  done
+
+  log "Lotse is running (mutual TLS, embedded SQLite in $dev/data, logs in $dev/logs):"
+  for i in "${!SERVICES[@]}"; do
+    printf '    %-10s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' \
+      "${SERVICES[$i]}" "${GRPC_PORTS[$i]}" "${METRICS_PORTS[$i]}" >&2
+  done
+  printf '    client certificates: %s/pki/clients/<agency>.crt, CA %s/pki/ca.crt\n' "$dev" "$dev" >&2
+  log "press Ctrl-C to stop"
+  # Returns when any service exits (or on Ctrl-C via the trap).
+  wait -n "${pids[@]}" || true
+  log "a service exited; stopping the rest"
+}
+
+case "${1:-}" in
+  run) cmd_run ;;
+  test) cmd_test ;;
+  deps) install_packages; install_npm_tools ;;
+  *) echo "usage: $0 run|test|deps" >&2; exit 2 ;;
+esac
