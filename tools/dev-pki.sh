@@ -43,7 +43,7 @@ AGENCIES=(
   caritas-koeln:FREIER_TRAEGER
   jugendamt-koeln:JUGENDAMT
   sozialamt-koeln:SOZIALAMT
-  lotse-admin:PLATTFORM
+  lotse-admin:ADMINISTRATION
 )
 
 ORG="Lotse Dev"

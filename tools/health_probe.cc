@@ -16,9 +16,11 @@
 #include "grpcpp/create_channel.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of the service");
-ABSL_FLAG(std::string, service, "", "service name to ask about; empty: whole server");
+ABSL_FLAG(std::string, service, "",
+          "service name to ask about; empty: whole server");
 ABSL_FLAG(std::string, tls_dir, "", "dev-pki directory (ca.crt, clients/)");
-ABSL_FLAG(std::string, client, "kim-koeln", "client certificate name under clients/");
+ABSL_FLAG(std::string, client, "kim-koeln",
+          "client certificate name under clients/");
 ABSL_FLAG(bool, insecure, false, "plaintext (for --insecure_dev servers)");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
           "keep asking until SERVING or this much time has passed");
@@ -29,8 +31,8 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_insecure)) {
     creds = grpc::InsecureChannelCredentials();
   } else {
-    auto tls = lotse::server::ClientCredentialsFromDir(absl::GetFlag(FLAGS_tls_dir),
-                                                       absl::GetFlag(FLAGS_client));
+    auto tls = lotse::server::ClientCredentialsFromDir(
+        absl::GetFlag(FLAGS_tls_dir), absl::GetFlag(FLAGS_client));
     if (!tls.ok()) {
       std::fprintf(stderr, "%s\n", tls.status().ToString().c_str());
       return 2;
@@ -43,7 +45,8 @@ int main(int argc, char** argv) {
   std::string last = "no answer";
   do {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(2));
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(absl::GetFlag(FLAGS_service));
     grpc::health::v1::HealthCheckResponse response;
@@ -53,9 +56,10 @@ int main(int argc, char** argv) {
       std::printf("SERVING\n");
       return 0;
     }
-    last = status.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
-                             response.status())
-                       : status.error_message();
+    last = status.ok()
+               ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                     response.status())
+               : status.error_message();
     if (absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(200));
   } while (absl::Now() < give_up);
   std::printf("%s\n", last.c_str());

@@ -361,6 +361,9 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
 absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
     storage::Database& db, const std::string& resource,
     const ListAuditOptions& options) {
+  if (resource.empty()) {
+    return absl::InvalidArgumentError("resource is required");
+  }
   const int64_t limit = std::clamp(options.page_size, 1, 1000);
   auto tx = db.Begin(storage::TxMode::kReadOnly);
   if (!tx.ok()) return tx.status();

@@ -121,7 +121,8 @@ struct ListAuditOptions {
 // The rows about `resource` and its sub-resources ("persons/abc" matches
 // "persons/abc" and "persons/abc/...", not "persons/abcd"), in seq order, at
 // most page_size of them with seq > after_seq. For the transparency report:
-// which agencies saw or changed what about one person.
+// which agencies saw or changed what about one person. INVALID_ARGUMENT for
+// an empty resource.
 absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
     storage::Database& db, const std::string& resource,
     const ListAuditOptions& options = {});

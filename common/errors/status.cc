@@ -13,13 +13,13 @@ namespace {
 
 constexpr char kTypePrefix[] = "type.googleapis.com/";
 const std::string& BadRequestUrl() {
-  static const auto* url = new std::string(
-      absl::StrCat(kTypePrefix, google::rpc::BadRequest::descriptor()->full_name()));
+  static const auto* url = new std::string(absl::StrCat(
+      kTypePrefix, google::rpc::BadRequest::descriptor()->full_name()));
   return *url;
 }
 const std::string& ErrorInfoUrl() {
-  static const auto* url = new std::string(
-      absl::StrCat(kTypePrefix, google::rpc::ErrorInfo::descriptor()->full_name()));
+  static const auto* url = new std::string(absl::StrCat(
+      kTypePrefix, google::rpc::ErrorInfo::descriptor()->full_name()));
   return *url;
 }
 
@@ -88,7 +88,8 @@ std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status) {
   return out;
 }
 
-grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view domain) {
+grpc::Status ToGrpcStatus(const absl::Status& status,
+                          absl::string_view domain) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   std::string message(status.message());

@@ -14,6 +14,12 @@
 //
 // Run one relay per destination and database. Two would not lose or (given
 // the inbox) double anything, but could interleave one key's events.
+//
+// A destination seen for the first time receives the outbox's whole history.
+// An event the receiver keeps refusing (e.g. INVALID_ARGUMENT) holds back
+// its key, retried every backoff_max; event_outbox_delivery.last_error says
+// why (status code and the receiver's message, never the event). Events are
+// sent one at a time, in seq order; nothing is pruned yet.
 #ifndef LOTSE_COMMON_EVENTS_RELAY_H_
 #define LOTSE_COMMON_EVENTS_RELAY_H_
 

@@ -50,7 +50,8 @@ void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
     // Internal texts come from storage and libraries, not from requests, so
     // they carry no personal data; clients only see "internal error".
     Log(LogLevel::kError, "internal error",
-        {{"domain", std::string(domain)}, {"detail", std::string(status.message())}});
+        {{"domain", std::string(domain)},
+         {"detail", std::string(status.message())}});
   }
   reactor->Finish(ToGrpcStatus(status, domain));
 }

@@ -64,8 +64,8 @@ void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
 template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* ServeUnary(const HandlerEnv& env,
                                      grpc::CallbackServerContext* context,
-                                     const Request* request,
-                                     Response* response, Fn fn) {
+                                     const Request* request, Response* response,
+                                     Fn fn) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<RequestContext> rc =
       ExtractRequestContext(*context, env.insecure_dev);
@@ -74,30 +74,28 @@ grpc::ServerUnaryReactor* ServeUnary(const HandlerEnv& env,
     return reactor;
   }
   const std::string domain = env.error_domain;
-  bool queued = env.pool->TrySubmit(
-      [context, request, response, reactor, domain, rc = *std::move(rc),
-       fn = std::move(fn)]() mutable {
-        // A call whose client gave up, or whose deadline passed while it
-        // was queued, is not worth starting.
-        if (context->IsCancelled()) {
-          FinishWithStatus(reactor, absl::CancelledError("call cancelled"),
-                           domain);
-          return;
-        }
-        if (absl::Now() >= rc.deadline) {
-          FinishWithStatus(reactor,
-                           absl::DeadlineExceededError("deadline exceeded"),
-                           domain);
-          return;
-        }
-        FinishWithStatus(reactor, fn(rc, *request, response), domain);
-      });
+  bool queued = env.pool->TrySubmit([context, request, response, reactor,
+                                     domain, rc = *std::move(rc),
+                                     fn = std::move(fn)]() mutable {
+    // A call whose client gave up, or whose deadline passed while it
+    // was queued, is not worth starting.
+    if (context->IsCancelled()) {
+      FinishWithStatus(reactor, absl::CancelledError("call cancelled"), domain);
+      return;
+    }
+    if (absl::Now() >= rc.deadline) {
+      FinishWithStatus(
+          reactor, absl::DeadlineExceededError("deadline exceeded"), domain);
+      return;
+    }
+    FinishWithStatus(reactor, fn(rc, *request, response), domain);
+  });
   if (!queued) {
-    FinishWithStatus(reactor,
-                     ErrorWithReason(absl::StatusCode::kResourceExhausted,
-                                     "SERVER_OVERLOADED",
-                                     "server busy, retry with backoff"),
-                     env.error_domain);
+    FinishWithStatus(
+        reactor,
+        ErrorWithReason(absl::StatusCode::kResourceExhausted,
+                        "SERVER_OVERLOADED", "server busy, retry with backoff"),
+        env.error_domain);
   }
   return reactor;
 }

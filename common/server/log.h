@@ -5,10 +5,11 @@
 #define LOTSE_COMMON_SERVER_LOG_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace lotse::server {
 
@@ -19,7 +20,8 @@ enum class LogLevel { kInfo, kWarning, kError };
 
 // Writes {"ts":..., "level":..., "msg":..., <fields>} as one line.
 // Thread-safe; lines from different threads never interleave.
-void Log(LogLevel level, absl::string_view message, const LogFields& fields = {});
+void Log(LogLevel level, absl::string_view message,
+         const LogFields& fields = {});
 
 // JSON string escaping, exposed for tests.
 std::string JsonEscape(absl::string_view s);

@@ -92,8 +92,8 @@ absl::StatusOr<CallerIdentity> CallerFromAuthContext(
   }
   CallerIdentity caller;
   caller.agency_id = FirstProperty(auth, GRPC_X509_CN_PROPERTY_NAME);
-  caller.legal_domain =
-      SubjectAttribute(FirstProperty(auth, GRPC_X509_SUBJECT_PROPERTY_NAME), "OU");
+  caller.legal_domain = SubjectAttribute(
+      FirstProperty(auth, GRPC_X509_SUBJECT_PROPERTY_NAME), "OU");
   if (caller.agency_id.empty() || caller.legal_domain.empty()) {
     return ErrorWithReason(
         absl::StatusCode::kUnauthenticated, "CERTIFICATE_WITHOUT_AGENCY",
@@ -128,15 +128,15 @@ absl::StatusOr<RequestContext> ExtractRequestContext(
   }
   rc.actor = FirstMetadata(context, kActorMetadataKey);
   rc.purpose = FirstMetadata(context, kPurposeMetadataKey);
-  if (absl::Status s = CheckAsserted(rc.actor, kActorMetadataKey,
-                                     kMaxActorBytes, "MISSING_ACTOR",
-                                     "INVALID_ACTOR");
+  if (absl::Status s =
+          CheckAsserted(rc.actor, kActorMetadataKey, kMaxActorBytes,
+                        "MISSING_ACTOR", "INVALID_ACTOR");
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckAsserted(rc.purpose, kPurposeMetadataKey,
-                                     kMaxPurposeBytes, "MISSING_PURPOSE",
-                                     "INVALID_PURPOSE");
+  if (absl::Status s =
+          CheckAsserted(rc.purpose, kPurposeMetadataKey, kMaxPurposeBytes,
+                        "MISSING_PURPOSE", "INVALID_PURPOSE");
       !s.ok()) {
     return s;
   }

@@ -10,9 +10,9 @@
 #define LOTSE_COMMON_SERVER_REQUEST_CONTEXT_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/server_context.h"

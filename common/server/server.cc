@@ -70,7 +70,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     absl::StatusOr<std::string> ca = ReadFile(options.tls.ca);
     if (!ca.ok()) return absl::FailedPreconditionError(ca.status().message());
     absl::StatusOr<std::string> cert = ReadFile(options.tls.cert);
-    if (!cert.ok()) return absl::FailedPreconditionError(cert.status().message());
+    if (!cert.ok())
+      return absl::FailedPreconditionError(cert.status().message());
     absl::StatusOr<std::string> key = ReadFile(options.tls.key);
     if (!key.ok()) return absl::FailedPreconditionError(key.status().message());
     ssl.pem_root_certs = *ca;
@@ -113,7 +114,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   for (grpc::Service* service : services) {
     builder.RegisterService(service);
   }
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(std::make_unique<internal::CallObserverFactory>(
       metrics, options.log_calls, options.insecure_dev));
@@ -163,7 +165,8 @@ void Server::Drain() {
        {"deadline_ms", absl::ToInt64Milliseconds(options_.shutdown_deadline)}});
   SetServing(false);
   absl::SleepFor(options_.drain_grace);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.shutdown_deadline));
+  server_->Shutdown(
+      absl::ToChronoTime(absl::Now() + options_.shutdown_deadline));
   server_->Wait();
   Log(LogLevel::kInfo, "stopped", {{"service", options_.service_name}});
 }

@@ -50,11 +50,12 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Builds and starts the server. `services` must outlive it. FAILED_PRECONDITION when TLS files
-  // are missing and insecure_dev is not set; UNAVAILABLE when the address
-  // cannot be bound.
+  // Builds and starts the server. `services` must outlive it.
+  // FAILED_PRECONDITION when TLS files are missing and insecure_dev is not set;
+  // UNAVAILABLE when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
-      const ServerOptions& options, const std::vector<grpc::Service*>& services);
+      const ServerOptions& options,
+      const std::vector<grpc::Service*>& services);
 
   ~Server();
 
@@ -87,8 +88,8 @@ TlsFiles TlsFilesFromDir(const std::string& dir, const std::string& service);
 // Makes channel credentials for calling a Lotse service as `client`
 // (a certificate name under <dir>/clients/) — for tools, tests and
 // service-to-service calls.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientCredentialsFromDir(
-    const std::string& dir, const std::string& client);
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
+ClientCredentialsFromDir(const std::string& dir, const std::string& client);
 
 // Reads a whole file (PEM material). NOT_FOUND if it cannot be read.
 absl::StatusOr<std::string> ReadFile(const std::string& path);

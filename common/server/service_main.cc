@@ -48,9 +48,12 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   if (const std::string dir = absl::GetFlag(FLAGS_tls_dir); !dir.empty()) {
     options.tls = TlsFilesFromDir(dir, name);
   }
-  if (!absl::GetFlag(FLAGS_tls_cert).empty()) options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
-  if (!absl::GetFlag(FLAGS_tls_key).empty()) options.tls.key = absl::GetFlag(FLAGS_tls_key);
-  if (!absl::GetFlag(FLAGS_tls_ca).empty()) options.tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  if (!absl::GetFlag(FLAGS_tls_cert).empty())
+    options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  if (!absl::GetFlag(FLAGS_tls_key).empty())
+    options.tls.key = absl::GetFlag(FLAGS_tls_key);
+  if (!absl::GetFlag(FLAGS_tls_ca).empty())
+    options.tls.ca = absl::GetFlag(FLAGS_tls_ca);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.drain_grace = absl::GetFlag(FLAGS_drain_grace);
   options.shutdown_deadline = absl::GetFlag(FLAGS_shutdown_deadline);
@@ -59,9 +62,10 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   // Handlers are created before the server starts (gRPC registers services
   // at build time) but only answer once migrations have run and health
   // says SERVING.
-  WorkerPool pool(absl::GetFlag(FLAGS_worker_threads),
-                  /*max_queued=*/static_cast<size_t>(
-                      absl::GetFlag(FLAGS_worker_threads)) * 256);
+  WorkerPool pool(
+      absl::GetFlag(FLAGS_worker_threads),
+      /*max_queued=*/static_cast<size_t>(absl::GetFlag(FLAGS_worker_threads)) *
+          256);
   ServiceRuntime runtime;
   runtime.database = db->get();
   runtime.env.pool = &pool;
@@ -74,7 +78,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   }
 
   auto services = definition.make_services(runtime);
-  if (!services.ok()) return Fail(name, "cannot build services", services.status());
+  if (!services.ok())
+    return Fail(name, "cannot build services", services.status());
   std::vector<grpc::Service*> raw;
   for (auto& s : *services) raw.push_back(s.get());
 

@@ -4,8 +4,8 @@
 //
 // Start-up order: open the database, apply migrations, build the handlers,
 // start serving (health NOT_SERVING), then report SERVING. A replica that
-// cannot migrate never opens its port, so it never receives traffic. SIGTERM or SIGINT
-// drain the server (see Server::Drain) and the process exits 0.
+// cannot migrate never opens its port, so it never receives traffic. SIGTERM or
+// SIGINT drain the server (see Server::Drain) and the process exits 0.
 #ifndef LOTSE_COMMON_SERVER_SERVICE_MAIN_H_
 #define LOTSE_COMMON_SERVER_SERVICE_MAIN_H_
 

@@ -1,5 +1,5 @@
-// lotse_identity: the identity service process. See common/server/service_main.h
-// for flags, start-up and shutdown.
+// lotse_identity: the identity service process. See
+// common/server/service_main.h for flags, start-up and shutdown.
 #include <memory>
 #include <vector>
 

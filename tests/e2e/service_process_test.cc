@@ -58,10 +58,12 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
   }
 
   std::vector<std::string> Args() {
-    return {"--listen=127.0.0.1:0", "--metrics_listen=127.0.0.1:0",
+    return {"--listen=127.0.0.1:0",
+            "--metrics_listen=127.0.0.1:0",
             absl::StrCat("--tls_dir=", pki_),
             absl::StrCat("--database=sqlite:", dir_, "/db.sqlite"),
-            "--drain_grace=300ms", "--shutdown_deadline=2s"};
+            "--drain_grace=300ms",
+            "--shutdown_deadline=2s"};
   }
 
   std::shared_ptr<grpc::Channel> Channel(int port) {
@@ -196,7 +198,8 @@ TEST_P(ServiceProcessTest, RefusesToStartWithoutTlsMaterial) {
 TEST_P(ServiceProcessTest, EnvironmentConfiguresLikeFlags) {
   // LOTSE_TLS_DIR and LOTSE_DATABASE instead of flags, as in Kubernetes.
   setenv("LOTSE_TLS_DIR", pki_.c_str(), 1);
-  setenv("LOTSE_DATABASE", absl::StrCat("sqlite:", dir_, "/env.sqlite").c_str(), 1);
+  setenv("LOTSE_DATABASE", absl::StrCat("sqlite:", dir_, "/env.sqlite").c_str(),
+         1);
   auto process = ServiceProcess::Start(
       binary_, {"--listen=127.0.0.1:0", "--drain_grace=0s"}, dir_ + "/log");
   unsetenv("LOTSE_TLS_DIR");
@@ -214,7 +217,8 @@ INSTANTIATE_TEST_SUITE_P(
         ServiceCase{"identity",
                     lotse::identity::v1::IdentityService::service_full_name(),
                     &ServiceOf<lotse::identity::v1::RegisterAgencyRequest>},
-        ServiceCase{"cases", lotse::cases::v1::CasesService::service_full_name(),
+        ServiceCase{"cases",
+                    lotse::cases::v1::CasesService::service_full_name(),
                     &ServiceOf<lotse::cases::v1::OpenCaseRequest>},
         ServiceCase{"courses",
                     lotse::courses::v1::CoursesService::service_full_name(),

@@ -60,8 +60,7 @@ std::string ServiceProcess::ReadLog() const {
 }
 
 absl::StatusOr<int> ServiceProcess::WaitServing(absl::Duration timeout) {
-  static const std::regex kServing(
-      R"re("msg":"serving".*"port":([0-9]+))re");
+  static const std::regex kServing(R"re("msg":"serving".*"port":([0-9]+))re");
   const absl::Time give_up = absl::Now() + timeout;
   while (absl::Now() < give_up) {
     std::smatch match;

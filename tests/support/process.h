@@ -16,9 +16,9 @@ namespace lotse::testing {
 class ServiceProcess {
  public:
   // Starts `binary` with `args`; its stderr goes to `log_path`.
-  static absl::StatusOr<ServiceProcess> Start(const std::string& binary,
-                                              const std::vector<std::string>& args,
-                                              const std::string& log_path);
+  static absl::StatusOr<ServiceProcess> Start(
+      const std::string& binary, const std::vector<std::string>& args,
+      const std::string& log_path);
   ServiceProcess(ServiceProcess&& other) noexcept;
   ServiceProcess& operator=(ServiceProcess&&) = delete;
   ~ServiceProcess();  // SIGKILLs a process still running

@@ -19,8 +19,7 @@ namespace lotse::server::internal {
 class RpcMetrics {
  public:
   RpcMetrics(std::string service, prometheus::Registry& registry);
-  void Record(const std::string& method, grpc::StatusCode code,
-              double seconds);
+  void Record(const std::string& method, grpc::StatusCode code, double seconds);
 
  private:
   std::string service_;

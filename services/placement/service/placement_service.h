@@ -1,7 +1,7 @@
 // The gRPC face of the placement service: lotse.placement.v1.PlacementService.
 //
-// The contract (proto/lotse/placement/v1/) is complete; the handlers are not yet
-// written, so every RPC answers UNIMPLEMENTED (the generated base class's
+// The contract (proto/lotse/placement/v1/) is complete; the handlers are not
+// yet written, so every RPC answers UNIMPLEMENTED (the generated base class's
 // behaviour) until its issue is done. The process around it is real:
 // mutual TLS, health, reflection, metrics, storage with the audit chain and
 // the event outbox.
@@ -13,7 +13,8 @@
 
 namespace lotse::placement {
 
-class PlacementServiceImpl final : public v1::PlacementService::CallbackService {
+class PlacementServiceImpl final
+    : public v1::PlacementService::CallbackService {
  public:
   explicit PlacementServiceImpl(server::ServiceRuntime& runtime)
       : runtime_(runtime) {}

@@ -334,6 +334,7 @@ TEST_P(AuditLogTest, ListsRowsOfResourceAndSubresources) {
   rows = ListAuditForResource(db(), "persons/abc", page);
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].seq, 5);
+  EXPECT_TRUE(absl::IsInvalidArgument(ListAuditForResource(db(), "").status()));
 }
 
 TEST_P(AuditLogTest, RejectsAmbiguousCategory) {

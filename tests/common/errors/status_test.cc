@@ -23,9 +23,9 @@ TEST(FieldViolationsTest, CarriesEveryViolation) {
 }
 
 TEST(ErrorWithReasonTest, ReasonSurvivesTheRoundTripThroughGrpc) {
-  absl::Status s = ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                   "NO_LEGAL_BASIS", "no rule or consent",
-                                   {{"category", "HEALTH"}});
+  absl::Status s =
+      ErrorWithReason(absl::StatusCode::kPermissionDenied, "NO_LEGAL_BASIS",
+                      "no rule or consent", {{"category", "HEALTH"}});
   grpc::Status g = ToGrpcStatus(s, "identity.lotse");
   EXPECT_EQ(g.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(g.error_message(), "no rule or consent");

@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "common/errors/status.h"
@@ -23,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "lotse/bench/v1/echo.grpc.pb.h"
 #include "tests/support/dev_pki.h"
@@ -94,6 +95,50 @@ std::string HttpGet(int port, const std::string& path) {
   }
   close(fd);
   return body;
+}
+
+// Asks the server reflection service to list services, speaking its
+// protocol as raw bytes: Debian ships no reflection client headers, and a
+// second compiled copy of reflection.proto would clash with the library's.
+std::string ListServicesByReflection(
+    const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(5));
+  grpc::CompletionQueue cq;
+  void* tag = nullptr;
+  bool ok = false;
+  auto call = stub.PrepareCall(
+      &context,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  cq.Next(&tag, &ok);
+  // ServerReflectionRequest{list_services: "*"}: field 7, length-delimited.
+  grpc::Slice slice(std::string("\x3a\x01*", 3));
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  cq.Next(&tag, &ok);
+  call->WritesDone(reinterpret_cast<void*>(3));
+  cq.Next(&tag, &ok);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  std::string bytes;
+  if (ok) {
+    std::vector<grpc::Slice> slices;
+    (void)response.Dump(&slices);
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return bytes;
 }
 
 class ServerTest : public ::testing::Test {
@@ -187,7 +232,8 @@ TEST_F(ServerTest, CallerComesFromTheVerifiedClientCertificate) {
   EchoResponse response;
   grpc::Status status = Call(ChannelAs("jobcenter-koeln"), "hi", &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
-  EXPECT_EQ(response.payload(), "jobcenter-koeln|JOBCENTER|cw-4711|case-review");
+  EXPECT_EQ(response.payload(),
+            "jobcenter-koeln|JOBCENTER|cw-4711|case-review");
 }
 
 TEST_F(ServerTest, CallWithoutClientCertificateIsRefused) {
@@ -204,10 +250,10 @@ TEST_F(ServerTest, CallWithoutClientCertificateIsRefused) {
 TEST_F(ServerTest, ClientCertificateFromAnotherCaIsRefused) {
   StartServer();
   EchoResponse response;
-  grpc::Status status = Call(ChannelWithFiles(*pki_ + "/ca.crt",
-                                              *pki_ + "/test/rogue-client.crt",
-                                              *pki_ + "/test/rogue-client.key"),
-                             "hi", &response);
+  grpc::Status status =
+      Call(ChannelWithFiles(*pki_ + "/ca.crt", *pki_ + "/test/rogue-client.crt",
+                            *pki_ + "/test/rogue-client.key"),
+           "hi", &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
   EXPECT_TRUE(response.payload().empty());
@@ -216,10 +262,10 @@ TEST_F(ServerTest, ClientCertificateFromAnotherCaIsRefused) {
 TEST_F(ServerTest, ExpiredClientCertificateIsRefused) {
   StartServer();
   EchoResponse response;
-  grpc::Status status = Call(ChannelWithFiles(*pki_ + "/ca.crt",
-                                              *pki_ + "/test/expired-client.crt",
-                                              *pki_ + "/test/expired-client.key"),
-                             "hi", &response);
+  grpc::Status status = Call(
+      ChannelWithFiles(*pki_ + "/ca.crt", *pki_ + "/test/expired-client.crt",
+                       *pki_ + "/test/expired-client.key"),
+      "hi", &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
   EXPECT_TRUE(response.payload().empty());
@@ -345,9 +391,9 @@ TEST_F(ServerTest, InsecureDevTakesAgencyFromMetadata) {
   env_.insecure_dev = true;
   service_ = std::make_unique<ContextEchoService>(env_);
   StartServer(options);
-  auto stub = EchoService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", server_->port()),
-      grpc::InsecureChannelCredentials()));
+  auto stub = EchoService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                          grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.AddMetadata(kActorMetadataKey, "cw");
   context.AddMetadata(kPurposeMetadataKey, "p");
@@ -392,6 +438,13 @@ TEST_F(ServerTest, MetricsCountCallsByMethodAndCode) {
   EXPECT_TRUE(ok_line) << body;
   EXPECT_TRUE(denied_line) << body;
   EXPECT_NE(body.find("lotse_rpc_duration_seconds_bucket"), std::string::npos);
+}
+
+TEST_F(ServerTest, ReflectionListsTheServices) {
+  StartServer();
+  std::string listing = ListServicesByReflection(ChannelAs("kim-koeln"));
+  EXPECT_NE(listing.find("lotse.bench.v1.EchoService"), std::string::npos);
+  EXPECT_NE(listing.find("grpc.health.v1.Health"), std::string::npos);
 }
 
 TEST(SubjectAttributeTest, ParsesRfc2253Subjects) {
