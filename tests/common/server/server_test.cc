@@ -440,6 +440,18 @@ TEST_F(ServerTest, MetricsCountCallsByMethodAndCode) {
   EXPECT_NE(body.find("lotse_rpc_duration_seconds_bucket"), std::string::npos);
 }
 
+TEST_F(ServerTest, OversizeMessagesAreRefused) {
+  ServerOptions options = QuickDrain();
+  options.max_message_bytes = 1024;
+  StartServer(options);
+  EchoResponse response;
+  grpc::Status status =
+      Call(ChannelAs("kim-koeln"), std::string(4096, 'x'), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message();
+  EXPECT_TRUE(Call(ChannelAs("kim-koeln"), "small", &response).ok());
+}
+
 TEST_F(ServerTest, ReflectionListsTheServices) {
   StartServer();
   std::string listing = ListServicesByReflection(ChannelAs("kim-koeln"));
