@@ -1,0 +1,72 @@
+// Converts names in any script to lower-case ASCII Latin with ICU
+// transforms. Internal to duplicate detection.
+#ifndef LOTSE_SERVICES_IDENTITY_DOMAIN_INTERNAL_LATIN_FOLDING_H_
+#define LOTSE_SERVICES_IDENTITY_DOMAIN_INTERNAL_LATIN_FOLDING_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+
+namespace lotse::identity::internal {
+
+// Where a folded spelling came from; decides how it may be compared.
+enum class SpellingOrigin {
+  // Written in Latin script (diacritics dropped: u-umlaut -> u).
+  kLatin,
+  // Latin with umlauts and sharp s written out (ue, oe, ae, ss).
+  kUmlautsWrittenOut,
+  // Converted from an alphabet that writes vowels (Cyrillic, Greek,
+  // Ge'ez, Armenian, ...).
+  kConvertedAlphabet,
+  // Converted from Arabic script, which writes no short vowels: only the
+  // consonant skeleton is meaningful.
+  kConvertedConsonantal,
+};
+
+struct FoldedSpelling {
+  // Lower-case ASCII letters; name parts separated by single spaces;
+  // apostrophes dropped, other punctuation and hyphens as separators.
+  std::string text;
+  SpellingOrigin origin = SpellingOrigin::kLatin;
+};
+
+// Thread-safe: ICU transliterators are not, so each call borrows a private
+// set of clones from a pool (the mutex guards only the pool).
+class LatinFolder {
+ public:
+  static absl::StatusOr<std::unique_ptr<LatinFolder>> Create();
+  ~LatinFolder();
+
+  // All plausible ASCII spellings of `text`: one for Latin input (two when
+  // it has umlauts or sharp s); for Cyrillic the Ukrainian and the Russian
+  // romanisation; for Ge'ez ICU's and the BGN one; for Arabic script the
+  // Arabic and the Persian reading, each with w as consonant and as the
+  // vowel u. Deduplicated, never
+  // empty. INVALID_ARGUMENT if `text` is not valid UTF-8.
+  absl::StatusOr<std::vector<FoldedSpelling>> Fold(
+      absl::string_view text) const;
+
+ private:
+  struct TransformSet;
+  explicit LatinFolder(std::unique_ptr<TransformSet> prototype);
+  std::unique_ptr<TransformSet> Acquire() const;
+  void Release(std::unique_ptr<TransformSet> set) const;
+
+  std::unique_ptr<TransformSet> prototype_ ABSL_GUARDED_BY(mutex_);
+  mutable std::vector<std::unique_ptr<TransformSet>> idle_
+      ABSL_GUARDED_BY(mutex_);
+  mutable absl::Mutex mutex_;
+};
+
+// Lower-cases ASCII, drops apostrophes and turns every other non-letter
+// into a single space (trimmed). Exposed for the ASCII fast path.
+std::string CleanAscii(absl::string_view text);
+
+}  // namespace lotse::identity::internal
+
+#endif  // LOTSE_SERVICES_IDENTITY_DOMAIN_INTERNAL_LATIN_FOLDING_H_

@@ -1,0 +1,188 @@
+#include "services/identity/domain/internal/phonetic_key.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/match.h"
+
+namespace lotse::identity::internal {
+namespace {
+
+// Marks a vowel sound in the symbol stream; never part of the final key
+// except as the leading "A".
+constexpr char kVowel = '*';
+
+bool IsVowelLetter(char c) {
+  return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y' ||
+         c == 'j';
+}
+
+struct Rule {
+  absl::string_view spelling;
+  char sound;
+};
+
+// Latin spellings of one sound in the transliteration traditions that meet
+// in German offices (German, English, French, Turkish, BGN, ISO 9). Longest
+// first. j is a vowel: German writes j for English y (Jusuf, Jelena,
+// Marjam), and the English j of Jafari is German dsch, folded likewise.
+// g joins h because Ukrainian writes h for Russian g (Serhiy / Sergey,
+// Olha / Olga); kh, ch (German for kh, and the Slavic ch of tsch/tch) and gh
+// are one guttural.
+constexpr Rule kRules[] = {
+    {"dsch", kVowel}, {"tsch", 'H'},  {"dzh", kVowel}, {"sch", 'S'},
+    {"tch", 'H'},     {"dj", kVowel}, {"sh", 'S'},     {"zh", 'S'},
+    {"ch", 'H'},      {"kh", 'H'},    {"gh", 'H'},     {"ph", 'F'},
+    {"th", 'T'},      {"dh", 'D'},    {"ck", 'K'},     {"ts", 'S'},
+    {"tz", 'S'},
+};
+
+char SingleLetterSound(char c) {
+  switch (c) {
+    case 'b':
+    case 'p':  // Arabic has no p: Aleppo / Halab, Habib / Hapib.
+      return 'B';
+    case 'c':
+    case 'k':
+    case 'q':
+      return 'K';
+    case 'g':
+    case 'h':
+      return 'H';
+    case 'd':
+      return 'D';
+    case 't':
+      return 'T';
+    case 'f':
+      return 'F';
+    case 'v':
+    case 'w':
+      return 'V';
+    case 's':
+    case 'z':
+      return 'S';
+    case 'l':
+      return 'L';
+    case 'm':
+      return 'M';
+    case 'n':
+      return 'N';
+    case 'r':
+      return 'R';
+    default:
+      return IsVowelLetter(c) ? kVowel : '\0';
+  }
+}
+
+VowelClass ClassifyVowels(absl::string_view vowels) {
+  if (vowels.find('a') != absl::string_view::npos) return VowelClass::kOpen;
+  if (vowels.find_first_of("ou") != absl::string_view::npos) {
+    return VowelClass::kRounded;
+  }
+  if (vowels.find_first_of("eiy") != absl::string_view::npos) {
+    return VowelClass::kFront;
+  }
+  return VowelClass::kUnknown;
+}
+
+}  // namespace
+
+PhoneticKey ComputePhoneticKey(absl::string_view part) {
+  std::string letters;
+  letters.reserve(part.size());
+  for (char c : part) {
+    if (c >= 'a' && c <= 'z') letters.push_back(c);
+  }
+  // A final h after a vowel or sonorant is silent (Fatemeh / Fatima,
+  // Abdullah / Abdulla); after c, k, s, ... it belongs to a digraph.
+  if (letters.size() > 2 && letters.back() == 'h' &&
+      absl::string_view("cksgtpdz").find(letters[letters.size() - 2]) ==
+          absl::string_view::npos) {
+    letters.pop_back();
+  }
+
+  std::string sounds;  // one symbol per sound, vowels as kVowel
+  std::string first_vowel_group;
+  bool seen_consonant = false;
+  bool first_group_closed = false;
+  absl::string_view rest(letters);
+  while (!rest.empty()) {
+    char sound = '\0';
+    size_t consumed = 1;
+    for (const Rule& rule : kRules) {
+      if (absl::StartsWith(rest, rule.spelling)) {
+        sound = rule.sound;
+        consumed = rule.spelling.size();
+        break;
+      }
+    }
+    if (sound == '\0') sound = SingleLetterSound(rest.front());
+    if (sound == kVowel) {
+      if (seen_consonant && !first_group_closed) {
+        first_vowel_group.append(rest.data(), consumed);
+      }
+    } else if (sound != '\0') {
+      if (seen_consonant && !first_vowel_group.empty()) {
+        first_group_closed = true;
+      }
+      seen_consonant = true;
+    }
+    if (sound != '\0') sounds.push_back(sound);
+    // x is two sounds (Alexander / Oleksandr).
+    if (rest.front() == 'x') {
+      sounds.push_back('K');
+      sounds.push_back('S');
+      seen_consonant = true;
+      if (!first_vowel_group.empty()) first_group_closed = true;
+    }
+    rest.remove_prefix(consumed);
+  }
+  // Turkish and German write a final d as t (Ahmet / Ahmed, Murat / Murad).
+  if (!sounds.empty() && sounds.back() == 'D') sounds.back() = 'T';
+
+  PhoneticKey result;
+  result.first_vowel = ClassifyVowels(first_vowel_group);
+  if (sounds.empty()) return result;
+  if (sounds.front() == kVowel) result.key.push_back('A');
+  for (char sound : sounds) {
+    if (sound == kVowel) continue;
+    if (!result.key.empty() && result.key.back() == sound) continue;
+    result.key.push_back(sound);
+  }
+  return result;
+}
+
+bool VowelsCompatible(VowelClass a, VowelClass b) {
+  return !((a == VowelClass::kOpen && b == VowelClass::kRounded) ||
+           (a == VowelClass::kRounded && b == VowelClass::kOpen));
+}
+
+int OsaDistance(absl::string_view a, absl::string_view b, int limit) {
+  const int n = static_cast<int>(a.size());
+  const int m = static_cast<int>(b.size());
+  if (std::abs(n - m) > limit) return limit + 1;
+  // Three rolling rows: two back for transpositions.
+  std::vector<int> two_back(m + 1), previous(m + 1), current(m + 1);
+  for (int j = 0; j <= m; ++j) previous[j] = j;
+  for (int i = 1; i <= n; ++i) {
+    current[0] = i;
+    int row_min = current[0];
+    for (int j = 1; j <= m; ++j) {
+      const int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      int best = std::min(
+          {previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        best = std::min(best, two_back[j - 2] + 1);
+      }
+      current[j] = best;
+      row_min = std::min(row_min, best);
+    }
+    if (row_min > limit) return limit + 1;
+    std::swap(two_back, previous);
+    std::swap(previous, current);
+  }
+  return std::min(previous[m], limit + 1);
+}
+
+}  // namespace lotse::identity::internal

@@ -1,0 +1,920 @@
+#include "services/identity/domain/name_matching.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "services/identity/domain/internal/latin_folding.h"
+#include "services/identity/domain/internal/phonetic_key.h"
+
+namespace lotse::identity {
+
+using internal::FoldedSpelling;
+using internal::SpellingOrigin;
+using internal::VowelClass;
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Weights. The score is the clamped sum of contributions; the figures are
+// chosen so that matching names alone (~0.55-0.6) make a possible duplicate,
+// and only names plus an agreeing real birth date (+0.2..0.25) a strong one.
+
+constexpr double kGivenNamesWeight = 0.30;
+constexpr double kFamilyNamesWeight = 0.30;
+// Names that share nothing: the two records name different people, unless
+// an office wrote something else entirely (so not a veto).
+constexpr double kGivenNamesMismatch = -0.15;
+constexpr double kFamilyNamesMismatch = -0.20;
+// Given and family names swapped: common in registrations, but a match
+// needing a swap is slightly less certain.
+constexpr double kSwapPenaltyFactor = 0.05;
+// One record has name parts the other lacks (a second given name).
+constexpr double kExtraPartsFactor = 0.95;
+
+constexpr double kDateEqual = 0.25;
+constexpr double kDateDayMonthSwapped = 0.22;
+constexpr double kDateYearMonthEqual = 0.12;
+constexpr double kDateYearOnlyEqual = 0.05;
+constexpr double kDateYearTypo = 0.05;  // same day and month, year +-1
+constexpr double kDateSameYearOtherDay = -0.10;
+constexpr double kDateSameYearOtherMonth = -0.25;
+constexpr double kDateYearOffByOne = -0.15;
+constexpr double kDateYearOffByTwo = -0.30;
+constexpr double kDateYearsApart = -0.60;
+
+constexpr double kSexEqual = 0.03;
+constexpr double kSexDifferent = -0.25;
+constexpr double kNationalityShared = 0.03;
+constexpr double kNationalityDisjoint = -0.10;
+constexpr double kPlaceEqual = 0.05;
+constexpr double kPlaceTransliterated = 0.04;
+
+// Per name-part similarity by method.
+constexpr double kSimilarityExact = 1.0;
+constexpr double kSimilarityUmlaut = 0.99;
+constexpr double kSimilarityScriptSameText = 0.97;
+constexpr double kSimilarityScriptSameKey = 0.93;
+constexpr double kSimilarityTransliteration = 0.90;
+// Same consonants, but a against o/u after the first consonant (Hassan /
+// Hussein, Mahmud / Muhammad): most likely a different name, so barely
+// more than no match.
+constexpr double kSimilarityTransliterationWeak = 0.20;
+constexpr double kSimilarityTypo = 0.75;
+constexpr double kSimilarityKeyTypo = 0.70;
+
+// ---------------------------------------------------------------------------
+// Prepared names.
+
+struct NameForm {
+  std::string text;
+  internal::PhoneticKey key;
+  SpellingOrigin origin = SpellingOrigin::kLatin;
+};
+
+// One name part ("rahman") with its alternative forms (with and without an
+// attached article).
+struct NamePart {
+  std::vector<NameForm> forms;
+};
+
+// One transliteration variant of a name field.
+struct NameField {
+  std::vector<NamePart> parts;
+  std::string folded;  // the variant's text, for explanations
+};
+
+struct PreparedSpelling {
+  std::string given_original;
+  std::string family_original;
+  std::vector<NameField> given;   // empty when the field is empty
+  std::vector<NameField> family;  // empty when the field is empty
+};
+
+bool IsArticle(absl::string_view token) {
+  static const auto* const kArticles = new absl::flat_hash_set<std::string>{
+      "al", "el", "ul", "il",  "ol", "ad", "ar", "as",
+      "at", "az", "an", "ash", "ed", "ud", "ur"};
+  return kArticles->contains(token);
+}
+
+absl::string_view StripAttachedArticle(absl::string_view token) {
+  if (token.size() >= 5 &&
+      (absl::StartsWith(token, "al") || absl::StartsWith(token, "el"))) {
+    return token.substr(2);
+  }
+  return token;
+}
+
+// "Abdul Rahman", "Abd al-Rahman", "Abdel-Rahman", "Abdulrahman" all become
+// "abdrahman": the servant-of prefix is written in many ways and attached
+// or not.
+constexpr absl::string_view kAbdPrefixes[] = {
+    "abdoul", "abdul", "abdel", "abdal", "abdol", "abdu", "abd"};
+
+std::vector<std::string> JoinNameParticles(
+    const std::vector<std::string>& tokens) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string& token = tokens[i];
+    const bool has_next = i + 1 < tokens.size();
+    if (IsArticle(token) && has_next) continue;
+    bool merged = false;
+    for (absl::string_view prefix : kAbdPrefixes) {
+      if (token == prefix && has_next) {
+        size_t next = i + 1;
+        while (next + 1 < tokens.size() && IsArticle(tokens[next])) ++next;
+        parts.push_back(
+            absl::StrCat("abd", StripAttachedArticle(tokens[next])));
+        i = next;
+        merged = true;
+        break;
+      }
+      if (token.size() > prefix.size() + 2 && absl::StartsWith(token, prefix)) {
+        parts.push_back(absl::StrCat("abd", token.substr(prefix.size())));
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) parts.push_back(token);
+  }
+  return parts;
+}
+
+NameForm MakeForm(std::string text, SpellingOrigin origin) {
+  NameForm form;
+  form.key = internal::ComputePhoneticKey(text);
+  if (origin == SpellingOrigin::kConvertedConsonantal) {
+    form.key.first_vowel = VowelClass::kUnknown;
+  }
+  form.text = std::move(text);
+  form.origin = origin;
+  return form;
+}
+
+NameField MakeField(const FoldedSpelling& spelling) {
+  NameField field;
+  field.folded = spelling.text;
+  std::vector<std::string> tokens =
+      absl::StrSplit(spelling.text, ' ', absl::SkipEmpty());
+  for (std::string& token : JoinNameParticles(tokens)) {
+    NamePart part;
+    absl::string_view stripped = StripAttachedArticle(token);
+    if (stripped.size() != token.size()) {
+      part.forms.push_back(MakeForm(std::string(stripped), spelling.origin));
+    }
+    part.forms.push_back(MakeForm(std::move(token), spelling.origin));
+    field.parts.push_back(std::move(part));
+  }
+  return field;
+}
+
+}  // namespace
+
+struct PreparedRecord::Data {
+  std::vector<PreparedSpelling> spellings;
+  BirthDate birth_date;
+  std::string birth_place_original;
+  std::vector<NameField> birth_place;
+  std::vector<std::string> nationalities;
+  RecordedSex sex = RecordedSex::kUnspecified;
+};
+
+bool IsPlaceholderBirthDate(const BirthDate& date) {
+  return date.year != 0 && date.month == 1 && date.day == 1;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// Comparing name parts and fields.
+
+struct PartMatch {
+  double similarity = 0;
+  MatchMethod method = MatchMethod::kMismatch;
+};
+
+bool IsConverted(SpellingOrigin origin) {
+  return origin == SpellingOrigin::kConvertedAlphabet ||
+         origin == SpellingOrigin::kConvertedConsonantal;
+}
+
+PartMatch CompareForms(const NameForm& a, const NameForm& b) {
+  const bool converted = IsConverted(a.origin) || IsConverted(b.origin);
+  const bool consonantal = a.origin == SpellingOrigin::kConvertedConsonantal ||
+                           b.origin == SpellingOrigin::kConvertedConsonantal;
+  if (a.text.empty() || b.text.empty()) return {};
+  if (a.text == b.text) {
+    if (converted)
+      return {kSimilarityScriptSameText, MatchMethod::kScriptConversion};
+    if (a.origin == SpellingOrigin::kUmlautsWrittenOut ||
+        b.origin == SpellingOrigin::kUmlautsWrittenOut) {
+      return {kSimilarityUmlaut, MatchMethod::kUmlautSpelling};
+    }
+    return {kSimilarityExact, MatchMethod::kExact};
+  }
+  const bool vowels_agree =
+      internal::VowelsCompatible(a.key.first_vowel, b.key.first_vowel);
+  if (!a.key.key.empty() && a.key.key == b.key.key) {
+    if (consonantal) {
+      return {kSimilarityScriptSameKey, MatchMethod::kScriptConversion};
+    }
+    if (!vowels_agree) {
+      return {kSimilarityTransliterationWeak, MatchMethod::kTransliteration};
+    }
+    return {kSimilarityTransliteration, converted
+                                            ? MatchMethod::kScriptConversion
+                                            : MatchMethod::kTransliteration};
+  }
+  if (!consonantal) {
+    const size_t shorter = std::min(a.text.size(), b.text.size());
+    const int distance = internal::OsaDistance(a.text, b.text, 2);
+    if ((distance <= 1 && shorter >= 4) || (distance <= 2 && shorter >= 8)) {
+      return {kSimilarityTypo, MatchMethod::kTypo};
+    }
+  }
+  // Arabic script shows only consonants, so a typo there can only be seen
+  // in the skeleton. For Latin spellings one different consonant is too
+  // coarse (Yilmaz / Yildiz), but two swapped consonants with vowels
+  // around them are a typo the letter distance misses (Masnour / Mansur).
+  if (a.key.key.size() >= 4 && b.key.key.size() >= 4 &&
+      internal::OsaDistance(a.key.key, b.key.key, 1) <= 1) {
+    std::string sorted_a = a.key.key, sorted_b = b.key.key;
+    std::sort(sorted_a.begin(), sorted_a.end());
+    std::sort(sorted_b.begin(), sorted_b.end());
+    if (consonantal || (vowels_agree && sorted_a == sorted_b)) {
+      return {kSimilarityKeyTypo, MatchMethod::kTypo};
+    }
+  }
+  return {};
+}
+
+// A name part, or two adjacent ones read as one (Abdul Rahman /
+// Abdulrahman), as a candidate for matching.
+struct Unit {
+  size_t first = 0;
+  size_t count = 1;
+  std::vector<NameForm> forms;
+};
+
+std::vector<Unit> MakeUnits(const NameField& field) {
+  std::vector<Unit> units;
+  const size_t n = field.parts.size();
+  for (size_t i = 0; i < n; ++i) {
+    units.push_back({i, 1, field.parts[i].forms});
+  }
+  for (size_t i = 0; i + 1 < n; ++i) {
+    Unit unit{i, 2, {}};
+    for (const NameForm& left : field.parts[i].forms) {
+      for (const NameForm& right : field.parts[i + 1].forms) {
+        std::string joined = absl::StrCat(left.text, right.text);
+        absl::string_view stripped = StripAttachedArticle(joined);
+        if (stripped.size() != joined.size()) {
+          unit.forms.push_back(MakeForm(std::string(stripped), left.origin));
+        }
+        unit.forms.push_back(MakeForm(std::move(joined), left.origin));
+      }
+    }
+    units.push_back(std::move(unit));
+  }
+  if (n > 2) {  // the whole field as one word
+    std::string joined;
+    for (const NamePart& part : field.parts) joined += part.forms.back().text;
+    units.push_back(
+        {0, n, {MakeForm(std::move(joined), field.parts[0].forms[0].origin)}});
+  }
+  return units;
+}
+
+struct UnitMatch {
+  std::string a_text;
+  std::string b_text;
+  PartMatch match;
+  bool joined_parts = false;
+};
+
+struct FieldMatch {
+  double similarity = 0;  // 0..1
+  MatchMethod method = MatchMethod::kMismatch;
+  std::vector<UnitMatch> matches;
+  bool extra_parts = false;
+};
+
+PartMatch CompareUnits(const Unit& a, const Unit& b, std::string* a_text,
+                       std::string* b_text) {
+  PartMatch best;
+  for (const NameForm& fa : a.forms) {
+    for (const NameForm& fb : b.forms) {
+      PartMatch match = CompareForms(fa, fb);
+      if (match.similarity > best.similarity) {
+        best = match;
+        *a_text = fa.text;
+        *b_text = fb.text;
+      }
+    }
+  }
+  return best;
+}
+
+FieldMatch CompareFields(const NameField& a, const NameField& b) {
+  FieldMatch result;
+  if (a.parts.empty() || b.parts.empty()) return result;
+  const std::vector<Unit> units_a = MakeUnits(a);
+  const std::vector<Unit> units_b = MakeUnits(b);
+  struct Candidate {
+    size_t ia, ib;
+    UnitMatch match;
+  };
+  std::vector<Candidate> candidates;
+  for (size_t ia = 0; ia < units_a.size(); ++ia) {
+    for (size_t ib = 0; ib < units_b.size(); ++ib) {
+      if (units_a[ia].count > 1 && units_b[ib].count > 1 &&
+          units_a[ia].count == units_b[ib].count) {
+        continue;  // same split on both sides: singles cover it
+      }
+      UnitMatch match;
+      match.match =
+          CompareUnits(units_a[ia], units_b[ib], &match.a_text, &match.b_text);
+      if (match.match.similarity <= 0) continue;
+      match.joined_parts = units_a[ia].count != units_b[ib].count;
+      candidates.push_back({ia, ib, std::move(match)});
+    }
+  }
+  // Greedy assignment, best first; prefer single parts on ties so that
+  // joining is only reported where it was needed.
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const Candidate& x, const Candidate& y) {
+                     if (x.match.match.similarity != y.match.match.similarity) {
+                       return x.match.match.similarity >
+                              y.match.match.similarity;
+                     }
+                     return units_a[x.ia].count + units_b[x.ib].count <
+                            units_a[y.ia].count + units_b[y.ib].count;
+                   });
+  std::vector<bool> used_a(a.parts.size()), used_b(b.parts.size());
+  auto free_range = [](const std::vector<bool>& used, const Unit& unit) {
+    for (size_t i = unit.first; i < unit.first + unit.count; ++i) {
+      if (used[i]) return false;
+    }
+    return true;
+  };
+  double similarity_sum = 0;
+  size_t covered_a = 0, covered_b = 0;
+  for (Candidate& candidate : candidates) {
+    const Unit& ua = units_a[candidate.ia];
+    const Unit& ub = units_b[candidate.ib];
+    if (!free_range(used_a, ua) || !free_range(used_b, ub)) continue;
+    for (size_t i = ua.first; i < ua.first + ua.count; ++i) used_a[i] = true;
+    for (size_t i = ub.first; i < ub.first + ub.count; ++i) used_b[i] = true;
+    covered_a += ua.count;
+    covered_b += ub.count;
+    similarity_sum += candidate.match.match.similarity;
+    result.matches.push_back(std::move(candidate.match));
+  }
+  if (result.matches.empty()) return result;
+  const size_t uncovered_a = a.parts.size() - covered_a;
+  const size_t uncovered_b = b.parts.size() - covered_b;
+  // Parts left over on both sides contradict each other; parts left over
+  // on one side only are extra names the other office did not write down.
+  const size_t conflicting = std::min(uncovered_a, uncovered_b);
+  result.similarity =
+      similarity_sum / static_cast<double>(result.matches.size() + conflicting);
+  if (uncovered_a != uncovered_b) {
+    result.extra_parts = true;
+    result.similarity *= kExtraPartsFactor;
+  }
+  // The weakest link explains the match best.
+  const UnitMatch* weakest = &result.matches.front();
+  for (const UnitMatch& match : result.matches) {
+    if (match.joined_parts) {
+      result.method = MatchMethod::kNameParts;
+      return result;
+    }
+    if (match.match.similarity < weakest->match.similarity) weakest = &match;
+  }
+  result.method = weakest->match.method;
+  return result;
+}
+
+FieldMatch BestFieldMatch(const std::vector<NameField>& a,
+                          const std::vector<NameField>& b) {
+  FieldMatch best;
+  for (const NameField& fa : a) {
+    for (const NameField& fb : b) {
+      FieldMatch match = CompareFields(fa, fb);
+      if (match.similarity > best.similarity) best = std::move(match);
+    }
+  }
+  return best;
+}
+
+absl::string_view MethodName(MatchMethod method) {
+  switch (method) {
+    case MatchMethod::kExact:
+      return "same spelling";
+    case MatchMethod::kTransliteration:
+      return "transliteration variant";
+    case MatchMethod::kScriptConversion:
+      return "same name in another script";
+    case MatchMethod::kUmlautSpelling:
+      return "umlaut written out";
+    case MatchMethod::kNameParts:
+      return "name parts joined or split differently";
+    case MatchMethod::kSwappedNames:
+      return "given and family names swapped";
+    case MatchMethod::kTypo:
+      return "small spelling difference";
+    default:
+      return "different";
+  }
+}
+
+std::string DescribeField(const FieldMatch& match) {
+  std::vector<std::string> pieces;
+  for (const UnitMatch& unit : match.matches) {
+    pieces.push_back(absl::StrCat(unit.a_text, " ~ ", unit.b_text, " (",
+                                  MethodName(unit.match.method), ")"));
+  }
+  std::string text = absl::StrJoin(pieces, "; ");
+  if (match.extra_parts) {
+    absl::StrAppend(&text, "; one record has further name parts");
+  }
+  return text;
+}
+
+struct NameEvidence {
+  double total = 0;
+  std::vector<MatchReason> reasons;
+};
+
+MatchReason FieldReason(MatchFactor factor, const std::string& query_value,
+                        const std::string& candidate_value,
+                        const FieldMatch& match, double weight, double mismatch,
+                        bool query_has, bool candidate_has) {
+  MatchReason reason{
+      factor, MatchMethod::kMissing, query_value, candidate_value, 0, ""};
+  const char* label =
+      factor == MatchFactor::kGivenNames ? "given names" : "family names";
+  if (!query_has || !candidate_has) {
+    reason.explanation = absl::StrCat("one record has no ", label);
+    return reason;
+  }
+  if (match.matches.empty()) {
+    reason.method = MatchMethod::kMismatch;
+    reason.contribution = mismatch;
+    reason.explanation = absl::StrCat(label, " differ");
+    return reason;
+  }
+  reason.method = match.method;
+  reason.contribution = weight * match.similarity;
+  reason.explanation = absl::StrCat(label, ": ", DescribeField(match));
+  return reason;
+}
+
+NameEvidence CompareSpellings(const PreparedSpelling& q,
+                              const PreparedSpelling& c) {
+  auto evaluate = [](const std::vector<NameField>& q_given,
+                     const std::vector<NameField>& q_family,
+                     const std::vector<NameField>& c_given,
+                     const std::vector<NameField>& c_family,
+                     const std::string& qg, const std::string& qf,
+                     const std::string& cg, const std::string& cf) {
+    NameEvidence evidence;
+    FieldMatch given = BestFieldMatch(q_given, c_given);
+    FieldMatch family = BestFieldMatch(q_family, c_family);
+    evidence.reasons.push_back(
+        FieldReason(MatchFactor::kGivenNames, qg, cg, given, kGivenNamesWeight,
+                    kGivenNamesMismatch, !q_given.empty(), !c_given.empty()));
+    evidence.reasons.push_back(FieldReason(
+        MatchFactor::kFamilyNames, qf, cf, family, kFamilyNamesWeight,
+        kFamilyNamesMismatch, !q_family.empty(), !c_family.empty()));
+    for (const MatchReason& reason : evidence.reasons) {
+      evidence.total += reason.contribution;
+    }
+    return evidence;
+  };
+  NameEvidence straight =
+      evaluate(q.given, q.family, c.given, c.family, q.given_original,
+               q.family_original, c.given_original, c.family_original);
+  NameEvidence swapped =
+      evaluate(q.given, q.family, c.family, c.given, q.given_original,
+               q.family_original, c.family_original, c.given_original);
+  // A swap only explains something when both fields then agree better.
+  const double swap_penalty = kSwapPenaltyFactor * std::max(0.0, swapped.total);
+  if (swapped.total - swap_penalty > straight.total) {
+    swapped.reasons.push_back(
+        MatchReason{MatchFactor::kGivenNames, MatchMethod::kSwappedNames,
+                    q.given_original, c.family_original, -swap_penalty,
+                    "given and family names are swapped between the records"});
+    swapped.total -= swap_penalty;
+    return swapped;
+  }
+  return straight;
+}
+
+// ---------------------------------------------------------------------------
+// Birth date.
+
+std::string FormatDate(const BirthDate& date) {
+  if (date.year == 0) return "";
+  if (date.month == 0) return absl::StrFormat("%04d", date.year);
+  if (date.day == 0) return absl::StrFormat("%04d-%02d", date.year, date.month);
+  return absl::StrFormat("%04d-%02d-%02d", date.year, date.month, date.day);
+}
+
+MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
+  MatchReason reason{MatchFactor::kBirthDate,
+                     MatchMethod::kMissing,
+                     FormatDate(q),
+                     FormatDate(c),
+                     0,
+                     ""};
+  if (q.year == 0 || c.year == 0) {
+    reason.explanation = "one record has no birth date";
+    return reason;
+  }
+  const bool placeholder =
+      IsPlaceholderBirthDate(q) || IsPlaceholderBirthDate(c);
+  // A 1 January date is read as year-only.
+  auto effective = [](BirthDate date) {
+    if (IsPlaceholderBirthDate(date)) date.month = date.day = 0;
+    return date;
+  };
+  const BirthDate a = effective(q);
+  const BirthDate b = effective(c);
+  const int years_apart = std::abs(a.year - b.year);
+  const bool both_full = a.day != 0 && b.day != 0;
+  if (years_apart >= 3) {
+    reason.method = MatchMethod::kMismatch;
+    reason.contribution = kDateYearsApart;
+    reason.explanation = absl::StrCat("born ", years_apart, " years apart");
+    return reason;
+  }
+  if (years_apart == 2) {
+    reason.method = MatchMethod::kMismatch;
+    reason.contribution = kDateYearOffByTwo;
+    reason.explanation = "born two years apart";
+    return reason;
+  }
+  if (years_apart == 1) {
+    if (both_full && a.month == b.month && a.day == b.day) {
+      reason.method = MatchMethod::kTypo;
+      reason.contribution = kDateYearTypo;
+      reason.explanation = "same day and month, year differs by one";
+    } else {
+      reason.method = MatchMethod::kMismatch;
+      reason.contribution = kDateYearOffByOne;
+      reason.explanation = "birth years differ by one";
+    }
+    return reason;
+  }
+  // Same year.
+  if (placeholder) {
+    reason.method = MatchMethod::kDatePlaceholderIgnored;
+    reason.explanation =
+        "1 January may be a placeholder: compared as year only, not counted";
+    return reason;
+  }
+  if (both_full) {
+    if (a.month == b.month && a.day == b.day) {
+      reason.method = MatchMethod::kDateEqual;
+      reason.contribution = kDateEqual;
+      reason.explanation = "same birth date";
+    } else if (a.month == b.day && a.day == b.month) {
+      reason.method = MatchMethod::kDateDayMonthSwapped;
+      reason.contribution = kDateDayMonthSwapped;
+      reason.explanation = "same birth date with day and month swapped";
+    } else {
+      reason.method = MatchMethod::kMismatch;
+      reason.contribution = (a.month == b.month || a.day == b.day)
+                                ? kDateSameYearOtherDay
+                                : kDateSameYearOtherMonth;
+      reason.explanation = "different birth dates in the same year";
+    }
+    return reason;
+  }
+  if (a.month != 0 && b.month != 0) {
+    // One has a day; or both only year and month.
+    const bool month_agrees = a.month == b.month ||
+                              (a.day != 0 && a.day == b.month) ||
+                              (b.day != 0 && b.day == a.month);
+    if (month_agrees) {
+      reason.method = MatchMethod::kDatePartialCompatible;
+      reason.contribution = kDateYearMonthEqual;
+      reason.explanation = "same year and month of birth";
+    } else {
+      reason.method = MatchMethod::kMismatch;
+      reason.contribution = kDateSameYearOtherDay;
+      reason.explanation = "different months of birth in the same year";
+    }
+    return reason;
+  }
+  reason.method = MatchMethod::kDatePartialCompatible;
+  reason.contribution = kDateYearOnlyEqual;
+  reason.explanation = "same year of birth; day and month not known on both";
+  return reason;
+}
+
+// ---------------------------------------------------------------------------
+// Weaker factors.
+
+MatchReason CompareSex(RecordedSex q, RecordedSex c) {
+  MatchReason reason{
+      MatchFactor::kSex,         MatchMethod::kMissing, "", "", 0,
+      "sex not recorded on both"};
+  auto known = [](RecordedSex sex) {
+    return sex == RecordedSex::kFemale || sex == RecordedSex::kMale ||
+           sex == RecordedSex::kDiverse;
+  };
+  if (!known(q) || !known(c)) return reason;
+  if (q == c) {
+    reason.method = MatchMethod::kExact;
+    reason.contribution = kSexEqual;
+    reason.explanation = "same sex";
+  } else {
+    reason.method = MatchMethod::kMismatch;
+    reason.contribution = kSexDifferent;
+    reason.explanation = "different sex";
+  }
+  return reason;
+}
+
+MatchReason CompareNationalities(const std::vector<std::string>& q,
+                                 const std::vector<std::string>& c) {
+  MatchReason reason{MatchFactor::kNationality,
+                     MatchMethod::kMissing,
+                     absl::StrJoin(q, ","),
+                     absl::StrJoin(c, ","),
+                     0,
+                     "nationality not recorded on both"};
+  if (q.empty() || c.empty()) return reason;
+  for (const std::string& code : q) {
+    if (std::find(c.begin(), c.end(), code) != c.end()) {
+      reason.method = MatchMethod::kExact;
+      reason.contribution = kNationalityShared;
+      reason.explanation = "a nationality in common";
+      return reason;
+    }
+  }
+  reason.method = MatchMethod::kMismatch;
+  reason.contribution = kNationalityDisjoint;
+  reason.explanation = "no nationality in common";
+  return reason;
+}
+
+MatchReason CompareBirthPlaces(const PreparedRecord::Data& q,
+                               const PreparedRecord::Data& c) {
+  MatchReason reason{MatchFactor::kBirthPlace,
+                     MatchMethod::kMissing,
+                     q.birth_place_original,
+                     c.birth_place_original,
+                     0,
+                     "birth place not recorded on both"};
+  if (q.birth_place.empty() || c.birth_place.empty()) return reason;
+  FieldMatch match = BestFieldMatch(q.birth_place, c.birth_place);
+  if (match.similarity >= kSimilarityTransliteration) {
+    reason.method = match.method;
+    reason.contribution = match.similarity >= kSimilarityExact
+                              ? kPlaceEqual
+                              : kPlaceTransliterated;
+    reason.explanation = "same birth place";
+    return reason;
+  }
+  // Places have exonyms (Haleb / Aleppo, Dimashq / Damascus) that spelling
+  // rules cannot bridge, and offices record the town of registration: a
+  // different spelling is not counted against.
+  reason.method = MatchMethod::kMismatch;
+  reason.explanation = "birth places spelled differently; not counted";
+  return reason;
+}
+
+// ---------------------------------------------------------------------------
+// Blocking keys.
+
+std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
+  absl::flat_hash_set<std::string> keys;
+  auto part_keys = [](const NameField& field) {
+    std::vector<std::string> result;
+    for (const NamePart& part : field.parts) {
+      for (const NameForm& form : part.forms) {
+        if (!form.key.key.empty()) result.push_back(form.key.key);
+      }
+    }
+    if (field.parts.size() > 1) {  // joined differently elsewhere
+      std::string joined;
+      for (const NamePart& part : field.parts) joined += part.forms.back().text;
+      for (absl::string_view text :
+           {absl::string_view(joined), StripAttachedArticle(joined)}) {
+        std::string key = internal::ComputePhoneticKey(text).key;
+        if (!key.empty()) result.push_back(std::move(key));
+      }
+    }
+    return result;
+  };
+  auto pair_keys = [&](const std::vector<NameField>& one,
+                       const std::vector<NameField>& other) {
+    for (const NameField& field : one) {
+      for (const std::string& key : part_keys(field)) {
+        if (other.empty()) {
+          keys.insert(absl::StrCat(key, "|-"));
+          continue;
+        }
+        for (const NameField& other_field : other) {
+          for (const std::string& other_key : part_keys(other_field)) {
+            keys.insert(absl::StrCat(key, "|", other_key.substr(0, 1)));
+          }
+        }
+      }
+    }
+  };
+  for (const PreparedSpelling& spelling : data.spellings) {
+    pair_keys(spelling.given, spelling.family);
+    pair_keys(spelling.family, spelling.given);
+  }
+  std::vector<std::string> sorted(keys.begin(), keys.end());
+  std::sort(sorted.begin(), sorted.end());
+  return sorted;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+class DuplicateMatcher::Impl {
+ public:
+  explicit Impl(std::unique_ptr<internal::LatinFolder> folder)
+      : folder_(std::move(folder)) {}
+
+  absl::StatusOr<std::vector<NameField>> PrepareField(
+      absl::string_view text) const {
+    std::vector<NameField> fields;
+    absl::StatusOr<std::vector<FoldedSpelling>> folded = folder_->Fold(text);
+    if (!folded.ok()) return folded.status();
+    for (const FoldedSpelling& spelling : *folded) {
+      NameField field = MakeField(spelling);
+      if (!field.parts.empty()) fields.push_back(std::move(field));
+    }
+    return fields;
+  }
+
+  absl::StatusOr<PreparedRecord::Data> PrepareNames(
+      const PersonNames& names) const {
+    PreparedRecord::Data data;
+    for (const NameSpelling& spelling : names.spellings) {
+      PreparedSpelling prepared;
+      prepared.given_original = spelling.given_names;
+      prepared.family_original = spelling.family_names;
+      absl::StatusOr<std::vector<NameField>> given =
+          PrepareField(spelling.given_names);
+      if (!given.ok()) return given.status();
+      absl::StatusOr<std::vector<NameField>> family =
+          PrepareField(spelling.family_names);
+      if (!family.ok()) return family.status();
+      prepared.given = *std::move(given);
+      prepared.family = *std::move(family);
+      if (prepared.given.empty() && prepared.family.empty()) continue;
+      data.spellings.push_back(std::move(prepared));
+    }
+    return data;
+  }
+
+  std::unique_ptr<internal::LatinFolder> folder_;
+};
+
+DuplicateMatcher::DuplicateMatcher(std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+
+DuplicateMatcher::~DuplicateMatcher() = default;
+
+absl::StatusOr<std::unique_ptr<DuplicateMatcher>> DuplicateMatcher::Create() {
+  absl::StatusOr<std::unique_ptr<internal::LatinFolder>> folder =
+      internal::LatinFolder::Create();
+  if (!folder.ok()) return folder.status();
+  return std::unique_ptr<DuplicateMatcher>(
+      new DuplicateMatcher(std::make_unique<Impl>(*std::move(folder))));
+}
+
+absl::StatusOr<PreparedRecord> DuplicateMatcher::Prepare(
+    const MatchRecord& record) const {
+  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(record.names);
+  if (!data.ok()) return data.status();
+  data->birth_date = record.birth_date;
+  data->birth_place_original = record.birth_place;
+  absl::StatusOr<std::vector<NameField>> place =
+      impl_->PrepareField(record.birth_place);
+  if (!place.ok()) return place.status();
+  data->birth_place = *std::move(place);
+  for (const std::string& code : record.nationality_codes) {
+    std::string upper = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(code));
+    if (!upper.empty()) data->nationalities.push_back(std::move(upper));
+  }
+  data->sex = record.sex;
+  return PreparedRecord(
+      std::make_shared<const PreparedRecord::Data>(*std::move(data)));
+}
+
+MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
+                                      const PreparedRecord& candidate) const {
+  const PreparedRecord::Data& q = query.data();
+  const PreparedRecord::Data& c = candidate.data();
+  MatchResult result;
+  NameEvidence best_names;
+  bool first = true;
+  for (const PreparedSpelling& qs : q.spellings) {
+    for (const PreparedSpelling& cs : c.spellings) {
+      NameEvidence evidence = CompareSpellings(qs, cs);
+      if (first || evidence.total > best_names.total) {
+        best_names = std::move(evidence);
+        first = false;
+      }
+    }
+  }
+  result.reasons = std::move(best_names.reasons);
+  result.reasons.push_back(CompareBirthDates(q.birth_date, c.birth_date));
+  result.reasons.push_back(CompareBirthPlaces(q, c));
+  result.reasons.push_back(
+      CompareNationalities(q.nationalities, c.nationalities));
+  result.reasons.push_back(CompareSex(q.sex, c.sex));
+  double total = 0;
+  for (const MatchReason& reason : result.reasons) total += reason.contribution;
+  result.score = std::clamp(total, 0.0, 1.0);
+  result.strength =
+      result.score >= kStrongDuplicateScore     ? DuplicateStrength::kStrong
+      : result.score >= kPossibleDuplicateScore ? DuplicateStrength::kPossible
+                                                : DuplicateStrength::kNone;
+  std::stable_sort(result.reasons.begin(), result.reasons.end(),
+                   [](const MatchReason& x, const MatchReason& y) {
+                     return std::abs(x.contribution) > std::abs(y.contribution);
+                   });
+  return result;
+}
+
+absl::StatusOr<MatchResult> DuplicateMatcher::Compare(
+    const MatchRecord& query, const MatchRecord& candidate) const {
+  absl::StatusOr<PreparedRecord> q = Prepare(query);
+  if (!q.ok()) return q.status();
+  absl::StatusOr<PreparedRecord> c = Prepare(candidate);
+  if (!c.ok()) return c.status();
+  return Compare(*q, *c);
+}
+
+absl::StatusOr<std::vector<std::string>> DuplicateMatcher::BlockingKeys(
+    const PersonNames& names, const BirthDate& birth_date) const {
+  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
+  if (!data.ok()) return data.status();
+  std::vector<std::string> keys;
+  const std::string year =
+      birth_date.year != 0 ? absl::StrCat(birth_date.year) : "?";
+  for (const std::string& name_key : NameKeys(*data)) {
+    keys.push_back(absl::StrCat(name_key, "@", year));
+    keys.push_back(absl::StrCat(name_key, "@*"));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::vector<std::string>> DuplicateMatcher::LookupKeys(
+    const PersonNames& names, const BirthDate& birth_date) const {
+  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
+  if (!data.ok()) return data.status();
+  std::vector<std::string> keys;
+  for (const std::string& name_key : NameKeys(*data)) {
+    if (birth_date.year == 0) {
+      keys.push_back(absl::StrCat(name_key, "@*"));
+      continue;
+    }
+    for (int year = birth_date.year - 1; year <= birth_date.year + 1; ++year) {
+      keys.push_back(absl::StrCat(name_key, "@", year));
+    }
+    keys.push_back(absl::StrCat(name_key, "@?"));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::vector<std::vector<NormalizedNamePart>>>
+DuplicateMatcher::NormalizeName(absl::string_view name) const {
+  absl::StatusOr<std::vector<NameField>> fields = impl_->PrepareField(name);
+  if (!fields.ok()) return fields.status();
+  std::vector<std::vector<NormalizedNamePart>> result;
+  for (const NameField& field : *fields) {
+    std::vector<NormalizedNamePart> parts;
+    for (const NamePart& part : field.parts) {
+      const NameForm& form = part.forms.back();  // as written, article kept
+      parts.push_back({form.text, form.key.key});
+    }
+    result.push_back(std::move(parts));
+  }
+  return result;
+}
+
+}  // namespace lotse::identity

@@ -1,0 +1,232 @@
+// Duplicate detection for person records: do two records describe the same
+// newcomer, although offices spelled the names differently (Mohammed /
+// Muhammad / محمد, Oleksandr / Aleksandr / Олександр), swapped given and
+// family names, or wrote 01.01. for an unknown birthday?
+//
+// Pure domain logic: no gRPC, no storage. The service maps MatchRecord from
+// lotse.identity.v1.Person and MatchResult to DuplicateCandidate; the enum
+// values of MatchFactor and MatchMethod equal those of duplicates.proto so
+// the mapping is a static_cast.
+//
+// How it works, in short:
+//  - Every name is converted to lower-case ASCII Latin with ICU transforms
+//    (any script to Latin; Cyrillic both the Ukrainian and the Russian way;
+//    Ge'ez both ICU's and the BGN way; then Latin-ASCII). Punctuation,
+//    hyphens and apostrophes separate or vanish; Arabic articles (al-, el-)
+//    are dropped and "Abdul Rahman" becomes one part.
+//  - Each name part gets a phonetic key: a consonant skeleton with folding
+//    rules for Latin spellings of the same sound (kh/ch/h/g, sch/sh/s/z,
+//    w/v, ph/f, j/y as vowels, doubled letters once). Arabic script carries
+//    no short vowels, so the skeleton is what matches it to a Latin
+//    spelling.
+//  - Parts are compared exactly, by umlaut spelling, by key, and by
+//    Damerau-Levenshtein distance (typos); given and family names may be
+//    swapped, split differently, or one record may have extra parts.
+//  - Birth date, sex, nationality and birth place add or subtract evidence.
+//    A 1 January date counts as year-only and never as evidence for a match.
+//  - The score is the sum of the factors' contributions, clamped to [0, 1].
+//
+// Candidates for a query must come from an index over BlockingKeys(), never
+// from comparing against every stored person.
+#ifndef LOTSE_SERVICES_IDENTITY_DOMAIN_NAME_MATCHING_H_
+#define LOTSE_SERVICES_IDENTITY_DOMAIN_NAME_MATCHING_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace lotse::identity {
+
+// A score at or above this makes a record a "possible duplicate": it is
+// returned by FindDuplicates (unless the request asks for a higher
+// min_score). Reached by names that match (transliteration or typo allowed)
+// without contradicting birth data. On the labelled sample this is the
+// threshold at which recall and precision are measured.
+inline constexpr double kPossibleDuplicateScore = 0.45;
+
+// A score at or above this makes a record a "strong duplicate": CreatePerson
+// is refused with ALREADY_EXISTS unless the caller confirms a new person.
+// Reached only when names match and a real (non-placeholder) birth date, at
+// least year and month, agrees; a 1 January date alone never reaches it.
+inline constexpr double kStrongDuplicateScore = 0.78;
+
+// A birth date of which only some parts may be known, as
+// lotse.type.v1.PartialDate: year 0 = unknown; month 0 = year only; day 0 =
+// year and month. The caller validates ranges; Compare tolerates anything.
+struct BirthDate {
+  int year = 0;
+  int month = 0;
+  int day = 0;
+};
+
+// Sex as recorded (lotse.identity.v1.Sex, same numbering).
+enum class RecordedSex {
+  kUnspecified = 0,
+  kFemale = 1,
+  kMale = 2,
+  kDiverse = 3,
+  kNotStated = 4,
+};
+
+// One way a person's name is written, in any script. Either field may be
+// empty. Several parts are separated by spaces (or hyphens).
+struct NameSpelling {
+  std::string given_names;
+  std::string family_names;
+};
+
+// All spellings known for one person (e.g. the Latin one and the Arabic
+// one from the passport, aliases). Comparison uses the best-matching pair.
+struct PersonNames {
+  std::vector<NameSpelling> spellings;
+};
+
+// The parts of a person record that duplicate detection compares.
+struct MatchRecord {
+  PersonNames names;
+  BirthDate birth_date;
+  std::string birth_place;
+  // ISO 3166 codes (alpha-2 or alpha-3, compared case-insensitively).
+  std::vector<std::string> nationality_codes;
+  RecordedSex sex = RecordedSex::kUnspecified;
+};
+
+// Same values as lotse.identity.v1.MatchFactor.
+enum class MatchFactor {
+  kGivenNames = 1,
+  kFamilyNames = 2,
+  kBirthDate = 3,
+  kBirthPlace = 4,
+  kSex = 5,
+  kNationality = 6,
+};
+
+// Same values as lotse.identity.v1.MatchMethod.
+enum class MatchMethod {
+  kExact = 1,
+  kTransliteration = 2,
+  kScriptConversion = 3,
+  kUmlautSpelling = 4,
+  kNameParts = 5,
+  kSwappedNames = 6,
+  kTypo = 7,
+  kDateEqual = 8,
+  kDateDayMonthSwapped = 9,
+  kDatePartialCompatible = 10,
+  kDatePlaceholderIgnored = 11,
+  kMismatch = 12,
+  kMissing = 13,
+};
+
+// One piece of evidence. The values are those of the two records as
+// written (no other personal data); explanation is a short English
+// sentence for caseworkers.
+struct MatchReason {
+  MatchFactor factor;
+  MatchMethod method;
+  std::string query_value;
+  std::string candidate_value;
+  // Share of the score; negative is evidence against, 0 means ignored.
+  double contribution = 0;
+  std::string explanation;
+};
+
+enum class DuplicateStrength { kNone, kPossible, kStrong };
+
+struct MatchResult {
+  // 0 (nothing in common) to 1 (certainly the same person).
+  double score = 0;
+  DuplicateStrength strength = DuplicateStrength::kNone;
+  // Ordered by decreasing absolute contribution.
+  std::vector<MatchReason> reasons;
+};
+
+// A record converted once for repeated comparison (normalised and keyed
+// names). Cheap to copy; immutable; safe to share between threads.
+class PreparedRecord {
+ public:
+  struct Data;
+  PreparedRecord() = default;
+  explicit PreparedRecord(std::shared_ptr<const Data> data)
+      : data_(std::move(data)) {}
+  const Data& data() const { return *data_; }
+
+ private:
+  std::shared_ptr<const Data> data_;
+};
+
+// The name part of a record after normalisation, for diagnostics and
+// tests: per spelling and transliteration variant, the Latin ASCII parts
+// and their phonetic keys.
+struct NormalizedNamePart {
+  std::string text;  // e.g. "abdrahman"
+  std::string key;   // phonetic key, e.g. "ABTRHMN"
+};
+
+// Compares person records. Create once per process and share: all methods
+// are const and thread-safe. ICU transliterators are not thread-safe, so
+// the matcher keeps a small pool of clones (one per concurrent caller,
+// guarded by a mutex only while taking or returning one); pure-ASCII names
+// never touch ICU.
+class DuplicateMatcher {
+ public:
+  // Fails (INTERNAL) only if this ICU build lacks a transform we need.
+  static absl::StatusOr<std::unique_ptr<DuplicateMatcher>> Create();
+
+  ~DuplicateMatcher();
+  DuplicateMatcher(const DuplicateMatcher&) = delete;
+  DuplicateMatcher& operator=(const DuplicateMatcher&) = delete;
+
+  // Normalises a record for Compare. INVALID_ARGUMENT for text that is not
+  // valid UTF-8; otherwise never fails.
+  absl::StatusOr<PreparedRecord> Prepare(const MatchRecord& record) const;
+
+  // Scores `candidate` against `query`. Reasons are phrased from the
+  // query's point of view. Symmetric in score except for rounding.
+  MatchResult Compare(const PreparedRecord& query,
+                      const PreparedRecord& candidate) const;
+
+  // Prepare both, then Compare.
+  absl::StatusOr<MatchResult> Compare(const MatchRecord& query,
+                                      const MatchRecord& candidate) const;
+
+  // The keys a stored person is indexed under. Each key combines the
+  // phonetic key of one name part with the first sound of a part of the
+  // other name field (so a swap of given and family names, or a typo in
+  // one of the two, still shares a key) and the birth year; every key is
+  // emitted once with the year ("...@1990", "...@?" if unknown) and once
+  // without it ("...@*"). A handful of keys per person, deduplicated.
+  // INVALID_ARGUMENT for invalid UTF-8.
+  absl::StatusOr<std::vector<std::string>> BlockingKeys(
+      const PersonNames& names, const BirthDate& birth_date) const;
+
+  // The keys to look up for a query (FindDuplicates, CreatePerson): with a
+  // known year, the name keys at year-1, year, year+1 and "?" (stored
+  // persons without a date); with an unknown year, the yearless "*" keys.
+  // Only persons sharing at least one key with these are scored. A person
+  // stored with an unknown year is found by any query; a query without a
+  // year finds persons of any year, at the cost of a larger candidate set.
+  absl::StatusOr<std::vector<std::string>> LookupKeys(
+      const PersonNames& names, const BirthDate& birth_date) const;
+
+  // The normalised parts of one name field (for tests and diagnostics):
+  // one vector per transliteration variant.
+  absl::StatusOr<std::vector<std::vector<NormalizedNamePart>>> NormalizeName(
+      absl::string_view name) const;
+
+ private:
+  class Impl;
+  explicit DuplicateMatcher(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether a date is treated as a placeholder for an unknown day and month
+// (1 January), i.e. compared as year-only.
+bool IsPlaceholderBirthDate(const BirthDate& date);
+
+}  // namespace lotse::identity
+
+#endif  // LOTSE_SERVICES_IDENTITY_DOMAIN_NAME_MATCHING_H_

@@ -1,0 +1,588 @@
+#include "services/identity/domain/name_matching.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/support/dev_pki.h"
+
+namespace lotse::identity {
+namespace {
+
+using ::testing::Contains;
+
+// One matcher for the whole test binary: creating it loads ICU transforms.
+const DuplicateMatcher& Matcher() {
+  static const DuplicateMatcher* const matcher = [] {
+    absl::StatusOr<std::unique_ptr<DuplicateMatcher>> created =
+        DuplicateMatcher::Create();
+    if (!created.ok()) {
+      std::cerr << "DuplicateMatcher::Create: " << created.status() << "\n";
+      std::abort();
+    }
+    return created->release();
+  }();
+  return *matcher;
+}
+
+MatchRecord Record(std::string given, std::string family, BirthDate date = {},
+                   RecordedSex sex = RecordedSex::kUnspecified,
+                   std::string place = "", std::string nationality = "") {
+  MatchRecord record;
+  record.names.spellings.push_back({std::move(given), std::move(family)});
+  record.birth_date = date;
+  record.sex = sex;
+  record.birth_place = std::move(place);
+  if (!nationality.empty()) record.nationality_codes.push_back(nationality);
+  return record;
+}
+
+MatchResult CompareOrDie(const MatchRecord& a, const MatchRecord& b) {
+  absl::StatusOr<MatchResult> result = Matcher().Compare(a, b);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : MatchResult{};
+}
+
+const MatchReason* FindReason(const MatchResult& result, MatchFactor factor) {
+  for (const MatchReason& reason : result.reasons) {
+    if (reason.factor == factor) return &reason;
+  }
+  return nullptr;
+}
+
+bool HasMethod(const MatchResult& result, MatchFactor factor,
+               MatchMethod method) {
+  for (const MatchReason& reason : result.reasons) {
+    if (reason.factor == factor && reason.method == method) return true;
+  }
+  return false;
+}
+
+std::string Describe(const MatchResult& result) {
+  std::ostringstream out;
+  out << "score " << result.score << "\n";
+  for (const MatchReason& reason : result.reasons) {
+    out << "  factor " << static_cast<int>(reason.factor) << " method "
+        << static_cast<int>(reason.method) << " " << reason.contribution << " ["
+        << reason.query_value << " | " << reason.candidate_value << "] "
+        << reason.explanation << "\n";
+  }
+  return out.str();
+}
+
+// Names only, same full date, same sex: isolates the name evidence.
+double NameScore(const std::string& given_a, const std::string& family_a,
+                 const std::string& given_b, const std::string& family_b) {
+  const BirthDate date{1990, 5, 17};
+  return CompareOrDie(Record(given_a, family_a, date, RecordedSex::kMale),
+                      Record(given_b, family_b, date, RecordedSex::kMale))
+      .score;
+}
+
+bool SameNames(const std::string& given_a, const std::string& family_a,
+               const std::string& given_b, const std::string& family_b) {
+  // Without any date evidence the names alone must make a possible
+  // duplicate.
+  const MatchResult result =
+      CompareOrDie(Record(given_a, family_a, {1990, 0, 0}),
+                   Record(given_b, family_b, {1990, 0, 0}));
+  return result.score >= kPossibleDuplicateScore;
+}
+
+// --------------------------------------------------------------------------
+// Normalisation.
+
+TEST(NormalizeName, ScriptsBecomeLowerCaseAsciiParts) {
+  auto parts = Matcher().NormalizeName("Abd al-Rahman");
+  ASSERT_TRUE(parts.ok());
+  ASSERT_EQ(parts->size(), 1u);
+  ASSERT_EQ((*parts)[0].size(), 1u);
+  EXPECT_EQ((*parts)[0][0].text, "abdrahman");
+
+  auto cyrillic = Matcher().NormalizeName("Олександр");
+  ASSERT_TRUE(cyrillic.ok());
+  EXPECT_EQ((*cyrillic)[0][0].text, "oleksandr");
+
+  auto sharp = Matcher().NormalizeName("Ševčenko-Straße");
+  ASSERT_TRUE(sharp.ok());
+  ASSERT_EQ((*sharp)[0].size(), 2u);
+  EXPECT_EQ((*sharp)[0][0].text, "shevchenko");
+  EXPECT_EQ((*sharp)[0][1].text, "strasse");
+}
+
+TEST(NormalizeName, SameNameSameKeyAcrossSpellings) {
+  auto key = [](const std::string& name) {
+    auto parts = Matcher().NormalizeName(name);
+    EXPECT_TRUE(parts.ok());
+    return (*parts)[0][0].key;
+  };
+  EXPECT_EQ(key("Oleksandr"), key("Alexander"));
+  EXPECT_EQ(key("Mohammed"), key("Muhammad"));
+  EXPECT_EQ(key("Yusuf"), key("Youssef"));
+  EXPECT_EQ(key("Shevchenko"), key("Schewtschenko"));
+  EXPECT_EQ(key("Jafari"), key("Dschafari"));
+}
+
+TEST(NormalizeName, InvalidUtf8IsRejected) {
+  auto parts = Matcher().NormalizeName(std::string("Ali\xC3\x28", 5));
+  EXPECT_EQ(parts.status().code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<MatchResult> compared = Matcher().Compare(
+      Record(std::string("\xFF\xFE", 2), "X"), Record("Ali", "Hassan"));
+  EXPECT_EQ(compared.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// --------------------------------------------------------------------------
+// Names.
+
+TEST(NameMatching, ArabicTransliterationVariants) {
+  EXPECT_TRUE(SameNames("Mohammed", "Al-Hassan", "Muhammad", "Alhasan"));
+  EXPECT_TRUE(SameNames("Mohamad", "Hassan", "Muhammed", "El Hassan"));
+  EXPECT_TRUE(SameNames("Yusuf", "Khalil", "Youssef", "Chalil"));
+  EXPECT_TRUE(SameNames("Jusuf", "Qasim", "Yousef", "Kassem"));
+  EXPECT_TRUE(SameNames("Khaled", "Abdullah", "Chalid", "Abdallah"));
+  const MatchResult result =
+      CompareOrDie(Record("Mohammed", "Haddad"), Record("Muhammad", "Hadad"));
+  EXPECT_TRUE(HasMethod(result, MatchFactor::kGivenNames,
+                        MatchMethod::kTransliteration))
+      << Describe(result);
+}
+
+TEST(NameMatching, PersianTransliterationVariants) {
+  EXPECT_TRUE(SameNames("Hossein", "Rezaei", "Husain", "Rezai"));
+  EXPECT_TRUE(SameNames("Fatemeh", "Mousavi", "Fatima", "Musawi"));
+  EXPECT_TRUE(SameNames("Mehdi", "Jafari", "Mahdi", "Dschafari"));
+}
+
+TEST(NameMatching, CyrillicTransliterationVariants) {
+  EXPECT_TRUE(
+      SameNames("Oleksandr", "Shevchenko", "Aleksandr", "Schewtschenko"));
+  EXPECT_TRUE(SameNames("Serhiy", "Kovalenko", "Sergej", "Kowalenko"));
+  EXPECT_TRUE(SameNames("Yuriy", "Zhukov", "Juri", "Schukow"));
+  EXPECT_TRUE(SameNames("Olha", "Tkachenko", "Olga", "Tkatschenko"));
+}
+
+TEST(NameMatching, TurkishTransliterationVariants) {
+  EXPECT_TRUE(SameNames("Şahin", "Öztürk", "Schahin", "Oeztuerk"));
+  EXPECT_TRUE(SameNames("Hüseyin", "Yılmaz", "Huseyin", "Yilmaz"));
+  EXPECT_TRUE(SameNames("Ahmet", "Çelik", "Ahmed", "Tschelik"));
+}
+
+TEST(NameMatching, TigrinyaGeezScriptAndVariants) {
+  // Ge'ez script against Latin spellings used in Eritrean papers.
+  EXPECT_TRUE(SameNames("ዮሃንስ", "ተስፋይ", "Yohannes", "Tesfay"));
+  EXPECT_TRUE(SameNames("Yohannes", "Tesfaye", "Johannes", "Tesfay"));
+  EXPECT_TRUE(SameNames("Haile", "Gebremichael", "Haile", "Gebremikael"));
+}
+
+TEST(NameMatching, ArabicPersianCyrillicScriptAgainstLatin) {
+  EXPECT_TRUE(SameNames("محمد", "الأحمد", "Mohammed", "Al-Ahmad"));
+  EXPECT_TRUE(SameNames("يوسف", "منصور", "Yusuf", "Mansour"));
+  EXPECT_TRUE(SameNames("حسین", "حسینی", "Hossein", "Hosseini"));
+  EXPECT_TRUE(SameNames("فاطمة", "خليل", "Fatima", "Khalil"));
+  EXPECT_TRUE(SameNames("Олена", "Коваленко", "Olena", "Kowalenko"));
+  EXPECT_TRUE(SameNames("Сергій", "Шевченко", "Sergey", "Shevchenko"));
+  const MatchResult result =
+      CompareOrDie(Record("محمد", "حداد"), Record("Mohammed", "Haddad"));
+  EXPECT_TRUE(HasMethod(result, MatchFactor::kGivenNames,
+                        MatchMethod::kScriptConversion))
+      << Describe(result);
+}
+
+TEST(NameMatching, UmlautsWrittenOut) {
+  const MatchResult result =
+      CompareOrDie(Record("Jürgen", "Müller"), Record("Juergen", "Mueller"));
+  EXPECT_TRUE(HasMethod(result, MatchFactor::kFamilyNames,
+                        MatchMethod::kUmlautSpelling))
+      << Describe(result);
+  EXPECT_TRUE(SameNames("Jürgen", "Weiß", "Juergen", "Weiss"));
+  EXPECT_DOUBLE_EQ(
+      NameScore("Jürgen", "Müller", "Juergen", "Mueller"),
+      NameScore("Jürgen", "Müller", "Jürgen", "Müller") - 0.3 * 0.02);
+}
+
+TEST(NameMatching, SwappedGivenAndFamilyNames) {
+  const MatchResult result =
+      CompareOrDie(Record("Kovalenko", "Serhiy", {1980, 3, 4}),
+                   Record("Serhiy", "Kovalenko", {1980, 3, 4}));
+  EXPECT_TRUE(
+      HasMethod(result, MatchFactor::kGivenNames, MatchMethod::kSwappedNames))
+      << Describe(result);
+  EXPECT_GE(result.score, kPossibleDuplicateScore);
+  // Slightly lower than the same names in the right fields.
+  EXPECT_LT(NameScore("Kovalenko", "Serhiy", "Serhiy", "Kovalenko"),
+            NameScore("Serhiy", "Kovalenko", "Serhiy", "Kovalenko"));
+}
+
+TEST(NameMatching, MultiPartNames) {
+  EXPECT_TRUE(SameNames("Abdul Rahman", "Haddad", "Abdulrahman", "Haddad"));
+  EXPECT_TRUE(SameNames("Abd al-Rahman", "Haddad", "Abdulrahman", "Haddad"));
+  EXPECT_TRUE(SameNames("Abdel Rahman", "Haddad", "عبد الرحمن", "حداد"));
+  EXPECT_TRUE(SameNames("Nur ad-Din", "Hamid", "Nuruddin", "Hamid"));
+  const MatchResult joined = CompareOrDie(Record("Abdul Rahman", "Haddad"),
+                                          Record("Abdulrahman", "Haddad"));
+  EXPECT_GT(FindReason(joined, MatchFactor::kGivenNames)->contribution, 0.25);
+  // Extra given name on one side: still the same person, a little lower.
+  EXPECT_TRUE(SameNames("Zainab Maryam", "Khalil", "Zainab", "Khalil"));
+  EXPECT_LT(NameScore("Zainab Maryam", "Khalil", "Zainab", "Khalil"),
+            NameScore("Zainab", "Khalil", "Zainab", "Khalil"));
+  const MatchResult extra = CompareOrDie(Record("Zainab Maryam", "Khalil"),
+                                         Record("Zainab", "Khalil"));
+  EXPECT_THAT(FindReason(extra, MatchFactor::kGivenNames)->explanation,
+              ::testing::HasSubstr("further name parts"));
+}
+
+TEST(NameMatching, Typo) {
+  const MatchResult result = CompareOrDie(Record("Olexandr", "Kowaelnko"),
+                                          Record("Oleksandr", "Kovalenko"));
+  EXPECT_GE(result.score, kPossibleDuplicateScore) << Describe(result);
+  const MatchResult transposed =
+      CompareOrDie(Record("Fatima", "Masnour"), Record("Fatima", "Mansour"));
+  EXPECT_TRUE(
+      HasMethod(transposed, MatchFactor::kFamilyNames, MatchMethod::kTypo))
+      << Describe(transposed);
+}
+
+TEST(NameMatching, ClearlyDifferentPeopleScoreLow) {
+  EXPECT_LT(NameScore("Olena", "Kovalenko", "Mohammed", "Haddad"), 0.35);
+  EXPECT_LT(NameScore("Fatima", "Hosseini", "Fatima", "Jafari"),
+            kPossibleDuplicateScore);
+  EXPECT_LT(NameScore("Mahdi", "Hosseini", "Fatemeh", "Hosseini"),
+            kPossibleDuplicateScore);
+  // Same consonants, different names.
+  EXPECT_LT(NameScore("Hassan", "Khalil", "Hussein", "Khalil"),
+            NameScore("Hossein", "Khalil", "Hussein", "Khalil"));
+  const MatchResult different =
+      CompareOrDie(Record("Olena", "Kovalenko", {1980, 3, 4},
+                          RecordedSex::kFemale, "Kyiv", "UKR"),
+                   Record("Mohammed", "Haddad", {1971, 9, 12},
+                          RecordedSex::kMale, "Aleppo", "SYR"));
+  EXPECT_EQ(different.score, 0.0) << Describe(different);
+  EXPECT_EQ(different.strength, DuplicateStrength::kNone);
+}
+
+// --------------------------------------------------------------------------
+// Birth dates.
+
+MatchReason DateReason(BirthDate a, BirthDate b) {
+  const MatchResult result =
+      CompareOrDie(Record("Yusuf", "Haddad", a), Record("Yusuf", "Haddad", b));
+  return *FindReason(result, MatchFactor::kBirthDate);
+}
+
+TEST(BirthDates, EqualAndDayMonthSwapped) {
+  EXPECT_EQ(DateReason({1990, 5, 17}, {1990, 5, 17}).method,
+            MatchMethod::kDateEqual);
+  const MatchReason swapped = DateReason({1990, 5, 7}, {1990, 7, 5});
+  EXPECT_EQ(swapped.method, MatchMethod::kDateDayMonthSwapped);
+  EXPECT_GT(swapped.contribution, 0);
+  const MatchResult strong =
+      CompareOrDie(Record("Yusuf", "Haddad", {1990, 5, 7}, RecordedSex::kMale),
+                   Record("Yousef", "Hadad", {1990, 7, 5}, RecordedSex::kMale));
+  EXPECT_EQ(strong.strength, DuplicateStrength::kStrong) << Describe(strong);
+}
+
+TEST(BirthDates, PartialDates) {
+  const MatchReason year_only = DateReason({1990, 0, 0}, {1990, 5, 17});
+  EXPECT_EQ(year_only.method, MatchMethod::kDatePartialCompatible);
+  EXPECT_GT(year_only.contribution, 0);
+  const MatchReason year_month = DateReason({1990, 5, 0}, {1990, 5, 17});
+  EXPECT_EQ(year_month.method, MatchMethod::kDatePartialCompatible);
+  EXPECT_GT(year_month.contribution, year_only.contribution);
+  EXPECT_EQ(DateReason({1990, 6, 0}, {1990, 5, 17}).method,
+            MatchMethod::kMismatch);
+  EXPECT_EQ(DateReason({0, 0, 0}, {1990, 5, 17}).method, MatchMethod::kMissing);
+  EXPECT_EQ(DateReason({0, 0, 0}, {1990, 5, 17}).contribution, 0);
+}
+
+TEST(BirthDates, FirstOfJanuaryPlaceholderIsNotEvidence) {
+  EXPECT_TRUE(IsPlaceholderBirthDate({1990, 1, 1}));
+  EXPECT_FALSE(IsPlaceholderBirthDate({1990, 1, 2}));
+  const MatchReason both = DateReason({1990, 1, 1}, {1990, 1, 1});
+  EXPECT_EQ(both.method, MatchMethod::kDatePlaceholderIgnored);
+  EXPECT_EQ(both.contribution, 0);
+  const MatchReason one = DateReason({1990, 1, 1}, {1990, 8, 21});
+  EXPECT_EQ(one.method, MatchMethod::kDatePlaceholderIgnored);
+  EXPECT_EQ(one.contribution, 0);
+  // Same names, both 01.01.: never a strong candidate, and no better than
+  // having no date at all.
+  const MatchResult placeholder = CompareOrDie(
+      Record("Fatima", "Hosseini", {1990, 1, 1}, RecordedSex::kFemale),
+      Record("Fatima", "Hosseini", {1990, 1, 1}, RecordedSex::kFemale));
+  const MatchResult no_date =
+      CompareOrDie(Record("Fatima", "Hosseini", {}, RecordedSex::kFemale),
+                   Record("Fatima", "Hosseini", {}, RecordedSex::kFemale));
+  EXPECT_NE(placeholder.strength, DuplicateStrength::kStrong);
+  EXPECT_DOUBLE_EQ(placeholder.score, no_date.score);
+  // Placeholder with a different family name: not a candidate.
+  const MatchResult other_family = CompareOrDie(
+      Record("Fatima", "Hosseini", {1990, 1, 1}, RecordedSex::kFemale),
+      Record("Fatima", "Jafari", {1990, 1, 1}, RecordedSex::kFemale));
+  EXPECT_LT(other_family.score, kPossibleDuplicateScore)
+      << Describe(other_family);
+  // Years apart still count against, placeholder or not.
+  EXPECT_LT(DateReason({1990, 1, 1}, {1997, 1, 1}).contribution, -0.3);
+}
+
+TEST(BirthDates, YearsApartIsStrongEvidenceAgainst) {
+  const MatchResult result = CompareOrDie(
+      Record("Yusuf", "Haddad", {1990, 5, 17}, RecordedSex::kMale),
+      Record("Yusuf", "Haddad", {1996, 5, 17}, RecordedSex::kMale));
+  EXPECT_LT(result.score, kPossibleDuplicateScore) << Describe(result);
+  EXPECT_EQ(FindReason(result, MatchFactor::kBirthDate)->method,
+            MatchMethod::kMismatch);
+}
+
+// --------------------------------------------------------------------------
+// Weaker factors and the result shape.
+
+TEST(OtherFactors, PlaceSexNationality) {
+  const MatchResult result =
+      CompareOrDie(Record("Olena", "Kovalenko", {1980, 3, 4},
+                          RecordedSex::kFemale, "Charkiw", "UKR"),
+                   Record("Olena", "Kovalenko", {1980, 3, 4},
+                          RecordedSex::kFemale, "Kharkiv", "UKR"));
+  EXPECT_GT(FindReason(result, MatchFactor::kBirthPlace)->contribution, 0)
+      << Describe(result);
+  EXPECT_GT(FindReason(result, MatchFactor::kSex)->contribution, 0);
+  EXPECT_GT(FindReason(result, MatchFactor::kNationality)->contribution, 0);
+  EXPECT_EQ(result.strength, DuplicateStrength::kStrong);
+  // Reasons are ordered by the size of their contribution.
+  for (size_t i = 1; i < result.reasons.size(); ++i) {
+    EXPECT_GE(std::abs(result.reasons[i - 1].contribution),
+              std::abs(result.reasons[i].contribution));
+  }
+  const MatchResult other_sex = CompareOrDie(
+      Record("Sascha", "Kovalenko", {1980, 0, 0}, RecordedSex::kFemale),
+      Record("Sascha", "Kovalenko", {1980, 0, 0}, RecordedSex::kMale));
+  EXPECT_LT(FindReason(other_sex, MatchFactor::kSex)->contribution, 0);
+}
+
+TEST(OtherFactors, ScoreStaysInRange) {
+  const MatchResult result =
+      CompareOrDie(Record("Olena", "Kovalenko", {1980, 3, 4},
+                          RecordedSex::kFemale, "Kyiv", "UKR"),
+                   Record("Olena", "Kovalenko", {1980, 3, 4},
+                          RecordedSex::kFemale, "Kyiv", "UKR"));
+  EXPECT_LE(result.score, 1.0);
+  EXPECT_GE(result.score, kStrongDuplicateScore);
+}
+
+// --------------------------------------------------------------------------
+// The labelled sample.
+
+struct LabelledPair {
+  std::string id;
+  bool same = false;
+  std::string kind;
+  MatchRecord a;
+  MatchRecord b;
+};
+
+BirthDate ParseDate(const std::string& text) {
+  BirthDate date;
+  std::vector<std::string> parts = absl::StrSplit(text, '-', absl::SkipEmpty());
+  if (parts.size() > 0) (void)absl::SimpleAtoi(parts[0], &date.year);
+  if (parts.size() > 1) (void)absl::SimpleAtoi(parts[1], &date.month);
+  if (parts.size() > 2) (void)absl::SimpleAtoi(parts[2], &date.day);
+  return date;
+}
+
+RecordedSex ParseSex(const std::string& text) {
+  if (text == "F") return RecordedSex::kFemale;
+  if (text == "M") return RecordedSex::kMale;
+  return RecordedSex::kUnspecified;
+}
+
+MatchRecord ParseRecord(const std::vector<std::string>& columns, size_t at) {
+  return Record(columns[at], columns[at + 1], ParseDate(columns[at + 2]),
+                ParseSex(columns[at + 5]), columns[at + 3], columns[at + 4]);
+}
+
+std::vector<LabelledPair> LoadSample() {
+  const std::string path =
+      testing::SourceDir() + "/../shared/data/names-sample.tsv";
+  std::ifstream in(path);
+  if (!in) {
+    ADD_FAILURE() << "labelled sample missing: " << path
+                  << " (expected /work/shared/data next to the repository)";
+    return {};
+  }
+  std::vector<LabelledPair> pairs;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    std::vector<std::string> columns = absl::StrSplit(line, '\t');
+    if (columns.size() != 15) {
+      ADD_FAILURE() << "malformed sample line: " << line;
+      continue;
+    }
+    LabelledPair pair;
+    pair.id = columns[0];
+    pair.same = columns[1] == "1";
+    pair.kind = columns[2];
+    pair.a = ParseRecord(columns, 3);
+    pair.b = ParseRecord(columns, 9);
+    pairs.push_back(std::move(pair));
+  }
+  return pairs;
+}
+
+struct Quality {
+  int true_positives = 0, false_positives = 0, false_negatives = 0,
+      true_negatives = 0;
+  double recall() const {
+    return true_positives /
+           static_cast<double>(std::max(1, true_positives + false_negatives));
+  }
+  double precision() const {
+    return true_positives /
+           static_cast<double>(std::max(1, true_positives + false_positives));
+  }
+};
+
+TEST(LabelledSample, RecallAndPrecision) {
+  const std::vector<LabelledPair> pairs = LoadSample();
+  ASSERT_FALSE(pairs.empty());
+  Quality possible, strong;
+  for (const LabelledPair& pair : pairs) {
+    const MatchResult result = CompareOrDie(pair.a, pair.b);
+    const bool predicted = result.score >= kPossibleDuplicateScore;
+    const bool predicted_strong = result.score >= kStrongDuplicateScore;
+    (pair.same
+         ? (predicted ? possible.true_positives : possible.false_negatives)
+         : (predicted ? possible.false_positives : possible.true_negatives))++;
+    (pair.same
+         ? (predicted_strong ? strong.true_positives : strong.false_negatives)
+         : (predicted_strong ? strong.false_positives
+                             : strong.true_negatives))++;
+    if (predicted != pair.same) {
+      std::cout << "misclassified " << pair.id << " (" << pair.kind << ") "
+                << Describe(result);
+    }
+  }
+  std::cout << "names-sample.tsv: " << pairs.size() << " pairs\n"
+            << "  possible (score >= " << kPossibleDuplicateScore
+            << "): recall " << possible.recall() << ", precision "
+            << possible.precision() << " (TP " << possible.true_positives
+            << ", FP " << possible.false_positives << ", FN "
+            << possible.false_negatives << ")\n"
+            << "  strong (score >= " << kStrongDuplicateScore << "): recall "
+            << strong.recall() << ", precision " << strong.precision()
+            << " (TP " << strong.true_positives << ", FP "
+            << strong.false_positives << ", FN " << strong.false_negatives
+            << ")\n";
+  EXPECT_GE(possible.recall(), 0.9);
+  EXPECT_GE(possible.precision(), 0.9);
+  // Strong candidates block a registration: they must be right.
+  EXPECT_GE(strong.precision(), 0.97);
+}
+
+// --------------------------------------------------------------------------
+// Blocking keys.
+
+bool ShareLookupKey(const MatchRecord& query, const MatchRecord& stored) {
+  absl::StatusOr<std::vector<std::string>> lookup =
+      Matcher().LookupKeys(query.names, query.birth_date);
+  absl::StatusOr<std::vector<std::string>> index =
+      Matcher().BlockingKeys(stored.names, stored.birth_date);
+  EXPECT_TRUE(lookup.ok() && index.ok());
+  if (!lookup.ok() || !index.ok()) return false;
+  for (const std::string& key : *lookup) {
+    if (std::find(index->begin(), index->end(), key) != index->end()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(LabelledSample, EverySamePairSharesABlockingKey) {
+  const std::vector<LabelledPair> pairs = LoadSample();
+  ASSERT_FALSE(pairs.empty());
+  int same = 0, found = 0, different = 0, different_found = 0;
+  size_t max_keys = 0, total_keys = 0, records = 0;
+  for (const LabelledPair& pair : pairs) {
+    const bool shared =
+        ShareLookupKey(pair.a, pair.b) && ShareLookupKey(pair.b, pair.a);
+    if (pair.same) {
+      ++same;
+      if (shared) {
+        ++found;
+      } else {
+        std::cout << "blocking misses " << pair.id << "\n";
+      }
+    } else {
+      ++different;
+      if (shared) ++different_found;
+    }
+    for (const MatchRecord* record : {&pair.a, &pair.b}) {
+      auto keys = Matcher().BlockingKeys(record->names, record->birth_date);
+      ASSERT_TRUE(keys.ok());
+      max_keys = std::max(max_keys, keys->size());
+      total_keys += keys->size();
+      ++records;
+    }
+  }
+  std::cout << "blocking recall " << found << "/" << same << " = "
+            << found / static_cast<double>(same) << "; different pairs sharing "
+            << "a key: " << different_found << "/" << different
+            << "; index keys per record: mean "
+            << total_keys / static_cast<double>(records) << ", max " << max_keys
+            << "\n";
+  EXPECT_EQ(found, same);
+}
+
+TEST(BlockingKeys, YearWindowAndUnknownYears) {
+  const PersonNames names{{{"Olena", "Kovalenko"}}};
+  auto index = Matcher().BlockingKeys(names, {1980, 3, 4});
+  ASSERT_TRUE(index.ok());
+  EXPECT_THAT(*index, Contains("ALN|K@1980"));
+  EXPECT_THAT(*index, Contains("KVLNK|A@*"));
+  auto lookup = Matcher().LookupKeys(names, {1981, 0, 0});
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_THAT(*lookup, Contains("ALN|K@1980"));
+  EXPECT_THAT(*lookup, Contains("ALN|K@?"));
+  auto unknown = Matcher().LookupKeys(names, {});
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_THAT(*unknown, Contains("ALN|K@*"));
+  // A different person does not share a key.
+  auto other = Matcher().BlockingKeys(PersonNames{{{"Mohammed", "Haddad"}}},
+                                      {1980, 3, 4});
+  ASSERT_TRUE(other.ok());
+  for (const std::string& key : *lookup) {
+    EXPECT_THAT(*other, ::testing::Not(Contains(key)));
+  }
+}
+
+TEST(Matcher, ThreadSafeConcurrentUse) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&failures] {
+      for (int i = 0; i < 50; ++i) {
+        auto result = Matcher().Compare(Record("Олександр", "Шевченко"),
+                                        Record("Oleksandr", "Shevchenko"));
+        if (!result.ok() || result->score < kPossibleDuplicateScore) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+}  // namespace
+}  // namespace lotse::identity
