@@ -44,7 +44,6 @@ struct RequestContext {
   CallerIdentity caller;
   std::string actor;    // caseworker id within the calling agency
   std::string purpose;  // why the data is accessed
-  std::string method;   // full RPC method, e.g. "/lotse.identity.v1.../Get"
   absl::Time deadline = absl::InfiniteFuture();
 };
 

@@ -10,6 +10,7 @@
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -100,6 +101,22 @@ absl::StatusOr<std::string> Row::GetBytes(size_t column) const {
   return WrongType(column, "bytes");
 }
 
+namespace {
+// The payload that marks a conflict; its value is irrelevant.
+constexpr char kConflictPayload[] = "lotse.storage/conflict";
+}  // namespace
+
+absl::Status ConflictError(absl::string_view message) {
+  absl::Status status = absl::AbortedError(message);
+  status.SetPayload(kConflictPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsRetryableConflict(const absl::Status& status) {
+  return absl::IsAborted(status) &&
+         status.GetPayload(kConflictPayload).has_value();
+}
+
 absl::Status RunInTransaction(
     Database& db, const std::function<absl::Status(Transaction&)>& body,
     TxMode mode) {
@@ -114,7 +131,7 @@ absl::Status RunInTransaction(
       if (status.ok()) status = (*tx)->Commit();
       // Destroying the transaction rolls back whatever did not commit.
     }
-    if (!absl::IsAborted(status)) return status;
+    if (!IsRetryableConflict(status)) return status;
   }
   return absl::Status(status.code(),
                       absl::StrCat("storage: gave up after ", kMaxAttempts,

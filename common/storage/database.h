@@ -117,10 +117,18 @@ class Database {
   virtual Dialect dialect() const = 0;
 };
 
+// An ABORTED status marked as a storage conflict (serialization failure,
+// deadlock, lock time-out, SQLite busy): retrying the whole transaction may
+// succeed. Only these are retried by RunInTransaction — an ABORTED that a
+// handler returns on purpose (a stale etag) is an answer, not a conflict.
+absl::Status ConflictError(absl::string_view message);
+bool IsRetryableConflict(const absl::Status& status);
+
 // Runs `body` in a transaction and commits it. When the body or the commit
-// fails with ABORTED (a serialization conflict) the whole transaction is
-// retried a bounded number of times with backoff; any other error rolls back
-// and is returned unchanged.
+// fails with a storage conflict (IsRetryableConflict) the whole transaction
+// is retried a bounded number of times with backoff; any other error —
+// including an ABORTED the body returns itself — rolls back and is returned
+// unchanged.
 absl::Status RunInTransaction(
     Database& db, const std::function<absl::Status(Transaction&)>& body,
     TxMode mode = TxMode::kReadWrite);

@@ -134,7 +134,7 @@ absl::Status PgError(PgConn& conn, const PGresult* result,
     return absl::FailedPreconditionError(message);
   }
   if (state == "40001" || state == "40P01" || state == "55P03") {
-    return absl::AbortedError(message);
+    return ConflictError(message);
   }
   if (state == "57P01" || state == "57P02" || state == "57P03") {
     // The server is shutting down or restarting; this session is gone.
@@ -458,7 +458,7 @@ class PgTransaction : public Transaction {
       } else if (commit &&
                  std::strcmp(PQcmdStatus(result.get()), "ROLLBACK") == 0) {
         // The server rolled back instead (an error we did not see).
-        status = absl::AbortedError(
+        status = ConflictError(
             "postgres: the transaction was rolled "
             "back by the server at commit");
       }

@@ -39,7 +39,7 @@ absl::Status SqliteError(int rc, sqlite3* db, absl::string_view what) {
       return absl::FailedPreconditionError(message);
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      return absl::AbortedError(message);
+      return ConflictError(message);
     case SQLITE_IOERR:
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:

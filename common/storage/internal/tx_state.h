@@ -49,11 +49,17 @@ class TxState {
   // FAILED_PRECONDITION for a second commit.
   absl::Status CommitRefusal() const {
     if (state_ == kFailed) {
-      return absl::Status(
+      absl::Status refusal(
           first_error_.code(),
           absl::StrCat("storage: commit of a transaction aborted by an "
                        "earlier error: ",
                        first_error_.message()));
+      // Keep the payloads (a conflict stays retryable).
+      first_error_.ForEachPayload(
+          [&refusal](absl::string_view url, const absl::Cord& payload) {
+            refusal.SetPayload(url, payload);
+          });
+      return refusal;
     }
     return CheckUsable();
   }

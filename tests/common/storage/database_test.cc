@@ -348,11 +348,11 @@ TEST_P(DatabaseTest, UseAfterCommitIsRefused) {
   EXPECT_EQ(tx->Commit().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_P(DatabaseTest, RunInTransactionRetriesOnlyAborted) {
+TEST_P(DatabaseTest, RunInTransactionRetriesOnlyConflicts) {
   int calls = 0;
   {
     absl::Status s = RunInTransaction(db(), [&](Transaction&) {
-      return ++calls < 3 ? absl::AbortedError("conflict") : absl::OkStatus();
+      return ++calls < 3 ? ConflictError("conflict") : absl::OkStatus();
     });
     EXPECT_TRUE(s.ok()) << s;
     EXPECT_EQ(calls, 3);
@@ -365,13 +365,32 @@ TEST_P(DatabaseTest, RunInTransactionRetriesOnlyAborted) {
   EXPECT_EQ(other, absl::NotFoundError("nope"));
   EXPECT_EQ(calls, 1);
 
+  // An ABORTED the body chose to return (a stale etag) is an answer, not a
+  // conflict: it comes back at once, unchanged.
+  calls = 0;
+  absl::Status stale = RunInTransaction(db(), [&](Transaction&) {
+    ++calls;
+    return absl::AbortedError("etag mismatch");
+  });
+  EXPECT_EQ(stale, absl::AbortedError("etag mismatch"));
+  EXPECT_EQ(calls, 1);
+
   calls = 0;
   absl::Status forever = RunInTransaction(db(), [&](Transaction&) {
     ++calls;
-    return absl::AbortedError("always");
+    return ConflictError("always");
   });
   EXPECT_EQ(forever.code(), absl::StatusCode::kAborted);
   EXPECT_EQ(calls, 10);
+}
+
+TEST(ConflictErrorTest, OnlyMarkedAbortsAreRetryable) {
+  absl::Status conflict = ConflictError("busy");
+  EXPECT_EQ(conflict.code(), absl::StatusCode::kAborted);
+  absl::Status copy = conflict;
+  EXPECT_TRUE(IsRetryableConflict(copy));
+  EXPECT_FALSE(IsRetryableConflict(absl::AbortedError("busy")));
+  EXPECT_FALSE(IsRetryableConflict(absl::OkStatus()));
 }
 
 TEST_P(DatabaseTest, ConcurrentIncrementsAreSerialised) {
