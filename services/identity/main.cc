@@ -1,11 +1,24 @@
 // lotse_identity: the identity service process. See
 // common/server/service_main.h for flags, start-up and shutdown.
+//
+// --bootstrap_admin_agency (env LOTSE_BOOTSTRAP_ADMIN_AGENCY, default
+// "lotse-admin"): the deployment's first administering agency. At start-up,
+// before serving, it is registered (if no agency with that id exists) with
+// legal domain ADMINISTRATION and the id as its certificate identity, so
+// the client certificate with that CN (dev PKI: clients/lotse-admin) can
+// register every other agency. Empty: no bootstrap.
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "common/server/service_main.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/migrations.h"
+
+ABSL_FLAG(std::string, bootstrap_admin_agency, "lotse-admin",
+          "Id (and certificate identity) of the administering agency "
+          "registered at start-up if absent; empty for none.");
 
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
@@ -16,6 +29,12 @@ int main(int argc, char** argv) {
   definition.migrations = lotse::identity::IdentityMigrations();
   definition.make_services = [](lotse::server::ServiceRuntime& runtime)
       -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
+    const std::string admin = absl::GetFlag(FLAGS_bootstrap_admin_agency);
+    if (!admin.empty()) {
+      absl::Status bootstrapped =
+          lotse::identity::BootstrapAdminAgency(*runtime.database, admin);
+      if (!bootstrapped.ok()) return bootstrapped;
+    }
     std::vector<std::unique_ptr<grpc::Service>> services;
     services.push_back(
         std::make_unique<lotse::identity::IdentityServiceImpl>(runtime));

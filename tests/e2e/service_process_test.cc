@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <map>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +41,24 @@ struct ServiceCase {
 template <typename RequestMessage>
 const google::protobuf::ServiceDescriptor* ServiceOf() {
   return RequestMessage::descriptor()->file()->service(0);
+}
+
+// Unary methods that are implemented by now, per service: they answer
+// something other than UNIMPLEMENTED (their own tests cover what).
+const std::set<std::string>& ImplementedMethods(const std::string& service) {
+  static const auto* const implemented =
+      new std::map<std::string, std::set<std::string>>{
+          {"identity",
+           {"RegisterAgency", "GetAgency", "ListAgencies", "UpdateAgency",
+            "SuspendAgency", "ReactivateAgency"}}};
+  static const auto* const none = new std::set<std::string>();
+  auto it = implemented->find(service);
+  return it == implemented->end() ? *none : it->second;
+}
+
+// Names the parameter in test output instead of dumping its bytes.
+void PrintTo(const ServiceCase& service, std::ostream* os) {
+  *os << service.name;
 }
 
 std::string PrintName(const ::testing::TestParamInfo<ServiceCase>& info) {
@@ -97,7 +117,10 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     context.AddMetadata("x-lotse-actor", "cw-1");
     context.AddMetadata("x-lotse-purpose", "e2e");
     grpc::CompletionQueue cq;
-    grpc::ByteBuffer request;
+    // One empty slice: a valid, empty serialized message (a ByteBuffer
+    // without slices is no message at all and fails to parse).
+    grpc::Slice empty_message("");
+    grpc::ByteBuffer request(&empty_message, 1);
     auto call = stub.PrepareUnaryCall(&context, method, request, &cq);
     call->StartCall();
     grpc::ByteBuffer response;
@@ -151,6 +174,11 @@ TEST_P(ServiceProcessTest, EveryRpcOfTheContractAnswersUnimplementedForNow) {
     if (method->client_streaming() || method->server_streaming()) continue;
     grpc::Status status = CallRaw(
         *port, absl::StrCat("/", service->full_name(), "/", method->name()));
+    if (ImplementedMethods(GetParam().name).count(method->name()) > 0) {
+      EXPECT_NE(status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+          << method->full_name();
+      continue;
+    }
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
         << method->full_name() << ": " << status.error_message();
   }

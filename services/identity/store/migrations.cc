@@ -1,7 +1,10 @@
 #include "services/identity/store/migrations.h"
 
+#include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
 #include "common/events/outbox.h"
+#include "services/identity/store/agency_store.h"
+#include "services/identity/store/person_store.h"
 
 namespace lotse::identity {
 
@@ -12,6 +15,10 @@ std::vector<storage::Migration> IdentityMigrations() {
   };
   append(audit::AuditMigrations());
   append(events::OutboxMigrations());
+  append(api::ApiMigrations());
+  // The service's own, in id order; never reorder or edit applied ones.
+  all.push_back(AgencyMigration());
+  append(PersonMigrations());
   return all;
 }
 

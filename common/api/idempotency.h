@@ -1,0 +1,63 @@
+// Idempotent creates by request_id (DESIGN.md section 6): a retry with the
+// same request_id from the same agency returns the first call's resource
+// and creates nothing; the same request_id with different content is
+// INVALID_ARGUMENT (reason REQUEST_ID_REUSED).
+//
+// Use, inside the create's read-write transaction, after validating the
+// request and before creating anything:
+//
+//   const std::string hash = RequestFingerprint(request_without_request_id);
+//   auto seen = LookupRequestId(tx, key, hash);     // locks the key
+//   if (!seen.ok()) return seen.status();           // REQUEST_ID_REUSED
+//   if (seen->has_value()) return ReadExisting(**seen);
+//   ... create the resource ...
+//   RecordRequestId(tx, key, hash, resource_name);
+//
+// The record commits or rolls back with the resource. Lookup takes a named
+// lock on the key, so two concurrent calls with the same key serialise and
+// the second sees the first's result (PostgreSQL runs at READ COMMITTED).
+// Records are kept indefinitely for now; the contracts promise at least 24
+// hours, so a later purge job may delete older ones.
+#ifndef LOTSE_COMMON_API_IDEMPOTENCY_H_
+#define LOTSE_COMMON_API_IDEMPOTENCY_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "google/protobuf/message.h"
+
+namespace lotse::api {
+
+// Migration "common.api.0001_request_ids" (table api_request_ids). Services
+// that take request_ids append it to their migrations.
+std::vector<storage::Migration> ApiMigrations();
+
+struct RequestKey {
+  std::string agency_id;   // the calling agency
+  std::string method;      // e.g. "lotse.identity.v1.IdentityService/X"
+  std::string request_id;  // as sent by the client
+};
+
+// SHA-256 (32 bytes) of the deterministic serialization of `request`.
+// Clear the request_id field of the request before hashing it.
+std::string RequestFingerprint(const google::protobuf::Message& request);
+
+// The resource recorded for `key`, if any. INVALID_ARGUMENT with reason
+// REQUEST_ID_REUSED when the key was recorded with another fingerprint.
+absl::StatusOr<std::optional<std::string>> LookupRequestId(
+    storage::Transaction& tx, const RequestKey& key,
+    const std::string& fingerprint);
+
+// Records that `key` with `fingerprint` created `resource_name`.
+absl::Status RecordRequestId(storage::Transaction& tx, const RequestKey& key,
+                             const std::string& fingerprint,
+                             const std::string& resource_name);
+
+}  // namespace lotse::api
+
+#endif  // LOTSE_COMMON_API_IDEMPOTENCY_H_

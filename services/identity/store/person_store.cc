@@ -1,0 +1,750 @@
+#include "services/identity/store/person_store.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/api/etag.h"
+#include "common/errors/status.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "services/identity/domain/person.h"
+
+namespace lotse::identity {
+namespace {
+
+using ::lotse::identity::v1::AgencyId;
+using ::lotse::identity::v1::AgencyIdKind;
+using ::lotse::identity::v1::Person;
+using ::lotse::storage::Bytes;
+using ::lotse::storage::Rows;
+using ::lotse::storage::Value;
+
+// A merge re-points everything merged into the merged person to the
+// survivor, so chains stay one hop long; this only guards against a
+// corrupted table turning a read into an endless loop.
+constexpr int kMaxMergeHops = 16;
+// Bounds the point lookups of one FindCandidates / Search call.
+constexpr size_t kMaxLookupKeys = 2000;
+// Rows per multi-row INSERT of blocking keys.
+constexpr size_t kKeysPerInsert = 100;
+
+constexpr char kPersonColumns[] =
+    "id, version, create_us, update_us, creating_agency, merged_into, data";
+constexpr char kAgencyIdColumns[] =
+    "id, person_id, kind, value, issuing_agency, version, link_us, unlink_us";
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+void SetTimestamp(int64_t micros, google::protobuf::Timestamp* ts) {
+  int64_t seconds = micros / 1000000;
+  int64_t rest = micros % 1000000;
+  if (rest < 0) {
+    rest += 1000000;
+    --seconds;
+  }
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(rest * 1000));
+}
+
+// The fields a client may set; everything output-only is derived from
+// columns on every read, and unknown fields (from a newer client) are not
+// stored because no rule has validated them.
+Person ClientFields(const Person& person) {
+  Person out = person;
+  out.clear_name();
+  out.clear_merged_names();
+  out.clear_etag();
+  out.clear_create_time();
+  out.clear_update_time();
+  out.clear_creating_agency();
+  out.DiscardUnknownFields();
+  return out;
+}
+
+std::string PersonEtag(absl::string_view id, int64_t version) {
+  return api::ComputeEtag(PersonResourceName(id), version);
+}
+
+std::string AgencyIdEtag(absl::string_view link_id, int64_t version) {
+  return api::ComputeEtag(absl::StrCat("agencyIds/", link_id), version);
+}
+
+// Cursors "{micros}:{id}"; ids never contain ':'.
+std::string EncodeCursor(int64_t micros, absl::string_view id) {
+  return absl::StrCat(micros, ":", id);
+}
+
+absl::Status DecodeCursor(absl::string_view cursor, int64_t* micros,
+                          std::string* id) {
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(cursor, absl::MaxSplits(':', 1));
+  if (!absl::SimpleAtoi(parts.first, micros) || parts.second.empty()) {
+    return InvalidArgumentError(
+        {{"page_token", "is not a page token issued by this service"}});
+  }
+  *id = std::string(parts.second);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AgencyId> ToAgencyId(const storage::Row& row) {
+  absl::StatusOr<std::string> id = row.GetText(0);
+  absl::StatusOr<std::string> person_id = row.GetText(1);
+  absl::StatusOr<int64_t> kind = row.GetInt(2);
+  absl::StatusOr<std::string> value = row.GetText(3);
+  absl::StatusOr<std::string> issuing_agency = row.GetText(4);
+  absl::StatusOr<int64_t> version = row.GetInt(5);
+  absl::StatusOr<int64_t> link_us = row.GetInt(6);
+  for (const absl::Status& s :
+       {id.status(), person_id.status(), kind.status(), value.status(),
+        issuing_agency.status(), version.status(), link_us.status()}) {
+    if (!s.ok()) return s;
+  }
+  AgencyId out;
+  out.set_name(
+      absl::StrCat(PersonResourceName(*person_id), "/agencyIds/", *id));
+  out.set_kind(static_cast<AgencyIdKind>(*kind));
+  out.set_value(*value);
+  out.set_issuing_agency(*issuing_agency);
+  SetTimestamp(*link_us, out.mutable_create_time());
+  if (!row.IsNull(7)) {
+    absl::StatusOr<int64_t> unlink_us = row.GetInt(7);
+    if (!unlink_us.ok()) return unlink_us.status();
+    out.set_unlinked(true);
+    SetTimestamp(*unlink_us, out.mutable_unlink_time());
+  }
+  out.set_etag(AgencyIdEtag(*id, *version));
+  return out;
+}
+
+// The link id in an AgencyId resource name.
+std::string LinkIdOf(const AgencyId& agency_id) {
+  const size_t slash = agency_id.name().rfind('/');
+  return agency_id.name().substr(slash + 1);
+}
+
+}  // namespace
+
+std::vector<storage::Migration> PersonMigrations() {
+  return {
+      {"identity.0101_persons",
+       R"sql(
+CREATE TABLE identity_persons (
+  id TEXT PRIMARY KEY,
+  version BIGINT NOT NULL,
+  create_us BIGINT NOT NULL,
+  update_us BIGINT NOT NULL,
+  creating_agency TEXT NOT NULL,
+  merged_into TEXT,
+  merge_us BIGINT,
+  data {{BLOB}} NOT NULL
+);
+CREATE INDEX identity_persons_by_create ON identity_persons (create_us, id);
+CREATE INDEX identity_persons_by_agency
+  ON identity_persons (creating_agency, create_us, id);
+CREATE INDEX identity_persons_by_merged_into ON identity_persons (merged_into);
+)sql"},
+      {"identity.0102_person_keys",
+       R"sql(
+CREATE TABLE identity_person_keys (
+  block_key TEXT NOT NULL,
+  person_id TEXT NOT NULL,
+  PRIMARY KEY (block_key, person_id)
+);
+CREATE INDEX identity_person_keys_by_person
+  ON identity_person_keys (person_id);
+)sql"},
+      {"identity.0103_person_agency_ids",
+       R"sql(
+CREATE TABLE identity_person_agency_ids (
+  id TEXT PRIMARY KEY,
+  person_id TEXT NOT NULL,
+  kind BIGINT NOT NULL,
+  scope TEXT NOT NULL,
+  value TEXT NOT NULL,
+  issuing_agency TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  link_us BIGINT NOT NULL,
+  unlink_us BIGINT
+);
+CREATE UNIQUE INDEX identity_person_agency_ids_linked
+  ON identity_person_agency_ids (kind, scope, value)
+  WHERE unlink_us IS NULL;
+CREATE INDEX identity_person_agency_ids_by_person
+  ON identity_person_agency_ids (person_id, link_us, id);
+)sql"},
+  };
+}
+
+absl::StatusOr<std::string> NewRandomId() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    return absl::InternalError("no randomness available for a new id");
+  }
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string out;
+  out.reserve(26);
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (unsigned char b : bytes) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 31]);
+  return out;
+}
+
+struct PersonStore::Row {
+  std::string id;
+  int64_t version = 0;
+  int64_t create_us = 0;
+  int64_t update_us = 0;
+  std::string creating_agency;
+  std::string merged_into;  // empty unless merged
+  std::string data;
+};
+
+PersonStore::PersonStore(storage::Transaction& tx,
+                         const DuplicateMatcher& matcher)
+    : tx_(tx), matcher_(matcher) {}
+
+absl::Status PersonStore::LockPerson(absl::string_view id) {
+  return tx_.LockNamed(absl::StrCat("identity.person.", id));
+}
+
+absl::Status PersonStore::DecodeRow(const storage::Row& r, Row* row) {
+  absl::StatusOr<std::string> rid = r.GetText(0);
+  absl::StatusOr<int64_t> version = r.GetInt(1);
+  absl::StatusOr<int64_t> create_us = r.GetInt(2);
+  absl::StatusOr<int64_t> update_us = r.GetInt(3);
+  absl::StatusOr<std::string> agency = r.GetText(4);
+  absl::StatusOr<std::string> data = r.GetBytes(6);
+  for (const absl::Status& s :
+       {rid.status(), version.status(), create_us.status(), update_us.status(),
+        agency.status(), data.status()}) {
+    if (!s.ok()) return s;
+  }
+  row->id = *std::move(rid);
+  row->version = *version;
+  row->create_us = *create_us;
+  row->update_us = *update_us;
+  row->creating_agency = *std::move(agency);
+  row->merged_into.clear();
+  if (!r.IsNull(5)) {
+    absl::StatusOr<std::string> merged_into = r.GetText(5);
+    if (!merged_into.ok()) return merged_into.status();
+    row->merged_into = *std::move(merged_into);
+  }
+  row->data = *std::move(data);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> PersonStore::ReadRow(absl::string_view id, Row* row) {
+  absl::StatusOr<Rows> rows =
+      tx_.Query(absl::StrCat("SELECT ", kPersonColumns,
+                             " FROM identity_persons WHERE id = $1"),
+                {std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return false;
+  if (absl::Status s = DecodeRow(rows->front(), row); !s.ok()) return s;
+  return true;
+}
+
+absl::StatusOr<Person> PersonStore::ToPerson(const Row& row) {
+  Person person;
+  if (!person.ParseFromString(row.data)) {
+    return absl::DataLossError("a stored person record does not parse");
+  }
+  person.set_name(PersonResourceName(row.id));
+  person.set_etag(PersonEtag(row.id, row.version));
+  SetTimestamp(row.create_us, person.mutable_create_time());
+  SetTimestamp(row.update_us, person.mutable_update_time());
+  person.set_creating_agency(row.creating_agency);
+  absl::StatusOr<Rows> merged = tx_.Query(
+      "SELECT id FROM identity_persons WHERE merged_into = $1 "
+      "ORDER BY merge_us, id",
+      {row.id});
+  if (!merged.ok()) return merged.status();
+  for (const storage::Row& m : *merged) {
+    absl::StatusOr<std::string> id = m.GetText(0);
+    if (!id.ok()) return id.status();
+    person.add_merged_names(PersonResourceName(*id));
+  }
+  return person;
+}
+
+absl::Status PersonStore::MergedError(const Row& row) {
+  // Name the final survivor, so the client can retry against it.
+  std::string survivor = row.merged_into;
+  Row next;
+  for (int hop = 0; hop < kMaxMergeHops; ++hop) {
+    absl::StatusOr<bool> found = ReadRow(survivor, &next);
+    if (!found.ok()) return found.status();
+    if (!*found || next.merged_into.empty()) break;
+    survivor = next.merged_into;
+  }
+  return ErrorWithReason(absl::StatusCode::kFailedPrecondition, "PERSON_MERGED",
+                         "the person was merged into another; use the "
+                         "survivor",
+                         {{"survivor", PersonResourceName(survivor)}});
+}
+
+absl::Status PersonStore::ReplaceKeys(absl::string_view id,
+                                      const Person& person) {
+  const MatchRecord record = ToMatchRecord(person);
+  absl::StatusOr<std::vector<std::string>> keys =
+      matcher_.BlockingKeys(record.names, record.birth_date);
+  if (!keys.ok()) return keys.status();
+  absl::StatusOr<int64_t> deleted =
+      tx_.Execute("DELETE FROM identity_person_keys WHERE person_id = $1",
+                  {std::string(id)});
+  if (!deleted.ok()) return deleted.status();
+  std::vector<std::string> unique;
+  absl::flat_hash_set<std::string> seen;
+  for (std::string& key : *keys) {
+    if (seen.insert(key).second) unique.push_back(std::move(key));
+  }
+  for (size_t begin = 0; begin < unique.size(); begin += kKeysPerInsert) {
+    const size_t end = std::min(unique.size(), begin + kKeysPerInsert);
+    std::string sql =
+        "INSERT INTO identity_person_keys (block_key, person_id) VALUES ";
+    std::vector<Value> params = {std::string(id)};
+    for (size_t i = begin; i < end; ++i) {
+      absl::StrAppend(&sql, i == begin ? "" : ", ", "($", params.size() + 1,
+                      ", $1)");
+      params.push_back(unique[i]);
+    }
+    absl::StrAppend(&sql, " ON CONFLICT DO NOTHING");
+    absl::StatusOr<int64_t> inserted = tx_.Execute(sql, params);
+    if (!inserted.ok()) return inserted.status();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Person> PersonStore::Create(const Person& person,
+                                           absl::string_view creating_agency) {
+  Row row;
+  const Person fields = ClientFields(person);
+  absl::StatusOr<std::string> id = NewRandomId();
+  if (!id.ok()) return id.status();
+  row.id = *std::move(id);
+  row.version = 1;
+  row.create_us = row.update_us = NowMicros();
+  row.creating_agency = std::string(creating_agency);
+  row.data = fields.SerializeAsString();
+  absl::StatusOr<int64_t> inserted = tx_.Execute(
+      "INSERT INTO identity_persons (id, version, create_us, update_us, "
+      "creating_agency, data) VALUES ($1, $2, $3, $4, $5, $6)",
+      {row.id, row.version, row.create_us, row.update_us, row.creating_agency,
+       Bytes{row.data}});
+  if (!inserted.ok()) return inserted.status();
+  if (absl::Status s = ReplaceKeys(row.id, fields); !s.ok()) return s;
+  return ToPerson(row);
+}
+
+absl::StatusOr<PersonLookup> PersonStore::Get(absl::string_view id) {
+  Row row;
+  absl::StatusOr<bool> found = ReadRow(id, &row);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no person with this id");
+  PersonLookup out;
+  for (int hop = 0; !row.merged_into.empty(); ++hop) {
+    if (hop == kMaxMergeHops) {
+      return absl::InternalError("merge chain too long");
+    }
+    out.merged = true;
+    const std::string next = row.merged_into;
+    found = ReadRow(next, &row);
+    if (!found.ok()) return found.status();
+    if (!*found) return absl::InternalError("merged into a missing person");
+  }
+  absl::StatusOr<Person> person = ToPerson(row);
+  if (!person.ok()) return person.status();
+  out.person = *std::move(person);
+  out.id = row.id;
+  return out;
+}
+
+absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
+                                           const Person& replacement,
+                                           absl::string_view etag) {
+  if (absl::Status s = LockPerson(id); !s.ok()) return s;
+  Row row;
+  absl::StatusOr<bool> found = ReadRow(id, &row);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!row.merged_into.empty()) return MergedError(row);
+  if (absl::Status s = api::CheckEtag(etag, PersonEtag(row.id, row.version));
+      !s.ok()) {
+    return s;
+  }
+  const Person fields = ClientFields(replacement);
+  const int64_t old_version = row.version;
+  row.version = old_version + 1;
+  row.update_us = std::max(NowMicros(), row.update_us);
+  row.data = fields.SerializeAsString();
+  absl::StatusOr<int64_t> updated = tx_.Execute(
+      "UPDATE identity_persons SET data = $1, version = $2, update_us = $3 "
+      "WHERE id = $4 AND version = $5 AND merged_into IS NULL",
+      {Bytes{row.data}, row.version, row.update_us, row.id, old_version});
+  if (!updated.ok()) return updated.status();
+  if (*updated != 1) return api::CheckEtag(etag, "");  // moved on meanwhile
+  if (absl::Status s = ReplaceKeys(row.id, fields); !s.ok()) return s;
+  return ToPerson(row);
+}
+
+absl::StatusOr<PersonPage> PersonStore::List(absl::string_view creating_agency,
+                                             absl::string_view cursor,
+                                             int limit) {
+  if (limit <= 0) return absl::InvalidArgumentError("limit must be positive");
+  std::string sql = absl::StrCat("SELECT ", kPersonColumns,
+                                 " FROM identity_persons WHERE "
+                                 "merged_into IS NULL");
+  std::vector<Value> params;
+  if (!creating_agency.empty()) {
+    params.push_back(std::string(creating_agency));
+    absl::StrAppend(&sql, " AND creating_agency = $", params.size());
+  }
+  if (!cursor.empty()) {
+    int64_t after_us;
+    std::string after_id;
+    if (absl::Status s = DecodeCursor(cursor, &after_us, &after_id); !s.ok()) {
+      return s;
+    }
+    params.push_back(after_us);
+    params.push_back(after_id);
+    absl::StrAppend(&sql, " AND (create_us < $", params.size() - 1,
+                    " OR (create_us = $", params.size() - 1, " AND id < $",
+                    params.size(), "))");
+  }
+  // One more than asked tells whether another page follows.
+  params.push_back(static_cast<int64_t>(limit) + 1);
+  absl::StrAppend(&sql, " ORDER BY create_us DESC, id DESC LIMIT $",
+                  params.size());
+  absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+  if (!rows.ok()) return rows.status();
+  PersonPage page;
+  const bool more = rows->size() > static_cast<size_t>(limit);
+  for (size_t i = 0; i < rows->size() && i < static_cast<size_t>(limit); ++i) {
+    Row row;
+    if (absl::Status s = DecodeRow((*rows)[i], &row); !s.ok()) return s;
+    absl::StatusOr<Person> person = ToPerson(row);
+    if (!person.ok()) return person.status();
+    page.persons.push_back(*std::move(person));
+    if (more && i + 1 == static_cast<size_t>(limit)) {
+      page.next_cursor = EncodeCursor(row.create_us, row.id);
+    }
+  }
+  return page;
+}
+
+absl::StatusOr<Candidates> PersonStore::Lookup(
+    const std::vector<std::string>& keys, const CandidateLimits& limits,
+    absl::string_view exclude_id) {
+  Candidates out;
+  if (limits.per_key <= 0 || limits.total <= 0) return out;
+  absl::flat_hash_set<std::string> seen_keys;
+  absl::flat_hash_map<std::string, int> hits;
+  std::vector<std::string> order;
+  for (const std::string& key : keys) {
+    if (!seen_keys.insert(key).second) continue;
+    if (seen_keys.size() > kMaxLookupKeys) {
+      out.truncated = true;
+      break;
+    }
+    absl::StatusOr<Rows> rows = tx_.Query(
+        "SELECT person_id FROM identity_person_keys WHERE block_key = $1 "
+        "ORDER BY person_id LIMIT $2",
+        {key, static_cast<int64_t>(limits.per_key) + 1});
+    if (!rows.ok()) return rows.status();
+    if (rows->size() > static_cast<size_t>(limits.per_key)) {
+      out.truncated = true;
+      rows->erase(rows->begin() + limits.per_key, rows->end());
+    }
+    for (const storage::Row& row : *rows) {
+      absl::StatusOr<std::string> id = row.GetText(0);
+      if (!id.ok()) return id.status();
+      if (*id == exclude_id) continue;
+      if (hits[*id]++ == 0) order.push_back(*id);
+    }
+  }
+  // Persons sharing more keys with the query are likelier duplicates; ties
+  // keep a deterministic order.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](const std::string& a, const std::string& b) {
+                     const int ha = hits[a];
+                     const int hb = hits[b];
+                     return ha != hb ? ha > hb : a < b;
+                   });
+  if (order.size() > static_cast<size_t>(limits.total)) {
+    order.resize(limits.total);
+    out.truncated = true;
+  }
+  out.person_ids = std::move(order);
+  return out;
+}
+
+absl::StatusOr<Candidates> PersonStore::FindCandidates(
+    const MatchRecord& record, const CandidateLimits& limits,
+    absl::string_view exclude_id) {
+  absl::StatusOr<std::vector<std::string>> keys =
+      matcher_.LookupKeys(record.names, record.birth_date);
+  if (!keys.ok()) return keys.status();
+  return Lookup(*keys, limits, exclude_id);
+}
+
+absl::StatusOr<Candidates> PersonStore::Search(const MatchRecord& record,
+                                               const CandidateLimits& limits) {
+  absl::StatusOr<std::vector<std::string>> keys =
+      matcher_.LookupKeys(record.names, record.birth_date);
+  if (!keys.ok()) return keys.status();
+  std::vector<std::string> widened;
+  for (const std::string& key : *keys) {
+    widened.push_back(key);
+    const size_t bar = key.find("|-@");
+    if (bar == std::string::npos) continue;
+    for (char c = 'A'; c <= 'Z'; ++c) {
+      std::string other = key;
+      other[bar + 1] = c;
+      widened.push_back(std::move(other));
+    }
+  }
+  return Lookup(widened, limits, "");
+}
+
+absl::StatusOr<LinkResult> PersonStore::LinkAgencyId(
+    absl::string_view id, AgencyIdKind kind, absl::string_view value,
+    absl::string_view issuing_agency) {
+  const std::string normalized = NormalizeAgencyIdValue(value);
+  const std::string scope =
+      IsNationalAgencyIdKind(kind) ? "" : std::string(issuing_agency);
+  if (absl::Status s = LockPerson(id); !s.ok()) return s;
+  Row person;
+  absl::StatusOr<bool> found = ReadRow(id, &person);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!person.merged_into.empty()) return MergedError(person);
+
+  absl::StatusOr<std::string> link_id = NewRandomId();
+  if (!link_id.ok()) return link_id.status();
+  // ON CONFLICT DO NOTHING: a taken id must not abort the caller's
+  // transaction; on PostgreSQL the insert waits for a concurrent linker of
+  // the same id and then sees its committed row below.
+  absl::StatusOr<int64_t> inserted = tx_.Execute(
+      "INSERT INTO identity_person_agency_ids (id, person_id, kind, scope, "
+      "value, issuing_agency, version, link_us) "
+      "VALUES ($1, $2, $3, $4, $5, $6, 1, $7) ON CONFLICT DO NOTHING",
+      {*link_id, std::string(id), static_cast<int64_t>(kind), scope, normalized,
+       std::string(issuing_agency), NowMicros()});
+  if (!inserted.ok()) return inserted.status();
+
+  absl::StatusOr<Rows> rows = tx_.Query(
+      absl::StrCat("SELECT ", kAgencyIdColumns,
+                   " FROM identity_person_agency_ids WHERE kind = $1 AND "
+                   "scope = $2 AND value = $3 AND unlink_us IS NULL"),
+      {static_cast<int64_t>(kind), scope, normalized});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) {
+    // The conflicting link was unlinked between our insert and this read: a
+    // conflict like a serialization failure, which RunInTransaction retries.
+    return storage::ConflictError("agency id changed concurrently; retry");
+  }
+  absl::StatusOr<std::string> holder = rows->front().GetText(1);
+  if (!holder.ok()) return holder.status();
+  if (*holder != id) {
+    return ErrorWithReason(absl::StatusCode::kAlreadyExists, "AGENCY_ID_TAKEN",
+                           "this agency id is linked to another person",
+                           {{"person", PersonResourceName(*holder)}});
+  }
+  absl::StatusOr<AgencyId> agency_id = ToAgencyId(rows->front());
+  if (!agency_id.ok()) return agency_id.status();
+  LinkResult result;
+  result.created = *inserted == 1;
+  result.agency_id = *std::move(agency_id);
+  return result;
+}
+
+absl::StatusOr<AgencyId> PersonStore::UnlinkAgencyId(absl::string_view id,
+                                                     absl::string_view link_id,
+                                                     absl::string_view etag) {
+  if (absl::Status s = LockPerson(id); !s.ok()) return s;
+  Row person;
+  absl::StatusOr<bool> found = ReadRow(id, &person);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!person.merged_into.empty()) return MergedError(person);
+  absl::StatusOr<Rows> rows = tx_.Query(
+      absl::StrCat("SELECT ", kAgencyIdColumns,
+                   " FROM identity_person_agency_ids WHERE id = $1 AND "
+                   "person_id = $2"),
+      {std::string(link_id), std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError("no such agency id");
+  absl::StatusOr<AgencyId> current = ToAgencyId(rows->front());
+  if (!current.ok()) return current.status();
+  if (current->unlinked()) {
+    return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                           "ALREADY_UNLINKED",
+                           "the agency id is already unlinked");
+  }
+  if (absl::Status s = api::CheckEtag(etag, current->etag()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<int64_t> version = rows->front().GetInt(5);
+  if (!version.ok()) return version.status();
+  absl::StatusOr<int64_t> updated = tx_.Execute(
+      "UPDATE identity_person_agency_ids SET unlink_us = $1, version = $2 "
+      "WHERE id = $3 AND version = $4 AND unlink_us IS NULL",
+      {NowMicros(), *version + 1, std::string(link_id), *version});
+  if (!updated.ok()) return updated.status();
+  if (*updated != 1) return api::CheckEtag(etag, "");
+  rows = tx_.Query(absl::StrCat("SELECT ", kAgencyIdColumns,
+                                " FROM identity_person_agency_ids "
+                                "WHERE id = $1"),
+                   {std::string(link_id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::InternalError("unlinked row vanished");
+  return ToAgencyId(rows->front());
+}
+
+absl::StatusOr<AgencyIdPage> PersonStore::ListAgencyIds(
+    absl::string_view id, bool include_unlinked, absl::string_view cursor,
+    int limit) {
+  if (limit <= 0) return absl::InvalidArgumentError("limit must be positive");
+  std::string sql = absl::StrCat("SELECT ", kAgencyIdColumns,
+                                 " FROM identity_person_agency_ids "
+                                 "WHERE person_id = $1");
+  std::vector<Value> params = {std::string(id)};
+  if (!include_unlinked) absl::StrAppend(&sql, " AND unlink_us IS NULL");
+  if (!cursor.empty()) {
+    int64_t after_us;
+    std::string after_id;
+    if (absl::Status s = DecodeCursor(cursor, &after_us, &after_id); !s.ok()) {
+      return s;
+    }
+    params.push_back(after_us);
+    params.push_back(after_id);
+    absl::StrAppend(&sql, " AND (link_us > $2 OR (link_us = $2 AND id > $3))");
+  }
+  params.push_back(static_cast<int64_t>(limit) + 1);
+  absl::StrAppend(&sql, " ORDER BY link_us, id LIMIT $", params.size());
+  absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+  if (!rows.ok()) return rows.status();
+  AgencyIdPage page;
+  const bool more = rows->size() > static_cast<size_t>(limit);
+  for (size_t i = 0; i < rows->size() && i < static_cast<size_t>(limit); ++i) {
+    absl::StatusOr<AgencyId> agency_id = ToAgencyId((*rows)[i]);
+    if (!agency_id.ok()) return agency_id.status();
+    if (more && i + 1 == static_cast<size_t>(limit)) {
+      absl::StatusOr<int64_t> link_us = (*rows)[i].GetInt(6);
+      if (!link_us.ok()) return link_us.status();
+      page.next_cursor = EncodeCursor(*link_us, LinkIdOf(*agency_id));
+    }
+    page.agency_ids.push_back(*std::move(agency_id));
+  }
+  return page;
+}
+
+absl::StatusOr<PersonLookup> PersonStore::LookupByAgencyId(
+    AgencyIdKind kind, absl::string_view value,
+    absl::string_view issuing_agency) {
+  const std::string scope =
+      IsNationalAgencyIdKind(kind) ? "" : std::string(issuing_agency);
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT person_id FROM identity_person_agency_ids WHERE kind = $1 AND "
+      "scope = $2 AND value = $3 AND unlink_us IS NULL",
+      {static_cast<int64_t>(kind), scope, NormalizeAgencyIdValue(value)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError("no person has this agency id");
+  absl::StatusOr<std::string> person_id = rows->front().GetText(0);
+  if (!person_id.ok()) return person_id.status();
+  return Get(*person_id);
+}
+
+absl::StatusOr<Person> PersonStore::Merge(absl::string_view survivor_id,
+                                          absl::string_view survivor_etag,
+                                          absl::string_view merged_id,
+                                          absl::string_view merged_etag) {
+  if (survivor_id == merged_id) {
+    return InvalidArgumentError(
+        {{"merged", "must name another person than survivor"}});
+  }
+  // Both locks, always in the same order, so two opposite merges of the
+  // same pair cannot deadlock.
+  const bool survivor_first = survivor_id < merged_id;
+  for (absl::string_view id :
+       survivor_first
+           ? std::vector<absl::string_view>{survivor_id, merged_id}
+           : std::vector<absl::string_view>{merged_id, survivor_id}) {
+    if (absl::Status s = LockPerson(id); !s.ok()) return s;
+  }
+  // Every precondition is checked before the first write, so a refused
+  // merge writes nothing at all.
+  Row survivor;
+  Row merged;
+  absl::StatusOr<bool> found = ReadRow(survivor_id, &survivor);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no survivor person with this id");
+  found = ReadRow(merged_id, &merged);
+  if (!found.ok()) return found.status();
+  if (!*found) return absl::NotFoundError("no merged person with this id");
+  if (!survivor.merged_into.empty()) return MergedError(survivor);
+  if (!merged.merged_into.empty()) return MergedError(merged);
+  if (absl::Status s = api::CheckEtag(
+          survivor_etag, PersonEtag(survivor.id, survivor.version));
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          api::CheckEtag(merged_etag, PersonEtag(merged.id, merged.version));
+      !s.ok()) {
+    return s;
+  }
+
+  const int64_t now = std::max(NowMicros(), survivor.update_us);
+  absl::StatusOr<int64_t> changed = tx_.Execute(
+      "UPDATE identity_persons SET merged_into = $1, merge_us = $2, "
+      "update_us = $2, version = version + 1 "
+      "WHERE id = $3 AND version = $4 AND merged_into IS NULL",
+      {survivor.id, now, merged.id, merged.version});
+  if (!changed.ok()) return changed.status();
+  if (*changed != 1) return api::CheckEtag(merged_etag, "");
+  // Keep chains one hop long: whatever was merged into the merged person
+  // now points at the survivor directly.
+  changed = tx_.Execute(
+      "UPDATE identity_persons SET merged_into = $1 WHERE merged_into = $2",
+      {survivor.id, merged.id});
+  if (!changed.ok()) return changed.status();
+  changed = tx_.Execute(
+      "UPDATE identity_person_agency_ids SET person_id = $1, "
+      "version = version + 1 WHERE person_id = $2",
+      {survivor.id, merged.id});
+  if (!changed.ok()) return changed.status();
+  changed = tx_.Execute("DELETE FROM identity_person_keys WHERE person_id = $1",
+                        {merged.id});
+  if (!changed.ok()) return changed.status();
+  // The survivor's merged_names changed, so its etag must change too.
+  changed = tx_.Execute(
+      "UPDATE identity_persons SET version = $1, update_us = $2 "
+      "WHERE id = $3 AND version = $4 AND merged_into IS NULL",
+      {survivor.version + 1, now, survivor.id, survivor.version});
+  if (!changed.ok()) return changed.status();
+  if (*changed != 1) return api::CheckEtag(survivor_etag, "");
+  survivor.version += 1;
+  survivor.update_us = now;
+  return ToPerson(survivor);
+}
+
+}  // namespace lotse::identity

@@ -1,0 +1,226 @@
+// Storage of persons, their duplicate-detection index and their
+// agency-specific ids (issue 3, items 2, 3, 5 and 6).
+//
+// Every call runs inside a transaction the caller owns, so that a change,
+// its audit record and its outbox event commit together or not at all.
+// Writes need a kReadWrite transaction. A write that fails leaves the
+// transaction usable only for rollback (storage contract), so callers
+// return the error and let the transaction roll back.
+//
+// Schema (PersonMigrations):
+//   identity_persons            one row per person ever created. The
+//                               client-supplied fields are one serialized
+//                               lotse.identity.v1.Person (column data);
+//                               what SQL selects, orders or joins on is a
+//                               column: id, version (etag), times, creating
+//                               agency, merged_into.
+//   identity_person_keys        the blocking-key index (block_key,
+//                               person_id): duplicate candidates and
+//                               search come from point lookups here, never
+//                               from a scan of identity_persons.
+//   identity_person_agency_ids  agency-specific ids; a partial unique index
+//                               makes one linked (kind, scope, value) name
+//                               at most one person.
+//
+// Why proto bytes plus columns: the record is read and written whole, is
+// nested (names, address, phones would need three child tables), and
+// evolves with the contract; new optional fields need no migration. No
+// query filters on a field inside it: names are searched through the
+// blocking keys, which the store derives itself on every write so that the
+// index can never disagree with the record.
+//
+// Concurrency: PostgreSQL runs at READ COMMITTED, so every
+// read-modify-write of a person first takes the named lock
+// "identity.person.{id}" (a merge takes both, in id order), and updates are
+// additionally conditional on the version read. On SQLite the write
+// transaction already excludes other writers.
+//
+// Merges: the merged row keeps its data and records merged_into = the
+// survivor; rows that were merged into the merged person are re-pointed to
+// the survivor, so resolving any id is one hop (the reader still follows
+// longer chains, bounded, for safety).
+#ifndef LOTSE_SERVICES_IDENTITY_STORE_PERSON_STORE_H_
+#define LOTSE_SERVICES_IDENTITY_STORE_PERSON_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "lotse/identity/v1/person.pb.h"
+#include "services/identity/domain/name_matching.h"
+
+namespace lotse::identity {
+
+// "identity.0101_persons", "identity.0102_person_keys",
+// "identity.0103_person_agency_ids", in this order.
+std::vector<storage::Migration> PersonMigrations();
+
+// A fresh random id: 128 bits from the OS CSPRNG (OpenSSL RAND_bytes) as 26
+// characters of lower-case base32. Never sequential, so ids reveal nothing
+// and cannot be enumerated.
+absl::StatusOr<std::string> NewRandomId();
+
+// The result of reading a person by an id that may have been merged.
+struct PersonLookup {
+  // The person's record with all output-only fields set (name, etag,
+  // times, creating_agency, merged_names). For a merged id, the survivor's.
+  lotse::identity::v1::Person person;
+  std::string id;  // the id of `person` (the survivor's for a merged id)
+  // True when the id asked for was merged; `person` is then its survivor.
+  bool merged = false;
+};
+
+struct PersonPage {
+  std::vector<lotse::identity::v1::Person> persons;
+  // Where the next page starts; empty on the last page. Opaque; wrap it in
+  // an api page token before it leaves the service.
+  std::string next_cursor;
+};
+
+struct CandidateLimits {
+  // At most this many persons are read per lookup key: a common name in a
+  // common year costs a bounded read, never a scan.
+  int per_key = 200;
+  // At most this many candidates are returned, those sharing the most keys
+  // with the query first.
+  int total = 100;
+};
+
+struct Candidates {
+  std::vector<std::string> person_ids;  // best (most shared keys) first
+  // True when a per-key or the overall cap cut candidates off.
+  bool truncated = false;
+};
+
+// A row of identity_person_agency_ids, as the contract's AgencyId (name,
+// kind, value, issuing_agency, unlinked, times, etag set).
+struct LinkResult {
+  lotse::identity::v1::AgencyId agency_id;
+  bool created = false;  // false: the same id was already linked to them
+};
+
+struct AgencyIdPage {
+  std::vector<lotse::identity::v1::AgencyId> agency_ids;
+  std::string next_cursor;  // empty on the last page
+};
+
+class PersonStore {
+ public:
+  // `tx` and `matcher` must outlive the store. The matcher derives the
+  // blocking keys on every write.
+  PersonStore(storage::Transaction& tx, const DuplicateMatcher& matcher);
+
+  // Inserts `person` (its client-supplied fields; output-only fields and
+  // unknown fields are dropped) under a new random id with its blocking
+  // keys. `creating_agency` is "agencies/{id}". Validation is the caller's
+  // job; INVALID_ARGUMENT only for text the matcher cannot read.
+  absl::StatusOr<lotse::identity::v1::Person> Create(
+      const lotse::identity::v1::Person& person,
+      absl::string_view creating_agency);
+
+  // The person with `id`, following merges to the final survivor.
+  // NOT_FOUND if the id never existed.
+  absl::StatusOr<PersonLookup> Get(absl::string_view id);
+
+  // Replaces the client-supplied fields of person `id` with those of
+  // `replacement` (the caller applied the update mask and validated) if
+  // `etag` is current, and re-derives its blocking keys. NOT_FOUND;
+  // FAILED_PRECONDITION reason PERSON_MERGED (metadata "survivor") for a
+  // merged id; ABORTED reason ETAG_MISMATCH for a stale etag.
+  absl::StatusOr<lotse::identity::v1::Person> Update(
+      absl::string_view id, const lotse::identity::v1::Person& replacement,
+      absl::string_view etag);
+
+  // Persons that are not merged, newest first (create time, then id,
+  // descending), at most `limit`, starting after `cursor` ("" = first
+  // page). Keyset paging: a person that exists throughout a listing is
+  // returned exactly once however many are created meanwhile. Only persons
+  // created by `creating_agency` when it is not empty. INVALID_ARGUMENT for
+  // a cursor this store did not issue.
+  absl::StatusOr<PersonPage> List(absl::string_view creating_agency,
+                                  absl::string_view cursor, int limit);
+
+  // Ids of persons sharing at least one lookup key with `record`
+  // (DuplicateMatcher::LookupKeys), excluding `exclude_id`; scoring them is
+  // the caller's job. Merged persons have no keys and are never returned.
+  absl::StatusOr<Candidates> FindCandidates(const MatchRecord& record,
+                                            const CandidateLimits& limits,
+                                            absl::string_view exclude_id = "");
+
+  // FindCandidates for a free-text search record (SearchRecord in
+  // person.h). A spelling with only one name field matches stored names
+  // whatever their other field is: its keys "K|-@Y" are widened to
+  // "K|A@Y".."K|Z@Y" (the matcher's keys pair a part's phonetic key with
+  // the first letter of a key of the other field, always A-Z). Still only
+  // point lookups, each capped.
+  absl::StatusOr<Candidates> Search(const MatchRecord& record,
+                                    const CandidateLimits& limits);
+
+  // Links (kind, value) to person `id` for `issuing_agency`
+  // ("agencies/{id}"). `value` is normalised (NormalizeAgencyIdValue).
+  // National kinds are unique nationwide, the others per issuing agency.
+  // Linking an id the person already holds returns the existing link.
+  // NOT_FOUND; FAILED_PRECONDITION PERSON_MERGED; ALREADY_EXISTS reason
+  // AGENCY_ID_TAKEN (metadata "person") if it names another person.
+  absl::StatusOr<LinkResult> LinkAgencyId(
+      absl::string_view id, lotse::identity::v1::AgencyIdKind kind,
+      absl::string_view value, absl::string_view issuing_agency);
+
+  // Marks link `link_id` of person `id` unlinked (kept as history).
+  // NOT_FOUND (no such link of that person); FAILED_PRECONDITION
+  // PERSON_MERGED; FAILED_PRECONDITION ALREADY_UNLINKED; ABORTED
+  // ETAG_MISMATCH. Who may unlink is the caller's check.
+  absl::StatusOr<lotse::identity::v1::AgencyId> UnlinkAgencyId(
+      absl::string_view id, absl::string_view link_id, absl::string_view etag);
+
+  // The agency ids of person `id` (no merge resolution: pass the survivor's
+  // id) in link order, at most `limit`, after `cursor`.
+  absl::StatusOr<AgencyIdPage> ListAgencyIds(absl::string_view id,
+                                             bool include_unlinked,
+                                             absl::string_view cursor,
+                                             int limit);
+
+  // The person a linked (kind, value) names. For agency-local kinds
+  // `issuing_agency` scopes the lookup; it is ignored for national kinds.
+  // NOT_FOUND if no linked id matches.
+  absl::StatusOr<PersonLookup> LookupByAgencyId(
+      lotse::identity::v1::AgencyIdKind kind, absl::string_view value,
+      absl::string_view issuing_agency);
+
+  // Merges person `merged_id` into `survivor_id`: the survivor keeps its
+  // fields; the merged person's agency ids (linked and unlinked) move to
+  // it; the merged person's blocking keys are removed; reads of the merged
+  // id answer with the survivor from now on. Both etags must be current.
+  // INVALID_ARGUMENT (field "merged") if both are the same person;
+  // NOT_FOUND; FAILED_PRECONDITION PERSON_MERGED if either is merged;
+  // ABORTED ETAG_MISMATCH. Returns the survivor as it is now.
+  absl::StatusOr<lotse::identity::v1::Person> Merge(
+      absl::string_view survivor_id, absl::string_view survivor_etag,
+      absl::string_view merged_id, absl::string_view merged_etag);
+
+ private:
+  struct Row;
+  static absl::Status DecodeRow(const storage::Row& r, Row* row);
+  absl::StatusOr<bool> ReadRow(absl::string_view id, Row* row);
+  absl::StatusOr<lotse::identity::v1::Person> ToPerson(const Row& row);
+  absl::Status LockPerson(absl::string_view id);
+  absl::Status MergedError(const Row& row);
+  absl::Status ReplaceKeys(absl::string_view id,
+                           const lotse::identity::v1::Person& person);
+  absl::StatusOr<Candidates> Lookup(const std::vector<std::string>& keys,
+                                    const CandidateLimits& limits,
+                                    absl::string_view exclude_id);
+
+  storage::Transaction& tx_;
+  const DuplicateMatcher& matcher_;
+};
+
+}  // namespace lotse::identity
+
+#endif  // LOTSE_SERVICES_IDENTITY_STORE_PERSON_STORE_H_
