@@ -117,6 +117,11 @@ cmd_run() {
     fi
   done
 
+  log "registering the demo agencies (as lotse-admin)"
+  "$bin/tools/lotse_seed_demo" --identity="127.0.0.1:${GRPC_PORTS[0]}" \
+    --tls_dir="$dev/pki" >"$dev/logs/seed.log" 2>&1 || {
+    log "demo seed failed; see $dev/logs/seed.log"; tail -n 20 "$dev/logs/seed.log" >&2; exit 1; }
+
   log "Lotse is running (mutual TLS, embedded SQLite in $dev/data, logs in $dev/logs):"
   for i in "${!SERVICES[@]}"; do
     printf '    %-10s grpc 127.0.0.1:%s   metrics http://127.0.0.1:%s/metrics\n' \
