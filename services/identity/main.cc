@@ -7,18 +7,29 @@
 // legal domain ADMINISTRATION and the id as its certificate identity, so
 // the client certificate with that CN (dev PKI: clients/lotse-admin) can
 // register every other agency. Empty: no bootstrap.
+//
+// --access_rules (env LOTSE_ACCESS_RULES, default
+// "config/access-rules.conf", relative to the working directory): the
+// deployment's legal-basis rules (DESIGN.md section 4). Loaded once at
+// start-up; a missing or malformed file stops the start rather than
+// serving person data without rules.
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "common/server/service_main.h"
+#include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/migrations.h"
 
 ABSL_FLAG(std::string, bootstrap_admin_agency, "lotse-admin",
           "Id (and certificate identity) of the administering agency "
           "registered at start-up if absent; empty for none.");
+ABSL_FLAG(std::string, access_rules, "config/access-rules.conf",
+          "Path of the access rules file (who may read which category of "
+          "a person's data).");
 
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
@@ -35,9 +46,21 @@ int main(int argc, char** argv) {
           lotse::identity::BootstrapAdminAgency(*runtime.database, admin);
       if (!bootstrapped.ok()) return bootstrapped;
     }
+    absl::StatusOr<lotse::identity::AccessPolicy> policy =
+        lotse::identity::AccessPolicy::LoadFile(
+            absl::GetFlag(FLAGS_access_rules));
+    if (!policy.ok()) return policy.status();
+    auto identity =
+        std::make_unique<lotse::identity::IdentityServiceImpl>(runtime);
+    // One policy for the person RPCs and for residence/consents/CheckAccess.
+    auto rules = std::make_shared<const lotse::identity::AccessPolicy>(
+        *std::move(policy));
+    absl::Status enabled = identity->EnablePersons(rules);
+    if (!enabled.ok()) return enabled;
+    enabled = identity->EnableAccess(rules);
+    if (!enabled.ok()) return enabled;
     std::vector<std::unique_ptr<grpc::Service>> services;
-    services.push_back(
-        std::make_unique<lotse::identity::IdentityServiceImpl>(runtime));
+    services.push_back(std::move(identity));
     return services;
   };
   return lotse::server::RunService(argc, argv, definition);

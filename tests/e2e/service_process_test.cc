@@ -49,8 +49,30 @@ const std::set<std::string>& ImplementedMethods(const std::string& service) {
   static const auto* const implemented =
       new std::map<std::string, std::set<std::string>>{
           {"identity",
-           {"RegisterAgency", "GetAgency", "ListAgencies", "UpdateAgency",
-            "SuspendAgency", "ReactivateAgency"}}};
+           {"RegisterAgency",
+            "GetAgency",
+            "ListAgencies",
+            "UpdateAgency",
+            "SuspendAgency",
+            "ReactivateAgency",
+            "CreatePerson",
+            "GetPerson",
+            "UpdatePerson",
+            "SearchPersons",
+            "FindDuplicates",
+            "MergePersons",
+            "LinkAgencyId",
+            "UnlinkAgencyId",
+            "ListAgencyIds",
+            "LookupPersonByAgencyId",
+            "RecordResidenceStatus",
+            "GetCurrentResidenceStatus",
+            "ListResidenceStatuses",
+            "RecordConsent",
+            "GetConsent",
+            "WithdrawConsent",
+            "ListConsents",
+            "CheckAccess"}}};
   static const auto* const none = new std::set<std::string>();
   auto it = implemented->find(service);
   return it == implemented->end() ? *none : it->second;
@@ -75,6 +97,11 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     dir_ = pattern;
     binary_ = absl::StrCat(BinaryDir(), "/services/", GetParam().name,
                            "/lotse_", GetParam().name);
+    // Services start from the repository root in deployment; tests run in
+    // the build tree, so point identity at the rules file (other services
+    // do not register the flag and ignore the variable).
+    setenv("LOTSE_ACCESS_RULES",
+           absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
   }
 
   std::vector<std::string> Args() {

@@ -18,6 +18,7 @@
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -27,7 +28,9 @@
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
+#include "services/identity/domain/name_matching.h"
 
 namespace lotse::identity {
 
@@ -107,6 +110,211 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
                              absl::string_view method, absl::string_view name,
                              absl::string_view etag, bool suspend,
                              absl::string_view reason, v1::Agency* response);
+
+  // --- Persons and agency ids ---
+  // CreatePerson, GetPerson, UpdatePerson, ListPersons, SearchPersons,
+  // FindDuplicates, MergePersons, LinkAgencyId, UnlinkAgencyId,
+  // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc).
+  //
+  // Reading a person's core identity is decided by the access policy with
+  // the relations identity itself records: the agency that created the
+  // person is its owner, an agency that linked an agency id (still linked)
+  // holds AGENCY_ID_HOLDER. Case participation and serving the person
+  // (CASE_OWNER, CASE_PARTICIPANT, SERVES_PERSON) come from the cases,
+  // courses and placement events, which identity does not consume yet, so
+  // those relations are never established here at present; consents are not
+  // consulted by these reads either.
+ public:
+  // Enables the person RPCs: keeps `policy` for the access decisions and
+  // builds the duplicate matcher. Call once before serving; until then the
+  // person RPCs answer INTERNAL (misconfigured server). Fails only if the
+  // ICU build lacks a needed transform.
+  absl::Status EnablePersons(std::shared_ptr<const AccessPolicy> policy);
+
+  grpc::ServerUnaryReactor* CreatePerson(grpc::CallbackServerContext* context,
+                                         const v1::CreatePersonRequest* request,
+                                         v1::Person* response) override;
+  grpc::ServerUnaryReactor* GetPerson(grpc::CallbackServerContext* context,
+                                      const v1::GetPersonRequest* request,
+                                      v1::Person* response) override;
+  grpc::ServerUnaryReactor* UpdatePerson(grpc::CallbackServerContext* context,
+                                         const v1::UpdatePersonRequest* request,
+                                         v1::Person* response) override;
+  grpc::ServerUnaryReactor* SearchPersons(
+      grpc::CallbackServerContext* context,
+      const v1::SearchPersonsRequest* request,
+      v1::SearchPersonsResponse* response) override;
+  grpc::ServerUnaryReactor* FindDuplicates(
+      grpc::CallbackServerContext* context,
+      const v1::FindDuplicatesRequest* request,
+      v1::FindDuplicatesResponse* response) override;
+  grpc::ServerUnaryReactor* MergePersons(grpc::CallbackServerContext* context,
+                                         const v1::MergePersonsRequest* request,
+                                         v1::Person* response) override;
+  grpc::ServerUnaryReactor* LinkAgencyId(grpc::CallbackServerContext* context,
+                                         const v1::LinkAgencyIdRequest* request,
+                                         v1::AgencyId* response) override;
+  grpc::ServerUnaryReactor* UnlinkAgencyId(
+      grpc::CallbackServerContext* context,
+      const v1::UnlinkAgencyIdRequest* request,
+      v1::AgencyId* response) override;
+  grpc::ServerUnaryReactor* ListAgencyIds(
+      grpc::CallbackServerContext* context,
+      const v1::ListAgencyIdsRequest* request,
+      v1::ListAgencyIdsResponse* response) override;
+  grpc::ServerUnaryReactor* LookupPersonByAgencyId(
+      grpc::CallbackServerContext* context,
+      const v1::LookupPersonByAgencyIdRequest* request,
+      v1::Person* response) override;
+
+ private:
+  // What a person RPC touched, for its audit records (defined in
+  // person_handlers.cc).
+  struct PersonTrail;
+  using PersonBody = std::function<absl::Status(storage::Transaction& tx,
+                                                const AgencyRecord& caller,
+                                                PersonTrail* trail)>;
+
+  // RunAudited for person data: every record carries the data category
+  // CORE_IDENTITY, and one read record is added per further person the
+  // call disclosed (search results, duplicate candidates).
+  absl::Status RunPersonAudited(const server::RequestContext& rc,
+                                absl::string_view method,
+                                const std::string& target,
+                                const PersonBody& body);
+
+  absl::Status DoCreatePerson(const server::RequestContext& rc,
+                              const v1::CreatePersonRequest& request,
+                              v1::Person* response);
+  absl::Status DoGetPerson(const server::RequestContext& rc,
+                           const v1::GetPersonRequest& request,
+                           v1::Person* response);
+  absl::Status DoUpdatePerson(const server::RequestContext& rc,
+                              const v1::UpdatePersonRequest& request,
+                              v1::Person* response);
+  absl::Status DoSearchPersons(const server::RequestContext& rc,
+                               const v1::SearchPersonsRequest& request,
+                               v1::SearchPersonsResponse* response);
+  absl::Status DoFindDuplicates(const server::RequestContext& rc,
+                                const v1::FindDuplicatesRequest& request,
+                                v1::FindDuplicatesResponse* response);
+  absl::Status DoMergePersons(const server::RequestContext& rc,
+                              const v1::MergePersonsRequest& request,
+                              v1::Person* response);
+  absl::Status DoLinkAgencyId(const server::RequestContext& rc,
+                              const v1::LinkAgencyIdRequest& request,
+                              v1::AgencyId* response);
+  absl::Status DoUnlinkAgencyId(const server::RequestContext& rc,
+                                const v1::UnlinkAgencyIdRequest& request,
+                                v1::AgencyId* response);
+  absl::Status DoListAgencyIds(const server::RequestContext& rc,
+                               const v1::ListAgencyIdsRequest& request,
+                               v1::ListAgencyIdsResponse* response);
+  absl::Status DoLookupPersonByAgencyId(
+      const server::RequestContext& rc,
+      const v1::LookupPersonByAgencyIdRequest& request, v1::Person* response);
+
+  // Set once by EnablePersons before serving; read-only afterwards.
+  std::shared_ptr<const AccessPolicy> access_policy_;
+  std::shared_ptr<const DuplicateMatcher> matcher_;
+  // --- end persons ---
+
+  // --- Residence status, consents, CheckAccess ---
+  // RecordResidenceStatus, GetCurrentResidenceStatus, ListResidenceStatuses,
+  // RecordConsent, GetConsent, WithdrawConsent, ListConsents, CheckAccess
+  // (access_handlers.cc).
+  //
+  // Service callers: CheckAccess and the two residence status reads also
+  // admit Lotse's own services (client certificate OU=SERVICE), which are
+  // not in the agency registry, so for those three RPCs a service
+  // certificate bypasses CheckCaller; every other RPC still refuses it
+  // (UNKNOWN_AGENCY). Services are not subject to per-domain rules; they
+  // must ask CheckAccess before they show data to an agency.
+ public:
+  // Enables these RPCs with the deployment's access rules (the same policy
+  // EnablePersons gets). Reuses the duplicate matcher if EnablePersons ran
+  // first, else builds one (person lookups need it). Call once before
+  // serving; until then these RPCs answer INTERNAL.
+  absl::Status EnableAccess(std::shared_ptr<const AccessPolicy> policy);
+
+  grpc::ServerUnaryReactor* RecordResidenceStatus(
+      grpc::CallbackServerContext* context,
+      const v1::RecordResidenceStatusRequest* request,
+      v1::ResidenceStatus* response) override;
+  grpc::ServerUnaryReactor* GetCurrentResidenceStatus(
+      grpc::CallbackServerContext* context,
+      const v1::GetCurrentResidenceStatusRequest* request,
+      v1::ResidenceStatus* response) override;
+  grpc::ServerUnaryReactor* ListResidenceStatuses(
+      grpc::CallbackServerContext* context,
+      const v1::ListResidenceStatusesRequest* request,
+      v1::ListResidenceStatusesResponse* response) override;
+  grpc::ServerUnaryReactor* RecordConsent(
+      grpc::CallbackServerContext* context,
+      const v1::RecordConsentRequest* request, v1::Consent* response) override;
+  grpc::ServerUnaryReactor* GetConsent(grpc::CallbackServerContext* context,
+                                       const v1::GetConsentRequest* request,
+                                       v1::Consent* response) override;
+  grpc::ServerUnaryReactor* WithdrawConsent(
+      grpc::CallbackServerContext* context,
+      const v1::WithdrawConsentRequest* request,
+      v1::Consent* response) override;
+  grpc::ServerUnaryReactor* ListConsents(
+      grpc::CallbackServerContext* context,
+      const v1::ListConsentsRequest* request,
+      v1::ListConsentsResponse* response) override;
+  grpc::ServerUnaryReactor* CheckAccess(
+      grpc::CallbackServerContext* context,
+      const v1::CheckAccessRequest* request,
+      v1::CheckAccessResponse* response) override;
+
+ private:
+  // What an access RPC touched, for its audit records (defined in
+  // access_handlers.cc).
+  struct AccessTrail;
+  using AccessBody = std::function<absl::Status(storage::Transaction& tx,
+                                                const AgencyRecord& caller,
+                                                AccessTrail* trail)>;
+
+  // RunAudited with data categories on every record (including the DENIED
+  // one of a refused read) and, when `admit_services`, service callers
+  // admitted without a registry entry (see above).
+  absl::Status RunAccessAudited(const server::RequestContext& rc,
+                                absl::string_view method,
+                                const std::string& target, bool admit_services,
+                                const AccessBody& body);
+
+  absl::Status DoRecordResidence(
+      const server::RequestContext& rc,
+      const v1::RecordResidenceStatusRequest& request,
+      v1::ResidenceStatus* response);
+  absl::Status DoGetCurrentResidence(
+      const server::RequestContext& rc,
+      const v1::GetCurrentResidenceStatusRequest& request,
+      v1::ResidenceStatus* response);
+  absl::Status DoListResidence(const server::RequestContext& rc,
+                               const v1::ListResidenceStatusesRequest& request,
+                               v1::ListResidenceStatusesResponse* response);
+  absl::Status DoRecordConsent(const server::RequestContext& rc,
+                               const v1::RecordConsentRequest& request,
+                               v1::Consent* response);
+  absl::Status DoGetConsent(const server::RequestContext& rc,
+                            const v1::GetConsentRequest& request,
+                            v1::Consent* response);
+  absl::Status DoWithdrawConsent(const server::RequestContext& rc,
+                                 const v1::WithdrawConsentRequest& request,
+                                 v1::Consent* response);
+  absl::Status DoListConsents(const server::RequestContext& rc,
+                              const v1::ListConsentsRequest& request,
+                              v1::ListConsentsResponse* response);
+  absl::Status DoCheckAccess(const server::RequestContext& rc,
+                             const v1::CheckAccessRequest& request,
+                             v1::CheckAccessResponse* response);
+
+  // Set once by EnableAccess before serving; read-only afterwards.
+  std::shared_ptr<const AccessPolicy> access_rules_;
+  std::shared_ptr<const DuplicateMatcher> access_matcher_;
+  // --- end access ---
 
   server::ServiceRuntime& runtime_;
 };

@@ -4,7 +4,9 @@
 #include "common/audit/audit_log.h"
 #include "common/events/outbox.h"
 #include "services/identity/store/agency_store.h"
+#include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/residence_store.h"
 
 namespace lotse::identity {
 
@@ -19,6 +21,8 @@ std::vector<storage::Migration> IdentityMigrations() {
   // The service's own, in id order; never reorder or edit applied ones.
   all.push_back(AgencyMigration());
   append(PersonMigrations());
+  all.push_back(ResidenceMigration());
+  all.push_back(ConsentMigration());
   return all;
 }
 

@@ -1,0 +1,744 @@
+// The person and agency-id RPCs through a real in-process server over
+// mutual TLS, as the dev PKI's agencies (kim-koeln: KOMMUNE,
+// jobcenter-koeln: JOBCENTER, abh-koeln: AUSLAENDERBEHOERDE, registered by
+// lotse-admin), on SQLite and PostgreSQL, with the deployment's real rules
+// file.
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/audit/audit_log.h"
+#include "common/errors/status.h"
+#include "common/server/handler.h"
+#include "common/server/server.h"
+#include "common/server/service_main.h"
+#include "common/storage/migrations.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "lotse/events/v1/events.pb.h"
+#include "lotse/identity/v1/events.pb.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "services/identity/domain/access_policy.h"
+#include "services/identity/service/identity_service.h"
+#include "services/identity/store/migrations.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::identity {
+namespace {
+
+using ::lotse::identity::v1::IdentityService;
+using ::lotse::identity::v1::Person;
+
+v1::RegisterAgencyRequest Registration(const std::string& id,
+                                       type::v1::LegalDomain domain) {
+  v1::RegisterAgencyRequest request;
+  request.set_request_id(absl::StrCat("reg-", id));
+  request.set_agency_id(id);
+  v1::Agency* agency = request.mutable_agency();
+  agency->set_display_name(absl::StrCat("Agency ", id));
+  agency->set_legal_domain(domain);
+  agency->set_municipality_code("05315000");
+  agency->set_certificate_identity(id);
+  return request;
+}
+
+void AddName(Person* person, const std::string& given,
+             const std::string& family, const std::string& script = "Latn") {
+  v1::PersonName* name = person->add_names();
+  name->set_given_names(given);
+  name->set_family_names(family);
+  name->set_script(script);
+  name->set_kind(v1::NAME_KIND_CURRENT);
+}
+
+// Mohammed Al-Hassan from Aleppo, with the Arabic spelling of his papers.
+Person Mohammed() {
+  Person person;
+  AddName(&person, "Mohammed", "Al-Hassan");
+  AddName(&person, "محمد", "الحسن", "Arab");
+  person.mutable_birth_date()->set_year(1990);
+  person.mutable_birth_date()->set_month(3);
+  person.mutable_birth_date()->set_day(15);
+  person.set_birth_place("Aleppo");
+  person.set_sex(v1::SEX_MALE);
+  person.add_nationality_codes("SY");
+  person.set_nationality_status(v1::NATIONALITY_STATUS_KNOWN);
+  person.mutable_contact()->set_email("m.hassan@example.org");
+  return person;
+}
+
+// Someone else entirely.
+Person Olena() {
+  Person person;
+  AddName(&person, "Olena", "Kovalenko");
+  person.mutable_birth_date()->set_year(1985);
+  person.mutable_birth_date()->set_month(7);
+  person.set_sex(v1::SEX_FEMALE);
+  person.add_nationality_codes("UA");
+  person.set_nationality_status(v1::NATIONALITY_STATUS_KNOWN);
+  return person;
+}
+
+std::set<std::string> ViolatedFields(const grpc::Status& status) {
+  std::set<std::string> fields;
+  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
+    fields.insert(v.field);
+  }
+  return fields;
+}
+
+std::string Reason(const grpc::Status& status) {
+  return ReasonOf(FromGrpcStatus(status)).value_or("");
+}
+
+// The ErrorInfo metadata of a status, as the client receives it.
+std::map<std::string, std::string> Metadata(const grpc::Status& status) {
+  std::map<std::string, std::string> out;
+  google::rpc::Status rich;
+  if (!rich.ParseFromString(status.error_details())) return out;
+  for (const auto& any : rich.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) {
+      for (const auto& [k, v] : info.metadata()) out[k] = v;
+    }
+  }
+  return out;
+}
+
+class PersonServiceTest : public testing::BothBackendsTest {
+ protected:
+  static void SetUpTestSuite() { pki_ = new std::string(testing::DevPkiDir()); }
+
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    ASSERT_FALSE(pki_->empty()) << "dev PKI could not be generated";
+    ASSERT_TRUE(storage::ApplyMigrations(db(), IdentityMigrations()).ok());
+    ASSERT_TRUE(BootstrapAdminAgency(db(), "lotse-admin").ok());
+    pool_ = std::make_unique<server::WorkerPool>(4, 64);
+    runtime_.database = &db();
+    runtime_.env.pool = pool_.get();
+    runtime_.env.error_domain = "identity.lotse";
+    service_ = std::make_unique<IdentityServiceImpl>(runtime_);
+    auto policy = AccessPolicy::LoadFile(
+        absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    ASSERT_TRUE(service_
+                    ->EnablePersons(std::make_shared<const AccessPolicy>(
+                        *std::move(policy)))
+                    .ok());
+    server::ServerOptions options;
+    options.service_name = "identity";
+    options.listen = "127.0.0.1:0";
+    options.log_calls = false;
+    options.drain_grace = absl::ZeroDuration();
+    options.shutdown_deadline = absl::Milliseconds(500);
+    options.tls = server::TlsFilesFromDir(*pki_, "identity");
+    auto started = server::Server::Start(options, {service_.get()});
+    ASSERT_TRUE(started.ok()) << started.status();
+    server_ = *std::move(started);
+    server_->SetServing(true);
+
+    for (const auto& [id, domain] :
+         std::vector<std::pair<std::string, type::v1::LegalDomain>>{
+             {"kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE},
+             {"jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER},
+             {"abh-koeln", type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE}}) {
+      grpc::ClientContext context;
+      Prepare(&context);
+      v1::Agency agency;
+      grpc::Status status =
+          As("lotse-admin")
+              ->RegisterAgency(&context, Registration(id, domain), &agency);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+
+  void TearDown() override {
+    // Whatever a test did, the audit trail must still verify.
+    if (server_) {
+      auto report = audit::VerifyAuditChain(db());
+      ASSERT_TRUE(report.ok()) << report.status();
+      EXPECT_TRUE(report->intact) << report->problem;
+      server_->Drain();
+    }
+    server_.reset();
+    service_.reset();
+    pool_.reset();
+  }
+
+  std::unique_ptr<IdentityService::Stub> As(const std::string& client) {
+    auto creds = server::ClientCredentialsFromDir(*pki_, client);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return IdentityService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), *creds));
+  }
+
+  static void Prepare(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(20));
+    context->AddMetadata("x-lotse-actor", "cw-17");
+    context->AddMetadata("x-lotse-purpose", "case-management");
+  }
+
+  // Every RPC as `as`, with the test's actor and purpose.
+  template <typename Request, typename Response, typename Call>
+  grpc::Status Invoke(const std::string& as, Call call, const Request& request,
+                      Response* response) {
+    grpc::ClientContext context;
+    Prepare(&context);
+    auto stub = As(as);
+    return ((*stub).*call)(&context, request, response);
+  }
+
+  grpc::Status Create(const std::string& as, const Person& person,
+                      const std::string& request_id, Person* out,
+                      bool confirm = false) {
+    v1::CreatePersonRequest request;
+    request.set_request_id(request_id);
+    *request.mutable_person() = person;
+    request.set_confirm_new_person(confirm);
+    return Invoke(as, &IdentityService::Stub::CreatePerson, request, out);
+  }
+  grpc::Status Get(const std::string& as, const std::string& name,
+                   Person* out) {
+    v1::GetPersonRequest request;
+    request.set_name(name);
+    return Invoke(as, &IdentityService::Stub::GetPerson, request, out);
+  }
+  grpc::Status Update(const std::string& as, const Person& person,
+                      const std::vector<std::string>& paths, Person* out) {
+    v1::UpdatePersonRequest request;
+    *request.mutable_person() = person;
+    for (const std::string& p : paths)
+      request.mutable_update_mask()->add_paths(p);
+    return Invoke(as, &IdentityService::Stub::UpdatePerson, request, out);
+  }
+  grpc::Status Link(const std::string& as, const std::string& person,
+                    v1::AgencyIdKind kind, const std::string& value,
+                    v1::AgencyId* out, const std::string& request_id = "") {
+    v1::LinkAgencyIdRequest request;
+    request.set_parent(person);
+    request.set_request_id(request_id.empty() ? absl::StrCat("l-", value)
+                                              : request_id);
+    request.mutable_agency_id()->set_kind(kind);
+    request.mutable_agency_id()->set_value(value);
+    return Invoke(as, &IdentityService::Stub::LinkAgencyId, request, out);
+  }
+  grpc::Status Search(const std::string& as,
+                      const v1::SearchPersonsRequest& request,
+                      v1::SearchPersonsResponse* out) {
+    return Invoke(as, &IdentityService::Stub::SearchPersons, request, out);
+  }
+  grpc::Status Duplicates(const std::string& as,
+                          const v1::FindDuplicatesRequest& request,
+                          v1::FindDuplicatesResponse* out) {
+    return Invoke(as, &IdentityService::Stub::FindDuplicates, request, out);
+  }
+  grpc::Status Merge(const std::string& as, const Person& survivor,
+                     const Person& merged, Person* out,
+                     const std::string& request_id = "m-1") {
+    v1::MergePersonsRequest request;
+    request.set_request_id(request_id);
+    request.set_survivor(survivor.name());
+    request.set_survivor_etag(survivor.etag());
+    request.set_merged(merged.name());
+    request.set_merged_etag(merged.etag());
+    request.set_justification("same passport number");
+    return Invoke(as, &IdentityService::Stub::MergePersons, request, out);
+  }
+
+  int64_t Count(const std::string& sql) {
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    EXPECT_TRUE(tx.ok());
+    auto rows = (*tx)->Query(sql);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? *(*rows)[0].GetInt(0) : -1;
+  }
+  int64_t Persons() { return Count("SELECT COUNT(*) FROM identity_persons"); }
+
+  // The audit records about `resource`, as "agency operation outcome reason".
+  std::vector<std::string> AuditAbout(const std::string& resource) {
+    std::vector<std::string> out;
+    audit::ListAuditOptions options;
+    options.page_size = 1000;
+    auto records = audit::ListAuditForResource(db(), resource, options);
+    EXPECT_TRUE(records.ok()) << records.status();
+    if (!records.ok()) return out;
+    for (const audit::AuditRecord& r : *records) {
+      EXPECT_EQ(r.data_categories, std::vector<std::string>{"CORE_IDENTITY"});
+      const std::string method = r.operation.substr(r.operation.rfind('/') + 1);
+      out.push_back(absl::StrCat(r.agency_id, " ", method, " ",
+                                 audit::OutcomeName(r.outcome),
+                                 r.reason.empty() ? "" : " ", r.reason));
+    }
+    return out;
+  }
+
+  static std::string* pki_;
+  std::unique_ptr<server::WorkerPool> pool_;
+  server::ServiceRuntime runtime_;
+  std::unique_ptr<IdentityServiceImpl> service_;
+  std::unique_ptr<server::Server> server_;
+};
+
+std::string* PersonServiceTest::pki_ = nullptr;
+
+TEST_P(PersonServiceTest, CreatesGetsAndUpdatesWithIdempotencyAndEtags) {
+  Person created;
+  grpc::Status status = Create("kim-koeln", Mohammed(), "c-1", &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(absl::StartsWith(created.name(), "persons/"));
+  EXPECT_EQ(created.creating_agency(), "agencies/kim-koeln");
+  EXPECT_EQ(created.names_size(), 2);
+  EXPECT_EQ(created.contact().email(), "m.hassan@example.org");
+  EXPECT_FALSE(created.etag().empty());
+
+  // A retry answers with the first result and stores nothing new.
+  Person again;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &again).ok());
+  EXPECT_EQ(again.name(), created.name());
+  EXPECT_EQ(Persons(), 1);
+  // The same request id with other content is refused.
+  status = Create("kim-koeln", Olena(), "c-1", &again);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(status), "REQUEST_ID_REUSED");
+  EXPECT_EQ(Persons(), 1);
+
+  Person read;
+  ASSERT_TRUE(Get("kim-koeln", created.name(), &read).ok());
+  EXPECT_EQ(read.name(), created.name());
+  EXPECT_EQ(read.etag(), created.etag());
+  EXPECT_TRUE(read.merged_names().empty());
+
+  Person patch;
+  patch.set_name(created.name());
+  patch.set_etag(created.etag());
+  patch.set_birth_place("Halab");
+  Person updated;
+  status = Update("kim-koeln", patch, {"birth_place"}, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.birth_place(), "Halab");
+  EXPECT_EQ(updated.names_size(), 2);
+  EXPECT_NE(updated.etag(), created.etag());
+
+  // Codes alone may change: they are checked against the stored status.
+  Person codes;
+  codes.set_name(created.name());
+  codes.set_etag(updated.etag());
+  codes.add_nationality_codes("SY");
+  codes.add_nationality_codes("LB");
+  status = Update("kim-koeln", codes, {"nationality_codes"}, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(updated.nationality_codes_size(), 2);
+  EXPECT_EQ(updated.birth_place(), "Halab");
+
+  // The etag read before the updates is stale now.
+  patch.set_birth_place("Aleppo");
+  status = Update("kim-koeln", patch, {"birth_place"}, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(Reason(status), "ETAG_MISMATCH");
+  ASSERT_TRUE(Get("kim-koeln", created.name(), &read).ok());
+  EXPECT_EQ(read.birth_place(), "Halab");
+
+  // jobcenter-koeln registers its own client.
+  Person olena;
+  ASSERT_TRUE(Create("jobcenter-koeln", Olena(), "c-2", &olena).ok());
+  ASSERT_TRUE(Get("jobcenter-koeln", olena.name(), &read).ok());
+  EXPECT_EQ(read.creating_agency(), "agencies/jobcenter-koeln");
+
+  // An administering agency does not register persons.
+  status = Create("lotse-admin", Olena(), "c-3", &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
+
+  EXPECT_EQ(AuditAbout(created.name()),
+            (std::vector<std::string>{
+                "kim-koeln CreatePerson ALLOWED",
+                "kim-koeln CreatePerson ALLOWED", "kim-koeln GetPerson ALLOWED",
+                "kim-koeln UpdatePerson ALLOWED UPDATED:birth_place",
+                "kim-koeln UpdatePerson ALLOWED UPDATED:nationality_codes",
+                "kim-koeln UpdatePerson ERROR ETAG_MISMATCH",
+                "kim-koeln GetPerson ALLOWED"}));
+}
+
+TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingGivesOne) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+
+  // The Jobcenter has no relation to this person yet.
+  Person read;
+  grpc::Status status = Get("jobcenter-koeln", created.name(), &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "NO_RELATION");
+  Person patch;
+  patch.set_name(created.name());
+  patch.set_etag(created.etag());
+  patch.set_birth_place("Homs");
+  status = Update("jobcenter-koeln", patch, {"birth_place"}, &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // Linking an id of a kind its domain may not link is refused.
+  v1::AgencyId link;
+  status = Link("jobcenter-koeln", created.name(),
+                v1::AGENCY_ID_KIND_AZR_NUMBER, "AZR-1", &link);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
+
+  // Its BA customer number makes it an agency id holder, which may read.
+  status = Link("jobcenter-koeln", created.name(),
+                v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &link);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(link.value(), "123D456789");
+  EXPECT_EQ(link.issuing_agency(), "agencies/jobcenter-koeln");
+  EXPECT_TRUE(absl::StartsWith(link.name(),
+                               absl::StrCat(created.name(), "/agencyIds/")));
+  v1::AgencyId again;
+  ASSERT_TRUE(Link("jobcenter-koeln", created.name(),
+                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &again)
+                  .ok());
+  EXPECT_EQ(again.name(), link.name());
+  status = Get("jobcenter-koeln", created.name(), &read);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  // The same number cannot name a second person.
+  Person olena;
+  ASSERT_TRUE(Create("kim-koeln", Olena(), "c-2", &olena).ok());
+  status = Link("jobcenter-koeln", olena.name(),
+                v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123 D456789", &again,
+                "l-other");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Reason(status), "AGENCY_ID_TAKEN");
+
+  // Lookup and listing by the holder.
+  v1::LookupPersonByAgencyIdRequest lookup;
+  lookup.set_kind(v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER);
+  lookup.set_value("123D456789");
+  status =
+      Invoke("jobcenter-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
+             lookup, &read);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.name(), created.name());
+  lookup.set_value("999");
+  status =
+      Invoke("jobcenter-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
+             lookup, &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  // The immigration office has no relation to the person the id names.
+  lookup.set_value("123D456789");
+  status = Invoke("abh-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
+                  lookup, &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  v1::ListAgencyIdsRequest list;
+  list.set_parent(created.name());
+  v1::ListAgencyIdsResponse ids;
+  status =
+      Invoke("kim-koeln", &IdentityService::Stub::ListAgencyIds, list, &ids);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(ids.agency_ids_size(), 1);
+  EXPECT_EQ(ids.agency_ids(0).name(), link.name());
+
+  // Only the issuing agency unlinks; afterwards the relation is gone.
+  v1::UnlinkAgencyIdRequest unlink;
+  unlink.set_name(link.name());
+  unlink.set_etag(link.etag());
+  v1::AgencyId unlinked;
+  status = Invoke("kim-koeln", &IdentityService::Stub::UnlinkAgencyId, unlink,
+                  &unlinked);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  status = Invoke("jobcenter-koeln", &IdentityService::Stub::UnlinkAgencyId,
+                  unlink, &unlinked);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(unlinked.unlinked());
+  status = Get("jobcenter-koeln", created.name(), &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  list.set_include_unlinked(true);
+  ASSERT_TRUE(
+      Invoke("kim-koeln", &IdentityService::Stub::ListAgencyIds, list, &ids)
+          .ok());
+  ASSERT_EQ(ids.agency_ids_size(), 1);
+  EXPECT_TRUE(ids.agency_ids(0).unlinked());
+
+  // The refusals are in the person's trail as DENIED with the reason.
+  const std::vector<std::string> trail = AuditAbout(created.name());
+  EXPECT_EQ(trail[1], "jobcenter-koeln GetPerson DENIED NO_RELATION");
+  EXPECT_EQ(trail[2], "jobcenter-koeln UpdatePerson DENIED NO_RELATION");
+  EXPECT_EQ(trail[3], "jobcenter-koeln LinkAgencyId DENIED WRONG_LEGAL_DOMAIN");
+  ASSERT_GE(trail.size(), 2u);
+  EXPECT_EQ(trail[trail.size() - 2],
+            "jobcenter-koeln GetPerson DENIED NO_RELATION");
+}
+
+TEST_P(PersonServiceTest,
+       DuplicatesAreRefusedUnlessConfirmedAndFoundAcrossScripts) {
+  Person first;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &first).ok());
+
+  // The same man, registered again in another spelling.
+  Person again;
+  AddName(&again, "Muhammad", "Alhassan");
+  AddName(&again, "محمد", "الحسن", "Arab");
+  again.mutable_birth_date()->set_year(1990);
+  again.mutable_birth_date()->set_month(3);
+  again.mutable_birth_date()->set_day(15);
+  again.set_sex(v1::SEX_MALE);
+  Person out;
+  grpc::Status status = Create("jobcenter-koeln", again, "c-2", &out);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(Reason(status), "POSSIBLE_DUPLICATE");
+  EXPECT_EQ(Metadata(status)["candidates"], first.name());
+  EXPECT_FALSE(Metadata(status)["top_score"].empty());
+  EXPECT_EQ(Persons(), 1);
+
+  // The caseworker checked and insists: created, and the override audited.
+  status = Create("jobcenter-koeln", again, "c-3", &out, /*confirm=*/true);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Persons(), 2);
+  EXPECT_EQ(AuditAbout(out.name()),
+            std::vector<std::string>{"jobcenter-koeln CreatePerson ALLOWED "
+                                     "DUPLICATE_CHECK_OVERRIDDEN"});
+  EXPECT_EQ(AuditAbout(first.name()).back(),
+            "jobcenter-koeln CreatePerson ALLOWED "
+            "DUPLICATE_CANDIDATE_OVERRIDDEN");
+
+  // A Latin draft finds the stored record, with reasons per factor, and
+  // without its contact data.
+  Person other;
+  ASSERT_TRUE(Create("kim-koeln", Olena(), "c-4", &other).ok());
+  v1::FindDuplicatesRequest find;
+  AddName(find.mutable_draft(), "Mohamad", "Hassan");
+  find.mutable_draft()->mutable_birth_date()->set_year(1990);
+  v1::FindDuplicatesResponse found;
+  status = Duplicates("kim-koeln", find, &found);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_GT(found.duplicate_threshold(), 0.5);
+  std::set<std::string> names;
+  for (const v1::DuplicateCandidate& c : found.candidates()) {
+    names.insert(c.person().name());
+    EXPECT_FALSE(c.person().has_contact());
+    EXPECT_FALSE(c.reasons().empty());
+    EXPECT_NE(c.reasons(0).factor(), v1::MATCH_FACTOR_UNSPECIFIED);
+    EXPECT_NE(c.reasons(0).method(), v1::MATCH_METHOD_UNSPECIFIED);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{first.name(), out.name()}));
+
+  // An existing person's duplicates do not include itself.
+  find.set_person(first.name());
+  status = Duplicates("kim-koeln", find, &found);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(found.candidates_size(), 1);
+  EXPECT_EQ(found.candidates(0).person().name(), out.name());
+  EXPECT_TRUE(found.candidates(0).strong());
+  // ... and only a caller that may read it may ask.
+  status = Duplicates("abh-koeln", find, &found);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // A Latin-only record is found by its Arabic spelling.
+  Person latin_only;
+  AddName(&latin_only, "Yusuf", "Haddad");
+  latin_only.mutable_birth_date()->set_year(1978);
+  ASSERT_TRUE(Create("kim-koeln", latin_only, "c-5", &latin_only).ok());
+  v1::SearchPersonsRequest search;
+  search.set_name_query("يوسف حداد");
+  v1::SearchPersonsResponse results;
+  status = Search("abh-koeln", search, &results);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GE(results.results_size(), 1);
+  EXPECT_EQ(results.results(0).person().name(), latin_only.name());
+  bool script_conversion = false;
+  for (const v1::MatchReason& r : results.results(0).reasons()) {
+    if (r.method() == v1::MATCH_METHOD_SCRIPT_CONVERSION) {
+      script_conversion = true;
+    }
+  }
+  EXPECT_TRUE(script_conversion);
+  // Every returned person is audited as read by the searcher.
+  EXPECT_EQ(AuditAbout(latin_only.name()).back(),
+            "abh-koeln SearchPersons ALLOWED");
+
+  // And a Latin query finds the Arabic-and-Latin record, best first.
+  search.set_name_query("Mohammed Al Hassan");
+  search.mutable_birth_date()->set_year(1990);
+  search.set_page_size(1);
+  status = Search("kim-koeln", search, &results);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(results.results_size(), 1);
+  EXPECT_EQ(results.results(0).person().name(), first.name());
+  EXPECT_FALSE(results.next_page_token().empty());
+  search.set_page_token(results.next_page_token());
+  status = Search("kim-koeln", search, &results);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(results.results_size(), 1);
+  EXPECT_EQ(results.results(0).person().name(), out.name());
+}
+
+TEST_P(PersonServiceTest, MergedIdAnswersWithSurvivorAndIdsMove) {
+  Person survivor, merged;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &survivor).ok());
+  Person second = Mohammed();
+  second.mutable_names(0)->set_given_names("Muhammed");
+  ASSERT_TRUE(
+      Create("kim-koeln", second, "c-2", &merged, /*confirm=*/true).ok());
+  v1::AgencyId link;
+  ASSERT_TRUE(Link("jobcenter-koeln", merged.name(),
+                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "555", &link)
+                  .ok());
+
+  Person result;
+  grpc::Status status = Merge("jobcenter-koeln", survivor, merged, &result);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
+  Person stale = survivor;
+  stale.set_etag(merged.etag());
+  status = Merge("kim-koeln", stale, merged, &result, "m-stale");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED);
+
+  status = Merge("kim-koeln", survivor, merged, &result);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(result.name(), survivor.name());
+  // A retry does not merge twice.
+  ASSERT_TRUE(Merge("kim-koeln", survivor, merged, &result).ok());
+
+  Person read;
+  ASSERT_TRUE(Get("kim-koeln", merged.name(), &read).ok());
+  EXPECT_EQ(read.name(), survivor.name());
+  EXPECT_EQ(std::vector<std::string>(read.merged_names().begin(),
+                                     read.merged_names().end()),
+            std::vector<std::string>{merged.name()});
+  // The Jobcenter's id moved along, and with it its read access.
+  ASSERT_TRUE(Get("jobcenter-koeln", merged.name(), &read).ok());
+  EXPECT_EQ(read.name(), survivor.name());
+  v1::ListAgencyIdsRequest list;
+  list.set_parent(survivor.name());
+  v1::ListAgencyIdsResponse ids;
+  ASSERT_TRUE(
+      Invoke("kim-koeln", &IdentityService::Stub::ListAgencyIds, list, &ids)
+          .ok());
+  ASSERT_EQ(ids.agency_ids_size(), 1);
+  EXPECT_EQ(ids.agency_ids(0).value(), "555");
+
+  // Writes to the merged id name the survivor.
+  Person patch;
+  patch.set_name(merged.name());
+  patch.set_etag(merged.etag());
+  patch.set_birth_place("Homs");
+  status = Update("kim-koeln", patch, {"birth_place"}, &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(status), "PERSON_MERGED");
+  EXPECT_EQ(Metadata(status)["survivor"], survivor.name());
+
+  // One PersonMerged event, keyed by the survivor.
+  auto tx = db().Begin(storage::TxMode::kReadOnly);
+  ASSERT_TRUE(tx.ok());
+  auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
+  ASSERT_TRUE(rows.ok());
+  int merges = 0;
+  for (const storage::Row& row : *rows) {
+    lotse::events::v1::Event event;
+    ASSERT_TRUE(event.ParseFromString(*row.GetBytes(0)));
+    v1::PersonMerged payload;
+    if (!event.payload().UnpackTo(&payload)) continue;
+    ++merges;
+    EXPECT_EQ(event.ordering_key(), survivor.name());
+    EXPECT_EQ(payload.survivor(), survivor.name());
+    EXPECT_EQ(payload.merged(), merged.name());
+    EXPECT_EQ(payload.merging_agency(), "agencies/kim-koeln");
+  }
+  EXPECT_EQ(merges, 1);
+  // The merged person's own trail shows the merge; reads through its id
+  // are in the survivor's trail, whose data they disclosed.
+  const std::vector<std::string> trail = AuditAbout(merged.name());
+  ASSERT_EQ(trail.size(), 4u);
+  EXPECT_EQ(trail[2], "kim-koeln MergePersons ALLOWED MERGED_INTO_SURVIVOR");
+  EXPECT_EQ(trail[3], "kim-koeln UpdatePerson ERROR PERSON_MERGED");
+}
+
+TEST_P(PersonServiceTest, BadInputIsRefusedWithAllViolationsAndStoresNothing) {
+  Person bad;
+  AddName(&bad, "Mo\x01hammed", "");
+  AddName(&bad, "", "");
+  bad.mutable_birth_date()->set_year(2999);
+  bad.set_sex(static_cast<v1::Sex>(42));
+  bad.set_nationality_status(static_cast<v1::NationalityStatus>(9));
+  Person out;
+  grpc::Status status = Create("kim-koeln", bad, "c-1", &out);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  const std::set<std::string> fields = ViolatedFields(status);
+  EXPECT_TRUE(fields.count("person.birth_date")) << status.error_message();
+  EXPECT_TRUE(fields.count("person.sex"));
+  EXPECT_TRUE(fields.count("person.nationality_status"));
+  EXPECT_GE(fields.size(), 5u) << status.error_message();
+
+  Person impossible = Olena();
+  impossible.mutable_birth_date()->set_month(2);
+  impossible.mutable_birth_date()->set_day(30);
+  status = Create("kim-koeln", impossible, "c-2", &out);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"person.birth_date"});
+
+  status = Create("kim-koeln", Olena(), "", &out);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"request_id"});
+  EXPECT_EQ(Persons(), 0);
+
+  v1::SearchPersonsRequest search;
+  search.set_name_query("Olena");
+  search.set_page_size(-1);
+  v1::SearchPersonsResponse results;
+  status = Search("kim-koeln", search, &results);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"page_size"});
+
+  v1::FindDuplicatesRequest find;
+  find.set_min_score(1.5);
+  v1::FindDuplicatesResponse found;
+  status = Duplicates("kim-koeln", find, &found);
+  EXPECT_EQ(ViolatedFields(status),
+            (std::set<std::string>{"subject", "min_score"}));
+
+  ASSERT_TRUE(Create("kim-koeln", Olena(), "c-3", &out).ok());
+  Person patch;
+  patch.set_name(out.name());
+  patch.set_etag(out.etag());
+  status = Update("kim-koeln", patch, {"creating_agency"}, &patch);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status),
+            std::set<std::string>{"update_mask.paths[0]"});
+
+  patch.mutable_birth_date()->set_year(2999);
+  patch.set_sex(static_cast<v1::Sex>(7));
+  status = Update("kim-koeln", patch, {"birth_date", "sex"}, &patch);
+  EXPECT_EQ(ViolatedFields(status),
+            (std::set<std::string>{"person.birth_date", "person.sex"}));
+  Person unchanged;
+  ASSERT_TRUE(Get("kim-koeln", out.name(), &unchanged).ok());
+  EXPECT_EQ(unchanged.etag(), out.etag());
+
+  v1::ListAgencyIdsRequest list;
+  list.set_parent(out.name());
+  list.set_page_size(-1);
+  v1::ListAgencyIdsResponse ids;
+  status =
+      Invoke("kim-koeln", &IdentityService::Stub::ListAgencyIds, list, &ids);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"page_size"});
+
+  v1::AgencyId link;
+  status = Link("kim-koeln", out.name(), static_cast<v1::AgencyIdKind>(77),
+                "X\x02", &link, "l-bad");
+  EXPECT_EQ(ViolatedFields(status),
+            (std::set<std::string>{"agency_id.kind", "agency_id.value"}));
+  EXPECT_EQ(Persons(), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_agency_ids"), 0);
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(PersonServiceTest);
+
+}  // namespace
+}  // namespace lotse::identity
