@@ -58,6 +58,7 @@ const std::set<std::string>& ImplementedMethods(const std::string& service) {
             "CreatePerson",
             "GetPerson",
             "UpdatePerson",
+            "ListPersons",
             "SearchPersons",
             "FindDuplicates",
             "MergePersons",
@@ -196,6 +197,7 @@ TEST_P(ServiceProcessTest, EveryRpcOfTheContractAnswersUnimplementedForNow) {
   ASSERT_NE(service, nullptr);
   ASSERT_EQ(service->full_name(), GetParam().full_service_name);
   ASSERT_GT(service->method_count(), 0);
+  bool any_unimplemented = false;
   for (int i = 0; i < service->method_count(); ++i) {
     const auto* method = service->method(i);
     if (method->client_streaming() || method->server_streaming()) continue;
@@ -206,6 +208,7 @@ TEST_P(ServiceProcessTest, EveryRpcOfTheContractAnswersUnimplementedForNow) {
           << method->full_name();
       continue;
     }
+    any_unimplemented = true;
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
         << method->full_name() << ": " << status.error_message();
   }
@@ -214,7 +217,10 @@ TEST_P(ServiceProcessTest, EveryRpcOfTheContractAnswersUnimplementedForNow) {
   ASSERT_TRUE(process->WaitExit(absl::Seconds(10)).ok());
   const std::string log = process->ReadLog();
   EXPECT_NE(log.find("\"agency\":\"kim-koeln\""), std::string::npos) << log;
-  EXPECT_NE(log.find("\"code\":\"UNIMPLEMENTED\""), std::string::npos) << log;
+  // A service whose contract is complete logs no UNIMPLEMENTED call.
+  if (any_unimplemented) {
+    EXPECT_NE(log.find("\"code\":\"UNIMPLEMENTED\""), std::string::npos) << log;
+  }
   EXPECT_EQ(log.find("cw-1"), std::string::npos)
       << "the actor is personal data and belongs in the audit trail only";
 }

@@ -563,6 +563,11 @@ absl::Status IdentityServiceImpl::DoRecordResidence(
                           {0, 500, false}, &violations);
         if (!violations.empty()) return violations.ToStatus();
 
+        // Locked before the person is read: a merge holds this lock while
+        // it moves the records, so once it is granted a merged person reads
+        // as merged and no record lands under it. A merged id is refused
+        // below, so the lock is the resolved person's.
+        if (absl::Status s = LockResidence(tx, person_id); !s.ok()) return s;
         absl::StatusOr<PersonLookup> person =
             FindPerson(tx, *access_matcher_, person_id, /*for_write=*/true);
         if (!person.ok()) return person.status();
@@ -575,7 +580,6 @@ absl::Status IdentityServiceImpl::DoRecordResidence(
         absl::StatusOr<std::optional<std::string>> seen =
             api::LookupRequestId(tx, key, fingerprint);
         if (!seen.ok()) return seen.status();
-        if (absl::Status s = LockResidence(tx, person->id); !s.ok()) return s;
         absl::StatusOr<std::optional<ResidenceRecord>> current =
             ReadCurrentResidence(tx, person->id);
         if (!current.ok()) return current.status();
@@ -827,6 +831,9 @@ absl::Status IdentityServiceImpl::DoRecordConsent(
                          &violations);
         if (!violations.empty()) return violations.ToStatus();
 
+        // As for residence records: a merge moving the consents holds this
+        // lock, so none is recorded under a person merged meanwhile.
+        if (absl::Status s = LockConsents(tx, person_id); !s.ok()) return s;
         absl::StatusOr<PersonLookup> person =
             FindPerson(tx, *access_matcher_, person_id, /*for_write=*/true);
         if (!person.ok()) return person.status();

@@ -1,9 +1,8 @@
 // The gRPC face of the identity service: lotse.identity.v1.IdentityService.
 //
-// Implemented so far: the agency registry (RegisterAgency, GetAgency,
-// ListAgencies, UpdateAgency, SuspendAgency, ReactivateAgency). Every other
-// RPC answers UNIMPLEMENTED (the generated base class's behaviour) until its
-// issue is done.
+// Every RPC of the contract is implemented: the agency registry, persons
+// and agency-specific ids (person_handlers.cc), residence status, consents
+// and CheckAccess (access_handlers.cc).
 //
 // Every implemented RPC, in one read-write transaction:
 //   1. resolves the caller against the registry (CheckCaller): the client
@@ -140,6 +139,10 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   grpc::ServerUnaryReactor* UpdatePerson(grpc::CallbackServerContext* context,
                                          const v1::UpdatePersonRequest* request,
                                          v1::Person* response) override;
+  grpc::ServerUnaryReactor* ListPersons(
+      grpc::CallbackServerContext* context,
+      const v1::ListPersonsRequest* request,
+      v1::ListPersonsResponse* response) override;
   grpc::ServerUnaryReactor* SearchPersons(
       grpc::CallbackServerContext* context,
       const v1::SearchPersonsRequest* request,
@@ -192,6 +195,9 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   absl::Status DoUpdatePerson(const server::RequestContext& rc,
                               const v1::UpdatePersonRequest& request,
                               v1::Person* response);
+  absl::Status DoListPersons(const server::RequestContext& rc,
+                             const v1::ListPersonsRequest& request,
+                             v1::ListPersonsResponse* response);
   absl::Status DoSearchPersons(const server::RequestContext& rc,
                                const v1::SearchPersonsRequest& request,
                                v1::SearchPersonsResponse* response);

@@ -28,7 +28,9 @@
 #include "lotse/identity/v1/events.pb.h"
 #include "services/identity/domain/person.h"
 #include "services/identity/service/identity_service.h"
+#include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/residence_store.h"
 
 namespace lotse::identity {
 
@@ -136,6 +138,21 @@ double MinScore(double requested, double default_score,
   return requested == 0 ? default_score : requested;
 }
 
+// The policy's core identity read request for `caller` about person
+// `person_id`, before the relations are known.
+AccessRequest CoreIdentityRequest(const RequestContext& rc,
+                                  const AgencyRecord& caller,
+                                  const std::string& person_id) {
+  AccessRequest request;
+  request.agency_id = caller.id;
+  request.legal_domain = LegalDomainFromName(caller.legal_domain)
+                             .value_or(LegalDomain::kUnspecified);
+  request.person_id = person_id;
+  request.category = DataCategory::kCoreIdentity;
+  request.purpose = rc.purpose;
+  return request;
+}
+
 // The read decision for the core identity of `person` (the survivor when
 // the id was merged), from the relations identity records itself.
 absl::Status CheckCoreIdentityRead(PersonStore& store,
@@ -144,13 +161,7 @@ absl::Status CheckCoreIdentityRead(PersonStore& store,
                                    const AgencyRecord& caller,
                                    const PersonLookup& person) {
   const std::string caller_name = AgencyResourceName(caller.id);
-  AccessRequest request;
-  request.agency_id = caller.id;
-  request.legal_domain = LegalDomainFromName(caller.legal_domain)
-                             .value_or(LegalDomain::kUnspecified);
-  request.person_id = person.id;
-  request.category = DataCategory::kCoreIdentity;
-  request.purpose = rc.purpose;
+  AccessRequest request = CoreIdentityRequest(rc, caller, person.id);
   request.caller_wrote_data = person.person.creating_agency() == caller_name;
   if (!request.caller_wrote_data) {
     // Links are few per person; page through them all to find the caller's.
@@ -290,6 +301,66 @@ absl::StatusOr<std::optional<v1::AgencyId>> FindLink(
     cursor = page->next_cursor;
   } while (!cursor.empty());
   return std::nullopt;
+}
+
+// ResidenceStatusChanged announcing `record` as the person's current one.
+v1::ResidenceStatusChanged ResidenceChanged(const ResidenceRecord& record) {
+  v1::ResidenceStatusChanged changed;
+  changed.set_person(PersonResourceName(record.person_id));
+  changed.set_residence_status(
+      ResidenceResourceName(record.person_id, record.id));
+  changed.set_title_kind(record.fields.title_kind());
+  *changed.mutable_valid_from() = record.fields.valid_from();
+  if (record.fields.has_valid_until()) {
+    *changed.mutable_valid_until() = record.fields.valid_until();
+  }
+  changed.set_work_permission(record.fields.work_permission());
+  changed.set_integration_course_obligation(
+      record.fields.integration_course_obligation());
+  changed.set_recording_agency(record.recording_agency);
+  return changed;
+}
+
+// The MergePersons part that is not the person record itself: residence
+// status records and consents of `merged_id` move to `survivor_id` (the
+// store moved the agency ids). When the survivor's current residence
+// record is another one afterwards (the merged person's was recorded
+// later, or the survivor had none), consumers such as placement must learn
+// the status now in force, so ResidenceStatusChanged is enqueued for the
+// survivor. Call after PersonStore::Merge succeeded, in its transaction.
+absl::Status MoveHistory(Transaction& tx, const std::string& survivor_id,
+                         const std::string& merged_id) {
+  // The writers of residence records and consents lock per person; taking
+  // both persons' locks (in id order, like the person locks of the merge)
+  // keeps a concurrent write from landing between read and move.
+  const bool survivor_first = survivor_id < merged_id;
+  const std::string& first = survivor_first ? survivor_id : merged_id;
+  const std::string& second = survivor_first ? merged_id : survivor_id;
+  for (const std::string* id : {&first, &second}) {
+    if (absl::Status s = LockResidence(tx, *id); !s.ok()) return s;
+  }
+  for (const std::string* id : {&first, &second}) {
+    if (absl::Status s = LockConsents(tx, *id); !s.ok()) return s;
+  }
+
+  auto before = ReadCurrentResidence(tx, survivor_id);
+  if (!before.ok()) return before.status();
+  if (absl::Status s = MoveResidence(tx, merged_id, survivor_id); !s.ok()) {
+    return s;
+  }
+  auto after = ReadCurrentResidence(tx, survivor_id);
+  if (!after.ok()) return after.status();
+  if (after->has_value() &&
+      (!before->has_value() || (*before)->id != (*after)->id)) {
+    lotse::events::v1::Event event;
+    event.set_ordering_key(PersonResourceName(survivor_id));
+    event.set_source("identity");
+    event.mutable_payload()->PackFrom(ResidenceChanged(**after));
+    if (absl::Status s = events::EnqueueEvent(tx, std::move(event)); !s.ok()) {
+      return s;
+    }
+  }
+  return MoveConsents(tx, merged_id, survivor_id);
 }
 
 audit::AuditRecord PersonAuditRecord(const RequestContext& rc,
@@ -539,6 +610,52 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
       });
 }
 
+absl::Status IdentityServiceImpl::DoListPersons(
+    const RequestContext& rc, const v1::ListPersonsRequest& request,
+    v1::ListPersonsResponse* response) {
+  return RunPersonAudited(
+      rc, Method("ListPersons"), "persons",
+      [&](Transaction& tx, const AgencyRecord& caller,
+          PersonTrail* trail) -> absl::Status {
+        FieldViolations violations;
+        const int page_size = api::NormalizePageSize(request.page_size(),
+                                                     "page_size", &violations);
+        // The request has no filter fields; the list depends on the caller
+        // alone, so a token continues only the listing of its agency.
+        const std::string fingerprint = AgencyResourceName(caller.id);
+        const std::string after = api::DecodePageToken(
+            request.page_token(), fingerprint, "page_token", &violations);
+        if (!violations.empty()) return violations.ToStatus();
+
+        PersonStore store(tx, *matcher_);
+        absl::StatusOr<PersonPage> page =
+            store.ListVisible(AgencyResourceName(caller.id), after, page_size);
+        if (!page.ok()) return page.status();
+        const absl::Time now = absl::Now();
+        response->Clear();
+        for (v1::Person& person : page->persons) {
+          // Listed because the caller created the person or holds an id
+          // for them; the deployment's rules still decide whether that
+          // relation lets its domain read them, as for GetPerson.
+          AccessRequest decide = CoreIdentityRequest(
+              rc, caller, person.name().substr(sizeof("persons/") - 1));
+          decide.caller_wrote_data =
+              person.creating_agency() == AgencyResourceName(caller.id);
+          if (!decide.caller_wrote_data) {
+            decide.relations.push_back(Relation::kAgencyIdHolder);
+          }
+          if (!access_policy_->Decide(decide, now).allowed) continue;
+          trail->extra.push_back({person.name(), ""});
+          *response->add_persons() = std::move(person);
+        }
+        if (!page->next_cursor.empty()) {
+          response->set_next_page_token(
+              api::EncodePageToken(fingerprint, page->next_cursor));
+        }
+        return absl::OkStatus();
+      });
+}
+
 absl::Status IdentityServiceImpl::DoSearchPersons(
     const RequestContext& rc, const v1::SearchPersonsRequest& request,
     v1::SearchPersonsResponse* response) {
@@ -758,6 +875,9 @@ absl::Status IdentityServiceImpl::DoMergePersons(
         event.mutable_payload()->PackFrom(payload);
         if (absl::Status s = events::EnqueueEvent(tx, std::move(event));
             !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = MoveHistory(tx, survivor_id, merged_id); !s.ok()) {
           return s;
         }
         // The merged person's own trail must show where its data went.
@@ -989,6 +1109,17 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::UpdatePerson(
       runtime_.env, context, request, response,
       [this](const RequestContext& rc, const v1::UpdatePersonRequest& r,
              v1::Person* out) { return DoUpdatePerson(rc, r, out); });
+}
+
+grpc::ServerUnaryReactor* IdentityServiceImpl::ListPersons(
+    grpc::CallbackServerContext* context, const v1::ListPersonsRequest* request,
+    v1::ListPersonsResponse* response) {
+  return server::ServeUnary(
+      runtime_.env, context, request, response,
+      [this](const RequestContext& rc, const v1::ListPersonsRequest& r,
+             v1::ListPersonsResponse* out) {
+        return DoListPersons(rc, r, out);
+      });
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::SearchPersons(

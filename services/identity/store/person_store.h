@@ -58,7 +58,8 @@
 namespace lotse::identity {
 
 // "identity.0101_persons", "identity.0102_person_keys",
-// "identity.0103_person_agency_ids", in this order.
+// "identity.0103_person_agency_ids",
+// "identity.0104_person_agency_ids_by_issuer", in this order.
 std::vector<storage::Migration> PersonMigrations();
 
 // A fresh random id: 128 bits from the OS CSPRNG (OpenSSL RAND_bytes) as 26
@@ -145,6 +146,14 @@ class PersonStore {
   // a cursor this store did not issue.
   absl::StatusOr<PersonPage> List(absl::string_view creating_agency,
                                   absl::string_view cursor, int limit);
+
+  // The persons `agency` ("agencies/{id}") is related to through what this
+  // store records: it created them, or it holds a linked (not unlinked)
+  // agency id for them. Merged persons are left out (their survivor is
+  // listed when related). Order, paging and cursor errors as List. Cost
+  // grows with the agency's own persons and links only.
+  absl::StatusOr<PersonPage> ListVisible(absl::string_view agency,
+                                         absl::string_view cursor, int limit);
 
   // Ids of persons sharing at least one lookup key with `record`
   // (DuplicateMatcher::LookupKeys), excluding `exclude_id`; scoring them is

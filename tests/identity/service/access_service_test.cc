@@ -113,10 +113,10 @@ class AccessServiceTest : public testing::BothBackendsTest {
     auto policy = AccessPolicy::LoadFile(
         absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
     ASSERT_TRUE(policy.ok()) << policy.status();
-    ASSERT_TRUE(service_
-                    ->EnableAccess(std::make_shared<const AccessPolicy>(
-                        *std::move(policy)))
-                    .ok());
+    auto rules = std::make_shared<const AccessPolicy>(*std::move(policy));
+    ASSERT_TRUE(service_->EnableAccess(rules).ok());
+    // MergePersons moves residence records and consents.
+    ASSERT_TRUE(service_->EnablePersons(rules).ok());
     server::ServerOptions options;
     options.service_name = "identity";
     options.listen = "127.0.0.1:0";
@@ -213,6 +213,42 @@ class AccessServiceTest : public testing::BothBackendsTest {
     r.set_person(person_);
     return As(as)->GetCurrentResidenceStatus(&context, r, out);
   }
+  grpc::Status CurrentOf(const std::string& as, const std::string& person,
+                         v1::ResidenceStatus* out,
+                         const std::string& purpose = "case-management") {
+    grpc::ClientContext context;
+    Prepare(&context, purpose);
+    v1::GetCurrentResidenceStatusRequest r;
+    r.set_person(person);
+    return As(as)->GetCurrentResidenceStatus(&context, r, out);
+  }
+  grpc::Status GetPerson(const std::string& as, const std::string& name,
+                         v1::Person* out) {
+    grpc::ClientContext context;
+    Prepare(&context, "case-management");
+    v1::GetPersonRequest r;
+    r.set_name(name);
+    return As(as)->GetPerson(&context, r, out);
+  }
+  // Merges `merged` into `survivor` as `as`, with both etags as read now
+  // unless `survivor_etag` overrides the survivor's.
+  grpc::Status Merge(const std::string& as, const std::string& survivor,
+                     const std::string& merged, const std::string& request_id,
+                     v1::Person* out, const std::string& survivor_etag = "") {
+    v1::Person s, m;
+    EXPECT_TRUE(GetPerson("kim-koeln", survivor, &s).ok());
+    EXPECT_TRUE(GetPerson("kim-koeln", merged, &m).ok());
+    v1::MergePersonsRequest r;
+    r.set_request_id(request_id);
+    r.set_survivor(survivor);
+    r.set_survivor_etag(survivor_etag.empty() ? s.etag() : survivor_etag);
+    r.set_merged(merged);
+    r.set_merged_etag(m.etag());
+    r.set_justification("same passport");
+    grpc::ClientContext context;
+    Prepare(&context, "case-management");
+    return As(as)->MergePersons(&context, r, out);
+  }
   grpc::Status History(const std::string& as,
                        const v1::ListResidenceStatusesRequest& r,
                        v1::ListResidenceStatusesResponse* out) {
@@ -267,6 +303,11 @@ class AccessServiceTest : public testing::BothBackendsTest {
     auto rows = (*tx)->Query(sql);
     EXPECT_TRUE(rows.ok()) << rows.status();
     return rows.ok() ? *(*rows)[0].GetInt(0) : -1;
+  }
+  int64_t RowsOf(const std::string& table, const std::string& person) {
+    return Count(absl::StrCat("SELECT COUNT(*) FROM ", table,
+                              " WHERE person_id = '",
+                              person.substr(person.find('/') + 1), "'"));
   }
   int64_t ResidenceRows() {
     return Count("SELECT COUNT(*) FROM identity_residence_statuses");
@@ -617,6 +658,135 @@ TEST_P(AccessServiceTest, CheckAccessDecidesPerCategory) {
     }
   }
   EXPECT_TRUE(kim_decision);
+  ExpectChainIntact();
+}
+
+TEST_P(AccessServiceTest, MergeMovesResidenceHistoryAndConsents) {
+  const std::string survivor = person_;
+  const std::string merged = CreatePerson("agencies/kim-koeln");
+  const std::string older = CreatePerson("agencies/kim-koeln");
+  // Recorded in this order, so the merged person's record is the newest of
+  // all and `older`'s the oldest.
+  v1::ResidenceStatus older_status, survivor_status, merged_status;
+  ASSERT_TRUE(
+      Record("abh-koeln", Residence(older, "r-o", ""), &older_status).ok());
+  ASSERT_TRUE(
+      Record("abh-koeln", Residence(survivor, "r-s", ""), &survivor_status)
+          .ok());
+  auto merged_request = Residence(merged, "r-m", "");
+  merged_request.mutable_residence_status()->set_title_kind(
+      v1::RESIDENCE_TITLE_KIND_SETTLEMENT_PERMIT);
+  ASSERT_TRUE(Record("abh-koeln", merged_request, &merged_status).ok());
+  // A consent given for the merged person only.
+  v1::Consent consent;
+  ASSERT_TRUE(
+      RecordConsent("kim-koeln", VhsConsent(merged, "c-m"), &consent).ok());
+  v1::ResidenceStatus out;
+  grpc::Status s = CurrentOf("vhs-koeln", survivor, &out, "course-admission");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  const size_t events_before = EventTypes().size();
+
+  // Refused merges move nothing.
+  v1::Person result;
+  s = Merge("jobcenter-koeln", survivor, merged, "m-0", &result);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  v1::Person merged_person;
+  ASSERT_TRUE(GetPerson("kim-koeln", merged, &merged_person).ok());
+  s = Merge("kim-koeln", survivor, merged, "m-1", &result,
+            merged_person.etag());  // the merged person's etag: stale
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(RowsOf("identity_residence_statuses", merged), 1);
+  EXPECT_EQ(RowsOf("identity_consents", merged), 1);
+  EXPECT_EQ(RowsOf("identity_residence_statuses", survivor), 1);
+  EXPECT_EQ(RowsOf("identity_consents", survivor), 0);
+  ASSERT_TRUE(CurrentOf("abh-koeln", survivor, &out).ok());
+  EXPECT_EQ(out.name(), survivor_status.name());
+  EXPECT_EQ(EventTypes().size(), events_before);
+
+  s = Merge("kim-koeln", survivor, merged, "m-2", &result);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(RowsOf("identity_residence_statuses", merged), 0);
+  EXPECT_EQ(RowsOf("identity_consents", merged), 0);
+
+  // The merged person's record, now the survivor's, is current: it was
+  // recorded last.
+  const std::string moved_status = absl::StrCat(
+      survivor, "/residenceStatuses/",
+      merged_status.name().substr(merged_status.name().rfind('/') + 1));
+  ASSERT_TRUE(CurrentOf("abh-koeln", survivor, &out).ok());
+  EXPECT_EQ(out.name(), moved_status);
+  EXPECT_EQ(out.title_kind(), v1::RESIDENCE_TITLE_KIND_SETTLEMENT_PERMIT);
+  EXPECT_TRUE(out.current());
+  v1::ListResidenceStatusesRequest history;
+  history.set_parent(survivor);
+  v1::ListResidenceStatusesResponse records;
+  ASSERT_TRUE(History("bamf-nuernberg", history, &records).ok());
+  ASSERT_EQ(records.residence_statuses_size(), 2);
+  EXPECT_EQ(records.residence_statuses(0).name(), moved_status);
+  EXPECT_EQ(records.residence_statuses(1).name(), survivor_status.name());
+
+  // The consent answers under the survivor and still opens its data.
+  v1::ListConsentsRequest list;
+  list.set_parent(survivor);
+  v1::ListConsentsResponse consents;
+  ASSERT_TRUE(ListConsents("kim-koeln", list, &consents).ok());
+  ASSERT_EQ(consents.consents_size(), 1);
+  const std::string moved_consent =
+      absl::StrCat(survivor, "/consents/",
+                   consent.name().substr(consent.name().rfind('/') + 1));
+  EXPECT_EQ(consents.consents(0).name(), moved_consent);
+  EXPECT_EQ(consents.consents(0).state(), v1::CONSENT_STATE_ACTIVE);
+  v1::Consent got;
+  ASSERT_TRUE(GetConsent("vhs-koeln", consent.name(), &got).ok());
+  EXPECT_EQ(got.name(), moved_consent);
+  s = CurrentOf("vhs-koeln", survivor, &out, "course-admission");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(out.name(), moved_status);
+  v1::CheckAccessRequest check;
+  check.set_agency("agencies/vhs-koeln");
+  check.set_person(survivor);
+  check.add_categories(type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+  check.set_purpose("course-admission");
+  v1::CheckAccessResponse decision;
+  ASSERT_TRUE(Check("svc-courses", check, &decision).ok());
+  ASSERT_EQ(decision.decisions_size(), 1);
+  EXPECT_TRUE(decision.decisions(0).allowed());
+  EXPECT_EQ(decision.decisions(0).basis(), v1::ACCESS_BASIS_CONSENT);
+  EXPECT_EQ(decision.decisions(0).consent(), moved_consent);
+
+  // The survivor's status changed: announced after the merge, in order.
+  std::vector<std::string> types = EventTypes();
+  ASSERT_EQ(types.size(), events_before + 2);
+  EXPECT_EQ(types[events_before], "lotse.identity.v1.PersonMerged");
+  EXPECT_EQ(types[events_before + 1],
+            "lotse.identity.v1.ResidenceStatusChanged");
+  {
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    ASSERT_TRUE(tx.ok());
+    auto rows = (*tx)->Query(
+        "SELECT payload FROM event_outbox ORDER BY seq DESC LIMIT 1");
+    ASSERT_TRUE(rows.ok());
+    lotse::events::v1::Event event;
+    ASSERT_TRUE(event.ParseFromString(*(*rows)[0].GetBytes(0)));
+    v1::ResidenceStatusChanged changed;
+    ASSERT_TRUE(event.payload().UnpackTo(&changed));
+    EXPECT_EQ(event.ordering_key(), survivor);
+    EXPECT_EQ(changed.person(), survivor);
+    EXPECT_EQ(changed.residence_status(), moved_status);
+    EXPECT_EQ(changed.title_kind(), v1::RESIDENCE_TITLE_KIND_SETTLEMENT_PERMIT);
+    EXPECT_EQ(changed.recording_agency(), "agencies/abh-koeln");
+  }
+
+  // Merging a person whose records are all older than the survivor's
+  // current one moves its history but changes no status: no event.
+  s = Merge("kim-koeln", survivor, older, "m-3", &result);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(History("bamf-nuernberg", history, &records).ok());
+  ASSERT_EQ(records.residence_statuses_size(), 3);
+  EXPECT_EQ(records.residence_statuses(0).name(), moved_status);
+  types = EventTypes();
+  ASSERT_EQ(types.size(), events_before + 3);
+  EXPECT_EQ(types.back(), "lotse.identity.v1.PersonMerged");
   ExpectChainIntact();
 }
 

@@ -3,6 +3,7 @@
 // jobcenter-koeln: JOBCENTER, abh-koeln: AUSLAENDERBEHOERDE, registered by
 // lotse-admin), on SQLite and PostgreSQL, with the deployment's real rules
 // file.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -254,6 +255,14 @@ class PersonServiceTest : public testing::BothBackendsTest {
     request.set_merged_etag(merged.etag());
     request.set_justification("same passport number");
     return Invoke(as, &IdentityService::Stub::MergePersons, request, out);
+  }
+
+  // `person` as `as` reads it now (current etag).
+  Person Fresh(const std::string& as, const Person& person) {
+    Person out;
+    grpc::Status status = Get(as, person.name(), &out);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return out;
   }
 
   int64_t Count(const std::string& sql) {
@@ -660,6 +669,104 @@ TEST_P(PersonServiceTest, MergedIdAnswersWithSurvivorAndIdsMove) {
   ASSERT_EQ(trail.size(), 4u);
   EXPECT_EQ(trail[2], "kim-koeln MergePersons ALLOWED MERGED_INTO_SURVIVOR");
   EXPECT_EQ(trail[3], "kim-koeln UpdatePerson ERROR PERSON_MERGED");
+}
+
+TEST_P(PersonServiceTest, ListPersonsShowsRelatedPersonsPagedAndAudited) {
+  Person mohammed, olena, tesfay;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &mohammed).ok());
+  ASSERT_TRUE(Create("kim-koeln", Olena(), "c-2", &olena).ok());
+  Person other;
+  AddName(&other, "Tesfay", "Gebremedhin");
+  other.mutable_birth_date()->set_year(1995);
+  ASSERT_TRUE(Create("jobcenter-koeln", other, "c-3", &tesfay).ok());
+  v1::AgencyId link;
+  ASSERT_TRUE(Link("jobcenter-koeln", mohammed.name(),
+                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &link)
+                  .ok());
+
+  // Every page through to the end, as `as`, `page_size` at a time.
+  auto list_all = [&](const std::string& as, int page_size,
+                      std::vector<std::string>* names) -> grpc::Status {
+    v1::ListPersonsRequest request;
+    request.set_page_size(page_size);
+    do {
+      v1::ListPersonsResponse response;
+      grpc::Status status =
+          Invoke(as, &IdentityService::Stub::ListPersons, request, &response);
+      if (!status.ok()) return status;
+      EXPECT_LE(response.persons_size(), page_size);
+      for (const Person& p : response.persons()) names->push_back(p.name());
+      request.set_page_token(response.next_page_token());
+    } while (!request.page_token().empty());
+    return grpc::Status::OK;
+  };
+  std::vector<std::string> names;
+  ASSERT_TRUE(list_all("kim-koeln", 1, &names).ok());
+  // Newest first; the Jobcenter's person is not kim-koeln's business.
+  EXPECT_EQ(names, (std::vector<std::string>{olena.name(), mohammed.name()}));
+  names.clear();
+  ASSERT_TRUE(list_all("jobcenter-koeln", 1, &names).ok());
+  EXPECT_EQ(names, (std::vector<std::string>{tesfay.name(), mohammed.name()}));
+  names.clear();
+  ASSERT_TRUE(list_all("abh-koeln", 0, &names).ok());
+  EXPECT_TRUE(names.empty());
+
+  // One record for the call, one read per person it disclosed.
+  const std::vector<std::string> trail = AuditAbout(mohammed.name());
+  EXPECT_EQ(
+      std::count(trail.begin(), trail.end(), "kim-koeln ListPersons ALLOWED"),
+      1);
+  EXPECT_EQ(std::count(trail.begin(), trail.end(),
+                       "jobcenter-koeln ListPersons ALLOWED"),
+            1);
+  EXPECT_EQ(
+      std::count(trail.begin(), trail.end(), "abh-koeln ListPersons ALLOWED"),
+      0);
+  // "persons" and everything under it: five calls (kim-koeln and the
+  // Jobcenter read two pages each, abh-koeln one) and the four persons
+  // they disclosed.
+  const std::vector<std::string> calls = AuditAbout("persons");
+  EXPECT_EQ(std::count_if(calls.begin(), calls.end(),
+                          [](const std::string& line) {
+                            return absl::StrContains(line, " ListPersons ");
+                          }),
+            5 + 4);
+
+  // A merged person is listed no more; its survivor is.
+  Person merged;
+  ASSERT_TRUE(Merge("kim-koeln", Fresh("kim-koeln", mohammed),
+                    Fresh("kim-koeln", olena), &merged)
+                  .ok());
+  names.clear();
+  ASSERT_TRUE(list_all("kim-koeln", 50, &names).ok());
+  EXPECT_EQ(names, std::vector<std::string>{mohammed.name()});
+
+  // Bad paging input.
+  v1::ListPersonsRequest bad;
+  bad.set_page_size(-1);
+  v1::ListPersonsResponse response;
+  grpc::Status status =
+      Invoke("kim-koeln", &IdentityService::Stub::ListPersons, bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"page_size"});
+  bad.set_page_size(0);
+  bad.set_page_token("garbage!");
+  status =
+      Invoke("kim-koeln", &IdentityService::Stub::ListPersons, bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"page_token"});
+  // A token continues only the listing of the agency it was issued to.
+  v1::ListPersonsRequest first;
+  first.set_page_size(1);
+  ASSERT_TRUE(Invoke("jobcenter-koeln", &IdentityService::Stub::ListPersons,
+                     first, &response)
+                  .ok());
+  ASSERT_FALSE(response.next_page_token().empty());
+  bad.set_page_token(response.next_page_token());
+  status =
+      Invoke("kim-koeln", &IdentityService::Stub::ListPersons, bad, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(status), std::set<std::string>{"page_token"});
 }
 
 TEST_P(PersonServiceTest, BadInputIsRefusedWithAllViolationsAndStoresNothing) {

@@ -332,6 +332,107 @@ TEST_P(PersonStoreTest, ListReturnsEveryPersonOnceUnderConcurrentInserts) {
               }).ok());
 }
 
+TEST_P(PersonStoreTest, ListVisibleShowsCreatedAndLinkedPersonsOnce) {
+  const std::string jobcenter = "agencies/jobcenter-koeln";
+  std::vector<v1::Person> own;
+  for (int i = 0; i < 7; ++i) {
+    own.push_back(
+        Create(MakePerson("Own", absl::StrCat("Person", i)), jobcenter));
+  }
+  std::vector<v1::Person> others;
+  for (int i = 0; i < 6; ++i) {
+    others.push_back(Create(MakePerson("Other", absl::StrCat("Person", i))));
+  }
+  // Ids the Jobcenter holds: two for others[0] and one for own[0] (each
+  // still listed once), one for others[1], which is then merged into
+  // others[4], one for others[2] that it unlinks again.
+  ASSERT_TRUE(Link(IdOf(others[0]), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+                   "100A001", jobcenter)
+                  .ok());
+  ASSERT_TRUE(Link(IdOf(others[0]),
+                   v1::AGENCY_ID_KIND_JOBCENTER_COMMUNITY_NUMBER, "BG-1",
+                   jobcenter)
+                  .ok());
+  ASSERT_TRUE(Link(IdOf(own[0]), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+                   "100A002", jobcenter)
+                  .ok());
+  ASSERT_TRUE(Link(IdOf(others[1]), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+                   "100A003", jobcenter)
+                  .ok());
+  auto unlinked = Link(IdOf(others[2]), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+                       "100A004", jobcenter);
+  ASSERT_TRUE(unlinked.ok()) << unlinked.status();
+  ASSERT_TRUE(Tx([&](PersonStore& store) {
+                return store
+                    .UnlinkAgencyId(IdOf(others[2]),
+                                    LinkIdOf(unlinked->agency_id),
+                                    unlinked->agency_id.etag())
+                    .status();
+              }).ok());
+  // Another agency's link gives the Jobcenter nothing.
+  ASSERT_TRUE(Link(IdOf(others[3]), v1::AGENCY_ID_KIND_MUNICIPAL_FILE_NUMBER,
+                   "K-7", "agencies/kim-koeln")
+                  .ok());
+  ASSERT_TRUE(Merge(Fresh(others[4]), Fresh(others[1])).ok());
+  // A person the Jobcenter created but that was merged into someone it has
+  // no relation to is gone from its list.
+  ASSERT_TRUE(Merge(Fresh(others[5]), Fresh(own[6])).ok());
+
+  std::vector<std::string> seen;
+  std::vector<v1::Person> listed;
+  std::string cursor;
+  int pages = 0;
+  do {
+    PersonPage page;
+    ASSERT_TRUE(Tx([&](PersonStore& store) {
+                  auto result = store.ListVisible(jobcenter, cursor, 3);
+                  if (!result.ok()) return result.status();
+                  page = *std::move(result);
+                  return absl::OkStatus();
+                }).ok());
+    EXPECT_LE(page.persons.size(), 3u);
+    for (const v1::Person& p : page.persons) {
+      seen.push_back(IdOf(p));
+      listed.push_back(p);
+    }
+    cursor = page.next_cursor;
+    // Persons created between pages are newer than the cursor: they do
+    // not disturb the listing.
+    Create(MakePerson("Late", absl::StrCat("Comer", pages)), jobcenter);
+    ASSERT_LT(++pages, 10);
+  } while (!cursor.empty());
+  EXPECT_EQ(pages, 3);
+
+  std::vector<std::string> expected;
+  for (int i = 0; i < 6; ++i) expected.push_back(IdOf(own[i]));
+  expected.push_back(IdOf(others[0]));
+  expected.push_back(IdOf(others[4]));  // holds the moved id of others[1]
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAreArray(expected));
+  // Newest first, by create time then id.
+  for (size_t i = 1; i < listed.size(); ++i) {
+    const auto& a = listed[i - 1].create_time();
+    const auto& b = listed[i].create_time();
+    EXPECT_TRUE(
+        a.seconds() > b.seconds() ||
+        (a.seconds() == b.seconds() &&
+         (a.nanos() > b.nanos() ||
+          (a.nanos() == b.nanos() && listed[i - 1].name() > listed[i].name()))))
+        << i;
+  }
+
+  // An agency related to nobody sees nobody; a foreign cursor is refused.
+  ASSERT_TRUE(Tx([&](PersonStore& store) {
+                auto none = store.ListVisible("agencies/vhs-koeln", "", 50);
+                if (!none.ok()) return none.status();
+                EXPECT_THAT(none->persons, IsEmpty());
+                EXPECT_TRUE(none->next_cursor.empty());
+                EXPECT_EQ(
+                    store.ListVisible(jobcenter, "garbage", 5).status().code(),
+                    absl::StatusCode::kInvalidArgument);
+                return absl::OkStatus();
+              }).ok());
+}
+
 TEST_P(PersonStoreTest, CandidatesComeFromBlockingKeys) {
   const v1::Person mohammed =
       Create(MakePerson("Mohammed", "Al-Hassan", 1990, 7, 14));
