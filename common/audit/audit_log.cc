@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/errors/status.h"
 
 namespace lotse::audit {
 namespace {
@@ -256,6 +257,16 @@ absl::Status AppendAuditStandalone(storage::Database& db,
                                    const AuditRecord& record) {
   return storage::RunInTransaction(
       db, [&](storage::Transaction& tx) { return AppendAudit(tx, record); });
+}
+
+absl::Status AppendFailedCallAudit(storage::Database& db, AuditRecord record,
+                                   const absl::Status& failure) {
+  record.outcome = failure.code() == absl::StatusCode::kPermissionDenied
+                       ? Outcome::kDenied
+                       : Outcome::kError;
+  record.reason =
+      ReasonOf(failure).value_or(absl::StatusCodeToString(failure.code()));
+  return AppendAuditStandalone(db, record);
 }
 
 absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db) {

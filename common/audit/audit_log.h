@@ -76,6 +76,15 @@ absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record);
 absl::Status AppendAuditStandalone(storage::Database& db,
                                    const AuditRecord& record);
 
+// Records a call that failed with `failure` (not OK), in a transaction of
+// its own since the call's transaction was rolled back: outcome DENIED for
+// PERMISSION_DENIED and ERROR otherwise, reason the failure's machine
+// reason (google.rpc.ErrorInfo, see common/errors) or else its code name.
+// The other fields come from `record`. Returns the status of the audit
+// write; the caller still answers with `failure`.
+absl::Status AppendFailedCallAudit(storage::Database& db, AuditRecord record,
+                                   const absl::Status& failure);
+
 // The last row of a chain. Keep it outside the database (log it, export it)
 // to detect later truncation of the tail.
 struct AuditHead {

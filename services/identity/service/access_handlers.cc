@@ -486,13 +486,8 @@ absl::Status IdentityServiceImpl::RunAccessAudited(const RequestContext& rc,
   record.operation = std::string(method);
   record.resource = trail.resource;
   record.data_categories = trail.categories;
-  record.outcome = status.code() == absl::StatusCode::kPermissionDenied
-                       ? audit::Outcome::kDenied
-                       : audit::Outcome::kError;
-  record.reason =
-      ReasonOf(status).value_or(absl::StatusCodeToString(status.code()));
-  absl::Status audited =
-      audit::AppendAuditStandalone(*runtime_.database, record);
+  absl::Status audited = audit::AppendFailedCallAudit(
+      *runtime_.database, std::move(record), status);
   if (!audited.ok()) {
     server::Log(server::LogLevel::kError, "audit of failed call not written",
                 {{"operation", std::string(method)},

@@ -266,13 +266,8 @@ absl::Status IdentityServiceImpl::RunAudited(const RequestContext& rc,
       });
   if (status.ok()) return status;
   audit::AuditRecord record = AuditRecordFor(rc, agency_id, method, resource);
-  record.outcome = status.code() == absl::StatusCode::kPermissionDenied
-                       ? audit::Outcome::kDenied
-                       : audit::Outcome::kError;
-  record.reason =
-      ReasonOf(status).value_or(absl::StatusCodeToString(status.code()));
-  absl::Status audited =
-      audit::AppendAuditStandalone(*runtime_.database, record);
+  absl::Status audited = audit::AppendFailedCallAudit(
+      *runtime_.database, std::move(record), status);
   if (!audited.ok()) {
     // The call failed anyway and disclosed nothing; report its own error,
     // but make the gap in the trail visible to operators.

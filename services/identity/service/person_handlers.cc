@@ -426,13 +426,8 @@ absl::Status IdentityServiceImpl::RunPersonAudited(const RequestContext& rc,
   if (status.ok()) return status;
   audit::AuditRecord record =
       PersonAuditRecord(rc, agency_id, method, trail.resource);
-  record.outcome = status.code() == absl::StatusCode::kPermissionDenied
-                       ? audit::Outcome::kDenied
-                       : audit::Outcome::kError;
-  record.reason =
-      ReasonOf(status).value_or(absl::StatusCodeToString(status.code()));
-  absl::Status audited =
-      audit::AppendAuditStandalone(*runtime_.database, record);
+  absl::Status audited = audit::AppendFailedCallAudit(
+      *runtime_.database, std::move(record), status);
   if (!audited.ok()) {
     server::Log(server::LogLevel::kError, "audit of failed call not written",
                 {{"operation", std::string(method)},

@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/errors/status.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
 #include "gmock/gmock.h"
@@ -390,6 +391,26 @@ TEST(CanonicalAuditBytesTest, SeqTimeAndOutcomeMatter) {
   EXPECT_EQ(ComputeAuditHash(std::string(32, '\0'), a).size(), 32u);
   EXPECT_EQ(ComputeAuditHash(std::string(32, '\0'), a),
             ComputeAuditHash(std::string(32, '\0'), a));
+}
+
+TEST_P(AuditLogTest, FailedCallsAreRecordedAsDeniedOrError) {
+  AuditRecord base = MakeRecord(1);
+  base.resource = "persons/failed";
+  ASSERT_TRUE(
+      AppendFailedCallAudit(db(), base,
+                            ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                                            "NO_LEGAL_BASIS", "denied"))
+          .ok());
+  ASSERT_TRUE(
+      AppendFailedCallAudit(db(), base, absl::NotFoundError("gone")).ok());
+  auto rows = ListAuditForResource(db(), "persons/failed");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].outcome, Outcome::kDenied);
+  EXPECT_EQ((*rows)[0].reason, "NO_LEGAL_BASIS");
+  EXPECT_EQ((*rows)[1].outcome, Outcome::kError);
+  EXPECT_EQ((*rows)[1].reason, "NOT_FOUND");
+  EXPECT_TRUE(Verify().intact);
 }
 
 }  // namespace
