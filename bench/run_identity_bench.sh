@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Identity service benchmarks (issue 3, item 9) next to the echo baseline of
+# the same run, all on loopback over mutual TLS with a fresh dev PKI:
+#   1. echo baseline: lotse_echo_server + lotse_loadgen;
+#   2. CreatePerson QPS against lotse_identity on a fresh SQLite file, and
+#      its ratio to the echo QPS;
+#   3. N synthetic persons bulk-loaded into a second SQLite file (service
+#      stopped), then FindDuplicates latency for spelling variants of loaded
+#      persons, at concurrency 1 (latency of one caller) and at CONCURRENCY,
+#      with the identity process's RSS after start-up on the loaded file and
+#      after the runs.
+#
+# Durability: lotse_identity runs with the storage defaults, SQLite in WAL
+# mode with synchronous=NORMAL: every commit is in the WAL before the call
+# answers, so an acknowledged write survives kill -9 of the process (not
+# necessarily a power loss; that is synchronous=FULL).
+#
+# Usage: bench/run_identity_bench.sh [N_PERSONS=100000] [DURATION_S=10]
+#                                    [CONCURRENCY=32]
+# Environment:
+#   BUILD_DIR  build tree (default build/ci at the repo root) holding
+#              lotse_identity, lotse_seed_demo, lotse_echo_server,
+#              lotse_loadgen, lotse_identity_bench; missing ones are built
+#              there (configure it with -DLOTSE_BUILD_BENCH=ON)
+#   CHANNELS   connections per load generator (default 2)
+#   KEEP_TMP   set to keep the temp dir (databases, logs) for inspection
+#
+# Exit status is non-zero if any run fails (an RPC error, no calls).
+set -euo pipefail
+
+N_PERSONS="${1:-100000}"
+DURATION="${2:-10}"
+CONCURRENCY="${3:-32}"
+CHANNELS="${CHANNELS:-2}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
+IDENTITY="$BUILD_DIR/services/identity/lotse_identity"
+SEED="$BUILD_DIR/tools/lotse_seed_demo"
+ECHO_SERVER="$BUILD_DIR/bench/lotse_echo_server"
+LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
+BENCH="$BUILD_DIR/bench/lotse_identity_bench"
+
+for bin in "$IDENTITY" "$SEED" "$ECHO_SERVER" "$LOADGEN" "$BENCH"; do
+  if [[ ! -x "$bin" ]]; then
+    echo "building the benchmark binaries in $BUILD_DIR" >&2
+    cmake --build "$BUILD_DIR" --target lotse_identity lotse_seed_demo \
+      lotse_echo_server lotse_loadgen lotse_identity_bench >/dev/null
+    break
+  fi
+done
+
+TMP="$(mktemp -d)"
+PIDS=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ -n "${KEEP_TMP:-}" ]]; then
+    echo "kept $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
+LIMIT=$((${DURATION%.*} + 60))  # bound on every timed run
+
+# bounded SECONDS CMD...: runs CMD in the background with a time limit and
+# waits for it, so a signal to this script is handled at once (bash defers
+# traps while a foreground child runs).
+bounded() {
+  local limit="$1"
+  shift
+  timeout "$limit" "$@" &
+  local pid=$!
+  PIDS+=("$pid")
+  wait "$pid"
+}
+
+# wait_port LOG PID PATTERN: prints the port once the server logged it.
+wait_port() {
+  local log="$1" pid="$2" pattern="$3" port=""
+  for _ in $(seq 300); do
+    port="$(sed -n "$pattern" "$log" | head -n 1)"
+    if [[ -n "$port" ]]; then
+      echo "$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# stop PID: SIGTERM and wait (graceful drain), so the next phase does not
+# compete with it for the CPU or the database file.
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+json_field() {  # json_field FIELD FILE: the first numeric FIELD in FILE
+  sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1
+}
+
+# ---- 1. echo baseline ------------------------------------------------------
+"$ECHO_SERVER" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+  >"$TMP/echo.out" 2>"$TMP/echo.err" &
+ECHO_PID=$!
+PIDS+=("$ECHO_PID")
+ECHO_PORT="$(wait_port "$TMP/echo.out" "$ECHO_PID" \
+  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+status=0
+bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
+  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/echo.json" ||
+  status=1
+stop "$ECHO_PID"
+echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
+ECHO_QPS="$(json_field qps "$TMP/echo.json")"
+
+# start_identity NAME DB: starts lotse_identity on sqlite file DB, registers
+# the demo agencies (kim-koeln among them) as lotse-admin, sets ID_PID and
+# ID_PORT.
+start_identity() {
+  local name="$1" db="$2"
+  "$IDENTITY" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+    --database="sqlite:$db" --access_rules="$ROOT/config/access-rules.conf" \
+    --log_calls=false >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  ID_PID=$!
+  PIDS+=("$ID_PID")
+  ID_PORT="$(wait_port "$TMP/$name.err" "$ID_PID" \
+    's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p')"
+  bounded 60 "$SEED" --identity="127.0.0.1:$ID_PORT" --tls_dir="$TMP/pki" \
+    >"$TMP/$name.seed" 2>&1 || {
+    cat "$TMP/$name.seed" >&2
+    return 1
+  }
+}
+
+# ---- 2. CreatePerson QPS ---------------------------------------------------
+start_identity create "$TMP/identity.db"
+bounded "$LIMIT" "$BENCH" --mode=create --target="127.0.0.1:$ID_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
+  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/create.json" ||
+  status=1
+stop "$ID_PID"
+echo "create (mTLS):      $(grep '^{' "$TMP/create.json")"
+CREATE_QPS="$(json_field qps "$TMP/create.json")"
+awk -v c="$CREATE_QPS" -v e="$ECHO_QPS" 'BEGIN {
+  printf "CreatePerson QPS %.1f / echo QPS %.1f = %.3f (target >= 0.5)\n",
+    c, e, (e > 0 ? c / e : 0) }'
+
+# ---- 3. FindDuplicates with N persons loaded -------------------------------
+# The loader writes through PersonStore (blocking keys exactly as the service
+# derives them) in large transactions while no service holds the file.
+FIND_DB="$TMP/identity-find.db"
+bounded $((N_PERSONS / 2000 + 120)) "$BENCH" --mode=load \
+  --database="sqlite:$FIND_DB" --persons="$N_PERSONS" \
+  >"$TMP/load.json" 2>"$TMP/load.err" || {
+  tail -n 5 "$TMP/load.err" >&2
+  exit 1
+}
+echo "load:               $(cat "$TMP/load.json")"
+echo "database file:      $(du -h "$FIND_DB" | cut -f1) ($FIND_DB)"
+
+start_identity find "$FIND_DB"
+RSS_LOADED="$(rss_kib "$ID_PID")"
+for c in 1 "$CONCURRENCY"; do
+  bounded "$LIMIT" "$BENCH" --mode=find --target="127.0.0.1:$ID_PORT" \
+    --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$c" \
+    --channels="$CHANNELS" --duration_s="$DURATION" \
+    --persons="$N_PERSONS" >"$TMP/find-$c.json" || status=1
+  echo "find c=$c (mTLS):    $(grep '^{' "$TMP/find-$c.json")"
+  grep -v '^{' "$TMP/find-$c.json" || true
+done
+RSS_AFTER="$(rss_kib "$ID_PID")"
+stop "$ID_PID"
+echo "identity VmRSS with $N_PERSONS persons: after start ${RSS_LOADED} KiB," \
+  "after the FindDuplicates runs ${RSS_AFTER} KiB"
+exit "$status"
