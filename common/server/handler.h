@@ -100,6 +100,20 @@ grpc::ServerUnaryReactor* ServeUnary(const HandlerEnv& env,
   return reactor;
 }
 
+// The common case: the work is a member function of the service,
+//   return ServeUnary(env_, ctx, req, resp, this, &MyService::DoGetPerson);
+template <typename Service, typename Request, typename Response>
+grpc::ServerUnaryReactor* ServeUnary(
+    const HandlerEnv& env, grpc::CallbackServerContext* context,
+    const Request* request, Response* response, Service* service,
+    absl::Status (Service::*work)(const RequestContext&, const Request&,
+                                  Response*)) {
+  return ServeUnary(
+      env, context, request, response,
+      [service, work](const RequestContext& rc, const Request& r,
+                      Response* out) { return (service->*work)(rc, r, out); });
+}
+
 }  // namespace lotse::server
 
 #endif  // LOTSE_COMMON_SERVER_HANDLER_H_

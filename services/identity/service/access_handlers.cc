@@ -1245,51 +1245,37 @@ grpc::ServerUnaryReactor* IdentityServiceImpl::ListResidenceStatuses(
 grpc::ServerUnaryReactor* IdentityServiceImpl::RecordConsent(
     grpc::CallbackServerContext* context,
     const v1::RecordConsentRequest* request, v1::Consent* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::RecordConsentRequest& r,
-             v1::Consent* out) { return DoRecordConsent(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoRecordConsent);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::GetConsent(
     grpc::CallbackServerContext* context, const v1::GetConsentRequest* request,
     v1::Consent* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::GetConsentRequest& r,
-             v1::Consent* out) { return DoGetConsent(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoGetConsent);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::WithdrawConsent(
     grpc::CallbackServerContext* context,
     const v1::WithdrawConsentRequest* request, v1::Consent* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::WithdrawConsentRequest& r,
-             v1::Consent* out) { return DoWithdrawConsent(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoWithdrawConsent);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::ListConsents(
     grpc::CallbackServerContext* context,
     const v1::ListConsentsRequest* request,
     v1::ListConsentsResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::ListConsentsRequest& r,
-             v1::ListConsentsResponse* out) {
-        return DoListConsents(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoListConsents);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::CheckAccess(
     grpc::CallbackServerContext* context, const v1::CheckAccessRequest* request,
     v1::CheckAccessResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::CheckAccessRequest& r,
-             v1::CheckAccessResponse* out) {
-        return DoCheckAccess(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoCheckAccess);
 }
 
 }  // namespace lotse::identity

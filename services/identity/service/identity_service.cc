@@ -595,38 +595,30 @@ absl::Status IdentityServiceImpl::DoChangeState(
 grpc::ServerUnaryReactor* IdentityServiceImpl::RegisterAgency(
     grpc::CallbackServerContext* context,
     const v1::RegisterAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::RegisterAgencyRequest& r,
-             v1::Agency* out) { return DoRegister(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoRegister);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::GetAgency(
     grpc::CallbackServerContext* context, const v1::GetAgencyRequest* request,
     v1::Agency* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::GetAgencyRequest& r,
-             v1::Agency* out) { return DoGet(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoGet);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::ListAgencies(
     grpc::CallbackServerContext* context,
     const v1::ListAgenciesRequest* request,
     v1::ListAgenciesResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::ListAgenciesRequest& r,
-             v1::ListAgenciesResponse* out) { return DoList(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoList);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateAgency(
     grpc::CallbackServerContext* context,
     const v1::UpdateAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::UpdateAgencyRequest& r,
-             v1::Agency* out) { return DoUpdate(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoUpdate);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::SuspendAgency(

@@ -1082,102 +1082,74 @@ absl::Status IdentityServiceImpl::DoLookupPersonByAgencyId(
 grpc::ServerUnaryReactor* IdentityServiceImpl::CreatePerson(
     grpc::CallbackServerContext* context,
     const v1::CreatePersonRequest* request, v1::Person* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::CreatePersonRequest& r,
-             v1::Person* out) { return DoCreatePerson(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoCreatePerson);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::GetPerson(
     grpc::CallbackServerContext* context, const v1::GetPersonRequest* request,
     v1::Person* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::GetPersonRequest& r,
-             v1::Person* out) { return DoGetPerson(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoGetPerson);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::UpdatePerson(
     grpc::CallbackServerContext* context,
     const v1::UpdatePersonRequest* request, v1::Person* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::UpdatePersonRequest& r,
-             v1::Person* out) { return DoUpdatePerson(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoUpdatePerson);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::ListPersons(
     grpc::CallbackServerContext* context, const v1::ListPersonsRequest* request,
     v1::ListPersonsResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::ListPersonsRequest& r,
-             v1::ListPersonsResponse* out) {
-        return DoListPersons(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoListPersons);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::SearchPersons(
     grpc::CallbackServerContext* context,
     const v1::SearchPersonsRequest* request,
     v1::SearchPersonsResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::SearchPersonsRequest& r,
-             v1::SearchPersonsResponse* out) {
-        return DoSearchPersons(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoSearchPersons);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::FindDuplicates(
     grpc::CallbackServerContext* context,
     const v1::FindDuplicatesRequest* request,
     v1::FindDuplicatesResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::FindDuplicatesRequest& r,
-             v1::FindDuplicatesResponse* out) {
-        return DoFindDuplicates(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoFindDuplicates);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::MergePersons(
     grpc::CallbackServerContext* context,
     const v1::MergePersonsRequest* request, v1::Person* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::MergePersonsRequest& r,
-             v1::Person* out) { return DoMergePersons(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoMergePersons);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::LinkAgencyId(
     grpc::CallbackServerContext* context,
     const v1::LinkAgencyIdRequest* request, v1::AgencyId* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::LinkAgencyIdRequest& r,
-             v1::AgencyId* out) { return DoLinkAgencyId(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoLinkAgencyId);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::UnlinkAgencyId(
     grpc::CallbackServerContext* context,
     const v1::UnlinkAgencyIdRequest* request, v1::AgencyId* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::UnlinkAgencyIdRequest& r,
-             v1::AgencyId* out) { return DoUnlinkAgencyId(rc, r, out); });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoUnlinkAgencyId);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::ListAgencyIds(
     grpc::CallbackServerContext* context,
     const v1::ListAgencyIdsRequest* request,
     v1::ListAgencyIdsResponse* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::ListAgencyIdsRequest& r,
-             v1::ListAgencyIdsResponse* out) {
-        return DoListAgencyIds(rc, r, out);
-      });
+  return server::ServeUnary(runtime_.env, context, request, response, this,
+                            &IdentityServiceImpl::DoListAgencyIds);
 }
 
 grpc::ServerUnaryReactor* IdentityServiceImpl::LookupPersonByAgencyId(
