@@ -28,6 +28,7 @@
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/migrations.h"
 #include "services/identity/store/person_store.h"
+#include "tests/identity/service/identity_server_fixture.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/test_database.h"
 
@@ -96,38 +97,11 @@ v1::RecordConsentRequest VhsConsent(const std::string& person,
   return r;
 }
 
-class AccessServiceTest : public testing::BothBackendsTest {
+class AccessServiceTest : public IdentityServerTest {
  protected:
-  static void SetUpTestSuite() { pki_ = new std::string(testing::DevPkiDir()); }
-
   void SetUp() override {
-    BothBackendsTest::SetUp();
-    ASSERT_FALSE(pki_->empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), IdentityMigrations()).ok());
-    ASSERT_TRUE(BootstrapAdminAgency(db(), "lotse-admin").ok());
-    pool_ = std::make_unique<server::WorkerPool>(4, 64);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "identity.lotse";
-    service_ = std::make_unique<IdentityServiceImpl>(runtime_);
-    auto policy = AccessPolicy::LoadFile(
-        absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
-    ASSERT_TRUE(policy.ok()) << policy.status();
-    auto rules = std::make_shared<const AccessPolicy>(*std::move(policy));
-    ASSERT_TRUE(service_->EnableAccess(rules).ok());
-    // MergePersons moves residence records and consents.
-    ASSERT_TRUE(service_->EnablePersons(rules).ok());
-    server::ServerOptions options;
-    options.service_name = "identity";
-    options.listen = "127.0.0.1:0";
-    options.log_calls = false;
-    options.drain_grace = absl::ZeroDuration();
-    options.shutdown_deadline = absl::Milliseconds(500);
-    options.tls = server::TlsFilesFromDir(*pki_, "identity");
-    auto started = server::Server::Start(options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
+    IdentityServerTest::SetUp();
+    if (HasFatalFailure()) return;
 
     for (const auto& [id, domain] :
          std::vector<std::pair<std::string, type::v1::LegalDomain>>{
@@ -154,13 +128,6 @@ class AccessServiceTest : public testing::BothBackendsTest {
     person_ = CreatePerson("agencies/kim-koeln");
   }
 
-  void TearDown() override {
-    if (server_) server_->Drain();
-    server_.reset();
-    service_.reset();
-    pool_.reset();
-  }
-
   // A person created directly in the store, as if kim-koeln registered it.
   std::string CreatePerson(const std::string& creating_agency) {
     auto matcher = DuplicateMatcher::Create();
@@ -181,13 +148,6 @@ class AccessServiceTest : public testing::BothBackendsTest {
         });
     EXPECT_TRUE(s.ok()) << s;
     return name;
-  }
-
-  std::unique_ptr<IdentityService::Stub> As(const std::string& client) {
-    auto creds = server::ClientCredentialsFromDir(*pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return IdentityService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds));
   }
 
   static void Prepare(grpc::ClientContext* context,
@@ -351,15 +311,8 @@ class AccessServiceTest : public testing::BothBackendsTest {
     EXPECT_TRUE(report->intact) << report->problem;
   }
 
-  static std::string* pki_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  server::ServiceRuntime runtime_;
-  std::unique_ptr<IdentityServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
   std::string person_;
 };
-
-std::string* AccessServiceTest::pki_ = nullptr;
 
 TEST_P(AccessServiceTest, ResidenceIsWrittenByImmigrationOfficesWithHistory) {
   v1::ResidenceStatus first;

@@ -22,6 +22,7 @@
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/migrations.h"
+#include "tests/identity/service/identity_server_fixture.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/test_database.h"
 
@@ -57,47 +58,8 @@ std::string Reason(const grpc::Status& status) {
   return ReasonOf(FromGrpcStatus(status)).value_or("");
 }
 
-class AgencyServiceTest : public testing::BothBackendsTest {
+class AgencyServiceTest : public IdentityServerTest {
  protected:
-  static void SetUpTestSuite() { pki_ = new std::string(testing::DevPkiDir()); }
-
-  void SetUp() override {
-    BothBackendsTest::SetUp();
-    ASSERT_FALSE(pki_->empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), IdentityMigrations()).ok());
-    ASSERT_TRUE(BootstrapAdminAgency(db(), "lotse-admin").ok());
-    pool_ = std::make_unique<server::WorkerPool>(4, 64);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "identity.lotse";
-    service_ = std::make_unique<IdentityServiceImpl>(runtime_);
-    server::ServerOptions options;
-    options.service_name = "identity";
-    options.listen = "127.0.0.1:0";
-    options.log_calls = false;
-    options.drain_grace = absl::ZeroDuration();
-    options.shutdown_deadline = absl::Milliseconds(500);
-    options.tls = server::TlsFilesFromDir(*pki_, "identity");
-    auto started = server::Server::Start(options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
-  }
-
-  void TearDown() override {
-    if (server_) server_->Drain();
-    server_.reset();
-    service_.reset();
-    pool_.reset();
-  }
-
-  std::unique_ptr<IdentityService::Stub> As(const std::string& client) {
-    auto creds = server::ClientCredentialsFromDir(*pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return IdentityService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds));
-  }
-
   static void Prepare(grpc::ClientContext* context) {
     context->set_deadline(std::chrono::system_clock::now() +
                           std::chrono::seconds(10));
@@ -180,15 +142,7 @@ class AgencyServiceTest : public testing::BothBackendsTest {
     }
     return out;
   }
-
-  static std::string* pki_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  server::ServiceRuntime runtime_;
-  std::unique_ptr<IdentityServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
 };
-
-std::string* AgencyServiceTest::pki_ = nullptr;
 
 TEST_P(AgencyServiceTest, RegistersGetsListsUpdatesSuspendsAndReactivates) {
   Agency kim;

@@ -30,6 +30,7 @@
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/migrations.h"
+#include "tests/identity/service/identity_server_fixture.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/test_database.h"
 
@@ -115,38 +116,11 @@ std::map<std::string, std::string> Metadata(const grpc::Status& status) {
   return out;
 }
 
-class PersonServiceTest : public testing::BothBackendsTest {
+class PersonServiceTest : public IdentityServerTest {
  protected:
-  static void SetUpTestSuite() { pki_ = new std::string(testing::DevPkiDir()); }
-
   void SetUp() override {
-    BothBackendsTest::SetUp();
-    ASSERT_FALSE(pki_->empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), IdentityMigrations()).ok());
-    ASSERT_TRUE(BootstrapAdminAgency(db(), "lotse-admin").ok());
-    pool_ = std::make_unique<server::WorkerPool>(4, 64);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "identity.lotse";
-    service_ = std::make_unique<IdentityServiceImpl>(runtime_);
-    auto policy = AccessPolicy::LoadFile(
-        absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
-    ASSERT_TRUE(policy.ok()) << policy.status();
-    ASSERT_TRUE(service_
-                    ->EnablePersons(std::make_shared<const AccessPolicy>(
-                        *std::move(policy)))
-                    .ok());
-    server::ServerOptions options;
-    options.service_name = "identity";
-    options.listen = "127.0.0.1:0";
-    options.log_calls = false;
-    options.drain_grace = absl::ZeroDuration();
-    options.shutdown_deadline = absl::Milliseconds(500);
-    options.tls = server::TlsFilesFromDir(*pki_, "identity");
-    auto started = server::Server::Start(options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
+    IdentityServerTest::SetUp();
+    if (HasFatalFailure()) return;
 
     for (const auto& [id, domain] :
          std::vector<std::pair<std::string, type::v1::LegalDomain>>{
@@ -167,20 +141,10 @@ class PersonServiceTest : public testing::BothBackendsTest {
     // Whatever a test did, the audit trail must still verify.
     if (server_) {
       auto report = audit::VerifyAuditChain(db());
-      ASSERT_TRUE(report.ok()) << report.status();
-      EXPECT_TRUE(report->intact) << report->problem;
-      server_->Drain();
+      EXPECT_TRUE(report.ok()) << report.status();
+      if (report.ok()) EXPECT_TRUE(report->intact) << report->problem;
     }
-    server_.reset();
-    service_.reset();
-    pool_.reset();
-  }
-
-  std::unique_ptr<IdentityService::Stub> As(const std::string& client) {
-    auto creds = server::ClientCredentialsFromDir(*pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return IdentityService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds));
+    IdentityServerTest::TearDown();
   }
 
   static void Prepare(grpc::ClientContext* context) {
@@ -291,15 +255,7 @@ class PersonServiceTest : public testing::BothBackendsTest {
     }
     return out;
   }
-
-  static std::string* pki_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  server::ServiceRuntime runtime_;
-  std::unique_ptr<IdentityServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
 };
-
-std::string* PersonServiceTest::pki_ = nullptr;
 
 TEST_P(PersonServiceTest, CreatesGetsAndUpdatesWithIdempotencyAndEtags) {
   Person created;
