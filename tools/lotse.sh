@@ -47,7 +47,11 @@ install_packages() {
 install_npm_tools() {
   if [ ! -x node_modules/.bin/buf ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     log "installing npm dev tools (buf)"
-    npm ci --no-audit --no-fund --loglevel=error
+    # Not `npm ci`: npm 9 (Debian) and npm 11 write and demand different sets
+    # of buf's per-platform optional packages in the lock file, so a lock from
+    # one is refused by the other. `install --no-save` still takes the pinned
+    # versions from the lock and never rewrites it.
+    npm install --no-save --no-audit --no-fund --loglevel=error
   fi
 }
 
