@@ -102,6 +102,16 @@ class Transaction {
   // already holds the database's single write lock, so it is a no-op.
   virtual absl::Status LockNamed(absl::string_view name) = 0;
 
+  // A nested scope (an SQL savepoint) whose statements can be undone without
+  // undoing the rest of the transaction. EndSavepoint(/*keep=*/true) keeps
+  // its changes in the transaction; EndSavepoint(false) undoes them and makes
+  // the transaction usable again even when a statement inside the scope
+  // failed (PostgreSQL's ROLLBACK TO SAVEPOINT). Scopes nest; EndSavepoint
+  // closes the innermost. A failure that happened before the innermost open
+  // scope began cannot be undone this way.
+  virtual absl::Status BeginSavepoint() = 0;
+  virtual absl::Status EndSavepoint(bool keep) = 0;
+
   virtual absl::Status Commit() = 0;
   virtual Dialect dialect() const = 0;
 };

@@ -342,6 +342,46 @@ class PgTransaction : public Transaction {
     return result.status();
   }
 
+  absl::Status BeginSavepoint() override {
+    if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+    if (absl::Status s = Simple(
+            absl::StrCat("SAVEPOINT lotse_sp_", state_.savepoint_depth() + 1),
+            "savepoint");
+        !s.ok()) {
+      return state_.Fail(s);
+    }
+    state_.PushSavepoint();
+    return absl::OkStatus();
+  }
+
+  absl::Status EndSavepoint(bool keep) override {
+    if (state_.finished() || state_.savepoint_depth() == 0) {
+      return absl::FailedPreconditionError(
+          "storage: EndSavepoint without an open savepoint");
+    }
+    const std::string name =
+        absl::StrCat("lotse_sp_", state_.savepoint_depth());
+    if (keep) {
+      if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+      if (absl::Status s =
+              Simple(absl::StrCat("RELEASE SAVEPOINT ", name), "release");
+          !s.ok()) {
+        return state_.Fail(s);
+      }
+      state_.PopSavepoint(/*rolled_back=*/false);
+      return absl::OkStatus();
+    }
+    // ROLLBACK TO is what PostgreSQL still accepts after a failed statement.
+    absl::Status s = Simple(absl::StrCat("ROLLBACK TO SAVEPOINT ", name),
+                            "rollback to savepoint");
+    if (s.ok()) {
+      s = Simple(absl::StrCat("RELEASE SAVEPOINT ", name), "release");
+    }
+    if (!s.ok()) return state_.Fail(s);
+    state_.PopSavepoint(/*rolled_back=*/true);
+    return absl::OkStatus();
+  }
+
   absl::Status Commit() override {
     if (!state_.open()) {
       absl::Status refusal = state_.CommitRefusal();
@@ -440,6 +480,18 @@ class PgTransaction : public Transaction {
       return result;
     }
     return state_.Fail(PgError(*conn_, result.get(), "execute"));
+  }
+
+  // Runs a parameterless command with the simple protocol.
+  absl::Status Simple(const std::string& sql, absl::string_view what) {
+    if (conn_->broken()) {
+      return absl::UnavailableError("postgres: connection lost");
+    }
+    Result result(PQexec(conn_->get(), sql.c_str()));
+    if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
+      return absl::OkStatus();
+    }
+    return PgError(*conn_, result.get(), what);
   }
 
   // Commits or rolls back, then returns the connection to the pool if it is

@@ -279,6 +279,47 @@ class SqliteTransaction : public Transaction {
     return absl::OkStatus();
   }
 
+  absl::Status BeginSavepoint() override {
+    if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+    if (absl::Status s = conn_->Exec(
+            absl::StrCat("SAVEPOINT lotse_sp_", state_.savepoint_depth() + 1));
+        !s.ok()) {
+      return state_.Fail(s);
+    }
+    state_.PushSavepoint();
+    return absl::OkStatus();
+  }
+
+  absl::Status EndSavepoint(bool keep) override {
+    if (state_.finished() || state_.savepoint_depth() == 0) {
+      return absl::FailedPreconditionError(
+          "storage: EndSavepoint without an open savepoint");
+    }
+    const std::string name =
+        absl::StrCat("lotse_sp_", state_.savepoint_depth());
+    if (keep) {
+      if (absl::Status s = state_.CheckUsable(); !s.ok()) return s;
+      if (absl::Status s =
+              conn_->Exec(absl::StrCat("RELEASE SAVEPOINT ", name));
+          !s.ok()) {
+        return state_.Fail(s);
+      }
+      state_.PopSavepoint(/*rolled_back=*/false);
+      return absl::OkStatus();
+    }
+    // Some errors (I/O, a full disk) make SQLite roll the whole transaction
+    // back on its own; then there is no savepoint left to return to.
+    absl::Status s = sqlite3_get_autocommit(conn_->db()) != 0
+                         ? absl::InternalError(
+                               "sqlite: the transaction was rolled back by "
+                               "an earlier error")
+                         : conn_->Exec(absl::StrCat("ROLLBACK TO ", name));
+    if (s.ok()) s = conn_->Exec(absl::StrCat("RELEASE SAVEPOINT ", name));
+    if (!s.ok()) return state_.Fail(s);
+    state_.PopSavepoint(/*rolled_back=*/true);
+    return absl::OkStatus();
+  }
+
   absl::Status Commit() override {
     if (!state_.open()) {
       absl::Status refusal = state_.CommitRefusal();

@@ -40,6 +40,7 @@ class TxState {
     if (state_ == kOpen && !status.ok()) {
       state_ = kFailed;
       first_error_ = status;
+      failed_at_depth_ = depth_;
     }
     return status;
   }
@@ -64,6 +65,21 @@ class TxState {
     return CheckUsable();
   }
 
+  // Savepoint bookkeeping. The failure recorded while `depth` scopes were
+  // open belongs to the innermost scope opened no later than the failure, so
+  // rolling back to a scope clears it only when it happened inside.
+  int savepoint_depth() const { return depth_; }
+  void PushSavepoint() { ++depth_; }
+  // Pops the innermost scope; when it was rolled back and the failure
+  // happened inside it, the transaction is open again.
+  void PopSavepoint(bool rolled_back) {
+    if (rolled_back && state_ == kFailed && failed_at_depth_ >= depth_) {
+      state_ = kOpen;
+      first_error_ = absl::OkStatus();
+    }
+    --depth_;
+  }
+
   bool open() const { return state_ == kOpen; }
   bool finished() const { return state_ == kFinished; }
   void Finish() { state_ = kFinished; }
@@ -72,6 +88,8 @@ class TxState {
   enum State { kOpen, kFailed, kFinished };
   State state_ = kOpen;
   absl::Status first_error_;
+  int depth_ = 0;
+  int failed_at_depth_ = 0;
 };
 
 }  // namespace lotse::storage::internal
