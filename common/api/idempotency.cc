@@ -84,4 +84,39 @@ absl::Status RecordRequestId(storage::Transaction& tx, const RequestKey& key,
       .status();
 }
 
+absl::StatusOr<int64_t> PurgeRequestIds(storage::Database& db,
+                                        absl::Time cutoff, int max_records) {
+  int64_t deleted = 0;
+  absl::Status status =
+      storage::RunInTransaction(db, [&](storage::Transaction& tx) {
+        deleted = 0;
+        // Neither backend has a portable DELETE ... LIMIT: pick the oldest
+        // keys through the age index, then delete them one by one.
+        absl::StatusOr<storage::Rows> rows = tx.Query(
+            "SELECT agency_id, method, request_id FROM api_request_ids "
+            "WHERE created_micros < $1 ORDER BY created_micros LIMIT $2",
+            {absl::ToUnixMicros(cutoff), static_cast<int64_t>(max_records)});
+        if (!rows.ok()) return rows.status();
+        for (const storage::Row& row : *rows) {
+          std::vector<storage::Value> key;
+          for (size_t c = 0; c < 3; ++c) {
+            absl::StatusOr<std::string> v = row.GetText(c);
+            if (!v.ok()) return v.status();
+            key.push_back(*std::move(v));
+          }
+          absl::Status s =
+              tx.Execute(
+                    "DELETE FROM api_request_ids WHERE agency_id = $1 "
+                    "AND method = $2 AND request_id = $3",
+                    key)
+                  .status();
+          if (!s.ok()) return s;
+          ++deleted;
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return deleted;
+}
+
 }  // namespace lotse::api

@@ -16,8 +16,8 @@
 // The record commits or rolls back with the resource. Lookup takes a named
 // lock on the key, so two concurrent calls with the same key serialise and
 // the second sees the first's result (PostgreSQL runs at READ COMMITTED).
-// Records are kept indefinitely for now; the contracts promise at least 24
-// hours, so a later purge job may delete older ones.
+// The contracts promise to keep records at least 24 hours; PurgeRequestIds
+// deletes older ones.
 #ifndef LOTSE_COMMON_API_IDEMPOTENCY_H_
 #define LOTSE_COMMON_API_IDEMPOTENCY_H_
 
@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
 #include "google/protobuf/message.h"
@@ -52,6 +53,12 @@ std::string RequestFingerprint(const google::protobuf::Message& request);
 absl::StatusOr<std::optional<std::string>> LookupRequestId(
     storage::Transaction& tx, const RequestKey& key,
     const std::string& fingerprint);
+
+// Deletes records made before `cutoff`, at most `max_records` in one short
+// transaction; returns how many. Call again while it returns `max_records`.
+absl::StatusOr<int64_t> PurgeRequestIds(storage::Database& db,
+                                        absl::Time cutoff,
+                                        int max_records = 1000);
 
 // Records that `key` with `fingerprint` created `resource_name`.
 absl::Status RecordRequestId(storage::Transaction& tx, const RequestKey& key,

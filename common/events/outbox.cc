@@ -94,4 +94,44 @@ absl::Status EnqueueEvent(storage::Transaction& tx,
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> PruneDeliveredEvents(storage::Database& db,
+                                             absl::Time cutoff,
+                                             int max_events) {
+  int64_t deleted = 0;
+  absl::Status status =
+      storage::RunInTransaction(db, [&](storage::Transaction& tx) {
+        deleted = 0;
+        // Taken by every destination (below each cursor) and acknowledged
+        // (no pending delivery row). With no cursor at all, MIN is NULL and
+        // the age alone decides.
+        absl::StatusOr<storage::Rows> rows = tx.Query(
+            "SELECT o.seq FROM event_outbox o "
+            "WHERE o.created_at < $1 "
+            "AND (NOT EXISTS (SELECT 1 FROM event_outbox_cursor) "
+            "     OR o.seq < (SELECT MIN(next_seq) FROM event_outbox_cursor)) "
+            "AND NOT EXISTS (SELECT 1 FROM event_outbox_delivery d "
+            "                WHERE d.seq = o.seq AND d.delivered_at IS NULL) "
+            "ORDER BY o.seq LIMIT $2",
+            {absl::ToUnixMicros(cutoff), static_cast<int64_t>(max_events)});
+        if (!rows.ok()) return rows.status();
+        for (const storage::Row& row : *rows) {
+          absl::StatusOr<int64_t> seq = row.GetInt(0);
+          if (!seq.ok()) return seq.status();
+          absl::Status s =
+              tx.Execute("DELETE FROM event_outbox_delivery WHERE seq = $1",
+                         {*seq})
+                  .status();
+          if (s.ok()) {
+            s = tx.Execute("DELETE FROM event_outbox WHERE seq = $1", {*seq})
+                    .status();
+          }
+          if (!s.ok()) return s;
+          ++deleted;
+        }
+        return absl::OkStatus();
+      });
+  if (!status.ok()) return status;
+  return deleted;
+}
+
 }  // namespace lotse::events

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
 #include "lotse/events/v1/events.pb.h"
@@ -45,6 +47,16 @@ absl::Status EnqueueEvent(storage::Transaction& tx,
 
 // A random UUID version 4 in its 36-character text form.
 std::string NewEventId();
+
+// Deletes outbox events created before `cutoff` that every destination
+// known to the outbox (event_outbox_cursor) has taken and acknowledged,
+// with their delivery rows, at most `max_events` of them in one short
+// transaction. Returns how many it deleted; call again while it returns
+// `max_events`. Without any destination, age alone decides. Consequence: a
+// destination added later receives only the events not yet pruned.
+absl::StatusOr<int64_t> PruneDeliveredEvents(storage::Database& db,
+                                             absl::Time cutoff,
+                                             int max_events = 1000);
 
 }  // namespace lotse::events
 

@@ -1,5 +1,7 @@
 #include "common/api/idempotency.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "common/storage/migrations.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -61,6 +63,43 @@ TEST_P(IdempotencyTest, FirstCallRecordsRetryFindsReuseFails) {
                 EXPECT_FALSE(seen->has_value());
                 return absl::OkStatus();
               }).ok());
+}
+
+TEST_P(IdempotencyTest, PurgeDeletesOnlyRecordsOlderThanTheCutoff) {
+  const std::string hash = RequestFingerprint(Request(1));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                  return RecordRequestId(
+                      tx, {"kim-koeln", "svc/Create", absl::StrCat("old-", i)},
+                      hash, "things/1");
+                }).ok());
+  }
+  const absl::Time cutoff = absl::Now();
+  absl::SleepFor(absl::Milliseconds(2));
+  ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                return RecordRequestId(tx, {"kim-koeln", "svc/Create", "new"},
+                                       hash, "things/2");
+              }).ok());
+
+  // In batches: 2 + 2 + 1, then nothing is left to purge.
+  EXPECT_EQ(PurgeRequestIds(db(), cutoff, 2).value_or(-1), 2);
+  EXPECT_EQ(PurgeRequestIds(db(), cutoff, 2).value_or(-1), 2);
+  EXPECT_EQ(PurgeRequestIds(db(), cutoff, 2).value_or(-1), 1);
+  EXPECT_EQ(PurgeRequestIds(db(), cutoff, 2).value_or(-1), 0);
+
+  auto seen = [&](const std::string& id) {
+    std::optional<std::string> out;
+    EXPECT_TRUE(
+        storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+          auto r = LookupRequestId(tx, {"kim-koeln", "svc/Create", id}, hash);
+          if (!r.ok()) return r.status();
+          out = *r;
+          return absl::OkStatus();
+        }).ok());
+    return out;
+  };
+  EXPECT_FALSE(seen("old-0").has_value());
+  EXPECT_EQ(seen("new").value_or(""), "things/2");
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(IdempotencyTest);

@@ -226,6 +226,40 @@ TEST_P(OutboxRelayTest, DestinationsHaveIndependentState) {
   EXPECT_EQ(cases.delivered().size(), 3u);
 }
 
+TEST_P(OutboxRelayTest, PruneKeepsWhatAnyDestinationStillNeeds) {
+  Enqueue({MakeEvent("k", 0), MakeEvent("k", 1), MakeEvent("k", 2)});
+  FakeSender ok_sender;
+  FakeSender failing;
+  failing.set_respond([](const Event& e) {
+    return testutil::PayloadText(e) == "k#2"
+               ? absl::UnavailableError("receiver down")
+               : absl::OkStatus();
+  });
+  OutboxRelay cases(db(), ok_sender, Options("cases"));
+  OutboxRelay placement(db(), failing, Options("placement"));
+  EXPECT_EQ(Deliver(cases), 3);
+  EXPECT_EQ(Deliver(placement), 2);
+  Enqueue({MakeEvent("k", 3)});  // not yet taken by either destination
+
+  // Too young: nothing goes.
+  EXPECT_EQ(
+      PruneDeliveredEvents(db(), absl::Now() - absl::Hours(1)).value_or(-1), 0);
+  // Old enough: k#0 and k#1 are acknowledged by both destinations; k#2 is
+  // still pending for placement, k#3 was taken by nobody.
+  const absl::Time later = absl::Now() + absl::Hours(1);
+  EXPECT_EQ(PruneDeliveredEvents(db(), later, 1).value_or(-1), 1);
+  EXPECT_EQ(PruneDeliveredEvents(db(), later).value_or(-1), 1);
+  EXPECT_EQ(PruneDeliveredEvents(db(), later).value_or(-1), 0);
+
+  // Delivery goes on with what is left.
+  failing.set_respond([](const Event&) { return absl::OkStatus(); });
+  absl::SleepFor(absl::Milliseconds(250));  // past placement's backoff
+  EXPECT_EQ(Deliver(placement), 2);
+  EXPECT_EQ(Deliver(cases), 1);
+  EXPECT_EQ(PruneDeliveredEvents(db(), later).value_or(-1), 2);
+  EXPECT_THAT(failing.delivered(), ElementsAre("k#0", "k#1", "k#2", "k#3"));
+}
+
 TEST_P(OutboxRelayTest, ThreadWakesOnNotifyAndStopsPromptly) {
   FakeSender sender;
   RelayOptions options = Options("cases");
