@@ -1,6 +1,20 @@
 #include "common/server/handler.h"
 
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "common/server/internal/invalid_utf8.h"
 #include "common/server/log.h"
+#include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "grpcpp/impl/rpc_service_method.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/server_callback.h"
 
 namespace lotse::server {
 
@@ -54,6 +68,210 @@ void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
          {"detail", std::string(status.message())}});
   }
   reactor->Finish(ToGrpcStatus(status, domain));
+}
+
+namespace internal {
+
+void RunOnPool(const HandlerEnv& env, grpc::CallbackServerContext* context,
+               grpc::ServerUnaryReactor* reactor, RequestContext rc,
+               absl::AnyInvocable<absl::Status(const RequestContext&)> work) {
+  const std::string& domain = env.error_domain;
+  bool queued = env.pool->TrySubmit([context, reactor, domain,
+                                     rc = std::move(rc),
+                                     work = std::move(work)]() mutable {
+    // A call whose client gave up, or whose deadline passed while it was
+    // queued, is not worth starting.
+    if (context->IsCancelled()) {
+      FinishWithStatus(reactor, absl::CancelledError("call cancelled"), domain);
+      return;
+    }
+    if (absl::Now() >= rc.deadline) {
+      FinishWithStatus(
+          reactor, absl::DeadlineExceededError("deadline exceeded"), domain);
+      return;
+    }
+    FinishWithStatus(reactor, work(rc), domain);
+  });
+  if (!queued) {
+    FinishWithStatus(
+        reactor,
+        ErrorWithReason(absl::StatusCode::kResourceExhausted,
+                        "SERVER_OVERLOADED", "server busy, retry with backoff"),
+        env.error_domain);
+  }
+}
+
+}  // namespace internal
+
+namespace {
+
+// The request's bytes in one piece (only on the error path).
+std::string Flatten(const grpc::ByteBuffer& bytes) {
+  std::string out;
+  std::vector<grpc::Slice> slices;
+  if (!bytes.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& slice : slices) {
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return out;
+}
+
+absl::Status NotAValid(const google::protobuf::Message& message) {
+  return ErrorWithReason(absl::StatusCode::kInvalidArgument,
+                         kMalformedRequestReason,
+                         absl::StrCat("the request is not a valid ",
+                                      message.GetDescriptor()->full_name()));
+}
+
+// INVALID_ARGUMENT with `violations` and reason INVALID_UTF8.
+absl::Status InvalidUtf8Error(std::vector<FieldViolation> violations) {
+  const absl::Status with_violations =
+      InvalidArgumentError(std::move(violations));
+  absl::Status status = ErrorWithReason(
+      with_violations.code(), kInvalidUtf8Reason, with_violations.message());
+  with_violations.ForEachPayload(
+      [&status](absl::string_view type_url, const absl::Cord& payload) {
+        status.SetPayload(type_url, payload);
+      });
+  return status;
+}
+
+// Parses `bytes` into `message`. INVALID_ARGUMENT when that fails: with
+// field violations for string fields that are not valid UTF-8, the reason
+// protobuf refuses most requests a client built with a generated stub.
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes,
+                          google::protobuf::Message* message) {
+  if (!bytes.Valid()) return NotAValid(*message);  // no message was sent
+  // Deserialize consumes its buffer; the copy shares the slices.
+  grpc::ByteBuffer copy(bytes);
+  if (grpc::SerializationTraits<google::protobuf::Message>::Deserialize(&copy,
+                                                                        message)
+          .ok()) {
+    return absl::OkStatus();
+  }
+  const std::string wire = Flatten(bytes);
+  internal::Utf8Scan scan =
+      internal::FindInvalidUtf8Fields(*message->GetDescriptor(), wire);
+  if (!scan.well_formed || scan.violations.empty()) return NotAValid(*message);
+  return InvalidUtf8Error(std::move(scan.violations));
+}
+
+absl::Status SerializeResponse(const google::protobuf::Message& message,
+                               grpc::ByteBuffer* bytes) {
+  bool own_buffer = false;
+  grpc::Status status =
+      grpc::SerializationTraits<google::protobuf::Message>::Serialize(
+          message, bytes, &own_buffer);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize ", message.GetDescriptor()->full_name(),
+                     ": ", status.error_message()));
+  }
+  return absl::OkStatus();
+}
+
+[[noreturn]] void MisconfiguredService(absl::string_view what) {
+  Log(LogLevel::kError, "misconfigured service",
+      {{"detail", std::string(what)}});
+  std::abort();
+}
+
+}  // namespace
+
+struct UnaryService::Method {
+  std::string path;  // "/lotse.x.v1.XService/Method"; gRPC keeps a pointer
+  const google::protobuf::MethodDescriptor* descriptor = nullptr;
+  const google::protobuf::Message* request_prototype = nullptr;
+  const google::protobuf::Message* response_prototype = nullptr;
+  Work work;
+};
+
+UnaryService::UnaryService(HandlerEnv env, absl::string_view service_full_name)
+    : env_(std::move(env)),
+      service_(
+          google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+              std::string(service_full_name))) {
+  if (service_ == nullptr) {
+    MisconfiguredService(
+        absl::StrCat("no service ", service_full_name, " is linked in"));
+  }
+}
+
+UnaryService::~UnaryService() = default;
+
+void UnaryService::AddRawMethod(
+    absl::string_view method,
+    const google::protobuf::Message& request_prototype,
+    const google::protobuf::Message& response_prototype, Work work) {
+  const google::protobuf::MethodDescriptor* descriptor =
+      service_->FindMethodByName(std::string(method));
+  const std::string name = absl::StrCat(service_->full_name(), ".", method);
+  if (descriptor == nullptr) {
+    MisconfiguredService(absl::StrCat("no RPC ", name));
+  }
+  if (descriptor->client_streaming() || descriptor->server_streaming()) {
+    MisconfiguredService(absl::StrCat(name, " is a streaming RPC"));
+  }
+  if (descriptor->input_type() != request_prototype.GetDescriptor() ||
+      descriptor->output_type() != response_prototype.GetDescriptor()) {
+    MisconfiguredService(
+        absl::StrCat(name, " takes ", descriptor->input_type()->full_name(),
+                     " and returns ", descriptor->output_type()->full_name(),
+                     ", not ", request_prototype.GetDescriptor()->full_name(),
+                     " and ", response_prototype.GetDescriptor()->full_name()));
+  }
+  for (const auto& m : handled_) {
+    if (m->descriptor == descriptor) {
+      MisconfiguredService(absl::StrCat(name, " is handled twice"));
+    }
+  }
+
+  auto entry = std::make_unique<Method>();
+  entry->path = absl::StrCat("/", service_->full_name(), "/", method);
+  entry->descriptor = descriptor;
+  entry->request_prototype = &request_prototype;
+  entry->response_prototype = &response_prototype;
+  entry->work = std::move(work);
+  const Method* m = entry.get();
+  handled_.push_back(std::move(entry));
+
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      m->path.c_str(), grpc::internal::RpcMethod::NORMAL_RPC,
+      /*handler=*/nullptr));
+  const HandlerEnv* env = &env_;
+  MarkMethodRawCallback(
+      static_cast<int>(handled_.size() - 1),
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer,
+                                               grpc::ByteBuffer>(
+          [env, m](grpc::CallbackServerContext* context,
+                   const grpc::ByteBuffer* request_bytes,
+                   grpc::ByteBuffer* response_bytes) {
+            grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+            absl::StatusOr<RequestContext> rc =
+                ExtractRequestContext(*context, env->insecure_dev);
+            if (!rc.ok()) {
+              FinishWithStatus(reactor, rc.status(), env->error_domain);
+              return reactor;
+            }
+            std::unique_ptr<google::protobuf::Message> request(
+                m->request_prototype->New());
+            if (absl::Status parsed = ParseRequest(*request_bytes, &*request);
+                !parsed.ok()) {
+              FinishWithStatus(reactor, parsed, env->error_domain);
+              return reactor;
+            }
+            internal::RunOnPool(
+                *env, context, reactor, *std::move(rc),
+                [m, request = std::move(request),
+                 response_bytes](const RequestContext& rc) -> absl::Status {
+                  std::unique_ptr<google::protobuf::Message> response(
+                      m->response_prototype->New());
+                  absl::Status status = m->work(rc, *request, response.get());
+                  if (!status.ok()) return status;
+                  return SerializeResponse(*response, response_bytes);
+                });
+            return reactor;
+          }));
 }
 
 }  // namespace lotse::server
