@@ -38,6 +38,23 @@ ABSL_FLAG(absl::Duration, shutdown_deadline, absl::Seconds(10),
           "before they are cancelled");
 ABSL_FLAG(bool, log_calls, true,
           "write one JSON line per call to stderr (no personal data)");
+ABSL_FLAG(std::string, event_destinations, "",
+          "where this service's events go: name=host:port,... (e.g. "
+          "cases=cases:50052,placement=placement:50054); each destination "
+          "receives the whole outbox and applies what it consumes");
+ABSL_FLAG(std::string, client_cert, "",
+          "client certificate (PEM) for calls to other services; empty "
+          "means <tls_dir>/clients/svc-<service>.crt");
+ABSL_FLAG(std::string, client_key, "",
+          "private key (PEM) of --client_cert; empty means "
+          "<tls_dir>/clients/svc-<service>.key");
+ABSL_FLAG(absl::Duration, event_retention, absl::Hours(24 * 7),
+          "delivered outbox events older than this are deleted");
+ABSL_FLAG(absl::Duration, request_id_retention, absl::Hours(48),
+          "request ids older than this are forgotten (the contracts "
+          "promise at least 24 hours)");
+ABSL_FLAG(absl::Duration, janitor_interval, absl::Minutes(10),
+          "how often the retention clean-up runs");
 
 namespace lotse::server {
 

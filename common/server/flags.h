@@ -27,6 +27,12 @@ ABSL_DECLARE_FLAG(int32_t, worker_threads);
 ABSL_DECLARE_FLAG(absl::Duration, drain_grace);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_deadline);
 ABSL_DECLARE_FLAG(bool, log_calls);
+ABSL_DECLARE_FLAG(std::string, event_destinations);
+ABSL_DECLARE_FLAG(std::string, client_cert);
+ABSL_DECLARE_FLAG(std::string, client_key);
+ABSL_DECLARE_FLAG(absl::Duration, event_retention);
+ABSL_DECLARE_FLAG(absl::Duration, request_id_retention);
+ABSL_DECLARE_FLAG(absl::Duration, janitor_interval);
 
 namespace lotse::server {
 

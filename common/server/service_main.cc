@@ -1,12 +1,20 @@
 #include "common/server/service_main.h"
 
 #include <csignal>
+#include <thread>
 
+#include "absl/algorithm/container.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/api/idempotency.h"
+#include "common/events/delivery.h"
+#include "common/events/outbox.h"
+#include "common/events/sink.h"
 #include "common/server/flags.h"
 #include "common/server/log.h"
 #include "common/server/server.h"
+#include "grpcpp/security/credentials.h"
 
 namespace lotse::server {
 namespace {
@@ -18,7 +26,91 @@ int Fail(const std::string& service, absl::string_view what,
   return 1;
 }
 
+bool HasMigration(const std::vector<storage::Migration>& migrations,
+                  absl::string_view id) {
+  return absl::c_any_of(
+      migrations, [id](const storage::Migration& m) { return m.id == id; });
+}
+
+// The credentials this service calls other services with: its own client
+// certificate (dev PKI: clients/svc-<service>), trusted by the same CA its
+// server uses.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ServiceCredentials(
+    const std::string& service, const ServerOptions& options) {
+  if (options.insecure_dev) return grpc::InsecureChannelCredentials();
+  std::string cert = absl::GetFlag(FLAGS_client_cert);
+  std::string key = absl::GetFlag(FLAGS_client_key);
+  const std::string dir = absl::GetFlag(FLAGS_tls_dir);
+  if (cert.empty() && !dir.empty()) {
+    cert = absl::StrCat(dir, "/clients/svc-", service, ".crt");
+  }
+  if (key.empty() && !dir.empty()) {
+    key = absl::StrCat(dir, "/clients/svc-", service, ".key");
+  }
+  if (cert.empty() || key.empty()) {
+    return absl::FailedPreconditionError(
+        "calls to other services need --client_cert and --client_key (or "
+        "--tls_dir)");
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [path, out] : {std::pair{options.tls.ca, &ssl.pem_root_certs},
+                           std::pair{cert, &ssl.pem_cert_chain},
+                           std::pair{key, &ssl.pem_private_key}}) {
+    absl::StatusOr<std::string> pem = ReadFile(path);
+    if (!pem.ok()) return pem.status();
+    *out = *std::move(pem);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+// Deletes what the retention flags let go, every --janitor_interval, until
+// `stop` is notified. Only tables the service has are touched.
+void RunJanitor(storage::Database& db, const std::string& service,
+                bool has_outbox, bool has_request_ids,
+                absl::Notification& stop) {
+  const absl::Duration interval = absl::GetFlag(FLAGS_janitor_interval);
+  while (!stop.WaitForNotificationWithTimeout(interval)) {
+    auto drain = [&](const char* what, auto prune) {
+      int64_t total = 0;
+      for (;;) {
+        absl::StatusOr<int64_t> n = prune();
+        if (!n.ok()) {
+          Log(LogLevel::kWarning, "retention clean-up failed",
+              {{"service", service},
+               {"what", what},
+               {"error", std::string(n.status().message())}});
+          return;
+        }
+        total += *n;
+        if (*n < 1000 || stop.HasBeenNotified()) break;
+      }
+      if (total > 0) {
+        Log(LogLevel::kInfo, "retention clean-up",
+            {{"service", service}, {"what", what}, {"deleted", total}});
+      }
+    };
+    if (has_outbox) {
+      drain("delivered events", [&] {
+        return events::PruneDeliveredEvents(
+            db, absl::Now() - absl::GetFlag(FLAGS_event_retention));
+      });
+    }
+    if (has_request_ids) {
+      drain("request ids", [&] {
+        return api::PurgeRequestIds(
+            db, absl::Now() - absl::GetFlag(FLAGS_request_id_retention));
+      });
+    }
+  }
+}
+
 }  // namespace
+
+absl::Status ServiceRuntime::Write(
+    const std::function<absl::Status(storage::Transaction&)>& body) const {
+  if (committer != nullptr) return committer->Run(body);
+  return storage::RunInTransaction(*database, body);
+}
 
 int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   // Block the termination signals before any thread exists, so every thread
@@ -77,9 +169,52 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
     return Fail(name, "migrations failed", s);
   }
 
+  storage::GroupCommitter committer(**db);
+  runtime.committer = &committer;
+
+  // Event delivery before the services exist, so they can notify it.
+  absl::StatusOr<std::vector<events::Destination>> destinations =
+      events::ParseDestinations(absl::GetFlag(FLAGS_event_destinations));
+  if (!destinations.ok()) {
+    return Fail(name, "bad --event_destinations", destinations.status());
+  }
+  std::unique_ptr<events::EventDelivery> delivery;
+  if (!destinations->empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        ServiceCredentials(name, options);
+    if (!credentials.ok()) {
+      return Fail(name, "no client credentials for event delivery",
+                  credentials.status());
+    }
+    absl::StatusOr<std::unique_ptr<events::EventDelivery>> started =
+        events::EventDelivery::Start(**db, *destinations, *credentials);
+    if (!started.ok()) {
+      return Fail(name, "cannot start event delivery", started.status());
+    }
+    delivery = *std::move(started);
+    runtime.notify_events = [d = delivery.get()] { d->Notify(); };
+  }
+
   auto services = definition.make_services(runtime);
   if (!services.ok())
     return Fail(name, "cannot build services", services.status());
+  if (definition.make_event_handler) {
+    events::ApplyFn handler = definition.make_event_handler(runtime);
+    const bool insecure = options.insecure_dev;
+    services->push_back(std::make_unique<events::EventSinkService>(
+        **db, std::move(handler),
+        [insecure](grpc::CallbackServerContext* context) -> absl::Status {
+          if (insecure) return absl::OkStatus();
+          absl::StatusOr<CallerIdentity> caller =
+              CallerFromAuthContext(*context->auth_context());
+          if (!caller.ok()) return caller.status();
+          if (!caller->is_service()) {
+            return absl::PermissionDeniedError(
+                "only Lotse services deliver events");
+          }
+          return absl::OkStatus();
+        }));
+  }
   std::vector<grpc::Service*> raw;
   for (auto& s : *services) raw.push_back(s.get());
 
@@ -90,11 +225,21 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   Log(LogLevel::kInfo, "serving",
       {{"service", name}, {"port", static_cast<int64_t>((*server)->port())}});
 
+  absl::Notification stop_janitor;
+  std::thread janitor(
+      RunJanitor, std::ref(**db), name,
+      HasMigration(definition.migrations, "common.events.0001_outbox"),
+      HasMigration(definition.migrations, "common.api.0001_request_ids"),
+      std::ref(stop_janitor));
+
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   Log(LogLevel::kInfo, "signal received",
       {{"service", name}, {"signal", static_cast<int64_t>(signal_number)}});
   (*server)->Drain();
+  stop_janitor.Notify();
+  janitor.join();
+  delivery.reset();  // undelivered events stay in the outbox
   return 0;
 }
 

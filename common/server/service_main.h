@@ -3,9 +3,16 @@
 // with TLS, health, reflection and metrics, and the SIGTERM drain.
 //
 // Start-up order: open the database, apply migrations, build the handlers,
-// start serving (health NOT_SERVING), then report SERVING. A replica that
-// cannot migrate never opens its port, so it never receives traffic. SIGTERM or
-// SIGINT drain the server (see Server::Drain) and the process exits 0.
+// start serving (health NOT_SERVING), then report SERVING.
+//
+// Besides the RPCs, the process runs: event delivery from the outbox to the
+// destinations named by --event_destinations (one relay each, calling with
+// the service's client certificate), the event sink when the service
+// consumes events, and a janitor that prunes delivered outbox events older
+// than --event_retention and request ids older than --request_id_retention. A
+// replica that cannot migrate never opens its port, so it never receives
+// traffic. SIGTERM or SIGINT drain the server (see Server::Drain) and the
+// process exits 0.
 #ifndef LOTSE_COMMON_SERVER_SERVICE_MAIN_H_
 #define LOTSE_COMMON_SERVER_SERVICE_MAIN_H_
 
@@ -15,8 +22,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/events/inbox.h"
 #include "common/server/handler.h"
 #include "common/storage/database.h"
+#include "common/storage/group_commit.h"
 #include "common/storage/migrations.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "prometheus/registry.h"
@@ -28,6 +37,22 @@ struct ServiceRuntime {
   storage::Database* database = nullptr;
   HandlerEnv env;
   prometheus::Registry* metrics = nullptr;
+  // Batches the write transactions of concurrent calls into one commit
+  // (storage/group_commit.h). Null in tests that build a runtime by hand;
+  // Write() then runs a transaction per call.
+  storage::GroupCommitter* committer = nullptr;
+  // Wakes the outbox relays after a commit that enqueued events, so they
+  // deliver at once instead of at their next poll. May be empty.
+  std::function<void()> notify_events;
+
+  // Runs a short read-write transaction body: through the group committer
+  // when there is one, else in a transaction of its own. Same contract as
+  // storage::RunInTransaction (the body may run more than once).
+  absl::Status Write(
+      const std::function<absl::Status(storage::Transaction&)>& body) const;
+  void NotifyEvents() const {
+    if (notify_events) notify_events();
+  }
 };
 
 struct ServiceDefinition {
@@ -35,6 +60,12 @@ struct ServiceDefinition {
   std::string default_listen;  // e.g. "127.0.0.1:50051"
   std::vector<std::string> health_service_names;
   std::vector<storage::Migration> migrations;
+  // Applies the events other services deliver to this one (DeliverEvent of
+  // lotse.events.v1.EventSinkService, served when this is set; only callers
+  // with a Lotse service certificate may deliver). Each event is applied
+  // once (events/inbox.h): the migrations must include InboxMigrations().
+  // Called after make_services, so it may use what that built.
+  std::function<events::ApplyFn(ServiceRuntime&)> make_event_handler;
   // Called once the database is migrated; the returned services are
   // registered with the server and live until the process exits.
   std::function<absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>>(
