@@ -2,18 +2,26 @@
 # Identity service benchmarks (issue 3, item 9) next to the echo baseline of
 # the same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
-#   2. CreatePerson QPS against lotse_identity on a fresh SQLite file, and
-#      its ratio to the echo QPS;
-#   3. N synthetic persons bulk-loaded into a second SQLite file (service
+#   2. CreatePerson QPS against lotse_identity on a fresh database, and its
+#      ratio to the echo QPS;
+#   3. N synthetic persons bulk-loaded into a second database (service
 #      stopped), then FindDuplicates latency for spelling variants of loaded
 #      persons, at concurrency 1 (latency of one caller) and at CONCURRENCY,
-#      with the identity process's RSS after start-up on the loaded file and
-#      after the runs.
+#      with the identity process's RSS after start-up on the loaded database
+#      and after the runs.
 #
-# Durability: lotse_identity runs with the storage defaults, SQLite in WAL
-# mode with synchronous=NORMAL: every commit is in the WAL before the call
+# BACKEND=sqlite (default) uses SQLite files; BACKEND=postgres starts a
+# throwaway PostgreSQL server on loopback (initdb + pg_ctl, as the OS user
+# postgres when run as root; removed at exit) with one database per phase.
+#
+# Durability: lotse_identity runs with the storage defaults. SQLite: WAL mode
+# with synchronous=NORMAL, every commit is in the WAL before the call
 # answers, so an acknowledged write survives kill -9 of the process (not
-# necessarily a power loss; that is synchronous=FULL).
+# necessarily a power loss; that is synchronous=FULL). PostgreSQL: the same
+# promise, synchronous_commit=on (the commit's WAL is written before the
+# server acknowledges it) with fsync=off, so commits survive kill -9 of the
+# service or of the server but not a power loss; PG_FSYNC=on makes it the
+# power-loss-safe default instead.
 #
 # Usage: bench/run_identity_bench.sh [N_PERSONS=100000] [DURATION_S=10]
 #                                    [CONCURRENCY=32]
@@ -24,6 +32,8 @@
 #              there (configure it with -DLOTSE_BUILD_BENCH=ON)
 #   CHANNELS   connections per load generator (default 2)
 #   KEEP_TMP   set to keep the temp dir (databases, logs) for inspection
+#   BACKEND    sqlite (default) or postgres
+#   PG_FSYNC   postgres only: off (default) or on
 #
 # Exit status is non-zero if any run fails (an RPC error, no calls).
 set -euo pipefail
@@ -32,6 +42,15 @@ N_PERSONS="${1:-100000}"
 DURATION="${2:-10}"
 CONCURRENCY="${3:-32}"
 CHANNELS="${CHANNELS:-2}"
+BACKEND="${BACKEND:-sqlite}"
+PG_FSYNC="${PG_FSYNC:-off}"
+case "$BACKEND" in
+  sqlite | postgres) ;;
+  *)
+    echo "BACKEND must be sqlite or postgres" >&2
+    exit 2
+    ;;
+esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
 IDENTITY="$BUILD_DIR/services/identity/lotse_identity"
@@ -59,6 +78,10 @@ cleanup() {
       wait "$pid" 2>/dev/null || true
     fi
   done
+  if [[ -n "${PG_DATA:-}" ]]; then
+    as_pg_owner "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -s \
+      >/dev/null 2>&1 || true
+  fi
   if [[ -n "${KEEP_TMP:-}" ]]; then
     echo "kept $TMP" >&2
   else
@@ -68,6 +91,54 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
+PG_DATA=""
+# Runs a command as the owner of the cluster: postgres when we are root (the
+# server refuses to run as root), ourselves otherwise.
+as_pg_owner() {
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+if [[ "$BACKEND" == postgres ]]; then
+  PG_BIN="$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  [[ -x "$PG_BIN/pg_ctl" ]] || {
+    echo "no PostgreSQL server under /usr/lib/postgresql" >&2
+    exit 1
+  }
+  chmod 755 "$TMP"
+  mkdir "$TMP/pg"
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$TMP/pg"
+  as_pg_owner "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=trust \
+    -E UTF8 --locale=C.UTF-8 --no-sync >"$TMP/pg-initdb.log" 2>&1 || {
+    cat "$TMP/pg-initdb.log" >&2
+    exit 1
+  }
+  PG_DATA="$TMP/pg/data"
+  PG_PORT="$(python3 -c 'import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  as_pg_owner "$PG_BIN/pg_ctl" start -D "$PG_DATA" -w -t 60 -s \
+    -l "$TMP/pg/server.log" \
+    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $TMP/pg \
+        -c fsync=$PG_FSYNC -c synchronous_commit=on \
+        -c max_connections=200 -c shared_buffers=256MB" >/dev/null
+  echo "postgres:           $("$PG_BIN/postgres" --version), port $PG_PORT," \
+    "fsync=$PG_FSYNC synchronous_commit=on"
+fi
+
+# db_url NAME: a fresh database for one phase.
+db_url() {
+  if [[ "$BACKEND" == postgres ]]; then
+    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+      -c "CREATE DATABASE $1" >/dev/null
+    echo "postgresql://postgres@127.0.0.1:$PG_PORT/$1"
+  else
+    echo "sqlite:$TMP/$1.db"
+  fi
+}
 
 "$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
 LIMIT=$((${DURATION%.*} + 60))  # bound on every timed run
@@ -88,7 +159,7 @@ bounded() {
 wait_port() {
   local log="$1" pid="$2" pattern="$3" port=""
   for _ in $(seq 300); do
-    port="$(sed -n "$pattern" "$log" | head -n 1)"
+    port="$(sed -n "$pattern" "$log" 2>/dev/null | head -n 1)"
     if [[ -n "$port" ]]; then
       echo "$port"
       return 0
@@ -130,13 +201,13 @@ stop "$ECHO_PID"
 echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
 ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
-# start_identity NAME DB: starts lotse_identity on sqlite file DB, registers
+# start_identity NAME URL: starts lotse_identity on database URL, registers
 # the demo agencies (kim-koeln among them) as lotse-admin, sets ID_PID and
 # ID_PORT.
 start_identity() {
   local name="$1" db="$2"
   "$IDENTITY" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
-    --database="sqlite:$db" --access_rules="$ROOT/config/access-rules.conf" \
+    --database="$db" --access_rules="$ROOT/config/access-rules.conf" \
     --log_calls=false >"$TMP/$name.out" 2>"$TMP/$name.err" &
   ID_PID=$!
   PIDS+=("$ID_PID")
@@ -150,7 +221,8 @@ start_identity() {
 }
 
 # ---- 2. CreatePerson QPS ---------------------------------------------------
-start_identity create "$TMP/identity.db"
+echo "backend:            $BACKEND"
+start_identity create "$(db_url identity_create)"
 bounded "$LIMIT" "$BENCH" --mode=create --target="127.0.0.1:$ID_PORT" \
   --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
   --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/create.json" ||
@@ -165,15 +237,23 @@ awk -v c="$CREATE_QPS" -v e="$ECHO_QPS" 'BEGIN {
 # ---- 3. FindDuplicates with N persons loaded -------------------------------
 # The loader writes through PersonStore (blocking keys exactly as the service
 # derives them) in large transactions while no service holds the file.
-FIND_DB="$TMP/identity-find.db"
-bounded $((N_PERSONS / 2000 + 120)) "$BENCH" --mode=load \
-  --database="sqlite:$FIND_DB" --persons="$N_PERSONS" \
+FIND_DB="$(db_url identity_find)"
+bounded $((N_PERSONS / 500 + 120)) "$BENCH" --mode=load \
+  --database="$FIND_DB" --persons="$N_PERSONS" \
   >"$TMP/load.json" 2>"$TMP/load.err" || {
   tail -n 5 "$TMP/load.err" >&2
   exit 1
 }
 echo "load:               $(cat "$TMP/load.json")"
-echo "database file:      $(du -h "$FIND_DB" | cut -f1) ($FIND_DB)"
+if [[ "$BACKEND" == sqlite ]]; then
+  echo "database file:      $(du -h "${FIND_DB#sqlite:}" | cut -f1)"
+else
+  # As after any bulk import: planner statistics for the loaded tables
+  # (autovacuum would gather them too, but later).
+  psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d identity_find -c ANALYZE
+  echo "database size:      $(psql -At -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+    -d identity_find -c "SELECT pg_size_pretty(pg_database_size('identity_find'))")"
+fi
 
 start_identity find "$FIND_DB"
 RSS_LOADED="$(rss_kib "$ID_PID")"

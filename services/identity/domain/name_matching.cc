@@ -869,26 +869,24 @@ absl::StatusOr<MatchResult> DuplicateMatcher::Compare(
   return Compare(*q, *c);
 }
 
-absl::StatusOr<std::vector<std::string>> DuplicateMatcher::BlockingKeys(
-    const PersonNames& names, const BirthDate& birth_date) const {
-  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
-  if (!data.ok()) return data.status();
+namespace {
+
+std::vector<std::string> StoredKeys(const PreparedRecord::Data& data,
+                                    const BirthDate& birth_date) {
   std::vector<std::string> keys;
   const std::string year =
       birth_date.year != 0 ? absl::StrCat(birth_date.year) : "?";
-  for (const std::string& name_key : NameKeys(*data)) {
+  for (const std::string& name_key : NameKeys(data)) {
     keys.push_back(absl::StrCat(name_key, "@", year));
     keys.push_back(absl::StrCat(name_key, "@*"));
   }
   return keys;
 }
 
-absl::StatusOr<std::vector<std::string>> DuplicateMatcher::LookupKeys(
-    const PersonNames& names, const BirthDate& birth_date) const {
-  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
-  if (!data.ok()) return data.status();
+std::vector<std::string> QueryKeys(const PreparedRecord::Data& data,
+                                   const BirthDate& birth_date) {
   std::vector<std::string> keys;
-  for (const std::string& name_key : NameKeys(*data)) {
+  for (const std::string& name_key : NameKeys(data)) {
     if (birth_date.year == 0) {
       keys.push_back(absl::StrCat(name_key, "@*"));
       continue;
@@ -899,6 +897,188 @@ absl::StatusOr<std::vector<std::string>> DuplicateMatcher::LookupKeys(
     keys.push_back(absl::StrCat(name_key, "@?"));
   }
   return keys;
+}
+
+// ---------------------------------------------------------------------------
+// The stored prepared form: unsigned integers as base-128 varints (7 bits
+// a byte, low first, high bit set on all but the last) and strings as their
+// length followed by the bytes, in the order of the structs above. Compact,
+// because it is read for every candidate: smaller rows mean fewer pages.
+
+void PutU32(uint32_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+void PutString(absl::string_view text, std::string* out) {
+  PutU32(static_cast<uint32_t>(text.size()), out);
+  out->append(text.data(), text.size());
+}
+
+void PutFields(const std::vector<NameField>& fields, std::string* out) {
+  PutU32(static_cast<uint32_t>(fields.size()), out);
+  for (const NameField& field : fields) {
+    PutString(field.folded, out);
+    PutU32(static_cast<uint32_t>(field.parts.size()), out);
+    for (const NamePart& part : field.parts) {
+      PutU32(static_cast<uint32_t>(part.forms.size()), out);
+      for (const NameForm& form : part.forms) {
+        PutString(form.text, out);
+        PutString(form.key.key, out);
+        PutU32(static_cast<uint32_t>(form.key.first_vowel), out);
+        PutU32(static_cast<uint32_t>(form.origin), out);
+      }
+    }
+  }
+}
+
+// Reads what the Put functions wrote; any overrun makes ok() false.
+class FormReader {
+ public:
+  explicit FormReader(absl::string_view bytes) : rest_(bytes) {}
+  bool ok() const { return ok_; }
+
+  uint32_t U32() {
+    uint32_t value = 0;
+    for (int shift = 0; shift < 35; shift += 7) {
+      if (rest_.empty()) break;
+      const auto byte = static_cast<unsigned char>(rest_.front());
+      rest_.remove_prefix(1);
+      if (shift == 28 && byte > 0x0f) break;  // more than 32 bits
+      value |= static_cast<uint32_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return value;
+    }
+    ok_ = false;
+    return 0;
+  }
+  // A count of items that each take at least `min_bytes`: bounded by what
+  // is left, so corrupt bytes cannot ask for a huge allocation.
+  uint32_t Count(size_t min_bytes) {
+    const uint32_t n = U32();
+    if (n > rest_.size() / min_bytes) ok_ = false;
+    return ok_ ? n : 0;
+  }
+  std::string String() {
+    const uint32_t n = U32();
+    if (n > rest_.size()) ok_ = false;
+    if (!ok_) return "";
+    std::string text(rest_.substr(0, n));
+    rest_.remove_prefix(n);
+    return text;
+  }
+  template <typename Enum>
+  Enum EnumUpTo(Enum last) {
+    const uint32_t value = U32();
+    if (value > static_cast<uint32_t>(last)) ok_ = false;
+    return ok_ ? static_cast<Enum>(value) : Enum{};
+  }
+  std::vector<NameField> Fields() {
+    std::vector<NameField> fields(Count(2));
+    for (NameField& field : fields) {
+      field.folded = String();
+      field.parts.resize(Count(1));
+      for (NamePart& part : field.parts) {
+        part.forms.resize(Count(4));
+        for (NameForm& form : part.forms) {
+          form.text = String();
+          form.key.key = String();
+          form.key.first_vowel = EnumUpTo(VowelClass::kFront);
+          form.origin = EnumUpTo(SpellingOrigin::kConvertedConsonantal);
+        }
+      }
+    }
+    return fields;
+  }
+  bool AtEnd() const { return rest_.empty(); }
+
+ private:
+  absl::string_view rest_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> DuplicateMatcher::BlockingKeys(
+    const PersonNames& names, const BirthDate& birth_date) const {
+  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
+  if (!data.ok()) return data.status();
+  return StoredKeys(*data, birth_date);
+}
+
+absl::StatusOr<std::vector<std::string>> DuplicateMatcher::LookupKeys(
+    const PersonNames& names, const BirthDate& birth_date) const {
+  absl::StatusOr<PreparedRecord::Data> data = impl_->PrepareNames(names);
+  if (!data.ok()) return data.status();
+  return QueryKeys(*data, birth_date);
+}
+
+std::vector<std::string> DuplicateMatcher::BlockingKeys(
+    const PreparedRecord& record) const {
+  return StoredKeys(record.data(), record.data().birth_date);
+}
+
+std::vector<std::string> DuplicateMatcher::LookupKeys(
+    const PreparedRecord& record) const {
+  return QueryKeys(record.data(), record.data().birth_date);
+}
+
+std::string DuplicateMatcher::EncodePrepared(
+    const PreparedRecord& record) const {
+  const PreparedRecord::Data& data = record.data();
+  std::string out;
+  out.reserve(512);
+  PutU32(kPreparedFormVersion, &out);
+  PutU32(static_cast<uint32_t>(data.spellings.size()), &out);
+  for (const PreparedSpelling& spelling : data.spellings) {
+    PutString(spelling.given_original, &out);
+    PutString(spelling.family_original, &out);
+    PutFields(spelling.given, &out);
+    PutFields(spelling.family, &out);
+  }
+  PutU32(static_cast<uint32_t>(data.birth_date.year), &out);
+  PutU32(static_cast<uint32_t>(data.birth_date.month), &out);
+  PutU32(static_cast<uint32_t>(data.birth_date.day), &out);
+  PutString(data.birth_place_original, &out);
+  PutFields(data.birth_place, &out);
+  PutU32(static_cast<uint32_t>(data.nationalities.size()), &out);
+  for (const std::string& code : data.nationalities) PutString(code, &out);
+  PutU32(static_cast<uint32_t>(data.sex), &out);
+  return out;
+}
+
+absl::StatusOr<PreparedRecord> DuplicateMatcher::DecodePrepared(
+    absl::string_view bytes) const {
+  FormReader in(bytes);
+  const uint32_t version = in.U32();
+  if (!in.ok()) return absl::DataLossError("prepared form too short");
+  if (version != kPreparedFormVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("prepared form of version ", version, ", expected ",
+                     kPreparedFormVersion));
+  }
+  auto data = std::make_shared<PreparedRecord::Data>();
+  data->spellings.resize(in.Count(4));
+  for (PreparedSpelling& spelling : data->spellings) {
+    spelling.given_original = in.String();
+    spelling.family_original = in.String();
+    spelling.given = in.Fields();
+    spelling.family = in.Fields();
+  }
+  data->birth_date.year = static_cast<int>(in.U32());
+  data->birth_date.month = static_cast<int>(in.U32());
+  data->birth_date.day = static_cast<int>(in.U32());
+  data->birth_place_original = in.String();
+  data->birth_place = in.Fields();
+  data->nationalities.resize(in.Count(1));
+  for (std::string& code : data->nationalities) code = in.String();
+  data->sex = in.EnumUpTo(RecordedSex::kNotStated);
+  if (!in.ok() || !in.AtEnd()) {
+    return absl::DataLossError("prepared form does not parse");
+  }
+  return PreparedRecord(std::move(data));
 }
 
 absl::StatusOr<std::vector<std::vector<NormalizedNamePart>>>

@@ -31,6 +31,7 @@
 #ifndef LOTSE_SERVICES_IDENTITY_DOMAIN_NAME_MATCHING_H_
 #define LOTSE_SERVICES_IDENTITY_DOMAIN_NAME_MATCHING_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -211,6 +212,26 @@ class DuplicateMatcher {
   // year finds persons of any year, at the cost of a larger candidate set.
   absl::StatusOr<std::vector<std::string>> LookupKeys(
       const PersonNames& names, const BirthDate& birth_date) const;
+
+  // BlockingKeys and LookupKeys of a record prepared before (its names and
+  // birth date), without running the ICU transforms again.
+  std::vector<std::string> BlockingKeys(const PreparedRecord& record) const;
+  std::vector<std::string> LookupKeys(const PreparedRecord& record) const;
+
+  // The prepared form as bytes, to store next to a person record so that
+  // comparing against it later needs no ICU transform and no re-folding,
+  // and back. The bytes start with kPreparedFormVersion; DecodePrepared
+  // answers FAILED_PRECONDITION for another version (the folding or key
+  // rules changed since it was stored: Prepare the record afresh) and
+  // DATA_LOSS for bytes that do not parse. Decode(Encode(r)) compares
+  // exactly like r.
+  std::string EncodePrepared(const PreparedRecord& record) const;
+  absl::StatusOr<PreparedRecord> DecodePrepared(absl::string_view bytes) const;
+
+  // Bump whenever Prepare's output changes for some input (folding, article
+  // and particle rules, phonetic keys) or the encoding changes, so stored
+  // forms of the old rules are no longer used.
+  static constexpr uint32_t kPreparedFormVersion = 1;
 
   // The normalised parts of one name field (for tests and diagnostics):
   // one vector per transliteration variant.

@@ -433,49 +433,58 @@ absl::Status IdentityServiceImpl::RunAccessAudited(const RequestContext& rc,
                                                    absl::string_view method,
                                                    const std::string& target,
                                                    bool admit_services,
+                                                   bool read_only,
                                                    const AccessBody& body) {
   std::string agency_id = rc.caller.agency_id;
   AccessTrail trail;
   trail.resource = target;
+  auto append_records = [&](Transaction& tx) -> absl::Status {
+    audit::AuditRecord record;
+    record.agency_id = agency_id;
+    record.legal_domain = rc.caller.legal_domain;
+    record.actor = rc.actor;
+    record.purpose = rc.purpose;
+    record.operation = std::string(method);
+    record.resource = trail.resource;
+    record.data_categories = trail.categories;
+    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+    for (const audit::AuditRecord& decision : trail.decisions) {
+      if (absl::Status s = audit::AppendAudit(tx, decision); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  // Caller check and body; with `in_write_phase` also the audit records.
+  auto run = [&](Transaction& tx, bool in_write_phase) -> absl::Status {
+    trail = AccessTrail{};
+    trail.resource = target;
+    AgencyRecord caller;
+    if (admit_services && rc.caller.is_service()) {
+      // Services are authenticated by their certificate alone; they
+      // have no registry entry to check (see the header).
+      caller.id = rc.caller.agency_id;
+      caller.legal_domain = server::kServiceDomain;
+    } else {
+      absl::StatusOr<AgencyRecord> checked = CheckCaller(tx, rc);
+      if (!checked.ok()) return checked.status();
+      caller = *std::move(checked);
+    }
+    agency_id = caller.id;
+    if (absl::Status s = body(tx, caller, &trail); !s.ok()) return s;
+    return in_write_phase ? append_records(tx) : absl::OkStatus();
+  };
   absl::Status status;
   if (access_rules_ == nullptr || access_matcher_ == nullptr) {
     status = absl::InternalError("access rules not loaded (EnableAccess)");
-  } else {
+  } else if (read_only) {
     status = storage::RunInTransaction(
-        *runtime_.database, [&](Transaction& tx) -> absl::Status {
-          trail = AccessTrail{};
-          trail.resource = target;
-          AgencyRecord caller;
-          if (admit_services && rc.caller.is_service()) {
-            // Services are authenticated by their certificate alone; they
-            // have no registry entry to check (see the header).
-            caller.id = rc.caller.agency_id;
-            caller.legal_domain = server::kServiceDomain;
-          } else {
-            absl::StatusOr<AgencyRecord> checked = CheckCaller(tx, rc);
-            if (!checked.ok()) return checked.status();
-            caller = *std::move(checked);
-          }
-          agency_id = caller.id;
-          if (absl::Status s = body(tx, caller, &trail); !s.ok()) return s;
-          audit::AuditRecord record;
-          record.agency_id = agency_id;
-          record.legal_domain = rc.caller.legal_domain;
-          record.actor = rc.actor;
-          record.purpose = rc.purpose;
-          record.operation = std::string(method);
-          record.resource = trail.resource;
-          record.data_categories = trail.categories;
-          if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) {
-            return s;
-          }
-          for (const audit::AuditRecord& decision : trail.decisions) {
-            if (absl::Status s = audit::AppendAudit(tx, decision); !s.ok()) {
-              return s;
-            }
-          }
-          return absl::OkStatus();
-        });
+        *runtime_.database,
+        [&](Transaction& tx) { return run(tx, /*in_write_phase=*/false); },
+        storage::TxMode::kReadOnly);
+    // The response is held back until its audit records are committed.
+    if (status.ok()) status = CommitWrite(append_records);
+  } else {
+    status = CommitWrite(
+        [&](Transaction& tx) { return run(tx, /*in_write_phase=*/true); });
   }
   if (status.ok()) return status;
   audit::AuditRecord record;
@@ -503,7 +512,7 @@ absl::Status IdentityServiceImpl::DoRecordResidence(
   return RunAccessAudited(
       rc, kRecordResidenceMethod,
       PersonTarget(request.parent(), "/residenceStatuses"),
-      /*admit_services=*/false,
+      /*admit_services=*/false, /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"RESIDENCE_STATUS"};
@@ -652,7 +661,7 @@ absl::Status IdentityServiceImpl::DoGetCurrentResidence(
   return RunAccessAudited(
       rc, kGetResidenceMethod,
       PersonTarget(request.person(), "/residenceStatuses"),
-      /*admit_services=*/true,
+      /*admit_services=*/true, /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"RESIDENCE_STATUS"};
@@ -692,7 +701,7 @@ absl::Status IdentityServiceImpl::DoListResidence(
   return RunAccessAudited(
       rc, kListResidenceMethod,
       PersonTarget(request.parent(), "/residenceStatuses"),
-      /*admit_services=*/true,
+      /*admit_services=*/true, /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"RESIDENCE_STATUS"};
@@ -746,7 +755,7 @@ absl::Status IdentityServiceImpl::DoRecordConsent(
     v1::Consent* response) {
   return RunAccessAudited(
       rc, kRecordConsentMethod, PersonTarget(request.parent(), "/consents"),
-      /*admit_services=*/false,
+      /*admit_services=*/false, /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         // The consent record itself is core identity data.
@@ -918,7 +927,7 @@ absl::Status IdentityServiceImpl::DoGetConsent(
     v1::Consent* response) {
   return RunAccessAudited(
       rc, kGetConsentMethod, ConsentTarget(request.name()),
-      /*admit_services=*/false,
+      /*admit_services=*/false, /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"CORE_IDENTITY"};
@@ -955,7 +964,7 @@ absl::Status IdentityServiceImpl::DoWithdrawConsent(
     v1::Consent* response) {
   return RunAccessAudited(
       rc, kWithdrawConsentMethod, ConsentTarget(request.name()),
-      /*admit_services=*/false,
+      /*admit_services=*/false, /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"CORE_IDENTITY"};
@@ -1019,7 +1028,7 @@ absl::Status IdentityServiceImpl::DoListConsents(
     v1::ListConsentsResponse* response) {
   return RunAccessAudited(
       rc, kListConsentsMethod, PersonTarget(request.parent(), "/consents"),
-      /*admit_services=*/false,
+      /*admit_services=*/false, /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         trail->categories = {"CORE_IDENTITY"};
@@ -1099,7 +1108,7 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
     v1::CheckAccessResponse* response) {
   return RunAccessAudited(
       rc, kCheckAccessMethod, PersonTarget(request.person(), ""),
-      /*admit_services=*/true,
+      /*admit_services=*/true, /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord& caller,
           AccessTrail* trail) -> absl::Status {
         FieldViolations violations;

@@ -247,23 +247,47 @@ absl::Status BootstrapAdminAgency(storage::Database& db,
   });
 }
 
+absl::Status IdentityServiceImpl::CommitWrite(
+    const std::function<absl::Status(Transaction&)>& body) {
+  return storage::RunInTransaction(*runtime_.database, body,
+                                   storage::TxMode::kReadWrite);
+}
+
 absl::Status IdentityServiceImpl::RunAudited(const RequestContext& rc,
                                              absl::string_view method,
                                              const std::string& target,
-                                             const Body& body) {
+                                             bool read_only, const Body& body) {
   // Until the caller is resolved, the audit trail names the certificate.
   std::string agency_id = rc.caller.agency_id;
   std::string resource = target;
-  absl::Status status = storage::RunInTransaction(
-      *runtime_.database, [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyRecord> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        agency_id = caller->id;
-        resource = target;
-        if (absl::Status s = body(tx, *caller, &resource); !s.ok()) return s;
+  // Steps 1 and 2; with `in_write_phase` also step 3.
+  auto run = [&](Transaction& tx, bool in_write_phase) -> absl::Status {
+    absl::StatusOr<AgencyRecord> caller = CheckCaller(tx, rc);
+    if (!caller.ok()) return caller.status();
+    agency_id = caller->id;
+    resource = target;
+    if (absl::Status s = body(tx, *caller, &resource); !s.ok()) return s;
+    if (!in_write_phase) return absl::OkStatus();
+    return audit::AppendAudit(tx,
+                              AuditRecordFor(rc, agency_id, method, resource));
+  };
+  absl::Status status;
+  if (read_only) {
+    status = storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) { return run(tx, /*in_write_phase=*/false); },
+        storage::TxMode::kReadOnly);
+    if (status.ok()) {
+      // The response is held back until its audit record is committed.
+      status = CommitWrite([&](Transaction& tx) {
         return audit::AppendAudit(
             tx, AuditRecordFor(rc, agency_id, method, resource));
       });
+    }
+  } else {
+    status = CommitWrite(
+        [&](Transaction& tx) { return run(tx, /*in_write_phase=*/true); });
+  }
   if (status.ok()) return status;
   audit::AuditRecord record = AuditRecordFor(rc, agency_id, method, resource);
   absl::Status audited = audit::AppendFailedCallAudit(
@@ -284,6 +308,7 @@ absl::Status IdentityServiceImpl::DoRegister(
     v1::Agency* response) {
   return RunAudited(
       rc, kRegisterMethod, AuditTarget(AgencyResourceName(request.agency_id())),
+      /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           std::string* resource) -> absl::Status {
         if (absl::Status s = RequireAdministration(caller); !s.ok()) return s;
@@ -377,6 +402,7 @@ absl::Status IdentityServiceImpl::DoGet(const RequestContext& rc,
                                         const v1::GetAgencyRequest& request,
                                         v1::Agency* response) {
   return RunAudited(rc, kGetMethod, AuditTarget(request.name()),
+                    /*read_only=*/true,
                     [&](Transaction& tx, const AgencyRecord&,
                         std::string* resource) -> absl::Status {
                       FieldViolations violations;
@@ -397,7 +423,7 @@ absl::Status IdentityServiceImpl::DoList(const RequestContext& rc,
                                          const v1::ListAgenciesRequest& request,
                                          v1::ListAgenciesResponse* response) {
   return RunAudited(
-      rc, kListMethod, "agencies",
+      rc, kListMethod, "agencies", /*read_only=*/true,
       [&](Transaction& tx, const AgencyRecord&,
           std::string* resource) -> absl::Status {
         *resource = "agencies";
@@ -459,6 +485,7 @@ absl::Status IdentityServiceImpl::DoUpdate(
     v1::Agency* response) {
   return RunAudited(
       rc, kUpdateMethod, AuditTarget(request.agency().name()),
+      /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           std::string* resource) -> absl::Status {
         if (absl::Status s = RequireAdministration(caller); !s.ok()) return s;
@@ -545,7 +572,7 @@ absl::Status IdentityServiceImpl::DoChangeState(
     absl::string_view etag, bool suspend, absl::string_view reason,
     v1::Agency* response) {
   return RunAudited(
-      rc, method, AuditTarget(name),
+      rc, method, AuditTarget(name), /*read_only=*/false,
       [&](Transaction& tx, const AgencyRecord& caller,
           std::string* resource) -> absl::Status {
         if (absl::Status s = RequireAdministration(caller); !s.ok()) return s;

@@ -4,15 +4,22 @@
 // and agency-specific ids (person_handlers.cc), residence status, consents
 // and CheckAccess (access_handlers.cc).
 //
-// Every implemented RPC, in one read-write transaction:
+// Every implemented RPC:
 //   1. resolves the caller against the registry (CheckCaller): the client
 //      certificate's identity must belong to a registered, ACTIVE agency of
 //      the certificate's legal domain;
 //   2. checks the caller's domain where the RPC demands one, validates the
 //      request (all bad fields at once), does the work, enqueues the event;
-//   3. appends an ALLOWED audit record in the same transaction.
-// A call that fails at any step rolls back and is audited on its own
-// (DENIED for PERMISSION_DENIED, ERROR otherwise, with the reason code).
+//   3. appends an ALLOWED audit record.
+// Reads (and the read part of CreatePerson: the duplicate check) run steps
+// 1 and 2 in a kReadOnly transaction, so they never hold the database's
+// write lock (SQLite has one writer); then a short write phase commits the
+// audit records (and, for CreatePerson, the change). Other writes run all
+// three steps in one read-write transaction. Every write phase goes through
+// CommitWrite. A read's response is returned only after its audit record
+// committed, so every disclosure is on the trail. A call that fails at any
+// step rolls back and is audited on its own (DENIED for PERMISSION_DENIED,
+// ERROR otherwise, with the reason code).
 #ifndef LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
@@ -86,12 +93,29 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
                                           const AgencyRecord& caller,
                                           std::string* resource)>;
 
+  // The one way identity writes to its database: runs `body` in a
+  // read-write transaction and commits it, retrying the whole body on a
+  // storage conflict (so `body` must be safe to run again from scratch).
+  // Every write phase of every identity RPC (changes, request_id records,
+  // outbox events, audit records of successful calls) goes through here.
+  // Today it is storage::RunInTransaction; it is the seam where a group
+  // commit queue (several callers' write phases in one transaction and one
+  // WAL sync) is meant to plug in later, so keep bodies short, free of
+  // reads that could run in the read phase, and free of side effects outside
+  // the transaction. The audit record of a failed call is the exception: it
+  // is written by audit::AppendFailedCallAudit in its own transaction.
+  absl::Status CommitWrite(
+      const std::function<absl::Status(storage::Transaction&)>& body);
+
   // Steps 1-3 of the header comment around `body`, with the audit records.
   // `resource` names what the request targets for the audit record of a
-  // call refused before `body` ran (e.g. an unknown caller).
+  // call refused before `body` ran (e.g. an unknown caller). With
+  // `read_only`, `body` runs in a kReadOnly transaction and only the audit
+  // record is written afterwards (CommitWrite); else all of it runs in one
+  // CommitWrite.
   absl::Status RunAudited(const server::RequestContext& rc,
                           absl::string_view method, const std::string& resource,
-                          const Body& body);
+                          bool read_only, const Body& body);
 
   absl::Status DoRegister(const server::RequestContext& rc,
                           const v1::RegisterAgencyRequest& request,
@@ -181,10 +205,18 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   // RunAudited for person data: every record carries the data category
   // CORE_IDENTITY, and one read record is added per further person the
   // call disclosed (search results, duplicate candidates).
+  //
+  // Two phases: `read` (may be null) runs after CheckCaller in a kReadOnly
+  // transaction; then `write` (may be null) and the audit records run in
+  // one CommitWrite. With `read` null, CheckCaller runs in the write phase
+  // instead (a change that reads and writes under one lock). The trail as
+  // the read phase left it is restored before each attempt of the write
+  // phase.
   absl::Status RunPersonAudited(const server::RequestContext& rc,
                                 absl::string_view method,
                                 const std::string& target,
-                                const PersonBody& body);
+                                const PersonBody& read,
+                                const PersonBody& write);
 
   absl::Status DoCreatePerson(const server::RequestContext& rc,
                               const v1::CreatePersonRequest& request,
@@ -284,11 +316,12 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
 
   // RunAudited with data categories on every record (including the DENIED
   // one of a refused read) and, when `admit_services`, service callers
-  // admitted without a registry entry (see above).
+  // admitted without a registry entry (see above). `read_only` as for
+  // RunAudited.
   absl::Status RunAccessAudited(const server::RequestContext& rc,
                                 absl::string_view method,
                                 const std::string& target, bool admit_services,
-                                const AccessBody& body);
+                                bool read_only, const AccessBody& body);
 
   absl::Status DoRecordResidence(
       const server::RequestContext& rc,

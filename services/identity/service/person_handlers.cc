@@ -1,7 +1,10 @@
 // The person and agency-id RPCs of IdentityServiceImpl (issue 3, items 2,
 // 3, 5 and 6). The pattern is that of the agency RPCs in
-// identity_service.cc: ServeUnary -> Do* -> RunPersonAudited, one
-// transaction per call, events enqueued before the audit record.
+// identity_service.cc: ServeUnary -> Do* -> RunPersonAudited. Reads run in
+// a read-only transaction and commit only their audit records afterwards;
+// CreatePerson checks for duplicates in the read phase and re-checks what
+// changed since in its write phase; the other changes run in one write
+// transaction. Events are enqueued before the audit record.
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -9,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -197,31 +201,55 @@ struct ScoredCandidate {
   MatchResult match;
 };
 
-// Scores the candidates the index yields for `query` and keeps those at
-// or above `min_score`, best first.
-absl::StatusOr<std::vector<ScoredCandidate>> ScoreCandidates(
+struct ScoredId {
+  std::string id;
+  MatchResult match;
+};
+
+// Scores persons `ids` against `query` with their stored prepared forms
+// (one batched read, no ICU for current forms) and keeps those at or above
+// `min_score`, best first (ties in the order of `ids`).
+absl::StatusOr<std::vector<ScoredId>> ScoreCandidates(
     PersonStore& store, const DuplicateMatcher& matcher,
-    const MatchRecord& query, const absl::StatusOr<Candidates>& candidates,
+    const PreparedRecord& query, const std::vector<std::string>& ids,
     double min_score) {
-  if (!candidates.ok()) return candidates.status();
-  absl::StatusOr<PreparedRecord> prepared = matcher.Prepare(query);
-  if (!prepared.ok()) return prepared.status();
-  std::vector<ScoredCandidate> out;
-  for (const std::string& id : candidates->person_ids) {
-    absl::StatusOr<PersonLookup> found = store.Get(id);
-    if (!found.ok()) return found.status();
-    absl::StatusOr<PreparedRecord> candidate =
-        matcher.Prepare(ToMatchRecord(found->person));
-    if (!candidate.ok()) return candidate.status();
-    MatchResult match = matcher.Compare(*prepared, *candidate);
+  absl::StatusOr<std::vector<MatchCandidate>> forms = store.LoadMatchForms(ids);
+  if (!forms.ok()) return forms.status();
+  std::vector<ScoredId> out;
+  for (MatchCandidate& candidate : *forms) {
+    MatchResult match = matcher.Compare(query, candidate.prepared);
     if (match.score < min_score) continue;
-    out.push_back({std::move(found->person), std::move(match)});
+    out.push_back({std::move(candidate.id), std::move(match)});
   }
   std::stable_sort(out.begin(), out.end(),
-                   [](const ScoredCandidate& a, const ScoredCandidate& b) {
+                   [](const ScoredId& a, const ScoredId& b) {
                      return a.match.score > b.match.score;
                    });
   return out;
+}
+
+// The records of scored[begin, end), for the response.
+absl::StatusOr<std::vector<ScoredCandidate>> WithPersons(
+    PersonStore& store, std::vector<ScoredId>& scored, size_t begin,
+    size_t end) {
+  std::vector<ScoredCandidate> out;
+  for (size_t i = begin; i < end && i < scored.size(); ++i) {
+    absl::StatusOr<PersonLookup> found = store.Get(scored[i].id);
+    if (!found.ok()) return found.status();
+    out.push_back({std::move(found->person), std::move(scored[i].match)});
+  }
+  return out;
+}
+
+// CreatePerson's refusal when strong duplicates exist.
+absl::Status PossibleDuplicate(const std::vector<std::string>& names,
+                               double top_score) {
+  return ErrorWithReason(
+      absl::StatusCode::kAlreadyExists, "POSSIBLE_DUPLICATE",
+      "a person that is probably the same is registered; check the "
+      "candidates, or confirm a new person",
+      {{"candidates", absl::StrJoin(names, ",")},
+       {"top_score", absl::StrCat(top_score)}});
 }
 
 void ToProto(const ScoredCandidate& scored, v1::DuplicateCandidate* out) {
@@ -396,33 +424,60 @@ absl::Status IdentityServiceImpl::EnablePersons(
 absl::Status IdentityServiceImpl::RunPersonAudited(const RequestContext& rc,
                                                    absl::string_view method,
                                                    const std::string& target,
-                                                   const PersonBody& body) {
+                                                   const PersonBody& read,
+                                                   const PersonBody& write) {
   if (access_policy_ == nullptr || matcher_ == nullptr) return NotConfigured();
   // Until the caller is resolved, the audit trail names the certificate.
   std::string agency_id = rc.caller.agency_id;
   PersonTrail trail;
-  absl::Status status = storage::RunInTransaction(
-      *runtime_.database, [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyRecord> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        agency_id = caller->id;
-        trail = PersonTrail{};  // a retried transaction starts afresh
-        trail.resource = target;
-        if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
-        audit::AuditRecord main =
-            PersonAuditRecord(rc, agency_id, method, trail.resource);
-        main.reason = trail.reason;
-        if (absl::Status s = audit::AppendAudit(tx, main); !s.ok()) return s;
-        for (const PersonTrail::Extra& extra : trail.extra) {
-          audit::AuditRecord record =
-              PersonAuditRecord(rc, agency_id, method, extra.resource);
-          record.reason = extra.reason;
-          if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) {
-            return s;
-          }
+  trail.resource = target;
+  AgencyRecord caller;
+  auto check_caller = [&](Transaction& tx) -> absl::Status {
+    absl::StatusOr<AgencyRecord> checked = CheckCaller(tx, rc);
+    if (!checked.ok()) return checked.status();
+    caller = *std::move(checked);
+    agency_id = caller.id;
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  if (read != nullptr) {
+    status = storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) -> absl::Status {
+          if (absl::Status s = check_caller(tx); !s.ok()) return s;
+          trail = PersonTrail{};  // a retried transaction starts afresh
+          trail.resource = target;
+          return read(tx, caller, &trail);
+        },
+        storage::TxMode::kReadOnly);
+  }
+  if (status.ok()) {
+    // The write phase commits the audit records before the response is
+    // returned, also for a pure read.
+    const PersonTrail after_read = trail;
+    status = CommitWrite([&](Transaction& tx) -> absl::Status {
+      trail = after_read;
+      if (read == nullptr) {
+        if (absl::Status s = check_caller(tx); !s.ok()) return s;
+      }
+      if (write != nullptr) {
+        if (absl::Status s = write(tx, caller, &trail); !s.ok()) return s;
+      }
+      audit::AuditRecord main =
+          PersonAuditRecord(rc, agency_id, method, trail.resource);
+      main.reason = trail.reason;
+      if (absl::Status s = audit::AppendAudit(tx, main); !s.ok()) return s;
+      for (const PersonTrail::Extra& extra : trail.extra) {
+        audit::AuditRecord record =
+            PersonAuditRecord(rc, agency_id, method, extra.resource);
+        record.reason = extra.reason;
+        if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) {
+          return s;
         }
-        return absl::OkStatus();
-      });
+      }
+      return absl::OkStatus();
+    });
+  }
   if (status.ok()) return status;
   audit::AuditRecord record =
       PersonAuditRecord(rc, agency_id, method, trail.resource);
@@ -441,113 +496,174 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
     const RequestContext& rc, const v1::CreatePersonRequest& request,
     v1::Person* response) {
   const std::string method = Method("CreatePerson");
-  return RunPersonAudited(
-      rc, method, "persons",
-      [&](Transaction& tx, const AgencyRecord& caller,
-          PersonTrail* trail) -> absl::Status {
-        if (absl::Status s = RequireNotAdministration(caller); !s.ok()) {
-          return s;
-        }
-        FieldViolations violations;
-        api::ValidateRequestId(request.request_id(), "request_id", &violations);
-        if (!request.has_person()) {
-          violations.Add("person", "is required");
-        } else {
-          ValidatePerson(request.person(), "person", TodayInGermany(),
-                         &violations);
-        }
-        if (!violations.empty()) return violations.ToStatus();
+  v1::CreatePersonRequest content = request;
+  content.clear_request_id();
+  const std::string fingerprint = api::RequestFingerprint(content);
 
-        PersonStore store(tx, *matcher_);
-        v1::CreatePersonRequest content = request;
-        content.clear_request_id();
-        const std::string fingerprint = api::RequestFingerprint(content);
-        const api::RequestKey key{caller.id, method, request.request_id()};
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
-        if (!seen.ok()) return seen.status();
-        if (seen->has_value()) {
-          // A retry: answer with the first call's person (its survivor if it
-          // was merged since), creating nothing.
-          trail->resource = **seen;
-          FieldViolations ignored;
-          absl::StatusOr<PersonLookup> first =
-              store.Get(ParsePersonName(**seen, "", &ignored));
-          if (!first.ok()) return first.status();
-          // Merged since into a person the caller may not read: no data.
-          if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                     caller, *first);
-              !s.ok()) {
-            return s;
-          }
-          *response = first->person;
-          return absl::OkStatus();
-        }
+  // A retry whose first call created `recorded` ("persons/{id}"):
+  // answer with it (its survivor if it was merged since), creating nothing.
+  auto answer_retry = [&](PersonStore& store, const AgencyRecord& caller,
+                          const std::string& recorded,
+                          PersonTrail* trail) -> absl::Status {
+    trail->resource = recorded;
+    FieldViolations ignored;
+    absl::StatusOr<PersonLookup> first =
+        store.Get(ParsePersonName(recorded, "", &ignored));
+    if (!first.ok()) return first.status();
+    // Merged since into a person the caller may not read: no data.
+    if (absl::Status s =
+            CheckCoreIdentityRead(store, *access_policy_, rc, caller, *first);
+        !s.ok()) {
+      return s;
+    }
+    *response = first->person;
+    return absl::OkStatus();
+  };
 
-        const MatchRecord query = ToMatchRecord(request.person());
-        absl::StatusOr<std::vector<ScoredCandidate>> strong = ScoreCandidates(
-            store, *matcher_, query, store.FindCandidates(query, {}),
-            kStrongDuplicateScore);
-        if (!strong.ok()) return strong.status();
-        std::vector<std::string> names;
-        for (const ScoredCandidate& c : *strong)
-          names.push_back(c.person.name());
-        if (!strong->empty() && !request.confirm_new_person()) {
-          return ErrorWithReason(
-              absl::StatusCode::kAlreadyExists, "POSSIBLE_DUPLICATE",
-              "a person that is probably the same is registered; check the "
-              "candidates, or confirm a new person",
-              {{"candidates", absl::StrJoin(names, ",")},
-               {"top_score", absl::StrCat(strong->front().match.score)}});
-        }
+  // What the read phase found, for the write phase.
+  int64_t read_stamp = 0;
+  PreparedRecord prepared;
+  std::vector<std::string> lookup_keys;
+  absl::flat_hash_set<std::string> scored_ids;
+  std::vector<std::string> strong_names;
+  double top_score = 0;
 
-        absl::StatusOr<v1::Person> created =
-            store.Create(request.person(), AgencyResourceName(caller.id));
-        if (!created.ok()) return created.status();
-        trail->resource = created->name();
-        if (absl::Status s =
-                api::RecordRequestId(tx, key, fingerprint, created->name());
-            !s.ok()) {
-          return s;
-        }
-        if (!names.empty()) {
-          // The caseworker overrode the duplicate check: the record says so,
-          // and each overridden candidate's trail shows it was involved.
-          trail->reason = "DUPLICATE_CHECK_OVERRIDDEN";
-          for (const std::string& name : names) {
-            trail->extra.push_back({name, "DUPLICATE_CANDIDATE_OVERRIDDEN"});
-          }
-        }
-        *response = *std::move(created);
-        return absl::OkStatus();
-      });
+  // Read phase: validation and the duplicate check against the snapshot,
+  // with all the ICU and scoring work, outside the write lock. Whether the
+  // request_id was seen is decided in the write phase (its lookup takes a
+  // lock, which needs a read-write transaction), so the refusal of a
+  // duplicate waits for it: a retry of a create that succeeded must answer
+  // with its person, not call it a duplicate of itself.
+  auto read = [&](Transaction& tx, const AgencyRecord& caller,
+                  PersonTrail* trail) -> absl::Status {
+    if (absl::Status s = RequireNotAdministration(caller); !s.ok()) {
+      return s;
+    }
+    FieldViolations violations;
+    api::ValidateRequestId(request.request_id(), "request_id", &violations);
+    if (!request.has_person()) {
+      violations.Add("person", "is required");
+    } else {
+      ValidatePerson(request.person(), "person", TodayInGermany(), &violations);
+    }
+    if (!violations.empty()) return violations.ToStatus();
+
+    PersonStore store(tx, *matcher_);
+    absl::StatusOr<int64_t> stamp = store.ReadKeyStamp();
+    if (!stamp.ok()) return stamp.status();
+    read_stamp = *stamp;
+    absl::StatusOr<PreparedRecord> query =
+        matcher_->Prepare(ToMatchRecord(request.person()));
+    if (!query.ok()) return query.status();
+    prepared = *std::move(query);
+    lookup_keys = matcher_->LookupKeys(prepared);
+    absl::StatusOr<Candidates> candidates = store.FindCandidates(prepared, {});
+    if (!candidates.ok()) return candidates.status();
+    scored_ids = absl::flat_hash_set<std::string>(
+        candidates->person_ids.begin(), candidates->person_ids.end());
+    absl::StatusOr<std::vector<ScoredId>> strong =
+        ScoreCandidates(store, *matcher_, prepared, candidates->person_ids,
+                        kStrongDuplicateScore);
+    if (!strong.ok()) return strong.status();
+    strong_names.clear();
+    for (const ScoredId& c : *strong) {
+      strong_names.push_back(PersonResourceName(c.id));
+    }
+    top_score = strong->empty() ? 0 : strong->front().match.score;
+    return absl::OkStatus();
+  };
+
+  // Write phase: only what must see the latest committed state — the
+  // request_id (a retry, or a concurrent call with the same one), persons
+  // whose keys were written since the read snapshot (a concurrent create of
+  // the same person), then the insert.
+  auto write = [&](Transaction& tx, const AgencyRecord& caller,
+                   PersonTrail* trail) -> absl::Status {
+    PersonStore store(tx, *matcher_);
+    const api::RequestKey key{caller.id, method, request.request_id()};
+    absl::StatusOr<std::optional<std::string>> seen =
+        api::LookupRequestId(tx, key, fingerprint);
+    if (!seen.ok()) return seen.status();
+    if (seen->has_value()) return answer_retry(store, caller, **seen, trail);
+    if (!strong_names.empty() && !request.confirm_new_person()) {
+      return PossibleDuplicate(strong_names, top_score);
+    }
+
+    // Claimed before the re-check: on PostgreSQL this waits for any other
+    // key writer to commit, so the re-check below sees its person.
+    absl::StatusOr<int64_t> stamp = store.ClaimKeyStamp();
+    if (!stamp.ok()) return stamp.status();
+    absl::StatusOr<std::vector<std::string>> since =
+        store.KeyedSince(read_stamp, lookup_keys);
+    if (!since.ok()) return since.status();
+    std::vector<std::string> fresh;
+    for (std::string& id : *since) {
+      if (!scored_ids.contains(id)) fresh.push_back(std::move(id));
+    }
+    std::vector<std::string> names = strong_names;
+    double top = top_score;
+    if (!fresh.empty()) {
+      absl::StatusOr<std::vector<ScoredId>> late = ScoreCandidates(
+          store, *matcher_, prepared, fresh, kStrongDuplicateScore);
+      if (!late.ok()) return late.status();
+      for (const ScoredId& c : *late) {
+        names.push_back(PersonResourceName(c.id));
+        top = std::max(top, c.match.score);
+      }
+      if (!late->empty() && !request.confirm_new_person()) {
+        return PossibleDuplicate(names, top);
+      }
+    }
+
+    absl::StatusOr<v1::Person> created =
+        store.Create(request.person(), AgencyResourceName(caller.id), prepared);
+    if (!created.ok()) return created.status();
+    trail->resource = created->name();
+    if (absl::Status s =
+            api::RecordRequestId(tx, key, fingerprint, created->name());
+        !s.ok()) {
+      return s;
+    }
+    if (!names.empty()) {
+      // The caseworker overrode the duplicate check: the record says so,
+      // and each overridden candidate's trail shows it was involved.
+      trail->reason = "DUPLICATE_CHECK_OVERRIDDEN";
+      for (const std::string& name : names) {
+        trail->extra.push_back({name, "DUPLICATE_CANDIDATE_OVERRIDDEN"});
+      }
+    }
+    *response = *std::move(created);
+    return absl::OkStatus();
+  };
+  return RunPersonAudited(rc, method, "persons", read, write);
 }
 
 absl::Status IdentityServiceImpl::DoGetPerson(
     const RequestContext& rc, const v1::GetPersonRequest& request,
     v1::Person* response) {
-  return RunPersonAudited(rc, Method("GetPerson"), PersonTarget(request.name()),
-                          [&](Transaction& tx, const AgencyRecord& caller,
-                              PersonTrail* trail) -> absl::Status {
-                            FieldViolations violations;
-                            const std::string id = ParsePersonName(
-                                request.name(), "name", &violations);
-                            if (!violations.empty())
-                              return violations.ToStatus();
-                            PersonStore store(tx, *matcher_);
-                            absl::StatusOr<PersonLookup> found = store.Get(id);
-                            if (!found.ok()) return found.status();
-                            // The data shown is the survivor's: its trail
-                            // records the read.
-                            trail->resource = found->person.name();
-                            if (absl::Status s = CheckCoreIdentityRead(
-                                    store, *access_policy_, rc, caller, *found);
-                                !s.ok()) {
-                              return s;
-                            }
-                            *response = std::move(found->person);
-                            return absl::OkStatus();
-                          });
+  return RunPersonAudited(
+      rc, Method("GetPerson"), PersonTarget(request.name()),
+      [&](Transaction& tx, const AgencyRecord& caller,
+          PersonTrail* trail) -> absl::Status {
+        FieldViolations violations;
+        const std::string id =
+            ParsePersonName(request.name(), "name", &violations);
+        if (!violations.empty()) return violations.ToStatus();
+        PersonStore store(tx, *matcher_);
+        absl::StatusOr<PersonLookup> found = store.Get(id);
+        if (!found.ok()) return found.status();
+        // The data shown is the survivor's: its trail
+        // records the read.
+        trail->resource = found->person.name();
+        if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
+                                                   caller, *found);
+            !s.ok()) {
+          return s;
+        }
+        *response = std::move(found->person);
+        return absl::OkStatus();
+      },
+      nullptr);
 }
 
 absl::Status IdentityServiceImpl::DoUpdatePerson(
@@ -555,6 +671,7 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
     v1::Person* response) {
   return RunPersonAudited(
       rc, Method("UpdatePerson"), PersonTarget(request.person().name()),
+      nullptr,
       [&](Transaction& tx, const AgencyRecord& caller,
           PersonTrail* trail) -> absl::Status {
         FieldViolations violations;
@@ -648,7 +765,8 @@ absl::Status IdentityServiceImpl::DoListPersons(
               api::EncodePageToken(fingerprint, page->next_cursor));
         }
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 absl::Status IdentityServiceImpl::DoSearchPersons(
@@ -688,24 +806,31 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
         if (!violations.empty()) return violations.ToStatus();
 
         PersonStore store(tx, *matcher_);
-        const MatchRecord query =
-            SearchRecord(request.name_query(), request.birth_date());
-        absl::StatusOr<std::vector<ScoredCandidate>> scored = ScoreCandidates(
-            store, *matcher_, query, store.Search(query, {}), min_score);
+        absl::StatusOr<PreparedRecord> query = matcher_->Prepare(
+            SearchRecord(request.name_query(), request.birth_date()));
+        if (!query.ok()) return query.status();
+        absl::StatusOr<Candidates> candidates = store.Search(*query, {});
+        if (!candidates.ok()) return candidates.status();
+        absl::StatusOr<std::vector<ScoredId>> scored = ScoreCandidates(
+            store, *matcher_, *query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         const int end =
             std::min<int>(static_cast<int>(scored->size()), offset + page_size);
-        for (int i = offset; i < end; ++i) {
-          ToProto((*scored)[i], response->add_results());
-          trail->extra.push_back({(*scored)[i].person.name(), ""});
+        absl::StatusOr<std::vector<ScoredCandidate>> page =
+            WithPersons(store, *scored, offset, end);
+        if (!page.ok()) return page.status();
+        for (const ScoredCandidate& candidate : *page) {
+          ToProto(candidate, response->add_results());
+          trail->extra.push_back({candidate.person.name(), ""});
         }
         if (end < static_cast<int>(scored->size())) {
           response->set_next_page_token(
               api::EncodePageToken(fingerprint, absl::StrCat(end)));
         }
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 absl::Status IdentityServiceImpl::DoFindDuplicates(
@@ -741,7 +866,7 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
         if (!violations.empty()) return violations.ToStatus();
 
         PersonStore store(tx, *matcher_);
-        MatchRecord query;
+        absl::StatusOr<PreparedRecord> query;
         if (!subject_id.empty()) {
           absl::StatusOr<PersonLookup> subject = store.Get(subject_id);
           if (!subject.ok()) return subject.status();
@@ -754,24 +879,34 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
             return s;
           }
           subject_id = subject->id;
-          query = ToMatchRecord(subject->person);
+          // The subject's stored prepared form.
+          absl::StatusOr<std::vector<MatchCandidate>> form =
+              store.LoadMatchForms({subject_id});
+          if (!form.ok()) return form.status();
+          if (form->empty()) return absl::InternalError("subject vanished");
+          query = std::move(form->front().prepared);
         } else {
-          query = ToMatchRecord(request.draft());
+          query = matcher_->Prepare(ToMatchRecord(request.draft()));
         }
-        absl::StatusOr<std::vector<ScoredCandidate>> scored = ScoreCandidates(
-            store, *matcher_, query,
-            store.FindCandidates(query, {}, subject_id), min_score);
+        if (!query.ok()) return query.status();
+        absl::StatusOr<Candidates> candidates =
+            store.FindCandidates(*query, {}, subject_id);
+        if (!candidates.ok()) return candidates.status();
+        absl::StatusOr<std::vector<ScoredId>> scored = ScoreCandidates(
+            store, *matcher_, *query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         response->set_duplicate_threshold(kStrongDuplicateScore);
-        const int end =
-            std::min<int>(static_cast<int>(scored->size()), page_size);
-        for (int i = 0; i < end; ++i) {
-          ToProto((*scored)[i], response->add_candidates());
-          trail->extra.push_back({(*scored)[i].person.name(), ""});
+        absl::StatusOr<std::vector<ScoredCandidate>> page =
+            WithPersons(store, *scored, 0, page_size);
+        if (!page.ok()) return page.status();
+        for (const ScoredCandidate& candidate : *page) {
+          ToProto(candidate, response->add_candidates());
+          trail->extra.push_back({candidate.person.name(), ""});
         }
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 absl::Status IdentityServiceImpl::DoMergePersons(
@@ -779,7 +914,7 @@ absl::Status IdentityServiceImpl::DoMergePersons(
     v1::Person* response) {
   const std::string method = Method("MergePersons");
   return RunPersonAudited(
-      rc, method, PersonTarget(request.survivor()),
+      rc, method, PersonTarget(request.survivor()), nullptr,
       [&](Transaction& tx, const AgencyRecord& caller,
           PersonTrail* trail) -> absl::Status {
         if (caller.legal_domain != "KOMMUNE" &&
@@ -888,7 +1023,7 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
     v1::AgencyId* response) {
   const std::string method = Method("LinkAgencyId");
   return RunPersonAudited(
-      rc, method, PersonTarget(request.parent()),
+      rc, method, PersonTarget(request.parent()), nullptr,
       [&](Transaction& tx, const AgencyRecord& caller,
           PersonTrail* trail) -> absl::Status {
         FieldViolations violations;
@@ -962,6 +1097,7 @@ absl::Status IdentityServiceImpl::DoUnlinkAgencyId(
   return RunPersonAudited(
       rc, Method("UnlinkAgencyId"),
       target_person.empty() ? "persons" : PersonResourceName(target_person),
+      nullptr,
       [&](Transaction& tx, const AgencyRecord& caller,
           PersonTrail*) -> absl::Status {
         FieldViolations violations;
@@ -1034,7 +1170,8 @@ absl::Status IdentityServiceImpl::DoListAgencyIds(
               api::EncodePageToken(fingerprint, page->next_cursor));
         }
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 absl::Status IdentityServiceImpl::DoLookupPersonByAgencyId(
@@ -1074,7 +1211,8 @@ absl::Status IdentityServiceImpl::DoLookupPersonByAgencyId(
         }
         *response = std::move(found->person);
         return absl::OkStatus();
-      });
+      },
+      nullptr);
 }
 
 // gRPC entry points: request context from the call, then the Do* method.

@@ -189,6 +189,20 @@ CREATE INDEX identity_person_agency_ids_by_issuer
   ON identity_person_agency_ids (issuing_agency, person_id)
   WHERE unlink_us IS NULL;
 )sql"},
+      // The stored prepared form and the key clock (see the header). Rows
+      // of earlier releases keep match_form NULL and key_stamp 0: they are
+      // prepared when read, and older than any read phase.
+      {"identity.0105_person_match_forms",
+       R"sql(
+ALTER TABLE identity_persons ADD COLUMN match_form {{BLOB}};
+ALTER TABLE identity_persons ADD COLUMN key_stamp BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX identity_persons_by_key_stamp ON identity_persons (key_stamp);
+CREATE TABLE identity_key_clock (
+  id BIGINT PRIMARY KEY,
+  stamp BIGINT NOT NULL
+);
+INSERT INTO identity_key_clock (id, stamp) VALUES (1, 0);
+)sql"},
   };
 }
 
@@ -270,7 +284,8 @@ absl::StatusOr<bool> PersonStore::ReadRow(absl::string_view id, Row* row) {
   return true;
 }
 
-absl::StatusOr<Person> PersonStore::ToPerson(const Row& row) {
+absl::StatusOr<Person> PersonStore::ToPerson(const Row& row,
+                                             bool with_merged_names) {
   Person person;
   if (!person.ParseFromString(row.data)) {
     return absl::DataLossError("a stored person record does not parse");
@@ -280,6 +295,7 @@ absl::StatusOr<Person> PersonStore::ToPerson(const Row& row) {
   SetTimestamp(row.create_us, person.mutable_create_time());
   SetTimestamp(row.update_us, person.mutable_update_time());
   person.set_creating_agency(row.creating_agency);
+  if (!with_merged_names) return person;
   absl::StatusOr<Rows> merged = tx_.Query(
       "SELECT id FROM identity_persons WHERE merged_into = $1 "
       "ORDER BY merge_us, id",
@@ -310,18 +326,15 @@ absl::Status PersonStore::MergedError(const Row& row) {
 }
 
 absl::Status PersonStore::ReplaceKeys(absl::string_view id,
-                                      const Person& person) {
-  const MatchRecord record = ToMatchRecord(person);
-  absl::StatusOr<std::vector<std::string>> keys =
-      matcher_.BlockingKeys(record.names, record.birth_date);
-  if (!keys.ok()) return keys.status();
+                                      const PreparedRecord& prepared) {
+  std::vector<std::string> keys = matcher_.BlockingKeys(prepared);
   absl::StatusOr<int64_t> deleted =
       tx_.Execute("DELETE FROM identity_person_keys WHERE person_id = $1",
                   {std::string(id)});
   if (!deleted.ok()) return deleted.status();
   std::vector<std::string> unique;
   absl::flat_hash_set<std::string> seen;
-  for (std::string& key : *keys) {
+  for (std::string& key : keys) {
     if (seen.insert(key).second) unique.push_back(std::move(key));
   }
   for (size_t begin = 0; begin < unique.size(); begin += kKeysPerInsert) {
@@ -343,8 +356,19 @@ absl::Status PersonStore::ReplaceKeys(absl::string_view id,
 
 absl::StatusOr<Person> PersonStore::Create(const Person& person,
                                            absl::string_view creating_agency) {
+  absl::StatusOr<PreparedRecord> prepared =
+      matcher_.Prepare(ToMatchRecord(ClientFields(person)));
+  if (!prepared.ok()) return prepared.status();
+  return Create(person, creating_agency, *prepared);
+}
+
+absl::StatusOr<Person> PersonStore::Create(const Person& person,
+                                           absl::string_view creating_agency,
+                                           const PreparedRecord& prepared) {
   Row row;
   const Person fields = ClientFields(person);
+  absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
+  if (!stamp.ok()) return stamp.status();
   absl::StatusOr<std::string> id = NewRandomId();
   if (!id.ok()) return id.status();
   row.id = *std::move(id);
@@ -354,12 +378,143 @@ absl::StatusOr<Person> PersonStore::Create(const Person& person,
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> inserted = tx_.Execute(
       "INSERT INTO identity_persons (id, version, create_us, update_us, "
-      "creating_agency, data) VALUES ($1, $2, $3, $4, $5, $6)",
+      "creating_agency, data, match_form, key_stamp) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
       {row.id, row.version, row.create_us, row.update_us, row.creating_agency,
-       Bytes{row.data}});
+       Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp});
   if (!inserted.ok()) return inserted.status();
-  if (absl::Status s = ReplaceKeys(row.id, fields); !s.ok()) return s;
-  return ToPerson(row);
+  if (absl::Status s = ReplaceKeys(row.id, prepared); !s.ok()) return s;
+  return ToPerson(row, /*with_merged_names=*/false);
+}
+
+absl::StatusOr<int64_t> PersonStore::ReadKeyStamp() {
+  absl::StatusOr<Rows> rows =
+      tx_.Query("SELECT stamp FROM identity_key_clock WHERE id = 1");
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::InternalError("the key clock row is missing");
+  return rows->front().GetInt(0);
+}
+
+absl::StatusOr<int64_t> PersonStore::ClaimKeyStamp() {
+  if (claimed_stamp_ != 0) return claimed_stamp_;
+  // The update locks the clock row until commit (PostgreSQL) and reads the
+  // value it wrote, so stamps follow the order in which key writers commit.
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "UPDATE identity_key_clock SET stamp = stamp + 1 WHERE id = 1 "
+      "RETURNING stamp");
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::InternalError("the key clock row is missing");
+  absl::StatusOr<int64_t> stamp = rows->front().GetInt(0);
+  if (!stamp.ok()) return stamp.status();
+  claimed_stamp_ = *stamp;
+  return claimed_stamp_;
+}
+
+absl::StatusOr<std::vector<std::string>> PersonStore::KeyedSince(
+    int64_t stamp, const std::vector<std::string>& lookup_keys) {
+  std::vector<std::string> out;
+  if (lookup_keys.empty()) return out;
+  absl::flat_hash_set<std::string> seen;
+  // Driven by the key_stamp index (few rows: the persons written since the
+  // read phase), each probed with point lookups on the key index. No
+  // condition on merged_into: merged persons have no keys, and SQLite would
+  // pick that column's index and scan every unmerged person.
+  for (size_t begin = 0; begin < lookup_keys.size(); begin += kKeysPerInsert) {
+    const size_t end = std::min(lookup_keys.size(), begin + kKeysPerInsert);
+    std::string sql =
+        "SELECT p.id FROM identity_persons p WHERE p.key_stamp > $1 "
+        "AND EXISTS (SELECT 1 FROM "
+        "identity_person_keys k WHERE k.person_id = p.id AND k.block_key IN (";
+    std::vector<Value> params = {stamp};
+    for (size_t i = begin; i < end; ++i) {
+      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
+      params.push_back(lookup_keys[i]);
+    }
+    absl::StrAppend(&sql, "))");
+    absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    for (const storage::Row& row : *rows) {
+      absl::StatusOr<std::string> id = row.GetText(0);
+      if (!id.ok()) return id.status();
+      if (seen.insert(*id).second) out.push_back(*std::move(id));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
+    const std::vector<std::string>& ids) {
+  // Rows per query: a statement's parameters stay well below both
+  // backends' limits.
+  constexpr size_t kIdsPerQuery = 100;
+  absl::flat_hash_map<std::string, PreparedRecord> forms;
+  for (size_t begin = 0; begin < ids.size(); begin += kIdsPerQuery) {
+    const size_t end = std::min(ids.size(), begin + kIdsPerQuery);
+    // The record itself only where its form must be prepared afresh.
+    std::string sql =
+        "SELECT id, match_form, CASE WHEN match_form IS NULL THEN data END "
+        "FROM identity_persons WHERE id IN (";
+    std::vector<Value> params;
+    for (size_t i = begin; i < end; ++i) {
+      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
+      params.push_back(ids[i]);
+    }
+    absl::StrAppend(&sql, ")");
+    absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    for (const storage::Row& row : *rows) {
+      absl::StatusOr<std::string> id = row.GetText(0);
+      if (!id.ok()) return id.status();
+      std::string data;
+      if (!row.IsNull(1)) {
+        absl::StatusOr<std::string> form = row.GetBytes(1);
+        if (!form.ok()) return form.status();
+        absl::StatusOr<PreparedRecord> decoded = matcher_.DecodePrepared(*form);
+        if (decoded.ok()) {
+          forms[*id] = *std::move(decoded);
+          continue;
+        }
+        // Stored under other rules (or damaged): prepare afresh below.
+        absl::StatusOr<Rows> record =
+            tx_.Query("SELECT data FROM identity_persons WHERE id = $1", {*id});
+        if (!record.ok()) return record.status();
+        if (record->empty()) continue;
+        absl::StatusOr<std::string> bytes = record->front().GetBytes(0);
+        if (!bytes.ok()) return bytes.status();
+        data = *std::move(bytes);
+      } else {
+        absl::StatusOr<std::string> bytes = row.GetBytes(2);
+        if (!bytes.ok()) return bytes.status();
+        data = *std::move(bytes);
+      }
+      Person person;
+      if (!person.ParseFromString(data)) {
+        return absl::DataLossError("a stored person record does not parse");
+      }
+      absl::StatusOr<PreparedRecord> prepared =
+          matcher_.Prepare(ToMatchRecord(person));
+      if (!prepared.ok()) return prepared.status();
+      forms[*id] = *std::move(prepared);
+    }
+  }
+  std::vector<MatchCandidate> out;
+  out.reserve(forms.size());
+  for (const std::string& id : ids) {
+    auto it = forms.find(id);
+    if (it != forms.end()) out.push_back({id, it->second});
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> PersonStore::ReadStoredMatchForm(
+    absl::string_view id) {
+  absl::StatusOr<Rows> rows =
+      tx_.Query("SELECT match_form FROM identity_persons WHERE id = $1",
+                {std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError("no person with this id");
+  if (rows->front().IsNull(0)) return std::string();
+  return rows->front().GetBytes(0);
 }
 
 absl::StatusOr<PersonLookup> PersonStore::Get(absl::string_view id) {
@@ -399,17 +554,24 @@ absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
     return s;
   }
   const Person fields = ClientFields(replacement);
+  absl::StatusOr<PreparedRecord> prepared =
+      matcher_.Prepare(ToMatchRecord(fields));
+  if (!prepared.ok()) return prepared.status();
+  absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
+  if (!stamp.ok()) return stamp.status();
   const int64_t old_version = row.version;
   row.version = old_version + 1;
   row.update_us = std::max(NowMicros(), row.update_us);
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> updated = tx_.Execute(
-      "UPDATE identity_persons SET data = $1, version = $2, update_us = $3 "
-      "WHERE id = $4 AND version = $5 AND merged_into IS NULL",
-      {Bytes{row.data}, row.version, row.update_us, row.id, old_version});
+      "UPDATE identity_persons SET data = $1, version = $2, update_us = $3, "
+      "match_form = $4, key_stamp = $5 "
+      "WHERE id = $6 AND version = $7 AND merged_into IS NULL",
+      {Bytes{row.data}, row.version, row.update_us,
+       Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version});
   if (!updated.ok()) return updated.status();
   if (*updated != 1) return api::CheckEtag(etag, "");  // moved on meanwhile
-  if (absl::Status s = ReplaceKeys(row.id, fields); !s.ok()) return s;
+  if (absl::Status s = ReplaceKeys(row.id, *prepared); !s.ok()) return s;
   return ToPerson(row);
 }
 
@@ -591,13 +753,29 @@ absl::StatusOr<Candidates> PersonStore::FindCandidates(
   return Lookup(*keys, limits, exclude_id);
 }
 
+absl::StatusOr<Candidates> PersonStore::FindCandidates(
+    const PreparedRecord& record, const CandidateLimits& limits,
+    absl::string_view exclude_id) {
+  return Lookup(matcher_.LookupKeys(record), limits, exclude_id);
+}
+
 absl::StatusOr<Candidates> PersonStore::Search(const MatchRecord& record,
                                                const CandidateLimits& limits) {
   absl::StatusOr<std::vector<std::string>> keys =
       matcher_.LookupKeys(record.names, record.birth_date);
   if (!keys.ok()) return keys.status();
+  return SearchKeys(*std::move(keys), limits);
+}
+
+absl::StatusOr<Candidates> PersonStore::Search(const PreparedRecord& record,
+                                               const CandidateLimits& limits) {
+  return SearchKeys(matcher_.LookupKeys(record), limits);
+}
+
+absl::StatusOr<Candidates> PersonStore::SearchKeys(
+    std::vector<std::string> keys, const CandidateLimits& limits) {
   std::vector<std::string> widened;
-  for (const std::string& key : *keys) {
+  for (const std::string& key : keys) {
     widened.push_back(key);
     const size_t bar = key.find("|-@");
     if (bar == std::string::npos) continue;

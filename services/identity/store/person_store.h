@@ -21,6 +21,24 @@
 //   identity_person_agency_ids  agency-specific ids; a partial unique index
 //                               makes one linked (kind, scope, value) name
 //                               at most one person.
+//   identity_persons.match_form the matcher's prepared form of the record
+//                               (DuplicateMatcher::EncodePrepared), written
+//                               with every change of the record, so scoring
+//                               a candidate decodes bytes instead of
+//                               running ICU; NULL (rows of older releases)
+//                               or of another format version is prepared
+//                               afresh when read.
+//   identity_persons.key_stamp  and identity_key_clock: every write of a
+//                               person's blocking keys claims the next
+//                               stamp of the one-row clock (ClaimKeyStamp),
+//                               so "whose keys were written since stamp S"
+//                               is one indexed query (KeyedSince). It lets
+//                               CreatePerson score candidates in a read-only
+//                               transaction and re-check only what changed
+//                               since, under the write lock. On PostgreSQL
+//                               claiming the stamp also serialises key
+//                               writers (the clock row stays locked until
+//                               commit), as SQLite's single writer does.
 //
 // Why proto bytes plus columns: the record is read and written whole, is
 // nested (names, address, phones would need three child tables), and
@@ -59,7 +77,8 @@ namespace lotse::identity {
 
 // "identity.0101_persons", "identity.0102_person_keys",
 // "identity.0103_person_agency_ids",
-// "identity.0104_person_agency_ids_by_issuer", in this order.
+// "identity.0104_person_agency_ids_by_issuer",
+// "identity.0105_person_match_forms", in this order.
 std::vector<storage::Migration> PersonMigrations();
 
 // A fresh random id: 128 bits from the OS CSPRNG (OpenSSL RAND_bytes) as 26
@@ -99,6 +118,12 @@ struct Candidates {
   bool truncated = false;
 };
 
+// A candidate ready for DuplicateMatcher::Compare.
+struct MatchCandidate {
+  std::string id;
+  PreparedRecord prepared;
+};
+
 // A row of identity_person_agency_ids, as the contract's AgencyId (name,
 // kind, value, issuing_agency, unlinked, times, etag set).
 struct LinkResult {
@@ -124,6 +149,34 @@ class PersonStore {
   absl::StatusOr<lotse::identity::v1::Person> Create(
       const lotse::identity::v1::Person& person,
       absl::string_view creating_agency);
+  // Create with the record's prepared form computed by the caller
+  // (matcher.Prepare(ToMatchRecord(person))), so the write needs no ICU.
+  absl::StatusOr<lotse::identity::v1::Person> Create(
+      const lotse::identity::v1::Person& person,
+      absl::string_view creating_agency, const PreparedRecord& prepared);
+
+  // The current stamp of the key clock (see the schema above): every
+  // person whose keys were written by a transaction that committed before
+  // this read has key_stamp <= the result.
+  absl::StatusOr<int64_t> ReadKeyStamp();
+  // Claims the next stamp for this transaction's key writes (once per
+  // store; later calls return the same stamp). Create and Update call it
+  // themselves; call it first to serialise with other key writers before
+  // KeyedSince. Needs a read-write transaction.
+  absl::StatusOr<int64_t> ClaimKeyStamp();
+  // Ids of persons sharing a key in `lookup_keys` whose keys were written
+  // with a stamp above `stamp` (i.e. after a ReadKeyStamp that returned
+  // it), not merged.
+  absl::StatusOr<std::vector<std::string>> KeyedSince(
+      int64_t stamp, const std::vector<std::string>& lookup_keys);
+
+  // The prepared forms of persons `ids` (in that order; ids that do not
+  // exist are left out), from match_form where it is current, else
+  // prepared from the record. Reads in batches, not one query per id.
+  absl::StatusOr<std::vector<MatchCandidate>> LoadMatchForms(
+      const std::vector<std::string>& ids);
+  // The stored match_form bytes of person `id` ("" when NULL), for tests.
+  absl::StatusOr<std::string> ReadStoredMatchForm(absl::string_view id);
 
   // The person with `id`, following merges to the final survivor.
   // NOT_FOUND if the id never existed.
@@ -161,6 +214,10 @@ class PersonStore {
   absl::StatusOr<Candidates> FindCandidates(const MatchRecord& record,
                                             const CandidateLimits& limits,
                                             absl::string_view exclude_id = "");
+  // The same for a prepared record (no ICU).
+  absl::StatusOr<Candidates> FindCandidates(const PreparedRecord& record,
+                                            const CandidateLimits& limits,
+                                            absl::string_view exclude_id = "");
 
   // FindCandidates for a free-text search record (SearchRecord in
   // person.h). A spelling with only one name field matches stored names
@@ -169,6 +226,8 @@ class PersonStore {
   // the first letter of a key of the other field, always A-Z). Still only
   // point lookups, each capped.
   absl::StatusOr<Candidates> Search(const MatchRecord& record,
+                                    const CandidateLimits& limits);
+  absl::StatusOr<Candidates> Search(const PreparedRecord& record,
                                     const CandidateLimits& limits);
 
   // Links (kind, value) to person `id` for `issuing_agency`
@@ -217,17 +276,23 @@ class PersonStore {
   struct Row;
   static absl::Status DecodeRow(const storage::Row& r, Row* row);
   absl::StatusOr<bool> ReadRow(absl::string_view id, Row* row);
-  absl::StatusOr<lotse::identity::v1::Person> ToPerson(const Row& row);
+  // `with_merged_names` false skips the query for persons merged into this
+  // one (a person just created has none).
+  absl::StatusOr<lotse::identity::v1::Person> ToPerson(
+      const Row& row, bool with_merged_names = true);
   absl::Status LockPerson(absl::string_view id);
   absl::Status MergedError(const Row& row);
   absl::Status ReplaceKeys(absl::string_view id,
-                           const lotse::identity::v1::Person& person);
+                           const PreparedRecord& prepared);
+  absl::StatusOr<Candidates> SearchKeys(std::vector<std::string> keys,
+                                        const CandidateLimits& limits);
   absl::StatusOr<Candidates> Lookup(const std::vector<std::string>& keys,
                                     const CandidateLimits& limits,
                                     absl::string_view exclude_id);
 
   storage::Transaction& tx_;
   const DuplicateMatcher& matcher_;
+  int64_t claimed_stamp_ = 0;  // 0 until ClaimKeyStamp
 };
 
 }  // namespace lotse::identity

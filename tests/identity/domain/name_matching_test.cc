@@ -566,6 +566,63 @@ TEST(BlockingKeys, YearWindowAndUnknownYears) {
   }
 }
 
+// The stored prepared form compares exactly like the record it came from,
+// and keys derived from it are those derived from the names.
+TEST(PreparedForm, RoundTripComparesAlike) {
+  MatchRecord stored = Record("محمد عبد الرحمن", "الحسن", {1990, 3, 15});
+  stored.names.spellings.push_back({"Mohammed Abdul Rahman", "Al-Hassan"});
+  stored.birth_place = "Halab";
+  stored.nationality_codes = {"sy"};
+  stored.sex = RecordedSex::kMale;
+  const std::vector<MatchRecord> queries = {
+      Record("Muhammad Abdulrahman", "Alhassan", {1990, 3, 15}),
+      Record("Олександр", "Коваленко", {1985, 0, 0}),
+      Record("Mohamed", "El Hasan", {1990, 15, 3}), Record("", "Hassan", {})};
+  auto prepared = Matcher().Prepare(stored);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  const std::string bytes = Matcher().EncodePrepared(*prepared);
+  auto decoded = Matcher().DecodePrepared(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(Matcher().EncodePrepared(*decoded), bytes);
+  for (const MatchRecord& q : queries) {
+    auto query = Matcher().Prepare(q);
+    ASSERT_TRUE(query.ok());
+    const MatchResult direct = Matcher().Compare(*query, *prepared);
+    const MatchResult via_bytes = Matcher().Compare(*query, *decoded);
+    EXPECT_EQ(direct.score, via_bytes.score);
+    EXPECT_EQ(Describe(direct), Describe(via_bytes));
+  }
+  auto keys = Matcher().BlockingKeys(stored.names, stored.birth_date);
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(Matcher().BlockingKeys(*decoded), *keys);
+  auto lookup = Matcher().LookupKeys(stored.names, stored.birth_date);
+  ASSERT_TRUE(lookup.ok());
+  EXPECT_EQ(Matcher().LookupKeys(*decoded), *lookup);
+}
+
+TEST(PreparedForm, OtherVersionsAndDamageAreRefused) {
+  auto prepared = Matcher().Prepare(Record("Olena", "Kovalenko", {1980, 3, 4}));
+  ASSERT_TRUE(prepared.ok());
+  std::string bytes = Matcher().EncodePrepared(*prepared);
+  std::string newer = bytes;
+  newer[0] = static_cast<char>(newer[0] + 1);
+  EXPECT_EQ(Matcher().DecodePrepared(newer).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  for (size_t cut :
+       {size_t{2}, size_t{9}, bytes.size() / 2, bytes.size() - 1}) {
+    EXPECT_EQ(Matcher().DecodePrepared(bytes.substr(0, cut)).status().code(),
+              absl::StatusCode::kDataLoss)
+        << cut;
+  }
+  EXPECT_EQ(Matcher().DecodePrepared(bytes + "x").status().code(),
+            absl::StatusCode::kDataLoss);
+  // A spelling count far beyond what the bytes could hold.
+  std::string huge =
+      absl::StrCat(bytes.substr(0, 1), "\xff\xff\xff\xff\x0f", bytes.substr(2));
+  EXPECT_EQ(Matcher().DecodePrepared(huge).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(Matcher, ThreadSafeConcurrentUse) {
   std::vector<std::thread> threads;
   std::atomic<int> failures{0};

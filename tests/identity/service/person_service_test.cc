@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -799,6 +800,77 @@ TEST_P(PersonServiceTest, BadInputIsRefusedWithAllViolationsAndStoresNothing) {
             (std::set<std::string>{"agency_id.kind", "agency_id.value"}));
   EXPECT_EQ(Persons(), 1);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_agency_ids"), 0);
+}
+
+// Two caseworkers register the same newcomer at the same moment: the
+// duplicate check runs before the write lock, so the write phase must
+// re-check what was created meanwhile. Exactly one create succeeds without
+// confirmation; the others see it as a duplicate. And concurrent retries
+// with one request_id create one person and all answer with it.
+TEST_P(PersonServiceTest, ConcurrentCreatesOfOnePersonLetExactlyOneIn) {
+  constexpr int kCallers = 8;
+  std::vector<grpc::Status> statuses(kCallers);
+  std::vector<Person> created(kCallers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      statuses[i] = Create("kim-koeln", Mohammed(), absl::StrCat("same-", i),
+                           &created[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int ok = 0;
+  for (int i = 0; i < kCallers; ++i) {
+    if (statuses[i].ok()) {
+      ++ok;
+      continue;
+    }
+    EXPECT_EQ(statuses[i].error_code(), grpc::StatusCode::ALREADY_EXISTS)
+        << statuses[i].error_message();
+    EXPECT_EQ(Reason(statuses[i]), "POSSIBLE_DUPLICATE");
+  }
+  EXPECT_EQ(ok, 1);
+  EXPECT_EQ(Persons(), 1);
+
+  threads.clear();
+  for (int i = 0; i < kCallers; ++i) {
+    threads.emplace_back([&, i] {
+      statuses[i] = Create("kim-koeln", Olena(), "one-request", &created[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kCallers; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_EQ(created[i].name(), created[0].name());
+  }
+  EXPECT_EQ(Persons(), 2);
+
+  // The same request_id with other content is refused, also now.
+  Person other;
+  grpc::Status reused =
+      Create("kim-koeln", Mohammed(), "one-request", &other, true);
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(reused), "REQUEST_ID_REUSED");
+  EXPECT_EQ(Persons(), 2);
+}
+
+// A read is on the trail before its answer arrives, and a refused read
+// too; the split into a read and a write phase changes none of that.
+TEST_P(PersonServiceTest, ReadsAreAuditedBeforeTheyAnswer) {
+  Person m;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "r-1", &m).ok());
+  Person got;
+  ASSERT_TRUE(Get("kim-koeln", m.name(), &got).ok());
+  std::vector<std::string> trail = AuditAbout(m.name());
+  ASSERT_FALSE(trail.empty());
+  EXPECT_EQ(trail.back(), "kim-koeln GetPerson ALLOWED");
+  grpc::Status denied = Get("jobcenter-koeln", m.name(), &got);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  trail = AuditAbout(m.name());
+  ASSERT_FALSE(trail.empty());
+  EXPECT_TRUE(
+      absl::StartsWith(trail.back(), "jobcenter-koeln GetPerson DENIED"))
+      << trail.back();
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(PersonServiceTest);

@@ -810,6 +810,116 @@ TEST_P(PersonStoreTest, InvalidMergesAreRefusedAndWriteNothing) {
   EXPECT_FALSE(still->merged);
 }
 
+// The prepared form stored with a person is what Prepare gives for its
+// current record: after create, after an update of the names, and for the
+// survivor of a merge (whose record a merge leaves alone).
+TEST_P(PersonStoreTest, StoredMatchFormFollowsUpdatesAndMerges) {
+  auto expected_form = [](const v1::Person& p) {
+    auto prepared = Matcher().Prepare(ToMatchRecord(p));
+    EXPECT_TRUE(prepared.ok()) << prepared.status();
+    return prepared.ok() ? Matcher().EncodePrepared(*prepared) : "";
+  };
+  auto stored_form = [&](const v1::Person& p) {
+    std::string form;
+    EXPECT_TRUE(Tx([&](PersonStore& store) {
+                  auto read = store.ReadStoredMatchForm(IdOf(p));
+                  if (!read.ok()) return read.status();
+                  form = *read;
+                  return absl::OkStatus();
+                }).ok());
+    return form;
+  };
+
+  v1::Person a = Create(MakePerson("Mohammed", "Al-Hassan", 1990, 3, 15));
+  v1::Person b = Create(MakePerson("Олександр", "Коваленко", 1985, 7, 1));
+  EXPECT_FALSE(stored_form(a).empty());
+  EXPECT_EQ(stored_form(a), expected_form(a));
+  EXPECT_EQ(stored_form(b), expected_form(b));
+
+  v1::Person renamed = a;
+  renamed.mutable_names(0)->set_given_names("Yusuf");
+  absl::Status s = Tx([&](PersonStore& store) {
+    auto updated = store.Update(IdOf(a), renamed, a.etag());
+    if (!updated.ok()) return updated.status();
+    a = *updated;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(stored_form(a), expected_form(a));
+  EXPECT_NE(stored_form(a),
+            expected_form(MakePerson("Mohammed", "Al-Hassan", 1990, 3, 15)));
+
+  auto merged = Merge(Fresh(b), Fresh(a));
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  EXPECT_EQ(stored_form(*merged), expected_form(*merged));
+
+  // Scoring reads the stored form (not a fresh Prepare): replace it by
+  // another person's and LoadMatchForms returns that one; a form of another
+  // version, or none, is prepared afresh from the record.
+  v1::Person c = Create(MakePerson("Olena", "Shevchenko", 1980, 1, 2));
+  auto load = [&](const v1::Person& p) {
+    std::string encoded;
+    EXPECT_TRUE(Tx([&](PersonStore& store) {
+                  auto forms = store.LoadMatchForms({IdOf(p), "nosuchid"});
+                  if (!forms.ok()) return forms.status();
+                  EXPECT_EQ(forms->size(), 1u);
+                  if (forms->empty()) return absl::OkStatus();
+                  EXPECT_EQ(forms->front().id, IdOf(p));
+                  encoded = Matcher().EncodePrepared(forms->front().prepared);
+                  return absl::OkStatus();
+                }).ok());
+    return encoded;
+  };
+  EXPECT_EQ(load(c), expected_form(c));
+  auto set_form = [&](const v1::Person& p, storage::Value form) {
+    ASSERT_TRUE(storage::RunInTransaction(db(), [&](Transaction& tx) {
+                  return tx
+                      .Execute(
+                          "UPDATE identity_persons SET match_form = $1 "
+                          "WHERE id = $2",
+                          {form, IdOf(p)})
+                      .status();
+                }).ok());
+  };
+  set_form(c, storage::Bytes{expected_form(*merged)});
+  EXPECT_EQ(load(c), expected_form(*merged));
+  std::string other_version = expected_form(c);
+  other_version[0] = static_cast<char>(other_version[0] + 1);
+  set_form(c, storage::Bytes{other_version});
+  EXPECT_EQ(load(c), expected_form(c));
+  set_form(c, std::monostate{});
+  EXPECT_EQ(load(c), expected_form(c));
+}
+
+// KeyedSince names exactly the persons sharing a key whose keys were
+// written after the stamp was read.
+TEST_P(PersonStoreTest, KeyedSinceFindsPersonsWrittenAfterTheStamp) {
+  v1::Person before = Create(MakePerson("Mohammed", "Al-Hassan", 1990, 3, 15));
+  int64_t stamp = 0;
+  ASSERT_TRUE(Tx([&](PersonStore& store) {
+                auto read = store.ReadKeyStamp();
+                if (!read.ok()) return read.status();
+                stamp = *read;
+                return absl::OkStatus();
+              }).ok());
+  v1::Person after = Create(MakePerson("Muhammad", "Alhassan", 1990, 3, 15));
+  v1::Person unrelated = Create(MakePerson("Olena", "Kovalenko", 1985, 7, 1));
+  auto query = Matcher().Prepare(
+      ToMatchRecord(MakePerson("Mohamed", "al Hasan", 1990, 3, 15)));
+  ASSERT_TRUE(query.ok());
+  std::vector<std::string> since;
+  ASSERT_TRUE(Tx([&](PersonStore& store) {
+                auto found =
+                    store.KeyedSince(stamp, Matcher().LookupKeys(*query));
+                if (!found.ok()) return found.status();
+                since = *found;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_THAT(since, ElementsAre(IdOf(after)));
+  (void)before;
+  (void)unrelated;
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(PersonStoreTest);
 
 }  // namespace
