@@ -178,7 +178,7 @@ absl::Status SerializeResponse(const google::protobuf::Message& message,
 
 }  // namespace
 
-struct UnaryService::Method {
+struct UnaryService::HandledMethod {
   std::string path;  // "/lotse.x.v1.XService/Method"; gRPC keeps a pointer
   const google::protobuf::MethodDescriptor* descriptor = nullptr;
   const google::protobuf::Message* request_prototype = nullptr;
@@ -226,13 +226,13 @@ void UnaryService::AddRawMethod(
     }
   }
 
-  auto entry = std::make_unique<Method>();
+  auto entry = std::make_unique<HandledMethod>();
   entry->path = absl::StrCat("/", service_->full_name(), "/", method);
   entry->descriptor = descriptor;
   entry->request_prototype = &request_prototype;
   entry->response_prototype = &response_prototype;
   entry->work = std::move(work);
-  const Method* m = entry.get();
+  const HandledMethod* m = entry.get();
   handled_.push_back(std::move(entry));
 
   AddMethod(new grpc::internal::RpcServiceMethod(

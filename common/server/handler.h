@@ -222,7 +222,7 @@ class UnaryService : public grpc::Service {
   }
 
  private:
-  struct Method;
+  struct HandledMethod;
 
   template <typename Request, typename Response, typename Fn>
   void HandleTyped(absl::string_view method, Fn work) {
@@ -247,7 +247,7 @@ class UnaryService : public grpc::Service {
 
   const HandlerEnv env_;
   const google::protobuf::ServiceDescriptor* service_;
-  std::vector<std::unique_ptr<Method>> handled_;  // in grpc::Service order
+  std::vector<std::unique_ptr<HandledMethod>> handled_;  // in grpc::Service order
 };
 
 }  // namespace lotse::server

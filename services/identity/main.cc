@@ -22,6 +22,7 @@
 #include "common/server/service_main.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
+#include "services/identity/service/relation_events.h"
 #include "services/identity/store/migrations.h"
 
 ABSL_FLAG(std::string, bootstrap_admin_agency, "lotse-admin",
@@ -62,6 +63,10 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<grpc::Service>> services;
     services.push_back(std::move(identity));
     return services;
+  };
+  // Relations to persons that cases, courses and placement establish.
+  definition.make_event_handler = [](lotse::server::ServiceRuntime&) {
+    return lotse::events::ApplyFn(lotse::identity::ApplyRelationEvent);
   };
   return lotse::server::RunService(argc, argv, definition);
 }

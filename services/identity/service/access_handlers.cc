@@ -36,6 +36,7 @@
 #include "services/identity/store/agency_store.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
 namespace lotse::identity {
@@ -314,6 +315,17 @@ absl::StatusOr<AccessDecision> DecideAccess(
       {person.id, agency_name});
   if (!linked.ok()) return linked.status();
   if (!linked->empty()) request.relations.push_back(Relation::kAgencyIdHolder);
+  // Relations other services told identity of through their events (case
+  // owner or participant, serving the person): known, not asserted.
+  absl::StatusOr<std::vector<Relation>> known =
+      RelationsBetween(tx, person.id, subject.agency_id);
+  if (!known.ok()) return known.status();
+  for (Relation r : *known) {
+    if (std::find(request.relations.begin(), request.relations.end(), r) ==
+        request.relations.end()) {
+      request.relations.push_back(r);
+    }
+  }
 
   // Ownership of the categories identity keeps itself.
   if (category == DataCategory::kCoreIdentity &&
@@ -1215,76 +1227,29 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
       });
 }
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::RecordResidenceStatus(
-    grpc::CallbackServerContext* context,
-    const v1::RecordResidenceStatusRequest* request,
-    v1::ResidenceStatus* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
+void IdentityServiceImpl::RegisterAccessRpcs() {
+  Handle(
+      "RecordResidenceStatus",
       [this](
           const RequestContext& rc, const v1::RecordResidenceStatusRequest& r,
           v1::ResidenceStatus* out) { return DoRecordResidence(rc, r, out); });
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::GetCurrentResidenceStatus(
-    grpc::CallbackServerContext* context,
-    const v1::GetCurrentResidenceStatusRequest* request,
-    v1::ResidenceStatus* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc,
-             const v1::GetCurrentResidenceStatusRequest& r,
-             v1::ResidenceStatus* out) {
-        return DoGetCurrentResidence(rc, r, out);
-      });
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ListResidenceStatuses(
-    grpc::CallbackServerContext* context,
-    const v1::ListResidenceStatusesRequest* request,
-    v1::ListResidenceStatusesResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response,
-                            [this](const RequestContext& rc,
-                                   const v1::ListResidenceStatusesRequest& r,
-                                   v1::ListResidenceStatusesResponse* out) {
-                              return DoListResidence(rc, r, out);
-                            });
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::RecordConsent(
-    grpc::CallbackServerContext* context,
-    const v1::RecordConsentRequest* request, v1::Consent* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoRecordConsent);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::GetConsent(
-    grpc::CallbackServerContext* context, const v1::GetConsentRequest* request,
-    v1::Consent* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoGetConsent);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::WithdrawConsent(
-    grpc::CallbackServerContext* context,
-    const v1::WithdrawConsentRequest* request, v1::Consent* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoWithdrawConsent);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ListConsents(
-    grpc::CallbackServerContext* context,
-    const v1::ListConsentsRequest* request,
-    v1::ListConsentsResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoListConsents);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::CheckAccess(
-    grpc::CallbackServerContext* context, const v1::CheckAccessRequest* request,
-    v1::CheckAccessResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoCheckAccess);
+  Handle("GetCurrentResidenceStatus",
+         [this](const RequestContext& rc,
+                const v1::GetCurrentResidenceStatusRequest& r,
+                v1::ResidenceStatus* out) {
+           return DoGetCurrentResidence(rc, r, out);
+         });
+  Handle("ListResidenceStatuses",
+         [this](const RequestContext& rc,
+                const v1::ListResidenceStatusesRequest& r,
+                v1::ListResidenceStatusesResponse* out) {
+           return DoListResidence(rc, r, out);
+         });
+  Handle("RecordConsent", this, &IdentityServiceImpl::DoRecordConsent);
+  Handle("GetConsent", this, &IdentityServiceImpl::DoGetConsent);
+  Handle("WithdrawConsent", this, &IdentityServiceImpl::DoWithdrawConsent);
+  Handle("ListConsents", this, &IdentityServiceImpl::DoListConsents);
+  Handle("CheckAccess", this, &IdentityServiceImpl::DoCheckAccess);
 }
 
 }  // namespace lotse::identity

@@ -249,8 +249,9 @@ absl::Status BootstrapAdminAgency(storage::Database& db,
 
 absl::Status IdentityServiceImpl::CommitWrite(
     const std::function<absl::Status(Transaction&)>& body) {
-  return storage::RunInTransaction(*runtime_.database, body,
-                                   storage::TxMode::kReadWrite);
+  // Through the runtime's group committer: concurrent calls' write phases
+  // share one commit (and on PostgreSQL one hold of the audit chain lock).
+  return runtime_.Write(body);
 }
 
 absl::Status IdentityServiceImpl::RunAudited(const RequestContext& rc,
@@ -619,57 +620,31 @@ absl::Status IdentityServiceImpl::DoChangeState(
       });
 }
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::RegisterAgency(
-    grpc::CallbackServerContext* context,
-    const v1::RegisterAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoRegister);
+IdentityServiceImpl::IdentityServiceImpl(server::ServiceRuntime& runtime)
+    : UnaryService(runtime.env, v1::IdentityService::service_full_name()),
+      runtime_(runtime) {
+  RegisterAgencyRpcs();
+  RegisterPersonRpcs();
+  RegisterAccessRpcs();
 }
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::GetAgency(
-    grpc::CallbackServerContext* context, const v1::GetAgencyRequest* request,
-    v1::Agency* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoGet);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ListAgencies(
-    grpc::CallbackServerContext* context,
-    const v1::ListAgenciesRequest* request,
-    v1::ListAgenciesResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoList);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::UpdateAgency(
-    grpc::CallbackServerContext* context,
-    const v1::UpdateAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoUpdate);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::SuspendAgency(
-    grpc::CallbackServerContext* context,
-    const v1::SuspendAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::SuspendAgencyRequest& r,
-             v1::Agency* out) {
-        return DoChangeState(rc, kSuspendMethod, r.name(), r.etag(),
-                             /*suspend=*/true, r.reason(), out);
-      });
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ReactivateAgency(
-    grpc::CallbackServerContext* context,
-    const v1::ReactivateAgencyRequest* request, v1::Agency* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc, const v1::ReactivateAgencyRequest& r,
-             v1::Agency* out) {
-        return DoChangeState(rc, kReactivateMethod, r.name(), r.etag(),
-                             /*suspend=*/false, "", out);
-      });
+void IdentityServiceImpl::RegisterAgencyRpcs() {
+  Handle("RegisterAgency", this, &IdentityServiceImpl::DoRegister);
+  Handle("GetAgency", this, &IdentityServiceImpl::DoGet);
+  Handle("ListAgencies", this, &IdentityServiceImpl::DoList);
+  Handle("UpdateAgency", this, &IdentityServiceImpl::DoUpdate);
+  Handle("SuspendAgency",
+         [this](const RequestContext& rc, const v1::SuspendAgencyRequest& r,
+                v1::Agency* out) {
+           return DoChangeState(rc, kSuspendMethod, r.name(), r.etag(),
+                                /*suspend=*/true, r.reason(), out);
+         });
+  Handle("ReactivateAgency",
+         [this](const RequestContext& rc, const v1::ReactivateAgencyRequest& r,
+                v1::Agency* out) {
+           return DoChangeState(rc, kReactivateMethod, r.name(), r.etag(),
+                                /*suspend=*/false, "", out);
+         });
 }
 
 }  // namespace lotse::identity

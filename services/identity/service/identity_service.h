@@ -60,33 +60,18 @@ absl::StatusOr<AgencyRecord> CheckCaller(storage::Transaction& tx,
 absl::Status BootstrapAdminAgency(storage::Database& db,
                                   const std::string& agency_id);
 
-class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
+class IdentityServiceImpl final : public server::UnaryService {
  public:
-  explicit IdentityServiceImpl(server::ServiceRuntime& runtime)
-      : runtime_(runtime) {}
-
-  grpc::ServerUnaryReactor* RegisterAgency(
-      grpc::CallbackServerContext* context,
-      const v1::RegisterAgencyRequest* request, v1::Agency* response) override;
-  grpc::ServerUnaryReactor* GetAgency(grpc::CallbackServerContext* context,
-                                      const v1::GetAgencyRequest* request,
-                                      v1::Agency* response) override;
-  grpc::ServerUnaryReactor* ListAgencies(
-      grpc::CallbackServerContext* context,
-      const v1::ListAgenciesRequest* request,
-      v1::ListAgenciesResponse* response) override;
-  grpc::ServerUnaryReactor* UpdateAgency(grpc::CallbackServerContext* context,
-                                         const v1::UpdateAgencyRequest* request,
-                                         v1::Agency* response) override;
-  grpc::ServerUnaryReactor* SuspendAgency(
-      grpc::CallbackServerContext* context,
-      const v1::SuspendAgencyRequest* request, v1::Agency* response) override;
-  grpc::ServerUnaryReactor* ReactivateAgency(
-      grpc::CallbackServerContext* context,
-      const v1::ReactivateAgencyRequest* request,
-      v1::Agency* response) override;
+  // Serves every RPC of the contract (UnaryService: requests protobuf cannot
+  // parse get field violations too).
+  explicit IdentityServiceImpl(server::ServiceRuntime& runtime);
 
  private:
+  // Handle() lines of the RPCs of each file.
+  void RegisterAgencyRpcs();
+  void RegisterPersonRpcs();
+  void RegisterAccessRpcs();
+
   // Work of one RPC inside its transaction, given the resolved caller.
   // Sets *resource to the resource it touched, for the audit record.
   using Body = std::function<absl::Status(storage::Transaction& tx,
@@ -153,46 +138,6 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   // person RPCs answer INTERNAL (misconfigured server). Fails only if the
   // ICU build lacks a needed transform.
   absl::Status EnablePersons(std::shared_ptr<const AccessPolicy> policy);
-
-  grpc::ServerUnaryReactor* CreatePerson(grpc::CallbackServerContext* context,
-                                         const v1::CreatePersonRequest* request,
-                                         v1::Person* response) override;
-  grpc::ServerUnaryReactor* GetPerson(grpc::CallbackServerContext* context,
-                                      const v1::GetPersonRequest* request,
-                                      v1::Person* response) override;
-  grpc::ServerUnaryReactor* UpdatePerson(grpc::CallbackServerContext* context,
-                                         const v1::UpdatePersonRequest* request,
-                                         v1::Person* response) override;
-  grpc::ServerUnaryReactor* ListPersons(
-      grpc::CallbackServerContext* context,
-      const v1::ListPersonsRequest* request,
-      v1::ListPersonsResponse* response) override;
-  grpc::ServerUnaryReactor* SearchPersons(
-      grpc::CallbackServerContext* context,
-      const v1::SearchPersonsRequest* request,
-      v1::SearchPersonsResponse* response) override;
-  grpc::ServerUnaryReactor* FindDuplicates(
-      grpc::CallbackServerContext* context,
-      const v1::FindDuplicatesRequest* request,
-      v1::FindDuplicatesResponse* response) override;
-  grpc::ServerUnaryReactor* MergePersons(grpc::CallbackServerContext* context,
-                                         const v1::MergePersonsRequest* request,
-                                         v1::Person* response) override;
-  grpc::ServerUnaryReactor* LinkAgencyId(grpc::CallbackServerContext* context,
-                                         const v1::LinkAgencyIdRequest* request,
-                                         v1::AgencyId* response) override;
-  grpc::ServerUnaryReactor* UnlinkAgencyId(
-      grpc::CallbackServerContext* context,
-      const v1::UnlinkAgencyIdRequest* request,
-      v1::AgencyId* response) override;
-  grpc::ServerUnaryReactor* ListAgencyIds(
-      grpc::CallbackServerContext* context,
-      const v1::ListAgencyIdsRequest* request,
-      v1::ListAgencyIdsResponse* response) override;
-  grpc::ServerUnaryReactor* LookupPersonByAgencyId(
-      grpc::CallbackServerContext* context,
-      const v1::LookupPersonByAgencyIdRequest* request,
-      v1::Person* response) override;
 
  private:
   // What a person RPC touched, for its audit records (defined in
@@ -274,37 +219,6 @@ class IdentityServiceImpl final : public v1::IdentityService::CallbackService {
   // first, else builds one (person lookups need it). Call once before
   // serving; until then these RPCs answer INTERNAL.
   absl::Status EnableAccess(std::shared_ptr<const AccessPolicy> policy);
-
-  grpc::ServerUnaryReactor* RecordResidenceStatus(
-      grpc::CallbackServerContext* context,
-      const v1::RecordResidenceStatusRequest* request,
-      v1::ResidenceStatus* response) override;
-  grpc::ServerUnaryReactor* GetCurrentResidenceStatus(
-      grpc::CallbackServerContext* context,
-      const v1::GetCurrentResidenceStatusRequest* request,
-      v1::ResidenceStatus* response) override;
-  grpc::ServerUnaryReactor* ListResidenceStatuses(
-      grpc::CallbackServerContext* context,
-      const v1::ListResidenceStatusesRequest* request,
-      v1::ListResidenceStatusesResponse* response) override;
-  grpc::ServerUnaryReactor* RecordConsent(
-      grpc::CallbackServerContext* context,
-      const v1::RecordConsentRequest* request, v1::Consent* response) override;
-  grpc::ServerUnaryReactor* GetConsent(grpc::CallbackServerContext* context,
-                                       const v1::GetConsentRequest* request,
-                                       v1::Consent* response) override;
-  grpc::ServerUnaryReactor* WithdrawConsent(
-      grpc::CallbackServerContext* context,
-      const v1::WithdrawConsentRequest* request,
-      v1::Consent* response) override;
-  grpc::ServerUnaryReactor* ListConsents(
-      grpc::CallbackServerContext* context,
-      const v1::ListConsentsRequest* request,
-      v1::ListConsentsResponse* response) override;
-  grpc::ServerUnaryReactor* CheckAccess(
-      grpc::CallbackServerContext* context,
-      const v1::CheckAccessRequest* request,
-      v1::CheckAccessResponse* response) override;
 
  private:
   // What an access RPC touched, for its audit records (defined in

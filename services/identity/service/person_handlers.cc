@@ -34,6 +34,7 @@
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
 namespace lotse::identity {
@@ -157,6 +158,24 @@ AccessRequest CoreIdentityRequest(const RequestContext& rc,
   return request;
 }
 
+// Whether `agency_name` holds a linked agency id for person `person_id`.
+absl::StatusOr<bool> HoldsAgencyId(PersonStore& store,
+                                   const std::string& person_id,
+                                   const std::string& agency_name) {
+  // Links are few per person; page through them all to find the caller's.
+  std::string cursor;
+  do {
+    absl::StatusOr<AgencyIdPage> page = store.ListAgencyIds(
+        person_id, /*include_unlinked=*/false, cursor, api::kMaxPageSize);
+    if (!page.ok()) return page.status();
+    for (const v1::AgencyId& link : page->agency_ids) {
+      if (link.issuing_agency() == agency_name) return true;
+    }
+    cursor = page->next_cursor;
+  } while (!cursor.empty());
+  return false;
+}
+
 // The read decision for the core identity of `person` (the survivor when
 // the id was merged), from the relations identity records itself.
 absl::Status CheckCoreIdentityRead(PersonStore& store,
@@ -168,19 +187,15 @@ absl::Status CheckCoreIdentityRead(PersonStore& store,
   AccessRequest request = CoreIdentityRequest(rc, caller, person.id);
   request.caller_wrote_data = person.person.creating_agency() == caller_name;
   if (!request.caller_wrote_data) {
-    // Links are few per person; page through them all to find the caller's.
-    std::string cursor;
-    bool holder = false;
-    do {
-      absl::StatusOr<AgencyIdPage> page = store.ListAgencyIds(
-          person.id, /*include_unlinked=*/false, cursor, api::kMaxPageSize);
-      if (!page.ok()) return page.status();
-      for (const v1::AgencyId& link : page->agency_ids) {
-        if (link.issuing_agency() == caller_name) holder = true;
-      }
-      cursor = page->next_cursor;
-    } while (!holder && !cursor.empty());
-    if (holder) request.relations.push_back(Relation::kAgencyIdHolder);
+    absl::StatusOr<bool> holder = HoldsAgencyId(store, person.id, caller_name);
+    if (!holder.ok()) return holder.status();
+    if (*holder) request.relations.push_back(Relation::kAgencyIdHolder);
+    // Relations other services told identity of (relation_events.h).
+    absl::StatusOr<std::vector<Relation>> known =
+        RelationsBetween(store.transaction(), person.id, caller.id);
+    if (!known.ok()) return known.status();
+    request.relations.insert(request.relations.end(), known->begin(),
+                             known->end());
   }
   const AccessDecision decision = policy.Decide(request, absl::Now());
   if (decision.allowed) return absl::OkStatus();
@@ -388,7 +403,10 @@ absl::Status MoveHistory(Transaction& tx, const std::string& survivor_id,
       return s;
     }
   }
-  return MoveConsents(tx, merged_id, survivor_id);
+  if (absl::Status s = MoveConsents(tx, merged_id, survivor_id); !s.ok()) {
+    return s;
+  }
+  return MoveRelations(tx, merged_id, survivor_id);
 }
 
 audit::AuditRecord PersonAuditRecord(const RequestContext& rc,
@@ -754,7 +772,17 @@ absl::Status IdentityServiceImpl::DoListPersons(
           decide.caller_wrote_data =
               person.creating_agency() == AgencyResourceName(caller.id);
           if (!decide.caller_wrote_data) {
-            decide.relations.push_back(Relation::kAgencyIdHolder);
+            // Holds an id for them, or another service told identity of a
+            // relation: read which, as GetPerson does.
+            absl::StatusOr<std::vector<Relation>> known = RelationsBetween(
+                tx, person.name().substr(sizeof("persons/") - 1), caller.id);
+            if (!known.ok()) return known.status();
+            decide.relations = *std::move(known);
+            absl::StatusOr<bool> holder = HoldsAgencyId(
+                store, person.name().substr(sizeof("persons/") - 1),
+                AgencyResourceName(caller.id));
+            if (!holder.ok()) return holder.status();
+            if (*holder) decide.relations.push_back(Relation::kAgencyIdHolder);
           }
           if (!access_policy_->Decide(decide, now).allowed) continue;
           trail->extra.push_back({person.name(), ""});
@@ -1217,87 +1245,22 @@ absl::Status IdentityServiceImpl::DoLookupPersonByAgencyId(
 
 // gRPC entry points: request context from the call, then the Do* method.
 
-grpc::ServerUnaryReactor* IdentityServiceImpl::CreatePerson(
-    grpc::CallbackServerContext* context,
-    const v1::CreatePersonRequest* request, v1::Person* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoCreatePerson);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::GetPerson(
-    grpc::CallbackServerContext* context, const v1::GetPersonRequest* request,
-    v1::Person* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoGetPerson);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::UpdatePerson(
-    grpc::CallbackServerContext* context,
-    const v1::UpdatePersonRequest* request, v1::Person* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoUpdatePerson);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ListPersons(
-    grpc::CallbackServerContext* context, const v1::ListPersonsRequest* request,
-    v1::ListPersonsResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoListPersons);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::SearchPersons(
-    grpc::CallbackServerContext* context,
-    const v1::SearchPersonsRequest* request,
-    v1::SearchPersonsResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoSearchPersons);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::FindDuplicates(
-    grpc::CallbackServerContext* context,
-    const v1::FindDuplicatesRequest* request,
-    v1::FindDuplicatesResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoFindDuplicates);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::MergePersons(
-    grpc::CallbackServerContext* context,
-    const v1::MergePersonsRequest* request, v1::Person* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoMergePersons);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::LinkAgencyId(
-    grpc::CallbackServerContext* context,
-    const v1::LinkAgencyIdRequest* request, v1::AgencyId* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoLinkAgencyId);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::UnlinkAgencyId(
-    grpc::CallbackServerContext* context,
-    const v1::UnlinkAgencyIdRequest* request, v1::AgencyId* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoUnlinkAgencyId);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::ListAgencyIds(
-    grpc::CallbackServerContext* context,
-    const v1::ListAgencyIdsRequest* request,
-    v1::ListAgencyIdsResponse* response) {
-  return server::ServeUnary(runtime_.env, context, request, response, this,
-                            &IdentityServiceImpl::DoListAgencyIds);
-}
-
-grpc::ServerUnaryReactor* IdentityServiceImpl::LookupPersonByAgencyId(
-    grpc::CallbackServerContext* context,
-    const v1::LookupPersonByAgencyIdRequest* request, v1::Person* response) {
-  return server::ServeUnary(
-      runtime_.env, context, request, response,
-      [this](const RequestContext& rc,
-             const v1::LookupPersonByAgencyIdRequest& r,
-             v1::Person* out) { return DoLookupPersonByAgencyId(rc, r, out); });
+void IdentityServiceImpl::RegisterPersonRpcs() {
+  Handle("CreatePerson", this, &IdentityServiceImpl::DoCreatePerson);
+  Handle("GetPerson", this, &IdentityServiceImpl::DoGetPerson);
+  Handle("UpdatePerson", this, &IdentityServiceImpl::DoUpdatePerson);
+  Handle("ListPersons", this, &IdentityServiceImpl::DoListPersons);
+  Handle("SearchPersons", this, &IdentityServiceImpl::DoSearchPersons);
+  Handle("FindDuplicates", this, &IdentityServiceImpl::DoFindDuplicates);
+  Handle("MergePersons", this, &IdentityServiceImpl::DoMergePersons);
+  Handle("LinkAgencyId", this, &IdentityServiceImpl::DoLinkAgencyId);
+  Handle("UnlinkAgencyId", this, &IdentityServiceImpl::DoUnlinkAgencyId);
+  Handle("ListAgencyIds", this, &IdentityServiceImpl::DoListAgencyIds);
+  Handle("LookupPersonByAgencyId",
+         [this](const RequestContext& rc,
+                const v1::LookupPersonByAgencyIdRequest& r, v1::Person* out) {
+           return DoLookupPersonByAgencyId(rc, r, out);
+         });
 }
 
 }  // namespace lotse::identity

@@ -2,10 +2,12 @@
 
 #include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
+#include "common/events/inbox.h"
 #include "common/events/outbox.h"
 #include "services/identity/store/agency_store.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
 namespace lotse::identity {
@@ -23,6 +25,9 @@ std::vector<storage::Migration> IdentityMigrations() {
   append(PersonMigrations());
   all.push_back(ResidenceMigration());
   all.push_back(ConsentMigration());
+  // Relations told by other services' events, applied once via the inbox.
+  append(events::InboxMigrations());
+  all.push_back(RelationMigration());
   return all;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/api/etag.h"
 #include "common/errors/status.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -666,11 +667,23 @@ absl::StatusOr<PersonPage> PersonStore::ListVisible(absl::string_view agency,
                    after, order_limit),
       params);
   if (!linked.ok()) return linked.status();
+  // Relations other services established (identity_relations, keyed by the
+  // agency id, through identity_relations_by_agency).
+  std::vector<Value> related_params = params;
+  related_params[0] = std::string(absl::StripPrefix(agency, "agencies/"));
+  absl::StatusOr<Rows> related = tx_.Query(
+      absl::StrCat("SELECT DISTINCT ", columns,
+                   " FROM identity_relations r JOIN identity_persons p "
+                   "ON p.id = r.person_id WHERE r.agency_id = $1 "
+                   "AND p.merged_into IS NULL",
+                   after, order_limit),
+      related_params);
+  if (!related.ok()) return related.status();
 
-  // Both are sorted newest first: merge them, dropping a person the agency
-  // both created and holds an id for.
+  // All are sorted newest first: merge them, dropping a person the agency
+  // relates to in more than one way.
   std::vector<Row> rows;
-  for (const Rows* part : {&*created, &*linked}) {
+  for (const Rows* part : {&*created, &*linked, &*related}) {
     for (const storage::Row& r : *part) {
       Row row;
       if (absl::Status s = DecodeRow(r, &row); !s.ok()) return s;

@@ -142,6 +142,9 @@ class PersonStore {
   // blocking keys on every write.
   PersonStore(storage::Transaction& tx, const DuplicateMatcher& matcher);
 
+  // The transaction the store works in, for the other stores' queries.
+  storage::Transaction& transaction() { return tx_; }
+
   // Inserts `person` (its client-supplied fields; output-only fields and
   // unknown fields are dropped) under a new random id with its blocking
   // keys. `creating_agency` is "agencies/{id}". Validation is the caller's
@@ -200,11 +203,11 @@ class PersonStore {
   absl::StatusOr<PersonPage> List(absl::string_view creating_agency,
                                   absl::string_view cursor, int limit);
 
-  // The persons `agency` ("agencies/{id}") is related to through what this
-  // store records: it created them, or it holds a linked (not unlinked)
-  // agency id for them. Merged persons are left out (their survivor is
-  // listed when related). Order, paging and cursor errors as List. Cost
-  // grows with the agency's own persons and links only.
+  // The persons `agency` ("agencies/{id}") is related to: it created them,
+  // it holds a linked (not unlinked) agency id for them, or another service
+  // told identity of a relation (relation_store.h). Merged persons are left out
+  // (their survivor is listed when related). Order, paging and cursor errors as
+  // List. Cost grows with the agency's own persons and links only.
   absl::StatusOr<PersonPage> ListVisible(absl::string_view agency,
                                          absl::string_view cursor, int limit);
 

@@ -36,6 +36,9 @@ class IdentityServerTest : public testing::BothBackendsTest {
     runtime_.database = &db();
     runtime_.env.pool = pool_.get();
     runtime_.env.error_domain = "identity.lotse";
+    // Writes go through a group committer, as in the real process.
+    committer_ = std::make_unique<storage::GroupCommitter>(db());
+    runtime_.committer = committer_.get();
     service_ = std::make_unique<IdentityServiceImpl>(runtime_);
     auto policy = AccessPolicy::LoadFile(
         absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
@@ -61,6 +64,7 @@ class IdentityServerTest : public testing::BothBackendsTest {
     server_.reset();
     service_.reset();
     pool_.reset();
+    committer_.reset();
   }
 
   // A stub that calls as `client`, a certificate under the dev PKI's
@@ -74,6 +78,7 @@ class IdentityServerTest : public testing::BothBackendsTest {
 
   std::string pki_;
   std::unique_ptr<server::WorkerPool> pool_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
   server::ServiceRuntime runtime_;
   std::unique_ptr<IdentityServiceImpl> service_;
   std::unique_ptr<server::Server> server_;

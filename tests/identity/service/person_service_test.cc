@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
+#include "common/events/inbox.h"
 #include "common/server/handler.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
@@ -25,11 +26,13 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "lotse/cases/v1/events.pb.h"
 #include "lotse/events/v1/events.pb.h"
 #include "lotse/identity/v1/events.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
+#include "services/identity/service/relation_events.h"
 #include "services/identity/store/migrations.h"
 #include "tests/identity/service/identity_server_fixture.h"
 #include "tests/support/dev_pki.h"
@@ -547,6 +550,50 @@ TEST_P(PersonServiceTest,
   EXPECT_EQ(results.results(0).person().name(), out.name());
 }
 
+TEST_P(PersonServiceTest, RelationsFromOtherServicesLetParticipantsRead) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+  Person read;
+  grpc::Status status = Get("jobcenter-koeln", created.name(), &read);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  // The cases service reports a step of this person's case referred to the
+  // Jobcenter: it participates in the case and may read the core identity.
+  lotse::cases::v1::StepReferred referred;
+  referred.set_step("cases/c1/steps/s1");
+  referred.set_case_name("cases/c1");
+  referred.set_person(created.name());
+  referred.set_receiving_agency("agencies/jobcenter-koeln");
+  referred.set_referring_agency("agencies/kim-koeln");
+  lotse::events::v1::Event event;
+  event.set_event_id("cases-event-1");
+  event.set_source("cases");
+  event.mutable_payload()->PackFrom(referred);
+  ASSERT_TRUE(events::ApplyEventOnce(db(), event, ApplyRelationEvent).ok());
+
+  status = Get("jobcenter-koeln", created.name(), &read);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.name(), created.name());
+  v1::ListPersonsRequest list;
+  v1::ListPersonsResponse listed;
+  ASSERT_TRUE(Invoke("jobcenter-koeln", &IdentityService::Stub::ListPersons,
+                     list, &listed)
+                  .ok());
+  ASSERT_EQ(listed.persons_size(), 1);
+  EXPECT_EQ(listed.persons(0).name(), created.name());
+
+  // The case closes: the relation ends with it.
+  lotse::cases::v1::CaseClosed closed;
+  closed.set_case_name("cases/c1");
+  closed.set_person(created.name());
+  event.set_event_id("cases-event-2");
+  event.mutable_payload()->PackFrom(closed);
+  ASSERT_TRUE(events::ApplyEventOnce(db(), event, ApplyRelationEvent).ok());
+  status = Get("jobcenter-koeln", created.name(), &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "NO_RELATION");
+}
+
 TEST_P(PersonServiceTest, MergedIdAnswersWithSurvivorAndIdsMove) {
   Person survivor, merged;
   ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &survivor).ok());
@@ -807,6 +854,31 @@ TEST_P(PersonServiceTest, BadInputIsRefusedWithAllViolationsAndStoresNothing) {
 // re-check what was created meanwhile. Exactly one create succeeds without
 // confirmation; the others see it as a duplicate. And concurrent retries
 // with one request_id create one person and all answer with it.
+TEST_P(PersonServiceTest, InvalidUtf8IsNamedFieldByFieldAndStoresNothing) {
+  Person bad = Mohammed();
+  bad.mutable_names(0)->set_given_names("Mu\xff"
+                                         "hammad");
+  bad.mutable_names(1)->set_family_names("\xc3\x28");
+  bad.set_birth_place("Ale\x80ppo");
+  Person out;
+  grpc::Status status = Create("kim-koeln", bad, "utf8-1", &out);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_EQ(Reason(status), "INVALID_UTF8");
+  EXPECT_EQ(ViolatedFields(status),
+            (std::set<std::string>{"person.names[0].given_names",
+                                   "person.names[1].family_names",
+                                   "person.birth_place"}));
+  // Nothing was stored: the same request_id with valid content creates.
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "utf8-1", &out).ok());
+  v1::ListPersonsRequest list;
+  v1::ListPersonsResponse listed;
+  ASSERT_TRUE(
+      Invoke("kim-koeln", &IdentityService::Stub::ListPersons, list, &listed)
+          .ok());
+  EXPECT_EQ(listed.persons_size(), 1);
+}
+
 TEST_P(PersonServiceTest, ConcurrentCreatesOfOnePersonLetExactlyOneIn) {
   constexpr int kCallers = 8;
   std::vector<grpc::Status> statuses(kCallers);
