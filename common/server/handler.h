@@ -247,7 +247,8 @@ class UnaryService : public grpc::Service {
 
   const HandlerEnv env_;
   const google::protobuf::ServiceDescriptor* service_;
-  std::vector<std::unique_ptr<HandledMethod>> handled_;  // in grpc::Service order
+  std::vector<std::unique_ptr<HandledMethod>>
+      handled_;  // in grpc::Service order
 };
 
 }  // namespace lotse::server

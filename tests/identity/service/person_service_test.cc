@@ -856,8 +856,9 @@ TEST_P(PersonServiceTest, BadInputIsRefusedWithAllViolationsAndStoresNothing) {
 // with one request_id create one person and all answer with it.
 TEST_P(PersonServiceTest, InvalidUtf8IsNamedFieldByFieldAndStoresNothing) {
   Person bad = Mohammed();
-  bad.mutable_names(0)->set_given_names("Mu\xff"
-                                         "hammad");
+  bad.mutable_names(0)->set_given_names(
+      "Mu\xff"
+      "hammad");
   bad.mutable_names(1)->set_family_names("\xc3\x28");
   bad.set_birth_place("Ale\x80ppo");
   Person out;
