@@ -73,7 +73,20 @@ const std::set<std::string>& ImplementedMethods(const std::string& service) {
             "GetConsent",
             "WithdrawConsent",
             "ListConsents",
-            "CheckAccess"}}};
+            "CheckAccess"}},
+          {"courses", {"CreateCourse",          "GetCourse",
+                       "ListCourses",           "UpdateCourse",
+                       "StartCourse",           "FinishCourse",
+                       "CancelCourse",          "SearchCourses",
+                       "RecordEntitlement",     "GetEntitlement",
+                       "ListEntitlements",      "RevokeEntitlement",
+                       "CreateBooking",         "GetBooking",
+                       "ListBookings",          "ConfirmBooking",
+                       "CancelBooking",         "JoinWaitlist",
+                       "GetWaitlistEntry",      "ListWaitlistEntries",
+                       "LeaveWaitlist",         "RecordAttendance",
+                       "ListAttendanceRecords", "RecordCourseResult",
+                       "GetCourseResult",       "ListCourseResults"}}};
   static const auto* const none = new std::set<std::string>();
   auto it = implemented->find(service);
   return it == implemented->end() ? *none : it->second;

@@ -1,25 +1,179 @@
-// The gRPC face of the courses service: lotse.courses.v1.CoursesService.
+// The gRPC face of the courses service: lotse.courses.v1.CoursesService
+// (proto/lotse/courses/v1/), every RPC implemented.
 //
-// The contract (proto/lotse/courses/v1/) is complete; the handlers are not yet
-// written, so every RPC answers UNIMPLEMENTED (the generated base class's
-// behaviour) until its issue is done. The process around it is real:
-// mutual TLS, health, reflection, metrics, storage with the audit chain and
-// the event outbox.
+// Every RPC:
+//   1. resolves the caller in the local agency registry (CheckCaller): the
+//      certificate's identity must belong to a known, active agency of the
+//      certificate's legal domain. The registry is a copy fed by identity's
+//      Agency* events (see EventHandler);
+//   2. checks the caller's legal domain or role, validates the request (all
+//      bad fields at once), asks identity what only identity knows (does the
+//      person exist; may a non-owner read LANGUAGE data of the person) —
+//      never while holding a transaction open;
+//   3. does the work and enqueues its events in one short read-write
+//      transaction (reads in kReadOnly transactions), and appends the audit
+//      records: one per person whose LANGUAGE data was read or written
+//      (resource "persons/{p}/<record name>", so a person's transparency
+//      report finds them), or one for the course for catalogue calls.
+// A call that fails is audited on its own (DENIED / ERROR, with reason).
+//
+// Seats: every change of a course's seats (booking, cancel, expiry,
+// capacity, waitlist promotion) takes the course's named lock first
+// (LockCourse) and then reads the seat count, so concurrent bookers on
+// SQLite and on PostgreSQL (READ COMMITTED) never overbook; a partial unique
+// index keeps one active booking per person and course.
+//
+// Automatic work: a sweeper thread (StartSweeper) turns holds past their
+// expiry into EXPIRED and gives freed seats to the waitlist's head.
 #ifndef LOTSE_SERVICES_COURSES_SERVICE_COURSES_SERVICE_H_
 #define LOTSE_SERVICES_COURSES_SERVICE_COURSES_SERVICE_H_
 
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clients/identity_client.h"
+#include "common/events/inbox.h"
+#include "common/server/request_context.h"
 #include "common/server/service_main.h"
+#include "common/storage/group_commit.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 
 namespace lotse::courses {
 
-class CoursesServiceImpl final : public v1::CoursesService::CallbackService {
+struct CoursesOptions {
+  // Persons and access decisions. Required.
+  std::shared_ptr<clients::IdentityClient> identity;
+  // The service's clock (holds, "today"); injectable for tests.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Hold length of courses that set none (contract: 72 hours).
+  absl::Duration default_hold = absl::Hours(72);
+  // How often the sweeper looks for expired holds.
+  absl::Duration sweep_interval = absl::Seconds(15);
+  // Commit the write phases of concurrent calls together
+  // (storage::GroupCommitter) instead of one transaction each.
+  bool group_commit = true;
+};
+
+class CoursesServiceImpl final : public server::UnaryService {
  public:
-  explicit CoursesServiceImpl(server::ServiceRuntime& runtime)
-      : runtime_(runtime) {}
+  CoursesServiceImpl(server::ServiceRuntime& runtime, CoursesOptions options);
+  // Stops the sweeper.
+  ~CoursesServiceImpl() override;
+
+  // Starts the background hold sweeper (every options.sweep_interval).
+  void StartSweeper();
+  // One sweep at clock(): every HELD booking whose hold ended becomes
+  // EXPIRED (BookingHoldExpired), its seat goes to the waitlist. Returns the
+  // number of holds expired.
+  absl::StatusOr<int> SweepExpiredHolds();
+
+  // Applies an event consumed from identity (for events::ApplyEventOnce):
+  // AgencyRegistered / AgencyUpdated / AgencySuspended / AgencyReactivated
+  // keep the local registry; PersonMerged moves the merged person's
+  // records to the survivor (a second active booking in one course is
+  // cancelled, the later one; a second waiting entry removed). Other events
+  // are ignored.
+  events::ApplyFn EventHandler();
 
  private:
-  [[maybe_unused]] server::ServiceRuntime& runtime_;
+  // The Handle() line of every RPC (UnaryService).
+  void RegisterRpcs();
+
+ public:
+  // The work of each RPC (public so tests and tools may call it directly).
+  using Rc = server::RequestContext;
+  absl::Status DoCreateCourse(const Rc& rc, const v1::CreateCourseRequest& r,
+                              v1::Course* out);
+  absl::Status DoGetCourse(const Rc& rc, const v1::GetCourseRequest& r,
+                           v1::Course* out);
+  absl::Status DoListCourses(const Rc& rc, const v1::ListCoursesRequest& r,
+                             v1::ListCoursesResponse* out);
+  absl::Status DoUpdateCourse(const Rc& rc, const v1::UpdateCourseRequest& r,
+                              v1::Course* out);
+  absl::Status DoStartCourse(const Rc& rc, const v1::StartCourseRequest& r,
+                             v1::Course* out);
+  absl::Status DoFinishCourse(const Rc& rc, const v1::FinishCourseRequest& r,
+                              v1::Course* out);
+  absl::Status DoCancelCourse(const Rc& rc, const v1::CancelCourseRequest& r,
+                              v1::Course* out);
+  absl::Status DoSearchCourses(const Rc& rc, const v1::SearchCoursesRequest& r,
+                               v1::SearchCoursesResponse* out);
+  absl::Status DoRecordEntitlement(const Rc& rc,
+                                   const v1::RecordEntitlementRequest& r,
+                                   v1::Entitlement* out);
+  absl::Status DoGetEntitlement(const Rc& rc,
+                                const v1::GetEntitlementRequest& r,
+                                v1::Entitlement* out);
+  absl::Status DoListEntitlements(const Rc& rc,
+                                  const v1::ListEntitlementsRequest& r,
+                                  v1::ListEntitlementsResponse* out);
+  absl::Status DoRevokeEntitlement(const Rc& rc,
+                                   const v1::RevokeEntitlementRequest& r,
+                                   v1::Entitlement* out);
+  absl::Status DoCreateBooking(const Rc& rc, const v1::CreateBookingRequest& r,
+                               v1::Booking* out);
+  absl::Status DoGetBooking(const Rc& rc, const v1::GetBookingRequest& r,
+                            v1::Booking* out);
+  absl::Status DoListBookings(const Rc& rc, const v1::ListBookingsRequest& r,
+                              v1::ListBookingsResponse* out);
+  absl::Status DoConfirmBooking(const Rc& rc,
+                                const v1::ConfirmBookingRequest& r,
+                                v1::Booking* out);
+  absl::Status DoCancelBooking(const Rc& rc, const v1::CancelBookingRequest& r,
+                               v1::Booking* out);
+  absl::Status DoJoinWaitlist(const Rc& rc, const v1::JoinWaitlistRequest& r,
+                              v1::WaitlistEntry* out);
+  absl::Status DoGetWaitlistEntry(const Rc& rc,
+                                  const v1::GetWaitlistEntryRequest& r,
+                                  v1::WaitlistEntry* out);
+  absl::Status DoListWaitlistEntries(const Rc& rc,
+                                     const v1::ListWaitlistEntriesRequest& r,
+                                     v1::ListWaitlistEntriesResponse* out);
+  absl::Status DoLeaveWaitlist(const Rc& rc, const v1::LeaveWaitlistRequest& r,
+                               v1::WaitlistEntry* out);
+  absl::Status DoRecordAttendance(const Rc& rc,
+                                  const v1::RecordAttendanceRequest& r,
+                                  v1::AttendanceRecord* out);
+  absl::Status DoListAttendanceRecords(
+      const Rc& rc, const v1::ListAttendanceRecordsRequest& r,
+      v1::ListAttendanceRecordsResponse* out);
+  absl::Status DoRecordCourseResult(const Rc& rc,
+                                    const v1::RecordCourseResultRequest& r,
+                                    v1::CourseResult* out);
+  absl::Status DoGetCourseResult(const Rc& rc,
+                                 const v1::GetCourseResultRequest& r,
+                                 v1::CourseResult* out);
+  absl::Status DoListCourseResults(const Rc& rc,
+                                   const v1::ListCourseResultsRequest& r,
+                                   v1::ListCourseResultsResponse* out);
+
+  // Shared by the handlers (courses_service.cc); public only so that the
+  // handler files' helpers can reach them.
+  class Call;
+  storage::Database& db() { return *runtime_.database; }
+  const CoursesOptions& options() const { return options_; }
+  // Runs `body` as one write phase: through the group committer when
+  // enabled, else in its own transaction; retried on storage conflicts.
+  absl::Status CommitWrite(
+      const std::function<absl::Status(storage::Transaction&)>& body);
+
+ private:
+  void SweeperLoop();
+
+  server::ServiceRuntime& runtime_;
+  const CoursesOptions options_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
+  absl::Mutex sweeper_mu_;
+  bool stopping_ ABSL_GUARDED_BY(sweeper_mu_) = false;
+  std::thread sweeper_;
 };
 
 }  // namespace lotse::courses

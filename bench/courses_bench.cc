@@ -1,0 +1,496 @@
+// Courses service benchmarks (issue 5, item 8), run by
+// bench/run_courses_bench.sh next to the echo baseline of the same run:
+//
+//   --mode=load           writes the demo agencies, --courses synthetic
+//                         courses across the demo region (postal areas of
+//                         services/courses/domain/geo.cc), a race course
+//                         with --race_seats seats, and --persons persons
+//                         with admissions, straight into a courses
+//                         database (service stopped); writes the course ids
+//                         to --ids_out (first line: the race course).
+//   --mode=fake_identity  serves a stand-in lotse.identity.v1.IdentityService
+//                         over mTLS (certificate "identity") whose
+//                         CheckAccess knows every person and allows: the
+//                         real identity does not admit service callers yet.
+//                         Every booking still pays the round trip.
+//   --mode=book           CreateBooking, uncontended: every call a new
+//                         person in another course.
+//   --mode=race           CreateBooking, contended: --concurrency callers
+//                         (500) with distinct persons hammer the race
+//                         course; exactly --race_seats must succeed, the
+//                         rest are COURSE_FULL (counted as answered).
+//   --mode=search         SearchCourses near a random demo postal code.
+//
+// Output: one human line and one JSON line per run, like the other benches.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bench/internal/load.h"
+#include "bench/internal/tls.h"
+#include "common/errors/status.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/grpcpp.h"
+#include "lotse/courses/v1/courses_service.grpc.pb.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "services/courses/domain/dates.h"
+#include "services/courses/domain/geo.h"
+#include "services/courses/store/course_store.h"
+#include "services/courses/store/migrations.h"
+
+ABSL_FLAG(std::string, mode, "", "load, fake_identity, book, race or search");
+ABSL_FLAG(std::string, target, "127.0.0.1:50053", "courses service");
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "fake_identity: address");
+ABSL_FLAG(std::string, tls_dir, "", "tools/dev-pki.sh directory");
+ABSL_FLAG(std::string, client, "kim-koeln", "client certificate to call as");
+ABSL_FLAG(int, concurrency, 32, "calls in flight");
+ABSL_FLAG(int, channels, 2, "connections");
+ABSL_FLAG(double, duration_s, 10, "measurement window");
+ABSL_FLAG(double, warmup_s, 1, "warm-up before the window");
+ABSL_FLAG(int, rpc_timeout_ms, 10000, "deadline per call");
+ABSL_FLAG(std::string, database, "", "load: sqlite:/path or postgresql://");
+ABSL_FLAG(int64_t, courses, 50000, "load: courses");
+ABSL_FLAG(int64_t, persons, 200000, "load/book/race: persons");
+ABSL_FLAG(int, race_seats, 10, "load/race: seats of the race course");
+ABSL_FLAG(std::string, ids_out, "", "load: file for the course ids");
+ABSL_FLAG(std::string, ids, "", "book/race: the file --ids_out wrote");
+ABSL_FLAG(int, page_size, 20, "search: results per page");
+ABSL_FLAG(int, max_distance_km, 30, "search: radius");
+
+namespace lotse::courses {
+namespace {
+
+using ::lotse::bench::CallDone;
+using ::lotse::bench::LoadOptions;
+using ::lotse::bench::LoadResult;
+using ::lotse::bench::StartCall;
+
+// Postal codes of the demo region the synthetic courses and searches use.
+const std::vector<std::string>& DemoPostalCodes() {
+  static const auto* const codes = new std::vector<std::string>{
+      "50667", "50733", "50823", "50931", "51063", "51143", "50169", "50259",
+      "50354", "51373", "51429", "51545", "51643", "53111", "53225", "53340",
+      "53721", "53879", "52062", "52222", "52349", "52428", "40213", "40477",
+      "40545", "40625", "40764", "41061", "41460", "47798", "42103", "42651",
+      "42853", "45127", "45468", "46045", "47051", "44787", "44135", "45879"};
+  return *codes;
+}
+
+// Deterministic person names: "persons/benchpersonx" + 14 base32 digits.
+std::string PersonName(uint64_t index) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string digits(14, 'a');
+  for (int i = 13; i >= 0; --i) {
+    digits[i] = kAlphabet[index & 31];
+    index >>= 5;
+  }
+  return absl::StrCat("persons/benchpersonx", digits);
+}
+
+// --- load ---
+
+absl::Status Load() {
+  absl::StatusOr<std::unique_ptr<storage::Database>> db =
+      storage::OpenDatabase(absl::GetFlag(FLAGS_database));
+  if (!db.ok()) return db.status();
+  if (absl::Status s = storage::ApplyMigrations(**db, CoursesMigrations());
+      !s.ok()) {
+    return s;
+  }
+  const absl::Time started = absl::Now();
+  const int64_t today = DayOf(absl::Now());
+  std::mt19937_64 rng(42);
+  auto upsert = [&](storage::Transaction& tx) -> absl::Status {
+    const std::pair<const char*, const char*> agencies[] = {
+        {"vhs-koeln", "KURSTRAEGER"},
+        {"kim-koeln", "KOMMUNE"},
+        {"bamf-nuernberg", "BAMF"},
+        {"abh-koeln", "AUSLAENDERBEHOERDE"},
+        {"jobcenter-koeln", "JOBCENTER"}};
+    for (const auto& [id, domain] : agencies) {
+      AgencyRow row{id, id, domain, false, 1};
+      if (absl::Status s = UpsertAgency(tx, row); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  if (absl::Status s = storage::RunInTransaction(**db, upsert); !s.ok()) {
+    return s;
+  }
+  std::vector<std::string> ids;
+  const int64_t n_courses = absl::GetFlag(FLAGS_courses);
+  auto make_course = [&](int capacity) {
+    CourseRow row;
+    row.id = *NewId();
+    v1::Course& c = row.course;
+    c.set_provider_agency("agencies/vhs-koeln");
+    c.set_title("Synthetischer Kurs");
+    const int kind = 1 + static_cast<int>(rng() % 9);
+    c.set_kind(static_cast<v1::CourseKind>(kind));
+    c.set_target_level(kind == v1::COURSE_KIND_ORIENTATION
+                           ? type::v1::CEFR_LEVEL_UNSPECIFIED
+                           : static_cast<type::v1::CefrLevel>(1 + rng() % 4));
+    const std::string& postal =
+        DemoPostalCodes()[rng() % DemoPostalCodes().size()];
+    c.mutable_place()->set_postal_code(postal);
+    c.mutable_place()->set_locality("Demo");
+    c.mutable_place()->set_municipality_code("05315000");
+    row.position = PostalCodeCentre(postal);
+    auto* s = c.mutable_schedule();
+    *s->mutable_start_date() = DateFromDay(today + 1 + rng() % 365);
+    s->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
+    if (rng() % 2) s->add_weekdays(type::v1::DAY_OF_WEEK_WEDNESDAY);
+    s->set_day_period(static_cast<type::v1::DayPeriod>(1 + rng() % 3));
+    s->set_units_per_week(20);
+    s->set_total_units(100);
+    c.set_childcare_offered(rng() % 10 < 3);
+    c.set_capacity(capacity);
+    c.set_state(v1::COURSE_STATE_PLANNED);
+    return row;
+  };
+  // The race course first.
+  {
+    CourseRow race = make_course(absl::GetFlag(FLAGS_race_seats));
+    race.course.set_kind(v1::COURSE_KIND_INTEGRATION_GENERAL);
+    race.course.set_target_level(type::v1::CEFR_LEVEL_B1);
+    ids.push_back(race.id);
+    if (absl::Status s = storage::RunInTransaction(
+            **db,
+            [&](storage::Transaction& tx) { return InsertCourse(tx, race); });
+        !s.ok()) {
+      return s;
+    }
+  }
+  constexpr int kBatch = 5000;
+  for (int64_t done = 0; done < n_courses; done += kBatch) {
+    std::vector<CourseRow> rows;
+    for (int64_t i = done; i < std::min(n_courses, done + kBatch); ++i) {
+      rows.push_back(make_course(30));
+      ids.push_back(rows.back().id);
+    }
+    absl::Status s =
+        storage::RunInTransaction(**db, [&](storage::Transaction& tx) {
+          for (const CourseRow& r : rows) {
+            if (absl::Status st = InsertCourse(tx, r); !st.ok()) return st;
+          }
+          return absl::OkStatus();
+        });
+    if (!s.ok()) return s;
+  }
+  const int64_t n_persons = absl::GetFlag(FLAGS_persons);
+  for (int64_t done = 0; done < n_persons; done += kBatch) {
+    absl::Status s =
+        storage::RunInTransaction(**db, [&](storage::Transaction& tx) {
+          for (int64_t i = done; i < std::min(n_persons, done + kBatch); ++i) {
+            EntitlementRow e;
+            e.id = *NewId();
+            e.create_us = absl::ToUnixMicros(absl::Now());
+            v1::Entitlement& p = e.entitlement;
+            p.set_person(PersonName(i));
+            p.set_kind(v1::ENTITLEMENT_KIND_ADMISSION);
+            for (int k = 1; k <= 9; ++k) {
+              p.add_course_kinds(static_cast<v1::CourseKind>(k));
+            }
+            p.set_units(1500);
+            *p.mutable_valid_from() = DateFromDay(today - 1);
+            *p.mutable_valid_until() = DateFromDay(today + 730);
+            p.set_issuing_agency("agencies/bamf-nuernberg");
+            if (absl::Status st = InsertEntitlement(tx, e); !st.ok()) return st;
+          }
+          return absl::OkStatus();
+        });
+    if (!s.ok()) return s;
+  }
+  std::ofstream out(absl::GetFlag(FLAGS_ids_out));
+  for (const std::string& id : ids) out << id << "\n";
+  out.close();
+  if (!out) return absl::InternalError("cannot write --ids_out");
+  std::printf("%s\n",
+              absl::StrFormat("{\"mode\":\"load\",\"courses\":%d,"
+                              "\"persons\":%d,\"seconds\":%.1f}",
+                              n_courses, n_persons,
+                              absl::ToDoubleSeconds(absl::Now() - started))
+                  .c_str());
+  return absl::OkStatus();
+}
+
+// --- fake identity ---
+
+class AllowingIdentity final : public identity::v1::IdentityService::Service {
+ public:
+  grpc::Status CheckAccess(
+      grpc::ServerContext*, const identity::v1::CheckAccessRequest* request,
+      identity::v1::CheckAccessResponse* response) override {
+    for (int c : request->categories()) {
+      auto* d = response->add_decisions();
+      d->set_category(static_cast<type::v1::DataCategory>(c));
+      d->set_allowed(true);
+      d->set_basis(identity::v1::ACCESS_BASIS_LEGAL_BASIS);
+    }
+    return grpc::Status::OK;
+  }
+};
+
+absl::Status ServeFakeIdentity() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto creds = lotse::bench::MakeMutualTlsServerCredentials(
+      absl::GetFlag(FLAGS_tls_dir), "identity");
+  if (!creds.ok()) return creds.status();
+  AllowingIdentity service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *creds, &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError("cannot listen");
+  }
+  std::printf("listening on 127.0.0.1:%d\n", port);
+  std::fflush(stdout);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  return absl::OkStatus();
+}
+
+// --- RPC runs ---
+
+struct Client {
+  std::vector<std::unique_ptr<v1::CoursesService::Stub>> stubs;
+  std::atomic<uint64_t> next{0};
+  absl::Duration rpc_timeout;
+  std::vector<std::string> course_ids;  // [0] = race course
+  int64_t persons = 0;
+  uint64_t person_offset = 0;
+  std::atomic<int64_t> booked{0};
+  std::atomic<int64_t> full{0};
+  std::atomic<int64_t> results{0};
+};
+
+void Prepare(const Client& client, grpc::ClientContext* context) {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + client.rpc_timeout));
+  context->AddMetadata("x-lotse-actor", "bench");
+  context->AddMetadata("x-lotse-purpose", "benchmark");
+}
+
+absl::StatusOr<std::shared_ptr<Client>> Connect() {
+  const std::string tls_dir = absl::GetFlag(FLAGS_tls_dir);
+  if (tls_dir.empty())
+    return absl::InvalidArgumentError("--tls_dir is required");
+  auto credentials = lotse::bench::MakeMutualTlsChannelCredentials(
+      tls_dir, absl::GetFlag(FLAGS_client));
+  if (!credentials.ok()) return credentials.status();
+  auto client = std::make_shared<Client>();
+  client->rpc_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_rpc_timeout_ms));
+  client->persons = absl::GetFlag(FLAGS_persons);
+  if (!absl::GetFlag(FLAGS_ids).empty()) {
+    std::ifstream in(absl::GetFlag(FLAGS_ids));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) client->course_ids.push_back(line);
+    }
+    if (client->course_ids.size() < 2) {
+      return absl::InvalidArgumentError("--ids lists no courses");
+    }
+  }
+  const std::string target = absl::GetFlag(FLAGS_target);
+  for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_channels)); ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("lotse.bench.channel_index", i);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    auto stub = v1::CoursesService::NewStub(
+        grpc::CreateCustomChannel(target, *credentials, args));
+    // Probe: connects before the clock starts; fails clearly when the
+    // agency is unknown to the service.
+    grpc::ClientContext context;
+    Prepare(*client, &context);
+    v1::ListCoursesRequest request;
+    request.set_page_size(1);
+    v1::ListCoursesResponse response;
+    grpc::Status status = stub->ListCourses(&context, request, &response);
+    if (!status.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat("probe ListCourses failed: ",
+                       lotse::bench::StatusCodeName(status.error_code()), ": ",
+                       status.error_message()));
+    }
+    client->stubs.push_back(std::move(stub));
+  }
+  return client;
+}
+
+// Uncontended: call n books person n into course 1 + n % (courses - 1).
+// Contended: call n books person (offset + n) into the race course.
+StartCall BookCalls(std::shared_ptr<Client> client, bool race) {
+  return [client, race](CallDone done) {
+    struct Call {
+      grpc::ClientContext context;
+      v1::CreateBookingRequest request;
+      v1::Booking response;
+    };
+    const uint64_t n = client->next.fetch_add(1);
+    auto* call = new Call;
+    Prepare(*client, &call->context);
+    const std::string& course =
+        race ? client->course_ids[0]
+             : client->course_ids[1 + n % (client->course_ids.size() - 1)];
+    call->request.set_parent(absl::StrCat("courses/", course));
+    call->request.set_request_id(
+        absl::StrCat(race ? "race-" : "book-", client->person_offset, "-", n));
+    call->request.mutable_booking()->set_person(PersonName(
+        (client->person_offset + n) % static_cast<uint64_t>(client->persons)));
+    v1::CoursesService::Stub& stub = *client->stubs[n % client->stubs.size()];
+    stub.async()->CreateBooking(
+        &call->context, &call->request, &call->response,
+        [client, call, done](grpc::Status status) {
+          delete call;
+          if (status.ok()) {
+            client->booked.fetch_add(1);
+          } else if (status.error_code() ==
+                         grpc::StatusCode::FAILED_PRECONDITION &&
+                     ReasonOf(FromGrpcStatus(status)).value_or("") ==
+                         "COURSE_FULL") {
+            // The expected answer of a lost race: an answered call.
+            client->full.fetch_add(1);
+            status = grpc::Status::OK;
+          }
+          done(status);
+        });
+  };
+}
+
+StartCall SearchCalls(std::shared_ptr<Client> client) {
+  return [client](CallDone done) {
+    struct Call {
+      grpc::ClientContext context;
+      v1::SearchCoursesRequest request;
+      v1::SearchCoursesResponse response;
+    };
+    const uint64_t n = client->next.fetch_add(1);
+    std::mt19937_64 rng(n * 0x9e3779b97f4a7c15ULL + 1);
+    auto* call = new Call;
+    Prepare(*client, &call->context);
+    call->request.add_kinds(static_cast<v1::CourseKind>(1 + rng() % 9));
+    auto* near = call->request.mutable_near();
+    near->set_postal_code(DemoPostalCodes()[rng() % DemoPostalCodes().size()]);
+    near->set_max_distance_km(absl::GetFlag(FLAGS_max_distance_km));
+    call->request.set_page_size(absl::GetFlag(FLAGS_page_size));
+    v1::CoursesService::Stub& stub = *client->stubs[n % client->stubs.size()];
+    stub.async()->SearchCourses(
+        &call->context, &call->request, &call->response,
+        [client, call, done](grpc::Status status) {
+          if (status.ok()) {
+            client->results.fetch_add(call->response.results_size());
+          }
+          delete call;
+          done(status);
+        });
+  };
+}
+
+absl::Status RunRpcs(const std::string& mode) {
+  absl::StatusOr<std::shared_ptr<Client>> client = Connect();
+  if (!client.ok()) return client.status();
+  // Persons of the race start half-way, away from the booking run's.
+  if (mode == "race") (*client)->person_offset = (*client)->persons / 2;
+  LoadOptions options;
+  options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.duration = absl::Seconds(absl::GetFlag(FLAGS_duration_s));
+  options.warmup = absl::Seconds(absl::GetFlag(FLAGS_warmup_s));
+  StartCall start = mode == "search" ? SearchCalls(*client)
+                                     : BookCalls(*client, mode == "race");
+  absl::StatusOr<LoadResult> result =
+      lotse::bench::RunClosedLoop(options, start);
+  if (!result.ok()) return result.status();
+  std::printf("%s %s\n", mode.c_str(),
+              lotse::bench::FormatHuman(*result).c_str());
+  if (!result->first_error.empty()) {
+    std::printf("first error: %s\n", result->first_error.c_str());
+  }
+  std::string extra;
+  if (mode == "race") {
+    // Read the course back: its seat count must equal the seats sold.
+    grpc::ClientContext context;
+    Prepare(**client, &context);
+    v1::GetCourseRequest request;
+    request.set_name(absl::StrCat("courses/", (*client)->course_ids[0]));
+    v1::Course course;
+    grpc::Status status =
+        (*client)->stubs[0]->GetCourse(&context, request, &course);
+    if (!status.ok()) return FromGrpcStatus(status);
+    const int64_t overbooked =
+        std::max<int64_t>(0, (*client)->booked.load() - course.capacity());
+    extra = absl::StrFormat(
+        ",\"clients\":%d,\"bookings\":%d,\"course_full\":%d,\"capacity\":%d,"
+        "\"booked_seats\":%d,\"overbooked\":%d",
+        options.concurrency, (*client)->booked.load(), (*client)->full.load(),
+        course.capacity(), course.booked_seats(), overbooked);
+    if (course.booked_seats() != course.capacity() ||
+        (*client)->booked.load() != course.capacity()) {
+      std::printf("{\"mode\":\"race\"%s,\"error\":\"seat count\"}\n",
+                  extra.c_str());
+      return absl::InternalError("the race did not sell exactly the seats");
+    }
+  } else if (mode == "book") {
+    extra = absl::StrFormat(",\"bookings\":%d,\"course_full\":%d",
+                            (*client)->booked.load(), (*client)->full.load());
+  } else {
+    extra = absl::StrFormat(",\"results\":%d", (*client)->results.load());
+  }
+  std::printf("{\"mode\":\"%s\",%s%s,\"tls\":true}\n", mode.c_str(),
+              lotse::bench::FormatJsonFields(*result).c_str(), extra.c_str());
+  std::fflush(stdout);
+  if (result->errors > 0 || result->calls == 0) {
+    return absl::InternalError("run saw errors or no calls");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace lotse::courses
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "courses service benchmarks: --mode=load|fake_identity|book|race|search");
+  absl::ParseCommandLine(argc, argv);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  absl::Status status;
+  if (mode == "load") {
+    status = lotse::courses::Load();
+  } else if (mode == "fake_identity") {
+    status = lotse::courses::ServeFakeIdentity();
+  } else if (mode == "book" || mode == "race" || mode == "search") {
+    status = lotse::courses::RunRpcs(mode);
+  } else {
+    status = absl::InvalidArgumentError(
+        "--mode must be load, fake_identity, book, race or search");
+  }
+  if (!status.ok()) {
+    std::fprintf(stderr, "lotse_courses_bench: %s\n",
+                 status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

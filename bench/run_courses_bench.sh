@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Courses service benchmarks (issue 5, item 8) next to the echo baseline of
+# the same run, all on loopback over mutual TLS with a fresh dev PKI:
+#   1. echo baseline: lotse_echo_server + lotse_loadgen;
+#   2. N_COURSES synthetic courses, a race course with RACE_SEATS seats and
+#      N_PERSONS persons with admissions bulk-loaded into a fresh SQLite file
+#      (service stopped); the demo agencies are written into the courses'
+#      registry as identity's events would;
+#   3. lotse_courses on that file, calling a stand-in identity
+#      (lotse_courses_bench --mode=fake_identity, mTLS) for every person
+#      check, because the real identity does not admit service callers yet;
+#   4. CreateBooking QPS uncontended (each call a new person, another
+#      course) and its ratio to the echo QPS;
+#   5. the race: RACE_CLIENTS concurrent bookers with distinct persons for
+#      the race course; exactly RACE_SEATS bookings, 0 overbooked; attempts
+#      per second against the uncontended QPS;
+#   6. SearchCourses near a random demo postal code (one kind, 30 km, 20 per
+#      page) with N_COURSES courses: latency at concurrency 1 and
+#      CONCURRENCY (the echo baseline is also run at concurrency 1 for the
+#      latency floor of one mTLS round trip on this machine).
+#
+# Durability: lotse_courses runs with the storage defaults (SQLite WAL,
+# synchronous=NORMAL) and group commit on.
+#
+# Usage: bench/run_courses_bench.sh [N_COURSES=50000] [DURATION_S=10]
+#                                   [CONCURRENCY=32]
+# Environment:
+#   BUILD_DIR     build tree (default build/ci) with lotse_courses,
+#                 lotse_courses_bench, lotse_echo_server, lotse_loadgen
+#   CHANNELS      connections per load generator (default 2)
+#   RACE_CLIENTS  contended bookers (default 500); RACE_SEATS (default 10)
+#   N_PERSONS     persons with admissions (default 200000)
+#   KEEP_TMP      set to keep the temp dir
+set -euo pipefail
+
+N_COURSES="${1:-50000}"
+DURATION="${2:-10}"
+CONCURRENCY="${3:-32}"
+CHANNELS="${CHANNELS:-2}"
+RACE_CLIENTS="${RACE_CLIENTS:-500}"
+RACE_SEATS="${RACE_SEATS:-10}"
+N_PERSONS="${N_PERSONS:-200000}"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
+COURSES="$BUILD_DIR/services/courses/lotse_courses"
+BENCH="$BUILD_DIR/bench/lotse_courses_bench"
+ECHO_SERVER="$BUILD_DIR/bench/lotse_echo_server"
+LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
+
+for bin in "$COURSES" "$BENCH" "$ECHO_SERVER" "$LOADGEN"; do
+  if [[ ! -x "$bin" ]]; then
+    echo "building the benchmark binaries in $BUILD_DIR" >&2
+    cmake --build "$BUILD_DIR" --target lotse_courses lotse_courses_bench \
+      lotse_echo_server lotse_loadgen >/dev/null
+    break
+  fi
+done
+
+TMP="$(mktemp -d)"
+PIDS=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [[ -n "${KEEP_TMP:-}" ]]; then
+    echo "kept $TMP" >&2
+  else
+    rm -rf "$TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
+LIMIT=$((${DURATION%.*} + 60))
+
+bounded() {
+  local limit="$1"
+  shift
+  timeout "$limit" "$@" &
+  local pid=$!
+  PIDS+=("$pid")
+  wait "$pid"
+}
+
+wait_port() {
+  local log="$1" pid="$2" pattern="$3" port=""
+  for _ in $(seq 300); do
+    port="$(sed -n "$pattern" "$log" | head -n 1)"
+    if [[ -n "$port" ]]; then
+      echo "$port"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "server did not start:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+json_field() {
+  sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1
+}
+
+# ---- 1. echo baseline ------------------------------------------------------
+"$ECHO_SERVER" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+  >"$TMP/echo.out" 2>"$TMP/echo.err" &
+ECHO_PID=$!
+PIDS+=("$ECHO_PID")
+ECHO_PORT="$(wait_port "$TMP/echo.out" "$ECHO_PID" \
+  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+status=0
+bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
+  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/echo.json" ||
+  status=1
+# The same at concurrency 1: the latency floor search latency compares with.
+bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency=1 \
+  --channels=1 --duration_s="$DURATION" >"$TMP/echo-c1.json" || status=1
+stop "$ECHO_PID"
+echo "echo (mTLS):          $(grep '^{' "$TMP/echo.json")"
+echo "echo c=1 (mTLS):      $(grep '^{' "$TMP/echo-c1.json")"
+ECHO_QPS="$(json_field qps "$TMP/echo.json")"
+
+# ---- 2. load ---------------------------------------------------------------
+DB="$TMP/courses.db"
+bounded $((N_COURSES / 1000 + N_PERSONS / 2000 + 120)) "$BENCH" --mode=load \
+  --database="sqlite:$DB" --courses="$N_COURSES" --persons="$N_PERSONS" \
+  --race_seats="$RACE_SEATS" --ids_out="$TMP/ids" >"$TMP/load.json"
+echo "load:                 $(cat "$TMP/load.json")"
+
+# ---- 3. stand-in identity and the service ----------------------------------
+"$BENCH" --mode=fake_identity --tls_dir="$TMP/pki" --listen=127.0.0.1:0 \
+  >"$TMP/identity.out" 2>"$TMP/identity.err" &
+ID_PID=$!
+PIDS+=("$ID_PID")
+ID_PORT="$(wait_port "$TMP/identity.out" "$ID_PID" \
+  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+"$COURSES" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" --database="sqlite:$DB" \
+  --identity_target="127.0.0.1:$ID_PORT" --log_calls=false \
+  >"$TMP/courses.out" 2>"$TMP/courses.err" &
+CO_PID=$!
+PIDS+=("$CO_PID")
+CO_PORT="$(wait_port "$TMP/courses.err" "$CO_PID" \
+  's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p')"
+run() {  # run NAME ARGS...: one bench run against the service
+  local name="$1"
+  shift
+  bounded "$LIMIT" "$BENCH" --target="127.0.0.1:$CO_PORT" \
+    --tls_dir="$TMP/pki" --channels="$CHANNELS" --duration_s="$DURATION" \
+    --ids="$TMP/ids" --persons="$N_PERSONS" "$@" >"$TMP/$name.json" ||
+    status=1
+  printf '%-22s%s\n' "$name (mTLS):" "$(grep '^{' "$TMP/$name.json" || true)"
+  grep -v '^{' "$TMP/$name.json" | grep -v '^\(book\|race\|search\) ' || true
+}
+
+# ---- 4. uncontended booking ------------------------------------------------
+run book --mode=book --client=kim-koeln --concurrency="$CONCURRENCY"
+BOOK_QPS="$(json_field qps "$TMP/book.json")"
+awk -v b="$BOOK_QPS" -v e="$ECHO_QPS" 'BEGIN {
+  printf "CreateBooking QPS %.1f / echo QPS %.1f = %.3f (target >= 0.5)\n",
+    b, e, (e > 0 ? b / e : 0) }'
+
+# ---- 5. the race for the last seats ----------------------------------------
+run race --mode=race --client=jobcenter-koeln --concurrency="$RACE_CLIENTS" \
+  --race_seats="$RACE_SEATS"
+RACE_QPS="$(json_field qps "$TMP/race.json")"
+awk -v r="$RACE_QPS" -v b="$BOOK_QPS" 'BEGIN {
+  printf "contended QPS %.1f / uncontended QPS %.1f = %.3f (target >= 0.5)\n",
+    r, b, (b > 0 ? r / b : 0) }'
+
+# ---- 6. search -------------------------------------------------------------
+for c in 1 "$CONCURRENCY"; do
+  run "search-c$c" --mode=search --client=kim-koeln --concurrency="$c"
+done
+echo "search p99 with $N_COURSES courses: c=1 $(json_field p99_us \
+  "$TMP/search-c1.json") us, c=$CONCURRENCY $(json_field p99_us \
+  "$TMP/search-c$CONCURRENCY.json") us (target <= 5000 us); echo c=1 p99" \
+  "$(json_field p99_us "$TMP/echo-c1.json") us"
+stop "$CO_PID"
+stop "$ID_PID"
+exit "$status"

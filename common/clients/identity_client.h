@@ -1,0 +1,87 @@
+// What services ask the identity service synchronously (DESIGN.md section
+// 3: checks that must be fresh, always with a deadline): whether a person
+// exists, and whether an agency may read a category of a person's data now.
+//
+// IdentityClient is the seam: services depend on the interface; production
+// wires GrpcIdentityClient (lotse.identity.v1.IdentityService over mutual
+// TLS with the service's own client certificate, e.g. dev PKI
+// clients/svc-courses); tests use a fake.
+#ifndef LOTSE_COMMON_CLIENTS_IDENTITY_CLIENT_H_
+#define LOTSE_COMMON_CLIENTS_IDENTITY_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
+#include "lotse/identity/v1/access_check.pb.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "lotse/type/v1/data_category.pb.h"
+
+namespace lotse::clients {
+
+struct AccessQuery {
+  std::string agency;  // "agencies/{agency}": who wants to read
+  std::string person;  // "persons/{person}"
+  std::vector<type::v1::DataCategory> categories;
+  std::string purpose;  // the agency's x-lotse-purpose
+  // Relations the asking service knows from its own data.
+  std::vector<identity::v1::Relation> relations;
+};
+
+class IdentityClient {
+ public:
+  virtual ~IdentityClient() = default;
+
+  // Identity's CheckAccess: one decision per category, in query order.
+  // NOT_FOUND when the person (or agency) is unknown; DEADLINE_EXCEEDED or
+  // UNAVAILABLE when identity did not answer by `deadline` (callers fail
+  // closed).
+  virtual absl::StatusOr<std::vector<identity::v1::AccessDecision>> CheckAccess(
+      const AccessQuery& query, absl::Time deadline) = 0;
+
+  // Whether `person` ("persons/{person}") exists, asked on behalf of
+  // `agency` for `purpose`: OK with the person's resource name, NOT_FOUND
+  // with reason PERSON_NOT_FOUND when identity does not know it. A merged
+  // id exists in identity (it resolves to the survivor there); CheckAccess
+  // does not name the survivor, so callers map merged ids themselves from
+  // identity's PersonMerged events.
+  virtual absl::StatusOr<std::string> ResolvePerson(absl::string_view person,
+                                                    absl::string_view agency,
+                                                    absl::string_view purpose,
+                                                    absl::Time deadline);
+};
+
+// Calls the identity service over gRPC. Every call carries a deadline: the
+// caller's, capped at `max_call_time`. Metadata x-lotse-actor is the
+// service ("svc-courses"), x-lotse-purpose the agency's purpose.
+class GrpcIdentityClient final : public IdentityClient {
+ public:
+  struct Options {
+    std::string target;  // "host:port" of the identity service
+    // Null: every call fails UNAVAILABLE (a process without TLS material
+    // refuses to start anyway; see service_main.h).
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    std::string actor = "service";  // x-lotse-actor of the calls
+    absl::Duration max_call_time = absl::Seconds(2);
+  };
+  explicit GrpcIdentityClient(Options options);
+  // For tests: calls through an existing stub.
+  GrpcIdentityClient(
+      std::unique_ptr<identity::v1::IdentityService::StubInterface> stub,
+      Options options);
+
+  absl::StatusOr<std::vector<identity::v1::AccessDecision>> CheckAccess(
+      const AccessQuery& query, absl::Time deadline) override;
+
+ private:
+  Options options_;
+  std::unique_ptr<identity::v1::IdentityService::StubInterface> stub_;
+};
+
+}  // namespace lotse::clients
+
+#endif  // LOTSE_COMMON_CLIENTS_IDENTITY_CLIENT_H_

@@ -1,0 +1,502 @@
+#include "services/courses/service/courses_service.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/api/etag.h"
+#include "common/audit/audit_log.h"
+#include "common/events/outbox.h"
+#include "common/server/handler.h"
+#include "common/server/log.h"
+#include "lotse/events/v1/events.pb.h"
+#include "services/courses/domain/dates.h"
+#include "services/courses/service/internal.h"
+
+namespace lotse::courses {
+
+using ::lotse::storage::Transaction;
+
+// --- names ---
+
+std::string CourseName(absl::string_view id) {
+  return absl::StrCat("courses/", id);
+}
+std::string BookingName(absl::string_view course, absl::string_view id) {
+  return absl::StrCat("courses/", course, "/bookings/", id);
+}
+std::string WaitlistName(absl::string_view course, absl::string_view id) {
+  return absl::StrCat("courses/", course, "/waitlistEntries/", id);
+}
+std::string EntitlementName(absl::string_view id) {
+  return absl::StrCat("entitlements/", id);
+}
+std::string AgencyName(absl::string_view id) {
+  return absl::StrCat("agencies/", id);
+}
+std::string ResultName(absl::string_view course, absl::string_view booking) {
+  return absl::StrCat(BookingName(course, booking), "/result");
+}
+
+std::string AgencyIdOf(absl::string_view name) {
+  if (!absl::ConsumePrefix(&name, "agencies/")) return "";
+  if (name.size() < 3 || name.size() > 63) return "";
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return "";
+    }
+  }
+  return std::string(name);
+}
+
+bool IsRandomId(absl::string_view id) {
+  return id.size() == 26 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
+         });
+}
+
+std::string ParseSimpleName(absl::string_view name,
+                            absl::string_view collection,
+                            const std::string& field,
+                            FieldViolations* violations) {
+  if (name.empty()) {
+    violations->Add(field, "is required");
+    return "";
+  }
+  absl::string_view id = name;
+  if (!absl::ConsumePrefix(&id, collection) || !absl::ConsumePrefix(&id, "/") ||
+      !IsRandomId(id)) {
+    violations->Add(field,
+                    absl::StrCat("must be a name \"", collection, "/{id}\""));
+    return "";
+  }
+  return std::string(id);
+}
+
+bool ParseChildName(absl::string_view name, absl::string_view sub,
+                    absl::string_view tail, const std::string& field,
+                    FieldViolations* violations, std::string* course,
+                    std::string* id) {
+  if (name.empty()) {
+    violations->Add(field, "is required");
+    return false;
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  const size_t want = tail.empty() ? 4 : 5;
+  if (parts.size() != want || parts[0] != "courses" || !IsRandomId(parts[1]) ||
+      parts[2] != sub || !IsRandomId(parts[3]) ||
+      (!tail.empty() && parts[4] != tail)) {
+    violations->Add(
+        field, absl::StrCat("must be a name \"courses/{course}/", sub, "/{id}",
+                            tail.empty() ? "" : "/", tail, "\""));
+    return false;
+  }
+  *course = std::string(parts[1]);
+  *id = std::string(parts[3]);
+  return true;
+}
+
+std::string ParsePerson(absl::string_view name, const std::string& field,
+                        FieldViolations* violations, bool required) {
+  if (name.empty()) {
+    if (required) violations->Add(field, "is required");
+    return "";
+  }
+  absl::string_view id = name;
+  if (!absl::ConsumePrefix(&id, "persons/") || !IsRandomId(id)) {
+    violations->Add(field, "must be a person name \"persons/{id}\"");
+    return "";
+  }
+  return std::string(name);
+}
+
+// --- time ---
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  const int64_t micros = absl::ToUnixMicros(t);
+  google::protobuf::Timestamp ts;
+  int64_t seconds = micros / 1000000;
+  int64_t rest = micros % 1000000;
+  if (rest < 0) rest += 1000000, --seconds;
+  ts.set_seconds(seconds);
+  ts.set_nanos(static_cast<int32_t>(rest * 1000));
+  return ts;
+}
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+// --- errors ---
+
+absl::Status NotFound(absl::string_view what, absl::string_view name) {
+  return ErrorWithReason(absl::StatusCode::kNotFound,
+                         absl::StrCat(what, "_NOT_FOUND"),
+                         absl::StrCat("no ", name));
+}
+
+absl::Status Precondition(absl::string_view reason, absl::string_view message) {
+  return ErrorWithReason(absl::StatusCode::kFailedPrecondition, reason,
+                         message);
+}
+
+absl::Status Denied(absl::string_view reason, absl::string_view message) {
+  return ErrorWithReason(absl::StatusCode::kPermissionDenied, reason, message);
+}
+
+// --- conversions ---
+
+void CourseOut(const CourseRow& row, v1::Course* out) {
+  *out = row.course;
+  out->set_name(CourseName(row.id));
+  out->set_free_seats(
+      std::max(0, row.course.capacity() - row.course.booked_seats()));
+  out->set_etag(api::ComputeEtag(out->name(), row.version));
+}
+
+void BookingOut(const BookingRow& row, v1::Booking* out) {
+  *out = row.booking;
+  out->set_name(BookingName(row.course_id, row.id));
+  out->set_etag(api::ComputeEtag(out->name(), row.version));
+}
+
+v1::EntitlementState EntitlementStateAt(const EntitlementRow& row,
+                                        int64_t today) {
+  const v1::Entitlement& e = row.entitlement;
+  if (row.revoked) return v1::ENTITLEMENT_STATE_REVOKED;
+  if (DayNumber(e.valid_until()).value_or(0) < today) {
+    return v1::ENTITLEMENT_STATE_EXPIRED;
+  }
+  if (DayNumber(e.valid_from()).value_or(0) > today) {
+    return v1::ENTITLEMENT_STATE_PENDING;
+  }
+  if (e.units_used() >= e.units()) return v1::ENTITLEMENT_STATE_USED_UP;
+  return v1::ENTITLEMENT_STATE_ACTIVE;
+}
+
+void EntitlementOut(const EntitlementRow& row, int64_t today,
+                    v1::Entitlement* out) {
+  *out = row.entitlement;
+  out->set_name(EntitlementName(row.id));
+  out->set_state(EntitlementStateAt(row, today));
+  out->set_etag(api::ComputeEtag(out->name(), row.version));
+}
+
+absl::Status WaitlistOut(Transaction& tx, const WaitlistRow& row,
+                         v1::WaitlistEntry* out) {
+  *out = row.entry;
+  out->set_name(WaitlistName(row.course_id, row.id));
+  out->set_etag(api::ComputeEtag(out->name(), row.version));
+  out->set_position(0);
+  if (row.entry.state() == v1::WAITLIST_ENTRY_STATE_WAITING) {
+    absl::StatusOr<int> position = WaitlistPosition(tx, row);
+    if (!position.ok()) return position.status();
+    out->set_position(*position);
+  }
+  return absl::OkStatus();
+}
+
+// --- access ---
+
+absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
+                                   const server::RequestContext& rc,
+                                   const Caller& caller,
+                                   const std::string& person, bool owner,
+                                   bool serves) {
+  if (owner) return absl::OkStatus();
+  clients::AccessQuery query;
+  query.agency = caller.name();
+  query.person = person;
+  query.categories = {type::v1::DATA_CATEGORY_LANGUAGE};
+  query.purpose = rc.purpose;
+  if (serves) query.relations = {identity::v1::RELATION_SERVES_PERSON};
+  absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions =
+      service.options().identity->CheckAccess(query, rc.deadline);
+  if (!decisions.ok()) {
+    // Fail closed: without a decision the data is withheld.
+    return Denied("CHECK_UNAVAILABLE",
+                  "no access decision could be obtained from identity");
+  }
+  const identity::v1::AccessDecision& d = decisions->front();
+  if (d.allowed()) return absl::OkStatus();
+  const std::string& full =
+      type::v1::AccessDenialReason_Name(d.denial_reason());
+  absl::string_view short_name = full;
+  absl::ConsumePrefix(&short_name, "ACCESS_DENIAL_REASON_");
+  std::string reason(short_name);
+  if (d.denial_reason() == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED) {
+    reason = "NO_LEGAL_BASIS";
+  }
+  return Denied(reason, "the caller may not read the person's LANGUAGE data");
+}
+
+absl::Status RequirePersonExists(CoursesServiceImpl& service,
+                                 const server::RequestContext& rc,
+                                 const Caller& caller,
+                                 const std::string& person) {
+  absl::StatusOr<std::string> resolved =
+      service.options().identity->ResolvePerson(person, caller.name(),
+                                                rc.purpose, rc.deadline);
+  return resolved.status();
+}
+
+// --- events ---
+
+absl::Status Enqueue(Transaction& tx, const google::protobuf::Message& payload,
+                     const std::string& ordering_key) {
+  lotse::events::v1::Event event;
+  event.set_ordering_key(ordering_key);
+  event.set_source("courses");
+  event.mutable_payload()->PackFrom(payload);
+  return events::EnqueueEvent(tx, std::move(event));
+}
+
+absl::StatusOr<v1::BookingContext> ContextFor(
+    Transaction& tx, const CourseRow& course, const std::string& booking,
+    const std::string& person, const std::string& booking_agency,
+    const std::string& case_step, const std::string& entitlement,
+    const std::optional<std::string>& issuing_agency) {
+  v1::BookingContext c;
+  c.set_booking(booking);
+  c.set_course(CourseName(course.id));
+  c.set_person(person);
+  c.set_provider_agency(course.course.provider_agency());
+  c.set_booking_agency(booking_agency);
+  c.set_case_step(case_step);
+  c.set_course_kind(course.course.kind());
+  c.set_target_level(course.course.target_level());
+  *c.mutable_start_date() = course.course.schedule().start_date();
+  c.set_entitlement(entitlement);
+  if (issuing_agency) {
+    c.set_entitlement_issuing_agency(*issuing_agency);
+    return c;
+  }
+  if (absl::string_view id = entitlement;
+      absl::ConsumePrefix(&id, "entitlements/")) {
+    absl::StatusOr<std::optional<EntitlementRow>> e = ReadEntitlement(tx, id);
+    if (!e.ok()) return e.status();
+    if (e->has_value()) {
+      c.set_entitlement_issuing_agency((*e)->entitlement.issuing_agency());
+    }
+  }
+  return c;
+}
+
+// --- the service ---
+
+CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
+                                       CoursesOptions options)
+    : UnaryService(runtime.env, v1::CoursesService::service_full_name()),
+      runtime_(runtime),
+      options_(std::move(options)) {
+  // The process's group committer when the runtime has one; tests that
+  // build a runtime by hand get their own.
+  if (options_.group_commit && runtime_.committer == nullptr) {
+    committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
+  }
+  RegisterRpcs();
+}
+
+CoursesServiceImpl::~CoursesServiceImpl() {
+  {
+    absl::MutexLock lock(&sweeper_mu_);
+    stopping_ = true;
+  }
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+absl::Status CoursesServiceImpl::CommitWrite(
+    const std::function<absl::Status(Transaction&)>& body) {
+  if (!options_.group_commit) {
+    return storage::RunInTransaction(*runtime_.database, body,
+                                     storage::TxMode::kReadWrite);
+  }
+  if (committer_) return committer_->Run(body);
+  return runtime_.Write(body);
+}
+
+void CoursesServiceImpl::StartSweeper() {
+  if (sweeper_.joinable()) return;
+  sweeper_ = std::thread([this] { SweeperLoop(); });
+}
+
+void CoursesServiceImpl::SweeperLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&sweeper_mu_);
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(sweeper_mu_) {
+        return stopping_;
+      };
+      sweeper_mu_.AwaitWithTimeout(absl::Condition(&stop),
+                                   options_.sweep_interval);
+      if (stopping_) return;
+    }
+    absl::StatusOr<int> swept = SweepExpiredHolds();
+    if (!swept.ok()) {
+      server::Log(server::LogLevel::kError, "hold sweep failed",
+                  {{"error", std::string(swept.status().message())}});
+    } else if (*swept > 0) {
+      server::Log(server::LogLevel::kInfo, "holds expired",
+                  {{"count", static_cast<int64_t>(*swept)}});
+    }
+  }
+}
+
+// --- Call ---
+
+CoursesServiceImpl::Call::Call(CoursesServiceImpl* service,
+                               const server::RequestContext& rc,
+                               absl::string_view method, std::string resource)
+    : service_(service),
+      rc_(rc),
+      method_(absl::StrCat("lotse.courses.v1.CoursesService/", method)),
+      resource_(std::move(resource)) {
+  caller_.id = rc.caller.agency_id;
+  caller_.domain = rc.caller.legal_domain;
+}
+
+absl::Status CoursesServiceImpl::Call::ResolveCaller(Transaction& tx) {
+  absl::StatusOr<std::optional<AgencyRow>> found =
+      FindAgencyByCertificate(tx, rc_.caller.agency_id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return Denied("UNKNOWN_AGENCY",
+                  "the client certificate belongs to no registered agency");
+  }
+  const AgencyRow& agency = **found;
+  if (agency.legal_domain != rc_.caller.legal_domain) {
+    return Denied("LEGAL_DOMAIN_MISMATCH",
+                  "the client certificate's legal domain differs from the "
+                  "registered one");
+  }
+  if (agency.suspended) {
+    return Denied("AGENCY_SUSPENDED", "the agency is suspended");
+  }
+  caller_.id = agency.id;
+  caller_.domain = agency.legal_domain;
+  return absl::OkStatus();
+}
+
+absl::Status CoursesServiceImpl::Call::Read(const Body& body) {
+  const size_t mark = trail_.size();
+  absl::Status status = storage::RunInTransaction(
+      service_->db(),
+      [&](Transaction& tx) -> absl::Status {
+        trail_.resize(mark);
+        if (absl::Status s = ResolveCaller(tx); !s.ok()) return s;
+        return body(tx, caller_);
+      },
+      storage::TxMode::kReadOnly);
+  if (status.ok()) caller_resolved_ = true;
+  return status;
+}
+
+absl::Status CoursesServiceImpl::Call::Write(const Body& body) {
+  const size_t mark = trail_.size();
+  absl::Status status =
+      service_->CommitWrite([&](Transaction& tx) -> absl::Status {
+        trail_.resize(mark);
+        if (!caller_resolved_) {
+          if (absl::Status s = ResolveCaller(tx); !s.ok()) return s;
+        }
+        if (absl::Status s = body(tx, caller_); !s.ok()) return s;
+        return AppendAudits(tx);
+      });
+  if (status.ok()) audited_ = true;
+  return status;
+}
+
+void CoursesServiceImpl::Call::Touch(const std::string& person,
+                                     const std::string& record) {
+  trail_.emplace_back(absl::StrCat(person, "/", record), true);
+}
+
+std::vector<std::pair<std::string, bool>>
+CoursesServiceImpl::Call::AuditResources() const {
+  if (trail_.empty()) return {{resource_, resource_personal_}};
+  std::vector<std::pair<std::string, bool>> out = trail_;
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+absl::Status CoursesServiceImpl::Call::AppendAudits(Transaction& tx) {
+  for (const auto& [resource, personal] : AuditResources()) {
+    audit::AuditRecord record;
+    record.agency_id = caller_.id;
+    record.legal_domain = rc_.caller.legal_domain;
+    record.actor = rc_.actor;
+    record.purpose = rc_.purpose;
+    record.operation = method_;
+    record.resource = resource;
+    if (personal) record.data_categories = {"LANGUAGE"};
+    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CoursesServiceImpl::Call::Finish(absl::Status status) {
+  if (status.ok()) {
+    if (audited_ || (personal_only_ && trail_.empty())) return status;
+    return service_->CommitWrite(
+        [&](Transaction& tx) { return AppendAudits(tx); });
+  }
+  for (const auto& [resource, personal] : AuditResources()) {
+    audit::AuditRecord record;
+    record.agency_id = caller_.id;
+    record.legal_domain = rc_.caller.legal_domain;
+    record.actor = rc_.actor;
+    record.purpose = rc_.purpose;
+    record.operation = method_;
+    record.resource = resource;
+    if (personal) record.data_categories = {"LANGUAGE"};
+    absl::Status audited =
+        audit::AppendFailedCallAudit(service_->db(), record, status);
+    if (!audited.ok()) {
+      server::Log(
+          server::LogLevel::kError, "audit of failed call not written",
+          {{"operation", method_}, {"error", std::string(audited.message())}});
+    }
+  }
+  return status;
+}
+
+// --- RPC entry points ---
+
+void CoursesServiceImpl::RegisterRpcs() {
+  Handle("CreateCourse", this, &CoursesServiceImpl::DoCreateCourse);
+  Handle("GetCourse", this, &CoursesServiceImpl::DoGetCourse);
+  Handle("ListCourses", this, &CoursesServiceImpl::DoListCourses);
+  Handle("UpdateCourse", this, &CoursesServiceImpl::DoUpdateCourse);
+  Handle("StartCourse", this, &CoursesServiceImpl::DoStartCourse);
+  Handle("FinishCourse", this, &CoursesServiceImpl::DoFinishCourse);
+  Handle("CancelCourse", this, &CoursesServiceImpl::DoCancelCourse);
+  Handle("SearchCourses", this, &CoursesServiceImpl::DoSearchCourses);
+  Handle("RecordEntitlement", this, &CoursesServiceImpl::DoRecordEntitlement);
+  Handle("GetEntitlement", this, &CoursesServiceImpl::DoGetEntitlement);
+  Handle("ListEntitlements", this, &CoursesServiceImpl::DoListEntitlements);
+  Handle("RevokeEntitlement", this, &CoursesServiceImpl::DoRevokeEntitlement);
+  Handle("CreateBooking", this, &CoursesServiceImpl::DoCreateBooking);
+  Handle("GetBooking", this, &CoursesServiceImpl::DoGetBooking);
+  Handle("ListBookings", this, &CoursesServiceImpl::DoListBookings);
+  Handle("ConfirmBooking", this, &CoursesServiceImpl::DoConfirmBooking);
+  Handle("CancelBooking", this, &CoursesServiceImpl::DoCancelBooking);
+  Handle("JoinWaitlist", this, &CoursesServiceImpl::DoJoinWaitlist);
+  Handle("GetWaitlistEntry", this, &CoursesServiceImpl::DoGetWaitlistEntry);
+  Handle("ListWaitlistEntries", this,
+         &CoursesServiceImpl::DoListWaitlistEntries);
+  Handle("LeaveWaitlist", this, &CoursesServiceImpl::DoLeaveWaitlist);
+  Handle("RecordAttendance", this, &CoursesServiceImpl::DoRecordAttendance);
+  Handle("ListAttendanceRecords", this,
+         &CoursesServiceImpl::DoListAttendanceRecords);
+  Handle("RecordCourseResult", this, &CoursesServiceImpl::DoRecordCourseResult);
+  Handle("GetCourseResult", this, &CoursesServiceImpl::DoGetCourseResult);
+  Handle("ListCourseResults", this, &CoursesServiceImpl::DoListCourseResults);
+}
+
+}  // namespace lotse::courses

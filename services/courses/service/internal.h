@@ -1,0 +1,202 @@
+// Shared by the handler files of the courses service: the per-call
+// transaction and audit scaffolding (Call), names, conversions, access
+// checks, events and the seat logic. Not a public API.
+#ifndef LOTSE_SERVICES_COURSES_SERVICE_INTERNAL_H_
+#define LOTSE_SERVICES_COURSES_SERVICE_INTERNAL_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/errors/status.h"
+#include "common/server/request_context.h"
+#include "common/storage/database.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "lotse/courses/v1/events.pb.h"
+#include "services/courses/service/courses_service.h"
+#include "services/courses/store/course_store.h"
+
+namespace lotse::courses {
+
+struct Caller {
+  std::string id;      // agency id, "vhs-koeln"
+  std::string domain;  // legal domain, "KURSTRAEGER"
+  std::string name() const { return "agencies/" + id; }
+};
+
+// One RPC's transactions and audit trail (see courses_service.h).
+class CoursesServiceImpl::Call {
+ public:
+  using Body =
+      std::function<absl::Status(storage::Transaction&, const Caller&)>;
+
+  // `resource`: what the request targets, for the audit record of a call
+  // refused before it touched anything (e.g. "courses/x" or "courses").
+  Call(CoursesServiceImpl* service, const server::RequestContext& rc,
+       absl::string_view method, std::string resource);
+
+  // CheckCaller and `body` in a kReadOnly transaction.
+  absl::Status Read(const Body& body);
+  // CheckCaller (unless a Read of this call already resolved the caller
+  // moments before), `body` and the audit records in one write phase
+  // (CommitWrite); `body` may run more than once (conflict retries), and
+  // what it Touch()ed in an earlier attempt is forgotten.
+  absl::Status Write(const Body& body);
+  // Records that the call read or wrote LANGUAGE data of `person`
+  // ("persons/x") in `record` (a resource name).
+  void Touch(const std::string& person, const std::string& record);
+  void set_resource(std::string resource) { resource_ = std::move(resource); }
+  // The target is a person's record: a call refused before it touched
+  // anything is audited as LANGUAGE access to `person`.
+  void set_person_target(const std::string& person, const std::string& record) {
+    resource_ = person + "/" + record;
+    resource_personal_ = true;
+  }
+  // For reads of the catalogue (no personal data): a successful call that
+  // touched no person is not audited.
+  void set_audit_personal_only() { personal_only_ = true; }
+  const Caller& caller() const { return caller_; }
+  const server::RequestContext& rc() const { return rc_; }
+
+  // Ends the call: on success writes the audit records not yet written
+  // (after a Read-only call: the response waits for them); on failure
+  // writes DENIED / ERROR records. Returns `status`, or the audit write's
+  // error when a successful call could not be audited.
+  absl::Status Finish(absl::Status status);
+
+ private:
+  std::vector<std::pair<std::string, bool>> AuditResources() const;
+  absl::Status AppendAudits(storage::Transaction& tx);
+  absl::Status ResolveCaller(storage::Transaction& tx);
+
+  CoursesServiceImpl* service_;
+  const server::RequestContext& rc_;
+  std::string method_;
+  std::string resource_;
+  Caller caller_;
+  // (resource, is person data)
+  std::vector<std::pair<std::string, bool>> trail_;
+  bool audited_ = false;
+  bool caller_resolved_ = false;
+  bool personal_only_ = false;
+  bool resource_personal_ = false;
+};
+
+// --- names ---
+std::string CourseName(absl::string_view id);
+std::string BookingName(absl::string_view course, absl::string_view id);
+std::string WaitlistName(absl::string_view course, absl::string_view id);
+std::string EntitlementName(absl::string_view id);
+std::string AgencyName(absl::string_view id);
+std::string ResultName(absl::string_view course, absl::string_view booking);
+// "agencies/x" -> "x" (empty when malformed).
+std::string AgencyIdOf(absl::string_view name);
+bool IsRandomId(absl::string_view id);
+// Parses "<collection>/{id}" (id: 26 chars of [a-z2-7]); "is required" or
+// a form violation otherwise. Returns the id or "".
+std::string ParseSimpleName(absl::string_view name,
+                            absl::string_view collection,
+                            const std::string& field,
+                            FieldViolations* violations);
+// Parses "courses/{c}/<sub>/{id}[/<tail>]" into course and id.
+bool ParseChildName(absl::string_view name, absl::string_view sub,
+                    absl::string_view tail, const std::string& field,
+                    FieldViolations* violations, std::string* course,
+                    std::string* id);
+// "persons/{id}" -> the name itself, "" with a violation when malformed.
+std::string ParsePerson(absl::string_view name, const std::string& field,
+                        FieldViolations* violations, bool required = true);
+
+// --- time ---
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
+int64_t ToMicros(absl::Time t);
+
+// --- errors ---
+absl::Status NotFound(absl::string_view what, absl::string_view name);
+absl::Status Precondition(absl::string_view reason, absl::string_view message);
+absl::Status Denied(absl::string_view reason, absl::string_view message);
+
+// --- conversions ---
+void CourseOut(const CourseRow& row, v1::Course* out);
+void BookingOut(const BookingRow& row, v1::Booking* out);
+v1::EntitlementState EntitlementStateAt(const EntitlementRow& row,
+                                        int64_t today);
+void EntitlementOut(const EntitlementRow& row, int64_t today,
+                    v1::Entitlement* out);
+absl::Status WaitlistOut(storage::Transaction& tx, const WaitlistRow& row,
+                         v1::WaitlistEntry* out);
+
+// --- access ---
+// OK when `caller` may read LANGUAGE data of `person`: it owns the record
+// (`owner`), or identity's CheckAccess allows it (asserting the relation
+// SERVES_PERSON when `serves`). PERMISSION_DENIED with the denial reason
+// otherwise; CHECK_UNAVAILABLE when identity gave no answer (fail closed).
+absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
+                                   const server::RequestContext& rc,
+                                   const Caller& caller,
+                                   const std::string& person, bool owner,
+                                   bool serves);
+// NOT_FOUND (PERSON_NOT_FOUND) unless identity knows `person`.
+absl::Status RequirePersonExists(CoursesServiceImpl& service,
+                                 const server::RequestContext& rc,
+                                 const Caller& caller,
+                                 const std::string& person);
+
+// --- events ---
+absl::Status Enqueue(storage::Transaction& tx,
+                     const google::protobuf::Message& payload,
+                     const std::string& ordering_key);
+// The context of a booking-related event. `booking` may be empty (waitlist
+// events before promotion). The entitlement's issuing agency is read
+// unless given.
+absl::StatusOr<v1::BookingContext> ContextFor(
+    storage::Transaction& tx, const CourseRow& course,
+    const std::string& booking, const std::string& person,
+    const std::string& booking_agency, const std::string& case_step,
+    const std::string& entitlement,
+    const std::optional<std::string>& issuing_agency = std::nullopt);
+
+// --- seats ---
+// Advances a course's version and update time.
+void Bump(CourseRow* course, absl::Time now);
+// Units of a course an entitlement must have left.
+int64_t UnitsOf(const CourseRow& course);
+// Picks the entitlement for a booking or waitlist entry of `person`
+// (survivor id) in `course`: `requested` (an entitlement id, may be empty)
+// or the best match: obligations before admissions, earliest expiry first.
+// Must cover the kind, not be revoked or expired, be valid on the start
+// date and have the course's units left. FAILED_PRECONDITION
+// NO_ENTITLEMENT otherwise; NOT_FOUND for an unknown requested id.
+absl::StatusOr<EntitlementRow> PickEntitlement(storage::Transaction& tx,
+                                               const std::string& person,
+                                               const CourseRow& course,
+                                               const std::string& requested,
+                                               int64_t today);
+// Ends an active booking (CANCELLED with `reason`, or EXPIRED): the seat
+// and the entitlement's units are released, events enqueued. The caller
+// holds the course lock and writes `course` afterwards.
+absl::Status ReleaseBooking(storage::Transaction& tx, CourseRow* course,
+                            BookingRow* booking, v1::BookingState state,
+                            v1::BookingCancelReason reason, absl::Time now);
+// Gives every free seat of `course` (locked; PLANNED or RUNNING) to the
+// head of its waitlist as a HELD booking (WaitlistPromoted), skipping
+// entries that can no longer be served (REMOVED, WaitlistLeft). Adds each
+// (person, record) touched to `touched`. Writes `course`.
+absl::Status FillFreeSeats(
+    storage::Transaction& tx, CourseRow* course, absl::Time now,
+    absl::Duration default_hold,
+    std::vector<std::pair<std::string, std::string>>* touched);
+// The hold length of `course`.
+absl::Duration HoldOf(const CourseRow& course, absl::Duration default_hold);
+
+}  // namespace lotse::courses
+
+#endif  // LOTSE_SERVICES_COURSES_SERVICE_INTERNAL_H_

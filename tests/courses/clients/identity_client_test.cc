@@ -1,0 +1,134 @@
+// GrpcIdentityClient against a tiny in-process fake IdentityService.
+#include "common/clients/identity_client.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/errors/status.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+
+namespace lotse::clients {
+namespace {
+
+class FakeIdentity final : public identity::v1::IdentityService::Service {
+ public:
+  grpc::Status CheckAccess(
+      grpc::ServerContext* context,
+      const identity::v1::CheckAccessRequest* request,
+      identity::v1::CheckAccessResponse* response) override {
+    last_request = *request;
+    auto md = context->client_metadata();
+    auto actor = md.find("x-lotse-actor");
+    if (actor != md.end()) {
+      last_actor = std::string(actor->second.data(), actor->second.size());
+    }
+    had_deadline = context->deadline() <
+                   std::chrono::system_clock::now() + std::chrono::hours(1);
+    if (request->person() == "persons/unknown") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such person");
+    }
+    if (request->person() == "persons/slow") {
+      absl::SleepFor(absl::Milliseconds(300));
+    }
+    for (int c : request->categories()) {
+      auto* d = response->add_decisions();
+      d->set_category(static_cast<type::v1::DataCategory>(c));
+      d->set_allowed(request->agency() == "agencies/bamf-nuernberg");
+      if (!d->allowed()) {
+        d->set_denial_reason(type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS);
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  identity::v1::CheckAccessRequest last_request;
+  std::string last_actor;
+  bool had_deadline = false;
+};
+
+class IdentityClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    GrpcIdentityClient::Options options;
+    options.target = absl::StrCat("127.0.0.1:", port);
+    options.credentials = grpc::InsecureChannelCredentials();
+    options.actor = "svc-courses";
+    options.max_call_time = absl::Milliseconds(100);
+    client_ = std::make_unique<GrpcIdentityClient>(options);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  FakeIdentity fake_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<GrpcIdentityClient> client_;
+};
+
+TEST_F(IdentityClientTest, CheckAccessPassesTheQueryAndADeadline) {
+  AccessQuery query;
+  query.agency = "agencies/bamf-nuernberg";
+  query.person = "persons/p1";
+  query.categories = {type::v1::DATA_CATEGORY_LANGUAGE};
+  query.purpose = "course-placement";
+  query.relations = {identity::v1::RELATION_SERVES_PERSON};
+  auto decisions = client_->CheckAccess(query, absl::InfiniteFuture());
+  ASSERT_TRUE(decisions.ok()) << decisions.status();
+  ASSERT_EQ(decisions->size(), 1u);
+  EXPECT_TRUE((*decisions)[0].allowed());
+  EXPECT_EQ(fake_.last_request.purpose(), "course-placement");
+  EXPECT_EQ(fake_.last_request.relations(0),
+            identity::v1::RELATION_SERVES_PERSON);
+  EXPECT_EQ(fake_.last_actor, "svc-courses");
+  EXPECT_TRUE(fake_.had_deadline);  // capped even for an infinite deadline
+
+  query.agency = "agencies/kim-koeln";
+  decisions = client_->CheckAccess(query, absl::InfiniteFuture());
+  ASSERT_TRUE(decisions.ok());
+  EXPECT_FALSE((*decisions)[0].allowed());
+}
+
+TEST_F(IdentityClientTest, ResolvePersonMapsNotFound) {
+  auto found = client_->ResolvePerson("persons/p1", "agencies/kim-koeln",
+                                      "course-placement",
+                                      absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(*found, "persons/p1");
+  auto unknown = client_->ResolvePerson("persons/unknown", "agencies/kim-koeln",
+                                        "course-placement",
+                                        absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(unknown.status()).value_or(""), "PERSON_NOT_FOUND");
+}
+
+TEST_F(IdentityClientTest, DeadlinesAreHonoured) {
+  AccessQuery query;
+  query.agency = "agencies/kim-koeln";
+  query.person = "persons/slow";
+  query.categories = {type::v1::DATA_CATEGORY_LANGUAGE};
+  query.purpose = "p";
+  auto slow = client_->CheckAccess(query, absl::InfiniteFuture());
+  EXPECT_EQ(slow.status().code(), absl::StatusCode::kDeadlineExceeded);
+  auto passed = client_->CheckAccess(query, absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(passed.status().code(), absl::StatusCode::kDeadlineExceeded);
+
+  GrpcIdentityClient::Options none;
+  GrpcIdentityClient unconfigured(none);
+  EXPECT_EQ(
+      unconfigured.CheckAccess(query, absl::InfiniteFuture()).status().code(),
+      absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace lotse::clients

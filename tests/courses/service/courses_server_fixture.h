@@ -1,0 +1,306 @@
+// The courses service running in-process behind a real mTLS server, on the
+// test's backend (SQLite or PostgreSQL), with a fake identity, a settable
+// clock, and the dev PKI's agencies registered through the service's own
+// event handler (as identity's AgencyRegistered events would). Service
+// tests derive from it and call as the dev PKI's agencies:
+//   vhs-koeln (KURSTRAEGER), kim-koeln (KOMMUNE), bamf-nuernberg (BAMF),
+//   abh-koeln (AUSLAENDERBEHOERDE), jobcenter-koeln (JOBCENTER),
+//   caritas-koeln (FREIER_TRAEGER). ihk-koeln is deliberately unknown.
+#ifndef LOTSE_TESTS_COURSES_SERVICE_COURSES_SERVER_FIXTURE_H_
+#define LOTSE_TESTS_COURSES_SERVICE_COURSES_SERVER_FIXTURE_H_
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "common/audit/audit_log.h"
+#include "common/errors/status.h"
+#include "common/events/inbox.h"
+#include "common/server/handler.h"
+#include "common/server/server.h"
+#include "common/server/service_main.h"
+#include "common/storage/migrations.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "lotse/courses/v1/courses_service.grpc.pb.h"
+#include "lotse/courses/v1/events.pb.h"
+#include "lotse/events/v1/events.pb.h"
+#include "lotse/identity/v1/events.pb.h"
+#include "services/courses/domain/dates.h"
+#include "services/courses/service/courses_service.h"
+#include "services/courses/store/course_store.h"
+#include "services/courses/store/migrations.h"
+#include "tests/courses/fake_identity_client.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::courses {
+
+// A clock tests move by hand.
+class TestClock {
+ public:
+  absl::Time Now() {
+    absl::MutexLock lock(&mu_);
+    return now_;
+  }
+  void Advance(absl::Duration d) {
+    absl::MutexLock lock(&mu_);
+    now_ += d;
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Time now_ = absl::FromCivil(absl::CivilSecond(2026, 3, 2, 9, 0, 0),
+                                    absl::UTCTimeZone());
+};
+
+class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
+ protected:
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    pki_ = ::lotse::testing::DevPkiDir();
+    ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
+    ASSERT_TRUE(storage::ApplyMigrations(db(), CoursesMigrations()).ok());
+    identity_ = std::make_shared<fakes::FakeIdentityClient>();
+    clock_ = std::make_shared<TestClock>();
+    pool_ = std::make_unique<server::WorkerPool>(8, 1024);
+    runtime_.database = &db();
+    runtime_.env.pool = pool_.get();
+    runtime_.env.error_domain = "courses.lotse";
+    CoursesOptions options;
+    options.identity = identity_;
+    options.clock = [clock = clock_] { return clock->Now(); };
+    options.group_commit = GroupCommit();
+    service_ = std::make_unique<CoursesServiceImpl>(runtime_, options);
+    for (const auto& [id, domain] :
+         std::vector<std::pair<std::string, type::v1::LegalDomain>>{
+             {"vhs-koeln", type::v1::LEGAL_DOMAIN_KURSTRAEGER},
+             {"kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE},
+             {"bamf-nuernberg", type::v1::LEGAL_DOMAIN_BAMF},
+             {"abh-koeln", type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE},
+             {"jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER},
+             {"caritas-koeln", type::v1::LEGAL_DOMAIN_FREIER_TRAEGER}}) {
+      ASSERT_TRUE(ApplyAgencyEvent(id, domain, /*suspended=*/false).ok());
+    }
+    server::ServerOptions server_options;
+    server_options.service_name = "courses";
+    server_options.listen = "127.0.0.1:0";
+    server_options.log_calls = false;
+    server_options.drain_grace = absl::ZeroDuration();
+    server_options.shutdown_deadline = absl::Milliseconds(500);
+    server_options.tls = server::TlsFilesFromDir(pki_, "courses");
+    auto started = server::Server::Start(server_options, {service_.get()});
+    ASSERT_TRUE(started.ok()) << started.status();
+    server_ = *std::move(started);
+    server_->SetServing(true);
+  }
+
+  void TearDown() override {
+    if (server_) server_->Drain();
+    server_.reset();
+    service_.reset();
+    pool_.reset();
+  }
+
+  virtual bool GroupCommit() const { return true; }
+
+  // Delivers an identity agency event through the service's event handler.
+  absl::Status ApplyAgencyEvent(const std::string& id,
+                                type::v1::LegalDomain domain, bool suspended) {
+    identity::v1::Agency agency;
+    agency.set_name(absl::StrCat("agencies/", id));
+    agency.set_legal_domain(domain);
+    agency.set_certificate_identity(id);
+    agency.set_state(suspended ? identity::v1::AGENCY_STATE_SUSPENDED
+                               : identity::v1::AGENCY_STATE_ACTIVE);
+    *agency.mutable_update_time() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+            ++agency_version_);
+    lotse::events::v1::Event event;
+    event.set_event_id(absl::StrCat("agency-event-", agency_version_));
+    event.set_source("identity");
+    if (suspended) {
+      identity::v1::AgencySuspended payload;
+      *payload.mutable_agency() = agency;
+      event.mutable_payload()->PackFrom(payload);
+    } else {
+      identity::v1::AgencyRegistered payload;
+      *payload.mutable_agency() = agency;
+      event.mutable_payload()->PackFrom(payload);
+    }
+    return events::ApplyEventOnce(db(), event, service_->EventHandler())
+        .status();
+  }
+
+  std::unique_ptr<v1::CoursesService::Stub> As(const std::string& client) {
+    auto creds = server::ClientCredentialsFromDir(pki_, client);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return v1::CoursesService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->port()), *creds));
+  }
+
+  // A client context with the required metadata.
+  static std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("x-lotse-actor", "cw-1");
+    ctx->AddMetadata("x-lotse-purpose", "course-placement");
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(30));
+    return ctx;
+  }
+
+  // A new person identity knows.
+  std::string NewPerson() {
+    absl::StatusOr<std::string> id = NewId();
+    EXPECT_TRUE(id.ok());
+    const std::string person = absl::StrCat("persons/", *id);
+    identity_->AddPerson(person);
+    return person;
+  }
+
+  type::v1::Date Today() { return DateFromDay(DayOf(clock_->Now())); }
+  type::v1::Date InDays(int days) {
+    return DateFromDay(DayOf(clock_->Now()) + days);
+  }
+
+  // A valid course in Köln starting in 14 days.
+  v1::Course ValidCourse(int capacity = 10) {
+    v1::Course c;
+    c.set_title("Integrationskurs Vormittag");
+    c.set_kind(v1::COURSE_KIND_INTEGRATION_GENERAL);
+    c.set_target_level(type::v1::CEFR_LEVEL_B1);
+    c.mutable_place()->set_postal_code("50667");
+    c.mutable_place()->set_locality("Köln");
+    c.mutable_place()->set_municipality_code("05315000");
+    c.mutable_place()->set_street("Cäcilienstraße");
+    auto* s = c.mutable_schedule();
+    *s->mutable_start_date() = InDays(14);
+    s->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
+    s->add_weekdays(type::v1::DAY_OF_WEEK_WEDNESDAY);
+    s->set_day_period(type::v1::DAY_PERIOD_MORNING);
+    s->set_units_per_week(20);
+    s->set_total_units(700);
+    c.set_capacity(capacity);
+    return c;
+  }
+
+  v1::Course CreateCourse(const v1::Course& course) {
+    v1::CreateCourseRequest request;
+    request.set_request_id(absl::StrCat("create-", ++request_counter_));
+    *request.mutable_course() = course;
+    v1::Course out;
+    auto ctx = Ctx();
+    grpc::Status status =
+        As("vhs-koeln")->CreateCourse(ctx.get(), request, &out);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return out;
+  }
+
+  // Records an admission (BAMF) or obligation (jobcenter-koeln) covering
+  // general integration courses, 1000 units, valid for a year.
+  v1::Entitlement Entitle(const std::string& person, bool obligation = false,
+                          int units = 1000) {
+    v1::RecordEntitlementRequest request;
+    request.set_request_id(absl::StrCat("ent-", ++request_counter_));
+    v1::Entitlement* e = request.mutable_entitlement();
+    e->set_person(person);
+    e->set_kind(obligation ? v1::ENTITLEMENT_KIND_OBLIGATION
+                           : v1::ENTITLEMENT_KIND_ADMISSION);
+    e->add_course_kinds(v1::COURSE_KIND_INTEGRATION_GENERAL);
+    e->set_units(units);
+    *e->mutable_valid_from() = Today();
+    *e->mutable_valid_until() = InDays(365);
+    v1::Entitlement out;
+    auto ctx = Ctx();
+    grpc::Status status = As(obligation ? "jobcenter-koeln" : "bamf-nuernberg")
+                              ->RecordEntitlement(ctx.get(), request, &out);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return out;
+  }
+
+  grpc::Status Book(const std::string& as, const std::string& course,
+                    const std::string& person, v1::Booking* out,
+                    const std::string& request_id = "") {
+    v1::CreateBookingRequest request;
+    request.set_parent(course);
+    request.set_request_id(request_id.empty()
+                               ? absl::StrCat("book-", ++request_counter_)
+                               : request_id);
+    request.mutable_booking()->set_person(person);
+    auto ctx = Ctx();
+    return As(as)->CreateBooking(ctx.get(), request, out);
+  }
+
+  v1::Course GetCourse(const std::string& name) {
+    v1::GetCourseRequest request;
+    request.set_name(name);
+    v1::Course out;
+    auto ctx = Ctx();
+    EXPECT_TRUE(As("kim-koeln")->GetCourse(ctx.get(), request, &out).ok());
+    return out;
+  }
+
+  // The payloads of the outbox of a type, in order.
+  template <typename Event>
+  std::vector<Event> Emitted() {
+    std::vector<Event> out;
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    EXPECT_TRUE(tx.ok());
+    auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
+    EXPECT_TRUE(rows.ok());
+    for (const storage::Row& r : *rows) {
+      lotse::events::v1::Event e;
+      e.ParseFromString(*r.GetBytes(0));
+      Event payload;
+      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
+    }
+    return out;
+  }
+
+  // The audit records about `resource` and below it (e.g. a person).
+  std::vector<audit::AuditRecord> AuditOf(const std::string& resource) {
+    auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
+    EXPECT_TRUE(records.ok()) << records.status();
+    return records.ok() ? *records : std::vector<audit::AuditRecord>{};
+  }
+
+  int64_t Count(const std::string& sql) {
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    EXPECT_TRUE(tx.ok());
+    auto rows = (*tx)->Query(sql);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return *rows->front().GetInt(0);
+  }
+
+  std::string pki_;
+  std::shared_ptr<fakes::FakeIdentityClient> identity_;
+  std::shared_ptr<TestClock> clock_;
+  std::unique_ptr<server::WorkerPool> pool_;
+  server::ServiceRuntime runtime_;
+  std::unique_ptr<CoursesServiceImpl> service_;
+  std::unique_ptr<server::Server> server_;
+  int64_t agency_version_ = 1000;
+  int request_counter_ = 0;
+};
+
+inline std::string Reason(const grpc::Status& status) {
+  return ReasonOf(FromGrpcStatus(status)).value_or("");
+}
+
+inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
+  std::set<std::string> fields;
+  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
+    fields.insert(v.field);
+  }
+  return fields;
+}
+
+}  // namespace lotse::courses
+
+#endif  // LOTSE_TESTS_COURSES_SERVICE_COURSES_SERVER_FIXTURE_H_
