@@ -23,6 +23,14 @@ SERVICES=(identity cases courses placement)
 # Default gRPC and metrics ports of the services, in the order above.
 GRPC_PORTS=(50051 50052 50053 50054)
 METRICS_PORTS=(9461 9462 9463 9464)
+# Where each service's events go (--event_destinations): only to services
+# that consume them (DESIGN.md section 3).
+declare -A EVENT_DESTINATIONS=(
+  [identity]="courses=127.0.0.1:50053"
+  [courses]="identity=127.0.0.1:50051"
+  [cases]=""
+  [placement]=""
+)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -107,6 +115,7 @@ cmd_run() {
       --tls_dir="$dev/pki" \
       --database="sqlite:$dev/data/$s.db" \
       --drain_grace=1s \
+      --event_destinations="${EVENT_DESTINATIONS[$s]}" \
       2>>"$dev/logs/$s.log" &
     pids+=($!)
   done

@@ -1,0 +1,259 @@
+// The identity and courses binaries as real processes wired like the run
+// command: identity's agency events reach courses (so course providers may
+// publish), courses checks persons at identity with its service
+// certificate, and a booking's event tells identity that the provider now
+// serves the person, which lets it read the person's core identity.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/server/server.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "lotse/courses/v1/courses_service.grpc.pb.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/process.h"
+
+namespace lotse::testing {
+namespace {
+
+int FreePort() {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  auto server = builder.BuildAndStart();
+  server->Shutdown();
+  return port;
+}
+
+// Polls `call` until it returns true or `timeout` passes.
+bool Eventually(const std::function<bool()>& call, absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (absl::Now() < give_up) {
+    if (call()) return true;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return call();
+}
+
+type::v1::Date DateInDays(int days) {
+  const absl::CivilDay day = absl::ToCivilDay(
+      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
+  type::v1::Date date;
+  date.set_year(static_cast<int>(day.year()));
+  date.set_month(day.month());
+  date.set_day(day.day());
+  return date;
+}
+
+class CoursesFlowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = DevPkiDir();
+    ASSERT_FALSE(pki_.empty());
+    char pattern[] = "/tmp/lotse-e2e-courses.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    setenv("LOTSE_ACCESS_RULES",
+           absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
+    identity_port_ = FreePort();
+    courses_port_ = FreePort();
+  }
+
+  absl::StatusOr<ServiceProcess> Start(const std::string& service,
+                                       std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        absl::StrCat("--listen=127.0.0.1:",
+                     service == "identity" ? identity_port_ : courses_port_),
+        absl::StrCat("--tls_dir=", pki_),
+        absl::StrCat("--database=sqlite:", dir_, "/", service, ".db"),
+        "--drain_grace=100ms", "--shutdown_deadline=1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ServiceProcess::Start(
+        absl::StrCat(BinaryDir(), "/services/", service, "/lotse_", service),
+        args, absl::StrCat(dir_, "/", service, ".log"));
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(int port, const std::string& as) {
+    auto creds = server::ClientCredentialsFromDir(pki_, as);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), *creds);
+  }
+  std::unique_ptr<identity::v1::IdentityService::Stub> Identity(
+      const std::string& as) {
+    return identity::v1::IdentityService::NewStub(Channel(identity_port_, as));
+  }
+  std::unique_ptr<courses::v1::CoursesService::Stub> Courses(
+      const std::string& as) {
+    return courses::v1::CoursesService::NewStub(Channel(courses_port_, as));
+  }
+  static void Prepare(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(10));
+    context->AddMetadata("x-lotse-actor", "cw-1");
+    context->AddMetadata("x-lotse-purpose", "course-placement");
+  }
+
+  std::string pki_;
+  std::string dir_;
+  int identity_port_ = 0;
+  int courses_port_ = 0;
+};
+
+TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
+  auto identity = Start(
+      "identity",
+      {absl::StrCat("--event_destinations=courses=127.0.0.1:", courses_port_)});
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  ASSERT_TRUE(identity->WaitServing(absl::Seconds(20)).ok())
+      << identity->ReadLog();
+  auto courses = Start(
+      "courses", {absl::StrCat("--identity_target=127.0.0.1:", identity_port_),
+                  absl::StrCat("--event_destinations=identity=127.0.0.1:",
+                               identity_port_)});
+  ASSERT_TRUE(courses.ok()) << courses.status();
+  ASSERT_TRUE(courses->WaitServing(absl::Seconds(20)).ok())
+      << courses->ReadLog();
+
+  auto seed = ServiceProcess::Start(
+      absl::StrCat(BinaryDir(), "/tools/lotse_seed_demo"),
+      {absl::StrCat("--identity=127.0.0.1:", identity_port_),
+       absl::StrCat("--tls_dir=", pki_)},
+      absl::StrCat(dir_, "/seed.log"));
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  ASSERT_EQ(seed->WaitExit(absl::Seconds(30)).value_or(-1), 0)
+      << seed->ReadLog();
+
+  // A person registered by the municipal case manager.
+  identity::v1::CreatePersonRequest create;
+  create.set_request_id("e2e-person-1");
+  identity::v1::PersonName* name = create.mutable_person()->add_names();
+  name->set_given_names("Tesfay");
+  name->set_family_names("Gebremedhin");
+  name->set_script("Latn");
+  name->set_kind(identity::v1::NAME_KIND_CURRENT);
+  create.mutable_person()->mutable_birth_date()->set_year(1994);
+  identity::v1::Person person;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s =
+        Identity("kim-koeln")->CreatePerson(&context, create, &person);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // The provider may publish once identity's AgencyRegistered reached
+  // courses.
+  courses::v1::CreateCourseRequest course_request;
+  course_request.set_request_id("e2e-course-1");
+  courses::v1::Course* c = course_request.mutable_course();
+  c->set_title("Integrationskurs Vormittag");
+  c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
+  c->set_target_level(type::v1::CEFR_LEVEL_B1);
+  c->mutable_place()->set_postal_code("50667");
+  c->mutable_place()->set_locality("Köln");
+  c->mutable_place()->set_municipality_code("05315000");
+  c->mutable_place()->set_street("Cäcilienstraße");
+  *c->mutable_schedule()->mutable_start_date() = DateInDays(14);
+  c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
+  c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_MORNING);
+  c->mutable_schedule()->set_units_per_week(20);
+  c->mutable_schedule()->set_total_units(700);
+  c->set_capacity(12);
+  courses::v1::Course course;
+  grpc::Status last;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext context;
+        Prepare(&context);
+        last = Courses("vhs-koeln")
+                   ->CreateCourse(&context, course_request, &course);
+        return last.ok();
+      },
+      absl::Seconds(30)))
+      << last.error_message() << "\n"
+      << courses->ReadLog();
+
+  // Before any booking the provider has no relation to the person.
+  identity::v1::GetPersonRequest get;
+  get.set_name(person.name());
+  identity::v1::Person read;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    EXPECT_EQ(
+        Identity("vhs-koeln")->GetPerson(&context, get, &read).error_code(),
+        grpc::StatusCode::PERMISSION_DENIED);
+  }
+
+  // BAMF admits the person: courses asks identity whether the person exists.
+  courses::v1::RecordEntitlementRequest entitle;
+  entitle.set_request_id("e2e-entitlement-1");
+  courses::v1::Entitlement* e = entitle.mutable_entitlement();
+  e->set_person(person.name());
+  e->set_kind(courses::v1::ENTITLEMENT_KIND_ADMISSION);
+  e->add_course_kinds(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
+  e->set_units(700);
+  *e->mutable_valid_from() = DateInDays(0);
+  *e->mutable_valid_until() = DateInDays(365);
+  courses::v1::Entitlement entitlement;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s = Courses("bamf-nuernberg")
+                         ->RecordEntitlement(&context, entitle, &entitlement);
+    ASSERT_TRUE(s.ok()) << s.error_message() << "\n" << courses->ReadLog();
+  }
+  // An id identity does not know is refused.
+  entitle.set_request_id("e2e-entitlement-2");
+  e->set_person("persons/aaaaaaaaaaaaaaaaaaaaaaaaaa");
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    EXPECT_EQ(Courses("bamf-nuernberg")
+                  ->RecordEntitlement(&context, entitle, &entitlement)
+                  .error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+
+  // The case manager books a seat.
+  courses::v1::CreateBookingRequest book;
+  book.set_parent(course.name());
+  book.set_request_id("e2e-booking-1");
+  book.mutable_booking()->set_person(person.name());
+  courses::v1::Booking booking;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s =
+        Courses("kim-koeln")->CreateBooking(&context, book, &booking);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // CourseBooked reaches identity: the provider serves the person now.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext context;
+        Prepare(&context);
+        return Identity("vhs-koeln")->GetPerson(&context, get, &read).ok();
+      },
+      absl::Seconds(30)))
+      << identity->ReadLog();
+  EXPECT_EQ(read.name(), person.name());
+
+  courses->Signal(SIGTERM);
+  identity->Signal(SIGTERM);
+  EXPECT_EQ(courses->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  EXPECT_EQ(identity->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+}
+
+}  // namespace
+}  // namespace lotse::testing
