@@ -199,8 +199,14 @@ absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
   // The timeout comes first so that the pragmas below wait for a concurrent
   // opener instead of failing.
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  // mmap: reads come straight from the OS page cache, shared by all
+  // connections, instead of a read() into each connection's small private
+  // cache (measured: a quarter of FindDuplicates' time at 1M persons was
+  // in read()). The mapping is address space, not memory: pages are only
+  // resident while the kernel keeps them cached.
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON",
+        "PRAGMA mmap_size=1073741824",
         options.synchronous_full ? "PRAGMA synchronous=FULL"
                                  : "PRAGMA synchronous=NORMAL"}) {
     if (absl::Status s = conn->Exec(pragma); !s.ok()) return s;
