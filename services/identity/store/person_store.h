@@ -205,7 +205,8 @@ class PersonStore {
 
   // The persons `agency` ("agencies/{id}") is related to: it created them,
   // it holds a linked (not unlinked) agency id for them, or another service
-  // told identity of a relation (relation_store.h). Merged persons are left out
+  // told identity of a relation (relation_store.h, whose migration must be
+  // applied too). Merged persons are left out
   // (their survivor is listed when related). Order, paging and cursor errors as
   // List. Cost grows with the agency's own persons and links only.
   absl::StatusOr<PersonPage> ListVisible(absl::string_view agency,

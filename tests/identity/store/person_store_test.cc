@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/identity/domain/person.h"
+#include "services/identity/store/relation_store.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::identity {
@@ -75,7 +76,10 @@ class PersonStoreTest : public testing::BothBackendsTest {
  protected:
   void SetUp() override {
     BothBackendsTest::SetUp();
-    ASSERT_TRUE(storage::ApplyMigrations(db(), PersonMigrations()).ok());
+    // ListVisible also reads the relations other services told identity.
+    std::vector<storage::Migration> migrations = PersonMigrations();
+    migrations.push_back(RelationMigration());
+    ASSERT_TRUE(storage::ApplyMigrations(db(), migrations).ok());
   }
 
   // Runs `body` with a store in one committed transaction.
