@@ -103,6 +103,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   // Keepalive: ping idle connections every minute so that dead peers behind
   // NAT or load balancers are noticed; allow clients to ping every 20 s.
+  // gRPC sets SO_REUSEPORT by default: a second process started on a port
+  // in use would bind without error and silently receive part of the
+  // connections. Refuse the bind instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

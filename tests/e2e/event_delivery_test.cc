@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,7 +42,9 @@ class TlsReceiver {
     EXPECT_TRUE(storage::ApplyMigrations(db_, events::InboxMigrations()).ok());
     sink_ = std::make_unique<events::EventSinkService>(
         db_,
-        [this](storage::Transaction&, const events::v1::Event& event) {
+        [this](storage::Transaction&,
+               const events::v1::Event& event) -> absl::Status {
+          if (down_.load()) return absl::UnavailableError("receiver down");
           identity::v1::AgencyRegistered registered;
           if (event.payload().UnpackTo(&registered)) {
             absl::MutexLock lock(&mu_);
@@ -72,6 +75,7 @@ class TlsReceiver {
 
   void Start(int port) {
     grpc::ServerBuilder builder;
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     int selected = 0;
     builder.AddListeningPort(absl::StrCat("127.0.0.1:", port), credentials_,
                              &selected);
@@ -88,6 +92,9 @@ class TlsReceiver {
     server_.reset();
   }
   int port() const { return port_; }
+  // While down, every delivery fails with UNAVAILABLE (the port stays
+  // bound, so no other process of a parallel test can take it).
+  void set_down(bool down) { down_ = down; }
   std::vector<std::string> agencies() {
     absl::MutexLock lock(&mu_);
     return agencies_;
@@ -103,21 +110,11 @@ class TlsReceiver {
   std::shared_ptr<grpc::ServerCredentials> credentials_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::atomic<bool> down_{true};
   absl::Mutex mu_;
   std::vector<std::string> agencies_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> callers_ ABSL_GUARDED_BY(mu_);
 };
-
-// A free port: bind to 0, read it, close.
-int FreePort() {
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  auto server = builder.BuildAndStart();
-  server->Shutdown();
-  return port;
-}
 
 bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
@@ -140,15 +137,16 @@ class EventDeliveryE2eTest : public ::testing::Test {
            absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
   }
 
-  absl::StatusOr<ServiceProcess> StartIdentity(int receiver_port, int port) {
+  // Each start logs to its own file: WaitServing reads the port from it.
+  absl::StatusOr<ServiceProcess> StartIdentity(int receiver_port) {
+    ++starts_;
     return ServiceProcess::Start(
         absl::StrCat(BinaryDir(), "/services/identity/lotse_identity"),
-        {absl::StrCat("--listen=127.0.0.1:", port),
-         absl::StrCat("--tls_dir=", pki_),
+        {"--listen=127.0.0.1:0", absl::StrCat("--tls_dir=", pki_),
          absl::StrCat("--database=sqlite:", dir_, "/identity.db"),
          absl::StrCat("--event_destinations=probe=127.0.0.1:", receiver_port),
          "--drain_grace=100ms", "--shutdown_deadline=1s"},
-        absl::StrCat(dir_, "/identity.log"));
+        absl::StrCat(dir_, "/identity-", starts_, ".log"));
   }
 
   grpc::Status Register(int port, const std::string& id) {
@@ -174,38 +172,43 @@ class EventDeliveryE2eTest : public ::testing::Test {
 
   std::string pki_;
   std::string dir_;
+  int starts_ = 0;
 };
 
 TEST_F(EventDeliveryE2eTest, OutboxReachesTheReceiverAcrossOutagesAndKill9) {
   auto receiver_db = NewTestDatabase(storage::Dialect::kSqlite);
   ASSERT_TRUE(receiver_db.ok()) << receiver_db.status();
   TlsReceiver receiver(pki_, **receiver_db);
-  const int receiver_port = FreePort();
-  const int identity_port = FreePort();
+  receiver.Start(0);
+  const int receiver_port = receiver.port();
+  ASSERT_NE(receiver_port, 0);
 
   // The receiver is down: the registration commits and waits in the outbox.
-  auto identity = StartIdentity(receiver_port, identity_port);
+  auto identity = StartIdentity(receiver_port);
   ASSERT_TRUE(identity.ok()) << identity.status();
-  ASSERT_TRUE(identity->WaitServing(absl::Seconds(20)).ok())
-      << identity->ReadLog();
-  grpc::Status registered = Register(identity_port, "kim-testdorf");
+  absl::StatusOr<int> identity_port = identity->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(identity_port.ok()) << identity->ReadLog();
+  grpc::Status registered = Register(*identity_port, "kim-testdorf");
   ASSERT_TRUE(registered.ok()) << registered.error_message();
 
   // kill -9 before anything could be delivered; restart; receiver comes up.
   identity->Signal(SIGKILL);
   ASSERT_TRUE(identity->WaitExit(absl::Seconds(10)).ok());
-  auto restarted = StartIdentity(receiver_port, identity_port);
+  EXPECT_TRUE(receiver.agencies().empty());
+  auto restarted = StartIdentity(receiver_port);
   ASSERT_TRUE(restarted.ok()) << restarted.status();
-  ASSERT_TRUE(restarted->WaitServing(absl::Seconds(20)).ok())
-      << restarted->ReadLog();
-  receiver.Start(receiver_port);
-  ASSERT_EQ(receiver.port(), receiver_port);
+  identity_port = restarted->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(identity_port.ok()) << restarted->ReadLog();
+  receiver.set_down(false);
 
   // The bootstrap admin's registration and ours, each exactly once.
   ASSERT_TRUE(WaitFor([&] { return receiver.agencies().size() >= 2; },
                       absl::Seconds(60)))
       << restarted->ReadLog();
-  ASSERT_TRUE(Register(identity_port, "kim-zweitdorf").ok());
+  grpc::Status second = Register(*identity_port, "kim-zweitdorf");
+  ASSERT_TRUE(second.ok()) << second.error_code() << " "
+                           << second.error_message() << "\n"
+                           << restarted->ReadLog();
   ASSERT_TRUE(WaitFor([&] { return receiver.agencies().size() >= 3; },
                       absl::Seconds(30)));
   absl::SleepFor(absl::Milliseconds(300));
