@@ -26,9 +26,9 @@ METRICS_PORTS=(9461 9462 9463 9464)
 # Where each service's events go (--event_destinations): only to services
 # that consume them (DESIGN.md section 3).
 declare -A EVENT_DESTINATIONS=(
-  [identity]="courses=127.0.0.1:50053"
-  [courses]="identity=127.0.0.1:50051"
-  [cases]=""
+  [identity]="courses=127.0.0.1:50053,cases=127.0.0.1:50052"
+  [courses]="identity=127.0.0.1:50051,cases=127.0.0.1:50052"
+  [cases]="identity=127.0.0.1:50051"
   [placement]=""
 )
 
@@ -116,6 +116,7 @@ cmd_run() {
       --database="sqlite:$dev/data/$s.db" \
       --drain_grace=1s \
       --event_destinations="${EVENT_DESTINATIONS[$s]}" \
+      $(case $s in cases|courses) echo "--identity_target=127.0.0.1:${GRPC_PORTS[0]}" ;; esac) \
       2>>"$dev/logs/$s.log" &
     pids+=($!)
   done

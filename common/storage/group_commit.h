@@ -22,10 +22,10 @@
 //   * A body must not block on other callers of the same GroupCommitter (it
 //     would wait for a batch it is holding up).
 //
-// Writers: SQLite has one write lock, so one writer thread takes batches. On
-// PostgreSQL several writers each commit their own batches concurrently,
-// because there the statements' round trips, not the commit, bound a single
-// writer.
+// Writers: one writer thread takes batches by default. SQLite has one write
+// lock anyway; on PostgreSQL several writers could overlap round trips, but
+// their batches take the bodies' locks in different orders and deadlock, so
+// more writers are for bodies that lock little (Options::writers).
 //
 // Thread-safe.
 #ifndef LOTSE_COMMON_STORAGE_GROUP_COMMIT_H_
@@ -47,9 +47,8 @@ namespace lotse::storage {
 class GroupCommitter {
  public:
   struct Options {
-    // Writer threads; 0 picks one for SQLite and four for PostgreSQL. Each
-    // writer holds one pooled connection while it commits a batch, so leave
-    // the pool room for readers.
+    // Writer threads; 0 means one. Each writer holds one pooled connection
+    // while it commits a batch, so leave the pool room for readers.
     int writers = 0;
     // Most bodies per transaction; bounds how long one batch holds locks.
     int max_batch = 128;

@@ -1,25 +1,85 @@
 // lotse_cases: the cases service process. See common/server/service_main.h
 // for flags, start-up and shutdown.
+//
+// --identity_target names the identity service ("host:port"); the cases
+// service calls it with its own client certificate (svc-cases under
+// --tls_dir) to check persons and access. Without it every such check
+// fails closed: OpenCase is UNAVAILABLE and case views withhold every
+// category but case status.
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "common/clients/identity_client.h"
+#include "common/server/flags.h"
+#include "common/server/server.h"
 #include "common/server/service_main.h"
 #include "services/cases/service/cases_service.h"
+#include "services/cases/service/identity_access_checker.h"
 #include "services/cases/store/migrations.h"
 
+ABSL_FLAG(std::string, identity_target, "",
+          "host:port of the identity service (person and access checks)");
+ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
+          "waiting-time statistics: groups with fewer referrals are "
+          "suppressed");
+ABSL_FLAG(bool, group_commit, true,
+          "batch concurrent write transactions into shared commits");
+
+namespace {
+
+std::unique_ptr<lotse::cases::AccessChecker> MakeAccessChecker() {
+  const std::string target = absl::GetFlag(FLAGS_identity_target);
+  const std::string tls_dir = absl::GetFlag(FLAGS_tls_dir);
+  if (target.empty() || tls_dir.empty()) {
+    return std::make_unique<lotse::cases::UnavailableAccessChecker>();
+  }
+  auto credentials =
+      lotse::server::ClientCredentialsFromDir(tls_dir, "svc-cases");
+  if (!credentials.ok()) {
+    return std::make_unique<lotse::cases::UnavailableAccessChecker>();
+  }
+  lotse::clients::GrpcIdentityClient::Options options;
+  options.target = target;
+  options.credentials = *credentials;
+  options.actor = "svc-cases";
+  return std::make_unique<lotse::cases::IdentityAccessChecker>(
+      std::make_unique<lotse::clients::GrpcIdentityClient>(options));
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  // Lives as long as the process; built after flags are parsed.
+  static std::unique_ptr<lotse::cases::AccessChecker> access;
   lotse::server::ServiceDefinition definition;
   definition.name = "cases";
   definition.default_listen = "127.0.0.1:50052";
   definition.health_service_names = {
       lotse::cases::v1::CasesService::service_full_name()};
   definition.migrations = lotse::cases::CasesMigrations();
+  // Built by make_services, used by the event handler made after it.
+  static lotse::cases::CasesServiceImpl* service = nullptr;
   definition.make_services = [](lotse::server::ServiceRuntime& runtime)
       -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
+    access = MakeAccessChecker();
     std::vector<std::unique_ptr<grpc::Service>> services;
-    services.push_back(
-        std::make_unique<lotse::cases::CasesServiceImpl>(runtime));
+    lotse::cases::CasesOptions options;
+    options.group_commit = absl::GetFlag(FLAGS_group_commit);
+    options.suppression_threshold =
+        absl::GetFlag(FLAGS_waiting_time_suppression_threshold);
+    auto cases = std::make_unique<lotse::cases::CasesServiceImpl>(
+        runtime, access.get(), options);
+    service = cases.get();
+    services.push_back(std::move(cases));
     return services;
+  };
+  // Courses', placement's and identity's events move steps and keep the
+  // agency registry; watchers see them at the pump's next poll (500 ms).
+  definition.make_event_handler = [](lotse::server::ServiceRuntime&) {
+    return service->EventApplier();
   };
   return lotse::server::RunService(argc, argv, definition);
 }

@@ -1,25 +1,263 @@
 // The gRPC face of the cases service: lotse.cases.v1.CasesService.
 //
-// The contract (proto/lotse/cases/v1/) is complete; the handlers are not yet
-// written, so every RPC answers UNIMPLEMENTED (the generated base class's
-// behaviour) until its issue is done. The process around it is real:
-// mutual TLS, health, reflection, metrics, storage with the audit chain and
-// the event outbox.
+// Every unary RPC runs through ServeUnary (common/server/handler.h) on the
+// worker pool and follows one pattern:
+//   1. the caller is resolved against the local agency registry (a copy of
+//      identity's, kept from its agency events): unknown, domain-mismatched
+//      or suspended agencies are PERMISSION_DENIED, as in identity;
+//   2. the request is validated (all field violations at once), then the
+//      access rules of the contract are checked (participants, owner,
+//      receiver, writer) and the work is done;
+//   3. an audit record (ALLOWED) is appended in the same transaction as the
+//      change; a failed call is audited on its own (DENIED / ERROR).
+// Reads run in kReadOnly transactions and commit only their audit record
+// afterwards. Every write (and every audit record) goes through one
+// storage::GroupCommitter, so many callers' short transactions share one
+// commit. A write that changes a case appends its event to the outbox and
+// to the case-event log in the same transaction, and wakes the watch
+// streams after the commit.
+//
+// Calls to identity (person check, CheckAccess for the case view) go
+// through the AccessChecker port, outside any transaction.
 #ifndef LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 #define LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/events/inbox.h"
+#include "common/server/request_context.h"
 #include "common/server/service_main.h"
+#include "common/storage/database.h"
+#include "common/storage/group_commit.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
+#include "services/cases/domain/access_checker.h"
+#include "services/cases/service/watch.h"
+#include "services/cases/store/case_store.h"
 
 namespace lotse::cases {
 
+struct CasesOptions {
+  // Waiting-time groups with fewer referrals are suppressed.
+  int suppression_threshold = 5;
+  WatchOptions watch;
+  // Whether writes go through a GroupCommitter (else one transaction each).
+  bool group_commit = true;
+};
+
 class CasesServiceImpl final : public v1::CasesService::CallbackService {
  public:
-  explicit CasesServiceImpl(server::ServiceRuntime& runtime)
-      : runtime_(runtime) {}
+  CasesServiceImpl(server::ServiceRuntime& runtime, AccessChecker* access,
+                   CasesOptions options = CasesOptions());
+  ~CasesServiceImpl() override;
+
+  // The inbox handler for other services' events (courses, placement,
+  // identity's PersonMerged and agency events), for
+  // events::ApplyEventOnce. It only changes the database through its
+  // transaction; watchers pick the change up at their next poll, or at
+  // once when the caller calls NotifyWatchers() after the commit.
+  events::ApplyFn EventApplier();
+  // ApplyEventOnce with EventApplier(), then wakes the watchers.
+  absl::StatusOr<bool> ApplyEvent(const lotse::events::v1::Event& event);
+  void NotifyWatchers();
+  // Ends all watch streams (UNAVAILABLE, SERVER_DRAINING); call before the
+  // server drains.
+  void DrainWatchers();
+  int open_watch_streams() const;
+
+  grpc::ServerUnaryReactor* OpenCase(grpc::CallbackServerContext* ctx,
+                                     const v1::OpenCaseRequest* req,
+                                     v1::Case* resp) override;
+  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* ctx,
+                                    const v1::GetCaseRequest* req,
+                                    v1::Case* resp) override;
+  grpc::ServerUnaryReactor* ListCases(grpc::CallbackServerContext* ctx,
+                                      const v1::ListCasesRequest* req,
+                                      v1::ListCasesResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateCase(grpc::CallbackServerContext* ctx,
+                                       const v1::UpdateCaseRequest* req,
+                                       v1::Case* resp) override;
+  grpc::ServerUnaryReactor* ChangeCaseState(
+      grpc::CallbackServerContext* ctx, const v1::ChangeCaseStateRequest* req,
+      v1::Case* resp) override;
+  grpc::ServerUnaryReactor* TransferCase(grpc::CallbackServerContext* ctx,
+                                         const v1::TransferCaseRequest* req,
+                                         v1::Case* resp) override;
+  grpc::ServerUnaryReactor* CloseCase(grpc::CallbackServerContext* ctx,
+                                      const v1::CloseCaseRequest* req,
+                                      v1::Case* resp) override;
+  grpc::ServerUnaryReactor* GetIntegrationPlan(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetIntegrationPlanRequest* req,
+      v1::IntegrationPlan* resp) override;
+  grpc::ServerUnaryReactor* ListIntegrationPlanVersions(
+      grpc::CallbackServerContext* ctx,
+      const v1::ListIntegrationPlanVersionsRequest* req,
+      v1::ListIntegrationPlanVersionsResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateIntegrationPlan(
+      grpc::CallbackServerContext* ctx,
+      const v1::UpdateIntegrationPlanRequest* req,
+      v1::IntegrationPlan* resp) override;
+  grpc::ServerUnaryReactor* CreateStep(grpc::CallbackServerContext* ctx,
+                                       const v1::CreateStepRequest* req,
+                                       v1::Step* resp) override;
+  grpc::ServerUnaryReactor* GetStep(grpc::CallbackServerContext* ctx,
+                                    const v1::GetStepRequest* req,
+                                    v1::Step* resp) override;
+  grpc::ServerUnaryReactor* ListSteps(grpc::CallbackServerContext* ctx,
+                                      const v1::ListStepsRequest* req,
+                                      v1::ListStepsResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateStep(grpc::CallbackServerContext* ctx,
+                                       const v1::UpdateStepRequest* req,
+                                       v1::Step* resp) override;
+  grpc::ServerUnaryReactor* AcceptStep(grpc::CallbackServerContext* ctx,
+                                       const v1::AcceptStepRequest* req,
+                                       v1::Step* resp) override;
+  grpc::ServerUnaryReactor* DeclineStep(grpc::CallbackServerContext* ctx,
+                                        const v1::DeclineStepRequest* req,
+                                        v1::Step* resp) override;
+  grpc::ServerUnaryReactor* StartStep(grpc::CallbackServerContext* ctx,
+                                      const v1::StartStepRequest* req,
+                                      v1::Step* resp) override;
+  grpc::ServerUnaryReactor* CompleteStep(grpc::CallbackServerContext* ctx,
+                                         const v1::CompleteStepRequest* req,
+                                         v1::Step* resp) override;
+  grpc::ServerUnaryReactor* CancelStep(grpc::CallbackServerContext* ctx,
+                                       const v1::CancelStepRequest* req,
+                                       v1::Step* resp) override;
+  grpc::ServerUnaryReactor* CreateNote(grpc::CallbackServerContext* ctx,
+                                       const v1::CreateNoteRequest* req,
+                                       v1::Note* resp) override;
+  grpc::ServerUnaryReactor* GetNote(grpc::CallbackServerContext* ctx,
+                                    const v1::GetNoteRequest* req,
+                                    v1::Note* resp) override;
+  grpc::ServerUnaryReactor* ListNotes(grpc::CallbackServerContext* ctx,
+                                      const v1::ListNotesRequest* req,
+                                      v1::ListNotesResponse* resp) override;
+  grpc::ServerUnaryReactor* UpdateNote(grpc::CallbackServerContext* ctx,
+                                       const v1::UpdateNoteRequest* req,
+                                       v1::Note* resp) override;
+  grpc::ServerUnaryReactor* DeleteNote(grpc::CallbackServerContext* ctx,
+                                       const v1::DeleteNoteRequest* req,
+                                       google::protobuf::Empty* resp) override;
+  grpc::ServerUnaryReactor* GetCaseView(grpc::CallbackServerContext* ctx,
+                                        const v1::GetCaseViewRequest* req,
+                                        v1::CaseView* resp) override;
+  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
+      grpc::CallbackServerContext* ctx,
+      const v1::WatchCaseEventsRequest* req) override;
+  grpc::ServerUnaryReactor* GetWaitingTimeStatistics(
+      grpc::CallbackServerContext* ctx,
+      const v1::GetWaitingTimeStatisticsRequest* req,
+      v1::WaitingTimeStatistics* resp) override;
+
+  // What a call touched, for its audit record.
+  struct Trail {
+    std::string resource;
+    std::vector<std::string> categories;
+  };
+  using Body = std::function<absl::Status(
+      storage::Transaction& tx, const AgencyInfo& caller, Trail* trail)>;
 
  private:
-  [[maybe_unused]] server::ServiceRuntime& runtime_;
+  // Steps 1-3 of the header comment; `body` runs in a read-only
+  // transaction, then `after` (may be null; no transaction, e.g. calls to
+  // identity) and the audit record's commit.
+  absl::Status RunRead(const server::RequestContext& rc,
+                       absl::string_view method, const std::string& target,
+                       const Body& body,
+                       const std::function<absl::Status(Trail*)>& after);
+  // Steps 1-3 in one write transaction (through the group committer), then
+  // wakes the watchers.
+  absl::Status RunWrite(const server::RequestContext& rc,
+                        absl::string_view method, const std::string& target,
+                        const Body& body);
+  absl::Status Commit(
+      const std::function<absl::Status(storage::Transaction&)>& body);
+  void AuditFailure(const server::RequestContext& rc, absl::string_view method,
+                    const std::string& agency_id, const Trail& trail,
+                    const absl::Status& failure);
+
+  absl::Status DoOpenCase(const server::RequestContext& rc,
+                          const v1::OpenCaseRequest& req, v1::Case* resp);
+  absl::Status DoGetCase(const server::RequestContext& rc,
+                         const v1::GetCaseRequest& req, v1::Case* resp);
+  absl::Status DoListCases(const server::RequestContext& rc,
+                           const v1::ListCasesRequest& req,
+                           v1::ListCasesResponse* resp);
+  absl::Status DoUpdateCase(const server::RequestContext& rc,
+                            const v1::UpdateCaseRequest& req, v1::Case* resp);
+  absl::Status DoChangeCaseState(const server::RequestContext& rc,
+                                 const v1::ChangeCaseStateRequest& req,
+                                 v1::Case* resp);
+  absl::Status DoTransferCase(const server::RequestContext& rc,
+                              const v1::TransferCaseRequest& req,
+                              v1::Case* resp);
+  absl::Status DoCloseCase(const server::RequestContext& rc,
+                           const v1::CloseCaseRequest& req, v1::Case* resp);
+  absl::Status DoGetPlan(const server::RequestContext& rc,
+                         const v1::GetIntegrationPlanRequest& req,
+                         v1::IntegrationPlan* resp);
+  absl::Status DoListPlans(const server::RequestContext& rc,
+                           const v1::ListIntegrationPlanVersionsRequest& req,
+                           v1::ListIntegrationPlanVersionsResponse* resp);
+  absl::Status DoUpdatePlan(const server::RequestContext& rc,
+                            const v1::UpdateIntegrationPlanRequest& req,
+                            v1::IntegrationPlan* resp);
+  absl::Status DoCreateStep(const server::RequestContext& rc,
+                            const v1::CreateStepRequest& req, v1::Step* resp);
+  absl::Status DoGetStep(const server::RequestContext& rc,
+                         const v1::GetStepRequest& req, v1::Step* resp);
+  absl::Status DoListSteps(const server::RequestContext& rc,
+                           const v1::ListStepsRequest& req,
+                           v1::ListStepsResponse* resp);
+  absl::Status DoUpdateStep(const server::RequestContext& rc,
+                            const v1::UpdateStepRequest& req, v1::Step* resp);
+  // The five transition RPCs.
+  struct TransitionRequest {
+    std::string name;
+    std::string etag;
+    v1::StepState to = v1::STEP_STATE_UNSPECIFIED;
+    v1::StepDeclineReason decline_reason = v1::STEP_DECLINE_REASON_UNSPECIFIED;
+    v1::StepCancelReason cancel_reason = v1::STEP_CANCEL_REASON_UNSPECIFIED;
+    v1::StepOutcome outcome = v1::STEP_OUTCOME_UNSPECIFIED;
+    std::string comment;
+    bool comment_required = false;
+  };
+  absl::Status DoTransition(const server::RequestContext& rc,
+                            absl::string_view method,
+                            const TransitionRequest& req, v1::Step* resp);
+  absl::Status DoCreateNote(const server::RequestContext& rc,
+                            const v1::CreateNoteRequest& req, v1::Note* resp);
+  absl::Status DoGetNote(const server::RequestContext& rc,
+                         const v1::GetNoteRequest& req, v1::Note* resp);
+  absl::Status DoListNotes(const server::RequestContext& rc,
+                           const v1::ListNotesRequest& req,
+                           v1::ListNotesResponse* resp);
+  absl::Status DoUpdateNote(const server::RequestContext& rc,
+                            const v1::UpdateNoteRequest& req, v1::Note* resp);
+  absl::Status DoDeleteNote(const server::RequestContext& rc,
+                            const v1::DeleteNoteRequest& req,
+                            google::protobuf::Empty* resp);
+  absl::Status DoGetCaseView(const server::RequestContext& rc,
+                             const v1::GetCaseViewRequest& req,
+                             v1::CaseView* resp);
+  absl::Status DoStatistics(const server::RequestContext& rc,
+                            const v1::GetWaitingTimeStatisticsRequest& req,
+                            v1::WaitingTimeStatistics* resp);
+  absl::StatusOr<WatchStart> ResolveWatch(
+      const server::RequestContext& rc,
+      const v1::WatchCaseEventsRequest& request);
+
+  server::ServiceRuntime& runtime_;
+  AccessChecker* access_;
+  const CasesOptions options_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
+  std::unique_ptr<WatchHub> hub_;
 };
 
 }  // namespace lotse::cases

@@ -1,8 +1,10 @@
 #include "services/cases/store/migrations.h"
 
+#include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "services/cases/store/case_store.h"
 
 namespace lotse::cases {
 
@@ -14,6 +16,8 @@ std::vector<storage::Migration> CasesMigrations() {
   append(audit::AuditMigrations());
   append(events::OutboxMigrations());
   append(events::InboxMigrations());
+  append(api::ApiMigrations());
+  append(CaseStoreMigrations());
   return all;
 }
 

@@ -1,0 +1,98 @@
+// The cases service's port to the identity service: whether a person
+// exists, and whether an agency may read a category of a person's data
+// (DESIGN.md section 4). Handlers depend on this interface only; the
+// process wires an adapter over common/clients/identity_client.h, tests and
+// benchmarks a StaticAccessChecker.
+//
+// Implementations are called outside any database transaction (never from
+// inside a write body) and must honour the deadline.
+#ifndef LOTSE_SERVICES_CASES_DOMAIN_ACCESS_CHECKER_H_
+#define LOTSE_SERVICES_CASES_DOMAIN_ACCESS_CHECKER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "lotse/identity/v1/access_check.pb.h"
+#include "lotse/type/v1/access.pb.h"
+#include "lotse/type/v1/data_category.pb.h"
+
+namespace lotse::cases {
+
+// One decision per asked category.
+struct AccessDecision {
+  type::v1::DataCategory category = type::v1::DATA_CATEGORY_UNSPECIFIED;
+  bool allowed = false;
+  // Set when not allowed.
+  type::v1::AccessDenialReason denial_reason =
+      type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED;
+};
+
+class AccessChecker {
+ public:
+  virtual ~AccessChecker() = default;
+
+  // Identity's CheckAccess for `agency` ("agencies/{id}") reading
+  // `categories` of `person` ("persons/{id}") for `purpose`, given the
+  // relations the cases service knows. One decision per category, in
+  // order. NOT_FOUND when identity does not know the person; UNAVAILABLE /
+  // DEADLINE_EXCEEDED when it did not answer (callers fail closed).
+  virtual absl::StatusOr<std::vector<AccessDecision>> Check(
+      absl::string_view agency, absl::string_view person,
+      const std::vector<type::v1::DataCategory>& categories,
+      absl::string_view purpose,
+      const std::vector<identity::v1::Relation>& relations,
+      absl::Time deadline) = 0;
+
+  // The person's resource name as identity knows it; NOT_FOUND (reason
+  // PERSON_NOT_FOUND) when unknown.
+  virtual absl::StatusOr<std::string> ResolvePerson(absl::string_view person,
+                                                    absl::string_view agency,
+                                                    absl::string_view purpose,
+                                                    absl::Time deadline) = 0;
+};
+
+// An in-memory AccessChecker for tests and benchmarks: a set of known
+// persons (or all, with allow_any_person) and per-(agency, category)
+// grants; CASE_STATUS is always allowed. Thread-safe.
+class StaticAccessChecker final : public AccessChecker {
+ public:
+  void AddPerson(absl::string_view person) ABSL_LOCKS_EXCLUDED(mu_);
+  void set_allow_any_person(bool allow) ABSL_LOCKS_EXCLUDED(mu_);
+  // Lets `agency` read `category` of every person.
+  void Grant(absl::string_view agency, type::v1::DataCategory category)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes every call fail with UNAVAILABLE (identity down).
+  void set_unavailable(bool unavailable) ABSL_LOCKS_EXCLUDED(mu_);
+  int check_calls() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::StatusOr<std::vector<AccessDecision>> Check(
+      absl::string_view agency, absl::string_view person,
+      const std::vector<type::v1::DataCategory>& categories,
+      absl::string_view purpose,
+      const std::vector<identity::v1::Relation>& relations,
+      absl::Time deadline) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> ResolvePerson(absl::string_view person,
+                                            absl::string_view agency,
+                                            absl::string_view purpose,
+                                            absl::Time deadline) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  bool allow_any_person_ ABSL_GUARDED_BY(mu_) = false;
+  bool unavailable_ ABSL_GUARDED_BY(mu_) = false;
+  int check_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_set<std::string> persons_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> grants_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace lotse::cases
+
+#endif  // LOTSE_SERVICES_CASES_DOMAIN_ACCESS_CHECKER_H_

@@ -1,0 +1,473 @@
+#include "services/cases/service/watch.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/errors/status.h"
+#include "common/server/log.h"
+#include "services/cases/store/case_store.h"
+
+namespace lotse::cases {
+
+using Response = v1::WatchCaseEventsResponse;
+
+// The shared state of one stream. The reactor pointer is valid until the
+// reactor's OnDone; it is only used for StartWrite/Finish by whoever set
+// in_flight (or finished) under mu.
+struct WatchHub::Stream {
+  absl::Mutex mu;
+  grpc::ServerWriteReactor<Response>* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  server::RequestContext rc;
+  v1::WatchCaseEventsRequest request;
+  bool resolved = false;   // pump thread only
+  WatchStart start;        // pump thread only, after resolved
+  int64_t next_after = 0;  // pump thread only: read up to this cursor
+  absl::Time last_enqueue = absl::InfinitePast();  // pump thread only
+  // Activity-category decisions per person (pump thread only).
+  struct Decision {
+    absl::Time expire;
+    absl::flat_hash_map<int, AccessDecision> by_category;
+    bool unavailable = false;
+  };
+  absl::flat_hash_map<std::string, Decision> decisions;
+
+  std::deque<Response> buffer ABSL_GUARDED_BY(mu);
+  Response current ABSL_GUARDED_BY(mu);
+  bool in_flight ABSL_GUARDED_BY(mu) = false;
+  int64_t written_cursor ABSL_GUARDED_BY(mu) = 0;
+  absl::Time last_progress ABSL_GUARDED_BY(mu) = absl::Now();
+  bool finish_pending ABSL_GUARDED_BY(mu) = false;
+  grpc::Status finish_status ABSL_GUARDED_BY(mu);
+  bool finished ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;
+};
+
+namespace {
+
+int64_t CursorOf(const Response& r) {
+  return r.has_event() ? r.event().cursor() : r.heartbeat().cursor();
+}
+
+// Starts the next write or the finish, if the stream is idle.
+void Kick(const std::shared_ptr<WatchHub::Stream>& s) {
+  grpc::ServerWriteReactor<Response>* reactor = nullptr;
+  enum { kNone, kWrite, kFinish } action = kNone;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->finished || s->reactor == nullptr) return;
+    if (s->finish_pending) {
+      s->finished = true;
+      status = s->finish_status;
+      reactor = s->reactor;
+      action = kFinish;
+    } else if (!s->in_flight && !s->buffer.empty()) {
+      s->current = std::move(s->buffer.front());
+      s->buffer.pop_front();
+      s->in_flight = true;
+      reactor = s->reactor;
+      action = kWrite;
+    }
+  }
+  // Only this caller may use the reactor now: in_flight (or finished) keeps
+  // everyone else away, and OnDone cannot run before Finish.
+  if (action == kWrite) reactor->StartWrite(&s->current);
+  if (action == kFinish) reactor->Finish(status);
+}
+
+void EndWith(const std::shared_ptr<WatchHub::Stream>& s,
+             const absl::Status& status, absl::string_view domain) {
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->finish_pending || s->finished) return;
+    s->finish_pending = true;
+    s->finish_status = ToGrpcStatus(status, domain);
+  }
+  Kick(s);
+}
+
+class WatchReactor final : public grpc::ServerWriteReactor<Response> {
+ public:
+  WatchReactor(std::shared_ptr<WatchHub::Stream> stream,
+               std::function<void()> wake)
+      : stream_(std::move(stream)), wake_(std::move(wake)) {}
+
+  void OnWriteDone(bool ok) override {
+    bool refill = false;
+    {
+      absl::MutexLock lock(&stream_->mu);
+      stream_->in_flight = false;
+      if (ok) {
+        stream_->written_cursor = CursorOf(stream_->current);
+        stream_->last_progress = absl::Now();
+        refill = stream_->buffer.size() <= 1;
+      } else if (!stream_->finish_pending) {
+        stream_->finish_pending = true;
+        stream_->finish_status =
+            grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+      }
+    }
+    Kick(stream_);
+    if (refill) wake_();
+  }
+
+  void OnCancel() override {
+    {
+      absl::MutexLock lock(&stream_->mu);
+      if (!stream_->finish_pending) {
+        stream_->finish_pending = true;
+        stream_->finish_status =
+            grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      }
+    }
+    Kick(stream_);
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&stream_->mu);
+      stream_->reactor = nullptr;
+      stream_->done = true;
+    }
+    wake_();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<WatchHub::Stream> stream_;
+  std::function<void()> wake_;
+};
+
+class RefusingReactor final : public grpc::ServerWriteReactor<Response> {
+ public:
+  explicit RefusingReactor(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+WatchHub::WatchHub(storage::Database& db, AccessChecker* access,
+                   Resolver resolver, WatchOptions options)
+    : db_(db),
+      access_(access),
+      resolver_(std::move(resolver)),
+      options_(std::move(options)) {
+  pump_ = std::thread([this] { Loop(); });
+}
+
+WatchHub::~WatchHub() {
+  Drain();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  pump_.join();
+}
+
+grpc::ServerWriteReactor<Response>* WatchHub::Refuse(const absl::Status& status,
+                                                     absl::string_view domain) {
+  return new RefusingReactor(ToGrpcStatus(status, domain));
+}
+
+grpc::ServerWriteReactor<Response>* WatchHub::Open(
+    server::RequestContext rc, const v1::WatchCaseEventsRequest& request) {
+  auto stream = std::make_shared<Stream>();
+  stream->rc = std::move(rc);
+  stream->request = request;
+  auto* reactor = new WatchReactor(stream, [this] { Notify(); });
+  {
+    absl::MutexLock lock(&stream->mu);
+    stream->reactor = reactor;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      EndWith(stream,
+              ErrorWithReason(absl::StatusCode::kUnavailable, "SERVER_DRAINING",
+                              "the server is shutting down"),
+              options_.error_domain);
+      return reactor;
+    }
+    streams_.push_back(stream);
+    wake_ = true;
+  }
+  return reactor;
+}
+
+void WatchHub::Notify() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
+void WatchHub::Drain() {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    streams = streams_;
+  }
+  for (const auto& s : streams) {
+    EndWith(s,
+            ErrorWithReason(absl::StatusCode::kUnavailable, "SERVER_DRAINING",
+                            "the server is shutting down; reconnect with your "
+                            "last cursor"),
+            options_.error_domain);
+  }
+}
+
+int WatchHub::open_streams() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(streams_.size());
+}
+
+void WatchHub::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto woken = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return wake_ || stopping_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&woken), options_.poll);
+      if (stopping_ && streams_.empty()) return;
+      if (stopping_) {
+        // Drop streams whose reactors are gone; the rest are finishing.
+        streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
+                                      [](const std::shared_ptr<Stream>& s) {
+                                        absl::MutexLock l(&s->mu);
+                                        return s->done;
+                                      }),
+                       streams_.end());
+        if (streams_.empty()) return;
+        continue;
+      }
+      wake_ = false;
+    }
+    std::vector<std::shared_ptr<Stream>> streams;
+    {
+      absl::MutexLock lock(&mu_);
+      streams_.erase(std::remove_if(streams_.begin(), streams_.end(),
+                                    [](const std::shared_ptr<Stream>& s) {
+                                      absl::MutexLock l(&s->mu);
+                                      return s->done;
+                                    }),
+                     streams_.end());
+      streams = streams_;
+    }
+    if (streams.empty()) continue;
+    int64_t latest = 0;
+    absl::Status read = storage::RunInTransaction(
+        db_,
+        [&](storage::Transaction& tx) -> absl::Status {
+          absl::StatusOr<int64_t> c = LatestCursor(tx);
+          if (!c.ok()) return c.status();
+          latest = *c;
+          return absl::OkStatus();
+        },
+        storage::TxMode::kReadOnly);
+    if (!read.ok()) {
+      server::Log(server::LogLevel::kError, "watch: cannot read the log",
+                  {{"error", std::string(read.message())}});
+      continue;
+    }
+    // New events are read once and handed to every stream that is up to
+    // date, so a commit costs one read however many watchers there are.
+    Batch batch;
+    bool have_batch = false;
+    constexpr int64_t kMaxBatch = 1000;
+    if (seen_ >= 0 && latest > seen_ && latest - seen_ <= kMaxBatch) {
+      batch.after = seen_;
+      batch.upto = latest;
+      absl::Status got = storage::RunInTransaction(
+          db_,
+          [&](storage::Transaction& tx) -> absl::Status {
+            absl::StatusOr<std::vector<LoggedEvent>> events =
+                ReadCaseEventRange(tx, batch.after, batch.upto);
+            if (!events.ok()) return events.status();
+            batch.events = *std::move(events);
+            return absl::OkStatus();
+          },
+          storage::TxMode::kReadOnly);
+      have_batch = got.ok();
+    }
+    seen_ = latest;
+    const absl::Time now = absl::Now();
+    for (const auto& s : streams) {
+      Serve(s, latest, have_batch ? &batch : nullptr, now);
+    }
+  }
+}
+
+void WatchHub::Serve(const std::shared_ptr<Stream>& s, int64_t latest,
+                     const Batch* batch, absl::Time now) {
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->finish_pending || s->finished || s->done) return;
+  }
+  if (!s->resolved) {
+    absl::StatusOr<WatchStart> start = resolver_(s->rc, s->request);
+    if (!start.ok()) {
+      EndWith(s, start.status(), options_.error_domain);
+      return;
+    }
+    s->start = *std::move(start);
+    s->resolved = true;
+    s->next_after = s->start.after_cursor;
+    s->last_enqueue = now;
+  }
+  int room = 0;
+  {
+    absl::MutexLock lock(&s->mu);
+    room = options_.buffer_messages - static_cast<int>(s->buffer.size()) -
+           (s->in_flight ? 1 : 0);
+    if (room <= 0 && s->next_after < latest &&
+        now - s->last_progress > options_.stall_limit) {
+      const int64_t resume =
+          s->written_cursor > 0 ? s->written_cursor : s->start.after_cursor;
+      s->buffer.clear();
+      s->finish_pending = true;
+      s->finish_status = ToGrpcStatus(
+          ErrorWithReason(absl::StatusCode::kResourceExhausted,
+                          "CONSUMER_TOO_SLOW",
+                          absl::StrCat("the stream's buffer is full; resume "
+                                       "after cursor ",
+                                       resume),
+                          {{"resume_after_cursor", absl::StrCat(resume)}}),
+          options_.error_domain);
+    }
+  }
+  if (batch != nullptr && room > 0 && s->next_after == batch->after) {
+    const std::string case_name =
+        s->start.case_id.empty() ? ""
+                                 : absl::StrCat("cases/", s->start.case_id);
+    std::vector<const LoggedEvent*> mine;
+    for (const LoggedEvent& e : batch->events) {
+      if (!case_name.empty() && e.event.case_name() != case_name) continue;
+      if (std::find(e.audience.begin(), e.audience.end(), s->start.agency) !=
+          e.audience.end()) {
+        mine.push_back(&e);
+      }
+    }
+    if (static_cast<int>(mine.size()) <= room) {
+      std::vector<Response> out;
+      for (const LoggedEvent* e : mine) {
+        Response r;
+        *r.mutable_event() = e->event;
+        Withhold(s, r.mutable_event());
+        out.push_back(std::move(r));
+      }
+      s->next_after = batch->upto;
+      room -= static_cast<int>(out.size());
+      if (!out.empty()) {
+        s->last_enqueue = now;
+        absl::MutexLock lock(&s->mu);
+        if (s->buffer.empty() && !s->in_flight) s->last_progress = now;
+        for (Response& r : out) s->buffer.push_back(std::move(r));
+      }
+    }
+  }
+  while (room > 0 && s->next_after < latest) {
+    const int want = std::min(room, 256);
+    std::vector<v1::CaseEvent> events;
+    absl::Status read = storage::RunInTransaction(
+        db_,
+        [&](storage::Transaction& tx) -> absl::Status {
+          absl::StatusOr<std::vector<v1::CaseEvent>> got = ReadCaseEvents(
+              tx, s->start.agency, s->next_after, s->start.case_id, want);
+          if (!got.ok()) return got.status();
+          events = *std::move(got);
+          return absl::OkStatus();
+        },
+        storage::TxMode::kReadOnly);
+    if (!read.ok()) {
+      server::Log(server::LogLevel::kError, "watch: cannot read events",
+                  {{"error", std::string(read.message())}});
+      break;
+    }
+    const bool complete = static_cast<int>(events.size()) < want;
+    int64_t last = s->next_after;
+    std::vector<Response> out;
+    out.reserve(events.size());
+    for (v1::CaseEvent& e : events) {
+      last = e.cursor();
+      Withhold(s, &e);
+      Response r;
+      *r.mutable_event() = std::move(e);
+      out.push_back(std::move(r));
+    }
+    // A short page means every visible event up to `latest` (read before
+    // the page) has been read: commits draw cursors in commit order.
+    s->next_after = complete ? std::max(last, latest) : last;
+    room -= static_cast<int>(out.size());
+    if (!out.empty()) {
+      s->last_enqueue = now;
+      absl::MutexLock lock(&s->mu);
+      if (s->buffer.empty() && !s->in_flight) s->last_progress = now;
+      for (Response& r : out) s->buffer.push_back(std::move(r));
+    }
+    if (complete) break;
+  }
+  {
+    absl::MutexLock lock(&s->mu);
+    if (s->buffer.empty() && !s->in_flight &&
+        now - s->last_enqueue >= options_.heartbeat) {
+      Response r;
+      r.mutable_heartbeat()->set_cursor(s->next_after);
+      const int64_t micros = absl::ToUnixMicros(now);
+      r.mutable_heartbeat()->mutable_heartbeat_time()->set_seconds(micros /
+                                                                   1000000);
+      r.mutable_heartbeat()->mutable_heartbeat_time()->set_nanos(
+          static_cast<int32_t>(micros % 1000000) * 1000);
+      s->buffer.push_back(std::move(r));
+      s->last_enqueue = now;
+    }
+  }
+  Kick(s);
+}
+
+void WatchHub::Withhold(const std::shared_ptr<Stream>& s,
+                        v1::CaseEvent* event) {
+  if (!event->has_activity_recorded()) return;
+  v1::StepActivity* activity =
+      event->mutable_activity_recorded()->mutable_activity();
+  const type::v1::DataCategory category = activity->category();
+  if (category == type::v1::DATA_CATEGORY_CASE_STATUS ||
+      category == type::v1::DATA_CATEGORY_UNSPECIFIED) {
+    return;
+  }
+  const std::string& person = event->activity_recorded().person();
+  const absl::Time now = absl::Now();
+  Stream::Decision& d = s->decisions[person];
+  if (d.expire < now) {
+    d = Stream::Decision();
+    d.expire = now + absl::Seconds(30);
+    std::vector<type::v1::DataCategory> categories = {
+        type::v1::DATA_CATEGORY_LANGUAGE, type::v1::DATA_CATEGORY_EMPLOYMENT};
+    absl::StatusOr<std::vector<AccessDecision>> got = access_->Check(
+        s->start.agency, person, categories, s->start.purpose,
+        {identity::v1::RELATION_CASE_PARTICIPANT}, now + absl::Seconds(2));
+    if (!got.ok()) {
+      d.unavailable = true;
+      d.expire = now + absl::Seconds(1);
+    } else {
+      for (const AccessDecision& a : *got) d.by_category[a.category] = a;
+    }
+  }
+  type::v1::AccessDenialReason reason =
+      type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
+  if (!d.unavailable) {
+    auto it = d.by_category.find(category);
+    if (it != d.by_category.end() && it->second.allowed) return;
+    if (it != d.by_category.end()) reason = it->second.denial_reason;
+    if (reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED) {
+      reason = type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS;
+    }
+  }
+  const char* field = activity->has_course() ? "course" : "placement";
+  activity->clear_detail();
+  type::v1::Withheld* w = event->add_withheld();
+  w->set_field(absl::StrCat("activity_recorded.activity.", field));
+  w->set_category(category);
+  w->set_reason(reason);
+}
+
+}  // namespace lotse::cases

@@ -1,0 +1,123 @@
+// WatchCaseEvents: server streams of case events, read from the case-event
+// log (store/case_store.h), so a stream resumed with a cursor gets exactly
+// what it missed, also after a restart.
+//
+// One pump thread serves all streams of the process. It wakes when a
+// commit in this process calls Notify() (and, for commits of other
+// replicas or the event inbox, at least every poll interval), reads the
+// newest cursor, and for every stream that is behind reads that agency's
+// next events from the log into the stream's buffer — at most as many as
+// the buffer has room for, so memory per stream is bounded. Writes to the
+// client go out one at a time from the buffer (gRPC callback API); a
+// write's completion refills the buffer.
+//
+// Slow consumers: when a stream's buffer is full and no write completed
+// for `stall_limit`, the stream ends with RESOURCE_EXHAUSTED, reason
+// CONSUMER_TOO_SLOW, metadata resume_after_cursor = the last cursor that
+// was written to the client. Other streams are not affected: the pump
+// never waits for a client.
+//
+// Heartbeats: a stream with nothing to send for `heartbeat` gets a
+// heartbeat with the cursor up to which it has seen everything.
+#ifndef LOTSE_SERVICES_CASES_SERVICE_WATCH_H_
+#define LOTSE_SERVICES_CASES_SERVICE_WATCH_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/server/request_context.h"
+#include "common/storage/database.h"
+#include "grpcpp/support/server_callback.h"
+#include "lotse/cases/v1/cases_service.pb.h"
+#include "services/cases/domain/access_checker.h"
+#include "services/cases/store/case_store.h"
+
+namespace lotse::cases {
+
+struct WatchOptions {
+  int buffer_messages = 256;
+  absl::Duration stall_limit = absl::Seconds(10);
+  absl::Duration heartbeat = absl::Seconds(15);
+  absl::Duration poll = absl::Milliseconds(500);
+  std::string error_domain = "cases.lotse";
+};
+
+// Per stream: resolved at start by the service (caller, start cursor).
+struct WatchStart {
+  std::string agency;   // "agencies/x"
+  std::string case_id;  // empty: all cases of the agency
+  int64_t after_cursor = 0;
+  std::string purpose;
+};
+
+class WatchHub {
+ public:
+  // Resolves a new stream on the pump thread (database reads allowed):
+  // caller check, cursor check, audit. Returns the start or the status the
+  // stream ends with.
+  using Resolver = std::function<absl::StatusOr<WatchStart>(
+      const server::RequestContext& rc,
+      const v1::WatchCaseEventsRequest& request)>;
+
+  WatchHub(storage::Database& db, AccessChecker* access, Resolver resolver,
+           WatchOptions options);
+  ~WatchHub();  // ends every stream (SERVER_DRAINING) and stops the pump
+
+  // Starts a stream for an RPC; the returned reactor deletes itself.
+  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* Open(
+      server::RequestContext rc, const v1::WatchCaseEventsRequest& request);
+  // A reactor that finishes at once with `status` (bad request).
+  static grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* Refuse(
+      const absl::Status& status, absl::string_view domain);
+
+  // Wakes the pump: new events were committed.
+  void Notify();
+  // Ends every stream with UNAVAILABLE, reason SERVER_DRAINING.
+  void Drain();
+
+  int open_streams() const;
+
+  struct Stream;
+
+ private:
+  void Loop();
+  // The events the pump read once for all streams that were up to date:
+  // those with after < cursor <= upto.
+  struct Batch {
+    int64_t after = 0;
+    int64_t upto = 0;
+    std::vector<LoggedEvent> events;
+  };
+  // Fills what fits into `s`'s buffer: from `batch` when the stream is
+  // exactly at its start and everything fits, else from the log.
+  void Serve(const std::shared_ptr<Stream>& s, int64_t latest,
+             const Batch* batch, absl::Time now);
+  // Clears activity details the agency may not see, listing them.
+  void Withhold(const std::shared_ptr<Stream>& s, v1::CaseEvent* event);
+
+  storage::Database& db_;
+  AccessChecker* access_;
+  Resolver resolver_;
+  const WatchOptions options_;
+
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t seen_ = -1;  // pump thread only: `latest` of the last round
+  std::thread pump_;
+};
+
+}  // namespace lotse::cases
+
+#endif  // LOTSE_SERVICES_CASES_SERVICE_WATCH_H_

@@ -1,0 +1,245 @@
+// Tables and queries of the cases service (migration "cases.0001_init"):
+//
+//   cases_agencies        local copy of identity's agency registry (from
+//                         AgencyRegistered/Updated/Suspended/Reactivated)
+//   cases                 one row per case: the columns queries filter on,
+//                         and the whole lotse.cases.v1.Case as `body`
+//   case_participants     (case, agency): owner and step receivers
+//   plan_versions         every version of every integration plan (body)
+//   steps                 one row per step: state, kind, agency, the
+//                         timestamps the statistics read, and the whole
+//                         lotse.cases.v1.Step (transitions, activities)
+//   step_dependencies     (step, depends_on), for cycle checks
+//   unassigned_activities facts about persons that matched no step
+//   notes                 agency-private notes
+//   person_merges         merged person -> survivor
+//   case_events           the case-event log: strictly increasing `seq`
+//                         (the watch cursor), drawn under the named lock
+//                         "cases.events" so seq order is commit order
+//   case_event_audience   (agency, seq): who may see each event (the
+//                         case's participants when it was written), so
+//                         one agency's events are one index range
+//
+// Every function runs inside the caller's transaction. Read-modify-write
+// callers take LockCase first (PostgreSQL runs READ COMMITTED).
+#ifndef LOTSE_SERVICES_CASES_STORE_CASE_STORE_H_
+#define LOTSE_SERVICES_CASES_STORE_CASE_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "lotse/cases/v1/case.pb.h"
+#include "lotse/cases/v1/cases_service.pb.h"
+#include "lotse/cases/v1/note.pb.h"
+#include "lotse/cases/v1/plan.pb.h"
+#include "lotse/cases/v1/step.pb.h"
+
+namespace lotse::cases {
+
+std::vector<storage::Migration> CaseStoreMigrations();
+
+// Serialises writers of one case ("case/<id>").
+absl::Status LockCase(storage::Transaction& tx, const std::string& case_id);
+
+// ---- Agencies ----
+struct AgencyInfo {
+  std::string id;
+  std::string legal_domain;  // "KOMMUNE"
+  std::string municipality_code;
+  std::string certificate_identity;
+  bool suspended = false;
+};
+absl::Status UpsertAgency(storage::Transaction& tx, const AgencyInfo& agency);
+absl::StatusOr<std::optional<AgencyInfo>> ReadAgency(storage::Transaction& tx,
+                                                     const std::string& id);
+absl::StatusOr<std::optional<AgencyInfo>> FindAgencyByCertificate(
+    storage::Transaction& tx, const std::string& certificate_identity);
+
+// ---- Cases ----
+// A case row: `record` holds every field of the Case except name and etag,
+// which the service derives from id and version.
+struct CaseRow {
+  std::string id;
+  int64_t version = 0;
+  v1::Case record;
+};
+absl::Status InsertCase(storage::Transaction& tx, const CaseRow& row);
+// Writes `row` (its version already advanced) and the participant set.
+absl::Status UpdateCase(storage::Transaction& tx, const CaseRow& row);
+absl::StatusOr<std::optional<CaseRow>> ReadCase(storage::Transaction& tx,
+                                                const std::string& id);
+// The open case of `person` owned by `owner_agency` (ids), if any.
+absl::StatusOr<std::optional<std::string>> FindOpenCase(
+    storage::Transaction& tx, const std::string& person,
+    const std::string& owner_agency_name);
+// Ids of the open cases of `person`, oldest first.
+absl::StatusOr<std::vector<std::string>> OpenCasesOfPerson(
+    storage::Transaction& tx, const std::string& person);
+// Ids of all cases of `person`.
+absl::StatusOr<std::vector<std::string>> CasesOfPerson(
+    storage::Transaction& tx, const std::string& person);
+
+struct CaseFilter {
+  std::string viewer_agency;  // "agencies/x": must participate
+  std::vector<int> states;
+  std::string owner_agency;
+  std::string participating_agency;
+  std::string person;
+  // Keyset: newest first by (create_us, id); continue strictly after.
+  int64_t after_create_us = 0;
+  std::string after_id;
+  bool has_after = false;
+  int limit = 50;
+};
+absl::StatusOr<std::vector<CaseRow>> ListCases(storage::Transaction& tx,
+                                               const CaseFilter& filter);
+
+// ---- Plans ----
+absl::Status InsertPlan(storage::Transaction& tx, const std::string& case_id,
+                        const v1::IntegrationPlan& plan);
+// version 0 = the newest.
+absl::StatusOr<std::optional<v1::IntegrationPlan>> ReadPlan(
+    storage::Transaction& tx, const std::string& case_id, int version);
+// Newest first, versions below `before_version` (0 = all).
+absl::StatusOr<std::vector<v1::IntegrationPlan>> ListPlans(
+    storage::Transaction& tx, const std::string& case_id, int before_version,
+    int limit);
+
+// ---- Steps ----
+struct StepRow {
+  std::string id;
+  std::string case_id;
+  int64_t version = 0;
+  std::string municipality_code;  // of the case owner at referral
+  v1::Step record;                // without name and etag
+};
+absl::Status InsertStep(storage::Transaction& tx, const StepRow& row);
+// `dependencies_changed`: also rewrites step_dependencies (UpdateStep of
+// depends_on); transitions leave them alone.
+absl::Status UpdateStep(storage::Transaction& tx, const StepRow& row,
+                        bool dependencies_changed = false);
+absl::StatusOr<std::optional<StepRow>> ReadStep(storage::Transaction& tx,
+                                                const std::string& case_id,
+                                                const std::string& step_id);
+// All steps of a case in referral order.
+absl::StatusOr<std::vector<StepRow>> StepsOfCase(storage::Transaction& tx,
+                                                 const std::string& case_id);
+
+struct StepFilter {
+  std::string case_id;        // empty: all cases of viewer_agency
+  std::string viewer_agency;  // "agencies/x"
+  std::vector<int> states;
+  std::vector<int> kinds;
+  std::string receiving_agency;
+  // Keyset: oldest referral first by (create_us, id).
+  int64_t after_create_us = 0;
+  std::string after_id;
+  bool has_after = false;
+  int limit = 50;
+};
+absl::StatusOr<std::vector<StepRow>> ListSteps(storage::Transaction& tx,
+                                               const StepFilter& filter);
+
+// ---- Activities without a step ----
+absl::Status InsertUnassignedActivity(storage::Transaction& tx,
+                                      const std::string& person,
+                                      const std::string& case_id,
+                                      const v1::StepActivity& activity);
+// Activities of the case (case_id) or, with an empty case_id, of the person
+// without a case; oldest first.
+absl::StatusOr<std::vector<v1::StepActivity>> ReadUnassignedActivities(
+    storage::Transaction& tx, const std::string& person,
+    const std::string& case_id);
+// Gives the activities of `person` that have no case to `case_id`.
+absl::Status AssignUnassignedActivities(storage::Transaction& tx,
+                                        const std::string& person,
+                                        const std::string& case_id);
+absl::Status MoveUnassignedActivities(storage::Transaction& tx,
+                                      const std::string& from_person,
+                                      const std::string& to_person);
+
+// ---- Notes ----
+struct NoteRow {
+  std::string id;
+  std::string case_id;
+  std::string step_id;  // empty for a note on the case
+  int64_t version = 0;
+  v1::Note record;  // text, author, times (name and etag derived)
+};
+absl::Status InsertNote(storage::Transaction& tx, const NoteRow& row);
+absl::Status UpdateNote(storage::Transaction& tx, const NoteRow& row);
+absl::Status DeleteNote(storage::Transaction& tx, const std::string& id);
+absl::StatusOr<std::optional<NoteRow>> ReadNote(storage::Transaction& tx,
+                                                const std::string& id);
+// The author's notes of a case (step_id empty: case and all its steps),
+// newest first by (update_us? no: create_us, id), after the keyset.
+absl::StatusOr<std::vector<NoteRow>> ListNotes(
+    storage::Transaction& tx, const std::string& case_id,
+    const std::string& step_id, bool only_step,
+    const std::string& author_agency, bool has_after, int64_t after_create_us,
+    const std::string& after_id, int limit);
+
+// ---- Person merges ----
+absl::Status RecordMerge(storage::Transaction& tx, const std::string& merged,
+                         const std::string& survivor);
+// Follows merges to the surviving person name.
+absl::StatusOr<std::string> ResolveSurvivor(storage::Transaction& tx,
+                                            const std::string& person);
+
+// ---- Case-event log ----
+// Appends `event` (cursor ignored) for the case's `audience` agencies
+// ("agencies/x"). Takes the lock "cases.events"; returns the cursor.
+absl::StatusOr<int64_t> AppendCaseEvent(
+    storage::Transaction& tx, const v1::CaseEvent& event,
+    const std::string& person, const std::vector<std::string>& audience);
+// Events `agency` may see with cursor > after_cursor, in cursor order, at
+// most `limit`; only of `case_id` when not empty.
+absl::StatusOr<std::vector<v1::CaseEvent>> ReadCaseEvents(
+    storage::Transaction& tx, const std::string& agency, int64_t after_cursor,
+    const std::string& case_id, int limit);
+// Every event with after_cursor < cursor <= upto_cursor, in cursor order,
+// with the agencies that may see it (at most `limit` events; the caller
+// reads per agency when there are more).
+struct LoggedEvent {
+  v1::CaseEvent event;
+  std::vector<std::string> audience;
+};
+absl::StatusOr<std::vector<LoggedEvent>> ReadCaseEventRange(
+    storage::Transaction& tx, int64_t after_cursor, int64_t upto_cursor);
+// The newest cursor (0 when the log is empty).
+absl::StatusOr<int64_t> LatestCursor(storage::Transaction& tx);
+
+// ---- Statistics ----
+struct StepTiming {
+  int kind = 0;
+  std::string receiving_agency;
+  int64_t create_us = 0;
+  int64_t accept_us = 0;  // 0 when not accepted
+  int64_t start_us = 0;   // 0 when not started
+};
+// Steps of cases in `municipality` referred in [from_us, to_us).
+absl::StatusOr<std::vector<StepTiming>> StepTimings(
+    storage::Transaction& tx, const std::string& municipality, int64_t from_us,
+    int64_t to_us);
+struct OverdueCount {
+  int kind = 0;
+  std::string receiving_agency;
+  int64_t count = 0;
+};
+// Open steps of the municipality past their due date (due < today_key).
+absl::StatusOr<std::vector<OverdueCount>> OverdueSteps(
+    storage::Transaction& tx, const std::string& municipality,
+    int32_t today_key);
+
+int64_t ToMicros(absl::Time t);
+
+}  // namespace lotse::cases
+
+#endif  // LOTSE_SERVICES_CASES_STORE_CASE_STORE_H_

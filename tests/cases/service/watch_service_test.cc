@@ -1,0 +1,290 @@
+// WatchCaseEvents through a real in-process server over mutual TLS, on
+// SQLite and PostgreSQL: live events, resuming from a cursor (also after a
+// restart of the service on the same database), heartbeats, slow consumers
+// and bad cursors.
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/support/channel_arguments.h"
+#include "gtest/gtest.h"
+#include "lotse/courses/v1/events.pb.h"
+#include "services/cases/store/case_store.h"
+#include "tests/cases/service/cases_server_fixture.h"
+
+namespace lotse::cases {
+namespace {
+
+using Reader = grpc::ClientReader<v1::WatchCaseEventsResponse>;
+
+class WatchServiceTest : public CasesServerTest {
+ protected:
+  CasesOptions Options() override {
+    CasesOptions options = CasesServerTest::Options();
+    options.watch.buffer_messages = buffer_;
+    options.watch.stall_limit = stall_;
+    options.watch.heartbeat = heartbeat_;
+    return options;
+  }
+
+  struct Watch {
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<Reader> reader;
+  };
+
+  Watch Open(const std::string& as, int64_t after,
+             v1::WatchStart start = v1::WATCH_START_UNSPECIFIED,
+             v1::CasesService::Stub* stub = nullptr) {
+    Watch w;
+    w.context = std::make_unique<grpc::ClientContext>();
+    Prepare(w.context.get(), 30);
+    v1::WatchCaseEventsRequest req;
+    req.set_after_cursor(after);
+    req.set_start(start);
+    w.reader = (stub ? stub : As(as))->WatchCaseEvents(w.context.get(), req);
+    return w;
+  }
+
+  // The next event (skipping heartbeats); false at the end of the stream.
+  static bool NextEvent(Watch& w, v1::CaseEvent* out) {
+    v1::WatchCaseEventsResponse r;
+    while (w.reader->Read(&r)) {
+      if (r.has_event()) {
+        *out = r.event();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Opens a case and refers a step; 3 events visible to kim-koeln
+  // (CaseOpened, StepReferred, StepStateChanged after accept).
+  void MakeEvents(const std::string& person) {
+    v1::Case c;
+    ASSERT_TRUE(CasesServerTest::Open("kim-koeln", person, &c).ok());
+    v1::Step s, accepted;
+    ASSERT_TRUE(
+        Refer("kim-koeln", c.name(), v1::STEP_KIND_INTEGRATION_COURSE, kVhs, &s)
+            .ok());
+    ASSERT_TRUE(Accept("vhs-koeln", s, &accepted).ok());
+  }
+
+  int buffer_ = 256;
+  absl::Duration stall_ = absl::Seconds(10);
+  absl::Duration heartbeat_ = absl::Seconds(15);
+};
+
+TEST_P(WatchServiceTest, LiveEventsWithIncreasingCursors) {
+  Watch w = Open("kim-koeln", 0);
+  // Give the pump time to resolve the stream's start (NOW).
+  absl::SleepFor(absl::Milliseconds(300));
+  MakeEvents(kPerson);
+  v1::CaseEvent e1, e2, e3;
+  ASSERT_TRUE(NextEvent(w, &e1));
+  ASSERT_TRUE(NextEvent(w, &e2));
+  ASSERT_TRUE(NextEvent(w, &e3));
+  EXPECT_TRUE(e1.has_case_opened());
+  EXPECT_TRUE(e2.has_step_referred());
+  EXPECT_TRUE(e3.has_step_state_changed());
+  EXPECT_LT(e1.cursor(), e2.cursor());
+  EXPECT_LT(e2.cursor(), e3.cursor());
+  EXPECT_FALSE(e1.event_id().empty());
+  w.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, OnlyCasesTheCallerParticipatesIn) {
+  MakeEvents(kPerson);
+  // The job center sees nothing of that case, from the earliest event.
+  Watch jc = Open("jobcenter-koeln", 0, v1::WATCH_START_EARLIEST);
+  Watch vhs = Open("vhs-koeln", 0, v1::WATCH_START_EARLIEST);
+  v1::CaseEvent e;
+  // vhs participates since the referral: StepReferred, StepStateChanged.
+  ASSERT_TRUE(NextEvent(vhs, &e));
+  EXPECT_TRUE(e.has_step_referred());
+  ASSERT_TRUE(NextEvent(vhs, &e));
+  EXPECT_TRUE(e.has_step_state_changed());
+  // A marker event for the job center proves nothing came before it.
+  v1::Case c2;
+  ASSERT_TRUE(CasesServerTest::Open("kim-koeln", kOtherPerson, &c2).ok());
+  v1::Step s;
+  ASSERT_TRUE(
+      Refer("kim-koeln", c2.name(), v1::STEP_KIND_JOB_PLACEMENT, kJobcenter, &s)
+          .ok());
+  ASSERT_TRUE(NextEvent(jc, &e));
+  EXPECT_TRUE(e.has_step_referred());
+  EXPECT_EQ(e.step_referred().step(), s.name());
+  jc.context->TryCancel();
+  vhs.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, ResumeAfterCursorAcrossRestart) {
+  MakeEvents(kPerson);
+  Watch w = Open("kim-koeln", 0, v1::WATCH_START_EARLIEST);
+  v1::CaseEvent first;
+  ASSERT_TRUE(NextEvent(w, &first));
+  w.context->TryCancel();
+  v1::WatchCaseEventsResponse ignored;
+  while (w.reader->Read(&ignored)) {
+  }
+  w.reader->Finish();
+
+  // Restart the service on the same database; events happen meanwhile.
+  StopServer();
+  StartServer();
+  MakeEvents(kOtherPerson);
+
+  Watch resumed = Open("kim-koeln", first.cursor());
+  std::vector<v1::CaseEvent> got;
+  v1::CaseEvent e;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(NextEvent(resumed, &e));
+    got.push_back(e);
+  }
+  // Exactly what was missed: the two events after `first` of the first
+  // case, then the three of the second; strictly increasing, no gaps in
+  // what the caller may see.
+  EXPECT_TRUE(got[0].has_step_referred());
+  EXPECT_TRUE(got[1].has_step_state_changed());
+  EXPECT_TRUE(got[2].has_case_opened());
+  EXPECT_GT(got[0].cursor(), first.cursor());
+  for (size_t i = 1; i < got.size(); ++i) {
+    EXPECT_GT(got[i].cursor(), got[i - 1].cursor());
+  }
+  resumed.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, UnknownCursorIsRefused) {
+  Watch w = Open("kim-koeln", 999999);
+  v1::WatchCaseEventsResponse r;
+  EXPECT_FALSE(w.reader->Read(&r));
+  grpc::Status s = w.reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(s), "CURSOR_UNKNOWN");
+  Watch neg = Open("kim-koeln", -1);
+  EXPECT_FALSE(neg.reader->Read(&r));
+  EXPECT_EQ(neg.reader->Finish().error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  Watch stranger = Open("abh-koeln", 0);
+  EXPECT_FALSE(stranger.reader->Read(&r));
+  EXPECT_EQ(Reason(stranger.reader->Finish()), "UNKNOWN_AGENCY");
+}
+
+TEST_P(WatchServiceTest, HeartbeatCarriesTheCursor) {
+  StopServer();
+  heartbeat_ = absl::Milliseconds(200);
+  StartServer();
+  MakeEvents(kPerson);
+  Watch w = Open("jobcenter-koeln", 0);
+  v1::WatchCaseEventsResponse r;
+  ASSERT_TRUE(w.reader->Read(&r));
+  ASSERT_TRUE(r.has_heartbeat());
+  EXPECT_GE(r.heartbeat().cursor(), 3);
+  w.context->TryCancel();
+}
+
+// Many events for kim-koeln straight into the log, as a busy deployment
+// would write them.
+void AppendEvents(storage::Database& db, const std::string& case_name, int n) {
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(storage::RunInTransaction(
+                    db,
+                    [&](storage::Transaction& tx) -> absl::Status {
+                      v1::CaseEvent e;
+                      e.set_event_id(absl::StrCat("bulk-", case_name, "-", i));
+                      e.set_case_name(case_name);
+                      v1::StepUpdated* u = e.mutable_step_updated();
+                      u->set_case_name(case_name);
+                      u->add_changed_fields(std::string(200, 'x'));
+                      return AppendCaseEvent(tx, e, kPerson, {kKim}).status();
+                    })
+                    .ok());
+  }
+}
+
+TEST_P(WatchServiceTest, SlowConsumerIsCutOffWithResumeCursor) {
+  StopServer();
+  buffer_ = 4;
+  stall_ = absl::Milliseconds(300);
+  StartServer();
+  // A client with a tiny flow-control window that does not read.
+  auto creds = server::ClientCredentialsFromDir(pki_, "kim-koeln");
+  ASSERT_TRUE(creds.ok());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  args.SetInt("lotse.test.slow", 1);
+  auto slow_stub = v1::CasesService::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", server_->port()), *creds, args));
+  Watch slow = Open("kim-koeln", 0, v1::WATCH_START_EARLIEST, slow_stub.get());
+  // A healthy watcher at the same time.
+  Watch fast = Open("kim-koeln", 0, v1::WATCH_START_EARLIEST);
+  AppendEvents(db(), "cases/bulk", 400);
+  service_->NotifyWatchers();
+  v1::CaseEvent e;
+  int fast_seen = 0;
+  while (fast_seen < 400 && NextEvent(fast, &e)) ++fast_seen;
+  EXPECT_EQ(fast_seen, 400);  // not held up by the slow one
+  absl::SleepFor(absl::Seconds(2));
+  // Now the slow client reads: what was in flight, then the status.
+  int64_t last = 0;
+  while (NextEvent(slow, &e)) last = e.cursor();
+  grpc::Status s = slow.reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Reason(s), "CONSUMER_TOO_SLOW");
+  EXPECT_LT(last, 400);
+  // Resuming from the last cursor read gets the rest, nothing lost.
+  Watch resumed = Open("kim-koeln", last);
+  int rest = 0;
+  int64_t prev = last;
+  while (prev < 400 && NextEvent(resumed, &e)) {
+    EXPECT_EQ(e.cursor(), prev + 1);
+    prev = e.cursor();
+    ++rest;
+  }
+  EXPECT_EQ(last + rest, 400);
+  fast.context->TryCancel();
+  resumed.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, ActivityDetailsWithheldPerEvent) {
+  v1::Case c;
+  ASSERT_TRUE(CasesServerTest::Open("kim-koeln", kPerson, &c).ok());
+  v1::Step s;
+  ASSERT_TRUE(
+      Refer("kim-koeln", c.name(), v1::STEP_KIND_INTEGRATION_COURSE, kVhs, &s)
+          .ok());
+  courses::v1::CourseBooked booked;
+  booked.mutable_context()->set_person(kPerson);
+  booked.mutable_context()->set_course("courses/c1");
+  booked.mutable_context()->set_provider_agency(kVhs);
+  booked.mutable_context()->set_case_step(s.name());
+  lotse::events::v1::Event ev;
+  ev.set_event_id("ev-b");
+  ev.mutable_payload()->PackFrom(booked);
+  ASSERT_TRUE(service_->ApplyEvent(ev).ok());
+  access_.Grant(kVhs, type::v1::DATA_CATEGORY_LANGUAGE);
+  Watch kim = Open("kim-koeln", 0, v1::WATCH_START_EARLIEST);
+  Watch vhs = Open("vhs-koeln", 0, v1::WATCH_START_EARLIEST);
+  auto find_activity = [&](Watch& w) {
+    v1::CaseEvent e;
+    while (NextEvent(w, &e)) {
+      if (e.has_activity_recorded()) return e;
+    }
+    return v1::CaseEvent();
+  };
+  v1::CaseEvent for_kim = find_activity(kim);
+  v1::CaseEvent for_vhs = find_activity(vhs);
+  EXPECT_FALSE(for_kim.activity_recorded().activity().has_course());
+  ASSERT_EQ(for_kim.withheld_size(), 1);
+  EXPECT_EQ(for_kim.withheld(0).field(), "activity_recorded.activity.course");
+  EXPECT_TRUE(for_vhs.activity_recorded().activity().has_course());
+  EXPECT_EQ(for_vhs.withheld_size(), 0);
+  kim.context->TryCancel();
+  vhs.context->TryCancel();
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(WatchServiceTest);
+
+}  // namespace
+}  // namespace lotse::cases
