@@ -34,7 +34,7 @@ namespace lotse::storage {
 namespace {
 
 // Statements kept per connection before DEALLOCATE ALL starts afresh.
-constexpr size_t kMaxCachedStatements = 512;
+constexpr size_t kMaxCachedStatements = 1024;
 
 // Type OIDs from pg_type.h (server headers are not installed with libpq).
 constexpr Oid kBoolOid = 16;

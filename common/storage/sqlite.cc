@@ -30,7 +30,7 @@ namespace {
 
 // Statements cached per connection before the cache is flushed; guards
 // against code that builds SQL text dynamically.
-constexpr size_t kMaxCachedStatements = 256;
+constexpr size_t kMaxCachedStatements = 1024;
 
 absl::Status SqliteError(int rc, sqlite3* db, absl::string_view what) {
   std::string message =
