@@ -285,11 +285,19 @@ TEST_F(CasesFlowTest,
   *e->mutable_valid_from() = DateInDays(0);
   *e->mutable_valid_until() = DateInDays(365);
   courses::v1::Entitlement entitlement;
+  // Each agency's AgencyRegistered reaches courses on its own (per-agency
+  // ordering keys), so BAMF may be known a moment after the provider.
   {
-    grpc::ClientContext context;
-    Prepare(&context);
-    grpc::Status s = courses_as("bamf-nuernberg")
-                         ->RecordEntitlement(&context, entitle, &entitlement);
+    grpc::Status s;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          grpc::ClientContext context;
+          Prepare(&context);
+          s = courses_as("bamf-nuernberg")
+                  ->RecordEntitlement(&context, entitle, &entitlement);
+          return s.error_code() != grpc::StatusCode::PERMISSION_DENIED;
+        },
+        absl::Seconds(30)));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   courses::v1::CreateBookingRequest book;
@@ -299,10 +307,15 @@ TEST_F(CasesFlowTest,
   book.mutable_booking()->set_case_step(step.name());
   courses::v1::Booking booking;
   {
-    grpc::ClientContext context;
-    Prepare(&context);
-    grpc::Status s =
-        courses_as("kim-koeln")->CreateBooking(&context, book, &booking);
+    grpc::Status s;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          grpc::ClientContext context;
+          Prepare(&context);
+          s = courses_as("kim-koeln")->CreateBooking(&context, book, &booking);
+          return s.error_code() != grpc::StatusCode::PERMISSION_DENIED;
+        },
+        absl::Seconds(30)));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
