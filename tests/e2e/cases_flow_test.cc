@@ -15,7 +15,6 @@
 #include "absl/time/clock.h"
 #include "common/server/server.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
@@ -25,25 +24,6 @@
 
 namespace lotse::testing {
 namespace {
-
-int FreePort() {
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  auto server = builder.BuildAndStart();
-  server->Shutdown();
-  return port;
-}
-
-bool Eventually(const std::function<bool()>& call, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (absl::Now() < give_up) {
-    if (call()) return true;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return call();
-}
 
 type::v1::Date DateInDays(int days) {
   const absl::CivilDay day = absl::ToCivilDay(
@@ -74,8 +54,8 @@ class CasesFlowTest : public ::testing::Test {
            absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
     // Identity picks its own port; cases and courses are told each other's
     // before they run. (Servers refuse SO_REUSEPORT: a clash fails loudly.)
-    cases_port_ = FreePort();
-    courses_port_ = FreePort();
+    cases_port_ = FreeLocalPort();
+    courses_port_ = FreeLocalPort();
   }
 
   absl::StatusOr<ServiceProcess> Start(const std::string& service, int port,

@@ -14,7 +14,6 @@
 #include "absl/time/clock.h"
 #include "common/server/server.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
@@ -23,26 +22,6 @@
 
 namespace lotse::testing {
 namespace {
-
-int FreePort() {
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port);
-  auto server = builder.BuildAndStart();
-  server->Shutdown();
-  return port;
-}
-
-// Polls `call` until it returns true or `timeout` passes.
-bool Eventually(const std::function<bool()>& call, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (absl::Now() < give_up) {
-    if (call()) return true;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
-  return call();
-}
 
 type::v1::Date DateInDays(int days) {
   const absl::CivilDay day = absl::ToCivilDay(
@@ -67,7 +46,7 @@ class CoursesFlowTest : public ::testing::Test {
     // Identity listens on a port of its own choosing; courses on one picked
     // now, because identity must be told where to deliver before courses
     // runs. (Servers refuse SO_REUSEPORT, so a clash fails loudly.)
-    courses_port_ = FreePort();
+    courses_port_ = FreeLocalPort();
   }
 
   absl::StatusOr<ServiceProcess> Start(const std::string& service,

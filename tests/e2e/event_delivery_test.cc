@@ -116,15 +116,6 @@ class TlsReceiver {
   std::vector<std::string> callers_ ABSL_GUARDED_BY(mu_);
 };
 
-bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (absl::Now() < give_up) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return done();
-}
-
 class EventDeliveryE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -202,15 +193,15 @@ TEST_F(EventDeliveryE2eTest, OutboxReachesTheReceiverAcrossOutagesAndKill9) {
   receiver.set_down(false);
 
   // The bootstrap admin's registration and ours, each exactly once.
-  ASSERT_TRUE(WaitFor([&] { return receiver.agencies().size() >= 2; },
-                      absl::Seconds(60)))
+  ASSERT_TRUE(Eventually([&] { return receiver.agencies().size() >= 2; },
+                         absl::Seconds(60)))
       << restarted->ReadLog();
   grpc::Status second = Register(*identity_port, "kim-zweitdorf");
   ASSERT_TRUE(second.ok()) << second.error_code() << " "
                            << second.error_message() << "\n"
                            << restarted->ReadLog();
-  ASSERT_TRUE(WaitFor([&] { return receiver.agencies().size() >= 3; },
-                      absl::Seconds(30)));
+  ASSERT_TRUE(Eventually([&] { return receiver.agencies().size() >= 3; },
+                         absl::Seconds(30)));
   absl::SleepFor(absl::Milliseconds(300));
   // Order holds per ordering key (per agency), not across agencies.
   EXPECT_THAT(receiver.agencies(),

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,16 @@ class ServiceProcess {
   pid_t pid_ = -1;
   std::string log_path_;
 };
+
+// A TCP port free on 127.0.0.1 when called (bound to 0, read, closed), for
+// a process that must be told another's port before that one runs. Prefer
+// --listen=127.0.0.1:0 and WaitServing where nothing needs the port first.
+int FreeLocalPort();
+
+// Calls `done` every 200 ms until it returns true or `timeout` passes;
+// returns its last answer. For effects that arrive asynchronously, e.g.
+// events delivered between processes.
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout);
 
 }  // namespace lotse::testing
 
