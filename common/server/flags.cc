@@ -26,6 +26,10 @@ ABSL_FLAG(bool, insecure_dev, false,
 ABSL_FLAG(std::string, database, "",
           "sqlite:/path/file.db or postgresql://... ; empty means "
           "sqlite:<service>.db in the working directory");
+ABSL_FLAG(int32_t, database_connections, 17,
+          "connections in the database pool; with fewer than "
+          "--worker_threads + 1 (the group committer holds one), handlers "
+          "wait for a connection");
 ABSL_FLAG(int32_t, max_message_bytes, 4 * 1024 * 1024,
           "largest request or response message accepted or sent");
 ABSL_FLAG(int32_t, worker_threads, 16,

@@ -22,6 +22,7 @@ ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(bool, insecure_dev);
 ABSL_DECLARE_FLAG(std::string, database);
+ABSL_DECLARE_FLAG(int32_t, database_connections);
 ABSL_DECLARE_FLAG(int32_t, max_message_bytes);
 ABSL_DECLARE_FLAG(int32_t, worker_threads);
 ABSL_DECLARE_FLAG(absl::Duration, drain_grace);

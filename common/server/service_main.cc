@@ -126,8 +126,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
 
   std::string database_url = absl::GetFlag(FLAGS_database);
   if (database_url.empty()) database_url = absl::StrCat("sqlite:", name, ".db");
-  absl::StatusOr<std::unique_ptr<storage::Database>> db =
-      storage::OpenDatabase(database_url);
+  absl::StatusOr<std::unique_ptr<storage::Database>> db = storage::OpenDatabase(
+      database_url, absl::GetFlag(FLAGS_database_connections));
   if (!db.ok()) return Fail(name, "cannot open database", db.status());
 
   ServerOptions options;
