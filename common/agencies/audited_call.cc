@@ -1,0 +1,147 @@
+#include "common/agencies/audited_call.h"
+
+#include <algorithm>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/audit/audit_log.h"
+#include "common/server/log.h"
+
+namespace lotse::agencies {
+
+using ::lotse::storage::Transaction;
+
+bool AuditedCall::Entry::operator<(const Entry& o) const {
+  return std::tie(resource, categories) < std::tie(o.resource, o.categories);
+}
+
+bool AuditedCall::Entry::operator==(const Entry& o) const {
+  return resource == o.resource && categories == o.categories;
+}
+
+AuditedCall::AuditedCall(const CallEnvironment& env,
+                         const server::RequestContext& rc,
+                         absl::string_view method, std::string target)
+    : env_(env),
+      rc_(rc),
+      method_(absl::StrCat(env.service, "/", method)),
+      target_(std::move(target)) {
+  // Until a phase resolves the caller, audit records name the certificate's
+  // identity: a call refused as UNKNOWN_AGENCY is still attributable.
+  caller_.id = rc.caller.agency_id;
+  caller_.legal_domain = rc.caller.legal_domain;
+}
+
+absl::Status AuditedCall::Resolve(Transaction& tx) {
+  absl::StatusOr<LocalAgency> resolved = ResolveCaller(tx, rc_.caller);
+  if (!resolved.ok()) return resolved.status();
+  caller_ = *std::move(resolved);
+  return absl::OkStatus();
+}
+
+absl::Status AuditedCall::Read(const Body& body) {
+  const size_t mark = trail_.size();
+  absl::Status status = storage::RunInTransaction(
+      *env_.db,
+      [&](Transaction& tx) -> absl::Status {
+        trail_.resize(mark);
+        if (absl::Status s = Resolve(tx); !s.ok()) return s;
+        return body(tx, caller_);
+      },
+      storage::TxMode::kReadOnly);
+  if (status.ok()) {
+    caller_resolved_ = true;
+  } else {
+    trail_.resize(mark);
+  }
+  return status;
+}
+
+absl::Status AuditedCall::Write(const Body& body) {
+  const size_t mark = trail_.size();
+  absl::Status status = env_.commit_write([&](Transaction& tx) -> absl::Status {
+    trail_.resize(mark);
+    if (!caller_resolved_) {
+      if (absl::Status s = Resolve(tx); !s.ok()) return s;
+    }
+    if (absl::Status s = body(tx, caller_); !s.ok()) return s;
+    return AppendAudits(tx);
+  });
+  if (status.ok()) {
+    audited_ = true;
+    caller_resolved_ = true;
+  } else {
+    trail_.resize(mark);
+  }
+  return status;
+}
+
+void AuditedCall::Touch(const std::string& person, const std::string& record,
+                        std::vector<std::string> categories) {
+  std::sort(categories.begin(), categories.end());
+  trail_.push_back({absl::StrCat(person, "/", record), std::move(categories)});
+}
+
+void AuditedCall::set_person_target(const std::string& person,
+                                    const std::string& record,
+                                    std::vector<std::string> categories) {
+  target_ = absl::StrCat(person, "/", record);
+  std::sort(categories.begin(), categories.end());
+  target_categories_ = std::move(categories);
+}
+
+std::vector<AuditedCall::Entry> AuditedCall::Entries() const {
+  if (trail_.empty()) return {{target_, target_categories_}};
+  std::vector<Entry> out = trail_;
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+absl::Status AuditedCall::AppendAudits(Transaction& tx) {
+  for (Entry& entry : Entries()) {
+    audit::AuditRecord record;
+    record.agency_id = caller_.id;
+    record.legal_domain = rc_.caller.legal_domain;
+    record.actor = rc_.actor;
+    record.purpose = rc_.purpose;
+    record.operation = method_;
+    record.resource = std::move(entry.resource);
+    record.data_categories = std::move(entry.categories);
+    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AuditedCall::Finish(absl::Status status) {
+  if (status.ok()) {
+    if (audited_) return status;
+    if (personal_only_ && trail_.empty() && target_categories_.empty()) {
+      return status;
+    }
+    return env_.commit_write([&](Transaction& tx) { return AppendAudits(tx); });
+  }
+  for (Entry& entry : Entries()) {
+    audit::AuditRecord record;
+    record.agency_id = caller_.id;
+    record.legal_domain = rc_.caller.legal_domain;
+    record.actor = rc_.actor;
+    record.purpose = rc_.purpose;
+    record.operation = method_;
+    record.resource = std::move(entry.resource);
+    record.data_categories = std::move(entry.categories);
+    absl::Status audited =
+        audit::AppendFailedCallAudit(*env_.db, std::move(record), status);
+    if (!audited.ok()) {
+      // The caller still gets the call's own error; the lost record is
+      // visible to operators (method only: no personal data in logs).
+      server::Log(
+          server::LogLevel::kError, "audit of failed call not written",
+          {{"operation", method_}, {"error", std::string(audited.message())}});
+    }
+  }
+  return status;
+}
+
+}  // namespace lotse::agencies

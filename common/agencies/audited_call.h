@@ -1,0 +1,125 @@
+// AuditedCall: the transaction and audit scaffolding of one RPC of a
+// service that keeps a local agency registry (registry.h). DESIGN.md
+// section 4: every access to personal data, allowed or denied, is audited.
+//
+// Use:
+//   AuditedCall call(env, rc, "CreateOffer", "offers");
+//   absl::Status s = call.Read([&](Transaction& tx, const LocalAgency& me) {
+//     ...; call.Touch("persons/x", "candidate", {"EMPLOYMENT"}); ... });
+//   if (s.ok()) s = <ask identity, outside any transaction>;
+//   if (s.ok()) s = call.Write([&](Transaction& tx, const LocalAgency& me) {
+//     ...writes and outbox events... });
+//   return call.Finish(s);
+//
+// Read() runs its body in a kReadOnly transaction; Write() runs its body and
+// the call's audit records in one write phase (env.commit_write, e.g. the
+// runtime's group committer), so a write and its audit trail commit
+// together or not at all. Both resolve the caller first (ResolveCaller);
+// Write() skips that when a Read() of the same call already did.
+//
+// Audit records: one per distinct (resource, categories) Touch()ed, with
+// resource "persons/{p}/<record>" so a person's transparency report finds
+// it; a call that touched nothing is audited once against the target
+// resource given at construction (or set_target). Finish() writes what is
+// not yet written: after a successful call whose only phase was Read(), the
+// audit records (the response waits for them); after a failed call, DENIED
+// (PERMISSION_DENIED / UNAUTHENTICATED) or ERROR records with the reason.
+//
+// Not thread-safe: one AuditedCall belongs to one RPC invocation.
+#ifndef LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
+#define LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "common/agencies/registry.h"
+#include "common/server/request_context.h"
+#include "common/storage/database.h"
+
+namespace lotse::agencies {
+
+// What an AuditedCall needs of its service. One per service, shared by all
+// calls.
+struct CallEnvironment {
+  // Full service name, e.g. "lotse.placement.v1.PlacementService"; audit
+  // operations are "<service>/<method>".
+  std::string service;
+  storage::Database* db = nullptr;
+  // Runs a write phase (one transaction, or a share of a group commit);
+  // `body` may run more than once on storage conflicts.
+  std::function<absl::Status(
+      const std::function<absl::Status(storage::Transaction&)>& body)>
+      commit_write;
+};
+
+class AuditedCall {
+ public:
+  using Body =
+      std::function<absl::Status(storage::Transaction&, const LocalAgency&)>;
+
+  // `target`: the resource the request names ("offers/x", "offers"), for
+  // the audit record of a call that touched nothing.
+  AuditedCall(const CallEnvironment& env, const server::RequestContext& rc,
+              absl::string_view method, std::string target);
+
+  AuditedCall(const AuditedCall&) = delete;
+  AuditedCall& operator=(const AuditedCall&) = delete;
+
+  absl::Status Read(const Body& body);
+  absl::Status Write(const Body& body);
+
+  // Records that the call read or wrote `categories` ("EMPLOYMENT",
+  // "LANGUAGE", ...) of `person` ("persons/x") in `record` ("candidate",
+  // "placements/y"). Touches of a phase that is retried or fails are
+  // forgotten with it.
+  void Touch(const std::string& person, const std::string& record,
+             std::vector<std::string> categories);
+
+  // Changes the target (e.g. once the request is parsed).
+  void set_target(std::string target) { target_ = std::move(target); }
+  // The target is personal data: a call refused before it touched anything
+  // is audited as access to `categories` of `person`.
+  void set_person_target(const std::string& person, const std::string& record,
+                         std::vector<std::string> categories);
+  // For calls on non-personal data (an offer catalogue): a successful call
+  // that touched no person writes no audit record. Failed calls still do.
+  void set_audit_personal_only() { personal_only_ = true; }
+
+  // The resolved caller (only the certificate's id and domain before a
+  // phase ran).
+  const LocalAgency& caller() const { return caller_; }
+  const server::RequestContext& rc() const { return rc_; }
+
+  // Ends the call (see the file comment). Returns `status`, or the audit
+  // write's error when a successful call could not be audited.
+  absl::Status Finish(absl::Status status);
+
+ private:
+  struct Entry {
+    std::string resource;
+    std::vector<std::string> categories;
+    bool operator<(const Entry& o) const;
+    bool operator==(const Entry& o) const;
+  };
+  std::vector<Entry> Entries() const;
+  absl::Status AppendAudits(storage::Transaction& tx);
+  absl::Status Resolve(storage::Transaction& tx);
+
+  const CallEnvironment& env_;
+  const server::RequestContext& rc_;
+  std::string method_;
+  std::string target_;
+  std::vector<std::string> target_categories_;
+  LocalAgency caller_;
+  std::vector<Entry> trail_;
+  bool audited_ = false;
+  bool caller_resolved_ = false;
+  bool personal_only_ = false;
+};
+
+}  // namespace lotse::agencies
+
+#endif  // LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_

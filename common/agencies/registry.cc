@@ -1,0 +1,205 @@
+#include "common/agencies/registry.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/errors/status.h"
+#include "lotse/identity/v1/events.pb.h"
+
+namespace lotse::agencies {
+namespace {
+
+using ::lotse::storage::Row;
+using ::lotse::storage::Rows;
+using ::lotse::storage::Transaction;
+
+constexpr char kInit[] = R"sql(
+CREATE TABLE local_agencies (
+  id TEXT PRIMARY KEY,
+  certificate_identity TEXT NOT NULL,
+  legal_domain TEXT NOT NULL,
+  municipality_code TEXT NOT NULL,
+  suspended BIGINT NOT NULL,
+  update_us BIGINT NOT NULL
+);
+CREATE INDEX local_agencies_by_certificate
+  ON local_agencies (certificate_identity);
+CREATE INDEX local_agencies_by_domain
+  ON local_agencies (legal_domain, municipality_code, id);
+)sql";
+
+constexpr char kColumns[] =
+    "id, certificate_identity, legal_domain, municipality_code, suspended, "
+    "update_us";
+
+absl::StatusOr<LocalAgency> FromRow(const Row& r) {
+  LocalAgency a;
+  absl::StatusOr<std::string> id = r.GetText(0), cert = r.GetText(1),
+                              domain = r.GetText(2),
+                              municipality = r.GetText(3);
+  absl::StatusOr<int64_t> suspended = r.GetInt(4), update = r.GetInt(5);
+  for (const absl::Status& s :
+       {id.status(), cert.status(), domain.status(), municipality.status(),
+        suspended.status(), update.status()}) {
+    if (!s.ok()) return s;
+  }
+  a.id = *std::move(id);
+  a.certificate_identity = *std::move(cert);
+  a.legal_domain = *std::move(domain);
+  a.municipality_code = *std::move(municipality);
+  a.suspended = *suspended != 0;
+  a.update_us = *update;
+  return a;
+}
+
+absl::StatusOr<std::optional<LocalAgency>> First(absl::StatusOr<Rows> rows) {
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::nullopt;
+  absl::StatusOr<LocalAgency> a = FromRow(rows->front());
+  if (!a.ok()) return a.status();
+  return std::optional<LocalAgency>(*std::move(a));
+}
+
+absl::Status Denied(absl::string_view reason, absl::string_view message) {
+  return ErrorWithReason(absl::StatusCode::kPermissionDenied, reason, message);
+}
+
+}  // namespace
+
+storage::Migration RegistryMigration() {
+  return {"common.agencies.0001_init", kInit};
+}
+
+std::string DomainName(type::v1::LegalDomain domain) {
+  absl::string_view name = type::v1::LegalDomain_Name(domain);
+  absl::ConsumePrefix(&name, "LEGAL_DOMAIN_");
+  return std::string(name);
+}
+
+absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
+  absl::string_view id = agency.name();
+  if (!absl::ConsumePrefix(&id, "agencies/") || id.empty()) {
+    return absl::InvalidArgumentError("agency event without a valid name");
+  }
+  const int64_t update_us = agency.update_time().seconds() * 1000000 +
+                            agency.update_time().nanos() / 1000;
+  // One writer at a time per table, so two deliveries of events of the same
+  // agency cannot both insert.
+  if (absl::Status s = tx.LockNamed("common.local_agencies"); !s.ok()) return s;
+  absl::StatusOr<Rows> found = tx.Query(
+      "SELECT update_us FROM local_agencies WHERE id = $1", {std::string(id)});
+  if (!found.ok()) return found.status();
+  const std::vector<storage::Value> values = {
+      std::string(id),
+      agency.certificate_identity(),
+      DomainName(agency.legal_domain()),
+      agency.municipality_code(),
+      int64_t{agency.state() == identity::v1::AGENCY_STATE_SUSPENDED ? 1 : 0},
+      update_us};
+  if (found->empty()) {
+    return tx
+        .Execute(absl::StrCat("INSERT INTO local_agencies (", kColumns,
+                              ") VALUES ($1, $2, $3, $4, $5, $6)"),
+                 values)
+        .status();
+  }
+  absl::StatusOr<int64_t> stored = found->front().GetInt(0);
+  if (!stored.ok()) return stored.status();
+  if (*stored > update_us) return absl::OkStatus();  // an older event
+  return tx
+      .Execute(
+          "UPDATE local_agencies SET certificate_identity = $2, "
+          "legal_domain = $3, municipality_code = $4, suspended = $5, "
+          "update_us = $6 WHERE id = $1",
+          values)
+      .status();
+}
+
+absl::StatusOr<bool> ApplyAgencyEvent(Transaction& tx,
+                                      const google::protobuf::Any& payload) {
+  identity::v1::AgencyRegistered registered;
+  identity::v1::AgencyUpdated updated;
+  identity::v1::AgencySuspended suspended;
+  identity::v1::AgencyReactivated reactivated;
+  const identity::v1::Agency* agency = nullptr;
+  if (payload.UnpackTo(&registered)) {
+    agency = &registered.agency();
+  } else if (payload.UnpackTo(&updated)) {
+    agency = &updated.agency();
+  } else if (payload.UnpackTo(&suspended)) {
+    agency = &suspended.agency();
+  } else if (payload.UnpackTo(&reactivated)) {
+    agency = &reactivated.agency();
+  } else {
+    return false;
+  }
+  if (absl::Status s = UpsertAgency(tx, *agency); !s.ok()) return s;
+  return true;
+}
+
+absl::StatusOr<std::optional<LocalAgency>> ReadAgency(Transaction& tx,
+                                                      absl::string_view id) {
+  return First(tx.Query(
+      absl::StrCat("SELECT ", kColumns, " FROM local_agencies WHERE id = $1"),
+      {std::string(id)}));
+}
+
+absl::StatusOr<std::optional<LocalAgency>> FindAgencyByCertificate(
+    Transaction& tx, absl::string_view certificate_identity) {
+  // Should two agencies ever claim one identity (a rotation seen out of
+  // order), the newest record wins.
+  return First(tx.Query(
+      absl::StrCat("SELECT ", kColumns,
+                   " FROM local_agencies WHERE certificate_identity = $1 "
+                   "ORDER BY update_us DESC LIMIT 1"),
+      {std::string(certificate_identity)}));
+}
+
+absl::StatusOr<std::vector<LocalAgency>> ListActiveAgencies(
+    Transaction& tx, absl::string_view legal_domain,
+    absl::string_view municipality_code) {
+  absl::StatusOr<Rows> rows =
+      municipality_code.empty()
+          ? tx.Query(absl::StrCat("SELECT ", kColumns,
+                                  " FROM local_agencies WHERE legal_domain = "
+                                  "$1 AND suspended = 0 ORDER BY id"),
+                     {std::string(legal_domain)})
+          : tx.Query(
+                absl::StrCat("SELECT ", kColumns,
+                             " FROM local_agencies WHERE legal_domain = "
+                             "$1 AND municipality_code = $2 AND "
+                             "suspended = 0 ORDER BY id"),
+                {std::string(legal_domain), std::string(municipality_code)});
+  if (!rows.ok()) return rows.status();
+  std::vector<LocalAgency> out;
+  out.reserve(rows->size());
+  for (const Row& r : *rows) {
+    absl::StatusOr<LocalAgency> a = FromRow(r);
+    if (!a.ok()) return a.status();
+    out.push_back(*std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<LocalAgency> ResolveCaller(
+    Transaction& tx, const server::CallerIdentity& caller) {
+  absl::StatusOr<std::optional<LocalAgency>> found =
+      FindAgencyByCertificate(tx, caller.agency_id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return Denied("UNKNOWN_AGENCY",
+                  "the client certificate belongs to no registered agency");
+  }
+  if ((*found)->legal_domain != caller.legal_domain) {
+    return Denied("LEGAL_DOMAIN_MISMATCH",
+                  "the client certificate's legal domain differs from the "
+                  "registered one");
+  }
+  if ((*found)->suspended) {
+    return Denied("AGENCY_SUSPENDED", "the agency is suspended");
+  }
+  return **std::move(found);
+}
+
+}  // namespace lotse::agencies

@@ -1,0 +1,80 @@
+// The local agency registry: the copy of identity's agency registry that
+// every other service keeps, fed by identity's AgencyRegistered /
+// AgencyUpdated / AgencySuspended / AgencyReactivated events (DESIGN.md
+// section 3: services never read each other's tables). A service resolves
+// its callers against it on every call, without a synchronous call to
+// identity.
+//
+// The table is `local_agencies`; a service adds RegistryMigration() to its
+// migration list once. Events may arrive out of order: a row is replaced
+// only by an event at least as new (Agency.update_time).
+#ifndef LOTSE_COMMON_AGENCIES_REGISTRY_H_
+#define LOTSE_COMMON_AGENCIES_REGISTRY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/server/request_context.h"
+#include "common/storage/database.h"
+#include "common/storage/migrations.h"
+#include "google/protobuf/any.pb.h"
+#include "lotse/identity/v1/agency.pb.h"
+
+namespace lotse::agencies {
+
+struct LocalAgency {
+  std::string id;                    // "jobcenter-koeln"
+  std::string legal_domain;          // "JOBCENTER" (enum name, no prefix)
+  std::string municipality_code;     // AGS, may be empty
+  std::string certificate_identity;  // as bound into the certificate
+  bool suspended = false;
+  int64_t update_us = 0;  // Agency.update_time, Unix microseconds
+
+  // "agencies/{id}".
+  std::string name() const { return "agencies/" + id; }
+};
+
+// The migration that creates `local_agencies`. Its id is fixed
+// ("common.agencies.0001_init"), so it runs once per database.
+storage::Migration RegistryMigration();
+
+// "LEGAL_DOMAIN_JOBCENTER" -> "JOBCENTER".
+std::string DomainName(type::v1::LegalDomain domain);
+
+// Stores `agency` unless the stored row is newer.
+absl::Status UpsertAgency(storage::Transaction& tx,
+                          const identity::v1::Agency& agency);
+
+// Applies `payload` when it is one of identity's Agency* events and returns
+// true; returns false (and changes nothing) for any other payload.
+absl::StatusOr<bool> ApplyAgencyEvent(storage::Transaction& tx,
+                                      const google::protobuf::Any& payload);
+
+absl::StatusOr<std::optional<LocalAgency>> ReadAgency(storage::Transaction& tx,
+                                                      absl::string_view id);
+
+// The agency whose certificate identity is `certificate_identity`.
+absl::StatusOr<std::optional<LocalAgency>> FindAgencyByCertificate(
+    storage::Transaction& tx, absl::string_view certificate_identity);
+
+// Active agencies of `legal_domain` ("AUSLAENDERBEHOERDE") serving
+// `municipality_code` (any municipality when empty), ordered by id.
+absl::StatusOr<std::vector<LocalAgency>> ListActiveAgencies(
+    storage::Transaction& tx, absl::string_view legal_domain,
+    absl::string_view municipality_code);
+
+// The registered, active agency behind a verified caller.
+// PERMISSION_DENIED with reason UNKNOWN_AGENCY (no agency has the
+// certificate's identity), LEGAL_DOMAIN_MISMATCH (the certificate's domain
+// is not the registered one) or AGENCY_SUSPENDED.
+absl::StatusOr<LocalAgency> ResolveCaller(storage::Transaction& tx,
+                                          const server::CallerIdentity& caller);
+
+}  // namespace lotse::agencies
+
+#endif  // LOTSE_COMMON_AGENCIES_REGISTRY_H_

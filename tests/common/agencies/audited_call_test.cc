@@ -1,0 +1,152 @@
+#include "common/agencies/audited_call.h"
+
+#include <string>
+#include <vector>
+
+#include "common/audit/audit_log.h"
+#include "common/errors/status.h"
+#include "common/storage/migrations.h"
+#include "gtest/gtest.h"
+#include "lotse/identity/v1/events.pb.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::agencies {
+namespace {
+
+using ::lotse::storage::Transaction;
+
+class AuditedCallTest : public testing::BothBackendsTest {
+ protected:
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    std::vector<storage::Migration> migrations = audit::AuditMigrations();
+    migrations.push_back(RegistryMigration());
+    migrations.push_back(
+        {"test.0001", "CREATE TABLE things (id TEXT PRIMARY KEY)"});
+    ASSERT_TRUE(storage::ApplyMigrations(db(), migrations).ok());
+    identity::v1::Agency a;
+    a.set_name("agencies/jobcenter-koeln");
+    a.set_legal_domain(type::v1::LEGAL_DOMAIN_JOBCENTER);
+    a.set_certificate_identity("jobcenter-koeln");
+    a.set_state(identity::v1::AGENCY_STATE_ACTIVE);
+    ASSERT_TRUE(storage::RunInTransaction(db(), [&](Transaction& tx) {
+                  return UpsertAgency(tx, a);
+                }).ok());
+    env_.service = "lotse.test.v1.TestService";
+    env_.db = &db();
+    env_.commit_write = [this](const auto& body) {
+      return storage::RunInTransaction(db(), body);
+    };
+    rc_.caller = {"jobcenter-koeln", "JOBCENTER"};
+    rc_.actor = "caseworker-7";
+    rc_.purpose = "job-placement";
+  }
+
+  std::vector<audit::AuditRecord> Trail(const std::string& resource) {
+    absl::StatusOr<std::vector<audit::AuditRecord>> rows =
+        audit::ListAuditForResource(db(), resource);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    return rows.ok() ? *rows : std::vector<audit::AuditRecord>{};
+  }
+
+  int Things() {
+    int n = -1;
+    EXPECT_TRUE(storage::RunInTransaction(db(), [&](Transaction& tx) {
+                  absl::StatusOr<storage::Rows> r =
+                      tx.Query("SELECT COUNT(*) FROM things");
+                  if (!r.ok()) return r.status();
+                  n = static_cast<int>(r->front().GetInt(0).value());
+                  return absl::OkStatus();
+                }).ok());
+    return n;
+  }
+
+  CallEnvironment env_;
+  server::RequestContext rc_;
+};
+
+TEST_P(AuditedCallTest, AWriteAndItsAuditRecordsCommitTogether) {
+  AuditedCall call(env_, rc_, "Put", "things");
+  absl::Status s = call.Write([&](Transaction& tx, const LocalAgency& me) {
+    EXPECT_EQ(me.legal_domain, "JOBCENTER");
+    call.Touch("persons/p1", "things/t1", {"EMPLOYMENT"});
+    call.Touch("persons/p1", "things/t1", {"EMPLOYMENT"});  // one record
+    return tx.Execute("INSERT INTO things (id) VALUES ('t1')").status();
+  });
+  ASSERT_TRUE(call.Finish(s).ok());
+  EXPECT_EQ(Things(), 1);
+  std::vector<audit::AuditRecord> trail = Trail("persons/p1");
+  ASSERT_EQ(trail.size(), 1u);
+  EXPECT_EQ(trail[0].operation, "lotse.test.v1.TestService/Put");
+  EXPECT_EQ(trail[0].resource, "persons/p1/things/t1");
+  EXPECT_EQ(trail[0].agency_id, "jobcenter-koeln");
+  EXPECT_EQ(trail[0].actor, "caseworker-7");
+  EXPECT_EQ(trail[0].purpose, "job-placement");
+  EXPECT_EQ(trail[0].data_categories, std::vector<std::string>{"EMPLOYMENT"});
+  EXPECT_EQ(trail[0].outcome, audit::Outcome::kAllowed);
+}
+
+TEST_P(AuditedCallTest, AFailedWriteLeavesNothingButADeniedRecord) {
+  AuditedCall call(env_, rc_, "Put", "things");
+  call.set_person_target("persons/p2", "things", {"EMPLOYMENT"});
+  absl::Status s = call.Write([&](Transaction& tx, const LocalAgency&) {
+    call.Touch("persons/p2", "things/t2", {"EMPLOYMENT"});
+    if (absl::Status w =
+            tx.Execute("INSERT INTO things (id) VALUES ('t2')").status();
+        !w.ok()) {
+      return w;
+    }
+    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                           "NO_LEGAL_BASIS", "not allowed");
+  });
+  EXPECT_EQ(call.Finish(s).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Things(), 0);
+  std::vector<audit::AuditRecord> trail = Trail("persons/p2");
+  ASSERT_EQ(trail.size(), 1u);
+  // The touch of the rolled-back phase is forgotten; the target is audited.
+  EXPECT_EQ(trail[0].resource, "persons/p2/things");
+  EXPECT_EQ(trail[0].outcome, audit::Outcome::kDenied);
+  EXPECT_EQ(trail[0].reason, "NO_LEGAL_BASIS");
+}
+
+TEST_P(AuditedCallTest, AReadOnlyCallIsAuditedAtFinish) {
+  AuditedCall call(env_, rc_, "Get", "things/t3");
+  absl::Status s = call.Read([&](Transaction&, const LocalAgency&) {
+    call.Touch("persons/p3", "things/t3", {"EMPLOYMENT", "LANGUAGE"});
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(Trail("persons/p3").empty());
+  ASSERT_TRUE(call.Finish(s).ok());
+  std::vector<audit::AuditRecord> trail = Trail("persons/p3");
+  ASSERT_EQ(trail.size(), 1u);
+  EXPECT_EQ(trail[0].data_categories,
+            (std::vector<std::string>{"EMPLOYMENT", "LANGUAGE"}));
+}
+
+TEST_P(AuditedCallTest, CatalogueReadsAreNotAuditedButRefusalsAre) {
+  AuditedCall ok_call(env_, rc_, "List", "offers");
+  ok_call.set_audit_personal_only();
+  ASSERT_TRUE(ok_call
+                  .Finish(ok_call.Read([](Transaction&, const LocalAgency&) {
+                    return absl::OkStatus();
+                  }))
+                  .ok());
+  EXPECT_TRUE(Trail("offers").empty());
+
+  server::RequestContext stranger = rc_;
+  stranger.caller = {"nobody", "JOBCENTER"};
+  AuditedCall refused(env_, stranger, "List", "offers");
+  refused.set_audit_personal_only();
+  absl::Status s = refused.Finish(refused.Read(
+      [](Transaction&, const LocalAgency&) { return absl::OkStatus(); }));
+  EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
+  std::vector<audit::AuditRecord> trail = Trail("offers");
+  ASSERT_EQ(trail.size(), 1u);
+  EXPECT_EQ(trail[0].agency_id, "nobody");
+  EXPECT_EQ(trail[0].outcome, audit::Outcome::kDenied);
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(AuditedCallTest);
+
+}  // namespace
+}  // namespace lotse::agencies
