@@ -284,6 +284,7 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
         if (!marked.ok()) return marked;
         ++delivered_;
         ++result.delivered;
+        if (options_.on_delivered) options_.on_delivered(options_.destination);
       } else {
         ++failed_attempts_;
         const absl::Time due = absl::Now() + Backoff(*attempts + 1);
@@ -303,6 +304,16 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
               return n.status();
             });
         if (!marked.ok()) return marked;
+        if (options_.on_failure) {
+          DeliveryFailure failure;
+          failure.destination = options_.destination;
+          failure.seq = *seq;
+          failure.attempts = *attempts + 1;
+          failure.code = sent.code();
+          failure.message = std::string(sent.message());
+          failure.next_attempt = due;
+          options_.on_failure(failure);
+        }
         block(*key, due);
       }
     }

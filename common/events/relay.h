@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -76,6 +77,17 @@ class GrpcEventSender : public EventSender {
   std::vector<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
 };
 
+// One failed send, for operators: where, which event (by seq, never its
+// payload), how often it has failed, why, and when it is tried again.
+struct DeliveryFailure {
+  std::string destination;
+  int64_t seq = 0;
+  int64_t attempts = 0;  // including this one
+  absl::StatusCode code = absl::StatusCode::kUnknown;
+  std::string message;  // the receiver's message (no personal data)
+  absl::Time next_attempt;
+};
+
 struct RelayOptions {
   std::string destination;  // e.g. "cases"; names this relay's state
   int batch_size = 100;     // events attempted per cycle at most
@@ -87,6 +99,11 @@ struct RelayOptions {
   // relays do not retry in lockstep.
   absl::Duration backoff_initial = absl::Milliseconds(200);
   absl::Duration backoff_max = absl::Minutes(1);
+  // Observers for logs and metrics, called on the relay's thread after the
+  // outcome is recorded in the database; may be empty. They must be quick
+  // and must not call back into the relay.
+  std::function<void(const DeliveryFailure&)> on_failure;
+  std::function<void(const std::string& destination)> on_delivered;
 };
 
 struct RelayStats {

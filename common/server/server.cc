@@ -79,7 +79,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     credentials = grpc::SslServerCredentials(ssl);
   }
 
-  server->registry_ = std::make_shared<prometheus::Registry>();
+  server->registry_ = options.metrics_registry != nullptr
+                          ? options.metrics_registry
+                          : std::make_shared<prometheus::Registry>();
   if (!options.metrics_listen.empty()) {
     // civetweb throws when it cannot bind; keep exceptions inside.
     try {

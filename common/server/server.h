@@ -46,6 +46,9 @@ struct ServerOptions {
   absl::Duration drain_grace = absl::Seconds(2);
   absl::Duration shutdown_deadline = absl::Seconds(10);
   bool log_calls = true;
+  // Where the server's metrics go; null: a registry of its own. Lets a
+  // process register metrics of parts that start before the server.
+  std::shared_ptr<prometheus::Registry> metrics_registry;
 };
 
 class Server {

@@ -15,6 +15,8 @@
 #include "common/server/log.h"
 #include "common/server/server.h"
 #include "grpcpp/security/credentials.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 
 namespace lotse::server {
 namespace {
@@ -24,6 +26,43 @@ int Fail(const std::string& service, absl::string_view what,
   Log(LogLevel::kError, what,
       {{"service", service}, {"error", std::string(status.ToString())}});
   return 1;
+}
+
+// Relay options whose failures are logged and whose outcomes are counted
+// per destination (lotse_events_delivered_total,
+// lotse_event_delivery_failures_total). A receiver that keeps refusing is
+// logged at its 1st, 2nd, 4th, 8th, ... failure, so a long outage does not
+// flood the log; the counter shows every attempt.
+events::RelayOptions ObservedRelayOptions(const std::string& service,
+                                          prometheus::Registry& registry) {
+  auto& delivered = prometheus::BuildCounter()
+                        .Name("lotse_events_delivered_total")
+                        .Help("Events acknowledged by a destination")
+                        .Register(registry);
+  auto& failed = prometheus::BuildCounter()
+                     .Name("lotse_event_delivery_failures_total")
+                     .Help("Event sends that a destination did not acknowledge")
+                     .Register(registry);
+  events::RelayOptions options;
+  options.on_delivered = [&delivered](const std::string& destination) {
+    delivered.Add({{"destination", destination}}).Increment();
+  };
+  options.on_failure = [&failed,
+                        service](const events::DeliveryFailure& failure) {
+    failed.Add({{"destination", failure.destination}}).Increment();
+    const int64_t n = failure.attempts;
+    if ((n & (n - 1)) != 0) return;  // not a power of two
+    Log(LogLevel::kWarning, "event delivery failed",
+        {{"service", service},
+         {"destination", failure.destination},
+         {"seq", failure.seq},
+         {"attempts", n},
+         {"code", std::string(absl::StatusCodeToString(failure.code))},
+         {"error", failure.message},
+         {"retry_in_ms",
+          absl::ToInt64Milliseconds(failure.next_attempt - absl::Now())}});
+  };
+  return options;
 }
 
 bool HasMigration(const std::vector<storage::Migration>& migrations,
@@ -170,6 +209,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   }
 
   storage::GroupCommitter committer(**db);
+  options.metrics_registry = std::make_shared<prometheus::Registry>();
   runtime.committer = &committer;
 
   // Event delivery before the services exist, so they can notify it.
@@ -187,7 +227,9 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
                   credentials.status());
     }
     absl::StatusOr<std::unique_ptr<events::EventDelivery>> started =
-        events::EventDelivery::Start(**db, *destinations, *credentials);
+        events::EventDelivery::Start(
+            **db, *destinations, *credentials,
+            ObservedRelayOptions(name, *options.metrics_registry));
     if (!started.ok()) {
       return Fail(name, "cannot start event delivery", started.status());
     }

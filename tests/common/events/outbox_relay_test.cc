@@ -167,6 +167,47 @@ TEST_P(OutboxRelayTest, FailingKeyWaitsWhileOtherKeysProceed) {
               ElementsAre("L#0", "L#1", "L#2", "K#0", "K#1"));
 }
 
+TEST_P(OutboxRelayTest, ObserversSeeEachFailureAndEachDelivery) {
+  Enqueue({MakeEvent("K", 0), MakeEvent("L", 0)});
+  FakeSender sender;
+  std::atomic<bool> accept_k{false};
+  sender.set_respond([&](const Event& e) {
+    if (e.ordering_key() == "K" && !accept_k) {
+      return absl::UnavailableError("receiver down");
+    }
+    return absl::OkStatus();
+  });
+  std::vector<DeliveryFailure> failures;
+  std::vector<std::string> delivered_to;
+  RelayOptions options = Options("cases");
+  options.on_failure = [&](const DeliveryFailure& f) { failures.push_back(f); };
+  options.on_delivered = [&](const std::string& d) {
+    delivered_to.push_back(d);
+  };
+  OutboxRelay relay(db(), sender, options);
+  const absl::Time before = absl::Now();
+  EXPECT_EQ(Deliver(relay), 1);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].destination, "cases");
+  EXPECT_EQ(failures[0].attempts, 1);
+  EXPECT_EQ(failures[0].code, absl::StatusCode::kUnavailable);
+  EXPECT_EQ(failures[0].message, "receiver down");
+  EXPECT_GT(failures[0].next_attempt, before);
+  EXPECT_THAT(delivered_to, ElementsAre("cases"));
+
+  // The second failure of the same event counts its attempts.
+  ASSERT_TRUE(testutil::WaitFor([&] {
+    Deliver(relay);
+    return failures.size() == 2;
+  }));
+  EXPECT_EQ(failures[1].seq, failures[0].seq);
+  EXPECT_EQ(failures[1].attempts, 2);
+
+  accept_k = true;
+  ASSERT_TRUE(testutil::WaitFor([&] { return Deliver(relay) > 0; }));
+  EXPECT_THAT(delivered_to, ElementsAre("cases", "cases"));
+}
+
 TEST_P(OutboxRelayTest, BackoffGrowsWithAttemptsAndIsCapped) {
   Enqueue({MakeEvent("k", 0)});
   FakeSender sender;
