@@ -77,26 +77,22 @@ std::string DomainName(type::v1::LegalDomain domain) {
   return std::string(name);
 }
 
-absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
-  absl::string_view id = agency.name();
-  if (!absl::ConsumePrefix(&id, "agencies/") || id.empty()) {
-    return absl::InvalidArgumentError("agency event without a valid name");
-  }
-  const int64_t update_us = agency.update_time().seconds() * 1000000 +
-                            agency.update_time().nanos() / 1000;
+absl::Status UpsertAgency(Transaction& tx, const LocalAgency& agency) {
+  if (agency.id.empty()) return absl::InvalidArgumentError("agency without id");
   // One writer at a time per table, so two deliveries of events of the same
   // agency cannot both insert.
   if (absl::Status s = tx.LockNamed("common.local_agencies"); !s.ok()) return s;
   absl::StatusOr<Rows> found = tx.Query(
-      "SELECT update_us FROM local_agencies WHERE id = $1", {std::string(id)});
+      "SELECT update_us FROM local_agencies WHERE id = $1", {agency.id});
   if (!found.ok()) return found.status();
   const std::vector<storage::Value> values = {
-      std::string(id),
-      agency.certificate_identity(),
-      DomainName(agency.legal_domain()),
-      agency.municipality_code(),
-      int64_t{agency.state() == identity::v1::AGENCY_STATE_SUSPENDED ? 1 : 0},
-      update_us};
+      agency.id,
+      agency.certificate_identity.empty() ? agency.id
+                                          : agency.certificate_identity,
+      agency.legal_domain,
+      agency.municipality_code,
+      int64_t{agency.suspended ? 1 : 0},
+      agency.update_us};
   if (found->empty()) {
     return tx
         .Execute(absl::StrCat("INSERT INTO local_agencies (", kColumns,
@@ -106,7 +102,7 @@ absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
   }
   absl::StatusOr<int64_t> stored = found->front().GetInt(0);
   if (!stored.ok()) return stored.status();
-  if (*stored > update_us) return absl::OkStatus();  // an older event
+  if (*stored > agency.update_us) return absl::OkStatus();  // an older event
   return tx
       .Execute(
           "UPDATE local_agencies SET certificate_identity = $2, "
@@ -114,6 +110,22 @@ absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
           "update_us = $6 WHERE id = $1",
           values)
       .status();
+}
+
+absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
+  absl::string_view id = agency.name();
+  if (!absl::ConsumePrefix(&id, "agencies/") || id.empty()) {
+    return absl::InvalidArgumentError("agency event without a valid name");
+  }
+  LocalAgency row;
+  row.id = std::string(id);
+  row.certificate_identity = agency.certificate_identity();
+  row.legal_domain = DomainName(agency.legal_domain());
+  row.municipality_code = agency.municipality_code();
+  row.suspended = agency.state() == identity::v1::AGENCY_STATE_SUSPENDED;
+  row.update_us = agency.update_time().seconds() * 1000000 +
+                  agency.update_time().nanos() / 1000;
+  return UpsertAgency(tx, row);
 }
 
 absl::StatusOr<bool> ApplyAgencyEvent(Transaction& tx,

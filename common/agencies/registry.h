@@ -46,7 +46,10 @@ storage::Migration RegistryMigration();
 // "LEGAL_DOMAIN_JOBCENTER" -> "JOBCENTER".
 std::string DomainName(type::v1::LegalDomain domain);
 
-// Stores `agency` unless the stored row is newer.
+// Stores `agency` unless the stored row is newer (update_us). An empty
+// certificate identity means the agency id itself (the dev PKI's
+// convention).
+absl::Status UpsertAgency(storage::Transaction& tx, const LocalAgency& agency);
 absl::Status UpsertAgency(storage::Transaction& tx,
                           const identity::v1::Agency& agency);
 

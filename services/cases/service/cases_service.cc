@@ -52,26 +52,7 @@ absl::Time StoreNow() {
 
 absl::StatusOr<AgencyInfo> CheckCaller(storage::Transaction& tx,
                                        const server::RequestContext& rc) {
-  absl::StatusOr<std::optional<AgencyInfo>> found =
-      FindAgencyByCertificate(tx, rc.caller.agency_id);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "UNKNOWN_AGENCY",
-                           "the client certificate belongs to no registered "
-                           "agency");
-  }
-  if ((*found)->legal_domain != rc.caller.legal_domain) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "LEGAL_DOMAIN_MISMATCH",
-                           "the client certificate's legal domain differs "
-                           "from the registered one");
-  }
-  if ((*found)->suspended) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "AGENCY_SUSPENDED", "the agency is suspended");
-  }
-  return **found;
+  return agencies::ResolveCaller(tx, rc.caller);
 }
 
 v1::Case CaseToProto(const CaseRow& row) {

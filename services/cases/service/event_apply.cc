@@ -169,19 +169,9 @@ std::optional<Fact> FactOf(const Event& e) {
 
 absl::Status ApplyAgency(Transaction& tx, const identity::v1::Agency& a) {
   FieldViolations violations;
-  const std::string id = ParseAgencyName(a.name(), "agency.name", &violations);
+  ParseAgencyName(a.name(), "agency.name", &violations);
   if (!violations.empty()) return violations.ToStatus();
-  AgencyInfo info;
-  info.id = id;
-  const std::string domain = type::v1::LegalDomain_Name(a.legal_domain());
-  info.legal_domain = absl::StartsWith(domain, "LEGAL_DOMAIN_")
-                          ? domain.substr(sizeof("LEGAL_DOMAIN_") - 1)
-                          : domain;
-  info.municipality_code = a.municipality_code();
-  info.certificate_identity =
-      a.certificate_identity().empty() ? id : a.certificate_identity();
-  info.suspended = a.state() == identity::v1::AGENCY_STATE_SUSPENDED;
-  return UpsertAgency(tx, info);
+  return agencies::UpsertAgency(tx, a);
 }
 
 absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& m) {

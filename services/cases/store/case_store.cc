@@ -135,23 +135,6 @@ std::string Param(std::vector<Value>* params, Value v) {
   return absl::StrCat("$", params->size());
 }
 
-absl::StatusOr<AgencyInfo> AgencyFromRow(const Row& row) {
-  AgencyInfo a;
-  absl::StatusOr<std::string> s = row.GetText(0);
-  if (!s.ok()) return s.status();
-  a.id = *s;
-  if (s = row.GetText(1); !s.ok()) return s.status();
-  a.legal_domain = *s;
-  if (s = row.GetText(2); !s.ok()) return s.status();
-  a.municipality_code = *s;
-  if (s = row.GetText(3); !s.ok()) return s.status();
-  a.certificate_identity = *s;
-  absl::StatusOr<int64_t> suspended = row.GetInt(4);
-  if (!suspended.ok()) return suspended.status();
-  a.suspended = *suspended != 0;
-  return a;
-}
-
 // Rows of (id, version, body) into CaseRows.
 absl::StatusOr<std::vector<CaseRow>> CaseRows(const Rows& rows) {
   std::vector<CaseRow> out;
@@ -280,54 +263,21 @@ absl::StatusOr<std::vector<std::string>> TextColumn(const Rows& rows) {
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
 std::vector<storage::Migration> CaseStoreMigrations() {
-  return {{"cases.0001_init", kInitSql}};
+  // 0002: the agency registry moved to common/agencies (local_agencies,
+  // created by agencies::RegistryMigration just before this one); the rows
+  // learned so far move with it.
+  return {{"cases.0001_init", kInitSql},
+          agencies::RegistryMigration(),
+          {"cases.0002_agencies_to_local",
+           "INSERT INTO local_agencies (id, certificate_identity, "
+           "legal_domain, municipality_code, suspended, update_us) "
+           "SELECT id, certificate_identity, legal_domain, municipality_code, "
+           "suspended, 0 FROM cases_agencies;\n"
+           "DROP TABLE cases_agencies;"}};
 }
 
 absl::Status LockCase(Transaction& tx, const std::string& case_id) {
   return tx.LockNamed(absl::StrCat("case/", case_id));
-}
-
-// ---- Agencies ----
-
-absl::Status UpsertAgency(Transaction& tx, const AgencyInfo& a) {
-  return tx
-      .Execute(
-          "INSERT INTO cases_agencies (id, legal_domain, municipality_code, "
-          "certificate_identity, suspended) VALUES ($1, $2, $3, $4, $5) "
-          "ON CONFLICT (id) DO UPDATE SET legal_domain = excluded.legal_domain,"
-          " municipality_code = excluded.municipality_code,"
-          " certificate_identity = excluded.certificate_identity,"
-          " suspended = excluded.suspended",
-          {a.id, a.legal_domain, a.municipality_code, a.certificate_identity,
-           int64_t{a.suspended ? 1 : 0}})
-      .status();
-}
-
-absl::StatusOr<std::optional<AgencyInfo>> ReadAgency(Transaction& tx,
-                                                     const std::string& id) {
-  absl::StatusOr<Rows> rows = tx.Query(
-      "SELECT id, legal_domain, municipality_code, certificate_identity, "
-      "suspended FROM cases_agencies WHERE id = $1",
-      {id});
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<AgencyInfo>();
-  absl::StatusOr<AgencyInfo> a = AgencyFromRow(rows->front());
-  if (!a.ok()) return a.status();
-  return std::optional<AgencyInfo>(*std::move(a));
-}
-
-absl::StatusOr<std::optional<AgencyInfo>> FindAgencyByCertificate(
-    Transaction& tx, const std::string& certificate_identity) {
-  absl::StatusOr<Rows> rows = tx.Query(
-      "SELECT id, legal_domain, municipality_code, certificate_identity, "
-      "suspended FROM cases_agencies WHERE certificate_identity = $1 "
-      "ORDER BY id LIMIT 1",
-      {certificate_identity});
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<AgencyInfo>();
-  absl::StatusOr<AgencyInfo> a = AgencyFromRow(rows->front());
-  if (!a.ok()) return a.status();
-  return std::optional<AgencyInfo>(*std::move(a));
 }
 
 // ---- Cases ----

@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/agencies/registry.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
 #include "lotse/cases/v1/case.pb.h"
@@ -49,18 +50,11 @@ std::vector<storage::Migration> CaseStoreMigrations();
 absl::Status LockCase(storage::Transaction& tx, const std::string& case_id);
 
 // ---- Agencies ----
-struct AgencyInfo {
-  std::string id;
-  std::string legal_domain;  // "KOMMUNE"
-  std::string municipality_code;
-  std::string certificate_identity;
-  bool suspended = false;
-};
-absl::Status UpsertAgency(storage::Transaction& tx, const AgencyInfo& agency);
-absl::StatusOr<std::optional<AgencyInfo>> ReadAgency(storage::Transaction& tx,
-                                                     const std::string& id);
-absl::StatusOr<std::optional<AgencyInfo>> FindAgencyByCertificate(
-    storage::Transaction& tx, const std::string& certificate_identity);
+// The local agency registry is common/agencies (table local_agencies).
+using AgencyInfo = agencies::LocalAgency;
+using agencies::FindAgencyByCertificate;
+using agencies::ReadAgency;
+using agencies::UpsertAgency;
 
 // ---- Cases ----
 // A case row: `record` holds every field of the Case except name and etag,

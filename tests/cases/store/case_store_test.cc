@@ -233,6 +233,41 @@ TEST_P(CaseStoreTest, CaseEventLogCursorsFollowCommitOrder) {
               }).ok());
 }
 
+// A database migrated before the registry moved to common/agencies keeps
+// the agencies it had learned.
+TEST_P(CaseStoreTest, AgenciesLearnedBeforeTheRegistryMovedAreKept) {
+  absl::StatusOr<std::unique_ptr<storage::Database>> old =
+      testing::NewTestDatabase(GetParam());
+  ASSERT_TRUE(old.ok()) << old.status();
+  std::vector<storage::Migration> before;
+  for (const storage::Migration& m : CasesMigrations()) {
+    if (m.id == "common.agencies.0001_init") break;
+    before.push_back(m);
+  }
+  ASSERT_TRUE(storage::ApplyMigrations(**old, before).ok());
+  ASSERT_TRUE(storage::RunInTransaction(**old, [](Transaction& tx) {
+                return tx
+                    .Execute(
+                        "INSERT INTO cases_agencies (id, legal_domain, "
+                        "municipality_code, certificate_identity, suspended) "
+                        "VALUES ('kim-alt', 'KOMMUNE', '05315000', "
+                        "'kim-alt', 1)")
+                    .status();
+              }).ok());
+  ASSERT_TRUE(storage::ApplyMigrations(**old, CasesMigrations()).ok());
+  ASSERT_TRUE(storage::RunInTransaction(**old, [](Transaction& tx) {
+                absl::StatusOr<std::optional<AgencyInfo>> a =
+                    ReadAgency(tx, "kim-alt");
+                EXPECT_TRUE(a.ok() && a->has_value());
+                if (a.ok() && a->has_value()) {
+                  EXPECT_EQ((*a)->legal_domain, "KOMMUNE");
+                  EXPECT_EQ((*a)->municipality_code, "05315000");
+                  EXPECT_TRUE((*a)->suspended);
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
 TEST_P(CaseStoreTest, AgenciesNotesMergesAndActivities) {
   ASSERT_TRUE(Write([](Transaction& tx) -> absl::Status {
                 AgencyInfo a{"kim", "KOMMUNE", "05315000", "kim-cert", false};
