@@ -298,6 +298,23 @@ TEST_P(DatabaseTest, ReadOnlyTransactionRefusesWrites) {
   auto ro = MustBegin(db(), TxMode::kReadOnly);
   ASSERT_NE(ro, nullptr);
   EXPECT_EQ(ro->LockNamed("x").code(), absl::StatusCode::kFailedPrecondition);
+  ro.reset();
+  // Also a statement a read-write transaction prepared (and the connection
+  // cached) moments before, DDL and settings.
+  for (const char* write :
+       {"INSERT INTO items (id, name) VALUES (1, 'a')",
+        "UPDATE items SET name = 'b'", "CREATE TABLE other (id BIGINT)"}) {
+    auto again = MustBegin(db(), TxMode::kReadOnly);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->Execute(write).status().code(),
+              absl::StatusCode::kFailedPrecondition)
+        << write;
+  }
+  auto reads = MustBegin(db(), TxMode::kReadOnly);
+  ASSERT_NE(reads, nullptr);
+  Rows rows = Must(reads->Query("SELECT name FROM items"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(Must(rows[0].GetText(0)), "a");
 }
 
 TEST_P(DatabaseTest, BadSqlIsAnErrorAndTheConnectionStaysClean) {
@@ -478,6 +495,39 @@ TEST_P(DatabaseTest, SqliteFileIsWalWithForeignKeys) {
   Rows fk = Must(tx->Query("PRAGMA foreign_keys"));
   ASSERT_EQ(fk.size(), 1u);
   EXPECT_EQ(Must(fk[0].GetInt(0)), 1);
+}
+
+// Commits never copy the WAL back themselves (see sqlite.cc): a thread of
+// the database does, while the connections stay open.
+TEST_P(DatabaseTest, SqliteWalIsCheckpointedInTheBackground) {
+  if (GetParam() != Dialect::kSqlite) GTEST_SKIP() << "SQLite only";
+  ASSERT_OK(RunInTransaction(db(), [](Transaction& tx) {
+    return tx.ExecuteScript("CREATE TABLE blobs (id BIGINT, data BLOB)");
+  }));
+  const std::string path = url().substr(sizeof("sqlite:") - 1);
+  const auto initial = std::filesystem::file_size(path);
+  const std::string blob(4000, 'x');
+  // About 3,000 pages, one small transaction each: three times the WAL
+  // limit.
+  for (int64_t i = 0; i < 3000; ++i) {
+    ASSERT_OK(RunInTransaction(db(), [&](Transaction& tx) {
+      return tx
+          .Execute("INSERT INTO blobs (id, data) VALUES ($1, $2)",
+                   {i, Bytes{blob}})
+          .status();
+    }));
+  }
+  // Without a checkpoint the pages would all still be in the WAL only.
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (std::filesystem::file_size(path) < initial + 4'000'000 &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GE(std::filesystem::file_size(path), initial + 4'000'000);
+  auto tx = MustBegin(db(), TxMode::kReadOnly);
+  ASSERT_NE(tx, nullptr);
+  Rows count = Must(tx->Query("SELECT COUNT(*) FROM blobs"));
+  EXPECT_EQ(Must(count[0].GetInt(0)), 3000);
 }
 
 TEST_P(DatabaseTest, LostPostgresConnectionIsUnavailableAndReplaced) {
