@@ -3,7 +3,7 @@
 //
 //   --mode=load           writes the demo agencies, --courses synthetic
 //                         courses across the demo region (postal areas of
-//                         services/courses/domain/geo.cc), a race course
+//                         common/geo/geo.cc), a race course
 //                         with --race_seats seats, and --persons persons
 //                         with admissions, straight into a courses
 //                         database (service stopped); writes the course ids
@@ -47,6 +47,7 @@
 #include "bench/internal/load.h"
 #include "bench/internal/tls.h"
 #include "common/errors/status.h"
+#include "common/geo/geo.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
 #include "grpcpp/create_channel.h"
@@ -54,7 +55,6 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/courses/domain/dates.h"
-#include "services/courses/domain/geo.h"
 #include "services/courses/store/course_store.h"
 #include "services/courses/store/migrations.h"
 
@@ -154,7 +154,7 @@ absl::Status Load() {
     c.mutable_place()->set_postal_code(postal);
     c.mutable_place()->set_locality("Demo");
     c.mutable_place()->set_municipality_code("05315000");
-    row.position = PostalCodeCentre(postal);
+    row.position = geo::PostalCodeCentre(postal);
     auto* s = c.mutable_schedule();
     *s->mutable_start_date() = DateFromDay(today + 1 + rng() % 365);
     s->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);

@@ -15,8 +15,8 @@
 #include "common/api/idempotency.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
+#include "common/geo/geo.h"
 #include "services/courses/domain/dates.h"
-#include "services/courses/domain/geo.h"
 #include "services/courses/service/internal.h"
 
 namespace lotse::courses {
@@ -58,7 +58,7 @@ void ValidatePlace(const type::v1::Address& a, bool has, const std::string& f,
   }
   if (a.postal_code().empty()) {
     v->Add(f + ".postal_code", "is required");
-  } else if (!IsPostalCodeSyntax(a.postal_code())) {
+  } else if (!geo::IsPostalCodeSyntax(a.postal_code())) {
     v->Add(f + ".postal_code", "must be five digits");
   }
   api::ValidateText(a.locality(), f + ".locality", {1, 100}, v);
@@ -220,7 +220,7 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
     row.course.set_state(v1::COURSE_STATE_PLANNED);
     *row.course.mutable_create_time() = ToTimestamp(now);
     *row.course.mutable_update_time() = ToTimestamp(now);
-    row.position = PostalCodeCentre(c.place().postal_code());
+    row.position = geo::PostalCodeCentre(c.place().postal_code());
     if (absl::Status s = InsertCourse(tx, row); !s.ok()) return s;
     if (absl::Status s =
             api::RecordRequestId(tx, key, fingerprint, CourseName(row.id));
@@ -395,7 +395,7 @@ absl::Status CoursesServiceImpl::DoUpdateCourse(
     if (has("target_level")) stored.set_target_level(c.target_level());
     if (has("place")) {
       *stored.mutable_place() = c.place();
-      row->position = PostalCodeCentre(c.place().postal_code());
+      row->position = geo::PostalCodeCentre(c.place().postal_code());
     }
     if (has("schedule")) *stored.mutable_schedule() = c.schedule();
     if (has("childcare_offered")) {
@@ -705,7 +705,7 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
     v.Add("target_level", "unknown level");
   }
   q.target_level = request.target_level();
-  std::optional<GeoPoint> origin;
+  std::optional<geo::GeoPoint> origin;
   double max_km = 0;
   if (request.place_case() == v1::SearchCoursesRequest::kMunicipalityCode) {
     api::ValidateToken(request.municipality_code(), "municipality_code", 8, 8,
@@ -715,17 +715,17 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
     const v1::PostalCodeArea& near = request.near();
     if (near.postal_code().empty()) {
       v.Add("near.postal_code", "is required");
-    } else if (!IsPostalCodeSyntax(near.postal_code())) {
+    } else if (!geo::IsPostalCodeSyntax(near.postal_code())) {
       v.Add("near.postal_code", "must be five digits");
     } else {
-      origin = PostalCodeCentre(near.postal_code());
+      origin = geo::PostalCodeCentre(near.postal_code());
       if (!origin) v.Add("near.postal_code", "unknown postal code");
     }
     if (near.max_distance_km() < 1 || near.max_distance_km() > 200) {
       v.Add("near.max_distance_km", "must be 1..200");
     }
     max_km = near.max_distance_km();
-    if (origin) q.box = BoxAround(*origin, max_km);
+    if (origin) q.box = geo::BoxAround(*origin, max_km);
   }
   q.start_min = today;
   std::optional<int64_t> after =
@@ -841,7 +841,7 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
         key.id = c.id;
         if (origin) {
           if (!c.position) continue;
-          key.distance = DistanceKm(*origin, *c.position);
+          key.distance = geo::DistanceKm(*origin, *c.position);
           if (key.distance > max_km) continue;
           // Distances are compared at the precision the token keeps.
           key.distance =

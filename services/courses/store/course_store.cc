@@ -149,7 +149,7 @@ absl::StatusOr<CourseRow> ParseCourse(const Row& r) {
     absl::StatusOr<double> lat = r.GetDouble(2), lon = r.GetDouble(3);
     if (!lat.ok()) return lat.status();
     if (!lon.ok()) return lon.status();
-    row.position = GeoPoint{*lat, *lon};
+    row.position = geo::GeoPoint{*lat, *lon};
   }
   if (absl::Status s = ParseBlob(r, 4, &row.course); !s.ok()) return s;
   return row;
@@ -504,7 +504,7 @@ absl::StatusOr<std::vector<CourseCandidate>> SearchCourseCandidates(
           absl::StatusOr<double> lat = r.GetDouble(2), lon = r.GetDouble(3);
           if (!lat.ok()) return lat.status();
           if (!lon.ok()) return lon.status();
-          c.position = GeoPoint{*lat, *lon};
+          c.position = geo::GeoPoint{*lat, *lon};
         }
         return c;
       });

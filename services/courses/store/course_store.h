@@ -17,11 +17,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/geo/geo.h"
 #include "common/storage/database.h"
 #include "lotse/courses/v1/booking.pb.h"
 #include "lotse/courses/v1/course.pb.h"
 #include "lotse/courses/v1/entitlement.pb.h"
-#include "services/courses/domain/geo.h"
 
 namespace lotse::courses {
 
@@ -53,7 +53,7 @@ struct CourseRow {
   std::string id;
   v1::Course course;  // name, provider, booked/free/waitlist, state: current
   int64_t version = 1;
-  std::optional<GeoPoint> position;
+  std::optional<geo::GeoPoint> position;
 };
 // Serialises all writers of one course (seat counts, waitlist order) until
 // the transaction ends: PostgreSQL runs READ COMMITTED, so every
@@ -79,7 +79,7 @@ struct CourseSearch {
   std::vector<int> kinds;  // empty = any
   int target_level = 0;    // 0 = any
   std::string municipality_code;
-  std::optional<GeoBox> box;  // only courses with a position inside
+  std::optional<geo::GeoBox> box;  // only courses with a position inside
   int64_t start_min = 0;
   std::optional<int64_t> start_max;
   std::vector<int> day_periods;  // empty = any
@@ -91,7 +91,7 @@ struct CourseSearch {
 struct CourseCandidate {
   std::string id;
   int64_t start_day = 0;
-  std::optional<GeoPoint> position;
+  std::optional<geo::GeoPoint> position;
   int booked = 0;
   int capacity = 0;
   int64_t weekdays = 0;  // bit d set for lotse.type.v1.DayOfWeek d

@@ -42,7 +42,7 @@ class CourseStoreTest : public testing::BothBackendsTest {
     row.course.mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
     row.course.set_capacity(capacity);
     row.course.set_state(v1::COURSE_STATE_PLANNED);
-    row.position = PostalCodeCentre(postal);
+    row.position = geo::PostalCodeCentre(postal);
     return row;
   }
 
@@ -165,7 +165,7 @@ TEST_P(CourseStoreTest, SearchCandidatesByBoxSeatsAndStart) {
   }
   ASSERT_TRUE(Run([&](Transaction& tx) -> absl::Status {
                 CourseSearch q;
-                q.box = BoxAround(*PostalCodeCentre("50667"), 40);
+                q.box = geo::BoxAround(*geo::PostalCodeCentre("50667"), 40);
                 auto rows = SearchCourseCandidates(tx, q, 0, "", 10);
                 if (!rows.ok()) return rows.status();
                 EXPECT_EQ(rows->size(), 2u);  // not Berlin, not the full one

@@ -1,10 +1,10 @@
-#include "services/courses/domain/geo.h"
+#include "common/geo/geo.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-namespace lotse::courses {
+namespace lotse::geo {
 namespace {
 
 struct AreaCentre {
@@ -144,4 +144,4 @@ GeoBox BoxAround(const GeoPoint& centre, double km) {
                 centre.lon + dlon};
 }
 
-}  // namespace lotse::courses
+}  // namespace lotse::geo
