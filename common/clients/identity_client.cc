@@ -31,6 +31,14 @@ absl::StatusOr<std::string> IdentityClient::ResolvePerson(
   return std::string(person);
 }
 
+absl::StatusOr<identity::v1::ResidenceStatus>
+IdentityClient::GetCurrentResidenceStatus(absl::string_view /*person*/,
+                                          absl::string_view /*purpose*/,
+                                          absl::Time /*deadline*/) {
+  return absl::UnimplementedError(
+      "this identity client cannot read residence statuses");
+}
+
 GrpcIdentityClient::GrpcIdentityClient(Options options)
     : options_(std::move(options)) {
   if (options_.credentials != nullptr) {
@@ -44,8 +52,9 @@ GrpcIdentityClient::GrpcIdentityClient(
     Options options)
     : options_(std::move(options)), stub_(std::move(stub)) {}
 
-absl::StatusOr<std::vector<identity::v1::AccessDecision>>
-GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
+absl::Status GrpcIdentityClient::Prepare(absl::Time deadline,
+                                         absl::string_view purpose,
+                                         grpc::ClientContext* context) const {
   if (stub_ == nullptr) {
     return absl::UnavailableError(
         "no client credentials are configured for calls to identity");
@@ -53,13 +62,20 @@ GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
   const absl::Time capped =
       std::min(deadline, absl::Now() + options_.max_call_time);
   if (capped <= absl::Now()) {
-    return absl::DeadlineExceededError(
-        "no time left to ask identity for an access decision");
+    return absl::DeadlineExceededError("no time left to ask identity");
   }
+  context->set_deadline(absl::ToChronoTime(capped));
+  context->AddMetadata("x-lotse-actor", options_.actor);
+  context->AddMetadata("x-lotse-purpose", std::string(purpose));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<identity::v1::AccessDecision>>
+GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(capped));
-  context.AddMetadata("x-lotse-actor", options_.actor);
-  context.AddMetadata("x-lotse-purpose", query.purpose);
+  if (absl::Status s = Prepare(deadline, query.purpose, &context); !s.ok()) {
+    return s;
+  }
   identity::v1::CheckAccessRequest request;
   request.set_agency(query.agency);
   request.set_person(query.person);
@@ -76,6 +92,23 @@ GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
   }
   return std::vector<identity::v1::AccessDecision>(response.decisions().begin(),
                                                    response.decisions().end());
+}
+
+absl::StatusOr<identity::v1::ResidenceStatus>
+GrpcIdentityClient::GetCurrentResidenceStatus(absl::string_view person,
+                                              absl::string_view purpose,
+                                              absl::Time deadline) {
+  grpc::ClientContext context;
+  if (absl::Status s = Prepare(deadline, purpose, &context); !s.ok()) {
+    return s;
+  }
+  identity::v1::GetCurrentResidenceStatusRequest request;
+  request.set_person(std::string(person));
+  identity::v1::ResidenceStatus response;
+  const grpc::Status status =
+      stub_->GetCurrentResidenceStatus(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
 }
 
 }  // namespace lotse::clients

@@ -1,6 +1,7 @@
 // What services ask the identity service synchronously (DESIGN.md section
 // 3: checks that must be fresh, always with a deadline): whether a person
-// exists, and whether an agency may read a category of a person's data now.
+// exists, whether an agency may read a category of a person's data now,
+// and a person's current residence status (work permission).
 //
 // IdentityClient is the seam: services depend on the interface; production
 // wires GrpcIdentityClient (lotse.identity.v1.IdentityService over mutual
@@ -19,6 +20,7 @@
 #include "grpcpp/security/credentials.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "lotse/identity/v1/residence.pb.h"
 #include "lotse/type/v1/data_category.pb.h"
 
 namespace lotse::clients {
@@ -53,6 +55,18 @@ class IdentityClient {
                                                     absl::string_view agency,
                                                     absl::string_view purpose,
                                                     absl::Time deadline);
+
+  // Identity's GetCurrentResidenceStatus for `person` ("persons/{person}"),
+  // asked by the calling service itself (services may read it; identity
+  // audits the read with `purpose`). NOT_FOUND with reason
+  // NO_RESIDENCE_STATUS when none is recorded, NOT_FOUND with reason
+  // PERSON_NOT_FOUND for an unknown person; DEADLINE_EXCEEDED or
+  // UNAVAILABLE when identity did not answer by `deadline` (callers fail
+  // closed). The default answers UNIMPLEMENTED, so fakes that predate it
+  // keep compiling.
+  virtual absl::StatusOr<identity::v1::ResidenceStatus>
+  GetCurrentResidenceStatus(absl::string_view person, absl::string_view purpose,
+                            absl::Time deadline);
 };
 
 // Calls the identity service over gRPC. Every call carries a deadline: the
@@ -76,8 +90,16 @@ class GrpcIdentityClient final : public IdentityClient {
 
   absl::StatusOr<std::vector<identity::v1::AccessDecision>> CheckAccess(
       const AccessQuery& query, absl::Time deadline) override;
+  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
+      absl::string_view person, absl::string_view purpose,
+      absl::Time deadline) override;
 
  private:
+  // A context with the call's metadata and a deadline: the caller's, capped
+  // at max_call_time. DEADLINE_EXCEEDED when no time is left.
+  absl::Status Prepare(absl::Time deadline, absl::string_view purpose,
+                       grpc::ClientContext* context) const;
+
   Options options_;
   std::unique_ptr<identity::v1::IdentityService::StubInterface> stub_;
 };

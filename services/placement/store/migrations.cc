@@ -1,10 +1,122 @@
 #include "services/placement/store/migrations.h"
 
+#include "common/agencies/registry.h"
+#include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
 
 namespace lotse::placement {
+namespace {
+
+// The service's own tables. Each keeps the record's protobuf message in
+// `data` (what the API returns, without the derived fields) and, as
+// columns, what it is searched, constrained or counted by; the store
+// writes both from one record, so they never disagree. Times are Unix
+// microseconds, days are days since 1970-01-01.
+//
+// `index_seq` (offers, candidates, person facts) is the value of the
+// change counter `placement_index_version` drawn by the transaction that
+// last wrote the row. Drawing it updates that one row, which serialises
+// the writers on it until they commit, so counter order is commit order
+// on PostgreSQL too: a replica that has applied everything up to seq S
+// catches up by reading the rows with index_seq > S (see
+// PlacementStore's ChangedSince).
+constexpr char kInit[] = R"sql(
+CREATE TABLE placement_index_version (
+  id BIGINT PRIMARY KEY,
+  seq BIGINT NOT NULL
+);
+INSERT INTO placement_index_version (id, seq) VALUES (1, 0);
+
+CREATE TABLE placement_offers (
+  id TEXT PRIMARY KEY,
+  publisher TEXT NOT NULL,
+  kind BIGINT NOT NULL,
+  state BIGINT NOT NULL,
+  occupation_code TEXT NOT NULL,
+  municipality_code TEXT NOT NULL,
+  positions_total BIGINT NOT NULL CHECK (positions_total >= 1),
+  positions_open BIGINT NOT NULL
+    CHECK (positions_open >= 0 AND positions_open <= positions_total),
+  create_us BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  index_seq BIGINT NOT NULL,
+  data {{BLOB}} NOT NULL
+);
+CREATE INDEX placement_offers_by_state ON placement_offers
+  (state, create_us, id);
+CREATE INDEX placement_offers_by_index_seq ON placement_offers (index_seq);
+
+CREATE TABLE placement_candidates (
+  person_id TEXT PRIMARY KEY,
+  creating_agency TEXT NOT NULL,
+  state BIGINT NOT NULL,
+  merged_into TEXT,
+  create_us BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  index_seq BIGINT NOT NULL,
+  data {{BLOB}} NOT NULL
+);
+CREATE INDEX placement_candidates_by_time ON placement_candidates
+  (create_us, person_id);
+CREATE INDEX placement_candidates_by_index_seq
+  ON placement_candidates (index_seq);
+
+CREATE TABLE placement_person_facts (
+  person_id TEXT PRIMARY KEY,
+  work_permission BIGINT NOT NULL,
+  work_permission_valid_until BIGINT,
+  residence_recording_agency TEXT NOT NULL,
+  residence_event_us BIGINT NOT NULL,
+  certified_level BIGINT NOT NULL,
+  certified_us BIGINT NOT NULL,
+  update_us BIGINT NOT NULL,
+  index_seq BIGINT NOT NULL
+);
+CREATE INDEX placement_person_facts_by_index_seq
+  ON placement_person_facts (index_seq);
+
+CREATE TABLE placement_person_merges (
+  merged TEXT PRIMARY KEY,
+  survivor TEXT NOT NULL
+);
+
+CREATE TABLE placement_placements (
+  id TEXT PRIMARY KEY,
+  offer_id TEXT NOT NULL,
+  person_id TEXT NOT NULL,
+  proposing_agency TEXT NOT NULL,
+  state BIGINT NOT NULL,
+  create_us BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  data {{BLOB}} NOT NULL
+);
+-- One open placement (PROPOSED, APPLIED, INTERVIEW) per candidate and offer.
+CREATE UNIQUE INDEX placement_placements_one_open
+  ON placement_placements (offer_id, person_id) WHERE state IN (1, 2, 3);
+CREATE INDEX placement_placements_by_offer
+  ON placement_placements (offer_id, create_us, id);
+CREATE INDEX placement_placements_by_person
+  ON placement_placements (person_id, create_us, id);
+CREATE INDEX placement_placements_by_time
+  ON placement_placements (create_us, id);
+
+CREATE TABLE placement_notices (
+  id TEXT PRIMARY KEY,
+  office TEXT NOT NULL,
+  hiring_agency TEXT NOT NULL,
+  person_id TEXT NOT NULL,
+  acknowledged BIGINT NOT NULL,
+  create_us BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  data {{BLOB}} NOT NULL
+);
+CREATE INDEX placement_notices_by_office
+  ON placement_notices (office, create_us, id);
+)sql";
+
+}  // namespace
 
 std::vector<storage::Migration> PlacementMigrations() {
   std::vector<storage::Migration> all;
@@ -14,6 +126,9 @@ std::vector<storage::Migration> PlacementMigrations() {
   append(audit::AuditMigrations());
   append(events::OutboxMigrations());
   append(events::InboxMigrations());
+  append(api::ApiMigrations());
+  all.push_back(agencies::RegistryMigration());
+  all.push_back({"placement.0001_init", kInit});
   return all;
 }
 

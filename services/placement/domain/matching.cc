@@ -1,0 +1,646 @@
+#include "services/placement/domain/matching.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "services/placement/domain/kldb.h"
+
+namespace lotse::placement {
+namespace {
+
+// "B1" for CEFR_LEVEL_B1, "none" for UNSPECIFIED.
+std::string LevelName(type::v1::CefrLevel level) {
+  if (level == type::v1::CEFR_LEVEL_UNSPECIFIED) return "none";
+  absl::string_view name = type::v1::CefrLevel_Name(level);
+  absl::ConsumePrefix(&name, "CEFR_LEVEL_");
+  return std::string(name);
+}
+
+std::string RecognitionName(v1::RecognitionState state) {
+  switch (state) {
+    case v1::RECOGNITION_STATE_FULL:
+      return "recognised fully";
+    case v1::RECOGNITION_STATE_NOT_REQUIRED:
+      return "no recognition needed";
+    case v1::RECOGNITION_STATE_PARTIAL:
+      return "recognised partly";
+    case v1::RECOGNITION_STATE_IN_PROGRESS:
+      return "recognition in progress";
+    case v1::RECOGNITION_STATE_NOT_APPLIED:
+      return "recognition not applied for";
+    case v1::RECOGNITION_STATE_REFUSED:
+      return "recognition refused";
+    default:
+      return "recognition not recorded";
+  }
+}
+
+const char* SimilarityName(int common_digits) {
+  switch (common_digits) {
+    case 5:
+      return "same code";
+    case 4:
+      return "same subgroup";
+    case 3:
+      return "same group";
+    case 2:
+      return "same main group";
+    default:
+      return "different occupation";
+  }
+}
+
+std::string Hours(float value) { return absl::StrFormat("%g", value); }
+
+std::string PeriodNames(DayPeriodMask mask) {
+  static constexpr const char* kNames[] = {"", "morning", "afternoon",
+                                           "evening", "night"};
+  std::string out;
+  for (int period = 1; period <= 4; ++period) {
+    if (mask & (1 << period)) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", kNames[period]);
+    }
+  }
+  return out;
+}
+
+// Texts of the explanation, filled only by Explain.
+struct Texts {
+  std::string work_permission;
+  std::string language;
+  std::string recognition;
+  std::string occupation;
+  std::string skills;
+  std::string qualifications;
+  std::string place;
+  std::string hours;
+  std::string availability;
+};
+
+struct Constraints {
+  v1::ConstraintOutcome work_permission = v1::CONSTRAINT_OUTCOME_UNSPECIFIED;
+  v1::ConstraintOutcome language = v1::CONSTRAINT_OUTCOME_UNSPECIFIED;
+  // UNSPECIFIED when the offer requires no recognition.
+  v1::ConstraintOutcome recognition = v1::CONSTRAINT_OUTCOME_UNSPECIFIED;
+  type::v1::WorkPermission permission_used =
+      type::v1::WORK_PERMISSION_UNSPECIFIED;
+  LanguageLevel level_used;
+};
+
+Constraints CheckConstraints(const CandidateFacts& c, const OfferFacts& o,
+                             int32_t today, Texts* texts) {
+  Constraints out;
+  out.work_permission = WorkPermissionOutcome(c.work_permission,
+                                              c.work_permission_valid_until_day,
+                                              c.residence_withheld, today);
+  if (out.work_permission != v1::CONSTRAINT_OUTCOME_UNKNOWN &&
+      out.work_permission != v1::CONSTRAINT_OUTCOME_WITHHELD) {
+    out.permission_used = c.work_permission;
+  }
+  const LanguageLevel level = c.EffectiveLanguageLevel();
+  out.language = LanguageOutcome(level.level, c.language_withheld,
+                                 o.required_language_level);
+  out.level_used = level;
+
+  std::optional<v1::RecognitionState> best_recognition;
+  if (o.recognition_required) {
+    const int32_t occupation = ParseOccupationCode(o.occupation_code);
+    std::vector<int32_t> subgroups;
+    if (occupation >= 0) subgroups.push_back(occupation / 10);
+    for (const std::string& code : o.required_qualification_codes) {
+      const int32_t required = ParseOccupationCode(code);
+      if (required >= 0) subgroups.push_back(required / 10);
+    }
+    for (const QualificationFacts& q : c.qualifications) {
+      const int32_t code = ParseOccupationCode(q.occupation_code);
+      if (code < 0) continue;
+      if (std::find(subgroups.begin(), subgroups.end(), code / 10) ==
+          subgroups.end()) {
+        continue;
+      }
+      if (!best_recognition ||
+          RecognitionRank(q.recognition) > RecognitionRank(*best_recognition)) {
+        best_recognition = q.recognition;
+      }
+    }
+    out.recognition = RecognitionOutcome(best_recognition);
+  }
+
+  if (texts == nullptr) return out;
+
+  switch (out.work_permission) {
+    case v1::CONSTRAINT_OUTCOME_MET:
+      texts->work_permission = "employment permitted";
+      break;
+    case v1::CONSTRAINT_OUTCOME_NEEDS_APPROVAL:
+      texts->work_permission =
+          "employment needs the approval of the immigration office";
+      break;
+    case v1::CONSTRAINT_OUTCOME_NOT_MET:
+      texts->work_permission = "employment not permitted";
+      break;
+    case v1::CONSTRAINT_OUTCOME_WITHHELD:
+      texts->work_permission =
+          "residence status withheld from the caller; not used";
+      break;
+    default:
+      texts->work_permission =
+          c.work_permission_valid_until_day &&
+                  *c.work_permission_valid_until_day < today
+              ? absl::StrCat("residence title expired ",
+                             today - *c.work_permission_valid_until_day,
+                             " days ago; permission unknown")
+              : "no residence status recorded; permission unknown";
+  }
+
+  const std::string required = LevelName(o.required_language_level);
+  const std::string source =
+      level.source == v1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT
+          ? "certified by course result"
+          : "stated in profile";
+  switch (out.language) {
+    case v1::CONSTRAINT_OUTCOME_MET:
+      texts->language =
+          o.required_language_level == type::v1::CEFR_LEVEL_UNSPECIFIED
+              ? "offer requires no German level"
+              : absl::StrCat(LevelName(level.level), " ", source,
+                             "; offer requires ", required);
+      break;
+    case v1::CONSTRAINT_OUTCOME_NOT_MET:
+      texts->language = absl::StrCat(LevelName(level.level), " ", source,
+                                     "; offer requires ", required);
+      break;
+    case v1::CONSTRAINT_OUTCOME_WITHHELD:
+      texts->language = absl::StrCat(
+          "language level withheld from the caller; offer requires ", required);
+      break;
+    default:
+      texts->language =
+          absl::StrCat("no language level known; offer requires ", required);
+  }
+
+  if (o.recognition_required) {
+    texts->recognition =
+        best_recognition
+            ? absl::StrCat("best qualification in the occupation: ",
+                           RecognitionName(*best_recognition),
+                           "; offer requires full recognition")
+            : "no qualification in the occupation; offer requires full "
+              "recognition";
+  }
+  return out;
+}
+
+struct PlaceChoice {
+  float value = 0;
+  int index = -1;  // into preferred_places
+  float km = -1;   // -1 unknown or by municipality
+};
+
+FactorValues ScoreFactors(const CandidateFacts& c, const OfferFacts& o,
+                          Texts* texts) {
+  FactorValues v;
+  const int32_t occupation = ParseOccupationCode(o.occupation_code);
+
+  // Occupation: best of experience and qualifications.
+  int best_digits = 0;
+  int best_months = -1;  // -1 = from a qualification
+  for (const ExperienceFacts& e : c.experience) {
+    const int digits = CommonOccupationDigits(
+        occupation, ParseOccupationCode(e.occupation_code));
+    const float value =
+        OccupationSimilarity(digits) * ExperienceWeight(e.months);
+    if (value > v.occupation) {
+      v.occupation = value;
+      best_digits = digits;
+      best_months = e.months;
+    }
+  }
+  for (const QualificationFacts& q : c.qualifications) {
+    const int digits = CommonOccupationDigits(
+        occupation, ParseOccupationCode(q.occupation_code));
+    const float value =
+        OccupationSimilarity(digits) * kQualificationAsExperience;
+    if (value > v.occupation) {
+      v.occupation = value;
+      best_digits = digits;
+      best_months = -1;
+    }
+  }
+
+  // Skills.
+  int skills_had = 0;
+  int skills_basic = 0;
+  if (o.required_skills.empty()) {
+    v.skills = 1.0f;
+  } else {
+    float credit = 0;
+    for (const std::string& required : o.required_skills) {
+      float best = 0;
+      for (const SkillFacts& s : c.skills) {
+        if (s.label == required) best = std::max(best, SkillCredit(s.level));
+      }
+      if (best > 0) ++skills_had;
+      if (best > 0 && best < 1.0f) ++skills_basic;
+      credit += best;
+    }
+    v.skills = credit / static_cast<float>(o.required_skills.size());
+  }
+
+  // Qualifications.
+  int quals_met = 0;
+  int quals_some = 0;
+  if (o.required_qualification_codes.empty()) {
+    v.qualifications = 1.0f;
+  } else {
+    float credit = 0;
+    for (const std::string& required_code : o.required_qualification_codes) {
+      const int32_t required = ParseOccupationCode(required_code);
+      float best = 0;
+      for (const QualificationFacts& q : c.qualifications) {
+        const int32_t code = ParseOccupationCode(q.occupation_code);
+        if (required < 0 || code < 0 || code / 10 != required / 10) continue;
+        best = std::max(
+            best,
+            QualificationCredit(q.recognition, RequirementLevel(code) >=
+                                                   RequirementLevel(required)));
+      }
+      if (best >= 1.0f) ++quals_met;
+      if (best > 0 && best < 1.0f) ++quals_some;
+      credit += best;
+    }
+    v.qualifications =
+        credit / static_cast<float>(o.required_qualification_codes.size());
+  }
+
+  // Place.
+  PlaceChoice place;
+  if (c.preferred_places.empty()) {
+    place.value = kNeutralValue;
+  } else {
+    for (size_t i = 0; i < c.preferred_places.size(); ++i) {
+      const PlaceFacts& p = c.preferred_places[i];
+      float value = 0;
+      float km = -1;
+      if (!p.municipality_code.empty()) {
+        value = p.municipality_code == o.municipality_code ? 1.0f : 0.0f;
+      } else {
+        if (p.centre && o.place_centre) {
+          km = static_cast<float>(geo::DistanceKm(*p.centre, *o.place_centre));
+        } else if (!p.postal_code.empty() && p.postal_code == o.postal_code) {
+          km = 0;
+        }
+        if (km >= 0) value = PlaceValueAtDistance(km, p.max_distance_km);
+      }
+      if (place.index < 0 || value > place.value) {
+        place = {value, static_cast<int>(i), km};
+      }
+    }
+  }
+  v.place = place.value;
+
+  v.hours = HoursValue(o.hours, c.preferred_hours);
+  v.availability = AvailabilityValue(o.start_day, c.available_from_day);
+
+  if (texts == nullptr) return v;
+
+  if (v.occupation <= 0) {
+    texts->occupation =
+        absl::StrCat("no experience or qualification in main group ",
+                     OccupationPrefix(occupation, 2));
+  } else if (best_months >= 0) {
+    texts->occupation = absl::StrCat("experience ", best_months, " months in ",
+                                     OccupationPrefix(occupation, best_digits),
+                                     " (", SimilarityName(best_digits), ")");
+  } else {
+    texts->occupation = absl::StrCat("qualification in ",
+                                     OccupationPrefix(occupation, best_digits),
+                                     " (", SimilarityName(best_digits), ")");
+  }
+
+  if (o.required_skills.empty()) {
+    texts->skills = "no skills required";
+  } else {
+    texts->skills = absl::StrCat(skills_had, " of ", o.required_skills.size(),
+                                 " required skills");
+    if (skills_basic > 0) {
+      absl::StrAppend(&texts->skills, " (", skills_basic, " basic only)");
+    }
+  }
+
+  if (o.required_qualification_codes.empty()) {
+    texts->qualifications = "no qualifications required";
+  } else {
+    texts->qualifications =
+        absl::StrCat(quals_met, " of ", o.required_qualification_codes.size(),
+                     " required qualifications fully");
+    if (quals_some > 0) {
+      absl::StrAppend(&texts->qualifications, ", ", quals_some,
+                      " partly (recognition or level)");
+    }
+  }
+
+  if (c.preferred_places.empty()) {
+    texts->place = "no preferred places";
+  } else {
+    const PlaceFacts& p = c.preferred_places[place.index];
+    if (!p.municipality_code.empty()) {
+      texts->place =
+          place.value > 0
+              ? absl::StrCat("in preferred municipality ", p.municipality_code)
+              : absl::StrCat(
+                    "outside the preferred places, e.g. "
+                    "municipality ",
+                    p.municipality_code);
+    } else if (place.km < 0) {
+      texts->place = absl::StrCat("distance to preferred postal code ",
+                                  p.postal_code, " unknown");
+    } else {
+      texts->place = absl::StrCat(
+          std::lround(place.km), " km from preferred postal code ",
+          p.postal_code, " (up to ", p.max_distance_km, " km wanted)");
+    }
+  }
+
+  const HoursFacts& oh = o.hours;
+  const HoursFacts& wh = c.preferred_hours;
+  if (oh.max_per_week <= 0) {
+    texts->hours = "offer states no hours";
+  } else if (wh.max_per_week <= 0) {
+    texts->hours = absl::StrCat("hours ", Hours(oh.min_per_week), "–",
+                                Hours(oh.max_per_week), "; no preferred hours");
+  } else {
+    const bool within = oh.min_per_week >= wh.min_per_week &&
+                        oh.max_per_week <= wh.max_per_week;
+    const bool apart =
+        oh.max_per_week < wh.min_per_week || oh.min_per_week > wh.max_per_week;
+    texts->hours = absl::StrCat(
+        "hours ", Hours(oh.min_per_week), "–", Hours(oh.max_per_week),
+        within  ? " within"
+        : apart ? " outside"
+                : " partly within",
+        " preferred ", Hours(wh.min_per_week), "–", Hours(wh.max_per_week));
+  }
+  if (oh.day_periods != 0 && wh.day_periods != 0 &&
+      (oh.day_periods & ~wh.day_periods) != 0) {
+    absl::StrAppend(&texts->hours, "; works ",
+                    PeriodNames(oh.day_periods & ~wh.day_periods),
+                    ", not a preferred part of the day");
+  }
+
+  if (!c.available_from_day || *c.available_from_day <= o.start_day) {
+    texts->availability = "available by the start";
+  } else {
+    texts->availability =
+        absl::StrCat("available ", *c.available_from_day - o.start_day,
+                     " days after the start");
+  }
+  return v;
+}
+
+MatchOutcome EvaluatePair(const CandidateFacts& c, const OfferFacts& o,
+                          int32_t today, Constraints* constraints,
+                          Texts* texts) {
+  *constraints = CheckConstraints(c, o, today, texts);
+  MatchOutcome out;
+  out.eligibility = Worse(EligibilityOf(constraints->work_permission),
+                          EligibilityOf(constraints->language));
+  if (o.recognition_required) {
+    out.eligibility =
+        Worse(out.eligibility, EligibilityOf(constraints->recognition));
+  }
+  out.factors = ScoreFactors(c, o, texts);
+  out.score = out.eligibility == v1::ELIGIBILITY_EXCLUDED
+                  ? 0.0f
+                  : WeightedScore(out.factors);
+  return out;
+}
+
+v1::ScoreFactor Factor(v1::ScoreFactorKind kind, float weight, float value,
+                       std::string explanation) {
+  v1::ScoreFactor f;
+  f.set_factor(kind);
+  f.set_weight(weight);
+  f.set_value(value);
+  f.set_contribution(static_cast<double>(weight * value));
+  f.set_explanation(std::move(explanation));
+  return f;
+}
+
+}  // namespace
+
+v1::ConstraintOutcome WorkPermissionOutcome(
+    type::v1::WorkPermission permission, std::optional<int32_t> valid_until_day,
+    bool withheld, int32_t today) {
+  if (withheld) return v1::CONSTRAINT_OUTCOME_WITHHELD;
+  if (valid_until_day && *valid_until_day < today) {
+    return v1::CONSTRAINT_OUTCOME_UNKNOWN;
+  }
+  switch (permission) {
+    case type::v1::WORK_PERMISSION_PERMITTED:
+      return v1::CONSTRAINT_OUTCOME_MET;
+    case type::v1::WORK_PERMISSION_NEEDS_APPROVAL:
+      return v1::CONSTRAINT_OUTCOME_NEEDS_APPROVAL;
+    case type::v1::WORK_PERMISSION_NOT_PERMITTED:
+      return v1::CONSTRAINT_OUTCOME_NOT_MET;
+    default:
+      return v1::CONSTRAINT_OUTCOME_UNKNOWN;
+  }
+}
+
+v1::ConstraintOutcome LanguageOutcome(type::v1::CefrLevel candidate_level,
+                                      bool withheld,
+                                      type::v1::CefrLevel required_level) {
+  if (required_level == type::v1::CEFR_LEVEL_UNSPECIFIED) {
+    return v1::CONSTRAINT_OUTCOME_MET;
+  }
+  if (withheld) return v1::CONSTRAINT_OUTCOME_WITHHELD;
+  if (candidate_level == type::v1::CEFR_LEVEL_UNSPECIFIED) {
+    return v1::CONSTRAINT_OUTCOME_UNKNOWN;
+  }
+  // CefrLevel values are ordered (language.proto).
+  return candidate_level >= required_level ? v1::CONSTRAINT_OUTCOME_MET
+                                           : v1::CONSTRAINT_OUTCOME_NOT_MET;
+}
+
+int RecognitionRank(v1::RecognitionState state) {
+  switch (state) {
+    case v1::RECOGNITION_STATE_FULL:
+    case v1::RECOGNITION_STATE_NOT_REQUIRED:
+      return 6;
+    case v1::RECOGNITION_STATE_PARTIAL:
+      return 5;
+    case v1::RECOGNITION_STATE_IN_PROGRESS:
+      return 4;
+    case v1::RECOGNITION_STATE_NOT_APPLIED:
+      return 2;
+    case v1::RECOGNITION_STATE_REFUSED:
+      return 1;
+    default:  // not recorded
+      return 3;
+  }
+}
+
+v1::ConstraintOutcome RecognitionOutcome(
+    std::optional<v1::RecognitionState> best_state) {
+  if (!best_state) return v1::CONSTRAINT_OUTCOME_NOT_MET;
+  const int rank = RecognitionRank(*best_state);
+  if (rank >= 6) return v1::CONSTRAINT_OUTCOME_MET;
+  if (rank >= 3) return v1::CONSTRAINT_OUTCOME_UNKNOWN;
+  return v1::CONSTRAINT_OUTCOME_NOT_MET;
+}
+
+v1::Eligibility EligibilityOf(v1::ConstraintOutcome outcome) {
+  switch (outcome) {
+    case v1::CONSTRAINT_OUTCOME_MET:
+      return v1::ELIGIBILITY_ELIGIBLE;
+    case v1::CONSTRAINT_OUTCOME_NEEDS_APPROVAL:
+      return v1::ELIGIBILITY_NEEDS_APPROVAL;
+    case v1::CONSTRAINT_OUTCOME_NOT_MET:
+      return v1::ELIGIBILITY_EXCLUDED;
+    default:
+      return v1::ELIGIBILITY_UNVERIFIED;
+  }
+}
+
+bool WantsKind(const CandidateFacts& candidate, v1::OfferKind kind) {
+  return candidate.wanted_kinds.empty() ||
+         std::find(candidate.wanted_kinds.begin(), candidate.wanted_kinds.end(),
+                   kind) != candidate.wanted_kinds.end();
+}
+
+float QualificationCredit(v1::RecognitionState state, bool level_reached) {
+  float credit;
+  switch (state) {
+    case v1::RECOGNITION_STATE_FULL:
+    case v1::RECOGNITION_STATE_NOT_REQUIRED:
+      credit = 1.0f;
+      break;
+    case v1::RECOGNITION_STATE_PARTIAL:
+      credit = 0.7f;
+      break;
+    case v1::RECOGNITION_STATE_IN_PROGRESS:
+      credit = 0.5f;
+      break;
+    case v1::RECOGNITION_STATE_REFUSED:
+      credit = 0.1f;
+      break;
+    default:  // not recorded, NOT_APPLIED
+      credit = 0.4f;
+  }
+  return level_reached ? credit : 0.5f * credit;
+}
+
+float HoursValue(const HoursFacts& offered, const HoursFacts& wanted) {
+  float range;
+  if (offered.max_per_week <= 0 || wanted.max_per_week <= 0) {
+    range = kNeutralValue;
+  } else {
+    const float omin = std::min(offered.min_per_week, offered.max_per_week);
+    const float omax = offered.max_per_week;
+    const float wmin = std::min(wanted.min_per_week, wanted.max_per_week);
+    const float wmax = wanted.max_per_week;
+    const float overlap = std::min(omax, wmax) - std::max(omin, wmin);
+    if (omin >= wmin && omax <= wmax) {
+      range = 1.0f;
+    } else if (overlap >= 0) {
+      range = 0.5f + 0.5f * overlap / (omax - omin);
+    } else {
+      range = std::max(0.0f, 0.4f * (1.0f + overlap / 10.0f));
+    }
+  }
+  float periods = 1.0f;
+  if (offered.day_periods != 0 && wanted.day_periods != 0 &&
+      (offered.day_periods & ~wanted.day_periods) != 0) {
+    periods = (offered.day_periods & wanted.day_periods) != 0 ? 0.6f : 0.2f;
+  }
+  return range * periods;
+}
+
+MatchOutcome Evaluate(const CandidateFacts& candidate, const OfferFacts& offer,
+                      int32_t today) {
+  Constraints constraints;
+  return EvaluatePair(candidate, offer, today, &constraints, nullptr);
+}
+
+MatchExplanation Explain(const CandidateFacts& candidate,
+                         const OfferFacts& offer, int32_t today) {
+  Constraints c;
+  Texts texts;
+  const MatchOutcome outcome =
+      EvaluatePair(candidate, offer, today, &c, &texts);
+  MatchExplanation out;
+  out.eligibility = outcome.eligibility;
+  out.score = outcome.score;
+
+  v1::ConstraintCheck work;
+  work.set_constraint(v1::CONSTRAINT_KIND_WORK_PERMISSION);
+  work.set_outcome(c.work_permission);
+  work.set_work_permission(c.permission_used);
+  work.set_explanation(std::move(texts.work_permission));
+  out.constraints.push_back(std::move(work));
+
+  v1::ConstraintCheck language;
+  language.set_constraint(v1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+  language.set_outcome(c.language);
+  language.set_required_level(offer.required_language_level);
+  language.set_candidate_level(c.level_used.level);
+  language.set_level_source(c.level_used.source);
+  language.set_explanation(std::move(texts.language));
+  out.constraints.push_back(std::move(language));
+
+  if (offer.recognition_required) {
+    v1::ConstraintCheck recognition;
+    recognition.set_constraint(v1::CONSTRAINT_KIND_RECOGNITION);
+    recognition.set_outcome(c.recognition);
+    recognition.set_explanation(std::move(texts.recognition));
+    out.constraints.push_back(std::move(recognition));
+  }
+
+  const FactorValues& v = outcome.factors;
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_OCCUPATION,
+                               kOccupationWeight, v.occupation,
+                               std::move(texts.occupation)));
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_SKILLS, kSkillsWeight,
+                               v.skills, std::move(texts.skills)));
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_QUALIFICATIONS,
+                               kQualificationsWeight, v.qualifications,
+                               std::move(texts.qualifications)));
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_PLACE, kPlaceWeight,
+                               v.place, std::move(texts.place)));
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_HOURS, kHoursWeight,
+                               v.hours, std::move(texts.hours)));
+  out.factors.push_back(Factor(v1::SCORE_FACTOR_KIND_AVAILABILITY,
+                               kAvailabilityWeight, v.availability,
+                               std::move(texts.availability)));
+  return out;
+}
+
+void FillOfferMatch(const MatchExplanation& explanation, v1::OfferMatch* out) {
+  out->set_eligibility(explanation.eligibility);
+  out->set_score(explanation.score);
+  out->mutable_constraints()->Clear();
+  for (const v1::ConstraintCheck& c : explanation.constraints) {
+    *out->add_constraints() = c;
+  }
+  out->mutable_factors()->Clear();
+  for (const v1::ScoreFactor& f : explanation.factors) *out->add_factors() = f;
+}
+
+void FillCandidateMatch(const MatchExplanation& explanation,
+                        v1::CandidateMatch* out) {
+  out->set_eligibility(explanation.eligibility);
+  out->set_score(explanation.score);
+  out->mutable_constraints()->Clear();
+  for (const v1::ConstraintCheck& c : explanation.constraints) {
+    *out->add_constraints() = c;
+  }
+  out->mutable_factors()->Clear();
+  for (const v1::ScoreFactor& f : explanation.factors) *out->add_factors() = f;
+}
+
+}  // namespace lotse::placement

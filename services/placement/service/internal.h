@@ -1,0 +1,167 @@
+// Shared by the handler files of the placement service: names, time and
+// date conversions, errors, access checks with identity, output of stored
+// records, events and request validation. Not a public API.
+#ifndef LOTSE_SERVICES_PLACEMENT_SERVICE_INTERNAL_H_
+#define LOTSE_SERVICES_PLACEMENT_SERVICE_INTERNAL_H_
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/agencies/audited_call.h"
+#include "common/agencies/registry.h"
+#include "common/errors/status.h"
+#include "common/server/request_context.h"
+#include "common/storage/database.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "lotse/identity/v1/access_check.pb.h"
+#include "lotse/placement/v1/events.pb.h"
+#include "lotse/type/v1/access.pb.h"
+#include "lotse/type/v1/date.pb.h"
+#include "services/placement/service/placement_service.h"
+#include "services/placement/store/placement_store.h"
+
+namespace lotse::placement {
+
+// Audit category names.
+inline constexpr char kEmployment[] = "EMPLOYMENT";
+inline constexpr char kLanguage[] = "LANGUAGE";
+inline constexpr char kResidence[] = "RESIDENCE_STATUS";
+
+// --- names ---
+std::string OfferName(absl::string_view id);
+std::string CandidateName(absl::string_view person_id);
+std::string PersonName(absl::string_view person_id);
+std::string PlacementName(absl::string_view id);
+std::string NoticeName(absl::string_view id);
+bool IsRandomId(absl::string_view id);
+// Parses "<collection>/{id}" (a random id); adds "is required" or a form
+// violation for `field` otherwise and returns "".
+std::string ParseName(absl::string_view name, absl::string_view collection,
+                      const std::string& field, FieldViolations* violations);
+// "agencies/{id}" with a well-formed id; "" with a violation otherwise.
+std::string ParseAgencyName(absl::string_view name, const std::string& field,
+                            FieldViolations* violations);
+std::string AgencyIdOf(absl::string_view name);
+
+// --- time and dates ---
+google::protobuf::Timestamp ToTimestamp(absl::Time t);
+int64_t ToMicros(absl::Time t);
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
+// Days since 1970-01-01; nullopt for an unset or impossible date.
+std::optional<int64_t> DayNumber(const type::v1::Date& date);
+int64_t DayIndex(absl::Time t);
+type::v1::Date DateFromDay(int64_t day);
+// Adds a violation unless `date` is a real calendar date (required: set).
+bool ValidateDate(const type::v1::Date& date, bool required,
+                  const std::string& field, FieldViolations* violations);
+
+// --- errors ---
+absl::Status NotFound(absl::string_view reason, absl::string_view message);
+absl::Status Precondition(absl::string_view reason, absl::string_view message);
+absl::Status Denied(absl::string_view reason, absl::string_view message);
+// PERMISSION_DENIED (WRONG_LEGAL_DOMAIN) unless the caller's legal domain
+// is one of `domains`.
+absl::Status RequireDomain(const agencies::LocalAgency& caller,
+                           std::initializer_list<absl::string_view> domains,
+                           absl::string_view what);
+bool DomainIs(const agencies::LocalAgency& caller,
+              std::initializer_list<absl::string_view> domains);
+
+// --- access (identity) ---
+// Identity's decisions for one person, by category.
+struct AccessView {
+  std::vector<identity::v1::AccessDecision> decisions;
+  const identity::v1::AccessDecision* Find(type::v1::DataCategory c) const;
+  bool Allowed(type::v1::DataCategory c) const;
+  type::v1::AccessDenialReason Reason(type::v1::DataCategory c) const;
+};
+// Asks identity whether `caller` may read `categories` of `person`
+// ("persons/x") now. Must not be called inside a transaction. NOT_FOUND
+// (PERSON_NOT_FOUND) for a person identity does not know; `unavailable`
+// (default PERMISSION_DENIED CHECK_UNAVAILABLE) when identity did not
+// answer.
+absl::StatusOr<AccessView> AskAccess(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const agencies::LocalAgency& caller, const std::string& person,
+    std::vector<type::v1::DataCategory> categories, bool serves);
+// PERMISSION_DENIED with identity's reason for `category` unless allowed.
+absl::Status RequireAllowed(const AccessView& view,
+                            type::v1::DataCategory category);
+// "NO_LEGAL_BASIS" from ACCESS_DENIAL_REASON_NO_LEGAL_BASIS.
+std::string DenialReasonName(type::v1::AccessDenialReason reason);
+type::v1::Withheld MakeWithheld(const std::string& field,
+                                type::v1::DataCategory category,
+                                type::v1::AccessDenialReason reason);
+
+// --- output ---
+void OfferOut(const OfferRow& row, v1::Offer* out);
+// The profile with the certified level from `facts`; a merge redirect row
+// must not be passed.
+void CandidateOut(const CandidateRow& row,
+                  const std::optional<PersonFacts>& facts,
+                  v1::CandidateProfile* out);
+// Clears the LANGUAGE fields of `profile` and lists them in `withheld`
+// under `prefix` ("candidate_profile", "candidate_profiles[2]").
+void WithholdLanguage(
+    const std::string& prefix, type::v1::AccessDenialReason reason,
+    v1::CandidateProfile* profile,
+    google::protobuf::RepeatedPtrField<type::v1::Withheld>* withheld);
+void PlacementOut(const PlacementRow& row, v1::Placement* out);
+void NoticeOut(const NoticeRow& row, v1::TrainingTolerationNotice* out);
+
+// --- events ---
+// Enqueues `payload` (source "placement", ordering key `person`).
+absl::Status Enqueue(storage::Transaction& tx,
+                     const google::protobuf::Message& payload,
+                     const std::string& person);
+v1::PlacementContext ContextOf(const v1::Placement& p, const v1::Offer& offer);
+// Ends an open placement in `to_state` (REJECTED / WITHDRAWN) with
+// `reason`, stores it and emits PlacementStateChanged.
+absl::Status EndPlacement(storage::Transaction& tx, PlacementRow* row,
+                          const v1::Offer& offer, v1::PlacementState to_state,
+                          v1::PlacementEndReason reason,
+                          const std::string& comment, const std::string& agency,
+                          const std::string& actor, absl::Time now);
+bool IsOpenState(v1::PlacementState state);
+
+// --- person resolution ---
+// The person id a "candidates/{p}" / "persons/{p}" id stands for after
+// merges, and the live profile there (not a redirect), if any.
+struct ResolvedCandidate {
+  std::string person_id;
+  std::optional<CandidateRow> row;
+  std::optional<PersonFacts> facts;
+};
+absl::StatusOr<ResolvedCandidate> ResolveCandidate(storage::Transaction& tx,
+                                                   absl::string_view person_id);
+
+// --- validation ---
+// KldB 2010 occupation codes: five digits (the last is the requirement
+// level, 1..4 in most codes, 0 or 9 in a few).
+bool IsKldbCode(absl::string_view code);
+// Validates the writable fields of an offer named in `paths` (all of them
+// when `paths` is empty, as at creation) under `prefix` ("offer").
+void ValidateOffer(const v1::Offer& offer,
+                   const std::vector<std::string>& paths, bool creating,
+                   int64_t today, FieldViolations* violations);
+// Validates the writable fields of a profile named in `paths` (all when
+// empty).
+void ValidateProfile(const v1::CandidateProfile& p,
+                     const std::vector<std::string>& paths,
+                     FieldViolations* violations);
+// Gives new qualifications an id, keeps the ids (and recognition data) of
+// kept ones from `before`.
+absl::Status AssignQualificationIds(const v1::CandidateProfile* before,
+                                    v1::CandidateProfile* profile,
+                                    FieldViolations* violations);
+
+}  // namespace lotse::placement
+
+#endif  // LOTSE_SERVICES_PLACEMENT_SERVICE_INTERNAL_H_

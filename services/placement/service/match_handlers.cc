@@ -1,0 +1,536 @@
+// MatchOffersForCandidate, MatchCandidatesForOffer and the match index's
+// catch-up (see placement_service.h, "Matching").
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/api/paging.h"
+#include "common/server/log.h"
+#include "services/placement/domain/facts.h"
+#include "services/placement/domain/match_index.h"
+#include "services/placement/domain/matching.h"
+#include "services/placement/service/internal.h"
+#include "services/placement/service/match_state.h"
+
+namespace lotse::placement {
+
+using ::lotse::agencies::AuditedCall;
+using ::lotse::agencies::LocalAgency;
+using ::lotse::storage::Transaction;
+using ::lotse::type::v1::DATA_CATEGORY_EMPLOYMENT;
+using ::lotse::type::v1::DATA_CATEGORY_LANGUAGE;
+using ::lotse::type::v1::DATA_CATEGORY_RESIDENCE_STATUS;
+
+class MatchState {
+ public:
+  explicit MatchState(const PlacementOptions& options)
+      : cache(static_cast<size_t>(std::max(1, options.max_cached_rankings))) {}
+
+  MatchIndex index;
+  absl::Mutex catch_up_mu;
+  int64_t seq ABSL_GUARDED_BY(catch_up_mu) = 0;
+  RankingCache cache;
+};
+
+std::shared_ptr<MatchState> MakeMatchState(const PlacementOptions& options) {
+  return std::make_shared<MatchState>(options);
+}
+
+PlacementServiceImpl::~PlacementServiceImpl() = default;
+
+// --- RankingCache ---
+
+void RankingCache::Put(const std::string& id,
+                       std::shared_ptr<const Ranking> ranking) {
+  absl::MutexLock lock(&mu_);
+  by_id_[id] = std::move(ranking);
+  order_.push_back(id);
+  while (order_.size() > capacity_) {
+    by_id_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+std::shared_ptr<const Ranking> RankingCache::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+void RankingCache::DropOlderThan(absl::Time cutoff) {
+  absl::MutexLock lock(&mu_);
+  while (!order_.empty()) {
+    auto it = by_id_.find(order_.front());
+    if (it != by_id_.end() && it->second->created >= cutoff) break;
+    if (it != by_id_.end()) by_id_.erase(it);
+    order_.pop_front();
+  }
+}
+
+namespace {
+
+// The facts matching uses for a stored profile.
+CandidateFacts FactsOf(const CandidateRow& row,
+                       const std::optional<PersonFacts>& facts) {
+  v1::CandidateProfile profile;
+  CandidateOut(row, facts, &profile);
+  type::v1::WorkPermission permission = type::v1::WORK_PERMISSION_UNSPECIFIED;
+  std::optional<int32_t> until;
+  if (facts) {
+    permission = facts->work_permission;
+    if (facts->work_permission_valid_until) {
+      until = static_cast<int32_t>(*facts->work_permission_valid_until);
+    }
+  }
+  return CandidateFactsFromProfile(profile, permission, until);
+}
+
+// What a caller's legal domain may read by the default rules (DESIGN.md
+// section 4). Rankings over many candidates use these (uniformly, without
+// per-candidate consents); every returned candidate is then checked with
+// identity and shown with only what the decision allows.
+bool DefaultSeesResidence(const LocalAgency& me) {
+  return DomainIs(
+      me, {"AUSLAENDERBEHOERDE", "BAMF", "JOBCENTER", "ARBEITSAGENTUR"});
+}
+bool DefaultSeesLanguage(const LocalAgency& me) {
+  return DomainIs(me, {"BAMF", "AUSLAENDERBEHOERDE", "JOBCENTER"});
+}
+
+int MatchPageSize(int32_t size, FieldViolations* v) {
+  if (size < 0) {
+    v->Add("page_size", "must not be negative");
+    return 0;
+  }
+  if (size == 0) return 20;
+  return std::min(size, 100);
+}
+
+absl::Status Expired() {
+  return ErrorWithReason(absl::StatusCode::kInvalidArgument,
+                         "PAGE_TOKEN_EXPIRED",
+                         "the ranking of this page token has expired; start "
+                         "again without a page token");
+}
+
+// Page tokens carry "<ranking id>:<offset>" (integrity-checked, bound to
+// the request's filter fields).
+struct TokenPosition {
+  std::string ranking_id;
+  size_t offset = 0;
+};
+
+std::optional<TokenPosition> DecodePosition(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, ':');
+  TokenPosition p;
+  if (parts.size() != 2 || parts[0].empty() ||
+      !absl::SimpleAtoi(parts[1], &p.offset)) {
+    return std::nullopt;
+  }
+  p.ranking_id = std::string(parts[0]);
+  return p;
+}
+
+// The ranking a token continues, or PAGE_TOKEN_EXPIRED.
+absl::StatusOr<std::shared_ptr<const Ranking>> Continue(
+    PlacementServiceImpl& service, const LocalAgency& me,
+    const std::string& fingerprint, const TokenPosition& position) {
+  service.match().cache.DropOlderThan(service.Now() -
+                                      service.options().match_ttl);
+  std::shared_ptr<const Ranking> ranking =
+      service.match().cache.Get(position.ranking_id);
+  if (ranking == nullptr || ranking->owner != me.id ||
+      ranking->fingerprint != fingerprint ||
+      ranking->created < service.Now() - service.options().match_ttl) {
+    return Expired();
+  }
+  return ranking;
+}
+
+absl::StatusOr<std::string> Store(PlacementServiceImpl& service,
+                                  Ranking ranking) {
+  absl::StatusOr<std::string> id = NewId();
+  if (!id.ok()) return id.status();
+  service.match().cache.Put(
+      *id, std::make_shared<const Ranking>(std::move(ranking)));
+  return *id;
+}
+
+void AddWithheldFacts(bool see_residence, bool see_language,
+                      const AccessView& access,
+                      v1::MatchOffersForCandidateResponse* out) {
+  if (!see_residence) {
+    const auto reason = access.Reason(DATA_CATEGORY_RESIDENCE_STATUS);
+    for (const char* f :
+         {"facts.work_permission", "facts.work_permission_valid_until"}) {
+      *out->add_withheld() =
+          MakeWithheld(f, DATA_CATEGORY_RESIDENCE_STATUS, reason);
+    }
+  }
+  if (!see_language) {
+    const auto reason = access.Reason(DATA_CATEGORY_LANGUAGE);
+    for (const char* f :
+         {"facts.language_level", "facts.language_level_source"}) {
+      *out->add_withheld() = MakeWithheld(f, DATA_CATEGORY_LANGUAGE, reason);
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status PlacementServiceImpl::CatchUpIndex() {
+  MatchState& m = *match_;
+  absl::MutexLock lock(&m.catch_up_mu);
+  IndexChanges changes;
+  absl::Status status = storage::RunInTransaction(
+      db(),
+      [&](Transaction& tx) -> absl::Status {
+        absl::StatusOr<IndexChanges> c = ChangedSince(tx, m.seq);
+        if (!c.ok()) return c.status();
+        changes = *std::move(c);
+        return absl::OkStatus();
+      },
+      storage::TxMode::kReadOnly);
+  if (!status.ok()) return status;
+  for (const OfferRow& row : changes.offers) {
+    if (row.offer.state() != v1::OFFER_STATE_OPEN) {
+      m.index.RemoveOffer(row.id);
+      continue;
+    }
+    v1::Offer named;
+    OfferOut(row, &named);
+    m.index.UpsertOffer(OfferFactsFromProto(named));
+  }
+  for (const auto& [row, facts] : changes.candidates) {
+    if (!row.merged_into.empty() ||
+        row.profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+      m.index.RemoveCandidate(row.person_id);
+      continue;
+    }
+    m.index.UpsertCandidate(FactsOf(row, facts));
+  }
+  m.seq = std::max(m.seq, changes.seq);
+  return absl::OkStatus();
+}
+
+absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
+    const Rc& rc, const v1::MatchOffersForCandidateRequest& request,
+    v1::MatchOffersForCandidateResponse* out) {
+  AuditedCall call(call_env(), rc, "MatchOffersForCandidate",
+                   request.candidate());
+  const absl::Time now = Now();
+  FieldViolations v;
+  const std::string id =
+      ParseName(request.candidate(), "candidates", "candidate", &v);
+  const int size = MatchPageSize(request.page_size(), &v);
+  if (!v1::OfferKind_IsValid(request.kind())) {
+    v.Add("kind", "must be an offer kind");
+  }
+  v1::MatchOffersForCandidateRequest fp = request;
+  fp.clear_page_size();
+  fp.clear_page_token();
+  const std::string fingerprint = fp.SerializeAsString();
+  std::optional<TokenPosition> position;
+  if (!request.page_token().empty()) {
+    const std::string text = api::DecodePageToken(
+        request.page_token(), fingerprint, "page_token", &v);
+    if (!text.empty()) {
+      position = DecodePosition(text);
+      if (!position) v.Add("page_token", "is not a valid page token");
+    }
+  }
+  LocalAgency me;
+  ResolvedCandidate found;
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        me = caller;
+        if (!v.empty()) return v.ToStatus();
+        absl::StatusOr<ResolvedCandidate> r = ResolveCandidate(tx, id);
+        if (!r.ok()) return r.status();
+        if (!r->row) {
+          return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
+        }
+        found = *std::move(r);
+        return absl::OkStatus();
+      });
+  absl::StatusOr<AccessView> access;
+  if (status.ok()) {
+    const std::string person = PersonName(found.person_id);
+    call.set_person_target(person, "candidate", {kEmployment});
+    access =
+        AskAccess(*this, rc, me, person,
+                  {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
+                   DATA_CATEGORY_RESIDENCE_STATUS},
+                  /*serves=*/found.row->profile.creating_agency() == me.name());
+    status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
+                         : access.status();
+  }
+  if (status.ok() && found.row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+    status = Precondition("CANDIDATE_INACTIVE",
+                          "only active candidates are matched");
+  }
+  if (status.ok()) status = CatchUpIndex();
+  const bool see_residence =
+      access.ok() && access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
+  const bool see_language =
+      access.ok() && access->Allowed(DATA_CATEGORY_LANGUAGE);
+  const int32_t today = static_cast<int32_t>(DayIndex(now));
+  CandidateFacts facts;
+  std::shared_ptr<const Ranking> ranking;
+  size_t offset = 0;
+  if (status.ok()) {
+    facts = FactsOf(*found.row, found.facts)
+                .WithheldFor(see_residence, see_language);
+    if (position) {
+      absl::StatusOr<std::shared_ptr<const Ranking>> r =
+          Continue(*this, me, fingerprint, *position);
+      if (r.ok()) {
+        ranking = *r;
+        offset = position->offset;
+      } else {
+        status = r.status();
+      }
+    } else {
+      RankOptions options;
+      if (request.kind() != v1::OFFER_KIND_UNSPECIFIED) {
+        options.kinds = {request.kind()};
+      }
+      options.include_excluded = request.include_excluded();
+      options.today = today;
+      options.see_residence = see_residence;
+      options.see_language = see_language;
+      Ranking fresh;
+      fresh.owner = me.id;
+      fresh.fingerprint = fingerprint;
+      fresh.created = now;
+      for (const RankedOffer& r : match().index.RankOffers(facts, options)) {
+        fresh.entries.push_back({r.offer_id, r.eligibility, r.score});
+      }
+      ranking = std::make_shared<const Ranking>(fresh);
+      absl::StatusOr<std::string> stored = Store(*this, std::move(fresh));
+      if (!stored.ok()) {
+        status = stored.status();
+      } else {
+        position = TokenPosition{*stored, 0};
+      }
+    }
+  }
+  if (status.ok()) {
+    const size_t end =
+        std::min(ranking->entries.size(), offset + static_cast<size_t>(size));
+    std::vector<OfferRow> offers;
+    status =
+        call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
+          offers.clear();
+          for (size_t i = offset; i < end; ++i) {
+            absl::StatusOr<std::optional<OfferRow>> row =
+                ReadOffer(tx, ranking->entries[i].id);
+            if (!row.ok()) return row.status();
+            // An offer withdrawn since the ranking is left out of its page.
+            if (row->has_value()) offers.push_back(**row);
+          }
+          return absl::OkStatus();
+        });
+    for (const OfferRow& row : offers) {
+      v1::OfferMatch* match = out->add_matches();
+      OfferOut(row, match->mutable_offer());
+      FillOfferMatch(Explain(facts, OfferFactsFromProto(match->offer()), today),
+                     match);
+    }
+    if (status.ok() && end < ranking->entries.size()) {
+      out->set_next_page_token(api::EncodePageToken(
+          fingerprint, absl::StrCat(position->ranking_id, ":", end)));
+    }
+  }
+  if (status.ok()) {
+    v1::CandidateFacts* f = out->mutable_facts();
+    if (see_residence) {
+      f->set_work_permission(facts.work_permission);
+      if (facts.work_permission_valid_until_day) {
+        *f->mutable_work_permission_valid_until() =
+            DateFromDay(*facts.work_permission_valid_until_day);
+      }
+    }
+    if (see_language) {
+      const LanguageLevel level = facts.EffectiveLanguageLevel();
+      f->set_language_level(level.level);
+      f->set_language_level_source(level.source);
+    }
+    int64_t facts_us =
+        ToMicros(FromTimestamp(found.row->profile.update_time()));
+    if (found.facts) facts_us = std::max(facts_us, found.facts->update_us);
+    *f->mutable_facts_time() = ToTimestamp(absl::FromUnixMicros(facts_us));
+    AddWithheldFacts(see_residence, see_language, *access, out);
+    std::vector<std::string> categories = {kEmployment};
+    if (see_language) categories.push_back(kLanguage);
+    if (see_residence) categories.push_back(kResidence);
+    call.Touch(PersonName(found.person_id), "candidate", categories);
+  } else {
+    out->Clear();
+  }
+  return call.Finish(status);
+}
+
+absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
+    const Rc& rc, const v1::MatchCandidatesForOfferRequest& request,
+    v1::MatchCandidatesForOfferResponse* out) {
+  AuditedCall call(call_env(), rc, "MatchCandidatesForOffer", request.offer());
+  const absl::Time now = Now();
+  FieldViolations v;
+  const std::string id = ParseName(request.offer(), "offers", "offer", &v);
+  const int size = MatchPageSize(request.page_size(), &v);
+  v1::MatchCandidatesForOfferRequest fp = request;
+  fp.clear_page_size();
+  fp.clear_page_token();
+  const std::string fingerprint = fp.SerializeAsString();
+  std::optional<TokenPosition> position;
+  if (!request.page_token().empty()) {
+    const std::string text = api::DecodePageToken(
+        request.page_token(), fingerprint, "page_token", &v);
+    if (!text.empty()) {
+      position = DecodePosition(text);
+      if (!position) v.Add("page_token", "is not a valid page token");
+    }
+  }
+  LocalAgency me;
+  OfferRow offer;
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        me = caller;
+        if (!v.empty()) return v.ToStatus();
+        absl::StatusOr<std::optional<OfferRow>> row = ReadOffer(tx, id);
+        if (!row.ok()) return row.status();
+        if (!row->has_value()) {
+          return NotFound("OFFER_NOT_FOUND", "no such offer");
+        }
+        offer = **row;
+        if (offer.offer.state() != v1::OFFER_STATE_OPEN) {
+          return Precondition("OFFER_NOT_OPEN", "the offer is not open");
+        }
+        return absl::OkStatus();
+      });
+  if (status.ok()) status = CatchUpIndex();
+  const int32_t today = static_cast<int32_t>(DayIndex(now));
+  const bool rank_residence = DefaultSeesResidence(me);
+  const bool rank_language = DefaultSeesLanguage(me);
+  v1::Offer named;
+  OfferOut(offer, &named);
+  const OfferFacts offer_facts = OfferFactsFromProto(named);
+  std::shared_ptr<const Ranking> ranking;
+  size_t offset = 0;
+  if (status.ok()) {
+    if (position) {
+      absl::StatusOr<std::shared_ptr<const Ranking>> r =
+          Continue(*this, me, fingerprint, *position);
+      if (r.ok()) {
+        ranking = *r;
+        offset = position->offset;
+      } else {
+        status = r.status();
+      }
+    } else {
+      RankOptions options;
+      options.include_excluded = request.include_excluded();
+      options.today = today;
+      options.see_residence = rank_residence;
+      options.see_language = rank_language;
+      Ranking fresh;
+      fresh.owner = me.id;
+      fresh.fingerprint = fingerprint;
+      fresh.created = now;
+      for (const RankedCandidate& r :
+           match().index.RankCandidates(offer_facts, options, nullptr)) {
+        fresh.entries.push_back({r.person_id, r.eligibility, r.score});
+      }
+      ranking = std::make_shared<const Ranking>(fresh);
+      absl::StatusOr<std::string> stored = Store(*this, std::move(fresh));
+      if (!stored.ok()) {
+        status = stored.status();
+      } else {
+        position = TokenPosition{*stored, 0};
+      }
+    }
+  }
+  // Walks the ranking: each candidate is checked with identity; only those
+  // whose EMPLOYMENT data the caller may read are returned, with what else
+  // the decisions allow.
+  size_t next = offset;
+  int checks = 0;
+  while (status.ok() && next < ranking->entries.size() &&
+         out->matches_size() < size && checks < options().max_access_checks) {
+    const std::string& person_id = ranking->entries[next].id;
+    ++next;
+    ResolvedCandidate c;
+    status =
+        call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
+          absl::StatusOr<ResolvedCandidate> r = ResolveCandidate(tx, person_id);
+          if (!r.ok()) return r.status();
+          c = *std::move(r);
+          return absl::OkStatus();
+        });
+    if (!status.ok()) break;
+    if (!c.row || c.person_id != person_id ||
+        c.row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+      continue;  // changed since the ranking
+    }
+    ++checks;
+    const std::string person = PersonName(person_id);
+    absl::StatusOr<AccessView> access =
+        AskAccess(*this, rc, me, person,
+                  {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
+                   DATA_CATEGORY_RESIDENCE_STATUS},
+                  /*serves=*/c.row->profile.creating_agency() == me.name());
+    if (!access.ok()) {
+      if (access.status().code() == absl::StatusCode::kNotFound) continue;
+      status = access.status();
+      break;
+    }
+    if (!access->Allowed(DATA_CATEGORY_EMPLOYMENT)) continue;
+    const bool see_residence =
+        rank_residence && access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
+    const bool see_language =
+        rank_language && access->Allowed(DATA_CATEGORY_LANGUAGE);
+    const CandidateFacts facts =
+        FactsOf(*c.row, c.facts).WithheldFor(see_residence, see_language);
+    const MatchExplanation explanation = Explain(facts, offer_facts, today);
+    if (!request.include_excluded() &&
+        explanation.eligibility == v1::ELIGIBILITY_EXCLUDED) {
+      continue;
+    }
+    v1::CandidateMatch* match = out->add_matches();
+    CandidateOut(*c.row, c.facts, match->mutable_candidate());
+    FillCandidateMatch(explanation, match);
+    std::vector<std::string> categories = {kEmployment};
+    if (see_language) {
+      categories.push_back(kLanguage);
+    } else {
+      WithholdLanguage("candidate",
+                       access->Allowed(DATA_CATEGORY_LANGUAGE)
+                           ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+                           : access->Reason(DATA_CATEGORY_LANGUAGE),
+                       match->mutable_candidate(), match->mutable_withheld());
+    }
+    if (see_residence) {
+      categories.push_back(kResidence);
+    } else {
+      *match->add_withheld() = MakeWithheld(
+          "constraints.work_permission", DATA_CATEGORY_RESIDENCE_STATUS,
+          access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS)
+              ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+              : access->Reason(DATA_CATEGORY_RESIDENCE_STATUS));
+    }
+    call.Touch(person, "candidate", categories);
+  }
+  if (status.ok() && next < ranking->entries.size()) {
+    out->set_next_page_token(api::EncodePageToken(
+        fingerprint, absl::StrCat(position->ranking_id, ":", next)));
+  }
+  if (!status.ok()) out->Clear();
+  return call.Finish(status);
+}
+
+}  // namespace lotse::placement

@@ -1,0 +1,788 @@
+// ProposePlacement, GetPlacement, ListPlacements and the transitions
+// (MarkPlacementApplied / Interview / Hired, RejectPlacement,
+// WithdrawPlacement), with the hire's training-toleration notice.
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/api/etag.h"
+#include "common/api/idempotency.h"
+#include "common/api/paging.h"
+#include "common/api/text.h"
+#include "services/placement/service/internal.h"
+
+namespace lotse::placement {
+
+using ::lotse::agencies::AuditedCall;
+using ::lotse::agencies::LocalAgency;
+using ::lotse::storage::Transaction;
+using ::lotse::type::v1::DATA_CATEGORY_EMPLOYMENT;
+
+namespace {
+
+constexpr char kProposers[] = "propose placements";
+
+// "cases/{case}/steps/{step}" with non-empty ids of [a-z0-9-].
+bool IsCaseStep(absl::string_view name) {
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  if (parts.size() != 4 || parts[0] != "cases" || parts[2] != "steps") {
+    return false;
+  }
+  for (absl::string_view id : {parts[1], parts[3]}) {
+    if (id.empty() || id.size() > 64) return false;
+    for (char c : id) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '_')) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// The work permission identity reports now: OK with the permission
+// (PERMITTED or NEEDS_APPROVAL) and the recording office, or the refusal.
+struct PermissionCheck {
+  type::v1::WorkPermission permission = type::v1::WORK_PERMISSION_UNSPECIFIED;
+  std::string recording_agency;
+};
+
+absl::StatusOr<PermissionCheck> CheckWorkPermission(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const std::string& person, int64_t today) {
+  absl::StatusOr<identity::v1::ResidenceStatus> status =
+      service.options().identity->GetCurrentResidenceStatus(person, rc.purpose,
+                                                            rc.deadline);
+  if (!status.ok()) {
+    if (status.status().code() == absl::StatusCode::kNotFound) {
+      if (ReasonOf(status.status()).value_or("") == "PERSON_NOT_FOUND") {
+        return NotFound("PERSON_NOT_FOUND", "identity knows no such person");
+      }
+      return Precondition("WORK_PERMISSION_UNKNOWN",
+                          "no residence status is recorded for the person");
+    }
+    // Fail closed; the client may retry.
+    return Precondition("CHECK_UNAVAILABLE",
+                        "identity did not answer the work-permission check");
+  }
+  PermissionCheck out;
+  out.permission = status->work_permission();
+  out.recording_agency = status->recording_agency();
+  std::optional<int64_t> until = DayNumber(status->valid_until());
+  if (until && *until < today) {
+    out.permission = type::v1::WORK_PERMISSION_UNSPECIFIED;
+  }
+  switch (out.permission) {
+    case type::v1::WORK_PERMISSION_PERMITTED:
+    case type::v1::WORK_PERMISSION_NEEDS_APPROVAL:
+      return out;
+    case type::v1::WORK_PERMISSION_NOT_PERMITTED:
+      return Precondition("WORK_PERMISSION_NOT_PERMITTED",
+                          "the person may not work");
+    default:
+      return Precondition("WORK_PERMISSION_UNKNOWN",
+                          "the person's work permission is not known");
+  }
+}
+
+// Whether `me` proposed the placement or published its offer.
+bool IsParty(const LocalAgency& me, const v1::Placement& p,
+             const v1::Offer& offer) {
+  return p.proposing_agency() == me.name() ||
+         offer.publishing_agency() == me.name();
+}
+
+absl::StatusOr<OfferRow> ReadOfferOf(Transaction& tx, const v1::Placement& p) {
+  absl::string_view id = p.offer();
+  absl::ConsumePrefix(&id, "offers/");
+  absl::StatusOr<std::optional<OfferRow>> row = ReadOffer(tx, id);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) return absl::InternalError("placement without offer");
+  return **row;
+}
+
+void AddTransition(v1::Placement* p, v1::PlacementState to,
+                   const LocalAgency& me, const std::string& actor,
+                   absl::Time now) {
+  v1::PlacementTransition* t = p->add_transitions();
+  t->set_from_state(p->state());
+  t->set_to_state(to);
+  *t->mutable_transition_time() = ToTimestamp(now);
+  t->set_agency(me.name());
+  t->set_actor(actor);
+  p->set_state(to);
+  *p->mutable_update_time() = ToTimestamp(now);
+}
+
+}  // namespace
+
+absl::Status PlacementServiceImpl::DoProposePlacement(
+    const Rc& rc, const v1::ProposePlacementRequest& request,
+    v1::Placement* out) {
+  AuditedCall call(call_env(), rc, "ProposePlacement", "placements");
+  const absl::Time now = Now();
+  const v1::Placement& in = request.placement();
+  FieldViolations v;
+  api::ValidateRequestId(request.request_id(), "request_id", &v);
+  const std::string offer_id =
+      ParseName(in.offer(), "offers", "placement.offer", &v);
+  const std::string candidate_id =
+      ParseName(in.candidate(), "candidates", "placement.candidate", &v);
+  if (!in.case_step().empty() && !IsCaseStep(in.case_step())) {
+    v.Add("placement.case_step", "must be \"cases/{case}/steps/{step}\"");
+  }
+  api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
+  v1::ProposePlacementRequest fingerprinted = request;
+  fingerprinted.clear_request_id();
+  const std::string hash = api::RequestFingerprint(fingerprinted);
+  LocalAgency me;
+  std::string person_id;
+  bool replay = false;
+  auto replay_lookup = [&](Transaction& tx,
+                           const LocalAgency& caller) -> absl::Status {
+    const api::RequestKey key{caller.id,
+                              call_env().service + "/ProposePlacement",
+                              request.request_id()};
+    absl::StatusOr<std::optional<std::string>> seen =
+        api::LookupRequestId(tx, key, hash);
+    if (!seen.ok()) return seen.status();
+    if (!seen->has_value()) return absl::OkStatus();
+    absl::string_view id = **seen;
+    absl::ConsumePrefix(&id, "placements/");
+    absl::StatusOr<std::optional<PlacementRow>> row = ReadPlacement(tx, id);
+    if (!row.ok()) return row.status();
+    if (!row->has_value())
+      return absl::InternalError("recorded placement gone");
+    PlacementOut(**row, out);
+    call.Touch((*row)->placement.person(), PlacementName((*row)->id),
+               {kEmployment});
+    replay = true;
+    return absl::OkStatus();
+  };
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        me = caller;
+        if (absl::Status s = RequireDomain(
+                caller, {"JOBCENTER", "ARBEITSAGENTUR"}, kProposers);
+            !s.ok()) {
+          return s;
+        }
+        if (!v.empty()) return v.ToStatus();
+        absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
+        if (!offer.ok()) return offer.status();
+        if (!offer->has_value()) {
+          return NotFound("OFFER_NOT_FOUND", "no such offer");
+        }
+        absl::StatusOr<ResolvedCandidate> c =
+            ResolveCandidate(tx, candidate_id);
+        if (!c.ok()) return c.status();
+        if (!c->row) {
+          return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
+        }
+        person_id = c->person_id;
+        return absl::OkStatus();
+      });
+  PermissionCheck permission;
+  if (status.ok()) {
+    const std::string person = PersonName(person_id);
+    call.set_person_target(person, "placements", {kEmployment});
+    absl::StatusOr<AccessView> access = AskAccess(
+        *this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
+    status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
+                         : access.status();
+    if (absl::IsPermissionDenied(status) &&
+        ReasonOf(status).value_or("") == "CHECK_UNAVAILABLE") {
+      status = Precondition("CHECK_UNAVAILABLE",
+                            "identity did not answer the access check");
+    }
+    if (status.ok()) {
+      absl::StatusOr<PermissionCheck> checked =
+          CheckWorkPermission(*this, rc, person, DayIndex(now));
+      if (checked.ok()) {
+        permission = *checked;
+      } else {
+        status = checked.status();
+      }
+    }
+  }
+  if (status.ok()) {
+    status = call.Write([&](Transaction& tx,
+                            const LocalAgency& caller) -> absl::Status {
+      replay = false;
+      if (absl::Status s = replay_lookup(tx, caller); !s.ok() || replay) {
+        return s;
+      }
+      if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
+      absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
+      if (!offer.ok()) return offer.status();
+      if (!offer->has_value()) {
+        return NotFound("OFFER_NOT_FOUND", "no such offer");
+      }
+      const OfferRow& o = **offer;
+      if (o.offer.state() != v1::OFFER_STATE_OPEN) {
+        return Precondition("OFFER_NOT_OPEN", "the offer is not open");
+      }
+      absl::StatusOr<ResolvedCandidate> c = ResolveCandidate(tx, candidate_id);
+      if (!c.ok()) return c.status();
+      if (!c->row || c->person_id != person_id) {
+        return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
+      }
+      if (c->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+        return Precondition("CANDIDATE_INACTIVE",
+                            "the candidate profile is not active");
+      }
+      absl::StatusOr<std::optional<PlacementRow>> open =
+          OpenPlacement(tx, offer_id, person_id);
+      if (!open.ok()) return open.status();
+      if (open->has_value()) {
+        return ErrorWithReason(
+            absl::StatusCode::kAlreadyExists, "PLACEMENT_EXISTS",
+            "the candidate has an open placement for the offer",
+            {{"placement", PlacementName((*open)->id)}});
+      }
+      absl::StatusOr<std::string> id = NewId();
+      if (!id.ok()) return id.status();
+      PlacementRow row;
+      row.id = *id;
+      row.version = 1;
+      v1::Placement& p = row.placement;
+      p.set_offer(OfferName(offer_id));
+      p.set_candidate(CandidateName(person_id));
+      p.set_person(PersonName(person_id));
+      p.set_case_step(in.case_step());
+      p.set_comment(in.comment());
+      p.set_proposing_agency(caller.name());
+      p.set_state(v1::PLACEMENT_STATE_UNSPECIFIED);
+      p.set_work_permission(permission.permission);
+      *p.mutable_create_time() = ToTimestamp(now);
+      AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, rc.actor, now);
+      if (absl::Status s = InsertPlacement(tx, row); !s.ok()) return s;
+      const api::RequestKey key{caller.id,
+                                call_env().service + "/ProposePlacement",
+                                request.request_id()};
+      if (absl::Status s =
+              api::RecordRequestId(tx, key, hash, PlacementName(row.id));
+          !s.ok()) {
+        return s;
+      }
+      PlacementOut(row, out);
+      v1::Offer named = o.offer;
+      named.set_name(OfferName(o.id));
+      v1::PlacementProposed event;
+      *event.mutable_context() = ContextOf(*out, named);
+      if (absl::Status s = Enqueue(tx, event, p.person()); !s.ok()) return s;
+      call.Touch(p.person(), PlacementName(row.id), {kEmployment, kResidence});
+      return absl::OkStatus();
+    });
+  }
+  return call.Finish(status);
+}
+
+absl::Status PlacementServiceImpl::DoGetPlacement(
+    const Rc& rc, const v1::GetPlacementRequest& request, v1::Placement* out) {
+  AuditedCall call(call_env(), rc, "GetPlacement", request.name());
+  FieldViolations v;
+  const std::string id = ParseName(request.name(), "placements", "name", &v);
+  LocalAgency me;
+  PlacementRow row;
+  bool party = false;
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        me = caller;
+        if (!v.empty()) return v.ToStatus();
+        absl::StatusOr<std::optional<PlacementRow>> found =
+            ReadPlacement(tx, id);
+        if (!found.ok()) return found.status();
+        if (!found->has_value()) {
+          return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+        }
+        row = **found;
+        absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, row.placement);
+        if (!offer.ok()) return offer.status();
+        party = IsParty(caller, row.placement, offer->offer);
+        return absl::OkStatus();
+      });
+  if (status.ok()) {
+    const std::string& person = row.placement.person();
+    call.set_person_target(person, PlacementName(row.id), {kEmployment});
+    absl::StatusOr<AccessView> access =
+        AskAccess(*this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, party);
+    status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
+                         : access.status();
+    if (status.ok()) {
+      PlacementOut(row, out);
+      call.Touch(person, PlacementName(row.id), {kEmployment});
+    }
+  }
+  return call.Finish(status);
+}
+
+absl::Status PlacementServiceImpl::DoListPlacements(
+    const Rc& rc, const v1::ListPlacementsRequest& request,
+    v1::ListPlacementsResponse* out) {
+  AuditedCall call(call_env(), rc, "ListPlacements", "placements");
+  FieldViolations v;
+  const int size = api::NormalizePageSize(request.page_size(), "page_size", &v);
+  PlacementFilter filter;
+  if (!request.offer().empty()) {
+    filter.offer_id = ParseName(request.offer(), "offers", "offer", &v);
+  }
+  std::string candidate_id;
+  if (!request.candidate().empty()) {
+    candidate_id =
+        ParseName(request.candidate(), "candidates", "candidate", &v);
+  }
+  for (int i = 0; i < request.states_size(); ++i) {
+    const int s = request.states(i);
+    if (s == 0 || !v1::PlacementState_IsValid(s)) {
+      v.Add(absl::StrCat("states[", i, "]"), "must be a placement state");
+    }
+    filter.states.push_back(s);
+  }
+  v1::ListPlacementsRequest fp = request;
+  fp.clear_page_size();
+  fp.clear_page_token();
+  const std::string fingerprint = fp.SerializeAsString();
+  const std::string last =
+      api::DecodePageToken(request.page_token(), fingerprint, "page_token", &v);
+  std::optional<PageKey> after = PageKey{};
+  if (!last.empty()) {
+    after = PageKey::Decode(last);
+    if (!after) v.Add("page_token", "is not a valid page token");
+  }
+  LocalAgency me;
+  int checks = 0;
+  bool more = true;
+  PageKey cursor = after.value_or(PageKey{});
+  absl::Status status;
+  while (status.ok() && more && out->placements_size() < size &&
+         checks < options().max_access_checks) {
+    std::vector<std::pair<PlacementRow, bool>> batch;  // row, caller is party
+    status = call.Read(
+        [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+          me = caller;
+          if (!v.empty()) return v.ToStatus();
+          batch.clear();
+          if (!candidate_id.empty()) {
+            absl::StatusOr<std::string> survivor = SurvivorOf(tx, candidate_id);
+            if (!survivor.ok()) return survivor.status();
+            filter.person_id = *survivor;
+          }
+          absl::StatusOr<std::vector<PlacementRow>> rows =
+              ListPlacements(tx, filter, cursor, size + 1);
+          if (!rows.ok()) return rows.status();
+          for (PlacementRow& r : *rows) {
+            absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, r.placement);
+            if (!offer.ok()) return offer.status();
+            const bool party = IsParty(caller, r.placement, offer->offer);
+            batch.emplace_back(std::move(r), party);
+          }
+          return absl::OkStatus();
+        });
+    if (!status.ok()) break;
+    more = batch.size() > static_cast<size_t>(size);
+    size_t used = 0;
+    for (auto& [row, party] : batch) {
+      if (out->placements_size() >= size ||
+          checks >= options().max_access_checks) {
+        more = true;
+        break;
+      }
+      ++used;
+      cursor =
+          PageKey{ToMicros(FromTimestamp(row.placement.create_time())), row.id};
+      ++checks;
+      const std::string& person = row.placement.person();
+      absl::StatusOr<AccessView> access =
+          AskAccess(*this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, party);
+      if (!access.ok()) {
+        if (access.status().code() == absl::StatusCode::kNotFound) continue;
+        status = access.status();
+        break;
+      }
+      if (!access->Allowed(DATA_CATEGORY_EMPLOYMENT)) continue;
+      PlacementOut(row, out->add_placements());
+      call.Touch(person, PlacementName(row.id), {kEmployment});
+    }
+    if (used < batch.size()) more = true;
+  }
+  if (status.ok() && more && !cursor.empty()) {
+    out->set_next_page_token(
+        api::EncodePageToken(fingerprint, cursor.Encode()));
+  }
+  if (!status.ok()) out->Clear();
+  return call.Finish(status);
+}
+
+namespace {
+
+// What one transition RPC needs.
+struct TransitionSpec {
+  const char* method;
+  std::string name;
+  std::string etag;
+  std::vector<v1::PlacementState> from;
+  v1::PlacementState to;
+  bool publisher_allowed = true;  // else only the proposing agency
+  v1::PlacementEndReason end_reason = v1::PLACEMENT_END_REASON_UNSPECIFIED;
+  std::string comment;
+  const google::protobuf::Timestamp* interview_time = nullptr;
+};
+
+absl::Status CheckParty(const LocalAgency& me, const v1::Placement& p,
+                        const v1::Offer& offer, bool publisher_allowed) {
+  if (p.proposing_agency() == me.name()) return absl::OkStatus();
+  if (publisher_allowed && offer.publishing_agency() == me.name()) {
+    return absl::OkStatus();
+  }
+  return Denied("NOT_PLACEMENT_PARTY",
+                publisher_allowed
+                    ? "only the proposing agency or the offer's publisher "
+                      "may change the placement"
+                    : "only the proposing agency may withdraw the placement");
+}
+
+absl::Status CheckTransition(const v1::Placement& p,
+                             const std::vector<v1::PlacementState>& from,
+                             v1::PlacementState to) {
+  for (v1::PlacementState s : from) {
+    if (p.state() == s) return absl::OkStatus();
+  }
+  return ErrorWithReason(
+      absl::StatusCode::kFailedPrecondition, "TRANSITION_NOT_ALLOWED",
+      absl::StrCat("a placement in ", v1::PlacementState_Name(p.state()),
+                   " cannot move to ", v1::PlacementState_Name(to)),
+      {{"state", v1::PlacementState_Name(p.state())}});
+}
+
+}  // namespace
+
+// The non-hiring transitions share one shape.
+static absl::Status RunTransition(PlacementServiceImpl& service,
+                                  const server::RequestContext& rc,
+                                  const TransitionSpec& spec, FieldViolations v,
+                                  v1::Placement* out) {
+  AuditedCall call(service.call_env(), rc, spec.method, spec.name);
+  const absl::Time now = service.Now();
+  const std::string id = ParseName(spec.name, "placements", "name", &v);
+  if (spec.etag.empty()) v.Add("etag", "is required");
+  absl::Status status = call.Write([&](Transaction& tx,
+                                       const LocalAgency& me) -> absl::Status {
+    if (!v.empty()) return v.ToStatus();
+    absl::StatusOr<std::optional<PlacementRow>> found = ReadPlacement(tx, id);
+    if (!found.ok()) return found.status();
+    if (!found->has_value()) {
+      return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+    }
+    PlacementRow row = **found;
+    absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, row.placement);
+    if (!offer.ok()) return offer.status();
+    if (absl::Status s =
+            CheckParty(me, row.placement, offer->offer, spec.publisher_allowed);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = api::CheckEtag(
+            spec.etag, api::ComputeEtag(PlacementName(row.id), row.version));
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckTransition(row.placement, spec.from, spec.to);
+        !s.ok()) {
+      return s;
+    }
+    v1::Offer named = offer->offer;
+    named.set_name(OfferName(offer->id));
+    if (spec.to == v1::PLACEMENT_STATE_REJECTED ||
+        spec.to == v1::PLACEMENT_STATE_WITHDRAWN) {
+      if (absl::Status s =
+              EndPlacement(tx, &row, named, spec.to, spec.end_reason,
+                           spec.comment, me.name(), rc.actor, now);
+          !s.ok()) {
+        return s;
+      }
+    } else {
+      const v1::PlacementState from = row.placement.state();
+      AddTransition(&row.placement, spec.to, me, rc.actor, now);
+      if (spec.interview_time != nullptr) {
+        *row.placement.mutable_interview_time() = *spec.interview_time;
+      }
+      ++row.version;
+      if (absl::Status s = UpdatePlacement(tx, row); !s.ok()) return s;
+      v1::Placement out_named = row.placement;
+      out_named.set_name(PlacementName(row.id));
+      v1::PlacementStateChanged event;
+      *event.mutable_context() = ContextOf(out_named, named);
+      event.set_from_state(from);
+      event.set_to_state(spec.to);
+      if (absl::Status s = Enqueue(tx, event, row.placement.person());
+          !s.ok()) {
+        return s;
+      }
+    }
+    call.Touch(row.placement.person(), PlacementName(row.id), {kEmployment});
+    PlacementOut(row, out);
+    return absl::OkStatus();
+  });
+  return call.Finish(status);
+}
+
+absl::Status PlacementServiceImpl::DoMarkPlacementApplied(
+    const Rc& rc, const v1::MarkPlacementAppliedRequest& r,
+    v1::Placement* out) {
+  TransitionSpec spec{"MarkPlacementApplied",
+                      r.name(),
+                      r.etag(),
+                      {v1::PLACEMENT_STATE_PROPOSED},
+                      v1::PLACEMENT_STATE_APPLIED};
+  return RunTransition(*this, rc, spec, FieldViolations(), out);
+}
+
+absl::Status PlacementServiceImpl::DoMarkPlacementInterview(
+    const Rc& rc, const v1::MarkPlacementInterviewRequest& r,
+    v1::Placement* out) {
+  TransitionSpec spec{"MarkPlacementInterview",
+                      r.name(),
+                      r.etag(),
+                      {v1::PLACEMENT_STATE_APPLIED},
+                      v1::PLACEMENT_STATE_INTERVIEW};
+  FieldViolations v;
+  if (r.has_interview_time()) {
+    if (r.interview_time().nanos() < 0 ||
+        r.interview_time().nanos() > 999999999) {
+      v.Add("interview_time", "must be a valid timestamp");
+    }
+    spec.interview_time = &r.interview_time();
+  }
+  return RunTransition(*this, rc, spec, v, out);
+}
+
+static void ValidateEnd(v1::PlacementEndReason reason,
+                        const std::string& comment, FieldViolations* v) {
+  if (reason == v1::PLACEMENT_END_REASON_UNSPECIFIED ||
+      reason == v1::PLACEMENT_END_REASON_OFFER_CLOSED ||
+      !v1::PlacementEndReason_IsValid(reason)) {
+    v->Add("reason", "is required (OFFER_CLOSED is set only automatically)");
+  }
+  api::ValidateText(
+      comment, "comment",
+      {reason == v1::PLACEMENT_END_REASON_OTHER ? size_t{1} : size_t{0}, 2000,
+       true},
+      v);
+}
+
+absl::Status PlacementServiceImpl::DoRejectPlacement(
+    const Rc& rc, const v1::RejectPlacementRequest& r, v1::Placement* out) {
+  TransitionSpec spec{
+      "RejectPlacement",
+      r.name(),
+      r.etag(),
+      {v1::PLACEMENT_STATE_PROPOSED, v1::PLACEMENT_STATE_APPLIED,
+       v1::PLACEMENT_STATE_INTERVIEW},
+      v1::PLACEMENT_STATE_REJECTED};
+  spec.end_reason = r.reason();
+  spec.comment = r.comment();
+  FieldViolations v;
+  ValidateEnd(r.reason(), r.comment(), &v);
+  return RunTransition(*this, rc, spec, v, out);
+}
+
+absl::Status PlacementServiceImpl::DoWithdrawPlacement(
+    const Rc& rc, const v1::WithdrawPlacementRequest& r, v1::Placement* out) {
+  TransitionSpec spec{
+      "WithdrawPlacement",
+      r.name(),
+      r.etag(),
+      {v1::PLACEMENT_STATE_PROPOSED, v1::PLACEMENT_STATE_APPLIED,
+       v1::PLACEMENT_STATE_INTERVIEW},
+      v1::PLACEMENT_STATE_WITHDRAWN};
+  spec.publisher_allowed = false;
+  spec.end_reason = r.reason();
+  spec.comment = r.comment();
+  FieldViolations v;
+  ValidateEnd(r.reason(), r.comment(), &v);
+  return RunTransition(*this, rc, spec, v, out);
+}
+
+absl::Status PlacementServiceImpl::DoMarkPlacementHired(
+    const Rc& rc, const v1::MarkPlacementHiredRequest& request,
+    v1::Placement* out) {
+  AuditedCall call(call_env(), rc, "MarkPlacementHired", request.name());
+  const absl::Time now = Now();
+  const std::vector<v1::PlacementState> from = {v1::PLACEMENT_STATE_APPLIED,
+                                                v1::PLACEMENT_STATE_INTERVIEW};
+  FieldViolations v;
+  const std::string id = ParseName(request.name(), "placements", "name", &v);
+  if (request.etag().empty()) v.Add("etag", "is required");
+  ValidateDate(request.start_date(), true, "start_date", &v);
+  api::ValidateText(request.work_approval_reference(),
+                    "work_approval_reference", {0, 64, false}, &v);
+  std::string person;
+  // Early refusals (who, which state) before identity is asked; all are
+  // checked again under the offer's lock.
+  absl::Status status =
+      call.Read([&](Transaction& tx, const LocalAgency& me) -> absl::Status {
+        if (!v.empty()) return v.ToStatus();
+        absl::StatusOr<std::optional<PlacementRow>> found =
+            ReadPlacement(tx, id);
+        if (!found.ok()) return found.status();
+        if (!found->has_value()) {
+          return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+        }
+        const PlacementRow& row = **found;
+        person = row.placement.person();
+        absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, row.placement);
+        if (!offer.ok()) return offer.status();
+        if (absl::Status s = CheckParty(me, row.placement, offer->offer, true);
+            !s.ok()) {
+          return s;
+        }
+        if (absl::Status s = api::CheckEtag(
+                request.etag(),
+                api::ComputeEtag(PlacementName(row.id), row.version));
+            !s.ok()) {
+          return s;
+        }
+        return CheckTransition(row.placement, from, v1::PLACEMENT_STATE_HIRED);
+      });
+  PermissionCheck permission;
+  if (status.ok()) {
+    call.set_person_target(person, PlacementName(id), {kEmployment});
+    absl::StatusOr<PermissionCheck> checked =
+        CheckWorkPermission(*this, rc, person, DayIndex(now));
+    if (checked.ok()) {
+      permission = *checked;
+      if (permission.permission == type::v1::WORK_PERMISSION_NEEDS_APPROVAL &&
+          request.work_approval_reference().empty()) {
+        status = ErrorWithReason(
+            absl::StatusCode::kFailedPrecondition, "WORK_APPROVAL_MISSING",
+            "the work permission needs approval: work_approval_reference is "
+            "required");
+      }
+    } else {
+      status = checked.status();
+    }
+  }
+  if (status.ok()) {
+    status = call.Write([&](Transaction& tx,
+                            const LocalAgency& me) -> absl::Status {
+      absl::StatusOr<std::optional<PlacementRow>> found = ReadPlacement(tx, id);
+      if (!found.ok()) return found.status();
+      if (!found->has_value()) {
+        return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+      }
+      PlacementRow row = **found;
+      absl::string_view offer_id = row.placement.offer();
+      absl::ConsumePrefix(&offer_id, "offers/");
+      // The offer's lock first, then its positions: concurrent hires
+      // serialise here and each sees the positions the previous one left.
+      if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
+      absl::StatusOr<std::optional<OfferRow>> offer_row =
+          ReadOffer(tx, offer_id);
+      if (!offer_row.ok()) return offer_row.status();
+      if (!offer_row->has_value()) return absl::InternalError("offer gone");
+      OfferRow offer = **offer_row;
+      // Re-read after the lock: another hire may have moved the placement.
+      found = ReadPlacement(tx, id);
+      if (!found.ok()) return found.status();
+      row = **found;
+      if (absl::Status s = api::CheckEtag(
+              request.etag(),
+              api::ComputeEtag(PlacementName(row.id), row.version));
+          !s.ok()) {
+        return s;
+      }
+      if (absl::Status s =
+              CheckTransition(row.placement, from, v1::PLACEMENT_STATE_HIRED);
+          !s.ok()) {
+        return s;
+      }
+      if (offer.offer.state() == v1::OFFER_STATE_WITHDRAWN ||
+          offer.offer.positions_open() <= 0) {
+        return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                               "NO_OPEN_POSITIONS",
+                               "the offer has no open position");
+      }
+      offer.offer.set_positions_open(offer.offer.positions_open() - 1);
+      if (offer.offer.positions_open() == 0) {
+        offer.offer.set_state(v1::OFFER_STATE_FILLED);
+      }
+      *offer.offer.mutable_update_time() = ToTimestamp(now);
+      ++offer.version;
+      absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
+      if (!seq.ok()) return seq.status();
+      if (absl::Status s = UpdateOffer(tx, offer, *seq); !s.ok()) return s;
+      v1::Offer named = offer.offer;
+      named.set_name(OfferName(offer.id));
+
+      v1::Placement& p = row.placement;
+      AddTransition(&p, v1::PLACEMENT_STATE_HIRED, me, rc.actor, now);
+      *p.mutable_hire_start_date() = request.start_date();
+      p.set_work_approval_reference(request.work_approval_reference());
+      const bool apprenticeship =
+          offer.offer.kind() == v1::OFFER_KIND_APPRENTICESHIP;
+      p.set_training_toleration_relevant(apprenticeship);
+      ++row.version;
+      if (absl::Status s = UpdatePlacement(tx, row); !s.ok()) return s;
+      PlacementOut(row, out);
+
+      v1::PlacementHired event;
+      *event.mutable_context() = ContextOf(*out, named);
+      *event.mutable_start_date() = request.start_date();
+      event.set_training_toleration_relevant(apprenticeship);
+      if (apprenticeship) {
+        // The office that recorded the current residence status (identity
+        // just named it); without one, every immigration office of the
+        // workplace's municipality.
+        std::vector<std::string> offices;
+        if (!permission.recording_agency.empty()) {
+          offices.push_back(permission.recording_agency);
+        } else {
+          absl::StatusOr<std::vector<agencies::LocalAgency>> local =
+              agencies::ListActiveAgencies(
+                  tx, "AUSLAENDERBEHOERDE",
+                  offer.offer.place().municipality_code());
+          if (!local.ok()) return local.status();
+          for (const agencies::LocalAgency& a : *local) {
+            offices.push_back(a.name());
+          }
+        }
+        for (const std::string& office : offices) {
+          absl::StatusOr<std::string> notice_id = NewId();
+          if (!notice_id.ok()) return notice_id.status();
+          NoticeRow notice;
+          notice.id = *notice_id;
+          notice.version = 1;
+          notice.hiring_agency = me.name();
+          v1::TrainingTolerationNotice& n = notice.notice;
+          n.set_immigration_office(office);
+          n.set_person(p.person());
+          n.set_placement(PlacementName(row.id));
+          n.set_offer(OfferName(offer.id));
+          n.set_occupation_code(offer.offer.occupation_code());
+          n.set_employer_name(offer.offer.employer_name());
+          *n.mutable_training_start_date() = request.start_date();
+          n.set_training_duration_months(
+              offer.offer.training_duration_months());
+          n.set_chamber_agency(offer.offer.chamber_agency());
+          *n.mutable_create_time() = ToTimestamp(now);
+          if (absl::Status s = InsertNotice(tx, notice); !s.ok()) return s;
+          if (event.training_toleration_notice().empty()) {
+            event.set_training_toleration_notice(NoticeName(notice.id));
+            event.set_immigration_office(office);
+          }
+          call.Touch(p.person(), NoticeName(notice.id),
+                     {kEmployment, kResidence});
+        }
+      }
+      if (absl::Status s = Enqueue(tx, event, p.person()); !s.ok()) return s;
+      call.Touch(p.person(), PlacementName(row.id), {kEmployment, kResidence});
+      return absl::OkStatus();
+    });
+  }
+  return call.Finish(status);
+}
+
+}  // namespace lotse::placement
