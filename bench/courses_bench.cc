@@ -128,7 +128,7 @@ absl::Status Load() {
         {"abh-koeln", "AUSLAENDERBEHOERDE"},
         {"jobcenter-koeln", "JOBCENTER"}};
     for (const auto& [id, domain] : agencies) {
-      AgencyRow row{id, id, domain, false, 1};
+      AgencyRow row{id, domain, "05315000", id, false, 1};
       if (absl::Status s = UpsertAgency(tx, row); !s.ok()) return s;
     }
     return absl::OkStatus();

@@ -69,7 +69,7 @@ absl::Status RequireBookingCaller(const Caller& caller,
                                   const CourseRow& course) {
   static const std::set<std::string> kBookers = {"KOMMUNE", "JOBCENTER",
                                                  "AUSLAENDERBEHOERDE", "BAMF"};
-  if (kBookers.count(caller.domain) > 0) return absl::OkStatus();
+  if (kBookers.count(caller.legal_domain) > 0) return absl::OkStatus();
   if (course.course.provider_agency() == caller.name()) return absl::OkStatus();
   return Denied("WRONG_LEGAL_DOMAIN",
                 "only KOMMUNE, JOBCENTER, AUSLAENDERBEHOERDE, BAMF and the "

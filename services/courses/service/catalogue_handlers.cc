@@ -164,7 +164,7 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
   const int64_t today = DayOf(now);
   return call.Finish(call.Write([&](Transaction& tx,
                                     const Caller& caller) -> absl::Status {
-    if (caller.domain != "KURSTRAEGER") {
+    if (caller.legal_domain != "KURSTRAEGER") {
       return Denied("WRONG_LEGAL_DOMAIN",
                     "only course providers (KURSTRAEGER) publish courses");
     }

@@ -299,6 +299,11 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
   if (options_.group_commit && runtime_.committer == nullptr) {
     committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
   }
+  call_env_.service = v1::CoursesService::service_full_name();
+  call_env_.db = runtime_.database;
+  call_env_.commit_write = [this](const auto& body) {
+    return CommitWrite(body);
+  };
   RegisterRpcs();
 }
 
@@ -345,125 +350,6 @@ void CoursesServiceImpl::SweeperLoop() {
                   {{"count", static_cast<int64_t>(*swept)}});
     }
   }
-}
-
-// --- Call ---
-
-CoursesServiceImpl::Call::Call(CoursesServiceImpl* service,
-                               const server::RequestContext& rc,
-                               absl::string_view method, std::string resource)
-    : service_(service),
-      rc_(rc),
-      method_(absl::StrCat("lotse.courses.v1.CoursesService/", method)),
-      resource_(std::move(resource)) {
-  caller_.id = rc.caller.agency_id;
-  caller_.domain = rc.caller.legal_domain;
-}
-
-absl::Status CoursesServiceImpl::Call::ResolveCaller(Transaction& tx) {
-  absl::StatusOr<std::optional<AgencyRow>> found =
-      FindAgencyByCertificate(tx, rc_.caller.agency_id);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) {
-    return Denied("UNKNOWN_AGENCY",
-                  "the client certificate belongs to no registered agency");
-  }
-  const AgencyRow& agency = **found;
-  if (agency.legal_domain != rc_.caller.legal_domain) {
-    return Denied("LEGAL_DOMAIN_MISMATCH",
-                  "the client certificate's legal domain differs from the "
-                  "registered one");
-  }
-  if (agency.suspended) {
-    return Denied("AGENCY_SUSPENDED", "the agency is suspended");
-  }
-  caller_.id = agency.id;
-  caller_.domain = agency.legal_domain;
-  return absl::OkStatus();
-}
-
-absl::Status CoursesServiceImpl::Call::Read(const Body& body) {
-  const size_t mark = trail_.size();
-  absl::Status status = storage::RunInTransaction(
-      service_->db(),
-      [&](Transaction& tx) -> absl::Status {
-        trail_.resize(mark);
-        if (absl::Status s = ResolveCaller(tx); !s.ok()) return s;
-        return body(tx, caller_);
-      },
-      storage::TxMode::kReadOnly);
-  if (status.ok()) caller_resolved_ = true;
-  return status;
-}
-
-absl::Status CoursesServiceImpl::Call::Write(const Body& body) {
-  const size_t mark = trail_.size();
-  absl::Status status =
-      service_->CommitWrite([&](Transaction& tx) -> absl::Status {
-        trail_.resize(mark);
-        if (!caller_resolved_) {
-          if (absl::Status s = ResolveCaller(tx); !s.ok()) return s;
-        }
-        if (absl::Status s = body(tx, caller_); !s.ok()) return s;
-        return AppendAudits(tx);
-      });
-  if (status.ok()) audited_ = true;
-  return status;
-}
-
-void CoursesServiceImpl::Call::Touch(const std::string& person,
-                                     const std::string& record) {
-  trail_.emplace_back(absl::StrCat(person, "/", record), true);
-}
-
-std::vector<std::pair<std::string, bool>>
-CoursesServiceImpl::Call::AuditResources() const {
-  if (trail_.empty()) return {{resource_, resource_personal_}};
-  std::vector<std::pair<std::string, bool>> out = trail_;
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
-absl::Status CoursesServiceImpl::Call::AppendAudits(Transaction& tx) {
-  for (const auto& [resource, personal] : AuditResources()) {
-    audit::AuditRecord record;
-    record.agency_id = caller_.id;
-    record.legal_domain = rc_.caller.legal_domain;
-    record.actor = rc_.actor;
-    record.purpose = rc_.purpose;
-    record.operation = method_;
-    record.resource = resource;
-    if (personal) record.data_categories = {"LANGUAGE"};
-    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CoursesServiceImpl::Call::Finish(absl::Status status) {
-  if (status.ok()) {
-    if (audited_ || (personal_only_ && trail_.empty())) return status;
-    return service_->CommitWrite(
-        [&](Transaction& tx) { return AppendAudits(tx); });
-  }
-  for (const auto& [resource, personal] : AuditResources()) {
-    audit::AuditRecord record;
-    record.agency_id = caller_.id;
-    record.legal_domain = rc_.caller.legal_domain;
-    record.actor = rc_.actor;
-    record.purpose = rc_.purpose;
-    record.operation = method_;
-    record.resource = resource;
-    if (personal) record.data_categories = {"LANGUAGE"};
-    absl::Status audited =
-        audit::AppendFailedCallAudit(service_->db(), record, status);
-    if (!audited.ok()) {
-      server::Log(
-          server::LogLevel::kError, "audit of failed call not written",
-          {{"operation", method_}, {"error", std::string(audited.message())}});
-    }
-  }
-  return status;
 }
 
 // --- RPC entry points ---

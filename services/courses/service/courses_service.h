@@ -39,6 +39,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/agencies/audited_call.h"
 #include "common/clients/identity_client.h"
 #include "common/events/inbox.h"
 #include "common/server/request_context.h"
@@ -159,6 +160,7 @@ class CoursesServiceImpl final : public server::UnaryService {
   // handler files' helpers can reach them.
   class Call;
   storage::Database& db() { return *runtime_.database; }
+  const agencies::CallEnvironment& call_env() const { return call_env_; }
   const CoursesOptions& options() const { return options_; }
   // Runs `body` as one write phase: through the group committer when
   // enabled, else in its own transaction; retried on storage conflicts.
@@ -171,6 +173,7 @@ class CoursesServiceImpl final : public server::UnaryService {
   server::ServiceRuntime& runtime_;
   const CoursesOptions options_;
   std::unique_ptr<storage::GroupCommitter> committer_;
+  agencies::CallEnvironment call_env_;
   absl::Mutex sweeper_mu_;
   bool stopping_ ABSL_GUARDED_BY(sweeper_mu_) = false;
   std::thread sweeper_;

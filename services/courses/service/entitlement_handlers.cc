@@ -22,11 +22,12 @@ using ::lotse::storage::Transaction;
 namespace {
 
 absl::Status RequireIssuerDomain(const Caller& caller, int kind) {
-  if (kind == v1::ENTITLEMENT_KIND_ADMISSION && caller.domain != "BAMF") {
+  if (kind == v1::ENTITLEMENT_KIND_ADMISSION && caller.legal_domain != "BAMF") {
     return Denied("WRONG_LEGAL_DOMAIN", "only BAMF records admissions");
   }
   if (kind == v1::ENTITLEMENT_KIND_OBLIGATION &&
-      caller.domain != "AUSLAENDERBEHOERDE" && caller.domain != "JOBCENTER") {
+      caller.legal_domain != "AUSLAENDERBEHOERDE" &&
+      caller.legal_domain != "JOBCENTER") {
     return Denied("WRONG_LEGAL_DOMAIN",
                   "only the immigration office (AUSLAENDERBEHOERDE) and the "
                   "Jobcenter record obligations");

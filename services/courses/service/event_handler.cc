@@ -15,19 +15,10 @@ using ::lotse::storage::Transaction;
 namespace {
 
 absl::Status ApplyAgency(Transaction& tx, const identity::v1::Agency& agency) {
-  AgencyRow row;
-  row.id = AgencyIdOf(agency.name());
-  if (row.id.empty()) {
+  if (AgencyIdOf(agency.name()).empty()) {
     return absl::InvalidArgumentError("agency event without a valid name");
   }
-  row.certificate_identity = agency.certificate_identity();
-  const std::string& full = type::v1::LegalDomain_Name(agency.legal_domain());
-  absl::string_view domain = full;
-  absl::ConsumePrefix(&domain, "LEGAL_DOMAIN_");
-  row.legal_domain = std::string(domain);
-  row.suspended = agency.state() == identity::v1::AGENCY_STATE_SUSPENDED;
-  row.update_us = ToMicros(FromTimestamp(agency.update_time()));
-  return UpsertAgency(tx, row);
+  return agencies::UpsertAgency(tx, agency);
 }
 
 // Moves everything of `merged` to `survivor` (both "persons/x").

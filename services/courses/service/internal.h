@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/agencies/audited_call.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -25,68 +26,30 @@
 
 namespace lotse::courses {
 
-struct Caller {
-  std::string id;      // agency id, "vhs-koeln"
-  std::string domain;  // legal domain, "KURSTRAEGER"
-  std::string name() const { return "agencies/" + id; }
-};
+// The resolved calling agency (common/agencies).
+using Caller = agencies::LocalAgency;
 
-// One RPC's transactions and audit trail (see courses_service.h).
-class CoursesServiceImpl::Call {
+// One RPC's transactions and audit trail (see courses_service.h): an
+// AuditedCall whose personal data is always LANGUAGE.
+class CoursesServiceImpl::Call : public agencies::AuditedCall {
  public:
-  using Body =
-      std::function<absl::Status(storage::Transaction&, const Caller&)>;
-
   // `resource`: what the request targets, for the audit record of a call
   // refused before it touched anything (e.g. "courses/x" or "courses").
   Call(CoursesServiceImpl* service, const server::RequestContext& rc,
-       absl::string_view method, std::string resource);
+       absl::string_view method, std::string resource)
+      : AuditedCall(service->call_env(), rc, method, std::move(resource)) {}
 
-  // CheckCaller and `body` in a kReadOnly transaction.
-  absl::Status Read(const Body& body);
-  // CheckCaller (unless a Read of this call already resolved the caller
-  // moments before), `body` and the audit records in one write phase
-  // (CommitWrite); `body` may run more than once (conflict retries), and
-  // what it Touch()ed in an earlier attempt is forgotten.
-  absl::Status Write(const Body& body);
   // Records that the call read or wrote LANGUAGE data of `person`
   // ("persons/x") in `record` (a resource name).
-  void Touch(const std::string& person, const std::string& record);
-  void set_resource(std::string resource) { resource_ = std::move(resource); }
+  void Touch(const std::string& person, const std::string& record) {
+    AuditedCall::Touch(person, record, {"LANGUAGE"});
+  }
+  void set_resource(std::string resource) { set_target(std::move(resource)); }
   // The target is a person's record: a call refused before it touched
   // anything is audited as LANGUAGE access to `person`.
   void set_person_target(const std::string& person, const std::string& record) {
-    resource_ = person + "/" + record;
-    resource_personal_ = true;
+    AuditedCall::set_person_target(person, record, {"LANGUAGE"});
   }
-  // For reads of the catalogue (no personal data): a successful call that
-  // touched no person is not audited.
-  void set_audit_personal_only() { personal_only_ = true; }
-  const Caller& caller() const { return caller_; }
-  const server::RequestContext& rc() const { return rc_; }
-
-  // Ends the call: on success writes the audit records not yet written
-  // (after a Read-only call: the response waits for them); on failure
-  // writes DENIED / ERROR records. Returns `status`, or the audit write's
-  // error when a successful call could not be audited.
-  absl::Status Finish(absl::Status status);
-
- private:
-  std::vector<std::pair<std::string, bool>> AuditResources() const;
-  absl::Status AppendAudits(storage::Transaction& tx);
-  absl::Status ResolveCaller(storage::Transaction& tx);
-
-  CoursesServiceImpl* service_;
-  const server::RequestContext& rc_;
-  std::string method_;
-  std::string resource_;
-  Caller caller_;
-  // (resource, is person data)
-  std::vector<std::pair<std::string, bool>> trail_;
-  bool audited_ = false;
-  bool caller_resolved_ = false;
-  bool personal_only_ = false;
-  bool resource_personal_ = false;
 };
 
 // --- names ---

@@ -313,59 +313,6 @@ absl::StatusOr<std::string> NewId() {
 
 // --- agencies ---
 
-absl::Status UpsertAgency(Transaction& tx, const AgencyRow& row) {
-  absl::Status locked = tx.LockNamed("courses.agencies");
-  if (!locked.ok()) return locked;
-  absl::StatusOr<Rows> found =
-      tx.Query("SELECT update_us FROM course_agencies WHERE id = $1", {row.id});
-  if (!found.ok()) return found.status();
-  if (found->empty()) {
-    return tx
-        .Execute(
-            "INSERT INTO course_agencies (id, certificate_identity, "
-            "legal_domain, suspended, update_us) VALUES ($1, $2, $3, $4, $5)",
-            {row.id, row.certificate_identity, row.legal_domain,
-             int64_t{row.suspended ? 1 : 0}, row.update_us})
-        .status();
-  }
-  absl::StatusOr<int64_t> stored = found->front().GetInt(0);
-  if (!stored.ok()) return stored.status();
-  if (*stored > row.update_us) return absl::OkStatus();  // older event
-  return tx
-      .Execute(
-          "UPDATE course_agencies SET certificate_identity = $2, "
-          "legal_domain = $3, suspended = $4, update_us = $5 WHERE id = $1",
-          {row.id, row.certificate_identity, row.legal_domain,
-           int64_t{row.suspended ? 1 : 0}, row.update_us})
-      .status();
-}
-
-absl::StatusOr<std::optional<AgencyRow>> FindAgencyByCertificate(
-    Transaction& tx, absl::string_view certificate_identity) {
-  return FirstRow<AgencyRow>(
-      tx.Query("SELECT id, certificate_identity, legal_domain, suspended, "
-               "update_us FROM course_agencies WHERE certificate_identity = "
-               "$1 ORDER BY update_us DESC LIMIT 1",
-               {std::string(certificate_identity)}),
-      [](const Row& r) -> absl::StatusOr<AgencyRow> {
-        AgencyRow a;
-        absl::StatusOr<std::string> id = r.GetText(0), cert = r.GetText(1),
-                                    domain = r.GetText(2);
-        absl::StatusOr<int64_t> suspended = r.GetInt(3), update = r.GetInt(4);
-        if (!id.ok()) return id.status();
-        if (!cert.ok()) return cert.status();
-        if (!domain.ok()) return domain.status();
-        if (!suspended.ok()) return suspended.status();
-        if (!update.ok()) return update.status();
-        a.id = *id;
-        a.certificate_identity = *cert;
-        a.legal_domain = *domain;
-        a.suspended = *suspended != 0;
-        a.update_us = *update;
-        return a;
-      });
-}
-
 // --- merges ---
 
 absl::Status RecordMerge(Transaction& tx, absl::string_view merged,

@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/agencies/registry.h"
 #include "common/geo/geo.h"
 #include "common/storage/database.h"
 #include "lotse/courses/v1/booking.pb.h"
@@ -29,17 +30,10 @@ namespace lotse::courses {
 absl::StatusOr<std::string> NewId();
 
 // --- Agencies (from identity's events) ---
-struct AgencyRow {
-  std::string id;  // "vhs-koeln"
-  std::string certificate_identity;
-  std::string legal_domain;  // short name, e.g. "KURSTRAEGER"
-  bool suspended = false;
-  int64_t update_us = 0;  // identity's update_time, orders the events
-};
-// Inserts or replaces the agency unless the stored row is newer.
-absl::Status UpsertAgency(storage::Transaction& tx, const AgencyRow& row);
-absl::StatusOr<std::optional<AgencyRow>> FindAgencyByCertificate(
-    storage::Transaction& tx, absl::string_view certificate_identity);
+// The local agency registry is common/agencies (table local_agencies).
+using AgencyRow = agencies::LocalAgency;
+using agencies::FindAgencyByCertificate;
+using agencies::UpsertAgency;
 
 // --- Person merges (identity's PersonMerged) ---
 absl::Status RecordMerge(storage::Transaction& tx, absl::string_view merged,

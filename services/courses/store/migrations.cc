@@ -1,5 +1,6 @@
 #include "services/courses/store/migrations.h"
 
+#include "common/agencies/registry.h"
 #include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
@@ -164,6 +165,15 @@ std::vector<storage::Migration> CoursesMigrations() {
   append(events::InboxMigrations());
   append(api::ApiMigrations());
   all.push_back({"courses.0001_init", kInit});
+  // The agency registry moved to common/agencies (local_agencies); the
+  // rows learned so far move with it.
+  all.push_back(agencies::RegistryMigration());
+  all.push_back({"courses.0002_agencies_to_local",
+                 "INSERT INTO local_agencies (id, certificate_identity, "
+                 "legal_domain, municipality_code, suspended, update_us) "
+                 "SELECT id, certificate_identity, legal_domain, '', "
+                 "suspended, update_us FROM course_agencies;\n"
+                 "DROP TABLE course_agencies;"});
   return all;
 }
 

@@ -183,8 +183,42 @@ TEST_P(CourseStoreTest, SearchCandidatesByBoxSeatsAndStart) {
               }).ok());
 }
 
+// A database migrated before the registry moved to common/agencies keeps
+// the agencies it had learned.
+TEST_P(CourseStoreTest, AgenciesLearnedBeforeTheRegistryMovedAreKept) {
+  absl::StatusOr<std::unique_ptr<storage::Database>> old =
+      testing::NewTestDatabase(GetParam());
+  ASSERT_TRUE(old.ok()) << old.status();
+  std::vector<storage::Migration> before;
+  for (const storage::Migration& m : CoursesMigrations()) {
+    if (m.id == "common.agencies.0001_init") break;
+    before.push_back(m);
+  }
+  ASSERT_TRUE(storage::ApplyMigrations(**old, before).ok());
+  ASSERT_TRUE(storage::RunInTransaction(**old, [](Transaction& tx) {
+                return tx
+                    .Execute(
+                        "INSERT INTO course_agencies (id, "
+                        "certificate_identity, legal_domain, suspended, "
+                        "update_us) VALUES ('vhs-bonn', 'vhs-bonn-cert', "
+                        "'KURSTRAEGER', 0, 42)")
+                    .status();
+              }).ok());
+  ASSERT_TRUE(storage::ApplyMigrations(**old, CoursesMigrations()).ok());
+  ASSERT_TRUE(storage::RunInTransaction(**old, [](Transaction& tx) {
+                auto found = FindAgencyByCertificate(tx, "vhs-bonn-cert");
+                EXPECT_TRUE(found.ok() && found->has_value());
+                if (found.ok() && found->has_value()) {
+                  EXPECT_EQ((*found)->id, "vhs-bonn");
+                  EXPECT_EQ((*found)->legal_domain, "KURSTRAEGER");
+                  EXPECT_EQ((*found)->update_us, 42);
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
 TEST_P(CourseStoreTest, AgencyRegistryKeepsTheNewestAndMergesChain) {
-  AgencyRow a{"vhs-koeln", "vhs-koeln", "KURSTRAEGER", false, 10};
+  AgencyRow a{"vhs-koeln", "KURSTRAEGER", "", "vhs-koeln", false, 10};
   ASSERT_TRUE(Run([&](Transaction& tx) { return UpsertAgency(tx, a); }).ok());
   AgencyRow older = a;
   older.suspended = true;
