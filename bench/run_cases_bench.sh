@@ -50,46 +50,26 @@ case "$BACKEND" in
 esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
-CASES="$BUILD_DIR/services/cases/lotse_cases"
-ECHO_SERVER="$BUILD_DIR/bench/lotse_echo_server"
-LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
-BENCH="$BUILD_DIR/bench/lotse_cases_bench"
+# shellcheck source=bench/internal/bench_env.sh
+source "$ROOT/bench/internal/bench_env.sh"
+CASES="$(bench_binary "$BUILD_DIR" lotse_cases)"
+ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
+LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
+BENCH="$(bench_binary "$BUILD_DIR" lotse_cases_bench)"
+bench_ensure_built "$BUILD_DIR" lotse_cases lotse_echo_server lotse_loadgen \
+  lotse_cases_bench
+bench_init
 
-for bin in "$CASES" "$ECHO_SERVER" "$LOADGEN" "$BENCH"; do
-  if [[ ! -x "$bin" ]]; then
-    echo "building the benchmark binaries in $BUILD_DIR" >&2
-    cmake --build "$BUILD_DIR" --target lotse_cases lotse_echo_server \
-      lotse_loadgen lotse_cases_bench -j1 >/dev/null
-    break
-  fi
-done
-
-TMP="$(mktemp -d)"
-PIDS=()
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
+# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
+PG_DATA=""
+# shellcheck disable=SC2317  # invoked at exit
+pg_stop() {
   if [[ -n "${PG_DATA:-}" ]]; then
     as_pg_owner "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -s \
       >/dev/null 2>&1 || true
   fi
-  if [[ -n "${KEEP_TMP:-}" ]]; then
-    echo "kept $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
-PG_DATA=""
+bench_on_exit pg_stop
 as_pg_owner() {
   if [[ $(id -u) -eq 0 ]]; then
     runuser -u postgres -- "$@"
@@ -133,56 +113,14 @@ db_url() {
   fi
 }
 
-"$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
 LIMIT=$((${DURATION%.*} + 120))
 
-bounded() {
-  local limit="$1"
-  shift
-  timeout "$limit" "$@" &
-  local pid=$!
-  PIDS+=("$pid")
-  wait "$pid"
-}
-
-wait_port() {
-  local log="$1" pid="$2" pattern="$3" port=""
-  for _ in $(seq 600); do
-    port="$(sed -n "$pattern" "$log" | head -n 1)"
-    if [[ -n "$port" ]]; then
-      echo "$port"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "server did not start:" >&2
-  cat "$log" >&2
-  return 1
-}
-
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-json_field() {
-  sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1
-}
-
 # ---- 1. echo baseline ------------------------------------------------------
-"$ECHO_SERVER" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
-  >"$TMP/echo.out" 2>"$TMP/echo.err" &
-ECHO_PID=$!
-PIDS+=("$ECHO_PID")
-ECHO_PORT="$(wait_port "$TMP/echo.out" "$ECHO_PID" \
-  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
 status=0
-bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
-  --tls_dir="$TMP/pki" --client=vhs-koeln --concurrency="$CONCURRENCY" \
-  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/echo.json" ||
+echo_start
+echo_run echo vhs-koeln "$CONCURRENCY" "$CHANNELS" "$DURATION" "$LIMIT" ||
   status=1
-stop "$ECHO_PID"
+echo_stop
 echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
 ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
@@ -195,8 +133,7 @@ start_cases() {
     --log_calls=false >"$TMP/$name.out" 2>"$TMP/$name.err" &
   CASES_PID=$!
   PIDS+=("$CASES_PID")
-  CASES_PORT="$(wait_port "$TMP/$name.err" "$CASES_PID" \
-    's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p')"
+  CASES_PORT="$(serving_port "$TMP/$name.err" "$CASES_PID")"
   START_MS=$((($(date +%s%N) - t0) / 1000000))
 }
 

@@ -42,94 +42,25 @@ RACE_SEATS="${RACE_SEATS:-10}"
 N_PERSONS="${N_PERSONS:-200000}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
-COURSES="$BUILD_DIR/services/courses/lotse_courses"
-BENCH="$BUILD_DIR/bench/lotse_courses_bench"
-ECHO_SERVER="$BUILD_DIR/bench/lotse_echo_server"
-LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
-
-for bin in "$COURSES" "$BENCH" "$ECHO_SERVER" "$LOADGEN"; do
-  if [[ ! -x "$bin" ]]; then
-    echo "building the benchmark binaries in $BUILD_DIR" >&2
-    cmake --build "$BUILD_DIR" --target lotse_courses lotse_courses_bench \
-      lotse_echo_server lotse_loadgen >/dev/null
-    break
-  fi
-done
-
-TMP="$(mktemp -d)"
-PIDS=()
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
-  if [[ -n "${KEEP_TMP:-}" ]]; then
-    echo "kept $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-"$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
+# shellcheck source=bench/internal/bench_env.sh
+source "$ROOT/bench/internal/bench_env.sh"
+COURSES="$(bench_binary "$BUILD_DIR" lotse_courses)"
+BENCH="$(bench_binary "$BUILD_DIR" lotse_courses_bench)"
+ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
+LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
+bench_ensure_built "$BUILD_DIR" lotse_courses lotse_courses_bench \
+  lotse_echo_server lotse_loadgen
+bench_init
 LIMIT=$((${DURATION%.*} + 60))
 
-bounded() {
-  local limit="$1"
-  shift
-  timeout "$limit" "$@" &
-  local pid=$!
-  PIDS+=("$pid")
-  wait "$pid"
-}
-
-wait_port() {
-  local log="$1" pid="$2" pattern="$3" port=""
-  for _ in $(seq 300); do
-    port="$(sed -n "$pattern" "$log" | head -n 1)"
-    if [[ -n "$port" ]]; then
-      echo "$port"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "server did not start:" >&2
-  cat "$log" >&2
-  return 1
-}
-
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-json_field() {
-  sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1
-}
-
 # ---- 1. echo baseline ------------------------------------------------------
-"$ECHO_SERVER" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
-  >"$TMP/echo.out" 2>"$TMP/echo.err" &
-ECHO_PID=$!
-PIDS+=("$ECHO_PID")
-ECHO_PORT="$(wait_port "$TMP/echo.out" "$ECHO_PID" \
-  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
 status=0
-bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
-  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
-  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/echo.json" ||
+echo_start
+echo_run echo kim-koeln "$CONCURRENCY" "$CHANNELS" "$DURATION" "$LIMIT" ||
   status=1
 # The same at concurrency 1: the latency floor search latency compares with.
-bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
-  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency=1 \
-  --channels=1 --duration_s="$DURATION" >"$TMP/echo-c1.json" || status=1
-stop "$ECHO_PID"
+echo_run echo-c1 kim-koeln 1 1 "$DURATION" "$LIMIT" || status=1
+echo_stop
 echo "echo (mTLS):          $(grep '^{' "$TMP/echo.json")"
 echo "echo c=1 (mTLS):      $(grep '^{' "$TMP/echo-c1.json")"
 ECHO_QPS="$(json_field qps "$TMP/echo.json")"
@@ -153,8 +84,7 @@ ID_PORT="$(wait_port "$TMP/identity.out" "$ID_PID" \
   >"$TMP/courses.out" 2>"$TMP/courses.err" &
 CO_PID=$!
 PIDS+=("$CO_PID")
-CO_PORT="$(wait_port "$TMP/courses.err" "$CO_PID" \
-  's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p')"
+CO_PORT="$(serving_port "$TMP/courses.err" "$CO_PID")"
 run() {  # run NAME ARGS...: one bench run against the service
   local name="$1"
   shift

@@ -26,10 +26,10 @@ METRICS_PORTS=(9461 9462 9463 9464)
 # Where each service's events go (--event_destinations): only to services
 # that consume them (DESIGN.md section 3).
 declare -A EVENT_DESTINATIONS=(
-  [identity]="courses=127.0.0.1:50053,cases=127.0.0.1:50052"
-  [courses]="identity=127.0.0.1:50051,cases=127.0.0.1:50052"
+  [identity]="courses=127.0.0.1:50053,cases=127.0.0.1:50052,placement=127.0.0.1:50054"
+  [courses]="identity=127.0.0.1:50051,cases=127.0.0.1:50052,placement=127.0.0.1:50054"
   [cases]="identity=127.0.0.1:50051"
-  [placement]=""
+  [placement]="identity=127.0.0.1:50051,cases=127.0.0.1:50052"
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -109,6 +109,11 @@ cmd_run() {
 
   for i in "${!SERVICES[@]}"; do
     local s=${SERVICES[$i]}
+    local extra=()
+    case $s in
+      cases | courses | placement)
+        extra+=("--identity_target=127.0.0.1:${GRPC_PORTS[0]}") ;;
+    esac
     "$bin/services/$s/lotse_$s" \
       --listen="127.0.0.1:${GRPC_PORTS[$i]}" \
       --metrics_listen="127.0.0.1:${METRICS_PORTS[$i]}" \
@@ -116,7 +121,7 @@ cmd_run() {
       --database="sqlite:$dev/data/$s.db" \
       --drain_grace=1s \
       --event_destinations="${EVENT_DESTINATIONS[$s]}" \
-      $(case $s in cases|courses) echo "--identity_target=127.0.0.1:${GRPC_PORTS[0]}" ;; esac) \
+      "${extra[@]}" \
       2>>"$dev/logs/$s.log" &
     pids+=($!)
   done
@@ -131,10 +136,17 @@ cmd_run() {
     fi
   done
 
-  log "registering the demo agencies (as lotse-admin)"
+  log "registering the demo agencies (as lotse-admin) and placement demo data"
+  local seeded=0
   "$bin/tools/lotse_seed_demo" --identity="127.0.0.1:${GRPC_PORTS[0]}" \
-    --tls_dir="$dev/pki" >"$dev/logs/seed.log" 2>&1 || {
-    log "demo seed failed; see $dev/logs/seed.log"; tail -n 20 "$dev/logs/seed.log" >&2; exit 1; }
+    --placement="127.0.0.1:${GRPC_PORTS[3]}" \
+    --tls_dir="$dev/pki" >"$dev/logs/seed.log" 2>&1 || seeded=$?
+  if [ "$seeded" -eq 3 ]; then
+    # The agencies are registered; only the placement demo records failed.
+    log "placement demo data not created; see $dev/logs/seed.log"
+  elif [ "$seeded" -ne 0 ]; then
+    log "demo seed failed; see $dev/logs/seed.log"; tail -n 20 "$dev/logs/seed.log" >&2; exit 1
+  fi
 
   log "Lotse is running (mutual TLS, embedded SQLite in $dev/data, logs in $dev/logs):"
   for i in "${!SERVICES[@]}"; do

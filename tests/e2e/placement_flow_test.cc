@@ -1,0 +1,711 @@
+// Issue 6, "done when": a course result recorded in the courses process
+// changes which offers a candidate matches in the placement process.
+//
+// identity, courses and placement run as real processes, wired like the run
+// command (tools/lotse.sh): identity's events (agencies, residence status)
+// reach courses and placement, courses' events (bookings, results) reach
+// identity and placement, placement's reach identity; courses and placement
+// ask identity with their service certificates. Every call is a client call
+// of the public contracts, over mutual TLS, as the demo agencies.
+//
+// The flow: the immigration office records a residence status that
+// permits work; the Jobcenter creates a candidate profile with a stated A2;
+// the employment agency publishes an offer requiring B1 and the Jobcenter
+// one requiring A1. The B1 offer is EXCLUDED (language level NOT_MET). The
+// person then passes a B1 exam in a course (provider, BAMF, Jobcenter in
+// the courses process), and placement, told by CourseResultRecorded, ranks
+// the B1 offer ELIGIBLE on the certified level. Finally the employment
+// agency proposes and hires the candidate through placement: identity lets
+// the proposing agency read the person (PlacementProposed), and the hire
+// fills the offer's only position.
+#include <signal.h>
+#include <stdlib.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "common/errors/status.h"
+#include "common/server/server.h"
+#include "grpcpp/create_channel.h"
+#include "gtest/gtest.h"
+#include "lotse/courses/v1/courses_service.grpc.pb.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/process.h"
+
+namespace lotse::testing {
+namespace {
+
+namespace pv1 = ::lotse::placement::v1;
+
+// How long an effect carried by an event between processes may take. The
+// relays retry with backoff while a receiver is not up yet, so the first
+// deliveries after start-up can take several seconds.
+constexpr absl::Duration kEventTimeout = absl::Seconds(45);
+
+type::v1::Date DateInDays(int days) {
+  const absl::CivilDay day = absl::ToCivilDay(
+      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
+  type::v1::Date date;
+  date.set_year(static_cast<int>(day.year()));
+  date.set_month(day.month());
+  date.set_day(day.day());
+  return date;
+}
+
+void Prepare(grpc::ClientContext* context) {
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(10));
+  context->AddMetadata("x-lotse-actor", "cw-1");
+  context->AddMetadata("x-lotse-purpose", "job-placement");
+}
+
+// One unary call with a fresh, prepared context.
+grpc::Status Call(
+    const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  grpc::ClientContext context;
+  Prepare(&context);
+  return call(&context);
+}
+
+std::string Describe(const grpc::Status& status) {
+  return absl::StrCat(status.error_code(), " ", status.error_message(), " (",
+                      ReasonOf(FromGrpcStatus(status)).value_or("no reason"),
+                      ")");
+}
+
+// Each agency's AgencyRegistered reaches a service on its own (per-agency
+// ordering keys), so a service may refuse an agency for a moment after
+// the seed: repeats `call` while it is PERMISSION_DENIED, then returns its
+// last status.
+grpc::Status OnceAgencyKnown(
+    const std::function<grpc::Status(grpc::ClientContext*)>& call) {
+  grpc::Status status;
+  Eventually(
+      [&] {
+        status = Call(call);
+        return status.error_code() != grpc::StatusCode::PERMISSION_DENIED;
+      },
+      kEventTimeout);
+  return status;
+}
+
+const pv1::OfferMatch* FindOffer(
+    const pv1::MatchOffersForCandidateResponse& response,
+    const std::string& offer) {
+  for (const pv1::OfferMatch& match : response.matches()) {
+    if (match.offer().name() == offer) return &match;
+  }
+  return nullptr;
+}
+
+const pv1::ConstraintCheck* FindConstraint(const pv1::OfferMatch& match,
+                                           pv1::ConstraintKind kind) {
+  for (const pv1::ConstraintCheck& check : match.constraints()) {
+    if (check.constraint() == kind) return &check;
+  }
+  return nullptr;
+}
+
+class PlacementFlowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pki_ = DevPkiDir();
+    ASSERT_FALSE(pki_.empty());
+    char pattern[] = "/tmp/lotse-e2e-placement.XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    dir_ = pattern;
+    setenv("LOTSE_ACCESS_RULES",
+           absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
+    // Identity picks its own port; courses and placement are told where
+    // the others are before they run. (Servers refuse SO_REUSEPORT, so a
+    // clash fails loudly.)
+    courses_port_ = FreeLocalPort();
+    placement_port_ = FreeLocalPort();
+  }
+
+  absl::StatusOr<ServiceProcess> Start(const std::string& service, int port,
+                                       std::vector<std::string> extra) {
+    std::vector<std::string> args = {
+        absl::StrCat("--listen=127.0.0.1:", port),
+        absl::StrCat("--tls_dir=", pki_),
+        absl::StrCat("--database=sqlite:", dir_, "/", service, ".db"),
+        "--drain_grace=100ms", "--shutdown_deadline=1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ServiceProcess::Start(
+        absl::StrCat(BinaryDir(), "/services/", service, "/lotse_", service),
+        args, absl::StrCat(dir_, "/", service, ".log"));
+  }
+
+  std::shared_ptr<grpc::Channel> Channel(int port, const std::string& as) {
+    auto creds = server::ClientCredentialsFromDir(pki_, as);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    return grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), *creds);
+  }
+  std::unique_ptr<identity::v1::IdentityService::Stub> Identity(
+      const std::string& as) {
+    return identity::v1::IdentityService::NewStub(Channel(identity_port_, as));
+  }
+  std::unique_ptr<courses::v1::CoursesService::Stub> Courses(
+      const std::string& as) {
+    return courses::v1::CoursesService::NewStub(Channel(courses_port_, as));
+  }
+  std::unique_ptr<pv1::PlacementService::Stub> Placement(
+      const std::string& as) {
+    return pv1::PlacementService::NewStub(Channel(placement_port_, as));
+  }
+
+  // MatchOffersForCandidate as the Jobcenter, which may read the
+  // candidate's EMPLOYMENT, LANGUAGE and RESIDENCE_STATUS data.
+  grpc::Status MatchOffers(const std::string& candidate, bool include_excluded,
+                           pv1::MatchOffersForCandidateResponse* response) {
+    pv1::MatchOffersForCandidateRequest request;
+    request.set_candidate(candidate);
+    request.set_page_size(100);
+    request.set_include_excluded(include_excluded);
+    auto stub = Placement("jobcenter-koeln");
+    return Call([&](grpc::ClientContext* c) {
+      return stub->MatchOffersForCandidate(c, request, response);
+    });
+  }
+
+  std::string Logs() {
+    std::string logs;
+    const std::pair<const char*, const ServiceProcess*> processes[] = {
+        {"identity", identity_},
+        {"courses", courses_},
+        {"placement", placement_}};
+    for (const auto& [name, process] : processes) {
+      if (process != nullptr) {
+        absl::StrAppend(&logs, "---- ", name, " log ----\n",
+                        process->ReadLog());
+      }
+    }
+    return logs;
+  }
+
+  std::string pki_;
+  std::string dir_;
+  int identity_port_ = 0;
+  int courses_port_ = 0;
+  int placement_port_ = 0;
+  ServiceProcess* identity_ = nullptr;
+  ServiceProcess* courses_ = nullptr;
+  ServiceProcess* placement_ = nullptr;
+};
+
+pv1::Offer WarehouseOffer(const std::string& title, type::v1::CefrLevel level,
+                          int positions) {
+  pv1::Offer offer;
+  offer.set_kind(pv1::OFFER_KIND_JOB);
+  offer.set_title(title);
+  offer.set_description("Kommissionieren, Waren annehmen und einlagern.");
+  offer.set_occupation_code("51312");
+  offer.set_employer_name("Rheinlager Logistik GmbH");
+  offer.mutable_place()->set_street("Industriestraße");
+  offer.mutable_place()->set_house_number("12");
+  offer.mutable_place()->set_postal_code("50735");
+  offer.mutable_place()->set_locality("Köln");
+  offer.mutable_place()->set_municipality_code("05315000");
+  offer.mutable_hours()->set_min_hours_per_week(30);
+  offer.mutable_hours()->set_max_hours_per_week(40);
+  offer.mutable_hours()->add_day_periods(type::v1::DAY_PERIOD_MORNING);
+  *offer.mutable_start_date() = DateInDays(30);
+  offer.set_required_language_level(level);
+  offer.add_required_skills("Gabelstapler");
+  offer.set_positions_total(positions);
+  return offer;
+}
+
+TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
+  // ---- the processes, wired like tools/lotse.sh --------------------------
+  auto identity = Start(
+      "identity", 0,
+      {absl::StrCat("--event_destinations=courses=127.0.0.1:", courses_port_,
+                    ",placement=127.0.0.1:", placement_port_)});
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  identity_ = &*identity;
+  absl::StatusOr<int> identity_port = identity->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(identity_port.ok()) << identity->ReadLog();
+  identity_port_ = *identity_port;
+  const std::string identity_target =
+      absl::StrCat("--identity_target=127.0.0.1:", identity_port_);
+  const std::string to_identity =
+      absl::StrCat("identity=127.0.0.1:", identity_port_);
+  auto courses =
+      Start("courses", courses_port_,
+            {identity_target,
+             absl::StrCat("--event_destinations=", to_identity,
+                          ",placement=127.0.0.1:", placement_port_)});
+  ASSERT_TRUE(courses.ok()) << courses.status();
+  courses_ = &*courses;
+  ASSERT_TRUE(courses->WaitServing(absl::Seconds(20)).ok())
+      << courses->ReadLog();
+  auto placement = Start(
+      "placement", placement_port_,
+      {identity_target, absl::StrCat("--event_destinations=", to_identity)});
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  placement_ = &*placement;
+  ASSERT_TRUE(placement->WaitServing(absl::Seconds(20)).ok())
+      << placement->ReadLog();
+
+  auto seed = ServiceProcess::Start(
+      absl::StrCat(BinaryDir(), "/tools/lotse_seed_demo"),
+      {absl::StrCat("--identity=127.0.0.1:", identity_port_),
+       absl::StrCat("--tls_dir=", pki_)},
+      absl::StrCat(dir_, "/seed.log"));
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  ASSERT_EQ(seed->WaitExit(absl::Seconds(30)).value_or(-1), 0)
+      << seed->ReadLog();
+
+  // ---- identity: the person and a residence status permitting work -------
+  identity::v1::CreatePersonRequest create;
+  create.set_request_id("e2e-placement-person");
+  identity::v1::PersonName* name = create.mutable_person()->add_names();
+  name->set_given_names("Hamid");
+  name->set_family_names("Rahimi");
+  name->set_script("Latn");
+  name->set_kind(identity::v1::NAME_KIND_CURRENT);
+  create.mutable_person()->mutable_birth_date()->set_year(1996);
+  identity::v1::Person person;
+  {
+    auto stub = Identity("kim-koeln");
+    grpc::Status s = Call([&](grpc::ClientContext* c) {
+      return stub->CreatePerson(c, create, &person);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+  identity::v1::RecordResidenceStatusRequest residence;
+  residence.set_parent(person.name());
+  residence.set_request_id("e2e-placement-residence");
+  identity::v1::ResidenceStatus* rs = residence.mutable_residence_status();
+  rs->set_title_kind(identity::v1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
+  rs->set_legal_basis("§ 25 Abs. 2 AufenthG");
+  *rs->mutable_valid_from() = DateInDays(-30);
+  *rs->mutable_valid_until() = DateInDays(3 * 365);
+  rs->set_work_permission(type::v1::WORK_PERMISSION_PERMITTED);
+  {
+    auto stub = Identity("abh-koeln");
+    identity::v1::ResidenceStatus recorded;
+    grpc::Status s = Call([&](grpc::ClientContext* c) {
+      return stub->RecordResidenceStatus(c, residence, &recorded);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+
+  // The employment agency does not serve the person yet: it may not read
+  // the person's core data (it will after proposing them, below).
+  identity::v1::GetPersonRequest get_person;
+  get_person.set_name(person.name());
+  {
+    auto stub = Identity("aa-koeln");
+    identity::v1::Person read;
+    grpc::Status s = Call([&](grpc::ClientContext* c) {
+      return stub->GetPerson(c, get_person, &read);
+    });
+    ASSERT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << Describe(s);
+  }
+
+  // ---- placement: the candidate and two offers ---------------------------
+  auto jobcenter = Placement("jobcenter-koeln");
+  auto employment_agency = Placement("aa-koeln");
+  pv1::CreateCandidateProfileRequest create_profile;
+  create_profile.set_request_id("e2e-placement-profile");
+  pv1::CandidateProfile* p = create_profile.mutable_candidate_profile();
+  p->set_person(person.name());
+  pv1::Skill* skill = p->add_skills();
+  skill->set_label("Gabelstapler");
+  skill->set_level(pv1::SKILL_LEVEL_EXPERIENCED);
+  pv1::OccupationExperience* experience = p->add_experience();
+  experience->set_occupation_code("51312");
+  experience->set_months(24);
+  pv1::PreferredPlace* place = p->add_preferred_places();
+  place->set_municipality_code("05315000");
+  place->set_max_distance_km(20);
+  p->mutable_preferred_hours()->set_min_hours_per_week(20);
+  p->mutable_preferred_hours()->set_max_hours_per_week(40);
+  p->add_wanted_offer_kinds(pv1::OFFER_KIND_JOB);
+  p->set_stated_language_level(type::v1::CEFR_LEVEL_A2);
+  pv1::CandidateProfile profile;
+  {
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
+      return jobcenter->CreateCandidateProfile(c, create_profile, &profile);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+  EXPECT_EQ(profile.person(), person.name());
+  EXPECT_EQ(profile.state(), pv1::CANDIDATE_STATE_ACTIVE);
+  EXPECT_EQ(profile.certified_language_level(),
+            type::v1::CEFR_LEVEL_UNSPECIFIED);
+  const std::string candidate = profile.name();
+  ASSERT_FALSE(candidate.empty());
+
+  pv1::CreateOfferRequest create_b1;
+  create_b1.set_request_id("e2e-placement-offer-b1");
+  *create_b1.mutable_offer() = WarehouseOffer("Fachkraft Lagerlogistik (m/w/d)",
+                                              type::v1::CEFR_LEVEL_B1, 1);
+  pv1::Offer offer_b1;
+  {
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
+      return employment_agency->CreateOffer(c, create_b1, &offer_b1);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+  EXPECT_EQ(offer_b1.state(), pv1::OFFER_STATE_OPEN);
+  EXPECT_EQ(offer_b1.positions_open(), 1);
+  EXPECT_EQ(offer_b1.publishing_agency(), "agencies/aa-koeln");
+  pv1::CreateOfferRequest create_a1;
+  create_a1.set_request_id("e2e-placement-offer-a1");
+  *create_a1.mutable_offer() =
+      WarehouseOffer("Lagerhelfer (m/w/d)", type::v1::CEFR_LEVEL_A1, 3);
+  pv1::Offer offer_a1;
+  {
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
+      return jobcenter->CreateOffer(c, create_a1, &offer_a1);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+
+  // ---- matching before the course: the B1 offer is excluded --------------
+  // Placement learns the work permission from identity's
+  // ResidenceStatusChanged; until it has, the matches are UNVERIFIED.
+  pv1::MatchOffersForCandidateResponse before;
+  grpc::Status last;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        last = MatchOffers(candidate, /*include_excluded=*/false, &before);
+        return last.ok() && before.facts().work_permission() ==
+                                type::v1::WORK_PERMISSION_PERMITTED;
+      },
+      kEventTimeout))
+      << Describe(last) << "\n"
+      << before.DebugString() << "\n"
+      << Logs();
+  EXPECT_EQ(before.facts().language_level(), type::v1::CEFR_LEVEL_A2);
+  EXPECT_EQ(before.facts().language_level_source(),
+            pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+  EXPECT_EQ(FindOffer(before, offer_b1.name()), nullptr)
+      << "an EXCLUDED offer is returned only with include_excluded\n"
+      << before.DebugString();
+  const pv1::OfferMatch* a1 = FindOffer(before, offer_a1.name());
+  ASSERT_NE(a1, nullptr) << before.DebugString();
+  EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
+  EXPECT_GT(a1->score(), 0.0);
+  {
+    const pv1::ConstraintCheck* work =
+        FindConstraint(*a1, pv1::CONSTRAINT_KIND_WORK_PERMISSION);
+    ASSERT_NE(work, nullptr) << a1->DebugString();
+    EXPECT_EQ(work->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+    EXPECT_EQ(work->work_permission(), type::v1::WORK_PERMISSION_PERMITTED);
+    const pv1::ConstraintCheck* language =
+        FindConstraint(*a1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+    ASSERT_NE(language, nullptr) << a1->DebugString();
+    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
+    EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+  }
+
+  pv1::MatchOffersForCandidateResponse with_excluded;
+  last = MatchOffers(candidate, /*include_excluded=*/true, &with_excluded);
+  ASSERT_TRUE(last.ok()) << Describe(last);
+  const pv1::OfferMatch* b1 = FindOffer(with_excluded, offer_b1.name());
+  ASSERT_NE(b1, nullptr) << with_excluded.DebugString();
+  EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_EXCLUDED);
+  EXPECT_EQ(b1->score(), 0.0);
+  {
+    const pv1::ConstraintCheck* language =
+        FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+    ASSERT_NE(language, nullptr) << b1->DebugString();
+    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_NOT_MET);
+    EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
+    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
+    EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+  }
+  // EXCLUDED comes after all others.
+  ASSERT_FALSE(with_excluded.matches().empty());
+  EXPECT_EQ(
+      with_excluded.matches(with_excluded.matches_size() - 1).offer().name(),
+      offer_b1.name());
+
+  // ---- courses: a B1 course, passed ---------------------------------------
+  auto provider = Courses("vhs-koeln");
+  courses::v1::CreateCourseRequest course_request;
+  course_request.set_request_id("e2e-placement-course");
+  courses::v1::Course* c = course_request.mutable_course();
+  c->set_title("Integrationskurs Vormittag");
+  c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
+  c->set_target_level(type::v1::CEFR_LEVEL_B1);
+  c->mutable_place()->set_postal_code("50667");
+  c->mutable_place()->set_locality("Köln");
+  c->mutable_place()->set_municipality_code("05315000");
+  c->mutable_place()->set_street("Cäcilienstraße");
+  *c->mutable_schedule()->mutable_start_date() = DateInDays(1);
+  c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
+  c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_MORNING);
+  c->mutable_schedule()->set_units_per_week(20);
+  c->mutable_schedule()->set_total_units(700);
+  c->set_capacity(12);
+  courses::v1::Course course;
+  {
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
+      return provider->CreateCourse(ctx, course_request, &course);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+  courses::v1::RecordEntitlementRequest entitle;
+  entitle.set_request_id("e2e-placement-entitlement");
+  courses::v1::Entitlement* e = entitle.mutable_entitlement();
+  e->set_person(person.name());
+  e->set_kind(courses::v1::ENTITLEMENT_KIND_ADMISSION);
+  e->add_course_kinds(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
+  e->set_units(700);
+  *e->mutable_valid_from() = DateInDays(0);
+  *e->mutable_valid_until() = DateInDays(365);
+  {
+    auto bamf = Courses("bamf-nuernberg");
+    courses::v1::Entitlement entitlement;
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
+      return bamf->RecordEntitlement(ctx, entitle, &entitlement);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+  courses::v1::CreateBookingRequest book;
+  book.set_parent(course.name());
+  book.set_request_id("e2e-placement-booking");
+  book.mutable_booking()->set_person(person.name());
+  courses::v1::Booking booking;
+  {
+    auto jobcenter_courses = Courses("jobcenter-koeln");
+    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
+      return jobcenter_courses->CreateBooking(ctx, book, &booking);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+  }
+  {
+    courses::v1::ConfirmBookingRequest confirm;
+    confirm.set_name(booking.name());
+    confirm.set_etag(booking.etag());
+    courses::v1::Booking confirmed;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return provider->ConfirmBooking(ctx, confirm, &confirmed);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+  {
+    courses::v1::GetCourseRequest get;
+    get.set_name(course.name());
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return provider->GetCourse(ctx, get, &course);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    courses::v1::StartCourseRequest start;
+    start.set_name(course.name());
+    start.set_etag(course.etag());
+    s = Call([&](grpc::ClientContext* ctx) {
+      return provider->StartCourse(ctx, start, &course);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+  {
+    courses::v1::RecordCourseResultRequest result_request;
+    result_request.set_parent(booking.name());
+    result_request.set_request_id("e2e-placement-result");
+    courses::v1::CourseResult* r = result_request.mutable_result();
+    r->set_exam(courses::v1::EXAM_KIND_DTZ);
+    r->set_passed(true);
+    r->set_achieved_level(type::v1::CEFR_LEVEL_B1);
+    *r->mutable_exam_date() = DateInDays(0);
+    r->set_certificate_reference("DTZ-2024-0815");
+    courses::v1::CourseResult result;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return provider->RecordCourseResult(ctx, result_request, &result);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+
+  // ---- matching after the course: the B1 offer is eligible ---------------
+  // CourseResultRecorded travels from courses to placement.
+  pv1::MatchOffersForCandidateResponse after;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        last = MatchOffers(candidate, /*include_excluded=*/false, &after);
+        return last.ok() && FindOffer(after, offer_b1.name()) != nullptr;
+      },
+      kEventTimeout))
+      << "the course result did not change the match\n"
+      << Describe(last) << "\n"
+      << after.DebugString() << "\n"
+      << Logs();
+  EXPECT_EQ(after.facts().language_level(), type::v1::CEFR_LEVEL_B1);
+  EXPECT_EQ(after.facts().language_level_source(),
+            pv1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT);
+  b1 = FindOffer(after, offer_b1.name());
+  ASSERT_NE(b1, nullptr);
+  EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE) << b1->DebugString();
+  EXPECT_GT(b1->score(), 0.0);
+  {
+    const pv1::ConstraintCheck* language =
+        FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+    ASSERT_NE(language, nullptr) << b1->DebugString();
+    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+    EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
+    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_B1);
+    EXPECT_EQ(language->level_source(),
+              pv1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT);
+  }
+  a1 = FindOffer(after, offer_a1.name());
+  ASSERT_NE(a1, nullptr) << after.DebugString();
+  EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
+
+  // The profile shows the certified level (the Jobcenter may read LANGUAGE).
+  {
+    pv1::GetCandidateProfileRequest get;
+    get.set_name(candidate);
+    pv1::GetCandidateProfileResponse read;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return jobcenter->GetCandidateProfile(ctx, get, &read);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_EQ(read.candidate_profile().certified_language_level(),
+              type::v1::CEFR_LEVEL_B1);
+    EXPECT_TRUE(read.candidate_profile().has_certified_language_time());
+    EXPECT_EQ(read.candidate_profile().stated_language_level(),
+              type::v1::CEFR_LEVEL_A2);
+    EXPECT_TRUE(read.withheld().empty());
+  }
+
+  // ---- propose and hire through placement --------------------------------
+  pv1::ProposePlacementRequest propose;
+  propose.set_request_id("e2e-placement-proposal");
+  propose.mutable_placement()->set_offer(offer_b1.name());
+  propose.mutable_placement()->set_candidate(candidate);
+  propose.mutable_placement()->set_comment("passt nach B1-Abschluss");
+  pv1::Placement placement_record;
+  {
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return employment_agency->ProposePlacement(ctx, propose,
+                                                 &placement_record);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement->ReadLog();
+  }
+  EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_PROPOSED);
+  EXPECT_EQ(placement_record.person(), person.name());
+  EXPECT_EQ(placement_record.proposing_agency(), "agencies/aa-koeln");
+  EXPECT_EQ(placement_record.work_permission(),
+            type::v1::WORK_PERMISSION_PERMITTED);
+  // A retry with the same request_id creates nothing new.
+  {
+    pv1::Placement again;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return employment_agency->ProposePlacement(ctx, propose, &again);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_EQ(again.name(), placement_record.name());
+  }
+
+  // PlacementProposed reaches identity: the proposing agency now serves
+  // the person and may read the core data.
+  {
+    auto stub = Identity("aa-koeln");
+    identity::v1::Person read;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          last = Call([&](grpc::ClientContext* ctx) {
+            return stub->GetPerson(ctx, get_person, &read);
+          });
+          return last.ok();
+        },
+        kEventTimeout))
+        << Describe(last) << "\n"
+        << Logs();
+    EXPECT_EQ(read.name(), person.name());
+  }
+
+  {
+    pv1::MarkPlacementAppliedRequest applied;
+    applied.set_name(placement_record.name());
+    applied.set_etag(placement_record.etag());
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return employment_agency->MarkPlacementApplied(ctx, applied,
+                                                     &placement_record);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_APPLIED);
+  }
+  {
+    // A stale etag changes nothing.
+    pv1::MarkPlacementHiredRequest stale;
+    stale.set_name(placement_record.name());
+    stale.set_etag("stale");
+    *stale.mutable_start_date() = DateInDays(30);
+    pv1::Placement unchanged;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return employment_agency->MarkPlacementHired(ctx, stale, &unchanged);
+    });
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << Describe(s);
+  }
+  {
+    pv1::MarkPlacementHiredRequest hired;
+    hired.set_name(placement_record.name());
+    hired.set_etag(placement_record.etag());
+    *hired.mutable_start_date() = DateInDays(30);
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return employment_agency->MarkPlacementHired(ctx, hired,
+                                                   &placement_record);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement->ReadLog();
+  }
+  EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_HIRED);
+  EXPECT_FALSE(placement_record.training_toleration_relevant());
+  ASSERT_GE(placement_record.transitions_size(), 3);
+  EXPECT_EQ(placement_record.transitions(0).to_state(),
+            pv1::PLACEMENT_STATE_PROPOSED);
+  EXPECT_EQ(
+      placement_record.transitions(placement_record.transitions_size() - 1)
+          .to_state(),
+      pv1::PLACEMENT_STATE_HIRED);
+
+  // The hire took the offer's only position.
+  {
+    pv1::GetOfferRequest get;
+    get.set_name(offer_b1.name());
+    pv1::Offer read;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return jobcenter->GetOffer(ctx, get, &read);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_EQ(read.positions_total(), 1);
+    EXPECT_EQ(read.positions_open(), 0);
+    EXPECT_EQ(read.state(), pv1::OFFER_STATE_FILLED);
+  }
+  // A filled offer takes no more proposals.
+  {
+    pv1::ProposePlacementRequest another;
+    another.set_request_id("e2e-placement-proposal-2");
+    another.mutable_placement()->set_offer(offer_b1.name());
+    another.mutable_placement()->set_candidate(candidate);
+    pv1::Placement refused;
+    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+      return jobcenter->ProposePlacement(ctx, another, &refused);
+    });
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << Describe(s);
+    EXPECT_EQ(ReasonOf(FromGrpcStatus(s)).value_or(""), "OFFER_NOT_OPEN");
+  }
+
+  for (ServiceProcess* process : {&*placement, &*courses, &*identity}) {
+    process->Signal(SIGTERM);
+    EXPECT_EQ(process->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  }
+  identity_ = courses_ = placement_ = nullptr;
+}
+
+}  // namespace
+}  // namespace lotse::testing
