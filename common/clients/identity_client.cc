@@ -1,15 +1,26 @@
 #include "common/clients/identity_client.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 
 namespace lotse::clients {
+
+std::vector<absl::StatusOr<std::vector<identity::v1::AccessDecision>>>
+IdentityClient::CheckAccessBatch(const std::vector<AccessQuery>& queries,
+                                 absl::Time deadline) {
+  std::vector<absl::StatusOr<std::vector<identity::v1::AccessDecision>>> out;
+  out.reserve(queries.size());
+  for (const AccessQuery& q : queries) out.push_back(CheckAccess(q, deadline));
+  return out;
+}
 
 absl::StatusOr<std::string> IdentityClient::ResolvePerson(
     absl::string_view person, absl::string_view agency,
@@ -70,20 +81,21 @@ absl::Status GrpcIdentityClient::Prepare(absl::Time deadline,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<identity::v1::AccessDecision>>
-GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
-  grpc::ClientContext context;
-  if (absl::Status s = Prepare(deadline, query.purpose, &context); !s.ok()) {
-    return s;
-  }
+namespace {
+
+identity::v1::CheckAccessRequest AccessRequestOf(const AccessQuery& query) {
   identity::v1::CheckAccessRequest request;
   request.set_agency(query.agency);
   request.set_person(query.person);
   for (type::v1::DataCategory c : query.categories) request.add_categories(c);
   request.set_purpose(query.purpose);
   for (identity::v1::Relation r : query.relations) request.add_relations(r);
-  identity::v1::CheckAccessResponse response;
-  const grpc::Status status = stub_->CheckAccess(&context, request, &response);
+  return request;
+}
+
+absl::StatusOr<std::vector<identity::v1::AccessDecision>> DecisionsOf(
+    const grpc::Status& status, const identity::v1::CheckAccessRequest& request,
+    const identity::v1::CheckAccessResponse& response) {
   if (!status.ok()) return FromGrpcStatus(status);
   if (response.decisions_size() != request.categories_size()) {
     return absl::InternalError(absl::StrCat(
@@ -92,6 +104,62 @@ GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
   }
   return std::vector<identity::v1::AccessDecision>(response.decisions().begin(),
                                                    response.decisions().end());
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<identity::v1::AccessDecision>>
+GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
+  grpc::ClientContext context;
+  if (absl::Status s = Prepare(deadline, query.purpose, &context); !s.ok()) {
+    return s;
+  }
+  const identity::v1::CheckAccessRequest request = AccessRequestOf(query);
+  identity::v1::CheckAccessResponse response;
+  const grpc::Status status = stub_->CheckAccess(&context, request, &response);
+  return DecisionsOf(status, request, response);
+}
+
+std::vector<absl::StatusOr<std::vector<identity::v1::AccessDecision>>>
+GrpcIdentityClient::CheckAccessBatch(const std::vector<AccessQuery>& queries,
+                                     absl::Time deadline) {
+  struct Call {
+    grpc::ClientContext context;
+    identity::v1::CheckAccessRequest request;
+    identity::v1::CheckAccessResponse response;
+    grpc::Status status;
+    bool issued = false;
+  };
+  std::vector<absl::StatusOr<std::vector<identity::v1::AccessDecision>>> out(
+      queries.size(), absl::UnknownError("not asked"));
+  std::vector<std::unique_ptr<Call>> calls(queries.size());
+  absl::BlockingCounter done(static_cast<int>(queries.size()));
+  for (size_t i = 0; i < queries.size(); ++i) {
+    calls[i] = std::make_unique<Call>();
+    Call& call = *calls[i];
+    if (absl::Status s = Prepare(deadline, queries[i].purpose, &call.context);
+        !s.ok()) {
+      out[i] = s;
+      done.DecrementCount();
+      continue;
+    }
+    call.request = AccessRequestOf(queries[i]);
+    call.issued = true;
+    stub_->async()->CheckAccess(&call.context, &call.request, &call.response,
+                                [&call, &done](grpc::Status status) {
+                                  call.status = std::move(status);
+                                  done.DecrementCount();
+                                });
+  }
+  // Every call has a deadline (Prepare), so this wait is bounded.
+  done.Wait();
+  for (size_t i = 0; i < queries.size(); ++i) {
+    if (calls[i]->issued) {
+      out[i] =
+          DecisionsOf(calls[i]->status, calls[i]->request, calls[i]->response);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<identity::v1::ResidenceStatus>

@@ -91,6 +91,13 @@ absl::StatusOr<AccessView> AskAccess(
     PlacementServiceImpl& service, const server::RequestContext& rc,
     const agencies::LocalAgency& caller, const std::string& person,
     std::vector<type::v1::DataCategory> categories, bool serves);
+// AskAccess for several persons in one round trip (identity's calls are in
+// flight together); answers in order. `serves[i]` belongs to persons[i].
+std::vector<absl::StatusOr<AccessView>> AskAccessBatch(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const agencies::LocalAgency& caller,
+    const std::vector<std::string>& persons, const std::vector<bool>& serves,
+    const std::vector<type::v1::DataCategory>& categories);
 // PERMISSION_DENIED with identity's reason for `category` unless allowed.
 absl::Status RequireAllowed(const AccessView& view,
                             type::v1::DataCategory category);

@@ -457,73 +457,101 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
   }
   // Walks the ranking: each candidate is checked with identity; only those
   // whose EMPLOYMENT data the caller may read are returned, with what else
-  // the decisions allow.
+  // the decisions allow. Candidates are taken a batch at a time: one read
+  // transaction and one round of identity checks (all in flight together)
+  // per batch, sized to what the page still needs.
   size_t next = offset;
   int checks = 0;
   while (status.ok() && next < ranking->entries.size() &&
          out->matches_size() < size && checks < options().max_access_checks) {
-    const std::string& person_id = ranking->entries[next].id;
-    ++next;
-    ResolvedCandidate c;
+    const size_t want = std::min<size_t>(
+        {static_cast<size_t>(size - out->matches_size()) + 2,
+         static_cast<size_t>(options().max_access_checks - checks),
+         ranking->entries.size() - next});
+    std::vector<ResolvedCandidate> batch;
+    std::vector<size_t> positions;
     status =
         call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
-          absl::StatusOr<ResolvedCandidate> r = ResolveCandidate(tx, person_id);
-          if (!r.ok()) return r.status();
-          c = *std::move(r);
+          batch.clear();
+          positions.clear();
+          for (size_t i = next; i < next + want; ++i) {
+            const std::string& person_id = ranking->entries[i].id;
+            absl::StatusOr<ResolvedCandidate> r =
+                ResolveCandidate(tx, person_id);
+            if (!r.ok()) return r.status();
+            if (!r->row || r->person_id != person_id ||
+                r->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+              continue;  // changed since the ranking
+            }
+            batch.push_back(*std::move(r));
+            positions.push_back(i);
+          }
           return absl::OkStatus();
         });
     if (!status.ok()) break;
-    if (!c.row || c.person_id != person_id ||
-        c.row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
-      continue;  // changed since the ranking
+    std::vector<std::string> persons;
+    std::vector<bool> serves;
+    for (const ResolvedCandidate& c : batch) {
+      persons.push_back(PersonName(c.person_id));
+      serves.push_back(c.row->profile.creating_agency() == me.name());
     }
-    ++checks;
-    const std::string person = PersonName(person_id);
-    absl::StatusOr<AccessView> access =
-        AskAccess(*this, rc, me, person,
-                  {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
-                   DATA_CATEGORY_RESIDENCE_STATUS},
-                  /*serves=*/c.row->profile.creating_agency() == me.name());
-    if (!access.ok()) {
-      if (access.status().code() == absl::StatusCode::kNotFound) continue;
-      status = access.status();
-      break;
+    checks += static_cast<int>(batch.size());
+    std::vector<absl::StatusOr<AccessView>> answers =
+        AskAccessBatch(*this, rc, me, persons, serves,
+                       {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
+                        DATA_CATEGORY_RESIDENCE_STATUS});
+    size_t consumed = next + want;
+    for (size_t k = 0; k < batch.size(); ++k) {
+      if (out->matches_size() >= size) {
+        // The page is full: the rest of the batch starts the next page.
+        consumed = positions[k];
+        break;
+      }
+      const ResolvedCandidate& c = batch[k];
+      const std::string& person = persons[k];
+      absl::StatusOr<AccessView>& access = answers[k];
+      if (!access.ok()) {
+        if (access.status().code() == absl::StatusCode::kNotFound) continue;
+        status = access.status();
+        break;
+      }
+      if (!access->Allowed(DATA_CATEGORY_EMPLOYMENT)) continue;
+      const bool see_residence =
+          rank_residence && access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
+      const bool see_language =
+          rank_language && access->Allowed(DATA_CATEGORY_LANGUAGE);
+      const CandidateFacts facts =
+          FactsOf(*c.row, c.facts).WithheldFor(see_residence, see_language);
+      const MatchExplanation explanation = Explain(facts, offer_facts, today);
+      if (!request.include_excluded() &&
+          explanation.eligibility == v1::ELIGIBILITY_EXCLUDED) {
+        continue;
+      }
+      v1::CandidateMatch* match = out->add_matches();
+      CandidateOut(*c.row, c.facts, match->mutable_candidate());
+      FillCandidateMatch(explanation, match);
+      std::vector<std::string> categories = {kEmployment};
+      if (see_language) {
+        categories.push_back(kLanguage);
+      } else {
+        WithholdLanguage("candidate",
+                         access->Allowed(DATA_CATEGORY_LANGUAGE)
+                             ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+                             : access->Reason(DATA_CATEGORY_LANGUAGE),
+                         match->mutable_candidate(), match->mutable_withheld());
+      }
+      if (see_residence) {
+        categories.push_back(kResidence);
+      } else {
+        *match->add_withheld() = MakeWithheld(
+            "constraints.work_permission", DATA_CATEGORY_RESIDENCE_STATUS,
+            access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS)
+                ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+                : access->Reason(DATA_CATEGORY_RESIDENCE_STATUS));
+      }
+      call.Touch(person, "candidate", categories);
     }
-    if (!access->Allowed(DATA_CATEGORY_EMPLOYMENT)) continue;
-    const bool see_residence =
-        rank_residence && access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
-    const bool see_language =
-        rank_language && access->Allowed(DATA_CATEGORY_LANGUAGE);
-    const CandidateFacts facts =
-        FactsOf(*c.row, c.facts).WithheldFor(see_residence, see_language);
-    const MatchExplanation explanation = Explain(facts, offer_facts, today);
-    if (!request.include_excluded() &&
-        explanation.eligibility == v1::ELIGIBILITY_EXCLUDED) {
-      continue;
-    }
-    v1::CandidateMatch* match = out->add_matches();
-    CandidateOut(*c.row, c.facts, match->mutable_candidate());
-    FillCandidateMatch(explanation, match);
-    std::vector<std::string> categories = {kEmployment};
-    if (see_language) {
-      categories.push_back(kLanguage);
-    } else {
-      WithholdLanguage("candidate",
-                       access->Allowed(DATA_CATEGORY_LANGUAGE)
-                           ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-                           : access->Reason(DATA_CATEGORY_LANGUAGE),
-                       match->mutable_candidate(), match->mutable_withheld());
-    }
-    if (see_residence) {
-      categories.push_back(kResidence);
-    } else {
-      *match->add_withheld() = MakeWithheld(
-          "constraints.work_permission", DATA_CATEGORY_RESIDENCE_STATUS,
-          access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS)
-              ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-              : access->Reason(DATA_CATEGORY_RESIDENCE_STATUS));
-    }
-    call.Touch(person, "candidate", categories);
+    next = consumed;
   }
   if (status.ok() && next < ranking->entries.size()) {
     out->set_next_page_token(api::EncodePageToken(

@@ -201,18 +201,23 @@ std::string DenialReasonName(type::v1::AccessDenialReason reason) {
   return std::string(name);
 }
 
-absl::StatusOr<AccessView> AskAccess(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const agencies::LocalAgency& caller, const std::string& person,
-    std::vector<type::v1::DataCategory> categories, bool serves) {
+namespace {
+
+clients::AccessQuery AccessQueryOf(
+    const server::RequestContext& rc, const agencies::LocalAgency& caller,
+    const std::string& person, std::vector<type::v1::DataCategory> categories,
+    bool serves) {
   clients::AccessQuery query;
   query.agency = caller.name();
   query.person = person;
   query.categories = std::move(categories);
   query.purpose = rc.purpose;
   if (serves) query.relations = {identity::v1::RELATION_SERVES_PERSON};
-  absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions =
-      service.options().identity->CheckAccess(query, rc.deadline);
+  return query;
+}
+
+absl::StatusOr<AccessView> AccessViewOf(
+    absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions) {
   if (!decisions.ok()) {
     if (decisions.status().code() == absl::StatusCode::kNotFound) {
       return NotFound("PERSON_NOT_FOUND", "identity knows no such person");
@@ -224,6 +229,37 @@ absl::StatusOr<AccessView> AskAccess(
   AccessView view;
   view.decisions = *std::move(decisions);
   return view;
+}
+
+}  // namespace
+
+absl::StatusOr<AccessView> AskAccess(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const agencies::LocalAgency& caller, const std::string& person,
+    std::vector<type::v1::DataCategory> categories, bool serves) {
+  return AccessViewOf(service.options().identity->CheckAccess(
+      AccessQueryOf(rc, caller, person, std::move(categories), serves),
+      rc.deadline));
+}
+
+std::vector<absl::StatusOr<AccessView>> AskAccessBatch(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const agencies::LocalAgency& caller,
+    const std::vector<std::string>& persons, const std::vector<bool>& serves,
+    const std::vector<type::v1::DataCategory>& categories) {
+  std::vector<clients::AccessQuery> queries;
+  queries.reserve(persons.size());
+  for (size_t i = 0; i < persons.size(); ++i) {
+    queries.push_back(
+        AccessQueryOf(rc, caller, persons[i], categories, serves[i]));
+  }
+  std::vector<absl::StatusOr<AccessView>> out;
+  out.reserve(persons.size());
+  for (auto& decisions :
+       service.options().identity->CheckAccessBatch(queries, rc.deadline)) {
+    out.push_back(AccessViewOf(std::move(decisions)));
+  }
+  return out;
 }
 
 absl::Status RequireAllowed(const AccessView& view,

@@ -3,8 +3,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "grpcpp/create_channel.h"
@@ -36,6 +39,18 @@ class FakeIdentity final : public identity::v1::IdentityService::Service {
     if (request->person() == "persons/slow") {
       absl::SleepFor(absl::Milliseconds(300));
     }
+    if (absl::StartsWith(request->person(), "persons/together")) {
+      // Answers only once kTogether such calls are in flight at once, so
+      // a client that asks one after the other never gets an answer.
+      absl::MutexLock lock(&mu);
+      ++in_flight;
+      auto all_there = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu) {
+        return in_flight >= kTogether;
+      };
+      if (!mu.AwaitWithTimeout(absl::Condition(&all_there), absl::Seconds(3))) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "asked alone");
+      }
+    }
     for (int c : request->categories()) {
       auto* d = response->add_decisions();
       d->set_category(static_cast<type::v1::DataCategory>(c));
@@ -47,6 +62,9 @@ class FakeIdentity final : public identity::v1::IdentityService::Service {
     return grpc::Status::OK;
   }
 
+  static constexpr int kTogether = 4;
+  absl::Mutex mu;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
   identity::v1::CheckAccessRequest last_request;
   std::string last_actor;
   bool had_deadline = false;
@@ -68,13 +86,52 @@ class IdentityClientTest : public ::testing::Test {
     options.actor = "svc-courses";
     options.max_call_time = absl::Milliseconds(100);
     client_ = std::make_unique<GrpcIdentityClient>(options);
+    port_ = port;
   }
   void TearDown() override { server_->Shutdown(); }
+
+  std::unique_ptr<GrpcIdentityClient> ClientWithCallTime(absl::Duration d) {
+    GrpcIdentityClient::Options options;
+    options.target = absl::StrCat("127.0.0.1:", port_);
+    options.credentials = grpc::InsecureChannelCredentials();
+    options.actor = "svc-placement";
+    options.max_call_time = d;
+    return std::make_unique<GrpcIdentityClient>(options);
+  }
 
   FakeIdentity fake_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<GrpcIdentityClient> client_;
+  int port_ = 0;
 };
+
+TEST_F(IdentityClientTest, CheckAccessBatchAsksAllAtOnceAndAnswersInOrder) {
+  std::unique_ptr<GrpcIdentityClient> client =
+      ClientWithCallTime(absl::Seconds(10));
+  std::vector<AccessQuery> queries;
+  for (int i = 0; i < FakeIdentity::kTogether; ++i) {
+    AccessQuery q;
+    q.agency = i == 1 ? "agencies/bamf-nuernberg" : "agencies/jobcenter-koeln";
+    q.person = absl::StrCat("persons/together", i);
+    q.categories = {type::v1::DATA_CATEGORY_EMPLOYMENT};
+    q.purpose = "job-placement";
+    queries.push_back(q);
+  }
+  AccessQuery unknown = queries[0];
+  unknown.person = "persons/unknown";
+  queries.push_back(unknown);
+
+  auto answers =
+      client->CheckAccessBatch(queries, absl::Now() + absl::Seconds(10));
+  ASSERT_EQ(answers.size(), queries.size());
+  for (int i = 0; i < FakeIdentity::kTogether; ++i) {
+    ASSERT_TRUE(answers[i].ok()) << i << ": " << answers[i].status();
+    ASSERT_EQ(answers[i]->size(), 1u);
+    // Only query 1 asked as BAMF, which the fake allows: order is kept.
+    EXPECT_EQ((*answers[i])[0].allowed(), i == 1) << i;
+  }
+  EXPECT_EQ(answers.back().status().code(), absl::StatusCode::kNotFound);
+}
 
 TEST_F(IdentityClientTest, CheckAccessPassesTheQueryAndADeadline) {
   AccessQuery query;
