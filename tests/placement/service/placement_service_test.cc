@@ -706,6 +706,111 @@ TEST_P(PlacementServiceTest, MergeMovesProfileAndPlacements) {
   EXPECT_EQ(got.candidate_profile().state(), v1::CANDIDATE_STATE_INACTIVE);
 }
 
+TEST_P(PlacementServiceTest, ProposeIsIdempotentByRequestId) {
+  v1::Offer offer = MustCreateOffer(ValidOffer());
+  const std::string person = NewPerson();
+  MustCreateProfile(person);
+  v1::Placement first, again;
+  ASSERT_TRUE(Propose("jobcenter-koeln", offer, person, &first, "same").ok());
+  ASSERT_TRUE(Propose("jobcenter-koeln", offer, person, &again, "same").ok());
+  EXPECT_EQ(again.name(), first.name());
+  EXPECT_EQ(again.etag(), first.etag());
+  EXPECT_EQ(Emitted<v1::PlacementProposed>().size(), 1u);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_placements"), 1);
+
+  // The same id for another proposal is refused and stores nothing.
+  v1::Offer other = MustCreateOffer(ValidOffer());
+  v1::Placement reused;
+  grpc::Status s = Propose("jobcenter-koeln", other, person, &reused, "same");
+  EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(s), "REQUEST_ID_REUSED");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_placements"), 1);
+}
+
+TEST_P(PlacementServiceTest, InterviewKeepsItsTimeAndEveryTransition) {
+  v1::Offer offer = MustCreateOffer(ValidOffer());
+  const std::string person = NewPerson();
+  MustCreateProfile(person);
+  v1::Placement p = MustPropose(offer, person);
+  ASSERT_TRUE(Apply("jobcenter-koeln", &p).ok());
+  v1::MarkPlacementInterviewRequest r;
+  r.set_name(p.name());
+  r.set_etag(p.etag());
+  r.mutable_interview_time()->set_seconds(
+      absl::ToUnixSeconds(clock_->Now() + absl::Hours(72)));
+  auto ctx = Ctx();
+  ASSERT_TRUE(As("aa-koeln")->MarkPlacementInterview(ctx.get(), r, &p).ok());
+  EXPECT_EQ(p.state(), v1::PLACEMENT_STATE_INTERVIEW);
+  EXPECT_EQ(p.interview_time().seconds(), r.interview_time().seconds());
+  ASSERT_EQ(p.transitions_size(), 3);
+  EXPECT_EQ(p.transitions(2).from_state(), v1::PLACEMENT_STATE_APPLIED);
+  EXPECT_EQ(p.transitions(2).to_state(), v1::PLACEMENT_STATE_INTERVIEW);
+  EXPECT_EQ(p.transitions(2).agency(), "agencies/aa-koeln");
+  EXPECT_EQ(p.transitions(2).actor(), "cw-1");
+}
+
+TEST_P(PlacementServiceTest, WithoutARecordingOfficeEveryLocalOfficeIsTold) {
+  // A second immigration office in the same municipality, and one elsewhere.
+  ASSERT_TRUE(RegisterAgency("abh-koeln-sued",
+                             type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE)
+                  .ok());
+  v1::Offer offer = MustCreateOffer(ValidOffer(v1::OFFER_KIND_APPRENTICESHIP),
+                                    "jobcenter-koeln");
+  const std::string person = NewPerson();
+  identity_->SetResidence(person, type::v1::WORK_PERMISSION_PERMITTED,
+                          /*recording_agency=*/"");
+  MustCreateProfile(person);
+  v1::Placement p = MustPropose(offer, person);
+  ASSERT_TRUE(Apply("jobcenter-koeln", &p).ok());
+  ASSERT_TRUE(Hire("jobcenter-koeln", &p).ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_notices"), 2);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_notices WHERE "
+                  "office LIKE '%abh-koeln-sued'"),
+            1);
+}
+
+// Two service instances on one database (replicas on one PostgreSQL): what
+// one writes, the other's matching sees.
+TEST_P(PlacementServiceTest, AnotherInstanceMatchesWhatThisOneWrote) {
+  PlacementOptions options;
+  options.identity = identity_;
+  options.clock = [clock = clock_] { return clock->Now(); };
+  PlacementServiceImpl other(runtime_, options);
+
+  const std::string person = NewPerson();
+  MustCreateProfile(person);
+  server::RequestContext rc;
+  rc.caller = {"jobcenter-koeln", "JOBCENTER"};
+  rc.actor = "cw-2";
+  rc.purpose = "job-placement";
+  rc.deadline = absl::Now() + absl::Seconds(30);
+  v1::MatchOffersForCandidateRequest match;
+  match.set_candidate(absl::StrCat("candidates/", person.substr(8)));
+  v1::MatchOffersForCandidateResponse before;
+  ASSERT_TRUE(other.DoMatchOffersForCandidate(rc, match, &before).ok());
+  EXPECT_EQ(before.matches_size(), 0);
+
+  // Written through this test's server, not through `other`.
+  v1::Offer offer = MustCreateOffer(ValidOffer());
+  v1::MatchOffersForCandidateResponse after;
+  ASSERT_TRUE(other.DoMatchOffersForCandidate(rc, match, &after).ok());
+  ASSERT_EQ(after.matches_size(), 1);
+  EXPECT_EQ(after.matches(0).offer().name(), offer.name());
+
+  // A withdrawal through the server removes it from `other`'s ranking too.
+  v1::WithdrawOfferRequest withdraw;
+  withdraw.set_name(offer.name());
+  withdraw.set_etag(offer.etag());
+  withdraw.set_reason("filled elsewhere");
+  v1::Offer withdrawn;
+  auto ctx = Ctx();
+  ASSERT_TRUE(
+      As("aa-koeln")->WithdrawOffer(ctx.get(), withdraw, &withdrawn).ok());
+  v1::MatchOffersForCandidateResponse gone;
+  ASSERT_TRUE(other.DoMatchOffersForCandidate(rc, match, &gone).ok());
+  EXPECT_EQ(gone.matches_size(), 0);
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(PlacementServiceTest);
 
 }  // namespace
