@@ -162,7 +162,7 @@ void Server::SetServing(bool serving) {
   if (health != nullptr) health->SetServingStatus(serving);
 }
 
-void Server::Drain() {
+void Server::Drain(const std::function<void()>& before_shutdown) {
   if (drained_ || server_ == nullptr) return;
   drained_ = true;
   Log(LogLevel::kInfo, "draining",
@@ -171,6 +171,7 @@ void Server::Drain() {
        {"deadline_ms", absl::ToInt64Milliseconds(options_.shutdown_deadline)}});
   SetServing(false);
   absl::SleepFor(options_.drain_grace);
+  if (before_shutdown) before_shutdown();
   server_->Shutdown(
       absl::ToChronoTime(absl::Now() + options_.shutdown_deadline));
   server_->Wait();

@@ -15,6 +15,7 @@
 #ifndef LOTSE_COMMON_SERVER_SERVER_H_
 #define LOTSE_COMMON_SERVER_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,9 +70,12 @@ class Server {
   // Reports SERVING or NOT_SERVING for the whole server and every service.
   void SetServing(bool serving);
 
-  // NOT_SERVING, wait drain_grace, stop accepting, let in-flight calls run
-  // until shutdown_deadline, then cancel them. Idempotent.
-  void Drain();
+  // NOT_SERVING, wait drain_grace, run `before_shutdown` (if any), stop
+  // accepting, let in-flight calls run until shutdown_deadline, then cancel
+  // them. Idempotent. `before_shutdown` is where long-lived streams end
+  // themselves with a status that tells clients to reconnect elsewhere,
+  // instead of being cancelled at the deadline.
+  void Drain(const std::function<void()>& before_shutdown = nullptr);
 
  private:
   Server() = default;

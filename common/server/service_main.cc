@@ -278,7 +278,9 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   sigwait(&signals, &signal_number);
   Log(LogLevel::kInfo, "signal received",
       {{"service", name}, {"signal", static_cast<int64_t>(signal_number)}});
-  (*server)->Drain();
+  (*server)->Drain([&runtime] {
+    for (const auto& hook : runtime.on_drain) hook();
+  });
   stop_janitor.Notify();
   janitor.join();
   delivery.reset();  // undelivered events stay in the outbox

@@ -44,6 +44,10 @@ struct ServiceRuntime {
   // Wakes the outbox relays after a commit that enqueued events, so they
   // deliver at once instead of at their next poll. May be empty.
   std::function<void()> notify_events;
+  // Run when the process drains (SIGTERM), after health turned NOT_SERVING
+  // and the drain grace passed, before the server stops accepting calls:
+  // services end their long-lived streams here (see Server::Drain).
+  std::vector<std::function<void()>> on_drain;
 
   // Runs a short read-write transaction body: through the group committer
   // when there is one, else in a transaction of its own. Same contract as

@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
     auto cases = std::make_unique<lotse::cases::CasesServiceImpl>(
         runtime, access.get(), options);
     service = cases.get();
+    // Watch streams end with SERVER_DRAINING and a resume cursor when the
+    // process drains, not CANCELLED at the shutdown deadline.
+    runtime.on_drain.push_back([] { service->DrainWatchers(); });
     services.push_back(std::move(cases));
     return services;
   };

@@ -8,11 +8,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "common/errors/status.h"
 #include "common/server/server.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -222,9 +225,33 @@ TEST_F(CasesFlowTest,
   const int64_t cursor = seen.back().cursor();
 
   // Cases goes down; meanwhile the provider publishes, BAMF admits, and
-  // the case manager books a seat in the courses process.
+  // the case manager books a seat in the courses process. A watcher
+  // connected while it drains is told to reconnect (SERVER_DRAINING), not
+  // cut off.
+  absl::Notification watching;
+  grpc::Status drained;
+  std::thread watcher([&] {
+    auto stub =
+        cases::v1::CasesService::NewStub(Channel(cases_port_, "kim-koeln"));
+    grpc::ClientContext context;
+    Prepare(&context, 30);
+    cases::v1::WatchCaseEventsRequest request;
+    request.set_start(cases::v1::WATCH_START_EARLIEST);
+    auto reader = stub->WatchCaseEvents(&context, request);
+    cases::v1::WatchCaseEventsResponse message;
+    if (reader->Read(&message)) watching.Notify();
+    while (reader->Read(&message)) {
+    }
+    drained = reader->Finish();
+    if (!watching.HasBeenNotified()) watching.Notify();
+  });
+  watching.WaitForNotification();
   cases->Signal(SIGTERM);
   ASSERT_EQ(cases->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  watcher.join();
+  EXPECT_EQ(drained.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << drained.error_message();
+  EXPECT_EQ(ReasonOf(FromGrpcStatus(drained)).value_or(""), "SERVER_DRAINING");
   auto courses_as = [&](const std::string& as) {
     return courses::v1::CoursesService::NewStub(Channel(courses_port_, as));
   };

@@ -182,7 +182,7 @@ grpc::ServerWriteReactor<Response>* WatchHub::Open(
   }
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) {
+    if (stopping_ || draining_) {
       EndWith(stream,
               ErrorWithReason(absl::StatusCode::kUnavailable, "SERVER_DRAINING",
                               "the server is shutting down"),
@@ -204,6 +204,7 @@ void WatchHub::Drain() {
   std::vector<std::shared_ptr<Stream>> streams;
   {
     absl::MutexLock lock(&mu_);
+    draining_ = true;
     streams = streams_;
   }
   for (const auto& s : streams) {

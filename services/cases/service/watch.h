@@ -82,7 +82,9 @@ class WatchHub {
 
   // Wakes the pump: new events were committed.
   void Notify();
-  // Ends every stream with UNAVAILABLE, reason SERVER_DRAINING.
+  // Ends every stream with UNAVAILABLE, reason SERVER_DRAINING; streams
+  // opened afterwards end the same way at once. The process calls it as it
+  // drains (ServiceRuntime::on_drain).
   void Drain();
 
   int open_streams() const;
@@ -114,6 +116,8 @@ class WatchHub {
   std::vector<std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by Drain(): streams opened afterwards end at once (SERVER_DRAINING).
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t seen_ = -1;  // pump thread only: `latest` of the last round
   std::thread pump_;
 };
