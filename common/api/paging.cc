@@ -1,6 +1,6 @@
 #include "common/api/paging.h"
 
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -15,13 +15,17 @@ constexpr size_t kFingerprintBytes = 8;
 constexpr size_t kCheckBytes = 8;
 
 std::string Sha256(absl::string_view domain, absl::string_view data) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  SHA256_Update(&ctx, domain.data(), domain.size());
-  SHA256_Update(&ctx, data.data(), data.size());
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &ctx);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+  // One EVP digest over domain and data, as SHA256_Update twice did (the
+  // SHA256_* functions are deprecated in OpenSSL 3).
+  std::string input;
+  input.reserve(domain.size() + data.size());
+  input.append(domain.data(), domain.size());
+  input.append(data.data(), data.size());
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha256(),
+             nullptr);
+  return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
 std::string ShortFingerprint(absl::string_view filter_fingerprint) {

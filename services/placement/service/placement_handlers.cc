@@ -427,7 +427,7 @@ struct TransitionSpec {
   v1::PlacementState to;
   bool publisher_allowed = true;  // else only the proposing agency
   v1::PlacementEndReason end_reason = v1::PLACEMENT_END_REASON_UNSPECIFIED;
-  std::string comment;
+  std::string comment{};
   const google::protobuf::Timestamp* interview_time = nullptr;
 };
 

@@ -440,7 +440,7 @@ TEST_P(CaseServiceTest, NotesArePrivateToTheWriter) {
 }
 
 TEST_P(CaseServiceTest, WaitingTimeStatistics) {
-  for (const std::string& person : {kPerson, kOtherPerson}) {
+  for (const char* person : {kPerson, kOtherPerson}) {
     v1::Case c;
     ASSERT_TRUE(Open("kim-koeln", person, &c).ok());
     v1::Step s, accepted;

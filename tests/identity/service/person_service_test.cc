@@ -146,7 +146,9 @@ class PersonServiceTest : public IdentityServerTest {
     if (server_) {
       auto report = audit::VerifyAuditChain(db());
       EXPECT_TRUE(report.ok()) << report.status();
-      if (report.ok()) EXPECT_TRUE(report->intact) << report->problem;
+      if (report.ok()) {
+        EXPECT_TRUE(report->intact) << report->problem;
+      }
     }
     IdentityServerTest::TearDown();
   }

@@ -378,8 +378,12 @@ TEST_P(PlacementServiceTest, StateMachineRefusesIllegalTransitions) {
       return p;
     }
     EXPECT_TRUE(transition("applied", &p).ok());
-    if (state == "interview") EXPECT_TRUE(transition("interview", &p).ok());
-    if (state == "hired") EXPECT_TRUE(transition("hired", &p).ok());
+    if (state == "interview") {
+      EXPECT_TRUE(transition("interview", &p).ok());
+    }
+    if (state == "hired") {
+      EXPECT_TRUE(transition("hired", &p).ok());
+    }
     return p;
   };
   for (const auto& [state, ok] : allowed) {
