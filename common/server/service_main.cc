@@ -4,8 +4,10 @@
 #include <thread>
 
 #include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/api/idempotency.h"
 #include "common/events/delivery.h"
@@ -30,9 +32,21 @@ int Fail(const std::string& service, absl::string_view what,
 
 // Relay options whose failures are logged and whose outcomes are counted
 // per destination (lotse_events_delivered_total,
-// lotse_event_delivery_failures_total). A receiver that keeps refusing is
-// logged at its 1st, 2nd, 4th, 8th, ... failure, so a long outage does not
-// flood the log; the counter shows every attempt.
+// lotse_event_delivery_failures_total). While a receiver is down every
+// pending ordering key fails on each retry, so the log gets at most one
+// line per destination every kFailureLogInterval, naming how many failures
+// it stands for; the counter shows every attempt.
+constexpr absl::Duration kFailureLogInterval = absl::Seconds(10);
+
+struct FailureLogLimiter {
+  struct Entry {
+    absl::Time last_logged = absl::InfinitePast();
+    int64_t unlogged = 0;
+  };
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, Entry> by_destination ABSL_GUARDED_BY(mu);
+};
+
 events::RelayOptions ObservedRelayOptions(const std::string& service,
                                           prometheus::Registry& registry) {
   auto& delivered = prometheus::BuildCounter()
@@ -47,16 +61,28 @@ events::RelayOptions ObservedRelayOptions(const std::string& service,
   options.on_delivered = [&delivered](const std::string& destination) {
     delivered.Add({{"destination", destination}}).Increment();
   };
-  options.on_failure = [&failed,
-                        service](const events::DeliveryFailure& failure) {
+  auto limiter = std::make_shared<FailureLogLimiter>();
+  options.on_failure = [&failed, service,
+                        limiter](const events::DeliveryFailure& failure) {
     failed.Add({{"destination", failure.destination}}).Increment();
-    const int64_t n = failure.attempts;
-    if ((n & (n - 1)) != 0) return;  // not a power of two
+    int64_t failures = 0;
+    {
+      absl::MutexLock lock(&limiter->mu);
+      FailureLogLimiter::Entry& entry =
+          limiter->by_destination[failure.destination];
+      ++entry.unlogged;
+      const absl::Time now = absl::Now();
+      if (now - entry.last_logged < kFailureLogInterval) return;
+      entry.last_logged = now;
+      failures = entry.unlogged;
+      entry.unlogged = 0;
+    }
     Log(LogLevel::kWarning, "event delivery failed",
         {{"service", service},
          {"destination", failure.destination},
+         {"failures", failures},
          {"seq", failure.seq},
-         {"attempts", n},
+         {"attempts", failure.attempts},
          {"code", std::string(absl::StatusCodeToString(failure.code))},
          {"error", failure.message},
          {"retry_in_ms",
