@@ -7,91 +7,25 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/storage/rows.h"
 #include "services/courses/domain/dates.h"
 
 namespace lotse::courses {
 namespace {
 
+using ::lotse::storage::Blob;
 using ::lotse::storage::Bytes;
+using ::lotse::storage::FirstRow;
+using ::lotse::storage::MapRows;
+using ::lotse::storage::ParseBlob;
 using ::lotse::storage::Row;
 using ::lotse::storage::Rows;
+using ::lotse::storage::Sql;
 using ::lotse::storage::Transaction;
 using ::lotse::storage::Value;
 
-// Builds a statement with numbered parameters.
-class Sql {
- public:
-  explicit Sql(absl::string_view head) : text_(head) {}
-  // Appends `$N` for `v` and returns *this.
-  Sql& P(Value v) {
-    params_.push_back(std::move(v));
-    absl::StrAppend(&text_, "$", params_.size());
-    return *this;
-  }
-  Sql& S(absl::string_view s) {
-    absl::StrAppend(&text_, s);
-    return *this;
-  }
-  // " AND column IN ($a, $b)" for a non-empty list.
-  Sql& In(absl::string_view column, const std::vector<int>& values) {
-    if (values.empty()) return *this;
-    S(absl::StrCat(" AND ", column, " IN ("));
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (i > 0) S(", ");
-      P(static_cast<int64_t>(values[i]));
-    }
-    return S(")");
-  }
-  const std::string& text() const { return text_; }
-  const std::vector<Value>& params() const { return params_; }
-
- private:
-  std::string text_;
-  std::vector<Value> params_;
-};
-
-Value Blob(const google::protobuf::Message& m) {
-  return Bytes{m.SerializeAsString()};
-}
-
-template <typename M>
-absl::Status ParseBlob(const Row& row, size_t column, M* out) {
-  absl::StatusOr<std::string> bytes = row.GetBytes(column);
-  if (!bytes.ok()) return bytes.status();
-  if (!out->ParseFromString(*bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("stored ", out->GetTypeName(), " does not parse"));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<int64_t> Int(const Row& row, size_t column) {
   return row.GetInt(column);
-}
-
-// Maps rows through `parse`, stopping at the first error.
-template <typename T, typename F>
-absl::StatusOr<std::vector<T>> MapRows(const absl::StatusOr<Rows>& rows,
-                                       F parse) {
-  if (!rows.ok()) return rows.status();
-  std::vector<T> out;
-  out.reserve(rows->size());
-  for (const Row& r : *rows) {
-    absl::StatusOr<T> item = parse(r);
-    if (!item.ok()) return item.status();
-    out.push_back(*std::move(item));
-  }
-  return out;
-}
-
-template <typename T, typename F>
-absl::StatusOr<std::optional<T>> FirstRow(const absl::StatusOr<Rows>& rows,
-                                          F parse) {
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<T>();
-  absl::StatusOr<T> item = parse(rows->front());
-  if (!item.ok()) return item.status();
-  return std::optional<T>(*std::move(item));
 }
 
 absl::StatusOr<std::vector<std::string>> Ids(const absl::StatusOr<Rows>& rows) {

@@ -7,91 +7,30 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/storage/rows.h"
 
 namespace lotse::placement {
 namespace {
 
+using ::lotse::storage::Blob;
 using ::lotse::storage::Bytes;
+using ::lotse::storage::FirstRow;
+using ::lotse::storage::MapRows;
+using ::lotse::storage::ParseBlob;
 using ::lotse::storage::Row;
 using ::lotse::storage::Rows;
+using ::lotse::storage::Sql;
 using ::lotse::storage::Transaction;
 using ::lotse::storage::Value;
 
-// A statement with numbered parameters, built piece by piece.
-class Sql {
- public:
-  explicit Sql(absl::string_view head) : text_(head) {}
-  Sql& P(Value v) {
-    params_.push_back(std::move(v));
-    absl::StrAppend(&text_, "$", params_.size());
-    return *this;
-  }
-  Sql& S(absl::string_view s) {
-    absl::StrAppend(&text_, s);
-    return *this;
-  }
-  Sql& In(absl::string_view column, const std::vector<int>& values) {
-    if (values.empty()) return *this;
-    S(absl::StrCat(" AND ", column, " IN ("));
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (i > 0) S(", ");
-      P(static_cast<int64_t>(values[i]));
-    }
-    return S(")");
-  }
-  // Newest first after `after`: " AND (create_us, id) < (...)".
-  Sql& Before(const PageKey& after, absl::string_view id_column) {
-    if (after.empty()) return *this;
-    S(" AND (create_us < ").P(after.create_us).S(" OR (create_us = ");
-    P(after.create_us).S(absl::StrCat(" AND ", id_column, " < ")).P(after.id);
-    return S("))");
-  }
-  absl::StatusOr<Rows> Query(Transaction& tx) const {
-    return tx.Query(text_, params_);
-  }
-
- private:
-  std::string text_;
-  std::vector<Value> params_;
-};
-
-Value Blob(const google::protobuf::Message& m) {
-  return Bytes{m.SerializeAsString()};
-}
-
-template <typename M>
-absl::Status ParseBlob(const Row& row, size_t column, M* out) {
-  absl::StatusOr<std::string> bytes = row.GetBytes(column);
-  if (!bytes.ok()) return bytes.status();
-  if (!out->ParseFromString(*bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("stored ", out->GetTypeName(), " does not parse"));
-  }
-  return absl::OkStatus();
-}
-
-template <typename T, typename F>
-absl::StatusOr<std::vector<T>> MapRows(const absl::StatusOr<Rows>& rows,
-                                       F parse) {
-  if (!rows.ok()) return rows.status();
-  std::vector<T> out;
-  out.reserve(rows->size());
-  for (const Row& r : *rows) {
-    absl::StatusOr<T> item = parse(r);
-    if (!item.ok()) return item.status();
-    out.push_back(*std::move(item));
-  }
-  return out;
-}
-
-template <typename T, typename F>
-absl::StatusOr<std::optional<T>> FirstRow(const absl::StatusOr<Rows>& rows,
-                                          F parse) {
-  if (!rows.ok()) return rows.status();
-  if (rows->empty()) return std::optional<T>();
-  absl::StatusOr<T> item = parse(rows->front());
-  if (!item.ok()) return item.status();
-  return std::optional<T>(*std::move(item));
+// Newest first after `after`: " AND (create_us, id) < (...)".
+void Before(Sql& sql, const PageKey& after, absl::string_view id_column) {
+  if (after.empty()) return;
+  sql.S(" AND (create_us < ").P(after.create_us).S(" OR (create_us = ");
+  sql.P(after.create_us)
+      .S(absl::StrCat(" AND ", id_column, " < "))
+      .P(after.id)
+      .S("))");
 }
 
 absl::Status ExpectOne(const absl::StatusOr<int64_t>& changed,
@@ -388,7 +327,7 @@ absl::StatusOr<std::vector<OfferRow>> ListOffers(Transaction& tx,
   if (!filter.publisher.empty()) {
     sql.S(" AND publisher = ").P(filter.publisher);
   }
-  sql.Before(after, "id");
+  Before(sql, after, "id");
   sql.S(" ORDER BY create_us DESC, id DESC LIMIT ").P(int64_t{limit});
   return MapRows<OfferRow>(sql.Query(tx), ParseOffer);
 }
@@ -434,7 +373,7 @@ absl::StatusOr<std::vector<CandidateRow>> ListCandidates(
   if (!filter.creating_agency.empty()) {
     sql.S(" AND creating_agency = ").P(filter.creating_agency);
   }
-  sql.Before(after, "person_id");
+  Before(sql, after, "person_id");
   sql.S(" ORDER BY create_us DESC, person_id DESC LIMIT ").P(int64_t{limit});
   return MapRows<CandidateRow>(sql.Query(tx), ParseCandidate);
 }
@@ -546,7 +485,7 @@ absl::StatusOr<std::vector<PlacementRow>> ListPlacements(
     sql.S(" AND person_id = ").P(filter.person_id);
   }
   sql.In("state", filter.states);
-  sql.Before(after, "id");
+  Before(sql, after, "id");
   sql.S(" ORDER BY create_us DESC, id DESC LIMIT ").P(int64_t{limit});
   return MapRows<PlacementRow>(sql.Query(tx), ParsePlacement);
 }
@@ -620,7 +559,7 @@ absl::StatusOr<std::vector<NoticeRow>> ListNotices(Transaction& tx,
                        " FROM placement_notices WHERE office = "));
   sql.P(std::string(office));
   if (unacknowledged_only) sql.S(" AND acknowledged = 0");
-  sql.Before(after, "id");
+  Before(sql, after, "id");
   sql.S(" ORDER BY create_us DESC, id DESC LIMIT ").P(int64_t{limit});
   return MapRows<NoticeRow>(sql.Query(tx), ParseNotice);
 }
