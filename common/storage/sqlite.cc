@@ -274,9 +274,14 @@ absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
   // cache (measured: a quarter of FindDuplicates' time at 1M persons was
   // in read()). The mapping is address space, not memory: pages are only
   // resident while the kernel keeps them cached.
+  // temp_store=MEMORY: every body of a group commit runs in a savepoint,
+  // and SQLite keeps a savepoint's undo pages in a statement journal, a
+  // temporary file by default. Measured: those pwrite() calls were a fifth
+  // of the cases service's CPU under a transition load. The journal only
+  // holds pages of one batch, so memory stays small.
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON",
-        "PRAGMA mmap_size=1073741824",
+        "PRAGMA mmap_size=1073741824", "PRAGMA temp_store=MEMORY",
         options.synchronous_full ? "PRAGMA synchronous=FULL"
                                  : "PRAGMA synchronous=NORMAL"}) {
     if (absl::Status s = conn->Exec(pragma); !s.ok()) return s;

@@ -485,7 +485,7 @@ TEST_P(DatabaseTest, TransactionMayOutliveTheDatabase) {
   EXPECT_TRUE(tx->Commit().ok());
 }
 
-TEST_P(DatabaseTest, SqliteFileIsWalWithForeignKeys) {
+TEST_P(DatabaseTest, SqliteFileIsWalWithForeignKeysAndMemoryTempStore) {
   if (GetParam() != Dialect::kSqlite) GTEST_SKIP() << "SQLite only";
   auto tx = MustBegin(db(), TxMode::kReadOnly);
   ASSERT_NE(tx, nullptr);
@@ -495,6 +495,10 @@ TEST_P(DatabaseTest, SqliteFileIsWalWithForeignKeys) {
   Rows fk = Must(tx->Query("PRAGMA foreign_keys"));
   ASSERT_EQ(fk.size(), 1u);
   EXPECT_EQ(Must(fk[0].GetInt(0)), 1);
+  // Savepoint journals in memory, not in temporary files (see sqlite.cc).
+  Rows temp_store = Must(tx->Query("PRAGMA temp_store"));
+  ASSERT_EQ(temp_store.size(), 1u);
+  EXPECT_EQ(Must(temp_store[0].GetInt(0)), 2);
 }
 
 // Commits never copy the WAL back themselves (see sqlite.cc): a thread of
