@@ -32,6 +32,11 @@ ABSL_FLAG(std::string, access_rules, "config/access-rules.conf",
           "Path of the access rules file (who may read which category of "
           "a person's data).");
 
+ABSL_FLAG(int, match_form_cache_mb, 256,
+          "Memory for the match forms of duplicate candidates, in MiB (about "
+          "250 bytes a person: 256 holds a million persons); 0 reads every "
+          "form from the database.");
+
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "identity";
@@ -56,7 +61,12 @@ int main(int argc, char** argv) {
     // One policy for the person RPCs and for residence/consents/CheckAccess.
     auto rules = std::make_shared<const lotse::identity::AccessPolicy>(
         *std::move(policy));
-    absl::Status enabled = identity->EnablePersons(rules);
+    const int cache_mb = absl::GetFlag(FLAGS_match_form_cache_mb);
+    if (cache_mb < 0) {
+      return absl::InvalidArgumentError("--match_form_cache_mb must be >= 0");
+    }
+    absl::Status enabled =
+        identity->EnablePersons(rules, static_cast<size_t>(cache_mb) << 20);
     if (!enabled.ok()) return enabled;
     enabled = identity->EnableAccess(rules);
     if (!enabled.ok()) return enabled;

@@ -23,6 +23,7 @@
 #ifndef LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -37,6 +38,7 @@
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
 #include "services/identity/domain/name_matching.h"
+#include "services/identity/store/match_form_cache.h"
 
 namespace lotse::identity {
 
@@ -136,8 +138,13 @@ class IdentityServiceImpl final : public server::UnaryService {
   // Enables the person RPCs: keeps `policy` for the access decisions and
   // builds the duplicate matcher. Call once before serving; until then the
   // person RPCs answer INTERNAL (misconfigured server). Fails only if the
-  // ICU build lacks a needed transform.
-  absl::Status EnablePersons(std::shared_ptr<const AccessPolicy> policy);
+  // ICU build lacks a needed transform. Duplicate scoring keeps candidates'
+  // match forms in memory, up to `match_form_cache_bytes`
+  // (match_form_cache.h).
+  static constexpr size_t kDefaultMatchFormCacheBytes = size_t{256} << 20;
+  absl::Status EnablePersons(
+      std::shared_ptr<const AccessPolicy> policy,
+      size_t match_form_cache_bytes = kDefaultMatchFormCacheBytes);
 
  private:
   // What a person RPC touched, for its audit records (defined in
@@ -200,7 +207,8 @@ class IdentityServiceImpl final : public server::UnaryService {
   // Set once by EnablePersons before serving; read-only afterwards.
   std::shared_ptr<const AccessPolicy> access_policy_;
   std::shared_ptr<const DuplicateMatcher> matcher_;
-  // --- end persons ---
+  std::unique_ptr<MatchFormCache> match_forms_;  // uses *matcher_
+                                                 // --- end persons ---
 
   // --- Residence status, consents, CheckAccess ---
   // RecordResidenceStatus, GetCurrentResidenceStatus, ListResidenceStatuses,

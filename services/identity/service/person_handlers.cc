@@ -223,12 +223,15 @@ struct ScoredId {
 
 // Scores persons `ids` against `query` with their stored prepared forms
 // (one batched read, no ICU for current forms) and keeps those at or above
-// `min_score`, best first (ties in the order of `ids`).
+// `min_score`, best first (ties in the order of `ids`). The forms come
+// through `cache` unless it is null; pass null in a transaction that
+// claimed a key stamp (the cache would follow a stamp that may roll back).
 absl::StatusOr<std::vector<ScoredId>> ScoreCandidates(
-    PersonStore& store, const DuplicateMatcher& matcher,
+    PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
     const PreparedRecord& query, const std::vector<std::string>& ids,
     double min_score) {
-  absl::StatusOr<std::vector<MatchCandidate>> forms = store.LoadMatchForms(ids);
+  absl::StatusOr<std::vector<MatchCandidate>> forms =
+      cache != nullptr ? cache->Load(store, ids) : store.LoadMatchForms(ids);
   if (!forms.ok()) return forms.status();
   std::vector<ScoredId> out;
   for (MatchCandidate& candidate : *forms) {
@@ -427,7 +430,7 @@ audit::AuditRecord PersonAuditRecord(const RequestContext& rc,
 }  // namespace
 
 absl::Status IdentityServiceImpl::EnablePersons(
-    std::shared_ptr<const AccessPolicy> policy) {
+    std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes) {
   if (policy == nullptr) {
     return absl::InvalidArgumentError("an access policy is required");
   }
@@ -435,6 +438,8 @@ absl::Status IdentityServiceImpl::EnablePersons(
       DuplicateMatcher::Create();
   if (!matcher.ok()) return matcher.status();
   matcher_ = std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
+  match_forms_ =
+      std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
   access_policy_ = std::move(policy);
   return absl::OkStatus();
 }
@@ -580,8 +585,8 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
     scored_ids = absl::flat_hash_set<std::string>(
         candidates->person_ids.begin(), candidates->person_ids.end());
     absl::StatusOr<std::vector<ScoredId>> strong =
-        ScoreCandidates(store, *matcher_, prepared, candidates->person_ids,
-                        kStrongDuplicateScore);
+        ScoreCandidates(store, match_forms_.get(), *matcher_, prepared,
+                        candidates->person_ids, kStrongDuplicateScore);
     if (!strong.ok()) return strong.status();
     strong_names.clear();
     for (const ScoredId& c : *strong) {
@@ -621,8 +626,9 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
     std::vector<std::string> names = strong_names;
     double top = top_score;
     if (!fresh.empty()) {
-      absl::StatusOr<std::vector<ScoredId>> late = ScoreCandidates(
-          store, *matcher_, prepared, fresh, kStrongDuplicateScore);
+      absl::StatusOr<std::vector<ScoredId>> late =
+          ScoreCandidates(store, /*cache=*/nullptr, *matcher_, prepared, fresh,
+                          kStrongDuplicateScore);
       if (!late.ok()) return late.status();
       for (const ScoredId& c : *late) {
         names.push_back(PersonResourceName(c.id));
@@ -839,8 +845,9 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
         if (!query.ok()) return query.status();
         absl::StatusOr<Candidates> candidates = store.Search(*query, {});
         if (!candidates.ok()) return candidates.status();
-        absl::StatusOr<std::vector<ScoredId>> scored = ScoreCandidates(
-            store, *matcher_, *query, candidates->person_ids, min_score);
+        absl::StatusOr<std::vector<ScoredId>> scored =
+            ScoreCandidates(store, match_forms_.get(), *matcher_, *query,
+                            candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         const int end =
@@ -909,7 +916,7 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
           subject_id = subject->id;
           // The subject's stored prepared form.
           absl::StatusOr<std::vector<MatchCandidate>> form =
-              store.LoadMatchForms({subject_id});
+              match_forms_->Load(store, {subject_id});
           if (!form.ok()) return form.status();
           if (form->empty()) return absl::InternalError("subject vanished");
           query = std::move(form->front().prepared);
@@ -920,8 +927,9 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
         absl::StatusOr<Candidates> candidates =
             store.FindCandidates(*query, {}, subject_id);
         if (!candidates.ok()) return candidates.status();
-        absl::StatusOr<std::vector<ScoredId>> scored = ScoreCandidates(
-            store, *matcher_, *query, candidates->person_ids, min_score);
+        absl::StatusOr<std::vector<ScoredId>> scored =
+            ScoreCandidates(store, match_forms_.get(), *matcher_, *query,
+                            candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         response->set_duplicate_threshold(kStrongDuplicateScore);

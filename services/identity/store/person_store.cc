@@ -443,12 +443,46 @@ absl::StatusOr<std::vector<std::string>> PersonStore::KeyedSince(
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> PersonStore::KeyedBetween(
+    int64_t after, int64_t upto, int limit) {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT id FROM identity_persons WHERE key_stamp > $1 AND "
+      "key_stamp <= $2 LIMIT $3",
+      {after, upto, static_cast<int64_t>(limit)});
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> out;
+  out.reserve(rows->size());
+  for (const storage::Row& row : *rows) {
+    absl::StatusOr<std::string> id = row.GetText(0);
+    if (!id.ok()) return id.status();
+    out.push_back(*std::move(id));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
     const std::vector<std::string>& ids) {
+  absl::StatusOr<std::vector<EncodedMatchCandidate>> encoded =
+      LoadEncodedMatchForms(ids);
+  if (!encoded.ok()) return encoded.status();
+  std::vector<MatchCandidate> out;
+  out.reserve(encoded->size());
+  for (EncodedMatchCandidate& candidate : *encoded) {
+    out.push_back({std::move(candidate.id), std::move(candidate.prepared)});
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<EncodedMatchCandidate>>
+PersonStore::LoadEncodedMatchForms(const std::vector<std::string>& ids) {
   // Rows per query: a statement's parameters stay well below both
   // backends' limits.
   constexpr size_t kIdsPerQuery = 100;
-  absl::flat_hash_map<std::string, PreparedRecord> forms;
+  struct Form {
+    PreparedRecord prepared;
+    std::string encoded;
+  };
+  absl::flat_hash_map<std::string, Form> forms;
   for (size_t begin = 0; begin < ids.size(); begin += kIdsPerQuery) {
     const size_t end = std::min(ids.size(), begin + kIdsPerQuery);
     // The record itself only where its form must be prepared afresh.
@@ -472,7 +506,7 @@ absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
         if (!form.ok()) return form.status();
         absl::StatusOr<PreparedRecord> decoded = matcher_.DecodePrepared(*form);
         if (decoded.ok()) {
-          forms[*id] = *std::move(decoded);
+          forms[*id] = Form{*std::move(decoded), *std::move(form)};
           continue;
         }
         // Stored under other rules (or damaged): prepare afresh below.
@@ -495,14 +529,17 @@ absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
       absl::StatusOr<PreparedRecord> prepared =
           matcher_.Prepare(ToMatchRecord(person));
       if (!prepared.ok()) return prepared.status();
-      forms[*id] = *std::move(prepared);
+      std::string encoded = matcher_.EncodePrepared(*prepared);
+      forms[*id] = Form{*std::move(prepared), std::move(encoded)};
     }
   }
-  std::vector<MatchCandidate> out;
+  std::vector<EncodedMatchCandidate> out;
   out.reserve(forms.size());
   for (const std::string& id : ids) {
     auto it = forms.find(id);
-    if (it != forms.end()) out.push_back({id, it->second});
+    if (it != forms.end()) {
+      out.push_back({id, it->second.prepared, it->second.encoded});
+    }
   }
   return out;
 }
@@ -742,18 +779,28 @@ absl::StatusOr<Candidates> PersonStore::Lookup(
     }
   }
   // Persons sharing more keys with the query are likelier duplicates; ties
-  // keep a deterministic order.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](const std::string& a, const std::string& b) {
-                     const int ha = hits[a];
-                     const int hb = hits[b];
-                     return ha != hb ? ha > hb : a < b;
-                   });
-  if (order.size() > static_cast<size_t>(limits.total)) {
-    order.resize(limits.total);
-    out.truncated = true;
+  // keep a deterministic order. The counts are copied next to the ids first:
+  // looking them up in the comparator hashed two strings per comparison
+  // (measured: 7 % of a FindDuplicates call at 1M persons).
+  std::vector<std::pair<int, std::string>> ranked;
+  ranked.reserve(order.size());
+  for (std::string& id : order) {
+    const int count = hits[id];
+    ranked.emplace_back(count, std::move(id));
   }
-  out.person_ids = std::move(order);
+  const size_t keep =
+      std::min(ranked.size(), static_cast<size_t>(limits.total));
+  auto better = [](const std::pair<int, std::string>& a,
+                   const std::pair<int, std::string>& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  };
+  std::partial_sort(ranked.begin(), ranked.begin() + keep, ranked.end(),
+                    better);
+  if (ranked.size() > keep) out.truncated = true;
+  out.person_ids.reserve(keep);
+  for (size_t i = 0; i < keep; ++i) {
+    out.person_ids.push_back(std::move(ranked[i].second));
+  }
   return out;
 }
 

@@ -124,6 +124,14 @@ struct MatchCandidate {
   PreparedRecord prepared;
 };
 
+// A candidate with its form as DuplicateMatcher::EncodePrepared bytes of
+// the current format, for keeping it in memory (MatchFormCache).
+struct EncodedMatchCandidate {
+  std::string id;
+  PreparedRecord prepared;
+  std::string encoded;
+};
+
 // A row of identity_person_agency_ids, as the contract's AgencyId (name,
 // kind, value, issuing_agency, unlinked, times, etag set).
 struct LinkResult {
@@ -173,10 +181,20 @@ class PersonStore {
   absl::StatusOr<std::vector<std::string>> KeyedSince(
       int64_t stamp, const std::vector<std::string>& lookup_keys);
 
+  // Ids of persons whose keys were written with a stamp in (after, upto],
+  // at most `limit` of them (merged ones included: a merge does not claim
+  // a stamp, so their last form stays as it was).
+  absl::StatusOr<std::vector<std::string>> KeyedBetween(int64_t after,
+                                                        int64_t upto,
+                                                        int limit);
+
   // The prepared forms of persons `ids` (in that order; ids that do not
   // exist are left out), from match_form where it is current, else
   // prepared from the record. Reads in batches, not one query per id.
   absl::StatusOr<std::vector<MatchCandidate>> LoadMatchForms(
+      const std::vector<std::string>& ids);
+  // The same with each form's bytes in the current format.
+  absl::StatusOr<std::vector<EncodedMatchCandidate>> LoadEncodedMatchForms(
       const std::vector<std::string>& ids);
   // The stored match_form bytes of person `id` ("" when NULL), for tests.
   absl::StatusOr<std::string> ReadStoredMatchForm(absl::string_view id);

@@ -1,0 +1,229 @@
+#include "services/identity/store/match_form_cache.h"
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/storage/migrations.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "services/identity/domain/person.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::identity {
+namespace {
+
+using ::lotse::storage::Transaction;
+using ::lotse::storage::TxMode;
+
+const DuplicateMatcher& Matcher() {
+  static const DuplicateMatcher* const matcher = [] {
+    auto created = DuplicateMatcher::Create();
+    if (!created.ok()) {
+      std::cerr << "DuplicateMatcher::Create: " << created.status() << "\n";
+      std::abort();
+    }
+    return created->release();
+  }();
+  return *matcher;
+}
+
+v1::Person MakePerson(const std::string& given, const std::string& family,
+                      int year) {
+  v1::Person p;
+  v1::PersonName* name = p.add_names();
+  name->set_given_names(given);
+  name->set_family_names(family);
+  name->set_script("Latn");
+  p.mutable_birth_date()->set_year(year);
+  return p;
+}
+
+std::string IdOf(const v1::Person& p) {
+  return p.name().substr(std::string("persons/").size());
+}
+
+class MatchFormCacheTest : public testing::BothBackendsTest {
+ protected:
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    ASSERT_TRUE(storage::ApplyMigrations(db(), PersonMigrations()).ok());
+  }
+
+  absl::Status Tx(const std::function<absl::Status(PersonStore&)>& body) {
+    return storage::RunInTransaction(db(), [&](Transaction& tx) {
+      PersonStore store(tx, Matcher());
+      return body(store);
+    });
+  }
+
+  v1::Person Create(const v1::Person& p) {
+    v1::Person out;
+    absl::Status s = Tx([&](PersonStore& store) {
+      absl::StatusOr<v1::Person> created =
+          store.Create(p, "agencies/kim-koeln");
+      if (!created.ok()) return created.status();
+      out = *created;
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  v1::Person Rename(const v1::Person& person, const std::string& family) {
+    v1::Person changed = person;
+    changed.mutable_names(0)->set_family_names(family);
+    v1::Person out;
+    absl::Status s = Tx([&](PersonStore& store) {
+      absl::StatusOr<v1::Person> updated =
+          store.Update(IdOf(person), changed, person.etag());
+      if (!updated.ok()) return updated.status();
+      out = *updated;
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  // Id and encoded form of each candidate, for comparing two loads.
+  static std::vector<std::string> Describe(
+      const std::vector<MatchCandidate>& forms) {
+    std::vector<std::string> out;
+    for (const MatchCandidate& c : forms) {
+      out.push_back(
+          absl::StrCat(c.id, ":", Matcher().EncodePrepared(c.prepared)));
+    }
+    return out;
+  }
+
+  // The forms of `ids` through `cache`, in a read-only transaction.
+  std::vector<std::string> LoadCached(MatchFormCache& cache,
+                                      const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    absl::Status s = storage::RunInTransaction(
+        db(),
+        [&](Transaction& tx) {
+          PersonStore store(tx, Matcher());
+          absl::StatusOr<std::vector<MatchCandidate>> forms =
+              cache.Load(store, ids);
+          if (!forms.ok()) return forms.status();
+          out = Describe(*forms);
+          return absl::OkStatus();
+        },
+        TxMode::kReadOnly);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  // The same straight from the database.
+  std::vector<std::string> LoadStored(const std::vector<std::string>& ids) {
+    std::vector<std::string> out;
+    absl::Status s = Tx([&](PersonStore& store) {
+      absl::StatusOr<std::vector<MatchCandidate>> forms =
+          store.LoadMatchForms(ids);
+      if (!forms.ok()) return forms.status();
+      out = Describe(*forms);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+};
+
+TEST_P(MatchFormCacheTest, AnswersLikeTheStoreAndThenFromMemory) {
+  const std::string a = IdOf(Create(MakePerson("Mohammed", "Al-Hassan", 1990)));
+  const std::string b =
+      IdOf(Create(MakePerson("Oleksandr", "Kovalenko", 1985)));
+  const std::string c = IdOf(Create(MakePerson("Ayşe", "Yılmaz", 1979)));
+  // The order asked for, and an id that does not exist is left out.
+  const std::vector<std::string> ids = {c, "zzzzzzzzzzzzzzzzzzzzzzzzzz", a, b};
+  const std::vector<std::string> stored = LoadStored(ids);
+  ASSERT_EQ(stored.size(), 3u);
+
+  MatchFormCache cache(Matcher(), 1 << 20);
+  EXPECT_EQ(LoadCached(cache, ids), stored);
+  EXPECT_EQ(cache.stats().hits, 0);
+  EXPECT_EQ(cache.stats().entries, 3);
+  EXPECT_EQ(LoadCached(cache, ids), stored);
+  EXPECT_EQ(cache.stats().hits, 3);
+  // The unknown id is asked for again each time: it might be created.
+  EXPECT_EQ(cache.stats().misses, 4 + 1);
+}
+
+TEST_P(MatchFormCacheTest, AnUpdateReplacesTheCachedForm) {
+  const v1::Person person = Create(MakePerson("Oleksandr", "Kovalenko", 1985));
+  const std::string id = IdOf(person);
+  MatchFormCache cache(Matcher(), 1 << 20);
+  const std::vector<std::string> before = LoadCached(cache, {id});
+  ASSERT_EQ(before, LoadStored({id}));
+
+  Rename(person, "Schmidt");
+  const std::vector<std::string> after = LoadStored({id});
+  ASSERT_NE(after, before);
+  EXPECT_EQ(LoadCached(cache, {id}), after);
+  EXPECT_EQ(LoadCached(cache, {id}), after);
+}
+
+// A reader that began before a change must not leave its older form in a
+// cache that already follows the change.
+TEST_P(MatchFormCacheTest, AReaderBehindTheCacheKeepsItsFormToItself) {
+  const v1::Person person = Create(MakePerson("Oleksandr", "Kovalenko", 1985));
+  const std::string other =
+      IdOf(Create(MakePerson("Mohammed", "Al-Hassan", 1990)));
+  const std::string id = IdOf(person);
+  MatchFormCache cache(Matcher(), 1 << 20);
+
+  absl::StatusOr<std::unique_ptr<Transaction>> old_tx =
+      db().Begin(TxMode::kReadOnly);
+  ASSERT_TRUE(old_tx.ok()) << old_tx.status();
+  PersonStore old_store(**old_tx, Matcher());
+  // Pins the old reader's snapshot (SQLite keeps it for the transaction).
+  ASSERT_TRUE(old_store.ReadKeyStamp().ok());
+
+  Rename(person, "Schmidt");
+  const std::vector<std::string> renamed = LoadStored({id});
+  // Another reader moves the cache past the rename without loading `id`.
+  LoadCached(cache, {other});
+
+  absl::StatusOr<std::vector<MatchCandidate>> old_view =
+      cache.Load(old_store, {id});
+  ASSERT_TRUE(old_view.ok()) << old_view.status();
+  ASSERT_EQ(old_view->size(), 1u);
+  old_tx->reset();  // ends the old reader (rolled back)
+
+  EXPECT_EQ(LoadCached(cache, {id}), renamed);
+}
+
+TEST_P(MatchFormCacheTest, StaysWithinItsBudget) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.push_back(IdOf(
+        Create(MakePerson("Mohammed", absl::StrCat("Family", i), 1970 + i))));
+  }
+  const std::vector<std::string> stored = LoadStored(ids);
+  constexpr size_t kBudget = 2048;
+  MatchFormCache cache(Matcher(), kBudget);
+  EXPECT_EQ(LoadCached(cache, ids), stored);
+  EXPECT_EQ(LoadCached(cache, ids), stored);
+  EXPECT_LE(cache.stats().bytes, static_cast<int64_t>(kBudget));
+  EXPECT_GT(cache.stats().entries, 0);
+  EXPECT_LT(cache.stats().entries, 20);
+}
+
+TEST_P(MatchFormCacheTest, NoBudgetReadsEveryFormFromTheDatabase) {
+  const std::string id =
+      IdOf(Create(MakePerson("Oleksandr", "Kovalenko", 1985)));
+  MatchFormCache cache(Matcher(), 0);
+  EXPECT_EQ(LoadCached(cache, {id}), LoadStored({id}));
+  EXPECT_EQ(LoadCached(cache, {id}), LoadStored({id}));
+  EXPECT_EQ(cache.stats().hits, 0);
+  EXPECT_EQ(cache.stats().entries, 0);
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(MatchFormCacheTest);
+
+}  // namespace
+}  // namespace lotse::identity
