@@ -29,7 +29,10 @@ using storage::Transaction;
 struct Fact {
   std::string person;
   std::string case_step;  // named step, if any
+  // A step not named is found among those received by these agencies.
   std::vector<std::string> acting_agencies;
+  // The agency a step transition names; empty: acting_agencies.front().
+  std::string transition_agency;
   std::vector<v1::StepKind> kinds;  // step kinds it fits
   v1::StepActivity activity;
   // Where the step moves (UNSPECIFIED: activity only).
@@ -54,7 +57,10 @@ void FillCourse(const courses::v1::BookingContext& ctx, Fact* f) {
 void FillPlacement(const placement::v1::PlacementContext& ctx, Fact* f) {
   f->person = ctx.person();
   f->case_step = ctx.case_step();
+  // The step is the proposer's (it was referred the placement); the
+  // transition names whoever acted, e.g. the publisher that hired.
   f->acting_agencies = {ctx.proposing_agency()};
+  f->transition_agency = ctx.acting_agency();
   f->kinds = {v1::STEP_KIND_JOB_PLACEMENT,
               v1::STEP_KIND_APPRENTICESHIP_PLACEMENT};
   f->activity.set_source("placement");
@@ -310,7 +316,11 @@ absl::Status ApplyFact(Transaction& tx, const Event& e, Fact f) {
     t.set_from_state(from);
     t.set_to_state(f.to);
     *t.mutable_transition_time() = ToTimestamp(now);
-    t.set_agency(f.acting_agencies.empty() ? "" : f.acting_agencies.front());
+    if (!f.transition_agency.empty()) {
+      t.set_agency(f.transition_agency);
+    } else if (!f.acting_agencies.empty()) {
+      t.set_agency(f.acting_agencies.front());
+    }
     t.set_source_event_id(e.event_id());
     *s.record.add_transitions() = t;
     s.record.set_state(f.to);

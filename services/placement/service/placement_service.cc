@@ -355,6 +355,10 @@ v1::PlacementContext ContextOf(const v1::Placement& p, const v1::Offer& offer) {
   c.set_case_step(p.case_step());
   c.set_offer_kind(offer.kind());
   c.set_occupation_code(offer.occupation_code());
+  // Every event follows the transition that caused it.
+  if (p.transitions_size() > 0) {
+    c.set_acting_agency(p.transitions(p.transitions_size() - 1).agency());
+  }
   return c;
 }
 

@@ -323,6 +323,8 @@ TEST_P(StepServiceTest, PlacementHiredAndEventsWithoutCase) {
   hired.mutable_context()->set_person(kPerson);
   hired.mutable_context()->set_proposing_agency(kJobcenter);
   hired.mutable_context()->set_case_step(step.name());
+  // The offer's publisher recorded the hire, not the proposer.
+  hired.mutable_context()->set_acting_agency(kCaritas);
   lotse::events::v1::Event e;
   e.set_event_id("ev-hired");
   e.set_source("placement");
@@ -332,6 +334,8 @@ TEST_P(StepServiceTest, PlacementHiredAndEventsWithoutCase) {
   ASSERT_TRUE(GetStep("kim-koeln", step.name(), &now).ok());
   EXPECT_EQ(now.state(), v1::STEP_STATE_DONE);
   EXPECT_EQ(now.outcome(), v1::STEP_OUTCOME_ACHIEVED);
+  ASSERT_GT(now.transitions_size(), 0);
+  EXPECT_EQ(now.transitions(now.transitions_size() - 1).agency(), kCaritas);
 
   // A booking for a person without a case is kept and shown in the next
   // case opened for the person.

@@ -412,6 +412,9 @@ TEST_P(PlacementServiceTest, StateMachineRefusesIllegalTransitions) {
   ASSERT_FALSE(changed.empty());
   EXPECT_EQ(changed.back().to_state(), v1::PLACEMENT_STATE_REJECTED);
   EXPECT_EQ(changed.back().context().case_step(), "cases/c1/steps/s1");
+  // The event names the publisher that rejected, next to the proposer.
+  EXPECT_EQ(changed.back().context().acting_agency(), "agencies/aa-koeln");
+  EXPECT_NE(changed.back().context().proposing_agency(), "agencies/aa-koeln");
   EXPECT_FALSE(Emitted<v1::PlacementProposed>().empty());
 }
 
