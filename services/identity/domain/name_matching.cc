@@ -89,11 +89,25 @@ struct NamePart {
   std::vector<NameForm> forms;
 };
 
+// A name part, or two adjacent ones read as one (Abdul Rahman /
+// Abdulrahman), as a candidate for matching.
+struct Unit {
+  size_t first = 0;
+  size_t count = 1;
+  std::vector<NameForm> forms;
+};
+
 // One transliteration variant of a name field.
 struct NameField {
   std::vector<NamePart> parts;
   std::string folded;  // the variant's text, for explanations
+  // MakeUnits(*this), derived once the parts are final (MakeField, and
+  // when a stored form is decoded): comparing a query with a hundred
+  // candidates used to derive the query's units a hundred times.
+  std::vector<Unit> units;
 };
+
+std::vector<Unit> MakeUnits(const NameField& field);
 
 struct PreparedSpelling {
   std::string given_original;
@@ -177,6 +191,7 @@ NameField MakeField(const FoldedSpelling& spelling) {
     part.forms.push_back(MakeForm(std::move(token), spelling.origin));
     field.parts.push_back(std::move(part));
   }
+  field.units = MakeUnits(field);
   return field;
 }
 
@@ -260,14 +275,6 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   return {};
 }
 
-// A name part, or two adjacent ones read as one (Abdul Rahman /
-// Abdulrahman), as a candidate for matching.
-struct Unit {
-  size_t first = 0;
-  size_t count = 1;
-  std::vector<NameForm> forms;
-};
-
 std::vector<Unit> MakeUnits(const NameField& field) {
   std::vector<Unit> units;
   const size_t n = field.parts.size();
@@ -297,9 +304,10 @@ std::vector<Unit> MakeUnits(const NameField& field) {
   return units;
 }
 
+// Refers to the texts of the compared records' units, which outlive it.
 struct UnitMatch {
-  std::string a_text;
-  std::string b_text;
+  const std::string* a_text = nullptr;
+  const std::string* b_text = nullptr;
   PartMatch match;
   bool joined_parts = false;
 };
@@ -311,16 +319,16 @@ struct FieldMatch {
   bool extra_parts = false;
 };
 
-PartMatch CompareUnits(const Unit& a, const Unit& b, std::string* a_text,
-                       std::string* b_text) {
+PartMatch CompareUnits(const Unit& a, const Unit& b, const std::string** a_text,
+                       const std::string** b_text) {
   PartMatch best;
   for (const NameForm& fa : a.forms) {
     for (const NameForm& fb : b.forms) {
       PartMatch match = CompareForms(fa, fb);
       if (match.similarity > best.similarity) {
         best = match;
-        *a_text = fa.text;
-        *b_text = fb.text;
+        *a_text = &fa.text;
+        *b_text = &fb.text;
       }
     }
   }
@@ -330,8 +338,8 @@ PartMatch CompareUnits(const Unit& a, const Unit& b, std::string* a_text,
 FieldMatch CompareFields(const NameField& a, const NameField& b) {
   FieldMatch result;
   if (a.parts.empty() || b.parts.empty()) return result;
-  const std::vector<Unit> units_a = MakeUnits(a);
-  const std::vector<Unit> units_b = MakeUnits(b);
+  const std::vector<Unit>& units_a = a.units;
+  const std::vector<Unit>& units_b = b.units;
   struct Candidate {
     size_t ia, ib;
     UnitMatch match;
@@ -443,7 +451,7 @@ absl::string_view MethodName(MatchMethod method) {
 std::string DescribeField(const FieldMatch& match) {
   std::vector<std::string> pieces;
   for (const UnitMatch& unit : match.matches) {
-    pieces.push_back(absl::StrCat(unit.a_text, " ~ ", unit.b_text, " (",
+    pieces.push_back(absl::StrCat(*unit.a_text, " ~ ", *unit.b_text, " (",
                                   MethodName(unit.match.method), ")"));
   }
   std::string text = absl::StrJoin(pieces, "; ");
@@ -988,6 +996,12 @@ class FormReader {
           form.key.first_vowel = EnumUpTo(VowelClass::kFront);
           form.origin = EnumUpTo(SpellingOrigin::kConvertedConsonantal);
         }
+      }
+      // Only well-formed parts make units (MakeUnits reads forms[0]).
+      if (ok_ &&
+          std::all_of(field.parts.begin(), field.parts.end(),
+                      [](const NamePart& p) { return !p.forms.empty(); })) {
+        field.units = MakeUnits(field);
       }
     }
     return fields;
