@@ -97,7 +97,7 @@ ABSL_FLAG(int64_t, first_placement, 0,
 ABSL_FLAG(int, sample, 200, "wait_facts: candidates sampled");
 ABSL_FLAG(double, wait_s, 900, "wait_facts: give up after this long");
 ABSL_FLAG(std::string, occupation_codes,
-          "51312,51301,81302,81301,82102,82101,29302,29301,52122,54101,"
+          "51312,51311,81302,81301,82102,82101,29302,29301,52122,54101,"
           "63302,62102,71402,25212,26212,34212",
           "KldB 2010 codes offers and profiles draw from (first ones "
           "more often)");

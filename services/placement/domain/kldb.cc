@@ -1,5 +1,7 @@
 #include "services/placement/domain/kldb.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 
 namespace lotse::placement {
@@ -12,6 +14,13 @@ int32_t ParseOccupationCode(absl::string_view code) {
     value = value * 10 + (c - '0');
   }
   return value;
+}
+
+bool IsKldb2010Code(absl::string_view code) {
+  const int32_t value = ParseOccupationCode(code);
+  if (value == kNoOccupation) return false;
+  const absl::Span<const int32_t> codes = Kldb2010Codes();
+  return std::binary_search(codes.begin(), codes.end(), value);
 }
 
 std::string OccupationPrefix(int32_t code, int digits) {

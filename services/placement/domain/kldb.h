@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace lotse::placement {
 
@@ -23,6 +24,14 @@ inline constexpr int32_t kNoOccupation = -1;
 
 // The code as an integer, or kNoOccupation when it is not five digits.
 int32_t ParseOccupationCode(absl::string_view code);
+
+// Whether `code` is one of the occupation types of KldB 2010, revised
+// version 2020 (kldb2010_codes.txt), e.g. "51312". Five digits that name
+// no occupation type, such as "51301" or "99999", are not.
+bool IsKldb2010Code(absl::string_view code);
+
+// Every code of that list as an integer, ascending.
+absl::Span<const int32_t> Kldb2010Codes();
 
 // How many leading digits two codes share: 5 = same code, 4 = same
 // subgroup, 3 = same group, 2 = same main group, 1 = same area, 0 = none

@@ -447,7 +447,8 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
   }
   if (!request.occupation_code().empty() &&
       !IsKldbCode(request.occupation_code())) {
-    v.Add("occupation_code", "must be a KldB 2010 code (five digits)");
+    v.Add("occupation_code",
+          "must be a KldB 2010 occupation code, e.g. \"51312\"");
   }
   LocalAgency me;
   std::string person_id;

@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/text.h"
+#include "services/placement/domain/kldb.h"
 #include "services/placement/service/internal.h"
 
 namespace lotse::placement {
@@ -49,7 +50,7 @@ void ValidateLevel(int level, const std::string& field, FieldViolations* v) {
 
 }  // namespace
 
-bool IsKldbCode(absl::string_view code) { return Digits(code, 5); }
+bool IsKldbCode(absl::string_view code) { return IsKldb2010Code(code); }
 
 void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
                    bool creating, int64_t today, FieldViolations* v) {
@@ -90,7 +91,8 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
                       v);
   }
   if (Wants(paths, "occupation_code") && !IsKldbCode(o.occupation_code())) {
-    v->Add("offer.occupation_code", "must be a KldB 2010 code (five digits)");
+    v->Add("offer.occupation_code",
+           "must be a KldB 2010 occupation code, e.g. \"51312\"");
   }
   if (Wants(paths, "employer_name")) {
     api::ValidateText(o.employer_name(), "offer.employer_name", {1, 200, false},
@@ -146,7 +148,7 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
     for (int i = 0; i < o.required_qualification_codes_size() && i < 20; ++i) {
       if (!IsKldbCode(o.required_qualification_codes(i))) {
         v->Add(absl::StrCat("offer.required_qualification_codes[", i, "]"),
-               "must be a KldB 2010 code (five digits)");
+               "must be a KldB 2010 occupation code, e.g. \"51312\"");
       }
     }
   }
@@ -209,7 +211,7 @@ void ValidateProfile(const v1::CandidateProfile& p,
       const v1::OccupationExperience& e = p.experience(i);
       if (!IsKldbCode(e.occupation_code())) {
         v->Add(field + ".occupation_code",
-               "must be a KldB 2010 code (five digits)");
+               "must be a KldB 2010 occupation code, e.g. \"51312\"");
       }
       if (e.months() < 0 || e.months() > 600) {
         v->Add(field + ".months", "must be 0..600");
@@ -228,7 +230,7 @@ void ValidateProfile(const v1::CandidateProfile& p,
       api::ValidateText(q.title(), field + ".title", {1, 200, false}, v);
       if (!q.occupation_code().empty() && !IsKldbCode(q.occupation_code())) {
         v->Add(field + ".occupation_code",
-               "must be a KldB 2010 code (five digits)");
+               "must be a KldB 2010 occupation code, e.g. \"51312\"");
       }
       if (!q.country_code().empty() &&
           (q.country_code().size() != 2 ||

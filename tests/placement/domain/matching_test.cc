@@ -2,6 +2,7 @@
 // time: hard constraints, factor values, and the texts of Explain.
 #include "services/placement/domain/matching.h"
 
+#include <algorithm>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -477,6 +478,23 @@ TEST(KldbTest, CodesAndPrefixes) {
   EXPECT_EQ(CommonOccupationDigits(26112, kNoOccupation), 0);
   EXPECT_EQ(OccupationPrefix(1104, 3), "011xx");
   EXPECT_EQ(RequirementLevel(26113), 3);
+}
+
+TEST(KldbTest, OnlyCodesOfTheClassificationAreKldbCodes) {
+  const absl::Span<const int32_t> codes = Kldb2010Codes();
+  // The 2020 revision has 1 301 occupation types, listed in order.
+  EXPECT_EQ(codes.size(), 1301u);
+  EXPECT_TRUE(std::is_sorted(codes.begin(), codes.end()));
+  EXPECT_TRUE(IsKldb2010Code("51312"));   // warehouse and logistics
+  EXPECT_TRUE(IsKldb2010Code("81302"));   // nursing
+  EXPECT_TRUE(IsKldb2010Code("01104"));   // a leading zero
+  EXPECT_TRUE(IsKldb2010Code("94794"));   // the last one
+  EXPECT_FALSE(IsKldb2010Code("51301"));  // five digits, no such type
+  EXPECT_FALSE(IsKldb2010Code("99999"));
+  EXPECT_FALSE(IsKldb2010Code("00000"));
+  EXPECT_FALSE(IsKldb2010Code("5131"));
+  EXPECT_FALSE(IsKldb2010Code("5131x"));
+  EXPECT_FALSE(IsKldb2010Code(""));
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ TEST_P(PlacementServiceTest, CreateOfferIsIdempotentAndChecksDomain) {
 TEST_P(PlacementServiceTest, BadOfferReportsEveryFieldAndStoresNothing) {
   v1::Offer bad;
   bad.set_title("");
-  bad.set_occupation_code("123");
+  bad.set_occupation_code("51301");  // five digits, but no KldB 2010 type
   bad.set_positions_total(0);
   *bad.mutable_start_date() = InDays(-1);
   bad.mutable_place()->set_postal_code("5066");
