@@ -1183,6 +1183,7 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
         const Subject subject = SubjectOf(**agency);
         const absl::Time now = absl::Now();
         response->Clear();
+        response->set_person(PersonResourceName(person->id));
         for (int value : request.categories()) {
           const auto category = static_cast<DataCategory>(value);
           const bool wrote = category == DataCategory::kPrivateNotes &&

@@ -706,6 +706,13 @@ TEST_P(AccessServiceTest, MergeMovesResidenceHistoryAndConsents) {
   EXPECT_TRUE(decision.decisions(0).allowed());
   EXPECT_EQ(decision.decisions(0).basis(), v1::ACCESS_BASIS_CONSENT);
   EXPECT_EQ(decision.decisions(0).consent(), moved_consent);
+  EXPECT_EQ(decision.person(), survivor);
+  // Asked with the merged id, the answer is the survivor's and names it.
+  check.set_person(merged);
+  ASSERT_TRUE(Check("svc-courses", check, &decision).ok());
+  EXPECT_EQ(decision.person(), survivor);
+  ASSERT_EQ(decision.decisions_size(), 1);
+  EXPECT_EQ(decision.decisions(0).consent(), moved_consent);
 
   // The survivor's status changed: announced after the merge, in order.
   std::vector<std::string> types = EventTypes();
