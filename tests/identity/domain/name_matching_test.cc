@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/identity/test_matcher.h"
 #include "tests/support/dev_pki.h"
 
 namespace lotse::identity {
@@ -22,19 +23,7 @@ namespace {
 
 using ::testing::Contains;
 
-// One matcher for the whole test binary: creating it loads ICU transforms.
-const DuplicateMatcher& Matcher() {
-  static const DuplicateMatcher* const matcher = [] {
-    absl::StatusOr<std::unique_ptr<DuplicateMatcher>> created =
-        DuplicateMatcher::Create();
-    if (!created.ok()) {
-      std::cerr << "DuplicateMatcher::Create: " << created.status() << "\n";
-      std::abort();
-    }
-    return created->release();
-  }();
-  return *matcher;
-}
+const DuplicateMatcher& Matcher() { return SharedTestMatcher(); }
 
 MatchRecord Record(std::string given, std::string family, BirthDate date = {},
                    RecordedSex sex = RecordedSex::kUnspecified,

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "services/identity/domain/person.h"
+#include "tests/identity/test_matcher.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::identity {
@@ -19,17 +20,7 @@ namespace {
 using ::lotse::storage::Transaction;
 using ::lotse::storage::TxMode;
 
-const DuplicateMatcher& Matcher() {
-  static const DuplicateMatcher* const matcher = [] {
-    auto created = DuplicateMatcher::Create();
-    if (!created.ok()) {
-      std::cerr << "DuplicateMatcher::Create: " << created.status() << "\n";
-      std::abort();
-    }
-    return created->release();
-  }();
-  return *matcher;
-}
+const DuplicateMatcher& Matcher() { return SharedTestMatcher(); }
 
 v1::Person MakePerson(const std::string& given, const std::string& family,
                       int year) {

@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "services/identity/domain/person.h"
 #include "services/identity/store/relation_store.h"
+#include "tests/identity/test_matcher.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::identity {
@@ -32,18 +33,7 @@ using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
-// One matcher for the whole binary: creating it loads ICU transforms.
-const DuplicateMatcher& Matcher() {
-  static const DuplicateMatcher* const matcher = [] {
-    auto created = DuplicateMatcher::Create();
-    if (!created.ok()) {
-      std::cerr << "DuplicateMatcher::Create: " << created.status() << "\n";
-      std::abort();
-    }
-    return created->release();
-  }();
-  return *matcher;
-}
+const DuplicateMatcher& Matcher() { return SharedTestMatcher(); }
 
 v1::Person MakePerson(const std::string& given, const std::string& family,
                       int year = 0, int month = 0, int day = 0,
