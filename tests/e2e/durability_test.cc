@@ -3,7 +3,8 @@
 // a restart on the same database every person whose creation was answered
 // OK must be there, with the fields it was created with. Group commit
 // answers many callers per transaction, so an OK sent before its batch
-// committed would show up here as a missing person.
+// committed would show up here as a missing person. On SQLite and on
+// PostgreSQL (whose server stays up: the service process is what dies).
 #include <signal.h>
 #include <stdlib.h>
 
@@ -22,11 +23,12 @@
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
+#include "tests/support/test_database.h"
 
 namespace lotse::testing {
 namespace {
 
-class DurabilityTest : public ::testing::Test {
+class DurabilityTest : public ::testing::TestWithParam<Dialect> {
  protected:
   void SetUp() override {
     pki_ = DevPkiDir();
@@ -36,6 +38,9 @@ class DurabilityTest : public ::testing::Test {
     dir_ = pattern;
     setenv("LOTSE_ACCESS_RULES",
            absl::StrCat(SourceDir(), "/config/access-rules.conf").c_str(), 1);
+    absl::StatusOr<std::string> url = NewTestDatabaseUrl(GetParam());
+    ASSERT_TRUE(url.ok()) << url.status();
+    database_ = *url;
   }
 
   absl::StatusOr<ServiceProcess> StartIdentity() {
@@ -43,8 +48,8 @@ class DurabilityTest : public ::testing::Test {
     return ServiceProcess::Start(
         absl::StrCat(BinaryDir(), "/services/identity/lotse_identity"),
         {"--listen=127.0.0.1:0", absl::StrCat("--tls_dir=", pki_),
-         absl::StrCat("--database=sqlite:", dir_, "/identity.db"),
-         "--drain_grace=100ms", "--shutdown_deadline=1s"},
+         absl::StrCat("--database=", database_), "--drain_grace=100ms",
+         "--shutdown_deadline=1s"},
         absl::StrCat(dir_, "/identity-", starts_, ".log"));
   }
 
@@ -79,10 +84,11 @@ class DurabilityTest : public ::testing::Test {
 
   std::string pki_;
   std::string dir_;
+  std::string database_;
   int starts_ = 0;
 };
 
-TEST_F(DurabilityTest, AcknowledgedCreatesSurviveKill9) {
+TEST_P(DurabilityTest, AcknowledgedCreatesSurviveKill9) {
   auto identity = StartIdentity();
   ASSERT_TRUE(identity.ok()) << identity.status();
   absl::StatusOr<int> port = identity->WaitServing(absl::Seconds(20));
@@ -163,6 +169,11 @@ TEST_F(DurabilityTest, AcknowledgedCreatesSurviveKill9) {
   restarted->Signal(SIGTERM);
   EXPECT_EQ(restarted->WaitExit(absl::Seconds(10)).value_or(-1), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DurabilityTest,
+                         ::testing::Values(Dialect::kSqlite,
+                                           Dialect::kPostgres),
+                         DialectParamName());
 
 }  // namespace
 }  // namespace lotse::testing
