@@ -8,6 +8,7 @@
 #include "common/api/idempotency.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
+#include "services/placement/domain/kldb.h"
 #include "services/placement/service/internal.h"
 
 namespace lotse::placement {
@@ -446,9 +447,8 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
     v.Add("recognition_state", "is required");
   }
   if (!request.occupation_code().empty() &&
-      !IsKldbCode(request.occupation_code())) {
-    v.Add("occupation_code",
-          "must be a KldB 2010 occupation code, e.g. \"51312\"");
+      !IsKldb2010Code(request.occupation_code())) {
+    v.Add("occupation_code", kNotKldbCode);
   }
   LocalAgency me;
   std::string person_id;

@@ -150,9 +150,10 @@ absl::StatusOr<ResolvedCandidate> ResolveCandidate(storage::Transaction& tx,
                                                    absl::string_view person_id);
 
 // --- validation ---
-// KldB 2010 occupation codes: five digits (the last is the requirement
-// level, 1..4 in most codes, 0 or 9 in a few).
-bool IsKldbCode(absl::string_view code);
+// The field violation for a code that is not a KldB 2010 occupation code
+// (IsKldb2010Code, domain/kldb.h).
+inline constexpr char kNotKldbCode[] =
+    "must be a KldB 2010 occupation code, e.g. \"51312\"";
 // Validates the writable fields of an offer named in `paths` (all of them
 // when `paths` is empty, as at creation) under `prefix` ("offer").
 void ValidateOffer(const v1::Offer& offer,

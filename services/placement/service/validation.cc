@@ -50,8 +50,6 @@ void ValidateLevel(int level, const std::string& field, FieldViolations* v) {
 
 }  // namespace
 
-bool IsKldbCode(absl::string_view code) { return IsKldb2010Code(code); }
-
 void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
                    bool creating, int64_t today, FieldViolations* v) {
   static const std::set<std::string> kWritable = {
@@ -90,9 +88,8 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
     api::ValidateText(o.description(), "offer.description", {0, 10000, true},
                       v);
   }
-  if (Wants(paths, "occupation_code") && !IsKldbCode(o.occupation_code())) {
-    v->Add("offer.occupation_code",
-           "must be a KldB 2010 occupation code, e.g. \"51312\"");
+  if (Wants(paths, "occupation_code") && !IsKldb2010Code(o.occupation_code())) {
+    v->Add("offer.occupation_code", kNotKldbCode);
   }
   if (Wants(paths, "employer_name")) {
     api::ValidateText(o.employer_name(), "offer.employer_name", {1, 200, false},
@@ -146,9 +143,9 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
       v->Add("offer.required_qualification_codes", "at most 20");
     }
     for (int i = 0; i < o.required_qualification_codes_size() && i < 20; ++i) {
-      if (!IsKldbCode(o.required_qualification_codes(i))) {
+      if (!IsKldb2010Code(o.required_qualification_codes(i))) {
         v->Add(absl::StrCat("offer.required_qualification_codes[", i, "]"),
-               "must be a KldB 2010 occupation code, e.g. \"51312\"");
+               kNotKldbCode);
       }
     }
   }
@@ -209,9 +206,8 @@ void ValidateProfile(const v1::CandidateProfile& p,
     for (int i = 0; i < p.experience_size() && i < 30; ++i) {
       const std::string field = absl::StrCat(f, ".experience[", i, "]");
       const v1::OccupationExperience& e = p.experience(i);
-      if (!IsKldbCode(e.occupation_code())) {
-        v->Add(field + ".occupation_code",
-               "must be a KldB 2010 occupation code, e.g. \"51312\"");
+      if (!IsKldb2010Code(e.occupation_code())) {
+        v->Add(field + ".occupation_code", kNotKldbCode);
       }
       if (e.months() < 0 || e.months() > 600) {
         v->Add(field + ".months", "must be 0..600");
@@ -228,9 +224,9 @@ void ValidateProfile(const v1::CandidateProfile& p,
       const std::string field = absl::StrCat(f, ".qualifications[", i, "]");
       const v1::Qualification& q = p.qualifications(i);
       api::ValidateText(q.title(), field + ".title", {1, 200, false}, v);
-      if (!q.occupation_code().empty() && !IsKldbCode(q.occupation_code())) {
-        v->Add(field + ".occupation_code",
-               "must be a KldB 2010 occupation code, e.g. \"51312\"");
+      if (!q.occupation_code().empty() &&
+          !IsKldb2010Code(q.occupation_code())) {
+        v->Add(field + ".occupation_code", kNotKldbCode);
       }
       if (!q.country_code().empty() &&
           (q.country_code().size() != 2 ||
