@@ -1,7 +1,8 @@
 // lotse_health_probe: asks a Lotse service's grpc.health.v1.Health whether it
 // is SERVING, over mutual TLS with a dev or real client certificate (or
 // plaintext with --insecure). Exit 0 when SERVING, 1 otherwise. Used by the
-// run command to wait for start-up and usable as a Kubernetes exec probe.
+// run command to wait for start-up; usable as an exec probe where a
+// plaintext --health_listen port is not wanted.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -21,7 +22,11 @@ ABSL_FLAG(std::string, service, "",
 ABSL_FLAG(std::string, tls_dir, "", "dev-pki directory (ca.crt, clients/)");
 ABSL_FLAG(std::string, client, "kim-koeln",
           "client certificate name under clients/");
-ABSL_FLAG(bool, insecure, false, "plaintext (for --insecure_dev servers)");
+ABSL_FLAG(std::string, server_name, "",
+          "name the server certificate must carry, when it differs from the "
+          "host in --target (e.g. identity.lotse.svc while asking 127.0.0.1)");
+ABSL_FLAG(bool, insecure, false,
+          "plaintext (for --insecure_dev servers and --health_listen ports)");
 ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
           "keep asking until SERVING or this much time has passed");
 
@@ -39,8 +44,12 @@ int main(int argc, char** argv) {
     }
     creds = *tls;
   }
+  grpc::ChannelArguments args;
+  if (!absl::GetFlag(FLAGS_server_name).empty()) {
+    args.SetSslTargetNameOverride(absl::GetFlag(FLAGS_server_name));
+  }
   auto stub = grpc::health::v1::Health::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_target), creds));
+      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target), creds, args));
   const absl::Time give_up = absl::Now() + absl::GetFlag(FLAGS_wait);
   std::string last = "no answer";
   do {

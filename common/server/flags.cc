@@ -13,6 +13,14 @@ ABSL_FLAG(std::string, listen, "",
           "host:port to serve gRPC on; empty means the service's default");
 ABSL_FLAG(std::string, metrics_listen, "",
           "host:port for the Prometheus /metrics endpoint; empty disables it");
+ABSL_FLAG(std::string, health_listen, "",
+          "host:port for a PLAINTEXT port that serves only grpc.health.v1 "
+          "(for probes that cannot present a client certificate, such as "
+          "Kubernetes grpc probes); empty disables it");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
+          "ask clients to reconnect after a connection has lived this long "
+          "(calls in flight get one more minute), so load spreads over new "
+          "replicas; inf keeps connections");
 ABSL_FLAG(std::string, tls_dir, "",
           "directory made by tools/dev-pki.sh; sets --tls_cert/--tls_key/"
           "--tls_ca to its servers/<service>.crt/.key and ca.crt");

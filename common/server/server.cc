@@ -99,6 +99,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
+  // The health port first: if the main port then fails, destroying the
+  // half-built Server stops it without a drain.
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen,
+                                    grpc::InsecureServerCredentials(),
+                                    &server->health_port_);
+    health_builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+    health_builder.SetMaxReceiveMessageSize(4096);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot serve health checks on ", options.health_listen));
+    }
+  }
+
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
@@ -117,6 +133,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 30 * 60 * 1000);
+  if (options.max_connection_age != absl::InfiniteDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               static_cast<int>(absl::ToInt64Milliseconds(
+                                   options.max_connection_age)));
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(kMaxConnectionAgeGrace)));
+  }
   for (grpc::Service* service : services) {
     builder.RegisterService(service);
   }
@@ -134,7 +158,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   // Health answers for "" (the whole server) and for each service's full
   // name, e.g. "lotse.identity.v1.IdentityService"; all start NOT_SERVING.
-  if (auto* health = server->server_->GetHealthCheckService()) {
+  for (grpc::Server* s :
+       {server->server_.get(), server->health_server_.get()}) {
+    grpc::HealthCheckServiceInterface* health =
+        s == nullptr ? nullptr : s->GetHealthCheckService();
+    if (health == nullptr) continue;
     for (const std::string& name : options.health_service_names) {
       health->SetServingStatus(name, false);
     }
@@ -144,7 +172,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       {{"service", options.service_name},
        {"port", static_cast<int64_t>(server->port_)},
        {"tls", !options.insecure_dev},
-       {"metrics_port", static_cast<int64_t>(server->metrics_port())}});
+       {"metrics_port", static_cast<int64_t>(server->metrics_port())},
+       {"health_port", static_cast<int64_t>(server->health_port_)}});
   return server;
 }
 
@@ -157,9 +186,11 @@ int Server::metrics_port() const {
 }
 
 void Server::SetServing(bool serving) {
-  if (server_ == nullptr) return;
-  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health != nullptr) health->SetServingStatus(serving);
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s == nullptr) continue;
+    grpc::HealthCheckServiceInterface* health = s->GetHealthCheckService();
+    if (health != nullptr) health->SetServingStatus(serving);
+  }
 }
 
 void Server::Drain(const std::function<void()>& before_shutdown) {
@@ -175,6 +206,12 @@ void Server::Drain(const std::function<void()>& before_shutdown) {
   server_->Shutdown(
       absl::ToChronoTime(absl::Now() + options_.shutdown_deadline));
   server_->Wait();
+  // The health port goes last, so probes read NOT_SERVING, not a refused
+  // connection, for as long as the drain lasts.
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
   Log(LogLevel::kInfo, "stopped", {{"service", options_.service_name}});
 }
 

@@ -6,6 +6,11 @@
 // port, Prometheus metrics. Every call is observed once for a JSON log line
 // and per-RPC metrics.
 //
+// Optionally a second, plaintext port serves grpc.health.v1.Health alone,
+// mirroring the main port's status. Orchestrators' built-in gRPC probes
+// (Kubernetes `grpc:`) cannot present a client certificate; this port lets
+// them ask without opening anything else to unauthenticated callers.
+//
 // Life cycle: Start() returns a server that already accepts calls but
 // reports NOT_SERVING, so the process can finish starting (migrations)
 // before a load balancer sends traffic; SetServing(true) then opens it.
@@ -35,17 +40,26 @@ struct TlsFiles {
   std::string ca;    // CA bundle client certificates must chain to
 };
 
+// How long calls in flight may run on when a connection reached its
+// max_connection_age.
+inline constexpr absl::Duration kMaxConnectionAgeGrace = absl::Minutes(1);
+
 struct ServerOptions {
   std::string service_name;  // short name for logs and metrics: "identity"
   // Full gRPC service names health checks may ask for by name.
   std::vector<std::string> health_service_names;
   std::string listen = "127.0.0.1:0";
   std::string metrics_listen;  // empty: no metrics endpoint
+  std::string health_listen;   // empty: health only on `listen`, behind TLS
   TlsFiles tls;
   bool insecure_dev = false;  // plaintext, no client certificates
   int max_message_bytes = 4 * 1024 * 1024;
   absl::Duration drain_grace = absl::Seconds(2);
   absl::Duration shutdown_deadline = absl::Seconds(10);
+  // After this long a client connection is asked (GOAWAY) to reconnect, so
+  // clients spread over replicas added since; calls in flight then get
+  // kMaxConnectionAgeGrace to finish. Infinite: connections live on.
+  absl::Duration max_connection_age = absl::InfiniteDuration();
   bool log_calls = true;
   // Where the server's metrics go; null: a registry of its own. Lets a
   // process register metrics of parts that start before the server.
@@ -65,6 +79,7 @@ class Server {
 
   int port() const { return port_; }
   int metrics_port() const;
+  int health_port() const { return health_port_; }  // 0: no health port
   prometheus::Registry& metrics_registry() { return *registry_; }
 
   // Reports SERVING or NOT_SERVING for the whole server and every service.
@@ -83,7 +98,9 @@ class Server {
   ServerOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<grpc::Server> health_server_;
   std::unique_ptr<grpc::Server> server_;
+  int health_port_ = 0;
   int port_ = 0;
   bool drained_ = false;
 };

@@ -201,6 +201,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   options.listen = absl::GetFlag(FLAGS_listen);
   if (options.listen.empty()) options.listen = definition.default_listen;
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
+  options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.insecure_dev = absl::GetFlag(FLAGS_insecure_dev);
   if (const std::string dir = absl::GetFlag(FLAGS_tls_dir); !dir.empty()) {
     options.tls = TlsFilesFromDir(dir, name);

@@ -125,13 +125,25 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
     return status;
   }
 
+  // Runs tools/lotse_health_probe with `args`; its exit code.
+  int RunProbe(const std::vector<std::string>& args) {
+    auto probe = ServiceProcess::Start(
+        absl::StrCat(BinaryDir(), "/tools/lotse_health_probe"), args,
+        dir_ + "/probe.log");
+    if (!probe.ok()) return -1;
+    return probe->WaitExit(absl::Seconds(20)).value_or(-1);
+  }
+
   std::string pki_;
   std::string dir_;
   std::string binary_;
 };
 
 TEST_P(ServiceProcessTest, ServesHealthOverMutualTlsAndDrainsOnSigterm) {
-  auto process = ServiceProcess::Start(binary_, Args(), dir_ + "/log");
+  std::vector<std::string> args = Args();
+  const int health_port = FreeLocalPort();
+  args.push_back(absl::StrCat("--health_listen=127.0.0.1:", health_port));
+  auto process = ServiceProcess::Start(binary_, args, dir_ + "/log");
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<int> port = process->WaitServing(absl::Seconds(20));
   ASSERT_TRUE(port.ok()) << port.status();
@@ -139,6 +151,22 @@ TEST_P(ServiceProcessTest, ServesHealthOverMutualTlsAndDrainsOnSigterm) {
   EXPECT_EQ(Health(*port, ""), HealthCheckResponse::SERVING);
   EXPECT_EQ(Health(*port, GetParam().full_service_name),
             HealthCheckResponse::SERVING);
+  // The probe tool, as the run command and exec probes use it: over mTLS
+  // checking the certificate's name, and on the plaintext health port.
+  const std::string target = absl::StrCat("--target=127.0.0.1:", *port);
+  EXPECT_EQ(
+      RunProbe({target, absl::StrCat("--tls_dir=", pki_),
+                absl::StrCat("--server_name=", GetParam().name, ".lotse.svc")}),
+      0);
+  EXPECT_EQ(RunProbe({target, absl::StrCat("--tls_dir=", pki_),
+                      "--server_name=elsewhere.example"}),
+            1);
+  EXPECT_EQ(
+      RunProbe({absl::StrCat("--target=127.0.0.1:", health_port), "--insecure",
+                absl::StrCat("--service=", GetParam().full_service_name)}),
+      0);
+  // Without a certificate, only health answers on the mTLS port: nothing.
+  EXPECT_EQ(RunProbe({target, "--insecure"}), 1);
 
   process->Signal(SIGTERM);
   absl::StatusOr<int> code = process->WaitExit(absl::Seconds(10));

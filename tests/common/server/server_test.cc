@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "lotse/bench/v1/echo.grpc.pb.h"
 #include "tests/support/dev_pki.h"
+#include "tests/support/process.h"
 
 namespace lotse::server {
 namespace {
@@ -206,7 +207,19 @@ class ServerTest : public ::testing::Test {
   }
 
   HealthCheckResponse::ServingStatus Health(const std::string& service) {
-    auto stub = grpc::health::v1::Health::NewStub(ChannelAs("kim-koeln"));
+    return HealthOn(ChannelAs("kim-koeln"), service);
+  }
+
+  std::shared_ptr<grpc::Channel> PlaintextHealthChannel() {
+    return grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->health_port()),
+        grpc::InsecureChannelCredentials());
+  }
+
+  static HealthCheckResponse::ServingStatus HealthOn(
+      const std::shared_ptr<grpc::Channel>& channel,
+      const std::string& service) {
+    auto stub = grpc::health::v1::Health::NewStub(channel);
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(5));
@@ -383,6 +396,74 @@ TEST_F(ServerTest, HealthIsNotServingUntilTheServiceSaysSo) {
   EXPECT_EQ(Health(""), HealthCheckResponse::NOT_SERVING);
   server_->SetServing(true);
   EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);
+}
+
+TEST_F(ServerTest, HealthPortIsPlaintextHealthOnlyAndFollowsTheDrain) {
+  ServerOptions options;
+  options.drain_grace = absl::Seconds(2);
+  options.shutdown_deadline = absl::Milliseconds(500);
+  options.service_name = "echo";
+  options.listen = "127.0.0.1:0";
+  options.health_listen = "127.0.0.1:0";
+  options.log_calls = false;
+  options.health_service_names = {"lotse.bench.v1.EchoService"};
+  options.tls = TlsFilesFromDir(*pki_, "echo");
+  auto server = Server::Start(options, {service_.get()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  ASSERT_NE(server_->health_port(), 0);
+  ASSERT_NE(server_->health_port(), server_->port());
+  std::shared_ptr<grpc::Channel> probe = PlaintextHealthChannel();
+  EXPECT_EQ(HealthOn(probe, ""), HealthCheckResponse::NOT_SERVING);
+  server_->SetServing(true);
+  EXPECT_EQ(HealthOn(probe, ""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(HealthOn(probe, "lotse.bench.v1.EchoService"),
+            HealthCheckResponse::SERVING);
+  // Nothing but health is reachable without a certificate.
+  EchoResponse response;
+  EXPECT_EQ(Call(probe, "hello", &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+
+  std::thread drain([&] { server_->Drain(); });
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(HealthOn(probe, ""), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(HealthOn(probe, "lotse.bench.v1.EchoService"),
+            HealthCheckResponse::NOT_SERVING);
+  drain.join();
+  EXPECT_EQ(HealthOn(probe, ""), HealthCheckResponse::UNKNOWN);
+}
+
+TEST_F(ServerTest, NoHealthPortUnlessAskedFor) {
+  StartServer();
+  EXPECT_EQ(server_->health_port(), 0);
+}
+
+TEST_F(ServerTest, HealthPortThatCannotBeBoundFailsTheStart) {
+  StartServer();
+  ServerOptions options = QuickDrain();
+  options.service_name = "echo";
+  options.listen = "127.0.0.1:0";
+  options.health_listen = absl::StrCat("127.0.0.1:", server_->port());
+  options.tls = TlsFilesFromDir(*pki_, "echo");
+  auto second = Server::Start(options, {});
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable)
+      << second.status();
+}
+
+TEST_F(ServerTest, ConnectionsOlderThanMaxAgeAreAskedToReconnect) {
+  ServerOptions options = QuickDrain();
+  options.max_connection_age = absl::Milliseconds(300);
+  StartServer(options);
+  std::shared_ptr<grpc::Channel> channel = ChannelAs("kim-koeln");
+  EchoResponse response;
+  ASSERT_TRUE(Call(channel, "first", &response).ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // The server's GOAWAY takes the channel out of READY; the next call
+  // connects afresh.
+  EXPECT_TRUE(::lotse::testing::Eventually(
+      [&] { return channel->GetState(false) != GRPC_CHANNEL_READY; },
+      absl::Seconds(10)));
+  EXPECT_TRUE(Call(channel, "second", &response).ok());
 }
 
 TEST_F(ServerTest, InsecureDevTakesAgencyFromMetadata) {
