@@ -238,6 +238,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
 
   storage::GroupCommitter committer(**db);
   options.metrics_registry = std::make_shared<prometheus::Registry>();
+  // Before make_services, so services can register metrics of their own.
+  runtime.metrics = options.metrics_registry.get();
   runtime.committer = &committer;
 
   // Event delivery before the services exist, so they can notify it.
@@ -290,7 +292,6 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
 
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, raw);
   if (!server.ok()) return Fail(name, "cannot start server", server.status());
-  runtime.metrics = &(*server)->metrics_registry();
   (*server)->SetServing(true);
   Log(LogLevel::kInfo, "serving",
       {{"service", name}, {"port", static_cast<int64_t>((*server)->port())}});

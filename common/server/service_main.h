@@ -36,6 +36,8 @@ namespace lotse::server {
 struct ServiceRuntime {
   storage::Database* database = nullptr;
   HandlerEnv env;
+  // The process's Prometheus metrics (served on --metrics_listen); services
+  // may register their own in make_services.
   prometheus::Registry* metrics = nullptr;
   // Batches the write transactions of concurrent calls into one commit
   // (storage/group_commit.h). Null in tests that build a runtime by hand;

@@ -8,8 +8,10 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/server/server.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -142,7 +144,13 @@ class ServiceProcessTest : public ::testing::TestWithParam<ServiceCase> {
 TEST_P(ServiceProcessTest, ServesHealthOverMutualTlsAndDrainsOnSigterm) {
   std::vector<std::string> args = Args();
   const int health_port = FreeLocalPort();
+  const int metrics_port = FreeLocalPort();
   args.push_back(absl::StrCat("--health_listen=127.0.0.1:", health_port));
+  for (std::string& arg : args) {
+    if (absl::StartsWith(arg, "--metrics_listen=")) {
+      arg = absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port);
+    }
+  }
   auto process = ServiceProcess::Start(binary_, args, dir_ + "/log");
   ASSERT_TRUE(process.ok()) << process.status();
   absl::StatusOr<int> port = process->WaitServing(absl::Seconds(20));
@@ -167,6 +175,12 @@ TEST_P(ServiceProcessTest, ServesHealthOverMutualTlsAndDrainsOnSigterm) {
       0);
   // Without a certificate, only health answers on the mTLS port: nothing.
   EXPECT_EQ(RunProbe({target, "--insecure"}), 1);
+  // Metrics a service registers itself reach the endpoint too.
+  if (GetParam().name == "identity") {
+    EXPECT_THAT(HttpGet(metrics_port, "/metrics"),
+                ::testing::HasSubstr(
+                    "lotse_identity_match_form_cache_budget_bytes 268435456"));
+  }
 
   process->Signal(SIGTERM);
   absl::StatusOr<int> code = process->WaitExit(absl::Seconds(10));

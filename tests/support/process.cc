@@ -118,6 +118,28 @@ int FreeLocalPort() {
   return port;
 }
 
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+      0) {
+    const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\n\r\n");
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char chunk[4096];
+      ssize_t n;
+      while ((n = read(fd, chunk, sizeof chunk)) > 0) response.append(chunk, n);
+    }
+  }
+  close(fd);
+  return response;
+}
+
 bool Eventually(const std::function<bool()>& done, absl::Duration timeout) {
   const absl::Time give_up = absl::Now() + timeout;
   while (absl::Now() < give_up) {

@@ -45,6 +45,11 @@ class ServiceProcess {
 // --listen=127.0.0.1:0 and WaitServing where nothing needs the port first.
 int FreeLocalPort();
 
+// A plain HTTP/1.0 GET of `path` on 127.0.0.1:`port`, as a Prometheus
+// scrape does; the whole response (status line, headers, body), or "" when
+// nothing answers.
+std::string HttpGet(int port, const std::string& path);
+
 // Calls `done` every 200 ms until it returns true or `timeout` passes;
 // returns its last answer. For effects that arrive asynchronously, e.g.
 // events delivered between processes.

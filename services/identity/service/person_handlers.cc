@@ -440,6 +440,8 @@ absl::Status IdentityServiceImpl::EnablePersons(
   matcher_ = std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
   match_forms_ =
       std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
+  if (runtime_.metrics != nullptr)
+    match_forms_->ExportMetrics(*runtime_.metrics);
   access_policy_ = std::move(policy);
   return absl::OkStatus();
 }

@@ -42,6 +42,12 @@ absl::StatusOr<std::vector<MatchCandidate>> MatchFormCache::Load(
     }
     hits_ += static_cast<int64_t>(hits.size());
     misses_ += static_cast<int64_t>(missing.size());
+    if (exported_.hits != nullptr) {
+      exported_.hits->Increment(static_cast<double>(hits.size()));
+      exported_.misses->Increment(static_cast<double>(missing.size()));
+      // Hits in the older generation moved to the newer one.
+      PublishSizeLocked();
+    }
   }
 
   std::vector<std::optional<PreparedRecord>> found(ids.size());
@@ -66,6 +72,7 @@ absl::StatusOr<std::vector<MatchCandidate>> MatchFormCache::Load(
         if (current) InsertLocked(candidate.id, std::move(candidate.encoded));
         by_id.emplace(std::move(candidate.id), std::move(candidate.prepared));
       }
+      PublishSizeLocked();
     }
     for (size_t i = 0; i < ids.size(); ++i) {
       if (found[i].has_value()) continue;
@@ -104,9 +111,11 @@ absl::Status MatchFormCache::CatchUp(PersonStore& store, int64_t stamp) {
     if (synced_ != from) continue;
     if (changed->size() > static_cast<size_t>(kMaxCatchUp)) {
       ClearLocked();
+      if (exported_.clears != nullptr) exported_.clears->Increment();
     } else {
       for (const std::string& id : *changed) EraseLocked(id);
     }
+    PublishSizeLocked();
     synced_ = stamp;
     return absl::OkStatus();
   }
@@ -153,6 +162,48 @@ void MatchFormCache::ClearLocked() {
   newer_ = {};
   older_ = {};
   newer_bytes_ = older_bytes_ = 0;
+}
+
+void MatchFormCache::ExportMetrics(prometheus::Registry& registry) {
+  auto& lookups =
+      prometheus::BuildCounter()
+          .Name("lotse_identity_match_form_cache_lookups_total")
+          .Help("Duplicate candidates looked up in the match-form cache")
+          .Register(registry);
+  auto& clears =
+      prometheus::BuildCounter()
+          .Name("lotse_identity_match_form_cache_clears_total")
+          .Help(
+              "Times the cache was emptied because more persons changed "
+              "than it catches up with one by one")
+          .Register(registry);
+  auto& entries = prometheus::BuildGauge()
+                      .Name("lotse_identity_match_form_cache_entries")
+                      .Help("Persons whose match form is cached")
+                      .Register(registry);
+  auto& bytes =
+      prometheus::BuildGauge()
+          .Name("lotse_identity_match_form_cache_bytes")
+          .Help("Bytes the cached match forms take, against the budget")
+          .Register(registry);
+  auto& budget = prometheus::BuildGauge()
+                     .Name("lotse_identity_match_form_cache_budget_bytes")
+                     .Help("--match_form_cache_mb in bytes")
+                     .Register(registry);
+  budget.Add({}).Set(static_cast<double>(2 * generation_bytes_));
+  absl::MutexLock lock(&mu_);
+  exported_.hits = &lookups.Add({{"result", "hit"}});
+  exported_.misses = &lookups.Add({{"result", "miss"}});
+  exported_.clears = &clears.Add({});
+  exported_.entries = &entries.Add({});
+  exported_.bytes = &bytes.Add({});
+  PublishSizeLocked();
+}
+
+void MatchFormCache::PublishSizeLocked() {
+  if (exported_.entries == nullptr) return;
+  exported_.entries->Set(static_cast<double>(newer_.size() + older_.size()));
+  exported_.bytes->Set(static_cast<double>(newer_bytes_ + older_bytes_));
 }
 
 MatchFormCache::Stats MatchFormCache::stats() const {

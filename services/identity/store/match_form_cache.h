@@ -35,6 +35,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/registry.h"
 #include "services/identity/domain/name_matching.h"
 #include "services/identity/store/person_store.h"
 
@@ -68,6 +71,12 @@ class MatchFormCache {
 
   Stats stats() const;
 
+  // From now on also reports lookups (hit or miss), entries, bytes, the
+  // budget and whole-cache clears as lotse_identity_match_form_cache_*
+  // metrics in `registry`, which must outlive the cache: what operators
+  // size --match_form_cache_mb by. Call at most once.
+  void ExportMetrics(prometheus::Registry& registry);
+
  private:
   // Moves the cache to `stamp` if it is behind.
   absl::Status CatchUp(PersonStore& store, int64_t stamp);
@@ -90,6 +99,18 @@ class MatchFormCache {
   size_t older_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t hits_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t misses_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Set by ExportMetrics; null until then. Updated under mu_, so the gauges
+  // never show a state the cache was not in.
+  struct Exported {
+    prometheus::Counter* hits = nullptr;
+    prometheus::Counter* misses = nullptr;
+    prometheus::Counter* clears = nullptr;
+    prometheus::Gauge* entries = nullptr;
+    prometheus::Gauge* bytes = nullptr;
+  };
+  Exported exported_ ABSL_GUARDED_BY(mu_);
+  void PublishSizeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace lotse::identity

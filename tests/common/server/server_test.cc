@@ -3,11 +3,6 @@
 // health during drain, metrics.
 #include "common/server/server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -75,28 +70,6 @@ class ContextEchoService final : public EchoService::CallbackService {
  private:
   HandlerEnv env_;
 };
-
-// A plain HTTP/1.0 GET over a loopback socket, as a Prometheus scrape.
-std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string body;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\n\r\n");
-    if (write(fd, request.data(), request.size()) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[4096];
-      ssize_t n;
-      while ((n = read(fd, buffer, sizeof buffer)) > 0) body.append(buffer, n);
-    }
-  }
-  close(fd);
-  return body;
-}
 
 // Asks the server reflection service to list services, speaking its
 // protocol as raw bytes: Debian ships no reflection client headers, and a
@@ -500,7 +473,7 @@ TEST_F(ServerTest, MetricsCountCallsByMethodAndCode) {
   // Scrape the metrics endpoint the way Prometheus would, over HTTP.
   int port = server_->metrics_port();
   ASSERT_GT(port, 0);
-  std::string body = HttpGet(port, "/metrics");
+  std::string body = ::lotse::testing::HttpGet(port, "/metrics");
   const std::string method = "method=\"/lotse.bench.v1.EchoService/Echo\"";
   bool ok_line = false, denied_line = false;
   for (absl::string_view line : absl::StrSplit(body, '\n')) {

@@ -2,10 +2,6 @@
 // cannot parse get INVALID_ARGUMENT with the offending fields, everything
 // ServeUnary guarantees still holds, and on the wire it is the same service
 // (typed stubs, reflection, health, call observer).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -29,6 +25,7 @@
 #include "gtest/gtest.h"
 #include "tests/common/server/unary_service_test.grpc.pb.h"
 #include "tests/support/dev_pki.h"
+#include "tests/support/process.h"
 
 namespace lotse::server {
 namespace {
@@ -92,28 +89,6 @@ std::string BytesOf(const grpc::ByteBuffer& buffer) {
     out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return out;
-}
-
-// A plain HTTP/1.0 GET on loopback, as a Prometheus scrape.
-std::string Scrape(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string body;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = "GET /metrics HTTP/1.0\r\n\r\n";
-    if (write(fd, request.data(), request.size()) ==
-        static_cast<ssize_t>(request.size())) {
-      char chunk[4096];
-      ssize_t n;
-      while ((n = read(fd, chunk, sizeof chunk)) > 0) body.append(chunk, n);
-    }
-  }
-  close(fd);
-  return body;
 }
 
 // The value of the lotse_rpc_calls_total sample for Echo and `code`, or -1.
@@ -480,7 +455,8 @@ TEST_F(UnaryServiceTest, CallObserverSeesRawCallsAndTheirCodes) {
   EXPECT_EQ(ok_lines, 2) << log;
   EXPECT_EQ(invalid_lines, 2) << log;
 
-  const std::string metrics = Scrape(server_->metrics_port());
+  const std::string metrics =
+      ::lotse::testing::HttpGet(server_->metrics_port(), "/metrics");
   EXPECT_EQ(EchoCalls(metrics, "OK"), 2) << metrics;
   EXPECT_EQ(EchoCalls(metrics, "INVALID_ARGUMENT"), 2) << metrics;
 }

@@ -10,6 +10,7 @@
 #include "common/storage/migrations.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
 #include "services/identity/domain/person.h"
 #include "tests/identity/test_matcher.h"
 #include "tests/support/test_database.h"
@@ -212,6 +213,62 @@ TEST_P(MatchFormCacheTest, NoBudgetReadsEveryFormFromTheDatabase) {
   EXPECT_EQ(LoadCached(cache, {id}), LoadStored({id}));
   EXPECT_EQ(cache.stats().hits, 0);
   EXPECT_EQ(cache.stats().entries, 0);
+}
+
+// The value of `name`'s series with label result=`result` (or the only
+// series when `result` is empty); -1 when the registry has no such series.
+double MetricValue(prometheus::Registry& registry, const std::string& name,
+                   const std::string& result = "") {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      const bool matches = result.empty() ? metric.label.empty()
+                                          : (metric.label.size() == 1 &&
+                                             metric.label[0].name == "result" &&
+                                             metric.label[0].value == result);
+      if (!matches) continue;
+      return family.type == prometheus::MetricType::Counter
+                 ? metric.counter.value
+                 : metric.gauge.value;
+    }
+  }
+  return -1;
+}
+
+TEST_P(MatchFormCacheTest, ExportsItsUseForSizingTheBudget) {
+  const std::string a = IdOf(Create(MakePerson("Mohammed", "Al-Hassan", 1990)));
+  const v1::Person b = Create(MakePerson("Oleksandr", "Kovalenko", 1985));
+  prometheus::Registry registry;
+  MatchFormCache cache(Matcher(), 1 << 20);
+  cache.ExportMetrics(registry);
+  const std::string hits = "lotse_identity_match_form_cache_lookups_total";
+  EXPECT_EQ(
+      MetricValue(registry, "lotse_identity_match_form_cache_budget_bytes"),
+      1 << 20);
+  EXPECT_EQ(MetricValue(registry, "lotse_identity_match_form_cache_entries"),
+            0);
+
+  LoadCached(cache, {a, IdOf(b)});
+  LoadCached(cache, {a, IdOf(b)});
+  EXPECT_EQ(MetricValue(registry, hits, "hit"), 2);
+  EXPECT_EQ(MetricValue(registry, hits, "miss"), 2);
+  EXPECT_EQ(MetricValue(registry, "lotse_identity_match_form_cache_entries"),
+            2);
+  const double two_entries =
+      MetricValue(registry, "lotse_identity_match_form_cache_bytes");
+  EXPECT_EQ(two_entries, cache.stats().bytes);
+  EXPECT_GT(two_entries, 0);
+
+  // A changed person leaves the cache when the next reader catches up.
+  Rename(b, "Kowalenko");
+  LoadCached(cache, {a});
+  EXPECT_EQ(MetricValue(registry, "lotse_identity_match_form_cache_entries"),
+            1);
+  EXPECT_LT(MetricValue(registry, "lotse_identity_match_form_cache_bytes"),
+            two_entries);
+  EXPECT_EQ(MetricValue(registry, hits, "hit"), 3);
+  EXPECT_EQ(
+      MetricValue(registry, "lotse_identity_match_form_cache_clears_total"), 0);
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(MatchFormCacheTest);
