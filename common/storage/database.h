@@ -116,6 +116,17 @@ class Transaction {
   virtual Dialect dialect() const = 0;
 };
 
+// An exclusive lock held by one process (see Database::TryLockForProcess).
+class ProcessLock {
+ public:
+  // Releases the lock.
+  virtual ~ProcessLock() = default;
+  // Whether the lock is still held. False once it was lost: on PostgreSQL
+  // when the connection holding it broke, after which another process may
+  // hold it. Costs a round trip on PostgreSQL.
+  virtual bool Held() = 0;
+};
+
 // A pool of connections to one database.
 class Database {
  public:
@@ -125,6 +136,17 @@ class Database {
   virtual absl::StatusOr<std::unique_ptr<Transaction>> Begin(
       TxMode mode = TxMode::kReadWrite) = 0;
   virtual Dialect dialect() const = 0;
+
+  // Takes the exclusive lock `name` among all processes (and Database
+  // objects) using this database, without waiting: null when someone else
+  // holds it. It is held until the ProcessLock is destroyed or the process
+  // dies, whichever comes first, so a crashed holder never blocks a
+  // successor. For choosing one of several replicas to do a job, e.g. to
+  // relay a destination's events. PostgreSQL: a session advisory lock on a
+  // connection of its own, outside the pool. SQLite: an flock on the file
+  // <database>.<name>.lock beside it (`name` is made file-name safe).
+  virtual absl::StatusOr<std::unique_ptr<ProcessLock>> TryLockForProcess(
+      absl::string_view name) = 0;
 };
 
 // An ABORTED status marked as a storage conflict (serialization failure,

@@ -541,9 +541,55 @@ class PgTransaction : public Transaction {
   internal::TxState state_;
 };
 
+// A session advisory lock on a connection nobody else uses: PostgreSQL
+// releases it when the connection closes, including when the process dies.
+class PgProcessLock : public ProcessLock {
+ public:
+  PgProcessLock(std::unique_ptr<PgConn> conn, int64_t key)
+      : conn_(std::move(conn)), key_(key) {}
+  ~PgProcessLock() override {
+    if (conn_->broken()) return;
+    const std::string key = absl::StrCat(key_);
+    const char* values[] = {key.c_str()};
+    Result r(PQexecParams(conn_->get(), "SELECT pg_advisory_unlock($1::bigint)",
+                          1, nullptr, values, nullptr, nullptr, 0));
+    // Closing the connection (PgConn's destructor) releases it anyway.
+  }
+
+  bool Held() override {
+    if (conn_->broken()) return false;
+    // A lost connection shows only when used.
+    Result r(PQexec(conn_->get(), "SELECT 1"));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) conn_->set_broken();
+    return !conn_->broken();
+  }
+
+ private:
+  std::unique_ptr<PgConn> conn_;
+  const int64_t key_;
+};
+
 class PgDatabase : public Database {
  public:
-  explicit PgDatabase(std::shared_ptr<PgPool> pool) : pool_(std::move(pool)) {}
+  PgDatabase(std::shared_ptr<PgPool> pool, std::string conninfo)
+      : pool_(std::move(pool)), conninfo_(std::move(conninfo)) {}
+
+  absl::StatusOr<std::unique_ptr<ProcessLock>> TryLockForProcess(
+      absl::string_view name) override {
+    absl::StatusOr<std::unique_ptr<PgConn>> conn = Connect(conninfo_);
+    if (!conn.ok()) return conn.status();
+    const int64_t key = StableHash(absl::StrCat("lotse.process/", name));
+    const std::string key_text = absl::StrCat(key);
+    const char* values[] = {key_text.c_str()};
+    Result r(PQexecParams((*conn)->get(),
+                          "SELECT pg_try_advisory_lock($1::bigint)", 1, nullptr,
+                          values, nullptr, nullptr, 0));
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+      return PgError(**conn, r.get(), "advisory lock");
+    }
+    if (std::strcmp(PQgetvalue(r.get(), 0, 0), "t") != 0) return nullptr;
+    return std::make_unique<PgProcessLock>(*std::move(conn), key);
+  }
 
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(TxMode mode) override {
     const char* begin =
@@ -571,6 +617,7 @@ class PgDatabase : public Database {
 
  private:
   std::shared_ptr<PgPool> pool_;
+  const std::string conninfo_;
 };
 
 }  // namespace
@@ -602,7 +649,7 @@ absl::StatusOr<std::unique_ptr<Database>> OpenPostgres(
   absl::StatusOr<std::unique_ptr<PgConn>> first = pool->Acquire();
   if (!first.ok()) return first.status();
   pool->Release(std::move(*first));
-  return std::make_unique<PgDatabase>(std::move(pool));
+  return std::make_unique<PgDatabase>(std::move(pool), conninfo);
 }
 
 }  // namespace lotse::storage

@@ -1,9 +1,14 @@
 // The SQLite backend: a pool of connections to one database file in WAL mode,
 // each with its own cache of prepared statements.
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <string>
@@ -569,11 +574,45 @@ class SqliteTransaction : public Transaction {
   internal::TxState state_;
 };
 
+// An flock on a file of its own: the kernel releases it when the
+// descriptor closes, including when the process dies.
+class SqliteProcessLock : public ProcessLock {
+ public:
+  explicit SqliteProcessLock(int fd) : fd_(fd) {}
+  ~SqliteProcessLock() override { close(fd_); }
+  bool Held() override { return true; }
+
+ private:
+  const int fd_;
+};
+
 class SqliteDatabase : public Database {
  public:
-  SqliteDatabase(std::shared_ptr<SqlitePool> pool, absl::Duration busy_timeout)
+  SqliteDatabase(std::shared_ptr<SqlitePool> pool, absl::Duration busy_timeout,
+                 std::string path)
       : pool_(std::move(pool)),
-        gate_(std::make_shared<WriteGate>(busy_timeout)) {}
+        gate_(std::make_shared<WriteGate>(busy_timeout)),
+        path_(std::move(path)) {}
+
+  absl::StatusOr<std::unique_ptr<ProcessLock>> TryLockForProcess(
+      absl::string_view name) override {
+    std::string file = absl::StrCat(path_, ".");
+    for (char c : name) file.push_back(absl::ascii_isalnum(c) ? c : '_');
+    file += ".lock";
+    const int fd = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "sqlite: cannot open lock file ", file, ": ", std::strerror(errno)));
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      close(fd);
+      if (error == EWOULDBLOCK) return nullptr;
+      return absl::UnavailableError(absl::StrCat("sqlite: cannot lock ", file,
+                                                 ": ", std::strerror(error)));
+    }
+    return std::make_unique<SqliteProcessLock>(fd);
+  }
 
   absl::StatusOr<std::unique_ptr<Transaction>> Begin(TxMode mode) override {
     std::shared_ptr<WriteGate> gate;
@@ -617,6 +656,7 @@ class SqliteDatabase : public Database {
   std::shared_ptr<SqlitePool> pool_;
   // Shared with the open transactions, which may outlive this object.
   std::shared_ptr<WriteGate> gate_;
+  const std::string path_;
 };
 
 }  // namespace
@@ -653,7 +693,8 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
   if (!first.ok()) return first.status();
   pool->Release(std::move(*first));
   return std::make_unique<SqliteDatabase>(
-      std::move(pool), absl::Milliseconds(options.busy_timeout_ms));
+      std::move(pool), absl::Milliseconds(options.busy_timeout_ms),
+      options.path);
 }
 
 }  // namespace lotse::storage

@@ -18,6 +18,7 @@
 #include "common/storage/migrations.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::storage {
@@ -532,6 +533,52 @@ TEST_P(DatabaseTest, SqliteWalIsCheckpointedInTheBackground) {
   ASSERT_NE(tx, nullptr);
   Rows count = Must(tx->Query("SELECT COUNT(*) FROM blobs"));
   EXPECT_EQ(Must(count[0].GetInt(0)), 3000);
+}
+
+TEST_P(DatabaseTest, ProcessLockIsExclusiveAcrossDatabaseObjects) {
+  auto other = Must(OpenDatabase(url(), /*pool_size=*/1));
+  ASSERT_NE(other, nullptr);
+  std::unique_ptr<ProcessLock> held = Must(db().TryLockForProcess("relay/a"));
+  ASSERT_NE(held, nullptr);
+  EXPECT_TRUE(held->Held());
+  // Neither this Database nor another one (as another replica would have)
+  // gets it while it is held; another name is independent.
+  EXPECT_EQ(Must(db().TryLockForProcess("relay/a")), nullptr);
+  EXPECT_EQ(Must(other->TryLockForProcess("relay/a")), nullptr);
+  std::unique_ptr<ProcessLock> b = Must(other->TryLockForProcess("relay/b"));
+  EXPECT_NE(b, nullptr);
+  // Released with the object; transactions meanwhile are unaffected.
+  ASSERT_OK(RunInTransaction(
+      db(), [](Transaction& tx) { return tx.Query("SELECT 1").status(); }));
+  held.reset();
+  std::unique_ptr<ProcessLock> taken =
+      Must(other->TryLockForProcess("relay/a"));
+  ASSERT_NE(taken, nullptr);
+  EXPECT_TRUE(taken->Held());
+}
+
+TEST_P(DatabaseTest, ProcessLockOfALostPostgresConnectionIsGone) {
+  if (GetParam() != Dialect::kPostgres) GTEST_SKIP() << "PostgreSQL only";
+  auto other = Must(OpenDatabase(url(), /*pool_size=*/1));
+  ASSERT_NE(other, nullptr);
+  std::unique_ptr<ProcessLock> held = Must(db().TryLockForProcess("relay/a"));
+  ASSERT_NE(held, nullptr);
+  // The holder's connection dies, as when its process is killed: the
+  // server frees the lock, and the holder learns it has lost it.
+  ASSERT_OK(RunInTransaction(*other, [](Transaction& tx) {
+    return tx
+        .Query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks "
+            "WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) "
+            "AND pid <> pg_backend_pid()")
+        .status();
+  }));
+  ASSERT_TRUE(::lotse::testing::Eventually(
+      [&] { return Must(other->TryLockForProcess("relay/a")) != nullptr; },
+      absl::Seconds(5)));
+  EXPECT_FALSE(held->Held());
 }
 
 TEST_P(DatabaseTest, LostPostgresConnectionIsUnavailableAndReplaced) {
