@@ -23,6 +23,9 @@ constexpr int64_t kAdmitLimit = 1000;
 // last_error is for operators; receivers' messages carry no personal data,
 // but keep the column small anyway.
 constexpr size_t kMaxErrorLength = 300;
+// How often the holder of the process lock checks that it still holds it
+// (a round trip on PostgreSQL).
+constexpr absl::Duration kLeadCheckInterval = absl::Seconds(1);
 
 }  // namespace
 
@@ -83,6 +86,19 @@ void OutboxRelay::Stop() {
   }
   sender_.CancelInFlight();
   if (thread.joinable()) thread.join();
+  // Hand over at once rather than when the process exits.
+  absl::MutexLock cycle_lock(&cycle_mu_);
+  SetLead(nullptr);
+}
+
+void OutboxRelay::SetLead(std::unique_ptr<storage::ProcessLock> lock) {
+  const bool was_leading = lead_ != nullptr;
+  lead_ = std::move(lock);
+  const bool leading = lead_ != nullptr;
+  leading_.store(leading);
+  if (leading != was_leading && options_.on_lead_change) {
+    options_.on_lead_change(options_.destination, leading);
+  }
 }
 
 bool OutboxRelay::ShouldWake() const { return stopping_ || notified_; }
@@ -93,7 +109,31 @@ bool OutboxRelay::stopping() const {
 }
 
 RelayStats OutboxRelay::stats() const {
-  return RelayStats{delivered_.load(), failed_attempts_.load()};
+  return RelayStats{delivered_.load(), failed_attempts_.load(),
+                    leading_.load()};
+}
+
+absl::StatusOr<bool> OutboxRelay::Leading() {
+  const absl::Time now = absl::Now();
+  if (lead_ != nullptr) {
+    if (now - lead_checked_ < kLeadCheckInterval) return true;
+    if (lead_->Held()) {
+      lead_checked_ = now;
+      return true;
+    }
+    // Lost (PostgreSQL connection gone): another relay may be sending.
+    SetLead(nullptr);
+  }
+  if (now < next_lead_attempt_) return false;
+  next_lead_attempt_ = now + options_.standby_retry;
+  absl::StatusOr<std::unique_ptr<storage::ProcessLock>> lock =
+      db_.TryLockForProcess(
+          absl::StrCat("lotse.outbox.relay/", options_.destination));
+  if (!lock.ok()) return lock.status();
+  if (*lock == nullptr) return false;
+  SetLead(*std::move(lock));
+  lead_checked_ = now;
+  return true;
 }
 
 absl::StatusOr<int> OutboxRelay::DeliverPendingOnce() {
@@ -187,9 +227,12 @@ absl::Status OutboxRelay::Admit() {
 }
 
 absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
+  CycleResult result;
+  absl::StatusOr<bool> leading = Leading();
+  if (!leading.ok()) return leading.status();
+  if (!*leading) return result;
   if (absl::Status s = Admit(); !s.ok()) return s;
 
-  CycleResult result;
   const int batch_size = std::max(1, options_.batch_size);
   const int64_t now_micros = absl::ToUnixMicros(absl::Now());
   // Keys whose earliest pending event is not deliverable now: all their
@@ -242,6 +285,10 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
         return result;
       }
       if (stopping()) return result;
+      // A long cycle (slow receiver) must not outlive the lock.
+      absl::StatusOr<bool> still_leading = Leading();
+      if (!still_leading.ok()) return still_leading.status();
+      if (!*still_leading) return result;
 
       // The payload is read only for the event actually sent, so skipping
       // blocked keys stays cheap.

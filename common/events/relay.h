@@ -12,8 +12,14 @@
 // a restarted relay resumes where the old one stopped; an event that was
 // sent but not yet marked delivered is sent again.
 //
-// Run one relay per destination and database. Two would not lose or (given
-// the inbox) double anything, but could interleave one key's events.
+// Replicas: relays for the same destination in several processes over one
+// database take turns. Only the holder of the destination's process lock
+// (Database::TryLockForProcess) sends; the others stand by and try to take
+// it every standby_retry, so one of them takes over within that time once
+// the holder stops or its process dies. Events a standby's process commits
+// reach the destination at the holder's next poll. (Without the lock two
+// relays would lose or double nothing, given the inbox, but could
+// interleave one key's events.)
 //
 // A destination seen for the first time receives the outbox's whole history.
 // An event the receiver keeps refusing (e.g. INVALID_ARGUMENT) holds back
@@ -104,11 +110,19 @@ struct RelayOptions {
   // and must not call back into the relay.
   std::function<void(const DeliveryFailure&)> on_failure;
   std::function<void(const std::string& destination)> on_delivered;
+  // Called on the relay's thread when it takes or loses the lead (see
+  // above); may be empty. Same rules as the observers above.
+  std::function<void(const std::string& destination, bool leading)>
+      on_lead_change;
+  // How often a standby relay tries to take over (see above); each try
+  // opens a PostgreSQL connection.
+  absl::Duration standby_retry = absl::Seconds(5);
 };
 
 struct RelayStats {
   int64_t delivered = 0;        // events acknowledged by the receiver
   int64_t failed_attempts = 0;  // sends that returned an error
+  bool leading = false;         // holds the destination's process lock
 };
 
 class OutboxRelay {
@@ -148,6 +162,11 @@ class OutboxRelay {
 
   absl::StatusOr<CycleResult> RunCycle()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
+  // Whether this relay may send now: takes the destination's process lock
+  // when due, or checks (at most once a second) that it still holds it.
+  absl::StatusOr<bool> Leading() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
+  void SetLead(std::unique_ptr<storage::ProcessLock> lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
   absl::Status Admit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
   absl::Duration Backoff(int64_t attempts);
   void Loop();
@@ -160,6 +179,10 @@ class OutboxRelay {
 
   // Held for a whole cycle: one cycle at a time per relay.
   absl::Mutex cycle_mu_;
+  std::unique_ptr<storage::ProcessLock> lead_ ABSL_GUARDED_BY(cycle_mu_);
+  absl::Time lead_checked_ ABSL_GUARDED_BY(cycle_mu_);
+  absl::Time next_lead_attempt_ ABSL_GUARDED_BY(cycle_mu_) =
+      absl::InfinitePast();
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -168,6 +191,7 @@ class OutboxRelay {
 
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> failed_attempts_{0};
+  std::atomic<bool> leading_{false};
 };
 
 }  // namespace lotse::events

@@ -18,6 +18,7 @@
 #include "common/server/server.h"
 #include "grpcpp/security/credentials.h"
 #include "prometheus/counter.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 
 namespace lotse::server {
@@ -57,9 +58,22 @@ events::RelayOptions ObservedRelayOptions(const std::string& service,
                      .Name("lotse_event_delivery_failures_total")
                      .Help("Event sends that a destination did not acknowledge")
                      .Register(registry);
+  auto& leading = prometheus::BuildGauge()
+                      .Name("lotse_event_relay_leading")
+                      .Help(
+                          "1 while this replica's relay to a destination "
+                          "holds the lead and sends; 0 while it stands by")
+                      .Register(registry);
   events::RelayOptions options;
   options.on_delivered = [&delivered](const std::string& destination) {
     delivered.Add({{"destination", destination}}).Increment();
+  };
+  options.on_lead_change = [&leading, service](const std::string& destination,
+                                               bool lead) {
+    leading.Add({{"destination", destination}}).Set(lead ? 1 : 0);
+    Log(LogLevel::kInfo,
+        lead ? "event relay took the lead" : "event relay stands by",
+        {{"service", service}, {"destination", destination}});
   };
   auto limiter = std::make_shared<FailureLogLimiter>();
   options.on_failure = [&failed, service,

@@ -217,5 +217,55 @@ TEST_F(EventDeliveryE2eTest, OutboxReachesTheReceiverAcrossOutagesAndKill9) {
   EXPECT_EQ(restarted->WaitExit(absl::Seconds(10)).value_or(-1), 0);
 }
 
+// Two replicas over one database, both configured to relay: one takes the
+// lead and delivers what either commits; when it is killed, the other takes
+// over within its standby retry (5 s) and delivers the rest.
+TEST_F(EventDeliveryE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
+  auto receiver_db = NewTestDatabase(storage::Dialect::kSqlite);
+  ASSERT_TRUE(receiver_db.ok()) << receiver_db.status();
+  TlsReceiver receiver(pki_, **receiver_db);
+  receiver.Start(0);
+  receiver.set_down(false);
+  const std::string took_lead = "\"msg\":\"event relay took the lead\"";
+
+  auto first = StartIdentity(receiver.port());
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<int> first_port = first->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(first_port.ok()) << first->ReadLog();
+  ASSERT_TRUE(Eventually(
+      [&] { return first->ReadLog().find(took_lead) != std::string::npos; },
+      absl::Seconds(10)))
+      << first->ReadLog();
+  auto second = StartIdentity(receiver.port());
+  ASSERT_TRUE(second.ok()) << second.status();
+  absl::StatusOr<int> second_port = second->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(second_port.ok()) << second->ReadLog();
+
+  // A registration through the standby reaches the receiver too, sent by
+  // the leader (at its next poll).
+  grpc::Status registered = Register(*second_port, "kim-standbydorf");
+  ASSERT_TRUE(registered.ok()) << registered.error_message();
+  ASSERT_TRUE(Eventually([&] { return receiver.agencies().size() >= 2; },
+                         absl::Seconds(30)))
+      << first->ReadLog();
+  EXPECT_EQ(second->ReadLog().find(took_lead), std::string::npos)
+      << second->ReadLog();
+
+  first->Signal(SIGKILL);
+  ASSERT_TRUE(first->WaitExit(absl::Seconds(10)).ok());
+  registered = Register(*second_port, "kim-nachfolgedorf");
+  ASSERT_TRUE(registered.ok()) << registered.error_message();
+  ASSERT_TRUE(Eventually([&] { return receiver.agencies().size() >= 3; },
+                         absl::Seconds(30)))
+      << second->ReadLog();
+  EXPECT_NE(second->ReadLog().find(took_lead), std::string::npos);
+  EXPECT_THAT(receiver.agencies(),
+              ::testing::UnorderedElementsAre(
+                  "Lotse administration (bootstrap)", "Agency kim-standbydorf",
+                  "Agency kim-nachfolgedorf"));
+  second->Signal(SIGTERM);
+  EXPECT_EQ(second->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+}
+
 }  // namespace
 }  // namespace lotse::testing

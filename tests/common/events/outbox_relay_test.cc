@@ -2,6 +2,7 @@
 // backoff and per-destination state, on both backends.
 #include <atomic>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -265,6 +266,53 @@ TEST_P(OutboxRelayTest, DestinationsHaveIndependentState) {
                                              {{"k", 2}, {"j", 1}}),
             "");
   EXPECT_EQ(cases.delivered().size(), 3u);
+}
+
+TEST_P(OutboxRelayTest, ReplicasTakeTurnsAndAStandbyTakesOver) {
+  // Two replicas: each its own pool over the same database, each with a
+  // relay for the same destination.
+  auto replica = storage::OpenDatabase(url());
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  Enqueue({MakeEvent("k", 0), MakeEvent("k", 1), MakeEvent("j", 0)});
+  FakeSender first_sender, second_sender;
+  RelayOptions options = Options("cases");
+  options.standby_retry = absl::ZeroDuration();
+  auto first = std::make_unique<OutboxRelay>(db(), first_sender, options);
+  OutboxRelay second(**replica, second_sender, options);
+  EXPECT_EQ(Deliver(*first), 3);
+  EXPECT_TRUE(first->stats().leading);
+  Enqueue({MakeEvent("k", 2)});
+  // The standby sends nothing while the first holds the lead.
+  EXPECT_EQ(Deliver(second), 0);
+  EXPECT_FALSE(second.stats().leading);
+  EXPECT_THAT(second_sender.delivered(), IsEmpty());
+
+  // The first stops (a rolling update): the standby takes over and goes
+  // on from where the first left off.
+  first->Stop();
+  EXPECT_FALSE(first->stats().leading);
+  EXPECT_EQ(Deliver(second), 1);
+  EXPECT_TRUE(second.stats().leading);
+  ASSERT_EQ(second_sender.delivered().size(), 1u);
+  EXPECT_EQ(second_sender.delivered()[0], "k#2");
+  EXPECT_EQ(first_sender.delivered().size(), 3u);
+}
+
+TEST_P(OutboxRelayTest, AStandbyTriesToTakeOverOnlyEveryStandbyRetry) {
+  auto replica = storage::OpenDatabase(url());
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  Enqueue({MakeEvent("k", 0)});
+  FakeSender first_sender, second_sender;
+  RelayOptions options = Options("cases");
+  options.standby_retry = absl::Hours(1);
+  auto first = std::make_unique<OutboxRelay>(db(), first_sender, options);
+  OutboxRelay second(**replica, second_sender, options);
+  EXPECT_EQ(Deliver(*first), 1);
+  EXPECT_EQ(Deliver(second), 0);  // tried, lost, waits an hour
+  first.reset();
+  Enqueue({MakeEvent("k", 1)});
+  EXPECT_EQ(Deliver(second), 0);
+  EXPECT_FALSE(second.stats().leading);
 }
 
 TEST_P(OutboxRelayTest, PruneKeepsWhatAnyDestinationStillNeeds) {
