@@ -448,7 +448,11 @@ function checkRendering(name, objects) {
     if (dests.length) {
       destinationsOf[svc] = new Set([...(destinationsOf[svc] || []), ...dests.map((x) => x.split('=')[0])]);
       relayReplicas[svc] = (relayReplicas[svc] || 0) + replicas;
-      check(d.spec.strategy && d.spec.strategy.type === 'Recreate', `${w}: runs event relays but is not Recreate`);
+    }
+    // SQLite: one process per database file, so never two pods at once.
+    if (db && db.value !== undefined) {
+      check(replicas <= 1 && d.spec.strategy && d.spec.strategy.type === 'Recreate',
+        `${w}: SQLite database but more than one replica or not Recreate`);
     }
 
     if (podLabels['app.kubernetes.io/component'] === 'server') {
@@ -463,12 +467,15 @@ function checkRendering(name, objects) {
     }
   }
 
-  // Event wiring as tools/lotse.sh, delivered by exactly one relay.
+  // Event wiring as tools/lotse.sh. Every replica relays (they take turns
+  // per destination, common/events/relay.h), so none may lack the flag.
   const expected = lotseShDestinations();
   for (const s of SERVICES) {
     const got = [...(destinationsOf[s] || [])].sort().join(',');
     check(got === [...expected[s]].sort().join(','), `${name}: ${s} sends events to [${got}], tools/lotse.sh to [${[...expected[s]].sort()}]`);
-    check(relayReplicas[s] === 1, `${name}: ${s} runs ${relayReplicas[s] || 0} event relays, not exactly 1`);
+    const all = deployments.filter((d) => d.spec.template.metadata.labels['app.kubernetes.io/name'] === s)
+      .reduce((n, d) => n + (d.spec.replicas === undefined ? 1 : d.spec.replicas), 0);
+    check(relayReplicas[s] >= 1 && relayReplicas[s] === all, `${name}: ${relayReplicas[s] || 0} of ${s}'s ${all} replicas relay events`);
   }
 
   // Network policies: deny by default; every call above allowed by a rule
