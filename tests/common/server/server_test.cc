@@ -135,7 +135,9 @@ class ServerTest : public ::testing::Test {
     return options;
   }
 
-  void StartServer(ServerOptions options = QuickDrain()) {
+  // Starts the echo server; `serving` false leaves health at NOT_SERVING,
+  // as a process that is still starting up.
+  void StartServer(ServerOptions options = QuickDrain(), bool serving = true) {
     options.service_name = "echo";
     options.listen = "127.0.0.1:0";
     options.log_calls = false;
@@ -144,7 +146,7 @@ class ServerTest : public ::testing::Test {
     auto server = Server::Start(options, {service_.get()});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
-    server_->SetServing(true);
+    if (serving) server_->SetServing(true);
   }
 
   std::shared_ptr<grpc::Channel> ChannelAs(const std::string& client) {
@@ -357,15 +359,7 @@ TEST_F(ServerTest, HealthGoesNotServingWhileDraining) {
 }
 
 TEST_F(ServerTest, HealthIsNotServingUntilTheServiceSaysSo) {
-  ServerOptions options = QuickDrain();
-  options.service_name = "echo";
-  options.listen = "127.0.0.1:0";
-  options.log_calls = false;
-  options.health_service_names = {"lotse.bench.v1.EchoService"};
-  options.tls = TlsFilesFromDir(*pki_, "echo");
-  auto server = Server::Start(options, {service_.get()});
-  ASSERT_TRUE(server.ok()) << server.status();
-  server_ = *std::move(server);
+  StartServer(QuickDrain(), /*serving=*/false);
   EXPECT_EQ(Health(""), HealthCheckResponse::NOT_SERVING);
   server_->SetServing(true);
   EXPECT_EQ(Health(""), HealthCheckResponse::SERVING);
@@ -375,15 +369,8 @@ TEST_F(ServerTest, HealthPortIsPlaintextHealthOnlyAndFollowsTheDrain) {
   ServerOptions options;
   options.drain_grace = absl::Seconds(2);
   options.shutdown_deadline = absl::Milliseconds(500);
-  options.service_name = "echo";
-  options.listen = "127.0.0.1:0";
   options.health_listen = "127.0.0.1:0";
-  options.log_calls = false;
-  options.health_service_names = {"lotse.bench.v1.EchoService"};
-  options.tls = TlsFilesFromDir(*pki_, "echo");
-  auto server = Server::Start(options, {service_.get()});
-  ASSERT_TRUE(server.ok()) << server.status();
-  server_ = *std::move(server);
+  StartServer(options, /*serving=*/false);
   ASSERT_NE(server_->health_port(), 0);
   ASSERT_NE(server_->health_port(), server_->port());
   std::shared_ptr<grpc::Channel> probe = PlaintextHealthChannel();
