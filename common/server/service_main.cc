@@ -72,7 +72,7 @@ events::RelayOptions ObservedRelayOptions(const std::string& service,
                                                bool lead) {
     leading.Add({{"destination", destination}}).Set(lead ? 1 : 0);
     Log(LogLevel::kInfo,
-        lead ? "event relay took the lead" : "event relay stands by",
+        lead ? "event relay took the lead" : "event relay gave up the lead",
         {{"service", service}, {"destination", destination}});
   };
   auto limiter = std::make_shared<FailureLogLimiter>();
