@@ -13,7 +13,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "common/server/server.h"
@@ -22,21 +21,12 @@
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 
 namespace lotse::testing {
 namespace {
-
-type::v1::Date DateInDays(int days) {
-  const absl::CivilDay day = absl::ToCivilDay(
-      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
-  type::v1::Date date;
-  date.set_year(static_cast<int>(day.year()));
-  date.set_month(day.month());
-  date.set_day(day.day());
-  return date;
-}
 
 void Prepare(grpc::ClientContext* context, int seconds = 10) {
   context->set_deadline(std::chrono::system_clock::now() +
@@ -258,19 +248,10 @@ TEST_F(CasesFlowTest,
   courses::v1::CreateCourseRequest course_request;
   course_request.set_request_id("e2e-course");
   courses::v1::Course* c = course_request.mutable_course();
-  c->set_title("Integrationskurs Abend");
-  c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
-  c->set_target_level(type::v1::CEFR_LEVEL_B1);
-  c->mutable_place()->set_postal_code("50667");
-  c->mutable_place()->set_locality("Köln");
-  c->mutable_place()->set_municipality_code("05315000");
-  c->mutable_place()->set_street("Cäcilienstraße");
-  *c->mutable_schedule()->mutable_start_date() = DateInDays(14);
-  c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_TUESDAY);
+  *c = IntegrationCourse("Integrationskurs Abend");
+  c->mutable_schedule()->set_weekdays(0, type::v1::DAY_OF_WEEK_TUESDAY);
   c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_EVENING);
   c->mutable_schedule()->set_units_per_week(10);
-  c->mutable_schedule()->set_total_units(700);
-  c->set_capacity(12);
   courses::v1::Course course;
   ASSERT_TRUE(Eventually(
       [&] {

@@ -17,21 +17,12 @@
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 
 namespace lotse::testing {
 namespace {
-
-type::v1::Date DateInDays(int days) {
-  const absl::CivilDay day = absl::ToCivilDay(
-      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
-  type::v1::Date date;
-  date.set_year(static_cast<int>(day.year()));
-  date.set_month(day.month());
-  date.set_day(day.day());
-  return date;
-}
 
 class CoursesFlowTest : public ::testing::Test {
  protected:
@@ -136,20 +127,8 @@ TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
   // courses.
   courses::v1::CreateCourseRequest course_request;
   course_request.set_request_id("e2e-course-1");
-  courses::v1::Course* c = course_request.mutable_course();
-  c->set_title("Integrationskurs Vormittag");
-  c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
-  c->set_target_level(type::v1::CEFR_LEVEL_B1);
-  c->mutable_place()->set_postal_code("50667");
-  c->mutable_place()->set_locality("Köln");
-  c->mutable_place()->set_municipality_code("05315000");
-  c->mutable_place()->set_street("Cäcilienstraße");
-  *c->mutable_schedule()->mutable_start_date() = DateInDays(14);
-  c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
-  c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_MORNING);
-  c->mutable_schedule()->set_units_per_week(20);
-  c->mutable_schedule()->set_total_units(700);
-  c->set_capacity(12);
+  *course_request.mutable_course() =
+      IntegrationCourse("Integrationskurs Vormittag");
   courses::v1::Course course;
   grpc::Status last;
   ASSERT_TRUE(Eventually(

@@ -19,7 +19,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "common/server/server.h"
 #include "grpcpp/create_channel.h"
@@ -28,6 +27,7 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 #include "tests/support/test_database.h"
@@ -53,16 +53,6 @@ void Prepare(grpc::ClientContext* context) {
                         std::chrono::seconds(10));
   context->AddMetadata("x-lotse-actor", "cw-1");
   context->AddMetadata("x-lotse-purpose", "durability");
-}
-
-type::v1::Date DateInDays(int days) {
-  const absl::CivilDay day = absl::ToCivilDay(
-      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
-  type::v1::Date date;
-  date.set_year(static_cast<int>(day.year()));
-  date.set_month(day.month());
-  date.set_day(day.day());
-  return date;
 }
 
 class DurabilityTest : public ::testing::TestWithParam<Dialect> {
@@ -362,20 +352,8 @@ TEST_P(DurabilityTest, AcknowledgedCoursesSurviveKill9) {
                            courses::v1::Course* course) {
     courses::v1::CreateCourseRequest request;
     request.set_request_id(request_id);
-    courses::v1::Course* c = request.mutable_course();
-    c->set_title(absl::StrCat("Integrationskurs ", request_id));
-    c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
-    c->set_target_level(type::v1::CEFR_LEVEL_B1);
-    c->mutable_place()->set_postal_code("50667");
-    c->mutable_place()->set_locality("Köln");
-    c->mutable_place()->set_municipality_code("05315000");
-    c->mutable_place()->set_street("Cäcilienstraße");
-    *c->mutable_schedule()->mutable_start_date() = DateInDays(14);
-    c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
-    c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_MORNING);
-    c->mutable_schedule()->set_units_per_week(20);
-    c->mutable_schedule()->set_total_units(700);
-    c->set_capacity(12);
+    *request.mutable_course() =
+        IntegrationCourse(absl::StrCat("Integrationskurs ", request_id));
     grpc::ClientContext context;
     Prepare(&context);
     return stub->CreateCourse(&context, request, course);
@@ -428,23 +406,8 @@ TEST_P(DurabilityTest, AcknowledgedOffersSurviveKill9) {
                           placement::v1::Offer* offer) {
     placement::v1::CreateOfferRequest request;
     request.set_request_id(request_id);
-    placement::v1::Offer* o = request.mutable_offer();
-    o->set_kind(placement::v1::OFFER_KIND_JOB);
-    o->set_title(absl::StrCat("Lagerhelfer ", request_id));
-    o->set_description("Kommissionieren, Waren annehmen und einlagern.");
-    o->set_occupation_code("51312");
-    o->set_employer_name("Rheinlager Logistik GmbH");
-    o->mutable_place()->set_street("Industriestraße");
-    o->mutable_place()->set_house_number("12");
-    o->mutable_place()->set_postal_code("50735");
-    o->mutable_place()->set_locality("Köln");
-    o->mutable_place()->set_municipality_code("05315000");
-    o->mutable_hours()->set_min_hours_per_week(30);
-    o->mutable_hours()->set_max_hours_per_week(40);
-    o->mutable_hours()->add_day_periods(type::v1::DAY_PERIOD_MORNING);
-    *o->mutable_start_date() = DateInDays(30);
-    o->set_required_language_level(type::v1::CEFR_LEVEL_A2);
-    o->set_positions_total(2);
+    *request.mutable_offer() = WarehouseOffer(
+        absl::StrCat("Lagerhelfer ", request_id), type::v1::CEFR_LEVEL_A2, 2);
     grpc::ClientContext context;
     Prepare(&context);
     return stub->CreateOffer(&context, request, offer);

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "common/server/server.h"
@@ -36,6 +35,7 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 
@@ -48,16 +48,6 @@ namespace pv1 = ::lotse::placement::v1;
 // relays retry with backoff while a receiver is not up yet, so the first
 // deliveries after start-up can take several seconds.
 constexpr absl::Duration kEventTimeout = absl::Seconds(45);
-
-type::v1::Date DateInDays(int days) {
-  const absl::CivilDay day = absl::ToCivilDay(
-      absl::Now() + absl::Hours(24) * days, absl::UTCTimeZone());
-  type::v1::Date date;
-  date.set_year(static_cast<int>(day.year()));
-  date.set_month(day.month());
-  date.set_day(day.day());
-  return date;
-}
 
 void Prepare(grpc::ClientContext* context) {
   context->set_deadline(std::chrono::system_clock::now() +
@@ -199,29 +189,6 @@ class PlacementFlowTest : public ::testing::Test {
   ServiceProcess* courses_ = nullptr;
   ServiceProcess* placement_ = nullptr;
 };
-
-pv1::Offer WarehouseOffer(const std::string& title, type::v1::CefrLevel level,
-                          int positions) {
-  pv1::Offer offer;
-  offer.set_kind(pv1::OFFER_KIND_JOB);
-  offer.set_title(title);
-  offer.set_description("Kommissionieren, Waren annehmen und einlagern.");
-  offer.set_occupation_code("51312");
-  offer.set_employer_name("Rheinlager Logistik GmbH");
-  offer.mutable_place()->set_street("Industriestraße");
-  offer.mutable_place()->set_house_number("12");
-  offer.mutable_place()->set_postal_code("50735");
-  offer.mutable_place()->set_locality("Köln");
-  offer.mutable_place()->set_municipality_code("05315000");
-  offer.mutable_hours()->set_min_hours_per_week(30);
-  offer.mutable_hours()->set_max_hours_per_week(40);
-  offer.mutable_hours()->add_day_periods(type::v1::DAY_PERIOD_MORNING);
-  *offer.mutable_start_date() = DateInDays(30);
-  offer.set_required_language_level(level);
-  offer.add_required_skills("Gabelstapler");
-  offer.set_positions_total(positions);
-  return offer;
-}
 
 TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   // ---- the processes, wired like tools/lotse.sh --------------------------
@@ -438,20 +405,11 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   auto provider = Courses("vhs-koeln");
   courses::v1::CreateCourseRequest course_request;
   course_request.set_request_id("e2e-placement-course");
-  courses::v1::Course* c = course_request.mutable_course();
-  c->set_title("Integrationskurs Vormittag");
-  c->set_kind(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
-  c->set_target_level(type::v1::CEFR_LEVEL_B1);
-  c->mutable_place()->set_postal_code("50667");
-  c->mutable_place()->set_locality("Köln");
-  c->mutable_place()->set_municipality_code("05315000");
-  c->mutable_place()->set_street("Cäcilienstraße");
-  *c->mutable_schedule()->mutable_start_date() = DateInDays(1);
-  c->mutable_schedule()->add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
-  c->mutable_schedule()->set_day_period(type::v1::DAY_PERIOD_MORNING);
-  c->mutable_schedule()->set_units_per_week(20);
-  c->mutable_schedule()->set_total_units(700);
-  c->set_capacity(12);
+  *course_request.mutable_course() =
+      IntegrationCourse("Integrationskurs Vormittag");
+  // Starts tomorrow, so that a result can be recorded in this test.
+  *course_request.mutable_course()->mutable_schedule()->mutable_start_date() =
+      DateInDays(1);
   courses::v1::Course course;
   {
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
