@@ -1,6 +1,9 @@
 #include "common/server/server.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -134,9 +137,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 30 * 60 * 1000);
   if (options.max_connection_age != absl::InfiniteDuration()) {
+    // gRPC takes an int of milliseconds: beyond about 24 days means never.
+    const int64_t age_ms =
+        std::min<int64_t>(absl::ToInt64Milliseconds(options.max_connection_age),
+                          std::numeric_limits<int>::max());
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                               static_cast<int>(absl::ToInt64Milliseconds(
-                                   options.max_connection_age)));
+                               static_cast<int>(std::max<int64_t>(age_ms, 1)));
     builder.AddChannelArgument(
         GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
         static_cast<int>(absl::ToInt64Milliseconds(kMaxConnectionAgeGrace)));

@@ -217,6 +217,11 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  if (options.max_connection_age <= absl::ZeroDuration()) {
+    // Zero would send every client away as soon as it connected.
+    return Fail(name, "bad --max_connection_age",
+                absl::InvalidArgumentError("must be positive (or inf)"));
+  }
   options.insecure_dev = absl::GetFlag(FLAGS_insecure_dev);
   if (const std::string dir = absl::GetFlag(FLAGS_tls_dir); !dir.empty()) {
     options.tls = TlsFilesFromDir(dir, name);

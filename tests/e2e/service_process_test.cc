@@ -253,6 +253,18 @@ TEST_P(ServiceProcessTest, RefusesToStartWithoutTlsMaterial) {
       << process->ReadLog();
 }
 
+TEST_P(ServiceProcessTest, RefusesAMaxConnectionAgeOfZero) {
+  std::vector<std::string> args = Args();
+  args.push_back("--max_connection_age=0s");
+  auto process = ServiceProcess::Start(binary_, args, dir_ + "/log");
+  ASSERT_TRUE(process.ok());
+  absl::StatusOr<int> code = process->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(process->ReadLog().find("max_connection_age"), std::string::npos)
+      << process->ReadLog();
+}
+
 TEST_P(ServiceProcessTest, EnvironmentConfiguresLikeFlags) {
   // LOTSE_TLS_DIR and LOTSE_DATABASE instead of flags, as in Kubernetes.
   setenv("LOTSE_TLS_DIR", pki_.c_str(), 1);
