@@ -129,12 +129,17 @@ class EventDeliveryE2eTest : public ::testing::Test {
   }
 
   // Each start logs to its own file: WaitServing reads the port from it.
-  absl::StatusOr<ServiceProcess> StartIdentity(int receiver_port) {
+  // `database`: a URL; empty means SQLite in the test's directory.
+  absl::StatusOr<ServiceProcess> StartIdentity(
+      int receiver_port, const std::string& database = "") {
     ++starts_;
     return ServiceProcess::Start(
         absl::StrCat(BinaryDir(), "/services/identity/lotse_identity"),
         {"--listen=127.0.0.1:0", absl::StrCat("--tls_dir=", pki_),
-         absl::StrCat("--database=sqlite:", dir_, "/identity.db"),
+         absl::StrCat("--database=",
+                      database.empty()
+                          ? absl::StrCat("sqlite:", dir_, "/identity.db")
+                          : database),
          absl::StrCat("--event_destinations=probe=127.0.0.1:", receiver_port),
          "--drain_grace=100ms", "--shutdown_deadline=1s"},
         absl::StrCat(dir_, "/identity-", starts_, ".log"));
@@ -220,7 +225,15 @@ TEST_F(EventDeliveryE2eTest, OutboxReachesTheReceiverAcrossOutagesAndKill9) {
 // Two replicas over one database, both configured to relay: one takes the
 // lead and delivers what either commits; when it is killed, the other takes
 // over within its standby retry (5 s) and delivers the rest.
-TEST_F(EventDeliveryE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
+// On PostgreSQL the lead is an advisory lock of the leader's connection,
+// which the server frees when the killed process's connection drops.
+class RelayFailoverE2eTest
+    : public EventDeliveryE2eTest,
+      public ::testing::WithParamInterface<storage::Dialect> {};
+
+TEST_P(RelayFailoverE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
+  absl::StatusOr<std::string> database = NewTestDatabaseUrl(GetParam());
+  ASSERT_TRUE(database.ok()) << database.status();
   auto receiver_db = NewTestDatabase(storage::Dialect::kSqlite);
   ASSERT_TRUE(receiver_db.ok()) << receiver_db.status();
   TlsReceiver receiver(pki_, **receiver_db);
@@ -228,7 +241,7 @@ TEST_F(EventDeliveryE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
   receiver.set_down(false);
   const std::string took_lead = "\"msg\":\"event relay took the lead\"";
 
-  auto first = StartIdentity(receiver.port());
+  auto first = StartIdentity(receiver.port(), *database);
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<int> first_port = first->WaitServing(absl::Seconds(20));
   ASSERT_TRUE(first_port.ok()) << first->ReadLog();
@@ -236,7 +249,7 @@ TEST_F(EventDeliveryE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
       [&] { return first->ReadLog().find(took_lead) != std::string::npos; },
       absl::Seconds(10)))
       << first->ReadLog();
-  auto second = StartIdentity(receiver.port());
+  auto second = StartIdentity(receiver.port(), *database);
   ASSERT_TRUE(second.ok()) << second.status();
   absl::StatusOr<int> second_port = second->WaitServing(absl::Seconds(20));
   ASSERT_TRUE(second_port.ok()) << second->ReadLog();
@@ -266,6 +279,11 @@ TEST_F(EventDeliveryE2eTest, OneReplicaRelaysAndTheOtherTakesOverAfterKill9) {
   second->Signal(SIGTERM);
   EXPECT_EQ(second->WaitExit(absl::Seconds(10)).value_or(-1), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, RelayFailoverE2eTest,
+                         ::testing::Values(storage::Dialect::kSqlite,
+                                           storage::Dialect::kPostgres),
+                         DialectParamName());
 
 }  // namespace
 }  // namespace lotse::testing
