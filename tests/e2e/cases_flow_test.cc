@@ -150,12 +150,7 @@ TEST_F(CasesFlowTest,
   // The person, registered by the case manager.
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-person");
-  identity::v1::PersonName* name = create.mutable_person()->add_names();
-  name->set_given_names("Oleksandr");
-  name->set_family_names("Kovalenko");
-  name->set_script("Latn");
-  name->set_kind(identity::v1::NAME_KIND_CURRENT);
-  create.mutable_person()->mutable_birth_date()->set_year(1988);
+  *create.mutable_person() = SamplePerson("Oleksandr", "Kovalenko", 1988);
   identity::v1::Person person;
   {
     grpc::ClientContext context;

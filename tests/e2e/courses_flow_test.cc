@@ -108,12 +108,7 @@ TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
   // A person registered by the municipal case manager.
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-person-1");
-  identity::v1::PersonName* name = create.mutable_person()->add_names();
-  name->set_given_names("Tesfay");
-  name->set_family_names("Gebremedhin");
-  name->set_script("Latn");
-  name->set_kind(identity::v1::NAME_KIND_CURRENT);
-  create.mutable_person()->mutable_birth_date()->set_year(1994);
+  *create.mutable_person() = SamplePerson("Tesfay", "Gebremedhin", 1994);
   identity::v1::Person person;
   {
     grpc::ClientContext context;

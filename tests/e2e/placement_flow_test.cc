@@ -234,12 +234,7 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   // ---- identity: the person and a residence status permitting work -------
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-placement-person");
-  identity::v1::PersonName* name = create.mutable_person()->add_names();
-  name->set_given_names("Hamid");
-  name->set_family_names("Rahimi");
-  name->set_script("Latn");
-  name->set_kind(identity::v1::NAME_KIND_CURRENT);
-  create.mutable_person()->mutable_birth_date()->set_year(1996);
+  *create.mutable_person() = SamplePerson("Hamid", "Rahimi", 1996);
   identity::v1::Person person;
   {
     auto stub = Identity("kim-koeln");

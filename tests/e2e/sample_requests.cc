@@ -15,6 +15,18 @@ type::v1::Date DateInDays(int days) {
   return date;
 }
 
+identity::v1::Person SamplePerson(const std::string& given,
+                                  const std::string& family, int birth_year) {
+  identity::v1::Person person;
+  identity::v1::PersonName* name = person.add_names();
+  name->set_given_names(given);
+  name->set_family_names(family);
+  name->set_script("Latn");
+  name->set_kind(identity::v1::NAME_KIND_CURRENT);
+  person.mutable_birth_date()->set_year(birth_year);
+  return person;
+}
+
 courses::v1::Course IntegrationCourse(const std::string& title) {
   courses::v1::Course c;
   c.set_title(title);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "lotse/courses/v1/course.pb.h"
+#include "lotse/identity/v1/person.pb.h"
 #include "lotse/placement/v1/offer.pb.h"
 #include "lotse/type/v1/date.pb.h"
 
@@ -13,6 +14,10 @@ namespace lotse::testing {
 
 // The calendar day `days` from now (UTC).
 type::v1::Date DateInDays(int days);
+
+// A person with one current Latin-script name and a birth year.
+identity::v1::Person SamplePerson(const std::string& given,
+                                  const std::string& family, int birth_year);
 
 // A general integration course to B1 in Köln, starting in 14 days on
 // Monday mornings, 20 of 700 units a week, 12 seats.
