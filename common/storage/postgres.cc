@@ -8,6 +8,7 @@
 // statement itself, before the lock is granted, and LockNamed would not help.
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "common/storage/database.h"
 #include "common/storage/internal/pool.h"
 #include "common/storage/internal/tx_state.h"
@@ -264,8 +266,36 @@ absl::StatusOr<Rows> ReadRows(const PGresult* result) {
   return rows;
 }
 
-absl::StatusOr<std::unique_ptr<PgConn>> Connect(const std::string& conninfo) {
-  PGconn* raw = PQconnectdb(conninfo.c_str());
+// `dead_peer_timeout`: when set, TCP keepalives and a user timeout make
+// calls on a connection whose server went away (or a partition) fail after
+// about that long instead of blocking until the OS gives up (hours).
+absl::StatusOr<std::unique_ptr<PgConn>> Connect(
+    const std::string& conninfo,
+    absl::Duration dead_peer_timeout = absl::ZeroDuration()) {
+  PGconn* raw = nullptr;
+  if (dead_peer_timeout > absl::ZeroDuration()) {
+    const int64_t seconds =
+        std::max<int64_t>(3, absl::ToInt64Seconds(dead_peer_timeout));
+    const std::string idle = absl::StrCat(seconds / 3);
+    const std::string interval =
+        absl::StrCat(std::max<int64_t>(1, seconds / 6));
+    const std::string user_timeout = absl::StrCat(seconds * 1000);
+    // expand_dbname: `conninfo` (a URI or key=value string) is expanded in
+    // place of dbname, and the keywords after it override it.
+    const char* keywords[] = {"dbname",
+                              "keepalives",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "tcp_user_timeout",
+                              nullptr};
+    const char* values[] = {conninfo.c_str(), "1", idle.c_str(),
+                            interval.c_str(), "2", user_timeout.c_str(),
+                            nullptr};
+    raw = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
+  } else {
+    raw = PQconnectdb(conninfo.c_str());
+  }
   if (raw == nullptr) {
     return absl::ResourceExhaustedError("postgres: out of memory");
   }
@@ -543,6 +573,8 @@ class PgTransaction : public Transaction {
 
 // A session advisory lock on a connection nobody else uses: PostgreSQL
 // releases it when the connection closes, including when the process dies.
+constexpr absl::Duration kProcessLockDeadPeerTimeout = absl::Seconds(30);
+
 class PgProcessLock : public ProcessLock {
  public:
   PgProcessLock(std::unique_ptr<PgConn> conn, int64_t key)
@@ -576,7 +608,10 @@ class PgDatabase : public Database {
 
   absl::StatusOr<std::unique_ptr<ProcessLock>> TryLockForProcess(
       absl::string_view name) override {
-    absl::StatusOr<std::unique_ptr<PgConn>> conn = Connect(conninfo_);
+    // The holder checks this connection to know it still holds the lock; a
+    // dead server must show as an error, not as a call that never returns.
+    absl::StatusOr<std::unique_ptr<PgConn>> conn =
+        Connect(conninfo_, kProcessLockDeadPeerTimeout);
     if (!conn.ok()) return conn.status();
     const int64_t key = StableHash(absl::StrCat("lotse.process/", name));
     const std::string key_text = absl::StrCat(key);
