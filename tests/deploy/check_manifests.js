@@ -5,7 +5,7 @@
 // (kubernetes-models) and, because those schemas ignore unknown fields,
 // reports any field the schema does not define. Then checks what the
 // manifests promise about Lotse: flags the binaries really define, probes
-// on the right port with the right certificate, references that resolve,
+// on the health-only port, references that resolve,
 // hardened containers, the event wiring of tools/lotse.sh, and network
 // policies that allow exactly the calls the services make.
 //
