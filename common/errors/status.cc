@@ -78,6 +78,15 @@ std::optional<std::string> ReasonOf(const absl::Status& status) {
   return info->reason();
 }
 
+std::optional<std::string> MetadataOf(const absl::Status& status,
+                                      absl::string_view key) {
+  auto info = PayloadOf<google::rpc::ErrorInfo>(status, ErrorInfoUrl());
+  if (!info.has_value()) return std::nullopt;
+  auto it = info->metadata().find(std::string(key));
+  if (it == info->metadata().end()) return std::nullopt;
+  return it->second;
+}
+
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status) {
   std::vector<FieldViolation> out;
   auto bad = PayloadOf<google::rpc::BadRequest>(status, BadRequestUrl());

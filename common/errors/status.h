@@ -55,6 +55,9 @@ absl::Status ErrorWithReason(
 
 // The reason attached by ErrorWithReason, if any.
 std::optional<std::string> ReasonOf(const absl::Status& status);
+// The metadata value under `key` attached by ErrorWithReason, if any.
+std::optional<std::string> MetadataOf(const absl::Status& status,
+                                      absl::string_view key);
 // The field violations attached to the status (empty if none).
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status);
 

@@ -43,6 +43,10 @@ TEST(ErrorWithReasonTest, ReasonSurvivesTheRoundTripThroughGrpc) {
   absl::Status back = FromGrpcStatus(g);
   EXPECT_EQ(back.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ReasonOf(back), "NO_LEGAL_BASIS");
+  EXPECT_EQ(MetadataOf(back, "category"), "HEALTH");
+  EXPECT_FALSE(MetadataOf(back, "person").has_value());
+  EXPECT_FALSE(
+      MetadataOf(absl::NotFoundError("plain"), "category").has_value());
 }
 
 TEST(ToGrpcStatusTest, FieldViolationsBecomeBadRequest) {
