@@ -150,7 +150,8 @@ TEST_F(CasesFlowTest,
   // The person, registered by the case manager.
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-person");
-  *create.mutable_person() = SamplePerson("Oleksandr", "Kovalenko", 1988);
+  *create.mutable_person() =
+      SamplePersonWithPapers("Oleksandr", "Kovalenko", 1988);
   identity::v1::Person person;
   {
     grpc::ClientContext context;
@@ -258,6 +259,23 @@ TEST_F(CasesFlowTest,
       },
       absl::Seconds(30)))
       << last.error_message();
+  // BAMF takes the person into its remit with the papers, then admits them.
+  {
+    identity::v1::LinkAgencyIdRequest link;
+    link.set_parent(person.name());
+    link.set_request_id("e2e-bamf-link");
+    link.mutable_agency_id()->set_kind(
+        identity::v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER);
+    link.mutable_agency_id()->set_value("BAMF-7000456");
+    *link.mutable_proof() = PapersOf(person);
+    identity::v1::AgencyId linked;
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s = identity::v1::IdentityService::NewStub(
+                         Channel(*identity_port, "bamf-nuernberg"))
+                         ->LinkAgencyId(&context, link, &linked);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
   courses::v1::RecordEntitlementRequest entitle;
   entitle.set_request_id("e2e-entitlement");
   courses::v1::Entitlement* e = entitle.mutable_entitlement();

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/errors/status.h"
 #include "common/server/server.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -108,7 +109,8 @@ TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
   // A person registered by the municipal case manager.
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-person-1");
-  *create.mutable_person() = SamplePerson("Tesfay", "Gebremedhin", 1994);
+  *create.mutable_person() =
+      SamplePersonWithPapers("Tesfay", "Gebremedhin", 1994);
   identity::v1::Person person;
   {
     grpc::ClientContext context;
@@ -150,7 +152,23 @@ TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
         grpc::StatusCode::PERMISSION_DENIED);
   }
 
-  // BAMF admits the person: courses asks identity whether the person exists.
+  // BAMF takes the person into its remit with the papers (its file number),
+  // then admits them: courses asks identity whether BAMF may act on them.
+  {
+    identity::v1::LinkAgencyIdRequest link;
+    link.set_parent(person.name());
+    link.set_request_id("e2e-bamf-link");
+    link.mutable_agency_id()->set_kind(
+        identity::v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER);
+    link.mutable_agency_id()->set_value("BAMF-7000123");
+    *link.mutable_proof() = PapersOf(person);
+    identity::v1::AgencyId linked;
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s =
+        Identity("bamf-nuernberg")->LinkAgencyId(&context, link, &linked);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
   courses::v1::RecordEntitlementRequest entitle;
   entitle.set_request_id("e2e-entitlement-1");
   courses::v1::Entitlement* e = entitle.mutable_entitlement();
@@ -176,16 +194,17 @@ TEST_F(CoursesFlowTest, AgenciesPersonsAndBookingsCrossTheServices) {
         absl::Seconds(30)));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
-  // An id identity does not know is refused.
+  // An id identity does not know is refused like a person BAMF has no
+  // relation to.
   entitle.set_request_id("e2e-entitlement-2");
   e->set_person("persons/aaaaaaaaaaaaaaaaaaaaaaaaaa");
   {
     grpc::ClientContext context;
     Prepare(&context);
-    EXPECT_EQ(Courses("bamf-nuernberg")
-                  ->RecordEntitlement(&context, entitle, &entitlement)
-                  .error_code(),
-              grpc::StatusCode::NOT_FOUND);
+    grpc::Status s = Courses("bamf-nuernberg")
+                         ->RecordEntitlement(&context, entitle, &entitlement);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(ReasonOf(FromGrpcStatus(s)).value_or(""), "NO_RELATION");
   }
 
   // The case manager books a seat.

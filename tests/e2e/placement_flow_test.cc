@@ -234,7 +234,9 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   // ---- identity: the person and a residence status permitting work -------
   identity::v1::CreatePersonRequest create;
   create.set_request_id("e2e-placement-person");
-  *create.mutable_person() = SamplePerson("Hamid", "Rahimi", 1996);
+  *create.mutable_person() = SamplePersonWithPapers("Hamid", "Rahimi", 1996);
+  create.mutable_person()->mutable_contact()->add_phone_numbers(
+      "+4915198765432");
   identity::v1::Person person;
   {
     auto stub = Identity("kim-koeln");
@@ -273,6 +275,43 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
     });
     ASSERT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
         << Describe(s);
+  }
+
+  // The person registers as a job seeker: the Jobcenter links the BA
+  // customer number with the person's papers, and the employment agency,
+  // which serves the same customer, proves it by that number.
+  {
+    identity::v1::LinkAgencyIdRequest link;
+    link.set_parent(person.name());
+    link.set_request_id("e2e-placement-jc-link");
+    link.mutable_agency_id()->set_kind(
+        identity::v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER);
+    link.mutable_agency_id()->set_value("962D012345");
+    *link.mutable_proof() = PapersOf(person);
+    identity::v1::AgencyId linked;
+    auto stub = Identity("jobcenter-koeln");
+    grpc::Status s = Call([&](grpc::ClientContext* c) {
+      return stub->LinkAgencyId(c, link, &linked);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    link.set_request_id("e2e-placement-aa-link");
+    link.mutable_agency_id()->set_kind(identity::v1::AGENCY_ID_KIND_OTHER);
+    link.mutable_agency_id()->set_value("AA-KOELN-77");
+    link.mutable_proof()->mutable_issued_id()->set_kind(
+        identity::v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER);
+    link.mutable_proof()->mutable_issued_id()->set_value("962D012345");
+    auto agency_stub = Identity("aa-koeln");
+    s = Call([&](grpc::ClientContext* c) {
+      return agency_stub->LinkAgencyId(c, link, &linked);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    // Knowing who the person is does not tell how to reach them.
+    identity::v1::Person read;
+    s = Call([&](grpc::ClientContext* c) {
+      return agency_stub->GetPerson(c, get_person, &read);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
+    EXPECT_FALSE(read.has_contact());
   }
 
   // ---- placement: the candidate and two offers ---------------------------
@@ -422,6 +461,20 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   *e->mutable_valid_from() = DateInDays(0);
   *e->mutable_valid_until() = DateInDays(365);
   {
+    // BAMF takes the person into its remit with the papers, then admits.
+    identity::v1::LinkAgencyIdRequest link;
+    link.set_parent(person.name());
+    link.set_request_id("e2e-placement-bamf-link");
+    link.mutable_agency_id()->set_kind(
+        identity::v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER);
+    link.mutable_agency_id()->set_value("BAMF-7000789");
+    *link.mutable_proof() = PapersOf(person);
+    identity::v1::AgencyId linked;
+    auto bamf_identity = Identity("bamf-nuernberg");
+    grpc::Status linked_status = Call([&](grpc::ClientContext* ctx) {
+      return bamf_identity->LinkAgencyId(ctx, link, &linked);
+    });
+    ASSERT_TRUE(linked_status.ok()) << Describe(linked_status);
     auto bamf = Courses("bamf-nuernberg");
     courses::v1::Entitlement entitlement;
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
@@ -564,7 +617,7 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   }
 
   // PlacementProposed reaches identity: the proposing agency now serves
-  // the person and may read the core data.
+  // the person and may reach them too.
   {
     auto stub = Identity("aa-koeln");
     identity::v1::Person read;
@@ -573,12 +626,13 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
           last = Call([&](grpc::ClientContext* ctx) {
             return stub->GetPerson(ctx, get_person, &read);
           });
-          return last.ok();
+          return last.ok() && read.contact().phone_numbers_size() == 1;
         },
         kEventTimeout))
         << Describe(last) << "\n"
         << Logs();
     EXPECT_EQ(read.name(), person.name());
+    EXPECT_TRUE(read.withheld_categories().empty());
   }
 
   {

@@ -27,6 +27,24 @@ identity::v1::Person SamplePerson(const std::string& given,
   return person;
 }
 
+identity::v1::Person SamplePersonWithPapers(const std::string& given,
+                                            const std::string& family,
+                                            int birth_year) {
+  identity::v1::Person person = SamplePerson(given, family, birth_year);
+  person.mutable_birth_date()->set_month(5);
+  person.mutable_birth_date()->set_day(17);
+  return person;
+}
+
+identity::v1::RemitProof PapersOf(const identity::v1::Person& person) {
+  identity::v1::RemitProof proof;
+  identity::v1::IdentifyingAttributes* a = proof.mutable_attributes();
+  *a->mutable_name() = person.names(0);
+  *a->mutable_birth_date() = person.birth_date();
+  a->set_birth_place(person.birth_place());
+  return proof;
+}
+
 courses::v1::Course IntegrationCourse(const std::string& title) {
   courses::v1::Course c;
   c.set_title(title);

@@ -19,6 +19,16 @@ type::v1::Date DateInDays(int days);
 identity::v1::Person SamplePerson(const std::string& given,
                                   const std::string& family, int birth_year);
 
+// SamplePerson born on 17 May of `birth_year`: a full date, so that an
+// agency holding the person's papers can prove the person is in its remit.
+identity::v1::Person SamplePersonWithPapers(const std::string& given,
+                                            const std::string& family,
+                                            int birth_year);
+
+// What an agency with `person`'s papers presents to LinkAgencyId: the first
+// name and the birth date.
+identity::v1::RemitProof PapersOf(const identity::v1::Person& person);
+
 // A general integration course to B1 in Köln, starting in 14 days on
 // Monday mornings, 20 of 700 units a week, 12 seats.
 courses::v1::Course IntegrationCourse(const std::string& title);

@@ -17,9 +17,9 @@ namespace {
 
 // Names indexed by enum value; index 0 is the unspecified value.
 constexpr absl::string_view kDataCategoryNames[] = {
-    "UNSPECIFIED",   "CORE_IDENTITY", "RESIDENCE_STATUS",
-    "LANGUAGE",      "EMPLOYMENT",    "CASE_STATUS",
-    "PRIVATE_NOTES", "HEALTH",        "FAMILY"};
+    "UNSPECIFIED", "CORE_IDENTITY", "RESIDENCE_STATUS", "LANGUAGE",
+    "EMPLOYMENT",  "CASE_STATUS",   "PRIVATE_NOTES",    "HEALTH",
+    "FAMILY",      "CONTACT"};
 constexpr absl::string_view kLegalDomainNames[] = {
     "UNSPECIFIED",    "KOMMUNE",        "AUSLAENDERBEHOERDE", "BAMF",
     "JOBCENTER",      "ARBEITSAGENTUR", "KURSTRAEGER",        "KAMMER",

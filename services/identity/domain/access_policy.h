@@ -79,6 +79,7 @@ enum class DataCategory {
   kPrivateNotes = 6,
   kHealth = 7,
   kFamily = 8,
+  kContact = 9,
 };
 
 enum class LegalDomain {
@@ -290,7 +291,7 @@ class AccessPolicy {
     // Indexes into rules_, in file order.
     std::vector<size_t> rule_indexes;
   };
-  static constexpr size_t kCategorySlots = 9;  // values 0..8
+  static constexpr size_t kCategorySlots = 10;  // values 0..9
 
   AccessPolicy() = default;
 

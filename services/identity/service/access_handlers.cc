@@ -1,14 +1,11 @@
-// Residence status, consents and CheckAccess (issue 3, items 4 and 7):
-// the RPCs of IdentityServiceImpl that decide or depend on who may read
-// which category of a person's data (DESIGN.md section 4).
+// Residence status, consents and CheckAccess: the RPCs of
+// IdentityServiceImpl that decide or depend on who may read which category
+// of a person's data (DESIGN.md section 4).
 //
 // Every access decision here, whether it guards a residence read, a
-// consent RPC or answers CheckAccess, goes through DecideAccess: the
-// deployment's AccessPolicy fed with the facts identity itself holds (who
-// created the person, who recorded residence records, which agencies hold
-// a linked agency id, the person's consents read in the same transaction).
-// Nothing is cached, so a withdrawal or an expiry changes the very next
-// decision.
+// consent RPC or answers CheckAccess, is made by person_access.h from the
+// facts identity itself holds, read in the same transaction. Nothing is
+// cached, so a withdrawal or an expiry changes the very next decision.
 #include <algorithm>
 #include <optional>
 #include <set>
@@ -33,6 +30,7 @@
 #include "lotse/identity/v1/events.pb.h"
 #include "services/identity/domain/person.h"
 #include "services/identity/service/identity_service.h"
+#include "services/identity/service/person_access.h"
 #include "services/identity/store/agency_store.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
@@ -74,7 +72,7 @@ constexpr char kCheckAccessMethod[] =
 
 constexpr char kImmigrationDomain[] = "AUSLAENDERBEHOERDE";
 constexpr char kPurposeAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
-constexpr int kMaxCheckCategories = 8;
+constexpr int kMaxCheckCategories = 9;
 constexpr int kMaxPurposes = 20;
 // Evidence signed "now" on a caseworker's machine may reach us slightly
 // ahead of our clock; a declaration further in the future is a typo.
@@ -197,11 +195,6 @@ std::pair<std::string, std::string> ParseConsentName(
   return {};
 }
 
-absl::Status PersonNotFound(absl::string_view id) {
-  return ErrorWithReason(absl::StatusCode::kNotFound, "PERSON_NOT_FOUND",
-                         absl::StrCat("no person ", PersonResourceName(id)));
-}
-
 // The person `id` (a merged id resolves to its survivor), NOT_FOUND with
 // reason PERSON_NOT_FOUND if it never existed. With `for_write`, a merged
 // id is FAILED_PRECONDITION PERSON_MERGED naming the survivor.
@@ -211,9 +204,6 @@ absl::StatusOr<PersonLookup> FindPerson(Transaction& tx,
   PersonStore store(tx, matcher);
   absl::StatusOr<PersonLookup> found = store.Get(id);
   if (!found.ok()) {
-    if (found.status().code() == absl::StatusCode::kNotFound) {
-      return PersonNotFound(id);
-    }
     return found.status();
   }
   if (for_write && found->merged) {
@@ -223,29 +213,6 @@ absl::StatusOr<PersonLookup> FindPerson(Transaction& tx,
         {{"survivor", PersonResourceName(found->id)}});
   }
   return found;
-}
-
-// Policy consent of a stored consent.
-Consent ToPolicyConsent(const ConsentRecord& record) {
-  const v1::Consent& f = record.fields;
-  Consent c;
-  c.name = ConsentResourceName(record.person_id, record.id);
-  c.person_id = record.person_id;
-  for (int category : f.categories()) {
-    c.categories.push_back(static_cast<DataCategory>(category));
-  }
-  if (f.recipient_case() == v1::Consent::kRecipientAgency) {
-    FieldViolations ignored;
-    c.recipient_agency = ParseAgencyName(f.recipient_agency(), "", &ignored);
-  } else {
-    c.recipient_legal_domain =
-        static_cast<LegalDomain>(f.recipient_legal_domain());
-  }
-  c.purposes.assign(f.purposes().begin(), f.purposes().end());
-  if (f.has_valid_from()) c.valid_from = FromTimestamp(f.valid_from());
-  if (f.has_valid_until()) c.valid_until = FromTimestamp(f.valid_until());
-  if (f.has_withdraw_time()) c.withdraw_time = FromTimestamp(f.withdraw_time());
-  return c;
 }
 
 void ConsentToProto(const ConsentRecord& record, absl::Time now,
@@ -268,92 +235,20 @@ void ResidenceToProto(const ResidenceRecord& record, bool current,
   out->set_etag(ResidenceEtag(record.person_id, record.id));
 }
 
-// The agency a decision is about, as the policy needs it.
-struct Subject {
-  std::string agency_id;
-  LegalDomain domain = LegalDomain::kUnspecified;
-  bool suspended = false;
-};
-
-Subject SubjectOf(const AgencyRecord& agency) {
-  Subject s;
-  s.agency_id = agency.id;
-  s.domain = LegalDomainFromName(agency.legal_domain)
-                 .value_or(LegalDomain::kUnspecified);
-  s.suspended = agency.state == AgencyState::kSuspended;
-  return s;
-}
-
 // Decides whether `subject` may read `category` of `person` now for
-// `purpose`, adding to `asserted` the relations and ownership identity
-// records itself. `wrote_data` is the asking service's word that the agency
-// wrote the data (private notes).
+// `purpose` (person_access.h), with the relations an asking service asserts
+// and its word that the agency wrote the data (private notes).
 absl::StatusOr<AccessDecision> DecideAccess(
     Transaction& tx, const AccessPolicy& policy, const PersonLookup& person,
-    const Subject& subject, DataCategory category, const std::string& purpose,
-    std::vector<Relation> asserted, bool wrote_data, absl::Time now) {
-  const std::string agency_name = AgencyResourceName(subject.agency_id);
-  AccessRequest request;
-  request.agency_id = subject.agency_id;
-  request.legal_domain = subject.domain;
-  request.agency_suspended = subject.suspended;
-  request.person_id = person.id;
-  request.category = category;
-  request.purpose = purpose;
-  request.relations = std::move(asserted);
-  request.caller_wrote_data = wrote_data;
-
-  // RELATION_AGENCY_ID_HOLDER: identity knows it from the links (the
-  // contract says an assertion of it has no effect, so it is recomputed).
-  request.relations.erase(
-      std::remove(request.relations.begin(), request.relations.end(),
-                  Relation::kAgencyIdHolder),
-      request.relations.end());
-  absl::StatusOr<storage::Rows> linked = tx.Query(
-      "SELECT 1 FROM identity_person_agency_ids WHERE person_id = $1 "
-      "AND issuing_agency = $2 AND unlink_us IS NULL LIMIT 1",
-      {person.id, agency_name});
-  if (!linked.ok()) return linked.status();
-  if (!linked->empty()) request.relations.push_back(Relation::kAgencyIdHolder);
-  // Relations other services told identity of through their events (case
-  // owner or participant, serving the person): known, not asserted.
-  absl::StatusOr<std::vector<Relation>> known =
-      RelationsBetween(tx, person.id, subject.agency_id);
-  if (!known.ok()) return known.status();
-  for (Relation r : *known) {
-    if (std::find(request.relations.begin(), request.relations.end(), r) ==
-        request.relations.end()) {
-      request.relations.push_back(r);
-    }
-  }
-
-  // Ownership of the categories identity keeps itself.
-  if (category == DataCategory::kCoreIdentity &&
-      person.person.creating_agency() == agency_name) {
-    request.caller_wrote_data = true;
-  } else if (category == DataCategory::kResidenceStatus) {
-    absl::StatusOr<bool> recorded =
-        AgencyRecordedResidence(tx, person.id, agency_name);
-    if (!recorded.ok()) return recorded.status();
-    if (*recorded) request.caller_wrote_data = true;
-  }
-
-  absl::StatusOr<std::vector<ConsentRecord>> consents =
-      ListPersonConsents(tx, person.id);
-  if (!consents.ok()) return consents.status();
-  for (const ConsentRecord& c : *consents) {
-    request.consents.push_back(ToPolicyConsent(c));
-  }
-  return policy.Decide(request, now);
-}
-
-// PERMISSION_DENIED carrying the denial reason without its enum prefix.
-absl::Status DeniedError(const AccessDecision& decision) {
-  const std::string reason(AccessDenialReasonName(decision.denial_reason));
-  return ErrorWithReason(absl::StatusCode::kPermissionDenied, reason,
-                         absl::StrCat("the calling agency may not read ",
-                                      DataCategoryName(decision.category),
-                                      " of this person (", reason, ")"));
+    const AccessSubject& subject, DataCategory category,
+    const std::string& purpose, std::vector<Relation> asserted, bool wrote_data,
+    absl::Time now) {
+  absl::StatusOr<Standing> standing = LoadStanding(
+      tx, person.id, person.person.creating_agency(), subject.agency_id,
+      /*with_residence=*/category == DataCategory::kResidenceStatus);
+  if (!standing.ok()) return standing.status();
+  return DecideFromStanding(policy, subject, person.id, *standing, category,
+                            purpose, std::move(asserted), wrote_data, now);
 }
 
 // Requires that the caller may read `category` of `person`; services
@@ -448,6 +343,8 @@ absl::Status IdentityServiceImpl::RunAccessAudited(const RequestContext& rc,
                                                    bool read_only,
                                                    const AccessBody& body) {
   std::string agency_id = rc.caller.agency_id;
+  // The resolved calling agency, once known (not for a service caller).
+  std::optional<AgencyRecord> calling_agency;
   AccessTrail trail;
   trail.resource = target;
   auto append_records = [&](Transaction& tx) -> absl::Status {
@@ -479,6 +376,7 @@ absl::Status IdentityServiceImpl::RunAccessAudited(const RequestContext& rc,
       absl::StatusOr<AgencyRecord> checked = CheckCaller(tx, rc);
       if (!checked.ok()) return checked.status();
       caller = *std::move(checked);
+      calling_agency = caller;
     }
     agency_id = caller.id;
     if (absl::Status s = body(tx, caller, &trail); !s.ok()) return s;
@@ -514,6 +412,17 @@ absl::Status IdentityServiceImpl::RunAccessAudited(const RequestContext& rc,
                 {{"operation", std::string(method)},
                  {"agency", agency_id},
                  {"error", std::string(audited.message())}});
+  }
+  // The trail keeps what happened; an agency learns no more than it would
+  // about a person it may not read the call's category of.
+  if (calling_agency.has_value() && ReasonOf(status) == "PERSON_NOT_FOUND") {
+    const DataCategory category =
+        trail.categories.empty()
+            ? DataCategory::kCoreIdentity
+            : DataCategoryFromName(trail.categories.front())
+                  .value_or(DataCategory::kCoreIdentity);
+    return RefusalWithoutStanding(*access_rules_, SubjectOf(*calling_agency),
+                                  category, rc.purpose, status);
   }
   return status;
 }
@@ -860,6 +769,21 @@ absl::Status IdentityServiceImpl::DoRecordConsent(
             !s.ok()) {
           return s;
         }
+        // Consent is never self-service: the person's case owner or another
+        // agency acting for the person records it, never an agency it opens
+        // data to.
+        const bool for_self =
+            consent.recipient_case() == v1::Consent::kRecipientAgency
+                ? recipient_agency == caller.id
+                : LegalDomainName(static_cast<LegalDomain>(
+                      consent.recipient_legal_domain())) == caller.legal_domain;
+        if (for_self) {
+          return ErrorWithReason(
+              absl::StatusCode::kPermissionDenied, "CONSENT_FOR_SELF",
+              "a consent is recorded by an agency acting for the person (the "
+              "case owner, or the agency the person signed with), never by "
+              "an agency it opens data to");
+        }
         if (!recipient_agency.empty()) {
           absl::StatusOr<std::optional<AgencyRecord>> recipient =
               ReadAgency(tx, recipient_agency);
@@ -1170,7 +1094,18 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
         }
         absl::StatusOr<PersonLookup> person =
             FindPerson(tx, *access_matcher_, person_id, /*for_write=*/false);
-        if (!person.ok()) return person.status();
+        // An agency asking about a person that does not exist hears what it
+        // would about one it has no standing towards: decisions, all
+        // denied, never NOT_FOUND (no existence oracle).
+        const bool absent_for_agency =
+            !rc.caller.is_service() &&
+            ReasonOf(person.status()) == "PERSON_NOT_FOUND";
+        if (!person.ok() && !absent_for_agency) return person.status();
+        const absl::Status absent_status = person.status();
+        if (absent_for_agency) {
+          person = PersonLookup{};
+          person->id = person_id;
+        }
         trail->resource = PersonResourceName(person->id);
         absl::StatusOr<std::optional<AgencyRecord>> agency =
             ReadAgency(tx, agency_id);
@@ -1180,7 +1115,7 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
               absl::StatusCode::kNotFound, "AGENCY_NOT_FOUND",
               absl::StrCat("no agency ", AgencyResourceName(agency_id)));
         }
-        const Subject subject = SubjectOf(**agency);
+        const AccessSubject subject = SubjectOf(**agency);
         const absl::Time now = absl::Now();
         response->Clear();
         response->set_person(PersonResourceName(person->id));
@@ -1189,9 +1124,16 @@ absl::Status IdentityServiceImpl::DoCheckAccess(
           const bool wrote = category == DataCategory::kPrivateNotes &&
                              owner_agency == agency_id;
           absl::StatusOr<AccessDecision> d =
-              DecideAccess(tx, *access_rules_, *person, subject, category,
-                           request.purpose(), relations, wrote, now);
+              absent_for_agency
+                  ? DecideFromStanding(*access_rules_, subject, person->id,
+                                       Standing{}, category, request.purpose(),
+                                       {}, false, now)
+                  : DecideAccess(tx, *access_rules_, *person, subject, category,
+                                 request.purpose(), relations, wrote, now);
           if (!d.ok()) return d.status();
+          // A rule that needs no relation lets the agency read every
+          // person: then there is no existence to hide.
+          if (absent_for_agency && d->allowed) return absent_status;
           v1::AccessDecision* out = response->add_decisions();
           out->set_category(static_cast<type::v1::DataCategory>(value));
           out->set_allowed(d->allowed);

@@ -126,14 +126,13 @@ class IdentityServiceImpl final : public server::UnaryService {
   // FindDuplicates, MergePersons, LinkAgencyId, UnlinkAgencyId,
   // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc).
   //
-  // Reading a person's core identity is decided by the access policy with
-  // the relations identity itself records: the agency that created the
-  // person is its owner, an agency that linked an agency id (still linked)
-  // holds AGENCY_ID_HOLDER. Case participation and serving the person
-  // (CASE_OWNER, CASE_PARTICIPANT, SERVES_PERSON) come from the cases,
-  // courses and placement events, which identity does not consume yet, so
-  // those relations are never established here at present; consents are not
-  // consulted by these reads either.
+  // Reading a person is decided by the access policy from the agency's
+  // standing towards the person (person_access.h): CORE_IDENTITY decides
+  // whether it sees the person at all, CONTACT whether it sees the contact
+  // data too. An agency without standing learns from a search only that a
+  // match exists, links an id only with a proof that the person is in its
+  // remit, and cannot tell a person it may not see from no person
+  // (docs/trust-model.md).
  public:
   // Enables the person RPCs: keeps `policy` for the access decisions and
   // builds the duplicate matcher. Call once before serving; until then the

@@ -7,12 +7,14 @@
 // transaction. Events are enqueued before the audit record.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -31,9 +33,12 @@
 #include "lotse/events/v1/events.pb.h"
 #include "lotse/identity/v1/events.pb.h"
 #include "services/identity/domain/person.h"
+#include "services/identity/domain/remit_proof.h"
 #include "services/identity/service/identity_service.h"
+#include "services/identity/service/person_access.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/proof_store.h"
 #include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
@@ -143,66 +148,55 @@ double MinScore(double requested, double default_score,
   return requested == 0 ? default_score : requested;
 }
 
-// The policy's core identity read request for `caller` about person
-// `person_id`, before the relations are known.
-AccessRequest CoreIdentityRequest(const RequestContext& rc,
-                                  const AgencyRecord& caller,
-                                  const std::string& person_id) {
-  AccessRequest request;
-  request.agency_id = caller.id;
-  request.legal_domain = LegalDomainFromName(caller.legal_domain)
-                             .value_or(LegalDomain::kUnspecified);
-  request.person_id = person_id;
-  request.category = DataCategory::kCoreIdentity;
-  request.purpose = rc.purpose;
-  return request;
+// What `caller` may read of `person` (the survivor when the id was
+// merged): CORE_IDENTITY decides whether it sees the person at all, CONTACT
+// whether it sees the contact data too.
+struct PersonAccess {
+  AccessDecision core;
+  AccessDecision contact;
+};
+
+absl::StatusOr<PersonAccess> DecidePersonAccess(Transaction& tx,
+                                                const AccessPolicy& policy,
+                                                const RequestContext& rc,
+                                                const AgencyRecord& caller,
+                                                const PersonLookup& person) {
+  absl::StatusOr<Standing> standing =
+      LoadStanding(tx, person.id, person.person.creating_agency(), caller.id,
+                   /*with_residence=*/false);
+  if (!standing.ok()) return standing.status();
+  const AccessSubject subject = SubjectOf(caller);
+  const absl::Time now = absl::Now();
+  PersonAccess access;
+  access.core = DecideFromStanding(policy, subject, person.id, *standing,
+                                   DataCategory::kCoreIdentity, rc.purpose, {},
+                                   false, now);
+  access.contact =
+      DecideFromStanding(policy, subject, person.id, *standing,
+                         DataCategory::kContact, rc.purpose, {}, false, now);
+  return access;
 }
 
-// Whether `agency_name` holds a linked agency id for person `person_id`.
-absl::StatusOr<bool> HoldsAgencyId(PersonStore& store,
-                                   const std::string& person_id,
-                                   const std::string& agency_name) {
-  // Links are few per person; page through them all to find the caller's.
-  std::string cursor;
-  do {
-    absl::StatusOr<AgencyIdPage> page = store.ListAgencyIds(
-        person_id, /*include_unlinked=*/false, cursor, api::kMaxPageSize);
-    if (!page.ok()) return page.status();
-    for (const v1::AgencyId& link : page->agency_ids) {
-      if (link.issuing_agency() == agency_name) return true;
-    }
-    cursor = page->next_cursor;
-  } while (!cursor.empty());
-  return false;
+// The access decisions for a person the caller must be able to read:
+// PERMISSION_DENIED with the core identity's denial reason otherwise.
+absl::StatusOr<PersonAccess> RequireCoreIdentityRead(
+    Transaction& tx, const AccessPolicy& policy, const RequestContext& rc,
+    const AgencyRecord& caller, const PersonLookup& person) {
+  absl::StatusOr<PersonAccess> access =
+      DecidePersonAccess(tx, policy, rc, caller, person);
+  if (!access.ok()) return access.status();
+  if (!access->core.allowed) return DeniedError(access->core);
+  return access;
 }
 
-// The read decision for the core identity of `person` (the survivor when
-// the id was merged), from the relations identity records itself.
-absl::Status CheckCoreIdentityRead(PersonStore& store,
-                                   const AccessPolicy& policy,
-                                   const RequestContext& rc,
-                                   const AgencyRecord& caller,
-                                   const PersonLookup& person) {
-  const std::string caller_name = AgencyResourceName(caller.id);
-  AccessRequest request = CoreIdentityRequest(rc, caller, person.id);
-  request.caller_wrote_data = person.person.creating_agency() == caller_name;
-  if (!request.caller_wrote_data) {
-    absl::StatusOr<bool> holder = HoldsAgencyId(store, person.id, caller_name);
-    if (!holder.ok()) return holder.status();
-    if (*holder) request.relations.push_back(Relation::kAgencyIdHolder);
-    // Relations other services told identity of (relation_events.h).
-    absl::StatusOr<std::vector<Relation>> known =
-        RelationsBetween(store.transaction(), person.id, caller.id);
-    if (!known.ok()) return known.status();
-    request.relations.insert(request.relations.end(), known->begin(),
-                             known->end());
-  }
-  const AccessDecision decision = policy.Decide(request, absl::Now());
-  if (decision.allowed) return absl::OkStatus();
-  return ErrorWithReason(
-      absl::StatusCode::kPermissionDenied,
-      AccessDenialReasonName(decision.denial_reason),
-      "the calling agency may not read this person's core identity");
+// The record as `access` lets the caller see it: the contact is left out,
+// and withheld_categories says so, unless CONTACT may be read. Listed
+// whenever it is withheld, also for a record without contact data, so the
+// list does not tell whether there is any.
+void ShowTo(const PersonAccess& access, v1::Person* person) {
+  if (access.contact.allowed) return;
+  person->clear_contact();
+  person->add_withheld_categories(type::v1::DATA_CATEGORY_CONTACT);
 }
 
 // A person as shown in search and duplicate results: no contact data.
@@ -246,19 +240,6 @@ absl::StatusOr<std::vector<ScoredId>> ScoreCandidates(
   return out;
 }
 
-// The records of scored[begin, end), for the response.
-absl::StatusOr<std::vector<ScoredCandidate>> WithPersons(
-    PersonStore& store, std::vector<ScoredId>& scored, size_t begin,
-    size_t end) {
-  std::vector<ScoredCandidate> out;
-  for (size_t i = begin; i < end && i < scored.size(); ++i) {
-    absl::StatusOr<PersonLookup> found = store.Get(scored[i].id);
-    if (!found.ok()) return found.status();
-    out.push_back({std::move(found->person), std::move(scored[i].match)});
-  }
-  return out;
-}
-
 // CreatePerson's refusal when strong duplicates exist.
 absl::Status PossibleDuplicate(const std::vector<std::string>& names,
                                double top_score) {
@@ -283,6 +264,210 @@ void ToProto(const ScoredCandidate& scored, v1::DuplicateCandidate* out) {
     r->set_candidate_value(reason.candidate_value);
     r->set_contribution(reason.contribution);
   }
+}
+
+// A candidate of a search or duplicate listing, as the caller may see it.
+struct DisclosedCandidate {
+  std::string id;
+  // Whether the caller may read the candidate's core identity: then it gets
+  // the record (without contact), the score and the reasons; else only the
+  // match (match_only).
+  bool readable = false;
+  MatchResult match;  // the full comparison; shown only when readable
+  double rank = 0;    // the score the listing is ordered and cut by
+};
+
+// The names of `record` alone: what a match an agency may not read is
+// decided on, so that a birth date in the query changes nothing about it.
+MatchRecord NamesOnly(const MatchRecord& record) {
+  MatchRecord names;
+  names.names = record.names;
+  return names;
+}
+
+// Scores `ids` for `caller`: a candidate it may read by its full score
+// against `query`, any other by its score against `names_query` alone.
+// Keeps those whose score reaches `min_score`, best first (ties in the
+// order of `ids`). The forms come through `cache` unless it is null (see
+// ScoreCandidates).
+absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
+    PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
+    const AccessPolicy& policy, const RequestContext& rc,
+    const AgencyRecord& caller, const PreparedRecord& query,
+    const PreparedRecord& names_query, const std::vector<std::string>& ids,
+    double min_score) {
+  absl::StatusOr<std::vector<MatchCandidate>> forms =
+      cache != nullptr ? cache->Load(store, ids) : store.LoadMatchForms(ids);
+  if (!forms.ok()) return forms.status();
+  const AccessSubject subject = SubjectOf(caller);
+  // A domain that a rule lets read every person's core identity needs no
+  // standing per candidate.
+  const bool reads_all =
+      DecideFromStanding(policy, subject, "", Standing{},
+                         DataCategory::kCoreIdentity, rc.purpose)
+          .allowed;
+  std::vector<DisclosedCandidate> scored;
+  std::vector<std::string> to_check;
+  for (MatchCandidate& candidate : *forms) {
+    DisclosedCandidate c;
+    c.id = std::move(candidate.id);
+    c.match = matcher.Compare(query, candidate.prepared);
+    if (reads_all) {
+      c.readable = true;
+      c.rank = c.match.score;
+    } else {
+      c.rank = matcher.Compare(names_query, candidate.prepared).score;
+      if (c.match.score < min_score && c.rank < min_score) continue;
+      to_check.push_back(c.id);
+    }
+    scored.push_back(std::move(c));
+  }
+  if (!to_check.empty()) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Standing>> standings =
+        LoadStandings(store.transaction(), to_check, caller.id);
+    if (!standings.ok()) return standings.status();
+    const absl::Time now = absl::Now();
+    for (DisclosedCandidate& c : scored) {
+      auto it = standings->find(c.id);
+      if (it == standings->end()) continue;
+      c.readable = DecideFromStanding(policy, subject, c.id, it->second,
+                                      DataCategory::kCoreIdentity, rc.purpose,
+                                      {}, false, now)
+                       .allowed;
+      if (c.readable) c.rank = c.match.score;
+    }
+  }
+  std::vector<DisclosedCandidate> kept;
+  for (DisclosedCandidate& c : scored) {
+    if (c.rank >= min_score) kept.push_back(std::move(c));
+  }
+  std::stable_sort(kept.begin(), kept.end(),
+                   [](const DisclosedCandidate& a,
+                      const DisclosedCandidate& b) { return a.rank > b.rank; });
+  return kept;
+}
+
+// Adds kept[begin, end) to a response: the record and the evidence for a
+// readable candidate, only its name for any other. Adds each disclosed
+// person to `audited` (resource, reason) for the audit trail, a bare match
+// with reason MATCH_ONLY.
+absl::Status Disclose(PersonStore& store,
+                      const std::vector<DisclosedCandidate>& kept, size_t begin,
+                      size_t end,
+                      std::vector<std::pair<std::string, std::string>>* audited,
+                      const std::function<v1::DuplicateCandidate*()>& add) {
+  for (size_t i = begin; i < end && i < kept.size(); ++i) {
+    const DisclosedCandidate& c = kept[i];
+    v1::DuplicateCandidate* out = add();
+    if (!c.readable) {
+      out->mutable_person()->set_name(PersonResourceName(c.id));
+      out->set_match_only(true);
+      audited->push_back({PersonResourceName(c.id), "MATCH_ONLY"});
+      continue;
+    }
+    absl::StatusOr<PersonLookup> found = store.Get(c.id);
+    if (!found.ok()) return found.status();
+    ToProto({std::move(found->person), c.match}, out);
+    audited->push_back({PersonResourceName(c.id), ""});
+  }
+  return absl::OkStatus();
+}
+
+// Adds violations for a RemitProof that is not well-formed: exactly one
+// kind of evidence; attributes with a family name, a full birth date not
+// after `today` and a birth place of at most 200 characters; an issued id
+// of a national kind.
+void ValidateRemitProof(const v1::RemitProof& proof, const std::string& prefix,
+                        absl::CivilDay today, FieldViolations* violations) {
+  switch (proof.evidence_case()) {
+    case v1::RemitProof::kAttributes: {
+      const std::string field = prefix + ".attributes";
+      const v1::IdentifyingAttributes& a = proof.attributes();
+      api::ValidateText(a.name().family_names(), field + ".name.family_names",
+                        api::TextRules{1, 200, false}, violations);
+      api::ValidateText(a.name().given_names(), field + ".name.given_names",
+                        api::TextRules{0, 200, false}, violations);
+      if (a.birth_date().year() == 0 || a.birth_date().month() == 0 ||
+          a.birth_date().day() == 0) {
+        violations->Add(field + ".birth_date",
+                        "must be a full date (year, month and day)");
+      } else {
+        ValidateBirthDate(a.birth_date(), field + ".birth_date", today,
+                          violations);
+      }
+      api::ValidateText(a.birth_place(), field + ".birth_place",
+                        api::TextRules{0, 200, false}, violations);
+      break;
+    }
+    case v1::RemitProof::kIssuedId: {
+      const std::string field = prefix + ".issued_id";
+      const v1::AgencyId& id = proof.issued_id();
+      ValidateAgencyIdInput(id.kind(), id.value(), field + ".kind",
+                            field + ".value", violations);
+      if (v1::AgencyIdKind_IsValid(id.kind()) &&
+          id.kind() != v1::AGENCY_ID_KIND_UNSPECIFIED &&
+          !IsNationalAgencyIdKind(id.kind())) {
+        violations->Add(field + ".kind",
+                        "must be a national kind (AZR number, BA customer "
+                        "number, BAMF file number)");
+      }
+      break;
+    }
+    default:
+      violations->Add(prefix, "attributes or issued_id is required");
+  }
+}
+
+// Whether a well-formed `proof` shows that `person` is in `caller`'s remit:
+// the attributes match the record (remit_proof.h), or the issued id is
+// linked to this very person by another agency.
+absl::StatusOr<bool> RemitProofHolds(PersonStore& store,
+                                     const DuplicateMatcher& matcher,
+                                     const v1::RemitProof& proof,
+                                     const AgencyRecord& caller,
+                                     const PersonLookup& person) {
+  if (proof.has_issued_id()) {
+    absl::StatusOr<std::optional<PersonStore::LinkedId>> link =
+        store.FindNationalLink(proof.issued_id().kind(),
+                               proof.issued_id().value());
+    if (!link.ok()) return link.status();
+    return link->has_value() && (*link)->person_id == person.id &&
+           (*link)->issuing_agency != AgencyResourceName(caller.id);
+  }
+  const v1::IdentifyingAttributes& a = proof.attributes();
+  PresentedAttributes presented;
+  presented.name = {a.name().given_names(), a.name().family_names()};
+  presented.birth_date = {a.birth_date().year(), a.birth_date().month(),
+                          a.birth_date().day()};
+  presented.birth_place = a.birth_place();
+  absl::StatusOr<AttributesOutcome> outcome = CheckIdentifyingAttributes(
+      matcher, presented, ToMatchRecord(person.person));
+  if (!outcome.ok()) return outcome.status();
+  return *outcome == AttributesOutcome::kHold;
+}
+
+// LinkAgencyId's AGENCY_ID_TAKEN names the person holding the id; that
+// person is named only to a caller that may read it. Any other status is
+// returned as it is.
+absl::Status HideUnreadableHolder(Transaction& tx, PersonStore& store,
+                                  const AccessPolicy& policy,
+                                  const RequestContext& rc,
+                                  const AgencyRecord& caller,
+                                  const absl::Status& status) {
+  if (ReasonOf(status) != "AGENCY_ID_TAKEN") return status;
+  const absl::Status anonymous =
+      ErrorWithReason(absl::StatusCode::kAlreadyExists, "AGENCY_ID_TAKEN",
+                      "this agency id is linked to another person");
+  const std::optional<std::string> holder = MetadataOf(status, "person");
+  if (!holder.has_value()) return anonymous;
+  FieldViolations ignored;
+  absl::StatusOr<PersonLookup> found =
+      store.Get(ParsePersonName(*holder, "", &ignored));
+  if (!found.ok()) return anonymous;
+  absl::StatusOr<PersonAccess> access =
+      DecidePersonAccess(tx, policy, rc, caller, *found);
+  if (!access.ok()) return access.status();
+  return access->core.allowed ? status : anonymous;
 }
 
 // Legal domains that may link an agency id kind (AgencyIdKind comments).
@@ -457,11 +642,13 @@ absl::Status IdentityServiceImpl::RunPersonAudited(const RequestContext& rc,
   PersonTrail trail;
   trail.resource = target;
   AgencyRecord caller;
+  bool caller_known = false;
   auto check_caller = [&](Transaction& tx) -> absl::Status {
     absl::StatusOr<AgencyRecord> checked = CheckCaller(tx, rc);
     if (!checked.ok()) return checked.status();
     caller = *std::move(checked);
     agency_id = caller.id;
+    caller_known = true;
     return absl::OkStatus();
   };
   absl::Status status;
@@ -514,6 +701,13 @@ absl::Status IdentityServiceImpl::RunPersonAudited(const RequestContext& rc,
                  {"agency", agency_id},
                  {"error", std::string(audited.message())}});
   }
+  // The trail keeps what happened; the agency learns no more than it would
+  // about a person it may not read.
+  if (caller_known && ReasonOf(status) == "PERSON_NOT_FOUND") {
+    return RefusalWithoutStanding(*access_policy_, SubjectOf(caller),
+                                  DataCategory::kCoreIdentity, rc.purpose,
+                                  status);
+  }
   return status;
 }
 
@@ -536,12 +730,11 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
         store.Get(ParsePersonName(recorded, "", &ignored));
     if (!first.ok()) return first.status();
     // Merged since into a person the caller may not read: no data.
-    if (absl::Status s =
-            CheckCoreIdentityRead(store, *access_policy_, rc, caller, *first);
-        !s.ok()) {
-      return s;
-    }
+    absl::StatusOr<PersonAccess> access = RequireCoreIdentityRead(
+        store.transaction(), *access_policy_, rc, caller, *first);
+    if (!access.ok()) return access.status();
     *response = first->person;
+    ShowTo(*access, response);
     return absl::OkStatus();
   };
 
@@ -681,12 +874,11 @@ absl::Status IdentityServiceImpl::DoGetPerson(
         // The data shown is the survivor's: its trail
         // records the read.
         trail->resource = found->person.name();
-        if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                   caller, *found);
-            !s.ok()) {
-          return s;
-        }
+        absl::StatusOr<PersonAccess> access =
+            RequireCoreIdentityRead(tx, *access_policy_, rc, caller, *found);
+        if (!access.ok()) return access.status();
         *response = std::move(found->person);
+        ShowTo(*access, response);
         return absl::OkStatus();
       },
       nullptr);
@@ -729,10 +921,16 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
           trail->resource = PersonResourceName(id);
           return MergedError(*found);
         }
-        if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                   caller, *found);
-            !s.ok()) {
-          return s;
+        absl::StatusOr<PersonAccess> access =
+            RequireCoreIdentityRead(tx, *access_policy_, rc, caller, *found);
+        if (!access.ok()) return access.status();
+        // Changing the contact means knowing how to reach the person.
+        if (!access->contact.allowed) {
+          for (const std::string& path : paths) {
+            if (absl::StartsWith(path, "contact")) {
+              return DeniedError(access->contact);
+            }
+          }
         }
         v1::Person updated = found->person;
         ApplyPersonUpdate(request.person(), paths, "person", TodayInGermany(),
@@ -744,6 +942,7 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
         // Which fields changed, never their values.
         trail->reason = absl::StrCat("UPDATED:", absl::StrJoin(paths, ","));
         *response = *std::move(stored);
+        ShowTo(*access, response);
         return absl::OkStatus();
       });
 }
@@ -769,30 +968,20 @@ absl::Status IdentityServiceImpl::DoListPersons(
         absl::StatusOr<PersonPage> page =
             store.ListVisible(AgencyResourceName(caller.id), after, page_size);
         if (!page.ok()) return page.status();
-        const absl::Time now = absl::Now();
         response->Clear();
         for (v1::Person& person : page->persons) {
-          // Listed because the caller created the person or holds an id
-          // for them; the deployment's rules still decide whether that
-          // relation lets its domain read them, as for GetPerson.
-          AccessRequest decide = CoreIdentityRequest(
-              rc, caller, person.name().substr(sizeof("persons/") - 1));
-          decide.caller_wrote_data =
-              person.creating_agency() == AgencyResourceName(caller.id);
-          if (!decide.caller_wrote_data) {
-            // Holds an id for them, or another service told identity of a
-            // relation: read which, as GetPerson does.
-            absl::StatusOr<std::vector<Relation>> known = RelationsBetween(
-                tx, person.name().substr(sizeof("persons/") - 1), caller.id);
-            if (!known.ok()) return known.status();
-            decide.relations = *std::move(known);
-            absl::StatusOr<bool> holder = HoldsAgencyId(
-                store, person.name().substr(sizeof("persons/") - 1),
-                AgencyResourceName(caller.id));
-            if (!holder.ok()) return holder.status();
-            if (*holder) decide.relations.push_back(Relation::kAgencyIdHolder);
-          }
-          if (!access_policy_->Decide(decide, now).allowed) continue;
+          // Listed because the caller created the person, holds an id for
+          // them or another service told identity of a relation; the
+          // deployment's rules still decide whether that relation lets its
+          // domain read them, as for GetPerson.
+          PersonLookup lookup;
+          lookup.id = person.name().substr(sizeof("persons/") - 1);
+          lookup.person = person;
+          absl::StatusOr<PersonAccess> access =
+              DecidePersonAccess(tx, *access_policy_, rc, caller, lookup);
+          if (!access.ok()) return access.status();
+          if (!access->core.allowed) continue;
+          ShowTo(*access, &person);
           trail->extra.push_back({person.name(), ""});
           *response->add_persons() = std::move(person);
         }
@@ -842,24 +1031,32 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
         if (!violations.empty()) return violations.ToStatus();
 
         PersonStore store(tx, *matcher_);
-        absl::StatusOr<PreparedRecord> query = matcher_->Prepare(
-            SearchRecord(request.name_query(), request.birth_date()));
+        const MatchRecord record =
+            SearchRecord(request.name_query(), request.birth_date());
+        absl::StatusOr<PreparedRecord> query = matcher_->Prepare(record);
         if (!query.ok()) return query.status();
-        absl::StatusOr<Candidates> candidates = store.Search(*query, {});
+        absl::StatusOr<PreparedRecord> names_query =
+            matcher_->Prepare(NamesOnly(record));
+        if (!names_query.ok()) return names_query.status();
+        // Candidates by the names alone (keys of every birth year), so that
+        // which persons come up does not depend on a birth date either.
+        absl::StatusOr<Candidates> candidates = store.Search(*names_query, {});
         if (!candidates.ok()) return candidates.status();
-        absl::StatusOr<std::vector<ScoredId>> scored =
-            ScoreCandidates(store, match_forms_.get(), *matcher_, *query,
-                            candidates->person_ids, min_score);
+        absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
+            store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
+            *query, *names_query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         const int end =
             std::min<int>(static_cast<int>(scored->size()), offset + page_size);
-        absl::StatusOr<std::vector<ScoredCandidate>> page =
-            WithPersons(store, *scored, offset, end);
-        if (!page.ok()) return page.status();
-        for (const ScoredCandidate& candidate : *page) {
-          ToProto(candidate, response->add_results());
-          trail->extra.push_back({candidate.person.name(), ""});
+        std::vector<std::pair<std::string, std::string>> disclosed;
+        if (absl::Status s = Disclose(store, *scored, offset, end, &disclosed,
+                                      [&] { return response->add_results(); });
+            !s.ok()) {
+          return s;
+        }
+        for (auto& [resource, why] : disclosed) {
+          trail->extra.push_back({resource, why});
         }
         if (end < static_cast<int>(scored->size())) {
           response->set_next_page_token(
@@ -904,18 +1101,18 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
 
         PersonStore store(tx, *matcher_);
         absl::StatusOr<PreparedRecord> query;
+        MatchRecord record;
         if (!subject_id.empty()) {
           absl::StatusOr<PersonLookup> subject = store.Get(subject_id);
           if (!subject.ok()) return subject.status();
           trail->resource = subject->person.name();
           // The candidates would say who the subject resembles, i.e. reveal
           // its identity: only a caller that may read it may ask.
-          if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                     caller, *subject);
-              !s.ok()) {
-            return s;
-          }
+          absl::StatusOr<PersonAccess> access = RequireCoreIdentityRead(
+              tx, *access_policy_, rc, caller, *subject);
+          if (!access.ok()) return access.status();
           subject_id = subject->id;
+          record = ToMatchRecord(subject->person);
           // The subject's stored prepared form.
           absl::StatusOr<std::vector<MatchCandidate>> form =
               match_forms_->Load(store, {subject_id});
@@ -923,24 +1120,32 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
           if (form->empty()) return absl::InternalError("subject vanished");
           query = std::move(form->front().prepared);
         } else {
-          query = matcher_->Prepare(ToMatchRecord(request.draft()));
+          record = ToMatchRecord(request.draft());
+          query = matcher_->Prepare(record);
         }
         if (!query.ok()) return query.status();
+        absl::StatusOr<PreparedRecord> names_query =
+            matcher_->Prepare(NamesOnly(record));
+        if (!names_query.ok()) return names_query.status();
+        // Candidates by the names alone, as for SearchPersons.
         absl::StatusOr<Candidates> candidates =
-            store.FindCandidates(*query, {}, subject_id);
+            store.FindCandidates(*names_query, {}, subject_id);
         if (!candidates.ok()) return candidates.status();
-        absl::StatusOr<std::vector<ScoredId>> scored =
-            ScoreCandidates(store, match_forms_.get(), *matcher_, *query,
-                            candidates->person_ids, min_score);
+        absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
+            store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
+            *query, *names_query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         response->set_duplicate_threshold(kStrongDuplicateScore);
-        absl::StatusOr<std::vector<ScoredCandidate>> page =
-            WithPersons(store, *scored, 0, page_size);
-        if (!page.ok()) return page.status();
-        for (const ScoredCandidate& candidate : *page) {
-          ToProto(candidate, response->add_candidates());
-          trail->extra.push_back({candidate.person.name(), ""});
+        std::vector<std::pair<std::string, std::string>> disclosed;
+        if (absl::Status s =
+                Disclose(store, *scored, 0, page_size, &disclosed,
+                         [&] { return response->add_candidates(); });
+            !s.ok()) {
+          return s;
+        }
+        for (auto& [resource, why] : disclosed) {
+          trail->extra.push_back({resource, why});
         }
         return absl::OkStatus();
       },
@@ -995,12 +1200,11 @@ absl::Status IdentityServiceImpl::DoMergePersons(
           if (!survivor.ok()) return survivor.status();
           trail->resource = survivor->person.name();
           // Relations may have changed since the first call.
-          if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                     caller, *survivor);
-              !s.ok()) {
-            return s;
-          }
+          absl::StatusOr<PersonAccess> access = RequireCoreIdentityRead(
+              tx, *access_policy_, rc, caller, *survivor);
+          if (!access.ok()) return access.status();
           *response = std::move(survivor->person);
+          ShowTo(*access, response);
           return absl::OkStatus();
         }
 
@@ -1013,13 +1217,13 @@ absl::Status IdentityServiceImpl::DoMergePersons(
           trail->resource = PersonResourceName(merged_id);
           return MergedError(*merged);
         }
+        std::optional<PersonAccess> survivor_access;
         for (const PersonLookup* person : {&*survivor, &*merged}) {
           trail->resource = person->person.name();
-          if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                     caller, *person);
-              !s.ok()) {
-            return s;
-          }
+          absl::StatusOr<PersonAccess> access =
+              RequireCoreIdentityRead(tx, *access_policy_, rc, caller, *person);
+          if (!access.ok()) return access.status();
+          if (!survivor_access.has_value()) survivor_access = *access;
         }
         trail->resource = survivor->person.name();
         absl::StatusOr<v1::Person> result =
@@ -1052,6 +1256,7 @@ absl::Status IdentityServiceImpl::DoMergePersons(
         trail->extra.push_back(
             {PersonResourceName(merged_id), "MERGED_INTO_SURVIVOR"});
         *response = *std::move(result);
+        ShowTo(*survivor_access, response);
         return absl::OkStatus();
       });
 }
@@ -1060,10 +1265,15 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
     const RequestContext& rc, const v1::LinkAgencyIdRequest& request,
     v1::AgencyId* response) {
   const std::string method = Method("LinkAgencyId");
-  return RunPersonAudited(
+  // A proof checked and found not to hold, recorded once the call has
+  // failed (its own transaction rolls back).
+  std::string failed_agency, failed_person;
+  const absl::Status status = RunPersonAudited(
       rc, method, PersonTarget(request.parent()), nullptr,
       [&](Transaction& tx, const AgencyRecord& caller,
           PersonTrail* trail) -> absl::Status {
+        failed_agency.clear();
+        failed_person.clear();
         FieldViolations violations;
         const std::string person_id =
             ParsePersonName(request.parent(), "parent", &violations);
@@ -1073,6 +1283,10 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
         ValidateAgencyIdInput(request.agency_id().kind(),
                               request.agency_id().value(), "agency_id.kind",
                               "agency_id.value", &violations);
+        if (request.has_proof()) {
+          ValidateRemitProof(request.proof(), "proof", TodayInGermany(),
+                             &violations);
+        }
         if (!violations.empty()) return violations.ToStatus();
         if (!MayLinkKind(request.agency_id().kind(), caller.legal_domain)) {
           return ErrorWithReason(absl::StatusCode::kPermissionDenied,
@@ -1109,10 +1323,48 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
           return absl::OkStatus();
         }
 
+        // Knowing a name is not a relation: an agency that may not read the
+        // person yet links only with proof that the person is in its
+        // remit. Every refusal here reads exactly like the one for a person
+        // that does not exist.
+        absl::StatusOr<PersonLookup> person = store.Get(person_id);
+        if (!person.ok()) return person.status();
+        absl::StatusOr<PersonAccess> access =
+            DecidePersonAccess(tx, *access_policy_, rc, caller, *person);
+        if (!access.ok()) return access.status();
+        if (!access->core.allowed) {
+          const absl::Status refusal = RefusalWithoutStanding(
+              *access_policy_, SubjectOf(caller), DataCategory::kCoreIdentity,
+              rc.purpose, PersonNotFoundError(person_id));
+          if (!request.has_proof()) return refusal;
+          absl::StatusOr<int64_t> failures =
+              CountFailedProofs(tx, caller.id, person->id, absl::Now());
+          if (!failures.ok()) return failures.status();
+          if (*failures >= kMaxFailedProofs) {
+            trail->reason = "PROOF_ATTEMPTS_EXHAUSTED";
+            return refusal;
+          }
+          absl::StatusOr<bool> holds = RemitProofHolds(
+              store, *matcher_, request.proof(), caller, *person);
+          if (!holds.ok()) return holds.status();
+          if (!*holds) {
+            failed_agency = caller.id;
+            failed_person = person->id;
+            return refusal;
+          }
+          // The audit record says what the link rests on, never the values.
+          trail->reason = request.proof().has_attributes() ? "PROOF:ATTRIBUTES"
+                                                           : "PROOF:ISSUED_ID";
+        }
+        if (person->merged) return MergedError(*person);
+
         absl::StatusOr<LinkResult> linked = store.LinkAgencyId(
             person_id, request.agency_id().kind(), request.agency_id().value(),
             AgencyResourceName(caller.id));
-        if (!linked.ok()) return linked.status();
+        if (!linked.ok()) {
+          return HideUnreadableHolder(tx, store, *access_policy_, rc, caller,
+                                      linked.status());
+        }
         if (absl::Status s = api::RecordRequestId(tx, key, fingerprint,
                                                   linked->agency_id.name());
             !s.ok()) {
@@ -1121,6 +1373,17 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
         *response = std::move(linked->agency_id);
         return absl::OkStatus();
       });
+  if (!status.ok() && !failed_person.empty()) {
+    absl::Status recorded = CommitWrite([&](Transaction& tx) {
+      return RecordFailedProof(tx, failed_agency, failed_person, absl::Now());
+    });
+    if (!recorded.ok()) {
+      server::Log(server::LogLevel::kError, "failed proof not recorded",
+                  {{"agency", failed_agency},
+                   {"error", std::string(recorded.message())}});
+    }
+  }
+  return status;
 }
 
 absl::Status IdentityServiceImpl::DoUnlinkAgencyId(
@@ -1191,11 +1454,9 @@ absl::Status IdentityServiceImpl::DoListAgencyIds(
         absl::StatusOr<PersonLookup> person = store.Get(person_id);
         if (!person.ok()) return person.status();
         trail->resource = person->person.name();
-        if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                   caller, *person);
-            !s.ok()) {
-          return s;
-        }
+        absl::StatusOr<PersonAccess> access =
+            RequireCoreIdentityRead(tx, *access_policy_, rc, caller, *person);
+        if (!access.ok()) return access.status();
         absl::StatusOr<AgencyIdPage> page = store.ListAgencyIds(
             person->id, request.include_unlinked(), after, page_size);
         if (!page.ok()) return page.status();
@@ -1237,17 +1498,29 @@ absl::Status IdentityServiceImpl::DoLookupPersonByAgencyId(
         }
         if (!violations.empty()) return violations.ToStatus();
 
+        // One answer for "no such id" and "an id of a person the caller may
+        // not read": the lookup never tells whether an id is in use.
+        const absl::Status not_found = ErrorWithReason(
+            absl::StatusCode::kNotFound, "AGENCY_ID_NOT_FOUND",
+            "no person the calling agency may read has this agency id");
         PersonStore store(tx, *matcher_);
         absl::StatusOr<PersonLookup> found = store.LookupByAgencyId(
             request.kind(), NormalizeAgencyIdValue(request.value()), issuer);
-        if (!found.ok()) return found.status();
+        if (!found.ok()) {
+          return found.status().code() == absl::StatusCode::kNotFound
+                     ? not_found
+                     : found.status();
+        }
+        absl::StatusOr<PersonAccess> access =
+            DecidePersonAccess(tx, *access_policy_, rc, caller, *found);
+        if (!access.ok()) return access.status();
         trail->resource = found->person.name();
-        if (absl::Status s = CheckCoreIdentityRead(store, *access_policy_, rc,
-                                                   caller, *found);
-            !s.ok()) {
-          return s;
+        if (!access->core.allowed) {
+          trail->reason = "NOT_READABLE";
+          return not_found;
         }
         *response = std::move(found->person);
+        ShowTo(*access, response);
         return absl::OkStatus();
       },
       nullptr);

@@ -1,5 +1,6 @@
 #include "services/identity/store/consent_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -126,6 +127,30 @@ absl::StatusOr<std::vector<ConsentRecord>> ListPersonConsents(
                             " FROM identity_consents WHERE person_id = $1 "
                             "ORDER BY create_us DESC, id DESC"),
                {std::string(person_id)}));
+}
+
+absl::StatusOr<std::vector<ConsentRecord>> ListConsentsOfPersons(
+    Transaction& tx, const std::vector<std::string>& person_ids) {
+  std::vector<ConsentRecord> all;
+  // Bounded statements: a few hundred parameters each.
+  constexpr size_t kChunk = 200;
+  for (size_t begin = 0; begin < person_ids.size(); begin += kChunk) {
+    const size_t end = std::min(person_ids.size(), begin + kChunk);
+    std::vector<storage::Value> params;
+    std::string placeholders;
+    for (size_t i = begin; i < end; ++i) {
+      params.emplace_back(person_ids[i]);
+      absl::StrAppend(&placeholders, i == begin ? "" : ",", "$", i - begin + 1);
+    }
+    absl::StatusOr<std::vector<ConsentRecord>> chunk = DecodeAll(
+        tx.Query(absl::StrCat("SELECT ", kColumns,
+                              " FROM identity_consents WHERE person_id IN (",
+                              placeholders, ")"),
+                 params));
+    if (!chunk.ok()) return chunk.status();
+    for (ConsentRecord& r : *chunk) all.push_back(std::move(r));
+  }
+  return all;
 }
 
 absl::Status MoveConsents(Transaction& tx, absl::string_view from_person,

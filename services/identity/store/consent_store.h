@@ -74,6 +74,11 @@ absl::StatusOr<bool> WriteWithdrawal(storage::Transaction& tx,
 absl::StatusOr<std::vector<ConsentRecord>> ListPersonConsents(
     storage::Transaction& tx, absl::string_view person_id);
 
+// The consents of all of `person_ids` (in any order; ids may repeat or be
+// unknown), for decisions about many persons at once.
+absl::StatusOr<std::vector<ConsentRecord>> ListConsentsOfPersons(
+    storage::Transaction& tx, const std::vector<std::string>& person_ids);
+
 // Moves every consent of `from_person` to `to_person` (MergePersons).
 absl::Status MoveConsents(storage::Transaction& tx,
                           absl::string_view from_person,

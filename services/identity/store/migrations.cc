@@ -7,6 +7,7 @@
 #include "services/identity/store/agency_store.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/person_store.h"
+#include "services/identity/store/proof_store.h"
 #include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
@@ -28,6 +29,7 @@ std::vector<storage::Migration> IdentityMigrations() {
   // Relations told by other services' events, applied once via the inbox.
   append(events::InboxMigrations());
   all.push_back(RelationMigration());
+  all.push_back(ProofFailureMigration());
   return all;
 }
 

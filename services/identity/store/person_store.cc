@@ -550,7 +550,7 @@ absl::StatusOr<std::string> PersonStore::ReadStoredMatchForm(
       tx_.Query("SELECT match_form FROM identity_persons WHERE id = $1",
                 {std::string(id)});
   if (!rows.ok()) return rows.status();
-  if (rows->empty()) return absl::NotFoundError("no person with this id");
+  if (rows->empty()) return PersonNotFoundError(id);
   if (rows->front().IsNull(0)) return std::string();
   return rows->front().GetBytes(0);
 }
@@ -559,7 +559,7 @@ absl::StatusOr<PersonLookup> PersonStore::Get(absl::string_view id) {
   Row row;
   absl::StatusOr<bool> found = ReadRow(id, &row);
   if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!*found) return PersonNotFoundError(id);
   PersonLookup out;
   for (int hop = 0; !row.merged_into.empty(); ++hop) {
     if (hop == kMaxMergeHops) {
@@ -585,7 +585,7 @@ absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
   Row row;
   absl::StatusOr<bool> found = ReadRow(id, &row);
   if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!*found) return PersonNotFoundError(id);
   if (!row.merged_into.empty()) return MergedError(row);
   if (absl::Status s = api::CheckEtag(etag, PersonEtag(row.id, row.version));
       !s.ok()) {
@@ -858,7 +858,7 @@ absl::StatusOr<LinkResult> PersonStore::LinkAgencyId(
   Row person;
   absl::StatusOr<bool> found = ReadRow(id, &person);
   if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!*found) return PersonNotFoundError(id);
   if (!person.merged_into.empty()) return MergedError(person);
 
   absl::StatusOr<std::string> link_id = NewRandomId();
@@ -907,7 +907,7 @@ absl::StatusOr<AgencyId> PersonStore::UnlinkAgencyId(absl::string_view id,
   Row person;
   absl::StatusOr<bool> found = ReadRow(id, &person);
   if (!found.ok()) return found.status();
-  if (!*found) return absl::NotFoundError("no person with this id");
+  if (!*found) return PersonNotFoundError(id);
   if (!person.merged_into.empty()) return MergedError(person);
   absl::StatusOr<Rows> rows = tx_.Query(
       absl::StrCat("SELECT ", kAgencyIdColumns,
@@ -979,6 +979,29 @@ absl::StatusOr<AgencyIdPage> PersonStore::ListAgencyIds(
     page.agency_ids.push_back(*std::move(agency_id));
   }
   return page;
+}
+
+absl::Status PersonNotFoundError(absl::string_view id) {
+  return ErrorWithReason(absl::StatusCode::kNotFound, "PERSON_NOT_FOUND",
+                         absl::StrCat("no person ", PersonResourceName(id)));
+}
+
+absl::StatusOr<std::optional<PersonStore::LinkedId>>
+PersonStore::FindNationalLink(AgencyIdKind kind, absl::string_view value) {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT person_id, issuing_agency FROM identity_person_agency_ids "
+      "WHERE kind = $1 AND scope = '' AND value = $2 AND unlink_us IS NULL",
+      {static_cast<int64_t>(kind), NormalizeAgencyIdValue(value)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::nullopt;
+  LinkedId link;
+  absl::StatusOr<std::string> person = rows->front().GetText(0);
+  if (!person.ok()) return person.status();
+  absl::StatusOr<std::string> issuer = rows->front().GetText(1);
+  if (!issuer.ok()) return issuer.status();
+  link.person_id = *std::move(person);
+  link.issuing_agency = *std::move(issuer);
+  return link;
 }
 
 absl::StatusOr<PersonLookup> PersonStore::LookupByAgencyId(

@@ -87,6 +87,11 @@ std::vector<storage::Migration> PersonMigrations();
 absl::StatusOr<std::string> NewRandomId();
 
 // The result of reading a person by an id that may have been merged.
+// NOT_FOUND with reason PERSON_NOT_FOUND for person `id`. The handlers show
+// it to Lotse's services only; an agency gets the refusal it would get for
+// a person it may not read (person_access.h).
+absl::Status PersonNotFoundError(absl::string_view id);
+
 struct PersonLookup {
   // The person's record with all output-only fields set (name, etag,
   // times, creating_agency, merged_names). For a merged id, the survivor's.
@@ -275,6 +280,16 @@ class PersonStore {
                                              bool include_unlinked,
                                              absl::string_view cursor,
                                              int limit);
+
+  // The agency that linked the (kind, value) of a national kind, and the
+  // person it names (the link's person; not resolved through merges,
+  // which move links), or nullopt when no linked id matches.
+  struct LinkedId {
+    std::string person_id;
+    std::string issuing_agency;  // "agencies/{agency}"
+  };
+  absl::StatusOr<std::optional<LinkedId>> FindNationalLink(
+      lotse::identity::v1::AgencyIdKind kind, absl::string_view value);
 
   // The person a linked (kind, value) names. For agency-local kinds
   // `issuing_agency` scopes the lookup; it is ignored for national kinds.

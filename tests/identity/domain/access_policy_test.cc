@@ -199,6 +199,7 @@ TEST(ShippedRulesTest, DesignTableEveryDomainTimesEveryCategory) {
       {C::kPrivateNotes, {}, {}, {}},
       {C::kHealth, {}, {}, {}},
       {C::kFamily, {}, {}, {}},
+      {C::kContact, all_agencies, {}, all_agencies},
   };
   ASSERT_EQ(table.size(), AllDataCategories().size());
 
@@ -241,6 +242,28 @@ TEST(ShippedRulesTest, DesignTableEveryDomainTimesEveryCategory) {
 
 // The same table with single relations, naming the rule each access rests
 // on: which relation opens what.
+// An agency id opens who the person is, never how to reach them: contact
+// needs a case or a service relation (or having registered the person).
+TEST(ShippedRulesTest, AnAgencyIdAloneOpensCoreIdentityButNotContact) {
+  AccessPolicy policy = LoadShipped();
+  for (D domain : kAgencyDomains) {
+    SCOPED_TRACE(LegalDomainName(domain));
+    EXPECT_TRUE(
+        policy
+            .Decide(Request(domain, C::kCoreIdentity, {R::kAgencyIdHolder}),
+                    kNow)
+            .allowed);
+    EXPECT_EQ(Outcome(policy.Decide(
+                  Request(domain, C::kContact, {R::kAgencyIdHolder}), kNow)),
+              "NO_RELATION");
+    for (R relation : {R::kCaseOwner, R::kCaseParticipant, R::kServesPerson}) {
+      EXPECT_TRUE(
+          policy.Decide(Request(domain, C::kContact, {relation}), kNow).allowed)
+          << RelationName(relation);
+    }
+  }
+}
+
 TEST(ShippedRulesTest, DesignTableRowByRowWithSingleRelations) {
   AccessPolicy policy = LoadShipped();
   struct Row {
@@ -763,7 +786,7 @@ TEST(NamesTest, FromNameIsExact) {
 
 // --- Parsing -----------------------------------------------------------------
 
-// A complete minimal rules file: 9 lines, every category declared.
+// A complete minimal rules file: 10 lines, every category declared.
 constexpr char kMinimalRules[] =
     "# minimal\n"
     "category CORE_IDENTITY writers=ANY\n"
@@ -773,8 +796,9 @@ constexpr char kMinimalRules[] =
     "category CASE_STATUS writers=KOMMUNE\n"
     "category PRIVATE_NOTES writers=ANY private\n"
     "category HEALTH writers=NONE\n"
-    "category FAMILY writers=NONE\n";
-constexpr int kMinimalLines = 9;
+    "category FAMILY writers=NONE\n"
+    "category CONTACT writers=ANY\n";
+constexpr int kMinimalLines = 10;
 
 TEST(ParseTest, MinimalFileParses) {
   absl::StatusOr<AccessPolicy> policy = AccessPolicy::Parse(kMinimalRules);

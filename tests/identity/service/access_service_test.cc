@@ -812,13 +812,27 @@ TEST_P(AccessServiceTest, BadInputIsRefusedAndStoresNothing) {
   consent.mutable_consent()->set_recipient_agency("agencies/nobody-here");
   s = RecordConsent("kim-koeln", consent, &recorded);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  // An unknown person reads like one the caller may not read.
   s = RecordConsent("kim-koeln",
                     VhsConsent("persons/aaaaaaaaaaaaaaaaaaaaaaaaaa", "c1"),
                     &recorded);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(s), "NO_RELATION");
   // An agency with no relation to the person may not record for them.
   s = RecordConsent("vhs-koeln", VhsConsent(person_, "c1"), &recorded);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  // Consent is never self-service: not for the recording agency, not for
+  // its legal domain.
+  consent = VhsConsent(person_, "c-self");
+  consent.mutable_consent()->set_recipient_agency("agencies/kim-koeln");
+  s = RecordConsent("kim-koeln", consent, &recorded);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(s), "CONSENT_FOR_SELF");
+  consent.set_request_id("c-self-domain");
+  consent.mutable_consent()->set_recipient_legal_domain(
+      type::v1::LEGAL_DOMAIN_KOMMUNE);
+  s = RecordConsent("kim-koeln", consent, &recorded);
+  EXPECT_EQ(Reason(s), "CONSENT_FOR_SELF");
   EXPECT_EQ(ConsentRows(), 0);
 
   v1::ListConsentsRequest list;

@@ -94,6 +94,19 @@ Person Olena() {
   return person;
 }
 
+// What an agency holding `person`'s papers presents: the first name and
+// the birth date, with the day `day` (the right one or a guess).
+v1::RemitProof PapersOf(const Person& person, int day) {
+  v1::RemitProof proof;
+  v1::IdentifyingAttributes* a = proof.mutable_attributes();
+  *a->mutable_name() = person.names(0);
+  *a->mutable_birth_date() = person.birth_date();
+  a->mutable_birth_date()->set_day(day);
+  return proof;
+}
+
+constexpr int kMaxFailedProofsForTest = 5;
+
 std::set<std::string> ViolatedFields(const grpc::Status& status) {
   std::set<std::string> fields;
   for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
@@ -202,6 +215,18 @@ class PersonServiceTest : public IdentityServerTest {
                                               : request_id);
     request.mutable_agency_id()->set_kind(kind);
     request.mutable_agency_id()->set_value(value);
+    return Invoke(as, &IdentityService::Stub::LinkAgencyId, request, out);
+  }
+  grpc::Status LinkWithProof(const std::string& as, const std::string& person,
+                             v1::AgencyIdKind kind, const std::string& value,
+                             const v1::RemitProof& proof, v1::AgencyId* out,
+                             const std::string& request_id) {
+    v1::LinkAgencyIdRequest request;
+    request.set_parent(person);
+    request.set_request_id(request_id);
+    request.mutable_agency_id()->set_kind(kind);
+    request.mutable_agency_id()->set_value(value);
+    *request.mutable_proof() = proof;
     return Invoke(as, &IdentityService::Stub::LinkAgencyId, request, out);
   }
   grpc::Status Search(const std::string& as,
@@ -341,7 +366,7 @@ TEST_P(PersonServiceTest, CreatesGetsAndUpdatesWithIdempotencyAndEtags) {
                 "kim-koeln GetPerson ALLOWED"}));
 }
 
-TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingGivesOne) {
+TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingWithProofGivesOne) {
   Person created;
   ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
 
@@ -364,30 +389,62 @@ TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingGivesOne) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
 
-  // Its BA customer number makes it an agency id holder, which may read.
+  // Knowing the name is not enough: without a proof, or with one that does
+  // not hold, the link is refused like a read.
   status = Link("jobcenter-koeln", created.name(),
                 v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &link);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "NO_RELATION");
+  status = LinkWithProof("jobcenter-koeln", created.name(),
+                         v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789",
+                         PapersOf(Mohammed(), 16), &link, "l-wrong");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "NO_RELATION");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_agency_ids"), 0);
+
+  // With the papers, its BA customer number makes it an agency id holder,
+  // which reads the core identity but not the contact.
+  status = LinkWithProof("jobcenter-koeln", created.name(),
+                         v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789",
+                         PapersOf(Mohammed(), 15), &link, "l-proven");
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(link.value(), "123D456789");
   EXPECT_EQ(link.issuing_agency(), "agencies/jobcenter-koeln");
   EXPECT_TRUE(absl::StartsWith(link.name(),
                                absl::StrCat(created.name(), "/agencyIds/")));
   v1::AgencyId again;
-  ASSERT_TRUE(Link("jobcenter-koeln", created.name(),
-                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &again)
+  ASSERT_TRUE(LinkWithProof("jobcenter-koeln", created.name(),
+                            v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789",
+                            PapersOf(Mohammed(), 15), &again, "l-proven")
                   .ok());
   EXPECT_EQ(again.name(), link.name());
   status = Get("jobcenter-koeln", created.name(), &read);
   ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.birth_place(), "Aleppo");
+  EXPECT_FALSE(read.has_contact());
+  ASSERT_EQ(read.withheld_categories_size(), 1);
+  EXPECT_EQ(read.withheld_categories(0), type::v1::DATA_CATEGORY_CONTACT);
+  // ... and may not change what it cannot read.
+  Person reach = read;
+  reach.mutable_contact()->set_email("other@example.org");
+  status = Update("jobcenter-koeln", reach, {"contact.email"}, &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "NO_RELATION");
+  // The registering agency reads all of it.
+  Person own = Fresh("kim-koeln", created);
+  EXPECT_EQ(own.contact().email(), "m.hassan@example.org");
+  EXPECT_TRUE(own.withheld_categories().empty());
 
-  // The same number cannot name a second person.
+  // A person the Jobcenter registered itself cannot take the same number;
+  // the refusal names the holder, whom the Jobcenter may read.
   Person olena;
-  ASSERT_TRUE(Create("kim-koeln", Olena(), "c-2", &olena).ok());
+  ASSERT_TRUE(Create("jobcenter-koeln", Olena(), "c-2", &olena).ok());
   status = Link("jobcenter-koeln", olena.name(),
                 v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123 D456789", &again,
                 "l-other");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(Reason(status), "AGENCY_ID_TAKEN");
+  EXPECT_EQ(Metadata(status)["person"], created.name());
 
   // Lookup and listing by the holder.
   v1::LookupPersonByAgencyIdRequest lookup;
@@ -398,16 +455,26 @@ TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingGivesOne) {
              lookup, &read);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(read.name(), created.name());
+  EXPECT_FALSE(read.has_contact());
   lookup.set_value("999");
-  status =
+  const grpc::Status unknown_id =
       Invoke("jobcenter-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
              lookup, &read);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-  // The immigration office has no relation to the person the id names.
+  EXPECT_EQ(unknown_id.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(unknown_id), "AGENCY_ID_NOT_FOUND");
+  // The immigration office has no relation to the person the id names: it
+  // hears exactly what it would for an id nobody holds.
   lookup.set_value("123D456789");
-  status = Invoke("abh-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
-                  lookup, &read);
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  const grpc::Status not_readable =
+      Invoke("abh-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
+             lookup, &read);
+  lookup.set_value("999");
+  const grpc::Status not_held =
+      Invoke("abh-koeln", &IdentityService::Stub::LookupPersonByAgencyId,
+             lookup, &read);
+  EXPECT_EQ(not_readable.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(not_readable.error_message(), not_held.error_message());
+  EXPECT_EQ(Reason(not_readable), Reason(not_held));
 
   v1::ListAgencyIdsRequest list;
   list.set_parent(created.name());
@@ -439,14 +506,192 @@ TEST_P(PersonServiceTest, ReadingNeedsARelationAndLinkingGivesOne) {
   ASSERT_EQ(ids.agency_ids_size(), 1);
   EXPECT_TRUE(ids.agency_ids(0).unlinked());
 
-  // The refusals are in the person's trail as DENIED with the reason.
+  // The refusals are in the person's trail as DENIED with the reason; the
+  // link says what it rests on, never the values.
   const std::vector<std::string> trail = AuditAbout(created.name());
   EXPECT_EQ(trail[1], "jobcenter-koeln GetPerson DENIED NO_RELATION");
   EXPECT_EQ(trail[2], "jobcenter-koeln UpdatePerson DENIED NO_RELATION");
   EXPECT_EQ(trail[3], "jobcenter-koeln LinkAgencyId DENIED WRONG_LEGAL_DOMAIN");
+  EXPECT_EQ(trail[4], "jobcenter-koeln LinkAgencyId DENIED NO_RELATION");
+  EXPECT_EQ(trail[5], "jobcenter-koeln LinkAgencyId DENIED NO_RELATION");
+  EXPECT_EQ(trail[6], "jobcenter-koeln LinkAgencyId ALLOWED PROOF:ATTRIBUTES");
   ASSERT_GE(trail.size(), 2u);
   EXPECT_EQ(trail[trail.size() - 2],
             "jobcenter-koeln GetPerson DENIED NO_RELATION");
+}
+
+// A birth date cannot be found by trying: five failed proofs per agency and
+// person within a day block further proofs, the right one included, with
+// the same answer; another agency is not affected.
+TEST_P(PersonServiceTest, FailedProofsAreLimitedPerAgencyAndPerson) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+  v1::AgencyId link;
+  grpc::Status last;
+  for (int day = 1; day <= kMaxFailedProofsForTest; ++day) {
+    last = LinkWithProof("jobcenter-koeln", created.name(),
+                         v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "962D1",
+                         PapersOf(Mohammed(), day), &link,
+                         absl::StrCat("guess-", day));
+    ASSERT_EQ(last.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  grpc::Status right = LinkWithProof(
+      "jobcenter-koeln", created.name(), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+      "962D1", PapersOf(Mohammed(), 15), &link, "guess-right");
+  EXPECT_EQ(right.error_code(), last.error_code());
+  EXPECT_EQ(right.error_message(), last.error_message());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_proof_failures"),
+            kMaxFailedProofsForTest);
+  // The immigration office's own proof is its own matter.
+  EXPECT_TRUE(LinkWithProof("abh-koeln", created.name(),
+                            v1::AGENCY_ID_KIND_IMMIGRATION_FILE_NUMBER, "ABH-1",
+                            PapersOf(Mohammed(), 15), &link, "abh-proof")
+                  .ok());
+}
+
+// An id another authority issued and linked proves the person too; a
+// national id the caller linked itself, an unlinked one or one of another
+// person does not.
+TEST_P(PersonServiceTest, AnIssuedIdProvesThePerson) {
+  Person created;
+  ASSERT_TRUE(Create("abh-koeln", Mohammed(), "c-1", &created).ok());
+  v1::AgencyId azr;
+  ASSERT_TRUE(Link("abh-koeln", created.name(), v1::AGENCY_ID_KIND_AZR_NUMBER,
+                   "AZR-4711", &azr)
+                  .ok());
+  auto issued = [](v1::AgencyIdKind kind, const std::string& value) {
+    v1::RemitProof proof;
+    proof.mutable_issued_id()->set_kind(kind);
+    proof.mutable_issued_id()->set_value(value);
+    return proof;
+  };
+  v1::AgencyId link;
+  EXPECT_EQ(
+      Reason(LinkWithProof("jobcenter-koeln", created.name(),
+                           v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "962D2",
+                           issued(v1::AGENCY_ID_KIND_AZR_NUMBER, "AZR-4712"),
+                           &link, "wrong-azr")),
+      "NO_RELATION");
+  // Agency-local kinds prove nothing: their values are not unique.
+  EXPECT_EQ(ViolatedFields(LinkWithProof(
+                "jobcenter-koeln", created.name(),
+                v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "962D2",
+                issued(v1::AGENCY_ID_KIND_OTHER, "X"), &link, "local-kind")),
+            (std::set<std::string>{"proof.issued_id.kind"}));
+  grpc::Status proven = LinkWithProof(
+      "jobcenter-koeln", created.name(), v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER,
+      "962D2", issued(v1::AGENCY_ID_KIND_AZR_NUMBER, "azr-4711"), &link,
+      "right-azr");
+  ASSERT_TRUE(proven.ok()) << proven.error_message();
+  const std::vector<std::string> trail = AuditAbout(created.name());
+  EXPECT_EQ(trail.back(),
+            "jobcenter-koeln LinkAgencyId ALLOWED PROOF:ISSUED_ID");
+}
+
+// Search tells an agency without a relation only that a match exists and
+// its id, and the same whatever birth date it guesses; with a relation it
+// sees the record (without contact) and the reasons.
+TEST_P(PersonServiceTest, SearchDisclosesOnlyAMatchWithoutARelation) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+  auto search = [&](const std::string& as, int day) {
+    v1::SearchPersonsRequest request;
+    request.set_name_query("Mohammed Al-Hassan");
+    if (day > 0) {
+      request.mutable_birth_date()->set_year(1990);
+      request.mutable_birth_date()->set_month(3);
+      request.mutable_birth_date()->set_day(day);
+    }
+    v1::SearchPersonsResponse response;
+    EXPECT_TRUE(Search(as, request, &response).ok());
+    return response;
+  };
+  const v1::SearchPersonsResponse right = search("jobcenter-koeln", 15);
+  const v1::SearchPersonsResponse wrong = search("jobcenter-koeln", 20);
+  const v1::SearchPersonsResponse none = search("jobcenter-koeln", 0);
+  ASSERT_EQ(right.results_size(), 1);
+  const v1::DuplicateCandidate& match = right.results(0);
+  EXPECT_TRUE(match.match_only());
+  Person only_name;
+  only_name.set_name(created.name());
+  EXPECT_EQ(match.person().SerializeAsString(), only_name.SerializeAsString());
+  EXPECT_EQ(match.score(), 0);
+  EXPECT_TRUE(match.reasons().empty());
+  EXPECT_EQ(right.SerializeAsString(), wrong.SerializeAsString());
+  EXPECT_EQ(right.SerializeAsString(), none.SerializeAsString());
+
+  const v1::SearchPersonsResponse own = search("kim-koeln", 15);
+  ASSERT_EQ(own.results_size(), 1);
+  EXPECT_FALSE(own.results(0).match_only());
+  EXPECT_EQ(own.results(0).person().birth_place(), "Aleppo");
+  EXPECT_FALSE(own.results(0).person().has_contact());
+  EXPECT_TRUE(own.results(0).strong());
+  EXPECT_FALSE(own.results(0).reasons().empty());
+
+  // FindDuplicates of a draft discloses the same way.
+  v1::FindDuplicatesRequest draft;
+  *draft.mutable_draft() = Mohammed();
+  v1::FindDuplicatesResponse candidates;
+  ASSERT_TRUE(Duplicates("jobcenter-koeln", draft, &candidates).ok());
+  ASSERT_EQ(candidates.candidates_size(), 1);
+  EXPECT_TRUE(candidates.candidates(0).match_only());
+  EXPECT_TRUE(candidates.candidates(0).person().names().empty());
+
+  // A bare match is on the person's trail as such.
+  const std::vector<std::string> trail = AuditAbout(created.name());
+  EXPECT_NE(std::find(trail.begin(), trail.end(),
+                      "jobcenter-koeln SearchPersons ALLOWED MATCH_ONLY"),
+            trail.end());
+}
+
+// To an agency, a person that does not exist looks exactly like one it may
+// not read, on every identity RPC that names a person.
+TEST_P(PersonServiceTest, AnUnknownPersonLooksLikeAnUnreadableOne) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+  const std::string absent = "persons/aaaaaaaaaaaaaaaaaaaaaaaaaa";
+  auto same = [](const grpc::Status& a, const grpc::Status& b) {
+    EXPECT_EQ(a.error_code(), b.error_code());
+    EXPECT_EQ(a.error_message(), b.error_message());
+    EXPECT_EQ(ReasonOf(FromGrpcStatus(a)), ReasonOf(FromGrpcStatus(b)));
+    EXPECT_EQ(a.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  };
+  Person read;
+  same(Get("jobcenter-koeln", created.name(), &read),
+       Get("jobcenter-koeln", absent, &read));
+  v1::AgencyId link;
+  same(LinkWithProof("jobcenter-koeln", created.name(),
+                     v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "962D3",
+                     PapersOf(Mohammed(), 1), &link, "x-1"),
+       LinkWithProof("jobcenter-koeln", absent,
+                     v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "962D3",
+                     PapersOf(Mohammed(), 1), &link, "x-2"));
+  v1::ListAgencyIdsRequest list;
+  v1::ListAgencyIdsResponse ids;
+  list.set_parent(created.name());
+  const grpc::Status list_existing = Invoke(
+      "jobcenter-koeln", &IdentityService::Stub::ListAgencyIds, list, &ids);
+  list.set_parent(absent);
+  same(list_existing,
+       Invoke("jobcenter-koeln", &IdentityService::Stub::ListAgencyIds, list,
+              &ids));
+  // CheckAccess about itself: denied decisions, not NOT_FOUND.
+  v1::CheckAccessRequest check;
+  check.set_agency("agencies/jobcenter-koeln");
+  check.add_categories(type::v1::DATA_CATEGORY_CORE_IDENTITY);
+  check.set_purpose("case-management");
+  v1::CheckAccessResponse existing, unknown;
+  check.set_person(created.name());
+  ASSERT_TRUE(Invoke("jobcenter-koeln", &IdentityService::Stub::CheckAccess,
+                     check, &existing)
+                  .ok());
+  check.set_person(absent);
+  ASSERT_TRUE(Invoke("jobcenter-koeln", &IdentityService::Stub::CheckAccess,
+                     check, &unknown)
+                  .ok());
+  ASSERT_EQ(unknown.decisions_size(), 1);
+  EXPECT_EQ(existing.decisions(0).SerializeAsString(),
+            unknown.decisions(0).SerializeAsString());
 }
 
 TEST_P(PersonServiceTest,
@@ -481,8 +726,9 @@ TEST_P(PersonServiceTest,
             "jobcenter-koeln CreatePerson ALLOWED "
             "DUPLICATE_CANDIDATE_OVERRIDDEN");
 
-  // A Latin draft finds the stored record, with reasons per factor, and
-  // without its contact data.
+  // A Latin draft finds both records: the one kim-koeln registered with
+  // reasons per factor and without its contact data, the Jobcenter's as a
+  // bare match (kim-koeln has no relation to it).
   Person other;
   ASSERT_TRUE(Create("kim-koeln", Olena(), "c-4", &other).ok());
   v1::FindDuplicatesRequest find;
@@ -496,7 +742,12 @@ TEST_P(PersonServiceTest,
   for (const v1::DuplicateCandidate& c : found.candidates()) {
     names.insert(c.person().name());
     EXPECT_FALSE(c.person().has_contact());
-    EXPECT_FALSE(c.reasons().empty());
+    EXPECT_EQ(c.match_only(), c.person().name() == out.name());
+    if (c.match_only()) {
+      EXPECT_TRUE(c.reasons().empty());
+      continue;
+    }
+    ASSERT_FALSE(c.reasons().empty());
     EXPECT_NE(c.reasons(0).factor(), v1::MATCH_FACTOR_UNSPECIFIED);
     EXPECT_NE(c.reasons(0).method(), v1::MATCH_METHOD_UNSPECIFIED);
   }
@@ -508,7 +759,16 @@ TEST_P(PersonServiceTest,
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(found.candidates_size(), 1);
   EXPECT_EQ(found.candidates(0).person().name(), out.name());
-  EXPECT_TRUE(found.candidates(0).strong());
+  EXPECT_TRUE(found.candidates(0).match_only());
+  // The Jobcenter sees its own record's strong duplicate only as a match.
+  find.set_person(out.name());
+  status = Duplicates("jobcenter-koeln", find, &found);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(found.candidates_size(), 1);
+  EXPECT_EQ(found.candidates(0).person().name(), first.name());
+  EXPECT_TRUE(found.candidates(0).match_only());
+  EXPECT_FALSE(found.candidates(0).strong());
+  find.set_person(first.name());
   // ... and only a caller that may read it may ask.
   status = Duplicates("abh-koeln", find, &found);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -521,7 +781,7 @@ TEST_P(PersonServiceTest,
   v1::SearchPersonsRequest search;
   search.set_name_query("يوسف حداد");
   v1::SearchPersonsResponse results;
-  status = Search("abh-koeln", search, &results);
+  status = Search("kim-koeln", search, &results);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_GE(results.results_size(), 1);
   EXPECT_EQ(results.results(0).person().name(), latin_only.name());
@@ -532,9 +792,16 @@ TEST_P(PersonServiceTest,
     }
   }
   EXPECT_TRUE(script_conversion);
-  // Every returned person is audited as read by the searcher.
+  // Every returned person is audited as read by the searcher, a bare match
+  // as such.
   EXPECT_EQ(AuditAbout(latin_only.name()).back(),
-            "abh-koeln SearchPersons ALLOWED");
+            "kim-koeln SearchPersons ALLOWED");
+  status = Search("abh-koeln", search, &results);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_GE(results.results_size(), 1);
+  EXPECT_TRUE(results.results(0).match_only());
+  EXPECT_EQ(AuditAbout(latin_only.name()).back(),
+            "abh-koeln SearchPersons ALLOWED MATCH_ONLY");
 
   // And a Latin query finds the Arabic-and-Latin record, best first.
   search.set_name_query("Mohammed Al Hassan");
@@ -604,8 +871,9 @@ TEST_P(PersonServiceTest, MergedIdAnswersWithSurvivorAndIdsMove) {
   ASSERT_TRUE(
       Create("kim-koeln", second, "c-2", &merged, /*confirm=*/true).ok());
   v1::AgencyId link;
-  ASSERT_TRUE(Link("jobcenter-koeln", merged.name(),
-                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "555", &link)
+  ASSERT_TRUE(LinkWithProof("jobcenter-koeln", merged.name(),
+                            v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "555",
+                            PapersOf(second, 15), &link, "l-555")
                   .ok());
 
   Person result;
@@ -686,8 +954,9 @@ TEST_P(PersonServiceTest, ListPersonsShowsRelatedPersonsPagedAndAudited) {
   other.mutable_birth_date()->set_year(1995);
   ASSERT_TRUE(Create("jobcenter-koeln", other, "c-3", &tesfay).ok());
   v1::AgencyId link;
-  ASSERT_TRUE(Link("jobcenter-koeln", mohammed.name(),
-                   v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789", &link)
+  ASSERT_TRUE(LinkWithProof("jobcenter-koeln", mohammed.name(),
+                            v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER, "123d456789",
+                            PapersOf(Mohammed(), 15), &link, "l-123")
                   .ok());
 
   // Every page through to the end, as `as`, `page_size` at a time.
