@@ -8,9 +8,10 @@
 //                     flight, retrying transient failures with the same
 //                     request_id, so a retry never creates twice):
 //                       1. --candidates persons in identity (CreatePerson
-//                          as kim-koeln, confirm_new_person);
+//                          as aa-koeln, confirm_new_person);
 //                       2. a candidate profile for each (placement
-//                          CreateCandidateProfile as jobcenter-koeln);
+//                          CreateCandidateProfile as aa-koeln, which
+//                          registered them);
 //                       3. a residence status for each (identity
 //                          RecordResidenceStatus as abh-koeln): 85 %
 //                          PERMITTED, 10 % NEEDS_APPROVAL, 5 %
@@ -548,12 +549,15 @@ absl::Status Load() {
   if (codes.empty()) return absl::InvalidArgumentError("no occupation codes");
   const std::string placement = absl::GetFlag(FLAGS_target);
   const std::string identity = absl::GetFlag(FLAGS_identity_target);
-  auto kim = Stubs<iv1::IdentityService>(identity, "kim-koeln");
+  // The employment agency registers its customers and keeps their
+  // profiles, so it may propose them (a proposal needs the person in the
+  // proposer's remit).
+  auto registrar = Stubs<iv1::IdentityService>(identity, "aa-koeln");
   auto abh = Stubs<iv1::IdentityService>(identity, "abh-koeln");
   auto jobcenter = Stubs<pv1::PlacementService>(placement, "jobcenter-koeln");
   auto aa = Stubs<pv1::PlacementService>(placement, "aa-koeln");
   for (const absl::Status& s :
-       {kim.status(), abh.status(), jobcenter.status(), aa.status()}) {
+       {registrar.status(), abh.status(), jobcenter.status(), aa.status()}) {
     if (!s.ok()) return s;
   }
   if (absl::Status s = WaitAgencyKnown(*jobcenter, "jobcenter-koeln");
@@ -572,7 +576,7 @@ absl::Status Load() {
       call->request.set_request_id(absl::StrCat("bench-person-", i));
       *call->request.mutable_person() = SyntheticPerson(i);
       call->request.set_confirm_new_person(true);
-      (*kim)[i % kim->size()]->async()->CreatePerson(
+      (*registrar)[i % registrar->size()]->async()->CreatePerson(
           &call->context, &call->request, &call->response,
           [call, i, done, &persons](grpc::Status status) {
             if (status.ok()) persons[i] = call->response.name();
@@ -594,7 +598,7 @@ absl::Status Load() {
       call->request.set_request_id(absl::StrCat("bench-profile-", i));
       *call->request.mutable_candidate_profile() =
           SyntheticProfile(i, persons[i], codes);
-      (*jobcenter)[i % jobcenter->size()]->async()->CreateCandidateProfile(
+      (*aa)[i % aa->size()]->async()->CreateCandidateProfile(
           &call->context, &call->request, &call->response,
           [call, i, done, &candidates](grpc::Status status) {
             if (status.ok()) candidates[i] = call->response.name();

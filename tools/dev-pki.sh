@@ -34,6 +34,7 @@ SERVICES=(identity cases courses placement echo)
 # registry (registers / suspends agencies) and is the platform's own caller.
 AGENCIES=(
   kim-koeln:KOMMUNE
+  kim-bonn:KOMMUNE
   abh-koeln:AUSLAENDERBEHOERDE
   bamf-nuernberg:BAMF
   jobcenter-koeln:JOBCENTER

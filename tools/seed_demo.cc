@@ -56,6 +56,9 @@ const std::vector<DemoAgency>& DemoAgencies() {
   static const auto* agencies = new std::vector<DemoAgency>{
       {"kim-koeln", "Kommunales Integrationsmanagement Köln",
        lotse::type::v1::LEGAL_DOMAIN_KOMMUNE, "05315000"},
+      // A second municipality, so that a case can move between towns.
+      {"kim-bonn", "Kommunales Integrationsmanagement Bonn",
+       lotse::type::v1::LEGAL_DOMAIN_KOMMUNE, "05314000"},
       {"abh-koeln", "Ausländerbehörde Köln",
        lotse::type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE, "05315000"},
       {"bamf-nuernberg", "Bundesamt für Migration und Flüchtlinge",

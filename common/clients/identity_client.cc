@@ -42,6 +42,41 @@ absl::StatusOr<std::string> IdentityClient::ResolvePerson(
   return std::string(person);
 }
 
+absl::Status IdentityClient::RequireStanding(absl::string_view person,
+                                             absl::string_view agency,
+                                             absl::string_view purpose,
+                                             absl::Time deadline) {
+  AccessQuery query;
+  query.agency = std::string(agency);
+  query.person = std::string(person);
+  query.categories = {type::v1::DATA_CATEGORY_CORE_IDENTITY};
+  query.purpose = std::string(purpose);
+  absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions =
+      CheckAccess(query, deadline);
+  if (!decisions.ok()) return StandingFrom(decisions.status());
+  return StandingFrom(!decisions->empty() && decisions->front().allowed());
+}
+
+absl::Status StandingError() {
+  return ErrorWithReason(
+      absl::StatusCode::kPermissionDenied, "NO_RELATION",
+      "the calling agency has no relation to this person that lets it act "
+      "on them; a relation comes from registering the person, from a "
+      "referral or booking by another agency, or from linking the agency's "
+      "own id with proof that the person is in its remit (LinkAgencyId)");
+}
+
+absl::Status StandingFrom(const absl::StatusOr<bool>& allowed) {
+  if (allowed.ok()) return *allowed ? absl::OkStatus() : StandingError();
+  if (allowed.status().code() == absl::StatusCode::kNotFound) {
+    return StandingError();
+  }
+  return ErrorWithReason(
+      absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+      "the identity service could not confirm the agency's relation to the "
+      "person in time; try again");
+}
+
 absl::StatusOr<identity::v1::ResidenceStatus>
 IdentityClient::GetCurrentResidenceStatus(absl::string_view /*person*/,
                                           absl::string_view /*purpose*/,

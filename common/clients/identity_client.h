@@ -64,6 +64,20 @@ class IdentityClient {
                                                     absl::string_view purpose,
                                                     absl::Time deadline);
 
+  // Whether `agency` has standing towards `person`: it may read the
+  // person's CORE_IDENTITY now (it registered the person, has a relation to
+  // them, or a rule or consent lets it). A write that would give an agency
+  // a relation to a person (a case, a booking, a waitlist entry, an
+  // entitlement, a candidate profile, a placement) asks this first, so that
+  // no agency can create its own access (docs/trust-model.md). OK when it
+  // has; otherwise StandingError(), the same for a person identity does not
+  // know; UNAVAILABLE (reason CHECK_UNAVAILABLE) when identity did not
+  // answer in time (callers fail closed). The default asks CheckAccess.
+  virtual absl::Status RequireStanding(absl::string_view person,
+                                       absl::string_view agency,
+                                       absl::string_view purpose,
+                                       absl::Time deadline);
+
   // Identity's GetCurrentResidenceStatus for `person` ("persons/{person}"),
   // asked by the calling service itself (services may read it; identity
   // audits the read with `purpose`). NOT_FOUND with reason
@@ -76,6 +90,17 @@ class IdentityClient {
   GetCurrentResidenceStatus(absl::string_view person, absl::string_view purpose,
                             absl::Time deadline);
 };
+
+// The refusal of a write that would give an agency a relation to a person
+// it has no standing towards: PERMISSION_DENIED, reason NO_RELATION, one
+// message for an unknown person and a person the agency may not read, so
+// the answer never tells whether a person exists.
+absl::Status StandingError();
+
+// RequireStanding's answer from identity's CheckAccess answer for
+// CORE_IDENTITY: `allowed` is the decision, NOT_FOUND an unknown person,
+// any other error a check that could not be made.
+absl::Status StandingFrom(const absl::StatusOr<bool>& allowed);
 
 // Calls the identity service over gRPC. Every call carries a deadline: the
 // caller's, capped at `max_call_time`. Metadata x-lotse-actor is the

@@ -1,7 +1,7 @@
 // An in-memory IdentityClient for courses tests: persons are known when
-// added; CheckAccess allows LANGUAGE reads to the agencies granted (and,
-// with legal_basis_domains, to the agency names given), and can be made
-// unavailable.
+// added; CheckAccess allows LANGUAGE reads to the agencies granted, and
+// CORE_IDENTITY (standing towards the person) to every agency not marked
+// as a stranger; the whole client can be made unavailable.
 #ifndef LOTSE_TESTS_COURSES_FAKE_IDENTITY_CLIENT_H_
 #define LOTSE_TESTS_COURSES_FAKE_IDENTITY_CLIENT_H_
 
@@ -26,6 +26,12 @@ class FakeIdentityClient : public clients::IdentityClient {
     absl::MutexLock lock(&mu_);
     allowed_.insert(agency);
   }
+  // `agency` has no relation to any person: identity would refuse it the
+  // core identity, so it may not book or admit anybody.
+  void MakeStranger(const std::string& agency) {
+    absl::MutexLock lock(&mu_);
+    strangers_.insert(agency);
+  }
   void set_unavailable(bool unavailable) { unavailable_ = unavailable; }
   int calls() const { return calls_; }
 
@@ -41,7 +47,9 @@ class FakeIdentityClient : public clients::IdentityClient {
     for (type::v1::DataCategory c : query.categories) {
       identity::v1::AccessDecision d;
       d.set_category(c);
-      d.set_allowed(allowed_.count(query.agency) > 0);
+      d.set_allowed(c == type::v1::DATA_CATEGORY_CORE_IDENTITY
+                        ? strangers_.count(query.agency) == 0
+                        : allowed_.count(query.agency) > 0);
       if (d.allowed()) {
         d.set_basis(identity::v1::ACCESS_BASIS_LEGAL_BASIS);
       } else {
@@ -56,6 +64,7 @@ class FakeIdentityClient : public clients::IdentityClient {
   absl::Mutex mu_;
   std::set<std::string> persons_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> allowed_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> strangers_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> unavailable_{false};
   std::atomic<int> calls_{0};
 };

@@ -107,6 +107,23 @@ std::vector<std::string> FindDependencyCycle(
   return {};
 }
 
+absl::Status CheckJurisdiction(
+    absl::string_view caller_municipality,
+    const std::vector<std::string>& open_case_municipalities) {
+  for (const std::string& code : open_case_municipalities) {
+    if (code == caller_municipality) continue;
+    return ErrorWithReason(
+        absl::StatusCode::kFailedPrecondition, "CASE_OPEN_ELSEWHERE",
+        absl::StrCat("the person has an open case in another municipality "
+                     "(",
+                     code,
+                     "); its case owner hands it over with TransferCase "
+                     "instead of a second case being opened"),
+        {{"municipality_code", code}});
+  }
+  return absl::OkStatus();
+}
+
 int32_t DateKey(const type::v1::Date& date) {
   if (date.year() == 0 && date.month() == 0 && date.day() == 0) return 0;
   return date.year() * 10000 + date.month() * 100 + date.day();

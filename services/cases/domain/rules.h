@@ -40,6 +40,16 @@ std::vector<std::string> FindDependencyCycle(
     const std::string& step, const std::vector<std::string>& depends_on,
     const absl::flat_hash_map<std::string, std::vector<std::string>>& graph);
 
+// Municipal jurisdiction: a KOMMUNE agency acts for its own municipality
+// (`caller_municipality`, an AGS). It may open a case of a person whose
+// open cases (`open_case_municipalities`, one AGS each) all belong to that
+// municipality; a case elsewhere is handed over by its owner with
+// TransferCase instead. FAILED_PRECONDITION, reason CASE_OPEN_ELSEWHERE
+// (metadata "municipality_code": the other case's AGS), otherwise.
+absl::Status CheckJurisdiction(
+    absl::string_view caller_municipality,
+    const std::vector<std::string>& open_case_municipalities);
+
 // Dates as yyyymmdd integers (0 = unset), for storage and comparison.
 int32_t DateKey(const type::v1::Date& date);
 type::v1::Date DateFromKey(int32_t key);

@@ -14,6 +14,7 @@
 #include "common/api/paging.h"
 #include "common/api/text.h"
 #include "common/audit/audit_log.h"
+#include "common/clients/identity_client.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
 #include "common/server/handler.h"
@@ -218,6 +219,23 @@ audit::AuditRecord AuditFor(const RequestContext& rc,
   record.resource = trail.resource;
   record.data_categories = trail.categories;
   return record;
+}
+
+// CheckJurisdiction over the person's open cases as stored.
+absl::Status RequireNoOpenCaseElsewhere(Transaction& tx,
+                                        const std::string& person,
+                                        const std::string& municipality) {
+  absl::StatusOr<std::vector<std::string>> open = OpenCasesOfPerson(tx, person);
+  if (!open.ok()) return open.status();
+  std::vector<std::string> municipalities;
+  for (const std::string& id : *open) {
+    absl::StatusOr<std::optional<CaseRow>> row = ReadCase(tx, id);
+    if (!row.ok()) return row.status();
+    if (row->has_value()) {
+      municipalities.push_back((*row)->record.municipality_code());
+    }
+  }
+  return CheckJurisdiction(municipality, municipalities);
 }
 
 }  // namespace
@@ -561,15 +579,16 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
       },
       storage::TxMode::kReadOnly);
   if (pre.ok()) {
-    absl::StatusOr<std::string> person = access_->ResolvePerson(
-        in.person(), AgencyName(caller_info->id), rc.purpose, rc.deadline);
-    if (!person.ok()) {
-      pre = person.status();
-      if (pre.code() == absl::StatusCode::kNotFound && !ReasonOf(pre)) {
-        pre = ErrorWithReason(absl::StatusCode::kNotFound, "PERSON_NOT_FOUND",
-                              "identity knows no such person");
-      }
-    }
+    // A case makes its owner CASE_OWNER of the person (residence status,
+    // language, contact): only for a person already in the agency's remit,
+    // never a stranger found by name. One answer for an unknown person.
+    absl::StatusOr<std::vector<AccessDecision>> core = access_->Check(
+        AgencyName(caller_info->id), in.person(),
+        {type::v1::DATA_CATEGORY_CORE_IDENTITY}, rc.purpose, {}, rc.deadline);
+    pre = clients::StandingFrom(
+        core.ok()
+            ? absl::StatusOr<bool>(!core->empty() && core->front().allowed)
+            : absl::StatusOr<bool>(core.status()));
   }
   if (!pre.ok()) {
     AuditFailure(rc, method,
@@ -605,8 +624,9 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
         }
         absl::StatusOr<std::string> person = ResolveSurvivor(tx, in.person());
         if (!person.ok()) return person.status();
-        if (absl::Status s =
-                tx.LockNamed(absl::StrCat("open/", *person, "/", owner));
+        // One lock per person: two municipalities opening a case at once
+        // must not both succeed.
+        if (absl::Status s = tx.LockNamed(absl::StrCat("open/", *person));
             !s.ok()) {
           return s;
         }
@@ -618,6 +638,13 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
               absl::StatusCode::kAlreadyExists, "OPEN_CASE_EXISTS",
               "the agency already owns an open case of the person",
               {{"case", CaseName(**open)}});
+        }
+        // A KOMMUNE acts for its own municipality; a person's case moves to
+        // another one only by transfer.
+        if (absl::Status s = RequireNoOpenCaseElsewhere(
+                tx, *person, caller.municipality_code);
+            !s.ok()) {
+          return s;
         }
         const absl::Time now = StoreNow();
         CaseRow row;

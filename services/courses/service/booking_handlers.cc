@@ -436,8 +436,8 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
     return RequireBookingCaller(caller, **course);
   });
   if (!status.ok()) return call.Finish(status);
-  // Outside any transaction: does identity know the person?
-  status = RequirePersonExists(*this, rc, call.caller(), person);
+  // Outside any transaction: may the caller act on the person at all?
+  status = RequireStanding(*this, rc, call.caller(), person);
   if (!status.ok()) return call.Finish(status);
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
@@ -830,7 +830,7 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
     return RequireBookingCaller(caller, **course);
   });
   if (!status.ok()) return call.Finish(status);
-  status = RequirePersonExists(*this, rc, call.caller(), person);
+  status = RequireStanding(*this, rc, call.caller(), person);
   if (!status.ok()) return call.Finish(status);
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));

@@ -235,14 +235,11 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
   return Denied(reason, "the caller may not read the person's LANGUAGE data");
 }
 
-absl::Status RequirePersonExists(CoursesServiceImpl& service,
-                                 const server::RequestContext& rc,
-                                 const Caller& caller,
-                                 const std::string& person) {
-  absl::StatusOr<std::string> resolved =
-      service.options().identity->ResolvePerson(person, caller.name(),
-                                                rc.purpose, rc.deadline);
-  return resolved.status();
+absl::Status RequireStanding(CoursesServiceImpl& service,
+                             const server::RequestContext& rc,
+                             const Caller& caller, const std::string& person) {
+  return service.options().identity->RequireStanding(person, caller.name(),
+                                                     rc.purpose, rc.deadline);
 }
 
 // --- events ---

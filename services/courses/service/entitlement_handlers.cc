@@ -82,7 +82,7 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
   });
   if (!status.ok()) return call.Finish(status);
   if (!v.empty()) return call.Finish(v.ToStatus());
-  status = RequirePersonExists(*this, rc, call.caller(), person);
+  status = RequireStanding(*this, rc, call.caller(), person);
   if (!status.ok()) return call.Finish(status);
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));

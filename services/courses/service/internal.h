@@ -107,11 +107,16 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
                                    const Caller& caller,
                                    const std::string& person, bool owner,
                                    bool serves);
-// NOT_FOUND (PERSON_NOT_FOUND) unless identity knows `person`.
-absl::Status RequirePersonExists(CoursesServiceImpl& service,
-                                 const server::RequestContext& rc,
-                                 const Caller& caller,
-                                 const std::string& person);
+// OK when `caller` has standing towards `person` (identity's
+// RequireStanding: it may read the person's core identity). The writes that
+// would give the caller a relation to the person (booking, waitlist entry,
+// entitlement) ask this first, so that no agency books or admits a stranger
+// to read them. PERMISSION_DENIED NO_RELATION otherwise, also for a person
+// identity does not know; UNAVAILABLE CHECK_UNAVAILABLE when identity gave
+// no answer (fail closed).
+absl::Status RequireStanding(CoursesServiceImpl& service,
+                             const server::RequestContext& rc,
+                             const Caller& caller, const std::string& person);
 
 // --- events ---
 absl::Status Enqueue(storage::Transaction& tx,

@@ -101,8 +101,12 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
         }
         return v.ToStatus();
       });
-  // The person must exist in identity; the same call says whether the
-  // caller may see the certified level in the response.
+  // Only for a person already in the caller's remit (identity's standing
+  // check, the same answer for an unknown person); then one call says
+  // whether the caller may see the certified level in the response.
+  if (status.ok()) {
+    status = RequireStanding(*this, rc, me, PersonName(person_id));
+  }
   absl::StatusOr<AccessView> access;
   if (status.ok()) {
     access = AskAccess(*this, rc, me, PersonName(person_id),

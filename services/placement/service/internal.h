@@ -91,6 +91,16 @@ absl::StatusOr<AccessView> AskAccess(
     PlacementServiceImpl& service, const server::RequestContext& rc,
     const agencies::LocalAgency& caller, const std::string& person,
     std::vector<type::v1::DataCategory> categories, bool serves);
+// Whether `caller` has standing towards `person` (identity's
+// RequireStanding: it may read the person's core identity). The writes that
+// make the caller serve the person (a candidate profile, a proposal) ask
+// this first. PERMISSION_DENIED NO_RELATION otherwise, also for a person
+// identity does not know; FAILED_PRECONDITION CHECK_UNAVAILABLE, like this
+// service's other fresh checks, when identity did not answer.
+absl::Status RequireStanding(PlacementServiceImpl& service,
+                             const server::RequestContext& rc,
+                             const agencies::LocalAgency& caller,
+                             const std::string& person);
 // AskAccess for several persons in one round trip (identity's calls are in
 // flight together); answers in order. `serves[i]` belongs to persons[i].
 std::vector<absl::StatusOr<AccessView>> AskAccessBatch(

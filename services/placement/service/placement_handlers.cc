@@ -188,6 +188,13 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
   if (status.ok()) {
     const std::string person = PersonName(person_id);
     call.set_person_target(person, "placements", {kEmployment});
+    // A proposal makes the proposer serve the person (it may then read
+    // their core identity and contact): only for a person already in its
+    // remit, never a stranger found through matching.
+    status = RequireStanding(*this, rc, me, person);
+  }
+  if (status.ok()) {
+    const std::string person = PersonName(person_id);
     absl::StatusOr<AccessView> access = AskAccess(
         *this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
     status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)

@@ -242,6 +242,19 @@ absl::StatusOr<AccessView> AskAccess(
       rc.deadline));
 }
 
+absl::Status RequireStanding(PlacementServiceImpl& service,
+                             const server::RequestContext& rc,
+                             const agencies::LocalAgency& caller,
+                             const std::string& person) {
+  absl::Status standing = service.options().identity->RequireStanding(
+      person, caller.name(), rc.purpose, rc.deadline);
+  if (absl::IsUnavailable(standing)) {
+    return Precondition("CHECK_UNAVAILABLE",
+                        "identity did not answer the access check");
+  }
+  return standing;
+}
+
 std::vector<absl::StatusOr<AccessView>> AskAccessBatch(
     PlacementServiceImpl& service, const server::RequestContext& rc,
     const agencies::LocalAgency& caller,

@@ -126,6 +126,17 @@ TEST(NamesTest, ParseAndFormat) {
   EXPECT_EQ(NewId().size(), 22u);
 }
 
+TEST(JurisdictionTest, ACaseElsewhereIsHandedOverNotDuplicated) {
+  EXPECT_TRUE(CheckJurisdiction("05315000", {}).ok());
+  EXPECT_TRUE(CheckJurisdiction("05315000", {"05315000", "05315000"}).ok());
+  absl::Status elsewhere = CheckJurisdiction("05314000", {"05315000"});
+  EXPECT_EQ(elsewhere.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ReasonOf(elsewhere), "CASE_OPEN_ELSEWHERE");
+  EXPECT_EQ(MetadataOf(elsewhere, "municipality_code"), "05315000");
+  EXPECT_EQ(ReasonOf(CheckJurisdiction("05315000", {"05315000", "05314000"})),
+            "CASE_OPEN_ELSEWHERE");
+}
+
 TEST(CategoriesTest, HealthAndFamilyAreTheirOwn) {
   EXPECT_EQ(StepCategory(v1::STEP_KIND_HEALTH_SERVICE),
             type::v1::DATA_CATEGORY_HEALTH);

@@ -103,10 +103,11 @@ TEST_P(CaseServiceTest, OpenCaseIsIdempotentAndOneOpenPerOwner) {
 
 TEST_P(CaseServiceTest, OpenCaseRefusals) {
   v1::Case out;
-  // Unknown person (identity says NOT_FOUND): nothing stored.
+  // Unknown person (identity says NOT_FOUND): refused like a person the
+  // caller has no relation to, nothing stored.
   grpc::Status unknown = Open("kim-koeln", "persons/p-nobody", &out);
-  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(Reason(unknown), "PERSON_NOT_FOUND");
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(unknown), "NO_RELATION");
   // Not a KOMMUNE agency.
   grpc::Status domain = Open("jobcenter-koeln", kPerson, &out);
   EXPECT_EQ(domain.error_code(), grpc::StatusCode::PERMISSION_DENIED);
@@ -137,6 +138,49 @@ TEST_P(CaseServiceTest, OpenCaseRefusals) {
   ASSERT_TRUE(denied.ok());
   EXPECT_GE(denied->size(), 5u);
   for (const auto& r : *denied) EXPECT_NE(r.outcome, audit::Outcome::kAllowed);
+}
+
+// A case makes its owner CASE_OWNER of the person: only for a person
+// already in the agency's remit, and only in the agency's own
+// municipality; the person's case moves between towns by transfer.
+TEST_P(CaseServiceTest, OpenCaseNeedsStandingAndTheOwnMunicipality) {
+  v1::Case out;
+  grpc::Status stranger = Open("kim-bonn", kPerson, &out);
+  EXPECT_EQ(stranger.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(stranger), "NO_RELATION");
+  grpc::Status nobody = Open("kim-bonn", "persons/p-nobody", &out);
+  EXPECT_EQ(nobody.error_code(), stranger.error_code());
+  EXPECT_EQ(nobody.error_message(), stranger.error_message());
+
+  access_.Grant(kKimBonn, type::v1::DATA_CATEGORY_CORE_IDENTITY);
+  v1::Case koeln;
+  ASSERT_TRUE(Open("kim-koeln", kPerson, &koeln).ok());
+  grpc::Status elsewhere = Open("kim-bonn", kPerson, &out);
+  EXPECT_EQ(elsewhere.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Reason(elsewhere), "CASE_OPEN_ELSEWHERE");
+  EXPECT_EQ(MetadataOf(FromGrpcStatus(elsewhere), "municipality_code"),
+            "05315000");
+  EXPECT_NE(elsewhere.error_message().find("TransferCase"), std::string::npos);
+  // Another person of Bonn's is no business of Köln's case.
+  ASSERT_TRUE(Open("kim-bonn", kOtherPerson, &out).ok());
+  EXPECT_EQ(Count("cases"), 2);
+
+  // Handed over to Bonn, the case is Bonn's; Köln may not open another.
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::TransferCaseRequest transfer;
+  transfer.set_name(koeln.name());
+  transfer.set_etag(koeln.etag());
+  transfer.set_new_owner_agency(kKimBonn);
+  transfer.set_reason("moved to Bonn");
+  v1::Case moved;
+  grpc::Status handed =
+      As("kim-koeln")->TransferCase(&context, transfer, &moved);
+  ASSERT_TRUE(handed.ok()) << handed.error_message();
+  grpc::Status back = Open("kim-koeln", kPerson, &out);
+  EXPECT_EQ(Reason(back), "CASE_OPEN_ELSEWHERE");
+  EXPECT_EQ(MetadataOf(FromGrpcStatus(back), "municipality_code"), "05314000");
+  EXPECT_EQ(Count("cases"), 2);
 }
 
 TEST_P(CaseServiceTest, SuspendedAgencyIsRefused) {

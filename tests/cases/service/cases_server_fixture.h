@@ -89,6 +89,9 @@ class CasesServerTest : public testing::BothBackendsTest {
     ASSERT_TRUE(storage::ApplyMigrations(db(), CasesMigrations()).ok());
     access_.AddPerson(kPerson);
     access_.AddPerson(kOtherPerson);
+    // The case manager registered the persons: it has standing to open
+    // their cases.
+    access_.Grant("agencies/kim-koeln", type::v1::DATA_CATEGORY_CORE_IDENTITY);
     StartServer();
     for (const auto& e :
          {AgencyEvent("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, "05315000"),

@@ -72,13 +72,14 @@ TEST_P(BookingTest, EntitlementsByTheRightDomainsOnly) {
         << wrong;
     EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
   }
-  // Unknown persons are NOT_FOUND (checked in identity); bad fields all
-  // reported; nothing stored.
+  // Unknown persons are refused like persons the issuer has no relation
+  // to (checked in identity); bad fields all reported; nothing stored.
   e->set_person("persons/aaaaaaaaaaaaaaaaaaaaaaaaaa");
   auto ctx = Ctx();
   grpc::Status unknown =
       As("bamf-nuernberg")->RecordEntitlement(ctx.get(), request, &out);
-  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(unknown), "NO_RELATION");
   e->set_person(p);
   e->set_units(0);
   *e->mutable_valid_until() = InDays(-3);
@@ -238,9 +239,12 @@ TEST_P(BookingTest, BadBookingsAreRefusedAndStoreNothing) {
   grpc::Status unknown_course =
       Book("kim-koeln", "courses/aaaaaaaaaaaaaaaaaaaaaaaaaa", entitled, &out);
   EXPECT_EQ(unknown_course.error_code(), grpc::StatusCode::NOT_FOUND);
+  // A person identity does not know reads like one the caller has no
+  // relation to.
   grpc::Status unknown_person = Book(
       "kim-koeln", course.name(), "persons/bbbbbbbbbbbbbbbbbbbbbbbbbb", &out);
-  EXPECT_EQ(unknown_person.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown_person.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(unknown_person), "NO_RELATION");
   grpc::Status no_entitlement = Book("kim-koeln", course.name(), bare, &out);
   EXPECT_EQ(no_entitlement.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Reason(no_entitlement), "NO_ENTITLEMENT");
@@ -254,6 +258,57 @@ TEST_P(BookingTest, BadBookingsAreRefusedAndStoreNothing) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM course_bookings"), 0);
   EXPECT_EQ(GetCourse(course.name()).booked_seats(), 0);
   EXPECT_EQ(Emitted<v1::CourseBooked>().size(), 0u);
+}
+
+// Booking, waiting and admitting give the caller a relation to the person
+// (it serves them, identity then shows it their data): an agency without
+// one gets none of them, and nothing is stored or sent.
+TEST_P(BookingTest, AStrangerCannotBookWaitOrAdmit) {
+  v1::Course course = CreateCourse(ValidCourse(1));
+  const std::string person = NewPerson();
+  Entitle(person);
+  identity_->MakeStranger("agencies/vhs-koeln");
+  identity_->MakeStranger("agencies/jobcenter-koeln");
+  v1::Booking out;
+  grpc::Status booked = Book("vhs-koeln", course.name(), person, &out);
+  EXPECT_EQ(booked.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(booked), "NO_RELATION");
+
+  v1::JoinWaitlistRequest wait;
+  wait.set_parent(course.name());
+  wait.set_request_id("stranger-wait");
+  wait.mutable_waitlist_entry()->set_person(person);
+  v1::WaitlistEntry entry;
+  auto ctx = Ctx();
+  grpc::Status waited = As("vhs-koeln")->JoinWaitlist(ctx.get(), wait, &entry);
+  EXPECT_EQ(waited.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(waited), "NO_RELATION");
+
+  v1::RecordEntitlementRequest oblige;
+  oblige.set_request_id("stranger-obligation");
+  v1::Entitlement* e = oblige.mutable_entitlement();
+  e->set_person(person);
+  e->set_kind(v1::ENTITLEMENT_KIND_OBLIGATION);
+  e->add_course_kinds(v1::COURSE_KIND_INTEGRATION_GENERAL);
+  e->set_units(300);
+  *e->mutable_valid_from() = Today();
+  *e->mutable_valid_until() = InDays(365);
+  v1::Entitlement recorded;
+  auto ctx2 = Ctx();
+  grpc::Status admitted =
+      As("jobcenter-koeln")->RecordEntitlement(ctx2.get(), oblige, &recorded);
+  EXPECT_EQ(admitted.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(admitted), "NO_RELATION");
+
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM course_bookings"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM course_entitlements"), 1);
+  EXPECT_EQ(Emitted<v1::CourseBooked>().size(), 0u);
+
+  // Identity down: the check fails closed with a retryable code.
+  identity_->set_unavailable(true);
+  grpc::Status unchecked = Book("kim-koeln", course.name(), person, &out);
+  EXPECT_EQ(unchecked.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(Reason(unchecked), "CHECK_UNAVAILABLE");
 }
 
 TEST_P(BookingTest, HoldsExpireAndFreeTheSeat) {

@@ -1,5 +1,7 @@
 // An in-memory IdentityClient for placement tests: persons are known when
-// added; CheckAccess allows a category to the agencies granted it;
+// added; CheckAccess allows a category to the agencies granted it, and
+// CORE_IDENTITY (standing towards the person) to every agency not marked as
+// a stranger;
 // residence statuses are set per person; the whole client can be made
 // unavailable.
 #ifndef LOTSE_TESTS_PLACEMENT_SERVICE_FAKE_IDENTITY_H_
@@ -43,6 +45,12 @@ class FakeIdentity : public clients::IdentityClient {
     s.set_current(true);
     residence_[person] = s;
   }
+  // `agency` has no relation to any person: identity would refuse it the
+  // core identity, so it may not propose or profile anybody.
+  void MakeStranger(const std::string& agency) {
+    absl::MutexLock lock(&mu_);
+    strangers_.insert(agency);
+  }
   void set_unavailable(bool unavailable) { unavailable_ = unavailable; }
   int access_calls() const { return access_calls_; }
 
@@ -58,8 +66,9 @@ class FakeIdentity : public clients::IdentityClient {
     for (type::v1::DataCategory c : query.categories) {
       identity::v1::AccessDecision d;
       d.set_category(c);
-      d.set_allowed(allowed_.count({query.agency, c}) > 0 ||
-                    c == type::v1::DATA_CATEGORY_CORE_IDENTITY);
+      d.set_allowed(c == type::v1::DATA_CATEGORY_CORE_IDENTITY
+                        ? strangers_.count(query.agency) == 0
+                        : allowed_.count({query.agency, c}) > 0);
       if (d.allowed()) {
         d.set_basis(identity::v1::ACCESS_BASIS_LEGAL_BASIS);
       } else {
@@ -91,6 +100,7 @@ class FakeIdentity : public clients::IdentityClient {
   std::set<std::string> persons_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<std::string, type::v1::DataCategory>> allowed_
       ABSL_GUARDED_BY(mu_);
+  std::set<std::string> strangers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, identity::v1::ResidenceStatus> residence_
       ABSL_GUARDED_BY(mu_);
   std::atomic<bool> unavailable_{false};

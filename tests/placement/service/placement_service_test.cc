@@ -140,9 +140,12 @@ TEST_P(PlacementServiceTest, ProfilesNeedEmploymentAndWithholdLanguage) {
   v1::CandidateProfile twice;
   grpc::Status again = CreateProfile("aa-koeln", person, &twice);
   EXPECT_EQ(again.error_code(), StatusCode::ALREADY_EXISTS);
+  // A person identity does not know reads like one the caller has no
+  // relation to.
   grpc::Status unknown = CreateProfile(
       "jobcenter-koeln", "persons/aaaaaaaaaaaaaaaaaaaaaaaaaa", &twice);
-  EXPECT_EQ(unknown.error_code(), StatusCode::NOT_FOUND);
+  EXPECT_EQ(unknown.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(unknown), "NO_RELATION");
   EXPECT_EQ(Reason(CreateProfile("kim-koeln", NewPerson(), &twice)),
             "WRONG_LEGAL_DOMAIN");
 
@@ -316,13 +319,35 @@ TEST_P(PlacementServiceTest, WorkPermissionOutcomesAtProposal) {
   EXPECT_EQ(Propose("jobcenter-koeln", offer,
                     "persons/aaaaaaaaaaaaaaaaaaaaaaaaab", &out)
                 .error_code(),
-            StatusCode::NOT_FOUND);
+            StatusCode::NOT_FOUND);  // no candidate profile
   v1::Offer missing;
   missing.set_name("offers/aaaaaaaaaaaaaaaaaaaaaaaaaa");
   EXPECT_EQ(Reason(Propose("jobcenter-koeln", missing, approval, &out)),
             "OFFER_NOT_FOUND");
   EXPECT_EQ(Reason(Propose("kim-koeln", offer, approval, &out)),
             "WRONG_LEGAL_DOMAIN");
+}
+
+// A proposal and a profile make the caller serve the person (identity then
+// shows it their data): an agency without a relation to the person gets
+// neither, whatever matching showed it, and nothing is stored.
+TEST_P(PlacementServiceTest, AStrangerCannotProposeOrProfile) {
+  v1::Offer offer = MustCreateOffer(ValidOffer());
+  const std::string person = NewPerson(type::v1::WORK_PERMISSION_PERMITTED);
+  MustCreateProfile(person);
+  identity_->MakeStranger("agencies/aa-koeln");
+  v1::Placement out;
+  grpc::Status proposed = Propose("aa-koeln", offer, person, &out);
+  EXPECT_EQ(proposed.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(proposed), "NO_RELATION");
+  v1::CandidateProfile profile;
+  grpc::Status profiled = CreateProfile("aa-koeln", NewPerson(), &profile);
+  EXPECT_EQ(profiled.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(profiled), "NO_RELATION");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_placements"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_candidates"), 1);
+  // The Jobcenter, whose customer the person is, proposes.
+  EXPECT_TRUE(Propose("jobcenter-koeln", offer, person, &out).ok());
 }
 
 TEST_P(PlacementServiceTest, StateMachineRefusesIllegalTransitions) {
