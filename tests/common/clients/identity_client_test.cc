@@ -169,6 +169,35 @@ TEST_F(IdentityClientTest, ResolvePersonMapsNotFound) {
   EXPECT_EQ(ReasonOf(unknown.status()).value_or(""), "PERSON_NOT_FOUND");
 }
 
+// Standing is CORE_IDENTITY asked of identity, for the agency itself; an
+// unknown person is refused exactly like one the agency may not read, and
+// no answer in time is a retryable UNAVAILABLE.
+TEST_F(IdentityClientTest, RequireStandingAsksForTheCoreIdentity) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  EXPECT_TRUE(client_
+                  ->RequireStanding("persons/p1", "agencies/bamf-nuernberg",
+                                    "course-placement", deadline)
+                  .ok());
+  ASSERT_EQ(fake_.last_request.categories_size(), 1);
+  EXPECT_EQ(fake_.last_request.categories(0),
+            type::v1::DATA_CATEGORY_CORE_IDENTITY);
+  EXPECT_TRUE(fake_.last_request.relations().empty());
+  EXPECT_EQ(fake_.last_request.agency(), "agencies/bamf-nuernberg");
+
+  const absl::Status stranger = client_->RequireStanding(
+      "persons/p1", "agencies/vhs-koeln", "course-placement", deadline);
+  const absl::Status unknown = client_->RequireStanding(
+      "persons/unknown", "agencies/vhs-koeln", "course-placement", deadline);
+  EXPECT_EQ(stranger.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReasonOf(stranger).value_or(""), "NO_RELATION");
+  EXPECT_EQ(unknown, stranger);
+
+  const absl::Status slow = client_->RequireStanding(
+      "persons/slow", "agencies/bamf-nuernberg", "course-placement", deadline);
+  EXPECT_EQ(slow.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(slow).value_or(""), "CHECK_UNAVAILABLE");
+}
+
 TEST_F(IdentityClientTest, DeadlinesAreHonoured) {
   AccessQuery query;
   query.agency = "agencies/kim-koeln";
