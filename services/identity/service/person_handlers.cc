@@ -285,38 +285,76 @@ MatchRecord NamesOnly(const MatchRecord& record) {
   return names;
 }
 
-// Scores `ids` for `caller`: a candidate it may read by its full score
-// against `query`, any other by its score against `names_query` alone.
-// Keeps those whose score reaches `min_score`, best first (ties in the
-// order of `ids`). The forms come through `cache` unless it is null (see
-// ScoreCandidates).
+// A search or duplicate query as the caller's disclosure needs it.
+struct DisclosureQuery {
+  PreparedRecord full;   // the whole query record
+  PreparedRecord names;  // its names alone (the same when it has no more)
+  bool names_only = false;
+  // A rule lets the caller's domain read every person's core identity, so
+  // no candidate needs its standing checked.
+  bool reads_all = false;
+  // What candidates are looked up by: the full record's keys when the
+  // caller reads everyone, else the names' keys of every birth year, so
+  // that which persons come up does not depend on a birth date.
+  const PreparedRecord& lookup() const { return reads_all ? full : names; }
+};
+
+absl::StatusOr<DisclosureQuery> PrepareDisclosure(
+    const DuplicateMatcher& matcher, const AccessPolicy& policy,
+    const RequestContext& rc, const AgencyRecord& caller,
+    const MatchRecord& record, std::optional<PreparedRecord> prepared) {
+  DisclosureQuery q;
+  q.reads_all = DecideFromStanding(policy, SubjectOf(caller), "", Standing{},
+                                   DataCategory::kCoreIdentity, rc.purpose)
+                    .allowed;
+  if (prepared.has_value()) {
+    q.full = *std::move(prepared);
+  } else {
+    absl::StatusOr<PreparedRecord> full = matcher.Prepare(record);
+    if (!full.ok()) return full.status();
+    q.full = *std::move(full);
+  }
+  const BirthDate& date = record.birth_date;
+  q.names_only = date.year == 0 && date.month == 0 && date.day == 0 &&
+                 record.birth_place.empty() &&
+                 record.nationality_codes.empty() &&
+                 record.sex == RecordedSex::kUnspecified;
+  if (q.names_only) {
+    q.names = q.full;
+  } else if (!q.reads_all) {
+    absl::StatusOr<PreparedRecord> names = matcher.Prepare(NamesOnly(record));
+    if (!names.ok()) return names.status();
+    q.names = *std::move(names);
+  }
+  return q;
+}
+
+// Scores `ids` for `caller`: a candidate it may read by its full score,
+// any other by its score on the names alone. Keeps those whose score
+// reaches `min_score`, best first (ties in the order of `ids`). The forms
+// come through `cache` unless it is null (see ScoreCandidates).
 absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
     PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
     const AccessPolicy& policy, const RequestContext& rc,
-    const AgencyRecord& caller, const PreparedRecord& query,
-    const PreparedRecord& names_query, const std::vector<std::string>& ids,
-    double min_score) {
+    const AgencyRecord& caller, const DisclosureQuery& query,
+    const std::vector<std::string>& ids, double min_score) {
   absl::StatusOr<std::vector<MatchCandidate>> forms =
       cache != nullptr ? cache->Load(store, ids) : store.LoadMatchForms(ids);
   if (!forms.ok()) return forms.status();
   const AccessSubject subject = SubjectOf(caller);
-  // A domain that a rule lets read every person's core identity needs no
-  // standing per candidate.
-  const bool reads_all =
-      DecideFromStanding(policy, subject, "", Standing{},
-                         DataCategory::kCoreIdentity, rc.purpose)
-          .allowed;
   std::vector<DisclosedCandidate> scored;
   std::vector<std::string> to_check;
   for (MatchCandidate& candidate : *forms) {
     DisclosedCandidate c;
     c.id = std::move(candidate.id);
-    c.match = matcher.Compare(query, candidate.prepared);
-    if (reads_all) {
+    c.match = matcher.Compare(query.full, candidate.prepared);
+    if (query.reads_all) {
       c.readable = true;
       c.rank = c.match.score;
     } else {
-      c.rank = matcher.Compare(names_query, candidate.prepared).score;
+      c.rank = query.names_only
+                   ? c.match.score
+                   : matcher.Compare(query.names, candidate.prepared).score;
       if (c.match.score < min_score && c.rank < min_score) continue;
       to_check.push_back(c.id);
     }
@@ -1031,20 +1069,17 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
         if (!violations.empty()) return violations.ToStatus();
 
         PersonStore store(tx, *matcher_);
-        const MatchRecord record =
-            SearchRecord(request.name_query(), request.birth_date());
-        absl::StatusOr<PreparedRecord> query = matcher_->Prepare(record);
+        absl::StatusOr<DisclosureQuery> query = PrepareDisclosure(
+            *matcher_, *access_policy_, rc, caller,
+            SearchRecord(request.name_query(), request.birth_date()),
+            std::nullopt);
         if (!query.ok()) return query.status();
-        absl::StatusOr<PreparedRecord> names_query =
-            matcher_->Prepare(NamesOnly(record));
-        if (!names_query.ok()) return names_query.status();
-        // Candidates by the names alone (keys of every birth year), so that
-        // which persons come up does not depend on a birth date either.
-        absl::StatusOr<Candidates> candidates = store.Search(*names_query, {});
+        absl::StatusOr<Candidates> candidates =
+            store.Search(query->lookup(), {});
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
             store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
-            *query, *names_query, candidates->person_ids, min_score);
+            *query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         const int end =
@@ -1100,8 +1135,8 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
         if (!violations.empty()) return violations.ToStatus();
 
         PersonStore store(tx, *matcher_);
-        absl::StatusOr<PreparedRecord> query;
         MatchRecord record;
+        std::optional<PreparedRecord> prepared;
         if (!subject_id.empty()) {
           absl::StatusOr<PersonLookup> subject = store.Get(subject_id);
           if (!subject.ok()) return subject.status();
@@ -1118,22 +1153,20 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
               match_forms_->Load(store, {subject_id});
           if (!form.ok()) return form.status();
           if (form->empty()) return absl::InternalError("subject vanished");
-          query = std::move(form->front().prepared);
+          prepared = std::move(form->front().prepared);
         } else {
           record = ToMatchRecord(request.draft());
-          query = matcher_->Prepare(record);
         }
+        absl::StatusOr<DisclosureQuery> query =
+            PrepareDisclosure(*matcher_, *access_policy_, rc, caller, record,
+                              std::move(prepared));
         if (!query.ok()) return query.status();
-        absl::StatusOr<PreparedRecord> names_query =
-            matcher_->Prepare(NamesOnly(record));
-        if (!names_query.ok()) return names_query.status();
-        // Candidates by the names alone, as for SearchPersons.
         absl::StatusOr<Candidates> candidates =
-            store.FindCandidates(*names_query, {}, subject_id);
+            store.FindCandidates(query->lookup(), {}, subject_id);
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
             store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
-            *query, *names_query, candidates->person_ids, min_score);
+            *query, candidates->person_ids, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         response->set_duplicate_threshold(kStrongDuplicateScore);
