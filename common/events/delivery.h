@@ -45,7 +45,8 @@ class EventDelivery {
   // Stops the relays; undelivered events stay in the outbox.
   ~EventDelivery();
 
-  // Wakes every relay now, e.g. after a commit that enqueued events.
+  // Wakes every relay now. (Commits that enqueued events do so by
+  // themselves, see NotifyAllRelays.)
   void Notify();
 
   // Delivered events and failed attempts over all relays.

@@ -8,6 +8,7 @@
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/events/relay.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace lotse::events {
@@ -91,6 +92,8 @@ absl::Status EnqueueEvent(storage::Transaction& tx,
        storage::Value(storage::Bytes{std::move(bytes)}),
        storage::Value(absl::ToUnixMicros(now))});
   if (!changed.ok()) return changed.status();
+  // Delivery may start once the event is visible, and not before.
+  tx.OnCommit(&NotifyAllRelays);
   return absl::OkStatus();
 }
 

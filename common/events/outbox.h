@@ -40,8 +40,8 @@ std::vector<storage::Migration> OutboxMigrations();
 // OpenSSL's CSPRNG) when it is empty and occurred_at (now) when unset. The
 // payload must be set: INVALID_ARGUMENT otherwise, since no receiver could
 // apply it. A caller-chosen event_id that already exists is ALREADY_EXISTS.
-// Call Notify() on the relays after the commit to deliver without waiting
-// for their next poll.
+// Once `tx` commits, the process's relays are woken (NotifyAllRelays in
+// relay.h), so delivery starts at once without the caller's help.
 absl::Status EnqueueEvent(storage::Transaction& tx,
                           lotse::events::v1::Event event);
 

@@ -27,7 +27,24 @@ constexpr size_t kMaxErrorLength = 300;
 // (a round trip on PostgreSQL).
 constexpr absl::Duration kLeadCheckInterval = absl::Seconds(1);
 
+// The started relays of the process, for NotifyAllRelays.
+struct LiveRelays {
+  absl::Mutex mu;
+  std::vector<OutboxRelay*> relays ABSL_GUARDED_BY(mu);
+};
+
+LiveRelays& Live() {
+  static auto* live = new LiveRelays();
+  return *live;
+}
+
 }  // namespace
+
+void NotifyAllRelays() {
+  LiveRelays& live = Live();
+  absl::MutexLock lock(&live.mu);
+  for (OutboxRelay* relay : live.relays) relay->Notify();
+}
 
 GrpcEventSender::GrpcEventSender(std::shared_ptr<grpc::Channel> channel)
     : stub_(lotse::events::v1::EventSinkService::NewStub(std::move(channel))) {}
@@ -67,9 +84,14 @@ OutboxRelay::OutboxRelay(storage::Database& db, EventSender& sender,
 OutboxRelay::~OutboxRelay() { Stop(); }
 
 void OutboxRelay::Start() {
-  absl::MutexLock lock(&mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
+  {
+    absl::MutexLock lock(&mu_);
+    if (thread_.joinable() || stopping_) return;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  LiveRelays& live = Live();
+  absl::MutexLock lock(&live.mu);
+  live.relays.push_back(this);
 }
 
 void OutboxRelay::Notify() {
@@ -78,6 +100,12 @@ void OutboxRelay::Notify() {
 }
 
 void OutboxRelay::Stop() {
+  {
+    LiveRelays& live = Live();
+    absl::MutexLock lock(&live.mu);
+    live.relays.erase(std::remove(live.relays.begin(), live.relays.end(), this),
+                      live.relays.end());
+  }
   std::thread thread;
   {
     absl::MutexLock lock(&mu_);

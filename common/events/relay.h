@@ -125,6 +125,14 @@ struct RelayStats {
   bool leading = false;         // holds the destination's process lock
 };
 
+// Notify()s every started relay of this process. EnqueueEvent makes each
+// transaction that enqueues an event call it once committed, so events go
+// out at once rather than at the next poll, whichever path committed them.
+// A process serves one database, so these are the relays of that outbox;
+// in a test process with several, a relay may wake for another database's
+// event and find nothing to do.
+void NotifyAllRelays();
+
 class OutboxRelay {
  public:
   // `db` and `sender` must outlive the relay. Does not start the thread.
@@ -138,8 +146,8 @@ class OutboxRelay {
   // Starts the background thread, which delivers until Stop(). Idempotent;
   // a stopped relay does not start again (make a new one).
   void Start();
-  // Wakes the thread now, e.g. after committing a transaction that enqueued
-  // events. Cheap; safe from any thread.
+  // Wakes the thread now. Cheap; safe from any thread. Commits that
+  // enqueued events call it by themselves (NotifyAllRelays).
   void Notify();
   // Stops the thread promptly: it finishes no more sends, cancels the one in
   // flight and joins. Undelivered events stay pending in the database.

@@ -261,7 +261,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   runtime.metrics = options.metrics_registry.get();
   runtime.committer = &committer;
 
-  // Event delivery before the services exist, so they can notify it.
+  // Event delivery before the services exist. Commits that enqueue events
+  // wake its relays by themselves (events/outbox.h).
   absl::StatusOr<std::vector<events::Destination>> destinations =
       events::ParseDestinations(absl::GetFlag(FLAGS_event_destinations));
   if (!destinations.ok()) {
@@ -283,7 +284,6 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
       return Fail(name, "cannot start event delivery", started.status());
     }
     delivery = *std::move(started);
-    runtime.notify_events = [d = delivery.get()] { d->Notify(); };
   }
 
   auto services = definition.make_services(runtime);

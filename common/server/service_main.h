@@ -43,9 +43,6 @@ struct ServiceRuntime {
   // (storage/group_commit.h). Null in tests that build a runtime by hand;
   // Write() then runs a transaction per call.
   storage::GroupCommitter* committer = nullptr;
-  // Wakes the outbox relays after a commit that enqueued events, so they
-  // deliver at once instead of at their next poll. May be empty.
-  std::function<void()> notify_events;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).
@@ -56,9 +53,6 @@ struct ServiceRuntime {
   // storage::RunInTransaction (the body may run more than once).
   absl::Status Write(
       const std::function<absl::Status(storage::Transaction&)>& body) const;
-  void NotifyEvents() const {
-    if (notify_events) notify_events();
-  }
 };
 
 struct ServiceDefinition {

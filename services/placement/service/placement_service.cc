@@ -454,17 +454,12 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
 
 absl::Status PlacementServiceImpl::CommitWrite(
     const std::function<absl::Status(Transaction&)>& body) {
-  absl::Status status;
   if (!options_.group_commit) {
-    status = storage::RunInTransaction(*runtime_.database, body,
-                                       storage::TxMode::kReadWrite);
-  } else if (committer_) {
-    status = committer_->Run(body);
-  } else {
-    status = runtime_.Write(body);
+    return storage::RunInTransaction(*runtime_.database, body,
+                                     storage::TxMode::kReadWrite);
   }
-  if (status.ok()) runtime_.NotifyEvents();
-  return status;
+  if (committer_) return committer_->Run(body);
+  return runtime_.Write(body);
 }
 
 void PlacementServiceImpl::RegisterRpcs() {

@@ -365,6 +365,32 @@ TEST_P(OutboxRelayTest, ThreadWakesOnNotifyAndStopsPromptly) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
 }
 
+TEST_P(OutboxRelayTest, ACommitThatEnqueuedEventsWakesTheRelays) {
+  FakeSender sender;
+  RelayOptions options = Options("cases");
+  options.poll_interval = absl::Seconds(30);  // nothing else wakes it
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  absl::SleepFor(absl::Milliseconds(50));  // let it go to sleep
+  {
+    // Not before the commit: an event not yet visible would be missed.
+    auto tx = db().Begin();
+    ASSERT_TRUE(tx.ok()) << tx.status();
+    ASSERT_TRUE(EnqueueEvent(**tx, MakeEvent("k", 0)).ok());
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE((*tx)->Commit().ok());
+  }
+  EXPECT_TRUE(testutil::WaitFor([&] { return relay.stats().delivered == 1; },
+                                absl::Seconds(5)));
+  // A commit without events leaves it asleep.
+  const int64_t attempts = sender.attempts().size();
+  ASSERT_TRUE(storage::RunInTransaction(db(), [](storage::Transaction&) {
+                return absl::OkStatus();
+              }).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(sender.attempts().size(), attempts);
+}
+
 TEST_P(OutboxRelayTest, ThreadRetriesAfterBackoffWithoutNotify) {
   Enqueue({MakeEvent("k", 0), MakeEvent("k", 1)});
   FakeSender sender;
