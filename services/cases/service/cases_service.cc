@@ -225,6 +225,13 @@ audit::AuditRecord AuditFor(const RequestContext& rc,
 CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
                                    AccessChecker* access, CasesOptions options)
     : runtime_(runtime), access_(access), options_(std::move(options)) {
+  // A caller whose registration has not reached cases yet is looked up in
+  // identity rather than refused (common/agencies/registry.h).
+  if (access_ != nullptr) {
+    lookup_agency_ = [access](absl::string_view agency, absl::Time deadline) {
+      return access->GetAgency(agency, deadline);
+    };
+  }
   if (options_.group_commit) {
     // One writer: every write takes the global outbox, case-event and
     // audit locks, so two batches in flight would only wait for each other
@@ -264,6 +271,12 @@ absl::StatusOr<bool> CasesServiceImpl::ApplyEvent(
   return applied;
 }
 
+absl::Status CasesServiceImpl::ResolvingCaller(
+    const RequestContext& rc, const std::function<absl::Status()>& attempt) {
+  return agencies::RunResolvingCaller(*runtime_.database, lookup_agency_, rc,
+                                      attempt);
+}
+
 absl::Status CasesServiceImpl::Commit(
     const std::function<absl::Status(Transaction&)>& body) {
   if (committer_) return committer_->Run(body);
@@ -291,16 +304,18 @@ absl::Status CasesServiceImpl::RunRead(
     const std::function<absl::Status(Trail*)>& after) {
   std::string agency_id = rc.caller.agency_id;
   Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = storage::RunInTransaction(
-      *runtime_.database,
-      [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        agency_id = caller->id;
-        trail = Trail{target, {internal::kCategoryCaseStatus}};
-        return body(tx, *caller, &trail);
-      },
-      storage::TxMode::kReadOnly);
+  absl::Status status = ResolvingCaller(rc, [&] {
+    return storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) -> absl::Status {
+          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+          if (!caller.ok()) return caller.status();
+          agency_id = caller->id;
+          trail = Trail{target, {internal::kCategoryCaseStatus}};
+          return body(tx, *caller, &trail);
+        },
+        storage::TxMode::kReadOnly);
+  });
   if (status.ok() && after) status = after(&trail);
   if (status.ok()) {
     // The response is held back until its audit record is committed.
@@ -319,13 +334,15 @@ absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
                                         const Body& body) {
   std::string agency_id = rc.caller.agency_id;
   Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = Commit([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-    if (!caller.ok()) return caller.status();
-    agency_id = caller->id;
-    trail = Trail{target, {internal::kCategoryCaseStatus}};
-    if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
-    return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
+  absl::Status status = ResolvingCaller(rc, [&] {
+    return Commit([&](Transaction& tx) -> absl::Status {
+      absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+      if (!caller.ok()) return caller.status();
+      agency_id = caller->id;
+      trail = Trail{target, {internal::kCategoryCaseStatus}};
+      if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
+      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
+    });
   });
   if (status.ok()) {
     hub_->Notify();
@@ -546,20 +563,22 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
   // person exists.
   std::optional<AgencyInfo> caller_info;
   Trail refused{"cases", {internal::kCategoryCaseStatus}};
-  absl::Status pre = storage::RunInTransaction(
-      *runtime_.database,
-      [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        caller_info = *caller;
-        if (caller->legal_domain != internal::kKommune) {
-          return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                 "WRONG_LEGAL_DOMAIN",
-                                 "only KOMMUNE agencies open cases");
-        }
-        return violations.ToStatus();
-      },
-      storage::TxMode::kReadOnly);
+  absl::Status pre = ResolvingCaller(rc, [&] {
+    return storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) -> absl::Status {
+          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+          if (!caller.ok()) return caller.status();
+          caller_info = *caller;
+          if (caller->legal_domain != internal::kKommune) {
+            return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                                   "WRONG_LEGAL_DOMAIN",
+                                   "only KOMMUNE agencies open cases");
+          }
+          return violations.ToStatus();
+        },
+        storage::TxMode::kReadOnly);
+  });
   if (pre.ok()) {
     absl::StatusOr<std::string> person = access_->ResolvePerson(
         in.person(), AgencyName(caller_info->id), rc.purpose, rc.deadline);
