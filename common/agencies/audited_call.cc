@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/audit/audit_log.h"
+#include "common/events/outbox.h"
 #include "common/server/log.h"
 
 namespace lotse::agencies {
@@ -63,9 +64,14 @@ absl::Status AuditedCall::Read(const Body& body) {
 
 absl::Status AuditedCall::Write(const Body& body) {
   const size_t mark = trail_.size();
+  // The body may run on a group committer's thread; its events still count
+  // as this call's (server::RelationsReachIdentity).
+  events::CommittedEvents* const sink =
+      events::CollectCommittedEvents::Current();
   absl::Status status =
       RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, [&] {
         return env_.commit_write([&](Transaction& tx) -> absl::Status {
+          const events::CollectCommittedEvents collect(sink);
           trail_.resize(mark);
           if (!caller_resolved_) {
             if (absl::Status s = Resolve(tx); !s.ok()) return s;

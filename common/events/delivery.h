@@ -49,6 +49,13 @@ class EventDelivery {
   // themselves, see NotifyAllRelays.)
   void Notify();
 
+  // Waits until `destination` has acknowledged the events `seqs`, or
+  // `deadline` passes (OutboxRelay::AwaitDelivered). True at once when
+  // there is nothing to wait for: no seqs, or no such destination (its
+  // events go nowhere).
+  bool AwaitDelivered(absl::string_view destination,
+                      const std::vector<int64_t>& seqs, absl::Time deadline);
+
   // Delivered events and failed attempts over all relays.
   RelayStats stats() const;
 

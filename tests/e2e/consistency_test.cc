@@ -13,12 +13,15 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "common/server/server.h"
+#include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
@@ -115,11 +118,11 @@ class ConsistencyTest : public ::testing::Test {
     absl::StatusOr<int> port = identity_[0].WaitServing(absl::Seconds(20));
     ASSERT_TRUE(port.ok()) << identity_[0].ReadLog();
     identity_port_ = *port;
-    auto cases = Start(
-        "cases", cases_port_,
-        {absl::StrCat("--identity_target=127.0.0.1:", identity_port_),
-         absl::StrCat("--event_destinations=identity=127.0.0.1:",
-                      identity_port_)});
+    auto cases =
+        Start("cases", cases_port_,
+              {absl::StrCat("--identity_target=127.0.0.1:", identity_port_),
+               absl::StrCat("--event_destinations=identity=127.0.0.1:",
+                            identity_port_)});
     ASSERT_TRUE(cases.ok()) << cases.status();
     cases_.push_back(*std::move(cases));
     ASSERT_TRUE(cases_[0].WaitServing(absl::Seconds(20)).ok())
@@ -174,6 +177,92 @@ class ConsistencyTest : public ::testing::Test {
     return Identity("lotse-admin")->RegisterAgency(&context, request, &agency);
   }
 
+  // Registers every demo agency, then waits until cases knows the case
+  // owner (kim-koeln) by its event.
+  void RegisterAll() {
+    for (const Demo& demo : DemoAgencies()) {
+      grpc::Status registered = Register(demo);
+      ASSERT_TRUE(registered.ok()) << Describe(registered);
+    }
+    // One connection each, as a client keeps them, so that the timings
+    // measure the services rather than TLS handshakes.
+    registrar_ = Identity("abh-koeln");
+    owner_in_identity_ = Identity("kim-koeln");
+    owner_in_cases_ = Cases("kim-koeln");
+    ASSERT_TRUE(Eventually([&] { return ListCases(*owner_in_cases_).ok(); },
+                           absl::Seconds(10)));
+  }
+
+  static iv1::RecordConsentRequest Consent(const std::string& person,
+                                           const std::string& tag) {
+    iv1::RecordConsentRequest consent;
+    consent.set_parent(person);
+    consent.set_request_id(absl::StrCat("e2e-consent-", tag));
+    iv1::Consent* c = consent.mutable_consent();
+    c->add_categories(type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+    c->set_recipient_agency("agencies/vhs-koeln");
+    c->add_purposes("course-admission");
+    c->mutable_evidence()->set_form(iv1::CONSENT_FORM_WRITTEN);
+    c->mutable_evidence()->set_document_reference("KIM-2024-0042");
+    c->mutable_evidence()->mutable_declare_time()->set_seconds(
+        absl::ToUnixSeconds(absl::Now() - absl::Hours(1)));
+    return consent;
+  }
+
+  // The immigration office registers a person (the case owner has no
+  // relation to it until identity learns of the case), the case owner
+  // opens a case in cases and at once records a consent in identity as the
+  // person's case owner. Returns how long after OpenCase's OK the consent
+  // was first accepted; *first is identity's first answer.
+  absl::Duration OpenCaseThenConsent(const std::string& tag,
+                                     grpc::Status* first,
+                                     std::string* person_name = nullptr) {
+    iv1::CreatePersonRequest create;
+    create.set_request_id(absl::StrCat("e2e-person-", tag));
+    *create.mutable_person() =
+        SamplePerson("Oleksandr", absl::StrCat("Kovalenko-", tag), 1980);
+    iv1::Person person;
+    {
+      grpc::ClientContext context;
+      Prepare(&context, "residence-status");
+      grpc::Status s = registrar_->CreatePerson(&context, create, &person);
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      if (!s.ok()) return absl::InfiniteDuration();
+    }
+    if (person_name != nullptr) *person_name = person.name();
+    cv1::OpenCaseRequest open;
+    open.set_request_id(absl::StrCat("e2e-case-", tag));
+    open.mutable_case_record()->set_person(person.name());
+    open.mutable_case_record()->set_responsible_actor("cm-1");
+    cv1::Case opened;
+    {
+      grpc::ClientContext context;
+      Prepare(&context, "case-management");
+      const absl::Time start = absl::Now();
+      grpc::Status s = owner_in_cases_->OpenCase(&context, open, &opened);
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      if (!s.ok()) return absl::InfiniteDuration();
+      absl::MutexLock lock(&open_case_mu_);
+      open_case_.push_back(absl::Now() - start);
+    }
+    const absl::Time ok = absl::Now();
+    const iv1::RecordConsentRequest consent = Consent(person.name(), tag);
+    return TimeUntilOk(
+        ok,
+        [&] {
+          iv1::Consent recorded;
+          grpc::ClientContext context;
+          Prepare(&context, "case-management");
+          return owner_in_identity_->RecordConsent(&context, consent,
+                                                   &recorded);
+        },
+        first);
+  }
+
+  // The longest a write may take when identity is down: the wait for
+  // identity (2 s at most) and the write itself.
+  static absl::Duration server_wait_bound() { return absl::Seconds(3); }
+
   grpc::Status ListCases(cv1::CasesService::Stub& stub) {
     cv1::ListCasesRequest request;
     cv1::ListCasesResponse response;
@@ -189,6 +278,13 @@ class ConsistencyTest : public ::testing::Test {
   int starts_ = 0;
   std::vector<ServiceProcess> identity_;
   std::vector<ServiceProcess> cases_;
+  // Set by RegisterAll.
+  std::unique_ptr<iv1::IdentityService::Stub> registrar_;
+  std::unique_ptr<iv1::IdentityService::Stub> owner_in_identity_;
+  std::unique_ptr<cv1::CasesService::Stub> owner_in_cases_;
+  // How long each OpenCase call took.
+  absl::Mutex open_case_mu_;
+  std::vector<absl::Duration> open_case_ ABSL_GUARDED_BY(open_case_mu_);
 };
 
 TEST_F(ConsistencyTest, AnAgencyMayCallCasesAsSoonAsIdentityRegisteredIt) {
@@ -204,79 +300,117 @@ TEST_F(ConsistencyTest, AnAgencyMayCallCasesAsSoonAsIdentityRegisteredIt) {
     ASSERT_TRUE(registered.ok()) << Describe(registered);
     const absl::Time ok = absl::Now();
     grpc::Status first;
-    visible.push_back(
-        TimeUntilOk(ok, [&] { return ListCases(*cases); }, &first));
+    visible.push_back(TimeUntilOk(
+        ok, [&] { return ListCases(*cases); }, &first));
     EXPECT_TRUE(first.ok()) << demo.id << ": " << Describe(first);
   }
   Report("RegisterAgency OK -> cases accepts the agency", visible);
 }
 
 TEST_F(ConsistencyTest, ACaseOwnerMayRecordConsentAsSoonAsTheCaseIsOpen) {
-  for (const Demo& demo : DemoAgencies()) {
-    grpc::Status registered = Register(demo);
-    ASSERT_TRUE(registered.ok()) << Describe(registered);
-  }
-  auto owner_in_cases = Cases("kim-koeln");
-  ASSERT_TRUE(Eventually([&] { return ListCases(*owner_in_cases).ok(); },
-                         absl::Seconds(10)));
-  auto registrar = Identity("abh-koeln");
-  auto owner_in_identity = Identity("kim-koeln");
-
+  ASSERT_NO_FATAL_FAILURE(RegisterAll());
   std::vector<absl::Duration> visible;
   for (int i = 0; i < 10; ++i) {
     Stagger(i);
-    // Registered by the immigration office: the case owner has no relation
-    // to the person until identity learns of the case.
-    iv1::CreatePersonRequest create;
-    create.set_request_id(absl::StrCat("e2e-person-", i));
-    *create.mutable_person() =
-        SamplePerson("Oleksandr", absl::StrCat("Kovalenko", i), 1980 + i);
-    iv1::Person person;
-    {
-      grpc::ClientContext context;
-      Prepare(&context, "residence-status");
-      grpc::Status s = registrar->CreatePerson(&context, create, &person);
-      ASSERT_TRUE(s.ok()) << Describe(s);
-    }
-    cv1::OpenCaseRequest open;
-    open.set_request_id(absl::StrCat("e2e-case-", i));
-    open.mutable_case_record()->set_person(person.name());
-    open.mutable_case_record()->set_responsible_actor("cm-1");
-    cv1::Case opened;
-    {
-      grpc::ClientContext context;
-      Prepare(&context, "case-management");
-      grpc::Status s = owner_in_cases->OpenCase(&context, open, &opened);
-      ASSERT_TRUE(s.ok()) << Describe(s);
-    }
-    const absl::Time ok = absl::Now();
-    iv1::RecordConsentRequest consent;
-    consent.set_parent(person.name());
-    consent.set_request_id(absl::StrCat("e2e-consent-", i));
-    iv1::Consent* c = consent.mutable_consent();
-    c->add_categories(type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
-    c->set_recipient_agency("agencies/vhs-koeln");
-    c->add_purposes("course-admission");
-    c->mutable_evidence()->set_form(iv1::CONSENT_FORM_WRITTEN);
-    c->mutable_evidence()->set_document_reference("KIM-2024-0042");
-    c->mutable_evidence()->mutable_declare_time()->set_seconds(
-        absl::ToUnixSeconds(absl::Now() - absl::Hours(1)));
     grpc::Status first;
-    visible.push_back(TimeUntilOk(
-        ok,
-        [&] {
-          iv1::Consent recorded;
-          grpc::ClientContext context;
-          Prepare(&context, "case-management");
-          return owner_in_identity->RecordConsent(&context, consent,
-                                                  &recorded);
-        },
-        &first));
+    visible.push_back(OpenCaseThenConsent(absl::StrCat("seq-", i), &first));
     EXPECT_TRUE(first.ok()) << Describe(first);
   }
-  Report("OpenCase OK -> identity lets the case owner record consent",
-         visible);
+  Report("OpenCase OK -> identity lets the case owner record consent", visible);
+  absl::MutexLock lock(&open_case_mu_);
+  Report("OpenCase call, one client", open_case_);
 }
 
+// Many clients at once: the relay to identity sends one event at a time,
+// so without waiting for it a case's relation can lag behind the answer.
+TEST_F(ConsistencyTest, ConsentRightAfterOpenCaseAlsoUnderConcurrentLoad) {
+  ASSERT_NO_FATAL_FAILURE(RegisterAll());
+  constexpr int kClients = 8;
+  constexpr int kEach = 4;
+  absl::Mutex mu;
+  std::vector<absl::Duration> visible;
+  std::vector<std::string> refused;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kEach; ++i) {
+        grpc::Status first;
+        const absl::Duration took =
+            OpenCaseThenConsent(absl::StrCat("load-", c, "-", i), &first);
+        absl::MutexLock lock(&mu);
+        visible.push_back(took);
+        if (!first.ok()) refused.push_back(Describe(first));
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  Report("OpenCase OK -> consent, 8 clients at once", visible);
+  {
+    absl::MutexLock lock(&open_case_mu_);
+    Report("OpenCase call, 8 clients at once", open_case_);
+  }
+  EXPECT_THAT(refused, ::testing::IsEmpty());
+}
+
+// With identity down the write is still committed and answered in bounded
+// time; identity learns of it when it is back.
+TEST_F(ConsistencyTest, ACaseClosesWhileIdentityIsDownAndIdentityLearnsLater) {
+  ASSERT_NO_FATAL_FAILURE(RegisterAll());
+  grpc::Status first;
+  std::string person;
+  OpenCaseThenConsent("down", &first, &person);
+  ASSERT_TRUE(first.ok()) << Describe(first);
+  cv1::ListCasesResponse listed;
+  {
+    grpc::ClientContext context;
+    Prepare(&context, "case-management");
+    ASSERT_TRUE(
+        owner_in_cases_->ListCases(&context, cv1::ListCasesRequest(), &listed)
+            .ok());
+    ASSERT_EQ(listed.cases_size(), 1);
+  }
+
+  identity_[0].Signal(SIGTERM);
+  ASSERT_EQ(identity_[0].WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  cv1::CloseCaseRequest close;
+  close.set_name(listed.cases(0).name());
+  close.set_etag(listed.cases(0).etag());
+  close.set_closing_reason(cv1::CASE_CLOSING_REASON_GOALS_REACHED);
+  cv1::Case closed;
+  const absl::Time start = absl::Now();
+  {
+    grpc::ClientContext context;
+    Prepare(&context, "case-management");
+    grpc::Status s = owner_in_cases_->CloseCase(&context, close, &closed);
+    ASSERT_TRUE(s.ok()) << Describe(s);
+  }
+  const absl::Duration took = absl::Now() - start;
+  std::printf("CloseCase with identity down answered in %s\n",
+              absl::FormatDuration(took).c_str());
+  EXPECT_LT(took, server_wait_bound());
+
+  // Back on its database and port: the case's end reaches it, and the
+  // former owner may no longer record consent for the person.
+  auto back = Start(
+      "identity", identity_port_,
+      {absl::StrCat("--event_destinations=cases=127.0.0.1:", cases_port_)});
+  ASSERT_TRUE(back.ok()) << back.status();
+  identity_.clear();
+  identity_.push_back(*std::move(back));
+  ASSERT_TRUE(identity_[0].WaitServing(absl::Seconds(20)).ok())
+      << identity_[0].ReadLog();
+  grpc::Status last;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        iv1::RecordConsentRequest again = Consent(person, "after-close");
+        iv1::Consent recorded;
+        grpc::ClientContext context;
+        Prepare(&context, "case-management");
+        last = owner_in_identity_->RecordConsent(&context, again, &recorded);
+        return last.error_code() == grpc::StatusCode::PERMISSION_DENIED;
+      },
+      absl::Seconds(30)))
+      << Describe(last);
+}
 }  // namespace
 }  // namespace lotse::testing

@@ -334,8 +334,13 @@ absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
                                         const Body& body) {
   std::string agency_id = rc.caller.agency_id;
   Trail trail{target, {internal::kCategoryCaseStatus}};
+  // The body runs on the group committer's thread; its events still count
+  // as this call's (server::RelationsReachIdentity).
+  events::CommittedEvents* const sink =
+      events::CollectCommittedEvents::Current();
   absl::Status status = ResolvingCaller(rc, [&] {
     return Commit([&](Transaction& tx) -> absl::Status {
+      const events::CollectCommittedEvents collect(sink);
       absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
       if (!caller.ok()) return caller.status();
       agency_id = caller->id;
@@ -547,6 +552,7 @@ absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
 absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
                                           const v1::OpenCaseRequest& req,
                                           v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   const std::string method = Method("OpenCase");
   FieldViolations violations;
   api::ValidateRequestId(req.request_id(), "request_id", &violations);
@@ -873,6 +879,7 @@ absl::Status CasesServiceImpl::DoChangeCaseState(
 absl::Status CasesServiceImpl::DoTransferCase(
     const RequestContext& rc, const v1::TransferCaseRequest& req,
     v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   return RunWrite(
       rc, Method("TransferCase"), CaseTarget(req.name()),
       [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
@@ -976,6 +983,7 @@ absl::Status CasesServiceImpl::DoTransferCase(
 absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
                                            const v1::CloseCaseRequest& req,
                                            v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   return RunWrite(
       rc, Method("CloseCase"), CaseTarget(req.name()),
       [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
