@@ -98,10 +98,11 @@ std::string Describe(const grpc::Status& status) {
       ")");
 }
 
-// One call with a fresh context. While the service does not know the
-// calling agency yet (identity's AgencyRegistered is still on its way:
-// PERMISSION_DENIED) or is not up (UNAVAILABLE), the call is repeated for
-// up to 30 s.
+// One call with a fresh context, repeated for up to 30 s while it is
+// UNAVAILABLE: the service is still starting, or could not confirm a just
+// registered agency with identity in time (AGENCY_REGISTRY_UNAVAILABLE).
+// Any other answer is final; an agency identity has registered is accepted
+// by every service at once (README, "Consistency").
 grpc::Status CallWhileStarting(
     const char* purpose,
     const std::function<grpc::Status(grpc::ClientContext*)>& call) {
@@ -110,8 +111,7 @@ grpc::Status CallWhileStarting(
     grpc::ClientContext context;
     Prepare(&context, purpose);
     grpc::Status status = call(&context);
-    if ((status.error_code() != grpc::StatusCode::PERMISSION_DENIED &&
-         status.error_code() != grpc::StatusCode::UNAVAILABLE) ||
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE ||
         absl::Now() > give_up) {
       return status;
     }

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/audit/audit_log.h"
+#include "common/events/outbox.h"
 #include "common/server/log.h"
 
 namespace lotse::agencies {
@@ -42,14 +43,17 @@ absl::Status AuditedCall::Resolve(Transaction& tx) {
 
 absl::Status AuditedCall::Read(const Body& body) {
   const size_t mark = trail_.size();
-  absl::Status status = storage::RunInTransaction(
-      *env_.db,
-      [&](Transaction& tx) -> absl::Status {
-        trail_.resize(mark);
-        if (absl::Status s = Resolve(tx); !s.ok()) return s;
-        return body(tx, caller_);
-      },
-      storage::TxMode::kReadOnly);
+  absl::Status status =
+      RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, [&] {
+        return storage::RunInTransaction(
+            *env_.db,
+            [&](Transaction& tx) -> absl::Status {
+              trail_.resize(mark);
+              if (absl::Status s = Resolve(tx); !s.ok()) return s;
+              return body(tx, caller_);
+            },
+            storage::TxMode::kReadOnly);
+      });
   if (status.ok()) {
     caller_resolved_ = true;
   } else {
@@ -60,14 +64,22 @@ absl::Status AuditedCall::Read(const Body& body) {
 
 absl::Status AuditedCall::Write(const Body& body) {
   const size_t mark = trail_.size();
-  absl::Status status = env_.commit_write([&](Transaction& tx) -> absl::Status {
-    trail_.resize(mark);
-    if (!caller_resolved_) {
-      if (absl::Status s = Resolve(tx); !s.ok()) return s;
-    }
-    if (absl::Status s = body(tx, caller_); !s.ok()) return s;
-    return AppendAudits(tx);
-  });
+  // The body may run on a group committer's thread; its events still count
+  // as this call's (server::RelationsReachIdentity).
+  events::CommittedEvents* const sink =
+      events::CollectCommittedEvents::Current();
+  absl::Status status =
+      RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, [&] {
+        return env_.commit_write([&](Transaction& tx) -> absl::Status {
+          const events::CollectCommittedEvents collect(sink);
+          trail_.resize(mark);
+          if (!caller_resolved_) {
+            if (absl::Status s = Resolve(tx); !s.ok()) return s;
+          }
+          if (absl::Status s = body(tx, caller_); !s.ok()) return s;
+          return AppendAudits(tx);
+        });
+      });
   if (status.ok()) {
     audited_ = true;
     caller_resolved_ = true;

@@ -15,7 +15,9 @@
 // the call's audit records in one write phase (env.commit_write, e.g. the
 // runtime's group committer), so a write and its audit trail commit
 // together or not at all. Both resolve the caller first (ResolveCaller);
-// Write() skips that when a Read() of the same call already did.
+// Write() skips that when a Read() of the same call already did. A caller
+// the local registry has not heard of is looked up in identity before it is
+// refused (RunResolvingCaller with env.lookup_agency).
 //
 // Audit records: one per distinct (resource, categories) Touch()ed, with
 // resource "persons/{p}/<record>" so a person's transparency report finds
@@ -53,6 +55,9 @@ struct CallEnvironment {
   std::function<absl::Status(
       const std::function<absl::Status(storage::Transaction&)>& body)>
       commit_write;
+  // Asks identity about a caller the local registry does not know yet (see
+  // RunResolvingCaller). Empty: such callers are refused as UNKNOWN_AGENCY.
+  AgencyLookup lookup_agency;
 };
 
 class AuditedCall {

@@ -214,4 +214,57 @@ absl::StatusOr<LocalAgency> ResolveCaller(
   return **std::move(found);
 }
 
+namespace {
+
+bool IsUnknownAgency(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kPermissionDenied &&
+         ReasonOf(status).value_or("") == "UNKNOWN_AGENCY";
+}
+
+}  // namespace
+
+absl::Status LearnUnknownCaller(storage::Database& db,
+                                const AgencyLookup& lookup,
+                                const server::CallerIdentity& caller,
+                                absl::Time deadline, absl::Status refusal) {
+  if (!lookup || !IsUnknownAgency(refusal)) return refusal;
+  // The dev PKI and most deployments bind the agency id itself into the
+  // certificate, so the certificate's identity names the agency to ask for.
+  absl::StatusOr<identity::v1::Agency> agency =
+      lookup(absl::StrCat("agencies/", caller.agency_id), deadline);
+  if (!agency.ok()) {
+    const absl::StatusCode code = agency.status().code();
+    if (code == absl::StatusCode::kNotFound ||
+        code == absl::StatusCode::kUnimplemented) {
+      return refusal;
+    }
+    return ErrorWithReason(
+        absl::StatusCode::kUnavailable, "AGENCY_REGISTRY_UNAVAILABLE",
+        "the calling agency is not yet known here and identity could not "
+        "confirm it in time; retry");
+  }
+  if (absl::Status s = storage::RunInTransaction(
+          db, [&](Transaction& tx) { return UpsertAgency(tx, *agency); });
+      !s.ok()) {
+    return s;
+  }
+  const std::string& bound = agency->certificate_identity().empty()
+                                 ? caller.agency_id
+                                 : agency->certificate_identity();
+  if (bound != caller.agency_id) return refusal;
+  return absl::OkStatus();
+}
+
+absl::Status RunResolvingCaller(storage::Database& db,
+                                const AgencyLookup& lookup,
+                                const server::RequestContext& rc,
+                                const std::function<absl::Status()>& attempt) {
+  absl::Status status = attempt();
+  if (!lookup || !IsUnknownAgency(status)) return status;
+  absl::Status learned =
+      LearnUnknownCaller(db, lookup, rc.caller, rc.deadline, status);
+  if (!learned.ok()) return learned;
+  return attempt();
+}
+
 }  // namespace lotse::agencies

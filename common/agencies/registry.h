@@ -3,7 +3,9 @@
 // AgencyUpdated / AgencySuspended / AgencyReactivated events (DESIGN.md
 // section 3: services never read each other's tables). A service resolves
 // its callers against it on every call, without a synchronous call to
-// identity.
+// identity — except for a caller it has not heard of: its registration may
+// still be on its way, so the service asks identity before refusing
+// (RunResolvingCaller).
 //
 // The table is `local_agencies`; a service adds RegistryMigration() to its
 // migration list once. Events may arrive out of order: a row is replaced
@@ -12,6 +14,7 @@
 #define LOTSE_COMMON_AGENCIES_REGISTRY_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
@@ -77,6 +81,43 @@ absl::StatusOr<std::vector<LocalAgency>> ListActiveAgencies(
 // is not the registered one) or AGENCY_SUSPENDED.
 absl::StatusOr<LocalAgency> ResolveCaller(storage::Transaction& tx,
                                           const server::CallerIdentity& caller);
+
+// Identity's answer about one agency ("agencies/{id}"), by `deadline`:
+// clients::IdentityClient::GetAgency. NOT_FOUND when identity does not know
+// it; UNIMPLEMENTED when this source cannot tell (test fakes).
+using AgencyLookup = std::function<absl::StatusOr<identity::v1::Agency>(
+    absl::string_view agency, absl::Time deadline)>;
+
+// Called outside any transaction with `refusal`, a ResolveCaller error for
+// `caller`. When it is UNKNOWN_AGENCY, asks `lookup` about the agency the
+// certificate names (by `deadline`) and stores identity's answer in the
+// local registry, as the AgencyRegistered event will (an event that is
+// older changes nothing). Returns:
+//   OK          identity knows the agency under this certificate: resolve
+//               the caller again;
+//   `refusal`   identity does not know it either, or knows it under
+//               another certificate identity (a rotated certificate: it is
+//               accepted once the AgencyUpdated event has arrived); also for
+//               any other refusal, without `lookup`, or when `lookup` is
+//               UNIMPLEMENTED;
+//   UNAVAILABLE with reason AGENCY_REGISTRY_UNAVAILABLE when identity gave
+//               no answer in time: a retryable error, never
+//               PERMISSION_DENIED for an agency merely not heard of yet.
+absl::Status LearnUnknownCaller(storage::Database& db,
+                                const AgencyLookup& lookup,
+                                const server::CallerIdentity& caller,
+                                absl::Time deadline, absl::Status refusal);
+
+// Runs `attempt` — a transaction that resolves the caller first
+// (ResolveCaller) — and, when that refuses the caller as UNKNOWN_AGENCY,
+// LearnUnknownCaller with the call's deadline and `attempt` once more if the
+// agency was learned. The call's answer is the last one. An unknown
+// caller's call thus costs one round trip to identity more, a known
+// caller's nothing.
+absl::Status RunResolvingCaller(storage::Database& db,
+                                const AgencyLookup& lookup,
+                                const server::RequestContext& rc,
+                                const std::function<absl::Status()>& attempt);
 
 }  // namespace lotse::agencies
 

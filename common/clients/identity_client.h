@@ -1,7 +1,8 @@
 // What services ask the identity service synchronously (DESIGN.md section
 // 3: checks that must be fresh, always with a deadline): whether a person
 // exists, whether an agency may read a category of a person's data now,
-// and a person's current residence status (work permission).
+// a person's current residence status (work permission), and an agency
+// whose registration has not reached the service yet.
 //
 // IdentityClient is the seam: services depend on the interface; production
 // wires GrpcIdentityClient (lotse.identity.v1.IdentityService over mutual
@@ -89,6 +90,14 @@ class IdentityClient {
   virtual absl::StatusOr<identity::v1::ResidenceStatus>
   GetCurrentResidenceStatus(absl::string_view person, absl::string_view purpose,
                             absl::Time deadline);
+
+  // Identity's GetAgency for `agency` ("agencies/{agency}"), asked by the
+  // calling service itself, for a caller its local agency registry has not
+  // heard of yet (common/agencies/registry.h). NOT_FOUND when identity
+  // knows no such agency; DEADLINE_EXCEEDED or UNAVAILABLE when it did not
+  // answer by `deadline`. The default answers UNIMPLEMENTED.
+  virtual absl::StatusOr<identity::v1::Agency> GetAgency(
+      absl::string_view agency, absl::Time deadline);
 };
 
 // The refusal of a write that would give an agency a relation to a person
@@ -129,6 +138,8 @@ class GrpcIdentityClient final : public IdentityClient {
   absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
       absl::string_view person, absl::string_view purpose,
       absl::Time deadline) override;
+  absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view agency,
+                                                 absl::Time deadline) override;
 
  private:
   // A context with the call's metadata and a deadline: the caller's, capped

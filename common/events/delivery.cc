@@ -65,6 +65,17 @@ void EventDelivery::Notify() {
   for (auto& relay : relays_) relay->Notify();
 }
 
+bool EventDelivery::AwaitDelivered(absl::string_view destination,
+                                   const std::vector<int64_t>& seqs,
+                                   absl::Time deadline) {
+  for (auto& relay : relays_) {
+    if (relay->destination() == destination) {
+      return relay->AwaitDelivered(seqs, deadline);
+    }
+  }
+  return true;
+}
+
 RelayStats EventDelivery::stats() const {
   RelayStats total;
   for (const auto& relay : relays_) {

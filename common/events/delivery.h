@@ -45,8 +45,16 @@ class EventDelivery {
   // Stops the relays; undelivered events stay in the outbox.
   ~EventDelivery();
 
-  // Wakes every relay now, e.g. after a commit that enqueued events.
+  // Wakes every relay now. (Commits that enqueued events do so by
+  // themselves, see NotifyAllRelays.)
   void Notify();
+
+  // Waits until `destination` has acknowledged the events `seqs`, or
+  // `deadline` passes (OutboxRelay::AwaitDelivered). True at once when
+  // there is nothing to wait for: no seqs, or no such destination (its
+  // events go nowhere).
+  bool AwaitDelivered(absl::string_view destination,
+                      const std::vector<int64_t>& seqs, absl::Time deadline);
 
   // Delivered events and failed attempts over all relays.
   RelayStats stats() const;

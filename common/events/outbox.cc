@@ -8,6 +8,7 @@
 #include "absl/random/random.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/events/relay.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace lotse::events {
@@ -84,15 +85,47 @@ absl::Status EnqueueEvent(storage::Transaction& tx,
   // Held until commit: the next writer draws its seq only after this one is
   // visible, so relays see the outbox grow strictly in seq order.
   if (absl::Status s = tx.LockNamed("lotse.outbox"); !s.ok()) return s;
-  auto changed = tx.Execute(
+  auto inserted = tx.Query(
       "INSERT INTO event_outbox (event_id, ordering_key, payload, created_at) "
-      "VALUES ($1, $2, $3, $4)",
+      "VALUES ($1, $2, $3, $4) RETURNING seq",
       {storage::Value(event.event_id()), storage::Value(event.ordering_key()),
        storage::Value(storage::Bytes{std::move(bytes)}),
        storage::Value(absl::ToUnixMicros(now))});
-  if (!changed.ok()) return changed.status();
+  if (!inserted.ok()) return inserted.status();
+  if (inserted->size() != 1) return absl::InternalError("outbox: no seq");
+  absl::StatusOr<int64_t> seq = inserted->front().GetInt(0);
+  if (!seq.ok()) return seq.status();
+  // Delivery may start once the event is visible, and not before. The sink
+  // outlives the commit: its call waits for the commit's outcome.
+  tx.OnCommit([seq = *seq, sink = CollectCommittedEvents::Current()] {
+    if (sink != nullptr) sink->Add(seq);
+    NotifyAllRelays();
+  });
   return absl::OkStatus();
 }
+
+namespace {
+thread_local CommittedEvents* current_sink = nullptr;
+}  // namespace
+
+void CommittedEvents::Add(int64_t seq) {
+  absl::MutexLock lock(&mu_);
+  seqs_.push_back(seq);
+}
+
+std::vector<int64_t> CommittedEvents::seqs() const {
+  absl::MutexLock lock(&mu_);
+  return seqs_;
+}
+
+CollectCommittedEvents::CollectCommittedEvents(CommittedEvents* sink)
+    : previous_(current_sink) {
+  current_sink = sink;
+}
+
+CollectCommittedEvents::~CollectCommittedEvents() { current_sink = previous_; }
+
+CommittedEvents* CollectCommittedEvents::Current() { return current_sink; }
 
 absl::StatusOr<int64_t> PruneDeliveredEvents(storage::Database& db,
                                              absl::Time cutoff,

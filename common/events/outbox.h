@@ -21,11 +21,14 @@
 #ifndef LOTSE_COMMON_EVENTS_OUTBOX_H_
 #define LOTSE_COMMON_EVENTS_OUTBOX_H_
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
@@ -40,10 +43,46 @@ std::vector<storage::Migration> OutboxMigrations();
 // OpenSSL's CSPRNG) when it is empty and occurred_at (now) when unset. The
 // payload must be set: INVALID_ARGUMENT otherwise, since no receiver could
 // apply it. A caller-chosen event_id that already exists is ALREADY_EXISTS.
-// Call Notify() on the relays after the commit to deliver without waiting
-// for their next poll.
+// Once `tx` commits, the process's relays are woken (NotifyAllRelays in
+// relay.h), so delivery starts at once without the caller's help, and the
+// event's seq is added to the thread's CommittedEvents sink, if any (below).
 absl::Status EnqueueEvent(storage::Transaction& tx,
                           lotse::events::v1::Event event);
+
+// The outbox seqs of the events that the transactions of one call enqueued
+// and committed, for a caller that waits until a destination has them
+// (OutboxRelay::AwaitDelivered). Seqs of a transaction that rolled back, or
+// of a group-commit body that was undone, never appear. Thread-safe: seqs
+// are added on whichever thread commits.
+class CommittedEvents {
+ public:
+  void Add(int64_t seq);
+  std::vector<int64_t> seqs() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<int64_t> seqs_ ABSL_GUARDED_BY(mu_);
+};
+
+// While alive, makes `sink` (may be null) the CommittedEvents of
+// EnqueueEvent calls on this thread; restores the previous sink when it
+// ends. The thread that handles a call opens one around the call's work;
+// code that runs a transaction body for the call on another thread (a
+// group committer's writer) opens one inside the body, with Current() as
+// taken on the calling thread.
+class CollectCommittedEvents {
+ public:
+  explicit CollectCommittedEvents(CommittedEvents* sink);
+  ~CollectCommittedEvents();
+  CollectCommittedEvents(const CollectCommittedEvents&) = delete;
+  CollectCommittedEvents& operator=(const CollectCommittedEvents&) = delete;
+
+  // This thread's sink; null outside any scope.
+  static CommittedEvents* Current();
+
+ private:
+  CommittedEvents* previous_;
+};
 
 // A random UUID version 4 in its 36-character text form.
 std::string NewEventId();

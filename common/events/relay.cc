@@ -26,8 +26,27 @@ constexpr size_t kMaxErrorLength = 300;
 // How often the holder of the process lock checks that it still holds it
 // (a round trip on PostgreSQL).
 constexpr absl::Duration kLeadCheckInterval = absl::Seconds(1);
+// Delivered seqs kept in memory for AwaitDelivered.
+constexpr size_t kRecentDelivered = 4096;
+
+// The started relays of the process, for NotifyAllRelays.
+struct LiveRelays {
+  absl::Mutex mu;
+  std::vector<OutboxRelay*> relays ABSL_GUARDED_BY(mu);
+};
+
+LiveRelays& Live() {
+  static auto* live = new LiveRelays();
+  return *live;
+}
 
 }  // namespace
+
+void NotifyAllRelays() {
+  LiveRelays& live = Live();
+  absl::MutexLock lock(&live.mu);
+  for (OutboxRelay* relay : live.relays) relay->Notify();
+}
 
 GrpcEventSender::GrpcEventSender(std::shared_ptr<grpc::Channel> channel)
     : stub_(lotse::events::v1::EventSinkService::NewStub(std::move(channel))) {}
@@ -67,9 +86,14 @@ OutboxRelay::OutboxRelay(storage::Database& db, EventSender& sender,
 OutboxRelay::~OutboxRelay() { Stop(); }
 
 void OutboxRelay::Start() {
-  absl::MutexLock lock(&mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this] { Loop(); });
+  {
+    absl::MutexLock lock(&mu_);
+    if (thread_.joinable() || stopping_) return;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  LiveRelays& live = Live();
+  absl::MutexLock lock(&live.mu);
+  live.relays.push_back(this);
 }
 
 void OutboxRelay::Notify() {
@@ -78,6 +102,12 @@ void OutboxRelay::Notify() {
 }
 
 void OutboxRelay::Stop() {
+  {
+    LiveRelays& live = Live();
+    absl::MutexLock lock(&live.mu);
+    live.relays.erase(std::remove(live.relays.begin(), live.relays.end(), this),
+                      live.relays.end());
+  }
   std::thread thread;
   {
     absl::MutexLock lock(&mu_);
@@ -111,6 +141,77 @@ bool OutboxRelay::stopping() const {
 RelayStats OutboxRelay::stats() const {
   return RelayStats{delivered_.load(), failed_attempts_.load(),
                     leading_.load()};
+}
+
+void OutboxRelay::Delivered(int64_t seq) {
+  absl::MutexLock lock(&mu_);
+  unreachable_ = false;
+  if (recent_.insert(seq).second) recent_order_.push_back(seq);
+  while (recent_order_.size() > kRecentDelivered) {
+    recent_.erase(recent_order_.front());
+    recent_order_.pop_front();
+  }
+}
+
+void OutboxRelay::Failed(absl::StatusCode code) {
+  absl::MutexLock lock(&mu_);
+  unreachable_ = code == absl::StatusCode::kUnavailable ||
+                 code == absl::StatusCode::kDeadlineExceeded;
+}
+
+bool OutboxRelay::DeliveredInDatabase(const std::vector<int64_t>& seqs) {
+  std::string in;
+  std::vector<Value> params = {Value(options_.destination)};
+  for (int64_t seq : seqs) {
+    absl::StrAppend(&in, in.empty() ? "" : ", ", "$", params.size() + 1);
+    params.push_back(Value(seq));
+  }
+  int64_t delivered = -1;
+  absl::Status read = storage::RunInTransaction(
+      db_,
+      [&](storage::Transaction& tx) -> absl::Status {
+        auto rows = tx.Query(
+            absl::StrCat("SELECT COUNT(*) FROM event_outbox_delivery "
+                         "WHERE destination = $1 AND delivered_at IS NOT NULL "
+                         "AND seq IN (",
+                         in, ")"),
+            params);
+        if (!rows.ok()) return rows.status();
+        auto n = rows->front().GetInt(0);
+        if (!n.ok()) return n.status();
+        delivered = *n;
+        return absl::OkStatus();
+      },
+      storage::TxMode::kReadOnly);
+  return read.ok() && delivered == static_cast<int64_t>(seqs.size());
+}
+
+bool OutboxRelay::AwaitDelivered(const std::vector<int64_t>& seqs,
+                                 absl::Time deadline) {
+  if (seqs.empty()) return true;
+  Notify();
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto all_here = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        for (int64_t seq : seqs) {
+          if (!recent_.contains(seq)) return false;
+        }
+        return true;
+      };
+      auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || unreachable_ || all_here();
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&settled),
+                            std::min(deadline, absl::Now() + kAwaitRecheck));
+      if (all_here()) return true;
+      if (stopping_ || unreachable_) return false;
+    }
+    // Not delivered here; another replica's relay may hold the lead, or
+    // this relay delivered it before it was asked and forgot.
+    if (DeliveredInDatabase(seqs)) return true;
+    if (absl::Now() >= deadline) return false;
+  }
 }
 
 absl::StatusOr<bool> OutboxRelay::Leading() {
@@ -329,11 +430,13 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
         // If marking fails the event is sent again later, which the
         // receiver's inbox absorbs.
         if (!marked.ok()) return marked;
+        Delivered(*seq);
         ++delivered_;
         ++result.delivered;
         if (options_.on_delivered) options_.on_delivered(options_.destination);
       } else {
         ++failed_attempts_;
+        Failed(sent.code());
         const absl::Time due = absl::Now() + Backoff(*attempts + 1);
         // Only the status code and the receiver's message are kept; never
         // the event, which may carry personal data.

@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +39,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -125,6 +127,14 @@ struct RelayStats {
   bool leading = false;         // holds the destination's process lock
 };
 
+// Notify()s every started relay of this process. EnqueueEvent makes each
+// transaction that enqueues an event call it once committed, so events go
+// out at once rather than at the next poll, whichever path committed them.
+// A process serves one database, so these are the relays of that outbox;
+// in a test process with several, a relay may wake for another database's
+// event and find nothing to do.
+void NotifyAllRelays();
+
 class OutboxRelay {
  public:
   // `db` and `sender` must outlive the relay. Does not start the thread.
@@ -138,12 +148,25 @@ class OutboxRelay {
   // Starts the background thread, which delivers until Stop(). Idempotent;
   // a stopped relay does not start again (make a new one).
   void Start();
-  // Wakes the thread now, e.g. after committing a transaction that enqueued
-  // events. Cheap; safe from any thread.
+  // Wakes the thread now. Cheap; safe from any thread. Commits that
+  // enqueued events call it by themselves (NotifyAllRelays).
   void Notify();
   // Stops the thread promptly: it finishes no more sends, cancels the one in
   // flight and joins. Undelivered events stay pending in the database.
   void Stop();
+
+  // Waits until the destination has acknowledged every event of `seqs`
+  // (outbox seqs, see CommittedEvents) or `deadline` passes. True when all
+  // were delivered: by this relay, or by another replica's that holds the
+  // lead (seen in the database, checked every kAwaitRecheck). False when
+  // the deadline passed or the relay stopped — and at once while the
+  // destination is unreachable (this relay's last send failed UNAVAILABLE
+  // or DEADLINE_EXCEEDED), rather than hold the caller to no purpose.
+  // Thread-safe.
+  bool AwaitDelivered(const std::vector<int64_t>& seqs, absl::Time deadline);
+  static constexpr absl::Duration kAwaitRecheck = absl::Milliseconds(100);
+
+  const std::string& destination() const { return options_.destination; }
 
   // Runs one delivery cycle on the caller's thread: takes new outbox events
   // into this destination's delivery state, then sends up to batch_size due
@@ -172,6 +195,10 @@ class OutboxRelay {
   void Loop();
   bool stopping() const;
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the outcome of one send for AwaitDelivered.
+  void Delivered(int64_t seq) ABSL_LOCKS_EXCLUDED(mu_);
+  void Failed(absl::StatusCode code) ABSL_LOCKS_EXCLUDED(mu_);
+  bool DeliveredInDatabase(const std::vector<int64_t>& seqs);
 
   storage::Database& db_;
   EventSender& sender_;
@@ -188,6 +215,11 @@ class OutboxRelay {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool notified_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_ ABSL_GUARDED_BY(mu_);
+  // The seqs this relay delivered lately (at most kRecentDelivered, oldest
+  // forgotten first), for AwaitDelivered; older ones are in the database.
+  absl::flat_hash_set<int64_t> recent_ ABSL_GUARDED_BY(mu_);
+  std::deque<int64_t> recent_order_ ABSL_GUARDED_BY(mu_);
+  bool unreachable_ ABSL_GUARDED_BY(mu_) = false;
 
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> failed_attempts_{0};

@@ -1,7 +1,10 @@
 #include "common/server/service_main.h"
 
+#include <algorithm>
 #include <csignal>
+#include <cstdint>
 #include <thread>
+#include <vector>
 
 #include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
@@ -9,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/api/idempotency.h"
 #include "common/events/delivery.h"
 #include "common/events/outbox.h"
@@ -191,6 +195,22 @@ absl::Status ServiceRuntime::Write(
   return storage::RunInTransaction(*database, body);
 }
 
+RelationsReachIdentity::RelationsReachIdentity(const ServiceRuntime& runtime,
+                                               const RequestContext& rc)
+    : delivery_(runtime.delivery),
+      call_deadline_(rc.deadline),
+      collect_(&committed_) {}
+
+RelationsReachIdentity::~RelationsReachIdentity() {
+  if (delivery_ == nullptr) return;
+  const std::vector<int64_t> seqs = committed_.seqs();
+  if (seqs.empty()) return;
+  const absl::Time now = absl::Now();
+  const absl::Time until =
+      std::min(now + kWait, now + (call_deadline_ - now) / 2);
+  delivery_->AwaitDelivered("identity", seqs, until);
+}
+
 int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   // Block the termination signals before any thread exists, so every thread
   // inherits the mask and only the sigwait below ever receives them.
@@ -261,7 +281,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   runtime.metrics = options.metrics_registry.get();
   runtime.committer = &committer;
 
-  // Event delivery before the services exist, so they can notify it.
+  // Event delivery before the services exist. Commits that enqueue events
+  // wake its relays by themselves (events/outbox.h).
   absl::StatusOr<std::vector<events::Destination>> destinations =
       events::ParseDestinations(absl::GetFlag(FLAGS_event_destinations));
   if (!destinations.ok()) {
@@ -283,7 +304,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
       return Fail(name, "cannot start event delivery", started.status());
     }
     delivery = *std::move(started);
-    runtime.notify_events = [d = delivery.get()] { d->Notify(); };
+    runtime.delivery = delivery.get();
   }
 
   auto services = definition.make_services(runtime);

@@ -22,8 +22,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/events/delivery.h"
 #include "common/events/inbox.h"
+#include "common/events/outbox.h"
 #include "common/server/handler.h"
+#include "common/server/request_context.h"
 #include "common/storage/database.h"
 #include "common/storage/group_commit.h"
 #include "common/storage/migrations.h"
@@ -43,9 +47,9 @@ struct ServiceRuntime {
   // (storage/group_commit.h). Null in tests that build a runtime by hand;
   // Write() then runs a transaction per call.
   storage::GroupCommitter* committer = nullptr;
-  // Wakes the outbox relays after a commit that enqueued events, so they
-  // deliver at once instead of at their next poll. May be empty.
-  std::function<void()> notify_events;
+  // The process's outbox relays (null when it has no --event_destinations,
+  // and in tests that build a runtime by hand).
+  events::EventDelivery* delivery = nullptr;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).
@@ -56,9 +60,36 @@ struct ServiceRuntime {
   // storage::RunInTransaction (the body may run more than once).
   absl::Status Write(
       const std::function<absl::Status(storage::Transaction&)>& body) const;
-  void NotifyEvents() const {
-    if (notify_events) notify_events();
-  }
+};
+
+// Declared first in a handler whose writes create or end relations that
+// identity decides access by (DESIGN.md section 4: a case's owner and
+// participants, bookings, entitlements, placements), so that a call to
+// identity right after this one returned already sees them. It collects
+// the events the handler's writes commit (events::CollectCommittedEvents;
+// the write paths carry it to the group committer's thread) and, when the
+// handler returns, waits until the "identity" destination has acknowledged
+// them: at most kWait, and at most half the time left before the call's
+// deadline, so that the answer still reaches the client in time. No wait
+// when the call committed no events, when the process has no "identity"
+// destination, or while identity is unreachable. The call's answer never
+// depends on the wait: its writes are committed, and what identity has not
+// received in time it receives later (eventual, as without the wait).
+class RelationsReachIdentity {
+ public:
+  static constexpr absl::Duration kWait = absl::Seconds(2);
+
+  RelationsReachIdentity(const ServiceRuntime& runtime,
+                         const RequestContext& rc);
+  ~RelationsReachIdentity();
+  RelationsReachIdentity(const RelationsReachIdentity&) = delete;
+  RelationsReachIdentity& operator=(const RelationsReachIdentity&) = delete;
+
+ private:
+  events::EventDelivery* const delivery_;
+  const absl::Time call_deadline_;
+  events::CommittedEvents committed_;
+  events::CollectCommittedEvents collect_;
 };
 
 struct ServiceDefinition {

@@ -112,6 +112,17 @@ class Transaction {
   virtual absl::Status BeginSavepoint() = 0;
   virtual absl::Status EndSavepoint(bool keep) = 0;
 
+  // Runs `hook` once this transaction has committed: inside a successful
+  // Commit(), on its thread, after the commit is durable and the connection
+  // is released, before Commit() returns. Never when the transaction rolls
+  // back or its commit fails, nor when the savepoint that was innermost
+  // when the hook was added is undone (EndSavepoint(false)). Hooks run in
+  // the order added. For what must follow a write and never precede it,
+  // e.g. waking whoever delivers what the transaction wrote (see
+  // events/outbox.h). A hook must be quick and must not touch this
+  // transaction.
+  virtual void OnCommit(std::function<void()> hook) = 0;
+
   virtual absl::Status Commit() = 0;
   virtual Dialect dialect() const = 0;
 };

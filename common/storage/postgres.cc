@@ -418,7 +418,13 @@ class PgTransaction : public Transaction {
       if (!state_.finished()) End(/*commit=*/false).IgnoreError();
       return refusal;
     }
-    return End(/*commit=*/true);
+    absl::Status committed = End(/*commit=*/true);
+    if (committed.ok()) state_.RunCommitHooks();
+    return committed;
+  }
+
+  void OnCommit(std::function<void()> hook) override {
+    state_.AddCommitHook(std::move(hook));
   }
 
   Dialect dialect() const override { return Dialect::kPostgres; }

@@ -8,8 +8,10 @@
 #ifndef LOTSE_COMMON_STORAGE_INTERNAL_TX_STATE_H_
 #define LOTSE_COMMON_STORAGE_INTERNAL_TX_STATE_H_
 
+#include <functional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -77,7 +79,29 @@ class TxState {
       state_ = kOpen;
       first_error_ = absl::OkStatus();
     }
+    // Hooks added inside the scope go with its writes: undone with them, or
+    // kept as part of the enclosing scope.
+    if (rolled_back) {
+      while (!hooks_.empty() && hooks_.back().depth >= depth_) {
+        hooks_.pop_back();
+      }
+    } else {
+      for (Hook& h : hooks_) {
+        if (h.depth >= depth_) h.depth = depth_ - 1;
+      }
+    }
     --depth_;
+  }
+
+  // Transaction::OnCommit. Backends call RunCommitHooks after a successful
+  // commit; hooks of a transaction that ends otherwise are dropped with it.
+  void AddCommitHook(std::function<void()> hook) {
+    hooks_.push_back({depth_, std::move(hook)});
+  }
+  void RunCommitHooks() {
+    std::vector<Hook> hooks = std::move(hooks_);
+    hooks_.clear();
+    for (Hook& h : hooks) h.run();
   }
 
   bool open() const { return state_ == kOpen; }
@@ -90,6 +114,12 @@ class TxState {
   absl::Status first_error_;
   int depth_ = 0;
   int failed_at_depth_ = 0;
+  struct Hook {
+    int depth;  // savepoint depth it belongs to
+    std::function<void()> run;
+  };
+  // In the order added, so the depths never decrease along the vector.
+  std::vector<Hook> hooks_;
 };
 
 }  // namespace lotse::storage::internal

@@ -58,6 +58,11 @@ absl::StatusOr<std::vector<AccessDecision>> StaticAccessChecker::Check(
   return out;
 }
 
+absl::StatusOr<identity::v1::Agency> AccessChecker::GetAgency(
+    absl::string_view /*agency*/, absl::Time /*deadline*/) {
+  return absl::UnimplementedError("this access checker cannot read agencies");
+}
+
 absl::StatusOr<std::string> StaticAccessChecker::ResolvePerson(
     absl::string_view person, absl::string_view /*agency*/,
     absl::string_view /*purpose*/, absl::Time /*deadline*/) {

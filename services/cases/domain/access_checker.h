@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "lotse/identity/v1/access_check.pb.h"
+#include "lotse/identity/v1/agency.pb.h"
 #include "lotse/type/v1/access.pb.h"
 #include "lotse/type/v1/data_category.pb.h"
 
@@ -56,6 +57,13 @@ class AccessChecker {
                                                     absl::string_view agency,
                                                     absl::string_view purpose,
                                                     absl::Time deadline) = 0;
+
+  // Identity's record of `agency` ("agencies/{id}"), for a caller the local
+  // registry has not heard of yet (common/agencies/registry.h): NOT_FOUND
+  // when identity does not know it. The default answers UNIMPLEMENTED (this
+  // checker cannot tell; the caller is refused as before).
+  virtual absl::StatusOr<identity::v1::Agency> GetAgency(
+      absl::string_view agency, absl::Time deadline);
 };
 
 // An in-memory AccessChecker for tests and benchmarks: a set of known

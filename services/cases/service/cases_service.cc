@@ -243,6 +243,13 @@ absl::Status RequireNoOpenCaseElsewhere(Transaction& tx,
 CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
                                    AccessChecker* access, CasesOptions options)
     : runtime_(runtime), access_(access), options_(std::move(options)) {
+  // A caller whose registration has not reached cases yet is looked up in
+  // identity rather than refused (common/agencies/registry.h).
+  if (access_ != nullptr) {
+    lookup_agency_ = [access](absl::string_view agency, absl::Time deadline) {
+      return access->GetAgency(agency, deadline);
+    };
+  }
   if (options_.group_commit) {
     // One writer: every write takes the global outbox, case-event and
     // audit locks, so two batches in flight would only wait for each other
@@ -282,6 +289,12 @@ absl::StatusOr<bool> CasesServiceImpl::ApplyEvent(
   return applied;
 }
 
+absl::Status CasesServiceImpl::ResolvingCaller(
+    const RequestContext& rc, const std::function<absl::Status()>& attempt) {
+  return agencies::RunResolvingCaller(*runtime_.database, lookup_agency_, rc,
+                                      attempt);
+}
+
 absl::Status CasesServiceImpl::Commit(
     const std::function<absl::Status(Transaction&)>& body) {
   if (committer_) return committer_->Run(body);
@@ -309,16 +322,18 @@ absl::Status CasesServiceImpl::RunRead(
     const std::function<absl::Status(Trail*)>& after) {
   std::string agency_id = rc.caller.agency_id;
   Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = storage::RunInTransaction(
-      *runtime_.database,
-      [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        agency_id = caller->id;
-        trail = Trail{target, {internal::kCategoryCaseStatus}};
-        return body(tx, *caller, &trail);
-      },
-      storage::TxMode::kReadOnly);
+  absl::Status status = ResolvingCaller(rc, [&] {
+    return storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) -> absl::Status {
+          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+          if (!caller.ok()) return caller.status();
+          agency_id = caller->id;
+          trail = Trail{target, {internal::kCategoryCaseStatus}};
+          return body(tx, *caller, &trail);
+        },
+        storage::TxMode::kReadOnly);
+  });
   if (status.ok() && after) status = after(&trail);
   if (status.ok()) {
     // The response is held back until its audit record is committed.
@@ -337,13 +352,20 @@ absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
                                         const Body& body) {
   std::string agency_id = rc.caller.agency_id;
   Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = Commit([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-    if (!caller.ok()) return caller.status();
-    agency_id = caller->id;
-    trail = Trail{target, {internal::kCategoryCaseStatus}};
-    if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
-    return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
+  // The body runs on the group committer's thread; its events still count
+  // as this call's (server::RelationsReachIdentity).
+  events::CommittedEvents* const sink =
+      events::CollectCommittedEvents::Current();
+  absl::Status status = ResolvingCaller(rc, [&] {
+    return Commit([&](Transaction& tx) -> absl::Status {
+      const events::CollectCommittedEvents collect(sink);
+      absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+      if (!caller.ok()) return caller.status();
+      agency_id = caller->id;
+      trail = Trail{target, {internal::kCategoryCaseStatus}};
+      if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
+      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
+    });
   });
   if (status.ok()) {
     hub_->Notify();
@@ -548,6 +570,7 @@ absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
 absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
                                           const v1::OpenCaseRequest& req,
                                           v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   const std::string method = Method("OpenCase");
   FieldViolations violations;
   api::ValidateRequestId(req.request_id(), "request_id", &violations);
@@ -564,20 +587,22 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
   // person exists.
   std::optional<AgencyInfo> caller_info;
   Trail refused{"cases", {internal::kCategoryCaseStatus}};
-  absl::Status pre = storage::RunInTransaction(
-      *runtime_.database,
-      [&](Transaction& tx) -> absl::Status {
-        absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-        if (!caller.ok()) return caller.status();
-        caller_info = *caller;
-        if (caller->legal_domain != internal::kKommune) {
-          return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                 "WRONG_LEGAL_DOMAIN",
-                                 "only KOMMUNE agencies open cases");
-        }
-        return violations.ToStatus();
-      },
-      storage::TxMode::kReadOnly);
+  absl::Status pre = ResolvingCaller(rc, [&] {
+    return storage::RunInTransaction(
+        *runtime_.database,
+        [&](Transaction& tx) -> absl::Status {
+          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
+          if (!caller.ok()) return caller.status();
+          caller_info = *caller;
+          if (caller->legal_domain != internal::kKommune) {
+            return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                                   "WRONG_LEGAL_DOMAIN",
+                                   "only KOMMUNE agencies open cases");
+          }
+          return violations.ToStatus();
+        },
+        storage::TxMode::kReadOnly);
+  });
   if (pre.ok()) {
     // A case makes its owner CASE_OWNER of the person (residence status,
     // language, contact): only for a person already in the agency's remit,
@@ -881,6 +906,7 @@ absl::Status CasesServiceImpl::DoChangeCaseState(
 absl::Status CasesServiceImpl::DoTransferCase(
     const RequestContext& rc, const v1::TransferCaseRequest& req,
     v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   return RunWrite(
       rc, Method("TransferCase"), CaseTarget(req.name()),
       [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
@@ -984,6 +1010,7 @@ absl::Status CasesServiceImpl::DoTransferCase(
 absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
                                            const v1::CloseCaseRequest& req,
                                            v1::Case* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   return RunWrite(
       rc, Method("CloseCase"), CaseTarget(req.name()),
       [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {

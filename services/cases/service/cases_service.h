@@ -4,7 +4,10 @@
 // worker pool and follows one pattern:
 //   1. the caller is resolved against the local agency registry (a copy of
 //      identity's, kept from its agency events): unknown, domain-mismatched
-//      or suspended agencies are PERMISSION_DENIED, as in identity;
+//      or suspended agencies are PERMISSION_DENIED, as in identity; a caller
+//      not in the copy yet is looked up in identity first (UNAVAILABLE,
+//      reason AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in
+//      time);
 //   2. the request is validated (all field violations at once), then the
 //      access rules of the contract are checked (participants, owner,
 //      receiver, writer) and the work is done;
@@ -29,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/agencies/registry.h"
 #include "common/events/inbox.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
@@ -178,6 +182,11 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
                         const Body& body);
   absl::Status Commit(
       const std::function<absl::Status(storage::Transaction&)>& body);
+  // Runs `attempt`, a transaction that checks the caller first; a caller
+  // the local registry does not know yet is looked up in identity and
+  // `attempt` runs again (agencies::RunResolvingCaller).
+  absl::Status ResolvingCaller(const server::RequestContext& rc,
+                               const std::function<absl::Status()>& attempt);
   void AuditFailure(const server::RequestContext& rc, absl::string_view method,
                     const std::string& agency_id, const Trail& trail,
                     const absl::Status& failure);
@@ -255,6 +264,7 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
 
   server::ServiceRuntime& runtime_;
   AccessChecker* access_;
+  agencies::AgencyLookup lookup_agency_;
   const CasesOptions options_;
   std::unique_ptr<storage::GroupCommitter> committer_;
   std::unique_ptr<WatchHub> hub_;

@@ -28,6 +28,10 @@ class IdentityAccessChecker final : public AccessChecker {
                                             absl::string_view agency,
                                             absl::string_view purpose,
                                             absl::Time deadline) override;
+  absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view agency,
+                                                 absl::Time deadline) override {
+    return client_->GetAgency(agency, deadline);
+  }
 
  private:
   std::unique_ptr<clients::IdentityClient> client_;
@@ -47,6 +51,10 @@ class UnavailableAccessChecker final : public AccessChecker {
                                             absl::string_view,
                                             absl::string_view,
                                             absl::Time) override {
+    return absl::UnavailableError("no identity service configured");
+  }
+  absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view,
+                                                 absl::Time) override {
     return absl::UnavailableError("no identity service configured");
   }
 };

@@ -395,6 +395,7 @@ absl::Status CasesServiceImpl::DoUpdatePlan(
 absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
                                             const v1::CreateStepRequest& req,
                                             v1::Step* resp) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   const std::string method = Method("CreateStep");
   const v1::Step& in = req.step();
   return RunWrite(

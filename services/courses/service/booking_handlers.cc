@@ -411,6 +411,7 @@ absl::Status FillFreeSeats(
 
 absl::Status CoursesServiceImpl::DoCreateBooking(
     const Rc& rc, const v1::CreateBookingRequest& request, v1::Booking* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "CreateBooking", "courses");
   FieldViolations v;
   const std::string course_id =
@@ -743,6 +744,7 @@ absl::Status CoursesServiceImpl::DoConfirmBooking(
 
 absl::Status CoursesServiceImpl::DoCancelBooking(
     const Rc& rc, const v1::CancelBookingRequest& request, v1::Booking* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "CancelBooking", "courses");
   FieldViolations v;
   std::string course_id, id;

@@ -431,6 +431,7 @@ absl::Status CoursesServiceImpl::DoUpdateCourse(
 
 absl::Status CoursesServiceImpl::DoStartCourse(
     const Rc& rc, const v1::StartCourseRequest& request, v1::Course* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "StartCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(call.Write([&](Transaction& tx,
@@ -565,6 +566,7 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
 
 absl::Status CoursesServiceImpl::DoCancelCourse(
     const Rc& rc, const v1::CancelCourseRequest& request, v1::Course* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "CancelCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(call.Write([&](Transaction& tx,

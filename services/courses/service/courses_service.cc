@@ -298,6 +298,15 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
   }
   call_env_.service = v1::CoursesService::service_full_name();
   call_env_.db = runtime_.database;
+  // A caller whose registration has not reached this service yet is looked
+  // up in identity rather than refused (common/agencies/registry.h).
+  if (options_.identity != nullptr) {
+    call_env_.lookup_agency = [identity = options_.identity](
+                                  absl::string_view agency,
+                                  absl::Time deadline) {
+      return identity->GetAgency(agency, deadline);
+    };
+  }
   call_env_.commit_write = [this](const auto& body) {
     return CommitWrite(body);
   };

@@ -5,7 +5,9 @@
 //   1. resolves the caller in the local agency registry (CheckCaller): the
 //      certificate's identity must belong to a known, active agency of the
 //      certificate's legal domain. The registry is a copy fed by identity's
-//      Agency* events (see EventHandler);
+//      Agency* events (see EventHandler); a caller not in it yet is looked
+//      up in identity before it is refused (UNAVAILABLE, reason
+//      AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in time);
 //   2. checks the caller's legal domain or role, validates the request (all
 //      bad fields at once), asks identity what only identity knows (does the
 //      person exist; may a non-owner read LANGUAGE data of the person) —

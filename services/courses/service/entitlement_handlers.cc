@@ -40,6 +40,7 @@ absl::Status RequireIssuerDomain(const Caller& caller, int kind) {
 absl::Status CoursesServiceImpl::DoRecordEntitlement(
     const Rc& rc, const v1::RecordEntitlementRequest& request,
     v1::Entitlement* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "RecordEntitlement", "entitlements");
   const v1::Entitlement& in = request.entitlement();
   FieldViolations v;
@@ -289,6 +290,7 @@ absl::Status CoursesServiceImpl::DoListEntitlements(
 absl::Status CoursesServiceImpl::DoRevokeEntitlement(
     const Rc& rc, const v1::RevokeEntitlementRequest& request,
     v1::Entitlement* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "RevokeEntitlement", "entitlements");
   FieldViolations v;
   const std::string id =

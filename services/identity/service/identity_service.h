@@ -99,10 +99,13 @@ class IdentityServiceImpl final : public server::UnaryService {
   // call refused before `body` ran (e.g. an unknown caller). With
   // `read_only`, `body` runs in a kReadOnly transaction and only the audit
   // record is written afterwards (CommitWrite); else all of it runs in one
-  // CommitWrite.
+  // CommitWrite. With `admit_services`, a Lotse service (certificate domain
+  // SERVICE, never in the registry) passes step 1 as a caller of domain
+  // SERVICE named by its certificate.
   absl::Status RunAudited(const server::RequestContext& rc,
                           absl::string_view method, const std::string& resource,
-                          bool read_only, const Body& body);
+                          bool read_only, const Body& body,
+                          bool admit_services = false);
 
   absl::Status DoRegister(const server::RequestContext& rc,
                           const v1::RegisterAgencyRequest& request,

@@ -121,6 +121,7 @@ void AddTransition(v1::Placement* p, v1::PlacementState to,
 absl::Status PlacementServiceImpl::DoProposePlacement(
     const Rc& rc, const v1::ProposePlacementRequest& request,
     v1::Placement* out) {
+  const server::RelationsReachIdentity relations(runtime_, rc);
   AuditedCall call(call_env(), rc, "ProposePlacement", "placements");
   const absl::Time now = Now();
   const v1::Placement& in = request.placement();

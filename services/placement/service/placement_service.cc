@@ -452,6 +452,15 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
   }
   call_env_.service = std::string(v1::PlacementService::service_full_name());
   call_env_.db = runtime_.database;
+  // A caller whose registration has not reached this service yet is looked
+  // up in identity rather than refused (common/agencies/registry.h).
+  if (options_.identity != nullptr) {
+    call_env_.lookup_agency = [identity = options_.identity](
+                                  absl::string_view agency,
+                                  absl::Time deadline) {
+      return identity->GetAgency(agency, deadline);
+    };
+  }
   call_env_.commit_write =
       [this](const std::function<absl::Status(Transaction&)>& body) {
         return CommitWrite(body);
@@ -467,17 +476,12 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
 
 absl::Status PlacementServiceImpl::CommitWrite(
     const std::function<absl::Status(Transaction&)>& body) {
-  absl::Status status;
   if (!options_.group_commit) {
-    status = storage::RunInTransaction(*runtime_.database, body,
-                                       storage::TxMode::kReadWrite);
-  } else if (committer_) {
-    status = committer_->Run(body);
-  } else {
-    status = runtime_.Write(body);
+    return storage::RunInTransaction(*runtime_.database, body,
+                                     storage::TxMode::kReadWrite);
   }
-  if (status.ok()) runtime_.NotifyEvents();
-  return status;
+  if (committer_) return committer_->Run(body);
+  return runtime_.Write(body);
 }
 
 void PlacementServiceImpl::RegisterRpcs() {

@@ -4,7 +4,9 @@
 // Every RPC (see common/agencies/audited_call.h):
 //   1. resolves the caller in the local agency registry (a copy fed by
 //      identity's Agency* events): unknown, mismatched or suspended agencies
-//      are PERMISSION_DENIED;
+//      are PERMISSION_DENIED; a caller not in it yet is looked up in
+//      identity first (UNAVAILABLE, reason AGENCY_REGISTRY_UNAVAILABLE, when
+//      identity does not answer in time);
 //   2. checks the caller's legal domain (WRONG_LEGAL_DOMAIN) and validates
 //      the request, reporting every bad field at once (nothing stored);
 //   3. asks identity what only identity knows — may the caller read the

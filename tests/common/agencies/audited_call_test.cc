@@ -146,6 +146,46 @@ TEST_P(AuditedCallTest, CatalogueReadsAreNotAuditedButRefusalsAre) {
   EXPECT_EQ(trail[0].outcome, audit::Outcome::kDenied);
 }
 
+TEST_P(AuditedCallTest, ANewAgencyIsLookedUpBeforeItsFirstWriteIsRefused) {
+  int asked = 0;
+  env_.lookup_agency = [&](absl::string_view agency,
+                           absl::Time) -> absl::StatusOr<identity::v1::Agency> {
+    ++asked;
+    if (agency != "agencies/aa-koeln") return absl::NotFoundError("unknown");
+    identity::v1::Agency a;
+    a.set_name("agencies/aa-koeln");
+    a.set_legal_domain(type::v1::LEGAL_DOMAIN_ARBEITSAGENTUR);
+    a.set_certificate_identity("aa-koeln");
+    a.set_state(identity::v1::AGENCY_STATE_ACTIVE);
+    return a;
+  };
+  server::RequestContext newcomer = rc_;
+  newcomer.caller = {"aa-koeln", "ARBEITSAGENTUR"};
+  AuditedCall call(env_, newcomer, "Put", "things");
+  absl::Status s = call.Write([&](Transaction& tx, const LocalAgency& me) {
+    EXPECT_EQ(me.id, "aa-koeln");
+    call.Touch("persons/p5", "things/t5", {"EMPLOYMENT"});
+    return tx.Execute("INSERT INTO things (id) VALUES ('t5')").status();
+  });
+  ASSERT_TRUE(call.Finish(s).ok()) << s;
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(Things(), 1);
+  std::vector<audit::AuditRecord> trail = Trail("persons/p5");
+  ASSERT_EQ(trail.size(), 1u);
+  EXPECT_EQ(trail[0].agency_id, "aa-koeln");
+
+  // One identity does not know either: refused as before, and audited.
+  server::RequestContext stranger = rc_;
+  stranger.caller = {"nobody", "JOBCENTER"};
+  AuditedCall refused(env_, stranger, "Get", "things/t5");
+  s = refused.Finish(refused.Read(
+      [](Transaction&, const LocalAgency&) { return absl::OkStatus(); }));
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
+  EXPECT_EQ(asked, 2);
+  ASSERT_EQ(Trail("things/t5").size(), 1u);
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(AuditedCallTest);
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "common/agencies/registry.h"
 
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/storage/migrations.h"
@@ -143,6 +147,119 @@ TEST_P(RegistryTest, ListsActiveAgenciesOfADomainInAMunicipality) {
   ASSERT_EQ(listed->size(), 2u);
   EXPECT_EQ((*listed)[0].id, "abh-a");
   EXPECT_EQ((*listed)[1].id, "abh-b");
+}
+
+// Resolves `caller` in a read-only transaction: what a handler's first
+// phase does.
+absl::Status ResolveIn(storage::Database& db,
+                       const server::CallerIdentity& caller) {
+  return storage::RunInTransaction(
+      db, [&](Transaction& tx) { return ResolveCaller(tx, caller).status(); },
+      storage::TxMode::kReadOnly);
+}
+
+TEST_P(RegistryTest, ACallerNotHeardOfYetIsLookedUpInIdentityAndStored) {
+  std::vector<std::string> asked;
+  absl::Time asked_deadline;
+  AgencyLookup identity =
+      [&](absl::string_view agency,
+          absl::Time deadline) -> absl::StatusOr<identity::v1::Agency> {
+    asked.emplace_back(agency);
+    asked_deadline = deadline;
+    return MakeAgency("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, 100);
+  };
+  server::RequestContext rc;
+  rc.caller = {"kim-koeln", "KOMMUNE"};
+  rc.deadline = absl::Now() + absl::Seconds(3);
+  int attempts = 0;
+  absl::Status status = RunResolvingCaller(db(), identity, rc, [&] {
+    ++attempts;
+    return ResolveIn(db(), rc.caller);
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(attempts, 2);
+  EXPECT_EQ(asked, std::vector<std::string>{"agencies/kim-koeln"});
+  EXPECT_EQ(asked_deadline, rc.deadline);
+  // Stored: the next call resolves without asking.
+  status = RunResolvingCaller(db(), identity, rc,
+                              [&] { return ResolveIn(db(), rc.caller); });
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(asked.size(), 1u);
+  // The registration event, arriving later, is older or equal: no change.
+  identity::v1::AgencyRegistered e;
+  *e.mutable_agency() =
+      MakeAgency("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, 100);
+  ASSERT_TRUE(Apply(e).ok());
+  EXPECT_TRUE(Resolve("kim-koeln", "KOMMUNE").ok());
+}
+
+TEST_P(RegistryTest, WhatIdentityAnswersDecidesAnUnknownCaller) {
+  server::RequestContext rc;
+  rc.caller = {"kim-koeln", "KOMMUNE"};
+  rc.deadline = absl::Now() + absl::Seconds(3);
+  auto run = [&](absl::StatusOr<identity::v1::Agency> answer) {
+    return RunResolvingCaller(
+        db(), [&](absl::string_view, absl::Time) { return answer; }, rc,
+        [&] { return ResolveIn(db(), rc.caller); });
+  };
+  auto reason = [](const absl::Status& s) { return ReasonOf(s).value_or(""); };
+
+  // Identity does not know it either: still forbidden.
+  absl::Status s = run(absl::NotFoundError("no such agency"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(reason(s), "UNKNOWN_AGENCY");
+  // Identity gave no answer in time: retryable, never forbidden.
+  for (const absl::Status& failure :
+       {absl::DeadlineExceededError("slow"), absl::UnavailableError("down"),
+        absl::PermissionDeniedError("refused the service")}) {
+    s = run(failure);
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << failure;
+    EXPECT_EQ(reason(s), "AGENCY_REGISTRY_UNAVAILABLE") << failure;
+  }
+  // The id's agency moved to another certificate identity: this one is not
+  // its (the row is stored all the same).
+  identity::v1::Agency rotated =
+      MakeAgency("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, 100);
+  rotated.set_certificate_identity("kim-koeln-2025");
+  s = run(rotated);
+  EXPECT_EQ(reason(s), "UNKNOWN_AGENCY");
+  EXPECT_TRUE(Resolve("kim-koeln-2025", "KOMMUNE").ok());
+  // Known now, but suspended (or of another domain): identity's word holds.
+  identity::v1::Agency suspended =
+      MakeAgency("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, 200);
+  suspended.set_state(identity::v1::AGENCY_STATE_SUSPENDED);
+  s = run(suspended);
+  EXPECT_EQ(reason(s), "AGENCY_SUSPENDED");
+}
+
+TEST_P(RegistryTest, WithoutALookupOrForOtherRefusalsNothingIsAsked) {
+  server::RequestContext rc;
+  rc.caller = {"kim-koeln", "KOMMUNE"};
+  absl::Status s = RunResolvingCaller(
+      db(), AgencyLookup(), rc, [&] { return ResolveIn(db(), rc.caller); });
+  EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
+  int asked = 0;
+  AgencyLookup identity =
+      [&](absl::string_view,
+          absl::Time) -> absl::StatusOr<identity::v1::Agency> {
+    ++asked;
+    return absl::UnavailableError("down");
+  };
+  s = RunResolvingCaller(db(), identity, rc, [] {
+    return ErrorWithReason(absl::StatusCode::kPermissionDenied, "NO_RELATION",
+                           "not yours");
+  });
+  EXPECT_EQ(ReasonOf(s).value_or(""), "NO_RELATION");
+  // A fake identity that cannot tell keeps the old answer.
+  s = RunResolvingCaller(
+      db(),
+      [](absl::string_view,
+         absl::Time) -> absl::StatusOr<identity::v1::Agency> {
+        return absl::UnimplementedError("cannot read agencies");
+      },
+      rc, [&] { return ResolveIn(db(), rc.caller); });
+  EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
+  EXPECT_EQ(asked, 0);
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(RegistryTest);

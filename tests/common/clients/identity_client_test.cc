@@ -62,7 +62,28 @@ class FakeIdentity final : public identity::v1::IdentityService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetAgency(grpc::ServerContext* context,
+                         const identity::v1::GetAgencyRequest* request,
+                         identity::v1::Agency* response) override {
+    auto md = context->client_metadata();
+    auto purpose = md.find("x-lotse-purpose");
+    if (purpose != md.end()) {
+      last_purpose =
+          std::string(purpose->second.data(), purpose->second.size());
+    }
+    if (request->name() == "agencies/slow") {
+      absl::SleepFor(absl::Milliseconds(300));
+    }
+    if (request->name() != "agencies/kim-koeln") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such agency");
+    }
+    response->set_name(request->name());
+    response->set_legal_domain(type::v1::LEGAL_DOMAIN_KOMMUNE);
+    return grpc::Status::OK;
+  }
+
   static constexpr int kTogether = 4;
+  std::string last_purpose;
   absl::Mutex mu;
   int in_flight ABSL_GUARDED_BY(mu) = 0;
   identity::v1::CheckAccessRequest last_request;
@@ -196,6 +217,23 @@ TEST_F(IdentityClientTest, RequireStandingAsksForTheCoreIdentity) {
       "persons/slow", "agencies/bamf-nuernberg", "course-placement", deadline);
   EXPECT_EQ(slow.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(ReasonOf(slow).value_or(""), "CHECK_UNAVAILABLE");
+}
+
+TEST_F(IdentityClientTest, GetAgencyAnswersTheAgencyOrNotFoundInTime) {
+  auto kim =
+      client_->GetAgency("agencies/kim-koeln", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(kim.ok()) << kim.status();
+  EXPECT_EQ(kim->legal_domain(), type::v1::LEGAL_DOMAIN_KOMMUNE);
+  EXPECT_EQ(fake_.last_purpose, "agency-registry");
+  EXPECT_EQ(client_->GetAgency("agencies/nobody", absl::InfiniteFuture())
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  // Capped at max_call_time (100 ms).
+  EXPECT_EQ(client_->GetAgency("agencies/slow", absl::InfiniteFuture())
+                .status()
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST_F(IdentityClientTest, DeadlinesAreHonoured) {

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -43,6 +44,19 @@ class OutboxRelayTest : public lotse::testing::BothBackendsTest {
           return absl::OkStatus();
         });
     ASSERT_TRUE(s.ok()) << s;
+  }
+
+  // Enqueues `events` in one transaction on behalf of a call collecting
+  // into `sink`; returns the commit's status.
+  absl::Status EnqueueFor(CommittedEvents* sink,
+                          const std::vector<Event>& events) {
+    const CollectCommittedEvents collect(sink);
+    return storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+      for (const Event& e : events) {
+        if (absl::Status s = EnqueueEvent(tx, e); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    });
   }
 
   RelayOptions Options(const std::string& destination) {
@@ -363,6 +377,131 @@ TEST_P(OutboxRelayTest, ThreadWakesOnNotifyAndStopsPromptly) {
   const absl::Time start = absl::Now();
   relay.Stop();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST_P(OutboxRelayTest, ACommitThatEnqueuedEventsWakesTheRelays) {
+  FakeSender sender;
+  RelayOptions options = Options("cases");
+  options.poll_interval = absl::Seconds(30);  // nothing else wakes it
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  absl::SleepFor(absl::Milliseconds(50));  // let it go to sleep
+  {
+    // Not before the commit: an event not yet visible would be missed.
+    auto tx = db().Begin();
+    ASSERT_TRUE(tx.ok()) << tx.status();
+    ASSERT_TRUE(EnqueueEvent(**tx, MakeEvent("k", 0)).ok());
+    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE((*tx)->Commit().ok());
+  }
+  EXPECT_TRUE(testutil::WaitFor([&] { return relay.stats().delivered == 1; },
+                                absl::Seconds(5)));
+  // A commit without events leaves it asleep.
+  const int64_t attempts = sender.attempts().size();
+  ASSERT_TRUE(storage::RunInTransaction(db(), [](storage::Transaction&) {
+                return absl::OkStatus();
+              }).ok());
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(sender.attempts().size(), attempts);
+}
+
+TEST_P(OutboxRelayTest, ACallCollectsTheSeqsOfWhatItCommittedOnly) {
+  CommittedEvents call;
+  ASSERT_TRUE(EnqueueFor(&call, {MakeEvent("a", 0), MakeEvent("b", 0)}).ok());
+  EXPECT_EQ(call.seqs().size(), 2u);
+  // Rolled back: nothing to wait for.
+  CommittedEvents failed;
+  {
+    const CollectCommittedEvents collect(&failed);
+    absl::Status s =
+        storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+          if (absl::Status e = EnqueueEvent(tx, MakeEvent("c", 0)); !e.ok()) {
+            return e;
+          }
+          return absl::InvalidArgumentError("the call's own error");
+        });
+    EXPECT_FALSE(s.ok());
+    // Outside the scope, another call's events are not this call's.
+    const CollectCommittedEvents none(nullptr);
+    Enqueue({MakeEvent("d", 0)});
+  }
+  EXPECT_THAT(failed.seqs(), IsEmpty());
+  EXPECT_EQ(CollectCommittedEvents::Current(), nullptr);
+}
+
+TEST_P(OutboxRelayTest, AwaitDeliveredReturnsWhenTheDestinationHasTheEvents) {
+  FakeSender sender;
+  sender.set_respond([](const Event&) {
+    absl::SleepFor(absl::Milliseconds(150));  // a slow receiver
+    return absl::OkStatus();
+  });
+  RelayOptions options = Options("identity");
+  options.poll_interval = absl::Seconds(30);
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  CommittedEvents call;
+  ASSERT_TRUE(EnqueueFor(&call, {MakeEvent("a", 0), MakeEvent("b", 0)}).ok());
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(relay.AwaitDelivered(call.seqs(), start + absl::Seconds(10)));
+  EXPECT_THAT(sender.delivered(), ElementsAre("a#0", "b#0"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  // Already delivered: at once.
+  EXPECT_TRUE(relay.AwaitDelivered(call.seqs(), absl::Now()));
+  EXPECT_TRUE(relay.AwaitDelivered({}, absl::Now()));
+}
+
+TEST_P(OutboxRelayTest, AwaitDeliveredGivesUpAtTheDeadlineOrWhenUnreachable) {
+  FakeSender sender;
+  std::atomic<bool> reachable{true};
+  sender.set_respond([&](const Event&) {
+    if (!reachable) return absl::UnavailableError("connection refused");
+    absl::SleepFor(absl::Milliseconds(500));
+    return absl::OkStatus();
+  });
+  RelayOptions options = Options("identity");
+  options.poll_interval = absl::Seconds(30);
+  OutboxRelay relay(db(), sender, options);
+  relay.Start();
+  CommittedEvents slow;
+  ASSERT_TRUE(EnqueueFor(&slow, {MakeEvent("a", 0)}).ok());
+  absl::Time start = absl::Now();
+  EXPECT_FALSE(
+      relay.AwaitDelivered(slow.seqs(), start + absl::Milliseconds(100)));
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(400));
+  ASSERT_TRUE(testutil::WaitFor([&] { return relay.stats().delivered == 1; }));
+
+  // The destination goes away: once a send failed for want of a
+  // connection, callers are not held until their deadline.
+  reachable = false;
+  CommittedEvents lost;
+  ASSERT_TRUE(EnqueueFor(&lost, {MakeEvent("b", 0)}).ok());
+  start = absl::Now();
+  EXPECT_FALSE(relay.AwaitDelivered(lost.seqs(), start + absl::Seconds(10)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(sender.delivered().size(), 1u);
+}
+
+TEST_P(OutboxRelayTest, AwaitDeliveredSeesWhatAnotherReplicaDelivered) {
+  auto replica = storage::OpenDatabase(url());
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  FakeSender leader_sender, standby_sender;
+  RelayOptions options = Options("identity");
+  options.standby_retry = absl::Hours(1);
+  OutboxRelay leader(**replica, leader_sender, options);
+  OutboxRelay standby(db(), standby_sender, options);
+  EXPECT_EQ(Deliver(leader), 0);  // takes the lead
+  EXPECT_EQ(Deliver(standby), 0);
+  ASSERT_FALSE(standby.stats().leading);
+  CommittedEvents call;
+  ASSERT_TRUE(EnqueueFor(&call, {MakeEvent("a", 0)}).ok());
+  std::thread other_process([&] {
+    absl::SleepFor(absl::Milliseconds(150));
+    Deliver(leader);
+  });
+  EXPECT_TRUE(
+      standby.AwaitDelivered(call.seqs(), absl::Now() + absl::Seconds(5)));
+  other_process.join();
+  EXPECT_THAT(standby_sender.attempts(), IsEmpty());
 }
 
 TEST_P(OutboxRelayTest, ThreadRetriesAfterBackoffWithoutNotify) {

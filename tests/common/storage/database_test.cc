@@ -366,6 +366,64 @@ TEST_P(DatabaseTest, UseAfterCommitIsRefused) {
   EXPECT_EQ(tx->Commit().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_P(DatabaseTest, CommitHooksRunOnlyAfterACommitAndSeeItsWrites) {
+  CreateItems();
+  std::vector<std::string> ran;
+  {
+    auto tx = MustBegin(db());
+    ASSERT_NE(tx, nullptr);
+    tx->OnCommit([&] { ran.push_back("rolled back"); });
+  }  // no Commit
+  {
+    auto tx = MustBegin(db());
+    ASSERT_NE(tx, nullptr);
+    ASSERT_OK(
+        tx->Execute("INSERT INTO items (id, name) VALUES (1, 'a')").status());
+    tx->OnCommit([&] {
+      // The write is visible to others, and the connection is free again.
+      ran.push_back(absl::StrCat("first, items=", CountItems()));
+    });
+    tx->OnCommit([&] { ran.push_back("second"); });
+    EXPECT_TRUE(ran.empty());
+    ASSERT_OK(tx->Commit());
+  }
+  {
+    // A failed statement makes the commit fail: no hook.
+    auto tx = MustBegin(db());
+    ASSERT_NE(tx, nullptr);
+    tx->OnCommit([&] { ran.push_back("failed"); });
+    EXPECT_FALSE(
+        tx->Execute("INSERT INTO items (id, name) VALUES (1, 'a')").ok());
+    EXPECT_FALSE(tx->Commit().ok());
+  }
+  EXPECT_THAT(ran, ::testing::ElementsAre("first, items=1", "second"));
+}
+
+TEST_P(DatabaseTest, CommitHooksGoWithTheirSavepoint) {
+  std::vector<std::string> ran;
+  auto tx = MustBegin(db());
+  ASSERT_NE(tx, nullptr);
+  tx->OnCommit([&] { ran.push_back("outside"); });
+  ASSERT_OK(tx->BeginSavepoint());
+  tx->OnCommit([&] { ran.push_back("undone"); });
+  ASSERT_OK(tx->EndSavepoint(/*keep=*/false));
+  ASSERT_OK(tx->BeginSavepoint());
+  tx->OnCommit([&] { ran.push_back("kept"); });
+  ASSERT_OK(tx->BeginSavepoint());
+  tx->OnCommit([&] { ran.push_back("kept inner"); });
+  ASSERT_OK(tx->EndSavepoint(/*keep=*/true));
+  ASSERT_OK(tx->EndSavepoint(/*keep=*/true));
+  // A kept inner scope belongs to its outer one: undoing that drops it.
+  ASSERT_OK(tx->BeginSavepoint());
+  ASSERT_OK(tx->BeginSavepoint());
+  tx->OnCommit([&] { ran.push_back("inner of undone"); });
+  ASSERT_OK(tx->EndSavepoint(/*keep=*/true));
+  ASSERT_OK(tx->EndSavepoint(/*keep=*/false));
+  EXPECT_TRUE(ran.empty());
+  ASSERT_OK(tx->Commit());
+  EXPECT_THAT(ran, ::testing::ElementsAre("outside", "kept", "kept inner"));
+}
+
 TEST_P(DatabaseTest, RunInTransactionRetriesOnlyConflicts) {
   int calls = 0;
   {

@@ -205,6 +205,46 @@ TEST_P(GroupCommitTest, AFailingBodyIsUndoneAloneAndKeepsItsError) {
   EXPECT_EQ(stats.rerun_alone, 0);
 }
 
+TEST_P(GroupCommitTest, CommitHooksOfAFailedBodyAreDroppedOthersRunFirst) {
+  GroupCommitter::Options options;
+  options.writers = 1;
+  GroupCommitter committer(db(), options);
+  absl::Notification entered, release;
+  std::thread holder = HoldWriter(committer, entered, release);
+  entered.WaitForNotification();
+
+  std::atomic<int> kept_hooks{0}, failed_hooks{0};
+  int kept_hooks_at_return = -1;
+  absl::Status kept, failed;
+  std::thread kept_caller([&] {
+    kept = committer.Run([&](Transaction& tx) {
+      tx.OnCommit([&] { ++kept_hooks; });
+      return Insert(tx, 1, "alpha");
+    });
+    kept_hooks_at_return = kept_hooks.load();
+  });
+  WaitQueued(committer, 1);
+  std::thread failed_caller([&] {
+    failed = committer.Run([&](Transaction& tx) -> absl::Status {
+      tx.OnCommit([&] { ++failed_hooks; });
+      if (absl::Status s = Insert(tx, 2, "beta"); !s.ok()) return s;
+      return absl::InvalidArgumentError("bad request");
+    });
+  });
+  WaitQueued(committer, 2);
+  release.Notify();
+  holder.join();
+  kept_caller.join();
+  failed_caller.join();
+
+  EXPECT_TRUE(kept.ok()) << kept;
+  EXPECT_EQ(failed.code(), absl::StatusCode::kInvalidArgument);
+  // The hook ran before its caller's Run returned; the failed body's never.
+  EXPECT_EQ(kept_hooks_at_return, 1);
+  EXPECT_EQ(failed_hooks.load(), 0);
+  EXPECT_EQ(committer.stats().batches, 2);
+}
+
 TEST_P(GroupCommitTest, BodiesOfOneBatchSeeEarlierBodiesWrites) {
   GroupCommitter::Options options;
   options.writers = 1;

@@ -259,6 +259,23 @@ TEST_P(AgencyServiceTest, OnlyAdministrationMayChangeTheRegistry) {
   EXPECT_EQ(Reason(status), "UNKNOWN_AGENCY");
 }
 
+TEST_P(AgencyServiceTest, ServicesMayReadAnAgencyButNotChangeOrListThem) {
+  Agency kim, got;
+  ASSERT_TRUE(Register("lotse-admin", KimKoeln(), &kim).ok());
+  // Another service asks for an agency it has not heard of yet.
+  grpc::Status status = Get("svc-cases", kim.name(), &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(got.SerializeAsString(), kim.SerializeAsString());
+  status = Get("svc-cases", "agencies/nobody-here", &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  // Nothing else of the registry is open to services.
+  v1::ListAgenciesResponse list;
+  EXPECT_EQ(List("svc-cases", {}, &list).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Suspend("svc-cases", kim.name(), kim.etag(), &got).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
 TEST_P(AgencyServiceTest, RequestIdRetryReturnsTheFirstResultAndReuseFails) {
   Agency first, again;
   ASSERT_TRUE(Register("lotse-admin", KimKoeln(), &first).ok());
