@@ -68,6 +68,10 @@ absl::Duration TimeUntilOk(absl::Time start,
 }
 
 void Report(const char* what, std::vector<absl::Duration> samples) {
+  if (samples.empty()) {
+    std::printf("%s: no samples\n", what);
+    return;
+  }
   std::sort(samples.begin(), samples.end());
   const auto at = [&](double q) {
     return absl::FormatDuration(
@@ -193,34 +197,35 @@ class ConsistencyTest : public ::testing::Test {
                            absl::Seconds(10)));
   }
 
-  static iv1::RecordConsentRequest Consent(const std::string& person,
-                                           const std::string& tag) {
-    iv1::RecordConsentRequest consent;
-    consent.set_parent(person);
-    consent.set_request_id(absl::StrCat("e2e-consent-", tag));
-    iv1::Consent* c = consent.mutable_consent();
-    c->add_categories(type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
-    c->set_recipient_agency("agencies/vhs-koeln");
-    c->add_purposes("course-admission");
-    c->mutable_evidence()->set_form(iv1::CONSENT_FORM_WRITTEN);
-    c->mutable_evidence()->set_document_reference("KIM-2024-0042");
-    c->mutable_evidence()->mutable_declare_time()->set_seconds(
-        absl::ToUnixSeconds(absl::Now() - absl::Hours(1)));
-    return consent;
+  // The case owner's read of the person's residence status (allowed to a
+  // KOMMUNE only as the person's case owner), as a status: PERMISSION_DENIED
+  // until identity knows of the case.
+  grpc::Status ReadResidence(const std::string& person) {
+    iv1::GetCurrentResidenceStatusRequest request;
+    request.set_person(person);
+    iv1::ResidenceStatus status;
+    grpc::ClientContext context;
+    Prepare(&context, "case-management");
+    return owner_in_identity_->GetCurrentResidenceStatus(&context, request,
+                                                         &status);
   }
 
-  // The immigration office registers a person (the case owner has no
-  // relation to it until identity learns of the case), the case owner
-  // opens a case in cases and at once records a consent in identity as the
-  // person's case owner. Returns how long after OpenCase's OK the consent
-  // was first accepted; *first is identity's first answer.
-  absl::Duration OpenCaseThenConsent(const std::string& tag,
-                                     grpc::Status* first,
-                                     std::string* person_name = nullptr) {
+  // The immigration office registers a person and records the residence
+  // status; the case manager, who has the person's papers in front of it,
+  // takes the person into its remit (its file number, with the papers),
+  // opens a case in cases and at once reads the residence status in
+  // identity, which only the case makes it entitled to. Returns how long
+  // after OpenCase's OK the read was first allowed; *first is identity's
+  // first answer.
+  absl::Duration OpenCaseThenReadResidence(const std::string& tag,
+                                           grpc::Status* first,
+                                           std::string* person_name = nullptr) {
     iv1::CreatePersonRequest create;
     create.set_request_id(absl::StrCat("e2e-person-", tag));
-    *create.mutable_person() =
-        SamplePerson("Oleksandr", absl::StrCat("Kovalenko-", tag), 1980);
+    *create.mutable_person() = SamplePersonWithPapers(
+        "Oleksandr", absl::StrCat("Kovalenko-", tag), 1980);
+    // The names differ by a tag only; these are different persons.
+    create.set_confirm_new_person(true);
     iv1::Person person;
     {
       grpc::ClientContext context;
@@ -230,6 +235,43 @@ class ConsistencyTest : public ::testing::Test {
       if (!s.ok()) return absl::InfiniteDuration();
     }
     if (person_name != nullptr) *person_name = person.name();
+    {
+      iv1::RecordResidenceStatusRequest record;
+      record.set_parent(person.name());
+      record.set_request_id(absl::StrCat("e2e-residence-", tag));
+      iv1::ResidenceStatus* rs = record.mutable_residence_status();
+      rs->set_title_kind(iv1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
+      rs->set_legal_basis("§ 25 Abs. 2 AufenthG");
+      *rs->mutable_valid_from() = DateInDays(-30);
+      *rs->mutable_valid_until() = DateInDays(365);
+      rs->set_work_permission(type::v1::WORK_PERMISSION_PERMITTED);
+      iv1::ResidenceStatus recorded;
+      grpc::ClientContext context;
+      Prepare(&context, "residence-status");
+      grpc::Status s =
+          registrar_->RecordResidenceStatus(&context, record, &recorded);
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      if (!s.ok()) return absl::InfiniteDuration();
+    }
+    {
+      iv1::LinkAgencyIdRequest link;
+      link.set_parent(person.name());
+      link.set_request_id(absl::StrCat("e2e-link-", tag));
+      link.mutable_agency_id()->set_kind(
+          iv1::AGENCY_ID_KIND_MUNICIPAL_FILE_NUMBER);
+      link.mutable_agency_id()->set_value(absl::StrCat("KIM-", tag));
+      *link.mutable_proof() = PapersOf(person);
+      iv1::AgencyId linked;
+      grpc::ClientContext context;
+      Prepare(&context, "case-management");
+      grpc::Status s =
+          owner_in_identity_->LinkAgencyId(&context, link, &linked);
+      EXPECT_TRUE(s.ok()) << Describe(s);
+      if (!s.ok()) return absl::InfiniteDuration();
+    }
+    // The file number alone does not open the residence status.
+    EXPECT_EQ(ReadResidence(person.name()).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
     cv1::OpenCaseRequest open;
     open.set_request_id(absl::StrCat("e2e-case-", tag));
     open.mutable_case_record()->set_person(person.name());
@@ -246,17 +288,8 @@ class ConsistencyTest : public ::testing::Test {
       open_case_.push_back(absl::Now() - start);
     }
     const absl::Time ok = absl::Now();
-    const iv1::RecordConsentRequest consent = Consent(person.name(), tag);
     return TimeUntilOk(
-        ok,
-        [&] {
-          iv1::Consent recorded;
-          grpc::ClientContext context;
-          Prepare(&context, "case-management");
-          return owner_in_identity_->RecordConsent(&context, consent,
-                                                   &recorded);
-        },
-        first);
+        ok, [&] { return ReadResidence(person.name()); }, first);
   }
 
   // The longest a write may take when identity is down: the wait for
@@ -308,23 +341,25 @@ TEST_F(ConsistencyTest, AnAgencyMayCallCasesAsSoonAsIdentityRegisteredIt) {
   Report("RegisterAgency OK -> cases accepts the agency", visible);
 }
 
-TEST_F(ConsistencyTest, ACaseOwnerMayRecordConsentAsSoonAsTheCaseIsOpen) {
+TEST_F(ConsistencyTest, ACaseOwnerReadsTheResidenceAsSoonAsTheCaseIsOpen) {
   ASSERT_NO_FATAL_FAILURE(RegisterAll());
   std::vector<absl::Duration> visible;
   for (int i = 0; i < 10; ++i) {
     Stagger(i);
     grpc::Status first;
-    visible.push_back(OpenCaseThenConsent(absl::StrCat("seq-", i), &first));
+    visible.push_back(
+        OpenCaseThenReadResidence(absl::StrCat("seq-", i), &first));
     EXPECT_TRUE(first.ok()) << Describe(first);
   }
-  Report("OpenCase OK -> identity lets the case owner record consent", visible);
+  Report("OpenCase OK -> identity lets the case owner read the residence",
+         visible);
   absl::MutexLock lock(&open_case_mu_);
   Report("OpenCase call, one client", open_case_);
 }
 
 // Many clients at once: the relay to identity sends one event at a time,
 // so without waiting for it a case's relation can lag behind the answer.
-TEST_F(ConsistencyTest, ConsentRightAfterOpenCaseAlsoUnderConcurrentLoad) {
+TEST_F(ConsistencyTest, ResidenceRightAfterOpenCaseAlsoUnderConcurrentLoad) {
   ASSERT_NO_FATAL_FAILURE(RegisterAll());
   constexpr int kClients = 8;
   constexpr int kEach = 4;
@@ -337,7 +372,7 @@ TEST_F(ConsistencyTest, ConsentRightAfterOpenCaseAlsoUnderConcurrentLoad) {
       for (int i = 0; i < kEach; ++i) {
         grpc::Status first;
         const absl::Duration took =
-            OpenCaseThenConsent(absl::StrCat("load-", c, "-", i), &first);
+            OpenCaseThenReadResidence(absl::StrCat("load-", c, "-", i), &first);
         absl::MutexLock lock(&mu);
         visible.push_back(took);
         if (!first.ok()) refused.push_back(Describe(first));
@@ -345,7 +380,7 @@ TEST_F(ConsistencyTest, ConsentRightAfterOpenCaseAlsoUnderConcurrentLoad) {
     });
   }
   for (std::thread& t : clients) t.join();
-  Report("OpenCase OK -> consent, 8 clients at once", visible);
+  Report("OpenCase OK -> residence read, 8 clients at once", visible);
   {
     absl::MutexLock lock(&open_case_mu_);
     Report("OpenCase call, 8 clients at once", open_case_);
@@ -384,7 +419,7 @@ TEST_F(ConsistencyTest, ACaseClosesWhileIdentityIsDownAndIdentityLearnsLater) {
   ASSERT_NO_FATAL_FAILURE(RegisterAll());
   grpc::Status first;
   std::string person;
-  OpenCaseThenConsent("down", &first, &person);
+  OpenCaseThenReadResidence("down", &first, &person);
   ASSERT_TRUE(first.ok()) << Describe(first);
   cv1::ListCasesResponse listed;
   {
@@ -416,7 +451,7 @@ TEST_F(ConsistencyTest, ACaseClosesWhileIdentityIsDownAndIdentityLearnsLater) {
   EXPECT_LT(took, server_wait_bound());
 
   // Back on its database and port: the case's end reaches it, and the
-  // former owner may no longer record consent for the person.
+  // former owner may no longer read the person's residence status.
   auto back = Start(
       "identity", identity_port_,
       {absl::StrCat("--event_destinations=cases=127.0.0.1:", cases_port_)});
@@ -428,11 +463,7 @@ TEST_F(ConsistencyTest, ACaseClosesWhileIdentityIsDownAndIdentityLearnsLater) {
   grpc::Status last;
   EXPECT_TRUE(Eventually(
       [&] {
-        iv1::RecordConsentRequest again = Consent(person, "after-close");
-        iv1::Consent recorded;
-        grpc::ClientContext context;
-        Prepare(&context, "case-management");
-        last = owner_in_identity_->RecordConsent(&context, again, &recorded);
+        last = ReadResidence(person);
         return last.error_code() == grpc::StatusCode::PERMISSION_DENIED;
       },
       absl::Seconds(30)))

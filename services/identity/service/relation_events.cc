@@ -115,9 +115,11 @@ absl::Status Apply(Transaction& tx, const lotse::cases::v1::StepReferred& e) {
   return Grant(tx, person, receiver, Relation::kCaseParticipant, source);
 }
 
-absl::Status Apply(Transaction& tx, const lotse::courses::v1::CourseBooked& e) {
+// A booking's provider and booking agency serve the person, whether the
+// seat was booked at once or came from the waitlist.
+absl::Status ApplyBooked(Transaction& tx,
+                         const lotse::courses::v1::BookingContext& c) {
   Names n;
-  const auto& c = e.context();
   const std::string source = n.Source(c.booking(), "context.booking");
   const std::string person = n.Person(c.person(), "context.person");
   const std::string provider =
@@ -131,6 +133,14 @@ absl::Status Apply(Transaction& tx, const lotse::courses::v1::CourseBooked& e) {
     return s;
   }
   return Grant(tx, person, booker, Relation::kServesPerson, source);
+}
+
+absl::Status Apply(Transaction& tx, const lotse::courses::v1::CourseBooked& e) {
+  return ApplyBooked(tx, e.context());
+}
+absl::Status Apply(Transaction& tx,
+                   const lotse::courses::v1::WaitlistPromoted& e) {
+  return ApplyBooked(tx, e.context());
 }
 
 template <typename BookingEnded>
@@ -206,6 +216,7 @@ absl::Status ApplyRelationEvent(Transaction& tx,
       TryApply<lotse::cases::v1::CasePersonChanged>(tx, event, &status) ||
       TryApply<lotse::cases::v1::StepReferred>(tx, event, &status) ||
       TryApply<lotse::courses::v1::CourseBooked>(tx, event, &status) ||
+      TryApply<lotse::courses::v1::WaitlistPromoted>(tx, event, &status) ||
       TryApply<lotse::courses::v1::BookingCancelled>(tx, event, &status) ||
       TryApply<lotse::courses::v1::BookingHoldExpired>(tx, event, &status) ||
       TryApply<lotse::courses::v1::EntitlementRecorded>(tx, event, &status) ||

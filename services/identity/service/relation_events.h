@@ -1,8 +1,9 @@
 // The events identity consumes to learn which agencies relate to a person
 // (DESIGN.md §4; identity_service.proto lists them): cases' CaseOpened,
 // CaseTransferred, CaseClosed, CasePersonChanged and StepReferred; courses'
-// CourseBooked, BookingCancelled, BookingHoldExpired, EntitlementRecorded
-// and EntitlementRevoked; placement's PlacementProposed.
+// CourseBooked, WaitlistPromoted, BookingCancelled, BookingHoldExpired,
+// EntitlementRecorded and EntitlementRevoked; placement's
+// PlacementProposed.
 //
 // What each means:
 //   CaseOpened          owner agency: CASE_OWNER of the person (source: case)
@@ -10,7 +11,8 @@
 //   CaseClosed          every relation the case granted ends
 //   CasePersonChanged   the case's relations move to the corrected person
 //   StepReferred        receiving agency: CASE_PARTICIPANT (source: case)
-//   CourseBooked        provider and booking agency: SERVES_PERSON (booking)
+//   CourseBooked,
+//   WaitlistPromoted    provider and booking agency: SERVES_PERSON (booking)
 //   BookingCancelled,
 //   BookingHoldExpired  the booking's relations end
 //   EntitlementRecorded issuing agency: SERVES_PERSON (entitlement)

@@ -180,6 +180,22 @@ TEST_P(RelationEventsTest, BookingsEntitlementsAndPlacementsServeThePerson) {
   EXPECT_THAT(Between(kBoris, "aa-koeln"),
               ElementsAre(Relation::kServesPerson));
 
+  // A seat from the waitlist is a booking too; it ends with its hold.
+  lotse::courses::v1::WaitlistPromoted promoted;
+  promoted.set_waitlist_entry("courses/k2/waitlistEntries/w1");
+  *promoted.mutable_context() = booked.context();
+  promoted.mutable_context()->set_booking("courses/k2/bookings/b2");
+  promoted.mutable_context()->set_course("courses/k2");
+  promoted.mutable_context()->set_person(P(kBoris));
+  promoted.mutable_context()->set_provider_agency("agencies/caritas-koeln");
+  ASSERT_TRUE(Deliver(promoted).ok());
+  EXPECT_THAT(Between(kBoris, "caritas-koeln"),
+              ElementsAre(Relation::kServesPerson));
+  lotse::courses::v1::BookingHoldExpired expired;
+  *expired.mutable_context() = promoted.context();
+  ASSERT_TRUE(Deliver(expired).ok());
+  EXPECT_THAT(Between(kBoris, "caritas-koeln"), IsEmpty());
+
   lotse::courses::v1::BookingCancelled cancelled;
   *cancelled.mutable_context() = booked.context();
   ASSERT_TRUE(Deliver(cancelled).ok());
