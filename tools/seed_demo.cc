@@ -393,7 +393,7 @@ int main(int argc, char** argv) {
                          std::chrono::seconds(10));
     context.AddMetadata(lotse::server::kActorMetadataKey, "demo-seed");
     context.AddMetadata(lotse::server::kPurposeMetadataKey,
-                        "register demo agencies");
+                        "agency-administration");
     lotse::identity::v1::RegisterAgencyRequest request;
     request.set_request_id(absl::StrCat("demo-seed-", demo.id));
     request.set_agency_id(demo.id);
