@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/server/server.h"
+#include "common/server/usage.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 
@@ -31,7 +31,14 @@ ABSL_FLAG(absl::Duration, wait, absl::ZeroDuration(),
           "keep asking until SERVING or this much time has passed");
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  lotse::server::ParseToolFlags(
+      argc, argv,
+      "Usage: lotse_health_probe [--flag=value ...]\n\n"
+      "Asks a Lotse service's grpc.health.v1.Health whether it is SERVING.\n"
+      "Exit status 0 when it is, 1 when not, 2 when the client certificate\n"
+      "cannot be read.\n",
+      {{"Target", {"target", "service", "server_name", "wait"}},
+       {"TLS", {"tls_dir", "client", "insecure"}}});
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (absl::GetFlag(FLAGS_insecure)) {
     creds = grpc::InsecureChannelCredentials();

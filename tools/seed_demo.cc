@@ -22,7 +22,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
@@ -30,6 +29,7 @@
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/server/server.h"
+#include "common/server/usage.h"
 #include "grpcpp/create_channel.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
@@ -369,7 +369,15 @@ bool SeedPlacement(const std::string& identity, const std::string& placement) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  lotse::server::ParseToolFlags(
+      argc, argv,
+      "Usage: lotse_seed_demo [--flag=value ...]\n\n"
+      "Registers the demo agencies of tools/dev-pki.sh with the identity\n"
+      "service as the administering agency; with --placement also adds the\n"
+      "placement demo data. Running it again creates nothing twice. Exit\n"
+      "status 0 done, 1 an agency could not be registered, 3 the placement\n"
+      "demo data could not be created.\n",
+      {{"Services", {"identity", "placement"}}, {"TLS", {"tls_dir", "admin"}}});
   auto creds = lotse::server::ClientCredentialsFromDir(
       absl::GetFlag(FLAGS_tls_dir), absl::GetFlag(FLAGS_admin));
   if (!creds.ok()) {
@@ -385,7 +393,7 @@ int main(int argc, char** argv) {
                          std::chrono::seconds(10));
     context.AddMetadata(lotse::server::kActorMetadataKey, "demo-seed");
     context.AddMetadata(lotse::server::kPurposeMetadataKey,
-                        "register demo agencies");
+                        "agency-administration");
     lotse::identity::v1::RegisterAgencyRequest request;
     request.set_request_id(absl::StrCat("demo-seed-", demo.id));
     request.set_agency_id(demo.id);

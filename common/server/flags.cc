@@ -84,7 +84,24 @@ absl::Status ApplyEnvironmentOverrides() {
   return absl::OkStatus();
 }
 
-std::vector<char*> ParseFlags(int argc, char** argv) {
+std::vector<FlagGroup> ServerFlagGroups() {
+  return {
+      {"Server",
+       {"listen", "metrics_listen", "health_listen", "max_connection_age",
+        "max_message_bytes", "worker_threads", "drain_grace",
+        "shutdown_deadline", "log_calls"}},
+      {"TLS", {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev"}},
+      {"Storage",
+       {"database", "database_connections", "request_id_retention",
+        "janitor_interval"}},
+      {"Events",
+       {"event_destinations", "client_cert", "client_key", "event_retention"}},
+  };
+}
+
+std::vector<char*> ParseFlags(int argc, char** argv, absl::string_view usage,
+                              const std::vector<FlagGroup>& groups) {
+  HandleHelpFlag(argc, argv, usage, groups);
   if (absl::Status s = ApplyEnvironmentOverrides(); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.message()).c_str());
     std::exit(2);

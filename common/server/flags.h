@@ -12,7 +12,9 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/server/usage.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, metrics_listen);
@@ -44,10 +46,15 @@ namespace lotse::server {
 // Returns INVALID_ARGUMENT naming the variable when a value does not parse.
 absl::Status ApplyEnvironmentOverrides();
 
-// Environment override, then command line. Exits with a message on a bad
-// value (as absl::ParseCommandLine does for bad flags). Returns positional
-// arguments.
-std::vector<char*> ParseFlags(int argc, char** argv);
+// The flags above in the groups --help shows them in: Server, TLS,
+// Storage, Events.
+std::vector<FlagGroup> ServerFlagGroups();
+
+// --help (see usage.h: `usage`, then `groups`), else environment override,
+// then command line. Exits with a message on a bad value (as
+// absl::ParseCommandLine does for bad flags). Returns positional arguments.
+std::vector<char*> ParseFlags(int argc, char** argv, absl::string_view usage,
+                              const std::vector<FlagGroup>& groups);
 
 }  // namespace lotse::server
 

@@ -127,8 +127,9 @@ absl::Status NotAValid(const google::protobuf::Message& message) {
 absl::Status InvalidUtf8Error(std::vector<FieldViolation> violations) {
   const absl::Status with_violations =
       InvalidArgumentError(std::move(violations));
-  absl::Status status = ErrorWithReason(
-      with_violations.code(), kInvalidUtf8Reason, with_violations.message());
+  absl::Status status =
+      ErrorWithReason(absl::StatusCode::kInvalidArgument, kInvalidUtf8Reason,
+                      with_violations.message());
   with_violations.ForEachPayload(
       [&status](absl::string_view type_url, const absl::Cord& payload) {
         status.SetPayload(type_url, payload);

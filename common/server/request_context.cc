@@ -35,26 +35,20 @@ bool IsPrintableAscii(absl::string_view s) {
   return true;
 }
 
-absl::Status CheckAsserted(absl::string_view value, absl::string_view key,
-                           size_t max_bytes, absl::string_view missing_reason,
-                           absl::string_view invalid_reason) {
-  if (value.empty()) {
-    return ErrorWithReason(
-        absl::StatusCode::kUnauthenticated, missing_reason,
-        absl::StrCat("every call must name the ", key,
-                     " metadata (the acting caseworker and the purpose of "
-                     "the access are required for the audit trail)"));
-  }
-  if (value.size() > max_bytes || !IsPrintableAscii(value)) {
-    return ErrorWithReason(
-        absl::StatusCode::kUnauthenticated, invalid_reason,
-        absl::StrCat(key, " metadata must be printable ASCII of at most ",
-                     max_bytes, " bytes"));
-  }
-  return absl::OkStatus();
+absl::Status Missing(absl::string_view key, absl::string_view reason) {
+  return ErrorWithReason(
+      absl::StatusCode::kUnauthenticated, reason,
+      absl::StrCat("every call must name the ", key,
+                   " metadata (the acting caseworker and the purpose of "
+                   "the access are required for the audit trail)"));
 }
 
 }  // namespace
+
+bool IsPurposeCode(absl::string_view purpose) {
+  return !purpose.empty() && purpose.size() <= kMaxPurposeLength &&
+         purpose.find_first_not_of(kPurposeAlphabet) == absl::string_view::npos;
+}
 
 std::string SubjectAttribute(absl::string_view subject, absl::string_view key) {
   // Split on unescaped commas, then compare the part before '='.
@@ -128,17 +122,22 @@ absl::StatusOr<RequestContext> ExtractRequestContext(
   }
   rc.actor = FirstMetadata(context, kActorMetadataKey);
   rc.purpose = FirstMetadata(context, kPurposeMetadataKey);
-  if (absl::Status s =
-          CheckAsserted(rc.actor, kActorMetadataKey, kMaxActorBytes,
-                        "MISSING_ACTOR", "INVALID_ACTOR");
-      !s.ok()) {
-    return s;
+  if (rc.actor.empty()) return Missing(kActorMetadataKey, "MISSING_ACTOR");
+  if (rc.actor.size() > kMaxActorLength || !IsPrintableAscii(rc.actor)) {
+    return ErrorWithReason(
+        absl::StatusCode::kUnauthenticated, "INVALID_ACTOR",
+        absl::StrCat(kActorMetadataKey, " metadata must be 1..",
+                     kMaxActorLength, " printable ASCII characters"));
   }
-  if (absl::Status s =
-          CheckAsserted(rc.purpose, kPurposeMetadataKey, kMaxPurposeBytes,
-                        "MISSING_PURPOSE", "INVALID_PURPOSE");
-      !s.ok()) {
-    return s;
+  if (rc.purpose.empty()) {
+    return Missing(kPurposeMetadataKey, "MISSING_PURPOSE");
+  }
+  if (!IsPurposeCode(rc.purpose)) {
+    return ErrorWithReason(
+        absl::StatusCode::kUnauthenticated, "INVALID_PURPOSE",
+        absl::StrCat(kPurposeMetadataKey,
+                     " metadata must be a purpose code: 1..", kMaxPurposeLength,
+                     " characters of [a-z0-9-], e.g. \"case-management\""));
   }
   rc.deadline = absl::FromChrono(context.deadline());
   return rc;

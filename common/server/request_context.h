@@ -31,8 +31,17 @@ inline constexpr char kDevDomainMetadataKey[] = "x-lotse-dev-domain";
 // service calls such as event delivery).
 inline constexpr char kServiceDomain[] = "SERVICE";
 
-inline constexpr size_t kMaxActorBytes = 128;
-inline constexpr size_t kMaxPurposeBytes = 256;
+// x-lotse-actor: 1..128 printable ASCII characters (gRPC allows no other
+// bytes in text metadata; control characters are refused).
+inline constexpr size_t kMaxActorLength = 128;
+// x-lotse-purpose: a purpose code, 1..64 characters of [a-z0-9-] (e.g.
+// "case-management"), the form consents name purposes in.
+inline constexpr size_t kMaxPurposeLength = 64;
+inline constexpr char kPurposeAlphabet[] =
+    "abcdefghijklmnopqrstuvwxyz0123456789-";
+
+// True when `purpose` is a purpose code of the form above.
+bool IsPurposeCode(absl::string_view purpose);
 
 struct CallerIdentity {
   std::string agency_id;     // e.g. "jobcenter-koeln"
@@ -54,9 +63,11 @@ absl::StatusOr<CallerIdentity> CallerFromAuthContext(
 
 // Builds the request context of a call: caller from the certificate (or,
 // when `insecure_dev`, from the x-lotse-dev-* metadata), actor and purpose
-// from metadata. UNAUTHENTICATED with reason MISSING_ACTOR / MISSING_PURPOSE
-// / INVALID_ACTOR / INVALID_PURPOSE / NO_CLIENT_CERTIFICATE when a part is
-// missing or malformed (empty, too long, or not printable UTF-8).
+// from metadata. UNAUTHENTICATED with a reason when a part is missing or
+// malformed: NO_CLIENT_CERTIFICATE / CERTIFICATE_WITHOUT_AGENCY (or
+// MISSING_DEV_AGENCY in insecure_dev mode), MISSING_ACTOR / MISSING_PURPOSE
+// (absent or empty), INVALID_ACTOR (not 1..128 printable ASCII characters),
+// INVALID_PURPOSE (not a purpose code).
 absl::StatusOr<RequestContext> ExtractRequestContext(
     const grpc::ServerContextBase& context, bool insecure_dev);
 

@@ -189,6 +189,18 @@ void RunJanitor(storage::Database& db, const std::string& service,
 
 }  // namespace
 
+std::string ServiceUsage(const ServiceDefinition& definition) {
+  return absl::StrCat(
+      "Usage: lotse_", definition.name, " [--flag=value ...]\n\n",
+      WrapText(definition.description), "\n",
+      WrapText(absl::StrCat(
+          "Serves gRPC on ", definition.default_listen,
+          " (--listen) with its data in sqlite:", definition.name,
+          ".db (--database) unless told otherwise. Every flag can also be "
+          "set from the environment as LOTSE_<FLAG> (--database: "
+          "LOTSE_DATABASE); the command line wins.")));
+}
+
 absl::Status ServiceRuntime::Write(
     const std::function<absl::Status(storage::Transaction&)>& body) const {
   if (committer != nullptr) return committer->Run(body);
@@ -220,7 +232,10 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  ParseFlags(argc, argv);
+  std::vector<FlagGroup> groups = ServerFlagGroups();
+  groups.insert(groups.end(), definition.flag_groups.begin(),
+                definition.flag_groups.end());
+  ParseFlags(argc, argv, ServiceUsage(definition), groups);
   const std::string& name = definition.name;
 
   std::string database_url = absl::GetFlag(FLAGS_database);

@@ -28,6 +28,7 @@
 #include "common/events/outbox.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
+#include "common/server/usage.h"
 #include "common/storage/database.h"
 #include "common/storage/group_commit.h"
 #include "common/storage/migrations.h"
@@ -95,6 +96,12 @@ class RelationsReachIdentity {
 struct ServiceDefinition {
   std::string name;            // "identity": logs, metrics, TLS file names
   std::string default_listen;  // e.g. "127.0.0.1:50051"
+  // What the process is, in a sentence or two, for --help.
+  std::string description;
+  // The service's own flags as --help groups them, after the common ones
+  // (flags.h, ServerFlagGroups); a group titled like a common one ("Storage")
+  // adds to it.
+  std::vector<FlagGroup> flag_groups;
   std::vector<std::string> health_service_names;
   std::vector<storage::Migration> migrations;
   // Applies the events other services deliver to this one (DeliverEvent of
@@ -110,7 +117,12 @@ struct ServiceDefinition {
       make_services;
 };
 
+// The --help text of the service: usage line, description, defaults of
+// --listen and --database, the environment rule, then the flags by group.
+std::string ServiceUsage(const ServiceDefinition& definition);
+
 // Runs the service until SIGTERM/SIGINT. Returns the process exit code.
+// --help prints the usage and the flags (see usage.h) and exits 0.
 int RunService(int argc, char** argv, const ServiceDefinition& definition);
 
 }  // namespace lotse::server

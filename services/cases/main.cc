@@ -57,6 +57,13 @@ int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "cases";
   definition.default_listen = "127.0.0.1:50052";
+  definition.description =
+      "The cases service of Lotse: cases, integration plans, service-chain "
+      "steps and referrals, private notes, the shared case view and its event "
+      "stream.";
+  definition.flag_groups = {{"Identity client", {"identity_target"}},
+                            {"Cases", {"waiting_time_suppression_threshold"}},
+                            {"Storage", {"group_commit"}}};
   definition.health_service_names = {
       lotse::cases::v1::CasesService::service_full_name()};
   definition.migrations = lotse::cases::CasesMigrations();

@@ -47,6 +47,14 @@ int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "courses";
   definition.default_listen = "127.0.0.1:50053";
+  definition.description =
+      "The courses service of Lotse: the course catalogue, entitlements and "
+      "obligations, search, booking, holds, waitlists, attendance and results.";
+  definition.flag_groups = {
+      {"Identity client",
+       {"identity_target", "identity_client_cert", "identity_timeout"}},
+      {"Courses", {"default_hold", "hold_sweep_interval"}},
+      {"Storage", {"group_commit"}}};
   definition.health_service_names = {
       lotse::courses::v1::CoursesService::service_full_name()};
   definition.migrations = lotse::courses::CoursesMigrations();

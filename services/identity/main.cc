@@ -41,6 +41,13 @@ int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "identity";
   definition.default_listen = "127.0.0.1:50051";
+  definition.description =
+      "The identity service of Lotse: persons and their agency ids, residence "
+      "status and work permission, consents, the agency registry, and the "
+      "access decisions of every service.";
+  definition.flag_groups = {
+      {"Identity",
+       {"bootstrap_admin_agency", "access_rules", "match_form_cache_mb"}}};
   definition.health_service_names = {
       lotse::identity::v1::IdentityService::service_full_name()};
   definition.migrations = lotse::identity::IdentityMigrations();

@@ -42,6 +42,13 @@ int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "placement";
   definition.default_listen = "127.0.0.1:50054";
+  definition.description =
+      "The placement service of Lotse: job offers and apprenticeship places, "
+      "candidate profiles, matching and placements.";
+  definition.flag_groups = {
+      {"Identity client",
+       {"identity_target", "identity_client_cert", "identity_timeout"}},
+      {"Storage", {"group_commit"}}};
   definition.health_service_names = {
       lotse::placement::v1::PlacementService::service_full_name()};
   definition.migrations = lotse::placement::PlacementMigrations();

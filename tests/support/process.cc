@@ -101,6 +101,82 @@ absl::StatusOr<int> ServiceProcess::WaitExit(absl::Duration timeout) {
   return absl::DeadlineExceededError("process did not exit in time");
 }
 
+namespace {
+
+std::string ReadAll(int fd) {
+  std::string out;
+  lseek(fd, 0, SEEK_SET);
+  char chunk[4096];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) out.append(chunk, n);
+  return out;
+}
+
+// An unlinked temporary file: gone when its descriptor is closed.
+int AnonymousFile() {
+  char pattern[] = "/tmp/lotse-command.XXXXXX";
+  const int fd = mkstemp(pattern);
+  if (fd >= 0) unlink(pattern);
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<CommandResult> RunCommand(const std::string& binary,
+                                         const std::vector<std::string>& args,
+                                         absl::Duration timeout) {
+  std::vector<std::string> argv_storage{binary};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int out_fd = AnonymousFile();
+  const int err_fd = AnonymousFile();
+  if (out_fd < 0 || err_fd < 0) {
+    if (out_fd >= 0) close(out_fd);
+    if (err_fd >= 0) close(err_fd);
+    return absl::InternalError("cannot create output files");
+  }
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(out_fd);
+    close(err_fd);
+    return absl::InternalError("fork failed");
+  }
+  if (pid == 0) {
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  const absl::Time give_up = absl::Now() + timeout;
+  int status = 0;
+  bool exited = false;
+  while (!(exited = waitpid(pid, &status, WNOHANG) == pid) &&
+         absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  CommandResult result;
+  result.out = ReadAll(out_fd);
+  result.err = ReadAll(err_fd);
+  close(out_fd);
+  close(err_fd);
+  if (!exited) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(binary, " did not exit in time; stderr: ", result.err));
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  return result;
+}
+
 int FreeLocalPort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;

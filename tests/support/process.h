@@ -40,6 +40,20 @@ class ServiceProcess {
   std::string log_path_;
 };
 
+// What a command that ran to its end left behind.
+struct CommandResult {
+  int exit_code = -1;  // 128+signal when killed
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs `binary` with `args` to its end, stdout and stderr kept apart (for
+// command-line behaviour such as --help). DEADLINE_EXCEEDED, after killing
+// it, when it has not exited within `timeout`.
+absl::StatusOr<CommandResult> RunCommand(const std::string& binary,
+                                         const std::vector<std::string>& args,
+                                         absl::Duration timeout);
+
 // A TCP port free on 127.0.0.1 when called (bound to 0, read, closed), for
 // a process that must be told another's port before that one runs. Prefer
 // --listen=127.0.0.1:0 and WaitServing where nothing needs the port first.

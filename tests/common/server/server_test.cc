@@ -15,6 +15,7 @@
 #include "common/errors/status.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
+#include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -32,6 +33,7 @@ using ::grpc::health::v1::HealthCheckResponse;
 using ::lotse::bench::v1::EchoRequest;
 using ::lotse::bench::v1::EchoResponse;
 using ::lotse::bench::v1::EchoService;
+using ::testing::HasSubstr;
 
 // Echoes who the runtime says is calling, or fails on demand, so the tests
 // can see the request context and the error mapping from the client side.
@@ -287,17 +289,55 @@ TEST_F(ServerTest, MissingActorOrPurposeIsRefusedWithAReason) {
   }
 }
 
-TEST_F(ServerTest, ControlCharactersInActorAreRefused) {
-  StartServer();
-  auto stub = EchoService::NewStub(ChannelAs("kim-koeln"));
+// Calls Echo with the given metadata values.
+grpc::Status EchoAs(const std::shared_ptr<grpc::Channel>& channel,
+                    const std::string& actor, const std::string& purpose) {
+  auto stub = EchoService::NewStub(channel);
   grpc::ClientContext context;
-  context.AddMetadata(kActorMetadataKey, std::string(200, 'a'));
-  context.AddMetadata(kPurposeMetadataKey, "x");
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  context.AddMetadata(kActorMetadataKey, actor);
+  context.AddMetadata(kPurposeMetadataKey, purpose);
   EchoRequest request;
+  request.set_payload("hi");
   EchoResponse response;
-  grpc::Status status = stub->Echo(&context, request, &response);
+  return stub->Echo(&context, request, &response);
+}
+
+TEST_F(ServerTest, ActorIsOneTo128PrintableCharacters) {
+  StartServer();
+  auto channel = ChannelAs("kim-koeln");
+  for (const std::string& actor :
+       {std::string("cw-4711"), std::string("Frau Meier (Team 3)"),
+        std::string(128, 'a')}) {
+    EXPECT_TRUE(EchoAs(channel, actor, "case-review").ok()) << actor;
+  }
+  grpc::Status status = EchoAs(channel, std::string(129, 'a'), "case-review");
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(ReasonOf(FromGrpcStatus(status)), "INVALID_ACTOR");
+  EXPECT_THAT(status.error_message(), HasSubstr("1..128"));
+}
+
+TEST_F(ServerTest, PurposeMustBeAPurposeCode) {
+  StartServer();
+  auto channel = ChannelAs("kim-koeln");
+  for (const std::string& purpose :
+       {std::string("case-review"), std::string("a"), std::string("b1-2024"),
+        std::string(64, 'p')}) {
+    EXPECT_TRUE(EchoAs(channel, "cw-4711", purpose).ok()) << purpose;
+  }
+  for (const std::string& purpose :
+       {std::string("register demo agencies"), std::string("Case-Review"),
+        std::string("case_review"), std::string("case.review"),
+        std::string(65, 'p')}) {
+    grpc::Status status = EchoAs(channel, "cw-4711", purpose);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << purpose;
+    EXPECT_EQ(ReasonOf(FromGrpcStatus(status)), "INVALID_PURPOSE") << purpose;
+    EXPECT_THAT(status.error_message(), HasSubstr("x-lotse-purpose"));
+    EXPECT_THAT(status.error_message(),
+                HasSubstr("1..64 characters of [a-z0-9-]"));
+  }
 }
 
 TEST_F(ServerTest, ErrorDetailsReachTheClient) {
