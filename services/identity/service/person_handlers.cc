@@ -293,11 +293,40 @@ struct DisclosureQuery {
   // A rule lets the caller's domain read every person's core identity, so
   // no candidate needs its standing checked.
   bool reads_all = false;
-  // What candidates are looked up by: the full record's keys when the
-  // caller reads everyone, else the names' keys of every birth year, so
-  // that which persons come up does not depend on a birth date.
-  const PreparedRecord& lookup() const { return reads_all ? full : names; }
 };
+
+// The candidates of a query: found by the full record's keys (the birth
+// year narrows them), and, unless the caller reads everyone, also by the
+// names' keys of every birth year. Only the latter may bring up a person
+// the caller may not read, so that whether such a person comes up never
+// depends on a birth date in the query.
+struct CandidateSet {
+  std::vector<std::string> ids;  // no repeats
+  absl::flat_hash_set<std::string> by_names;
+};
+
+absl::StatusOr<CandidateSet> FindForDisclosure(
+    const DisclosureQuery& query,
+    const std::function<absl::StatusOr<Candidates>(const PreparedRecord&)>&
+        lookup) {
+  CandidateSet set;
+  absl::StatusOr<Candidates> full = lookup(query.full);
+  if (!full.ok()) return full.status();
+  set.ids = std::move(full->person_ids);
+  if (query.reads_all) return set;
+  if (query.names_only) {
+    set.by_names.insert(set.ids.begin(), set.ids.end());
+    return set;
+  }
+  absl::StatusOr<Candidates> names = lookup(query.names);
+  if (!names.ok()) return names.status();
+  absl::flat_hash_set<std::string> seen(set.ids.begin(), set.ids.end());
+  for (std::string& id : names->person_ids) {
+    set.by_names.insert(id);
+    if (seen.insert(id).second) set.ids.push_back(std::move(id));
+  }
+  return set;
+}
 
 absl::StatusOr<DisclosureQuery> PrepareDisclosure(
     const DuplicateMatcher& matcher, const AccessPolicy& policy,
@@ -337,9 +366,10 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
     PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
     const AccessPolicy& policy, const RequestContext& rc,
     const AgencyRecord& caller, const DisclosureQuery& query,
-    const std::vector<std::string>& ids, double min_score) {
+    const CandidateSet& candidates, double min_score) {
   absl::StatusOr<std::vector<MatchCandidate>> forms =
-      cache != nullptr ? cache->Load(store, ids) : store.LoadMatchForms(ids);
+      cache != nullptr ? cache->Load(store, candidates.ids)
+                       : store.LoadMatchForms(candidates.ids);
   if (!forms.ok()) return forms.status();
   const AccessSubject subject = SubjectOf(caller);
   std::vector<DisclosedCandidate> scored;
@@ -352,7 +382,10 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
       c.readable = true;
       c.rank = c.match.score;
     } else {
-      c.rank = query.names_only
+      // Found only by the birth year: shown only if the caller may read it.
+      constexpr double kNotByNames = -1;
+      c.rank = !candidates.by_names.contains(c.id) ? kNotByNames
+               : query.names_only
                    ? c.match.score
                    : matcher.Compare(query.names, candidate.prepared).score;
       if (c.match.score < min_score && c.rank < min_score) continue;
@@ -1074,12 +1107,13 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
             SearchRecord(request.name_query(), request.birth_date()),
             std::nullopt);
         if (!query.ok()) return query.status();
-        absl::StatusOr<Candidates> candidates =
-            store.Search(query->lookup(), {});
+        absl::StatusOr<CandidateSet> candidates = FindForDisclosure(
+            *query,
+            [&](const PreparedRecord& r) { return store.Search(r, {}); });
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
             store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
-            *query, candidates->person_ids, min_score);
+            *query, *candidates, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         const int end =
@@ -1161,12 +1195,14 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
             PrepareDisclosure(*matcher_, *access_policy_, rc, caller, record,
                               std::move(prepared));
         if (!query.ok()) return query.status();
-        absl::StatusOr<Candidates> candidates =
-            store.FindCandidates(query->lookup(), {}, subject_id);
+        absl::StatusOr<CandidateSet> candidates =
+            FindForDisclosure(*query, [&](const PreparedRecord& r) {
+              return store.FindCandidates(r, {}, subject_id);
+            });
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
             store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
-            *query, candidates->person_ids, min_score);
+            *query, *candidates, min_score);
         if (!scored.ok()) return scored.status();
         response->Clear();
         response->set_duplicate_threshold(kStrongDuplicateScore);
