@@ -59,14 +59,16 @@ void AddRelation(std::vector<Relation>* relations, Relation relation) {
 }
 
 // Runs `sql_prefix` + "(" + placeholders + ")" over `ids` in chunks, with
-// `first` as parameter $1 and the ids from $2 on; calls `row_fn` per row.
+// `leading` as the first parameters and the ids after them; calls `row_fn`
+// per row.
 absl::Status ForIdChunks(
-    Transaction& tx, const std::string& sql_prefix, const std::string& first,
+    Transaction& tx, const std::string& sql_prefix,
+    const std::vector<storage::Value>& leading,
     const std::vector<std::string>& ids,
     const std::function<absl::Status(const storage::Row&)>& row_fn) {
   for (size_t begin = 0; begin < ids.size(); begin += kIdsPerStatement) {
     const size_t end = std::min(ids.size(), begin + kIdsPerStatement);
-    std::vector<storage::Value> params = {first};
+    std::vector<storage::Value> params = leading;
     std::string placeholders;
     for (size_t i = begin; i < end; ++i) {
       params.emplace_back(ids[i]);
@@ -135,13 +137,15 @@ absl::StatusOr<absl::flat_hash_map<std::string, Standing>> LoadStandings(
   auto text = [](const storage::Row& row, int column) {
     return row.GetText(column).value_or("");
   };
+  // By primary key: an agency may have registered millions of persons, and
+  // selecting its rows by creating agency would read them all.
   if (absl::Status s = ForIdChunks(
-          tx,
-          "SELECT id FROM identity_persons WHERE creating_agency = $1 "
-          "AND id IN ",
-          agency_name, person_ids,
+          tx, "SELECT id, creating_agency FROM identity_persons WHERE id IN ",
+          {}, person_ids,
           [&](const storage::Row& row) {
-            out[text(row, 0)].created_person = true;
+            if (text(row, 1) == agency_name) {
+              out[text(row, 0)].created_person = true;
+            }
             return absl::OkStatus();
           });
       !s.ok()) {
@@ -151,7 +155,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, Standing>> LoadStandings(
           tx,
           "SELECT person_id FROM identity_person_agency_ids "
           "WHERE issuing_agency = $1 AND unlink_us IS NULL AND person_id IN ",
-          agency_name, person_ids,
+          {agency_name}, person_ids,
           [&](const storage::Row& row) {
             AddRelation(&out[text(row, 0)].relations,
                         Relation::kAgencyIdHolder);
@@ -164,7 +168,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, Standing>> LoadStandings(
           ForIdChunks(tx,
                       "SELECT person_id, relation FROM identity_relations "
                       "WHERE agency_id = $1 AND person_id IN ",
-                      agency_id, person_ids,
+                      {agency_id}, person_ids,
                       [&](const storage::Row& row) -> absl::Status {
                         absl::StatusOr<int64_t> relation = row.GetInt(1);
                         if (!relation.ok()) return relation.status();

@@ -305,29 +305,6 @@ struct CandidateSet {
   absl::flat_hash_set<std::string> by_names;
 };
 
-absl::StatusOr<CandidateSet> FindForDisclosure(
-    const DisclosureQuery& query,
-    const std::function<absl::StatusOr<Candidates>(const PreparedRecord&)>&
-        lookup) {
-  CandidateSet set;
-  absl::StatusOr<Candidates> full = lookup(query.full);
-  if (!full.ok()) return full.status();
-  set.ids = std::move(full->person_ids);
-  if (query.reads_all) return set;
-  if (query.names_only) {
-    set.by_names.insert(set.ids.begin(), set.ids.end());
-    return set;
-  }
-  absl::StatusOr<Candidates> names = lookup(query.names);
-  if (!names.ok()) return names.status();
-  absl::flat_hash_set<std::string> seen(set.ids.begin(), set.ids.end());
-  for (std::string& id : names->person_ids) {
-    set.by_names.insert(id);
-    if (seen.insert(id).second) set.ids.push_back(std::move(id));
-  }
-  return set;
-}
-
 absl::StatusOr<DisclosureQuery> PrepareDisclosure(
     const DuplicateMatcher& matcher, const AccessPolicy& policy,
     const RequestContext& rc, const AgencyRecord& caller,
@@ -358,10 +335,41 @@ absl::StatusOr<DisclosureQuery> PrepareDisclosure(
   return q;
 }
 
-// Scores `ids` for `caller`: a candidate it may read by its full score,
-// any other by its score on the names alone. Keeps those whose score
-// reaches `min_score`, best first (ties in the order of `ids`). The forms
-// come through `cache` unless it is null (see ScoreCandidates).
+// How many persons the names' lookup brings up at most: a person the
+// caller may not read is shown only as a bare match, and a handful of
+// those says all there is to say ("someone of this name is registered").
+constexpr CandidateLimits kNamesLookupLimits{/*per_key=*/50, /*total=*/20};
+
+absl::StatusOr<CandidateSet> FindForDisclosure(
+    const DisclosureQuery& query,
+    const std::function<absl::StatusOr<Candidates>(
+        const PreparedRecord&, const CandidateLimits&)>& lookup) {
+  CandidateSet set;
+  absl::StatusOr<Candidates> full = lookup(query.full, CandidateLimits{});
+  if (!full.ok()) return full.status();
+  set.ids = std::move(full->person_ids);
+  if (query.reads_all) return set;
+  if (query.names_only) {
+    // The full record is the names: its lookup depends on nothing else.
+    set.by_names.insert(set.ids.begin(), set.ids.end());
+    return set;
+  }
+  absl::StatusOr<Candidates> names = lookup(query.names, kNamesLookupLimits);
+  if (!names.ok()) return names.status();
+  absl::flat_hash_set<std::string> seen(set.ids.begin(), set.ids.end());
+  for (std::string& id : names->person_ids) {
+    set.by_names.insert(id);
+    if (seen.insert(id).second) set.ids.push_back(std::move(id));
+  }
+  return set;
+}
+
+// Scores the candidates for `caller`: one it may read by its full score,
+// any other by its score on the names alone, and only if the names' lookup
+// found it. Keeps those whose score reaches `min_score`, best first (ties
+// in the order of the lookups). The forms come through `cache` unless it
+// is null (see ScoreCandidates). The standing of every candidate is read
+// first, in one batch, so that each is compared once.
 absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
     PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
     const AccessPolicy& policy, const RequestContext& rc,
@@ -371,45 +379,39 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
       cache != nullptr ? cache->Load(store, candidates.ids)
                        : store.LoadMatchForms(candidates.ids);
   if (!forms.ok()) return forms.status();
+  absl::flat_hash_map<std::string, Standing> standings;
+  if (!query.reads_all) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Standing>> loaded =
+        LoadStandings(store.transaction(), candidates.ids, caller.id);
+    if (!loaded.ok()) return loaded.status();
+    standings = *std::move(loaded);
+  }
   const AccessSubject subject = SubjectOf(caller);
-  std::vector<DisclosedCandidate> scored;
-  std::vector<std::string> to_check;
+  const absl::Time now = absl::Now();
+  std::vector<DisclosedCandidate> kept;
   for (MatchCandidate& candidate : *forms) {
     DisclosedCandidate c;
     c.id = std::move(candidate.id);
-    c.match = matcher.Compare(query.full, candidate.prepared);
-    if (query.reads_all) {
-      c.readable = true;
-      c.rank = c.match.score;
-    } else {
-      // Found only by the birth year: shown only if the caller may read it.
-      constexpr double kNotByNames = -1;
-      c.rank = !candidates.by_names.contains(c.id) ? kNotByNames
-               : query.names_only
-                   ? c.match.score
-                   : matcher.Compare(query.names, candidate.prepared).score;
-      if (c.match.score < min_score && c.rank < min_score) continue;
-      to_check.push_back(c.id);
-    }
-    scored.push_back(std::move(c));
-  }
-  if (!to_check.empty()) {
-    absl::StatusOr<absl::flat_hash_map<std::string, Standing>> standings =
-        LoadStandings(store.transaction(), to_check, caller.id);
-    if (!standings.ok()) return standings.status();
-    const absl::Time now = absl::Now();
-    for (DisclosedCandidate& c : scored) {
-      auto it = standings->find(c.id);
-      if (it == standings->end()) continue;
-      c.readable = DecideFromStanding(policy, subject, c.id, it->second,
+    c.readable = query.reads_all;
+    if (!c.readable) {
+      auto it = standings.find(c.id);
+      c.readable = it != standings.end() &&
+                   DecideFromStanding(policy, subject, c.id, it->second,
                                       DataCategory::kCoreIdentity, rc.purpose,
                                       {}, false, now)
                        .allowed;
-      if (c.readable) c.rank = c.match.score;
     }
-  }
-  std::vector<DisclosedCandidate> kept;
-  for (DisclosedCandidate& c : scored) {
+    if (c.readable) {
+      c.match = matcher.Compare(query.full, candidate.prepared);
+      c.rank = c.match.score;
+    } else if (candidates.by_names.contains(c.id)) {
+      c.rank = matcher
+                   .Compare(query.names_only ? query.full : query.names,
+                            candidate.prepared)
+                   .score;
+    } else {
+      continue;  // found only by the birth year: not for this caller
+    }
     if (c.rank >= min_score) kept.push_back(std::move(c));
   }
   std::stable_sort(kept.begin(), kept.end(),
@@ -1109,7 +1111,9 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
         if (!query.ok()) return query.status();
         absl::StatusOr<CandidateSet> candidates = FindForDisclosure(
             *query,
-            [&](const PreparedRecord& r) { return store.Search(r, {}); });
+            [&](const PreparedRecord& r, const CandidateLimits& limits) {
+              return store.Search(r, limits);
+            });
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
             store, match_forms_.get(), *matcher_, *access_policy_, rc, caller,
@@ -1195,9 +1199,10 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
             PrepareDisclosure(*matcher_, *access_policy_, rc, caller, record,
                               std::move(prepared));
         if (!query.ok()) return query.status();
-        absl::StatusOr<CandidateSet> candidates =
-            FindForDisclosure(*query, [&](const PreparedRecord& r) {
-              return store.FindCandidates(r, {}, subject_id);
+        absl::StatusOr<CandidateSet> candidates = FindForDisclosure(
+            *query,
+            [&](const PreparedRecord& r, const CandidateLimits& limits) {
+              return store.FindCandidates(r, limits, subject_id);
             });
         if (!candidates.ok()) return candidates.status();
         absl::StatusOr<std::vector<DisclosedCandidate>> scored = ScoreForCaller(
