@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/api/idempotency.h"
+#include "common/api/names.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
 #include "common/audit/audit_log.h"
@@ -573,20 +574,12 @@ bool MayLinkKind(v1::AgencyIdKind kind, absl::string_view domain) {
 bool ParseAgencyIdName(absl::string_view name, const std::string& field,
                        std::string* person_id, std::string* link_id,
                        FieldViolations* violations) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  FieldViolations ignored;
-  if (parts.size() == 4 && parts[0] == "persons" && IsValidPersonId(parts[1]) &&
-      parts[2] == "agencyIds" &&
-      api::ValidateToken(parts[3], field, 1, 64,
-                         "abcdefghijklmnopqrstuvwxyz"
-                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
-                         "[A-Za-z0-9_-]", &ignored)) {
-    *person_id = std::string(parts[1]);
-    *link_id = std::string(parts[3]);
-    return true;
-  }
-  violations->Add(field, "must be persons/{person}/agencyIds/{agency_id}");
-  return false;
+  std::vector<std::string> ids = api::ParseName(
+      name, "persons/{person}/agencyIds/{agency_id}", field, violations);
+  if (ids.empty()) return false;
+  *person_id = std::move(ids[0]);
+  *link_id = std::move(ids[1]);
+  return true;
 }
 
 // The link `name` of person `person_id`, with unlinked ones, if any.
