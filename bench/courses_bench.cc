@@ -46,6 +46,7 @@
 #include "absl/time/time.h"
 #include "bench/internal/load.h"
 #include "bench/internal/tls.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "common/geo/geo.h"
 #include "common/storage/database.h"
@@ -140,7 +141,7 @@ absl::Status Load() {
   const int64_t n_courses = absl::GetFlag(FLAGS_courses);
   auto make_course = [&](int capacity) {
     CourseRow row;
-    row.id = *NewId();
+    row.id = *api::NewId();
     v1::Course& c = row.course;
     c.set_provider_agency("agencies/vhs-koeln");
     c.set_title("Synthetischer Kurs");
@@ -202,7 +203,7 @@ absl::Status Load() {
         storage::RunInTransaction(**db, [&](storage::Transaction& tx) {
           for (int64_t i = done; i < std::min(n_persons, done + kBatch); ++i) {
             EntitlementRow e;
-            e.id = *NewId();
+            e.id = *api::NewId();
             e.create_us = absl::ToUnixMicros(absl::Now());
             v1::Entitlement& p = e.entitlement;
             p.set_person(PersonName(i));

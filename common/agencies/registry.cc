@@ -1,9 +1,11 @@
 #include "common/agencies/registry.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "lotse/identity/v1/events.pb.h"
 
@@ -113,12 +115,12 @@ absl::Status UpsertAgency(Transaction& tx, const LocalAgency& agency) {
 }
 
 absl::Status UpsertAgency(Transaction& tx, const identity::v1::Agency& agency) {
-  absl::string_view id = agency.name();
-  if (!absl::ConsumePrefix(&id, "agencies/") || id.empty()) {
+  std::vector<std::string> ids;
+  if (!api::MatchName(agency.name(), api::kAgencyName, &ids)) {
     return absl::InvalidArgumentError("agency event without a valid name");
   }
   LocalAgency row;
-  row.id = std::string(id);
+  row.id = std::move(ids.front());
   row.certificate_identity = agency.certificate_identity();
   row.legal_domain = DomainName(agency.legal_domain());
   row.municipality_code = agency.municipality_code();

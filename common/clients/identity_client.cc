@@ -235,4 +235,24 @@ absl::StatusOr<identity::v1::Agency> GrpcIdentityClient::GetAgency(
   return response;
 }
 
+absl::StatusOr<identity::v1::Person> IdentityClient::GetPerson(
+    absl::string_view /*person*/, absl::string_view /*purpose*/,
+    absl::Time /*deadline*/) {
+  return absl::UnimplementedError("this identity client cannot read persons");
+}
+
+absl::StatusOr<identity::v1::Person> GrpcIdentityClient::GetPerson(
+    absl::string_view person, absl::string_view purpose, absl::Time deadline) {
+  grpc::ClientContext context;
+  if (absl::Status s = Prepare(deadline, purpose, &context); !s.ok()) {
+    return s;
+  }
+  identity::v1::GetPersonRequest request;
+  request.set_name(std::string(person));
+  identity::v1::Person response;
+  const grpc::Status status = stub_->GetPerson(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
 }  // namespace lotse::clients

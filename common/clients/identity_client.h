@@ -21,6 +21,7 @@
 #include "grpcpp/security/credentials.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "lotse/identity/v1/person.pb.h"
 #include "lotse/identity/v1/residence.pb.h"
 #include "lotse/type/v1/data_category.pb.h"
 
@@ -98,6 +99,17 @@ class IdentityClient {
   // answer by `deadline`. The default answers UNIMPLEMENTED.
   virtual absl::StatusOr<identity::v1::Agency> GetAgency(
       absl::string_view agency, absl::Time deadline);
+
+  // Identity's GetPerson for `person` ("persons/{person}"), asked by the
+  // calling service itself (identity audits the read with `purpose`); for
+  // a merged id, the survivor's record, without contact data. Identity
+  // applies no per-agency rule to a service: call it only after
+  // CheckAccess allowed CORE_IDENTITY to the agency the record is shown
+  // to. NOT_FOUND for an unknown person; DEADLINE_EXCEEDED or UNAVAILABLE
+  // when identity did not answer by `deadline`. The default answers
+  // UNIMPLEMENTED.
+  virtual absl::StatusOr<identity::v1::Person> GetPerson(
+      absl::string_view person, absl::string_view purpose, absl::Time deadline);
 };
 
 // The refusal of a write that would give an agency a relation to a person
@@ -139,6 +151,9 @@ class GrpcIdentityClient final : public IdentityClient {
       absl::string_view person, absl::string_view purpose,
       absl::Time deadline) override;
   absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view agency,
+                                                 absl::Time deadline) override;
+  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view person,
+                                                 absl::string_view purpose,
                                                  absl::Time deadline) override;
 
  private:

@@ -1,7 +1,9 @@
 // Cases across processes: a step of a case is moved by an event from the
 // courses process (a booking), and an agency system watching the case's
 // events receives it after reconnecting with its last cursor across a
-// restart of the cases service — nothing lost, nothing repeated.
+// restart of the cases service — nothing lost, nothing repeated. And the
+// case owner's case view carries the person and residence summaries that
+// only the identity process holds.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -352,6 +354,116 @@ TEST_F(CasesFlowTest,
   EXPECT_GT(got.front(), cursor);
 
   for (ServiceProcess* p : {&*restarted, &*courses, &*identity}) {
+    p->Signal(SIGTERM);
+    EXPECT_EQ(p->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  }
+}
+
+TEST_F(CasesFlowTest, CaseOwnerSeesPersonAndResidenceFromIdentity) {
+  auto identity = Start(
+      "identity", 0,
+      {absl::StrCat("--event_destinations=cases=127.0.0.1:", cases_port_)});
+  ASSERT_TRUE(identity.ok()) << identity.status();
+  absl::StatusOr<int> identity_port = identity->WaitServing(absl::Seconds(20));
+  ASSERT_TRUE(identity_port.ok()) << identity->ReadLog();
+  auto cases =
+      Start("cases", cases_port_,
+            {absl::StrCat("--identity_target=127.0.0.1:", *identity_port),
+             absl::StrCat("--event_destinations=identity=127.0.0.1:",
+                          *identity_port)});
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  ASSERT_TRUE(cases->WaitServing(absl::Seconds(20)).ok()) << cases->ReadLog();
+  auto seed = ServiceProcess::Start(
+      absl::StrCat(BinaryDir(), "/tools/lotse_seed_demo"),
+      {absl::StrCat("--identity=127.0.0.1:", *identity_port),
+       absl::StrCat("--tls_dir=", pki_)},
+      absl::StrCat(dir_, "/seed.log"));
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  ASSERT_EQ(seed->WaitExit(absl::Seconds(30)).value_or(-1), 0)
+      << seed->ReadLog();
+
+  // The case manager registers the person; the immigration office records
+  // the residence status.
+  identity::v1::CreatePersonRequest create;
+  create.set_request_id("e2e-view-person");
+  *create.mutable_person() = SamplePerson("Yusuf", "Demir", 1987);
+  identity::v1::Person person;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s = identity::v1::IdentityService::NewStub(
+                         Channel(*identity_port, "kim-koeln"))
+                         ->CreatePerson(&context, create, &person);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  identity::v1::RecordResidenceStatusRequest residence;
+  residence.set_parent(person.name());
+  residence.set_request_id("e2e-view-residence");
+  identity::v1::ResidenceStatus* rs = residence.mutable_residence_status();
+  rs->set_title_kind(identity::v1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
+  rs->set_legal_basis("§ 25 Abs. 2 AufenthG");
+  *rs->mutable_valid_from() = DateInDays(-10);
+  *rs->mutable_valid_until() = DateInDays(400);
+  rs->set_work_permission(type::v1::WORK_PERMISSION_PERMITTED);
+  rs->set_integration_course_obligation(true);
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    identity::v1::ResidenceStatus recorded;
+    grpc::Status s =
+        identity::v1::IdentityService::NewStub(
+            Channel(*identity_port, "abh-koeln"))
+            ->RecordResidenceStatus(&context, residence, &recorded);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  auto kim =
+      cases::v1::CasesService::NewStub(Channel(cases_port_, "kim-koeln"));
+  cases::v1::OpenCaseRequest open;
+  open.set_request_id("e2e-view-case");
+  open.mutable_case_record()->set_person(person.name());
+  open.mutable_case_record()->set_responsible_actor("cm-1");
+  cases::v1::Case opened;
+  grpc::Status last;
+  ASSERT_TRUE(Eventually(
+      [&] {
+        grpc::ClientContext context;
+        Prepare(&context);
+        last = kim->OpenCase(&context, open, &opened);
+        return last.ok();
+      },
+      absl::Seconds(30)))
+      << last.error_message() << "\n"
+      << cases->ReadLog();
+
+  cases::v1::GetCaseViewRequest get;
+  get.set_name(opened.name());
+  cases::v1::CaseView view;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status s = kim->GetCaseView(&context, get, &view);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(view.person().person(), person.name());
+  EXPECT_EQ(view.person().given_names(), "Yusuf");
+  EXPECT_EQ(view.person().family_names(), "Demir");
+  EXPECT_EQ(view.person().birth_date().year(), 1987);
+  ASSERT_TRUE(view.has_residence()) << view.DebugString();
+  EXPECT_EQ(view.residence().title_kind(),
+            identity::v1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
+  EXPECT_EQ(view.residence().valid_until().year(), rs->valid_until().year());
+  EXPECT_EQ(view.residence().work_permission(),
+            type::v1::WORK_PERMISSION_PERMITTED);
+  EXPECT_TRUE(view.residence().integration_course_obligation());
+  EXPECT_TRUE(view.not_delivered().empty()) << view.DebugString();
+  for (const auto& w : view.withheld()) {
+    EXPECT_NE(w.category(), type::v1::DATA_CATEGORY_CORE_IDENTITY) << w.field();
+    EXPECT_NE(w.category(), type::v1::DATA_CATEGORY_RESIDENCE_STATUS)
+        << w.field();
+  }
+
+  for (ServiceProcess* p : {&*cases, &*identity}) {
     p->Signal(SIGTERM);
     EXPECT_EQ(p->WaitExit(absl::Seconds(10)).value_or(-1), 0);
   }

@@ -75,4 +75,44 @@ absl::StatusOr<std::string> StaticAccessChecker::ResolvePerson(
   return std::string(person);
 }
 
+void StaticAccessChecker::SetPersonRecord(const identity::v1::Person& record) {
+  absl::MutexLock lock(&mu_);
+  persons_.insert(record.name());
+  records_[record.name()] = record;
+}
+
+void StaticAccessChecker::SetResidence(
+    absl::string_view person, const identity::v1::ResidenceStatus& status) {
+  absl::MutexLock lock(&mu_);
+  residence_[std::string(person)] = status;
+}
+
+absl::StatusOr<identity::v1::Person> StaticAccessChecker::GetPerson(
+    absl::string_view person, absl::string_view /*purpose*/,
+    absl::Time /*deadline*/) {
+  absl::MutexLock lock(&mu_);
+  if (unavailable_) return absl::UnavailableError("identity is unavailable");
+  auto it = records_.find(std::string(person));
+  if (it != records_.end()) return it->second;
+  if (!allow_any_person_ && !persons_.contains(std::string(person))) {
+    return ErrorWithReason(absl::StatusCode::kNotFound, "PERSON_NOT_FOUND",
+                           "identity knows no such person");
+  }
+  identity::v1::Person bare;
+  bare.set_name(std::string(person));
+  return bare;
+}
+
+absl::StatusOr<identity::v1::ResidenceStatus>
+StaticAccessChecker::GetCurrentResidenceStatus(absl::string_view person,
+                                               absl::string_view /*purpose*/,
+                                               absl::Time /*deadline*/) {
+  absl::MutexLock lock(&mu_);
+  if (unavailable_) return absl::UnavailableError("identity is unavailable");
+  auto it = residence_.find(std::string(person));
+  if (it != residence_.end()) return it->second;
+  return ErrorWithReason(absl::StatusCode::kNotFound, "NO_RESIDENCE_STATUS",
+                         "no residence status is recorded");
+}
+
 }  // namespace lotse::cases

@@ -1,8 +1,9 @@
 // The cases service's port to the identity service: whether a person
-// exists, and whether an agency may read a category of a person's data
-// (DESIGN.md section 4). Handlers depend on this interface only; the
-// process wires an adapter over common/clients/identity_client.h, tests and
-// benchmarks a StaticAccessChecker.
+// exists, whether an agency may read a category of a person's data
+// (DESIGN.md section 4), and the person record and current residence
+// status for a case view whose caller may see them. Handlers depend on this
+// interface only; the process wires an adapter over
+// common/clients/identity_client.h, tests and benchmarks a StaticAccessChecker.
 //
 // Implementations are called outside any database transaction (never from
 // inside a write body) and must honour the deadline.
@@ -21,6 +22,8 @@
 #include "absl/time/time.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/agency.pb.h"
+#include "lotse/identity/v1/person.pb.h"
+#include "lotse/identity/v1/residence.pb.h"
 #include "lotse/type/v1/access.pb.h"
 #include "lotse/type/v1/data_category.pb.h"
 
@@ -64,11 +67,27 @@ class AccessChecker {
   // checker cannot tell; the caller is refused as before).
   virtual absl::StatusOr<identity::v1::Agency> GetAgency(
       absl::string_view agency, absl::Time deadline);
+
+  // Identity's record of `person`, read by the cases service itself. Only
+  // for a caller Check allowed CORE_IDENTITY. NOT_FOUND for an unknown
+  // person; UNAVAILABLE / DEADLINE_EXCEEDED when identity did not answer.
+  virtual absl::StatusOr<identity::v1::Person> GetPerson(
+      absl::string_view person, absl::string_view purpose,
+      absl::Time deadline) = 0;
+
+  // The current residence status of `person`, likewise (only for a caller
+  // Check allowed RESIDENCE_STATUS). NOT_FOUND with reason
+  // NO_RESIDENCE_STATUS when none is recorded.
+  virtual absl::StatusOr<identity::v1::ResidenceStatus>
+  GetCurrentResidenceStatus(absl::string_view person, absl::string_view purpose,
+                            absl::Time deadline) = 0;
 };
 
 // An in-memory AccessChecker for tests and benchmarks: a set of known
 // persons (or all, with allow_any_person) and per-(agency, category)
-// grants; CASE_STATUS is always allowed. Thread-safe.
+// grants; CASE_STATUS is always allowed. A known person's record carries
+// only its name unless set; residence statuses are set per person.
+// Thread-safe.
 class StaticAccessChecker final : public AccessChecker {
  public:
   void AddPerson(absl::string_view person) ABSL_LOCKS_EXCLUDED(mu_);
@@ -78,6 +97,13 @@ class StaticAccessChecker final : public AccessChecker {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Makes every call fail with UNAVAILABLE (identity down).
   void set_unavailable(bool unavailable) ABSL_LOCKS_EXCLUDED(mu_);
+  // What GetPerson / GetCurrentResidenceStatus answer for record.name() /
+  // `person` (a known person from then on).
+  void SetPersonRecord(const identity::v1::Person& record)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetResidence(absl::string_view person,
+                    const identity::v1::ResidenceStatus& status)
+      ABSL_LOCKS_EXCLUDED(mu_);
   int check_calls() const ABSL_LOCKS_EXCLUDED(mu_);
 
   absl::StatusOr<std::vector<AccessDecision>> Check(
@@ -91,6 +117,13 @@ class StaticAccessChecker final : public AccessChecker {
                                             absl::string_view purpose,
                                             absl::Time deadline) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view person,
+                                                 absl::string_view purpose,
+                                                 absl::Time deadline) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
+      absl::string_view person, absl::string_view purpose,
+      absl::Time deadline) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   mutable absl::Mutex mu_;
@@ -99,6 +132,10 @@ class StaticAccessChecker final : public AccessChecker {
   int check_calls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_set<std::string> persons_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> grants_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, identity::v1::Person> records_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, identity::v1::ResidenceStatus> residence_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace lotse::cases

@@ -1,32 +1,16 @@
 #include "services/cases/domain/rules.h"
 
-#include <openssl/rand.h>
-
 #include <cstdlib>
 #include <functional>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "common/api/names.h"
 
 namespace lotse::cases {
-namespace {
 
 using v1::StepState;
-
-bool ValidId(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                    (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 bool IsFinalStepState(StepState state) {
   return state == v1::STEP_STATE_DECLINED || state == v1::STEP_STATE_DONE ||
@@ -193,88 +177,61 @@ std::string AgencyName(absl::string_view agency_id) {
 
 std::string ParseCaseName(absl::string_view name, const std::string& field,
                           FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 2 || parts[0] != "cases" || !ValidId(parts[1])) {
-    violations->Add(field, "must be a case name \"cases/{case}\"");
-    return "";
-  }
-  return std::string(parts[1]);
+  return api::ParseNameId(name, "cases/{case}", field, violations);
 }
 
 bool ParseStepName(absl::string_view name, const std::string& field,
                    std::string* case_id, std::string* step_id,
                    FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return false;
-  }
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 4 || parts[0] != "cases" || !ValidId(parts[1]) ||
-      parts[2] != "steps" || !ValidId(parts[3])) {
-    violations->Add(field, "must be a step name \"cases/{case}/steps/{step}\"");
-    return false;
-  }
-  *case_id = std::string(parts[1]);
-  *step_id = std::string(parts[3]);
+  std::vector<std::string> ids =
+      api::ParseName(name, api::kCaseStepName, field, violations);
+  if (ids.empty()) return false;
+  *case_id = std::move(ids[0]);
+  *step_id = std::move(ids[1]);
   return true;
 }
 
 bool ParseNoteName(absl::string_view name, const std::string& field,
                    std::string* case_id, std::string* step_id,
                    std::string* note_id, FieldViolations* violations) {
+  static constexpr char kCaseNote[] = "cases/{case}/notes/{note}";
+  static constexpr char kStepNote[] = "cases/{case}/steps/{step}/notes/{note}";
+  std::vector<std::string> ids;
+  if (api::MatchName(name, kCaseNote, &ids)) {
+    *case_id = std::move(ids[0]);
+    step_id->clear();
+    *note_id = std::move(ids[1]);
+    return true;
+  }
+  if (api::MatchName(name, kStepNote, &ids)) {
+    *case_id = std::move(ids[0]);
+    *step_id = std::move(ids[1]);
+    *note_id = std::move(ids[2]);
+    return true;
+  }
   if (name.empty()) {
     violations->Add(field, "is required");
-    return false;
+  } else {
+    violations->Add(field, absl::StrCat("must be a name \"", kCaseNote,
+                                        "\" or \"", kStepNote, "\""));
   }
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() == 4 && parts[0] == "cases" && ValidId(parts[1]) &&
-      parts[2] == "notes" && ValidId(parts[3])) {
-    *case_id = std::string(parts[1]);
-    step_id->clear();
-    *note_id = std::string(parts[3]);
-    return true;
-  }
-  if (parts.size() == 6 && parts[0] == "cases" && ValidId(parts[1]) &&
-      parts[2] == "steps" && ValidId(parts[3]) && parts[4] == "notes" &&
-      ValidId(parts[5])) {
-    *case_id = std::string(parts[1]);
-    *step_id = std::string(parts[3]);
-    *note_id = std::string(parts[5]);
-    return true;
-  }
-  violations->Add(field, "must be a note name");
   return false;
 }
 
 std::string ParseAgencyName(absl::string_view name, const std::string& field,
                             FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  if (!absl::StartsWith(name, "agencies/") ||
-      !ValidId(name.substr(sizeof("agencies/") - 1))) {
-    violations->Add(field, "must be an agency name \"agencies/{agency}\"");
-    return "";
-  }
-  return std::string(name.substr(sizeof("agencies/") - 1));
+  return api::ParseNameId(name, api::kAgencyName, field, violations);
 }
 
 bool ValidPersonName(absl::string_view name) {
-  return absl::StartsWith(name, "persons/") &&
-         ValidId(name.substr(sizeof("persons/") - 1));
+  return api::MatchName(name, api::kPersonName);
 }
 
 std::string NewId() {
-  unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();
-  std::string out = absl::WebSafeBase64Escape(
-      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
-  return out;
+  absl::StatusOr<std::string> id = api::NewId();
+  // Without randomness no id is safe to hand out.
+  if (!id.ok()) std::abort();
+  return *std::move(id);
 }
 
 }  // namespace lotse::cases

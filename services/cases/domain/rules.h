@@ -62,8 +62,8 @@ int32_t DayKeyOf(absl::Time t);
 type::v1::DataCategory StepCategory(v1::StepKind kind);
 type::v1::DataCategory GoalCategory(v1::LifeArea area);
 
-// Resource names. Parse* add a violation for `field` and return "" when
-// `name` is malformed. Ids are [A-Za-z0-9_-], 1..64 characters.
+// Resource names, checked with common/api/names.h. Parse* add a violation
+// for `field` and return "" when `name` is malformed.
 std::string CaseName(absl::string_view case_id);
 std::string StepName(absl::string_view case_id, absl::string_view step_id);
 std::string NoteName(absl::string_view case_id, absl::string_view step_id,
@@ -84,7 +84,8 @@ std::string ParseAgencyName(absl::string_view name, const std::string& field,
 // "persons/{id}": validated form, returned unchanged.
 bool ValidPersonName(absl::string_view name);
 
-// A random opaque id (22 characters of [A-Za-z0-9_-]).
+// A random opaque id, api::NewId's. Cases issued 22 characters of
+// [A-Za-z0-9_-] before; those ids stay valid (api::IsValidId).
 std::string NewId();
 
 }  // namespace lotse::cases

@@ -34,4 +34,16 @@ absl::StatusOr<std::string> IdentityAccessChecker::ResolvePerson(
   return client_->ResolvePerson(person, agency, purpose, deadline);
 }
 
+absl::StatusOr<identity::v1::Person> IdentityAccessChecker::GetPerson(
+    absl::string_view person, absl::string_view purpose, absl::Time deadline) {
+  return client_->GetPerson(person, purpose, deadline);
+}
+
+absl::StatusOr<identity::v1::ResidenceStatus>
+IdentityAccessChecker::GetCurrentResidenceStatus(absl::string_view person,
+                                                 absl::string_view purpose,
+                                                 absl::Time deadline) {
+  return client_->GetCurrentResidenceStatus(person, purpose, deadline);
+}
+
 }  // namespace lotse::cases

@@ -32,6 +32,12 @@ class IdentityAccessChecker final : public AccessChecker {
                                                  absl::Time deadline) override {
     return client_->GetAgency(agency, deadline);
   }
+  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view person,
+                                                 absl::string_view purpose,
+                                                 absl::Time deadline) override;
+  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
+      absl::string_view person, absl::string_view purpose,
+      absl::Time deadline) override;
 
  private:
   std::unique_ptr<clients::IdentityClient> client_;
@@ -55,6 +61,15 @@ class UnavailableAccessChecker final : public AccessChecker {
   }
   absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view,
                                                  absl::Time) override {
+    return absl::UnavailableError("no identity service configured");
+  }
+  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view,
+                                                 absl::string_view,
+                                                 absl::Time) override {
+    return absl::UnavailableError("no identity service configured");
+  }
+  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
+      absl::string_view, absl::string_view, absl::Time) override {
     return absl::UnavailableError("no identity service configured");
   }
 };

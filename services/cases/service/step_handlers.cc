@@ -5,13 +5,13 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/api/etag.h"
 #include "common/api/idempotency.h"
+#include "common/api/names.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
 #include "common/errors/status.h"
@@ -40,22 +40,7 @@ namespace {
 // "cases/{case}/plan" -> case id.
 std::string ParsePlanName(absl::string_view name, const std::string& field,
                           FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  if (!absl::EndsWith(name, "/plan")) {
-    violations->Add(field, "must be a plan name \"cases/{case}/plan\"");
-    return "";
-  }
-  FieldViolations inner;
-  std::string id =
-      ParseCaseName(name.substr(0, name.size() - 5), field, &inner);
-  if (!inner.empty()) {
-    violations->Add(field, "must be a plan name \"cases/{case}/plan\"");
-    return "";
-  }
-  return id;
+  return api::ParseNameId(name, "cases/{case}/plan", field, violations);
 }
 
 std::string PlanTarget(absl::string_view name) {
@@ -71,13 +56,7 @@ std::string StepTarget(absl::string_view name) {
   return "cases";
 }
 
-std::string NewGoalId() {
-  std::string id = absl::AsciiStrToLower(NewId());
-  for (char& ch : id) {
-    if (ch == '_') ch = '-';
-  }
-  return absl::StrCat("g-", id.substr(0, 16));
-}
+std::string NewGoalId() { return absl::StrCat("g-", NewId().substr(0, 16)); }
 
 bool ValidGoalId(absl::string_view id) {
   if (id.empty() || id.size() > 64) return false;

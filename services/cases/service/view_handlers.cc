@@ -2,8 +2,9 @@
 #include <algorithm>
 #include <map>
 #include <optional>
-#include <tuple>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -58,6 +59,118 @@ void WithholdActivity(
   w->set_field(path);
   w->set_category(activity->category());
   w->set_reason(it->second);
+}
+
+// The deadline identity is given within a view: the call's, less a reserve
+// (a fifth of the time left, at most 200 ms) for assembling and sending the
+// view, so that a slow identity leaves fields marked rather than making
+// the whole view miss the caller's deadline.
+absl::Time IdentityDeadline(absl::Time call_deadline, absl::Time now) {
+  if (call_deadline == absl::InfiniteFuture()) return call_deadline;
+  const absl::Duration reserve =
+      std::min(absl::Milliseconds(200), (call_deadline - now) / 5);
+  return call_deadline - std::max(reserve, absl::ZeroDuration());
+}
+
+type::v1::NotDeliveredReason NotDeliveredReasonOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kResourceExhausted:
+      return type::v1::NOT_DELIVERED_REASON_SOURCE_UNAVAILABLE;
+    default:
+      return type::v1::NOT_DELIVERED_REASON_SOURCE_FAILED;
+  }
+}
+
+// The name Lotse displays (identity's contract): the first Latin-script
+// name of kind CURRENT, else the first Latin-script name.
+const identity::v1::PersonName* DisplayedName(
+    const identity::v1::Person& person) {
+  const identity::v1::PersonName* latin = nullptr;
+  for (const identity::v1::PersonName& n : person.names()) {
+    if (!n.script().empty() && n.script() != "Latn") continue;
+    if (n.kind() == identity::v1::NAME_KIND_CURRENT ||
+        n.kind() == identity::v1::NAME_KIND_UNSPECIFIED) {
+      return &n;
+    }
+    if (latin == nullptr) latin = &n;
+  }
+  return latin;
+}
+
+void FillPerson(const identity::v1::Person& record, v1::PersonSummary* out) {
+  if (const identity::v1::PersonName* name = DisplayedName(record)) {
+    out->set_given_names(name->given_names());
+    out->set_family_names(name->family_names());
+  }
+  if (record.has_birth_date()) *out->mutable_birth_date() = record.birth_date();
+}
+
+void FillResidence(const identity::v1::ResidenceStatus& status,
+                   v1::ResidenceSummary* out) {
+  out->set_title_kind(status.title_kind());
+  if (status.has_valid_until()) {
+    *out->mutable_valid_until() = status.valid_until();
+  }
+  out->set_work_permission(status.work_permission());
+  out->set_integration_course_obligation(
+      status.integration_course_obligation());
+}
+
+// The language summary from course activities (any order): the highest
+// level a result certified, and the booking most recently booked,
+// confirmed or started that has not ended since (cancelled, expired, or a
+// result recorded). Unset when there is nothing to say.
+void SummarizeLanguage(std::vector<v1::StepActivity> activities,
+                       v1::CaseView* view) {
+  std::stable_sort(activities.begin(), activities.end(),
+                   [](const v1::StepActivity& a, const v1::StepActivity& b) {
+                     return std::make_pair(a.occur_time().seconds(),
+                                           a.occur_time().nanos()) <
+                            std::make_pair(b.occur_time().seconds(),
+                                           b.occur_time().nanos());
+                   });
+  v1::LanguageSummary summary;
+  // Booking name -> the position of its latest activation, while current.
+  std::map<std::string, size_t> current;
+  for (size_t i = 0; i < activities.size(); ++i) {
+    const v1::StepActivity& a = activities[i];
+    const v1::CourseActivity& c = a.course();
+    switch (a.kind()) {
+      case v1::ACTIVITY_KIND_COURSE_RESULT:
+        if (c.achieved_level() > summary.certified_level()) {
+          summary.set_certified_level(c.achieved_level());
+          *summary.mutable_certified_time() = a.occur_time();
+        }
+        current.erase(c.booking());
+        break;
+      case v1::ACTIVITY_KIND_COURSE_BOOKED:
+      case v1::ACTIVITY_KIND_COURSE_WAITLIST_PROMOTED:
+      case v1::ACTIVITY_KIND_COURSE_BOOKING_CONFIRMED:
+      case v1::ACTIVITY_KIND_COURSE_STARTED:
+        if (!c.booking().empty()) current[c.booking()] = i;
+        break;
+      case v1::ACTIVITY_KIND_COURSE_BOOKING_ENDED:
+      case v1::ACTIVITY_KIND_COURSE_CANCELLED:
+        current.erase(c.booking());
+        break;
+      default:
+        break;
+    }
+  }
+  size_t latest = 0;
+  for (const auto& [booking, at] : current) {
+    if (summary.current_booking().empty() || at > latest) {
+      summary.set_current_booking(booking);
+      latest = at;
+    }
+  }
+  if (summary.certified_level() != type::v1::CEFR_LEVEL_UNSPECIFIED ||
+      !summary.current_booking().empty()) {
+    *view->mutable_language() = std::move(summary);
+  }
 }
 
 // Nearest-rank percentile of sorted durations (in microseconds).
@@ -119,32 +232,47 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
             cases::ListNotes(tx, id, "", false, agency, false, 0, "", 50);
         if (!notes.ok()) return notes.status();
         for (const NoteRow& n : *notes) *resp->add_own_notes() = NoteToProto(n);
+        // The language summary draws on every course event cases holds
+        // about the person: this case's, the person's other cases' and
+        // those still waiting for a case. Withheld below if not allowed.
+        const std::string& person = c->record.person();
+        std::vector<v1::StepActivity> course;
+        auto keep = [&](const v1::StepActivity& a) {
+          if (a.has_course()) course.push_back(a);
+        };
+        for (const v1::Step& s : resp->steps()) {
+          for (const v1::StepActivity& a : s.activities()) keep(a);
+        }
+        for (const v1::StepActivity& a : resp->unassigned_activities()) {
+          keep(a);
+        }
+        absl::StatusOr<std::vector<std::string>> others =
+            CasesOfPerson(tx, person);
+        if (!others.ok()) return others.status();
+        others->push_back("");  // activities without a case
+        for (const std::string& other : *others) {
+          if (other == id) continue;
+          if (!other.empty()) {
+            absl::StatusOr<std::vector<StepRow>> other_steps =
+                StepsOfCase(tx, other);
+            if (!other_steps.ok()) return other_steps.status();
+            for (const StepRow& s : *other_steps) {
+              for (const v1::StepActivity& a : s.record.activities()) keep(a);
+            }
+          }
+          absl::StatusOr<std::vector<v1::StepActivity>> waiting =
+              ReadUnassignedActivities(tx, person, other);
+          if (!waiting.ok()) return waiting.status();
+          for (const v1::StepActivity& a : *waiting) keep(a);
+        }
+        SummarizeLanguage(std::move(course), resp);
         return absl::OkStatus();
       },
       [&](Trail* trail) -> absl::Status {
         const std::string& person = resp->case_record().person();
         resp->mutable_person()->set_person(person);
-        // Language summary from the course results attached to the case.
-        auto language_from = [&](const v1::StepActivity& a) {
-          if (a.kind() == v1::ACTIVITY_KIND_COURSE_RESULT && a.has_course() &&
-              a.course().passed() &&
-              a.course().achieved_level() >
-                  resp->language().certified_level()) {
-            resp->mutable_language()->set_certified_level(
-                a.course().achieved_level());
-            *resp->mutable_language()->mutable_certified_time() =
-                a.occur_time();
-          }
-          if (a.kind() == v1::ACTIVITY_KIND_COURSE_BOOKED && a.has_course()) {
-            resp->mutable_language()->set_current_booking(a.course().booking());
-          }
-        };
-        for (const v1::Step& s : resp->steps()) {
-          for (const v1::StepActivity& a : s.activities()) language_from(a);
-        }
-        for (const v1::StepActivity& a : resp->unassigned_activities()) {
-          language_from(a);
-        }
+        const absl::Time identity_deadline =
+            IdentityDeadline(rc.deadline, absl::Now());
         // One CheckAccess for every category the view may carry; fail
         // closed when identity does not answer.
         absl::flat_hash_map<int, type::v1::AccessDenialReason> denied;
@@ -154,7 +282,7 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
                 : identity::v1::RELATION_CASE_PARTICIPANT};
         absl::StatusOr<std::vector<AccessDecision>> decisions =
             access_->Check(agency, person, ViewCategories(), rc.purpose,
-                           relations, rc.deadline);
+                           relations, identity_deadline);
         for (DataCategory c : ViewCategories()) {
           denied[c] = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
         }
@@ -176,18 +304,50 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
           w->set_category(c);
           w->set_reason(denied[c]);
         };
-        // Names are not kept by the cases service; the view carries the
-        // pseudonymous person id, and marks the names withheld when the
-        // caller may not see core identity.
+        auto not_delivered = [&](const std::string& field, DataCategory c,
+                                 const absl::Status& why) {
+          type::v1::NotDelivered* n = resp->add_not_delivered();
+          n->set_field(field);
+          n->set_category(c);
+          n->set_reason(NotDeliveredReasonOf(why));
+        };
+        // Names and birth date are identity's; cases keeps only the
+        // pseudonymous id. Read only when the check allowed them.
+        static constexpr const char* kPersonFields[] = {
+            "person.given_names", "person.family_names", "person.birth_date"};
         if (denied.contains(type::v1::DATA_CATEGORY_CORE_IDENTITY)) {
-          withhold("person.given_names", type::v1::DATA_CATEGORY_CORE_IDENTITY);
-          withhold("person.family_names",
-                   type::v1::DATA_CATEGORY_CORE_IDENTITY);
-          withhold("person.birth_date", type::v1::DATA_CATEGORY_CORE_IDENTITY);
+          for (const char* f : kPersonFields) {
+            withhold(f, type::v1::DATA_CATEGORY_CORE_IDENTITY);
+          }
+        } else {
+          absl::StatusOr<identity::v1::Person> record =
+              access_->GetPerson(person, rc.purpose, identity_deadline);
+          if (record.ok()) {
+            FillPerson(*record, resp->mutable_person());
+          } else {
+            for (const char* f : kPersonFields) {
+              not_delivered(f, type::v1::DATA_CATEGORY_CORE_IDENTITY,
+                            record.status());
+            }
+          }
         }
         if (denied.contains(type::v1::DATA_CATEGORY_RESIDENCE_STATUS)) {
           resp->clear_residence();
           withhold("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+        } else {
+          absl::StatusOr<identity::v1::ResidenceStatus> status =
+              access_->GetCurrentResidenceStatus(person, rc.purpose,
+                                                 identity_deadline);
+          if (status.ok()) {
+            FillResidence(*status, resp->mutable_residence());
+          } else if (!(absl::IsNotFound(status.status()) &&
+                       ReasonOf(status.status()).value_or("") ==
+                           "NO_RESIDENCE_STATUS")) {
+            // None recorded is an answer (residence stays unset); anything
+            // else means identity did not deliver it.
+            not_delivered("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS,
+                          status.status());
+          }
         }
         if (denied.contains(type::v1::DATA_CATEGORY_LANGUAGE)) {
           resp->clear_language();

@@ -98,19 +98,11 @@ absl::Status ActiveBookingExists(const BookingRow& b) {
                          {{"booking", name}});
 }
 
+// An optional step of a case, named as the cases service issued it.
 void ValidateCaseStep(absl::string_view step, const std::string& field,
                       FieldViolations* v) {
   if (step.empty()) return;
-  std::vector<absl::string_view> parts = absl::StrSplit(step, '/');
-  bool ok = parts.size() == 4 && parts[0] == "cases" && parts[2] == "steps";
-  for (size_t i = 1; ok && i < parts.size(); i += 2) {
-    ok = !parts[i].empty() && parts[i].size() <= 64 &&
-         std::all_of(parts[i].begin(), parts[i].end(), [](char c) {
-           return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
-                  c == '-' || c == '_';
-         });
-  }
-  if (!ok) v->Add(field, "must be a step name \"cases/{case}/steps/{step}\"");
+  api::ParseName(step, api::kCaseStepName, field, v);
 }
 
 std::string ParseEntitlementRef(absl::string_view name,
@@ -365,7 +357,7 @@ absl::Status FillFreeSeats(
       if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
       continue;
     }
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
     BookingRow b;
     b.id = *id;
@@ -486,7 +478,7 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
       return Precondition("COURSE_FULL",
                           "no free seat; join the waitlist instead");
     }
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
     const bool confirm =
         request.confirm() && course.course.provider_agency() == caller.name();
@@ -890,7 +882,7 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
       return Precondition("COURSE_HAS_FREE_SEATS",
                           "a seat is free; book it instead");
     }
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
     absl::StatusOr<int64_t> seq = NextWaitlistSeq(tx, course_id);
     if (!seq.ok()) return seq.status();

@@ -201,7 +201,7 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
       return absl::OkStatus();
     }
 
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
     CourseRow row;
     row.id = *id;

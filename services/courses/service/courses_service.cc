@@ -42,72 +42,37 @@ std::string ResultName(absl::string_view course, absl::string_view booking) {
 }
 
 std::string AgencyIdOf(absl::string_view name) {
-  if (!absl::ConsumePrefix(&name, "agencies/")) return "";
-  if (name.size() < 3 || name.size() > 63) return "";
-  for (char c : name) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
-      return "";
-    }
-  }
-  return std::string(name);
-}
-
-bool IsRandomId(absl::string_view id) {
-  return id.size() == 26 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-         });
+  std::vector<std::string> ids;
+  if (!api::MatchName(name, api::kAgencyName, &ids)) return "";
+  return ids.front();
 }
 
 std::string ParseSimpleName(absl::string_view name,
                             absl::string_view collection,
                             const std::string& field,
                             FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, collection) || !absl::ConsumePrefix(&id, "/") ||
-      !IsRandomId(id)) {
-    violations->Add(field,
-                    absl::StrCat("must be a name \"", collection, "/{id}\""));
-    return "";
-  }
-  return std::string(id);
+  return api::ParseNameId(name, absl::StrCat(collection, "/{id}"), field,
+                          violations);
 }
 
 bool ParseChildName(absl::string_view name, absl::string_view sub,
                     absl::string_view tail, const std::string& field,
                     FieldViolations* violations, std::string* course,
                     std::string* id) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return false;
-  }
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  const size_t want = tail.empty() ? 4 : 5;
-  if (parts.size() != want || parts[0] != "courses" || !IsRandomId(parts[1]) ||
-      parts[2] != sub || !IsRandomId(parts[3]) ||
-      (!tail.empty() && parts[4] != tail)) {
-    violations->Add(
-        field, absl::StrCat("must be a name \"courses/{course}/", sub, "/{id}",
-                            tail.empty() ? "" : "/", tail, "\""));
-    return false;
-  }
-  *course = std::string(parts[1]);
-  *id = std::string(parts[3]);
+  const std::string pattern = absl::StrCat("courses/{course}/", sub, "/{id}",
+                                           tail.empty() ? "" : "/", tail);
+  std::vector<std::string> ids =
+      api::ParseName(name, pattern, field, violations);
+  if (ids.empty()) return false;
+  *course = std::move(ids[0]);
+  *id = std::move(ids[1]);
   return true;
 }
 
 std::string ParsePerson(absl::string_view name, const std::string& field,
                         FieldViolations* violations, bool required) {
-  if (name.empty()) {
-    if (required) violations->Add(field, "is required");
-    return "";
-  }
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, "persons/") || !IsRandomId(id)) {
-    violations->Add(field, "must be a person name \"persons/{id}\"");
+  if (name.empty() && !required) return "";
+  if (api::ParseName(name, api::kPersonName, field, violations).empty()) {
     return "";
   }
   return std::string(name);

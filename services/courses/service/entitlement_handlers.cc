@@ -114,7 +114,7 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
         }
         absl::StatusOr<std::string> survivor = ResolveMerged(tx, person);
         if (!survivor.ok()) return survivor.status();
-        absl::StatusOr<std::string> id = NewId();
+        absl::StatusOr<std::string> id = api::NewId();
         if (!id.ok()) return id.status();
         EntitlementRow row;
         row.id = *id;

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -59,11 +60,11 @@ std::string WaitlistName(absl::string_view course, absl::string_view id);
 std::string EntitlementName(absl::string_view id);
 std::string AgencyName(absl::string_view id);
 std::string ResultName(absl::string_view course, absl::string_view booking);
+// Names are checked with common/api/names.h, like every service's.
 // "agencies/x" -> "x" (empty when malformed).
 std::string AgencyIdOf(absl::string_view name);
-bool IsRandomId(absl::string_view id);
-// Parses "<collection>/{id}" (id: 26 chars of [a-z2-7]); "is required" or
-// a form violation otherwise. Returns the id or "".
+// Parses "<collection>/{id}"; "is required" or a form violation otherwise.
+// Returns the id or "".
 std::string ParseSimpleName(absl::string_view name,
                             absl::string_view collection,
                             const std::string& field,

@@ -138,7 +138,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
                    "must not be before the course's start date");
           return late.ToStatus();
         }
-        absl::StatusOr<std::string> id = NewId();
+        absl::StatusOr<std::string> id = api::NewId();
         if (!id.ok()) return id.status();
         v1::AttendanceRecord record;
         record.set_name(absl::StrCat(request.parent(), "/attendance/", *id));

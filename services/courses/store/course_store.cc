@@ -1,7 +1,5 @@
 #include "services/courses/store/course_store.h"
 
-#include <openssl/rand.h>
-
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -223,27 +221,6 @@ absl::Status ExpectOne(const absl::StatusOr<int64_t>& changed,
 }
 
 }  // namespace
-
-absl::StatusOr<std::string> NewId() {
-  unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return absl::InternalError("no randomness available for a new id");
-  }
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char b : bytes) {
-    buffer = (buffer << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 31]);
-  return out;
-}
 
 // --- agencies ---
 

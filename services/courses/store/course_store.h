@@ -26,9 +26,6 @@
 
 namespace lotse::courses {
 
-// A random opaque id: 26 characters of [a-z2-7] (128 random bits).
-absl::StatusOr<std::string> NewId();
-
 // --- Agencies (from identity's events) ---
 // The local agency registry is common/agencies (table local_agencies).
 using AgencyRow = agencies::LocalAgency;

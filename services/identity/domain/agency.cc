@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/names.h"
 #include "common/api/text.h"
 
 namespace lotse::identity {
@@ -18,23 +19,9 @@ std::string AgencyResourceName(absl::string_view id) {
 
 std::string ParseAgencyName(absl::string_view name, const std::string& field,
                             FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  if (!absl::StartsWith(name, kAgencyPrefix)) {
-    violations->Add(field, "must have the form agencies/{agency}");
-    return "";
-  }
-  absl::string_view id = name.substr(kAgencyPrefix.size());
-  FieldViolations local;
-  if (!ValidateAgencyId(id, field, &local)) {
-    violations->Add(field,
-                    "must have the form agencies/{agency} with a valid "
-                    "agency id");
-    return "";
-  }
-  return std::string(id);
+  // Any id form (common/api/names.h); ValidateAgencyId is the stricter
+  // rule for new registrations.
+  return api::ParseNameId(name, api::kAgencyName, field, violations);
 }
 
 bool ValidateAgencyId(absl::string_view id, const std::string& field,

@@ -37,7 +37,7 @@ inline constexpr char kAdministrationDomain[] = "ADMINISTRATION";
 // "agencies/{id}".
 std::string AgencyResourceName(absl::string_view id);
 
-// The id in "agencies/{id}" if `name` has that form with a valid id;
+// The id in "agencies/{id}" if `name` has that form (common/api/names.h);
 // otherwise adds a violation for `field` and returns "".
 std::string ParseAgencyName(absl::string_view name, const std::string& field,
                             FieldViolations* violations);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/api/names.h"
 #include "common/api/text.h"
 
 namespace lotse::identity {
@@ -538,28 +539,13 @@ MatchRecord SearchRecord(absl::string_view name_query,
   return record;
 }
 
-bool IsValidPersonId(absl::string_view id) {
-  return id.size() == 26 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-         });
-}
-
 std::string PersonResourceName(absl::string_view id) {
   return absl::StrCat("persons/", id);
 }
 
 std::string ParsePersonName(absl::string_view name, const std::string& field,
                             FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, "persons/") || !IsValidPersonId(id)) {
-    violations->Add(field, "must be a person name \"persons/{id}\"");
-    return "";
-  }
-  return std::string(id);
+  return api::ParseNameId(name, api::kPersonName, field, violations);
 }
 
 std::string NormalizeAgencyIdValue(absl::string_view value) {

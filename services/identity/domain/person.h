@@ -79,9 +79,7 @@ MatchRecord ToMatchRecord(const v1::Person& person);
 MatchRecord SearchRecord(absl::string_view name_query,
                          const lotse::type::v1::PartialDate& birth_date);
 
-// Person ids: 26 characters of [a-z2-7] (128 random bits, base32).
-bool IsValidPersonId(absl::string_view id);
-// "persons/{id}".
+// "persons/{id}"; ids are common/api/names.h ids.
 std::string PersonResourceName(absl::string_view id);
 // The id in "persons/{id}"; adds a violation for `field` and returns ""
 // when `name` is not of that form.

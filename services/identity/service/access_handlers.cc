@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "common/api/etag.h"
 #include "common/api/idempotency.h"
+#include "common/api/names.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
 #include "common/audit/audit_log.h"
@@ -186,13 +187,10 @@ void ValidateEvidence(const v1::ConsentEvidence& evidence, bool present,
 std::pair<std::string, std::string> ParseConsentName(
     absl::string_view name, const std::string& field,
     FieldViolations* violations) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() == 4 && parts[0] == "persons" && parts[2] == "consents" &&
-      IsValidPersonId(parts[1]) && IsValidPersonId(parts[3])) {
-    return {std::string(parts[1]), std::string(parts[3])};
-  }
-  violations->Add(field, "must be persons/{person}/consents/{consent}");
-  return {};
+  std::vector<std::string> ids = api::ParseName(
+      name, "persons/{person}/consents/{consent}", field, violations);
+  if (ids.empty()) return {};
+  return {std::move(ids[0]), std::move(ids[1])};
 }
 
 // The person `id` (a merged id resolves to its survivor), NOT_FOUND with
@@ -533,7 +531,7 @@ absl::Status IdentityServiceImpl::DoRecordResidence(
           return s;
         }
 
-        absl::StatusOr<std::string> id = NewRandomId();
+        absl::StatusOr<std::string> id = api::NewId();
         if (!id.ok()) return id.status();
         ResidenceRecord record;
         record.id = *id;
@@ -817,7 +815,7 @@ absl::Status IdentityServiceImpl::DoRecordConsent(
           return absl::OkStatus();
         }
 
-        absl::StatusOr<std::string> id = NewRandomId();
+        absl::StatusOr<std::string> id = api::NewId();
         if (!id.ok()) return id.status();
         ConsentRecord record;
         record.id = *id;

@@ -165,12 +165,14 @@ class IdentityServiceImpl final : public server::UnaryService {
   // one CommitWrite. With `read` null, CheckCaller runs in the write phase
   // instead (a change that reads and writes under one lock). The trail as
   // the read phase left it is restored before each attempt of the write
-  // phase.
+  // phase. With `admit_services`, a Lotse service's certificate is
+  // admitted without a registry entry (legal domain SERVICE), as for the
+  // access RPCs below.
   absl::Status RunPersonAudited(const server::RequestContext& rc,
                                 absl::string_view method,
                                 const std::string& target,
-                                const PersonBody& read,
-                                const PersonBody& write);
+                                const PersonBody& read, const PersonBody& write,
+                                bool admit_services = false);
 
   absl::Status DoCreatePerson(const server::RequestContext& rc,
                               const v1::CreatePersonRequest& request,
@@ -217,12 +219,13 @@ class IdentityServiceImpl final : public server::UnaryService {
   // RecordConsent, GetConsent, WithdrawConsent, ListConsents, CheckAccess
   // (access_handlers.cc).
   //
-  // Service callers: CheckAccess and the two residence status reads also
-  // admit Lotse's own services (client certificate OU=SERVICE), which are
-  // not in the agency registry, so for those three RPCs a service
-  // certificate bypasses CheckCaller; every other RPC still refuses it
-  // (UNKNOWN_AGENCY). Services are not subject to per-domain rules; they
-  // must ask CheckAccess before they show data to an agency.
+  // Service callers: CheckAccess, the two residence status reads and
+  // GetPerson also admit Lotse's own services (client certificate
+  // OU=SERVICE), which are not in the agency registry, so for those four
+  // RPCs (and GetAgency, see RunAudited) a service certificate bypasses
+  // CheckCaller; every other RPC still refuses it (UNKNOWN_AGENCY). Services
+  // are not subject to per-domain rules; they must ask CheckAccess before they
+  // show data to an agency.
  public:
   // Enables these RPCs with the deployment's access rules (the same policy
   // EnablePersons gets). Reuses the duplicate matcher if EnablePersons ran

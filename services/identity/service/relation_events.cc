@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/courses/v1/events.pb.h"
@@ -16,6 +17,12 @@ namespace {
 
 using ::lotse::storage::Transaction;
 
+// The names other services give the resources relations rest on.
+constexpr char kCase[] = "cases/{case}";
+constexpr char kBooking[] = "courses/{course}/bookings/{booking}";
+constexpr char kEntitlement[] = "entitlements/{entitlement}";
+constexpr char kPlacement[] = "placements/{placement}";
+
 // Ids out of the names an event carries; a malformed name is a violation.
 class Names {
  public:
@@ -25,11 +32,11 @@ class Names {
   std::string Agency(const std::string& name, const std::string& field) {
     return ParseAgencyName(name, field, &violations_);
   }
-  // A resource of another service, used only as a grouping key.
-  std::string Source(const std::string& name, const std::string& field) {
-    if (name.empty() || name.size() > 512) {
-      violations_.Add(field, "must name the grounding resource");
-    }
+  // A resource of another service of the form `pattern`, used only as a
+  // grouping key.
+  std::string Source(const std::string& name, absl::string_view pattern,
+                     const std::string& field) {
+    api::ParseName(name, pattern, field, &violations_);
     return name;
   }
   // The violations name the event's fields; the relay's log shows them.
@@ -61,7 +68,7 @@ absl::Status Grant(Transaction& tx, const std::string& person_id,
 
 absl::Status Apply(Transaction& tx, const lotse::cases::v1::CaseOpened& e) {
   Names n;
-  const std::string source = n.Source(e.case_name(), "case_name");
+  const std::string source = n.Source(e.case_name(), kCase, "case_name");
   const std::string person = n.Person(e.person(), "person");
   const std::string owner = n.Agency(e.owner_agency(), "owner_agency");
   if (absl::Status s = n.Check(); !s.ok()) return s;
@@ -71,7 +78,7 @@ absl::Status Apply(Transaction& tx, const lotse::cases::v1::CaseOpened& e) {
 absl::Status Apply(Transaction& tx,
                    const lotse::cases::v1::CaseTransferred& e) {
   Names n;
-  const std::string source = n.Source(e.case_name(), "case_name");
+  const std::string source = n.Source(e.case_name(), kCase, "case_name");
   const std::string person = n.Person(e.person(), "person");
   const std::string from = n.Agency(e.from_agency(), "from_agency");
   const std::string to = n.Agency(e.to_agency(), "to_agency");
@@ -86,7 +93,7 @@ absl::Status Apply(Transaction& tx,
 
 absl::Status Apply(Transaction& tx, const lotse::cases::v1::CaseClosed& e) {
   Names n;
-  const std::string source = n.Source(e.case_name(), "case_name");
+  const std::string source = n.Source(e.case_name(), kCase, "case_name");
   if (absl::Status s = n.Check(); !s.ok()) return s;
   return RevokeSource(tx, source);
 }
@@ -94,7 +101,7 @@ absl::Status Apply(Transaction& tx, const lotse::cases::v1::CaseClosed& e) {
 absl::Status Apply(Transaction& tx,
                    const lotse::cases::v1::CasePersonChanged& e) {
   Names n;
-  const std::string source = n.Source(e.case_name(), "case_name");
+  const std::string source = n.Source(e.case_name(), kCase, "case_name");
   const std::string from = n.Person(e.from_person(), "from_person");
   const std::string to = n.Person(e.to_person(), "to_person");
   if (absl::Status s = n.Check(); !s.ok()) return s;
@@ -107,7 +114,7 @@ absl::Status Apply(Transaction& tx,
 
 absl::Status Apply(Transaction& tx, const lotse::cases::v1::StepReferred& e) {
   Names n;
-  const std::string source = n.Source(e.case_name(), "case_name");
+  const std::string source = n.Source(e.case_name(), kCase, "case_name");
   const std::string person = n.Person(e.person(), "person");
   const std::string receiver =
       n.Agency(e.receiving_agency(), "receiving_agency");
@@ -120,7 +127,7 @@ absl::Status Apply(Transaction& tx, const lotse::cases::v1::StepReferred& e) {
 absl::Status ApplyBooked(Transaction& tx,
                          const lotse::courses::v1::BookingContext& c) {
   Names n;
-  const std::string source = n.Source(c.booking(), "context.booking");
+  const std::string source = n.Source(c.booking(), kBooking, "context.booking");
   const std::string person = n.Person(c.person(), "context.person");
   const std::string provider =
       n.Agency(c.provider_agency(), "context.provider_agency");
@@ -146,7 +153,8 @@ absl::Status Apply(Transaction& tx,
 template <typename BookingEnded>
 absl::Status ApplyBookingEnded(Transaction& tx, const BookingEnded& e) {
   Names n;
-  const std::string source = n.Source(e.context().booking(), "context.booking");
+  const std::string source =
+      n.Source(e.context().booking(), kBooking, "context.booking");
   if (absl::Status s = n.Check(); !s.ok()) return s;
   return RevokeSource(tx, source);
 }
@@ -163,7 +171,8 @@ absl::Status Apply(Transaction& tx,
 absl::Status Apply(Transaction& tx,
                    const lotse::courses::v1::EntitlementRecorded& e) {
   Names n;
-  const std::string source = n.Source(e.entitlement(), "entitlement");
+  const std::string source =
+      n.Source(e.entitlement(), kEntitlement, "entitlement");
   const std::string person = n.Person(e.person(), "person");
   const std::string issuer = n.Agency(e.issuing_agency(), "issuing_agency");
   if (absl::Status s = n.Check(); !s.ok()) return s;
@@ -173,7 +182,8 @@ absl::Status Apply(Transaction& tx,
 absl::Status Apply(Transaction& tx,
                    const lotse::courses::v1::EntitlementRevoked& e) {
   Names n;
-  const std::string source = n.Source(e.entitlement(), "entitlement");
+  const std::string source =
+      n.Source(e.entitlement(), kEntitlement, "entitlement");
   if (absl::Status s = n.Check(); !s.ok()) return s;
   return RevokeSource(tx, source);
 }
@@ -182,7 +192,8 @@ absl::Status Apply(Transaction& tx,
                    const lotse::placement::v1::PlacementProposed& e) {
   Names n;
   const auto& c = e.context();
-  const std::string source = n.Source(c.placement(), "context.placement");
+  const std::string source =
+      n.Source(c.placement(), kPlacement, "context.placement");
   const std::string person = n.Person(c.person(), "context.person");
   const std::string proposer =
       n.Agency(c.proposing_agency(), "context.proposing_agency");

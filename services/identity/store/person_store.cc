@@ -1,7 +1,5 @@
 #include "services/identity/store/person_store.h"
 
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -15,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/api/etag.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "services/identity/domain/person.h"
@@ -207,28 +206,6 @@ INSERT INTO identity_key_clock (id, stamp) VALUES (1, 0);
   };
 }
 
-absl::StatusOr<std::string> NewRandomId() {
-  unsigned char bytes[16];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return absl::InternalError("no randomness available for a new id");
-  }
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  std::string out;
-  out.reserve(26);
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char b : bytes) {
-    buffer = (buffer << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out.push_back(kAlphabet[(buffer << (5 - bits)) & 31]);
-  return out;
-}
-
 struct PersonStore::Row {
   std::string id;
   int64_t version = 0;
@@ -370,7 +347,7 @@ absl::StatusOr<Person> PersonStore::Create(const Person& person,
   const Person fields = ClientFields(person);
   absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
   if (!stamp.ok()) return stamp.status();
-  absl::StatusOr<std::string> id = NewRandomId();
+  absl::StatusOr<std::string> id = api::NewId();
   if (!id.ok()) return id.status();
   row.id = *std::move(id);
   row.version = 1;
@@ -861,7 +838,7 @@ absl::StatusOr<LinkResult> PersonStore::LinkAgencyId(
   if (!*found) return PersonNotFoundError(id);
   if (!person.merged_into.empty()) return MergedError(person);
 
-  absl::StatusOr<std::string> link_id = NewRandomId();
+  absl::StatusOr<std::string> link_id = api::NewId();
   if (!link_id.ok()) return link_id.status();
   // ON CONFLICT DO NOTHING: a taken id must not abort the caller's
   // transaction; on PostgreSQL the insert waits for a concurrent linker of

@@ -81,11 +81,6 @@ namespace lotse::identity {
 // "identity.0105_person_match_forms", in this order.
 std::vector<storage::Migration> PersonMigrations();
 
-// A fresh random id: 128 bits from the OS CSPRNG (OpenSSL RAND_bytes) as 26
-// characters of lower-case base32. Never sequential, so ids reveal nothing
-// and cannot be enumerated.
-absl::StatusOr<std::string> NewRandomId();
-
 // The result of reading a person by an id that may have been merged.
 // NOT_FOUND with reason PERSON_NOT_FOUND for person `id`. The handlers show
 // it to Lotse's services only; an agency gets the refusal it would get for

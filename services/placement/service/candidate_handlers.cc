@@ -84,8 +84,8 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
   const v1::CandidateProfile& in = request.candidate_profile();
   FieldViolations v;
   api::ValidateRequestId(request.request_id(), "request_id", &v);
-  const std::string person_id =
-      ParseName(in.person(), "persons", "candidate_profile.person", &v);
+  const std::string person_id = api::ParseNameId(
+      in.person(), api::kPersonName, "candidate_profile.person", &v);
   ValidateProfile(in, {}, &v);
   if (!person_id.empty()) {
     call.set_person_target(PersonName(person_id), "candidate", {kEmployment});
@@ -196,7 +196,8 @@ absl::Status PlacementServiceImpl::DoGetCandidateProfile(
     v1::GetCandidateProfileResponse* out) {
   AuditedCall call(call_env(), rc, "GetCandidateProfile", request.name());
   FieldViolations v;
-  const std::string id = ParseName(request.name(), "candidates", "name", &v);
+  const std::string id =
+      api::ParseNameId(request.name(), kCandidatePattern, "name", &v);
   ResolvedCandidate found;
   LocalAgency me;
   absl::Status status = call.Read(
@@ -250,7 +251,8 @@ absl::Status PlacementServiceImpl::DoListCandidateProfiles(
   }
   filter.state = request.state();
   if (!request.creating_agency().empty()) {
-    ParseAgencyName(request.creating_agency(), "creating_agency", &v);
+    api::ParseNameId(request.creating_agency(), api::kAgencyName,
+                     "creating_agency", &v);
     filter.creating_agency = request.creating_agency();
   }
   v1::ListCandidateProfilesRequest fp = request;
@@ -345,8 +347,8 @@ absl::Status PlacementServiceImpl::DoUpdateCandidateProfile(
   AuditedCall call(call_env(), rc, "UpdateCandidateProfile", in.name());
   const absl::Time now = Now();
   FieldViolations v;
-  const std::string id =
-      ParseName(in.name(), "candidates", "candidate_profile.name", &v);
+  const std::string id = api::ParseNameId(in.name(), kCandidatePattern,
+                                          "candidate_profile.name", &v);
   if (in.etag().empty()) v.Add("candidate_profile.etag", "is required");
   std::vector<std::string> paths(request.update_mask().paths().begin(),
                                  request.update_mask().paths().end());
@@ -442,7 +444,8 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
                    request.name());
   const absl::Time now = Now();
   FieldViolations v;
-  const std::string id = ParseName(request.name(), "candidates", "name", &v);
+  const std::string id =
+      api::ParseNameId(request.name(), kCandidatePattern, "name", &v);
   if (request.qualification_id().empty()) {
     v.Add("qualification_id", "is required");
   }

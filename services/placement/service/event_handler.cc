@@ -4,6 +4,7 @@
 // picks the changes up through the change counter.
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -36,9 +37,9 @@ absl::Status AuditConsumer(Transaction& tx, const std::string& person,
 }
 
 std::string PersonIdOf(absl::string_view name) {
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, "persons/") || !IsRandomId(id)) return "";
-  return std::string(id);
+  std::vector<std::string> ids;
+  if (!api::MatchName(name, api::kPersonName, &ids)) return "";
+  return ids.front();
 }
 
 PersonFacts Blank(const std::string& person_id) {

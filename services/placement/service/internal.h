@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
+#include "common/api/names.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -40,15 +41,12 @@ std::string CandidateName(absl::string_view person_id);
 std::string PersonName(absl::string_view person_id);
 std::string PlacementName(absl::string_view id);
 std::string NoticeName(absl::string_view id);
-bool IsRandomId(absl::string_view id);
-// Parses "<collection>/{id}" (a random id); adds "is required" or a form
-// violation for `field` otherwise and returns "".
-std::string ParseName(absl::string_view name, absl::string_view collection,
-                      const std::string& field, FieldViolations* violations);
-// "agencies/{id}" with a well-formed id; "" with a violation otherwise.
-std::string ParseAgencyName(absl::string_view name, const std::string& field,
-                            FieldViolations* violations);
-std::string AgencyIdOf(absl::string_view name);
+// Name patterns for api::ParseNameId (common/api/names.h), which checks
+// every name placement reads, its own and other services'.
+inline constexpr char kOfferPattern[] = "offers/{offer}";
+inline constexpr char kCandidatePattern[] = "candidates/{candidate}";
+inline constexpr char kPlacementPattern[] = "placements/{placement}";
+inline constexpr char kNoticePattern[] = "trainingTolerationNotices/{notice}";
 
 // --- time and dates ---
 google::protobuf::Timestamp ToTimestamp(absl::Time t);

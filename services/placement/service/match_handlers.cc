@@ -153,7 +153,7 @@ absl::StatusOr<std::shared_ptr<const Ranking>> Continue(
 
 absl::StatusOr<std::string> Store(PlacementServiceImpl& service,
                                   Ranking ranking) {
-  absl::StatusOr<std::string> id = NewId();
+  absl::StatusOr<std::string> id = api::NewId();
   if (!id.ok()) return id.status();
   service.match().cache.Put(
       *id, std::make_shared<const Ranking>(std::move(ranking)));
@@ -225,7 +225,7 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
   const absl::Time now = Now();
   FieldViolations v;
   const std::string id =
-      ParseName(request.candidate(), "candidates", "candidate", &v);
+      api::ParseNameId(request.candidate(), kCandidatePattern, "candidate", &v);
   const int size = MatchPageSize(request.page_size(), &v);
   if (!v1::OfferKind_IsValid(request.kind())) {
     v.Add("kind", "must be an offer kind");
@@ -381,7 +381,8 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
   AuditedCall call(call_env(), rc, "MatchCandidatesForOffer", request.offer());
   const absl::Time now = Now();
   FieldViolations v;
-  const std::string id = ParseName(request.offer(), "offers", "offer", &v);
+  const std::string id =
+      api::ParseNameId(request.offer(), kOfferPattern, "offer", &v);
   const int size = MatchPageSize(request.page_size(), &v);
   v1::MatchCandidatesForOfferRequest fp = request;
   fp.clear_page_size();

@@ -69,7 +69,7 @@ absl::Status PlacementServiceImpl::DoAcknowledgeTrainingTolerationNotice(
   const absl::Time now = Now();
   FieldViolations v;
   const std::string id =
-      ParseName(request.name(), "trainingTolerationNotices", "name", &v);
+      api::ParseNameId(request.name(), kNoticePattern, "name", &v);
   if (request.etag().empty()) v.Add("etag", "is required");
   absl::Status status = call.Write([&](Transaction& tx,
                                        const LocalAgency& me) -> absl::Status {

@@ -104,7 +104,7 @@ absl::Status PlacementServiceImpl::DoCreateOffer(
       OfferOut(**row, out);
       return absl::OkStatus();
     }
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
     OfferRow row;
     row.id = *id;
@@ -140,7 +140,8 @@ absl::Status PlacementServiceImpl::DoGetOffer(
   absl::Status status =
       call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
         FieldViolations v;
-        const std::string id = ParseName(request.name(), "offers", "name", &v);
+        const std::string id =
+            api::ParseNameId(request.name(), kOfferPattern, "name", &v);
         if (!v.empty()) return v.ToStatus();
         absl::StatusOr<std::optional<OfferRow>> row = ReadOffer(tx, id);
         if (!row.ok()) return row.status();
@@ -191,7 +192,8 @@ absl::Status PlacementServiceImpl::DoListOffers(
     }
     filter.municipality_code = ags;
     if (!request.publishing_agency().empty()) {
-      ParseAgencyName(request.publishing_agency(), "publishing_agency", &v);
+      api::ParseNameId(request.publishing_agency(), api::kAgencyName,
+                       "publishing_agency", &v);
       filter.publisher = request.publishing_agency();
     }
     v1::ListOffersRequest fp = request;
@@ -230,7 +232,7 @@ absl::Status PlacementServiceImpl::DoUpdateOffer(
   const absl::Time now = Now();
   FieldViolations v;
   const std::string id =
-      ParseName(request.offer().name(), "offers", "offer.name", &v);
+      api::ParseNameId(request.offer().name(), kOfferPattern, "offer.name", &v);
   if (request.offer().etag().empty()) v.Add("offer.etag", "is required");
   std::vector<std::string> paths(request.update_mask().paths().begin(),
                                  request.update_mask().paths().end());
@@ -291,7 +293,8 @@ absl::Status PlacementServiceImpl::DoWithdrawOffer(
   AuditedCall call(call_env(), rc, "WithdrawOffer", request.name());
   const absl::Time now = Now();
   FieldViolations v;
-  const std::string id = ParseName(request.name(), "offers", "name", &v);
+  const std::string id =
+      api::ParseNameId(request.name(), kOfferPattern, "name", &v);
   if (request.etag().empty()) v.Add("etag", "is required");
   api::ValidateText(request.reason(), "reason", {1, 500, true}, &v);
   absl::Status status = call.Write([&](Transaction& tx,

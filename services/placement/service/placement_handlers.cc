@@ -6,7 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/api/etag.h"
 #include "common/api/idempotency.h"
 #include "common/api/paging.h"
@@ -23,24 +23,6 @@ using ::lotse::type::v1::DATA_CATEGORY_EMPLOYMENT;
 namespace {
 
 constexpr char kProposers[] = "propose placements";
-
-// "cases/{case}/steps/{step}" with non-empty ids of [a-z0-9-].
-bool IsCaseStep(absl::string_view name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 4 || parts[0] != "cases" || parts[2] != "steps") {
-    return false;
-  }
-  for (absl::string_view id : {parts[1], parts[3]}) {
-    if (id.empty() || id.size() > 64) return false;
-    for (char c : id) {
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-            c == '_')) {
-        return false;
-      }
-    }
-  }
-  return true;
-}
 
 // The work permission identity reports now: OK with the permission
 // (PERMITTED or NEEDS_APPROVAL) and the recording office, or the refusal.
@@ -128,11 +110,13 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
   FieldViolations v;
   api::ValidateRequestId(request.request_id(), "request_id", &v);
   const std::string offer_id =
-      ParseName(in.offer(), "offers", "placement.offer", &v);
-  const std::string candidate_id =
-      ParseName(in.candidate(), "candidates", "placement.candidate", &v);
-  if (!in.case_step().empty() && !IsCaseStep(in.case_step())) {
-    v.Add("placement.case_step", "must be \"cases/{case}/steps/{step}\"");
+      api::ParseNameId(in.offer(), kOfferPattern, "placement.offer", &v);
+  const std::string candidate_id = api::ParseNameId(
+      in.candidate(), kCandidatePattern, "placement.candidate", &v);
+  // Optional; names a step of a case as the cases service issued it.
+  if (!in.case_step().empty()) {
+    api::ParseName(in.case_step(), api::kCaseStepName, "placement.case_step",
+                   &v);
   }
   api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
   v1::ProposePlacementRequest fingerprinted = request;
@@ -250,7 +234,7 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
             "the candidate has an open placement for the offer",
             {{"placement", PlacementName((*open)->id)}});
       }
-      absl::StatusOr<std::string> id = NewId();
+      absl::StatusOr<std::string> id = api::NewId();
       if (!id.ok()) return id.status();
       PlacementRow row;
       row.id = *id;
@@ -292,7 +276,8 @@ absl::Status PlacementServiceImpl::DoGetPlacement(
     const Rc& rc, const v1::GetPlacementRequest& request, v1::Placement* out) {
   AuditedCall call(call_env(), rc, "GetPlacement", request.name());
   FieldViolations v;
-  const std::string id = ParseName(request.name(), "placements", "name", &v);
+  const std::string id =
+      api::ParseNameId(request.name(), kPlacementPattern, "name", &v);
   LocalAgency me;
   PlacementRow row;
   bool party = false;
@@ -335,12 +320,13 @@ absl::Status PlacementServiceImpl::DoListPlacements(
   const int size = api::NormalizePageSize(request.page_size(), "page_size", &v);
   PlacementFilter filter;
   if (!request.offer().empty()) {
-    filter.offer_id = ParseName(request.offer(), "offers", "offer", &v);
+    filter.offer_id =
+        api::ParseNameId(request.offer(), kOfferPattern, "offer", &v);
   }
   std::string candidate_id;
   if (!request.candidate().empty()) {
-    candidate_id =
-        ParseName(request.candidate(), "candidates", "candidate", &v);
+    candidate_id = api::ParseNameId(request.candidate(), kCandidatePattern,
+                                    "candidate", &v);
   }
   for (int i = 0; i < request.states_size(); ++i) {
     const int s = request.states(i);
@@ -474,7 +460,8 @@ static absl::Status RunTransition(PlacementServiceImpl& service,
                                   v1::Placement* out) {
   AuditedCall call(service.call_env(), rc, spec.method, spec.name);
   const absl::Time now = service.Now();
-  const std::string id = ParseName(spec.name, "placements", "name", &v);
+  const std::string id =
+      api::ParseNameId(spec.name, kPlacementPattern, "name", &v);
   if (spec.etag.empty()) v.Add("etag", "is required");
   absl::Status status = call.Write([&](Transaction& tx,
                                        const LocalAgency& me) -> absl::Status {
@@ -622,7 +609,8 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
   const std::vector<v1::PlacementState> from = {v1::PLACEMENT_STATE_APPLIED,
                                                 v1::PLACEMENT_STATE_INTERVIEW};
   FieldViolations v;
-  const std::string id = ParseName(request.name(), "placements", "name", &v);
+  const std::string id =
+      api::ParseNameId(request.name(), kPlacementPattern, "name", &v);
   if (request.etag().empty()) v.Add("etag", "is required");
   ValidateDate(request.start_date(), true, "start_date", &v);
   api::ValidateText(request.work_approval_reference(),
@@ -758,7 +746,7 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
           }
         }
         for (const std::string& office : offices) {
-          absl::StatusOr<std::string> notice_id = NewId();
+          absl::StatusOr<std::string> notice_id = api::NewId();
           if (!notice_id.ok()) return notice_id.status();
           NoticeRow notice;
           notice.id = *notice_id;

@@ -37,49 +37,6 @@ std::string NoticeName(absl::string_view id) {
   return absl::StrCat("trainingTolerationNotices/", id);
 }
 
-bool IsRandomId(absl::string_view id) {
-  return id.size() == 26 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '2' && c <= '7');
-         });
-}
-
-std::string ParseName(absl::string_view name, absl::string_view collection,
-                      const std::string& field, FieldViolations* violations) {
-  if (name.empty()) {
-    violations->Add(field, "is required");
-    return "";
-  }
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, collection) || !absl::ConsumePrefix(&id, "/") ||
-      !IsRandomId(id)) {
-    violations->Add(field,
-                    absl::StrCat("must be a name \"", collection, "/{id}\""));
-    return "";
-  }
-  return std::string(id);
-}
-
-std::string ParseAgencyName(absl::string_view name, const std::string& field,
-                            FieldViolations* violations) {
-  absl::string_view id = name;
-  const bool ok =
-      absl::ConsumePrefix(&id, "agencies/") && !id.empty() && id.size() <= 63 &&
-      std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-      });
-  if (!ok) {
-    violations->Add(field, "must be an agency name \"agencies/{agency}\"");
-    return "";
-  }
-  return std::string(id);
-}
-
-std::string AgencyIdOf(absl::string_view name) {
-  absl::string_view id = name;
-  if (!absl::ConsumePrefix(&id, "agencies/")) return "";
-  return std::string(id);
-}
-
 // --- time and dates ---
 
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {

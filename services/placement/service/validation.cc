@@ -165,7 +165,8 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
     }
   }
   if (Wants(paths, "chamber_agency") && !o.chamber_agency().empty()) {
-    ParseAgencyName(o.chamber_agency(), "offer.chamber_agency", v);
+    api::ParseNameId(o.chamber_agency(), api::kAgencyName,
+                     "offer.chamber_agency", v);
   }
 }
 
@@ -295,7 +296,7 @@ absl::Status AssignQualificationIds(const v1::CandidateProfile* before,
     q->clear_recognition_agency();
     q->clear_recognition_update_time();
     if (q->qualification_id().empty()) {
-      absl::StatusOr<std::string> id = NewId();
+      absl::StatusOr<std::string> id = api::NewId();
       if (!id.ok()) return id.status();
       q->set_qualification_id(*id);
       continue;

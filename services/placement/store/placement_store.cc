@@ -1,7 +1,5 @@
 #include "services/placement/store/placement_store.h"
 
-#include <openssl/rand.h>
-
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -219,26 +217,6 @@ std::vector<Value> NoticeValues(const NoticeRow& row) {
 }
 
 }  // namespace
-
-absl::StatusOr<std::string> NewId() {
-  unsigned char bytes[17];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) {
-    return absl::InternalError("no randomness available for a new id");
-  }
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-  std::string out;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (unsigned char b : bytes) {
-    buffer = (buffer << 8) | b;
-    bits += 8;
-    while (bits >= 5 && out.size() < 26) {
-      out.push_back(kAlphabet[(buffer >> (bits - 5)) & 31]);
-      bits -= 5;
-    }
-  }
-  return out;
-}
 
 std::string PageKey::Encode() const { return absl::StrCat(create_us, "|", id); }
 

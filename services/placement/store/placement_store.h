@@ -26,9 +26,6 @@
 
 namespace lotse::placement {
 
-// A random opaque id: 26 characters of [a-z2-7] (130 bits).
-absl::StatusOr<std::string> NewId();
-
 struct OfferRow {
   std::string id;
   int64_t version = 0;

@@ -123,7 +123,17 @@ TEST(NamesTest, ParseAndFormat) {
   EXPECT_TRUE(ValidPersonName("persons/p-1"));
   EXPECT_FALSE(ValidPersonName("persons/"));
   EXPECT_NE(NewId(), NewId());
-  EXPECT_EQ(NewId().size(), 22u);
+  // New ids in the one format of every service (common/api/names.h); the
+  // mixed-case ids issued before still parse (above).
+  const std::string id = NewId();
+  EXPECT_EQ(id.size(), 26u);
+  for (char ch : id) {
+    EXPECT_TRUE((ch >= 'a' && ch <= 'z') || (ch >= '2' && ch <= '7')) << id;
+  }
+  EXPECT_TRUE(
+      ParseStepName(StepName("Xk3_9-AbQzR0w7UvT2sYnA", id), "n", &c, &s, &v));
+  EXPECT_EQ(c, "Xk3_9-AbQzR0w7UvT2sYnA");
+  EXPECT_EQ(v.violations().size(), 4u);
 }
 
 TEST(JurisdictionTest, ACaseElsewhereIsHandedOverNotDuplicated) {

@@ -109,6 +109,10 @@ class CasesServerTest : public testing::BothBackendsTest {
     }
   }
 
+  // The port to identity the service is built with; tests that drive a
+  // fake IdentityClient through the production adapter override it.
+  virtual AccessChecker* Checker() { return &access_; }
+
   // Options a test may change before StartServer (e.g. a restart).
   virtual CasesOptions Options() {
     CasesOptions options;
@@ -123,7 +127,7 @@ class CasesServerTest : public testing::BothBackendsTest {
     runtime_.env.pool = pool_.get();
     runtime_.env.error_domain = "cases.lotse";
     service_ =
-        std::make_unique<CasesServiceImpl>(runtime_, &access_, Options());
+        std::make_unique<CasesServiceImpl>(runtime_, Checker(), Options());
     server::ServerOptions options;
     options.service_name = "cases";
     options.listen = "127.0.0.1:0";

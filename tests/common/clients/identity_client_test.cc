@@ -82,6 +82,26 @@ class FakeIdentity final : public identity::v1::IdentityService::Service {
     return grpc::Status::OK;
   }
 
+  grpc::Status GetPerson(grpc::ServerContext* context,
+                         const identity::v1::GetPersonRequest* request,
+                         identity::v1::Person* response) override {
+    auto md = context->client_metadata();
+    auto purpose = md.find("x-lotse-purpose");
+    if (purpose != md.end()) {
+      last_purpose =
+          std::string(purpose->second.data(), purpose->second.size());
+    }
+    if (request->name() == "persons/unknown") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such person");
+    }
+    if (request->name() == "persons/slow") {
+      absl::SleepFor(absl::Milliseconds(300));
+    }
+    response->set_name(request->name());
+    response->add_names()->set_family_names("Haddad");
+    return grpc::Status::OK;
+  }
+
   static constexpr int kTogether = 4;
   std::string last_purpose;
   absl::Mutex mu;
@@ -252,6 +272,25 @@ TEST_F(IdentityClientTest, DeadlinesAreHonoured) {
   EXPECT_EQ(
       unconfigured.CheckAccess(query, absl::InfiniteFuture()).status().code(),
       absl::StatusCode::kUnavailable);
+}
+
+TEST_F(IdentityClientTest, GetPersonReadsTheRecordWithinTheDeadline) {
+  auto person = client_->GetPerson("persons/p1", "case-management",
+                                   absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->name(), "persons/p1");
+  EXPECT_EQ(person->names(0).family_names(), "Haddad");
+  EXPECT_EQ(fake_.last_purpose, "case-management");
+  EXPECT_EQ(
+      client_->GetPerson("persons/unknown", "p", absl::Now() + absl::Seconds(5))
+          .status()
+          .code(),
+      absl::StatusCode::kNotFound);
+  // Capped at max_call_time (100 ms) even for an infinite deadline.
+  EXPECT_EQ(client_->GetPerson("persons/slow", "p", absl::InfiniteFuture())
+                .status()
+                .code(),
+            absl::StatusCode::kDeadlineExceeded);
 }
 
 }  // namespace

@@ -251,7 +251,8 @@ TEST_P(BookingTest, BadBookingsAreRefusedAndStoreNothing) {
   grpc::Status wrong_domain =
       Book("caritas-koeln", course.name(), entitled, &out);
   EXPECT_EQ(wrong_domain.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  grpc::Status malformed = Book("kim-koeln", "courses/x", "nobody", &out);
+  // "courses/x" is well-formed (any id form ever issued), just unknown.
+  grpc::Status malformed = Book("kim-koeln", "courses/x/y", "nobody", &out);
   EXPECT_EQ(malformed.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(ViolatedFields(malformed),
             (std::set<std::string>{"parent", "booking.person"}));

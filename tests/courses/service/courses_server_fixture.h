@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
+#include "common/api/names.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/events/inbox.h"
@@ -157,7 +158,7 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
 
   // A new person identity knows.
   std::string NewPerson() {
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     EXPECT_TRUE(id.ok());
     const std::string person = absl::StrCat("persons/", *id);
     identity_->AddPerson(person);

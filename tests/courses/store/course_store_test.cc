@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/names.h"
 #include "common/storage/migrations.h"
 #include "gtest/gtest.h"
 #include "services/courses/domain/dates.h"
@@ -31,7 +32,7 @@ class CourseStoreTest : public testing::BothBackendsTest {
 
   CourseRow Course(int start_day, const std::string& postal, int capacity) {
     CourseRow row;
-    row.id = *NewId();
+    row.id = *api::NewId();
     row.course.set_provider_agency("agencies/vhs-koeln");
     row.course.set_kind(v1::COURSE_KIND_INTEGRATION_GENERAL);
     row.course.set_target_level(type::v1::CEFR_LEVEL_B1);
@@ -49,7 +50,7 @@ class CourseStoreTest : public testing::BothBackendsTest {
   BookingRow Booking(const std::string& course, const std::string& person,
                      v1::BookingState state) {
     BookingRow b;
-    b.id = *NewId();
+    b.id = *api::NewId();
     b.course_id = course;
     b.entitlement_id = "e";
     b.booking.set_person(person);
@@ -118,7 +119,7 @@ TEST_P(CourseStoreTest, WaitlistHeadIsTheFirstObligation) {
   std::vector<WaitlistRow> rows;
   for (int i = 0; i < 4; ++i) {
     WaitlistRow w;
-    w.id = *NewId();
+    w.id = *api::NewId();
     w.course_id = "c1";
     w.seq = i + 1;
     w.entry.set_person(absl::StrCat("persons/p", i));
@@ -149,7 +150,7 @@ TEST_P(CourseStoreTest, WaitlistHeadIsTheFirstObligation) {
               }).ok());
   // One WAITING entry per person and course.
   WaitlistRow dup = rows[0];
-  dup.id = *NewId();
+  dup.id = *api::NewId();
   EXPECT_EQ(
       Run([&](Transaction& tx) { return InsertWaitlist(tx, dup); }).code(),
       absl::StatusCode::kAlreadyExists);

@@ -397,10 +397,9 @@ TEST(MatchRecordTest, SearchRecordSplitsWords) {
 TEST(PersonIdTest, NamesAndIds) {
   FieldViolations v;
   const std::string id = "abcdefghijklmnopqrstuvwxyz";
-  EXPECT_TRUE(IsValidPersonId(id));
   EXPECT_EQ(ParsePersonName(PersonResourceName(id), "name", &v), id);
   EXPECT_TRUE(v.empty());
-  EXPECT_EQ(ParsePersonName("persons/1", "name", &v), "");
+  EXPECT_EQ(ParsePersonName("persons/1/x", "name", &v), "");
   EXPECT_EQ(ParsePersonName("agencies/" + id, "name", &v), "");
   EXPECT_EQ(ParsePersonName("", "name", &v), "");
   EXPECT_THAT(v.violations(), SizeIs(3));

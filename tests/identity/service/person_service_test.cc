@@ -819,6 +819,36 @@ TEST_P(PersonServiceTest,
   EXPECT_EQ(results.results(0).person().name(), out.name());
 }
 
+// A Lotse service (the cases view) reads a person it shows to an agency
+// that CheckAccess allowed; it has no registry entry and no relation.
+// Other person RPCs still refuse it.
+TEST_P(PersonServiceTest, ServicesMayReadAPersonAndNothingElse) {
+  Person created;
+  ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());
+  Person read;
+  grpc::Status status = Get("svc-cases", created.name(), &read);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(read.name(), created.name());
+  EXPECT_EQ(read.names(0).family_names(), "Al-Hassan");
+  EXPECT_EQ(read.birth_date().year(), 1990);
+  status = Get("svc-cases", "persons/aaaaaaaaaaaaaaaaaaaaaaaaaa", &read);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  Person updated;
+  status = Update("svc-cases", created, {"birth_place"}, &updated);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "UNKNOWN_AGENCY");
+  status = Create("svc-cases", Mohammed(), "c-svc", &updated, true);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(status), "UNKNOWN_AGENCY");
+
+  // The read is in the person's trail under the service's name.
+  const std::vector<std::string> trail = AuditAbout(created.name());
+  EXPECT_NE(
+      std::find(trail.begin(), trail.end(), "svc-cases GetPerson ALLOWED"),
+      trail.end());
+}
+
 TEST_P(PersonServiceTest, RelationsFromOtherServicesLetParticipantsRead) {
   Person created;
   ASSERT_TRUE(Create("kim-koeln", Mohammed(), "c-1", &created).ok());

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
+#include "common/api/names.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/events/inbox.h"
@@ -179,7 +180,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
   // residence status) in identity and, as an event, in placement.
   std::string NewPerson(type::v1::WorkPermission permission =
                             type::v1::WORK_PERMISSION_PERMITTED) {
-    absl::StatusOr<std::string> id = NewId();
+    absl::StatusOr<std::string> id = api::NewId();
     EXPECT_TRUE(id.ok());
     const std::string person = absl::StrCat("persons/", *id);
     identity_->AddPerson(person);

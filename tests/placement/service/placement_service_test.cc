@@ -281,6 +281,42 @@ TEST_P(PlacementServiceTest, UpdateProfileAndChamberRecognition) {
 
 // --- placements ---
 
+// A proposal names its case step exactly as the cases service issued it:
+// today's lower-case ids and the mixed-case base64url ids of older cases.
+TEST_P(PlacementServiceTest, ProposalTakesCaseStepNamesCasesIssued) {
+  v1::Offer offer = MustCreateOffer(ValidOffer());
+  int n = 0;
+  auto propose = [&](const std::string& step, v1::Placement* out) {
+    const std::string person = NewPerson();
+    MustCreateProfile(person);
+    v1::ProposePlacementRequest r;
+    r.set_request_id(absl::StrCat("step-form-", ++n));
+    r.mutable_placement()->set_offer(offer.name());
+    r.mutable_placement()->set_candidate(
+        absl::StrCat("candidates/", person.substr(8)));
+    r.mutable_placement()->set_case_step(step);
+    auto ctx = Ctx();
+    return As("jobcenter-koeln")->ProposePlacement(ctx.get(), r, out);
+  };
+  for (const std::string step :
+       {"cases/Xk3_9-AbQzR0w7UvT2sYnA/steps/q-RS_t0uVw1XyZ2a3B4c5D",
+        "cases/abcdefghijklmnopqrstuvwxyz/steps/234567abcdefghijklmnopqrst"}) {
+    v1::Placement out;
+    grpc::Status s = propose(step, &out);
+    ASSERT_TRUE(s.ok()) << step << ": " << s.error_message();
+    EXPECT_EQ(out.case_step(), step);
+  }
+  for (const std::string step :
+       {"cases/c1", "cases/c1/steps/", "cases/c 1/steps/s1",
+        "cases/c1/steps/s1/notes/n1", "steps/s1"}) {
+    v1::Placement out;
+    grpc::Status s = propose(step, &out);
+    EXPECT_EQ(s.error_code(), StatusCode::INVALID_ARGUMENT) << step;
+    EXPECT_EQ(ViolatedFields(s), std::set<std::string>{"placement.case_step"})
+        << step;
+  }
+}
+
 TEST_P(PlacementServiceTest, WorkPermissionOutcomesAtProposal) {
   v1::Offer offer = MustCreateOffer(ValidOffer());
   const std::string refused =
