@@ -2,9 +2,12 @@
 
 #include <openssl/sha.h>
 
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -117,6 +120,42 @@ absl::StatusOr<int64_t> PurgeRequestIds(storage::Database& db,
       });
   if (!status.ok()) return status;
   return deleted;
+}
+
+IdempotentCreate::IdempotentCreate(std::string agency_id, std::string method,
+                                   const google::protobuf::Message& request) {
+  key_.agency_id = std::move(agency_id);
+  key_.method = std::move(method);
+  const google::protobuf::FieldDescriptor* field =
+      request.GetDescriptor()->FindFieldByName("request_id");
+  has_request_id_field_ =
+      field != nullptr && !field->is_repeated() &&
+      field->type() == google::protobuf::FieldDescriptor::TYPE_STRING;
+  if (!has_request_id_field_) return;
+  const google::protobuf::Reflection* reflection = request.GetReflection();
+  key_.request_id = reflection->GetString(request, field);
+  std::unique_ptr<google::protobuf::Message> content(request.New());
+  content->CopyFrom(request);
+  content->GetReflection()->ClearField(content.get(), field);
+  fingerprint_ = RequestFingerprint(*content);
+}
+
+absl::StatusOr<std::optional<std::string>> IdempotentCreate::Lookup(
+    storage::Transaction& tx) const {
+  if (!has_request_id_field_) {
+    return absl::InternalError(
+        absl::StrCat(key_.method, ": the request has no request_id field"));
+  }
+  return LookupRequestId(tx, key_, fingerprint_);
+}
+
+absl::Status IdempotentCreate::Record(storage::Transaction& tx,
+                                      const std::string& resource_name) const {
+  if (!has_request_id_field_) {
+    return absl::InternalError(
+        absl::StrCat(key_.method, ": the request has no request_id field"));
+  }
+  return RecordRequestId(tx, key_, fingerprint_, resource_name);
 }
 
 }  // namespace lotse::api

@@ -3,15 +3,17 @@
 // and creates nothing; the same request_id with different content is
 // INVALID_ARGUMENT (reason REQUEST_ID_REUSED).
 //
-// Use, inside the create's read-write transaction, after validating the
-// request and before creating anything:
+// Use IdempotentCreate, made from the call before its write transaction,
+// and inside that transaction after validating the request and before
+// creating anything:
 //
-//   const std::string hash = RequestFingerprint(request_without_request_id);
-//   auto seen = LookupRequestId(tx, key, hash);     // locks the key
-//   if (!seen.ok()) return seen.status();           // REQUEST_ID_REUSED
-//   if (seen->has_value()) return ReadExisting(**seen);
+//   const api::IdempotentCreate once(caller.id, rc.method, request);
+//   ...
+//   absl::StatusOr<std::optional<std::string>> first = once.Lookup(tx);
+//   if (!first.ok()) return first.status();         // REQUEST_ID_REUSED
+//   if (first->has_value()) return ReadExisting(**first);
 //   ... create the resource ...
-//   RecordRequestId(tx, key, hash, resource_name);
+//   return once.Record(tx, resource_name);
 //
 // The record commits or rolls back with the resource. Lookup takes a named
 // lock on the key, so two concurrent calls with the same key serialise and
@@ -64,6 +66,38 @@ absl::StatusOr<int64_t> PurgeRequestIds(storage::Database& db,
 absl::Status RecordRequestId(storage::Transaction& tx, const RequestKey& key,
                              const std::string& fingerprint,
                              const std::string& resource_name);
+
+// One create made idempotent by its request's `request_id` field: the key
+// (calling agency, RPC, request_id) and the fingerprint of the request
+// without its request_id, computed once, outside any transaction. The steps
+// inside the transaction are LookupRequestId and RecordRequestId above.
+// Immutable, so it may be used from a body that runs more than once.
+class IdempotentCreate {
+ public:
+  // `agency_id`: the resolved calling agency; `method`: the RPC's full name
+  // (server::RequestContext::method); `request`: a message with a string
+  // field `request_id` (a request without one is a programming error that
+  // Lookup reports as INTERNAL).
+  IdempotentCreate(std::string agency_id, std::string method,
+                   const google::protobuf::Message& request);
+
+  // The resource the first call with this key created, or nullopt; locks
+  // the key until the transaction ends. INVALID_ARGUMENT with reason
+  // REQUEST_ID_REUSED when that call's request had other content.
+  absl::StatusOr<std::optional<std::string>> Lookup(
+      storage::Transaction& tx) const;
+
+  // Records that this call created `resource_name`.
+  absl::Status Record(storage::Transaction& tx,
+                      const std::string& resource_name) const;
+
+  const RequestKey& key() const { return key_; }
+
+ private:
+  RequestKey key_;
+  std::string fingerprint_;
+  bool has_request_id_field_ = false;
+};
 
 }  // namespace lotse::api
 

@@ -38,6 +38,14 @@ ABSL_FLAG(int32_t, database_connections, 17,
           "connections in the database pool; with fewer than "
           "--worker_threads + 1 (the group committer holds one), handlers "
           "wait for a connection");
+ABSL_FLAG(bool, group_commit, true,
+          "commit the write transactions of concurrent calls together (one "
+          "WAL sync or PostgreSQL commit flush per batch); false runs one "
+          "transaction per call");
+ABSL_FLAG(int32_t, group_commit_writers, 1,
+          "threads that commit batches; each holds a database connection "
+          "while it commits. More than one only helps PostgreSQL, and only "
+          "for writes that take few locks");
 ABSL_FLAG(int32_t, max_message_bytes, 4 * 1024 * 1024,
           "largest request or response message accepted or sent");
 ABSL_FLAG(int32_t, worker_threads, 16,
@@ -92,8 +100,8 @@ std::vector<FlagGroup> ServerFlagGroups() {
         "shutdown_deadline", "log_calls"}},
       {"TLS", {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev"}},
       {"Storage",
-       {"database", "database_connections", "request_id_retention",
-        "janitor_interval"}},
+       {"database", "database_connections", "group_commit",
+        "group_commit_writers", "request_id_retention", "janitor_interval"}},
       {"Events",
        {"event_destinations", "client_cert", "client_key", "event_retention"}},
   };

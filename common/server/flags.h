@@ -27,6 +27,8 @@ ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(bool, insecure_dev);
 ABSL_DECLARE_FLAG(std::string, database);
 ABSL_DECLARE_FLAG(int32_t, database_connections);
+ABSL_DECLARE_FLAG(bool, group_commit);
+ABSL_DECLARE_FLAG(int32_t, group_commit_writers);
 ABSL_DECLARE_FLAG(int32_t, max_message_bytes);
 ABSL_DECLARE_FLAG(int32_t, worker_threads);
 ABSL_DECLARE_FLAG(absl::Duration, drain_grace);

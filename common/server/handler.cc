@@ -261,6 +261,7 @@ void UnaryService::AddRawMethod(
               FinishWithStatus(reactor, parsed, env->error_domain);
               return reactor;
             }
+            rc->method = m->path.substr(1);
             internal::RunOnPool(
                 *env, context, reactor, *std::move(rc),
                 [m, request = std::move(request),

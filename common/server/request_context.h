@@ -54,6 +54,10 @@ struct RequestContext {
   std::string actor;    // caseworker id within the calling agency
   std::string purpose;  // why the data is accessed
   absl::Time deadline = absl::InfiniteFuture();
+  // The RPC being served, "lotse.courses.v1.CoursesService/CreateBooking"
+  // (set by UnaryService; empty where the caller built the context by
+  // hand). Idempotency keys and audit operations are named by it.
+  std::string method;
 };
 
 // Reads the caller from a verified peer certificate. UNAUTHENTICATED when

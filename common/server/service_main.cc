@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -290,11 +291,19 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
     return Fail(name, "migrations failed", s);
   }
 
-  storage::GroupCommitter committer(**db);
+  // The process's one group committer: every service's write phases go
+  // through ServiceRuntime::Write, and so through it.
+  std::optional<storage::GroupCommitter> committer;
+  if (absl::GetFlag(FLAGS_group_commit)) {
+    storage::GroupCommitter::Options commit_options;
+    commit_options.writers =
+        std::max(1, absl::GetFlag(FLAGS_group_commit_writers));
+    committer.emplace(**db, commit_options);
+    runtime.committer = &*committer;
+  }
   options.metrics_registry = std::make_shared<prometheus::Registry>();
   // Before make_services, so services can register metrics of their own.
   runtime.metrics = options.metrics_registry.get();
-  runtime.committer = &committer;
 
   // Event delivery before the services exist. Commits that enqueue events
   // wake its relays by themselves (events/outbox.h).

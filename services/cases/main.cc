@@ -25,8 +25,6 @@ ABSL_FLAG(std::string, identity_target, "",
 ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
           "waiting-time statistics: groups with fewer referrals are "
           "suppressed");
-ABSL_FLAG(bool, group_commit, true,
-          "batch concurrent write transactions into shared commits");
 
 namespace {
 
@@ -62,8 +60,7 @@ int main(int argc, char** argv) {
       "steps and referrals, private notes, the shared case view and its event "
       "stream.";
   definition.flag_groups = {{"Identity client", {"identity_target"}},
-                            {"Cases", {"waiting_time_suppression_threshold"}},
-                            {"Storage", {"group_commit"}}};
+                            {"Cases", {"waiting_time_suppression_threshold"}}};
   definition.health_service_names = {
       lotse::cases::v1::CasesService::service_full_name()};
   definition.migrations = lotse::cases::CasesMigrations();

@@ -11,8 +11,6 @@
 //   --identity_timeout       longest wait for one identity call (2s).
 //   --default_hold           hold length of courses that set none (72h).
 //   --hold_sweep_interval    how often expired holds are released (15s).
-//   --group_commit           commit concurrent write phases together
-//                            (default true).
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,9 +37,6 @@ ABSL_FLAG(absl::Duration, default_hold, absl::Hours(72),
           "hold length of courses that set no hold_duration");
 ABSL_FLAG(absl::Duration, hold_sweep_interval, absl::Seconds(15),
           "how often expired holds are released");
-ABSL_FLAG(bool, group_commit, true,
-          "commit the write phases of concurrent calls in shared "
-          "transactions");
 
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
@@ -53,8 +48,7 @@ int main(int argc, char** argv) {
   definition.flag_groups = {
       {"Identity client",
        {"identity_target", "identity_client_cert", "identity_timeout"}},
-      {"Courses", {"default_hold", "hold_sweep_interval"}},
-      {"Storage", {"group_commit"}}};
+      {"Courses", {"default_hold", "hold_sweep_interval"}}};
   definition.health_service_names = {
       lotse::courses::v1::CoursesService::service_full_name()};
   definition.migrations = lotse::courses::CoursesMigrations();

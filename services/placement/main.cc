@@ -10,8 +10,6 @@
 //                            used towards identity (default svc-placement);
 //                            with --insecure_dev, plaintext instead.
 //   --identity_timeout       longest wait for one identity call (2s).
-//   --group_commit           commit concurrent write phases together
-//                            (default true).
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,9 +32,6 @@ ABSL_FLAG(std::string, identity_client_cert, "svc-placement",
           "identity");
 ABSL_FLAG(absl::Duration, identity_timeout, absl::Seconds(2),
           "longest wait for one call to identity");
-ABSL_FLAG(bool, group_commit, true,
-          "commit the write phases of concurrent calls in shared "
-          "transactions");
 
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
@@ -47,8 +42,7 @@ int main(int argc, char** argv) {
       "candidate profiles, matching and placements.";
   definition.flag_groups = {
       {"Identity client",
-       {"identity_target", "identity_client_cert", "identity_timeout"}},
-      {"Storage", {"group_commit"}}};
+       {"identity_target", "identity_client_cert", "identity_timeout"}}};
   definition.health_service_names = {
       lotse::placement::v1::PlacementService::service_full_name()};
   definition.migrations = lotse::placement::PlacementMigrations();

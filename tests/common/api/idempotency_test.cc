@@ -6,6 +6,7 @@
 #include "common/storage/migrations.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "gtest/gtest.h"
+#include "lotse/placement/v1/placement_service.pb.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::api {
@@ -103,6 +104,79 @@ TEST_P(IdempotencyTest, PurgeDeletesOnlyRecordsOlderThanTheCutoff) {
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(IdempotencyTest);
+
+TEST_P(IdempotencyTest, IdempotentCreateKeysByCallerMethodAndRequestId) {
+  placement::v1::CreateOfferRequest request;
+  request.set_request_id("r-7");
+  request.mutable_offer()->set_title("Lagerhelfer");
+  const IdempotentCreate once("kim-koeln", "svc/CreateOffer", request);
+  EXPECT_EQ(once.key().agency_id, "kim-koeln");
+  EXPECT_EQ(once.key().method, "svc/CreateOffer");
+  EXPECT_EQ(once.key().request_id, "r-7");
+
+  ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                auto first = once.Lookup(tx);
+                if (!first.ok()) return first.status();
+                EXPECT_FALSE(first->has_value());
+                return once.Record(tx, "offers/1");
+              }).ok());
+
+  // A retry with another request_id field value is another key; the same
+  // one finds the first call's resource, whatever the request_id's value
+  // contributes to the fingerprint (nothing).
+  const IdempotentCreate retry("kim-koeln", "svc/CreateOffer", request);
+  ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                auto first = retry.Lookup(tx);
+                if (!first.ok()) return first.status();
+                EXPECT_EQ(first->value_or(""), "offers/1");
+                return absl::OkStatus();
+              }).ok());
+
+  placement::v1::CreateOfferRequest changed = request;
+  changed.mutable_offer()->set_title("Staplerfahrer");
+  const IdempotentCreate reuse("kim-koeln", "svc/CreateOffer", changed);
+  absl::Status reused = storage::RunInTransaction(
+      db(),
+      [&](storage::Transaction& tx) { return reuse.Lookup(tx).status(); });
+  EXPECT_EQ(reused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(reused), "REQUEST_ID_REUSED");
+}
+
+TEST_P(IdempotencyTest, IdempotentCreateFingerprintsWithoutTheRequestId) {
+  placement::v1::CreateOfferRequest request;
+  request.set_request_id("r-1");
+  request.mutable_offer()->set_title("Lagerhelfer");
+  const IdempotentCreate once("a", "m", request);
+  EXPECT_EQ(request.request_id(), "r-1");  // the request itself is untouched
+  ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                return once.Record(tx, "offers/1");
+              }).ok());
+  // The documented hand-made fingerprint (request_id cleared) matches what
+  // the helper recorded; the fingerprint of the request with its id does
+  // not.
+  placement::v1::CreateOfferRequest content = request;
+  content.clear_request_id();
+  ASSERT_TRUE(storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+                auto seen = LookupRequestId(tx, once.key(),
+                                            RequestFingerprint(content));
+                if (!seen.ok()) return seen.status();
+                EXPECT_EQ(seen->value_or(""), "offers/1");
+                return absl::OkStatus();
+              }).ok());
+  absl::Status with_id =
+      storage::RunInTransaction(db(), [&](storage::Transaction& tx) {
+        return LookupRequestId(tx, once.key(), RequestFingerprint(request))
+            .status();
+      });
+  EXPECT_EQ(ReasonOf(with_id), "REQUEST_ID_REUSED");
+}
+
+TEST_P(IdempotencyTest, IdempotentCreateOfARequestWithoutRequestIdIsInternal) {
+  const IdempotentCreate once("a", "m", Request(1));
+  absl::Status status = storage::RunInTransaction(
+      db(), [&](storage::Transaction& tx) { return once.Lookup(tx).status(); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+}
 
 }  // namespace
 }  // namespace lotse::api
