@@ -20,6 +20,8 @@
 #include "common/server/handler.h"
 #include "common/server/log.h"
 #include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "grpcpp/impl/rpc_service_method.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/events/v1/events.pb.h"
 #include "services/cases/domain/rules.h"
@@ -242,7 +244,10 @@ absl::Status RequireNoOpenCaseElsewhere(Transaction& tx,
 
 CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
                                    AccessChecker* access, CasesOptions options)
-    : runtime_(runtime), access_(access), options_(std::move(options)) {
+    : UnaryService(runtime.env, v1::CasesService::service_full_name()),
+      runtime_(runtime),
+      access_(access),
+      options_(std::move(options)) {
   // A caller whose registration has not reached cases yet is looked up in
   // identity rather than refused (common/agencies/registry.h).
   if (access_ != nullptr) {
@@ -260,6 +265,35 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
     committer_ =
         std::make_unique<storage::GroupCommitter>(*runtime_.database, gc);
   }
+  using Self = CasesServiceImpl;
+  Handle("OpenCase", this, &Self::DoOpenCase);
+  Handle("GetCase", this, &Self::DoGetCase);
+  Handle("ListCases", this, &Self::DoListCases);
+  Handle("UpdateCase", this, &Self::DoUpdateCase);
+  Handle("ChangeCaseState", this, &Self::DoChangeCaseState);
+  Handle("TransferCase", this, &Self::DoTransferCase);
+  Handle("CloseCase", this, &Self::DoCloseCase);
+  Handle("GetIntegrationPlan", this, &Self::DoGetPlan);
+  Handle("ListIntegrationPlanVersions", this, &Self::DoListPlans);
+  Handle("UpdateIntegrationPlan", this, &Self::DoUpdatePlan);
+  Handle("CreateStep", this, &Self::DoCreateStep);
+  Handle("GetStep", this, &Self::DoGetStep);
+  Handle("ListSteps", this, &Self::DoListSteps);
+  Handle("UpdateStep", this, &Self::DoUpdateStep);
+  Handle("AcceptStep", this, &Self::DoAcceptStep);
+  Handle("DeclineStep", this, &Self::DoDeclineStep);
+  Handle("StartStep", this, &Self::DoStartStep);
+  Handle("CompleteStep", this, &Self::DoCompleteStep);
+  Handle("CancelStep", this, &Self::DoCancelStep);
+  Handle("CreateNote", this, &Self::DoCreateNote);
+  Handle("GetNote", this, &Self::DoGetNote);
+  Handle("ListNotes", this, &Self::DoListNotes);
+  Handle("UpdateNote", this, &Self::DoUpdateNote);
+  Handle("DeleteNote", this, &Self::DoDeleteNote);
+  Handle("GetCaseView", this, &Self::DoGetCaseView);
+  Handle("GetWaitingTimeStatistics", this, &Self::DoStatistics);
+  // Last: UnaryService numbers the methods it adds itself.
+  AddWatchMethod();
   WatchOptions watch = options_.watch;
   watch.error_domain = runtime_.env.error_domain;
   hub_ = std::make_unique<WatchHub>(
@@ -375,134 +409,88 @@ absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
   return status;
 }
 
-// ---- RPC entry points ----
+// ---- The five step transitions ----
 
-#define LOTSE_CASES_UNARY(Rpc, Request, Response, Work)                       \
-  grpc::ServerUnaryReactor* CasesServiceImpl::Rpc(                            \
-      grpc::CallbackServerContext* ctx, const Request* req, Response* resp) { \
-    return server::ServeUnary(runtime_.env, ctx, req, resp, this,             \
-                              &CasesServiceImpl::Work);                       \
-  }
-
-LOTSE_CASES_UNARY(OpenCase, v1::OpenCaseRequest, v1::Case, DoOpenCase)
-LOTSE_CASES_UNARY(GetCase, v1::GetCaseRequest, v1::Case, DoGetCase)
-LOTSE_CASES_UNARY(ListCases, v1::ListCasesRequest, v1::ListCasesResponse,
-                  DoListCases)
-LOTSE_CASES_UNARY(UpdateCase, v1::UpdateCaseRequest, v1::Case, DoUpdateCase)
-LOTSE_CASES_UNARY(ChangeCaseState, v1::ChangeCaseStateRequest, v1::Case,
-                  DoChangeCaseState)
-LOTSE_CASES_UNARY(TransferCase, v1::TransferCaseRequest, v1::Case,
-                  DoTransferCase)
-LOTSE_CASES_UNARY(CloseCase, v1::CloseCaseRequest, v1::Case, DoCloseCase)
-LOTSE_CASES_UNARY(GetIntegrationPlan, v1::GetIntegrationPlanRequest,
-                  v1::IntegrationPlan, DoGetPlan)
-LOTSE_CASES_UNARY(ListIntegrationPlanVersions,
-                  v1::ListIntegrationPlanVersionsRequest,
-                  v1::ListIntegrationPlanVersionsResponse, DoListPlans)
-LOTSE_CASES_UNARY(UpdateIntegrationPlan, v1::UpdateIntegrationPlanRequest,
-                  v1::IntegrationPlan, DoUpdatePlan)
-LOTSE_CASES_UNARY(CreateStep, v1::CreateStepRequest, v1::Step, DoCreateStep)
-LOTSE_CASES_UNARY(GetStep, v1::GetStepRequest, v1::Step, DoGetStep)
-LOTSE_CASES_UNARY(ListSteps, v1::ListStepsRequest, v1::ListStepsResponse,
-                  DoListSteps)
-LOTSE_CASES_UNARY(UpdateStep, v1::UpdateStepRequest, v1::Step, DoUpdateStep)
-LOTSE_CASES_UNARY(CreateNote, v1::CreateNoteRequest, v1::Note, DoCreateNote)
-LOTSE_CASES_UNARY(GetNote, v1::GetNoteRequest, v1::Note, DoGetNote)
-LOTSE_CASES_UNARY(ListNotes, v1::ListNotesRequest, v1::ListNotesResponse,
-                  DoListNotes)
-LOTSE_CASES_UNARY(UpdateNote, v1::UpdateNoteRequest, v1::Note, DoUpdateNote)
-LOTSE_CASES_UNARY(DeleteNote, v1::DeleteNoteRequest, google::protobuf::Empty,
-                  DoDeleteNote)
-LOTSE_CASES_UNARY(GetCaseView, v1::GetCaseViewRequest, v1::CaseView,
-                  DoGetCaseView)
-LOTSE_CASES_UNARY(GetWaitingTimeStatistics, v1::GetWaitingTimeStatisticsRequest,
-                  v1::WaitingTimeStatistics, DoStatistics)
-
-#undef LOTSE_CASES_UNARY
-
-grpc::ServerUnaryReactor* CasesServiceImpl::AcceptStep(
-    grpc::CallbackServerContext* ctx, const v1::AcceptStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::AcceptStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_ACCEPTED;
-        return DoTransition(rc, Method("AcceptStep"), t, out);
-      });
+absl::Status CasesServiceImpl::DoAcceptStep(const RequestContext& rc,
+                                            const v1::AcceptStepRequest& r,
+                                            v1::Step* out) {
+  TransitionRequest t;
+  t.name = r.name();
+  t.etag = r.etag();
+  t.to = v1::STEP_STATE_ACCEPTED;
+  return DoTransition(rc, Method("AcceptStep"), t, out);
 }
 
-grpc::ServerUnaryReactor* CasesServiceImpl::DeclineStep(
-    grpc::CallbackServerContext* ctx, const v1::DeclineStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::DeclineStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_DECLINED;
-        t.decline_reason = r.reason();
-        t.comment = r.comment();
-        t.comment_required =
-            r.reason() == v1::STEP_DECLINE_REASON_OTHER ||
-            r.reason() == v1::STEP_DECLINE_REASON_MISSING_INFORMATION;
-        return DoTransition(rc, Method("DeclineStep"), t, out);
-      });
+absl::Status CasesServiceImpl::DoDeclineStep(const RequestContext& rc,
+                                             const v1::DeclineStepRequest& r,
+                                             v1::Step* out) {
+  TransitionRequest t;
+  t.name = r.name();
+  t.etag = r.etag();
+  t.to = v1::STEP_STATE_DECLINED;
+  t.decline_reason = r.reason();
+  t.comment = r.comment();
+  t.comment_required =
+      r.reason() == v1::STEP_DECLINE_REASON_OTHER ||
+      r.reason() == v1::STEP_DECLINE_REASON_MISSING_INFORMATION;
+  return DoTransition(rc, Method("DeclineStep"), t, out);
 }
 
-grpc::ServerUnaryReactor* CasesServiceImpl::StartStep(
-    grpc::CallbackServerContext* ctx, const v1::StartStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::StartStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_IN_PROGRESS;
-        return DoTransition(rc, Method("StartStep"), t, out);
-      });
+absl::Status CasesServiceImpl::DoStartStep(const RequestContext& rc,
+                                           const v1::StartStepRequest& r,
+                                           v1::Step* out) {
+  TransitionRequest t;
+  t.name = r.name();
+  t.etag = r.etag();
+  t.to = v1::STEP_STATE_IN_PROGRESS;
+  return DoTransition(rc, Method("StartStep"), t, out);
 }
 
-grpc::ServerUnaryReactor* CasesServiceImpl::CompleteStep(
-    grpc::CallbackServerContext* ctx, const v1::CompleteStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::CompleteStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_DONE;
-        t.outcome = r.outcome();
-        t.comment = r.comment();
-        return DoTransition(rc, Method("CompleteStep"), t, out);
-      });
+absl::Status CasesServiceImpl::DoCompleteStep(const RequestContext& rc,
+                                              const v1::CompleteStepRequest& r,
+                                              v1::Step* out) {
+  TransitionRequest t;
+  t.name = r.name();
+  t.etag = r.etag();
+  t.to = v1::STEP_STATE_DONE;
+  t.outcome = r.outcome();
+  t.comment = r.comment();
+  return DoTransition(rc, Method("CompleteStep"), t, out);
 }
 
-grpc::ServerUnaryReactor* CasesServiceImpl::CancelStep(
-    grpc::CallbackServerContext* ctx, const v1::CancelStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::CancelStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_CANCELLED;
-        t.cancel_reason = r.reason();
-        t.comment = r.comment();
-        t.comment_required = r.reason() == v1::STEP_CANCEL_REASON_OTHER;
-        return DoTransition(rc, Method("CancelStep"), t, out);
-      });
+absl::Status CasesServiceImpl::DoCancelStep(const RequestContext& rc,
+                                            const v1::CancelStepRequest& r,
+                                            v1::Step* out) {
+  TransitionRequest t;
+  t.name = r.name();
+  t.etag = r.etag();
+  t.to = v1::STEP_STATE_CANCELLED;
+  t.cancel_reason = r.reason();
+  t.comment = r.comment();
+  t.comment_required = r.reason() == v1::STEP_CANCEL_REASON_OTHER;
+  return DoTransition(rc, Method("CancelStep"), t, out);
+}
+
+// ---- The watch stream ----
+
+// UnaryService serves unary RPCs only (common/server/handler.h); the watch
+// stream is added here as a callback method of the same service, since
+// gRPC registers a service name once. It must be added after every
+// Handle(): UnaryService marks its methods by their position.
+void CasesServiceImpl::AddWatchMethod() {
+  static constexpr char kPath[] =
+      "/lotse.cases.v1.CasesService/WatchCaseEvents";
+  auto* method = new grpc::internal::RpcServiceMethod(
+      kPath, grpc::internal::RpcMethod::SERVER_STREAMING,
+      new grpc::internal::CallbackServerStreamingHandler<
+          v1::WatchCaseEventsRequest, v1::WatchCaseEventsResponse>(
+          [this](grpc::CallbackServerContext* ctx,
+                 const v1::WatchCaseEventsRequest* req) {
+            return WatchCaseEvents(ctx, req);
+          }));
+  method->SetServerApiType(
+      grpc::internal::RpcServiceMethod::ApiType::CALL_BACK);
+  AddMethod(method);
 }
 
 grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>*

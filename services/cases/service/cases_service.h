@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "common/agencies/registry.h"
 #include "common/events/inbox.h"
+#include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
@@ -53,7 +54,7 @@ struct CasesOptions {
   bool group_commit = true;
 };
 
-class CasesServiceImpl final : public v1::CasesService::CallbackService {
+class CasesServiceImpl final : public server::UnaryService {
  public:
   CasesServiceImpl(server::ServiceRuntime& runtime, AccessChecker* access,
                    CasesOptions options = CasesOptions());
@@ -73,92 +74,6 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
   void DrainWatchers();
   int open_watch_streams() const;
 
-  grpc::ServerUnaryReactor* OpenCase(grpc::CallbackServerContext* ctx,
-                                     const v1::OpenCaseRequest* req,
-                                     v1::Case* resp) override;
-  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* ctx,
-                                    const v1::GetCaseRequest* req,
-                                    v1::Case* resp) override;
-  grpc::ServerUnaryReactor* ListCases(grpc::CallbackServerContext* ctx,
-                                      const v1::ListCasesRequest* req,
-                                      v1::ListCasesResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateCase(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateCaseRequest* req,
-                                       v1::Case* resp) override;
-  grpc::ServerUnaryReactor* ChangeCaseState(
-      grpc::CallbackServerContext* ctx, const v1::ChangeCaseStateRequest* req,
-      v1::Case* resp) override;
-  grpc::ServerUnaryReactor* TransferCase(grpc::CallbackServerContext* ctx,
-                                         const v1::TransferCaseRequest* req,
-                                         v1::Case* resp) override;
-  grpc::ServerUnaryReactor* CloseCase(grpc::CallbackServerContext* ctx,
-                                      const v1::CloseCaseRequest* req,
-                                      v1::Case* resp) override;
-  grpc::ServerUnaryReactor* GetIntegrationPlan(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetIntegrationPlanRequest* req,
-      v1::IntegrationPlan* resp) override;
-  grpc::ServerUnaryReactor* ListIntegrationPlanVersions(
-      grpc::CallbackServerContext* ctx,
-      const v1::ListIntegrationPlanVersionsRequest* req,
-      v1::ListIntegrationPlanVersionsResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateIntegrationPlan(
-      grpc::CallbackServerContext* ctx,
-      const v1::UpdateIntegrationPlanRequest* req,
-      v1::IntegrationPlan* resp) override;
-  grpc::ServerUnaryReactor* CreateStep(grpc::CallbackServerContext* ctx,
-                                       const v1::CreateStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* GetStep(grpc::CallbackServerContext* ctx,
-                                    const v1::GetStepRequest* req,
-                                    v1::Step* resp) override;
-  grpc::ServerUnaryReactor* ListSteps(grpc::CallbackServerContext* ctx,
-                                      const v1::ListStepsRequest* req,
-                                      v1::ListStepsResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateStep(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* AcceptStep(grpc::CallbackServerContext* ctx,
-                                       const v1::AcceptStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* DeclineStep(grpc::CallbackServerContext* ctx,
-                                        const v1::DeclineStepRequest* req,
-                                        v1::Step* resp) override;
-  grpc::ServerUnaryReactor* StartStep(grpc::CallbackServerContext* ctx,
-                                      const v1::StartStepRequest* req,
-                                      v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CompleteStep(grpc::CallbackServerContext* ctx,
-                                         const v1::CompleteStepRequest* req,
-                                         v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CancelStep(grpc::CallbackServerContext* ctx,
-                                       const v1::CancelStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CreateNote(grpc::CallbackServerContext* ctx,
-                                       const v1::CreateNoteRequest* req,
-                                       v1::Note* resp) override;
-  grpc::ServerUnaryReactor* GetNote(grpc::CallbackServerContext* ctx,
-                                    const v1::GetNoteRequest* req,
-                                    v1::Note* resp) override;
-  grpc::ServerUnaryReactor* ListNotes(grpc::CallbackServerContext* ctx,
-                                      const v1::ListNotesRequest* req,
-                                      v1::ListNotesResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateNote(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateNoteRequest* req,
-                                       v1::Note* resp) override;
-  grpc::ServerUnaryReactor* DeleteNote(grpc::CallbackServerContext* ctx,
-                                       const v1::DeleteNoteRequest* req,
-                                       google::protobuf::Empty* resp) override;
-  grpc::ServerUnaryReactor* GetCaseView(grpc::CallbackServerContext* ctx,
-                                        const v1::GetCaseViewRequest* req,
-                                        v1::CaseView* resp) override;
-  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
-      grpc::CallbackServerContext* ctx,
-      const v1::WatchCaseEventsRequest* req) override;
-  grpc::ServerUnaryReactor* GetWaitingTimeStatistics(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetWaitingTimeStatisticsRequest* req,
-      v1::WaitingTimeStatistics* resp) override;
-
   // What a call touched, for its audit record.
   struct Trail {
     std::string resource;
@@ -168,6 +83,11 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
       storage::Transaction& tx, const AgencyInfo& caller, Trail* trail)>;
 
  private:
+  // Serves WatchCaseEvents, the one streaming RPC (see the constructor).
+  void AddWatchMethod();
+  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
+      grpc::CallbackServerContext* ctx, const v1::WatchCaseEventsRequest* req);
+
   // Steps 1-3 of the header comment; `body` runs in a read-only
   // transaction, then `after` (may be null; no transaction, e.g. calls to
   // identity) and the audit record's commit.
@@ -237,6 +157,17 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
     std::string comment;
     bool comment_required = false;
   };
+  absl::Status DoAcceptStep(const server::RequestContext& rc,
+                            const v1::AcceptStepRequest& req, v1::Step* resp);
+  absl::Status DoDeclineStep(const server::RequestContext& rc,
+                             const v1::DeclineStepRequest& req, v1::Step* resp);
+  absl::Status DoStartStep(const server::RequestContext& rc,
+                           const v1::StartStepRequest& req, v1::Step* resp);
+  absl::Status DoCompleteStep(const server::RequestContext& rc,
+                              const v1::CompleteStepRequest& req,
+                              v1::Step* resp);
+  absl::Status DoCancelStep(const server::RequestContext& rc,
+                            const v1::CancelStepRequest& req, v1::Step* resp);
   absl::Status DoTransition(const server::RequestContext& rc,
                             absl::string_view method,
                             const TransitionRequest& req, v1::Step* resp);
