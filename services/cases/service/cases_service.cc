@@ -30,10 +30,6 @@
 namespace lotse::cases {
 namespace internal {
 
-std::string Method(absl::string_view rpc) {
-  return absl::StrCat(kService, rpc);
-}
-
 google::protobuf::Timestamp ToTimestamp(absl::Time t) {
   const int64_t micros = absl::ToUnixMicros(t);
   google::protobuf::Timestamp ts;
@@ -53,9 +49,21 @@ absl::Time StoreNow() {
   return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
 }
 
-absl::StatusOr<AgencyInfo> CheckCaller(storage::Transaction& tx,
-                                       const server::RequestContext& rc) {
-  return agencies::ResolveCaller(tx, rc.caller);
+void AuditAs(agencies::AuditedCall& call, const std::string& resource,
+             std::vector<std::string> categories) {
+  // AuditedCall sets a target with categories only for a person's record;
+  // the resource is set again on its own.
+  call.set_person_target(resource, "", std::move(categories));
+  call.set_target(resource);
+}
+
+void AuditResource(agencies::AuditedCall& call, const std::string& resource,
+                   std::vector<std::string> categories) {
+  // Touch names "<person>/<record>": split where the resource's last
+  // segment begins (every resource here is "cases/...").
+  const size_t slash = resource.rfind('/');
+  call.Touch(resource.substr(0, slash), resource.substr(slash + 1),
+             std::move(categories));
 }
 
 v1::Case CaseToProto(const CaseRow& row) {
@@ -195,33 +203,17 @@ std::string CaseTarget(absl::string_view name) {
 
 }  // namespace internal
 
+using agencies::LocalAgency;
 using internal::CaseTarget;
 using internal::CaseToProto;
-using internal::CheckCaller;
 using internal::Emit;
 using internal::LoadCase;
-using internal::Method;
 using internal::StoreNow;
 using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 
 namespace {
-
-audit::AuditRecord AuditFor(const RequestContext& rc,
-                            const std::string& agency_id,
-                            absl::string_view method,
-                            const CasesServiceImpl::Trail& trail) {
-  audit::AuditRecord record;
-  record.agency_id = agency_id;
-  record.legal_domain = rc.caller.legal_domain;
-  record.actor = rc.actor;
-  record.purpose = rc.purpose;
-  record.operation = std::string(method);
-  record.resource = trail.resource;
-  record.data_categories = trail.categories;
-  return record;
-}
 
 // CheckJurisdiction over the person's open cases as stored.
 absl::Status RequireNoOpenCaseElsewhere(Transaction& tx,
@@ -248,23 +240,24 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
       runtime_(runtime),
       access_(access),
       options_(std::move(options)) {
+  call_env_.service = v1::CasesService::service_full_name();
+  call_env_.db = runtime_.database;
   // A caller whose registration has not reached cases yet is looked up in
   // identity rather than refused (common/agencies/registry.h).
   if (access_ != nullptr) {
-    lookup_agency_ = [access](absl::string_view agency, absl::Time deadline) {
+    call_env_.lookup_agency = [access](absl::string_view agency,
+                                       absl::Time deadline) {
       return access->GetAgency(agency, deadline);
     };
   }
-  if (options_.group_commit) {
-    // One writer: every write takes the global outbox, case-event and
-    // audit locks, so two batches in flight would only wait for each other
-    // — and, holding case locks in different orders, deadlock on
-    // PostgreSQL.
-    storage::GroupCommitter::Options gc;
-    gc.writers = 1;
-    committer_ =
-        std::make_unique<storage::GroupCommitter>(*runtime_.database, gc);
-  }
+  // The process's group committer. Cases wants it with one writer (the
+  // default): every write takes the global outbox, case-event and audit
+  // locks, so two batches in flight would only wait for each other — and,
+  // holding case locks in different orders, deadlock on PostgreSQL.
+  call_env_.commit_write =
+      [this](const std::function<absl::Status(Transaction&)>& body) {
+        return runtime_.Write(body);
+      };
   using Self = CasesServiceImpl;
   Handle("OpenCase", this, &Self::DoOpenCase);
   Handle("GetCase", this, &Self::DoGetCase);
@@ -304,10 +297,7 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
       watch);
 }
 
-CasesServiceImpl::~CasesServiceImpl() {
-  hub_.reset();
-  committer_.reset();
-}
+CasesServiceImpl::~CasesServiceImpl() { hub_.reset(); }
 
 void CasesServiceImpl::NotifyWatchers() { hub_->Notify(); }
 void CasesServiceImpl::DrainWatchers() { hub_->Drain(); }
@@ -323,89 +313,11 @@ absl::StatusOr<bool> CasesServiceImpl::ApplyEvent(
   return applied;
 }
 
-absl::Status CasesServiceImpl::ResolvingCaller(
-    const RequestContext& rc, const std::function<absl::Status()>& attempt) {
-  return agencies::RunResolvingCaller(*runtime_.database, lookup_agency_, rc,
-                                      attempt);
-}
-
-absl::Status CasesServiceImpl::Commit(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (committer_) return committer_->Run(body);
-  return storage::RunInTransaction(*runtime_.database, body);
-}
-
-void CasesServiceImpl::AuditFailure(const RequestContext& rc,
-                                    absl::string_view method,
-                                    const std::string& agency_id,
-                                    const Trail& trail,
-                                    const absl::Status& failure) {
-  absl::Status audited = audit::AppendFailedCallAudit(
-      *runtime_.database, AuditFor(rc, agency_id, method, trail), failure);
-  if (!audited.ok()) {
-    server::Log(server::LogLevel::kError, "audit of failed call not written",
-                {{"operation", std::string(method)},
-                 {"agency", agency_id},
-                 {"error", std::string(audited.message())}});
-  }
-}
-
-absl::Status CasesServiceImpl::RunRead(
-    const RequestContext& rc, absl::string_view method,
-    const std::string& target, const Body& body,
-    const std::function<absl::Status(Trail*)>& after) {
-  std::string agency_id = rc.caller.agency_id;
-  Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = ResolvingCaller(rc, [&] {
-    return storage::RunInTransaction(
-        *runtime_.database,
-        [&](Transaction& tx) -> absl::Status {
-          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-          if (!caller.ok()) return caller.status();
-          agency_id = caller->id;
-          trail = Trail{target, {internal::kCategoryCaseStatus}};
-          return body(tx, *caller, &trail);
-        },
-        storage::TxMode::kReadOnly);
-  });
-  if (status.ok() && after) status = after(&trail);
-  if (status.ok()) {
-    // The response is held back until its audit record is committed.
-    status = Commit([&](Transaction& tx) {
-      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
-    });
-    if (status.ok()) return status;
-  }
-  AuditFailure(rc, method, agency_id, trail, status);
-  return status;
-}
-
-absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
-                                        absl::string_view method,
-                                        const std::string& target,
-                                        const Body& body) {
-  std::string agency_id = rc.caller.agency_id;
-  Trail trail{target, {internal::kCategoryCaseStatus}};
-  // The body runs on the group committer's thread; its events still count
-  // as this call's (server::RelationsReachIdentity).
-  events::CommittedEvents* const sink =
-      events::CollectCommittedEvents::Current();
-  absl::Status status = ResolvingCaller(rc, [&] {
-    return Commit([&](Transaction& tx) -> absl::Status {
-      const events::CollectCommittedEvents collect(sink);
-      absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-      if (!caller.ok()) return caller.status();
-      agency_id = caller->id;
-      trail = Trail{target, {internal::kCategoryCaseStatus}};
-      if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
-      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
-    });
-  });
-  if (status.ok()) {
-    hub_->Notify();
-    return status;
-  }
-  AuditFailure(rc, method, agency_id, trail, status);
+absl::Status CasesServiceImpl::WriteAndWake(
+    agencies::AuditedCall& call, const agencies::AuditedCall::Body& body) {
+  absl::Status status = call.Write(body);
+  // A committed write may have appended case events.
+  if (status.ok()) hub_->Notify();
   return status;
 }
 
@@ -418,7 +330,7 @@ absl::Status CasesServiceImpl::DoAcceptStep(const RequestContext& rc,
   t.name = r.name();
   t.etag = r.etag();
   t.to = v1::STEP_STATE_ACCEPTED;
-  return DoTransition(rc, Method("AcceptStep"), t, out);
+  return DoTransition(rc, "AcceptStep", t, out);
 }
 
 absl::Status CasesServiceImpl::DoDeclineStep(const RequestContext& rc,
@@ -433,7 +345,7 @@ absl::Status CasesServiceImpl::DoDeclineStep(const RequestContext& rc,
   t.comment_required =
       r.reason() == v1::STEP_DECLINE_REASON_OTHER ||
       r.reason() == v1::STEP_DECLINE_REASON_MISSING_INFORMATION;
-  return DoTransition(rc, Method("DeclineStep"), t, out);
+  return DoTransition(rc, "DeclineStep", t, out);
 }
 
 absl::Status CasesServiceImpl::DoStartStep(const RequestContext& rc,
@@ -443,7 +355,7 @@ absl::Status CasesServiceImpl::DoStartStep(const RequestContext& rc,
   t.name = r.name();
   t.etag = r.etag();
   t.to = v1::STEP_STATE_IN_PROGRESS;
-  return DoTransition(rc, Method("StartStep"), t, out);
+  return DoTransition(rc, "StartStep", t, out);
 }
 
 absl::Status CasesServiceImpl::DoCompleteStep(const RequestContext& rc,
@@ -455,7 +367,7 @@ absl::Status CasesServiceImpl::DoCompleteStep(const RequestContext& rc,
   t.to = v1::STEP_STATE_DONE;
   t.outcome = r.outcome();
   t.comment = r.comment();
-  return DoTransition(rc, Method("CompleteStep"), t, out);
+  return DoTransition(rc, "CompleteStep", t, out);
 }
 
 absl::Status CasesServiceImpl::DoCancelStep(const RequestContext& rc,
@@ -468,7 +380,7 @@ absl::Status CasesServiceImpl::DoCancelStep(const RequestContext& rc,
   t.cancel_reason = r.reason();
   t.comment = r.comment();
   t.comment_required = r.reason() == v1::STEP_CANCEL_REASON_OTHER;
-  return DoTransition(rc, Method("CancelStep"), t, out);
+  return DoTransition(rc, "CancelStep", t, out);
 }
 
 // ---- The watch stream ----
@@ -521,9 +433,10 @@ absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
   start.purpose = rc.purpose;
   const std::string target =
       request.case_name().empty() ? "cases" : CaseTarget(request.case_name());
-  absl::Status status = RunRead(
-      rc, Method("WatchCaseEvents"), target,
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  agencies::AuditedCall call(call_env_, rc, "WatchCaseEvents", target);
+  internal::AuditAs(call, target);
+  absl::Status status = call.Finish(call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         start.agency = AgencyName(caller.id);
         if (!request.case_name().empty()) {
           FieldViolations ignored;
@@ -547,8 +460,7 @@ absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
           start.after_cursor = *latest;
         }
         return absl::OkStatus();
-      },
-      nullptr);
+      }));
   if (!status.ok()) return status;
   return start;
 }
@@ -559,7 +471,7 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
                                           const v1::OpenCaseRequest& req,
                                           v1::Case* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  const std::string method = Method("OpenCase");
+  const std::string& method = rc.method;
   FieldViolations violations;
   api::ValidateRequestId(req.request_id(), "request_id", &violations);
   const v1::Case& in = req.case_record();
@@ -571,53 +483,37 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
   }
   api::ValidateText(in.responsible_actor(), "case_record.responsible_actor",
                     {1, 128, false}, &violations);
+  agencies::AuditedCall call(call_env_, rc, "OpenCase", "cases");
+  internal::AuditAs(call, "cases");
+  auto kommune_only = [](const LocalAgency& caller) {
+    if (caller.legal_domain == internal::kKommune) return absl::OkStatus();
+    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                           "WRONG_LEGAL_DOMAIN",
+                           "only KOMMUNE agencies open cases");
+  };
   // Caller and domain first, so that no other agency learns whether a
   // person exists.
-  std::optional<AgencyInfo> caller_info;
-  Trail refused{"cases", {internal::kCategoryCaseStatus}};
-  absl::Status pre = ResolvingCaller(rc, [&] {
-    return storage::RunInTransaction(
-        *runtime_.database,
-        [&](Transaction& tx) -> absl::Status {
-          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-          if (!caller.ok()) return caller.status();
-          caller_info = *caller;
-          if (caller->legal_domain != internal::kKommune) {
-            return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                   "WRONG_LEGAL_DOMAIN",
-                                   "only KOMMUNE agencies open cases");
-          }
-          return violations.ToStatus();
-        },
-        storage::TxMode::kReadOnly);
-  });
-  if (pre.ok()) {
+  absl::Status status =
+      call.Read([&](Transaction&, const LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = kommune_only(caller); !s.ok()) return s;
+        return violations.ToStatus();
+      });
+  if (status.ok()) {
     // A case makes its owner CASE_OWNER of the person (residence status,
     // language, contact): only for a person already in the agency's remit,
     // never a stranger found by name. One answer for an unknown person.
     absl::StatusOr<std::vector<AccessDecision>> core = access_->Check(
-        AgencyName(caller_info->id), in.person(),
+        AgencyName(call.caller().id), in.person(),
         {type::v1::DATA_CATEGORY_CORE_IDENTITY}, rc.purpose, {}, rc.deadline);
-    pre = clients::StandingFrom(
+    status = clients::StandingFrom(
         core.ok()
             ? absl::StatusOr<bool>(!core->empty() && core->front().allowed)
             : absl::StatusOr<bool>(core.status()));
   }
-  if (!pre.ok()) {
-    AuditFailure(rc, method,
-                 caller_info ? caller_info->id : rc.caller.agency_id, refused,
-                 pre);
-    return pre;
-  }
-  return RunWrite(
-      rc, method, "cases",
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        if (caller.legal_domain != internal::kKommune) {
-          return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                 "WRONG_LEGAL_DOMAIN",
-                                 "only KOMMUNE agencies open cases");
-        }
+  if (!status.ok()) return call.Finish(status);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = kommune_only(caller); !s.ok()) return s;
         const std::string owner = AgencyName(caller.id);
         v1::OpenCaseRequest content = req;
         content.clear_request_id();
@@ -631,7 +527,7 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
           absl::StatusOr<CaseRow> first =
               LoadCase(tx, ParseCaseName(**seen, "name", &ignored), "");
           if (!first.ok()) return first.status();
-          trail->resource = **seen;
+          internal::AuditResource(call, **seen);
           *resp = CaseToProto(*first);
           return absl::OkStatus();
         }
@@ -697,18 +593,20 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
         opened.set_owner_agency(owner);
         opened.set_municipality_code(c.municipality_code());
         if (absl::Status s = Emit(tx, c, opened); !s.ok()) return s;
-        trail->resource = c.name();
+        internal::AuditResource(call, c.name());
         *resp = CaseToProto(row);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoGetCase(const RequestContext& rc,
                                          const v1::GetCaseRequest& req,
                                          v1::Case* resp) {
-  return RunRead(
-      rc, Method("GetCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetCase", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
         if (!violations.empty()) return violations.ToStatus();
@@ -716,88 +614,88 @@ absl::Status CasesServiceImpl::DoGetCase(const RequestContext& rc,
         if (!c.ok()) return c.status();
         *resp = CaseToProto(*c);
         return absl::OkStatus();
-      },
-      nullptr);
+      }));
 }
 
 absl::Status CasesServiceImpl::DoListCases(const RequestContext& rc,
                                            const v1::ListCasesRequest& req,
                                            v1::ListCasesResponse* resp) {
-  return RunRead(
-      rc, Method("ListCases"), "cases",
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        CaseFilter f;
-        f.viewer_agency = AgencyName(caller.id);
-        f.limit =
-            api::NormalizePageSize(req.page_size(), "page_size", &violations);
-        for (int i = 0; i < req.states_size(); ++i) {
-          const int s = req.states(i);
-          if (s == v1::CASE_STATE_UNSPECIFIED || !v1::CaseState_IsValid(s)) {
-            violations.Add(absl::StrCat("states[", i, "]"),
-                           "must be a case state");
-          } else {
-            f.states.push_back(s);
-          }
-        }
-        if (!req.owner_agency().empty()) {
-          ParseAgencyName(req.owner_agency(), "owner_agency", &violations);
-          f.owner_agency = req.owner_agency();
-        }
-        if (!req.participating_agency().empty()) {
-          ParseAgencyName(req.participating_agency(), "participating_agency",
-                          &violations);
-          f.participating_agency = req.participating_agency();
-        }
-        if (!req.person().empty()) {
-          if (!ValidPersonName(req.person())) {
-            violations.Add("person", "must be a person name");
-          }
-          f.person = req.person();
-        }
-        v1::ListCasesRequest filter = req;
-        filter.clear_page_size();
-        filter.clear_page_token();
-        const std::string fp = api::RequestFingerprint(filter);
-        const std::string last = api::DecodePageToken(
-            req.page_token(), fp, "page_token", &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        if (!last.empty()) {
-          std::vector<std::string> parts = absl::StrSplit(last, '|');
-          if (parts.size() != 2 ||
-              !absl::SimpleAtoi(parts[0], &f.after_create_us)) {
-            violations.Add("page_token", "is not a valid page token");
-            return violations.ToStatus();
-          }
-          f.after_id = parts[1];
-          f.has_after = true;
-        }
-        const int page = f.limit;
-        f.limit = page + 1;
-        absl::StatusOr<std::vector<CaseRow>> rows = cases::ListCases(tx, f);
-        if (!rows.ok()) return rows.status();
-        for (int i = 0; i < static_cast<int>(rows->size()) && i < page; ++i) {
-          *resp->add_cases() = CaseToProto((*rows)[i]);
-        }
-        if (static_cast<int>(rows->size()) > page) {
-          const CaseRow& l = (*rows)[page - 1];
-          resp->set_next_page_token(api::EncodePageToken(
-              fp, absl::StrCat(
-                      ToMicros(internal::FromTimestamp(l.record.create_time())),
-                      "|", l.id)));
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
+  const std::string target = "cases";
+  agencies::AuditedCall call(call_env_, rc, "ListCases", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read([&](Transaction& tx,
+                                   const LocalAgency& caller) -> absl::Status {
+    FieldViolations violations;
+    CaseFilter f;
+    f.viewer_agency = AgencyName(caller.id);
+    f.limit = api::NormalizePageSize(req.page_size(), "page_size", &violations);
+    for (int i = 0; i < req.states_size(); ++i) {
+      const int s = req.states(i);
+      if (s == v1::CASE_STATE_UNSPECIFIED || !v1::CaseState_IsValid(s)) {
+        violations.Add(absl::StrCat("states[", i, "]"), "must be a case state");
+      } else {
+        f.states.push_back(s);
+      }
+    }
+    if (!req.owner_agency().empty()) {
+      ParseAgencyName(req.owner_agency(), "owner_agency", &violations);
+      f.owner_agency = req.owner_agency();
+    }
+    if (!req.participating_agency().empty()) {
+      ParseAgencyName(req.participating_agency(), "participating_agency",
+                      &violations);
+      f.participating_agency = req.participating_agency();
+    }
+    if (!req.person().empty()) {
+      if (!ValidPersonName(req.person())) {
+        violations.Add("person", "must be a person name");
+      }
+      f.person = req.person();
+    }
+    v1::ListCasesRequest filter = req;
+    filter.clear_page_size();
+    filter.clear_page_token();
+    const std::string fp = api::RequestFingerprint(filter);
+    const std::string last =
+        api::DecodePageToken(req.page_token(), fp, "page_token", &violations);
+    if (!violations.empty()) return violations.ToStatus();
+    if (!last.empty()) {
+      std::vector<std::string> parts = absl::StrSplit(last, '|');
+      if (parts.size() != 2 ||
+          !absl::SimpleAtoi(parts[0], &f.after_create_us)) {
+        violations.Add("page_token", "is not a valid page token");
+        return violations.ToStatus();
+      }
+      f.after_id = parts[1];
+      f.has_after = true;
+    }
+    const int page = f.limit;
+    f.limit = page + 1;
+    absl::StatusOr<std::vector<CaseRow>> rows = cases::ListCases(tx, f);
+    if (!rows.ok()) return rows.status();
+    for (int i = 0; i < static_cast<int>(rows->size()) && i < page; ++i) {
+      *resp->add_cases() = CaseToProto((*rows)[i]);
+    }
+    if (static_cast<int>(rows->size()) > page) {
+      const CaseRow& l = (*rows)[page - 1];
+      resp->set_next_page_token(api::EncodePageToken(
+          fp, absl::StrCat(
+                  ToMicros(internal::FromTimestamp(l.record.create_time())),
+                  "|", l.id)));
+    }
+    return absl::OkStatus();
+  }));
 }
 
 absl::Status CasesServiceImpl::DoUpdateCase(const RequestContext& rc,
                                             const v1::UpdateCaseRequest& req,
                                             v1::Case* resp) {
   const v1::Case& in = req.case_record();
-  return RunWrite(
-      rc, Method("UpdateCase"), CaseTarget(in.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(in.name());
+  agencies::AuditedCall call(call_env_, rc, "UpdateCase", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id =
             ParseCaseName(in.name(), "case_record.name", &violations);
@@ -835,15 +733,17 @@ absl::Status CasesServiceImpl::DoUpdateCase(const RequestContext& rc,
         if (absl::Status s = cases::UpdateCase(tx, *c); !s.ok()) return s;
         *resp = CaseToProto(*c);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoChangeCaseState(
     const RequestContext& rc, const v1::ChangeCaseStateRequest& req,
     v1::Case* resp) {
-  return RunWrite(
-      rc, Method("ChangeCaseState"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "ChangeCaseState", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
         if (req.etag().empty()) violations.Add("etag", "is required");
@@ -888,16 +788,18 @@ absl::Status CasesServiceImpl::DoChangeCaseState(
         }
         *resp = CaseToProto(*c);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoTransferCase(
     const RequestContext& rc, const v1::TransferCaseRequest& req,
     v1::Case* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  return RunWrite(
-      rc, Method("TransferCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "TransferCase", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
         if (req.etag().empty()) violations.Add("etag", "is required");
@@ -922,7 +824,7 @@ absl::Status CasesServiceImpl::DoTransferCase(
         if (c->record.state() == v1::CASE_STATE_CLOSED) {
           return internal::CaseClosed();
         }
-        absl::StatusOr<std::optional<AgencyInfo>> target =
+        absl::StatusOr<std::optional<LocalAgency>> target =
             ReadAgency(tx, new_owner_id);
         if (!target.ok()) return target.status();
         if (!target->has_value()) {
@@ -992,16 +894,18 @@ absl::Status CasesServiceImpl::DoTransferCase(
         }
         *resp = CaseToProto(*c);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
                                            const v1::CloseCaseRequest& req,
                                            v1::Case* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  return RunWrite(
-      rc, Method("CloseCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "CloseCase", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
         if (req.etag().empty()) violations.Add("etag", "is required");
@@ -1086,7 +990,7 @@ absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
         }
         *resp = CaseToProto(*c);
         return absl::OkStatus();
-      });
+      }));
 }
 
 }  // namespace lotse::cases

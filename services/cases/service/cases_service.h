@@ -32,13 +32,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
 #include "common/events/inbox.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
-#include "common/storage/group_commit.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "services/cases/domain/access_checker.h"
 #include "services/cases/service/watch.h"
@@ -50,8 +50,6 @@ struct CasesOptions {
   // Waiting-time groups with fewer referrals are suppressed.
   int suppression_threshold = 5;
   WatchOptions watch;
-  // Whether writes go through a GroupCommitter (else one transaction each).
-  bool group_commit = true;
 };
 
 class CasesServiceImpl final : public server::UnaryService {
@@ -74,42 +72,15 @@ class CasesServiceImpl final : public server::UnaryService {
   void DrainWatchers();
   int open_watch_streams() const;
 
-  // What a call touched, for its audit record.
-  struct Trail {
-    std::string resource;
-    std::vector<std::string> categories;
-  };
-  using Body = std::function<absl::Status(
-      storage::Transaction& tx, const AgencyInfo& caller, Trail* trail)>;
-
  private:
   // Serves WatchCaseEvents, the one streaming RPC (see the constructor).
   void AddWatchMethod();
   grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
       grpc::CallbackServerContext* ctx, const v1::WatchCaseEventsRequest* req);
 
-  // Steps 1-3 of the header comment; `body` runs in a read-only
-  // transaction, then `after` (may be null; no transaction, e.g. calls to
-  // identity) and the audit record's commit.
-  absl::Status RunRead(const server::RequestContext& rc,
-                       absl::string_view method, const std::string& target,
-                       const Body& body,
-                       const std::function<absl::Status(Trail*)>& after);
-  // Steps 1-3 in one write transaction (through the group committer), then
-  // wakes the watchers.
-  absl::Status RunWrite(const server::RequestContext& rc,
-                        absl::string_view method, const std::string& target,
-                        const Body& body);
-  absl::Status Commit(
-      const std::function<absl::Status(storage::Transaction&)>& body);
-  // Runs `attempt`, a transaction that checks the caller first; a caller
-  // the local registry does not know yet is looked up in identity and
-  // `attempt` runs again (agencies::RunResolvingCaller).
-  absl::Status ResolvingCaller(const server::RequestContext& rc,
-                               const std::function<absl::Status()>& attempt);
-  void AuditFailure(const server::RequestContext& rc, absl::string_view method,
-                    const std::string& agency_id, const Trail& trail,
-                    const absl::Status& failure);
+  // call.Write(body), then wakes the watch streams.
+  absl::Status WriteAndWake(agencies::AuditedCall& call,
+                            const agencies::AuditedCall::Body& body);
 
   absl::Status DoOpenCase(const server::RequestContext& rc,
                           const v1::OpenCaseRequest& req, v1::Case* resp);
@@ -195,9 +166,8 @@ class CasesServiceImpl final : public server::UnaryService {
 
   server::ServiceRuntime& runtime_;
   AccessChecker* access_;
-  agencies::AgencyLookup lookup_agency_;
   const CasesOptions options_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
+  agencies::CallEnvironment call_env_;
   std::unique_ptr<WatchHub> hub_;
 };
 

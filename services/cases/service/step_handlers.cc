@@ -22,12 +22,12 @@
 
 namespace lotse::cases {
 
+using agencies::LocalAgency;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::Emit;
 using internal::LoadCase;
 using internal::LoadStep;
-using internal::Method;
 using internal::NoteToProto;
 using internal::StepToProto;
 using internal::StoreNow;
@@ -96,9 +96,11 @@ absl::Status CasesServiceImpl::DoGetPlan(
     v1::IntegrationPlan* resp) {
   std::string agency;
   std::string person;
-  return RunRead(
-      rc, Method("GetIntegrationPlan"), PlanTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = PlanTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetIntegrationPlan", target);
+  internal::AuditAs(call, target);
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParsePlanName(req.name(), "name", &violations);
         if (req.version() < 0) violations.Add("version", "must be >= 0");
@@ -119,35 +121,39 @@ absl::Status CasesServiceImpl::DoGetPlan(
         resp->set_name(internal::PlanName(id));
         resp->set_etag(internal::PlanEtag(id, c->record.plan_version()));
         return absl::OkStatus();
-      },
-      [&](Trail* trail) -> absl::Status {
-        const std::vector<type::v1::DataCategory> sensitive =
-            SensitiveGoalCategories(*resp);
-        if (sensitive.empty()) return absl::OkStatus();
-        for (type::v1::DataCategory c : sensitive) {
-          trail->categories.push_back(
-              type::v1::DataCategory_Name(c).substr(14));
-        }
-        absl::StatusOr<std::vector<AccessDecision>> decisions = access_->Check(
-            agency, person, sensitive, rc.purpose,
-            {identity::v1::RELATION_CASE_PARTICIPANT}, rc.deadline);
-        if (!decisions.ok()) {
-          return ErrorWithReason(absl::StatusCode::kUnavailable,
-                                 "CHECK_UNAVAILABLE",
-                                 "the access check did not answer");
-        }
-        for (const AccessDecision& d : *decisions) {
-          if (!d.allowed) {
-            resp->Clear();
-            return ErrorWithReason(
-                absl::StatusCode::kPermissionDenied,
-                type::v1::AccessDenialReason_Name(d.denial_reason).substr(21),
-                "the plan has goals of a category the caller may not read; "
-                "use GetCaseView");
-          }
-        }
-        return absl::OkStatus();
       });
+  // Outside the transaction: identity is asked.
+  if (status.ok())
+    status = [&]() -> absl::Status {
+      const std::vector<type::v1::DataCategory> sensitive =
+          SensitiveGoalCategories(*resp);
+      if (sensitive.empty()) return absl::OkStatus();
+      std::vector<std::string> categories = {internal::kCategoryCaseStatus};
+      for (type::v1::DataCategory c : sensitive) {
+        categories.push_back(type::v1::DataCategory_Name(c).substr(14));
+      }
+      internal::AuditAs(call, target, std::move(categories));
+      absl::StatusOr<std::vector<AccessDecision>> decisions = access_->Check(
+          agency, person, sensitive, rc.purpose,
+          {identity::v1::RELATION_CASE_PARTICIPANT}, rc.deadline);
+      if (!decisions.ok()) {
+        return ErrorWithReason(absl::StatusCode::kUnavailable,
+                               "CHECK_UNAVAILABLE",
+                               "the access check did not answer");
+      }
+      for (const AccessDecision& d : *decisions) {
+        if (!d.allowed) {
+          resp->Clear();
+          return ErrorWithReason(
+              absl::StatusCode::kPermissionDenied,
+              type::v1::AccessDenialReason_Name(d.denial_reason).substr(21),
+              "the plan has goals of a category the caller may not read; "
+              "use GetCaseView");
+        }
+      }
+      return absl::OkStatus();
+    }();
+  return call.Finish(status);
 }
 
 absl::Status CasesServiceImpl::DoListPlans(
@@ -155,9 +161,12 @@ absl::Status CasesServiceImpl::DoListPlans(
     v1::ListIntegrationPlanVersionsResponse* resp) {
   std::string agency;
   std::string person;
-  return RunRead(
-      rc, Method("ListIntegrationPlanVersions"), PlanTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = PlanTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "ListIntegrationPlanVersions",
+                             target);
+  internal::AuditAs(call, target);
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id = ParsePlanName(req.name(), "name", &violations);
         const int page =
@@ -187,46 +196,51 @@ absl::Status CasesServiceImpl::DoListPlans(
               req.name(), absl::StrCat((*plans)[page - 1].version())));
         }
         return absl::OkStatus();
-      },
-      [&](Trail*) -> absl::Status {
-        std::vector<type::v1::DataCategory> sensitive;
-        for (const v1::IntegrationPlan& p : resp->plans()) {
-          for (type::v1::DataCategory c : SensitiveGoalCategories(p)) {
-            if (std::find(sensitive.begin(), sensitive.end(), c) ==
-                sensitive.end()) {
-              sensitive.push_back(c);
-            }
-          }
-        }
-        if (sensitive.empty()) return absl::OkStatus();
-        absl::StatusOr<std::vector<AccessDecision>> decisions = access_->Check(
-            agency, person, sensitive, rc.purpose,
-            {identity::v1::RELATION_CASE_PARTICIPANT}, rc.deadline);
-        if (!decisions.ok()) {
-          return ErrorWithReason(absl::StatusCode::kUnavailable,
-                                 "CHECK_UNAVAILABLE",
-                                 "the access check did not answer");
-        }
-        for (const AccessDecision& d : *decisions) {
-          if (!d.allowed) {
-            resp->Clear();
-            return ErrorWithReason(
-                absl::StatusCode::kPermissionDenied,
-                type::v1::AccessDenialReason_Name(d.denial_reason).substr(21),
-                "a plan version has goals the caller may not read");
-          }
-        }
-        return absl::OkStatus();
       });
+  // Outside the transaction: identity is asked.
+  if (status.ok())
+    status = [&]() -> absl::Status {
+      std::vector<type::v1::DataCategory> sensitive;
+      for (const v1::IntegrationPlan& p : resp->plans()) {
+        for (type::v1::DataCategory c : SensitiveGoalCategories(p)) {
+          if (std::find(sensitive.begin(), sensitive.end(), c) ==
+              sensitive.end()) {
+            sensitive.push_back(c);
+          }
+        }
+      }
+      if (sensitive.empty()) return absl::OkStatus();
+      absl::StatusOr<std::vector<AccessDecision>> decisions = access_->Check(
+          agency, person, sensitive, rc.purpose,
+          {identity::v1::RELATION_CASE_PARTICIPANT}, rc.deadline);
+      if (!decisions.ok()) {
+        return ErrorWithReason(absl::StatusCode::kUnavailable,
+                               "CHECK_UNAVAILABLE",
+                               "the access check did not answer");
+      }
+      for (const AccessDecision& d : *decisions) {
+        if (!d.allowed) {
+          resp->Clear();
+          return ErrorWithReason(
+              absl::StatusCode::kPermissionDenied,
+              type::v1::AccessDenialReason_Name(d.denial_reason).substr(21),
+              "a plan version has goals the caller may not read");
+        }
+      }
+      return absl::OkStatus();
+    }();
+  return call.Finish(status);
 }
 
 absl::Status CasesServiceImpl::DoUpdatePlan(
     const RequestContext& rc, const v1::UpdateIntegrationPlanRequest& req,
     v1::IntegrationPlan* resp) {
   const v1::IntegrationPlan& in = req.plan();
-  return RunWrite(
-      rc, Method("UpdateIntegrationPlan"), PlanTarget(in.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = PlanTarget(in.name());
+  agencies::AuditedCall call(call_env_, rc, "UpdateIntegrationPlan", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id =
             ParsePlanName(in.name(), "plan.name", &violations);
@@ -366,7 +380,7 @@ absl::Status CasesServiceImpl::DoUpdatePlan(
         *resp = next;
         resp->set_etag(internal::PlanEtag(id, next.version()));
         return absl::OkStatus();
-      });
+      }));
 }
 
 // ---- Steps ----
@@ -375,12 +389,13 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
                                             const v1::CreateStepRequest& req,
                                             v1::Step* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  const std::string method = Method("CreateStep");
+  const std::string& method = rc.method;
   const v1::Step& in = req.step();
-  return RunWrite(
-      rc, method, CaseTarget(req.parent()),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
+  const std::string target = CaseTarget(req.parent());
+  agencies::AuditedCall call(call_env_, rc, "CreateStep", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         const std::string id =
             ParseCaseName(req.parent(), "parent", &violations);
@@ -432,7 +447,7 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
           ParseStepName(**seen, "n", &sc, &ss, &ignored);
           absl::StatusOr<StepRow> first = LoadStep(tx, sc, ss);
           if (!first.ok()) return first.status();
-          trail->resource = **seen;
+          internal::AuditResource(call, **seen);
           *resp = StepToProto(*first);
           return absl::OkStatus();
         }
@@ -442,7 +457,7 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
         if (c->record.state() == v1::CASE_STATE_CLOSED) {
           return internal::CaseClosed();
         }
-        absl::StatusOr<std::optional<AgencyInfo>> receiver =
+        absl::StatusOr<std::optional<LocalAgency>> receiver =
             ReadAgency(tx, receiver_id);
         if (!receiver.ok()) return receiver.status();
         if (!receiver->has_value()) {
@@ -524,18 +539,20 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
         if (absl::Status st = Emit(tx, CaseToProto(*c), referred); !st.ok()) {
           return st;
         }
-        trail->resource = name;
+        internal::AuditResource(call, name);
         *resp = StepToProto(row);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoGetStep(const RequestContext& rc,
                                          const v1::GetStepRequest& req,
                                          v1::Step* resp) {
-  return RunRead(
-      rc, Method("GetStep"), StepTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = StepTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetStep", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         std::string cid, sid;
         ParseStepName(req.name(), "name", &cid, &sid, &violations);
@@ -546,95 +563,93 @@ absl::Status CasesServiceImpl::DoGetStep(const RequestContext& rc,
         if (!s.ok()) return s.status();
         *resp = StepToProto(*s);
         return absl::OkStatus();
-      },
-      nullptr);
+      }));
 }
 
 absl::Status CasesServiceImpl::DoListSteps(const RequestContext& rc,
                                            const v1::ListStepsRequest& req,
                                            v1::ListStepsResponse* resp) {
-  return RunRead(
-      rc, Method("ListSteps"),
-      req.parent() == "cases/-" ? "cases" : CaseTarget(req.parent()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        StepFilter f;
-        f.viewer_agency = AgencyName(caller.id);
-        if (req.parent() != "cases/-") {
-          f.case_id = ParseCaseName(req.parent(), "parent", &violations);
-        }
-        f.limit =
-            api::NormalizePageSize(req.page_size(), "page_size", &violations);
-        for (int i = 0; i < req.states_size(); ++i) {
-          const int s = req.states(i);
-          if (s == v1::STEP_STATE_UNSPECIFIED || !v1::StepState_IsValid(s)) {
-            violations.Add(absl::StrCat("states[", i, "]"),
-                           "must be a step state");
-          } else {
-            f.states.push_back(s);
-          }
-        }
-        for (int i = 0; i < req.kinds_size(); ++i) {
-          const int k = req.kinds(i);
-          if (k == v1::STEP_KIND_UNSPECIFIED || !v1::StepKind_IsValid(k)) {
-            violations.Add(absl::StrCat("kinds[", i, "]"),
-                           "must be a step kind");
-          } else {
-            f.kinds.push_back(k);
-          }
-        }
-        if (!req.receiving_agency().empty()) {
-          ParseAgencyName(req.receiving_agency(), "receiving_agency",
-                          &violations);
-          f.receiving_agency = req.receiving_agency();
-        }
-        v1::ListStepsRequest filter = req;
-        filter.clear_page_size();
-        filter.clear_page_token();
-        const std::string fp = api::RequestFingerprint(filter);
-        const std::string last = api::DecodePageToken(
-            req.page_token(), fp, "page_token", &violations);
-        if (!last.empty()) {
-          std::vector<std::string> parts = absl::StrSplit(last, '|');
-          if (parts.size() != 2 ||
-              !absl::SimpleAtoi(parts[0], &f.after_create_us)) {
-            violations.Add("page_token", "is not a valid page token");
-          } else {
-            f.after_id = parts[1];
-            f.has_after = true;
-          }
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        if (!f.case_id.empty()) {
-          absl::StatusOr<CaseRow> c = LoadCase(tx, f.case_id, f.viewer_agency);
-          if (!c.ok()) return c.status();
-        }
-        const int page = f.limit;
-        f.limit = page + 1;
-        absl::StatusOr<std::vector<StepRow>> rows = cases::ListSteps(tx, f);
-        if (!rows.ok()) return rows.status();
-        for (int i = 0; i < static_cast<int>(rows->size()) && i < page; ++i) {
-          *resp->add_steps() = StepToProto((*rows)[i]);
-        }
-        if (static_cast<int>(rows->size()) > page) {
-          const StepRow& l = (*rows)[page - 1];
-          resp->set_next_page_token(api::EncodePageToken(
-              fp, absl::StrCat(
-                      ToMicros(internal::FromTimestamp(l.record.create_time())),
-                      "|", l.id)));
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
+  const std::string target =
+      req.parent() == "cases/-" ? "cases" : CaseTarget(req.parent());
+  agencies::AuditedCall call(call_env_, rc, "ListSteps", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read([&](Transaction& tx,
+                                   const LocalAgency& caller) -> absl::Status {
+    FieldViolations violations;
+    StepFilter f;
+    f.viewer_agency = AgencyName(caller.id);
+    if (req.parent() != "cases/-") {
+      f.case_id = ParseCaseName(req.parent(), "parent", &violations);
+    }
+    f.limit = api::NormalizePageSize(req.page_size(), "page_size", &violations);
+    for (int i = 0; i < req.states_size(); ++i) {
+      const int s = req.states(i);
+      if (s == v1::STEP_STATE_UNSPECIFIED || !v1::StepState_IsValid(s)) {
+        violations.Add(absl::StrCat("states[", i, "]"), "must be a step state");
+      } else {
+        f.states.push_back(s);
+      }
+    }
+    for (int i = 0; i < req.kinds_size(); ++i) {
+      const int k = req.kinds(i);
+      if (k == v1::STEP_KIND_UNSPECIFIED || !v1::StepKind_IsValid(k)) {
+        violations.Add(absl::StrCat("kinds[", i, "]"), "must be a step kind");
+      } else {
+        f.kinds.push_back(k);
+      }
+    }
+    if (!req.receiving_agency().empty()) {
+      ParseAgencyName(req.receiving_agency(), "receiving_agency", &violations);
+      f.receiving_agency = req.receiving_agency();
+    }
+    v1::ListStepsRequest filter = req;
+    filter.clear_page_size();
+    filter.clear_page_token();
+    const std::string fp = api::RequestFingerprint(filter);
+    const std::string last =
+        api::DecodePageToken(req.page_token(), fp, "page_token", &violations);
+    if (!last.empty()) {
+      std::vector<std::string> parts = absl::StrSplit(last, '|');
+      if (parts.size() != 2 ||
+          !absl::SimpleAtoi(parts[0], &f.after_create_us)) {
+        violations.Add("page_token", "is not a valid page token");
+      } else {
+        f.after_id = parts[1];
+        f.has_after = true;
+      }
+    }
+    if (!violations.empty()) return violations.ToStatus();
+    if (!f.case_id.empty()) {
+      absl::StatusOr<CaseRow> c = LoadCase(tx, f.case_id, f.viewer_agency);
+      if (!c.ok()) return c.status();
+    }
+    const int page = f.limit;
+    f.limit = page + 1;
+    absl::StatusOr<std::vector<StepRow>> rows = cases::ListSteps(tx, f);
+    if (!rows.ok()) return rows.status();
+    for (int i = 0; i < static_cast<int>(rows->size()) && i < page; ++i) {
+      *resp->add_steps() = StepToProto((*rows)[i]);
+    }
+    if (static_cast<int>(rows->size()) > page) {
+      const StepRow& l = (*rows)[page - 1];
+      resp->set_next_page_token(api::EncodePageToken(
+          fp, absl::StrCat(
+                  ToMicros(internal::FromTimestamp(l.record.create_time())),
+                  "|", l.id)));
+    }
+    return absl::OkStatus();
+  }));
 }
 
 absl::Status CasesServiceImpl::DoUpdateStep(const RequestContext& rc,
                                             const v1::UpdateStepRequest& req,
                                             v1::Step* resp) {
   const v1::Step& in = req.step();
-  return RunWrite(
-      rc, Method("UpdateStep"), StepTarget(in.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = StepTarget(in.name());
+  agencies::AuditedCall call(call_env_, rc, "UpdateStep", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         std::string cid, sid;
         ParseStepName(in.name(), "step.name", &cid, &sid, &violations);
@@ -789,16 +804,18 @@ absl::Status CasesServiceImpl::DoUpdateStep(const RequestContext& rc,
         }
         *resp = StepToProto(*s);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoTransition(const RequestContext& rc,
                                             absl::string_view method,
                                             const TransitionRequest& req,
                                             v1::Step* resp) {
-  return RunWrite(
-      rc, method, StepTarget(req.name),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = StepTarget(req.name);
+  agencies::AuditedCall call(call_env_, rc, method, target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
         std::string cid, sid;
         ParseStepName(req.name, "name", &cid, &sid, &violations);
@@ -932,7 +949,7 @@ absl::Status CasesServiceImpl::DoTransition(const RequestContext& rc,
         }
         *resp = StepToProto(*s);
         return absl::OkStatus();
-      });
+      }));
 }
 
 // ---- Notes ----
@@ -959,12 +976,13 @@ std::string NoteTarget(absl::string_view name) {
 absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
                                             const v1::CreateNoteRequest& req,
                                             v1::Note* resp) {
-  const std::string method = Method("CreateNote");
-  return RunWrite(
-      rc, method, CaseTarget(req.parent()),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {internal::kCategoryNotes};
+  const std::string& method = rc.method;
+  const std::string target = CaseTarget(req.parent());
+  agencies::AuditedCall call(call_env_, rc, "CreateNote", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        internal::AuditAs(call, target, {internal::kCategoryNotes});
         FieldViolations violations;
         std::string cid, sid;
         if (absl::StrContains(req.parent(), "/steps/")) {
@@ -994,7 +1012,7 @@ absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
             return ErrorWithReason(absl::StatusCode::kNotFound,
                                    "NOTE_NOT_FOUND", "the note was deleted");
           }
-          trail->resource = **seen;
+          internal::AuditResource(call, **seen, {internal::kCategoryNotes});
           *resp = NoteToProto(**first);
           return absl::OkStatus();
         }
@@ -1021,20 +1039,21 @@ absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
             !s.ok()) {
           return s;
         }
-        trail->resource = name;
+        internal::AuditResource(call, name, {internal::kCategoryNotes});
         *resp = NoteToProto(row);
         return absl::OkStatus();
-      });
+      }));
 }
 
 absl::Status CasesServiceImpl::DoGetNote(const RequestContext& rc,
                                          const v1::GetNoteRequest& req,
                                          v1::Note* resp) {
-  return RunRead(
-      rc, Method("GetNote"), NoteTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {internal::kCategoryNotes};
+  const std::string target = NoteTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetNote", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        internal::AuditAs(call, target, {internal::kCategoryNotes});
         FieldViolations violations;
         std::string cid, sid, nid;
         ParseNoteName(req.name(), "name", &cid, &sid, &nid, &violations);
@@ -1051,18 +1070,18 @@ absl::Status CasesServiceImpl::DoGetNote(const RequestContext& rc,
         }
         *resp = NoteToProto(**note);
         return absl::OkStatus();
-      },
-      nullptr);
+      }));
 }
 
 absl::Status CasesServiceImpl::DoListNotes(const RequestContext& rc,
                                            const v1::ListNotesRequest& req,
                                            v1::ListNotesResponse* resp) {
-  return RunRead(
-      rc, Method("ListNotes"), CaseTarget(req.parent()),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {internal::kCategoryNotes};
+  const std::string target = CaseTarget(req.parent());
+  agencies::AuditedCall call(call_env_, rc, "ListNotes", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        internal::AuditAs(call, target, {internal::kCategoryNotes});
         FieldViolations violations;
         std::string cid, sid;
         const bool on_step = absl::StrContains(req.parent(), "/steps/");
@@ -1104,67 +1123,67 @@ absl::Status CasesServiceImpl::DoListNotes(const RequestContext& rc,
                                          "|", l.id)));
         }
         return absl::OkStatus();
-      },
-      nullptr);
+      }));
 }
 
 absl::Status CasesServiceImpl::DoUpdateNote(const RequestContext& rc,
                                             const v1::UpdateNoteRequest& req,
                                             v1::Note* resp) {
-  return RunWrite(rc, Method("UpdateNote"), NoteTarget(req.note().name()),
-                  [&](Transaction& tx, const AgencyInfo& caller,
-                      Trail* trail) -> absl::Status {
-                    trail->categories = {internal::kCategoryNotes};
-                    FieldViolations violations;
-                    std::string cid, sid, nid;
-                    ParseNoteName(req.note().name(), "note.name", &cid, &sid,
-                                  &nid, &violations);
-                    if (req.note().etag().empty()) {
-                      violations.Add("note.etag", "is required");
-                    }
-                    if (req.update_mask().paths_size() != 1 ||
-                        req.update_mask().paths(0) != "text") {
-                      violations.Add("update_mask", "must be exactly \"text\"");
-                    }
-                    api::ValidateText(req.note().text(), "note.text",
-                                      {1, 10000, true}, &violations);
-                    if (!violations.empty()) return violations.ToStatus();
-                    if (absl::Status s = LockCase(tx, cid); !s.ok()) return s;
-                    absl::StatusOr<std::optional<NoteRow>> note =
-                        ReadNote(tx, nid);
-                    if (!note.ok()) return note.status();
-                    if (!note->has_value() || (*note)->case_id != cid ||
-                        (*note)->step_id != sid) {
-                      return ErrorWithReason(absl::StatusCode::kNotFound,
-                                             "NOTE_NOT_FOUND", "no such note");
-                    }
-                    NoteRow row = **note;
-                    if (row.record.author_agency() != AgencyName(caller.id)) {
-                      return PrivateToWriter();
-                    }
-                    if (absl::Status s = api::CheckEtag(
-                            req.note().etag(), NoteToProto(row).etag());
-                        !s.ok()) {
-                      return s;
-                    }
-                    row.record.set_text(req.note().text());
-                    *row.record.mutable_update_time() = ToTimestamp(StoreNow());
-                    ++row.version;
-                    if (absl::Status s = cases::UpdateNote(tx, row); !s.ok())
-                      return s;
-                    *resp = NoteToProto(row);
-                    return absl::OkStatus();
-                  });
+  const std::string target = NoteTarget(req.note().name());
+  agencies::AuditedCall call(call_env_, rc, "UpdateNote", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        internal::AuditAs(call, target, {internal::kCategoryNotes});
+        FieldViolations violations;
+        std::string cid, sid, nid;
+        ParseNoteName(req.note().name(), "note.name", &cid, &sid, &nid,
+                      &violations);
+        if (req.note().etag().empty()) {
+          violations.Add("note.etag", "is required");
+        }
+        if (req.update_mask().paths_size() != 1 ||
+            req.update_mask().paths(0) != "text") {
+          violations.Add("update_mask", "must be exactly \"text\"");
+        }
+        api::ValidateText(req.note().text(), "note.text", {1, 10000, true},
+                          &violations);
+        if (!violations.empty()) return violations.ToStatus();
+        if (absl::Status s = LockCase(tx, cid); !s.ok()) return s;
+        absl::StatusOr<std::optional<NoteRow>> note = ReadNote(tx, nid);
+        if (!note.ok()) return note.status();
+        if (!note->has_value() || (*note)->case_id != cid ||
+            (*note)->step_id != sid) {
+          return ErrorWithReason(absl::StatusCode::kNotFound, "NOTE_NOT_FOUND",
+                                 "no such note");
+        }
+        NoteRow row = **note;
+        if (row.record.author_agency() != AgencyName(caller.id)) {
+          return PrivateToWriter();
+        }
+        if (absl::Status s =
+                api::CheckEtag(req.note().etag(), NoteToProto(row).etag());
+            !s.ok()) {
+          return s;
+        }
+        row.record.set_text(req.note().text());
+        *row.record.mutable_update_time() = ToTimestamp(StoreNow());
+        ++row.version;
+        if (absl::Status s = cases::UpdateNote(tx, row); !s.ok()) return s;
+        *resp = NoteToProto(row);
+        return absl::OkStatus();
+      }));
 }
 
 absl::Status CasesServiceImpl::DoDeleteNote(const RequestContext& rc,
                                             const v1::DeleteNoteRequest& req,
                                             google::protobuf::Empty*) {
-  return RunWrite(
-      rc, Method("DeleteNote"), NoteTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {internal::kCategoryNotes};
+  const std::string target = NoteTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "DeleteNote", target);
+  internal::AuditAs(call, target);
+  return call.Finish(WriteAndWake(
+      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+        internal::AuditAs(call, target, {internal::kCategoryNotes});
         FieldViolations violations;
         std::string cid, sid, nid;
         ParseNoteName(req.name(), "name", &cid, &sid, &nid, &violations);
@@ -1187,7 +1206,7 @@ absl::Status CasesServiceImpl::DoDeleteNote(const RequestContext& rc,
           return s;
         }
         return cases::DeleteNote(tx, nid);
-      });
+      }));
 }
 
 }  // namespace lotse::cases

@@ -16,10 +16,10 @@
 
 namespace lotse::cases {
 
+using agencies::LocalAgency;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::LoadCase;
-using internal::Method;
 using internal::NoteToProto;
 using internal::StepToProto;
 using internal::ToTimestamp;
@@ -200,9 +200,11 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
                                              const v1::GetCaseViewRequest& req,
                                              v1::CaseView* resp) {
   std::string agency;
-  return RunRead(
-      rc, Method("GetCaseView"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetCaseView", target);
+  internal::AuditAs(call, target);
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         resp->Clear();
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
@@ -267,251 +269,253 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
         }
         SummarizeLanguage(std::move(course), resp);
         return absl::OkStatus();
-      },
-      [&](Trail* trail) -> absl::Status {
-        const std::string& person = resp->case_record().person();
-        resp->mutable_person()->set_person(person);
-        const absl::Time identity_deadline =
-            IdentityDeadline(rc.deadline, absl::Now());
-        // One CheckAccess for every category the view may carry; fail
-        // closed when identity does not answer.
-        absl::flat_hash_map<int, type::v1::AccessDenialReason> denied;
-        std::vector<identity::v1::Relation> relations = {
-            resp->case_record().owner_agency() == agency
-                ? identity::v1::RELATION_CASE_OWNER
-                : identity::v1::RELATION_CASE_PARTICIPANT};
-        absl::StatusOr<std::vector<AccessDecision>> decisions =
-            access_->Check(agency, person, ViewCategories(), rc.purpose,
-                           relations, identity_deadline);
-        for (DataCategory c : ViewCategories()) {
-          denied[c] = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
-        }
-        if (decisions.ok()) {
-          for (const AccessDecision& d : *decisions) {
-            if (d.allowed) {
-              denied.erase(d.category);
-            } else {
-              denied[d.category] =
-                  d.denial_reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED
-                      ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-                      : d.denial_reason;
-            }
-          }
-        }
-        auto withhold = [&](const std::string& field, DataCategory c) {
-          type::v1::Withheld* w = resp->add_withheld();
-          w->set_field(field);
-          w->set_category(c);
-          w->set_reason(denied[c]);
-        };
-        auto not_delivered = [&](const std::string& field, DataCategory c,
-                                 const absl::Status& why) {
-          type::v1::NotDelivered* n = resp->add_not_delivered();
-          n->set_field(field);
-          n->set_category(c);
-          n->set_reason(NotDeliveredReasonOf(why));
-        };
-        // Names and birth date are identity's; cases keeps only the
-        // pseudonymous id. Read only when the check allowed them.
-        static constexpr const char* kPersonFields[] = {
-            "person.given_names", "person.family_names", "person.birth_date"};
-        if (denied.contains(type::v1::DATA_CATEGORY_CORE_IDENTITY)) {
-          for (const char* f : kPersonFields) {
-            withhold(f, type::v1::DATA_CATEGORY_CORE_IDENTITY);
-          }
-        } else {
-          absl::StatusOr<identity::v1::Person> record =
-              access_->GetPerson(person, rc.purpose, identity_deadline);
-          if (record.ok()) {
-            FillPerson(*record, resp->mutable_person());
+      });
+  // Outside the transaction: identity is asked.
+  if (status.ok())
+    status = [&]() -> absl::Status {
+      const std::string& person = resp->case_record().person();
+      resp->mutable_person()->set_person(person);
+      const absl::Time identity_deadline =
+          IdentityDeadline(rc.deadline, absl::Now());
+      // One CheckAccess for every category the view may carry; fail
+      // closed when identity does not answer.
+      absl::flat_hash_map<int, type::v1::AccessDenialReason> denied;
+      std::vector<identity::v1::Relation> relations = {
+          resp->case_record().owner_agency() == agency
+              ? identity::v1::RELATION_CASE_OWNER
+              : identity::v1::RELATION_CASE_PARTICIPANT};
+      absl::StatusOr<std::vector<AccessDecision>> decisions =
+          access_->Check(agency, person, ViewCategories(), rc.purpose,
+                         relations, identity_deadline);
+      for (DataCategory c : ViewCategories()) {
+        denied[c] = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
+      }
+      if (decisions.ok()) {
+        for (const AccessDecision& d : *decisions) {
+          if (d.allowed) {
+            denied.erase(d.category);
           } else {
-            for (const char* f : kPersonFields) {
-              not_delivered(f, type::v1::DATA_CATEGORY_CORE_IDENTITY,
-                            record.status());
-            }
+            denied[d.category] =
+                d.denial_reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED
+                    ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+                    : d.denial_reason;
           }
         }
-        if (denied.contains(type::v1::DATA_CATEGORY_RESIDENCE_STATUS)) {
-          resp->clear_residence();
-          withhold("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+      }
+      auto withhold = [&](const std::string& field, DataCategory c) {
+        type::v1::Withheld* w = resp->add_withheld();
+        w->set_field(field);
+        w->set_category(c);
+        w->set_reason(denied[c]);
+      };
+      auto not_delivered = [&](const std::string& field, DataCategory c,
+                               const absl::Status& why) {
+        type::v1::NotDelivered* n = resp->add_not_delivered();
+        n->set_field(field);
+        n->set_category(c);
+        n->set_reason(NotDeliveredReasonOf(why));
+      };
+      // Names and birth date are identity's; cases keeps only the
+      // pseudonymous id. Read only when the check allowed them.
+      static constexpr const char* kPersonFields[] = {
+          "person.given_names", "person.family_names", "person.birth_date"};
+      if (denied.contains(type::v1::DATA_CATEGORY_CORE_IDENTITY)) {
+        for (const char* f : kPersonFields) {
+          withhold(f, type::v1::DATA_CATEGORY_CORE_IDENTITY);
+        }
+      } else {
+        absl::StatusOr<identity::v1::Person> record =
+            access_->GetPerson(person, rc.purpose, identity_deadline);
+        if (record.ok()) {
+          FillPerson(*record, resp->mutable_person());
         } else {
-          absl::StatusOr<identity::v1::ResidenceStatus> status =
-              access_->GetCurrentResidenceStatus(person, rc.purpose,
-                                                 identity_deadline);
-          if (status.ok()) {
-            FillResidence(*status, resp->mutable_residence());
-          } else if (!(absl::IsNotFound(status.status()) &&
-                       ReasonOf(status.status()).value_or("") ==
-                           "NO_RESIDENCE_STATUS")) {
-            // None recorded is an answer (residence stays unset); anything
-            // else means identity did not deliver it.
-            not_delivered("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS,
-                          status.status());
+          for (const char* f : kPersonFields) {
+            not_delivered(f, type::v1::DATA_CATEGORY_CORE_IDENTITY,
+                          record.status());
           }
         }
-        if (denied.contains(type::v1::DATA_CATEGORY_LANGUAGE)) {
-          resp->clear_language();
-          withhold("language", type::v1::DATA_CATEGORY_LANGUAGE);
+      }
+      if (denied.contains(type::v1::DATA_CATEGORY_RESIDENCE_STATUS)) {
+        resp->clear_residence();
+        withhold("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+      } else {
+        absl::StatusOr<identity::v1::ResidenceStatus> status =
+            access_->GetCurrentResidenceStatus(person, rc.purpose,
+                                               identity_deadline);
+        if (status.ok()) {
+          FillResidence(*status, resp->mutable_residence());
+        } else if (!(absl::IsNotFound(status.status()) &&
+                     ReasonOf(status.status()).value_or("") ==
+                         "NO_RESIDENCE_STATUS")) {
+          // None recorded is an answer (residence stays unset); anything
+          // else means identity did not deliver it.
+          not_delivered("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS,
+                        status.status());
         }
-        v1::IntegrationPlan* plan = resp->mutable_plan();
-        for (int i = 0; i < plan->goals_size(); ++i) {
-          v1::Goal* g = plan->mutable_goals(i);
-          const DataCategory c = GoalCategory(g->life_area());
-          if (!denied.contains(c)) continue;
-          v1::Goal kept;
-          kept.set_goal_id(g->goal_id());
-          kept.set_life_area(g->life_area());
-          *g = kept;
-          withhold(absl::StrCat("plan.goals[", i, "]"), c);
+      }
+      if (denied.contains(type::v1::DATA_CATEGORY_LANGUAGE)) {
+        resp->clear_language();
+        withhold("language", type::v1::DATA_CATEGORY_LANGUAGE);
+      }
+      v1::IntegrationPlan* plan = resp->mutable_plan();
+      for (int i = 0; i < plan->goals_size(); ++i) {
+        v1::Goal* g = plan->mutable_goals(i);
+        const DataCategory c = GoalCategory(g->life_area());
+        if (!denied.contains(c)) continue;
+        v1::Goal kept;
+        kept.set_goal_id(g->goal_id());
+        kept.set_life_area(g->life_area());
+        *g = kept;
+        withhold(absl::StrCat("plan.goals[", i, "]"), c);
+      }
+      for (int i = 0; i < resp->steps_size(); ++i) {
+        v1::Step* s = resp->mutable_steps(i);
+        const DataCategory c = StepCategory(s->kind());
+        if (denied.contains(c)) {
+          s->clear_description();
+          s->clear_state_comment();
+          withhold(absl::StrCat("steps[", i, "].description"), c);
         }
-        for (int i = 0; i < resp->steps_size(); ++i) {
-          v1::Step* s = resp->mutable_steps(i);
-          const DataCategory c = StepCategory(s->kind());
-          if (denied.contains(c)) {
-            s->clear_description();
-            s->clear_state_comment();
-            withhold(absl::StrCat("steps[", i, "].description"), c);
-          }
-          for (int j = 0; j < s->activities_size(); ++j) {
-            WithholdActivity(s->mutable_activities(j),
-                             absl::StrCat("steps[", i, "].activities[", j, "]"),
-                             denied, resp);
-          }
-        }
-        for (int k = 0; k < resp->unassigned_activities_size(); ++k) {
-          WithholdActivity(resp->mutable_unassigned_activities(k),
-                           absl::StrCat("unassigned_activities[", k, "]"),
+        for (int j = 0; j < s->activities_size(); ++j) {
+          WithholdActivity(s->mutable_activities(j),
+                           absl::StrCat("steps[", i, "].activities[", j, "]"),
                            denied, resp);
         }
-        *resp->mutable_view_time() = ToTimestamp(absl::Now());
-        for (DataCategory c : ViewCategories()) {
-          if (!denied.contains(c)) trail->categories.push_back(CategoryName(c));
-        }
-        trail->categories.push_back(internal::kCategoryNotes);
-        return absl::OkStatus();
-      });
+      }
+      for (int k = 0; k < resp->unassigned_activities_size(); ++k) {
+        WithholdActivity(resp->mutable_unassigned_activities(k),
+                         absl::StrCat("unassigned_activities[", k, "]"), denied,
+                         resp);
+      }
+      *resp->mutable_view_time() = ToTimestamp(absl::Now());
+      std::vector<std::string> categories = {internal::kCategoryCaseStatus};
+      for (DataCategory c : ViewCategories()) {
+        if (!denied.contains(c)) categories.push_back(CategoryName(c));
+      }
+      categories.push_back(internal::kCategoryNotes);
+      internal::AuditAs(call, target, std::move(categories));
+      return absl::OkStatus();
+    }();
+  return call.Finish(status);
 }
 
 absl::Status CasesServiceImpl::DoStatistics(
     const RequestContext& rc, const v1::GetWaitingTimeStatisticsRequest& req,
     v1::WaitingTimeStatistics* resp) {
-  return RunRead(
-      rc, Method("GetWaitingTimeStatistics"),
+  const std::string target =
       absl::StrCat("statistics/", req.municipality_code().size() == 8
                                       ? req.municipality_code()
-                                      : "invalid"),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {"STATISTICS"};
-        FieldViolations violations;
-        const std::string& code = req.municipality_code();
-        bool digits = code.size() == 8;
-        for (char ch : code) digits = digits && ch >= '0' && ch <= '9';
-        if (!digits) {
-          violations.Add("municipality_code", "must be eight digits (AGS)");
-        }
-        const bool start_ok = IsValidDate(req.period_start());
-        const bool end_ok = IsValidDate(req.period_end());
-        if (!start_ok) violations.Add("period_start", "is not a valid date");
-        if (!end_ok) violations.Add("period_end", "is not a valid date");
-        absl::CivilDay from, to;
-        if (start_ok && end_ok) {
-          from = absl::CivilDay(req.period_start().year(),
-                                req.period_start().month(),
-                                req.period_start().day());
-          to = absl::CivilDay(req.period_end().year(), req.period_end().month(),
-                              req.period_end().day());
-          if (to < from) {
-            violations.Add("period_end", "must not be before period_start");
-          } else if (to > absl::CivilDay(from.year() + 3, from.month(),
-                                         from.day())) {
-            violations.Add("period_end",
-                           "must be at most 3 years after period_start");
-          }
-        }
-        for (int i = 0; i < req.groupings_size(); ++i) {
-          if (!v1::WaitingTimeGrouping_IsValid(req.groupings(i))) {
-            violations.Add(absl::StrCat("groupings[", i, "]"), "unknown value");
-          }
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        // Who sees what: the municipality's KOMMUNE agencies and
-        // ADMINISTRATION all rows; everyone else only rows about itself as
-        // receiving agency.
-        const bool full = caller.legal_domain == internal::kAdministration ||
-                          (caller.legal_domain == internal::kKommune &&
-                           caller.municipality_code == code);
-        const std::string self = AgencyName(caller.id);
-        const absl::TimeZone utc = absl::UTCTimeZone();
-        const int64_t from_us = ToMicros(absl::FromCivil(from, utc));
-        const int64_t to_us = ToMicros(absl::FromCivil(to + 1, utc));
-        absl::StatusOr<std::vector<StepTiming>> timings =
-            StepTimings(tx, code, from_us, to_us);
-        if (!timings.ok()) return timings.status();
-        const absl::Time now = absl::Now();
-        absl::StatusOr<std::vector<OverdueCount>> overdue =
-            OverdueSteps(tx, code, DayKeyOf(now));
-        if (!overdue.ok()) return overdue.status();
+                                      : "invalid");
+  agencies::AuditedCall call(call_env_, rc, "GetWaitingTimeStatistics", target);
+  internal::AuditAs(call, target);
+  return call.Finish(call.Read([&](Transaction& tx,
+                                   const LocalAgency& caller) -> absl::Status {
+    internal::AuditAs(call, target, {"STATISTICS"});
+    FieldViolations violations;
+    const std::string& code = req.municipality_code();
+    bool digits = code.size() == 8;
+    for (char ch : code) digits = digits && ch >= '0' && ch <= '9';
+    if (!digits) {
+      violations.Add("municipality_code", "must be eight digits (AGS)");
+    }
+    const bool start_ok = IsValidDate(req.period_start());
+    const bool end_ok = IsValidDate(req.period_end());
+    if (!start_ok) violations.Add("period_start", "is not a valid date");
+    if (!end_ok) violations.Add("period_end", "is not a valid date");
+    absl::CivilDay from, to;
+    if (start_ok && end_ok) {
+      from =
+          absl::CivilDay(req.period_start().year(), req.period_start().month(),
+                         req.period_start().day());
+      to = absl::CivilDay(req.period_end().year(), req.period_end().month(),
+                          req.period_end().day());
+      if (to < from) {
+        violations.Add("period_end", "must not be before period_start");
+      } else if (to >
+                 absl::CivilDay(from.year() + 3, from.month(), from.day())) {
+        violations.Add("period_end",
+                       "must be at most 3 years after period_start");
+      }
+    }
+    for (int i = 0; i < req.groupings_size(); ++i) {
+      if (!v1::WaitingTimeGrouping_IsValid(req.groupings(i))) {
+        violations.Add(absl::StrCat("groupings[", i, "]"), "unknown value");
+      }
+    }
+    if (!violations.empty()) return violations.ToStatus();
+    // Who sees what: the municipality's KOMMUNE agencies and
+    // ADMINISTRATION all rows; everyone else only rows about itself as
+    // receiving agency.
+    const bool full = caller.legal_domain == internal::kAdministration ||
+                      (caller.legal_domain == internal::kKommune &&
+                       caller.municipality_code == code);
+    const std::string self = AgencyName(caller.id);
+    const absl::TimeZone utc = absl::UTCTimeZone();
+    const int64_t from_us = ToMicros(absl::FromCivil(from, utc));
+    const int64_t to_us = ToMicros(absl::FromCivil(to + 1, utc));
+    absl::StatusOr<std::vector<StepTiming>> timings =
+        StepTimings(tx, code, from_us, to_us);
+    if (!timings.ok()) return timings.status();
+    const absl::Time now = absl::Now();
+    absl::StatusOr<std::vector<OverdueCount>> overdue =
+        OverdueSteps(tx, code, DayKeyOf(now));
+    if (!overdue.ok()) return overdue.status();
 
-        bool want[4] = {false, false, false, false};
-        for (int g : req.groupings()) {
-          if (g > 0 && g < 4) want[g] = true;
-        }
-        if (!want[1] && !want[2] && !want[3])
-          want[1] = want[2] = want[3] = true;
-        if (!full) want[1] = false;  // kind rows span other agencies
+    bool want[4] = {false, false, false, false};
+    for (int g : req.groupings()) {
+      if (g > 0 && g < 4) want[g] = true;
+    }
+    if (!want[1] && !want[2] && !want[3]) want[1] = want[2] = want[3] = true;
+    if (!full) want[1] = false;  // kind rows span other agencies
 
-        struct Group {
-          int32_t referrals = 0;
-          std::vector<int64_t> to_accept, to_start;
-          int32_t overdue = 0;
-        };
-        // Key: (kind, agency); kind 0 / agency "" for "all".
-        std::map<std::pair<int, std::string>, Group> groups;
-        auto keys = [&](int kind, const std::string& receiver) {
-          std::vector<std::pair<int, std::string>> out;
-          if (!full && receiver != self) return out;
-          if (want[1]) out.push_back({kind, ""});
-          if (want[2]) out.push_back({0, receiver});
-          if (want[3]) out.push_back({kind, receiver});
-          return out;
-        };
-        for (const StepTiming& t : *timings) {
-          for (const auto& key : keys(t.kind, t.receiving_agency)) {
-            Group& g = groups[key];
-            ++g.referrals;
-            if (t.accept_us > 0)
-              g.to_accept.push_back(t.accept_us - t.create_us);
-            if (t.start_us > 0) g.to_start.push_back(t.start_us - t.create_us);
-          }
-        }
-        for (const OverdueCount& o : *overdue) {
-          for (const auto& key : keys(o.kind, o.receiving_agency)) {
-            groups[key].overdue += static_cast<int32_t>(o.count);
-          }
-        }
-        resp->set_municipality_code(code);
-        *resp->mutable_period_start() = req.period_start();
-        *resp->mutable_period_end() = req.period_end();
-        resp->set_suppression_threshold(options_.suppression_threshold);
-        *resp->mutable_compute_time() = ToTimestamp(now);
-        for (auto& [key, g] : groups) {
-          v1::WaitingTimeRow* row = resp->add_rows();
-          row->set_step_kind(static_cast<v1::StepKind>(key.first));
-          row->set_receiving_agency(key.second);
-          if (g.referrals < options_.suppression_threshold) {
-            row->set_suppressed(true);
-            continue;
-          }
-          row->set_referral_count(g.referrals);
-          Summarize(std::move(g.to_accept),
-                    row->mutable_referral_to_acceptance());
-          Summarize(std::move(g.to_start), row->mutable_referral_to_start());
-          row->set_overdue_count(g.overdue);
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
+    struct Group {
+      int32_t referrals = 0;
+      std::vector<int64_t> to_accept, to_start;
+      int32_t overdue = 0;
+    };
+    // Key: (kind, agency); kind 0 / agency "" for "all".
+    std::map<std::pair<int, std::string>, Group> groups;
+    auto keys = [&](int kind, const std::string& receiver) {
+      std::vector<std::pair<int, std::string>> out;
+      if (!full && receiver != self) return out;
+      if (want[1]) out.push_back({kind, ""});
+      if (want[2]) out.push_back({0, receiver});
+      if (want[3]) out.push_back({kind, receiver});
+      return out;
+    };
+    for (const StepTiming& t : *timings) {
+      for (const auto& key : keys(t.kind, t.receiving_agency)) {
+        Group& g = groups[key];
+        ++g.referrals;
+        if (t.accept_us > 0) g.to_accept.push_back(t.accept_us - t.create_us);
+        if (t.start_us > 0) g.to_start.push_back(t.start_us - t.create_us);
+      }
+    }
+    for (const OverdueCount& o : *overdue) {
+      for (const auto& key : keys(o.kind, o.receiving_agency)) {
+        groups[key].overdue += static_cast<int32_t>(o.count);
+      }
+    }
+    resp->set_municipality_code(code);
+    *resp->mutable_period_start() = req.period_start();
+    *resp->mutable_period_end() = req.period_end();
+    resp->set_suppression_threshold(options_.suppression_threshold);
+    *resp->mutable_compute_time() = ToTimestamp(now);
+    for (auto& [key, g] : groups) {
+      v1::WaitingTimeRow* row = resp->add_rows();
+      row->set_step_kind(static_cast<v1::StepKind>(key.first));
+      row->set_receiving_agency(key.second);
+      if (g.referrals < options_.suppression_threshold) {
+        row->set_suppressed(true);
+        continue;
+      }
+      row->set_referral_count(g.referrals);
+      Summarize(std::move(g.to_accept), row->mutable_referral_to_acceptance());
+      Summarize(std::move(g.to_start), row->mutable_referral_to_start());
+      row->set_overdue_count(g.overdue);
+    }
+    return absl::OkStatus();
+  }));
 }
 
 }  // namespace lotse::cases
