@@ -13,6 +13,7 @@
 #include "common/api/idempotency.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
+#include "common/api/time.h"
 #include "common/audit/audit_log.h"
 #include "common/clients/identity_client.h"
 #include "common/errors/status.h"
@@ -29,25 +30,6 @@
 
 namespace lotse::cases {
 namespace internal {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  google::protobuf::Timestamp ts;
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) rest += 1000000, --seconds;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-absl::Time StoreNow() {
-  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
-}
 
 void AuditAs(agencies::AuditedCall& call, const std::string& resource,
              std::vector<std::string> categories) {
@@ -156,7 +138,7 @@ absl::Status Emit(storage::Transaction& tx, const v1::Case& c,
   v1::CaseEvent event;
   event.set_event_id(events::NewEventId());
   event.set_case_name(c.name());
-  *event.mutable_occur_time() = ToTimestamp(StoreNow());
+  *event.mutable_occur_time() = api::ToTimestamp(api::StoreNow());
   const google::protobuf::OneofDescriptor* oneof =
       v1::CaseEvent::descriptor()->FindOneofByName("payload");
   bool set = false;
@@ -204,12 +186,12 @@ std::string CaseTarget(absl::string_view name) {
 }  // namespace internal
 
 using agencies::LocalAgency;
+using api::StoreNow;
+using api::ToTimestamp;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::Emit;
 using internal::LoadCase;
-using internal::StoreNow;
-using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 
@@ -471,7 +453,6 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
                                           const v1::OpenCaseRequest& req,
                                           v1::Case* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  const std::string& method = rc.method;
   FieldViolations violations;
   api::ValidateRequestId(req.request_id(), "request_id", &violations);
   const v1::Case& in = req.case_record();
@@ -515,12 +496,8 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
       call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         if (absl::Status s = kommune_only(caller); !s.ok()) return s;
         const std::string owner = AgencyName(caller.id);
-        v1::OpenCaseRequest content = req;
-        content.clear_request_id();
-        const api::RequestKey key{caller.id, method, req.request_id()};
-        const std::string fingerprint = api::RequestFingerprint(content);
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, req);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           FieldViolations ignored;
@@ -582,9 +559,7 @@ absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
             !s.ok()) {
           return s;
         }
-        if (absl::Status s =
-                api::RecordRequestId(tx, key, fingerprint, c.name());
-            !s.ok()) {
+        if (absl::Status s = once.Record(tx, c.name()); !s.ok()) {
           return s;
         }
         v1::CaseOpened opened;
@@ -679,9 +654,8 @@ absl::Status CasesServiceImpl::DoListCases(const RequestContext& rc,
     if (static_cast<int>(rows->size()) > page) {
       const CaseRow& l = (*rows)[page - 1];
       resp->set_next_page_token(api::EncodePageToken(
-          fp, absl::StrCat(
-                  ToMicros(internal::FromTimestamp(l.record.create_time())),
-                  "|", l.id)));
+          fp, absl::StrCat(ToMicros(api::FromTimestamp(l.record.create_time())),
+                           "|", l.id)));
     }
     return absl::OkStatus();
   }));

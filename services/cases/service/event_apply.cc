@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
 #include "lotse/cases/v1/events.pb.h"
@@ -18,10 +19,10 @@
 namespace lotse::cases {
 namespace {
 
+using api::StoreNow;
+using api::ToTimestamp;
 using internal::CaseToProto;
 using internal::Emit;
-using internal::StoreNow;
-using internal::ToTimestamp;
 using lotse::events::v1::Event;
 using storage::Transaction;
 

@@ -23,11 +23,6 @@ inline constexpr char kAdministration[] = "ADMINISTRATION";
 inline constexpr char kCategoryCaseStatus[] = "CASE_STATUS";
 inline constexpr char kCategoryNotes[] = "PRIVATE_NOTES";
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
-// Now at microsecond precision (what the store keeps).
-absl::Time StoreNow();
-
 // A cases call writes one audit record: the resource the request names
 // with the categories the call reads or writes (CASE_STATUS unless said
 // otherwise). AuditAs sets it; it stays when a later phase fails, so a

@@ -14,6 +14,7 @@
 #include "common/api/names.h"
 #include "common/api/paging.h"
 #include "common/api/text.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "services/cases/domain/rules.h"
@@ -23,6 +24,8 @@
 namespace lotse::cases {
 
 using agencies::LocalAgency;
+using api::StoreNow;
+using api::ToTimestamp;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::Emit;
@@ -30,8 +33,6 @@ using internal::LoadCase;
 using internal::LoadStep;
 using internal::NoteToProto;
 using internal::StepToProto;
-using internal::StoreNow;
-using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 
@@ -307,7 +308,7 @@ absl::Status CasesServiceImpl::DoUpdatePlan(
         }
         // Target dates not before the case was opened.
         const int32_t opened =
-            DayKeyOf(internal::FromTimestamp(c->record.create_time()));
+            DayKeyOf(api::FromTimestamp(c->record.create_time()));
         for (int i = 0; i < in.goals_size(); ++i) {
           if (in.goals(i).has_target_date() &&
               DateKey(in.goals(i).target_date()) < opened) {
@@ -389,7 +390,6 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
                                             const v1::CreateStepRequest& req,
                                             v1::Step* resp) {
   const server::RelationsReachIdentity relations(runtime_, rc);
-  const std::string& method = rc.method;
   const v1::Step& in = req.step();
   const std::string target = CaseTarget(req.parent());
   agencies::AuditedCall call(call_env_, rc, "CreateStep", target);
@@ -434,12 +434,8 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
         if (!violations.empty()) return violations.ToStatus();
         if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
         const std::string owner = AgencyName(caller.id);
-        v1::CreateStepRequest content = req;
-        content.clear_request_id();
-        const api::RequestKey key{caller.id, method, req.request_id()};
-        const std::string fingerprint = api::RequestFingerprint(content);
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, req);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           std::string sc, ss;
@@ -524,8 +520,7 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
           if (absl::Status st = cases::UpdateCase(tx, *c); !st.ok()) return st;
         }
         const std::string name = StepName(id, row.id);
-        if (absl::Status st = api::RecordRequestId(tx, key, fingerprint, name);
-            !st.ok()) {
+        if (absl::Status st = once.Record(tx, name); !st.ok()) {
           return st;
         }
         v1::StepReferred referred;
@@ -633,9 +628,8 @@ absl::Status CasesServiceImpl::DoListSteps(const RequestContext& rc,
     if (static_cast<int>(rows->size()) > page) {
       const StepRow& l = (*rows)[page - 1];
       resp->set_next_page_token(api::EncodePageToken(
-          fp, absl::StrCat(
-                  ToMicros(internal::FromTimestamp(l.record.create_time())),
-                  "|", l.id)));
+          fp, absl::StrCat(ToMicros(api::FromTimestamp(l.record.create_time())),
+                           "|", l.id)));
     }
     return absl::OkStatus();
   }));
@@ -713,7 +707,7 @@ absl::Status CasesServiceImpl::DoUpdateStep(const RequestContext& rc,
         }
         if (paths.contains("due_date") && in.has_due_date() &&
             DateKey(in.due_date()) <
-                DayKeyOf(internal::FromTimestamp(s->record.create_time()))) {
+                DayKeyOf(api::FromTimestamp(s->record.create_time()))) {
           violations.Add("step.due_date",
                          "must not be before the referral date");
         }
@@ -976,7 +970,6 @@ std::string NoteTarget(absl::string_view name) {
 absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
                                             const v1::CreateNoteRequest& req,
                                             v1::Note* resp) {
-  const std::string& method = rc.method;
   const std::string target = CaseTarget(req.parent());
   agencies::AuditedCall call(call_env_, rc, "CreateNote", target);
   internal::AuditAs(call, target);
@@ -995,12 +988,8 @@ absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
                           &violations);
         if (!violations.empty()) return violations.ToStatus();
         const std::string agency = AgencyName(caller.id);
-        v1::CreateNoteRequest content = req;
-        content.clear_request_id();
-        const api::RequestKey key{caller.id, method, req.request_id()};
-        const std::string fingerprint = api::RequestFingerprint(content);
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, req);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           std::string c, s, n;
@@ -1035,8 +1024,7 @@ absl::Status CasesServiceImpl::DoCreateNote(const RequestContext& rc,
         *row.record.mutable_update_time() = ToTimestamp(now);
         if (absl::Status s = InsertNote(tx, row); !s.ok()) return s;
         const std::string name = NoteName(cid, sid, row.id);
-        if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-            !s.ok()) {
+        if (absl::Status s = once.Record(tx, name); !s.ok()) {
           return s;
         }
         internal::AuditResource(call, name, {internal::kCategoryNotes});
@@ -1118,9 +1106,9 @@ absl::Status CasesServiceImpl::DoListNotes(const RequestContext& rc,
         if (static_cast<int>(notes->size()) > page) {
           const NoteRow& l = (*notes)[page - 1];
           resp->set_next_page_token(api::EncodePageToken(
-              req.parent(), absl::StrCat(ToMicros(internal::FromTimestamp(
-                                             l.record.create_time())),
-                                         "|", l.id)));
+              req.parent(),
+              absl::StrCat(ToMicros(api::FromTimestamp(l.record.create_time())),
+                           "|", l.id)));
         }
         return absl::OkStatus();
       }));

@@ -9,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "services/cases/domain/rules.h"
 #include "services/cases/service/cases_service.h"
@@ -17,12 +18,12 @@
 namespace lotse::cases {
 
 using agencies::LocalAgency;
+using api::ToTimestamp;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::LoadCase;
 using internal::NoteToProto;
 using internal::StepToProto;
-using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 using type::v1::DataCategory;
