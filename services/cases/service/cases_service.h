@@ -1,27 +1,32 @@
 // The gRPC face of the cases service: lotse.cases.v1.CasesService.
 //
-// Every unary RPC runs through ServeUnary (common/server/handler.h) on the
-// worker pool and follows one pattern:
-//   1. the caller is resolved against the local agency registry (a copy of
-//      identity's, kept from its agency events): unknown, domain-mismatched
-//      or suspended agencies are PERMISSION_DENIED, as in identity; a caller
-//      not in the copy yet is looked up in identity first (UNAVAILABLE,
-//      reason AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in
-//      time);
+// Every unary RPC is a UnaryService handler (common/server/handler.h),
+// registered in the constructor, on the worker pool; the handlers live by
+// resource in case_handlers.cc, plan_handlers.cc, step_handlers.cc,
+// note_handlers.cc, view_handlers.cc and statistics_handlers.cc. Each
+// follows one pattern:
+//   1. an agencies::AuditedCall resolves the caller against the local
+//      agency registry (a copy of identity's, kept from its agency events):
+//      unknown, domain-mismatched or suspended agencies are
+//      PERMISSION_DENIED, as in identity; a caller not in the copy yet is
+//      looked up in identity first (UNAVAILABLE, reason
+//      AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in time);
 //   2. the request is validated (all field violations at once), then the
 //      access rules of the contract are checked (participants, owner,
-//      receiver, writer) and the work is done;
-//   3. an audit record (ALLOWED) is appended in the same transaction as the
-//      change; a failed call is audited on its own (DENIED / ERROR).
+//      receiver, writer) and the work is done, the rules that need no
+//      storage in domain/;
+//   3. one audit record per call (ALLOWED) commits with the change; a
+//      failed call is audited on its own (DENIED / ERROR).
 // Reads run in kReadOnly transactions and commit only their audit record
-// afterwards. Every write (and every audit record) goes through one
-// storage::GroupCommitter, so many callers' short transactions share one
-// commit. A write that changes a case appends its event to the outbox and
-// to the case-event log in the same transaction, and wakes the watch
-// streams after the commit.
+// afterwards. Writes (and audit records) go through ServiceRuntime::Write,
+// the process's group committer. A write that changes a case appends its
+// event to the outbox and to the case-event log in the same transaction,
+// and wakes the watch streams after the commit.
 //
-// Calls to identity (person check, CheckAccess for the case view) go
-// through the AccessChecker port, outside any transaction.
+// WatchCaseEvents, the one streaming RPC, is served by the WatchHub
+// (watch.h) from watch_handlers.cc. Calls to identity (person check,
+// CheckAccess for the case view) go through the AccessChecker port,
+// outside any transaction.
 #ifndef LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 #define LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 
@@ -41,6 +46,7 @@
 #include "common/storage/database.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "services/cases/domain/access_checker.h"
+#include "services/cases/domain/step_transitions.h"
 #include "services/cases/service/watch.h"
 #include "services/cases/store/case_store.h"
 
@@ -82,6 +88,7 @@ class CasesServiceImpl final : public server::UnaryService {
   absl::Status WriteAndWake(agencies::AuditedCall& call,
                             const agencies::AuditedCall::Body& body);
 
+  // case_handlers.cc
   absl::Status DoOpenCase(const server::RequestContext& rc,
                           const v1::OpenCaseRequest& req, v1::Case* resp);
   absl::Status DoGetCase(const server::RequestContext& rc,
@@ -99,6 +106,7 @@ class CasesServiceImpl final : public server::UnaryService {
                               v1::Case* resp);
   absl::Status DoCloseCase(const server::RequestContext& rc,
                            const v1::CloseCaseRequest& req, v1::Case* resp);
+  // plan_handlers.cc
   absl::Status DoGetPlan(const server::RequestContext& rc,
                          const v1::GetIntegrationPlanRequest& req,
                          v1::IntegrationPlan* resp);
@@ -108,6 +116,7 @@ class CasesServiceImpl final : public server::UnaryService {
   absl::Status DoUpdatePlan(const server::RequestContext& rc,
                             const v1::UpdateIntegrationPlanRequest& req,
                             v1::IntegrationPlan* resp);
+  // step_handlers.cc
   absl::Status DoCreateStep(const server::RequestContext& rc,
                             const v1::CreateStepRequest& req, v1::Step* resp);
   absl::Status DoGetStep(const server::RequestContext& rc,
@@ -117,17 +126,6 @@ class CasesServiceImpl final : public server::UnaryService {
                            v1::ListStepsResponse* resp);
   absl::Status DoUpdateStep(const server::RequestContext& rc,
                             const v1::UpdateStepRequest& req, v1::Step* resp);
-  // The five transition RPCs.
-  struct TransitionRequest {
-    std::string name;
-    std::string etag;
-    v1::StepState to = v1::STEP_STATE_UNSPECIFIED;
-    v1::StepDeclineReason decline_reason = v1::STEP_DECLINE_REASON_UNSPECIFIED;
-    v1::StepCancelReason cancel_reason = v1::STEP_CANCEL_REASON_UNSPECIFIED;
-    v1::StepOutcome outcome = v1::STEP_OUTCOME_UNSPECIFIED;
-    std::string comment;
-    bool comment_required = false;
-  };
   absl::Status DoAcceptStep(const server::RequestContext& rc,
                             const v1::AcceptStepRequest& req, v1::Step* resp);
   absl::Status DoDeclineStep(const server::RequestContext& rc,
@@ -139,9 +137,12 @@ class CasesServiceImpl final : public server::UnaryService {
                               v1::Step* resp);
   absl::Status DoCancelStep(const server::RequestContext& rc,
                             const v1::CancelStepRequest& req, v1::Step* resp);
+  // The five transition RPCs, on the step `name` at `etag`.
   absl::Status DoTransition(const server::RequestContext& rc,
-                            absl::string_view method,
-                            const TransitionRequest& req, v1::Step* resp);
+                            absl::string_view method, const std::string& name,
+                            const std::string& etag,
+                            const StepTransitionRequest& req, v1::Step* resp);
+  // note_handlers.cc
   absl::Status DoCreateNote(const server::RequestContext& rc,
                             const v1::CreateNoteRequest& req, v1::Note* resp);
   absl::Status DoGetNote(const server::RequestContext& rc,
@@ -154,12 +155,15 @@ class CasesServiceImpl final : public server::UnaryService {
   absl::Status DoDeleteNote(const server::RequestContext& rc,
                             const v1::DeleteNoteRequest& req,
                             google::protobuf::Empty* resp);
+  // view_handlers.cc
   absl::Status DoGetCaseView(const server::RequestContext& rc,
                              const v1::GetCaseViewRequest& req,
                              v1::CaseView* resp);
+  // statistics_handlers.cc
   absl::Status DoStatistics(const server::RequestContext& rc,
                             const v1::GetWaitingTimeStatisticsRequest& req,
                             v1::WaitingTimeStatistics* resp);
+  // watch_handlers.cc (WatchCaseEvents above)
   absl::StatusOr<WatchStart> ResolveWatch(
       const server::RequestContext& rc,
       const v1::WatchCaseEventsRequest& request);

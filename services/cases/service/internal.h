@@ -59,7 +59,6 @@ absl::StatusOr<StepRow> LoadStep(storage::Transaction& tx,
 
 absl::Status NotCaseOwner();
 absl::Status CaseClosed();
-absl::Status TransitionNotAllowed(v1::StepState from, v1::StepState to);
 
 // Records a case event: the outbox (source "cases", ordering key the case
 // name) and the case-event log for the case's participants plus `extra`
