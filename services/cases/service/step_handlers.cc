@@ -260,6 +260,38 @@ StepRow NewStepRow(const CaseRow& c, const v1::Step& in,
   return row;
 }
 
+// Changes the fields of `rec` that `paths` name to those of `in` (`deps`:
+// the new dependencies' step ids in case `cid`); returns the event naming
+// the changed fields.
+v1::StepUpdated ApplyStepUpdate(const v1::Step& in,
+                                const absl::flat_hash_set<std::string>& paths,
+                                const std::string& cid,
+                                const std::vector<std::string>& deps,
+                                v1::Step* rec) {
+  v1::StepUpdated updated;
+  for (const char* p : {"description", "goal_id", "depends_on", "due_date"}) {
+    if (paths.contains(p)) updated.add_changed_fields(p);
+  }
+  if (paths.contains("description")) {
+    rec->set_description(in.description());
+  }
+  if (paths.contains("goal_id")) rec->set_goal_id(in.goal_id());
+  if (paths.contains("depends_on")) {
+    rec->clear_depends_on();
+    for (const std::string& d : deps) {
+      rec->add_depends_on(StepName(cid, d));
+    }
+  }
+  if (paths.contains("due_date")) {
+    if (in.has_due_date()) {
+      *rec->mutable_due_date() = in.due_date();
+    } else {
+      rec->clear_due_date();
+    }
+  }
+  return updated;
+}
+
 }  // namespace
 
 absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
@@ -502,29 +534,8 @@ absl::Status CasesServiceImpl::DoUpdateStep(const RequestContext& rc,
           }
         }
         if (!violations.empty()) return violations.ToStatus();
-        v1::StepUpdated updated;
         v1::Step& rec = s->record;
-        for (const char* p :
-             {"description", "goal_id", "depends_on", "due_date"}) {
-          if (paths.contains(p)) updated.add_changed_fields(p);
-        }
-        if (paths.contains("description")) {
-          rec.set_description(in.description());
-        }
-        if (paths.contains("goal_id")) rec.set_goal_id(in.goal_id());
-        if (paths.contains("depends_on")) {
-          rec.clear_depends_on();
-          for (const std::string& d : deps) {
-            rec.add_depends_on(StepName(cid, d));
-          }
-        }
-        if (paths.contains("due_date")) {
-          if (in.has_due_date()) {
-            *rec.mutable_due_date() = in.due_date();
-          } else {
-            rec.clear_due_date();
-          }
-        }
+        v1::StepUpdated updated = ApplyStepUpdate(in, paths, cid, deps, &rec);
         *rec.mutable_update_time() = ToTimestamp(StoreNow());
         ++s->version;
         if (absl::Status st =
