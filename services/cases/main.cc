@@ -71,7 +71,6 @@ int main(int argc, char** argv) {
     access = MakeAccessChecker();
     std::vector<std::unique_ptr<grpc::Service>> services;
     lotse::cases::CasesOptions options;
-    options.group_commit = absl::GetFlag(FLAGS_group_commit);
     options.suppression_threshold =
         absl::GetFlag(FLAGS_waiting_time_suppression_threshold);
     auto cases = std::make_unique<lotse::cases::CasesServiceImpl>(

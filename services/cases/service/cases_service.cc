@@ -1,25 +1,20 @@
+// The cases service: construction, the registration of its RPCs, and
+// what all handlers share (audit records, loading, case events).
 #include "services/cases/service/cases_service.h"
 
 #include <algorithm>
 #include <optional>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
-#include "common/api/etag.h"
-#include "common/api/idempotency.h"
-#include "common/api/paging.h"
-#include "common/api/text.h"
-#include "common/audit/audit_log.h"
-#include "common/clients/identity_client.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
 #include "common/server/handler.h"
 #include "common/server/log.h"
 #include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "grpcpp/impl/rpc_service_method.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/events/v1/events.pb.h"
 #include "services/cases/domain/rules.h"
@@ -28,61 +23,21 @@
 namespace lotse::cases {
 namespace internal {
 
-std::string Method(absl::string_view rpc) {
-  return absl::StrCat(kService, rpc);
+void AuditAs(agencies::AuditedCall& call, const std::string& resource,
+             std::vector<std::string> categories) {
+  // AuditedCall sets a target with categories only for a person's record;
+  // the resource is set again on its own.
+  call.set_person_target(resource, "", std::move(categories));
+  call.set_target(resource);
 }
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  google::protobuf::Timestamp ts;
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) rest += 1000000, --seconds;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
-absl::Time StoreNow() {
-  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
-}
-
-absl::StatusOr<AgencyInfo> CheckCaller(storage::Transaction& tx,
-                                       const server::RequestContext& rc) {
-  return agencies::ResolveCaller(tx, rc.caller);
-}
-
-v1::Case CaseToProto(const CaseRow& row) {
-  v1::Case c = row.record;
-  c.set_name(CaseName(row.id));
-  c.set_etag(api::ComputeEtag(c.name(), row.version));
-  return c;
-}
-
-v1::Step StepToProto(const StepRow& row) {
-  v1::Step s = row.record;
-  s.set_name(StepName(row.case_id, row.id));
-  s.set_etag(api::ComputeEtag(s.name(), row.version));
-  return s;
-}
-
-v1::Note NoteToProto(const NoteRow& row) {
-  v1::Note n = row.record;
-  n.set_name(NoteName(row.case_id, row.step_id, row.id));
-  n.set_etag(api::ComputeEtag(n.name(), row.version));
-  return n;
-}
-
-std::string PlanName(const std::string& case_id) {
-  return absl::StrCat(CaseName(case_id), "/plan");
-}
-
-std::string PlanEtag(const std::string& case_id, int version) {
-  return api::ComputeEtag(PlanName(case_id), version);
+void AuditResource(agencies::AuditedCall& call, const std::string& resource,
+                   std::vector<std::string> categories) {
+  // Touch names "<person>/<record>": split where the resource's last
+  // segment begins (every resource here is "cases/...").
+  const size_t slash = resource.rfind('/');
+  call.Touch(resource.substr(0, slash), resource.substr(slash + 1),
+             std::move(categories));
 }
 
 bool Participates(const v1::Case& c, const std::string& agency_name) {
@@ -131,22 +86,13 @@ absl::Status CaseClosed() {
                          "the case is closed");
 }
 
-absl::Status TransitionNotAllowed(v1::StepState from, v1::StepState to) {
-  return ErrorWithReason(
-      absl::StatusCode::kFailedPrecondition, "TRANSITION_NOT_ALLOWED",
-      absl::StrCat("a step in state ", v1::StepState_Name(from),
-                   " cannot move to ", v1::StepState_Name(to)),
-      {{"state", v1::StepState_Name(from)},
-       {"requested_state", v1::StepState_Name(to)}});
-}
-
 absl::Status Emit(storage::Transaction& tx, const v1::Case& c,
                   const google::protobuf::Message& payload,
                   const std::vector<std::string>& extra_audience) {
   v1::CaseEvent event;
   event.set_event_id(events::NewEventId());
   event.set_case_name(c.name());
-  *event.mutable_occur_time() = ToTimestamp(StoreNow());
+  *event.mutable_occur_time() = api::ToTimestamp(api::StoreNow());
   const google::protobuf::OneofDescriptor* oneof =
       v1::CaseEvent::descriptor()->FindOneofByName("payload");
   bool set = false;
@@ -178,88 +124,64 @@ absl::Status Emit(storage::Transaction& tx, const v1::Case& c,
   return AppendCaseEvent(tx, event, c.person(), audience).status();
 }
 
-// The case a request names, for the audit trail of a call refused before
-// its body ran.
-std::string CaseTarget(absl::string_view name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() >= 2 && parts[0] == "cases") {
-    FieldViolations ignored;
-    const std::string id =
-        ParseCaseName(absl::StrCat("cases/", parts[1]), "n", &ignored);
-    if (!id.empty()) return CaseName(id);
-  }
-  return "cases";
-}
-
 }  // namespace internal
 
-using internal::CaseTarget;
-using internal::CaseToProto;
-using internal::CheckCaller;
-using internal::Emit;
-using internal::LoadCase;
-using internal::Method;
-using internal::StoreNow;
-using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 
-namespace {
-
-audit::AuditRecord AuditFor(const RequestContext& rc,
-                            const std::string& agency_id,
-                            absl::string_view method,
-                            const CasesServiceImpl::Trail& trail) {
-  audit::AuditRecord record;
-  record.agency_id = agency_id;
-  record.legal_domain = rc.caller.legal_domain;
-  record.actor = rc.actor;
-  record.purpose = rc.purpose;
-  record.operation = std::string(method);
-  record.resource = trail.resource;
-  record.data_categories = trail.categories;
-  return record;
-}
-
-// CheckJurisdiction over the person's open cases as stored.
-absl::Status RequireNoOpenCaseElsewhere(Transaction& tx,
-                                        const std::string& person,
-                                        const std::string& municipality) {
-  absl::StatusOr<std::vector<std::string>> open = OpenCasesOfPerson(tx, person);
-  if (!open.ok()) return open.status();
-  std::vector<std::string> municipalities;
-  for (const std::string& id : *open) {
-    absl::StatusOr<std::optional<CaseRow>> row = ReadCase(tx, id);
-    if (!row.ok()) return row.status();
-    if (row->has_value()) {
-      municipalities.push_back((*row)->record.municipality_code());
-    }
-  }
-  return CheckJurisdiction(municipality, municipalities);
-}
-
-}  // namespace
-
 CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
                                    AccessChecker* access, CasesOptions options)
-    : runtime_(runtime), access_(access), options_(std::move(options)) {
+    : UnaryService(runtime.env, v1::CasesService::service_full_name()),
+      runtime_(runtime),
+      access_(access),
+      options_(std::move(options)) {
+  call_env_.service = v1::CasesService::service_full_name();
+  call_env_.db = runtime_.database;
   // A caller whose registration has not reached cases yet is looked up in
   // identity rather than refused (common/agencies/registry.h).
   if (access_ != nullptr) {
-    lookup_agency_ = [access](absl::string_view agency, absl::Time deadline) {
+    call_env_.lookup_agency = [access](absl::string_view agency,
+                                       absl::Time deadline) {
       return access->GetAgency(agency, deadline);
     };
   }
-  if (options_.group_commit) {
-    // One writer: every write takes the global outbox, case-event and
-    // audit locks, so two batches in flight would only wait for each other
-    // — and, holding case locks in different orders, deadlock on
-    // PostgreSQL.
-    storage::GroupCommitter::Options gc;
-    gc.writers = 1;
-    committer_ =
-        std::make_unique<storage::GroupCommitter>(*runtime_.database, gc);
-  }
+  // The process's group committer. Cases wants it with one writer (the
+  // default): every write takes the global outbox, case-event and audit
+  // locks, so two batches in flight would only wait for each other — and,
+  // holding case locks in different orders, deadlock on PostgreSQL.
+  call_env_.commit_write =
+      [this](const std::function<absl::Status(Transaction&)>& body) {
+        return runtime_.Write(body);
+      };
+  using Self = CasesServiceImpl;
+  Handle("OpenCase", this, &Self::DoOpenCase);
+  Handle("GetCase", this, &Self::DoGetCase);
+  Handle("ListCases", this, &Self::DoListCases);
+  Handle("UpdateCase", this, &Self::DoUpdateCase);
+  Handle("ChangeCaseState", this, &Self::DoChangeCaseState);
+  Handle("TransferCase", this, &Self::DoTransferCase);
+  Handle("CloseCase", this, &Self::DoCloseCase);
+  Handle("GetIntegrationPlan", this, &Self::DoGetPlan);
+  Handle("ListIntegrationPlanVersions", this, &Self::DoListPlans);
+  Handle("UpdateIntegrationPlan", this, &Self::DoUpdatePlan);
+  Handle("CreateStep", this, &Self::DoCreateStep);
+  Handle("GetStep", this, &Self::DoGetStep);
+  Handle("ListSteps", this, &Self::DoListSteps);
+  Handle("UpdateStep", this, &Self::DoUpdateStep);
+  Handle("AcceptStep", this, &Self::DoAcceptStep);
+  Handle("DeclineStep", this, &Self::DoDeclineStep);
+  Handle("StartStep", this, &Self::DoStartStep);
+  Handle("CompleteStep", this, &Self::DoCompleteStep);
+  Handle("CancelStep", this, &Self::DoCancelStep);
+  Handle("CreateNote", this, &Self::DoCreateNote);
+  Handle("GetNote", this, &Self::DoGetNote);
+  Handle("ListNotes", this, &Self::DoListNotes);
+  Handle("UpdateNote", this, &Self::DoUpdateNote);
+  Handle("DeleteNote", this, &Self::DoDeleteNote);
+  Handle("GetCaseView", this, &Self::DoGetCaseView);
+  Handle("GetWaitingTimeStatistics", this, &Self::DoStatistics);
+  // Last: UnaryService numbers the methods it adds itself.
+  AddWatchMethod();
   WatchOptions watch = options_.watch;
   watch.error_domain = runtime_.env.error_domain;
   hub_ = std::make_unique<WatchHub>(
@@ -270,10 +192,7 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
       watch);
 }
 
-CasesServiceImpl::~CasesServiceImpl() {
-  hub_.reset();
-  committer_.reset();
-}
+CasesServiceImpl::~CasesServiceImpl() { hub_.reset(); }
 
 void CasesServiceImpl::NotifyWatchers() { hub_->Notify(); }
 void CasesServiceImpl::DrainWatchers() { hub_->Drain(); }
@@ -289,816 +208,32 @@ absl::StatusOr<bool> CasesServiceImpl::ApplyEvent(
   return applied;
 }
 
-absl::Status CasesServiceImpl::ResolvingCaller(
-    const RequestContext& rc, const std::function<absl::Status()>& attempt) {
-  return agencies::RunResolvingCaller(*runtime_.database, lookup_agency_, rc,
-                                      attempt);
-}
-
-absl::Status CasesServiceImpl::Commit(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (committer_) return committer_->Run(body);
-  return storage::RunInTransaction(*runtime_.database, body);
-}
-
-void CasesServiceImpl::AuditFailure(const RequestContext& rc,
-                                    absl::string_view method,
-                                    const std::string& agency_id,
-                                    const Trail& trail,
-                                    const absl::Status& failure) {
-  absl::Status audited = audit::AppendFailedCallAudit(
-      *runtime_.database, AuditFor(rc, agency_id, method, trail), failure);
-  if (!audited.ok()) {
-    server::Log(server::LogLevel::kError, "audit of failed call not written",
-                {{"operation", std::string(method)},
-                 {"agency", agency_id},
-                 {"error", std::string(audited.message())}});
-  }
-}
-
-absl::Status CasesServiceImpl::RunRead(
-    const RequestContext& rc, absl::string_view method,
-    const std::string& target, const Body& body,
-    const std::function<absl::Status(Trail*)>& after) {
-  std::string agency_id = rc.caller.agency_id;
-  Trail trail{target, {internal::kCategoryCaseStatus}};
-  absl::Status status = ResolvingCaller(rc, [&] {
-    return storage::RunInTransaction(
-        *runtime_.database,
-        [&](Transaction& tx) -> absl::Status {
-          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-          if (!caller.ok()) return caller.status();
-          agency_id = caller->id;
-          trail = Trail{target, {internal::kCategoryCaseStatus}};
-          return body(tx, *caller, &trail);
-        },
-        storage::TxMode::kReadOnly);
-  });
-  if (status.ok() && after) status = after(&trail);
-  if (status.ok()) {
-    // The response is held back until its audit record is committed.
-    status = Commit([&](Transaction& tx) {
-      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
-    });
-    if (status.ok()) return status;
-  }
-  AuditFailure(rc, method, agency_id, trail, status);
+absl::Status CasesServiceImpl::WriteAndWake(
+    agencies::AuditedCall& call, const agencies::AuditedCall::Body& body) {
+  absl::Status status = call.Write(body);
+  // A committed write may have appended case events.
+  if (status.ok()) hub_->Notify();
   return status;
 }
 
-absl::Status CasesServiceImpl::RunWrite(const RequestContext& rc,
-                                        absl::string_view method,
-                                        const std::string& target,
-                                        const Body& body) {
-  std::string agency_id = rc.caller.agency_id;
-  Trail trail{target, {internal::kCategoryCaseStatus}};
-  // The body runs on the group committer's thread; its events still count
-  // as this call's (server::RelationsReachIdentity).
-  events::CommittedEvents* const sink =
-      events::CollectCommittedEvents::Current();
-  absl::Status status = ResolvingCaller(rc, [&] {
-    return Commit([&](Transaction& tx) -> absl::Status {
-      const events::CollectCommittedEvents collect(sink);
-      absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-      if (!caller.ok()) return caller.status();
-      agency_id = caller->id;
-      trail = Trail{target, {internal::kCategoryCaseStatus}};
-      if (absl::Status s = body(tx, *caller, &trail); !s.ok()) return s;
-      return audit::AppendAudit(tx, AuditFor(rc, agency_id, method, trail));
-    });
-  });
-  if (status.ok()) {
-    hub_->Notify();
-    return status;
-  }
-  AuditFailure(rc, method, agency_id, trail, status);
-  return status;
-}
-
-// ---- RPC entry points ----
-
-#define LOTSE_CASES_UNARY(Rpc, Request, Response, Work)                       \
-  grpc::ServerUnaryReactor* CasesServiceImpl::Rpc(                            \
-      grpc::CallbackServerContext* ctx, const Request* req, Response* resp) { \
-    return server::ServeUnary(runtime_.env, ctx, req, resp, this,             \
-                              &CasesServiceImpl::Work);                       \
-  }
-
-LOTSE_CASES_UNARY(OpenCase, v1::OpenCaseRequest, v1::Case, DoOpenCase)
-LOTSE_CASES_UNARY(GetCase, v1::GetCaseRequest, v1::Case, DoGetCase)
-LOTSE_CASES_UNARY(ListCases, v1::ListCasesRequest, v1::ListCasesResponse,
-                  DoListCases)
-LOTSE_CASES_UNARY(UpdateCase, v1::UpdateCaseRequest, v1::Case, DoUpdateCase)
-LOTSE_CASES_UNARY(ChangeCaseState, v1::ChangeCaseStateRequest, v1::Case,
-                  DoChangeCaseState)
-LOTSE_CASES_UNARY(TransferCase, v1::TransferCaseRequest, v1::Case,
-                  DoTransferCase)
-LOTSE_CASES_UNARY(CloseCase, v1::CloseCaseRequest, v1::Case, DoCloseCase)
-LOTSE_CASES_UNARY(GetIntegrationPlan, v1::GetIntegrationPlanRequest,
-                  v1::IntegrationPlan, DoGetPlan)
-LOTSE_CASES_UNARY(ListIntegrationPlanVersions,
-                  v1::ListIntegrationPlanVersionsRequest,
-                  v1::ListIntegrationPlanVersionsResponse, DoListPlans)
-LOTSE_CASES_UNARY(UpdateIntegrationPlan, v1::UpdateIntegrationPlanRequest,
-                  v1::IntegrationPlan, DoUpdatePlan)
-LOTSE_CASES_UNARY(CreateStep, v1::CreateStepRequest, v1::Step, DoCreateStep)
-LOTSE_CASES_UNARY(GetStep, v1::GetStepRequest, v1::Step, DoGetStep)
-LOTSE_CASES_UNARY(ListSteps, v1::ListStepsRequest, v1::ListStepsResponse,
-                  DoListSteps)
-LOTSE_CASES_UNARY(UpdateStep, v1::UpdateStepRequest, v1::Step, DoUpdateStep)
-LOTSE_CASES_UNARY(CreateNote, v1::CreateNoteRequest, v1::Note, DoCreateNote)
-LOTSE_CASES_UNARY(GetNote, v1::GetNoteRequest, v1::Note, DoGetNote)
-LOTSE_CASES_UNARY(ListNotes, v1::ListNotesRequest, v1::ListNotesResponse,
-                  DoListNotes)
-LOTSE_CASES_UNARY(UpdateNote, v1::UpdateNoteRequest, v1::Note, DoUpdateNote)
-LOTSE_CASES_UNARY(DeleteNote, v1::DeleteNoteRequest, google::protobuf::Empty,
-                  DoDeleteNote)
-LOTSE_CASES_UNARY(GetCaseView, v1::GetCaseViewRequest, v1::CaseView,
-                  DoGetCaseView)
-LOTSE_CASES_UNARY(GetWaitingTimeStatistics, v1::GetWaitingTimeStatisticsRequest,
-                  v1::WaitingTimeStatistics, DoStatistics)
-
-#undef LOTSE_CASES_UNARY
-
-grpc::ServerUnaryReactor* CasesServiceImpl::AcceptStep(
-    grpc::CallbackServerContext* ctx, const v1::AcceptStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::AcceptStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_ACCEPTED;
-        return DoTransition(rc, Method("AcceptStep"), t, out);
-      });
-}
-
-grpc::ServerUnaryReactor* CasesServiceImpl::DeclineStep(
-    grpc::CallbackServerContext* ctx, const v1::DeclineStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::DeclineStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_DECLINED;
-        t.decline_reason = r.reason();
-        t.comment = r.comment();
-        t.comment_required =
-            r.reason() == v1::STEP_DECLINE_REASON_OTHER ||
-            r.reason() == v1::STEP_DECLINE_REASON_MISSING_INFORMATION;
-        return DoTransition(rc, Method("DeclineStep"), t, out);
-      });
-}
-
-grpc::ServerUnaryReactor* CasesServiceImpl::StartStep(
-    grpc::CallbackServerContext* ctx, const v1::StartStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::StartStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_IN_PROGRESS;
-        return DoTransition(rc, Method("StartStep"), t, out);
-      });
-}
-
-grpc::ServerUnaryReactor* CasesServiceImpl::CompleteStep(
-    grpc::CallbackServerContext* ctx, const v1::CompleteStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::CompleteStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_DONE;
-        t.outcome = r.outcome();
-        t.comment = r.comment();
-        return DoTransition(rc, Method("CompleteStep"), t, out);
-      });
-}
-
-grpc::ServerUnaryReactor* CasesServiceImpl::CancelStep(
-    grpc::CallbackServerContext* ctx, const v1::CancelStepRequest* req,
-    v1::Step* resp) {
-  return server::ServeUnary(
-      runtime_.env, ctx, req, resp,
-      [this](const RequestContext& rc, const v1::CancelStepRequest& r,
-             v1::Step* out) {
-        TransitionRequest t;
-        t.name = r.name();
-        t.etag = r.etag();
-        t.to = v1::STEP_STATE_CANCELLED;
-        t.cancel_reason = r.reason();
-        t.comment = r.comment();
-        t.comment_required = r.reason() == v1::STEP_CANCEL_REASON_OTHER;
-        return DoTransition(rc, Method("CancelStep"), t, out);
-      });
-}
-
-grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>*
-CasesServiceImpl::WatchCaseEvents(grpc::CallbackServerContext* ctx,
-                                  const v1::WatchCaseEventsRequest* req) {
-  absl::StatusOr<RequestContext> rc =
-      server::ExtractRequestContext(*ctx, runtime_.env.insecure_dev);
-  if (!rc.ok()) return WatchHub::Refuse(rc.status(), runtime_.env.error_domain);
-  FieldViolations violations;
-  if (req->after_cursor() < 0) {
-    violations.Add("after_cursor", "must not be negative");
-  }
-  if (!v1::WatchStart_IsValid(req->start())) {
-    violations.Add("start", "unknown value");
-  }
-  if (!req->case_name().empty()) {
-    ParseCaseName(req->case_name(), "case_name", &violations);
-  }
-  if (!violations.empty()) {
-    return WatchHub::Refuse(violations.ToStatus(), runtime_.env.error_domain);
-  }
-  return hub_->Open(*std::move(rc), *req);
-}
-
-absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
-    const RequestContext& rc, const v1::WatchCaseEventsRequest& request) {
-  WatchStart start;
-  start.purpose = rc.purpose;
-  const std::string target =
-      request.case_name().empty() ? "cases" : CaseTarget(request.case_name());
-  absl::Status status = RunRead(
-      rc, Method("WatchCaseEvents"), target,
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        start.agency = AgencyName(caller.id);
-        if (!request.case_name().empty()) {
-          FieldViolations ignored;
-          start.case_id =
-              ParseCaseName(request.case_name(), "case_name", &ignored);
-          absl::StatusOr<CaseRow> c = LoadCase(tx, start.case_id, start.agency);
-          if (!c.ok()) return c.status();
-        }
-        absl::StatusOr<int64_t> latest = LatestCursor(tx);
-        if (!latest.ok()) return latest.status();
-        if (request.after_cursor() > 0) {
-          if (request.after_cursor() > *latest) {
-            return ErrorWithReason(absl::StatusCode::kInvalidArgument,
-                                   "CURSOR_UNKNOWN",
-                                   "the cursor was never issued here");
-          }
-          start.after_cursor = request.after_cursor();
-        } else if (request.start() == v1::WATCH_START_EARLIEST) {
-          start.after_cursor = 0;
-        } else {
-          start.after_cursor = *latest;
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
-  if (!status.ok()) return status;
-  return start;
-}
-
-// ---- Cases ----
-
-absl::Status CasesServiceImpl::DoOpenCase(const RequestContext& rc,
-                                          const v1::OpenCaseRequest& req,
-                                          v1::Case* resp) {
-  const server::RelationsReachIdentity relations(runtime_, rc);
-  const std::string method = Method("OpenCase");
-  FieldViolations violations;
-  api::ValidateRequestId(req.request_id(), "request_id", &violations);
-  const v1::Case& in = req.case_record();
-  if (in.person().empty()) {
-    violations.Add("case_record.person", "is required");
-  } else if (!ValidPersonName(in.person())) {
-    violations.Add("case_record.person",
-                   "must be a person name \"persons/{person}\"");
-  }
-  api::ValidateText(in.responsible_actor(), "case_record.responsible_actor",
-                    {1, 128, false}, &violations);
-  // Caller and domain first, so that no other agency learns whether a
-  // person exists.
-  std::optional<AgencyInfo> caller_info;
-  Trail refused{"cases", {internal::kCategoryCaseStatus}};
-  absl::Status pre = ResolvingCaller(rc, [&] {
-    return storage::RunInTransaction(
-        *runtime_.database,
-        [&](Transaction& tx) -> absl::Status {
-          absl::StatusOr<AgencyInfo> caller = CheckCaller(tx, rc);
-          if (!caller.ok()) return caller.status();
-          caller_info = *caller;
-          if (caller->legal_domain != internal::kKommune) {
-            return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                   "WRONG_LEGAL_DOMAIN",
-                                   "only KOMMUNE agencies open cases");
-          }
-          return violations.ToStatus();
-        },
-        storage::TxMode::kReadOnly);
-  });
-  if (pre.ok()) {
-    // A case makes its owner CASE_OWNER of the person (residence status,
-    // language, contact): only for a person already in the agency's remit,
-    // never a stranger found by name. One answer for an unknown person.
-    absl::StatusOr<std::vector<AccessDecision>> core = access_->Check(
-        AgencyName(caller_info->id), in.person(),
-        {type::v1::DATA_CATEGORY_CORE_IDENTITY}, rc.purpose, {}, rc.deadline);
-    pre = clients::StandingFrom(
-        core.ok()
-            ? absl::StatusOr<bool>(!core->empty() && core->front().allowed)
-            : absl::StatusOr<bool>(core.status()));
-  }
-  if (!pre.ok()) {
-    AuditFailure(rc, method,
-                 caller_info ? caller_info->id : rc.caller.agency_id, refused,
-                 pre);
-    return pre;
-  }
-  return RunWrite(
-      rc, method, "cases",
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        if (caller.legal_domain != internal::kKommune) {
-          return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                 "WRONG_LEGAL_DOMAIN",
-                                 "only KOMMUNE agencies open cases");
-        }
-        const std::string owner = AgencyName(caller.id);
-        v1::OpenCaseRequest content = req;
-        content.clear_request_id();
-        const api::RequestKey key{caller.id, method, req.request_id()};
-        const std::string fingerprint = api::RequestFingerprint(content);
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
-        if (!seen.ok()) return seen.status();
-        if (seen->has_value()) {
-          FieldViolations ignored;
-          absl::StatusOr<CaseRow> first =
-              LoadCase(tx, ParseCaseName(**seen, "name", &ignored), "");
-          if (!first.ok()) return first.status();
-          trail->resource = **seen;
-          *resp = CaseToProto(*first);
-          return absl::OkStatus();
-        }
-        absl::StatusOr<std::string> person = ResolveSurvivor(tx, in.person());
-        if (!person.ok()) return person.status();
-        // One lock per person: two municipalities opening a case at once
-        // must not both succeed.
-        if (absl::Status s = tx.LockNamed(absl::StrCat("open/", *person));
-            !s.ok()) {
-          return s;
-        }
-        absl::StatusOr<std::optional<std::string>> open =
-            FindOpenCase(tx, *person, owner);
-        if (!open.ok()) return open.status();
-        if (open->has_value()) {
-          return ErrorWithReason(
-              absl::StatusCode::kAlreadyExists, "OPEN_CASE_EXISTS",
-              "the agency already owns an open case of the person",
-              {{"case", CaseName(**open)}});
-        }
-        // A KOMMUNE acts for its own municipality; a person's case moves to
-        // another one only by transfer.
-        if (absl::Status s = RequireNoOpenCaseElsewhere(
-                tx, *person, caller.municipality_code);
-            !s.ok()) {
-          return s;
-        }
-        const absl::Time now = StoreNow();
-        CaseRow row;
-        row.id = NewId();
-        row.version = 1;
-        v1::Case& c = row.record;
-        c.set_name(CaseName(row.id));
-        c.set_person(*person);
-        c.set_owner_agency(owner);
-        c.set_responsible_actor(in.responsible_actor());
-        c.set_state(v1::CASE_STATE_INTAKE);
-        c.set_municipality_code(caller.municipality_code);
-        c.add_participating_agencies(owner);
-        c.set_plan_version(1);
-        *c.mutable_create_time() = ToTimestamp(now);
-        *c.mutable_update_time() = ToTimestamp(now);
-        if (absl::Status s = InsertCase(tx, row); !s.ok()) return s;
-        v1::IntegrationPlan plan;
-        plan.set_name(internal::PlanName(row.id));
-        plan.set_version(1);
-        plan.set_author_agency(owner);
-        plan.set_author_actor(rc.actor);
-        *plan.mutable_create_time() = ToTimestamp(now);
-        if (absl::Status s = InsertPlan(tx, row.id, plan); !s.ok()) return s;
-        if (absl::Status s = AssignUnassignedActivities(tx, *person, row.id);
-            !s.ok()) {
-          return s;
-        }
-        if (absl::Status s =
-                api::RecordRequestId(tx, key, fingerprint, c.name());
-            !s.ok()) {
-          return s;
-        }
-        v1::CaseOpened opened;
-        opened.set_case_name(c.name());
-        opened.set_person(c.person());
-        opened.set_owner_agency(owner);
-        opened.set_municipality_code(c.municipality_code());
-        if (absl::Status s = Emit(tx, c, opened); !s.ok()) return s;
-        trail->resource = c.name();
-        *resp = CaseToProto(row);
-        return absl::OkStatus();
-      });
-}
-
-absl::Status CasesServiceImpl::DoGetCase(const RequestContext& rc,
-                                         const v1::GetCaseRequest& req,
-                                         v1::Case* resp) {
-  return RunRead(
-      rc, Method("GetCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        const std::string id = ParseCaseName(req.name(), "name", &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
-        *resp = CaseToProto(*c);
-        return absl::OkStatus();
-      },
-      nullptr);
-}
-
-absl::Status CasesServiceImpl::DoListCases(const RequestContext& rc,
-                                           const v1::ListCasesRequest& req,
-                                           v1::ListCasesResponse* resp) {
-  return RunRead(
-      rc, Method("ListCases"), "cases",
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        CaseFilter f;
-        f.viewer_agency = AgencyName(caller.id);
-        f.limit =
-            api::NormalizePageSize(req.page_size(), "page_size", &violations);
-        for (int i = 0; i < req.states_size(); ++i) {
-          const int s = req.states(i);
-          if (s == v1::CASE_STATE_UNSPECIFIED || !v1::CaseState_IsValid(s)) {
-            violations.Add(absl::StrCat("states[", i, "]"),
-                           "must be a case state");
-          } else {
-            f.states.push_back(s);
-          }
-        }
-        if (!req.owner_agency().empty()) {
-          ParseAgencyName(req.owner_agency(), "owner_agency", &violations);
-          f.owner_agency = req.owner_agency();
-        }
-        if (!req.participating_agency().empty()) {
-          ParseAgencyName(req.participating_agency(), "participating_agency",
-                          &violations);
-          f.participating_agency = req.participating_agency();
-        }
-        if (!req.person().empty()) {
-          if (!ValidPersonName(req.person())) {
-            violations.Add("person", "must be a person name");
-          }
-          f.person = req.person();
-        }
-        v1::ListCasesRequest filter = req;
-        filter.clear_page_size();
-        filter.clear_page_token();
-        const std::string fp = api::RequestFingerprint(filter);
-        const std::string last = api::DecodePageToken(
-            req.page_token(), fp, "page_token", &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        if (!last.empty()) {
-          std::vector<std::string> parts = absl::StrSplit(last, '|');
-          if (parts.size() != 2 ||
-              !absl::SimpleAtoi(parts[0], &f.after_create_us)) {
-            violations.Add("page_token", "is not a valid page token");
-            return violations.ToStatus();
-          }
-          f.after_id = parts[1];
-          f.has_after = true;
-        }
-        const int page = f.limit;
-        f.limit = page + 1;
-        absl::StatusOr<std::vector<CaseRow>> rows = cases::ListCases(tx, f);
-        if (!rows.ok()) return rows.status();
-        for (int i = 0; i < static_cast<int>(rows->size()) && i < page; ++i) {
-          *resp->add_cases() = CaseToProto((*rows)[i]);
-        }
-        if (static_cast<int>(rows->size()) > page) {
-          const CaseRow& l = (*rows)[page - 1];
-          resp->set_next_page_token(api::EncodePageToken(
-              fp, absl::StrCat(
-                      ToMicros(internal::FromTimestamp(l.record.create_time())),
-                      "|", l.id)));
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
-}
-
-absl::Status CasesServiceImpl::DoUpdateCase(const RequestContext& rc,
-                                            const v1::UpdateCaseRequest& req,
-                                            v1::Case* resp) {
-  const v1::Case& in = req.case_record();
-  return RunWrite(
-      rc, Method("UpdateCase"), CaseTarget(in.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        const std::string id =
-            ParseCaseName(in.name(), "case_record.name", &violations);
-        if (in.etag().empty())
-          violations.Add("case_record.etag", "is required");
-        if (req.update_mask().paths_size() == 0) {
-          violations.Add("update_mask", "is required");
-        }
-        for (const std::string& path : req.update_mask().paths()) {
-          if (path != "responsible_actor") {
-            violations.Add("update_mask",
-                           "only \"responsible_actor\" can be changed");
-          }
-        }
-        api::ValidateText(in.responsible_actor(),
-                          "case_record.responsible_actor", {1, 128, false},
-                          &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
-        if (c->record.owner_agency() != AgencyName(caller.id)) {
-          return internal::NotCaseOwner();
-        }
-        if (absl::Status s = api::CheckEtag(in.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
-        c->record.set_responsible_actor(in.responsible_actor());
-        *c->record.mutable_update_time() = ToTimestamp(StoreNow());
-        ++c->version;
-        if (absl::Status s = cases::UpdateCase(tx, *c); !s.ok()) return s;
-        *resp = CaseToProto(*c);
-        return absl::OkStatus();
-      });
-}
-
-absl::Status CasesServiceImpl::DoChangeCaseState(
-    const RequestContext& rc, const v1::ChangeCaseStateRequest& req,
-    v1::Case* resp) {
-  return RunWrite(
-      rc, Method("ChangeCaseState"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        const std::string id = ParseCaseName(req.name(), "name", &violations);
-        if (req.etag().empty()) violations.Add("etag", "is required");
-        if (req.state() != v1::CASE_STATE_INTAKE &&
-            req.state() != v1::CASE_STATE_ASSESSMENT &&
-            req.state() != v1::CASE_STATE_ACTIVE) {
-          violations.Add("state",
-                         "must be INTAKE, ASSESSMENT or ACTIVE (close with "
-                         "CloseCase)");
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
-        if (c->record.owner_agency() != AgencyName(caller.id)) {
-          return internal::NotCaseOwner();
-        }
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        const v1::CaseState from = c->record.state();
-        if (from == v1::CASE_STATE_CLOSED) return internal::CaseClosed();
-        if (!CaseTransitionAllowed(from, req.state())) {
-          return ErrorWithReason(
-              absl::StatusCode::kFailedPrecondition, "TRANSITION_NOT_ALLOWED",
-              absl::StrCat("a case in state ", v1::CaseState_Name(from),
-                           " cannot move to ", v1::CaseState_Name(req.state())),
-              {{"state", v1::CaseState_Name(from)}});
-        }
-        c->record.set_state(req.state());
-        *c->record.mutable_update_time() = ToTimestamp(StoreNow());
-        ++c->version;
-        if (absl::Status s = cases::UpdateCase(tx, *c); !s.ok()) return s;
-        v1::CaseStateChanged changed;
-        changed.set_case_name(CaseName(id));
-        changed.set_person(c->record.person());
-        changed.set_from_state(from);
-        changed.set_to_state(req.state());
-        if (absl::Status s = Emit(tx, CaseToProto(*c), changed); !s.ok()) {
-          return s;
-        }
-        *resp = CaseToProto(*c);
-        return absl::OkStatus();
-      });
-}
-
-absl::Status CasesServiceImpl::DoTransferCase(
-    const RequestContext& rc, const v1::TransferCaseRequest& req,
-    v1::Case* resp) {
-  const server::RelationsReachIdentity relations(runtime_, rc);
-  return RunWrite(
-      rc, Method("TransferCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        const std::string id = ParseCaseName(req.name(), "name", &violations);
-        if (req.etag().empty()) violations.Add("etag", "is required");
-        const std::string new_owner_id = ParseAgencyName(
-            req.new_owner_agency(), "new_owner_agency", &violations);
-        api::ValidateText(req.new_responsible_actor(), "new_responsible_actor",
-                          {0, 128, false}, &violations);
-        api::ValidateText(req.reason(), "reason", {1, 500, false}, &violations);
-        if (!new_owner_id.empty() && new_owner_id == caller.id) {
-          violations.Add("new_owner_agency", "must differ from the owner");
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
-        const std::string from = AgencyName(caller.id);
-        if (c->record.owner_agency() != from) return internal::NotCaseOwner();
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
-        absl::StatusOr<std::optional<AgencyInfo>> target =
-            ReadAgency(tx, new_owner_id);
-        if (!target.ok()) return target.status();
-        if (!target->has_value()) {
-          return ErrorWithReason(absl::StatusCode::kNotFound,
-                                 "AGENCY_NOT_FOUND",
-                                 "no such agency in the registry");
-        }
-        if ((*target)->suspended) {
-          return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                                 "AGENCY_NOT_ACTIVE",
-                                 "the new owner is suspended");
-        }
-        if ((*target)->legal_domain != internal::kKommune) {
-          return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                                 "WRONG_LEGAL_DOMAIN",
-                                 "only KOMMUNE agencies own cases");
-        }
-        const std::string to = AgencyName(new_owner_id);
-        absl::StatusOr<std::optional<std::string>> open =
-            FindOpenCase(tx, c->record.person(), to);
-        if (!open.ok()) return open.status();
-        if (open->has_value()) {
-          return ErrorWithReason(
-              absl::StatusCode::kFailedPrecondition, "OPEN_CASE_EXISTS",
-              "the new owner already has an open case of the person",
-              {{"case", CaseName(**open)}});
-        }
-        absl::StatusOr<std::vector<StepRow>> steps = StepsOfCase(tx, id);
-        if (!steps.ok()) return steps.status();
-        bool from_receives = false;
-        for (const StepRow& s : *steps) {
-          if (s.record.receiving_agency() == from) from_receives = true;
-        }
-        const absl::Time now = StoreNow();
-        v1::Case& rec = c->record;
-        rec.set_owner_agency(to);
-        rec.set_responsible_actor(req.new_responsible_actor());
-        rec.set_municipality_code((*target)->municipality_code);
-        std::vector<std::string> participants;
-        for (const std::string& p : rec.participating_agencies()) {
-          if (p != from || from_receives) participants.push_back(p);
-        }
-        if (std::find(participants.begin(), participants.end(), to) ==
-            participants.end()) {
-          participants.push_back(to);
-        }
-        rec.clear_participating_agencies();
-        for (const std::string& p : participants) {
-          rec.add_participating_agencies(p);
-        }
-        v1::OwnershipTransfer* t = rec.add_transfers();
-        t->set_from_agency(from);
-        t->set_to_agency(to);
-        t->set_reason(req.reason());
-        *t->mutable_transfer_time() = ToTimestamp(now);
-        *rec.mutable_update_time() = ToTimestamp(now);
-        ++c->version;
-        if (absl::Status s = cases::UpdateCase(tx, *c); !s.ok()) return s;
-        v1::CaseTransferred moved;
-        moved.set_case_name(CaseName(id));
-        moved.set_person(rec.person());
-        moved.set_from_agency(from);
-        moved.set_to_agency(to);
-        if (absl::Status s = Emit(tx, CaseToProto(*c), moved, {from});
-            !s.ok()) {
-          return s;
-        }
-        *resp = CaseToProto(*c);
-        return absl::OkStatus();
-      });
-}
-
-absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
-                                           const v1::CloseCaseRequest& req,
-                                           v1::Case* resp) {
-  const server::RelationsReachIdentity relations(runtime_, rc);
-  return RunWrite(
-      rc, Method("CloseCase"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
-        FieldViolations violations;
-        const std::string id = ParseCaseName(req.name(), "name", &violations);
-        if (req.etag().empty()) violations.Add("etag", "is required");
-        if (req.closing_reason() == v1::CASE_CLOSING_REASON_UNSPECIFIED ||
-            !v1::CaseClosingReason_IsValid(req.closing_reason())) {
-          violations.Add("closing_reason", "is required");
-        }
-        const bool comment_required =
-            req.closing_reason() == v1::CASE_CLOSING_REASON_OTHER;
-        api::ValidateText(
-            req.closing_comment(), "closing_comment",
-            {comment_required ? size_t{1} : size_t{0}, 2000, true},
-            &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
-        const std::string owner = AgencyName(caller.id);
-        if (c->record.owner_agency() != owner) return internal::NotCaseOwner();
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
-        absl::StatusOr<std::vector<StepRow>> steps = StepsOfCase(tx, id);
-        if (!steps.ok()) return steps.status();
-        std::vector<StepRow*> open;
-        for (StepRow& s : *steps) {
-          if (!IsFinalStepState(s.record.state())) open.push_back(&s);
-        }
-        if (!open.empty() && !req.cancel_open_steps()) {
-          std::string names;
-          for (const StepRow* s : open) {
-            absl::StrAppend(&names, names.empty() ? "" : ",",
-                            StepName(id, s->id));
-          }
-          return ErrorWithReason(
-              absl::StatusCode::kFailedPrecondition, "OPEN_STEPS",
-              "the case has steps that are not final", {{"steps", names}});
-        }
-        const absl::Time now = StoreNow();
-        const v1::Case before = CaseToProto(*c);
-        for (StepRow* s : open) {
-          v1::StepTransition* t = s->record.add_transitions();
-          t->set_from_state(s->record.state());
-          t->set_to_state(v1::STEP_STATE_CANCELLED);
-          *t->mutable_transition_time() = ToTimestamp(now);
-          t->set_agency(owner);
-          t->set_actor(rc.actor);
-          s->record.set_state(v1::STEP_STATE_CANCELLED);
-          s->record.set_cancel_reason(v1::STEP_CANCEL_REASON_CASE_CLOSED);
-          *s->record.mutable_end_time() = ToTimestamp(now);
-          *s->record.mutable_update_time() = ToTimestamp(now);
-          ++s->version;
-          if (absl::Status st = cases::UpdateStep(tx, *s); !st.ok()) return st;
-          v1::StepStateChanged changed;
-          changed.set_step(StepName(id, s->id));
-          changed.set_case_name(CaseName(id));
-          changed.set_person(c->record.person());
-          changed.set_kind(s->record.kind());
-          changed.set_receiving_agency(s->record.receiving_agency());
-          *changed.mutable_transition() = *t;
-          changed.set_cancel_reason(v1::STEP_CANCEL_REASON_CASE_CLOSED);
-          if (absl::Status st = Emit(tx, before, changed); !st.ok()) return st;
-        }
-        v1::Case& rec = c->record;
-        rec.set_state(v1::CASE_STATE_CLOSED);
-        rec.set_closing_reason(req.closing_reason());
-        rec.set_closing_comment(req.closing_comment());
-        *rec.mutable_close_time() = ToTimestamp(now);
-        *rec.mutable_update_time() = ToTimestamp(now);
-        ++c->version;
-        if (absl::Status s = cases::UpdateCase(tx, *c); !s.ok()) return s;
-        v1::CaseClosed closed;
-        closed.set_case_name(CaseName(id));
-        closed.set_person(rec.person());
-        closed.set_closing_reason(req.closing_reason());
-        if (absl::Status s = Emit(tx, CaseToProto(*c), closed); !s.ok()) {
-          return s;
-        }
-        *resp = CaseToProto(*c);
-        return absl::OkStatus();
-      });
+// UnaryService serves unary RPCs only (common/server/handler.h); the watch
+// stream is added here as a callback method of the same service, since
+// gRPC registers a service name once. It must be added after every
+// Handle(): UnaryService marks its methods by their position.
+void CasesServiceImpl::AddWatchMethod() {
+  static constexpr char kPath[] =
+      "/lotse.cases.v1.CasesService/WatchCaseEvents";
+  auto* method = new grpc::internal::RpcServiceMethod(
+      kPath, grpc::internal::RpcMethod::SERVER_STREAMING,
+      new grpc::internal::CallbackServerStreamingHandler<
+          v1::WatchCaseEventsRequest, v1::WatchCaseEventsResponse>(
+          [this](grpc::CallbackServerContext* ctx,
+                 const v1::WatchCaseEventsRequest* req) {
+            return WatchCaseEvents(ctx, req);
+          }));
+  method->SetServerApiType(
+      grpc::internal::RpcServiceMethod::ApiType::CALL_BACK);
+  AddMethod(method);
 }
 
 }  // namespace lotse::cases

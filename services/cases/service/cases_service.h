@@ -1,27 +1,32 @@
 // The gRPC face of the cases service: lotse.cases.v1.CasesService.
 //
-// Every unary RPC runs through ServeUnary (common/server/handler.h) on the
-// worker pool and follows one pattern:
-//   1. the caller is resolved against the local agency registry (a copy of
-//      identity's, kept from its agency events): unknown, domain-mismatched
-//      or suspended agencies are PERMISSION_DENIED, as in identity; a caller
-//      not in the copy yet is looked up in identity first (UNAVAILABLE,
-//      reason AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in
-//      time);
+// Every unary RPC is a UnaryService handler (common/server/handler.h),
+// registered in the constructor, on the worker pool; the handlers live by
+// resource in case_handlers.cc, plan_handlers.cc, step_handlers.cc,
+// note_handlers.cc, view_handlers.cc and statistics_handlers.cc. Each
+// follows one pattern:
+//   1. an agencies::AuditedCall resolves the caller against the local
+//      agency registry (a copy of identity's, kept from its agency events):
+//      unknown, domain-mismatched or suspended agencies are
+//      PERMISSION_DENIED, as in identity; a caller not in the copy yet is
+//      looked up in identity first (UNAVAILABLE, reason
+//      AGENCY_REGISTRY_UNAVAILABLE, when identity does not answer in time);
 //   2. the request is validated (all field violations at once), then the
 //      access rules of the contract are checked (participants, owner,
-//      receiver, writer) and the work is done;
-//   3. an audit record (ALLOWED) is appended in the same transaction as the
-//      change; a failed call is audited on its own (DENIED / ERROR).
+//      receiver, writer) and the work is done, the rules that need no
+//      storage in domain/;
+//   3. one audit record per call (ALLOWED) commits with the change; a
+//      failed call is audited on its own (DENIED / ERROR).
 // Reads run in kReadOnly transactions and commit only their audit record
-// afterwards. Every write (and every audit record) goes through one
-// storage::GroupCommitter, so many callers' short transactions share one
-// commit. A write that changes a case appends its event to the outbox and
-// to the case-event log in the same transaction, and wakes the watch
-// streams after the commit.
+// afterwards. Writes (and audit records) go through ServiceRuntime::Write,
+// the process's group committer. A write that changes a case appends its
+// event to the outbox and to the case-event log in the same transaction,
+// and wakes the watch streams after the commit.
 //
-// Calls to identity (person check, CheckAccess for the case view) go
-// through the AccessChecker port, outside any transaction.
+// WatchCaseEvents, the one streaming RPC, is served by the WatchHub
+// (watch.h) from watch_handlers.cc. Calls to identity (person check,
+// CheckAccess for the case view) go through the AccessChecker port,
+// outside any transaction.
 #ifndef LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 #define LOTSE_SERVICES_CASES_SERVICE_CASES_SERVICE_H_
 
@@ -32,14 +37,16 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
 #include "common/events/inbox.h"
+#include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
-#include "common/storage/group_commit.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "services/cases/domain/access_checker.h"
+#include "services/cases/domain/step_transitions.h"
 #include "services/cases/service/watch.h"
 #include "services/cases/store/case_store.h"
 
@@ -49,11 +56,9 @@ struct CasesOptions {
   // Waiting-time groups with fewer referrals are suppressed.
   int suppression_threshold = 5;
   WatchOptions watch;
-  // Whether writes go through a GroupCommitter (else one transaction each).
-  bool group_commit = true;
 };
 
-class CasesServiceImpl final : public v1::CasesService::CallbackService {
+class CasesServiceImpl final : public server::UnaryService {
  public:
   CasesServiceImpl(server::ServiceRuntime& runtime, AccessChecker* access,
                    CasesOptions options = CasesOptions());
@@ -73,124 +78,17 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
   void DrainWatchers();
   int open_watch_streams() const;
 
-  grpc::ServerUnaryReactor* OpenCase(grpc::CallbackServerContext* ctx,
-                                     const v1::OpenCaseRequest* req,
-                                     v1::Case* resp) override;
-  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* ctx,
-                                    const v1::GetCaseRequest* req,
-                                    v1::Case* resp) override;
-  grpc::ServerUnaryReactor* ListCases(grpc::CallbackServerContext* ctx,
-                                      const v1::ListCasesRequest* req,
-                                      v1::ListCasesResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateCase(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateCaseRequest* req,
-                                       v1::Case* resp) override;
-  grpc::ServerUnaryReactor* ChangeCaseState(
-      grpc::CallbackServerContext* ctx, const v1::ChangeCaseStateRequest* req,
-      v1::Case* resp) override;
-  grpc::ServerUnaryReactor* TransferCase(grpc::CallbackServerContext* ctx,
-                                         const v1::TransferCaseRequest* req,
-                                         v1::Case* resp) override;
-  grpc::ServerUnaryReactor* CloseCase(grpc::CallbackServerContext* ctx,
-                                      const v1::CloseCaseRequest* req,
-                                      v1::Case* resp) override;
-  grpc::ServerUnaryReactor* GetIntegrationPlan(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetIntegrationPlanRequest* req,
-      v1::IntegrationPlan* resp) override;
-  grpc::ServerUnaryReactor* ListIntegrationPlanVersions(
-      grpc::CallbackServerContext* ctx,
-      const v1::ListIntegrationPlanVersionsRequest* req,
-      v1::ListIntegrationPlanVersionsResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateIntegrationPlan(
-      grpc::CallbackServerContext* ctx,
-      const v1::UpdateIntegrationPlanRequest* req,
-      v1::IntegrationPlan* resp) override;
-  grpc::ServerUnaryReactor* CreateStep(grpc::CallbackServerContext* ctx,
-                                       const v1::CreateStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* GetStep(grpc::CallbackServerContext* ctx,
-                                    const v1::GetStepRequest* req,
-                                    v1::Step* resp) override;
-  grpc::ServerUnaryReactor* ListSteps(grpc::CallbackServerContext* ctx,
-                                      const v1::ListStepsRequest* req,
-                                      v1::ListStepsResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateStep(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* AcceptStep(grpc::CallbackServerContext* ctx,
-                                       const v1::AcceptStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* DeclineStep(grpc::CallbackServerContext* ctx,
-                                        const v1::DeclineStepRequest* req,
-                                        v1::Step* resp) override;
-  grpc::ServerUnaryReactor* StartStep(grpc::CallbackServerContext* ctx,
-                                      const v1::StartStepRequest* req,
-                                      v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CompleteStep(grpc::CallbackServerContext* ctx,
-                                         const v1::CompleteStepRequest* req,
-                                         v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CancelStep(grpc::CallbackServerContext* ctx,
-                                       const v1::CancelStepRequest* req,
-                                       v1::Step* resp) override;
-  grpc::ServerUnaryReactor* CreateNote(grpc::CallbackServerContext* ctx,
-                                       const v1::CreateNoteRequest* req,
-                                       v1::Note* resp) override;
-  grpc::ServerUnaryReactor* GetNote(grpc::CallbackServerContext* ctx,
-                                    const v1::GetNoteRequest* req,
-                                    v1::Note* resp) override;
-  grpc::ServerUnaryReactor* ListNotes(grpc::CallbackServerContext* ctx,
-                                      const v1::ListNotesRequest* req,
-                                      v1::ListNotesResponse* resp) override;
-  grpc::ServerUnaryReactor* UpdateNote(grpc::CallbackServerContext* ctx,
-                                       const v1::UpdateNoteRequest* req,
-                                       v1::Note* resp) override;
-  grpc::ServerUnaryReactor* DeleteNote(grpc::CallbackServerContext* ctx,
-                                       const v1::DeleteNoteRequest* req,
-                                       google::protobuf::Empty* resp) override;
-  grpc::ServerUnaryReactor* GetCaseView(grpc::CallbackServerContext* ctx,
-                                        const v1::GetCaseViewRequest* req,
-                                        v1::CaseView* resp) override;
-  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
-      grpc::CallbackServerContext* ctx,
-      const v1::WatchCaseEventsRequest* req) override;
-  grpc::ServerUnaryReactor* GetWaitingTimeStatistics(
-      grpc::CallbackServerContext* ctx,
-      const v1::GetWaitingTimeStatisticsRequest* req,
-      v1::WaitingTimeStatistics* resp) override;
-
-  // What a call touched, for its audit record.
-  struct Trail {
-    std::string resource;
-    std::vector<std::string> categories;
-  };
-  using Body = std::function<absl::Status(
-      storage::Transaction& tx, const AgencyInfo& caller, Trail* trail)>;
-
  private:
-  // Steps 1-3 of the header comment; `body` runs in a read-only
-  // transaction, then `after` (may be null; no transaction, e.g. calls to
-  // identity) and the audit record's commit.
-  absl::Status RunRead(const server::RequestContext& rc,
-                       absl::string_view method, const std::string& target,
-                       const Body& body,
-                       const std::function<absl::Status(Trail*)>& after);
-  // Steps 1-3 in one write transaction (through the group committer), then
-  // wakes the watchers.
-  absl::Status RunWrite(const server::RequestContext& rc,
-                        absl::string_view method, const std::string& target,
-                        const Body& body);
-  absl::Status Commit(
-      const std::function<absl::Status(storage::Transaction&)>& body);
-  // Runs `attempt`, a transaction that checks the caller first; a caller
-  // the local registry does not know yet is looked up in identity and
-  // `attempt` runs again (agencies::RunResolvingCaller).
-  absl::Status ResolvingCaller(const server::RequestContext& rc,
-                               const std::function<absl::Status()>& attempt);
-  void AuditFailure(const server::RequestContext& rc, absl::string_view method,
-                    const std::string& agency_id, const Trail& trail,
-                    const absl::Status& failure);
+  // Serves WatchCaseEvents, the one streaming RPC (see the constructor).
+  void AddWatchMethod();
+  grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
+      grpc::CallbackServerContext* ctx, const v1::WatchCaseEventsRequest* req);
 
+  // call.Write(body), then wakes the watch streams.
+  absl::Status WriteAndWake(agencies::AuditedCall& call,
+                            const agencies::AuditedCall::Body& body);
+
+  // case_handlers.cc
   absl::Status DoOpenCase(const server::RequestContext& rc,
                           const v1::OpenCaseRequest& req, v1::Case* resp);
   absl::Status DoGetCase(const server::RequestContext& rc,
@@ -208,6 +106,7 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
                               v1::Case* resp);
   absl::Status DoCloseCase(const server::RequestContext& rc,
                            const v1::CloseCaseRequest& req, v1::Case* resp);
+  // plan_handlers.cc
   absl::Status DoGetPlan(const server::RequestContext& rc,
                          const v1::GetIntegrationPlanRequest& req,
                          v1::IntegrationPlan* resp);
@@ -217,6 +116,7 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
   absl::Status DoUpdatePlan(const server::RequestContext& rc,
                             const v1::UpdateIntegrationPlanRequest& req,
                             v1::IntegrationPlan* resp);
+  // step_handlers.cc
   absl::Status DoCreateStep(const server::RequestContext& rc,
                             const v1::CreateStepRequest& req, v1::Step* resp);
   absl::Status DoGetStep(const server::RequestContext& rc,
@@ -226,20 +126,23 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
                            v1::ListStepsResponse* resp);
   absl::Status DoUpdateStep(const server::RequestContext& rc,
                             const v1::UpdateStepRequest& req, v1::Step* resp);
-  // The five transition RPCs.
-  struct TransitionRequest {
-    std::string name;
-    std::string etag;
-    v1::StepState to = v1::STEP_STATE_UNSPECIFIED;
-    v1::StepDeclineReason decline_reason = v1::STEP_DECLINE_REASON_UNSPECIFIED;
-    v1::StepCancelReason cancel_reason = v1::STEP_CANCEL_REASON_UNSPECIFIED;
-    v1::StepOutcome outcome = v1::STEP_OUTCOME_UNSPECIFIED;
-    std::string comment;
-    bool comment_required = false;
-  };
+  absl::Status DoAcceptStep(const server::RequestContext& rc,
+                            const v1::AcceptStepRequest& req, v1::Step* resp);
+  absl::Status DoDeclineStep(const server::RequestContext& rc,
+                             const v1::DeclineStepRequest& req, v1::Step* resp);
+  absl::Status DoStartStep(const server::RequestContext& rc,
+                           const v1::StartStepRequest& req, v1::Step* resp);
+  absl::Status DoCompleteStep(const server::RequestContext& rc,
+                              const v1::CompleteStepRequest& req,
+                              v1::Step* resp);
+  absl::Status DoCancelStep(const server::RequestContext& rc,
+                            const v1::CancelStepRequest& req, v1::Step* resp);
+  // The five transition RPCs, on the step `name` at `etag`.
   absl::Status DoTransition(const server::RequestContext& rc,
-                            absl::string_view method,
-                            const TransitionRequest& req, v1::Step* resp);
+                            absl::string_view method, const std::string& name,
+                            const std::string& etag,
+                            const StepTransitionRequest& req, v1::Step* resp);
+  // note_handlers.cc
   absl::Status DoCreateNote(const server::RequestContext& rc,
                             const v1::CreateNoteRequest& req, v1::Note* resp);
   absl::Status DoGetNote(const server::RequestContext& rc,
@@ -252,21 +155,23 @@ class CasesServiceImpl final : public v1::CasesService::CallbackService {
   absl::Status DoDeleteNote(const server::RequestContext& rc,
                             const v1::DeleteNoteRequest& req,
                             google::protobuf::Empty* resp);
+  // view_handlers.cc
   absl::Status DoGetCaseView(const server::RequestContext& rc,
                              const v1::GetCaseViewRequest& req,
                              v1::CaseView* resp);
+  // statistics_handlers.cc
   absl::Status DoStatistics(const server::RequestContext& rc,
                             const v1::GetWaitingTimeStatisticsRequest& req,
                             v1::WaitingTimeStatistics* resp);
+  // watch_handlers.cc (WatchCaseEvents above)
   absl::StatusOr<WatchStart> ResolveWatch(
       const server::RequestContext& rc,
       const v1::WatchCaseEventsRequest& request);
 
   server::ServiceRuntime& runtime_;
   AccessChecker* access_;
-  agencies::AgencyLookup lookup_agency_;
   const CasesOptions options_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
+  agencies::CallEnvironment call_env_;
   std::unique_ptr<WatchHub> hub_;
 };
 

@@ -1,10 +1,11 @@
-// Events in (issue item 5): other services' events move steps, are kept as
+// Events in: other services' events move steps, are kept as
 // activities, and keep the local agency registry and person merges.
 #include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
 #include "lotse/cases/v1/events.pb.h"
@@ -18,10 +19,10 @@
 namespace lotse::cases {
 namespace {
 
+using api::StoreNow;
+using api::ToTimestamp;
 using internal::CaseToProto;
 using internal::Emit;
-using internal::StoreNow;
-using internal::ToTimestamp;
 using lotse::events::v1::Event;
 using storage::Transaction;
 
@@ -71,7 +72,9 @@ void FillPlacement(const placement::v1::PlacementContext& ctx, Fact* f) {
   p->set_occupation_code(ctx.occupation_code());
 }
 
-// The fact an event carries, or nullopt for events cases ignores.
+// The fact an event carries, or nullopt for events cases ignores. One
+// branch per event type, side by side so the mapping reads as one table
+// (hence about 100 lines).
 std::optional<Fact> FactOf(const Event& e) {
   Fact f;
   const google::protobuf::Any& any = e.payload();
@@ -259,6 +262,10 @@ absl::StatusOr<std::optional<StepRow>> MatchStep(
   return best;
 }
 
+// Records fact `f` of event `e`: on the step it matches (moving it when the
+// state machine lets an event do so), else as an activity of the person's
+// case or of the person alone. About 100 lines: the two outcomes share the
+// locks and lookups taken first.
 absl::Status ApplyFact(Transaction& tx, const Event& e, Fact f) {
   if (!ValidPersonName(f.person)) {
     return absl::InvalidArgumentError("event names no person");

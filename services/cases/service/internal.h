@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/agencies/audited_call.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
 #include "google/protobuf/message.h"
@@ -17,22 +18,22 @@
 
 namespace lotse::cases::internal {
 
-inline constexpr char kService[] = "lotse.cases.v1.CasesService/";
 inline constexpr char kKommune[] = "KOMMUNE";
 inline constexpr char kAdministration[] = "ADMINISTRATION";
 inline constexpr char kCategoryCaseStatus[] = "CASE_STATUS";
 inline constexpr char kCategoryNotes[] = "PRIVATE_NOTES";
 
-std::string Method(absl::string_view rpc);
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
-// Now at microsecond precision (what the store keeps).
-absl::Time StoreNow();
-
-// Step 1: the caller in the local registry (see cases_service.h).
-absl::StatusOr<AgencyInfo> CheckCaller(storage::Transaction& tx,
-                                       const server::RequestContext& rc);
+// A cases call writes one audit record: the resource the request names
+// with the categories the call reads or writes (CASE_STATUS unless said
+// otherwise). AuditAs sets it; it stays when a later phase fails, so a
+// refused call is audited as what it asked for. AuditResource names what a
+// successful phase created or found instead (e.g. the case a create
+// returned); it is forgotten when the phase fails.
+// (AuditedCall sorts the categories of a record.)
+void AuditAs(agencies::AuditedCall& call, const std::string& resource,
+             std::vector<std::string> categories = {kCategoryCaseStatus});
+void AuditResource(agencies::AuditedCall& call, const std::string& resource,
+                   std::vector<std::string> categories = {kCategoryCaseStatus});
 
 // The API form of stored rows (name and etag derived).
 v1::Case CaseToProto(const CaseRow& row);
@@ -58,7 +59,6 @@ absl::StatusOr<StepRow> LoadStep(storage::Transaction& tx,
 
 absl::Status NotCaseOwner();
 absl::Status CaseClosed();
-absl::Status TransitionNotAllowed(v1::StepState from, v1::StepState to);
 
 // Records a case event: the outbox (source "cases", ordering key the case
 // name) and the case-event log for the case's participants plus `extra`

@@ -1,4 +1,5 @@
-// The shared case view and the waiting-time statistics.
+// GetCaseView: the shared view of a case, filled from identity and
+// withheld where the caller may not read.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -9,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "services/cases/domain/rules.h"
 #include "services/cases/service/cases_service.h"
@@ -16,13 +18,13 @@
 
 namespace lotse::cases {
 
+using agencies::LocalAgency;
+using api::ToTimestamp;
 using internal::CaseTarget;
 using internal::CaseToProto;
 using internal::LoadCase;
-using internal::Method;
 using internal::NoteToProto;
 using internal::StepToProto;
-using internal::ToTimestamp;
 using server::RequestContext;
 using storage::Transaction;
 using type::v1::DataCategory;
@@ -173,25 +175,198 @@ void SummarizeLanguage(std::vector<v1::StepActivity> activities,
   }
 }
 
-// Nearest-rank percentile of sorted durations (in microseconds).
-int64_t Percentile(const std::vector<int64_t>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  size_t rank = static_cast<size_t>(q * sorted.size() + 0.999999);
-  if (rank < 1) rank = 1;
-  if (rank > sorted.size()) rank = sorted.size();
-  return sorted[rank - 1];
+// Why each category the caller may not read is withheld (absent: allowed).
+using Denials = absl::flat_hash_map<int, type::v1::AccessDenialReason>;
+
+// The denials of identity's answer for ViewCategories(); every category is
+// denied (CHECK_UNAVAILABLE) when identity did not answer.
+Denials DenialsFrom(
+    const absl::StatusOr<std::vector<AccessDecision>>& decisions) {
+  Denials denied;
+  for (DataCategory c : ViewCategories()) {
+    denied[c] = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
+  }
+  if (!decisions.ok()) return denied;
+  for (const AccessDecision& d : *decisions) {
+    if (d.allowed) {
+      denied.erase(d.category);
+    } else {
+      denied[d.category] =
+          d.denial_reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED
+              ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+              : d.denial_reason;
+    }
+  }
+  return denied;
 }
 
-void Summarize(std::vector<int64_t> micros, v1::DurationSummary* out) {
-  std::sort(micros.begin(), micros.end());
-  out->set_count(static_cast<int32_t>(micros.size()));
-  if (micros.empty()) return;
-  auto set = [](int64_t us, google::protobuf::Duration* d) {
-    d->set_seconds(us / 1000000);
-    d->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+// Marks `field` of the view as withheld for category `c` (denied).
+void Withhold(const Denials& denied, const std::string& field, DataCategory c,
+              v1::CaseView* resp) {
+  type::v1::Withheld* w = resp->add_withheld();
+  w->set_field(field);
+  w->set_category(c);
+  w->set_reason(denied.at(c));
+}
+
+// Fills the case view from the store: case, current plan, steps, the
+// person's activities waiting for a case, the caller's own notes and the
+// language summary.
+absl::Status ReadStoredView(Transaction& tx, const CaseRow& c,
+                            const std::string& agency, v1::CaseView* resp) {
+  const std::string& id = c.id;
+  *resp->mutable_case_record() = CaseToProto(c);
+  absl::StatusOr<std::optional<v1::IntegrationPlan>> plan = ReadPlan(tx, id, 0);
+  if (!plan.ok()) return plan.status();
+  if (plan->has_value()) {
+    *resp->mutable_plan() = **plan;
+    resp->mutable_plan()->set_etag(
+        internal::PlanEtag(id, c.record.plan_version()));
+  }
+  absl::StatusOr<std::vector<StepRow>> steps = StepsOfCase(tx, id);
+  if (!steps.ok()) return steps.status();
+  for (const StepRow& s : *steps) *resp->add_steps() = StepToProto(s);
+  absl::StatusOr<std::vector<v1::StepActivity>> loose =
+      ReadUnassignedActivities(tx, c.record.person(), id);
+  if (!loose.ok()) return loose.status();
+  for (v1::StepActivity& a : *loose) {
+    *resp->add_unassigned_activities() = std::move(a);
+  }
+  absl::StatusOr<std::vector<NoteRow>> notes =
+      cases::ListNotes(tx, id, "", false, agency, false, 0, "", 50);
+  if (!notes.ok()) return notes.status();
+  for (const NoteRow& n : *notes) *resp->add_own_notes() = NoteToProto(n);
+  // The language summary draws on every course event cases holds
+  // about the person: this case's, the person's other cases' and
+  // those still waiting for a case. Withheld below if not allowed.
+  const std::string& person = c.record.person();
+  std::vector<v1::StepActivity> course;
+  auto keep = [&](const v1::StepActivity& a) {
+    if (a.has_course()) course.push_back(a);
   };
-  set(Percentile(micros, 0.5), out->mutable_median());
-  set(Percentile(micros, 0.9), out->mutable_p90());
+  for (const v1::Step& s : resp->steps()) {
+    for (const v1::StepActivity& a : s.activities()) keep(a);
+  }
+  for (const v1::StepActivity& a : resp->unassigned_activities()) {
+    keep(a);
+  }
+  absl::StatusOr<std::vector<std::string>> others = CasesOfPerson(tx, person);
+  if (!others.ok()) return others.status();
+  others->push_back("");  // activities without a case
+  for (const std::string& other : *others) {
+    if (other == id) continue;
+    if (!other.empty()) {
+      absl::StatusOr<std::vector<StepRow>> other_steps = StepsOfCase(tx, other);
+      if (!other_steps.ok()) return other_steps.status();
+      for (const StepRow& s : *other_steps) {
+        for (const v1::StepActivity& a : s.record.activities()) keep(a);
+      }
+    }
+    absl::StatusOr<std::vector<v1::StepActivity>> waiting =
+        ReadUnassignedActivities(tx, person, other);
+    if (!waiting.ok()) return waiting.status();
+    for (const v1::StepActivity& a : *waiting) keep(a);
+  }
+  SummarizeLanguage(std::move(course), resp);
+  return absl::OkStatus();
+}
+
+// The person's names and birth date and the residence status, from
+// identity, where `denied` allows them; marked withheld or not delivered
+// otherwise.
+void FillFromIdentity(AccessChecker& access, const RequestContext& rc,
+                      absl::Time identity_deadline, const Denials& denied,
+                      v1::CaseView* resp) {
+  const std::string& person = resp->case_record().person();
+  auto withhold = [&](const std::string& field, DataCategory c) {
+    Withhold(denied, field, c, resp);
+  };
+  auto not_delivered = [&](const std::string& field, DataCategory c,
+                           const absl::Status& why) {
+    type::v1::NotDelivered* n = resp->add_not_delivered();
+    n->set_field(field);
+    n->set_category(c);
+    n->set_reason(NotDeliveredReasonOf(why));
+  };
+  // Names and birth date are identity's; cases keeps only the
+  // pseudonymous id. Read only when the check allowed them.
+  static constexpr const char* kPersonFields[] = {
+      "person.given_names", "person.family_names", "person.birth_date"};
+  if (denied.contains(type::v1::DATA_CATEGORY_CORE_IDENTITY)) {
+    for (const char* f : kPersonFields) {
+      withhold(f, type::v1::DATA_CATEGORY_CORE_IDENTITY);
+    }
+  } else {
+    absl::StatusOr<identity::v1::Person> record =
+        access.GetPerson(person, rc.purpose, identity_deadline);
+    if (record.ok()) {
+      FillPerson(*record, resp->mutable_person());
+    } else {
+      for (const char* f : kPersonFields) {
+        not_delivered(f, type::v1::DATA_CATEGORY_CORE_IDENTITY,
+                      record.status());
+      }
+    }
+  }
+  if (denied.contains(type::v1::DATA_CATEGORY_RESIDENCE_STATUS)) {
+    resp->clear_residence();
+    withhold("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
+  } else {
+    absl::StatusOr<identity::v1::ResidenceStatus> status =
+        access.GetCurrentResidenceStatus(person, rc.purpose, identity_deadline);
+    if (status.ok()) {
+      FillResidence(*status, resp->mutable_residence());
+    } else if (!(absl::IsNotFound(status.status()) &&
+                 ReasonOf(status.status()).value_or("") ==
+                     "NO_RESIDENCE_STATUS")) {
+      // None recorded is an answer (residence stays unset); anything
+      // else means identity did not deliver it.
+      not_delivered("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS,
+                    status.status());
+    }
+  }
+}
+
+// Clears what the caller may not read of the language summary, the plan's
+// goals, the steps and their activities, marking each withheld.
+void WithholdDenied(const Denials& denied, v1::CaseView* resp) {
+  auto withhold = [&](const std::string& field, DataCategory c) {
+    Withhold(denied, field, c, resp);
+  };
+  if (denied.contains(type::v1::DATA_CATEGORY_LANGUAGE)) {
+    resp->clear_language();
+    withhold("language", type::v1::DATA_CATEGORY_LANGUAGE);
+  }
+  v1::IntegrationPlan* plan = resp->mutable_plan();
+  for (int i = 0; i < plan->goals_size(); ++i) {
+    v1::Goal* g = plan->mutable_goals(i);
+    const DataCategory c = GoalCategory(g->life_area());
+    if (!denied.contains(c)) continue;
+    v1::Goal kept;
+    kept.set_goal_id(g->goal_id());
+    kept.set_life_area(g->life_area());
+    *g = kept;
+    withhold(absl::StrCat("plan.goals[", i, "]"), c);
+  }
+  for (int i = 0; i < resp->steps_size(); ++i) {
+    v1::Step* s = resp->mutable_steps(i);
+    const DataCategory c = StepCategory(s->kind());
+    if (denied.contains(c)) {
+      s->clear_description();
+      s->clear_state_comment();
+      withhold(absl::StrCat("steps[", i, "].description"), c);
+    }
+    for (int j = 0; j < s->activities_size(); ++j) {
+      WithholdActivity(s->mutable_activities(j),
+                       absl::StrCat("steps[", i, "].activities[", j, "]"),
+                       denied, resp);
+    }
+  }
+  for (int k = 0; k < resp->unassigned_activities_size(); ++k) {
+    WithholdActivity(resp->mutable_unassigned_activities(k),
+                     absl::StrCat("unassigned_activities[", k, "]"), denied,
+                     resp);
+  }
 }
 
 }  // namespace
@@ -200,9 +375,11 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
                                              const v1::GetCaseViewRequest& req,
                                              v1::CaseView* resp) {
   std::string agency;
-  return RunRead(
-      rc, Method("GetCaseView"), CaseTarget(req.name()),
-      [&](Transaction& tx, const AgencyInfo& caller, Trail*) -> absl::Status {
+  const std::string target = CaseTarget(req.name());
+  agencies::AuditedCall call(call_env_, rc, "GetCaseView", target);
+  internal::AuditAs(call, target);
+  absl::Status status = call.Read(
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         resp->Clear();
         FieldViolations violations;
         const std::string id = ParseCaseName(req.name(), "name", &violations);
@@ -210,308 +387,32 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
         agency = AgencyName(caller.id);
         absl::StatusOr<CaseRow> c = LoadCase(tx, id, agency);
         if (!c.ok()) return c.status();
-        *resp->mutable_case_record() = CaseToProto(*c);
-        absl::StatusOr<std::optional<v1::IntegrationPlan>> plan =
-            ReadPlan(tx, id, 0);
-        if (!plan.ok()) return plan.status();
-        if (plan->has_value()) {
-          *resp->mutable_plan() = **plan;
-          resp->mutable_plan()->set_etag(
-              internal::PlanEtag(id, c->record.plan_version()));
-        }
-        absl::StatusOr<std::vector<StepRow>> steps = StepsOfCase(tx, id);
-        if (!steps.ok()) return steps.status();
-        for (const StepRow& s : *steps) *resp->add_steps() = StepToProto(s);
-        absl::StatusOr<std::vector<v1::StepActivity>> loose =
-            ReadUnassignedActivities(tx, c->record.person(), id);
-        if (!loose.ok()) return loose.status();
-        for (v1::StepActivity& a : *loose) {
-          *resp->add_unassigned_activities() = std::move(a);
-        }
-        absl::StatusOr<std::vector<NoteRow>> notes =
-            cases::ListNotes(tx, id, "", false, agency, false, 0, "", 50);
-        if (!notes.ok()) return notes.status();
-        for (const NoteRow& n : *notes) *resp->add_own_notes() = NoteToProto(n);
-        // The language summary draws on every course event cases holds
-        // about the person: this case's, the person's other cases' and
-        // those still waiting for a case. Withheld below if not allowed.
-        const std::string& person = c->record.person();
-        std::vector<v1::StepActivity> course;
-        auto keep = [&](const v1::StepActivity& a) {
-          if (a.has_course()) course.push_back(a);
-        };
-        for (const v1::Step& s : resp->steps()) {
-          for (const v1::StepActivity& a : s.activities()) keep(a);
-        }
-        for (const v1::StepActivity& a : resp->unassigned_activities()) {
-          keep(a);
-        }
-        absl::StatusOr<std::vector<std::string>> others =
-            CasesOfPerson(tx, person);
-        if (!others.ok()) return others.status();
-        others->push_back("");  // activities without a case
-        for (const std::string& other : *others) {
-          if (other == id) continue;
-          if (!other.empty()) {
-            absl::StatusOr<std::vector<StepRow>> other_steps =
-                StepsOfCase(tx, other);
-            if (!other_steps.ok()) return other_steps.status();
-            for (const StepRow& s : *other_steps) {
-              for (const v1::StepActivity& a : s.record.activities()) keep(a);
-            }
-          }
-          absl::StatusOr<std::vector<v1::StepActivity>> waiting =
-              ReadUnassignedActivities(tx, person, other);
-          if (!waiting.ok()) return waiting.status();
-          for (const v1::StepActivity& a : *waiting) keep(a);
-        }
-        SummarizeLanguage(std::move(course), resp);
-        return absl::OkStatus();
-      },
-      [&](Trail* trail) -> absl::Status {
-        const std::string& person = resp->case_record().person();
-        resp->mutable_person()->set_person(person);
-        const absl::Time identity_deadline =
-            IdentityDeadline(rc.deadline, absl::Now());
-        // One CheckAccess for every category the view may carry; fail
-        // closed when identity does not answer.
-        absl::flat_hash_map<int, type::v1::AccessDenialReason> denied;
-        std::vector<identity::v1::Relation> relations = {
-            resp->case_record().owner_agency() == agency
-                ? identity::v1::RELATION_CASE_OWNER
-                : identity::v1::RELATION_CASE_PARTICIPANT};
-        absl::StatusOr<std::vector<AccessDecision>> decisions =
-            access_->Check(agency, person, ViewCategories(), rc.purpose,
-                           relations, identity_deadline);
-        for (DataCategory c : ViewCategories()) {
-          denied[c] = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
-        }
-        if (decisions.ok()) {
-          for (const AccessDecision& d : *decisions) {
-            if (d.allowed) {
-              denied.erase(d.category);
-            } else {
-              denied[d.category] =
-                  d.denial_reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED
-                      ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-                      : d.denial_reason;
-            }
-          }
-        }
-        auto withhold = [&](const std::string& field, DataCategory c) {
-          type::v1::Withheld* w = resp->add_withheld();
-          w->set_field(field);
-          w->set_category(c);
-          w->set_reason(denied[c]);
-        };
-        auto not_delivered = [&](const std::string& field, DataCategory c,
-                                 const absl::Status& why) {
-          type::v1::NotDelivered* n = resp->add_not_delivered();
-          n->set_field(field);
-          n->set_category(c);
-          n->set_reason(NotDeliveredReasonOf(why));
-        };
-        // Names and birth date are identity's; cases keeps only the
-        // pseudonymous id. Read only when the check allowed them.
-        static constexpr const char* kPersonFields[] = {
-            "person.given_names", "person.family_names", "person.birth_date"};
-        if (denied.contains(type::v1::DATA_CATEGORY_CORE_IDENTITY)) {
-          for (const char* f : kPersonFields) {
-            withhold(f, type::v1::DATA_CATEGORY_CORE_IDENTITY);
-          }
-        } else {
-          absl::StatusOr<identity::v1::Person> record =
-              access_->GetPerson(person, rc.purpose, identity_deadline);
-          if (record.ok()) {
-            FillPerson(*record, resp->mutable_person());
-          } else {
-            for (const char* f : kPersonFields) {
-              not_delivered(f, type::v1::DATA_CATEGORY_CORE_IDENTITY,
-                            record.status());
-            }
-          }
-        }
-        if (denied.contains(type::v1::DATA_CATEGORY_RESIDENCE_STATUS)) {
-          resp->clear_residence();
-          withhold("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS);
-        } else {
-          absl::StatusOr<identity::v1::ResidenceStatus> status =
-              access_->GetCurrentResidenceStatus(person, rc.purpose,
-                                                 identity_deadline);
-          if (status.ok()) {
-            FillResidence(*status, resp->mutable_residence());
-          } else if (!(absl::IsNotFound(status.status()) &&
-                       ReasonOf(status.status()).value_or("") ==
-                           "NO_RESIDENCE_STATUS")) {
-            // None recorded is an answer (residence stays unset); anything
-            // else means identity did not deliver it.
-            not_delivered("residence", type::v1::DATA_CATEGORY_RESIDENCE_STATUS,
-                          status.status());
-          }
-        }
-        if (denied.contains(type::v1::DATA_CATEGORY_LANGUAGE)) {
-          resp->clear_language();
-          withhold("language", type::v1::DATA_CATEGORY_LANGUAGE);
-        }
-        v1::IntegrationPlan* plan = resp->mutable_plan();
-        for (int i = 0; i < plan->goals_size(); ++i) {
-          v1::Goal* g = plan->mutable_goals(i);
-          const DataCategory c = GoalCategory(g->life_area());
-          if (!denied.contains(c)) continue;
-          v1::Goal kept;
-          kept.set_goal_id(g->goal_id());
-          kept.set_life_area(g->life_area());
-          *g = kept;
-          withhold(absl::StrCat("plan.goals[", i, "]"), c);
-        }
-        for (int i = 0; i < resp->steps_size(); ++i) {
-          v1::Step* s = resp->mutable_steps(i);
-          const DataCategory c = StepCategory(s->kind());
-          if (denied.contains(c)) {
-            s->clear_description();
-            s->clear_state_comment();
-            withhold(absl::StrCat("steps[", i, "].description"), c);
-          }
-          for (int j = 0; j < s->activities_size(); ++j) {
-            WithholdActivity(s->mutable_activities(j),
-                             absl::StrCat("steps[", i, "].activities[", j, "]"),
-                             denied, resp);
-          }
-        }
-        for (int k = 0; k < resp->unassigned_activities_size(); ++k) {
-          WithholdActivity(resp->mutable_unassigned_activities(k),
-                           absl::StrCat("unassigned_activities[", k, "]"),
-                           denied, resp);
-        }
-        *resp->mutable_view_time() = ToTimestamp(absl::Now());
-        for (DataCategory c : ViewCategories()) {
-          if (!denied.contains(c)) trail->categories.push_back(CategoryName(c));
-        }
-        trail->categories.push_back(internal::kCategoryNotes);
-        return absl::OkStatus();
+        return ReadStoredView(tx, *c, agency, resp);
       });
-}
-
-absl::Status CasesServiceImpl::DoStatistics(
-    const RequestContext& rc, const v1::GetWaitingTimeStatisticsRequest& req,
-    v1::WaitingTimeStatistics* resp) {
-  return RunRead(
-      rc, Method("GetWaitingTimeStatistics"),
-      absl::StrCat("statistics/", req.municipality_code().size() == 8
-                                      ? req.municipality_code()
-                                      : "invalid"),
-      [&](Transaction& tx, const AgencyInfo& caller,
-          Trail* trail) -> absl::Status {
-        trail->categories = {"STATISTICS"};
-        FieldViolations violations;
-        const std::string& code = req.municipality_code();
-        bool digits = code.size() == 8;
-        for (char ch : code) digits = digits && ch >= '0' && ch <= '9';
-        if (!digits) {
-          violations.Add("municipality_code", "must be eight digits (AGS)");
-        }
-        const bool start_ok = IsValidDate(req.period_start());
-        const bool end_ok = IsValidDate(req.period_end());
-        if (!start_ok) violations.Add("period_start", "is not a valid date");
-        if (!end_ok) violations.Add("period_end", "is not a valid date");
-        absl::CivilDay from, to;
-        if (start_ok && end_ok) {
-          from = absl::CivilDay(req.period_start().year(),
-                                req.period_start().month(),
-                                req.period_start().day());
-          to = absl::CivilDay(req.period_end().year(), req.period_end().month(),
-                              req.period_end().day());
-          if (to < from) {
-            violations.Add("period_end", "must not be before period_start");
-          } else if (to > absl::CivilDay(from.year() + 3, from.month(),
-                                         from.day())) {
-            violations.Add("period_end",
-                           "must be at most 3 years after period_start");
-          }
-        }
-        for (int i = 0; i < req.groupings_size(); ++i) {
-          if (!v1::WaitingTimeGrouping_IsValid(req.groupings(i))) {
-            violations.Add(absl::StrCat("groupings[", i, "]"), "unknown value");
-          }
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        // Who sees what: the municipality's KOMMUNE agencies and
-        // ADMINISTRATION all rows; everyone else only rows about itself as
-        // receiving agency.
-        const bool full = caller.legal_domain == internal::kAdministration ||
-                          (caller.legal_domain == internal::kKommune &&
-                           caller.municipality_code == code);
-        const std::string self = AgencyName(caller.id);
-        const absl::TimeZone utc = absl::UTCTimeZone();
-        const int64_t from_us = ToMicros(absl::FromCivil(from, utc));
-        const int64_t to_us = ToMicros(absl::FromCivil(to + 1, utc));
-        absl::StatusOr<std::vector<StepTiming>> timings =
-            StepTimings(tx, code, from_us, to_us);
-        if (!timings.ok()) return timings.status();
-        const absl::Time now = absl::Now();
-        absl::StatusOr<std::vector<OverdueCount>> overdue =
-            OverdueSteps(tx, code, DayKeyOf(now));
-        if (!overdue.ok()) return overdue.status();
-
-        bool want[4] = {false, false, false, false};
-        for (int g : req.groupings()) {
-          if (g > 0 && g < 4) want[g] = true;
-        }
-        if (!want[1] && !want[2] && !want[3])
-          want[1] = want[2] = want[3] = true;
-        if (!full) want[1] = false;  // kind rows span other agencies
-
-        struct Group {
-          int32_t referrals = 0;
-          std::vector<int64_t> to_accept, to_start;
-          int32_t overdue = 0;
-        };
-        // Key: (kind, agency); kind 0 / agency "" for "all".
-        std::map<std::pair<int, std::string>, Group> groups;
-        auto keys = [&](int kind, const std::string& receiver) {
-          std::vector<std::pair<int, std::string>> out;
-          if (!full && receiver != self) return out;
-          if (want[1]) out.push_back({kind, ""});
-          if (want[2]) out.push_back({0, receiver});
-          if (want[3]) out.push_back({kind, receiver});
-          return out;
-        };
-        for (const StepTiming& t : *timings) {
-          for (const auto& key : keys(t.kind, t.receiving_agency)) {
-            Group& g = groups[key];
-            ++g.referrals;
-            if (t.accept_us > 0)
-              g.to_accept.push_back(t.accept_us - t.create_us);
-            if (t.start_us > 0) g.to_start.push_back(t.start_us - t.create_us);
-          }
-        }
-        for (const OverdueCount& o : *overdue) {
-          for (const auto& key : keys(o.kind, o.receiving_agency)) {
-            groups[key].overdue += static_cast<int32_t>(o.count);
-          }
-        }
-        resp->set_municipality_code(code);
-        *resp->mutable_period_start() = req.period_start();
-        *resp->mutable_period_end() = req.period_end();
-        resp->set_suppression_threshold(options_.suppression_threshold);
-        *resp->mutable_compute_time() = ToTimestamp(now);
-        for (auto& [key, g] : groups) {
-          v1::WaitingTimeRow* row = resp->add_rows();
-          row->set_step_kind(static_cast<v1::StepKind>(key.first));
-          row->set_receiving_agency(key.second);
-          if (g.referrals < options_.suppression_threshold) {
-            row->set_suppressed(true);
-            continue;
-          }
-          row->set_referral_count(g.referrals);
-          Summarize(std::move(g.to_accept),
-                    row->mutable_referral_to_acceptance());
-          Summarize(std::move(g.to_start), row->mutable_referral_to_start());
-          row->set_overdue_count(g.overdue);
-        }
-        return absl::OkStatus();
-      },
-      nullptr);
+  if (!status.ok()) return call.Finish(status);
+  // Outside the transaction: identity is asked, once for every category the
+  // view may carry; the view fails closed when it does not answer.
+  const std::string& person = resp->case_record().person();
+  resp->mutable_person()->set_person(person);
+  const absl::Time identity_deadline =
+      IdentityDeadline(rc.deadline, absl::Now());
+  const std::vector<identity::v1::Relation> relations = {
+      resp->case_record().owner_agency() == agency
+          ? identity::v1::RELATION_CASE_OWNER
+          : identity::v1::RELATION_CASE_PARTICIPANT};
+  const Denials denied =
+      DenialsFrom(access_->Check(agency, person, ViewCategories(), rc.purpose,
+                                 relations, identity_deadline));
+  FillFromIdentity(*access_, rc, identity_deadline, denied, resp);
+  WithholdDenied(denied, resp);
+  *resp->mutable_view_time() = ToTimestamp(absl::Now());
+  std::vector<std::string> categories = {internal::kCategoryCaseStatus};
+  for (DataCategory c : ViewCategories()) {
+    if (!denied.contains(c)) categories.push_back(CategoryName(c));
+  }
+  categories.push_back(internal::kCategoryNotes);
+  internal::AuditAs(call, target, std::move(categories));
+  return call.Finish(absl::OkStatus());
 }
 
 }  // namespace lotse::cases

@@ -51,7 +51,6 @@ absl::Status LockCase(storage::Transaction& tx, const std::string& case_id);
 
 // ---- Agencies ----
 // The local agency registry is common/agencies (table local_agencies).
-using AgencyInfo = agencies::LocalAgency;
 using agencies::FindAgencyByCertificate;
 using agencies::ReadAgency;
 using agencies::UpsertAgency;

@@ -256,7 +256,7 @@ TEST_P(CaseStoreTest, AgenciesLearnedBeforeTheRegistryMovedAreKept) {
               }).ok());
   ASSERT_TRUE(storage::ApplyMigrations(**old, CasesMigrations()).ok());
   ASSERT_TRUE(storage::RunInTransaction(**old, [](Transaction& tx) {
-                absl::StatusOr<std::optional<AgencyInfo>> a =
+                absl::StatusOr<std::optional<agencies::LocalAgency>> a =
                     ReadAgency(tx, "kim-alt");
                 EXPECT_TRUE(a.ok() && a->has_value());
                 if (a.ok() && a->has_value()) {
@@ -270,7 +270,8 @@ TEST_P(CaseStoreTest, AgenciesLearnedBeforeTheRegistryMovedAreKept) {
 
 TEST_P(CaseStoreTest, AgenciesNotesMergesAndActivities) {
   ASSERT_TRUE(Write([](Transaction& tx) -> absl::Status {
-                AgencyInfo a{"kim", "KOMMUNE", "05315000", "kim-cert", false};
+                agencies::LocalAgency a{"kim", "KOMMUNE", "05315000",
+                                        "kim-cert", false};
                 if (absl::Status s = UpsertAgency(tx, a); !s.ok()) return s;
                 a.suspended = true;
                 if (absl::Status s = UpsertAgency(tx, a); !s.ok()) return s;
