@@ -1142,7 +1142,7 @@ absl::StatusOr<int> CoursesServiceImpl::SweepExpiredHolds() {
   int expired = 0;
   for (const std::string& id : ids) {
     bool did = false;
-    absl::Status status = CommitWrite([&](Transaction& tx) -> absl::Status {
+    absl::Status status = runtime_.Write([&](Transaction& tx) -> absl::Status {
       did = false;
       absl::StatusOr<std::optional<BookingRow>> first = ReadBooking(tx, id);
       if (!first.ok()) return first.status();

@@ -256,11 +256,6 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
     : UnaryService(runtime.env, v1::CoursesService::service_full_name()),
       runtime_(runtime),
       options_(std::move(options)) {
-  // The process's group committer when the runtime has one; tests that
-  // build a runtime by hand get their own.
-  if (options_.group_commit && runtime_.committer == nullptr) {
-    committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
-  }
   call_env_.service = v1::CoursesService::service_full_name();
   call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
@@ -272,8 +267,10 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
       return identity->GetAgency(agency, deadline);
     };
   }
+  // Writes and their audit records commit through the process's one
+  // group committer (a transaction each in hand-built test runtimes).
   call_env_.commit_write = [this](const auto& body) {
-    return CommitWrite(body);
+    return runtime_.Write(body);
   };
   RegisterRpcs();
 }
@@ -284,16 +281,6 @@ CoursesServiceImpl::~CoursesServiceImpl() {
     stopping_ = true;
   }
   if (sweeper_.joinable()) sweeper_.join();
-}
-
-absl::Status CoursesServiceImpl::CommitWrite(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (!options_.group_commit) {
-    return storage::RunInTransaction(*runtime_.database, body,
-                                     storage::TxMode::kReadWrite);
-  }
-  if (committer_) return committer_->Run(body);
-  return runtime_.Write(body);
 }
 
 void CoursesServiceImpl::StartSweeper() {

@@ -404,9 +404,6 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
       runtime_(runtime),
       options_(std::move(options)),
       match_(MakeMatchState(options_)) {
-  if (options_.group_commit && runtime_.committer == nullptr) {
-    committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
-  }
   call_env_.service = std::string(v1::PlacementService::service_full_name());
   call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
@@ -418,9 +415,11 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
       return identity->GetAgency(agency, deadline);
     };
   }
+  // Writes and their audit records commit through the process's one
+  // group committer (a transaction each in hand-built test runtimes).
   call_env_.commit_write =
       [this](const std::function<absl::Status(Transaction&)>& body) {
-        return CommitWrite(body);
+        return runtime_.Write(body);
       };
   RegisterRpcs();
   // The match index starts from the database; a failure here is retried by
@@ -429,16 +428,6 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
     server::Log(server::LogLevel::kError, "match index not loaded",
                 {{"error", std::string(s.message())}});
   }
-}
-
-absl::Status PlacementServiceImpl::CommitWrite(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (!options_.group_commit) {
-    return storage::RunInTransaction(*runtime_.database, body,
-                                     storage::TxMode::kReadWrite);
-  }
-  if (committer_) return committer_->Run(body);
-  return runtime_.Write(body);
 }
 
 void PlacementServiceImpl::RegisterRpcs() {
