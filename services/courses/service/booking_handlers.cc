@@ -58,14 +58,14 @@ absl::Status TakeUnits(Transaction& tx, EntitlementRow* e, int64_t units,
                        absl::Time now) {
   e->entitlement.set_units_used(e->entitlement.units_used() +
                                 static_cast<int32_t>(units));
-  *e->entitlement.mutable_update_time() = ToTimestamp(now);
+  *e->entitlement.mutable_update_time() = api::ToTimestamp(now);
   ++e->version;
   return WriteEntitlement(tx, *e);
 }
 
 // Callers allowed to book and join waitlists: case managers, Jobcenter,
 // immigration office, BAMF, and the course's own provider.
-absl::Status RequireBookingCaller(const Caller& caller,
+absl::Status RequireBookingCaller(const agencies::LocalAgency& caller,
                                   const CourseRow& course) {
   static const std::set<std::string> kBookers = {"KOMMUNE", "JOBCENTER",
                                                  "AUSLAENDERBEHOERDE", "BAMF"};
@@ -119,7 +119,8 @@ struct ReadRight {
   bool serves = false;
 };
 
-absl::StatusOr<ReadRight> RightToBooking(Transaction& tx, const Caller& caller,
+absl::StatusOr<ReadRight> RightToBooking(Transaction& tx,
+                                         const agencies::LocalAgency& caller,
                                          const BookingRow& b,
                                          const CourseRow* course) {
   ReadRight right;
@@ -150,7 +151,7 @@ absl::StatusOr<ReadRight> RightToBooking(Transaction& tx, const Caller& caller,
 class ReadDecider {
  public:
   ReadDecider(CoursesServiceImpl& service, const server::RequestContext& rc,
-              const Caller& caller)
+              const agencies::LocalAgency& caller)
       : service_(service), rc_(rc), caller_(caller) {}
   bool Allowed(const std::string& person, const ReadRight& right) {
     if (right.owner) return true;
@@ -166,7 +167,7 @@ class ReadDecider {
  private:
   CoursesServiceImpl& service_;
   const server::RequestContext& rc_;
-  const Caller& caller_;
+  const agencies::LocalAgency& caller_;
   std::map<std::string, bool> decided_;
 };
 
@@ -190,7 +191,7 @@ bool ParseKey(absl::string_view token, int64_t* a, int64_t* b,
 
 void Bump(CourseRow* course, absl::Time now) {
   ++course->version;
-  *course->course.mutable_update_time() = ToTimestamp(now);
+  *course->course.mutable_update_time() = api::ToTimestamp(now);
 }
 
 int64_t UnitsOf(const CourseRow& course) {
@@ -266,7 +267,7 @@ absl::Status ReleaseBooking(Transaction& tx, CourseRow* course, BookingRow* b,
     b->booking.set_cancel_reason(reason);
   b->booking.clear_hold_expire_time();
   b->hold_expire_us = 0;
-  *b->booking.mutable_update_time() = ToTimestamp(now);
+  *b->booking.mutable_update_time() = api::ToTimestamp(now);
   ++b->version;
   if (absl::Status s = WriteBooking(tx, *b); !s.ok()) return s;
   course->course.set_booked_seats(
@@ -280,7 +281,7 @@ absl::Status ReleaseBooking(Transaction& tx, CourseRow* course, BookingRow* b,
     EntitlementRow row = **e;
     row.entitlement.set_units_used(
         std::max<int64_t>(0, row.entitlement.units_used() - b->units));
-    *row.entitlement.mutable_update_time() = ToTimestamp(now);
+    *row.entitlement.mutable_update_time() = api::ToTimestamp(now);
     ++row.version;
     if (absl::Status s = WriteEntitlement(tx, row); !s.ok()) return s;
   }
@@ -342,7 +343,7 @@ absl::Status FillFreeSeats(
         std::max(0, course->course.waitlist_length() - 1));
     Bump(course, now);
     ++w.version;
-    *w.entry.mutable_update_time() = ToTimestamp(now);
+    *w.entry.mutable_update_time() = api::ToTimestamp(now);
     if (!entitlement.ok()) {
       w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
       if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
@@ -372,10 +373,10 @@ absl::Status FillFreeSeats(
     b.booking.set_case_step(w.entry.case_step());
     b.booking.set_booking_agency(w.entry.requesting_agency());
     b.booking.set_state(v1::BOOKING_STATE_HELD);
-    *b.booking.mutable_hold_expire_time() = ToTimestamp(expires);
+    *b.booking.mutable_hold_expire_time() = api::ToTimestamp(expires);
     b.booking.set_waitlist_entry(entry_name);
-    *b.booking.mutable_create_time() = ToTimestamp(now);
-    *b.booking.mutable_update_time() = ToTimestamp(now);
+    *b.booking.mutable_create_time() = api::ToTimestamp(now);
+    *b.booking.mutable_update_time() = api::ToTimestamp(now);
     if (absl::Status s = InsertBooking(tx, b); !s.ok()) return s;
     if (absl::Status s = TakeUnits(tx, &*entitlement, b.units, now); !s.ok()) {
       return s;
@@ -392,7 +393,7 @@ absl::Status FillFreeSeats(
                    b.booking.entitlement());
     if (!context.ok()) return context.status();
     *event.mutable_context() = *context;
-    *event.mutable_hold_expire_time() = ToTimestamp(expires);
+    *event.mutable_hold_expire_time() = api::ToTimestamp(expires);
     if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
     touched->emplace_back(person, BookingName(course->id, b.id));
   }
@@ -420,14 +421,17 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
   // Read phase: the caller may book this course; the course exists; a
   // merged person id names the survivor.
   absl::StatusOr<std::string> survivor = person;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    if (!course->has_value()) return NotFound("COURSE", CourseName(course_id));
-    survivor = ResolveMerged(tx, person);
-    if (!survivor.ok()) return survivor.status();
-    return RequireBookingCaller(caller, **course);
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        if (!course->has_value())
+          return NotFound("COURSE", CourseName(course_id));
+        survivor = ResolveMerged(tx, person);
+        if (!survivor.ok()) return survivor.status();
+        return RequireBookingCaller(caller, **course);
+      });
   if (!status.ok()) return call.Finish(status);
   // Outside any transaction: may the caller act on the person at all?
   status = RequireStanding(*this, rc, call.caller(), person);
@@ -439,7 +443,7 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
   content.clear_request_id();
   const std::string fingerprint = api::RequestFingerprint(content);
   status = call.Write([&](Transaction& tx,
-                          const Caller& caller) -> absl::Status {
+                          const agencies::LocalAgency& caller) -> absl::Status {
     const api::RequestKey key{caller.id, "CreateBooking", request.request_id()};
     absl::StatusOr<std::optional<std::string>> seen =
         api::LookupRequestId(tx, key, fingerprint);
@@ -492,8 +496,8 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
     b.booking.set_entitlement(EntitlementName(entitlement->id));
     b.booking.set_case_step(in.case_step());
     b.booking.set_booking_agency(caller.name());
-    *b.booking.mutable_create_time() = ToTimestamp(now);
-    *b.booking.mutable_update_time() = ToTimestamp(now);
+    *b.booking.mutable_create_time() = api::ToTimestamp(now);
+    *b.booking.mutable_update_time() = api::ToTimestamp(now);
     absl::Time expires;
     const bool running = course.course.state() == v1::COURSE_STATE_RUNNING;
     if (confirm) {
@@ -504,7 +508,7 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
       expires = now + HoldOf(course, options_.default_hold);
       b.booking.set_state(v1::BOOKING_STATE_HELD);
       b.hold_expire_us = ToMicros(expires);
-      *b.booking.mutable_hold_expire_time() = ToTimestamp(expires);
+      *b.booking.mutable_hold_expire_time() = api::ToTimestamp(expires);
     }
     if (absl::Status s = InsertBooking(tx, b); !s.ok()) return s;
     if (absl::Status s = TakeUnits(tx, &*entitlement, b.units, now); !s.ok()) {
@@ -521,7 +525,7 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
     if (!context.ok()) return context.status();
     *event.mutable_context() = *context;
     event.set_state(b.booking.state());
-    if (!confirm) *event.mutable_hold_expire_time() = ToTimestamp(expires);
+    if (!confirm) *event.mutable_hold_expire_time() = api::ToTimestamp(expires);
     if (absl::Status s = Enqueue(tx, event, *survivor); !s.ok()) return s;
     if (confirm && running) {
       v1::CourseStarted started;
@@ -550,22 +554,24 @@ absl::Status CoursesServiceImpl::DoGetBooking(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   ReadRight right;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    absl::StatusOr<std::optional<BookingRow>> b = ReadBooking(tx, id);
-    if (!b.ok()) return b.status();
-    if (!b->has_value() || (*b)->course_id != course_id) {
-      return NotFound("BOOKING", request.name());
-    }
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    absl::StatusOr<ReadRight> r = RightToBooking(
-        tx, caller, **b, course->has_value() ? &**course : nullptr);
-    if (!r.ok()) return r.status();
-    right = *r;
-    call.Touch((*b)->booking.person(), request.name());
-    BookingOut(**b, out);
-    return absl::OkStatus();
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::optional<BookingRow>> b = ReadBooking(tx, id);
+        if (!b.ok()) return b.status();
+        if (!b->has_value() || (*b)->course_id != course_id) {
+          return NotFound("BOOKING", request.name());
+        }
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        absl::StatusOr<ReadRight> r = RightToBooking(
+            tx, caller, **b, course->has_value() ? &**course : nullptr);
+        if (!r.ok()) return r.status();
+        right = *r;
+        call.Touch((*b)->booking.person(), request.name());
+        BookingOut(**b, out);
+        return absl::OkStatus();
+      });
   if (status.ok()) {
     status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
                                    right.owner, right.serves);
@@ -617,34 +623,35 @@ absl::Status CoursesServiceImpl::DoListBookings(
 
   std::vector<std::pair<BookingRow, ReadRight>> rows;
   bool more = false;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    rows.clear();
-    if (!filter.person.empty()) {
-      absl::StatusOr<std::string> s = ResolveMerged(tx, filter.person);
-      if (!s.ok()) return s.status();
-      filter.person = *s;
-    }
-    absl::StatusOr<std::vector<BookingRow>> found =
-        ListBookingRows(tx, filter, after_us, after_id, page_size + 1);
-    if (!found.ok()) return found.status();
-    more = static_cast<int>(found->size()) > page_size;
-    if (more) found->resize(page_size);
-    std::map<std::string, std::optional<CourseRow>> courses;
-    for (BookingRow& b : *found) {
-      auto it = courses.find(b.course_id);
-      if (it == courses.end()) {
-        absl::StatusOr<std::optional<CourseRow>> c =
-            ReadCourse(tx, b.course_id);
-        if (!c.ok()) return c.status();
-        it = courses.emplace(b.course_id, *c).first;
-      }
-      absl::StatusOr<ReadRight> r = RightToBooking(
-          tx, caller, b, it->second.has_value() ? &*it->second : nullptr);
-      if (!r.ok()) return r.status();
-      rows.emplace_back(std::move(b), *r);
-    }
-    return absl::OkStatus();
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        rows.clear();
+        if (!filter.person.empty()) {
+          absl::StatusOr<std::string> s = ResolveMerged(tx, filter.person);
+          if (!s.ok()) return s.status();
+          filter.person = *s;
+        }
+        absl::StatusOr<std::vector<BookingRow>> found =
+            ListBookingRows(tx, filter, after_us, after_id, page_size + 1);
+        if (!found.ok()) return found.status();
+        more = static_cast<int>(found->size()) > page_size;
+        if (more) found->resize(page_size);
+        std::map<std::string, std::optional<CourseRow>> courses;
+        for (BookingRow& b : *found) {
+          auto it = courses.find(b.course_id);
+          if (it == courses.end()) {
+            absl::StatusOr<std::optional<CourseRow>> c =
+                ReadCourse(tx, b.course_id);
+            if (!c.ok()) return c.status();
+            it = courses.emplace(b.course_id, *c).first;
+          }
+          absl::StatusOr<ReadRight> r = RightToBooking(
+              tx, caller, b, it->second.has_value() ? &*it->second : nullptr);
+          if (!r.ok()) return r.status();
+          rows.emplace_back(std::move(b), *r);
+        }
+        return absl::OkStatus();
+      });
   if (!status.ok()) return call.Finish(status);
   ReadDecider decider(*this, rc, call.caller());
   for (const auto& [b, right] : rows) {
@@ -673,7 +680,8 @@ absl::Status CoursesServiceImpl::DoConfirmBooking(
   call.set_resource(request.name());
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
+                                    const agencies::LocalAgency& caller)
+                                    -> absl::Status {
     if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
     absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
     if (!course.ok()) return course.status();
@@ -707,7 +715,7 @@ absl::Status CoursesServiceImpl::DoConfirmBooking(
                                 : v1::BOOKING_STATE_CONFIRMED);
     b.booking.clear_hold_expire_time();
     b.hold_expire_us = 0;
-    *b.booking.mutable_update_time() = ToTimestamp(now);
+    *b.booking.mutable_update_time() = api::ToTimestamp(now);
     ++b.version;
     if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
     CourseRow c = **course;
@@ -752,51 +760,54 @@ absl::Status CoursesServiceImpl::DoCancelBooking(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    absl::StatusOr<std::optional<BookingRow>> found = ReadBooking(tx, id);
-    if (!found.ok()) return found.status();
-    if (!course->has_value() || !found->has_value() ||
-        (*found)->course_id != course_id) {
-      return NotFound("BOOKING", request.name());
-    }
-    BookingRow b = **found;
-    CourseRow c = **course;
-    call.Touch(b.booking.person(), request.name());
-    if (b.booking.booking_agency() != caller.name() &&
-        c.course.provider_agency() != caller.name()) {
-      return Denied("NOT_BOOKING_AGENCY",
-                    "only the booking agency and the course's provider may "
-                    "cancel a booking");
-    }
-    if (absl::Status s = api::CheckEtag(
-            request.etag(), api::ComputeEtag(request.name(), b.version));
-        !s.ok()) {
-      return s;
-    }
-    if (!IsActive(b.booking.state())) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "only a HELD, CONFIRMED or ATTENDING booking can be "
-                          "cancelled");
-    }
-    if (absl::Status s = ReleaseBooking(tx, &c, &b, v1::BOOKING_STATE_CANCELLED,
-                                        request.reason(), now);
-        !s.ok()) {
-      return s;
-    }
-    std::vector<std::pair<std::string, std::string>> promoted;
-    if (absl::Status s =
-            FillFreeSeats(tx, &c, now, options_.default_hold, &promoted);
-        !s.ok()) {
-      return s;
-    }
-    for (const auto& [p, record] : promoted) call.Touch(p, record);
-    BookingOut(b, out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        absl::StatusOr<std::optional<BookingRow>> found = ReadBooking(tx, id);
+        if (!found.ok()) return found.status();
+        if (!course->has_value() || !found->has_value() ||
+            (*found)->course_id != course_id) {
+          return NotFound("BOOKING", request.name());
+        }
+        BookingRow b = **found;
+        CourseRow c = **course;
+        call.Touch(b.booking.person(), request.name());
+        if (b.booking.booking_agency() != caller.name() &&
+            c.course.provider_agency() != caller.name()) {
+          return Denied("NOT_BOOKING_AGENCY",
+                        "only the booking agency and the course's provider may "
+                        "cancel a booking");
+        }
+        if (absl::Status s = api::CheckEtag(
+                request.etag(), api::ComputeEtag(request.name(), b.version));
+            !s.ok()) {
+          return s;
+        }
+        if (!IsActive(b.booking.state())) {
+          return Precondition(
+              "TRANSITION_NOT_ALLOWED",
+              "only a HELD, CONFIRMED or ATTENDING booking can be "
+              "cancelled");
+        }
+        if (absl::Status s = ReleaseBooking(
+                tx, &c, &b, v1::BOOKING_STATE_CANCELLED, request.reason(), now);
+            !s.ok()) {
+          return s;
+        }
+        std::vector<std::pair<std::string, std::string>> promoted;
+        if (absl::Status s =
+                FillFreeSeats(tx, &c, now, options_.default_hold, &promoted);
+            !s.ok()) {
+          return s;
+        }
+        for (const auto& [p, record] : promoted) call.Touch(p, record);
+        BookingOut(b, out);
+        return absl::OkStatus();
+      }));
 }
 
 // --- Waitlist ---
@@ -817,12 +828,15 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
   ValidateCaseStep(in.case_step(), "waitlist_entry.case_step", &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_person_target(person, CourseName(course_id));
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    if (!course->has_value()) return NotFound("COURSE", CourseName(course_id));
-    return RequireBookingCaller(caller, **course);
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        if (!course->has_value())
+          return NotFound("COURSE", CourseName(course_id));
+        return RequireBookingCaller(caller, **course);
+      });
   if (!status.ok()) return call.Finish(status);
   status = RequireStanding(*this, rc, call.caller(), person);
   if (!status.ok()) return call.Finish(status);
@@ -833,7 +847,7 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
   content.clear_request_id();
   const std::string fingerprint = api::RequestFingerprint(content);
   status = call.Write([&](Transaction& tx,
-                          const Caller& caller) -> absl::Status {
+                          const agencies::LocalAgency& caller) -> absl::Status {
     const api::RequestKey key{caller.id, "JoinWaitlist", request.request_id()};
     absl::StatusOr<std::optional<std::string>> seen =
         api::LookupRequestId(tx, key, fingerprint);
@@ -900,8 +914,8 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
                              ? v1::WAITLIST_PRIORITY_OBLIGATION
                              : v1::WAITLIST_PRIORITY_ADMISSION);
     w.entry.set_state(v1::WAITLIST_ENTRY_STATE_WAITING);
-    *w.entry.mutable_create_time() = ToTimestamp(now);
-    *w.entry.mutable_update_time() = ToTimestamp(now);
+    *w.entry.mutable_create_time() = api::ToTimestamp(now);
+    *w.entry.mutable_update_time() = api::ToTimestamp(now);
     if (absl::Status s = InsertWaitlist(tx, w); !s.ok()) return s;
     course.course.set_waitlist_length(course.course.waitlist_length() + 1);
     Bump(&course, now);
@@ -939,26 +953,28 @@ absl::Status CoursesServiceImpl::DoGetWaitlistEntry(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   ReadRight right;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    absl::StatusOr<std::optional<WaitlistRow>> w = ReadWaitlist(tx, id);
-    if (!w.ok()) return w.status();
-    if (!w->has_value() || (*w)->course_id != course_id) {
-      return NotFound("WAITLIST_ENTRY", request.name());
-    }
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    right.owner = (*w)->entry.requesting_agency() == caller.name() ||
-                  (course->has_value() &&
-                   (*course)->course.provider_agency() == caller.name());
-    if (!right.owner) {
-      absl::StatusOr<bool> serves =
-          AgencyServesPerson(tx, caller.id, (*w)->entry.person());
-      if (!serves.ok()) return serves.status();
-      right.serves = *serves;
-    }
-    call.Touch((*w)->entry.person(), request.name());
-    return WaitlistOut(tx, **w, out);
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::optional<WaitlistRow>> w = ReadWaitlist(tx, id);
+        if (!w.ok()) return w.status();
+        if (!w->has_value() || (*w)->course_id != course_id) {
+          return NotFound("WAITLIST_ENTRY", request.name());
+        }
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        right.owner = (*w)->entry.requesting_agency() == caller.name() ||
+                      (course->has_value() &&
+                       (*course)->course.provider_agency() == caller.name());
+        if (!right.owner) {
+          absl::StatusOr<bool> serves =
+              AgencyServesPerson(tx, caller.id, (*w)->entry.person());
+          if (!serves.ok()) return serves.status();
+          right.serves = *serves;
+        }
+        call.Touch((*w)->entry.person(), request.name());
+        return WaitlistOut(tx, **w, out);
+      });
   if (status.ok()) {
     status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
                                    right.owner, right.serves);
@@ -1003,7 +1019,8 @@ absl::Status CoursesServiceImpl::DoListWaitlistEntries(
   std::vector<std::pair<v1::WaitlistEntry, ReadRight>> rows;
   std::string last_key;
   bool more = false;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     rows.clear();
     if (!person.empty()) {
       absl::StatusOr<std::string> s = ResolveMerged(tx, person);
@@ -1072,55 +1089,58 @@ absl::Status CoursesServiceImpl::DoLeaveWaitlist(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
-    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
-    if (!course.ok()) return course.status();
-    absl::StatusOr<std::optional<WaitlistRow>> found = ReadWaitlist(tx, id);
-    if (!found.ok()) return found.status();
-    if (!course->has_value() || !found->has_value() ||
-        (*found)->course_id != course_id) {
-      return NotFound("WAITLIST_ENTRY", request.name());
-    }
-    WaitlistRow w = **found;
-    CourseRow c = **course;
-    call.Touch(w.entry.person(), request.name());
-    if (w.entry.requesting_agency() != caller.name() &&
-        c.course.provider_agency() != caller.name()) {
-      return Denied("NOT_REQUESTING_AGENCY",
-                    "only the requesting agency and the course's provider "
-                    "may take a person off the waitlist");
-    }
-    if (absl::Status s = api::CheckEtag(
-            request.etag(), api::ComputeEtag(request.name(), w.version));
-        !s.ok()) {
-      return s;
-    }
-    if (w.entry.state() != v1::WAITLIST_ENTRY_STATE_WAITING) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "only a WAITING entry can leave the waitlist");
-    }
-    w.entry.set_state(v1::WAITLIST_ENTRY_STATE_LEFT);
-    *w.entry.mutable_update_time() = ToTimestamp(now);
-    ++w.version;
-    if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
-    c.course.set_waitlist_length(std::max(0, c.course.waitlist_length() - 1));
-    Bump(&c, now);
-    if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
-    v1::WaitlistLeft event;
-    event.set_waitlist_entry(request.name());
-    event.set_state(v1::WAITLIST_ENTRY_STATE_LEFT);
-    absl::StatusOr<v1::BookingContext> context =
-        ContextFor(tx, c, "", w.entry.person(), w.entry.requesting_agency(),
-                   w.entry.case_step(), w.entry.entitlement());
-    if (!context.ok()) return context.status();
-    *event.mutable_context() = *context;
-    if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
-      return s;
-    }
-    return WaitlistOut(tx, w, out);
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
+        absl::StatusOr<std::optional<CourseRow>> course =
+            ReadCourse(tx, course_id);
+        if (!course.ok()) return course.status();
+        absl::StatusOr<std::optional<WaitlistRow>> found = ReadWaitlist(tx, id);
+        if (!found.ok()) return found.status();
+        if (!course->has_value() || !found->has_value() ||
+            (*found)->course_id != course_id) {
+          return NotFound("WAITLIST_ENTRY", request.name());
+        }
+        WaitlistRow w = **found;
+        CourseRow c = **course;
+        call.Touch(w.entry.person(), request.name());
+        if (w.entry.requesting_agency() != caller.name() &&
+            c.course.provider_agency() != caller.name()) {
+          return Denied("NOT_REQUESTING_AGENCY",
+                        "only the requesting agency and the course's provider "
+                        "may take a person off the waitlist");
+        }
+        if (absl::Status s = api::CheckEtag(
+                request.etag(), api::ComputeEtag(request.name(), w.version));
+            !s.ok()) {
+          return s;
+        }
+        if (w.entry.state() != v1::WAITLIST_ENTRY_STATE_WAITING) {
+          return Precondition("TRANSITION_NOT_ALLOWED",
+                              "only a WAITING entry can leave the waitlist");
+        }
+        w.entry.set_state(v1::WAITLIST_ENTRY_STATE_LEFT);
+        *w.entry.mutable_update_time() = api::ToTimestamp(now);
+        ++w.version;
+        if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
+        c.course.set_waitlist_length(
+            std::max(0, c.course.waitlist_length() - 1));
+        Bump(&c, now);
+        if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
+        v1::WaitlistLeft event;
+        event.set_waitlist_entry(request.name());
+        event.set_state(v1::WAITLIST_ENTRY_STATE_LEFT);
+        absl::StatusOr<v1::BookingContext> context =
+            ContextFor(tx, c, "", w.entry.person(), w.entry.requesting_agency(),
+                       w.entry.case_step(), w.entry.entitlement());
+        if (!context.ok()) return context.status();
+        *event.mutable_context() = *context;
+        if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
+          return s;
+        }
+        return WaitlistOut(tx, w, out);
+      }));
 }
 
 // --- the hold sweeper ---

@@ -125,7 +125,8 @@ void ValidateHold(const v1::Course& c, const std::string& f,
 }
 
 // Loads a course for a change by its provider, under the course lock.
-absl::StatusOr<CourseRow> LoadForChange(Transaction& tx, const Caller& caller,
+absl::StatusOr<CourseRow> LoadForChange(Transaction& tx,
+                                        const agencies::LocalAgency& caller,
                                         const std::string& id,
                                         absl::string_view etag) {
   if (absl::Status s = LockCourse(tx, id); !s.ok()) return s;
@@ -163,7 +164,8 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
   return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
+                                    const agencies::LocalAgency& caller)
+                                    -> absl::Status {
     if (caller.legal_domain != "KURSTRAEGER") {
       return Denied("WRONG_LEGAL_DOMAIN",
                     "only course providers (KURSTRAEGER) publish courses");
@@ -218,8 +220,8 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
       *row.course.mutable_hold_duration() = c.hold_duration();
     }
     row.course.set_state(v1::COURSE_STATE_PLANNED);
-    *row.course.mutable_create_time() = ToTimestamp(now);
-    *row.course.mutable_update_time() = ToTimestamp(now);
+    *row.course.mutable_create_time() = api::ToTimestamp(now);
+    *row.course.mutable_update_time() = api::ToTimestamp(now);
     row.position = geo::PostalCodeCentre(c.place().postal_code());
     if (absl::Status s = InsertCourse(tx, row); !s.ok()) return s;
     if (absl::Status s =
@@ -237,18 +239,19 @@ absl::Status CoursesServiceImpl::DoGetCourse(
     const Rc& rc, const v1::GetCourseRequest& request, v1::Course* out) {
   Call call(this, rc, "GetCourse", "courses");
   call.set_audit_personal_only();
-  return call.Finish(call.Read([&](Transaction& tx, const Caller&) {
-    FieldViolations v;
-    const std::string id =
-        ParseSimpleName(request.name(), "courses", "name", &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
-    absl::StatusOr<std::optional<CourseRow>> found = ReadCourse(tx, id);
-    if (!found.ok()) return found.status();
-    if (!found->has_value()) return NotFound("COURSE", CourseName(id));
-    CourseOut(**found, out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+        FieldViolations v;
+        const std::string id =
+            ParseSimpleName(request.name(), "courses", "name", &v);
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
+        absl::StatusOr<std::optional<CourseRow>> found = ReadCourse(tx, id);
+        if (!found.ok()) return found.status();
+        if (!found->has_value()) return NotFound("COURSE", CourseName(id));
+        CourseOut(**found, out);
+        return absl::OkStatus();
+      }));
 }
 
 absl::Status CoursesServiceImpl::DoListCourses(
@@ -256,7 +259,8 @@ absl::Status CoursesServiceImpl::DoListCourses(
     v1::ListCoursesResponse* out) {
   Call call(this, rc, "ListCourses", "courses");
   call.set_audit_personal_only();
-  return call.Finish(call.Read([&](Transaction& tx, const Caller&) {
+  return call.Finish(call.Read([&](Transaction& tx,
+                                   const agencies::LocalAgency&) {
     FieldViolations v;
     const int page_size =
         api::NormalizePageSize(request.page_size(), "page_size", &v);
@@ -320,7 +324,8 @@ absl::Status CoursesServiceImpl::DoUpdateCourse(
   const int64_t today = DayOf(now);
   std::vector<std::pair<std::string, std::string>> promoted;
   absl::Status status = call.Write([&](Transaction& tx,
-                                       const Caller& caller) -> absl::Status {
+                                       const agencies::LocalAgency& caller)
+                                       -> absl::Status {
     promoted.clear();
     FieldViolations v;
     const v1::Course& c = request.course();
@@ -435,7 +440,8 @@ absl::Status CoursesServiceImpl::DoStartCourse(
   Call call(this, rc, "StartCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
+                                    const agencies::LocalAgency& caller)
+                                    -> absl::Status {
     FieldViolations v;
     const std::string id =
         ParseSimpleName(request.name(), "courses", "name", &v);
@@ -474,7 +480,7 @@ absl::Status CoursesServiceImpl::DoStartCourse(
     for (BookingRow& b : *active) {
       if (b.booking.state() != v1::BOOKING_STATE_CONFIRMED) continue;
       b.booking.set_state(v1::BOOKING_STATE_ATTENDING);
-      *b.booking.mutable_update_time() = ToTimestamp(now);
+      *b.booking.mutable_update_time() = api::ToTimestamp(now);
       ++b.version;
       if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
       v1::CourseStarted event;
@@ -507,7 +513,8 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
   Call call(this, rc, "FinishCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(
-      call.Write([&](Transaction& tx, const Caller& caller) -> absl::Status {
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
         FieldViolations v;
         const std::string id =
             ParseSimpleName(request.name(), "courses", "name", &v);
@@ -527,7 +534,7 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
         if (!attending.ok()) return attending.status();
         for (BookingRow& b : *attending) {
           b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
-          *b.booking.mutable_update_time() = ToTimestamp(now);
+          *b.booking.mutable_update_time() = api::ToTimestamp(now);
           ++b.version;
           if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
           call.Touch(b.booking.person(), BookingName(id, b.id));
@@ -539,7 +546,7 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
         if (!waiting.ok()) return waiting.status();
         for (WaitlistRow& w : *waiting) {
           w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-          *w.entry.mutable_update_time() = ToTimestamp(now);
+          *w.entry.mutable_update_time() = api::ToTimestamp(now);
           ++w.version;
           if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
           v1::WaitlistLeft event;
@@ -569,78 +576,81 @@ absl::Status CoursesServiceImpl::DoCancelCourse(
   const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "CancelCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    FieldViolations v;
-    const std::string id =
-        ParseSimpleName(request.name(), "courses", "name", &v);
-    if (request.etag().empty()) v.Add("etag", "is required");
-    api::ValidateText(request.reason(), "reason", {1, 500}, &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
-    absl::StatusOr<CourseRow> row =
-        LoadForChange(tx, caller, id, request.etag());
-    if (!row.ok()) return row.status();
-    if (row->course.state() != v1::COURSE_STATE_PLANNED &&
-        row->course.state() != v1::COURSE_STATE_RUNNING) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "only a PLANNED or RUNNING course can be cancelled");
-    }
-    // The course is CANCELLED first, so no freed seat goes to the waitlist.
-    row->course.set_state(v1::COURSE_STATE_CANCELLED);
-    row->course.set_cancel_reason(request.reason());
-    absl::StatusOr<std::vector<BookingRow>> active = ListBookingRows(
-        tx,
-        BookingFilter{id,
-                      "",
-                      "",
-                      {v1::BOOKING_STATE_HELD, v1::BOOKING_STATE_CONFIRMED,
-                       v1::BOOKING_STATE_ATTENDING}},
-        0, "", 1000);
-    if (!active.ok()) return active.status();
-    for (BookingRow& b : *active) {
-      if (absl::Status s =
-              ReleaseBooking(tx, &*row, &b, v1::BOOKING_STATE_CANCELLED,
-                             v1::BOOKING_CANCEL_REASON_COURSE_CANCELLED, now);
-          !s.ok()) {
-        return s;
-      }
-      call.Touch(b.booking.person(), BookingName(id, b.id));
-    }
-    absl::StatusOr<std::vector<WaitlistRow>> waiting = ListWaitlistRows(
-        tx, id, "", {v1::WAITLIST_ENTRY_STATE_WAITING}, 0, 0, "", 1000);
-    if (!waiting.ok()) return waiting.status();
-    for (WaitlistRow& w : *waiting) {
-      w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-      *w.entry.mutable_update_time() = ToTimestamp(now);
-      ++w.version;
-      if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
-      v1::WaitlistLeft event;
-      event.set_waitlist_entry(WaitlistName(id, w.id));
-      event.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-      absl::StatusOr<v1::BookingContext> context = ContextFor(
-          tx, *row, "", w.entry.person(), w.entry.requesting_agency(),
-          w.entry.case_step(), w.entry.entitlement());
-      if (!context.ok()) return context.status();
-      *event.mutable_context() = *context;
-      if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
-        return s;
-      }
-      call.Touch(w.entry.person(), WaitlistName(id, w.id));
-    }
-    row->course.set_waitlist_length(0);
-    Bump(&*row, now);
-    if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
-    v1::CourseCancelled event;
-    event.set_course(CourseName(id));
-    event.set_provider_agency(row->course.provider_agency());
-    event.set_reason(request.reason());
-    event.set_cancelled_booking_count(static_cast<int>(active->size()));
-    event.set_removed_waitlist_count(static_cast<int>(waiting->size()));
-    if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok()) return s;
-    CourseOut(*row, out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        FieldViolations v;
+        const std::string id =
+            ParseSimpleName(request.name(), "courses", "name", &v);
+        if (request.etag().empty()) v.Add("etag", "is required");
+        api::ValidateText(request.reason(), "reason", {1, 500}, &v);
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
+        absl::StatusOr<CourseRow> row =
+            LoadForChange(tx, caller, id, request.etag());
+        if (!row.ok()) return row.status();
+        if (row->course.state() != v1::COURSE_STATE_PLANNED &&
+            row->course.state() != v1::COURSE_STATE_RUNNING) {
+          return Precondition(
+              "TRANSITION_NOT_ALLOWED",
+              "only a PLANNED or RUNNING course can be cancelled");
+        }
+        // The course is CANCELLED first, so no freed seat goes to the waitlist.
+        row->course.set_state(v1::COURSE_STATE_CANCELLED);
+        row->course.set_cancel_reason(request.reason());
+        absl::StatusOr<std::vector<BookingRow>> active = ListBookingRows(
+            tx,
+            BookingFilter{id,
+                          "",
+                          "",
+                          {v1::BOOKING_STATE_HELD, v1::BOOKING_STATE_CONFIRMED,
+                           v1::BOOKING_STATE_ATTENDING}},
+            0, "", 1000);
+        if (!active.ok()) return active.status();
+        for (BookingRow& b : *active) {
+          if (absl::Status s = ReleaseBooking(
+                  tx, &*row, &b, v1::BOOKING_STATE_CANCELLED,
+                  v1::BOOKING_CANCEL_REASON_COURSE_CANCELLED, now);
+              !s.ok()) {
+            return s;
+          }
+          call.Touch(b.booking.person(), BookingName(id, b.id));
+        }
+        absl::StatusOr<std::vector<WaitlistRow>> waiting = ListWaitlistRows(
+            tx, id, "", {v1::WAITLIST_ENTRY_STATE_WAITING}, 0, 0, "", 1000);
+        if (!waiting.ok()) return waiting.status();
+        for (WaitlistRow& w : *waiting) {
+          w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
+          *w.entry.mutable_update_time() = api::ToTimestamp(now);
+          ++w.version;
+          if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
+          v1::WaitlistLeft event;
+          event.set_waitlist_entry(WaitlistName(id, w.id));
+          event.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
+          absl::StatusOr<v1::BookingContext> context = ContextFor(
+              tx, *row, "", w.entry.person(), w.entry.requesting_agency(),
+              w.entry.case_step(), w.entry.entitlement());
+          if (!context.ok()) return context.status();
+          *event.mutable_context() = *context;
+          if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
+            return s;
+          }
+          call.Touch(w.entry.person(), WaitlistName(id, w.id));
+        }
+        row->course.set_waitlist_length(0);
+        Bump(&*row, now);
+        if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
+        v1::CourseCancelled event;
+        event.set_course(CourseName(id));
+        event.set_provider_agency(row->course.provider_agency());
+        event.set_reason(request.reason());
+        event.set_cancelled_booking_count(static_cast<int>(active->size()));
+        event.set_removed_waitlist_count(static_cast<int>(waiting->size()));
+        if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok())
+          return s;
+        CourseOut(*row, out);
+        return absl::OkStatus();
+      }));
 }
 
 // --- SearchCourses ---
@@ -776,22 +786,23 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
   if (!for_person.empty()) {
     std::string survivor = for_person;
     bool serves = false;
-    absl::Status read = call.Read([&](Transaction& tx, const Caller& caller) {
-      absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
-      if (!s.ok()) return s.status();
-      survivor = *s;
-      absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
-      if (!sv.ok()) return sv.status();
-      serves = *sv;
-      call.Touch(survivor, "entitlements");
-      return absl::OkStatus();
-    });
+    absl::Status read =
+        call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+          absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
+          if (!s.ok()) return s.status();
+          survivor = *s;
+          absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
+          if (!sv.ok()) return sv.status();
+          serves = *sv;
+          call.Touch(survivor, "entitlements");
+          return absl::OkStatus();
+        });
     if (!read.ok()) return call.Finish(read);
     absl::Status allowed = AuthorizeLanguageRead(
         *this, rc, call.caller(), survivor, /*owner=*/false, serves);
     if (!allowed.ok()) return call.Finish(allowed);
     std::set<int> covered;
-    read = call.Read([&](Transaction& tx, const Caller&) {
+    read = call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
       absl::StatusOr<std::vector<EntitlementRow>> rows =
           ListEntitlementRows(tx, survivor, "", 0, "", 500);
       if (!rows.ok()) return rows.status();
@@ -817,7 +828,8 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
     q.kinds = kinds;
   }
 
-  absl::Status status = call.Read([&](Transaction& tx, const Caller&) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency&) {
     out->Clear();
     std::vector<SearchKey> found;
     int64_t cursor_day = has_after ? after_key.day : 0;

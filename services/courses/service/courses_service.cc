@@ -80,21 +80,6 @@ std::string ParsePerson(absl::string_view name, const std::string& field,
 
 // --- time ---
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  google::protobuf::Timestamp ts;
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) rest += 1000000, --seconds;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
 // --- errors ---
@@ -170,7 +155,7 @@ absl::Status WaitlistOut(Transaction& tx, const WaitlistRow& row,
 
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
                                    const server::RequestContext& rc,
-                                   const Caller& caller,
+                                   const agencies::LocalAgency& caller,
                                    const std::string& person, bool owner,
                                    bool serves) {
   if (owner) return absl::OkStatus();
@@ -202,7 +187,8 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
 
 absl::Status RequireStanding(CoursesServiceImpl& service,
                              const server::RequestContext& rc,
-                             const Caller& caller, const std::string& person) {
+                             const agencies::LocalAgency& caller,
+                             const std::string& person) {
   return service.options().identity->RequireStanding(person, caller.name(),
                                                      rc.purpose, rc.deadline);
 }

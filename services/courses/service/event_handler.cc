@@ -111,7 +111,7 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
           drop = **other;
         }
         drop.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-        *drop.entry.mutable_update_time() = ToTimestamp(now);
+        *drop.entry.mutable_update_time() = api::ToTimestamp(now);
         ++drop.version;
         if (absl::Status s = WriteWaitlist(tx, drop); !s.ok()) return s;
         absl::StatusOr<std::optional<CourseRow>> course =

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
 #include "common/api/names.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -26,9 +27,6 @@
 #include "services/courses/store/course_store.h"
 
 namespace lotse::courses {
-
-// The resolved calling agency (common/agencies).
-using Caller = agencies::LocalAgency;
 
 // One RPC's transactions and audit trail (see courses_service.h): an
 // AuditedCall whose personal data is always LANGUAGE.
@@ -79,8 +77,7 @@ std::string ParsePerson(absl::string_view name, const std::string& field,
                         FieldViolations* violations, bool required = true);
 
 // --- time ---
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
+// Timestamps: common/api/time.h (api::ToTimestamp, api::FromTimestamp).
 int64_t ToMicros(absl::Time t);
 
 // --- errors ---
@@ -105,7 +102,7 @@ absl::Status WaitlistOut(storage::Transaction& tx, const WaitlistRow& row,
 // otherwise; CHECK_UNAVAILABLE when identity gave no answer (fail closed).
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
                                    const server::RequestContext& rc,
-                                   const Caller& caller,
+                                   const agencies::LocalAgency& caller,
                                    const std::string& person, bool owner,
                                    bool serves);
 // OK when `caller` has standing towards `person` (identity's
@@ -117,7 +114,8 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
 // no answer (fail closed).
 absl::Status RequireStanding(CoursesServiceImpl& service,
                              const server::RequestContext& rc,
-                             const Caller& caller, const std::string& person);
+                             const agencies::LocalAgency& caller,
+                             const std::string& person);
 
 // --- events ---
 absl::Status Enqueue(storage::Transaction& tx,

@@ -43,8 +43,8 @@ absl::StatusOr<Participant> LoadParticipant(Transaction& tx,
 // issuer; else whether the caller serves the person.
 absl::Status DecideRead(CoursesServiceImpl& service,
                         const server::RequestContext& rc, Transaction& tx,
-                        const Caller& caller, const Participant& p, bool* owner,
-                        bool* serves) {
+                        const agencies::LocalAgency& caller,
+                        const Participant& p, bool* owner, bool* serves) {
   *owner = p.booking.booking.booking_agency() == caller.name() ||
            p.course.course.provider_agency() == caller.name();
   *serves = false;
@@ -101,7 +101,8 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
   content.clear_request_id();
   const std::string fingerprint = api::RequestFingerprint(content);
   return call.Finish(
-      call.Write([&](Transaction& tx, const Caller& caller) -> absl::Status {
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
         absl::StatusOr<Participant> p =
             LoadParticipant(tx, course_id, booking_id, request.parent());
         if (!p.ok()) return p.status();
@@ -146,7 +147,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         record.set_status(in.status());
         record.set_units_attended(in.units_attended());
         record.set_recording_actor(rc.actor);
-        *record.mutable_create_time() = ToTimestamp(now);
+        *record.mutable_create_time() = api::ToTimestamp(now);
         absl::StatusOr<bool> inserted =
             InsertAttendance(tx, booking_id, *day, record);
         if (!inserted.ok()) return inserted.status();
@@ -201,7 +202,8 @@ absl::Status CoursesServiceImpl::DoListAttendanceRecords(
   call.set_resource(request.parent());
   bool owner = false, serves = false;
   std::string person;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     out->Clear();
     absl::StatusOr<Participant> p =
         LoadParticipant(tx, course_id, booking_id, request.parent());
@@ -286,87 +288,88 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
   v1::RecordCourseResultRequest content = request;
   content.clear_request_id();
   const std::string fingerprint = api::RequestFingerprint(content);
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
-    absl::StatusOr<Participant> p =
-        LoadParticipant(tx, course_id, booking_id, request.parent());
-    if (!p.ok()) return p.status();
-    const std::string person = p->booking.booking.person();
-    const std::string name = ResultName(course_id, booking_id);
-    call.Touch(person, name);
-    if (p->course.course.provider_agency() != caller.name()) {
-      return Denied("NOT_COURSE_PROVIDER",
-                    "only the course's provider records results");
-    }
-    const api::RequestKey key{caller.id, "RecordCourseResult",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
-    if (!seen.ok()) return seen.status();
-    if (seen->has_value()) {
-      absl::StatusOr<std::optional<v1::CourseResult>> first =
-          ReadResult(tx, booking_id);
-      if (!first.ok()) return first.status();
-      if (!first->has_value()) return NotFound("RESULT", name);
-      *out = **first;
-      return absl::OkStatus();
-    }
-    const v1::BookingState state = p->booking.booking.state();
-    if (state != v1::BOOKING_STATE_ATTENDING &&
-        state != v1::BOOKING_STATE_COMPLETED) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "results are recorded for ATTENDING or COMPLETED "
-                          "bookings");
-    }
-    v1::CourseResult result;
-    result.set_name(name);
-    result.set_person(person);
-    result.set_exam(in.exam());
-    result.set_passed(in.passed());
-    result.set_achieved_level(in.achieved_level());
-    if (in.has_exam_date()) *result.mutable_exam_date() = in.exam_date();
-    result.set_certificate_reference(in.certificate_reference());
-    *result.mutable_create_time() = ToTimestamp(now);
-    absl::StatusOr<bool> inserted = InsertResult(
-        tx, booking_id, exam_day.value_or(today), ToMicros(now), result);
-    if (!inserted.ok()) return inserted.status();
-    if (!*inserted) {
-      return ErrorWithReason(absl::StatusCode::kAlreadyExists, "RESULT_EXISTS",
-                             "the booking already has a result",
-                             {{"result", name}});
-    }
-    BookingRow b = p->booking;
-    CourseRow c = p->course;
-    if (state == v1::BOOKING_STATE_ATTENDING) {
-      b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
-      *b.booking.mutable_update_time() = ToTimestamp(now);
-      ++b.version;
-      if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
-      // A completed participant no longer holds a seat.
-      c.course.set_booked_seats(std::max(0, c.course.booked_seats() - 1));
-      Bump(&c, now);
-      if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
-    }
-    v1::CourseResultRecorded event;
-    absl::StatusOr<v1::BookingContext> context =
-        ContextFor(tx, c, request.parent(), person, b.booking.booking_agency(),
-                   b.booking.case_step(), b.booking.entitlement());
-    if (!context.ok()) return context.status();
-    *event.mutable_context() = *context;
-    event.set_result(name);
-    event.set_exam(result.exam());
-    event.set_passed(result.passed());
-    event.set_achieved_level(result.achieved_level());
-    *event.mutable_exam_date() = result.exam_date();
-    if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-        !s.ok()) {
-      return s;
-    }
-    *out = result;
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
+        absl::StatusOr<Participant> p =
+            LoadParticipant(tx, course_id, booking_id, request.parent());
+        if (!p.ok()) return p.status();
+        const std::string person = p->booking.booking.person();
+        const std::string name = ResultName(course_id, booking_id);
+        call.Touch(person, name);
+        if (p->course.course.provider_agency() != caller.name()) {
+          return Denied("NOT_COURSE_PROVIDER",
+                        "only the course's provider records results");
+        }
+        const api::RequestKey key{caller.id, "RecordCourseResult",
+                                  request.request_id()};
+        absl::StatusOr<std::optional<std::string>> seen =
+            api::LookupRequestId(tx, key, fingerprint);
+        if (!seen.ok()) return seen.status();
+        if (seen->has_value()) {
+          absl::StatusOr<std::optional<v1::CourseResult>> first =
+              ReadResult(tx, booking_id);
+          if (!first.ok()) return first.status();
+          if (!first->has_value()) return NotFound("RESULT", name);
+          *out = **first;
+          return absl::OkStatus();
+        }
+        const v1::BookingState state = p->booking.booking.state();
+        if (state != v1::BOOKING_STATE_ATTENDING &&
+            state != v1::BOOKING_STATE_COMPLETED) {
+          return Precondition("TRANSITION_NOT_ALLOWED",
+                              "results are recorded for ATTENDING or COMPLETED "
+                              "bookings");
+        }
+        v1::CourseResult result;
+        result.set_name(name);
+        result.set_person(person);
+        result.set_exam(in.exam());
+        result.set_passed(in.passed());
+        result.set_achieved_level(in.achieved_level());
+        if (in.has_exam_date()) *result.mutable_exam_date() = in.exam_date();
+        result.set_certificate_reference(in.certificate_reference());
+        *result.mutable_create_time() = api::ToTimestamp(now);
+        absl::StatusOr<bool> inserted = InsertResult(
+            tx, booking_id, exam_day.value_or(today), ToMicros(now), result);
+        if (!inserted.ok()) return inserted.status();
+        if (!*inserted) {
+          return ErrorWithReason(
+              absl::StatusCode::kAlreadyExists, "RESULT_EXISTS",
+              "the booking already has a result", {{"result", name}});
+        }
+        BookingRow b = p->booking;
+        CourseRow c = p->course;
+        if (state == v1::BOOKING_STATE_ATTENDING) {
+          b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
+          *b.booking.mutable_update_time() = api::ToTimestamp(now);
+          ++b.version;
+          if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
+          // A completed participant no longer holds a seat.
+          c.course.set_booked_seats(std::max(0, c.course.booked_seats() - 1));
+          Bump(&c, now);
+          if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
+        }
+        v1::CourseResultRecorded event;
+        absl::StatusOr<v1::BookingContext> context = ContextFor(
+            tx, c, request.parent(), person, b.booking.booking_agency(),
+            b.booking.case_step(), b.booking.entitlement());
+        if (!context.ok()) return context.status();
+        *event.mutable_context() = *context;
+        event.set_result(name);
+        event.set_exam(result.exam());
+        event.set_passed(result.passed());
+        event.set_achieved_level(result.achieved_level());
+        *event.mutable_exam_date() = result.exam_date();
+        if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
+        if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
+            !s.ok()) {
+          return s;
+        }
+        *out = result;
+        return absl::OkStatus();
+      }));
 }
 
 absl::Status CoursesServiceImpl::DoGetCourseResult(
@@ -380,7 +383,8 @@ absl::Status CoursesServiceImpl::DoGetCourseResult(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   bool owner = false, serves = false;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     absl::StatusOr<Participant> p = LoadParticipant(
         tx, course_id, booking_id, BookingName(course_id, booking_id));
     if (!p.ok()) return p.status();
@@ -429,40 +433,41 @@ absl::Status CoursesServiceImpl::DoListCourseResults(
   std::vector<std::pair<v1::CourseResult, bool>> rows;  // (result, owner)
   bool serves = false;
   std::string last_key;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    rows.clear();
-    last_key.clear();
-    absl::StatusOr<std::string> s = ResolveMerged(tx, person);
-    if (!s.ok()) return s.status();
-    person = *s;
-    absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, person);
-    if (!sv.ok()) return sv.status();
-    serves = *sv;
-    absl::StatusOr<std::vector<ResultRow>> found =
-        ListResultRows(tx, person, before_day, before_id, page_size + 1);
-    if (!found.ok()) return found.status();
-    const bool more = static_cast<int>(found->size()) > page_size;
-    if (more) found->resize(page_size);
-    for (ResultRow& r : *found) {
-      std::string course_id, booking_id;
-      FieldViolations ignored;
-      ParseChildName(r.result.name(), "bookings", "result", "name", &ignored,
-                     &course_id, &booking_id);
-      absl::StatusOr<Participant> p =
-          LoadParticipant(tx, course_id, booking_id, r.result.name());
-      bool owner = false, unused = false;
-      if (p.ok()) {
-        if (absl::Status st =
-                DecideRead(*this, rc, tx, caller, *p, &owner, &unused);
-            !st.ok()) {
-          return st;
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        rows.clear();
+        last_key.clear();
+        absl::StatusOr<std::string> s = ResolveMerged(tx, person);
+        if (!s.ok()) return s.status();
+        person = *s;
+        absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, person);
+        if (!sv.ok()) return sv.status();
+        serves = *sv;
+        absl::StatusOr<std::vector<ResultRow>> found =
+            ListResultRows(tx, person, before_day, before_id, page_size + 1);
+        if (!found.ok()) return found.status();
+        const bool more = static_cast<int>(found->size()) > page_size;
+        if (more) found->resize(page_size);
+        for (ResultRow& r : *found) {
+          std::string course_id, booking_id;
+          FieldViolations ignored;
+          ParseChildName(r.result.name(), "bookings", "result", "name",
+                         &ignored, &course_id, &booking_id);
+          absl::StatusOr<Participant> p =
+              LoadParticipant(tx, course_id, booking_id, r.result.name());
+          bool owner = false, unused = false;
+          if (p.ok()) {
+            if (absl::Status st =
+                    DecideRead(*this, rc, tx, caller, *p, &owner, &unused);
+                !st.ok()) {
+              return st;
+            }
+          }
+          if (more) last_key = absl::StrCat(r.exam_day, " ", r.booking_id);
+          rows.emplace_back(std::move(r.result), owner);
         }
-      }
-      if (more) last_key = absl::StrCat(r.exam_day, " ", r.booking_id);
-      rows.emplace_back(std::move(r.result), owner);
-    }
-    return absl::OkStatus();
-  });
+        return absl::OkStatus();
+      });
   if (!status.ok()) return call.Finish(status);
   std::optional<bool> allowed;
   for (const auto& [result, owner] : rows) {

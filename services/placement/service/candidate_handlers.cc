@@ -58,7 +58,7 @@ void StampRecognition(const LocalAgency& me, absl::Time now,
     if (q.recognition_state() != v1::RECOGNITION_STATE_UNSPECIFIED &&
         q.recognition_agency().empty()) {
       q.set_recognition_agency(me.name());
-      *q.mutable_recognition_update_time() = ToTimestamp(now);
+      *q.mutable_recognition_update_time() = api::ToTimestamp(now);
     }
   }
 }
@@ -170,8 +170,8 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
       }
       if (!ids.empty()) return ids.ToStatus();
       StampRecognition(caller, now, &p);
-      *p.mutable_create_time() = ToTimestamp(now);
-      *p.mutable_update_time() = ToTimestamp(now);
+      *p.mutable_create_time() = api::ToTimestamp(now);
+      *p.mutable_update_time() = api::ToTimestamp(now);
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
       if (absl::Status s = InsertCandidate(tx, row, *seq); !s.ok()) return s;
@@ -302,7 +302,7 @@ absl::Status PlacementServiceImpl::DoListCandidateProfiles(
         break;
       }
       ++used;
-      cursor = PageKey{ToMicros(FromTimestamp(row.profile.create_time())),
+      cursor = PageKey{ToMicros(api::FromTimestamp(row.profile.create_time())),
                        row.person_id};
       ++checks;
       const std::string person = PersonName(row.person_id);
@@ -418,7 +418,7 @@ absl::Status PlacementServiceImpl::DoUpdateCandidateProfile(
       }
       if (!ids.empty()) return ids.ToStatus();
       StampRecognition(caller, now, &row.profile);
-      *row.profile.mutable_update_time() = ToTimestamp(now);
+      *row.profile.mutable_update_time() = api::ToTimestamp(now);
       ++row.version;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
@@ -521,9 +521,9 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
         q->set_occupation_code(request.occupation_code());
       }
       q->set_recognition_agency(caller.name());
-      *q->mutable_recognition_update_time() = ToTimestamp(now);
+      *q->mutable_recognition_update_time() = api::ToTimestamp(now);
       *out = *q;
-      *row.profile.mutable_update_time() = ToTimestamp(now);
+      *row.profile.mutable_update_time() = api::ToTimestamp(now);
       ++row.version;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();

@@ -130,14 +130,14 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
       CandidateRow moved = old;
       moved.person_id = survivor;
       moved.profile.set_person(PersonName(survivor));
-      *moved.profile.mutable_update_time() = ToTimestamp(now);
+      *moved.profile.mutable_update_time() = api::ToTimestamp(now);
       ++moved.version;
       if (absl::Status s = InsertCandidate(tx, moved, *seq); !s.ok()) return s;
       old.merged_into = survivor;
     }
     // Both had one: the survivor's stays, the merged one is set aside.
     old.profile.set_state(v1::CANDIDATE_STATE_INACTIVE);
-    *old.profile.mutable_update_time() = ToTimestamp(now);
+    *old.profile.mutable_update_time() = api::ToTimestamp(now);
     ++old.version;
     if (absl::Status s = UpdateCandidate(tx, old, *seq); !s.ok()) return s;
     if (absl::Status s =
@@ -229,9 +229,10 @@ events::ApplyFn PlacementServiceImpl::EventHandler() {
     if (!agency.ok()) return agency.status();
     if (*agency) return absl::OkStatus();
     const absl::Time now = Now();
-    const int64_t event_us = event.has_occurred_at()
-                                 ? ToMicros(FromTimestamp(event.occurred_at()))
-                                 : ToMicros(now);
+    const int64_t event_us =
+        event.has_occurred_at()
+            ? ToMicros(api::FromTimestamp(event.occurred_at()))
+            : ToMicros(now);
     if (payload.Is<identity::v1::ResidenceStatusChanged>()) {
       identity::v1::ResidenceStatusChanged e;
       if (!payload.UnpackTo(&e)) {

@@ -361,9 +361,9 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
       f->set_language_level_source(level.source);
     }
     int64_t facts_us =
-        ToMicros(FromTimestamp(found.row->profile.update_time()));
+        ToMicros(api::FromTimestamp(found.row->profile.update_time()));
     if (found.facts) facts_us = std::max(facts_us, found.facts->update_us);
-    *f->mutable_facts_time() = ToTimestamp(absl::FromUnixMicros(facts_us));
+    *f->mutable_facts_time() = api::ToTimestamp(absl::FromUnixMicros(facts_us));
     AddWithheldFacts(see_residence, see_language, *access, out);
     std::vector<std::string> categories = {kEmployment};
     if (see_language) categories.push_back(kLanguage);

@@ -91,11 +91,11 @@ void AddTransition(v1::Placement* p, v1::PlacementState to,
   v1::PlacementTransition* t = p->add_transitions();
   t->set_from_state(p->state());
   t->set_to_state(to);
-  *t->mutable_transition_time() = ToTimestamp(now);
+  *t->mutable_transition_time() = api::ToTimestamp(now);
   t->set_agency(me.name());
   t->set_actor(actor);
   p->set_state(to);
-  *p->mutable_update_time() = ToTimestamp(now);
+  *p->mutable_update_time() = api::ToTimestamp(now);
 }
 
 }  // namespace
@@ -248,7 +248,7 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
       p.set_proposing_agency(caller.name());
       p.set_state(v1::PLACEMENT_STATE_UNSPECIFIED);
       p.set_work_permission(permission.permission);
-      *p.mutable_create_time() = ToTimestamp(now);
+      *p.mutable_create_time() = api::ToTimestamp(now);
       AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, rc.actor, now);
       if (absl::Status s = InsertPlacement(tx, row); !s.ok()) return s;
       const api::RequestKey key{caller.id,
@@ -385,8 +385,8 @@ absl::Status PlacementServiceImpl::DoListPlacements(
         break;
       }
       ++used;
-      cursor =
-          PageKey{ToMicros(FromTimestamp(row.placement.create_time())), row.id};
+      cursor = PageKey{
+          ToMicros(api::FromTimestamp(row.placement.create_time())), row.id};
       ++checks;
       const std::string& person = row.placement.person();
       absl::StatusOr<AccessView> access =
@@ -705,7 +705,7 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
       if (offer.offer.positions_open() == 0) {
         offer.offer.set_state(v1::OFFER_STATE_FILLED);
       }
-      *offer.offer.mutable_update_time() = ToTimestamp(now);
+      *offer.offer.mutable_update_time() = api::ToTimestamp(now);
       ++offer.version;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
@@ -763,7 +763,7 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
           n.set_training_duration_months(
               offer.offer.training_duration_months());
           n.set_chamber_agency(offer.offer.chamber_agency());
-          *n.mutable_create_time() = ToTimestamp(now);
+          *n.mutable_create_time() = api::ToTimestamp(now);
           if (absl::Status s = InsertNotice(tx, notice); !s.ok()) return s;
           if (event.training_toleration_notice().empty()) {
             event.set_training_toleration_notice(NoticeName(notice.id));
