@@ -439,14 +439,10 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
-  v1::CreateBookingRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   status = call.Write([&](Transaction& tx,
                           const agencies::LocalAgency& caller) -> absl::Status {
-    const api::RequestKey key{caller.id, "CreateBooking", request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       std::string c, id;
@@ -532,8 +528,7 @@ absl::Status CoursesServiceImpl::DoCreateBooking(
       *started.mutable_context() = *context;
       if (absl::Status s = Enqueue(tx, started, *survivor); !s.ok()) return s;
     }
-    if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, name); !s.ok()) {
       return s;
     }
     call.Touch(*survivor, name);
@@ -843,14 +838,10 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
-  v1::JoinWaitlistRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   status = call.Write([&](Transaction& tx,
                           const agencies::LocalAgency& caller) -> absl::Status {
-    const api::RequestKey key{caller.id, "JoinWaitlist", request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       std::string c, id;
@@ -932,8 +923,7 @@ absl::Status CoursesServiceImpl::DoJoinWaitlist(
     event.set_priority(w.entry.priority());
     event.set_position(out->position());
     if (absl::Status s = Enqueue(tx, event, *survivor); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, name); !s.ok()) {
       return s;
     }
     call.Touch(*survivor, name);

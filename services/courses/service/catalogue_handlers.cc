@@ -185,12 +185,8 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
     ValidateHold(c, "course.hold_duration", &v);
     if (!v.empty()) return v.ToStatus();
 
-    v1::CreateCourseRequest content = request;
-    content.clear_request_id();
-    const api::RequestKey key{caller.id, "CreateCourse", request.request_id()};
-    const std::string fingerprint = api::RequestFingerprint(content);
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       absl::string_view id = **seen;
@@ -224,9 +220,7 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
     *row.course.mutable_update_time() = api::ToTimestamp(now);
     row.position = geo::PostalCodeCentre(c.place().postal_code());
     if (absl::Status s = InsertCourse(tx, row); !s.ok()) return s;
-    if (absl::Status s =
-            api::RecordRequestId(tx, key, fingerprint, CourseName(row.id));
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, CourseName(row.id)); !s.ok()) {
       return s;
     }
     call.set_resource(CourseName(row.id));

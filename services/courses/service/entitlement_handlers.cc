@@ -89,18 +89,13 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
   if (!status.ok()) return call.Finish(status);
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  v1::RecordEntitlementRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   status = call.Write([&](Transaction& tx,
                           const agencies::LocalAgency& caller) -> absl::Status {
     if (absl::Status s = RequireIssuerDomain(caller, in.kind()); !s.ok()) {
       return s;
     }
-    const api::RequestKey key{caller.id, "RecordEntitlement",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     const int64_t today = DayOf(now);
     if (seen->has_value()) {
@@ -143,8 +138,7 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
     event.set_issuing_agency(caller.name());
     *event.mutable_valid_until() = in.valid_until();
     if (absl::Status s = Enqueue(tx, event, *survivor); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, name); !s.ok()) {
       return s;
     }
     call.Touch(*survivor, name);

@@ -97,9 +97,6 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
   }
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
-  v1::RecordAttendanceRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   return call.Finish(
       call.Write([&](Transaction& tx,
                      const agencies::LocalAgency& caller) -> absl::Status {
@@ -112,10 +109,8 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
           return Denied("NOT_COURSE_PROVIDER",
                         "only the course's provider records attendance");
         }
-        const api::RequestKey key{caller.id, "RecordAttendance",
-                                  request.request_id()};
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, request);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           absl::StatusOr<std::vector<v1::AttendanceRecord>> rows =
@@ -171,9 +166,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         event.set_unexcused_absence_days_total(
             static_cast<int32_t>(totals->unexcused_days));
         if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
-        if (absl::Status s =
-                api::RecordRequestId(tx, key, fingerprint, record.name());
-            !s.ok()) {
+        if (absl::Status s = once.Record(tx, record.name()); !s.ok()) {
           return s;
         }
         call.Touch(person, record.name());
@@ -285,9 +278,6 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
                     {0, 64}, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
-  v1::RecordCourseResultRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   return call.Finish(
       call.Write([&](Transaction& tx,
                      const agencies::LocalAgency& caller) -> absl::Status {
@@ -302,10 +292,8 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
           return Denied("NOT_COURSE_PROVIDER",
                         "only the course's provider records results");
         }
-        const api::RequestKey key{caller.id, "RecordCourseResult",
-                                  request.request_id()};
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, request);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           absl::StatusOr<std::optional<v1::CourseResult>> first =
@@ -363,8 +351,7 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
         event.set_achieved_level(result.achieved_level());
         *event.mutable_exam_date() = result.exam_date();
         if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
-        if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-            !s.ok()) {
+        if (absl::Status s = once.Record(tx, name); !s.ok()) {
           return s;
         }
         *out = result;

@@ -117,14 +117,8 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
   if (status.ok()) {
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& caller) -> absl::Status {
-      v1::CreateCandidateProfileRequest fingerprinted = request;
-      fingerprinted.clear_request_id();
-      const std::string hash = api::RequestFingerprint(fingerprinted);
-      const api::RequestKey key{caller.id,
-                                call_env().service + "/CreateCandidateProfile",
-                                request.request_id()};
-      absl::StatusOr<std::optional<std::string>> seen =
-          api::LookupRequestId(tx, key, hash);
+      const api::IdempotentCreate once(caller.id, rc.method, request);
+      absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
       if (!seen.ok()) return seen.status();
       std::string target = person_id;
       if (seen->has_value()) {
@@ -175,9 +169,7 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
       if (absl::Status s = InsertCandidate(tx, row, *seq); !s.ok()) return s;
-      if (absl::Status s =
-              api::RecordRequestId(tx, key, hash, CandidateName(target));
-          !s.ok()) {
+      if (absl::Status s = once.Record(tx, CandidateName(target)); !s.ok()) {
         return s;
       }
       std::vector<std::string> categories = {kEmployment};

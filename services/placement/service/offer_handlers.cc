@@ -86,13 +86,8 @@ absl::Status PlacementServiceImpl::DoCreateOffer(
     ValidateOffer(request.offer(), {}, /*creating=*/true, DayIndex(now), &v);
     if (!v.empty()) return v.ToStatus();
 
-    v1::CreateOfferRequest fingerprinted = request;
-    fingerprinted.clear_request_id();
-    const std::string hash = api::RequestFingerprint(fingerprinted);
-    const api::RequestKey key{me.id, call_env().service + "/CreateOffer",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, hash);
+    const api::IdempotentCreate once(me.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       absl::string_view id = **seen;
@@ -122,8 +117,7 @@ absl::Status PlacementServiceImpl::DoCreateOffer(
     absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
     if (!seq.ok()) return seq.status();
     if (absl::Status s = InsertOffer(tx, row, *seq); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, hash, OfferName(row.id));
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, OfferName(row.id)); !s.ok()) {
       return s;
     }
     call.set_target(OfferName(row.id));

@@ -119,19 +119,12 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
                    &v);
   }
   api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
-  v1::ProposePlacementRequest fingerprinted = request;
-  fingerprinted.clear_request_id();
-  const std::string hash = api::RequestFingerprint(fingerprinted);
   LocalAgency me;
   std::string person_id;
   bool replay = false;
   auto replay_lookup = [&](Transaction& tx,
-                           const LocalAgency& caller) -> absl::Status {
-    const api::RequestKey key{caller.id,
-                              call_env().service + "/ProposePlacement",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, hash);
+                           const api::IdempotentCreate& once) -> absl::Status {
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (!seen->has_value()) return absl::OkStatus();
     absl::string_view id = **seen;
@@ -203,7 +196,8 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& caller) -> absl::Status {
       replay = false;
-      if (absl::Status s = replay_lookup(tx, caller); !s.ok() || replay) {
+      const api::IdempotentCreate once(caller.id, rc.method, request);
+      if (absl::Status s = replay_lookup(tx, once); !s.ok() || replay) {
         return s;
       }
       if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
@@ -251,12 +245,7 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
       *p.mutable_create_time() = api::ToTimestamp(now);
       AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, rc.actor, now);
       if (absl::Status s = InsertPlacement(tx, row); !s.ok()) return s;
-      const api::RequestKey key{caller.id,
-                                call_env().service + "/ProposePlacement",
-                                request.request_id()};
-      if (absl::Status s =
-              api::RecordRequestId(tx, key, hash, PlacementName(row.id));
-          !s.ok()) {
+      if (absl::Status s = once.Record(tx, PlacementName(row.id)); !s.ok()) {
         return s;
       }
       PlacementOut(row, out);
