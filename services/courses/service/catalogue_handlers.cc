@@ -688,6 +688,254 @@ bool DecodeKey(absl::string_view s, SearchKey* k) {
   return true;
 }
 
+// A parsed SearchCourses request: the store query and what the store does
+// not filter on (distance, weekdays, the page's cursor).
+struct SearchPlan {
+  CourseSearch query;
+  int page_size = 0;
+  std::optional<geo::GeoPoint> origin;  // "near" searches
+  double max_km = 0;
+  int64_t allowed_days = 0;  // bit d set: weekday d allowed; 0: any
+  std::string for_person;
+  std::string fingerprint;  // of the filters, for page tokens
+  bool has_after = false;   // a page token was given
+  SearchKey after_key;
+};
+
+// Validates the place filter ("municipality_code" or "near") into `plan`.
+void ParseSearchPlace(const v1::SearchCoursesRequest& request, SearchPlan* plan,
+                      FieldViolations* v) {
+  CourseSearch& q = plan->query;
+  if (request.place_case() == v1::SearchCoursesRequest::kMunicipalityCode) {
+    api::ValidateToken(request.municipality_code(), "municipality_code", 8, 8,
+                       "0123456789", "eight digits", v);
+    q.municipality_code = request.municipality_code();
+  } else if (request.place_case() == v1::SearchCoursesRequest::kNear) {
+    const v1::PostalCodeArea& near = request.near();
+    if (near.postal_code().empty()) {
+      v->Add("near.postal_code", "is required");
+    } else if (!geo::IsPostalCodeSyntax(near.postal_code())) {
+      v->Add("near.postal_code", "must be five digits");
+    } else {
+      plan->origin = geo::PostalCodeCentre(near.postal_code());
+      if (!plan->origin) v->Add("near.postal_code", "unknown postal code");
+    }
+    if (near.max_distance_km() < 1 || near.max_distance_km() > 200) {
+      v->Add("near.max_distance_km", "must be 1..200");
+    }
+    plan->max_km = near.max_distance_km();
+    if (plan->origin) q.box = geo::BoxAround(*plan->origin, plan->max_km);
+  }
+}
+
+// Validates the date, day-period and weekday filters into `plan`.
+void ParseSearchSchedule(const v1::SearchCoursesRequest& request, int64_t today,
+                         SearchPlan* plan, FieldViolations* v) {
+  CourseSearch& q = plan->query;
+  q.start_min = today;
+  std::optional<int64_t> after =
+      ValidateDate(request.start_after(), request.has_start_after(), false,
+                   "start_after", v);
+  if (after) q.start_min = std::max(today, *after);
+  q.start_max = ValidateDate(request.start_before(), request.has_start_before(),
+                             false, "start_before", v);
+  if (after && q.start_max && *q.start_max < *after) {
+    v->Add("start_before", "must not be before start_after");
+  }
+  for (int i = 0; i < request.day_periods_size(); ++i) {
+    const int p = request.day_periods(i);
+    if (p == 0 || !type::v1::DayPeriod_IsValid(p)) {
+      v->Add(absl::StrCat("day_periods[", i, "]"), "unknown day period");
+    }
+    q.day_periods.push_back(p);
+  }
+  for (int i = 0; i < request.weekdays_size(); ++i) {
+    const int d = request.weekdays(i);
+    if (d < 1 || d > 7) {
+      v->Add(absl::StrCat("weekdays[", i, "]"), "must be a day of the week");
+    }
+    plan->allowed_days |= int64_t{1} << d;
+  }
+}
+
+// Validates the whole request (every bad field at once) into `plan`.
+void ParseSearch(const v1::SearchCoursesRequest& request, int64_t today,
+                 SearchPlan* plan, FieldViolations* v) {
+  plan->page_size = api::NormalizePageSize(request.page_size(), "page_size", v);
+  CourseSearch& q = plan->query;
+  for (int i = 0; i < request.kinds_size(); ++i) {
+    const int k = request.kinds(i);
+    if (k == 0 || !v1::CourseKind_IsValid(k)) {
+      v->Add(absl::StrCat("kinds[", i, "]"), "unknown course kind");
+    }
+    q.kinds.push_back(k);
+  }
+  if (!type::v1::CefrLevel_IsValid(request.target_level())) {
+    v->Add("target_level", "unknown level");
+  }
+  q.target_level = request.target_level();
+  ParseSearchPlace(request, plan, v);
+  ParseSearchSchedule(request, today, plan, v);
+  q.childcare_required = request.childcare_required();
+  q.include_full = request.include_full();
+  plan->for_person =
+      ParsePerson(request.for_person(), "for_person", v, /*required=*/false);
+  v1::SearchCoursesRequest filters = request;
+  filters.clear_page_size();
+  filters.clear_page_token();
+  plan->fingerprint = absl::StrCat(today, "|", filters.SerializeAsString());
+  const std::string token = api::DecodePageToken(
+      request.page_token(), plan->fingerprint, "page_token", v);
+  plan->has_after = !token.empty();
+  if (plan->has_after && !DecodeKey(token, &plan->after_key)) {
+    v->Add("page_token", "is malformed");
+  }
+}
+
+// The course kinds the person's ACTIVE or PENDING entitlements cover.
+absl::StatusOr<std::set<int>> CoveredKinds(Transaction& tx,
+                                           const std::string& person,
+                                           int64_t today) {
+  absl::StatusOr<std::vector<EntitlementRow>> rows =
+      ListEntitlementRows(tx, person, "", 0, "", 500);
+  if (!rows.ok()) return rows.status();
+  std::set<int> covered;
+  for (const EntitlementRow& e : *rows) {
+    const v1::EntitlementState st = EntitlementStateAt(e, today);
+    if (st != v1::ENTITLEMENT_STATE_ACTIVE &&
+        st != v1::ENTITLEMENT_STATE_PENDING) {
+      continue;
+    }
+    for (int k : e.entitlement.course_kinds()) covered.insert(k);
+  }
+  return covered;
+}
+
+// The search keys of the courses matching `plan` after its cursor, in no
+// particular order: at least the next page and everything that starts on
+// the same day as the page's last course. Candidates (index columns only)
+// are read in chunks that start at about a page and double, so a selective
+// search reads little and a sparse one few round trips.
+absl::StatusOr<std::vector<SearchKey>> ScanSearchKeys(Transaction& tx,
+                                                      SearchPlan& plan) {
+  CourseSearch& q = plan.query;
+  const int page_size = plan.page_size;
+  std::vector<SearchKey> found;
+  int64_t cursor_day = plan.has_after ? plan.after_key.day : 0;
+  std::string cursor_id;
+  if (plan.has_after) q.start_min = std::max(q.start_min, plan.after_key.day);
+  int chunk = std::max(32, 2 * (page_size + 1));
+  while (true) {
+    const int limit = chunk;
+    chunk = std::min(4096, chunk * 2);
+    absl::StatusOr<std::vector<CourseCandidate>> rows =
+        SearchCourseCandidates(tx, q, cursor_day, cursor_id, limit);
+    if (!rows.ok()) return rows.status();
+    for (const CourseCandidate& c : *rows) {
+      if (plan.allowed_days != 0 && (c.weekdays & ~plan.allowed_days) != 0) {
+        continue;
+      }
+      SearchKey key;
+      key.day = c.start_day;
+      key.full = c.booked >= c.capacity ? 1 : 0;
+      key.id = c.id;
+      if (plan.origin) {
+        if (!c.position) continue;
+        key.distance = geo::DistanceKm(*plan.origin, *c.position);
+        if (key.distance > plan.max_km) continue;
+        // Distances are compared at the precision the token keeps.
+        key.distance =
+            static_cast<double>(static_cast<int64_t>(key.distance * 1e6)) / 1e6;
+      }
+      if (plan.has_after && !(plan.after_key < key)) continue;
+      found.push_back(std::move(key));
+    }
+    if (static_cast<int>(rows->size()) < limit) break;  // exhausted
+    cursor_day = rows->back().start_day;
+    cursor_id = rows->back().id;
+    // Done once more than a page is found and the scan has moved past
+    // the start day of the page's last result (that day is complete).
+    if (static_cast<int>(found.size()) > page_size) {
+      std::nth_element(found.begin(), found.begin() + page_size, found.end());
+      if (cursor_day > found[page_size].day) break;
+    }
+  }
+  return found;
+}
+
+// Sorts `found`, reads the page's courses in full (only those) and writes
+// the page and its next page token to `out`.
+absl::Status WriteSearchPage(Transaction& tx, const SearchPlan& plan,
+                             std::vector<SearchKey> found,
+                             v1::SearchCoursesResponse* out) {
+  std::sort(found.begin(), found.end());
+  const bool more = static_cast<int>(found.size()) > plan.page_size;
+  if (more) found.resize(plan.page_size);
+  std::vector<std::string> ids;
+  for (const SearchKey& key : found) ids.push_back(key.id);
+  absl::StatusOr<std::vector<CourseRow>> rows = ReadCourses(tx, ids);
+  if (!rows.ok()) return rows.status();
+  std::map<std::string, const CourseRow*> by_id;
+  for (const CourseRow& r : *rows) by_id[r.id] = &r;
+  for (const SearchKey& key : found) {
+    auto it = by_id.find(key.id);
+    if (it == by_id.end()) continue;
+    v1::CourseSearchResult* result = out->add_results();
+    CourseOut(*it->second, result->mutable_course());
+    result->set_distance_km(plan.origin ? key.distance : 0);
+  }
+  if (more) {
+    out->set_next_page_token(
+        api::EncodePageToken(plan.fingerprint, EncodeKey(found.back())));
+  }
+  return absl::OkStatus();
+}
+
+// SearchCourses for a person: once the caller may read the person's
+// LANGUAGE data, keeps in `query` only the kinds the person's usable
+// entitlements cover. False when none is left.
+absl::StatusOr<bool> NarrowToPersonKinds(CoursesServiceImpl& service,
+                                         CoursesServiceImpl::Call& call,
+                                         int64_t today, CourseSearch* query,
+                                         const std::string& for_person) {
+  std::string survivor = for_person;
+  bool serves = false;
+  absl::Status read =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
+        if (!s.ok()) return s.status();
+        survivor = *s;
+        absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
+        if (!sv.ok()) return sv.status();
+        serves = *sv;
+        call.Touch(survivor, "entitlements");
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return read;
+  absl::Status allowed = AuthorizeLanguageRead(
+      service, call.rc(), call.caller(), survivor, /*owner=*/false, serves);
+  if (!allowed.ok()) return allowed;
+  std::set<int> covered;
+  read = call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+    absl::StatusOr<std::set<int>> kinds = CoveredKinds(tx, survivor, today);
+    if (!kinds.ok()) return kinds.status();
+    covered = *std::move(kinds);
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  std::vector<int> kinds;
+  for (int k : covered) {
+    if (query->kinds.empty() ||
+        std::find(query->kinds.begin(), query->kinds.end(), k) !=
+            query->kinds.end()) {
+      kinds.push_back(k);
+    }
+  }
+  if (kinds.empty()) return false;
+  query->kinds = kinds;
+  return true;
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoSearchCourses(
@@ -696,202 +944,23 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
   Call call(this, rc, "SearchCourses", "courses");
   call.set_audit_personal_only();
   const int64_t today = DayOf(options_.clock());
+  SearchPlan plan;
   FieldViolations v;
-  const int page_size =
-      api::NormalizePageSize(request.page_size(), "page_size", &v);
-  CourseSearch q;
-  for (int i = 0; i < request.kinds_size(); ++i) {
-    const int k = request.kinds(i);
-    if (k == 0 || !v1::CourseKind_IsValid(k)) {
-      v.Add(absl::StrCat("kinds[", i, "]"), "unknown course kind");
-    }
-    q.kinds.push_back(k);
-  }
-  if (!type::v1::CefrLevel_IsValid(request.target_level())) {
-    v.Add("target_level", "unknown level");
-  }
-  q.target_level = request.target_level();
-  std::optional<geo::GeoPoint> origin;
-  double max_km = 0;
-  if (request.place_case() == v1::SearchCoursesRequest::kMunicipalityCode) {
-    api::ValidateToken(request.municipality_code(), "municipality_code", 8, 8,
-                       "0123456789", "eight digits", &v);
-    q.municipality_code = request.municipality_code();
-  } else if (request.place_case() == v1::SearchCoursesRequest::kNear) {
-    const v1::PostalCodeArea& near = request.near();
-    if (near.postal_code().empty()) {
-      v.Add("near.postal_code", "is required");
-    } else if (!geo::IsPostalCodeSyntax(near.postal_code())) {
-      v.Add("near.postal_code", "must be five digits");
-    } else {
-      origin = geo::PostalCodeCentre(near.postal_code());
-      if (!origin) v.Add("near.postal_code", "unknown postal code");
-    }
-    if (near.max_distance_km() < 1 || near.max_distance_km() > 200) {
-      v.Add("near.max_distance_km", "must be 1..200");
-    }
-    max_km = near.max_distance_km();
-    if (origin) q.box = geo::BoxAround(*origin, max_km);
-  }
-  q.start_min = today;
-  std::optional<int64_t> after =
-      ValidateDate(request.start_after(), request.has_start_after(), false,
-                   "start_after", &v);
-  if (after) q.start_min = std::max(today, *after);
-  q.start_max = ValidateDate(request.start_before(), request.has_start_before(),
-                             false, "start_before", &v);
-  if (after && q.start_max && *q.start_max < *after) {
-    v.Add("start_before", "must not be before start_after");
-  }
-  for (int i = 0; i < request.day_periods_size(); ++i) {
-    const int p = request.day_periods(i);
-    if (p == 0 || !type::v1::DayPeriod_IsValid(p)) {
-      v.Add(absl::StrCat("day_periods[", i, "]"), "unknown day period");
-    }
-    q.day_periods.push_back(p);
-  }
-  int64_t allowed_days = 0;
-  for (int i = 0; i < request.weekdays_size(); ++i) {
-    const int d = request.weekdays(i);
-    if (d < 1 || d > 7) {
-      v.Add(absl::StrCat("weekdays[", i, "]"), "must be a day of the week");
-    }
-    allowed_days |= int64_t{1} << d;
-  }
-  q.childcare_required = request.childcare_required();
-  q.include_full = request.include_full();
-  const std::string for_person =
-      ParsePerson(request.for_person(), "for_person", &v, /*required=*/false);
-  v1::SearchCoursesRequest filters = request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  const std::string fingerprint =
-      absl::StrCat(today, "|", filters.SerializeAsString());
-  const std::string token =
-      api::DecodePageToken(request.page_token(), fingerprint, "page_token", &v);
-  SearchKey after_key;
-  const bool has_after = !token.empty();
-  if (has_after && !DecodeKey(token, &after_key)) {
-    v.Add("page_token", "is malformed");
-  }
+  ParseSearch(request, today, &plan, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
-
-  // for_person: only kinds the person's usable entitlements cover.
-  if (!for_person.empty()) {
-    std::string survivor = for_person;
-    bool serves = false;
-    absl::Status read =
-        call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
-          absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
-          if (!s.ok()) return s.status();
-          survivor = *s;
-          absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
-          if (!sv.ok()) return sv.status();
-          serves = *sv;
-          call.Touch(survivor, "entitlements");
-          return absl::OkStatus();
-        });
-    if (!read.ok()) return call.Finish(read);
-    absl::Status allowed = AuthorizeLanguageRead(
-        *this, rc, call.caller(), survivor, /*owner=*/false, serves);
-    if (!allowed.ok()) return call.Finish(allowed);
-    std::set<int> covered;
-    read = call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
-      absl::StatusOr<std::vector<EntitlementRow>> rows =
-          ListEntitlementRows(tx, survivor, "", 0, "", 500);
-      if (!rows.ok()) return rows.status();
-      for (const EntitlementRow& e : *rows) {
-        const v1::EntitlementState st = EntitlementStateAt(e, today);
-        if (st != v1::ENTITLEMENT_STATE_ACTIVE &&
-            st != v1::ENTITLEMENT_STATE_PENDING) {
-          continue;
-        }
-        for (int k : e.entitlement.course_kinds()) covered.insert(k);
-      }
-      return absl::OkStatus();
-    });
-    if (!read.ok()) return call.Finish(read);
-    std::vector<int> kinds;
-    for (int k : covered) {
-      if (q.kinds.empty() ||
-          std::find(q.kinds.begin(), q.kinds.end(), k) != q.kinds.end()) {
-        kinds.push_back(k);
-      }
-    }
-    if (kinds.empty()) return call.Finish(absl::OkStatus());
-    q.kinds = kinds;
+  if (!plan.for_person.empty()) {
+    absl::StatusOr<bool> any =
+        NarrowToPersonKinds(*this, call, today, &plan.query, plan.for_person);
+    if (!any.ok()) return call.Finish(any.status());
+    if (!*any) return call.Finish(absl::OkStatus());
   }
-
-  absl::Status status = call.Read([&](Transaction& tx,
-                                      const agencies::LocalAgency&) {
-    out->Clear();
-    std::vector<SearchKey> found;
-    int64_t cursor_day = has_after ? after_key.day : 0;
-    std::string cursor_id;
-    if (has_after) {
-      q.start_min = std::max(q.start_min, after_key.day);
-    }
-    // Candidates (index columns only) are read in chunks that start at
-    // about a page and double, so a selective search reads little and a
-    // sparse one few round trips.
-    int chunk = std::max(32, 2 * (page_size + 1));
-    while (true) {
-      const int limit = chunk;
-      chunk = std::min(4096, chunk * 2);
-      absl::StatusOr<std::vector<CourseCandidate>> rows =
-          SearchCourseCandidates(tx, q, cursor_day, cursor_id, limit);
-      if (!rows.ok()) return rows.status();
-      for (const CourseCandidate& c : *rows) {
-        if (allowed_days != 0 && (c.weekdays & ~allowed_days) != 0) continue;
-        SearchKey key;
-        key.day = c.start_day;
-        key.full = c.booked >= c.capacity ? 1 : 0;
-        key.id = c.id;
-        if (origin) {
-          if (!c.position) continue;
-          key.distance = geo::DistanceKm(*origin, *c.position);
-          if (key.distance > max_km) continue;
-          // Distances are compared at the precision the token keeps.
-          key.distance =
-              static_cast<double>(static_cast<int64_t>(key.distance * 1e6)) /
-              1e6;
-        }
-        if (has_after && !(after_key < key)) continue;
-        found.push_back(std::move(key));
-      }
-      if (static_cast<int>(rows->size()) < limit) break;  // exhausted
-      cursor_day = rows->back().start_day;
-      cursor_id = rows->back().id;
-      // Done once more than a page is found and the scan has moved past
-      // the start day of the page's last result (that day is complete).
-      if (static_cast<int>(found.size()) > page_size) {
-        std::nth_element(found.begin(), found.begin() + page_size, found.end());
-        if (cursor_day > found[page_size].day) break;
-      }
-    }
-    std::sort(found.begin(), found.end());
-    const bool more = static_cast<int>(found.size()) > page_size;
-    if (more) found.resize(page_size);
-    // Only the page's courses are read in full.
-    std::vector<std::string> ids;
-    for (const SearchKey& key : found) ids.push_back(key.id);
-    absl::StatusOr<std::vector<CourseRow>> rows = ReadCourses(tx, ids);
-    if (!rows.ok()) return rows.status();
-    std::map<std::string, const CourseRow*> by_id;
-    for (const CourseRow& r : *rows) by_id[r.id] = &r;
-    for (const SearchKey& key : found) {
-      auto it = by_id.find(key.id);
-      if (it == by_id.end()) continue;
-      v1::CourseSearchResult* result = out->add_results();
-      CourseOut(*it->second, result->mutable_course());
-      result->set_distance_km(origin ? key.distance : 0);
-    }
-    if (more) {
-      out->set_next_page_token(
-          api::EncodePageToken(fingerprint, EncodeKey(found.back())));
-    }
-    return absl::OkStatus();
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+        out->Clear();
+        absl::StatusOr<std::vector<SearchKey>> found = ScanSearchKeys(tx, plan);
+        if (!found.ok()) return found.status();
+        return WriteSearchPage(tx, plan, *std::move(found), out);
+      });
   return call.Finish(status);
 }
 
