@@ -156,6 +156,68 @@ absl::Status RequireOpen(const CourseRow& row) {
   return absl::OkStatus();
 }
 
+// Validates the update mask and the fields it names (every bad field at
+// once; fields that depend on the stored course are checked later).
+// Returns the mask's paths.
+std::set<std::string> ValidateCourseUpdate(
+    const v1::UpdateCourseRequest& request, int64_t today, FieldViolations* v) {
+  std::set<std::string> paths;
+  for (int i = 0; i < request.update_mask().paths_size(); ++i) {
+    const std::string& p = request.update_mask().paths(i);
+    static const std::set<std::string> kAllowed = {
+        "title",    "course_number", "target_level",
+        "place",    "schedule",      "childcare_offered",
+        "capacity", "hold_duration", "kind"};
+    if (kAllowed.count(p) == 0) {
+      v->Add(absl::StrCat("update_mask.paths[", i, "]"),
+             "is not a field UpdateCourse can change");
+    } else {
+      paths.insert(p);
+    }
+  }
+  auto has = [&](const char* p) { return paths.count(p) > 0; };
+  const v1::Course& c = request.course();
+  if (has("title")) api::ValidateText(c.title(), "course.title", {1, 200}, v);
+  if (has("course_number")) {
+    api::ValidateText(c.course_number(), "course.course_number", {0, 64}, v);
+  }
+  if (has("kind")) ValidateKind(c.kind(), "course.kind", v);
+  if (has("place")) ValidatePlace(c.place(), c.has_place(), "course.place", v);
+  if (has("schedule")) {
+    ValidateSchedule(c.schedule(), c.has_schedule(), today, "course.schedule",
+                     v);
+  }
+  if (has("capacity")) ValidateCapacity(c.capacity(), "course.capacity", v);
+  if (has("hold_duration")) ValidateHold(c, "course.hold_duration", v);
+  return paths;
+}
+
+// Copies the fields `paths` names from `c` into the stored course.
+void ApplyCourseUpdate(const v1::Course& c, const std::set<std::string>& paths,
+                       CourseRow* row) {
+  auto has = [&](const char* p) { return paths.count(p) > 0; };
+  if (has("title")) row->course.set_title(c.title());
+  if (has("course_number")) row->course.set_course_number(c.course_number());
+  if (has("kind")) row->course.set_kind(c.kind());
+  if (has("target_level")) row->course.set_target_level(c.target_level());
+  if (has("place")) {
+    *row->course.mutable_place() = c.place();
+    row->position = geo::PostalCodeCentre(c.place().postal_code());
+  }
+  if (has("schedule")) *row->course.mutable_schedule() = c.schedule();
+  if (has("childcare_offered")) {
+    row->course.set_childcare_offered(c.childcare_offered());
+  }
+  if (has("capacity")) row->course.set_capacity(c.capacity());
+  if (has("hold_duration")) {
+    if (c.has_hold_duration()) {
+      *row->course.mutable_hold_duration() = c.hold_duration();
+    } else {
+      row->course.clear_hold_duration();
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoCreateCourse(
@@ -317,114 +379,73 @@ absl::Status CoursesServiceImpl::DoUpdateCourse(
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
   std::vector<std::pair<std::string, std::string>> promoted;
-  absl::Status status = call.Write([&](Transaction& tx,
-                                       const agencies::LocalAgency& caller)
-                                       -> absl::Status {
-    promoted.clear();
-    FieldViolations v;
-    const v1::Course& c = request.course();
-    if (!request.has_course()) v.Add("course", "is required");
-    const std::string id =
-        ParseSimpleName(c.name(), "courses", "course.name", &v);
-    if (c.etag().empty()) v.Add("course.etag", "is required");
-    if (request.update_mask().paths().empty()) {
-      v.Add("update_mask", "is required");
-    }
-    std::set<std::string> paths;
-    for (int i = 0; i < request.update_mask().paths_size(); ++i) {
-      const std::string& p = request.update_mask().paths(i);
-      static const std::set<std::string> kAllowed = {
-          "title",    "course_number", "target_level",
-          "place",    "schedule",      "childcare_offered",
-          "capacity", "hold_duration", "kind"};
-      if (kAllowed.count(p) == 0) {
-        v.Add(absl::StrCat("update_mask.paths[", i, "]"),
-              "is not a field UpdateCourse can change");
-      } else {
-        paths.insert(p);
-      }
-    }
-    auto has = [&](const char* p) { return paths.count(p) > 0; };
-    if (has("title"))
-      api::ValidateText(c.title(), "course.title", {1, 200}, &v);
-    if (has("course_number")) {
-      api::ValidateText(c.course_number(), "course.course_number", {0, 64}, &v);
-    }
-    if (has("kind")) ValidateKind(c.kind(), "course.kind", &v);
-    if (has("place"))
-      ValidatePlace(c.place(), c.has_place(), "course.place", &v);
-    if (has("schedule")) {
-      ValidateSchedule(c.schedule(), c.has_schedule(), today, "course.schedule",
-                       &v);
-    }
-    if (has("capacity")) ValidateCapacity(c.capacity(), "course.capacity", &v);
-    if (has("hold_duration")) ValidateHold(c, "course.hold_duration", &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
+  absl::Status status =
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        promoted.clear();
+        FieldViolations v;
+        const v1::Course& c = request.course();
+        if (!request.has_course()) v.Add("course", "is required");
+        const std::string id =
+            ParseSimpleName(c.name(), "courses", "course.name", &v);
+        if (c.etag().empty()) v.Add("course.etag", "is required");
+        if (request.update_mask().paths().empty()) {
+          v.Add("update_mask", "is required");
+        }
+        const std::set<std::string> paths =
+            ValidateCourseUpdate(request, today, &v);
+        auto has = [&](const char* p) { return paths.count(p) > 0; };
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
 
-    absl::StatusOr<CourseRow> row = LoadForChange(tx, caller, id, c.etag());
-    if (!row.ok()) return row.status();
-    if (absl::Status s = RequireOpen(*row); !s.ok()) return s;
-    v1::Course& stored = row->course;
-    const int new_kind = has("kind") ? c.kind() : stored.kind();
-    const int new_level =
-        has("target_level") ? c.target_level() : stored.target_level();
-    if (has("kind") || has("target_level")) {
-      ValidateLevel(new_kind, new_level, "course.target_level", &v);
-      if (!v.empty()) return v.ToStatus();
-    }
-    if (has("kind") && c.kind() != stored.kind()) {
-      absl::StatusOr<std::vector<BookingRow>> any =
-          ListBookingRows(tx, BookingFilter{id, "", "", {}}, 0, "", 1);
-      if (!any.ok()) return any.status();
-      if (!any->empty()) {
-        return Precondition("TRANSITION_NOT_ALLOWED",
-                            "the kind cannot change after the first booking");
-      }
-    }
-    if (has("capacity") && c.capacity() < stored.booked_seats()) {
-      return Precondition("CAPACITY_BELOW_BOOKINGS",
-                          absl::StrCat("the course has ", stored.booked_seats(),
-                                       " held and confirmed bookings"));
-    }
-    v1::CourseUpdated event;
-    if (has("title")) stored.set_title(c.title());
-    if (has("course_number")) stored.set_course_number(c.course_number());
-    if (has("kind")) stored.set_kind(c.kind());
-    if (has("target_level")) stored.set_target_level(c.target_level());
-    if (has("place")) {
-      *stored.mutable_place() = c.place();
-      row->position = geo::PostalCodeCentre(c.place().postal_code());
-    }
-    if (has("schedule")) *stored.mutable_schedule() = c.schedule();
-    if (has("childcare_offered")) {
-      stored.set_childcare_offered(c.childcare_offered());
-    }
-    if (has("capacity")) stored.set_capacity(c.capacity());
-    if (has("hold_duration")) {
-      if (c.has_hold_duration()) {
-        *stored.mutable_hold_duration() = c.hold_duration();
-      } else {
-        stored.clear_hold_duration();
-      }
-    }
-    Bump(&*row, now);
-    if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
-    event.set_course(CourseName(id));
-    event.set_provider_agency(stored.provider_agency());
-    for (const std::string& p : paths) event.add_changed_fields(p);
-    *event.mutable_start_date() = stored.schedule().start_date();
-    if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok()) return s;
-    // Raised capacity: the new seats go to the waitlist first.
-    if (absl::Status s =
-            FillFreeSeats(tx, &*row, now, options_.default_hold, &promoted);
-        !s.ok()) {
-      return s;
-    }
-    for (const auto& [person, record] : promoted) call.Touch(person, record);
-    CourseOut(*row, out);
-    return absl::OkStatus();
-  });
+        absl::StatusOr<CourseRow> row = LoadForChange(tx, caller, id, c.etag());
+        if (!row.ok()) return row.status();
+        if (absl::Status s = RequireOpen(*row); !s.ok()) return s;
+        v1::Course& stored = row->course;
+        const int new_kind = has("kind") ? c.kind() : stored.kind();
+        const int new_level =
+            has("target_level") ? c.target_level() : stored.target_level();
+        if (has("kind") || has("target_level")) {
+          ValidateLevel(new_kind, new_level, "course.target_level", &v);
+          if (!v.empty()) return v.ToStatus();
+        }
+        if (has("kind") && c.kind() != stored.kind()) {
+          absl::StatusOr<std::vector<BookingRow>> any =
+              ListBookingRows(tx, BookingFilter{id, "", "", {}}, 0, "", 1);
+          if (!any.ok()) return any.status();
+          if (!any->empty()) {
+            return Precondition(
+                "TRANSITION_NOT_ALLOWED",
+                "the kind cannot change after the first booking");
+          }
+        }
+        if (has("capacity") && c.capacity() < stored.booked_seats()) {
+          return Precondition(
+              "CAPACITY_BELOW_BOOKINGS",
+              absl::StrCat("the course has ", stored.booked_seats(),
+                           " held and confirmed bookings"));
+        }
+        v1::CourseUpdated event;
+        ApplyCourseUpdate(c, paths, &*row);
+        Bump(&*row, now);
+        if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
+        event.set_course(CourseName(id));
+        event.set_provider_agency(stored.provider_agency());
+        for (const std::string& p : paths) event.add_changed_fields(p);
+        *event.mutable_start_date() = stored.schedule().start_date();
+        if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok())
+          return s;
+        // Raised capacity: the new seats go to the waitlist first.
+        if (absl::Status s =
+                FillFreeSeats(tx, &*row, now, options_.default_hold, &promoted);
+            !s.ok()) {
+          return s;
+        }
+        for (const auto& [person, record] : promoted)
+          call.Touch(person, record);
+        CourseOut(*row, out);
+        return absl::OkStatus();
+      });
   return call.Finish(status);
 }
 

@@ -68,6 +68,60 @@ bool ScaledExam(int exam) {
   return exam == v1::EXAM_KIND_DTZ || exam == v1::EXAM_KIND_DTB;
 }
 
+// Validates a result (every bad field at once): exam, level and pass
+// agree; an exam has a date, not in the future. Returns the exam's day
+// number, if any.
+std::optional<int64_t> ValidateResult(const v1::CourseResult& in, int64_t today,
+                                      FieldViolations* v) {
+  const int exam = in.exam();
+  if (exam == v1::EXAM_KIND_UNSPECIFIED) {
+    v->Add("result.exam", "is required");
+  } else if (!v1::ExamKind_IsValid(exam)) {
+    v->Add("result.exam", "unknown exam kind");
+  }
+  const int level = in.achieved_level();
+  if (!type::v1::CefrLevel_IsValid(level)) {
+    v->Add("result.achieved_level", "unknown level");
+  } else if (exam == v1::EXAM_KIND_NONE) {
+    if (in.passed()) v->Add("result.passed", "must be false without an exam");
+    if (level != 0) {
+      v->Add("result.achieved_level", "must be unset without an exam");
+    }
+  } else if (!in.passed() && level != 0 && !ScaledExam(exam)) {
+    v->Add("result.achieved_level",
+           "must be unset when the exam was not passed (except DTZ, DTB)");
+  } else if (in.passed() && level == 0 &&
+             exam != v1::EXAM_KIND_LEBEN_IN_DEUTSCHLAND) {
+    v->Add("result.achieved_level", "is required for a passed language exam");
+  }
+  std::optional<int64_t> exam_day;
+  if (exam != v1::EXAM_KIND_NONE) {
+    exam_day = ValidateDate(in.exam_date(), in.has_exam_date(), true,
+                            "result.exam_date", v);
+    if (exam_day && *exam_day > today) {
+      v->Add("result.exam_date", "must not be in the future");
+    }
+  } else if (in.has_exam_date()) {
+    exam_day = ValidateDate(in.exam_date(), true, false, "result.exam_date", v);
+  }
+  api::ValidateText(in.certificate_reference(), "result.certificate_reference",
+                    {0, 64}, v);
+  return exam_day;
+}
+
+// A participant with a result has completed the course: the booking
+// becomes COMPLETED and no longer holds a seat. Writes both.
+absl::Status CompleteParticipant(Transaction& tx, BookingRow* b, CourseRow* c,
+                                 absl::Time now) {
+  b->booking.set_state(v1::BOOKING_STATE_COMPLETED);
+  *b->booking.mutable_update_time() = api::ToTimestamp(now);
+  ++b->version;
+  if (absl::Status s = WriteBooking(tx, *b); !s.ok()) return s;
+  c->course.set_booked_seats(std::max(0, c->course.booked_seats() - 1));
+  Bump(c, now);
+  return WriteCourse(tx, *c);
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoRecordAttendance(
@@ -242,40 +296,7 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
                  &booking_id);
   api::ValidateRequestId(request.request_id(), "request_id", &v);
   const v1::CourseResult& in = request.result();
-  const int exam = in.exam();
-  if (exam == v1::EXAM_KIND_UNSPECIFIED) {
-    v.Add("result.exam", "is required");
-  } else if (!v1::ExamKind_IsValid(exam)) {
-    v.Add("result.exam", "unknown exam kind");
-  }
-  const int level = in.achieved_level();
-  if (!type::v1::CefrLevel_IsValid(level)) {
-    v.Add("result.achieved_level", "unknown level");
-  } else if (exam == v1::EXAM_KIND_NONE) {
-    if (in.passed()) v.Add("result.passed", "must be false without an exam");
-    if (level != 0) {
-      v.Add("result.achieved_level", "must be unset without an exam");
-    }
-  } else if (!in.passed() && level != 0 && !ScaledExam(exam)) {
-    v.Add("result.achieved_level",
-          "must be unset when the exam was not passed (except DTZ, DTB)");
-  } else if (in.passed() && level == 0 &&
-             exam != v1::EXAM_KIND_LEBEN_IN_DEUTSCHLAND) {
-    v.Add("result.achieved_level", "is required for a passed language exam");
-  }
-  std::optional<int64_t> exam_day;
-  if (exam != v1::EXAM_KIND_NONE) {
-    exam_day = ValidateDate(in.exam_date(), in.has_exam_date(), true,
-                            "result.exam_date", &v);
-    if (exam_day && *exam_day > today) {
-      v.Add("result.exam_date", "must not be in the future");
-    }
-  } else if (in.has_exam_date()) {
-    exam_day =
-        ValidateDate(in.exam_date(), true, false, "result.exam_date", &v);
-  }
-  api::ValidateText(in.certificate_reference(), "result.certificate_reference",
-                    {0, 64}, &v);
+  const std::optional<int64_t> exam_day = ValidateResult(in, today, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
   return call.Finish(
@@ -330,14 +351,9 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
         BookingRow b = p->booking;
         CourseRow c = p->course;
         if (state == v1::BOOKING_STATE_ATTENDING) {
-          b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
-          *b.booking.mutable_update_time() = api::ToTimestamp(now);
-          ++b.version;
-          if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
-          // A completed participant no longer holds a seat.
-          c.course.set_booked_seats(std::max(0, c.course.booked_seats() - 1));
-          Bump(&c, now);
-          if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
+          if (absl::Status s = CompleteParticipant(tx, &b, &c, now); !s.ok()) {
+            return s;
+          }
         }
         v1::CourseResultRecorded event;
         absl::StatusOr<v1::BookingContext> context = ContextFor(
