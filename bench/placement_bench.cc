@@ -1,4 +1,4 @@
-// Placement service benchmarks (issue 6, item 6), run by
+// Placement service benchmarks, run by
 // bench/run_placement_bench.sh next to the echo baseline of the same run.
 // A pure client of the public contracts: everything it loads goes through
 // the identity and placement RPCs over mutual TLS, as the demo agencies,

@@ -75,7 +75,6 @@ int main(int argc, char** argv) {
         std::move(identity));
     options.default_hold = absl::GetFlag(FLAGS_default_hold);
     options.sweep_interval = absl::GetFlag(FLAGS_hold_sweep_interval);
-    options.group_commit = absl::GetFlag(FLAGS_group_commit);
     auto courses = std::make_unique<lotse::courses::CoursesServiceImpl>(
         runtime, std::move(options));
     courses->StartSweeper();

@@ -67,7 +67,6 @@ int main(int argc, char** argv) {
     lotse::placement::PlacementOptions options;
     options.identity = std::make_shared<lotse::clients::GrpcIdentityClient>(
         std::move(identity));
-    options.group_commit = absl::GetFlag(FLAGS_group_commit);
     auto placement = std::make_unique<lotse::placement::PlacementServiceImpl>(
         runtime, std::move(options));
     // The match index is loaded now, before the port opens.

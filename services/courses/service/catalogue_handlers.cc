@@ -125,7 +125,8 @@ void ValidateHold(const v1::Course& c, const std::string& f,
 }
 
 // Loads a course for a change by its provider, under the course lock.
-absl::StatusOr<CourseRow> LoadForChange(Transaction& tx, const Caller& caller,
+absl::StatusOr<CourseRow> LoadForChange(Transaction& tx,
+                                        const agencies::LocalAgency& caller,
                                         const std::string& id,
                                         absl::string_view etag) {
   if (absl::Status s = LockCourse(tx, id); !s.ok()) return s;
@@ -155,6 +156,68 @@ absl::Status RequireOpen(const CourseRow& row) {
   return absl::OkStatus();
 }
 
+// Validates the update mask and the fields it names (every bad field at
+// once; fields that depend on the stored course are checked later).
+// Returns the mask's paths.
+std::set<std::string> ValidateCourseUpdate(
+    const v1::UpdateCourseRequest& request, int64_t today, FieldViolations* v) {
+  std::set<std::string> paths;
+  for (int i = 0; i < request.update_mask().paths_size(); ++i) {
+    const std::string& p = request.update_mask().paths(i);
+    static const std::set<std::string> kAllowed = {
+        "title",    "course_number", "target_level",
+        "place",    "schedule",      "childcare_offered",
+        "capacity", "hold_duration", "kind"};
+    if (kAllowed.count(p) == 0) {
+      v->Add(absl::StrCat("update_mask.paths[", i, "]"),
+             "is not a field UpdateCourse can change");
+    } else {
+      paths.insert(p);
+    }
+  }
+  auto has = [&](const char* p) { return paths.count(p) > 0; };
+  const v1::Course& c = request.course();
+  if (has("title")) api::ValidateText(c.title(), "course.title", {1, 200}, v);
+  if (has("course_number")) {
+    api::ValidateText(c.course_number(), "course.course_number", {0, 64}, v);
+  }
+  if (has("kind")) ValidateKind(c.kind(), "course.kind", v);
+  if (has("place")) ValidatePlace(c.place(), c.has_place(), "course.place", v);
+  if (has("schedule")) {
+    ValidateSchedule(c.schedule(), c.has_schedule(), today, "course.schedule",
+                     v);
+  }
+  if (has("capacity")) ValidateCapacity(c.capacity(), "course.capacity", v);
+  if (has("hold_duration")) ValidateHold(c, "course.hold_duration", v);
+  return paths;
+}
+
+// Copies the fields `paths` names from `c` into the stored course.
+void ApplyCourseUpdate(const v1::Course& c, const std::set<std::string>& paths,
+                       CourseRow* row) {
+  auto has = [&](const char* p) { return paths.count(p) > 0; };
+  if (has("title")) row->course.set_title(c.title());
+  if (has("course_number")) row->course.set_course_number(c.course_number());
+  if (has("kind")) row->course.set_kind(c.kind());
+  if (has("target_level")) row->course.set_target_level(c.target_level());
+  if (has("place")) {
+    *row->course.mutable_place() = c.place();
+    row->position = geo::PostalCodeCentre(c.place().postal_code());
+  }
+  if (has("schedule")) *row->course.mutable_schedule() = c.schedule();
+  if (has("childcare_offered")) {
+    row->course.set_childcare_offered(c.childcare_offered());
+  }
+  if (has("capacity")) row->course.set_capacity(c.capacity());
+  if (has("hold_duration")) {
+    if (c.has_hold_duration()) {
+      *row->course.mutable_hold_duration() = c.hold_duration();
+    } else {
+      row->course.clear_hold_duration();
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoCreateCourse(
@@ -163,7 +226,8 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
   return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
+                                    const agencies::LocalAgency& caller)
+                                    -> absl::Status {
     if (caller.legal_domain != "KURSTRAEGER") {
       return Denied("WRONG_LEGAL_DOMAIN",
                     "only course providers (KURSTRAEGER) publish courses");
@@ -183,12 +247,8 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
     ValidateHold(c, "course.hold_duration", &v);
     if (!v.empty()) return v.ToStatus();
 
-    v1::CreateCourseRequest content = request;
-    content.clear_request_id();
-    const api::RequestKey key{caller.id, "CreateCourse", request.request_id()};
-    const std::string fingerprint = api::RequestFingerprint(content);
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       absl::string_view id = **seen;
@@ -218,13 +278,11 @@ absl::Status CoursesServiceImpl::DoCreateCourse(
       *row.course.mutable_hold_duration() = c.hold_duration();
     }
     row.course.set_state(v1::COURSE_STATE_PLANNED);
-    *row.course.mutable_create_time() = ToTimestamp(now);
-    *row.course.mutable_update_time() = ToTimestamp(now);
+    *row.course.mutable_create_time() = api::ToTimestamp(now);
+    *row.course.mutable_update_time() = api::ToTimestamp(now);
     row.position = geo::PostalCodeCentre(c.place().postal_code());
     if (absl::Status s = InsertCourse(tx, row); !s.ok()) return s;
-    if (absl::Status s =
-            api::RecordRequestId(tx, key, fingerprint, CourseName(row.id));
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, CourseName(row.id)); !s.ok()) {
       return s;
     }
     call.set_resource(CourseName(row.id));
@@ -237,18 +295,19 @@ absl::Status CoursesServiceImpl::DoGetCourse(
     const Rc& rc, const v1::GetCourseRequest& request, v1::Course* out) {
   Call call(this, rc, "GetCourse", "courses");
   call.set_audit_personal_only();
-  return call.Finish(call.Read([&](Transaction& tx, const Caller&) {
-    FieldViolations v;
-    const std::string id =
-        ParseSimpleName(request.name(), "courses", "name", &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
-    absl::StatusOr<std::optional<CourseRow>> found = ReadCourse(tx, id);
-    if (!found.ok()) return found.status();
-    if (!found->has_value()) return NotFound("COURSE", CourseName(id));
-    CourseOut(**found, out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+        FieldViolations v;
+        const std::string id =
+            ParseSimpleName(request.name(), "courses", "name", &v);
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
+        absl::StatusOr<std::optional<CourseRow>> found = ReadCourse(tx, id);
+        if (!found.ok()) return found.status();
+        if (!found->has_value()) return NotFound("COURSE", CourseName(id));
+        CourseOut(**found, out);
+        return absl::OkStatus();
+      }));
 }
 
 absl::Status CoursesServiceImpl::DoListCourses(
@@ -256,7 +315,8 @@ absl::Status CoursesServiceImpl::DoListCourses(
     v1::ListCoursesResponse* out) {
   Call call(this, rc, "ListCourses", "courses");
   call.set_audit_personal_only();
-  return call.Finish(call.Read([&](Transaction& tx, const Caller&) {
+  return call.Finish(call.Read([&](Transaction& tx,
+                                   const agencies::LocalAgency&) {
     FieldViolations v;
     const int page_size =
         api::NormalizePageSize(request.page_size(), "page_size", &v);
@@ -319,113 +379,73 @@ absl::Status CoursesServiceImpl::DoUpdateCourse(
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   const int64_t today = DayOf(now);
   std::vector<std::pair<std::string, std::string>> promoted;
-  absl::Status status = call.Write([&](Transaction& tx,
-                                       const Caller& caller) -> absl::Status {
-    promoted.clear();
-    FieldViolations v;
-    const v1::Course& c = request.course();
-    if (!request.has_course()) v.Add("course", "is required");
-    const std::string id =
-        ParseSimpleName(c.name(), "courses", "course.name", &v);
-    if (c.etag().empty()) v.Add("course.etag", "is required");
-    if (request.update_mask().paths().empty()) {
-      v.Add("update_mask", "is required");
-    }
-    std::set<std::string> paths;
-    for (int i = 0; i < request.update_mask().paths_size(); ++i) {
-      const std::string& p = request.update_mask().paths(i);
-      static const std::set<std::string> kAllowed = {
-          "title",    "course_number", "target_level",
-          "place",    "schedule",      "childcare_offered",
-          "capacity", "hold_duration", "kind"};
-      if (kAllowed.count(p) == 0) {
-        v.Add(absl::StrCat("update_mask.paths[", i, "]"),
-              "is not a field UpdateCourse can change");
-      } else {
-        paths.insert(p);
-      }
-    }
-    auto has = [&](const char* p) { return paths.count(p) > 0; };
-    if (has("title"))
-      api::ValidateText(c.title(), "course.title", {1, 200}, &v);
-    if (has("course_number")) {
-      api::ValidateText(c.course_number(), "course.course_number", {0, 64}, &v);
-    }
-    if (has("kind")) ValidateKind(c.kind(), "course.kind", &v);
-    if (has("place"))
-      ValidatePlace(c.place(), c.has_place(), "course.place", &v);
-    if (has("schedule")) {
-      ValidateSchedule(c.schedule(), c.has_schedule(), today, "course.schedule",
-                       &v);
-    }
-    if (has("capacity")) ValidateCapacity(c.capacity(), "course.capacity", &v);
-    if (has("hold_duration")) ValidateHold(c, "course.hold_duration", &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
+  absl::Status status =
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        promoted.clear();
+        FieldViolations v;
+        const v1::Course& c = request.course();
+        if (!request.has_course()) v.Add("course", "is required");
+        const std::string id =
+            ParseSimpleName(c.name(), "courses", "course.name", &v);
+        if (c.etag().empty()) v.Add("course.etag", "is required");
+        if (request.update_mask().paths().empty()) {
+          v.Add("update_mask", "is required");
+        }
+        const std::set<std::string> paths =
+            ValidateCourseUpdate(request, today, &v);
+        auto has = [&](const char* p) { return paths.count(p) > 0; };
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
 
-    absl::StatusOr<CourseRow> row = LoadForChange(tx, caller, id, c.etag());
-    if (!row.ok()) return row.status();
-    if (absl::Status s = RequireOpen(*row); !s.ok()) return s;
-    v1::Course& stored = row->course;
-    const int new_kind = has("kind") ? c.kind() : stored.kind();
-    const int new_level =
-        has("target_level") ? c.target_level() : stored.target_level();
-    if (has("kind") || has("target_level")) {
-      ValidateLevel(new_kind, new_level, "course.target_level", &v);
-      if (!v.empty()) return v.ToStatus();
-    }
-    if (has("kind") && c.kind() != stored.kind()) {
-      absl::StatusOr<std::vector<BookingRow>> any =
-          ListBookingRows(tx, BookingFilter{id, "", "", {}}, 0, "", 1);
-      if (!any.ok()) return any.status();
-      if (!any->empty()) {
-        return Precondition("TRANSITION_NOT_ALLOWED",
-                            "the kind cannot change after the first booking");
-      }
-    }
-    if (has("capacity") && c.capacity() < stored.booked_seats()) {
-      return Precondition("CAPACITY_BELOW_BOOKINGS",
-                          absl::StrCat("the course has ", stored.booked_seats(),
-                                       " held and confirmed bookings"));
-    }
-    v1::CourseUpdated event;
-    if (has("title")) stored.set_title(c.title());
-    if (has("course_number")) stored.set_course_number(c.course_number());
-    if (has("kind")) stored.set_kind(c.kind());
-    if (has("target_level")) stored.set_target_level(c.target_level());
-    if (has("place")) {
-      *stored.mutable_place() = c.place();
-      row->position = geo::PostalCodeCentre(c.place().postal_code());
-    }
-    if (has("schedule")) *stored.mutable_schedule() = c.schedule();
-    if (has("childcare_offered")) {
-      stored.set_childcare_offered(c.childcare_offered());
-    }
-    if (has("capacity")) stored.set_capacity(c.capacity());
-    if (has("hold_duration")) {
-      if (c.has_hold_duration()) {
-        *stored.mutable_hold_duration() = c.hold_duration();
-      } else {
-        stored.clear_hold_duration();
-      }
-    }
-    Bump(&*row, now);
-    if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
-    event.set_course(CourseName(id));
-    event.set_provider_agency(stored.provider_agency());
-    for (const std::string& p : paths) event.add_changed_fields(p);
-    *event.mutable_start_date() = stored.schedule().start_date();
-    if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok()) return s;
-    // Raised capacity: the new seats go to the waitlist first.
-    if (absl::Status s =
-            FillFreeSeats(tx, &*row, now, options_.default_hold, &promoted);
-        !s.ok()) {
-      return s;
-    }
-    for (const auto& [person, record] : promoted) call.Touch(person, record);
-    CourseOut(*row, out);
-    return absl::OkStatus();
-  });
+        absl::StatusOr<CourseRow> row = LoadForChange(tx, caller, id, c.etag());
+        if (!row.ok()) return row.status();
+        if (absl::Status s = RequireOpen(*row); !s.ok()) return s;
+        v1::Course& stored = row->course;
+        const int new_kind = has("kind") ? c.kind() : stored.kind();
+        const int new_level =
+            has("target_level") ? c.target_level() : stored.target_level();
+        if (has("kind") || has("target_level")) {
+          ValidateLevel(new_kind, new_level, "course.target_level", &v);
+          if (!v.empty()) return v.ToStatus();
+        }
+        if (has("kind") && c.kind() != stored.kind()) {
+          absl::StatusOr<std::vector<BookingRow>> any =
+              ListBookingRows(tx, BookingFilter{id, "", "", {}}, 0, "", 1);
+          if (!any.ok()) return any.status();
+          if (!any->empty()) {
+            return Precondition(
+                "TRANSITION_NOT_ALLOWED",
+                "the kind cannot change after the first booking");
+          }
+        }
+        if (has("capacity") && c.capacity() < stored.booked_seats()) {
+          return Precondition(
+              "CAPACITY_BELOW_BOOKINGS",
+              absl::StrCat("the course has ", stored.booked_seats(),
+                           " held and confirmed bookings"));
+        }
+        v1::CourseUpdated event;
+        ApplyCourseUpdate(c, paths, &*row);
+        Bump(&*row, now);
+        if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
+        event.set_course(CourseName(id));
+        event.set_provider_agency(stored.provider_agency());
+        for (const std::string& p : paths) event.add_changed_fields(p);
+        *event.mutable_start_date() = stored.schedule().start_date();
+        if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok())
+          return s;
+        // Raised capacity: the new seats go to the waitlist first.
+        if (absl::Status s =
+                FillFreeSeats(tx, &*row, now, options_.default_hold, &promoted);
+            !s.ok()) {
+          return s;
+        }
+        for (const auto& [person, record] : promoted)
+          call.Touch(person, record);
+        CourseOut(*row, out);
+        return absl::OkStatus();
+      });
   return call.Finish(status);
 }
 
@@ -435,7 +455,8 @@ absl::Status CoursesServiceImpl::DoStartCourse(
   Call call(this, rc, "StartCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
+                                    const agencies::LocalAgency& caller)
+                                    -> absl::Status {
     FieldViolations v;
     const std::string id =
         ParseSimpleName(request.name(), "courses", "name", &v);
@@ -474,7 +495,7 @@ absl::Status CoursesServiceImpl::DoStartCourse(
     for (BookingRow& b : *active) {
       if (b.booking.state() != v1::BOOKING_STATE_CONFIRMED) continue;
       b.booking.set_state(v1::BOOKING_STATE_ATTENDING);
-      *b.booking.mutable_update_time() = ToTimestamp(now);
+      *b.booking.mutable_update_time() = api::ToTimestamp(now);
       ++b.version;
       if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
       v1::CourseStarted event;
@@ -507,7 +528,8 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
   Call call(this, rc, "FinishCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
   return call.Finish(
-      call.Write([&](Transaction& tx, const Caller& caller) -> absl::Status {
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
         FieldViolations v;
         const std::string id =
             ParseSimpleName(request.name(), "courses", "name", &v);
@@ -527,7 +549,7 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
         if (!attending.ok()) return attending.status();
         for (BookingRow& b : *attending) {
           b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
-          *b.booking.mutable_update_time() = ToTimestamp(now);
+          *b.booking.mutable_update_time() = api::ToTimestamp(now);
           ++b.version;
           if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
           call.Touch(b.booking.person(), BookingName(id, b.id));
@@ -539,7 +561,7 @@ absl::Status CoursesServiceImpl::DoFinishCourse(
         if (!waiting.ok()) return waiting.status();
         for (WaitlistRow& w : *waiting) {
           w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-          *w.entry.mutable_update_time() = ToTimestamp(now);
+          *w.entry.mutable_update_time() = api::ToTimestamp(now);
           ++w.version;
           if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
           v1::WaitlistLeft event;
@@ -569,78 +591,81 @@ absl::Status CoursesServiceImpl::DoCancelCourse(
   const server::RelationsReachIdentity relations(runtime_, rc);
   Call call(this, rc, "CancelCourse", "courses");
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    FieldViolations v;
-    const std::string id =
-        ParseSimpleName(request.name(), "courses", "name", &v);
-    if (request.etag().empty()) v.Add("etag", "is required");
-    api::ValidateText(request.reason(), "reason", {1, 500}, &v);
-    if (!v.empty()) return v.ToStatus();
-    call.set_resource(CourseName(id));
-    absl::StatusOr<CourseRow> row =
-        LoadForChange(tx, caller, id, request.etag());
-    if (!row.ok()) return row.status();
-    if (row->course.state() != v1::COURSE_STATE_PLANNED &&
-        row->course.state() != v1::COURSE_STATE_RUNNING) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "only a PLANNED or RUNNING course can be cancelled");
-    }
-    // The course is CANCELLED first, so no freed seat goes to the waitlist.
-    row->course.set_state(v1::COURSE_STATE_CANCELLED);
-    row->course.set_cancel_reason(request.reason());
-    absl::StatusOr<std::vector<BookingRow>> active = ListBookingRows(
-        tx,
-        BookingFilter{id,
-                      "",
-                      "",
-                      {v1::BOOKING_STATE_HELD, v1::BOOKING_STATE_CONFIRMED,
-                       v1::BOOKING_STATE_ATTENDING}},
-        0, "", 1000);
-    if (!active.ok()) return active.status();
-    for (BookingRow& b : *active) {
-      if (absl::Status s =
-              ReleaseBooking(tx, &*row, &b, v1::BOOKING_STATE_CANCELLED,
-                             v1::BOOKING_CANCEL_REASON_COURSE_CANCELLED, now);
-          !s.ok()) {
-        return s;
-      }
-      call.Touch(b.booking.person(), BookingName(id, b.id));
-    }
-    absl::StatusOr<std::vector<WaitlistRow>> waiting = ListWaitlistRows(
-        tx, id, "", {v1::WAITLIST_ENTRY_STATE_WAITING}, 0, 0, "", 1000);
-    if (!waiting.ok()) return waiting.status();
-    for (WaitlistRow& w : *waiting) {
-      w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-      *w.entry.mutable_update_time() = ToTimestamp(now);
-      ++w.version;
-      if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
-      v1::WaitlistLeft event;
-      event.set_waitlist_entry(WaitlistName(id, w.id));
-      event.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-      absl::StatusOr<v1::BookingContext> context = ContextFor(
-          tx, *row, "", w.entry.person(), w.entry.requesting_agency(),
-          w.entry.case_step(), w.entry.entitlement());
-      if (!context.ok()) return context.status();
-      *event.mutable_context() = *context;
-      if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
-        return s;
-      }
-      call.Touch(w.entry.person(), WaitlistName(id, w.id));
-    }
-    row->course.set_waitlist_length(0);
-    Bump(&*row, now);
-    if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
-    v1::CourseCancelled event;
-    event.set_course(CourseName(id));
-    event.set_provider_agency(row->course.provider_agency());
-    event.set_reason(request.reason());
-    event.set_cancelled_booking_count(static_cast<int>(active->size()));
-    event.set_removed_waitlist_count(static_cast<int>(waiting->size()));
-    if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok()) return s;
-    CourseOut(*row, out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        FieldViolations v;
+        const std::string id =
+            ParseSimpleName(request.name(), "courses", "name", &v);
+        if (request.etag().empty()) v.Add("etag", "is required");
+        api::ValidateText(request.reason(), "reason", {1, 500}, &v);
+        if (!v.empty()) return v.ToStatus();
+        call.set_resource(CourseName(id));
+        absl::StatusOr<CourseRow> row =
+            LoadForChange(tx, caller, id, request.etag());
+        if (!row.ok()) return row.status();
+        if (row->course.state() != v1::COURSE_STATE_PLANNED &&
+            row->course.state() != v1::COURSE_STATE_RUNNING) {
+          return Precondition(
+              "TRANSITION_NOT_ALLOWED",
+              "only a PLANNED or RUNNING course can be cancelled");
+        }
+        // The course is CANCELLED first, so no freed seat goes to the waitlist.
+        row->course.set_state(v1::COURSE_STATE_CANCELLED);
+        row->course.set_cancel_reason(request.reason());
+        absl::StatusOr<std::vector<BookingRow>> active = ListBookingRows(
+            tx,
+            BookingFilter{id,
+                          "",
+                          "",
+                          {v1::BOOKING_STATE_HELD, v1::BOOKING_STATE_CONFIRMED,
+                           v1::BOOKING_STATE_ATTENDING}},
+            0, "", 1000);
+        if (!active.ok()) return active.status();
+        for (BookingRow& b : *active) {
+          if (absl::Status s = ReleaseBooking(
+                  tx, &*row, &b, v1::BOOKING_STATE_CANCELLED,
+                  v1::BOOKING_CANCEL_REASON_COURSE_CANCELLED, now);
+              !s.ok()) {
+            return s;
+          }
+          call.Touch(b.booking.person(), BookingName(id, b.id));
+        }
+        absl::StatusOr<std::vector<WaitlistRow>> waiting = ListWaitlistRows(
+            tx, id, "", {v1::WAITLIST_ENTRY_STATE_WAITING}, 0, 0, "", 1000);
+        if (!waiting.ok()) return waiting.status();
+        for (WaitlistRow& w : *waiting) {
+          w.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
+          *w.entry.mutable_update_time() = api::ToTimestamp(now);
+          ++w.version;
+          if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
+          v1::WaitlistLeft event;
+          event.set_waitlist_entry(WaitlistName(id, w.id));
+          event.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
+          absl::StatusOr<v1::BookingContext> context = ContextFor(
+              tx, *row, "", w.entry.person(), w.entry.requesting_agency(),
+              w.entry.case_step(), w.entry.entitlement());
+          if (!context.ok()) return context.status();
+          *event.mutable_context() = *context;
+          if (absl::Status s = Enqueue(tx, event, w.entry.person()); !s.ok()) {
+            return s;
+          }
+          call.Touch(w.entry.person(), WaitlistName(id, w.id));
+        }
+        row->course.set_waitlist_length(0);
+        Bump(&*row, now);
+        if (absl::Status s = WriteCourse(tx, *row); !s.ok()) return s;
+        v1::CourseCancelled event;
+        event.set_course(CourseName(id));
+        event.set_provider_agency(row->course.provider_agency());
+        event.set_reason(request.reason());
+        event.set_cancelled_booking_count(static_cast<int>(active->size()));
+        event.set_removed_waitlist_count(static_cast<int>(waiting->size()));
+        if (absl::Status s = Enqueue(tx, event, CourseName(id)); !s.ok())
+          return s;
+        CourseOut(*row, out);
+        return absl::OkStatus();
+      }));
 }
 
 // --- SearchCourses ---
@@ -684,6 +709,254 @@ bool DecodeKey(absl::string_view s, SearchKey* k) {
   return true;
 }
 
+// A parsed SearchCourses request: the store query and what the store does
+// not filter on (distance, weekdays, the page's cursor).
+struct SearchPlan {
+  CourseSearch query;
+  int page_size = 0;
+  std::optional<geo::GeoPoint> origin;  // "near" searches
+  double max_km = 0;
+  int64_t allowed_days = 0;  // bit d set: weekday d allowed; 0: any
+  std::string for_person;
+  std::string fingerprint;  // of the filters, for page tokens
+  bool has_after = false;   // a page token was given
+  SearchKey after_key;
+};
+
+// Validates the place filter ("municipality_code" or "near") into `plan`.
+void ParseSearchPlace(const v1::SearchCoursesRequest& request, SearchPlan* plan,
+                      FieldViolations* v) {
+  CourseSearch& q = plan->query;
+  if (request.place_case() == v1::SearchCoursesRequest::kMunicipalityCode) {
+    api::ValidateToken(request.municipality_code(), "municipality_code", 8, 8,
+                       "0123456789", "eight digits", v);
+    q.municipality_code = request.municipality_code();
+  } else if (request.place_case() == v1::SearchCoursesRequest::kNear) {
+    const v1::PostalCodeArea& near = request.near();
+    if (near.postal_code().empty()) {
+      v->Add("near.postal_code", "is required");
+    } else if (!geo::IsPostalCodeSyntax(near.postal_code())) {
+      v->Add("near.postal_code", "must be five digits");
+    } else {
+      plan->origin = geo::PostalCodeCentre(near.postal_code());
+      if (!plan->origin) v->Add("near.postal_code", "unknown postal code");
+    }
+    if (near.max_distance_km() < 1 || near.max_distance_km() > 200) {
+      v->Add("near.max_distance_km", "must be 1..200");
+    }
+    plan->max_km = near.max_distance_km();
+    if (plan->origin) q.box = geo::BoxAround(*plan->origin, plan->max_km);
+  }
+}
+
+// Validates the date, day-period and weekday filters into `plan`.
+void ParseSearchSchedule(const v1::SearchCoursesRequest& request, int64_t today,
+                         SearchPlan* plan, FieldViolations* v) {
+  CourseSearch& q = plan->query;
+  q.start_min = today;
+  std::optional<int64_t> after =
+      ValidateDate(request.start_after(), request.has_start_after(), false,
+                   "start_after", v);
+  if (after) q.start_min = std::max(today, *after);
+  q.start_max = ValidateDate(request.start_before(), request.has_start_before(),
+                             false, "start_before", v);
+  if (after && q.start_max && *q.start_max < *after) {
+    v->Add("start_before", "must not be before start_after");
+  }
+  for (int i = 0; i < request.day_periods_size(); ++i) {
+    const int p = request.day_periods(i);
+    if (p == 0 || !type::v1::DayPeriod_IsValid(p)) {
+      v->Add(absl::StrCat("day_periods[", i, "]"), "unknown day period");
+    }
+    q.day_periods.push_back(p);
+  }
+  for (int i = 0; i < request.weekdays_size(); ++i) {
+    const int d = request.weekdays(i);
+    if (d < 1 || d > 7) {
+      v->Add(absl::StrCat("weekdays[", i, "]"), "must be a day of the week");
+    }
+    plan->allowed_days |= int64_t{1} << d;
+  }
+}
+
+// Validates the whole request (every bad field at once) into `plan`.
+void ParseSearch(const v1::SearchCoursesRequest& request, int64_t today,
+                 SearchPlan* plan, FieldViolations* v) {
+  plan->page_size = api::NormalizePageSize(request.page_size(), "page_size", v);
+  CourseSearch& q = plan->query;
+  for (int i = 0; i < request.kinds_size(); ++i) {
+    const int k = request.kinds(i);
+    if (k == 0 || !v1::CourseKind_IsValid(k)) {
+      v->Add(absl::StrCat("kinds[", i, "]"), "unknown course kind");
+    }
+    q.kinds.push_back(k);
+  }
+  if (!type::v1::CefrLevel_IsValid(request.target_level())) {
+    v->Add("target_level", "unknown level");
+  }
+  q.target_level = request.target_level();
+  ParseSearchPlace(request, plan, v);
+  ParseSearchSchedule(request, today, plan, v);
+  q.childcare_required = request.childcare_required();
+  q.include_full = request.include_full();
+  plan->for_person =
+      ParsePerson(request.for_person(), "for_person", v, /*required=*/false);
+  v1::SearchCoursesRequest filters = request;
+  filters.clear_page_size();
+  filters.clear_page_token();
+  plan->fingerprint = absl::StrCat(today, "|", filters.SerializeAsString());
+  const std::string token = api::DecodePageToken(
+      request.page_token(), plan->fingerprint, "page_token", v);
+  plan->has_after = !token.empty();
+  if (plan->has_after && !DecodeKey(token, &plan->after_key)) {
+    v->Add("page_token", "is malformed");
+  }
+}
+
+// The course kinds the person's ACTIVE or PENDING entitlements cover.
+absl::StatusOr<std::set<int>> CoveredKinds(Transaction& tx,
+                                           const std::string& person,
+                                           int64_t today) {
+  absl::StatusOr<std::vector<EntitlementRow>> rows =
+      ListEntitlementRows(tx, person, "", 0, "", 500);
+  if (!rows.ok()) return rows.status();
+  std::set<int> covered;
+  for (const EntitlementRow& e : *rows) {
+    const v1::EntitlementState st = EntitlementStateAt(e, today);
+    if (st != v1::ENTITLEMENT_STATE_ACTIVE &&
+        st != v1::ENTITLEMENT_STATE_PENDING) {
+      continue;
+    }
+    for (int k : e.entitlement.course_kinds()) covered.insert(k);
+  }
+  return covered;
+}
+
+// The search keys of the courses matching `plan` after its cursor, in no
+// particular order: at least the next page and everything that starts on
+// the same day as the page's last course. Candidates (index columns only)
+// are read in chunks that start at about a page and double, so a selective
+// search reads little and a sparse one few round trips.
+absl::StatusOr<std::vector<SearchKey>> ScanSearchKeys(Transaction& tx,
+                                                      SearchPlan& plan) {
+  CourseSearch& q = plan.query;
+  const int page_size = plan.page_size;
+  std::vector<SearchKey> found;
+  int64_t cursor_day = plan.has_after ? plan.after_key.day : 0;
+  std::string cursor_id;
+  if (plan.has_after) q.start_min = std::max(q.start_min, plan.after_key.day);
+  int chunk = std::max(32, 2 * (page_size + 1));
+  while (true) {
+    const int limit = chunk;
+    chunk = std::min(4096, chunk * 2);
+    absl::StatusOr<std::vector<CourseCandidate>> rows =
+        SearchCourseCandidates(tx, q, cursor_day, cursor_id, limit);
+    if (!rows.ok()) return rows.status();
+    for (const CourseCandidate& c : *rows) {
+      if (plan.allowed_days != 0 && (c.weekdays & ~plan.allowed_days) != 0) {
+        continue;
+      }
+      SearchKey key;
+      key.day = c.start_day;
+      key.full = c.booked >= c.capacity ? 1 : 0;
+      key.id = c.id;
+      if (plan.origin) {
+        if (!c.position) continue;
+        key.distance = geo::DistanceKm(*plan.origin, *c.position);
+        if (key.distance > plan.max_km) continue;
+        // Distances are compared at the precision the token keeps.
+        key.distance =
+            static_cast<double>(static_cast<int64_t>(key.distance * 1e6)) / 1e6;
+      }
+      if (plan.has_after && !(plan.after_key < key)) continue;
+      found.push_back(std::move(key));
+    }
+    if (static_cast<int>(rows->size()) < limit) break;  // exhausted
+    cursor_day = rows->back().start_day;
+    cursor_id = rows->back().id;
+    // Done once more than a page is found and the scan has moved past
+    // the start day of the page's last result (that day is complete).
+    if (static_cast<int>(found.size()) > page_size) {
+      std::nth_element(found.begin(), found.begin() + page_size, found.end());
+      if (cursor_day > found[page_size].day) break;
+    }
+  }
+  return found;
+}
+
+// Sorts `found`, reads the page's courses in full (only those) and writes
+// the page and its next page token to `out`.
+absl::Status WriteSearchPage(Transaction& tx, const SearchPlan& plan,
+                             std::vector<SearchKey> found,
+                             v1::SearchCoursesResponse* out) {
+  std::sort(found.begin(), found.end());
+  const bool more = static_cast<int>(found.size()) > plan.page_size;
+  if (more) found.resize(plan.page_size);
+  std::vector<std::string> ids;
+  for (const SearchKey& key : found) ids.push_back(key.id);
+  absl::StatusOr<std::vector<CourseRow>> rows = ReadCourses(tx, ids);
+  if (!rows.ok()) return rows.status();
+  std::map<std::string, const CourseRow*> by_id;
+  for (const CourseRow& r : *rows) by_id[r.id] = &r;
+  for (const SearchKey& key : found) {
+    auto it = by_id.find(key.id);
+    if (it == by_id.end()) continue;
+    v1::CourseSearchResult* result = out->add_results();
+    CourseOut(*it->second, result->mutable_course());
+    result->set_distance_km(plan.origin ? key.distance : 0);
+  }
+  if (more) {
+    out->set_next_page_token(
+        api::EncodePageToken(plan.fingerprint, EncodeKey(found.back())));
+  }
+  return absl::OkStatus();
+}
+
+// SearchCourses for a person: once the caller may read the person's
+// LANGUAGE data, keeps in `query` only the kinds the person's usable
+// entitlements cover. False when none is left.
+absl::StatusOr<bool> NarrowToPersonKinds(CoursesServiceImpl& service,
+                                         CoursesServiceImpl::Call& call,
+                                         int64_t today, CourseSearch* query,
+                                         const std::string& for_person) {
+  std::string survivor = for_person;
+  bool serves = false;
+  absl::Status read =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
+        if (!s.ok()) return s.status();
+        survivor = *s;
+        absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
+        if (!sv.ok()) return sv.status();
+        serves = *sv;
+        call.Touch(survivor, "entitlements");
+        return absl::OkStatus();
+      });
+  if (!read.ok()) return read;
+  absl::Status allowed = AuthorizeLanguageRead(
+      service, call.rc(), call.caller(), survivor, /*owner=*/false, serves);
+  if (!allowed.ok()) return allowed;
+  std::set<int> covered;
+  read = call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+    absl::StatusOr<std::set<int>> kinds = CoveredKinds(tx, survivor, today);
+    if (!kinds.ok()) return kinds.status();
+    covered = *std::move(kinds);
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  std::vector<int> kinds;
+  for (int k : covered) {
+    if (query->kinds.empty() ||
+        std::find(query->kinds.begin(), query->kinds.end(), k) !=
+            query->kinds.end()) {
+      kinds.push_back(k);
+    }
+  }
+  if (kinds.empty()) return false;
+  query->kinds = kinds;
+  return true;
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoSearchCourses(
@@ -692,200 +965,23 @@ absl::Status CoursesServiceImpl::DoSearchCourses(
   Call call(this, rc, "SearchCourses", "courses");
   call.set_audit_personal_only();
   const int64_t today = DayOf(options_.clock());
+  SearchPlan plan;
   FieldViolations v;
-  const int page_size =
-      api::NormalizePageSize(request.page_size(), "page_size", &v);
-  CourseSearch q;
-  for (int i = 0; i < request.kinds_size(); ++i) {
-    const int k = request.kinds(i);
-    if (k == 0 || !v1::CourseKind_IsValid(k)) {
-      v.Add(absl::StrCat("kinds[", i, "]"), "unknown course kind");
-    }
-    q.kinds.push_back(k);
-  }
-  if (!type::v1::CefrLevel_IsValid(request.target_level())) {
-    v.Add("target_level", "unknown level");
-  }
-  q.target_level = request.target_level();
-  std::optional<geo::GeoPoint> origin;
-  double max_km = 0;
-  if (request.place_case() == v1::SearchCoursesRequest::kMunicipalityCode) {
-    api::ValidateToken(request.municipality_code(), "municipality_code", 8, 8,
-                       "0123456789", "eight digits", &v);
-    q.municipality_code = request.municipality_code();
-  } else if (request.place_case() == v1::SearchCoursesRequest::kNear) {
-    const v1::PostalCodeArea& near = request.near();
-    if (near.postal_code().empty()) {
-      v.Add("near.postal_code", "is required");
-    } else if (!geo::IsPostalCodeSyntax(near.postal_code())) {
-      v.Add("near.postal_code", "must be five digits");
-    } else {
-      origin = geo::PostalCodeCentre(near.postal_code());
-      if (!origin) v.Add("near.postal_code", "unknown postal code");
-    }
-    if (near.max_distance_km() < 1 || near.max_distance_km() > 200) {
-      v.Add("near.max_distance_km", "must be 1..200");
-    }
-    max_km = near.max_distance_km();
-    if (origin) q.box = geo::BoxAround(*origin, max_km);
-  }
-  q.start_min = today;
-  std::optional<int64_t> after =
-      ValidateDate(request.start_after(), request.has_start_after(), false,
-                   "start_after", &v);
-  if (after) q.start_min = std::max(today, *after);
-  q.start_max = ValidateDate(request.start_before(), request.has_start_before(),
-                             false, "start_before", &v);
-  if (after && q.start_max && *q.start_max < *after) {
-    v.Add("start_before", "must not be before start_after");
-  }
-  for (int i = 0; i < request.day_periods_size(); ++i) {
-    const int p = request.day_periods(i);
-    if (p == 0 || !type::v1::DayPeriod_IsValid(p)) {
-      v.Add(absl::StrCat("day_periods[", i, "]"), "unknown day period");
-    }
-    q.day_periods.push_back(p);
-  }
-  int64_t allowed_days = 0;
-  for (int i = 0; i < request.weekdays_size(); ++i) {
-    const int d = request.weekdays(i);
-    if (d < 1 || d > 7) {
-      v.Add(absl::StrCat("weekdays[", i, "]"), "must be a day of the week");
-    }
-    allowed_days |= int64_t{1} << d;
-  }
-  q.childcare_required = request.childcare_required();
-  q.include_full = request.include_full();
-  const std::string for_person =
-      ParsePerson(request.for_person(), "for_person", &v, /*required=*/false);
-  v1::SearchCoursesRequest filters = request;
-  filters.clear_page_size();
-  filters.clear_page_token();
-  const std::string fingerprint =
-      absl::StrCat(today, "|", filters.SerializeAsString());
-  const std::string token =
-      api::DecodePageToken(request.page_token(), fingerprint, "page_token", &v);
-  SearchKey after_key;
-  const bool has_after = !token.empty();
-  if (has_after && !DecodeKey(token, &after_key)) {
-    v.Add("page_token", "is malformed");
-  }
+  ParseSearch(request, today, &plan, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
-
-  // for_person: only kinds the person's usable entitlements cover.
-  if (!for_person.empty()) {
-    std::string survivor = for_person;
-    bool serves = false;
-    absl::Status read = call.Read([&](Transaction& tx, const Caller& caller) {
-      absl::StatusOr<std::string> s = ResolveMerged(tx, for_person);
-      if (!s.ok()) return s.status();
-      survivor = *s;
-      absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, survivor);
-      if (!sv.ok()) return sv.status();
-      serves = *sv;
-      call.Touch(survivor, "entitlements");
-      return absl::OkStatus();
-    });
-    if (!read.ok()) return call.Finish(read);
-    absl::Status allowed = AuthorizeLanguageRead(
-        *this, rc, call.caller(), survivor, /*owner=*/false, serves);
-    if (!allowed.ok()) return call.Finish(allowed);
-    std::set<int> covered;
-    read = call.Read([&](Transaction& tx, const Caller&) {
-      absl::StatusOr<std::vector<EntitlementRow>> rows =
-          ListEntitlementRows(tx, survivor, "", 0, "", 500);
-      if (!rows.ok()) return rows.status();
-      for (const EntitlementRow& e : *rows) {
-        const v1::EntitlementState st = EntitlementStateAt(e, today);
-        if (st != v1::ENTITLEMENT_STATE_ACTIVE &&
-            st != v1::ENTITLEMENT_STATE_PENDING) {
-          continue;
-        }
-        for (int k : e.entitlement.course_kinds()) covered.insert(k);
-      }
-      return absl::OkStatus();
-    });
-    if (!read.ok()) return call.Finish(read);
-    std::vector<int> kinds;
-    for (int k : covered) {
-      if (q.kinds.empty() ||
-          std::find(q.kinds.begin(), q.kinds.end(), k) != q.kinds.end()) {
-        kinds.push_back(k);
-      }
-    }
-    if (kinds.empty()) return call.Finish(absl::OkStatus());
-    q.kinds = kinds;
+  if (!plan.for_person.empty()) {
+    absl::StatusOr<bool> any =
+        NarrowToPersonKinds(*this, call, today, &plan.query, plan.for_person);
+    if (!any.ok()) return call.Finish(any.status());
+    if (!*any) return call.Finish(absl::OkStatus());
   }
-
-  absl::Status status = call.Read([&](Transaction& tx, const Caller&) {
-    out->Clear();
-    std::vector<SearchKey> found;
-    int64_t cursor_day = has_after ? after_key.day : 0;
-    std::string cursor_id;
-    if (has_after) {
-      q.start_min = std::max(q.start_min, after_key.day);
-    }
-    // Candidates (index columns only) are read in chunks that start at
-    // about a page and double, so a selective search reads little and a
-    // sparse one few round trips.
-    int chunk = std::max(32, 2 * (page_size + 1));
-    while (true) {
-      const int limit = chunk;
-      chunk = std::min(4096, chunk * 2);
-      absl::StatusOr<std::vector<CourseCandidate>> rows =
-          SearchCourseCandidates(tx, q, cursor_day, cursor_id, limit);
-      if (!rows.ok()) return rows.status();
-      for (const CourseCandidate& c : *rows) {
-        if (allowed_days != 0 && (c.weekdays & ~allowed_days) != 0) continue;
-        SearchKey key;
-        key.day = c.start_day;
-        key.full = c.booked >= c.capacity ? 1 : 0;
-        key.id = c.id;
-        if (origin) {
-          if (!c.position) continue;
-          key.distance = geo::DistanceKm(*origin, *c.position);
-          if (key.distance > max_km) continue;
-          // Distances are compared at the precision the token keeps.
-          key.distance =
-              static_cast<double>(static_cast<int64_t>(key.distance * 1e6)) /
-              1e6;
-        }
-        if (has_after && !(after_key < key)) continue;
-        found.push_back(std::move(key));
-      }
-      if (static_cast<int>(rows->size()) < limit) break;  // exhausted
-      cursor_day = rows->back().start_day;
-      cursor_id = rows->back().id;
-      // Done once more than a page is found and the scan has moved past
-      // the start day of the page's last result (that day is complete).
-      if (static_cast<int>(found.size()) > page_size) {
-        std::nth_element(found.begin(), found.begin() + page_size, found.end());
-        if (cursor_day > found[page_size].day) break;
-      }
-    }
-    std::sort(found.begin(), found.end());
-    const bool more = static_cast<int>(found.size()) > page_size;
-    if (more) found.resize(page_size);
-    // Only the page's courses are read in full.
-    std::vector<std::string> ids;
-    for (const SearchKey& key : found) ids.push_back(key.id);
-    absl::StatusOr<std::vector<CourseRow>> rows = ReadCourses(tx, ids);
-    if (!rows.ok()) return rows.status();
-    std::map<std::string, const CourseRow*> by_id;
-    for (const CourseRow& r : *rows) by_id[r.id] = &r;
-    for (const SearchKey& key : found) {
-      auto it = by_id.find(key.id);
-      if (it == by_id.end()) continue;
-      v1::CourseSearchResult* result = out->add_results();
-      CourseOut(*it->second, result->mutable_course());
-      result->set_distance_km(origin ? key.distance : 0);
-    }
-    if (more) {
-      out->set_next_page_token(
-          api::EncodePageToken(fingerprint, EncodeKey(found.back())));
-    }
-    return absl::OkStatus();
-  });
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency&) {
+        out->Clear();
+        absl::StatusOr<std::vector<SearchKey>> found = ScanSearchKeys(tx, plan);
+        if (!found.ok()) return found.status();
+        return WriteSearchPage(tx, plan, *std::move(found), out);
+      });
   return call.Finish(status);
 }
 

@@ -80,21 +80,6 @@ std::string ParsePerson(absl::string_view name, const std::string& field,
 
 // --- time ---
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  google::protobuf::Timestamp ts;
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) rest += 1000000, --seconds;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
-
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
 // --- errors ---
@@ -170,7 +155,7 @@ absl::Status WaitlistOut(Transaction& tx, const WaitlistRow& row,
 
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
                                    const server::RequestContext& rc,
-                                   const Caller& caller,
+                                   const agencies::LocalAgency& caller,
                                    const std::string& person, bool owner,
                                    bool serves) {
   if (owner) return absl::OkStatus();
@@ -202,7 +187,8 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
 
 absl::Status RequireStanding(CoursesServiceImpl& service,
                              const server::RequestContext& rc,
-                             const Caller& caller, const std::string& person) {
+                             const agencies::LocalAgency& caller,
+                             const std::string& person) {
   return service.options().identity->RequireStanding(person, caller.name(),
                                                      rc.purpose, rc.deadline);
 }
@@ -256,11 +242,6 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
     : UnaryService(runtime.env, v1::CoursesService::service_full_name()),
       runtime_(runtime),
       options_(std::move(options)) {
-  // The process's group committer when the runtime has one; tests that
-  // build a runtime by hand get their own.
-  if (options_.group_commit && runtime_.committer == nullptr) {
-    committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
-  }
   call_env_.service = v1::CoursesService::service_full_name();
   call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
@@ -272,8 +253,10 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
       return identity->GetAgency(agency, deadline);
     };
   }
+  // Writes and their audit records commit through the process's one
+  // group committer (a transaction each in hand-built test runtimes).
   call_env_.commit_write = [this](const auto& body) {
-    return CommitWrite(body);
+    return runtime_.Write(body);
   };
   RegisterRpcs();
 }
@@ -284,16 +267,6 @@ CoursesServiceImpl::~CoursesServiceImpl() {
     stopping_ = true;
   }
   if (sweeper_.joinable()) sweeper_.join();
-}
-
-absl::Status CoursesServiceImpl::CommitWrite(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (!options_.group_commit) {
-    return storage::RunInTransaction(*runtime_.database, body,
-                                     storage::TxMode::kReadWrite);
-  }
-  if (committer_) return committer_->Run(body);
-  return runtime_.Write(body);
 }
 
 void CoursesServiceImpl::StartSweeper() {

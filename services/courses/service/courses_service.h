@@ -46,7 +46,6 @@
 #include "common/events/inbox.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
-#include "common/storage/group_commit.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 
 namespace lotse::courses {
@@ -60,9 +59,6 @@ struct CoursesOptions {
   absl::Duration default_hold = absl::Hours(72);
   // How often the sweeper looks for expired holds.
   absl::Duration sweep_interval = absl::Seconds(15);
-  // Commit the write phases of concurrent calls together
-  // (storage::GroupCommitter) instead of one transaction each.
-  bool group_commit = true;
 };
 
 class CoursesServiceImpl final : public server::UnaryService {
@@ -164,17 +160,12 @@ class CoursesServiceImpl final : public server::UnaryService {
   storage::Database& db() { return *runtime_.database; }
   const agencies::CallEnvironment& call_env() const { return call_env_; }
   const CoursesOptions& options() const { return options_; }
-  // Runs `body` as one write phase: through the group committer when
-  // enabled, else in its own transaction; retried on storage conflicts.
-  absl::Status CommitWrite(
-      const std::function<absl::Status(storage::Transaction&)>& body);
 
  private:
   void SweeperLoop();
 
   server::ServiceRuntime& runtime_;
   const CoursesOptions options_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
   agencies::CallEnvironment call_env_;
   absl::Mutex sweeper_mu_;
   bool stopping_ ABSL_GUARDED_BY(sweeper_mu_) = false;

@@ -21,7 +21,8 @@ using ::lotse::storage::Transaction;
 
 namespace {
 
-absl::Status RequireIssuerDomain(const Caller& caller, int kind) {
+absl::Status RequireIssuerDomain(const agencies::LocalAgency& caller,
+                                 int kind) {
   if (kind == v1::ENTITLEMENT_KIND_ADMISSION && caller.legal_domain != "BAMF") {
     return Denied("WRONG_LEGAL_DOMAIN", "only BAMF records admissions");
   }
@@ -78,77 +79,72 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
   api::ValidateText(in.reference(), "entitlement.reference", {0, 64}, &v);
   api::ValidateText(in.legal_basis(), "entitlement.legal_basis", {0, 100}, &v);
   if (!person.empty()) call.set_person_target(person, "entitlements");
-  absl::Status status = call.Read([&](Transaction&, const Caller& caller) {
-    return RequireIssuerDomain(caller, in.kind());
-  });
+  absl::Status status =
+      call.Read([&](Transaction&, const agencies::LocalAgency& caller) {
+        return RequireIssuerDomain(caller, in.kind());
+      });
   if (!status.ok()) return call.Finish(status);
   if (!v.empty()) return call.Finish(v.ToStatus());
   status = RequireStanding(*this, rc, call.caller(), person);
   if (!status.ok()) return call.Finish(status);
 
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  v1::RecordEntitlementRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
-  status =
-      call.Write([&](Transaction& tx, const Caller& caller) -> absl::Status {
-        if (absl::Status s = RequireIssuerDomain(caller, in.kind()); !s.ok()) {
-          return s;
-        }
-        const api::RequestKey key{caller.id, "RecordEntitlement",
-                                  request.request_id()};
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
-        if (!seen.ok()) return seen.status();
-        const int64_t today = DayOf(now);
-        if (seen->has_value()) {
-          absl::string_view id = **seen;
-          absl::ConsumePrefix(&id, "entitlements/");
-          absl::StatusOr<std::optional<EntitlementRow>> first =
-              ReadEntitlement(tx, id);
-          if (!first.ok()) return first.status();
-          if (!first->has_value()) return NotFound("ENTITLEMENT", **seen);
-          call.Touch((*first)->entitlement.person(), **seen);
-          EntitlementOut(**first, today, out);
-          return absl::OkStatus();
-        }
-        absl::StatusOr<std::string> survivor = ResolveMerged(tx, person);
-        if (!survivor.ok()) return survivor.status();
-        absl::StatusOr<std::string> id = api::NewId();
-        if (!id.ok()) return id.status();
-        EntitlementRow row;
-        row.id = *id;
-        row.create_us = ToMicros(now);
-        v1::Entitlement& e = row.entitlement;
-        e.set_person(*survivor);
-        e.set_kind(in.kind());
-        for (int k : kinds) e.add_course_kinds(static_cast<v1::CourseKind>(k));
-        e.set_units(in.units());
-        *e.mutable_valid_from() = in.valid_from();
-        *e.mutable_valid_until() = in.valid_until();
-        e.set_reference(in.reference());
-        e.set_legal_basis(in.legal_basis());
-        e.set_issuing_agency(caller.name());
-        *e.mutable_create_time() = ToTimestamp(now);
-        *e.mutable_update_time() = ToTimestamp(now);
-        if (absl::Status s = InsertEntitlement(tx, row); !s.ok()) return s;
-        const std::string name = EntitlementName(row.id);
-        v1::EntitlementRecorded event;
-        event.set_entitlement(name);
-        event.set_person(*survivor);
-        event.set_kind(in.kind());
-        *event.mutable_course_kinds() = e.course_kinds();
-        event.set_issuing_agency(caller.name());
-        *event.mutable_valid_until() = in.valid_until();
-        if (absl::Status s = Enqueue(tx, event, *survivor); !s.ok()) return s;
-        if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-            !s.ok()) {
-          return s;
-        }
-        call.Touch(*survivor, name);
-        EntitlementOut(row, today, out);
-        return absl::OkStatus();
-      });
+  status = call.Write([&](Transaction& tx,
+                          const agencies::LocalAgency& caller) -> absl::Status {
+    if (absl::Status s = RequireIssuerDomain(caller, in.kind()); !s.ok()) {
+      return s;
+    }
+    const api::IdempotentCreate once(caller.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
+    if (!seen.ok()) return seen.status();
+    const int64_t today = DayOf(now);
+    if (seen->has_value()) {
+      absl::string_view id = **seen;
+      absl::ConsumePrefix(&id, "entitlements/");
+      absl::StatusOr<std::optional<EntitlementRow>> first =
+          ReadEntitlement(tx, id);
+      if (!first.ok()) return first.status();
+      if (!first->has_value()) return NotFound("ENTITLEMENT", **seen);
+      call.Touch((*first)->entitlement.person(), **seen);
+      EntitlementOut(**first, today, out);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::string> survivor = ResolveMerged(tx, person);
+    if (!survivor.ok()) return survivor.status();
+    absl::StatusOr<std::string> id = api::NewId();
+    if (!id.ok()) return id.status();
+    EntitlementRow row;
+    row.id = *id;
+    row.create_us = ToMicros(now);
+    v1::Entitlement& e = row.entitlement;
+    e.set_person(*survivor);
+    e.set_kind(in.kind());
+    for (int k : kinds) e.add_course_kinds(static_cast<v1::CourseKind>(k));
+    e.set_units(in.units());
+    *e.mutable_valid_from() = in.valid_from();
+    *e.mutable_valid_until() = in.valid_until();
+    e.set_reference(in.reference());
+    e.set_legal_basis(in.legal_basis());
+    e.set_issuing_agency(caller.name());
+    *e.mutable_create_time() = api::ToTimestamp(now);
+    *e.mutable_update_time() = api::ToTimestamp(now);
+    if (absl::Status s = InsertEntitlement(tx, row); !s.ok()) return s;
+    const std::string name = EntitlementName(row.id);
+    v1::EntitlementRecorded event;
+    event.set_entitlement(name);
+    event.set_person(*survivor);
+    event.set_kind(in.kind());
+    *event.mutable_course_kinds() = e.course_kinds();
+    event.set_issuing_agency(caller.name());
+    *event.mutable_valid_until() = in.valid_until();
+    if (absl::Status s = Enqueue(tx, event, *survivor); !s.ok()) return s;
+    if (absl::Status s = once.Record(tx, name); !s.ok()) {
+      return s;
+    }
+    call.Touch(*survivor, name);
+    EntitlementOut(row, today, out);
+    return absl::OkStatus();
+  });
   return call.Finish(status);
 }
 
@@ -163,7 +159,8 @@ absl::Status CoursesServiceImpl::DoGetEntitlement(
   call.set_resource(request.name());
   const int64_t today = DayOf(options_.clock());
   bool owner = false, serves = false;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     absl::StatusOr<std::optional<EntitlementRow>> e = ReadEntitlement(tx, id);
     if (!e.ok()) return e.status();
     if (!e->has_value()) return NotFound("ENTITLEMENT", request.name());
@@ -229,7 +226,8 @@ absl::Status CoursesServiceImpl::DoListEntitlements(
   };
   std::vector<Item> items;
   std::string last_key;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     items.clear();
     last_key.clear();
     if (!person.empty()) {
@@ -300,49 +298,51 @@ absl::Status CoursesServiceImpl::DoRevokeEntitlement(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   const absl::Time now = absl::FromUnixMicros(ToMicros(options_.clock()));
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    absl::StatusOr<std::optional<EntitlementRow>> found =
-        ReadEntitlement(tx, id);
-    if (!found.ok()) return found.status();
-    if (!found->has_value()) return NotFound("ENTITLEMENT", request.name());
-    const std::string person = (*found)->entitlement.person();
-    // Serialise with bookings taking units of the person's entitlements.
-    if (absl::Status s = tx.LockNamed(absl::StrCat("courses.person/", person));
-        !s.ok()) {
-      return s;
-    }
-    found = ReadEntitlement(tx, id);
-    if (!found.ok()) return found.status();
-    EntitlementRow row = **found;
-    call.Touch(row.entitlement.person(), request.name());
-    if (row.entitlement.issuing_agency() != caller.name()) {
-      return Denied("NOT_ISSUER", "only the issuing agency may revoke it");
-    }
-    if (absl::Status s = api::CheckEtag(
-            request.etag(), api::ComputeEtag(request.name(), row.version));
-        !s.ok()) {
-      return s;
-    }
-    if (row.revoked) {
-      return Precondition("TRANSITION_NOT_ALLOWED", "already revoked");
-    }
-    row.revoked = true;
-    row.entitlement.set_revoke_reason(request.reason());
-    *row.entitlement.mutable_update_time() = ToTimestamp(now);
-    ++row.version;
-    if (absl::Status s = WriteEntitlement(tx, row); !s.ok()) return s;
-    v1::EntitlementRevoked event;
-    event.set_entitlement(request.name());
-    event.set_person(row.entitlement.person());
-    event.set_issuing_agency(caller.name());
-    if (absl::Status s = Enqueue(tx, event, row.entitlement.person());
-        !s.ok()) {
-      return s;
-    }
-    EntitlementOut(row, DayOf(now), out);
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        absl::StatusOr<std::optional<EntitlementRow>> found =
+            ReadEntitlement(tx, id);
+        if (!found.ok()) return found.status();
+        if (!found->has_value()) return NotFound("ENTITLEMENT", request.name());
+        const std::string person = (*found)->entitlement.person();
+        // Serialise with bookings taking units of the person's entitlements.
+        if (absl::Status s =
+                tx.LockNamed(absl::StrCat("courses.person/", person));
+            !s.ok()) {
+          return s;
+        }
+        found = ReadEntitlement(tx, id);
+        if (!found.ok()) return found.status();
+        EntitlementRow row = **found;
+        call.Touch(row.entitlement.person(), request.name());
+        if (row.entitlement.issuing_agency() != caller.name()) {
+          return Denied("NOT_ISSUER", "only the issuing agency may revoke it");
+        }
+        if (absl::Status s = api::CheckEtag(
+                request.etag(), api::ComputeEtag(request.name(), row.version));
+            !s.ok()) {
+          return s;
+        }
+        if (row.revoked) {
+          return Precondition("TRANSITION_NOT_ALLOWED", "already revoked");
+        }
+        row.revoked = true;
+        row.entitlement.set_revoke_reason(request.reason());
+        *row.entitlement.mutable_update_time() = api::ToTimestamp(now);
+        ++row.version;
+        if (absl::Status s = WriteEntitlement(tx, row); !s.ok()) return s;
+        v1::EntitlementRevoked event;
+        event.set_entitlement(request.name());
+        event.set_person(row.entitlement.person());
+        event.set_issuing_agency(caller.name());
+        if (absl::Status s = Enqueue(tx, event, row.entitlement.person());
+            !s.ok()) {
+          return s;
+        }
+        EntitlementOut(row, DayOf(now), out);
+        return absl::OkStatus();
+      }));
 }
 
 }  // namespace lotse::courses

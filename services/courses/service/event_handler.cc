@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "common/audit/audit_log.h"
 #include "lotse/identity/v1/events.pb.h"
+#include "services/courses/domain/seats.h"
 #include "services/courses/service/internal.h"
 
 namespace lotse::courses {
@@ -21,15 +22,13 @@ absl::Status ApplyAgency(Transaction& tx, const identity::v1::Agency& agency) {
   return agencies::UpsertAgency(tx, agency);
 }
 
-// Moves everything of `merged` to `survivor` (both "persons/x").
-absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
-                        const std::string& survivor, absl::Time now,
-                        absl::Duration default_hold) {
-  if (absl::Status s = RecordMerge(tx, merged, survivor); !s.ok()) return s;
-  std::vector<std::pair<std::string, std::string>> touched;
-
-  // Bookings, oldest first; where both persons hold an active booking in a
-  // course, the later one is cancelled and its seat goes to the waitlist.
+// Moves the bookings of `merged` to `survivor`, oldest first; where both
+// persons hold an active booking in a course, the later one is cancelled
+// and its seat goes to the waitlist.
+absl::Status MergeBookings(
+    Transaction& tx, const std::string& merged, const std::string& survivor,
+    absl::Time now, absl::Duration default_hold,
+    std::vector<std::pair<std::string, std::string>>* touched) {
   absl::StatusOr<std::vector<std::string>> bookings = BookingIdsOf(tx, merged);
   if (!bookings.ok()) return bookings.status();
   for (const std::string& id : *bookings) {
@@ -38,10 +37,7 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
     if (!found->has_value()) continue;
     BookingRow b = **found;
     if (absl::Status s = LockCourse(tx, b.course_id); !s.ok()) return s;
-    const bool active = b.booking.state() == v1::BOOKING_STATE_HELD ||
-                        b.booking.state() == v1::BOOKING_STATE_CONFIRMED ||
-                        b.booking.state() == v1::BOOKING_STATE_ATTENDING;
-    if (active) {
+    if (HoldsSeat(b.booking.state())) {
       absl::StatusOr<std::optional<BookingRow>> other =
           ActiveBooking(tx, b.course_id, survivor);
       if (!other.ok()) return other.status();
@@ -60,8 +56,8 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
             !s.ok()) {
           return s;
         }
-        touched.emplace_back(survivor, BookingName(c.id, later.id));
-        if (absl::Status s = FillFreeSeats(tx, &c, now, default_hold, &touched);
+        touched->emplace_back(survivor, BookingName(c.id, later.id));
+        if (absl::Status s = FillFreeSeats(tx, &c, now, default_hold, touched);
             !s.ok()) {
           return s;
         }
@@ -75,7 +71,7 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
     b.booking.set_person(survivor);
     ++b.version;
     if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
-    touched.emplace_back(survivor, BookingName(b.course_id, b.id));
+    touched->emplace_back(survivor, BookingName(b.course_id, b.id));
     absl::StatusOr<std::optional<v1::CourseResult>> result =
         ReadResult(tx, b.id);
     if (!result.ok()) return result.status();
@@ -85,9 +81,15 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
       if (absl::Status s = WriteResultPerson(tx, b.id, r); !s.ok()) return s;
     }
   }
+  return absl::OkStatus();
+}
 
-  // Waitlist entries: a second WAITING entry in one course (or one where
-  // the survivor now holds a seat) is removed.
+// Moves the waitlist entries of `merged` to `survivor`: a second WAITING
+// entry in one course (or one where the survivor now holds a seat) is
+// removed.
+absl::Status MergeWaitlistEntries(
+    Transaction& tx, const std::string& merged, const std::string& survivor,
+    absl::Time now, std::vector<std::pair<std::string, std::string>>* touched) {
   absl::StatusOr<std::vector<std::string>> entries = WaitlistIdsOf(tx, merged);
   if (!entries.ok()) return entries.status();
   for (const std::string& id : *entries) {
@@ -111,7 +113,7 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
           drop = **other;
         }
         drop.entry.set_state(v1::WAITLIST_ENTRY_STATE_REMOVED);
-        *drop.entry.mutable_update_time() = ToTimestamp(now);
+        *drop.entry.mutable_update_time() = api::ToTimestamp(now);
         ++drop.version;
         if (absl::Status s = WriteWaitlist(tx, drop); !s.ok()) return s;
         absl::StatusOr<std::optional<CourseRow>> course =
@@ -137,10 +139,15 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
     w.entry.set_person(survivor);
     ++w.version;
     if (absl::Status s = WriteWaitlist(tx, w); !s.ok()) return s;
-    touched.emplace_back(survivor, WaitlistName(w.course_id, w.id));
+    touched->emplace_back(survivor, WaitlistName(w.course_id, w.id));
   }
+  return absl::OkStatus();
+}
 
-  // Entitlements.
+// Moves the entitlements of `merged` to `survivor`.
+absl::Status MergeEntitlements(
+    Transaction& tx, const std::string& merged, const std::string& survivor,
+    std::vector<std::pair<std::string, std::string>>* touched) {
   absl::StatusOr<std::vector<std::string>> ents = EntitlementIdsOf(tx, merged);
   if (!ents.ok()) return ents.status();
   for (const std::string& id : *ents) {
@@ -152,9 +159,32 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
     e.entitlement.set_person(survivor);
     ++e.version;
     if (absl::Status s = WriteEntitlement(tx, e); !s.ok()) return s;
-    touched.emplace_back(survivor, EntitlementName(e.id));
+    touched->emplace_back(survivor, EntitlementName(e.id));
   }
+  return absl::OkStatus();
+}
 
+// Moves everything of `merged` to `survivor` (both "persons/x") and audits
+// each record moved or changed.
+absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
+                        const std::string& survivor, absl::Time now,
+                        absl::Duration default_hold) {
+  if (absl::Status s = RecordMerge(tx, merged, survivor); !s.ok()) return s;
+  std::vector<std::pair<std::string, std::string>> touched;
+  if (absl::Status s =
+          MergeBookings(tx, merged, survivor, now, default_hold, &touched);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s =
+          MergeWaitlistEntries(tx, merged, survivor, now, &touched);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = MergeEntitlements(tx, merged, survivor, &touched);
+      !s.ok()) {
+    return s;
+  }
   for (const auto& [person, record] : touched) {
     audit::AuditRecord r;
     r.agency_id = "courses";

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
 #include "common/api/names.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -26,9 +28,6 @@
 #include "services/courses/store/course_store.h"
 
 namespace lotse::courses {
-
-// The resolved calling agency (common/agencies).
-using Caller = agencies::LocalAgency;
 
 // One RPC's transactions and audit trail (see courses_service.h): an
 // AuditedCall whose personal data is always LANGUAGE.
@@ -79,8 +78,7 @@ std::string ParsePerson(absl::string_view name, const std::string& field,
                         FieldViolations* violations, bool required = true);
 
 // --- time ---
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
+// Timestamps: common/api/time.h (api::ToTimestamp, api::FromTimestamp).
 int64_t ToMicros(absl::Time t);
 
 // --- errors ---
@@ -105,7 +103,7 @@ absl::Status WaitlistOut(storage::Transaction& tx, const WaitlistRow& row,
 // otherwise; CHECK_UNAVAILABLE when identity gave no answer (fail closed).
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
                                    const server::RequestContext& rc,
-                                   const Caller& caller,
+                                   const agencies::LocalAgency& caller,
                                    const std::string& person, bool owner,
                                    bool serves);
 // OK when `caller` has standing towards `person` (identity's
@@ -117,7 +115,8 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
 // no answer (fail closed).
 absl::Status RequireStanding(CoursesServiceImpl& service,
                              const server::RequestContext& rc,
-                             const Caller& caller, const std::string& person);
+                             const agencies::LocalAgency& caller,
+                             const std::string& person);
 
 // --- events ---
 absl::Status Enqueue(storage::Transaction& tx,
@@ -140,9 +139,8 @@ void Bump(CourseRow* course, absl::Time now);
 int64_t UnitsOf(const CourseRow& course);
 // Picks the entitlement for a booking or waitlist entry of `person`
 // (survivor id) in `course`: `requested` (an entitlement id, may be empty)
-// or the best match: obligations before admissions, earliest expiry first.
-// Must cover the kind, not be revoked or expired, be valid on the start
-// date and have the course's units left. FAILED_PRECONDITION
+// if usable, else the best usable one (EntitlementUsable and
+// BestEntitlement, domain/seats.h). FAILED_PRECONDITION
 // NO_ENTITLEMENT otherwise; NOT_FOUND for an unknown requested id.
 absl::StatusOr<EntitlementRow> PickEntitlement(storage::Transaction& tx,
                                                const std::string& person,
@@ -165,6 +163,56 @@ absl::Status FillFreeSeats(
     std::vector<std::pair<std::string, std::string>>* touched);
 // The hold length of `course`.
 absl::Duration HoldOf(const CourseRow& course, absl::Duration default_hold);
+
+// --- bookings and waitlist (seats.cc) ---
+// Adds `units` to the entitlement's used units and writes it.
+absl::Status TakeUnits(storage::Transaction& tx, EntitlementRow* e,
+                       int64_t units, absl::Time now);
+// Callers allowed to book and join waitlists: case managers, Jobcenter,
+// immigration office, BAMF, and the course's own provider.
+// PERMISSION_DENIED WRONG_LEGAL_DOMAIN otherwise.
+absl::Status RequireBookingCaller(const agencies::LocalAgency& caller,
+                                  const CourseRow& course);
+// OK when the course takes bookings (TakesBookings); FAILED_PRECONDITION
+// COURSE_CANCELLED or COURSE_NOT_BOOKABLE otherwise.
+absl::Status RequireBookable(const CourseRow& course);
+// ALREADY_EXISTS ACTIVE_BOOKING_EXISTS naming `b`.
+absl::Status ActiveBookingExists(const BookingRow& b);
+// An optional step of a case, named as the cases service issued it.
+void ValidateCaseStep(absl::string_view step, const std::string& field,
+                      FieldViolations* v);
+// An optional "entitlements/{id}"; returns the id ("" when empty).
+std::string ParseEntitlementRef(absl::string_view name,
+                                const std::string& field, FieldViolations* v);
+// Parses "courses/{id}" or "courses/-" (returns "-").
+std::string ParseCourseParent(absl::string_view parent,
+                              const std::string& field, FieldViolations* v);
+// Parses a page token's key "<a> <b> <id>".
+bool ParseKey(absl::string_view token, int64_t* a, int64_t* b, std::string* id);
+
+// Whether the caller owns a record's LANGUAGE data (booking or requesting
+// agency, course provider, issuer of the entitlement used) and whether it
+// serves the person.
+struct ReadRight {
+  bool owner = false;
+  bool serves = false;
+};
+
+// Decides LANGUAGE reads of several persons for one list call, asking
+// identity at most once per person.
+class ReadDecider {
+ public:
+  ReadDecider(CoursesServiceImpl& service, const server::RequestContext& rc,
+              const agencies::LocalAgency& caller)
+      : service_(service), rc_(rc), caller_(caller) {}
+  bool Allowed(const std::string& person, const ReadRight& right);
+
+ private:
+  CoursesServiceImpl& service_;
+  const server::RequestContext& rc_;
+  const agencies::LocalAgency& caller_;
+  std::map<std::string, bool> decided_;
+};
 
 }  // namespace lotse::courses
 

@@ -43,8 +43,8 @@ absl::StatusOr<Participant> LoadParticipant(Transaction& tx,
 // issuer; else whether the caller serves the person.
 absl::Status DecideRead(CoursesServiceImpl& service,
                         const server::RequestContext& rc, Transaction& tx,
-                        const Caller& caller, const Participant& p, bool* owner,
-                        bool* serves) {
+                        const agencies::LocalAgency& caller,
+                        const Participant& p, bool* owner, bool* serves) {
   *owner = p.booking.booking.booking_agency() == caller.name() ||
            p.course.course.provider_agency() == caller.name();
   *serves = false;
@@ -66,6 +66,60 @@ absl::Status DecideRead(CoursesServiceImpl& service,
 
 bool ScaledExam(int exam) {
   return exam == v1::EXAM_KIND_DTZ || exam == v1::EXAM_KIND_DTB;
+}
+
+// Validates a result (every bad field at once): exam, level and pass
+// agree; an exam has a date, not in the future. Returns the exam's day
+// number, if any.
+std::optional<int64_t> ValidateResult(const v1::CourseResult& in, int64_t today,
+                                      FieldViolations* v) {
+  const int exam = in.exam();
+  if (exam == v1::EXAM_KIND_UNSPECIFIED) {
+    v->Add("result.exam", "is required");
+  } else if (!v1::ExamKind_IsValid(exam)) {
+    v->Add("result.exam", "unknown exam kind");
+  }
+  const int level = in.achieved_level();
+  if (!type::v1::CefrLevel_IsValid(level)) {
+    v->Add("result.achieved_level", "unknown level");
+  } else if (exam == v1::EXAM_KIND_NONE) {
+    if (in.passed()) v->Add("result.passed", "must be false without an exam");
+    if (level != 0) {
+      v->Add("result.achieved_level", "must be unset without an exam");
+    }
+  } else if (!in.passed() && level != 0 && !ScaledExam(exam)) {
+    v->Add("result.achieved_level",
+           "must be unset when the exam was not passed (except DTZ, DTB)");
+  } else if (in.passed() && level == 0 &&
+             exam != v1::EXAM_KIND_LEBEN_IN_DEUTSCHLAND) {
+    v->Add("result.achieved_level", "is required for a passed language exam");
+  }
+  std::optional<int64_t> exam_day;
+  if (exam != v1::EXAM_KIND_NONE) {
+    exam_day = ValidateDate(in.exam_date(), in.has_exam_date(), true,
+                            "result.exam_date", v);
+    if (exam_day && *exam_day > today) {
+      v->Add("result.exam_date", "must not be in the future");
+    }
+  } else if (in.has_exam_date()) {
+    exam_day = ValidateDate(in.exam_date(), true, false, "result.exam_date", v);
+  }
+  api::ValidateText(in.certificate_reference(), "result.certificate_reference",
+                    {0, 64}, v);
+  return exam_day;
+}
+
+// A participant with a result has completed the course: the booking
+// becomes COMPLETED and no longer holds a seat. Writes both.
+absl::Status CompleteParticipant(Transaction& tx, BookingRow* b, CourseRow* c,
+                                 absl::Time now) {
+  b->booking.set_state(v1::BOOKING_STATE_COMPLETED);
+  *b->booking.mutable_update_time() = api::ToTimestamp(now);
+  ++b->version;
+  if (absl::Status s = WriteBooking(tx, *b); !s.ok()) return s;
+  c->course.set_booked_seats(std::max(0, c->course.booked_seats() - 1));
+  Bump(c, now);
+  return WriteCourse(tx, *c);
 }
 
 }  // namespace
@@ -97,11 +151,9 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
   }
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
-  v1::RecordAttendanceRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
   return call.Finish(
-      call.Write([&](Transaction& tx, const Caller& caller) -> absl::Status {
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
         absl::StatusOr<Participant> p =
             LoadParticipant(tx, course_id, booking_id, request.parent());
         if (!p.ok()) return p.status();
@@ -111,10 +163,8 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
           return Denied("NOT_COURSE_PROVIDER",
                         "only the course's provider records attendance");
         }
-        const api::RequestKey key{caller.id, "RecordAttendance",
-                                  request.request_id()};
-        absl::StatusOr<std::optional<std::string>> seen =
-            api::LookupRequestId(tx, key, fingerprint);
+        const api::IdempotentCreate once(caller.id, rc.method, request);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
           absl::StatusOr<std::vector<v1::AttendanceRecord>> rows =
@@ -146,7 +196,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         record.set_status(in.status());
         record.set_units_attended(in.units_attended());
         record.set_recording_actor(rc.actor);
-        *record.mutable_create_time() = ToTimestamp(now);
+        *record.mutable_create_time() = api::ToTimestamp(now);
         absl::StatusOr<bool> inserted =
             InsertAttendance(tx, booking_id, *day, record);
         if (!inserted.ok()) return inserted.status();
@@ -170,9 +220,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         event.set_unexcused_absence_days_total(
             static_cast<int32_t>(totals->unexcused_days));
         if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
-        if (absl::Status s =
-                api::RecordRequestId(tx, key, fingerprint, record.name());
-            !s.ok()) {
+        if (absl::Status s = once.Record(tx, record.name()); !s.ok()) {
           return s;
         }
         call.Touch(person, record.name());
@@ -201,7 +249,8 @@ absl::Status CoursesServiceImpl::DoListAttendanceRecords(
   call.set_resource(request.parent());
   bool owner = false, serves = false;
   std::string person;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     out->Clear();
     absl::StatusOr<Participant> p =
         LoadParticipant(tx, course_id, booking_id, request.parent());
@@ -247,126 +296,83 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
                  &booking_id);
   api::ValidateRequestId(request.request_id(), "request_id", &v);
   const v1::CourseResult& in = request.result();
-  const int exam = in.exam();
-  if (exam == v1::EXAM_KIND_UNSPECIFIED) {
-    v.Add("result.exam", "is required");
-  } else if (!v1::ExamKind_IsValid(exam)) {
-    v.Add("result.exam", "unknown exam kind");
-  }
-  const int level = in.achieved_level();
-  if (!type::v1::CefrLevel_IsValid(level)) {
-    v.Add("result.achieved_level", "unknown level");
-  } else if (exam == v1::EXAM_KIND_NONE) {
-    if (in.passed()) v.Add("result.passed", "must be false without an exam");
-    if (level != 0) {
-      v.Add("result.achieved_level", "must be unset without an exam");
-    }
-  } else if (!in.passed() && level != 0 && !ScaledExam(exam)) {
-    v.Add("result.achieved_level",
-          "must be unset when the exam was not passed (except DTZ, DTB)");
-  } else if (in.passed() && level == 0 &&
-             exam != v1::EXAM_KIND_LEBEN_IN_DEUTSCHLAND) {
-    v.Add("result.achieved_level", "is required for a passed language exam");
-  }
-  std::optional<int64_t> exam_day;
-  if (exam != v1::EXAM_KIND_NONE) {
-    exam_day = ValidateDate(in.exam_date(), in.has_exam_date(), true,
-                            "result.exam_date", &v);
-    if (exam_day && *exam_day > today) {
-      v.Add("result.exam_date", "must not be in the future");
-    }
-  } else if (in.has_exam_date()) {
-    exam_day =
-        ValidateDate(in.exam_date(), true, false, "result.exam_date", &v);
-  }
-  api::ValidateText(in.certificate_reference(), "result.certificate_reference",
-                    {0, 64}, &v);
+  const std::optional<int64_t> exam_day = ValidateResult(in, today, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
-  v1::RecordCourseResultRequest content = request;
-  content.clear_request_id();
-  const std::string fingerprint = api::RequestFingerprint(content);
-  return call.Finish(call.Write([&](Transaction& tx,
-                                    const Caller& caller) -> absl::Status {
-    if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
-    absl::StatusOr<Participant> p =
-        LoadParticipant(tx, course_id, booking_id, request.parent());
-    if (!p.ok()) return p.status();
-    const std::string person = p->booking.booking.person();
-    const std::string name = ResultName(course_id, booking_id);
-    call.Touch(person, name);
-    if (p->course.course.provider_agency() != caller.name()) {
-      return Denied("NOT_COURSE_PROVIDER",
-                    "only the course's provider records results");
-    }
-    const api::RequestKey key{caller.id, "RecordCourseResult",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, fingerprint);
-    if (!seen.ok()) return seen.status();
-    if (seen->has_value()) {
-      absl::StatusOr<std::optional<v1::CourseResult>> first =
-          ReadResult(tx, booking_id);
-      if (!first.ok()) return first.status();
-      if (!first->has_value()) return NotFound("RESULT", name);
-      *out = **first;
-      return absl::OkStatus();
-    }
-    const v1::BookingState state = p->booking.booking.state();
-    if (state != v1::BOOKING_STATE_ATTENDING &&
-        state != v1::BOOKING_STATE_COMPLETED) {
-      return Precondition("TRANSITION_NOT_ALLOWED",
-                          "results are recorded for ATTENDING or COMPLETED "
-                          "bookings");
-    }
-    v1::CourseResult result;
-    result.set_name(name);
-    result.set_person(person);
-    result.set_exam(in.exam());
-    result.set_passed(in.passed());
-    result.set_achieved_level(in.achieved_level());
-    if (in.has_exam_date()) *result.mutable_exam_date() = in.exam_date();
-    result.set_certificate_reference(in.certificate_reference());
-    *result.mutable_create_time() = ToTimestamp(now);
-    absl::StatusOr<bool> inserted = InsertResult(
-        tx, booking_id, exam_day.value_or(today), ToMicros(now), result);
-    if (!inserted.ok()) return inserted.status();
-    if (!*inserted) {
-      return ErrorWithReason(absl::StatusCode::kAlreadyExists, "RESULT_EXISTS",
-                             "the booking already has a result",
-                             {{"result", name}});
-    }
-    BookingRow b = p->booking;
-    CourseRow c = p->course;
-    if (state == v1::BOOKING_STATE_ATTENDING) {
-      b.booking.set_state(v1::BOOKING_STATE_COMPLETED);
-      *b.booking.mutable_update_time() = ToTimestamp(now);
-      ++b.version;
-      if (absl::Status s = WriteBooking(tx, b); !s.ok()) return s;
-      // A completed participant no longer holds a seat.
-      c.course.set_booked_seats(std::max(0, c.course.booked_seats() - 1));
-      Bump(&c, now);
-      if (absl::Status s = WriteCourse(tx, c); !s.ok()) return s;
-    }
-    v1::CourseResultRecorded event;
-    absl::StatusOr<v1::BookingContext> context =
-        ContextFor(tx, c, request.parent(), person, b.booking.booking_agency(),
-                   b.booking.case_step(), b.booking.entitlement());
-    if (!context.ok()) return context.status();
-    *event.mutable_context() = *context;
-    event.set_result(name);
-    event.set_exam(result.exam());
-    event.set_passed(result.passed());
-    event.set_achieved_level(result.achieved_level());
-    *event.mutable_exam_date() = result.exam_date();
-    if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, fingerprint, name);
-        !s.ok()) {
-      return s;
-    }
-    *out = result;
-    return absl::OkStatus();
-  }));
+  return call.Finish(
+      call.Write([&](Transaction& tx,
+                     const agencies::LocalAgency& caller) -> absl::Status {
+        if (absl::Status s = LockCourse(tx, course_id); !s.ok()) return s;
+        absl::StatusOr<Participant> p =
+            LoadParticipant(tx, course_id, booking_id, request.parent());
+        if (!p.ok()) return p.status();
+        const std::string person = p->booking.booking.person();
+        const std::string name = ResultName(course_id, booking_id);
+        call.Touch(person, name);
+        if (p->course.course.provider_agency() != caller.name()) {
+          return Denied("NOT_COURSE_PROVIDER",
+                        "only the course's provider records results");
+        }
+        const api::IdempotentCreate once(caller.id, rc.method, request);
+        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
+        if (!seen.ok()) return seen.status();
+        if (seen->has_value()) {
+          absl::StatusOr<std::optional<v1::CourseResult>> first =
+              ReadResult(tx, booking_id);
+          if (!first.ok()) return first.status();
+          if (!first->has_value()) return NotFound("RESULT", name);
+          *out = **first;
+          return absl::OkStatus();
+        }
+        const v1::BookingState state = p->booking.booking.state();
+        if (state != v1::BOOKING_STATE_ATTENDING &&
+            state != v1::BOOKING_STATE_COMPLETED) {
+          return Precondition("TRANSITION_NOT_ALLOWED",
+                              "results are recorded for ATTENDING or COMPLETED "
+                              "bookings");
+        }
+        v1::CourseResult result;
+        result.set_name(name);
+        result.set_person(person);
+        result.set_exam(in.exam());
+        result.set_passed(in.passed());
+        result.set_achieved_level(in.achieved_level());
+        if (in.has_exam_date()) *result.mutable_exam_date() = in.exam_date();
+        result.set_certificate_reference(in.certificate_reference());
+        *result.mutable_create_time() = api::ToTimestamp(now);
+        absl::StatusOr<bool> inserted = InsertResult(
+            tx, booking_id, exam_day.value_or(today), ToMicros(now), result);
+        if (!inserted.ok()) return inserted.status();
+        if (!*inserted) {
+          return ErrorWithReason(
+              absl::StatusCode::kAlreadyExists, "RESULT_EXISTS",
+              "the booking already has a result", {{"result", name}});
+        }
+        BookingRow b = p->booking;
+        CourseRow c = p->course;
+        if (state == v1::BOOKING_STATE_ATTENDING) {
+          if (absl::Status s = CompleteParticipant(tx, &b, &c, now); !s.ok()) {
+            return s;
+          }
+        }
+        v1::CourseResultRecorded event;
+        absl::StatusOr<v1::BookingContext> context = ContextFor(
+            tx, c, request.parent(), person, b.booking.booking_agency(),
+            b.booking.case_step(), b.booking.entitlement());
+        if (!context.ok()) return context.status();
+        *event.mutable_context() = *context;
+        event.set_result(name);
+        event.set_exam(result.exam());
+        event.set_passed(result.passed());
+        event.set_achieved_level(result.achieved_level());
+        *event.mutable_exam_date() = result.exam_date();
+        if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
+        if (absl::Status s = once.Record(tx, name); !s.ok()) {
+          return s;
+        }
+        *out = result;
+        return absl::OkStatus();
+      }));
 }
 
 absl::Status CoursesServiceImpl::DoGetCourseResult(
@@ -380,7 +386,8 @@ absl::Status CoursesServiceImpl::DoGetCourseResult(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   bool owner = false, serves = false;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
     absl::StatusOr<Participant> p = LoadParticipant(
         tx, course_id, booking_id, BookingName(course_id, booking_id));
     if (!p.ok()) return p.status();
@@ -429,40 +436,41 @@ absl::Status CoursesServiceImpl::DoListCourseResults(
   std::vector<std::pair<v1::CourseResult, bool>> rows;  // (result, owner)
   bool serves = false;
   std::string last_key;
-  absl::Status status = call.Read([&](Transaction& tx, const Caller& caller) {
-    rows.clear();
-    last_key.clear();
-    absl::StatusOr<std::string> s = ResolveMerged(tx, person);
-    if (!s.ok()) return s.status();
-    person = *s;
-    absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, person);
-    if (!sv.ok()) return sv.status();
-    serves = *sv;
-    absl::StatusOr<std::vector<ResultRow>> found =
-        ListResultRows(tx, person, before_day, before_id, page_size + 1);
-    if (!found.ok()) return found.status();
-    const bool more = static_cast<int>(found->size()) > page_size;
-    if (more) found->resize(page_size);
-    for (ResultRow& r : *found) {
-      std::string course_id, booking_id;
-      FieldViolations ignored;
-      ParseChildName(r.result.name(), "bookings", "result", "name", &ignored,
-                     &course_id, &booking_id);
-      absl::StatusOr<Participant> p =
-          LoadParticipant(tx, course_id, booking_id, r.result.name());
-      bool owner = false, unused = false;
-      if (p.ok()) {
-        if (absl::Status st =
-                DecideRead(*this, rc, tx, caller, *p, &owner, &unused);
-            !st.ok()) {
-          return st;
+  absl::Status status =
+      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
+        rows.clear();
+        last_key.clear();
+        absl::StatusOr<std::string> s = ResolveMerged(tx, person);
+        if (!s.ok()) return s.status();
+        person = *s;
+        absl::StatusOr<bool> sv = AgencyServesPerson(tx, caller.id, person);
+        if (!sv.ok()) return sv.status();
+        serves = *sv;
+        absl::StatusOr<std::vector<ResultRow>> found =
+            ListResultRows(tx, person, before_day, before_id, page_size + 1);
+        if (!found.ok()) return found.status();
+        const bool more = static_cast<int>(found->size()) > page_size;
+        if (more) found->resize(page_size);
+        for (ResultRow& r : *found) {
+          std::string course_id, booking_id;
+          FieldViolations ignored;
+          ParseChildName(r.result.name(), "bookings", "result", "name",
+                         &ignored, &course_id, &booking_id);
+          absl::StatusOr<Participant> p =
+              LoadParticipant(tx, course_id, booking_id, r.result.name());
+          bool owner = false, unused = false;
+          if (p.ok()) {
+            if (absl::Status st =
+                    DecideRead(*this, rc, tx, caller, *p, &owner, &unused);
+                !st.ok()) {
+              return st;
+            }
+          }
+          if (more) last_key = absl::StrCat(r.exam_day, " ", r.booking_id);
+          rows.emplace_back(std::move(r.result), owner);
         }
-      }
-      if (more) last_key = absl::StrCat(r.exam_day, " ", r.booking_id);
-      rows.emplace_back(std::move(r.result), owner);
-    }
-    return absl::OkStatus();
-  });
+        return absl::OkStatus();
+      });
   if (!status.ok()) return call.Finish(status);
   std::optional<bool> allowed;
   for (const auto& [result, owner] : rows) {

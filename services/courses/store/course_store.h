@@ -28,7 +28,6 @@ namespace lotse::courses {
 
 // --- Agencies (from identity's events) ---
 // The local agency registry is common/agencies (table local_agencies).
-using AgencyRow = agencies::LocalAgency;
 using agencies::FindAgencyByCertificate;
 using agencies::UpsertAgency;
 

@@ -405,6 +405,145 @@ void MatchIndex::RemoveCandidate(const std::string& person_id) {
   MaybeCompactCandidates();
 }
 
+// The candidate of one RankOffers scan, prepared once: everything about
+// it that is compared per offer (eligibility by required level, credit by
+// skill id), and the values by occupation, place and hours id that the
+// scan computes on first use (NaN until then).
+struct MatchIndex::CandidateQuery {
+  const CandidateFacts* candidate = nullptr;  // as the caller may see it
+  CandidateLists lists;
+  CompactCandidate c;
+  // The request's kinds, else the candidate's (UNSPECIFIED counts as none).
+  uint8_t kinds_mask = 0;
+  v1::Eligibility permission = v1::ELIGIBILITY_UNSPECIFIED;
+  v1::Eligibility eligibility_by_level[8];
+  std::vector<float> skill_credit;      // by skill id
+  std::vector<float> occupation_value;  // by occupation id
+  std::vector<float> place_value;       // by offer place id
+  std::vector<float> hours_value;       // by hours id
+};
+
+void MatchIndex::PrepareCandidateQuery(const CandidateFacts& candidate,
+                                       const RankOptions& options,
+                                       CandidateQuery* q) const {
+  q->candidate = &candidate;
+  q->c = CompactCandidateOf(candidate, /*insert=*/false, &q->lists);
+  for (v1::OfferKind kind : options.kinds) q->kinds_mask |= KindBit(kind);
+  if (q->kinds_mask == 0) q->kinds_mask = q->c.kinds_mask;
+  q->permission = EligibilityOf(
+      WorkPermissionOutcome(q->c.permission, q->c.permission_valid_until,
+                            q->c.residence_withheld, options.today));
+  for (int level = 0; level < 8; ++level) {
+    q->eligibility_by_level[level] =
+        Worse(q->permission, EligibilityOf(LanguageOutcome(
+                                 q->c.level, q->c.language_withheld,
+                                 static_cast<type::v1::CefrLevel>(level))));
+  }
+  q->skill_credit.assign(skill_ids_.size(), 0.0f);
+  for (const SkillEntry& s : q->lists.skills) q->skill_credit[s.id] = s.credit;
+  q->occupation_value.assign(occupation_codes_.size(), kNotComputed);
+  q->place_value.assign(offer_places_.size(), kNotComputed);
+  q->hours_value.assign(hours_patterns_.size(), kNotComputed);
+}
+
+v1::Eligibility MatchIndex::OfferEligibility(const CandidateQuery& q,
+                                             const CompactOffer& o) const {
+  v1::Eligibility eligibility = q.eligibility_by_level[o.required_level & 7];
+  if (!o.recognition_required) return eligibility;
+  std::optional<v1::RecognitionState> best;
+  for (const QualificationEntry& e : q.lists.qualifications) {
+    bool in_occupation = o.occupation >= 0 && o.occupation / 10 == e.subgroup;
+    for (const int32_t* r = offer_qualifications_.begin(o.qualifications);
+         r != offer_qualifications_.end(o.qualifications); ++r) {
+      const int32_t required = *r;
+      in_occupation |= required >= 0 && required / 10 == e.subgroup;
+    }
+    if (in_occupation &&
+        (!best || RecognitionRank(e.recognition) > RecognitionRank(*best))) {
+      best = e.recognition;
+    }
+  }
+  return Worse(eligibility, EligibilityOf(RecognitionOutcome(best)));
+}
+
+float MatchIndex::OfferOccupationValue(CandidateQuery& q,
+                                       const CompactOffer& o) const {
+  float& cached = q.occupation_value[o.occupation_id];
+  if (!std::isnan(cached)) return cached;
+  float value = 0;
+  const int32_t code = occupation_codes_[o.occupation_id];
+  for (const OccupationEntry& e : q.lists.occupations) {
+    value = std::max(
+        value,
+        OccupationSimilarity(CommonOccupationDigits(code, e.code)) * e.weight);
+  }
+  cached = value;
+  return value;
+}
+
+float MatchIndex::OfferPlaceValue(CandidateQuery& q,
+                                  const CompactOffer& o) const {
+  float& cached = q.place_value[o.place_id];
+  if (!std::isnan(cached)) return cached;
+  if (q.lists.places.empty()) {
+    cached = kNeutralValue;
+    return cached;
+  }
+  const OfferPlace& offer_place = offer_places_[o.place_id];
+  float best = 0;
+  for (size_t p = 0; p < q.lists.places.size(); ++p) {
+    const PlaceEntry& place = q.lists.places[p];
+    const std::optional<geo::GeoPoint>& point =
+        q.candidate->preferred_places[p].centre;
+    float value = 0;
+    if (place.municipality != kNoId) {
+      value = place.municipality == offer_place.municipality ? 1.0f : 0.0f;
+    } else if (point && offer_place.centre >= 0) {
+      value = PlaceValueAtDistance(static_cast<float>(geo::DistanceKm(
+                                       *point, centres_[offer_place.centre])),
+                                   place.max_km);
+    } else if (place.postal >= 0 && place.postal == offer_place.postal) {
+      value = PlaceValueAtDistance(0.0f, place.max_km);
+    }
+    best = std::max(best, value);
+  }
+  cached = best;
+  return best;
+}
+
+float MatchIndex::OfferSkillsValue(const CandidateQuery& q,
+                                   const CompactOffer& o) const {
+  if (o.skills.count == 0) return 1.0f;
+  float credit = 0;
+  for (const uint32_t* id = offer_skills_.begin(o.skills);
+       id != offer_skills_.end(o.skills); ++id) {
+    credit += q.skill_credit[*id];
+  }
+  return credit / static_cast<float>(o.skills.count);
+}
+
+float MatchIndex::OfferQualificationsValue(const CandidateQuery& q,
+                                           const CompactOffer& o) const {
+  if (o.qualifications.count == 0) return 1.0f;
+  float credit = 0;
+  for (const int32_t* r = offer_qualifications_.begin(o.qualifications);
+       r != offer_qualifications_.end(o.qualifications); ++r) {
+    const int32_t required = *r;
+    float best = 0;
+    if (required >= 0) {
+      for (const QualificationEntry& e : q.lists.qualifications) {
+        if (e.subgroup != required / 10) continue;
+        best = std::max(
+            best,
+            QualificationCredit(e.recognition, RequirementLevel(e.code) >=
+                                                   RequirementLevel(required)));
+      }
+    }
+    credit += best;
+  }
+  return credit / static_cast<float>(o.qualifications.count);
+}
+
 std::vector<RankedOffer> MatchIndex::RankOffers(
     const CandidateFacts& candidate_in, const RankOptions& options) const {
   if (options.limit == 0) return {};
@@ -417,69 +556,11 @@ std::vector<RankedOffer> MatchIndex::RankOffers(
       withheld_copy ? *withheld_copy : candidate_in;
 
   absl::ReaderMutexLock lock(&mu_);
-  CandidateLists lists;
-  const CompactCandidate c =
-      CompactCandidateOf(candidate, /*insert=*/false, &lists);
-  // The request's kinds, else the candidate's (UNSPECIFIED counts as none).
-  uint8_t kinds_mask = 0;
-  for (v1::OfferKind kind : options.kinds) kinds_mask |= KindBit(kind);
-  if (kinds_mask == 0) kinds_mask = c.kinds_mask;
-  const v1::Eligibility permission = EligibilityOf(
-      WorkPermissionOutcome(c.permission, c.permission_valid_until,
-                            c.residence_withheld, options.today));
-  if (permission == v1::ELIGIBILITY_EXCLUDED && !options.include_excluded) {
+  CandidateQuery q;
+  PrepareCandidateQuery(candidate, options, &q);
+  if (q.permission == v1::ELIGIBILITY_EXCLUDED && !options.include_excluded) {
     return {};
   }
-
-  // Everything about the candidate that is compared per offer, prepared
-  // once: eligibility by required level, credit by skill id, and values
-  // by occupation, place and hours id, computed on first use.
-  v1::Eligibility eligibility_by_level[8];
-  for (int level = 0; level < 8; ++level) {
-    eligibility_by_level[level] =
-        Worse(permission, EligibilityOf(LanguageOutcome(
-                              c.level, c.language_withheld,
-                              static_cast<type::v1::CefrLevel>(level))));
-  }
-  std::vector<float> skill_credit(skill_ids_.size(), 0.0f);
-  for (const SkillEntry& s : lists.skills) skill_credit[s.id] = s.credit;
-  std::vector<float> occupation_value(occupation_codes_.size(), kNotComputed);
-  std::vector<float> place_value(offer_places_.size(), kNotComputed);
-  std::vector<float> hours_value(hours_patterns_.size(), kNotComputed);
-
-  auto occupation_of = [&](int32_t occupation_id) {
-    float value = 0;
-    const int32_t code = occupation_codes_[occupation_id];
-    for (const OccupationEntry& e : lists.occupations) {
-      value = std::max(
-          value, OccupationSimilarity(CommonOccupationDigits(code, e.code)) *
-                     e.weight);
-    }
-    return value;
-  };
-  auto place_of = [&](int32_t place_id) {
-    if (lists.places.empty()) return kNeutralValue;
-    const OfferPlace& o = offer_places_[place_id];
-    float best = 0;
-    for (size_t p = 0; p < lists.places.size(); ++p) {
-      const PlaceEntry& place = lists.places[p];
-      const std::optional<geo::GeoPoint>& point =
-          candidate.preferred_places[p].centre;
-      float value = 0;
-      if (place.municipality != kNoId) {
-        value = place.municipality == o.municipality ? 1.0f : 0.0f;
-      } else if (point && o.centre >= 0) {
-        value = PlaceValueAtDistance(
-            static_cast<float>(geo::DistanceKm(*point, centres_[o.centre])),
-            place.max_km);
-      } else if (place.postal >= 0 && place.postal == o.postal) {
-        value = PlaceValueAtDistance(0.0f, place.max_km);
-      }
-      best = std::max(best, value);
-    }
-    return best;
-  };
-
   auto top =
       MakeTopK(options.limit, [this](uint32_t slot) -> const std::string& {
         return offer_facts_[slot].offer_id;
@@ -487,26 +568,8 @@ std::vector<RankedOffer> MatchIndex::RankOffers(
   const size_t n = compact_offers_.size();
   for (size_t slot = 0; slot < n; ++slot) {
     const CompactOffer& o = compact_offers_[slot];
-    if (kinds_mask != 0 && (kinds_mask & KindBit(o.kind)) == 0) continue;
-
-    v1::Eligibility eligibility = eligibility_by_level[o.required_level & 7];
-    if (o.recognition_required) {
-      std::optional<v1::RecognitionState> best;
-      for (const QualificationEntry& q : lists.qualifications) {
-        bool in_occupation =
-            o.occupation >= 0 && o.occupation / 10 == q.subgroup;
-        for (const int32_t* r = offer_qualifications_.begin(o.qualifications);
-             r != offer_qualifications_.end(o.qualifications); ++r) {
-          const int32_t required = *r;
-          in_occupation |= required >= 0 && required / 10 == q.subgroup;
-        }
-        if (in_occupation && (!best || RecognitionRank(q.recognition) >
-                                           RecognitionRank(*best))) {
-          best = q.recognition;
-        }
-      }
-      eligibility = Worse(eligibility, EligibilityOf(RecognitionOutcome(best)));
-    }
+    if (q.kinds_mask != 0 && (q.kinds_mask & KindBit(o.kind)) == 0) continue;
+    const v1::Eligibility eligibility = OfferEligibility(q, o);
     if (eligibility == v1::ELIGIBILITY_EXCLUDED) {
       if (!options.include_excluded) continue;
       const uint64_t key = RankKey(eligibility, 0.0f, o.start_day);
@@ -520,52 +583,21 @@ std::vector<RankedOffer> MatchIndex::RankOffers(
     // The factors looked up per distinct value first; then, unless even
     // full skills and qualifications could not make the result, the rest.
     FactorValues v;
-    float& occupation = occupation_value[o.occupation_id];
-    if (std::isnan(occupation)) occupation = occupation_of(o.occupation_id);
-    v.occupation = occupation;
-    float& place = place_value[o.place_id];
-    if (std::isnan(place)) place = place_of(o.place_id);
-    v.place = place;
-    float& hours = hours_value[o.hours_id];
+    v.occupation = OfferOccupationValue(q, o);
+    v.place = OfferPlaceValue(q, o);
+    float& hours = q.hours_value[o.hours_id];
     if (std::isnan(hours)) {
-      hours = HoursValue(hours_patterns_[o.hours_id], c.hours);
+      hours = HoursValue(hours_patterns_[o.hours_id], q.c.hours);
     }
     v.hours = hours;
-    v.availability = AvailabilityValue(o.start_day, c.available_from);
+    v.availability = AvailabilityValue(o.start_day, q.c.available_from);
     v.skills = 1.0f;
     v.qualifications = 1.0f;
     if (!top.Admits(RankKey(eligibility, WeightedScore(v), o.start_day))) {
       continue;
     }
-
-    if (o.skills.count != 0) {
-      float credit = 0;
-      for (const uint32_t* id = offer_skills_.begin(o.skills);
-           id != offer_skills_.end(o.skills); ++id) {
-        credit += skill_credit[*id];
-      }
-      v.skills = credit / static_cast<float>(o.skills.count);
-    }
-    if (o.qualifications.count != 0) {
-      float credit = 0;
-      for (const int32_t* r = offer_qualifications_.begin(o.qualifications);
-           r != offer_qualifications_.end(o.qualifications); ++r) {
-        const int32_t required = *r;
-        float best = 0;
-        if (required >= 0) {
-          for (const QualificationEntry& q : lists.qualifications) {
-            if (q.subgroup != required / 10) continue;
-            best = std::max(
-                best, QualificationCredit(q.recognition,
-                                          RequirementLevel(q.code) >=
-                                              RequirementLevel(required)));
-          }
-        }
-        credit += best;
-      }
-      v.qualifications = credit / static_cast<float>(o.qualifications.count);
-    }
-
+    v.skills = OfferSkillsValue(q, o);
+    v.qualifications = OfferQualificationsValue(q, o);
     const float score = ScoreOf(eligibility, v);
     const uint64_t key = RankKey(eligibility, score, o.start_day);
     if (top.Admits(key)) {
@@ -581,67 +613,193 @@ std::vector<RankedOffer> MatchIndex::RankOffers(
   return out;
 }
 
+// The offer of one RankCandidates scan, prepared once, and the values the
+// scan computes on first use (NaN until then).
+struct MatchIndex::OfferQuery {
+  const OfferFacts* offer = nullptr;
+  // Strings no stored candidate has get kUnknownId and match nothing.
+  int32_t occupation = -1;
+  int32_t municipality = kUnknownId;
+  int32_t postal = kUnknownId;
+  uint8_t kind_bit = 0;
+  // How often each skill id is required; the credits are multiples of 0.5,
+  // so summing them in candidate order gives Evaluate's float exactly.
+  std::vector<uint8_t> required_count;
+  uint64_t required_bits = 0;
+  float required_skills = 0;
+  std::vector<int32_t> qualifications;
+  std::vector<int32_t> subgroups;  // for the recognition constraint
+  // Language eligibility by candidate level, and when withheld.
+  v1::Eligibility language_by_level[8];
+  v1::Eligibility language_withheld;
+  // Work permission eligibility by permission, and when withheld or
+  // expired (the rules of WorkPermissionOutcome, looked up instead of
+  // called).
+  v1::Eligibility permission_by_value[4];
+  v1::Eligibility permission_withheld;
+  v1::Eligibility permission_expired;
+  std::vector<float> similarity;    // by occupation id
+  std::vector<float> hours_value;   // by hours id
+  std::vector<float> km_by_centre;  // by centre
+};
+
+MatchIndex::OfferQuery MatchIndex::PrepareOfferQuery(
+    const OfferFacts& offer, const RankOptions& options) const {
+  OfferQuery q;
+  q.offer = &offer;
+  q.occupation = ParseOccupationCode(offer.occupation_code);
+  q.municipality = Intern(municipality_ids_, offer.municipality_code, false);
+  q.postal = Intern(postal_ids_, offer.postal_code, false);
+  q.kind_bit = KindBit(offer.kind);
+  q.required_count.assign(skill_ids_.size(), 0);
+  for (const std::string& skill : offer.required_skills) {
+    const int32_t id = Intern(skill_ids_, skill, false);
+    if (id < 0) continue;
+    ++q.required_count[id];
+    q.required_bits |= 1ull << (id & 63);
+  }
+  q.required_skills = static_cast<float>(offer.required_skills.size());
+  if (q.occupation >= 0) q.subgroups.push_back(q.occupation / 10);
+  for (const std::string& code : offer.required_qualification_codes) {
+    q.qualifications.push_back(ParseOccupationCode(code));
+    if (q.qualifications.back() >= 0) {
+      q.subgroups.push_back(q.qualifications.back() / 10);
+    }
+  }
+  for (int level = 0; level < 8; ++level) {
+    q.language_by_level[level] =
+        EligibilityOf(LanguageOutcome(static_cast<type::v1::CefrLevel>(level),
+                                      false, offer.required_language_level));
+  }
+  q.language_withheld = EligibilityOf(LanguageOutcome(
+      type::v1::CEFR_LEVEL_UNSPECIFIED, true, offer.required_language_level));
+  for (int p = 0; p < 4; ++p) {
+    q.permission_by_value[p] = EligibilityOf(
+        WorkPermissionOutcome(static_cast<type::v1::WorkPermission>(p),
+                              std::nullopt, false, options.today));
+  }
+  q.permission_withheld = EligibilityOf(WorkPermissionOutcome(
+      type::v1::WORK_PERMISSION_PERMITTED, std::nullopt, true, options.today));
+  q.permission_expired = EligibilityOf(
+      WorkPermissionOutcome(type::v1::WORK_PERMISSION_PERMITTED,
+                            options.today - 1, false, options.today));
+  q.similarity.assign(occupation_codes_.size(), kNotComputed);
+  q.hours_value.assign(hours_patterns_.size(), kNotComputed);
+  q.km_by_centre.assign(centres_.size(), kNotComputed);
+  return q;
+}
+
+v1::Eligibility MatchIndex::CandidateEligibility(
+    const OfferQuery& q, const CompactCandidate& c,
+    const RankOptions& options) const {
+  const bool residence_withheld =
+      c.residence_withheld || !options.see_residence;
+  const v1::Eligibility permission =
+      residence_withheld ? q.permission_withheld
+      : c.permission_valid_until && *c.permission_valid_until < options.today
+          ? q.permission_expired
+      : c.permission >= 0 && c.permission < 4
+          ? q.permission_by_value[c.permission]
+          : q.permission_by_value[0];
+  v1::Eligibility eligibility =
+      Worse(permission, c.language_withheld || !options.see_language
+                            ? q.language_withheld
+                            : q.language_by_level[c.level & 7]);
+  if (q.offer->recognition_required) {
+    std::optional<v1::RecognitionState> best;
+    for (const QualificationEntry* e =
+             candidate_qualifications_.begin(c.qualifications);
+         e != candidate_qualifications_.end(c.qualifications); ++e) {
+      if (std::find(q.subgroups.begin(), q.subgroups.end(), e->subgroup) !=
+              q.subgroups.end() &&
+          (!best || RecognitionRank(e->recognition) > RecognitionRank(*best))) {
+        best = e->recognition;
+      }
+    }
+    eligibility = Worse(eligibility, EligibilityOf(RecognitionOutcome(best)));
+  }
+  return eligibility;
+}
+
+float MatchIndex::CandidateOccupationValue(OfferQuery& q,
+                                           const CompactCandidate& c) const {
+  float value = 0;
+  for (const OccupationEntry* e = candidate_occupations_.begin(c.occupations);
+       e != candidate_occupations_.end(c.occupations); ++e) {
+    float& sim = q.similarity[e->occupation_id];
+    if (std::isnan(sim)) {
+      sim = OccupationSimilarity(CommonOccupationDigits(q.occupation, e->code));
+    }
+    value = std::max(value, sim * e->weight);
+  }
+  return value;
+}
+
+float MatchIndex::CandidatePlaceValue(OfferQuery& q,
+                                      const CompactCandidate& c) const {
+  if (c.places.count == 0) return kNeutralValue;
+  float best = 0;
+  for (const PlaceEntry* p = candidate_places_.begin(c.places);
+       p != candidate_places_.end(c.places); ++p) {
+    const PlaceEntry& place = *p;
+    float value = 0;
+    if (place.municipality != kNoId) {
+      value = place.municipality == q.municipality ? 1.0f : 0.0f;
+    } else if (place.centre >= 0 && q.offer->place_centre) {
+      float& km = q.km_by_centre[place.centre];
+      if (std::isnan(km)) {
+        km = static_cast<float>(
+            geo::DistanceKm(centres_[place.centre], *q.offer->place_centre));
+      }
+      value = PlaceValueAtDistance(km, place.max_km);
+    } else if (place.postal >= 0 && place.postal == q.postal) {
+      value = PlaceValueAtDistance(0.0f, place.max_km);
+    }
+    best = std::max(best, value);
+  }
+  return best;
+}
+
+float MatchIndex::CandidateSkillsValue(const OfferQuery& q,
+                                       const CompactCandidate& c) const {
+  if (q.offer->required_skills.empty()) return 1.0f;
+  if ((c.skill_bits & q.required_bits) == 0) return 0.0f;
+  float credit = 0;
+  for (const SkillEntry* s = candidate_skills_.begin(c.skills);
+       s != candidate_skills_.end(c.skills); ++s) {
+    credit += static_cast<float>(q.required_count[s->id]) * s->credit;
+  }
+  return credit / q.required_skills;
+}
+
+float MatchIndex::CandidateQualificationsValue(
+    const OfferQuery& q, const CompactCandidate& c) const {
+  if (q.qualifications.empty()) return 1.0f;
+  float credit = 0;
+  for (int32_t required : q.qualifications) {
+    float best = 0;
+    if (required >= 0) {
+      for (const QualificationEntry* e =
+               candidate_qualifications_.begin(c.qualifications);
+           e != candidate_qualifications_.end(c.qualifications); ++e) {
+        if (e->subgroup != required / 10) continue;
+        best =
+            std::max(best, QualificationCredit(e->recognition,
+                                               RequirementLevel(e->code) >=
+                                                   RequirementLevel(required)));
+      }
+    }
+    credit += best;
+  }
+  return credit / static_cast<float>(q.qualifications.size());
+}
+
 std::vector<RankedCandidate> MatchIndex::RankCandidates(
     const OfferFacts& offer, const RankOptions& options,
     const std::function<bool(const CandidateFacts&)>& visible) const {
   if (options.limit == 0) return {};
   absl::ReaderMutexLock lock(&mu_);
-
-  // The offer, prepared once. Strings no stored candidate has get
-  // kUnknownId and match nothing.
-  const int32_t occupation = ParseOccupationCode(offer.occupation_code);
-  const int32_t municipality =
-      Intern(municipality_ids_, offer.municipality_code, false);
-  const int32_t postal = Intern(postal_ids_, offer.postal_code, false);
-  const uint8_t kind_bit = KindBit(offer.kind);
-  // How often each skill id is required; the credits are multiples of 0.5,
-  // so summing them in candidate order gives Evaluate's float exactly.
-  std::vector<uint8_t> required_count(skill_ids_.size(), 0);
-  uint64_t required_bits = 0;
-  for (const std::string& skill : offer.required_skills) {
-    const int32_t id = Intern(skill_ids_, skill, false);
-    if (id < 0) continue;
-    ++required_count[id];
-    required_bits |= 1ull << (id & 63);
-  }
-  const float required_skills =
-      static_cast<float>(offer.required_skills.size());
-  std::vector<int32_t> qualifications;
-  std::vector<int32_t> subgroups;  // for the recognition constraint
-  if (occupation >= 0) subgroups.push_back(occupation / 10);
-  for (const std::string& code : offer.required_qualification_codes) {
-    qualifications.push_back(ParseOccupationCode(code));
-    if (qualifications.back() >= 0) {
-      subgroups.push_back(qualifications.back() / 10);
-    }
-  }
-  // Language eligibility by candidate level, and when withheld.
-  v1::Eligibility language_by_level[8];
-  for (int level = 0; level < 8; ++level) {
-    language_by_level[level] =
-        EligibilityOf(LanguageOutcome(static_cast<type::v1::CefrLevel>(level),
-                                      false, offer.required_language_level));
-  }
-  const v1::Eligibility language_withheld = EligibilityOf(LanguageOutcome(
-      type::v1::CEFR_LEVEL_UNSPECIFIED, true, offer.required_language_level));
-  // Work permission eligibility by permission, and when withheld or expired
-  // (the rules of WorkPermissionOutcome, looked up instead of called).
-  v1::Eligibility permission_by_value[4];
-  for (int p = 0; p < 4; ++p) {
-    permission_by_value[p] = EligibilityOf(
-        WorkPermissionOutcome(static_cast<type::v1::WorkPermission>(p),
-                              std::nullopt, false, options.today));
-  }
-  const v1::Eligibility permission_withheld =
-      EligibilityOf(WorkPermissionOutcome(type::v1::WORK_PERMISSION_PERMITTED,
-                                          std::nullopt, true, options.today));
-  const v1::Eligibility permission_expired = EligibilityOf(
-      WorkPermissionOutcome(type::v1::WORK_PERMISSION_PERMITTED,
-                            options.today - 1, false, options.today));
-  std::vector<float> similarity(occupation_codes_.size(), kNotComputed);
-  std::vector<float> hours_value(hours_patterns_.size(), kNotComputed);
-  std::vector<float> km_by_centre(centres_.size(), kNotComputed);
-
+  OfferQuery q = PrepareOfferQuery(offer, options);
   auto top =
       MakeTopK(options.limit, [this](uint32_t slot) -> const std::string& {
         return candidate_facts_[slot].person_id;
@@ -649,35 +807,8 @@ std::vector<RankedCandidate> MatchIndex::RankCandidates(
   const size_t n = compact_candidates_.size();
   for (size_t slot = 0; slot < n; ++slot) {
     const CompactCandidate& c = compact_candidates_[slot];
-    if (c.kinds_mask != 0 && (c.kinds_mask & kind_bit) == 0) continue;
-
-    const bool residence_withheld =
-        c.residence_withheld || !options.see_residence;
-    const v1::Eligibility permission =
-        residence_withheld ? permission_withheld
-        : c.permission_valid_until && *c.permission_valid_until < options.today
-            ? permission_expired
-        : c.permission >= 0 && c.permission < 4
-            ? permission_by_value[c.permission]
-            : permission_by_value[0];
-    v1::Eligibility eligibility =
-        Worse(permission, c.language_withheld || !options.see_language
-                              ? language_withheld
-                              : language_by_level[c.level & 7]);
-    if (offer.recognition_required) {
-      std::optional<v1::RecognitionState> best;
-      for (const QualificationEntry* q =
-               candidate_qualifications_.begin(c.qualifications);
-           q != candidate_qualifications_.end(c.qualifications); ++q) {
-        if (std::find(subgroups.begin(), subgroups.end(), q->subgroup) !=
-                subgroups.end() &&
-            (!best ||
-             RecognitionRank(q->recognition) > RecognitionRank(*best))) {
-          best = q->recognition;
-        }
-      }
-      eligibility = Worse(eligibility, EligibilityOf(RecognitionOutcome(best)));
-    }
+    if (c.kinds_mask != 0 && (c.kinds_mask & q.kind_bit) == 0) continue;
+    const v1::Eligibility eligibility = CandidateEligibility(q, c, options);
     const int32_t tie_day = c.available_from.value_or(0);
     if (eligibility == v1::ELIGIBILITY_EXCLUDED) {
       if (!options.include_excluded) continue;
@@ -693,81 +824,20 @@ std::vector<RankedCandidate> MatchIndex::RankCandidates(
     // full place, skills and qualifications could not make the result,
     // the rest.
     FactorValues v;
-    for (const OccupationEntry* e = candidate_occupations_.begin(c.occupations);
-         e != candidate_occupations_.end(c.occupations); ++e) {
-      float& sim = similarity[e->occupation_id];
-      if (std::isnan(sim)) {
-        sim = OccupationSimilarity(CommonOccupationDigits(occupation, e->code));
-      }
-      v.occupation = std::max(v.occupation, sim * e->weight);
-    }
-    float& hours = hours_value[c.hours_id];
+    v.occupation = CandidateOccupationValue(q, c);
+    float& hours = q.hours_value[c.hours_id];
     if (std::isnan(hours)) hours = HoursValue(offer.hours, c.hours);
     v.hours = hours;
     v.availability = AvailabilityValue(offer.start_day, c.available_from);
-
     v.place = 1.0f;
     v.skills = 1.0f;
     v.qualifications = 1.0f;
     if (!top.Admits(RankKey(eligibility, WeightedScore(v), tie_day))) {
       continue;
     }
-    v.place = 0;
-    if (c.places.count == 0) {
-      v.place = kNeutralValue;
-    } else {
-      for (const PlaceEntry* p = candidate_places_.begin(c.places);
-           p != candidate_places_.end(c.places); ++p) {
-        const PlaceEntry& place = *p;
-        float value = 0;
-        if (place.municipality != kNoId) {
-          value = place.municipality == municipality ? 1.0f : 0.0f;
-        } else if (place.centre >= 0 && offer.place_centre) {
-          float& km = km_by_centre[place.centre];
-          if (std::isnan(km)) {
-            km = static_cast<float>(
-                geo::DistanceKm(centres_[place.centre], *offer.place_centre));
-          }
-          value = PlaceValueAtDistance(km, place.max_km);
-        } else if (place.postal >= 0 && place.postal == postal) {
-          value = PlaceValueAtDistance(0.0f, place.max_km);
-        }
-        v.place = std::max(v.place, value);
-      }
-    }
-    if (offer.required_skills.empty()) {
-      v.skills = 1.0f;
-    } else if ((c.skill_bits & required_bits) == 0) {
-      v.skills = 0.0f;
-    } else {
-      float credit = 0;
-      for (const SkillEntry* s = candidate_skills_.begin(c.skills);
-           s != candidate_skills_.end(c.skills); ++s) {
-        credit += static_cast<float>(required_count[s->id]) * s->credit;
-      }
-      v.skills = credit / required_skills;
-    }
-    if (qualifications.empty()) {
-      v.qualifications = 1.0f;
-    } else {
-      float credit = 0;
-      for (int32_t required : qualifications) {
-        float best = 0;
-        if (required >= 0) {
-          for (const QualificationEntry* q =
-                   candidate_qualifications_.begin(c.qualifications);
-               q != candidate_qualifications_.end(c.qualifications); ++q) {
-            if (q->subgroup != required / 10) continue;
-            best = std::max(
-                best, QualificationCredit(q->recognition,
-                                          RequirementLevel(q->code) >=
-                                              RequirementLevel(required)));
-          }
-        }
-        credit += best;
-      }
-      v.qualifications = credit / static_cast<float>(qualifications.size());
-    }
+    v.place = CandidatePlaceValue(q, c);
+    v.skills = CandidateSkillsValue(q, c);
+    v.qualifications = CandidateQualificationsValue(q, c);
     const float score = ScoreOf(eligibility, v);
     const uint64_t key = RankKey(eligibility, score, tie_day);
     if (top.Admits(key) && (!visible || visible(candidate_facts_[slot]))) {

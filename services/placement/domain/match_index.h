@@ -248,6 +248,45 @@ class MatchIndex {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseCandidate(const CompactCandidate& candidate)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RankOffers, step by step (match_index.cc): the candidate prepared once
+  // per scan, then per offer its eligibility and each factor's value.
+  struct CandidateQuery;
+  void PrepareCandidateQuery(const CandidateFacts& candidate,
+                             const RankOptions& options,
+                             CandidateQuery* q) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  v1::Eligibility OfferEligibility(const CandidateQuery& q,
+                                   const CompactOffer& o) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float OfferOccupationValue(CandidateQuery& q, const CompactOffer& o) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float OfferPlaceValue(CandidateQuery& q, const CompactOffer& o) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float OfferSkillsValue(const CandidateQuery& q, const CompactOffer& o) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float OfferQualificationsValue(const CandidateQuery& q,
+                                 const CompactOffer& o) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // RankCandidates, step by step (match_index.cc): the offer prepared once
+  // per scan, then per candidate its eligibility and each factor's value.
+  struct OfferQuery;
+  OfferQuery PrepareOfferQuery(const OfferFacts& offer,
+                               const RankOptions& options) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  v1::Eligibility CandidateEligibility(const OfferQuery& q,
+                                       const CompactCandidate& c,
+                                       const RankOptions& options) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float CandidateOccupationValue(OfferQuery& q, const CompactCandidate& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float CandidatePlaceValue(OfferQuery& q, const CompactCandidate& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float CandidateSkillsValue(const OfferQuery& q,
+                             const CompactCandidate& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  float CandidateQualificationsValue(const OfferQuery& q,
+                                     const CompactCandidate& c) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Rewrite the pools in slot order without garbage, when due.
   void MaybeCompactOffers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeCompactCandidates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -201,184 +201,193 @@ struct PlaceChoice {
   float km = -1;   // -1 unknown or by municipality
 };
 
-FactorValues ScoreFactors(const CandidateFacts& c, const OfferFacts& o,
-                          Texts* texts) {
-  FactorValues v;
-  const int32_t occupation = ParseOccupationCode(o.occupation_code);
+// The best of the candidate's experience and qualifications in the
+// offer's occupation: its value, how many code digits it shares with the
+// occupation, and its months of experience (-1: from a qualification).
+struct OccupationScore {
+  float value = 0;
+  int digits = 0;
+  int months = -1;
+};
 
-  // Occupation: best of experience and qualifications.
-  int best_digits = 0;
-  int best_months = -1;  // -1 = from a qualification
+OccupationScore ScoreOccupation(const CandidateFacts& c, int32_t occupation) {
+  OccupationScore best;
   for (const ExperienceFacts& e : c.experience) {
     const int digits = CommonOccupationDigits(
         occupation, ParseOccupationCode(e.occupation_code));
     const float value =
         OccupationSimilarity(digits) * ExperienceWeight(e.months);
-    if (value > v.occupation) {
-      v.occupation = value;
-      best_digits = digits;
-      best_months = e.months;
-    }
+    if (value > best.value) best = {value, digits, e.months};
   }
   for (const QualificationFacts& q : c.qualifications) {
     const int digits = CommonOccupationDigits(
         occupation, ParseOccupationCode(q.occupation_code));
     const float value =
         OccupationSimilarity(digits) * kQualificationAsExperience;
-    if (value > v.occupation) {
-      v.occupation = value;
-      best_digits = digits;
-      best_months = -1;
-    }
+    if (value > best.value) best = {value, digits, -1};
   }
+  return best;
+}
 
-  // Skills.
-  int skills_had = 0;
-  int skills_basic = 0;
+// A factor scored over the offer's requirements: its value, how many
+// requirements were met fully and how many only partly.
+struct RequirementScore {
+  float value = 0;
+  int full = 0;
+  int partial = 0;
+};
+
+// Skills: "full" counts the required skills the candidate has at all,
+// "partial" those it has at a basic level only.
+RequirementScore ScoreSkills(const CandidateFacts& c, const OfferFacts& o) {
+  RequirementScore out;
   if (o.required_skills.empty()) {
-    v.skills = 1.0f;
-  } else {
-    float credit = 0;
-    for (const std::string& required : o.required_skills) {
-      float best = 0;
-      for (const SkillFacts& s : c.skills) {
-        if (s.label == required) best = std::max(best, SkillCredit(s.level));
-      }
-      if (best > 0) ++skills_had;
-      if (best > 0 && best < 1.0f) ++skills_basic;
-      credit += best;
-    }
-    v.skills = credit / static_cast<float>(o.required_skills.size());
+    out.value = 1.0f;
+    return out;
   }
+  float credit = 0;
+  for (const std::string& required : o.required_skills) {
+    float best = 0;
+    for (const SkillFacts& s : c.skills) {
+      if (s.label == required) best = std::max(best, SkillCredit(s.level));
+    }
+    if (best > 0) ++out.full;
+    if (best > 0 && best < 1.0f) ++out.partial;
+    credit += best;
+  }
+  out.value = credit / static_cast<float>(o.required_skills.size());
+  return out;
+}
 
-  // Qualifications.
-  int quals_met = 0;
-  int quals_some = 0;
+RequirementScore ScoreQualifications(const CandidateFacts& c,
+                                     const OfferFacts& o) {
+  RequirementScore out;
   if (o.required_qualification_codes.empty()) {
-    v.qualifications = 1.0f;
-  } else {
-    float credit = 0;
-    for (const std::string& required_code : o.required_qualification_codes) {
-      const int32_t required = ParseOccupationCode(required_code);
-      float best = 0;
-      for (const QualificationFacts& q : c.qualifications) {
-        const int32_t code = ParseOccupationCode(q.occupation_code);
-        if (required < 0 || code < 0 || code / 10 != required / 10) continue;
-        best = std::max(
-            best,
-            QualificationCredit(q.recognition, RequirementLevel(code) >=
-                                                   RequirementLevel(required)));
-      }
-      if (best >= 1.0f) ++quals_met;
-      if (best > 0 && best < 1.0f) ++quals_some;
-      credit += best;
-    }
-    v.qualifications =
-        credit / static_cast<float>(o.required_qualification_codes.size());
+    out.value = 1.0f;
+    return out;
   }
+  float credit = 0;
+  for (const std::string& required_code : o.required_qualification_codes) {
+    const int32_t required = ParseOccupationCode(required_code);
+    float best = 0;
+    for (const QualificationFacts& q : c.qualifications) {
+      const int32_t code = ParseOccupationCode(q.occupation_code);
+      if (required < 0 || code < 0 || code / 10 != required / 10) continue;
+      best = std::max(best, QualificationCredit(
+                                q.recognition, RequirementLevel(code) >=
+                                                   RequirementLevel(required)));
+    }
+    if (best >= 1.0f) ++out.full;
+    if (best > 0 && best < 1.0f) ++out.partial;
+    credit += best;
+  }
+  out.value =
+      credit / static_cast<float>(o.required_qualification_codes.size());
+  return out;
+}
 
-  // Place.
+// The candidate's preferred place that suits the offer best (the first of
+// equals).
+PlaceChoice ScorePlace(const CandidateFacts& c, const OfferFacts& o) {
   PlaceChoice place;
   if (c.preferred_places.empty()) {
     place.value = kNeutralValue;
-  } else {
-    for (size_t i = 0; i < c.preferred_places.size(); ++i) {
-      const PlaceFacts& p = c.preferred_places[i];
-      float value = 0;
-      float km = -1;
-      if (!p.municipality_code.empty()) {
-        value = p.municipality_code == o.municipality_code ? 1.0f : 0.0f;
-      } else {
-        if (p.centre && o.place_centre) {
-          km = static_cast<float>(geo::DistanceKm(*p.centre, *o.place_centre));
-        } else if (!p.postal_code.empty() && p.postal_code == o.postal_code) {
-          km = 0;
-        }
-        if (km >= 0) value = PlaceValueAtDistance(km, p.max_distance_km);
-      }
-      if (place.index < 0 || value > place.value) {
-        place = {value, static_cast<int>(i), km};
-      }
-    }
+    return place;
   }
-  v.place = place.value;
-
-  v.hours = HoursValue(o.hours, c.preferred_hours);
-  v.availability = AvailabilityValue(o.start_day, c.available_from_day);
-
-  if (texts == nullptr) return v;
-
-  if (v.occupation <= 0) {
-    texts->occupation =
-        absl::StrCat("no experience or qualification in main group ",
-                     OccupationPrefix(occupation, 2));
-  } else if (best_months >= 0) {
-    texts->occupation = absl::StrCat("experience ", best_months, " months in ",
-                                     OccupationPrefix(occupation, best_digits),
-                                     " (", SimilarityName(best_digits), ")");
-  } else {
-    texts->occupation = absl::StrCat("qualification in ",
-                                     OccupationPrefix(occupation, best_digits),
-                                     " (", SimilarityName(best_digits), ")");
-  }
-
-  if (o.required_skills.empty()) {
-    texts->skills = "no skills required";
-  } else {
-    texts->skills = absl::StrCat(skills_had, " of ", o.required_skills.size(),
-                                 " required skills");
-    if (skills_basic > 0) {
-      absl::StrAppend(&texts->skills, " (", skills_basic, " basic only)");
-    }
-  }
-
-  if (o.required_qualification_codes.empty()) {
-    texts->qualifications = "no qualifications required";
-  } else {
-    texts->qualifications =
-        absl::StrCat(quals_met, " of ", o.required_qualification_codes.size(),
-                     " required qualifications fully");
-    if (quals_some > 0) {
-      absl::StrAppend(&texts->qualifications, ", ", quals_some,
-                      " partly (recognition or level)");
-    }
-  }
-
-  if (c.preferred_places.empty()) {
-    texts->place = "no preferred places";
-  } else {
-    const PlaceFacts& p = c.preferred_places[place.index];
+  for (size_t i = 0; i < c.preferred_places.size(); ++i) {
+    const PlaceFacts& p = c.preferred_places[i];
+    float value = 0;
+    float km = -1;
     if (!p.municipality_code.empty()) {
-      texts->place =
-          place.value > 0
-              ? absl::StrCat("in preferred municipality ", p.municipality_code)
-              : absl::StrCat(
-                    "outside the preferred places, e.g. "
-                    "municipality ",
-                    p.municipality_code);
-    } else if (place.km < 0) {
-      texts->place = absl::StrCat("distance to preferred postal code ",
-                                  p.postal_code, " unknown");
+      value = p.municipality_code == o.municipality_code ? 1.0f : 0.0f;
     } else {
-      texts->place = absl::StrCat(
-          std::lround(place.km), " km from preferred postal code ",
-          p.postal_code, " (up to ", p.max_distance_km, " km wanted)");
+      if (p.centre && o.place_centre) {
+        km = static_cast<float>(geo::DistanceKm(*p.centre, *o.place_centre));
+      } else if (!p.postal_code.empty() && p.postal_code == o.postal_code) {
+        km = 0;
+      }
+      if (km >= 0) value = PlaceValueAtDistance(km, p.max_distance_km);
+    }
+    if (place.index < 0 || value > place.value) {
+      place = {value, static_cast<int>(i), km};
     }
   }
+  return place;
+}
 
-  const HoursFacts& oh = o.hours;
-  const HoursFacts& wh = c.preferred_hours;
+std::string OccupationText(int32_t occupation, const OccupationScore& best) {
+  if (best.value <= 0) {
+    return absl::StrCat("no experience or qualification in main group ",
+                        OccupationPrefix(occupation, 2));
+  }
+  if (best.months >= 0) {
+    return absl::StrCat("experience ", best.months, " months in ",
+                        OccupationPrefix(occupation, best.digits), " (",
+                        SimilarityName(best.digits), ")");
+  }
+  return absl::StrCat("qualification in ",
+                      OccupationPrefix(occupation, best.digits), " (",
+                      SimilarityName(best.digits), ")");
+}
+
+std::string SkillsText(const OfferFacts& o, const RequirementScore& skills) {
+  if (o.required_skills.empty()) return "no skills required";
+  std::string text = absl::StrCat(skills.full, " of ", o.required_skills.size(),
+                                  " required skills");
+  if (skills.partial > 0) {
+    absl::StrAppend(&text, " (", skills.partial, " basic only)");
+  }
+  return text;
+}
+
+std::string QualificationsText(const OfferFacts& o,
+                               const RequirementScore& quals) {
+  if (o.required_qualification_codes.empty()) {
+    return "no qualifications required";
+  }
+  std::string text =
+      absl::StrCat(quals.full, " of ", o.required_qualification_codes.size(),
+                   " required qualifications fully");
+  if (quals.partial > 0) {
+    absl::StrAppend(&text, ", ", quals.partial,
+                    " partly (recognition or level)");
+  }
+  return text;
+}
+
+std::string PlaceText(const CandidateFacts& c, const PlaceChoice& place) {
+  if (c.preferred_places.empty()) return "no preferred places";
+  const PlaceFacts& p = c.preferred_places[place.index];
+  if (!p.municipality_code.empty()) {
+    return place.value > 0
+               ? absl::StrCat("in preferred municipality ", p.municipality_code)
+               : absl::StrCat(
+                     "outside the preferred places, e.g. "
+                     "municipality ",
+                     p.municipality_code);
+  }
+  if (place.km < 0) {
+    return absl::StrCat("distance to preferred postal code ", p.postal_code,
+                        " unknown");
+  }
+  return absl::StrCat(std::lround(place.km), " km from preferred postal code ",
+                      p.postal_code, " (up to ", p.max_distance_km,
+                      " km wanted)");
+}
+
+std::string HoursText(const HoursFacts& oh, const HoursFacts& wh) {
+  std::string text;
   if (oh.max_per_week <= 0) {
-    texts->hours = "offer states no hours";
+    text = "offer states no hours";
   } else if (wh.max_per_week <= 0) {
-    texts->hours = absl::StrCat("hours ", Hours(oh.min_per_week), "–",
-                                Hours(oh.max_per_week), "; no preferred hours");
+    text = absl::StrCat("hours ", Hours(oh.min_per_week), "–",
+                        Hours(oh.max_per_week), "; no preferred hours");
   } else {
     const bool within = oh.min_per_week >= wh.min_per_week &&
                         oh.max_per_week <= wh.max_per_week;
     const bool apart =
         oh.max_per_week < wh.min_per_week || oh.min_per_week > wh.max_per_week;
-    texts->hours = absl::StrCat(
+    text = absl::StrCat(
         "hours ", Hours(oh.min_per_week), "–", Hours(oh.max_per_week),
         within  ? " within"
         : apart ? " outside"
@@ -387,18 +396,42 @@ FactorValues ScoreFactors(const CandidateFacts& c, const OfferFacts& o,
   }
   if (oh.day_periods != 0 && wh.day_periods != 0 &&
       (oh.day_periods & ~wh.day_periods) != 0) {
-    absl::StrAppend(&texts->hours, "; works ",
+    absl::StrAppend(&text, "; works ",
                     PeriodNames(oh.day_periods & ~wh.day_periods),
                     ", not a preferred part of the day");
   }
+  return text;
+}
 
+std::string AvailabilityText(const CandidateFacts& c, const OfferFacts& o) {
   if (!c.available_from_day || *c.available_from_day <= o.start_day) {
-    texts->availability = "available by the start";
-  } else {
-    texts->availability =
-        absl::StrCat("available ", *c.available_from_day - o.start_day,
-                     " days after the start");
+    return "available by the start";
   }
+  return absl::StrCat("available ", *c.available_from_day - o.start_day,
+                      " days after the start");
+}
+
+FactorValues ScoreFactors(const CandidateFacts& c, const OfferFacts& o,
+                          Texts* texts) {
+  const int32_t occupation = ParseOccupationCode(o.occupation_code);
+  const OccupationScore best = ScoreOccupation(c, occupation);
+  const RequirementScore skills = ScoreSkills(c, o);
+  const RequirementScore quals = ScoreQualifications(c, o);
+  const PlaceChoice place = ScorePlace(c, o);
+  FactorValues v;
+  v.occupation = best.value;
+  v.skills = skills.value;
+  v.qualifications = quals.value;
+  v.place = place.value;
+  v.hours = HoursValue(o.hours, c.preferred_hours);
+  v.availability = AvailabilityValue(o.start_day, c.available_from_day);
+  if (texts == nullptr) return v;
+  texts->occupation = OccupationText(occupation, best);
+  texts->skills = SkillsText(o, skills);
+  texts->qualifications = QualificationsText(o, quals);
+  texts->place = PlaceText(c, place);
+  texts->hours = HoursText(o.hours, c.preferred_hours);
+  texts->availability = AvailabilityText(c, o);
   return v;
 }
 

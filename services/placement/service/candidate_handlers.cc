@@ -58,7 +58,7 @@ void StampRecognition(const LocalAgency& me, absl::Time now,
     if (q.recognition_state() != v1::RECOGNITION_STATE_UNSPECIFIED &&
         q.recognition_agency().empty()) {
       q.set_recognition_agency(me.name());
-      *q.mutable_recognition_update_time() = ToTimestamp(now);
+      *q.mutable_recognition_update_time() = api::ToTimestamp(now);
     }
   }
 }
@@ -117,14 +117,8 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
   if (status.ok()) {
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& caller) -> absl::Status {
-      v1::CreateCandidateProfileRequest fingerprinted = request;
-      fingerprinted.clear_request_id();
-      const std::string hash = api::RequestFingerprint(fingerprinted);
-      const api::RequestKey key{caller.id,
-                                call_env().service + "/CreateCandidateProfile",
-                                request.request_id()};
-      absl::StatusOr<std::optional<std::string>> seen =
-          api::LookupRequestId(tx, key, hash);
+      const api::IdempotentCreate once(caller.id, rc.method, request);
+      absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
       if (!seen.ok()) return seen.status();
       std::string target = person_id;
       if (seen->has_value()) {
@@ -170,14 +164,12 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
       }
       if (!ids.empty()) return ids.ToStatus();
       StampRecognition(caller, now, &p);
-      *p.mutable_create_time() = ToTimestamp(now);
-      *p.mutable_update_time() = ToTimestamp(now);
+      *p.mutable_create_time() = api::ToTimestamp(now);
+      *p.mutable_update_time() = api::ToTimestamp(now);
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
       if (absl::Status s = InsertCandidate(tx, row, *seq); !s.ok()) return s;
-      if (absl::Status s =
-              api::RecordRequestId(tx, key, hash, CandidateName(target));
-          !s.ok()) {
+      if (absl::Status s = once.Record(tx, CandidateName(target)); !s.ok()) {
         return s;
       }
       std::vector<std::string> categories = {kEmployment};
@@ -302,7 +294,7 @@ absl::Status PlacementServiceImpl::DoListCandidateProfiles(
         break;
       }
       ++used;
-      cursor = PageKey{ToMicros(FromTimestamp(row.profile.create_time())),
+      cursor = PageKey{ToMicros(api::FromTimestamp(row.profile.create_time())),
                        row.person_id};
       ++checks;
       const std::string person = PersonName(row.person_id);
@@ -418,7 +410,7 @@ absl::Status PlacementServiceImpl::DoUpdateCandidateProfile(
       }
       if (!ids.empty()) return ids.ToStatus();
       StampRecognition(caller, now, &row.profile);
-      *row.profile.mutable_update_time() = ToTimestamp(now);
+      *row.profile.mutable_update_time() = api::ToTimestamp(now);
       ++row.version;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
@@ -521,9 +513,9 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
         q->set_occupation_code(request.occupation_code());
       }
       q->set_recognition_agency(caller.name());
-      *q->mutable_recognition_update_time() = ToTimestamp(now);
+      *q->mutable_recognition_update_time() = api::ToTimestamp(now);
       *out = *q;
-      *row.profile.mutable_update_time() = ToTimestamp(now);
+      *row.profile.mutable_update_time() = api::ToTimestamp(now);
       ++row.version;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();

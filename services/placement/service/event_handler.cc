@@ -105,18 +105,11 @@ absl::Status ApplyResult(Transaction& tx,
                        {kLanguage});
 }
 
-absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
-                        absl::Time now) {
-  const std::string merged = PersonIdOf(e.merged());
-  const std::string survivor = PersonIdOf(e.survivor());
-  if (merged.empty() || survivor.empty() || merged == survivor) {
-    return absl::InvalidArgumentError("merge event without two persons");
-  }
-  if (absl::Status s = RecordMerge(tx, merged, survivor); !s.ok()) return s;
-  absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
-  if (!seq.ok()) return seq.status();
-
-  // Profiles.
+// The merged person's candidate profile moves to the survivor (as a
+// redirect), or is set aside when the survivor has one.
+absl::Status MergeProfiles(Transaction& tx, const std::string& merged,
+                           const std::string& survivor, int64_t seq,
+                           absl::Time now) {
   absl::StatusOr<std::optional<CandidateRow>> gone = ReadCandidate(tx, merged);
   if (!gone.ok()) return gone.status();
   absl::StatusOr<std::optional<CandidateRow>> kept =
@@ -130,16 +123,16 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
       CandidateRow moved = old;
       moved.person_id = survivor;
       moved.profile.set_person(PersonName(survivor));
-      *moved.profile.mutable_update_time() = ToTimestamp(now);
+      *moved.profile.mutable_update_time() = api::ToTimestamp(now);
       ++moved.version;
-      if (absl::Status s = InsertCandidate(tx, moved, *seq); !s.ok()) return s;
+      if (absl::Status s = InsertCandidate(tx, moved, seq); !s.ok()) return s;
       old.merged_into = survivor;
     }
     // Both had one: the survivor's stays, the merged one is set aside.
     old.profile.set_state(v1::CANDIDATE_STATE_INACTIVE);
-    *old.profile.mutable_update_time() = ToTimestamp(now);
+    *old.profile.mutable_update_time() = api::ToTimestamp(now);
     ++old.version;
-    if (absl::Status s = UpdateCandidate(tx, old, *seq); !s.ok()) return s;
+    if (absl::Status s = UpdateCandidate(tx, old, seq); !s.ok()) return s;
     if (absl::Status s =
             AuditConsumer(tx, PersonName(survivor), "candidate",
                           "ApplyPersonMerged", "person-merge", {kEmployment});
@@ -147,9 +140,14 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
       return s;
     }
   }
+  return absl::OkStatus();
+}
 
-  // Facts: the higher certificate; the survivor's residence facts unless it
-  // has none.
+// The merged person's facts join the survivor's: the higher certificate;
+// the survivor's residence facts unless it has none.
+absl::Status MergeFacts(Transaction& tx, const std::string& merged,
+                        const std::string& survivor, int64_t seq,
+                        absl::Time now) {
   absl::StatusOr<std::optional<PersonFacts>> gf = ReadFacts(tx, merged);
   if (!gf.ok()) return gf.status();
   if (gf->has_value()) {
@@ -168,10 +166,14 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
       f.residence_event_us = g.residence_event_us;
     }
     f.update_us = ToMicros(now);
-    if (absl::Status s = UpsertFacts(tx, f, *seq); !s.ok()) return s;
+    if (absl::Status s = UpsertFacts(tx, f, seq); !s.ok()) return s;
   }
+  return absl::OkStatus();
+}
 
-  // Placements and notices follow the person.
+// Placements and notices follow the person.
+absl::Status MergePlacements(Transaction& tx, const std::string& merged,
+                             const std::string& survivor, absl::Time now) {
   absl::StatusOr<std::vector<PlacementRow>> placements =
       PlacementsOfPerson(tx, merged);
   if (!placements.ok()) return placements.status();
@@ -219,6 +221,26 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
   return absl::OkStatus();
 }
 
+absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
+                        absl::Time now) {
+  const std::string merged = PersonIdOf(e.merged());
+  const std::string survivor = PersonIdOf(e.survivor());
+  if (merged.empty() || survivor.empty() || merged == survivor) {
+    return absl::InvalidArgumentError("merge event without two persons");
+  }
+  if (absl::Status s = RecordMerge(tx, merged, survivor); !s.ok()) return s;
+  absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
+  if (!seq.ok()) return seq.status();
+  if (absl::Status s = MergeProfiles(tx, merged, survivor, *seq, now);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = MergeFacts(tx, merged, survivor, *seq, now); !s.ok()) {
+    return s;
+  }
+  return MergePlacements(tx, merged, survivor, now);
+}
+
 }  // namespace
 
 events::ApplyFn PlacementServiceImpl::EventHandler() {
@@ -229,9 +251,10 @@ events::ApplyFn PlacementServiceImpl::EventHandler() {
     if (!agency.ok()) return agency.status();
     if (*agency) return absl::OkStatus();
     const absl::Time now = Now();
-    const int64_t event_us = event.has_occurred_at()
-                                 ? ToMicros(FromTimestamp(event.occurred_at()))
-                                 : ToMicros(now);
+    const int64_t event_us =
+        event.has_occurred_at()
+            ? ToMicros(api::FromTimestamp(event.occurred_at()))
+            : ToMicros(now);
     if (payload.Is<identity::v1::ResidenceStatusChanged>()) {
       identity::v1::ResidenceStatusChanged e;
       if (!payload.UnpackTo(&e)) {

@@ -17,6 +17,7 @@
 #include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
 #include "common/api/names.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
@@ -49,9 +50,8 @@ inline constexpr char kPlacementPattern[] = "placements/{placement}";
 inline constexpr char kNoticePattern[] = "trainingTolerationNotices/{notice}";
 
 // --- time and dates ---
-google::protobuf::Timestamp ToTimestamp(absl::Time t);
+// Timestamps: common/api/time.h (api::ToTimestamp, api::FromTimestamp).
 int64_t ToMicros(absl::Time t);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts);
 // Days since 1970-01-01; nullopt for an unset or impossible date.
 std::optional<int64_t> DayNumber(const type::v1::Date& date);
 int64_t DayIndex(absl::Time t);

@@ -217,6 +217,60 @@ absl::Status PlacementServiceImpl::CatchUpIndex() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// Keeps `fresh` for the pages that follow and points `position` at its
+// start.
+absl::StatusOr<std::shared_ptr<const Ranking>> KeepRanking(
+    PlacementServiceImpl& service, Ranking fresh,
+    std::optional<TokenPosition>* position) {
+  auto ranking = std::make_shared<const Ranking>(fresh);
+  absl::StatusOr<std::string> stored = Store(service, std::move(fresh));
+  if (!stored.ok()) return stored.status();
+  *position = TokenPosition{*stored, 0};
+  return ranking;
+}
+
+// The offers at ranking positions [offset, end); an offer withdrawn since
+// the ranking is left out of its page.
+absl::Status ReadRankedOffers(Transaction& tx, const Ranking& ranking,
+                              size_t offset, size_t end,
+                              std::vector<OfferRow>* offers) {
+  offers->clear();
+  for (size_t i = offset; i < end; ++i) {
+    absl::StatusOr<std::optional<OfferRow>> row =
+        ReadOffer(tx, ranking.entries[i].id);
+    if (!row.ok()) return row.status();
+    if (row->has_value()) offers->push_back(**row);
+  }
+  return absl::OkStatus();
+}
+
+// The facts the offers were matched on, as far as the caller may see
+// them, and when they were last changed.
+void FillMatchedFacts(const CandidateFacts& facts,
+                      const ResolvedCandidate& found, bool see_residence,
+                      bool see_language, v1::CandidateFacts* f) {
+  if (see_residence) {
+    f->set_work_permission(facts.work_permission);
+    if (facts.work_permission_valid_until_day) {
+      *f->mutable_work_permission_valid_until() =
+          DateFromDay(*facts.work_permission_valid_until_day);
+    }
+  }
+  if (see_language) {
+    const LanguageLevel level = facts.EffectiveLanguageLevel();
+    f->set_language_level(level.level);
+    f->set_language_level_source(level.source);
+  }
+  int64_t facts_us =
+      ToMicros(api::FromTimestamp(found.row->profile.update_time()));
+  if (found.facts) facts_us = std::max(facts_us, found.facts->update_us);
+  *f->mutable_facts_time() = api::ToTimestamp(absl::FromUnixMicros(facts_us));
+}
+
+}  // namespace
+
 absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
     const Rc& rc, const v1::MatchOffersForCandidateRequest& request,
     v1::MatchOffersForCandidateResponse* out) {
@@ -310,12 +364,12 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
       for (const RankedOffer& r : match().index.RankOffers(facts, options)) {
         fresh.entries.push_back({r.offer_id, r.eligibility, r.score});
       }
-      ranking = std::make_shared<const Ranking>(fresh);
-      absl::StatusOr<std::string> stored = Store(*this, std::move(fresh));
-      if (!stored.ok()) {
-        status = stored.status();
+      absl::StatusOr<std::shared_ptr<const Ranking>> kept =
+          KeepRanking(*this, std::move(fresh), &position);
+      if (kept.ok()) {
+        ranking = *std::move(kept);
       } else {
-        position = TokenPosition{*stored, 0};
+        status = kept.status();
       }
     }
   }
@@ -325,15 +379,7 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
     std::vector<OfferRow> offers;
     status =
         call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
-          offers.clear();
-          for (size_t i = offset; i < end; ++i) {
-            absl::StatusOr<std::optional<OfferRow>> row =
-                ReadOffer(tx, ranking->entries[i].id);
-            if (!row.ok()) return row.status();
-            // An offer withdrawn since the ranking is left out of its page.
-            if (row->has_value()) offers.push_back(**row);
-          }
-          return absl::OkStatus();
+          return ReadRankedOffers(tx, *ranking, offset, end, &offers);
         });
     for (const OfferRow& row : offers) {
       v1::OfferMatch* match = out->add_matches();
@@ -347,23 +393,8 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
     }
   }
   if (status.ok()) {
-    v1::CandidateFacts* f = out->mutable_facts();
-    if (see_residence) {
-      f->set_work_permission(facts.work_permission);
-      if (facts.work_permission_valid_until_day) {
-        *f->mutable_work_permission_valid_until() =
-            DateFromDay(*facts.work_permission_valid_until_day);
-      }
-    }
-    if (see_language) {
-      const LanguageLevel level = facts.EffectiveLanguageLevel();
-      f->set_language_level(level.level);
-      f->set_language_level_source(level.source);
-    }
-    int64_t facts_us =
-        ToMicros(FromTimestamp(found.row->profile.update_time()));
-    if (found.facts) facts_us = std::max(facts_us, found.facts->update_us);
-    *f->mutable_facts_time() = ToTimestamp(absl::FromUnixMicros(facts_us));
+    FillMatchedFacts(facts, found, see_residence, see_language,
+                     out->mutable_facts());
     AddWithheldFacts(see_residence, see_language, *access, out);
     std::vector<std::string> categories = {kEmployment};
     if (see_language) categories.push_back(kLanguage);
@@ -374,6 +405,78 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
   }
   return call.Finish(status);
 }
+
+namespace {
+
+// The candidates at ranking positions [next, next + want) that are still
+// active and still who the ranking named, with their positions.
+absl::Status ReadRankedCandidates(Transaction& tx, const Ranking& ranking,
+                                  size_t next, size_t want,
+                                  std::vector<ResolvedCandidate>* batch,
+                                  std::vector<size_t>* positions) {
+  batch->clear();
+  positions->clear();
+  for (size_t i = next; i < next + want; ++i) {
+    const std::string& person_id = ranking.entries[i].id;
+    absl::StatusOr<ResolvedCandidate> r = ResolveCandidate(tx, person_id);
+    if (!r.ok()) return r.status();
+    if (!r->row || r->person_id != person_id ||
+        r->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+      continue;  // changed since the ranking
+    }
+    batch->push_back(*std::move(r));
+    positions->push_back(i);
+  }
+  return absl::OkStatus();
+}
+
+// Adds `c` to the page when the caller may read its EMPLOYMENT data (and,
+// unless `include_excluded`, it is not EXCLUDED), explained with what
+// `access` and the ranking's defaults let the caller see; the rest is
+// withheld and marked. Returns the categories of the person the page
+// shows, empty when `c` was left out.
+std::vector<std::string> AddCandidateMatch(
+    const ResolvedCandidate& c, const AccessView& access, bool rank_residence,
+    bool rank_language, const OfferFacts& offer_facts, int32_t today,
+    bool include_excluded, v1::MatchCandidatesForOfferResponse* out) {
+  if (!access.Allowed(DATA_CATEGORY_EMPLOYMENT)) return {};
+  const bool see_residence =
+      rank_residence && access.Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
+  const bool see_language =
+      rank_language && access.Allowed(DATA_CATEGORY_LANGUAGE);
+  const CandidateFacts facts =
+      FactsOf(*c.row, c.facts).WithheldFor(see_residence, see_language);
+  const MatchExplanation explanation = Explain(facts, offer_facts, today);
+  if (!include_excluded &&
+      explanation.eligibility == v1::ELIGIBILITY_EXCLUDED) {
+    return {};
+  }
+  v1::CandidateMatch* match = out->add_matches();
+  CandidateOut(*c.row, c.facts, match->mutable_candidate());
+  FillCandidateMatch(explanation, match);
+  std::vector<std::string> categories = {kEmployment};
+  if (see_language) {
+    categories.push_back(kLanguage);
+  } else {
+    WithholdLanguage("candidate",
+                     access.Allowed(DATA_CATEGORY_LANGUAGE)
+                         ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+                         : access.Reason(DATA_CATEGORY_LANGUAGE),
+                     match->mutable_candidate(), match->mutable_withheld());
+  }
+  if (see_residence) {
+    categories.push_back(kResidence);
+  } else {
+    *match->add_withheld() = MakeWithheld(
+        "constraints.work_permission", DATA_CATEGORY_RESIDENCE_STATUS,
+        access.Allowed(DATA_CATEGORY_RESIDENCE_STATUS)
+            ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
+            : access.Reason(DATA_CATEGORY_RESIDENCE_STATUS));
+  }
+  return categories;
+}
+
+}  // namespace
 
 absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
     const Rc& rc, const v1::MatchCandidatesForOfferRequest& request,
@@ -447,12 +550,12 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
            match().index.RankCandidates(offer_facts, options, nullptr)) {
         fresh.entries.push_back({r.person_id, r.eligibility, r.score});
       }
-      ranking = std::make_shared<const Ranking>(fresh);
-      absl::StatusOr<std::string> stored = Store(*this, std::move(fresh));
-      if (!stored.ok()) {
-        status = stored.status();
+      absl::StatusOr<std::shared_ptr<const Ranking>> kept =
+          KeepRanking(*this, std::move(fresh), &position);
+      if (kept.ok()) {
+        ranking = *std::move(kept);
       } else {
-        position = TokenPosition{*stored, 0};
+        status = kept.status();
       }
     }
   }
@@ -471,24 +574,10 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
          ranking->entries.size() - next});
     std::vector<ResolvedCandidate> batch;
     std::vector<size_t> positions;
-    status =
-        call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
-          batch.clear();
-          positions.clear();
-          for (size_t i = next; i < next + want; ++i) {
-            const std::string& person_id = ranking->entries[i].id;
-            absl::StatusOr<ResolvedCandidate> r =
-                ResolveCandidate(tx, person_id);
-            if (!r.ok()) return r.status();
-            if (!r->row || r->person_id != person_id ||
-                r->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
-              continue;  // changed since the ranking
-            }
-            batch.push_back(*std::move(r));
-            positions.push_back(i);
-          }
-          return absl::OkStatus();
-        });
+    status = call.Read([&](Transaction& tx,
+                           const LocalAgency&) -> absl::Status {
+      return ReadRankedCandidates(tx, *ranking, next, want, &batch, &positions);
+    });
     if (!status.ok()) break;
     std::vector<std::string> persons;
     std::vector<bool> serves;
@@ -516,41 +605,10 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
         status = access.status();
         break;
       }
-      if (!access->Allowed(DATA_CATEGORY_EMPLOYMENT)) continue;
-      const bool see_residence =
-          rank_residence && access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS);
-      const bool see_language =
-          rank_language && access->Allowed(DATA_CATEGORY_LANGUAGE);
-      const CandidateFacts facts =
-          FactsOf(*c.row, c.facts).WithheldFor(see_residence, see_language);
-      const MatchExplanation explanation = Explain(facts, offer_facts, today);
-      if (!request.include_excluded() &&
-          explanation.eligibility == v1::ELIGIBILITY_EXCLUDED) {
-        continue;
-      }
-      v1::CandidateMatch* match = out->add_matches();
-      CandidateOut(*c.row, c.facts, match->mutable_candidate());
-      FillCandidateMatch(explanation, match);
-      std::vector<std::string> categories = {kEmployment};
-      if (see_language) {
-        categories.push_back(kLanguage);
-      } else {
-        WithholdLanguage("candidate",
-                         access->Allowed(DATA_CATEGORY_LANGUAGE)
-                             ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-                             : access->Reason(DATA_CATEGORY_LANGUAGE),
-                         match->mutable_candidate(), match->mutable_withheld());
-      }
-      if (see_residence) {
-        categories.push_back(kResidence);
-      } else {
-        *match->add_withheld() = MakeWithheld(
-            "constraints.work_permission", DATA_CATEGORY_RESIDENCE_STATUS,
-            access->Allowed(DATA_CATEGORY_RESIDENCE_STATUS)
-                ? type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS
-                : access->Reason(DATA_CATEGORY_RESIDENCE_STATUS));
-      }
-      call.Touch(person, "candidate", categories);
+      const std::vector<std::string> categories = AddCandidateMatch(
+          c, *access, rank_residence, rank_language, offer_facts, today,
+          request.include_excluded(), out);
+      if (!categories.empty()) call.Touch(person, "candidate", categories);
     }
     next = consumed;
   }

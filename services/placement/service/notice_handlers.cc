@@ -53,7 +53,7 @@ absl::Status PlacementServiceImpl::DoListTrainingTolerationNotices(
       const NoticeRow& l = (*rows)[size - 1];
       out->set_next_page_token(api::EncodePageToken(
           fingerprint,
-          PageKey{ToMicros(FromTimestamp(l.notice.create_time())), l.id}
+          PageKey{ToMicros(api::FromTimestamp(l.notice.create_time())), l.id}
               .Encode()));
     }
     return absl::OkStatus();
@@ -95,7 +95,7 @@ absl::Status PlacementServiceImpl::DoAcknowledgeTrainingTolerationNotice(
     }
     if (!row.notice.acknowledged()) {
       row.notice.set_acknowledged(true);
-      *row.notice.mutable_acknowledge_time() = ToTimestamp(now);
+      *row.notice.mutable_acknowledge_time() = api::ToTimestamp(now);
       ++row.version;
       if (absl::Status s = UpdateNotice(tx, row); !s.ok()) return s;
     }

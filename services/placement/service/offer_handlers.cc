@@ -86,13 +86,8 @@ absl::Status PlacementServiceImpl::DoCreateOffer(
     ValidateOffer(request.offer(), {}, /*creating=*/true, DayIndex(now), &v);
     if (!v.empty()) return v.ToStatus();
 
-    v1::CreateOfferRequest fingerprinted = request;
-    fingerprinted.clear_request_id();
-    const std::string hash = api::RequestFingerprint(fingerprinted);
-    const api::RequestKey key{me.id, call_env().service + "/CreateOffer",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, hash);
+    const api::IdempotentCreate once(me.id, rc.method, request);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (seen->has_value()) {
       absl::string_view id = **seen;
@@ -117,13 +112,12 @@ absl::Status PlacementServiceImpl::DoCreateOffer(
     o.set_publishing_agency(me.name());
     o.set_positions_open(o.positions_total());
     o.set_state(v1::OFFER_STATE_OPEN);
-    *o.mutable_create_time() = ToTimestamp(now);
-    *o.mutable_update_time() = ToTimestamp(now);
+    *o.mutable_create_time() = api::ToTimestamp(now);
+    *o.mutable_update_time() = api::ToTimestamp(now);
     absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
     if (!seq.ok()) return seq.status();
     if (absl::Status s = InsertOffer(tx, row, *seq); !s.ok()) return s;
-    if (absl::Status s = api::RecordRequestId(tx, key, hash, OfferName(row.id));
-        !s.ok()) {
+    if (absl::Status s = once.Record(tx, OfferName(row.id)); !s.ok()) {
       return s;
     }
     call.set_target(OfferName(row.id));
@@ -218,7 +212,7 @@ absl::Status PlacementServiceImpl::DoListOffers(
       const OfferRow& l = (*rows)[size - 1];
       out->set_next_page_token(api::EncodePageToken(
           fingerprint,
-          PageKey{ToMicros(FromTimestamp(l.offer.create_time())), l.id}
+          PageKey{ToMicros(api::FromTimestamp(l.offer.create_time())), l.id}
               .Encode()));
     }
     return absl::OkStatus();
@@ -276,7 +270,7 @@ absl::Status PlacementServiceImpl::DoUpdateOffer(
     changed.set_positions_open(changed.positions_total() - hires);
     changed.set_state(changed.positions_open() == 0 ? v1::OFFER_STATE_FILLED
                                                     : v1::OFFER_STATE_OPEN);
-    *changed.mutable_update_time() = ToTimestamp(now);
+    *changed.mutable_update_time() = api::ToTimestamp(now);
     row->offer = changed;
     ++row->version;
     absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
@@ -321,7 +315,7 @@ absl::Status PlacementServiceImpl::DoWithdrawOffer(
     }
     row->offer.set_state(v1::OFFER_STATE_WITHDRAWN);
     row->offer.set_withdraw_reason(request.reason());
-    *row->offer.mutable_update_time() = ToTimestamp(now);
+    *row->offer.mutable_update_time() = api::ToTimestamp(now);
     ++row->version;
     absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
     if (!seq.ok()) return seq.status();

@@ -91,11 +91,52 @@ void AddTransition(v1::Placement* p, v1::PlacementState to,
   v1::PlacementTransition* t = p->add_transitions();
   t->set_from_state(p->state());
   t->set_to_state(to);
-  *t->mutable_transition_time() = ToTimestamp(now);
+  *t->mutable_transition_time() = api::ToTimestamp(now);
   t->set_agency(me.name());
   t->set_actor(actor);
   p->set_state(to);
-  *p->mutable_update_time() = ToTimestamp(now);
+  *p->mutable_update_time() = api::ToTimestamp(now);
+}
+
+}  // namespace
+
+namespace {
+
+// Takes the offer's lock and checks, under it, that a proposal of the
+// candidate `candidate_id` (person `person_id`) for the offer may be made:
+// the offer is open, the profile active and still the person's, and the
+// person has no open placement for the offer. Returns the offer.
+absl::StatusOr<OfferRow> LockProposable(Transaction& tx,
+                                        const std::string& offer_id,
+                                        const std::string& candidate_id,
+                                        const std::string& person_id) {
+  if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
+  absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
+  if (!offer.ok()) return offer.status();
+  if (!offer->has_value()) {
+    return NotFound("OFFER_NOT_FOUND", "no such offer");
+  }
+  if ((*offer)->offer.state() != v1::OFFER_STATE_OPEN) {
+    return Precondition("OFFER_NOT_OPEN", "the offer is not open");
+  }
+  absl::StatusOr<ResolvedCandidate> c = ResolveCandidate(tx, candidate_id);
+  if (!c.ok()) return c.status();
+  if (!c->row || c->person_id != person_id) {
+    return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
+  }
+  if (c->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
+    return Precondition("CANDIDATE_INACTIVE",
+                        "the candidate profile is not active");
+  }
+  absl::StatusOr<std::optional<PlacementRow>> open =
+      OpenPlacement(tx, offer_id, person_id);
+  if (!open.ok()) return open.status();
+  if (open->has_value()) {
+    return ErrorWithReason(absl::StatusCode::kAlreadyExists, "PLACEMENT_EXISTS",
+                           "the candidate has an open placement for the offer",
+                           {{"placement", PlacementName((*open)->id)}});
+  }
+  return **offer;
 }
 
 }  // namespace
@@ -119,19 +160,12 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
                    &v);
   }
   api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
-  v1::ProposePlacementRequest fingerprinted = request;
-  fingerprinted.clear_request_id();
-  const std::string hash = api::RequestFingerprint(fingerprinted);
   LocalAgency me;
   std::string person_id;
   bool replay = false;
   auto replay_lookup = [&](Transaction& tx,
-                           const LocalAgency& caller) -> absl::Status {
-    const api::RequestKey key{caller.id,
-                              call_env().service + "/ProposePlacement",
-                              request.request_id()};
-    absl::StatusOr<std::optional<std::string>> seen =
-        api::LookupRequestId(tx, key, hash);
+                           const api::IdempotentCreate& once) -> absl::Status {
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
     if (!seen.ok()) return seen.status();
     if (!seen->has_value()) return absl::OkStatus();
     absl::string_view id = **seen;
@@ -203,37 +237,14 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& caller) -> absl::Status {
       replay = false;
-      if (absl::Status s = replay_lookup(tx, caller); !s.ok() || replay) {
+      const api::IdempotentCreate once(caller.id, rc.method, request);
+      if (absl::Status s = replay_lookup(tx, once); !s.ok() || replay) {
         return s;
       }
-      if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
-      absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
+      absl::StatusOr<OfferRow> offer =
+          LockProposable(tx, offer_id, candidate_id, person_id);
       if (!offer.ok()) return offer.status();
-      if (!offer->has_value()) {
-        return NotFound("OFFER_NOT_FOUND", "no such offer");
-      }
-      const OfferRow& o = **offer;
-      if (o.offer.state() != v1::OFFER_STATE_OPEN) {
-        return Precondition("OFFER_NOT_OPEN", "the offer is not open");
-      }
-      absl::StatusOr<ResolvedCandidate> c = ResolveCandidate(tx, candidate_id);
-      if (!c.ok()) return c.status();
-      if (!c->row || c->person_id != person_id) {
-        return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
-      }
-      if (c->row->profile.state() != v1::CANDIDATE_STATE_ACTIVE) {
-        return Precondition("CANDIDATE_INACTIVE",
-                            "the candidate profile is not active");
-      }
-      absl::StatusOr<std::optional<PlacementRow>> open =
-          OpenPlacement(tx, offer_id, person_id);
-      if (!open.ok()) return open.status();
-      if (open->has_value()) {
-        return ErrorWithReason(
-            absl::StatusCode::kAlreadyExists, "PLACEMENT_EXISTS",
-            "the candidate has an open placement for the offer",
-            {{"placement", PlacementName((*open)->id)}});
-      }
+      const OfferRow& o = *offer;
       absl::StatusOr<std::string> id = api::NewId();
       if (!id.ok()) return id.status();
       PlacementRow row;
@@ -248,15 +259,10 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
       p.set_proposing_agency(caller.name());
       p.set_state(v1::PLACEMENT_STATE_UNSPECIFIED);
       p.set_work_permission(permission.permission);
-      *p.mutable_create_time() = ToTimestamp(now);
+      *p.mutable_create_time() = api::ToTimestamp(now);
       AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, rc.actor, now);
       if (absl::Status s = InsertPlacement(tx, row); !s.ok()) return s;
-      const api::RequestKey key{caller.id,
-                                call_env().service + "/ProposePlacement",
-                                request.request_id()};
-      if (absl::Status s =
-              api::RecordRequestId(tx, key, hash, PlacementName(row.id));
-          !s.ok()) {
+      if (absl::Status s = once.Record(tx, PlacementName(row.id)); !s.ok()) {
         return s;
       }
       PlacementOut(row, out);
@@ -385,8 +391,8 @@ absl::Status PlacementServiceImpl::DoListPlacements(
         break;
       }
       ++used;
-      cursor =
-          PageKey{ToMicros(FromTimestamp(row.placement.create_time())), row.id};
+      cursor = PageKey{
+          ToMicros(api::FromTimestamp(row.placement.create_time())), row.id};
       ++checks;
       const std::string& person = row.placement.person();
       absl::StatusOr<AccessView> access =
@@ -601,6 +607,77 @@ absl::Status PlacementServiceImpl::DoWithdrawPlacement(
   return RunTransition(*this, rc, spec, v, out);
 }
 
+namespace {
+
+// Fills one position of `offer` (locked): FAILED_PRECONDITION
+// NO_OPEN_POSITIONS when it was withdrawn or has none left; the last one
+// makes it FILLED. Writes the offer.
+absl::Status TakeOpenPosition(Transaction& tx, OfferRow* offer,
+                              absl::Time now) {
+  if (offer->offer.state() == v1::OFFER_STATE_WITHDRAWN ||
+      offer->offer.positions_open() <= 0) {
+    return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
+                           "NO_OPEN_POSITIONS",
+                           "the offer has no open position");
+  }
+  offer->offer.set_positions_open(offer->offer.positions_open() - 1);
+  if (offer->offer.positions_open() == 0) {
+    offer->offer.set_state(v1::OFFER_STATE_FILLED);
+  }
+  *offer->offer.mutable_update_time() = api::ToTimestamp(now);
+  ++offer->version;
+  absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
+  if (!seq.ok()) return seq.status();
+  return UpdateOffer(tx, *offer, *seq);
+}
+
+// The training toleration notices of an apprenticeship hire: one to the
+// office that recorded the person's current residence status
+// (`recording_office`, as identity just named it), or without one to every
+// immigration office of the workplace's municipality. Returns each
+// notice's name and office, in the order written.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+WriteTolerationNotices(Transaction& tx, const PlacementRow& row,
+                       const OfferRow& offer, const LocalAgency& me,
+                       const std::string& recording_office,
+                       const type::v1::Date& start_date, absl::Time now) {
+  std::vector<std::string> offices;
+  if (!recording_office.empty()) {
+    offices.push_back(recording_office);
+  } else {
+    absl::StatusOr<std::vector<agencies::LocalAgency>> local =
+        agencies::ListActiveAgencies(tx, "AUSLAENDERBEHOERDE",
+                                     offer.offer.place().municipality_code());
+    if (!local.ok()) return local.status();
+    for (const agencies::LocalAgency& a : *local) offices.push_back(a.name());
+  }
+  std::vector<std::pair<std::string, std::string>> written;
+  for (const std::string& office : offices) {
+    absl::StatusOr<std::string> notice_id = api::NewId();
+    if (!notice_id.ok()) return notice_id.status();
+    NoticeRow notice;
+    notice.id = *notice_id;
+    notice.version = 1;
+    notice.hiring_agency = me.name();
+    v1::TrainingTolerationNotice& n = notice.notice;
+    n.set_immigration_office(office);
+    n.set_person(row.placement.person());
+    n.set_placement(PlacementName(row.id));
+    n.set_offer(OfferName(offer.id));
+    n.set_occupation_code(offer.offer.occupation_code());
+    n.set_employer_name(offer.offer.employer_name());
+    *n.mutable_training_start_date() = start_date;
+    n.set_training_duration_months(offer.offer.training_duration_months());
+    n.set_chamber_agency(offer.offer.chamber_agency());
+    *n.mutable_create_time() = api::ToTimestamp(now);
+    if (absl::Status s = InsertNotice(tx, notice); !s.ok()) return s;
+    written.emplace_back(NoticeName(notice.id), office);
+  }
+  return written;
+}
+
+}  // namespace
+
 absl::Status PlacementServiceImpl::DoMarkPlacementHired(
     const Rc& rc, const v1::MarkPlacementHiredRequest& request,
     v1::Placement* out) {
@@ -695,21 +772,9 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
           !s.ok()) {
         return s;
       }
-      if (offer.offer.state() == v1::OFFER_STATE_WITHDRAWN ||
-          offer.offer.positions_open() <= 0) {
-        return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                               "NO_OPEN_POSITIONS",
-                               "the offer has no open position");
+      if (absl::Status s = TakeOpenPosition(tx, &offer, now); !s.ok()) {
+        return s;
       }
-      offer.offer.set_positions_open(offer.offer.positions_open() - 1);
-      if (offer.offer.positions_open() == 0) {
-        offer.offer.set_state(v1::OFFER_STATE_FILLED);
-      }
-      *offer.offer.mutable_update_time() = ToTimestamp(now);
-      ++offer.version;
-      absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
-      if (!seq.ok()) return seq.status();
-      if (absl::Status s = UpdateOffer(tx, offer, *seq); !s.ok()) return s;
       v1::Offer named = offer.offer;
       named.set_name(OfferName(offer.id));
 
@@ -729,48 +794,17 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
       *event.mutable_start_date() = request.start_date();
       event.set_training_toleration_relevant(apprenticeship);
       if (apprenticeship) {
-        // The office that recorded the current residence status (identity
-        // just named it); without one, every immigration office of the
-        // workplace's municipality.
-        std::vector<std::string> offices;
-        if (!permission.recording_agency.empty()) {
-          offices.push_back(permission.recording_agency);
-        } else {
-          absl::StatusOr<std::vector<agencies::LocalAgency>> local =
-              agencies::ListActiveAgencies(
-                  tx, "AUSLAENDERBEHOERDE",
-                  offer.offer.place().municipality_code());
-          if (!local.ok()) return local.status();
-          for (const agencies::LocalAgency& a : *local) {
-            offices.push_back(a.name());
-          }
-        }
-        for (const std::string& office : offices) {
-          absl::StatusOr<std::string> notice_id = api::NewId();
-          if (!notice_id.ok()) return notice_id.status();
-          NoticeRow notice;
-          notice.id = *notice_id;
-          notice.version = 1;
-          notice.hiring_agency = me.name();
-          v1::TrainingTolerationNotice& n = notice.notice;
-          n.set_immigration_office(office);
-          n.set_person(p.person());
-          n.set_placement(PlacementName(row.id));
-          n.set_offer(OfferName(offer.id));
-          n.set_occupation_code(offer.offer.occupation_code());
-          n.set_employer_name(offer.offer.employer_name());
-          *n.mutable_training_start_date() = request.start_date();
-          n.set_training_duration_months(
-              offer.offer.training_duration_months());
-          n.set_chamber_agency(offer.offer.chamber_agency());
-          *n.mutable_create_time() = ToTimestamp(now);
-          if (absl::Status s = InsertNotice(tx, notice); !s.ok()) return s;
+        absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+            notices = WriteTolerationNotices(tx, row, offer, me,
+                                             permission.recording_agency,
+                                             request.start_date(), now);
+        if (!notices.ok()) return notices.status();
+        for (const auto& [notice, office] : *notices) {
           if (event.training_toleration_notice().empty()) {
-            event.set_training_toleration_notice(NoticeName(notice.id));
+            event.set_training_toleration_notice(notice);
             event.set_immigration_office(office);
           }
-          call.Touch(p.person(), NoticeName(notice.id),
-                     {kEmployment, kResidence});
+          call.Touch(p.person(), notice, {kEmployment, kResidence});
         }
       }
       if (absl::Status s = Enqueue(tx, event, p.person()); !s.ok()) return s;

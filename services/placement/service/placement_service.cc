@@ -39,22 +39,7 @@ std::string NoticeName(absl::string_view id) {
 
 // --- time and dates ---
 
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  google::protobuf::Timestamp ts;
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) rest += 1000000, --seconds;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
-}
-
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
-}
 
 std::optional<int64_t> DayNumber(const type::v1::Date& date) {
   if (date.year() < 1900 || date.year() > 2200 || date.month() < 1 ||
@@ -273,7 +258,7 @@ void CandidateOut(const CandidateRow& row,
   if (facts && facts->certified_level != type::v1::CEFR_LEVEL_UNSPECIFIED) {
     out->set_certified_language_level(facts->certified_level);
     *out->mutable_certified_language_time() =
-        ToTimestamp(absl::FromUnixMicros(facts->certified_us));
+        api::ToTimestamp(absl::FromUnixMicros(facts->certified_us));
   }
   out->set_etag(api::ComputeEtag(out->name(), row.version));
 }
@@ -351,10 +336,10 @@ absl::Status EndPlacement(Transaction& tx, PlacementRow* row,
   v1::PlacementTransition* t = p.add_transitions();
   t->set_from_state(from);
   t->set_to_state(to_state);
-  *t->mutable_transition_time() = ToTimestamp(now);
+  *t->mutable_transition_time() = api::ToTimestamp(now);
   t->set_agency(agency);
   t->set_actor(actor);
-  *p.mutable_update_time() = ToTimestamp(now);
+  *p.mutable_update_time() = api::ToTimestamp(now);
   ++row->version;
   if (absl::Status s = UpdatePlacement(tx, *row); !s.ok()) return s;
   v1::PlacementStateChanged event;
@@ -404,9 +389,6 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
       runtime_(runtime),
       options_(std::move(options)),
       match_(MakeMatchState(options_)) {
-  if (options_.group_commit && runtime_.committer == nullptr) {
-    committer_ = std::make_unique<storage::GroupCommitter>(*runtime_.database);
-  }
   call_env_.service = std::string(v1::PlacementService::service_full_name());
   call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
@@ -418,9 +400,11 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
       return identity->GetAgency(agency, deadline);
     };
   }
+  // Writes and their audit records commit through the process's one
+  // group committer (a transaction each in hand-built test runtimes).
   call_env_.commit_write =
       [this](const std::function<absl::Status(Transaction&)>& body) {
-        return CommitWrite(body);
+        return runtime_.Write(body);
       };
   RegisterRpcs();
   // The match index starts from the database; a failure here is retried by
@@ -429,16 +413,6 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
     server::Log(server::LogLevel::kError, "match index not loaded",
                 {{"error", std::string(s.message())}});
   }
-}
-
-absl::Status PlacementServiceImpl::CommitWrite(
-    const std::function<absl::Status(Transaction&)>& body) {
-  if (!options_.group_commit) {
-    return storage::RunInTransaction(*runtime_.database, body,
-                                     storage::TxMode::kReadWrite);
-  }
-  if (committer_) return committer_->Run(body);
-  return runtime_.Write(body);
 }
 
 void PlacementServiceImpl::RegisterRpcs() {

@@ -107,7 +107,6 @@
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
-#include "common/storage/group_commit.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
 
 namespace lotse::placement {
@@ -119,8 +118,6 @@ struct PlacementOptions {
   std::shared_ptr<clients::IdentityClient> identity;
   // The service's clock ("today", timestamps, page-token expiry).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
-  // Commit the write phases of concurrent calls together.
-  bool group_commit = true;
   // How long a match ranking's page tokens stay valid (contract: 10 min).
   absl::Duration match_ttl = absl::Minutes(10);
   // At most this many rankings are kept; the oldest goes first.
@@ -212,8 +209,6 @@ class PlacementServiceImpl final : public server::UnaryService {
   const PlacementOptions& options() const { return options_; }
   const agencies::CallEnvironment& call_env() const { return call_env_; }
   absl::Time Now() const { return options_.clock(); }
-  absl::Status CommitWrite(
-      const std::function<absl::Status(storage::Transaction&)>& body);
   MatchState& match() { return *match_; }
 
  private:
@@ -221,7 +216,6 @@ class PlacementServiceImpl final : public server::UnaryService {
 
   server::ServiceRuntime& runtime_;
   const PlacementOptions options_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
   agencies::CallEnvironment call_env_;
   std::shared_ptr<MatchState> match_;
 };

@@ -50,6 +50,9 @@ void ValidateLevel(int level, const std::string& field, FieldViolations* v) {
 
 }  // namespace
 
+// A flat list of checks, one or two per field of the contract
+// (offer.proto): longer than our usual functions, kept in one piece so
+// that every rule on an offer's fields is found in one place.
 void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
                    bool creating, int64_t today, FieldViolations* v) {
   static const std::set<std::string> kWritable = {
@@ -170,6 +173,9 @@ void ValidateOffer(const v1::Offer& o, const std::vector<std::string>& paths,
   }
 }
 
+// A flat list of checks, one or two per field of the contract
+// (candidate.proto): longer than our usual functions, kept in one piece so
+// that every rule on a profile's fields is found in one place.
 void ValidateProfile(const v1::CandidateProfile& p,
                      const std::vector<std::string>& paths,
                      FieldViolations* v) {

@@ -24,6 +24,7 @@
 #include "common/server/handler.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
+#include "common/storage/group_commit.h"
 #include "common/storage/migrations.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
@@ -74,10 +75,15 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
     runtime_.database = &db();
     runtime_.env.pool = pool_.get();
     runtime_.env.error_domain = "courses.lotse";
+    // Writes go through a group committer, as in the service process,
+    // unless the test asks for a transaction per write.
+    if (GroupCommit()) {
+      committer_ = std::make_unique<storage::GroupCommitter>(db());
+      runtime_.committer = committer_.get();
+    }
     CoursesOptions options;
     options.identity = identity_;
     options.clock = [clock = clock_] { return clock->Now(); };
-    options.group_commit = GroupCommit();
     service_ = std::make_unique<CoursesServiceImpl>(runtime_, options);
     for (const auto& [id, domain] :
          std::vector<std::pair<std::string, type::v1::LegalDomain>>{
@@ -106,6 +112,7 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
     if (server_) server_->Drain();
     server_.reset();
     service_.reset();
+    committer_.reset();
     pool_.reset();
   }
 
@@ -283,6 +290,7 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
   std::shared_ptr<fakes::FakeIdentityClient> identity_;
   std::shared_ptr<TestClock> clock_;
   std::unique_ptr<server::WorkerPool> pool_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
   server::ServiceRuntime runtime_;
   std::unique_ptr<CoursesServiceImpl> service_;
   std::unique_ptr<server::Server> server_;

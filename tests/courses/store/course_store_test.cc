@@ -219,9 +219,10 @@ TEST_P(CourseStoreTest, AgenciesLearnedBeforeTheRegistryMovedAreKept) {
 }
 
 TEST_P(CourseStoreTest, AgencyRegistryKeepsTheNewestAndMergesChain) {
-  AgencyRow a{"vhs-koeln", "KURSTRAEGER", "", "vhs-koeln", false, 10};
+  agencies::LocalAgency a{"vhs-koeln", "KURSTRAEGER", "",
+                          "vhs-koeln", false,         10};
   ASSERT_TRUE(Run([&](Transaction& tx) { return UpsertAgency(tx, a); }).ok());
-  AgencyRow older = a;
+  agencies::LocalAgency older = a;
   older.suspended = true;
   older.update_us = 5;
   ASSERT_TRUE(

@@ -23,6 +23,7 @@
 #include "common/server/handler.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
+#include "common/storage/group_commit.h"
 #include "common/storage/migrations.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
@@ -79,6 +80,9 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
     runtime_.database = &db();
     runtime_.env.pool = pool_.get();
     runtime_.env.error_domain = "placement.lotse";
+    // Writes go through a group committer, as in the service process.
+    committer_ = std::make_unique<storage::GroupCommitter>(db());
+    runtime_.committer = committer_.get();
     PlacementOptions options;
     options.identity = identity_;
     options.clock = [clock = clock_] { return clock->Now(); };
@@ -110,6 +114,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
     if (server_) server_->Drain();
     server_.reset();
     service_.reset();
+    committer_.reset();
     pool_.reset();
   }
 
@@ -350,6 +355,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
   std::shared_ptr<fakes::FakeIdentity> identity_;
   std::shared_ptr<TestClock> clock_;
   std::unique_ptr<server::WorkerPool> pool_;
+  std::unique_ptr<storage::GroupCommitter> committer_;
   server::ServiceRuntime runtime_;
   std::unique_ptr<PlacementServiceImpl> service_;
   std::unique_ptr<server::Server> server_;
