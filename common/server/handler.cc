@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "common/server/internal/invalid_utf8.h"
@@ -200,18 +201,22 @@ UnaryService::UnaryService(HandlerEnv env, absl::string_view service_full_name)
 
 UnaryService::~UnaryService() = default;
 
-void UnaryService::AddRawMethod(
+const std::string* UnaryService::CheckedPath(
     absl::string_view method,
     const google::protobuf::Message& request_prototype,
-    const google::protobuf::Message& response_prototype, Work work) {
+    const google::protobuf::Message& response_prototype,
+    bool server_streaming) {
   const google::protobuf::MethodDescriptor* descriptor =
       service_->FindMethodByName(std::string(method));
   const std::string name = absl::StrCat(service_->full_name(), ".", method);
   if (descriptor == nullptr) {
     MisconfiguredService(absl::StrCat("no RPC ", name));
   }
-  if (descriptor->client_streaming() || descriptor->server_streaming()) {
-    MisconfiguredService(absl::StrCat(name, " is a streaming RPC"));
+  if (descriptor->client_streaming() ||
+      descriptor->server_streaming() != server_streaming) {
+    MisconfiguredService(
+        absl::StrCat(name, server_streaming ? " is not a server-streaming RPC"
+                                            : " is a streaming RPC"));
   }
   if (descriptor->input_type() != request_prototype.GetDescriptor() ||
       descriptor->output_type() != response_prototype.GetDescriptor()) {
@@ -221,15 +226,24 @@ void UnaryService::AddRawMethod(
                      ", not ", request_prototype.GetDescriptor()->full_name(),
                      " and ", response_prototype.GetDescriptor()->full_name()));
   }
-  for (const auto& m : handled_) {
-    if (m->descriptor == descriptor) {
-      MisconfiguredService(absl::StrCat(name, " is handled twice"));
-    }
+  if (absl::c_linear_search(registered_, descriptor)) {
+    MisconfiguredService(absl::StrCat(name, " is handled twice"));
   }
+  registered_.push_back(descriptor);
+  paths_.push_back(absl::StrCat("/", service_->full_name(), "/", method));
+  return &paths_.back();
+}
 
+void UnaryService::AddRawMethod(
+    absl::string_view method,
+    const google::protobuf::Message& request_prototype,
+    const google::protobuf::Message& response_prototype, Work work) {
+  const std::string* path =
+      CheckedPath(method, request_prototype, response_prototype,
+                  /*server_streaming=*/false);
   auto entry = std::make_unique<HandledMethod>();
-  entry->path = absl::StrCat("/", service_->full_name(), "/", method);
-  entry->descriptor = descriptor;
+  entry->path = *path;
+  entry->descriptor = registered_.back();
   entry->request_prototype = &request_prototype;
   entry->response_prototype = &response_prototype;
   entry->work = std::move(work);
@@ -241,7 +255,7 @@ void UnaryService::AddRawMethod(
       /*handler=*/nullptr));
   const HandlerEnv* env = &env_;
   MarkMethodRawCallback(
-      static_cast<int>(handled_.size() - 1),
+      methods_added_++,
       new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer,
                                                grpc::ByteBuffer>(
           [env, m](grpc::CallbackServerContext* context,

@@ -1,18 +1,10 @@
-// Running unary RPC handlers: the request context is checked first (caller,
-// actor, purpose), the work runs on a bounded worker pool — never on gRPC's
-// callback threads, which must not block on storage — and the absl::Status
-// result is mapped to a gRPC status with details at the edge.
-//
-//   grpc::ServerUnaryReactor* GetPerson(grpc::CallbackServerContext* ctx,
-//                                       const GetPersonRequest* req,
-//                                       Person* resp) override {
-//     return ServeUnary(env_, ctx, req, resp,
-//         [this](const RequestContext& rc, const GetPersonRequest& r,
-//                Person* out) { return domain_.GetPerson(rc, r, out); });
-//   }
-//
-// New services use UnaryService (below), which does the same from the raw
-// request bytes and so can also answer requests protobuf cannot parse.
+// How every Lotse service serves its RPCs (docs/ARCHITECTURE.md shows the
+// whole path of one call): a service derives from UnaryService, names its
+// contract, and registers each RPC's work in its constructor. The request
+// context is checked first (caller, actor, purpose, deadline, method), the
+// work runs on a bounded worker pool — never on gRPC's callback threads,
+// which must not block on storage — and the absl::Status result is mapped
+// to a gRPC status with details at the edge.
 #ifndef LOTSE_COMMON_SERVER_HANDLER_H_
 #define LOTSE_COMMON_SERVER_HANDLER_H_
 
@@ -32,6 +24,8 @@
 #include "common/server/request_context.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
+#include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
@@ -97,40 +91,6 @@ struct WorkSignature<absl::Status (Lambda::*)(const RequestContext&, const Req&,
 
 }  // namespace internal
 
-template <typename Request, typename Response, typename Fn>
-grpc::ServerUnaryReactor* ServeUnary(const HandlerEnv& env,
-                                     grpc::CallbackServerContext* context,
-                                     const Request* request, Response* response,
-                                     Fn fn) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<RequestContext> rc =
-      ExtractRequestContext(*context, env.insecure_dev);
-  if (!rc.ok()) {
-    FinishWithStatus(reactor, rc.status(), env.error_domain);
-    return reactor;
-  }
-  internal::RunOnPool(env, context, reactor, *std::move(rc),
-                      [request, response,
-                       fn = std::move(fn)](const RequestContext& rc) mutable {
-                        return fn(rc, *request, response);
-                      });
-  return reactor;
-}
-
-// The common case: the work is a member function of the service,
-//   return ServeUnary(env_, ctx, req, resp, this, &MyService::DoGetPerson);
-template <typename Service, typename Request, typename Response>
-grpc::ServerUnaryReactor* ServeUnary(
-    const HandlerEnv& env, grpc::CallbackServerContext* context,
-    const Request* request, Response* response, Service* service,
-    absl::Status (Service::*work)(const RequestContext&, const Request&,
-                                  Response*)) {
-  return ServeUnary(
-      env, context, request, response,
-      [service, work](const RequestContext& rc, const Request& r,
-                      Response* out) { return (service->*work)(rc, r, out); });
-}
-
 // The reasons (ErrorInfo) UnaryService gives requests it cannot parse.
 inline constexpr char kInvalidUtf8Reason[] = "INVALID_UTF8";
 inline constexpr char kMalformedRequestReason[] = "MALFORMED_REQUEST";
@@ -145,37 +105,36 @@ inline constexpr char kMalformedRequestReason[] = "MALFORMED_REQUEST";
 // gRPC's generated (typed) services answer both with a bare UNIMPLEMENTED
 // before any of our code runs.
 //
-// Everything else is ServeUnary's: the request context is checked first
-// (before the request is parsed), the work runs on the worker pool, and its
-// absl::Status is mapped at the edge. Clients, generated stubs, server
-// reflection and health are unaffected: on the wire it is the same service.
+// The request context is checked first (before the request is parsed),
+// the work runs on the worker pool, and its absl::Status is mapped at the
+// edge. Clients, generated stubs, server reflection and health see the
+// contract's service: on the wire it is the same.
 //
-// Converting a service: derive from UnaryService instead of the generated
-// CallbackService, name the contract's service, and map each RPC to its
-// work in the constructor (the work functions stay as they are):
+// A service names the contract's service and maps each RPC to its work in
+// the constructor:
 //
-//   class IdentityServiceImpl final : public server::UnaryService {
+//   class PlacementServiceImpl final : public server::UnaryService {
 //    public:
-//     explicit IdentityServiceImpl(server::ServiceRuntime& runtime)
+//     explicit PlacementServiceImpl(server::ServiceRuntime& runtime)
 //         : UnaryService(runtime.env,
-//                        v1::IdentityService::service_full_name()),
+//                        v1::PlacementService::service_full_name()),
 //           runtime_(runtime) {
-//       Handle("GetAgency", this, &IdentityServiceImpl::DoGet);
-//       Handle("SuspendAgency",
+//       Handle("GetOffer", this, &PlacementServiceImpl::DoGetOffer);
+//       Handle("WithdrawOffer",
 //              [this](const RequestContext& rc,
-//                     const v1::SuspendAgencyRequest& r, v1::Agency* out) {
-//                return DoChangeState(rc, ..., out);
+//                     const v1::WithdrawOfferRequest& r, v1::Offer* out) {
+//                return DoChangeOffer(rc, ..., out);
 //              });
 //       ...
 //     }
 //   };
 //
-// and delete the per-RPC `grpc::ServerUnaryReactor* X(...) override`
-// methods. Handle() aborts the process at start-up when the name is not a
-// unary RPC of the service, its request or response type differs from the
-// work's, or the RPC is handled twice — so any test that constructs the
-// service catches a mistake. An RPC of the contract that is not handled
-// answers UNIMPLEMENTED. Streaming RPCs are not supported.
+// Handle() aborts the process at start-up when the name is not a unary RPC
+// of the service, its request or response type differs from the work's, or
+// the RPC is handled twice — so any test that constructs the service
+// catches a mistake. An RPC of the contract that is not handled answers
+// UNIMPLEMENTED. A server-streaming RPC is served with HandleServerStream;
+// client streaming is not supported.
 //
 // Handle() must be called before the service is registered with a server
 // (i.e. in the constructor); the service must outlive the server.
@@ -217,6 +176,34 @@ class UnaryService : public grpc::Service {
         method, std::move(work));
   }
 
+  // Serves server-streaming RPC `method` (its short name) with `open`,
+  // which gRPC's callback API calls once per stream with the parsed
+  // request and which returns the stream's reactor. Unlike unary work it
+  // runs on gRPC's thread and must not block; the reactor checks the
+  // request context (ExtractRequestContext) itself. A request protobuf
+  // cannot parse is refused by gRPC before `open` runs. Aborts at start-up
+  // as Handle() does when the RPC is not a server-streaming RPC of the
+  // service with these types, or is handled twice.
+  template <typename Request, typename Response>
+  void HandleServerStream(absl::string_view method,
+                          std::function<grpc::ServerWriteReactor<Response>*(
+                              grpc::CallbackServerContext*, const Request*)>
+                              open) {
+    static_assert(std::is_base_of_v<google::protobuf::Message, Request> &&
+                      std::is_base_of_v<google::protobuf::Message, Response>,
+                  "request and response must be generated messages");
+    const std::string* path =
+        CheckedPath(method, Request::default_instance(),
+                    Response::default_instance(), /*server_streaming=*/true);
+    auto* rpc = new grpc::internal::RpcServiceMethod(
+        path->c_str(), grpc::internal::RpcMethod::SERVER_STREAMING,
+        new grpc::internal::CallbackServerStreamingHandler<Request, Response>(
+            std::move(open)));
+    rpc->SetServerApiType(grpc::internal::RpcServiceMethod::ApiType::CALL_BACK);
+    AddMethod(rpc);
+    ++methods_added_;
+  }
+
   const google::protobuf::ServiceDescriptor& descriptor() const {
     return *service_;
   }
@@ -240,6 +227,16 @@ class UnaryService : public grpc::Service {
                  });
   }
 
+  // Checks that `method` is an RPC of the service of the given kind and
+  // types, not handled yet (else aborts: a misconfigured binary must not
+  // start), and returns its path "/<service>/<method>", which lives as
+  // long as the service (gRPC keeps a pointer to it).
+  const std::string* CheckedPath(
+      absl::string_view method,
+      const google::protobuf::Message& request_prototype,
+      const google::protobuf::Message& response_prototype,
+      bool server_streaming);
+
   void AddRawMethod(absl::string_view method,
                     const google::protobuf::Message& request_prototype,
                     const google::protobuf::Message& response_prototype,
@@ -247,8 +244,10 @@ class UnaryService : public grpc::Service {
 
   const HandlerEnv env_;
   const google::protobuf::ServiceDescriptor* service_;
-  std::vector<std::unique_ptr<HandledMethod>>
-      handled_;  // in grpc::Service order
+  std::vector<std::unique_ptr<HandledMethod>> handled_;  // unary ones
+  std::vector<const google::protobuf::MethodDescriptor*> registered_;
+  std::deque<std::string> paths_;  // stable addresses
+  int methods_added_ = 0;          // the grpc::Service index of the next
 };
 
 }  // namespace lotse::server

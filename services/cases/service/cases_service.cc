@@ -13,8 +13,6 @@
 #include "common/server/handler.h"
 #include "common/server/log.h"
 #include "google/protobuf/descriptor.h"
-#include "grpcpp/impl/codegen/server_callback_handlers.h"
-#include "grpcpp/impl/rpc_service_method.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/events/v1/events.pb.h"
 #include "services/cases/domain/rules.h"
@@ -180,8 +178,11 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
   Handle("DeleteNote", this, &Self::DoDeleteNote);
   Handle("GetCaseView", this, &Self::DoGetCaseView);
   Handle("GetWaitingTimeStatistics", this, &Self::DoStatistics);
-  // Last: UnaryService numbers the methods it adds itself.
-  AddWatchMethod();
+  HandleServerStream<v1::WatchCaseEventsRequest, v1::WatchCaseEventsResponse>(
+      "WatchCaseEvents", [this](grpc::CallbackServerContext* ctx,
+                                const v1::WatchCaseEventsRequest* req) {
+        return WatchCaseEvents(ctx, req);
+      });
   WatchOptions watch = options_.watch;
   watch.error_domain = runtime_.env.error_domain;
   hub_ = std::make_unique<WatchHub>(
@@ -220,20 +221,4 @@ absl::Status CasesServiceImpl::WriteAndWake(
 // stream is added here as a callback method of the same service, since
 // gRPC registers a service name once. It must be added after every
 // Handle(): UnaryService marks its methods by their position.
-void CasesServiceImpl::AddWatchMethod() {
-  static constexpr char kPath[] =
-      "/lotse.cases.v1.CasesService/WatchCaseEvents";
-  auto* method = new grpc::internal::RpcServiceMethod(
-      kPath, grpc::internal::RpcMethod::SERVER_STREAMING,
-      new grpc::internal::CallbackServerStreamingHandler<
-          v1::WatchCaseEventsRequest, v1::WatchCaseEventsResponse>(
-          [this](grpc::CallbackServerContext* ctx,
-                 const v1::WatchCaseEventsRequest* req) {
-            return WatchCaseEvents(ctx, req);
-          }));
-  method->SetServerApiType(
-      grpc::internal::RpcServiceMethod::ApiType::CALL_BACK);
-  AddMethod(method);
-}
-
 }  // namespace lotse::cases

@@ -79,8 +79,6 @@ class CasesServiceImpl final : public server::UnaryService {
   int open_watch_streams() const;
 
  private:
-  // Serves WatchCaseEvents, the one streaming RPC (see the constructor).
-  void AddWatchMethod();
   grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* WatchCaseEvents(
       grpc::CallbackServerContext* ctx, const v1::WatchCaseEventsRequest* req);
 

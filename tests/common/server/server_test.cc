@@ -37,40 +37,34 @@ using ::testing::HasSubstr;
 
 // Echoes who the runtime says is calling, or fails on demand, so the tests
 // can see the request context and the error mapping from the client side.
-class ContextEchoService final : public EchoService::CallbackService {
+class ContextEchoService final : public UnaryService {
  public:
-  explicit ContextEchoService(HandlerEnv env) : env_(std::move(env)) {}
-
-  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context,
-                                 const EchoRequest* request,
-                                 EchoResponse* response) override {
-    return ServeUnary(
-        env_, context, request, response,
-        [](const RequestContext& rc, const EchoRequest& req,
-           EchoResponse* resp) -> absl::Status {
-          if (req.payload() == "invalid") {
-            FieldViolations v;
-            v.Add("payload", "must not be 'invalid'");
-            v.Add("other", "also wrong");
-            return v.ToStatus();
-          }
-          if (req.payload() == "denied") {
-            return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                                   "NO_LEGAL_BASIS", "not allowed");
-          }
-          if (req.payload() == "internal") {
-            return absl::InternalError("SELECT secret FROM table failed");
-          }
-          if (req.payload() == "slow") absl::SleepFor(absl::Milliseconds(1500));
-          resp->set_payload(absl::StrCat(rc.caller.agency_id, "|",
-                                         rc.caller.legal_domain, "|", rc.actor,
-                                         "|", rc.purpose));
-          return absl::OkStatus();
-        });
+  explicit ContextEchoService(HandlerEnv env)
+      : UnaryService(std::move(env), EchoService::service_full_name()) {
+    Handle("Echo",
+           [](const RequestContext& rc, const EchoRequest& req,
+              EchoResponse* resp) -> absl::Status {
+             if (req.payload() == "invalid") {
+               FieldViolations v;
+               v.Add("payload", "must not be 'invalid'");
+               v.Add("other", "also wrong");
+               return v.ToStatus();
+             }
+             if (req.payload() == "denied") {
+               return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                                      "NO_LEGAL_BASIS", "not allowed");
+             }
+             if (req.payload() == "internal") {
+               return absl::InternalError("SELECT secret FROM table failed");
+             }
+             if (req.payload() == "slow")
+               absl::SleepFor(absl::Milliseconds(1500));
+             resp->set_payload(absl::StrCat(rc.caller.agency_id, "|",
+                                            rc.caller.legal_domain, "|",
+                                            rc.actor, "|", rc.purpose));
+             return absl::OkStatus();
+           });
   }
-
- private:
-  HandlerEnv env_;
 };
 
 // Asks the server reflection service to list services, speaking its

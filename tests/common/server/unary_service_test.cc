@@ -1,7 +1,7 @@
 // UnaryService through a real server over mutual TLS: requests protobuf
 // cannot parse get INVALID_ARGUMENT with the offending fields, everything
-// ServeUnary guarantees still holds, and on the wire it is the same service
-// (typed stubs, reflection, health, call observer).
+// the pool, the deadline and the error mapping hold, and on the wire it is the
+// same service (typed stubs, reflection, health, call observer).
 
 #include <atomic>
 #include <memory>
@@ -46,11 +46,50 @@ std::string WireWithInvalidUtf8(const EchoRequest& request) {
                              {{"~BAD~", "\xff\xfe\xc0\xaf\x80"}});
 }
 
+// Writes `count` responses "<text> 1", "<text> 2", ..., then finishes OK.
+class CountingStream final : public grpc::ServerWriteReactor<EchoResponse> {
+ public:
+  CountingStream(int64_t count, std::string text)
+      : count_(count), text_(std::move(text)) {
+    Next();
+  }
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    Next();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  void Next() {
+    if (written_ == count_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    ++written_;
+    response_.set_text(absl::StrCat(text_, " ", written_));
+    StartWrite(&response_);
+  }
+
+  const int64_t count_;
+  const std::string text_;
+  int64_t written_ = 0;
+  EchoResponse response_;
+};
+
 // Echoes the request and who called; counts the calls its work saw.
 class EchoTestService final : public UnaryService {
  public:
   explicit EchoTestService(HandlerEnv env)
       : UnaryService(std::move(env), UnaryTestService::service_full_name()) {
+    // The streaming RPC first: the unary ones after it must still be
+    // served by their own handlers.
+    HandleServerStream<EchoRequest, EchoResponse>(
+        "Stream", [](grpc::CallbackServerContext*, const EchoRequest* request) {
+          return new CountingStream(request->number(), request->text());
+        });
     Handle("Echo", this, &EchoTestService::DoEcho);
   }
 
@@ -491,6 +530,30 @@ TEST_F(UnaryServiceTest, HealthAnswersForTheService) {
 }
 
 // Mistakes in the handler table are caught when the service is built.
+TEST_F(UnaryServiceTest, ServerStreamIsServedNextToUnaryRpcs) {
+  StartEchoServer();
+  auto stub = UnaryTestService::NewStub(channel_);
+  grpc::ClientContext context;
+  AddCallMetadata(&context, true);
+  EchoRequest request;
+  request.set_text("seat");
+  request.set_number(3);
+  std::unique_ptr<grpc::ClientReader<EchoResponse>> reader =
+      stub->Stream(&context, request);
+  std::vector<std::string> texts;
+  EchoResponse response;
+  while (reader->Read(&response)) texts.push_back(response.text());
+  grpc::Status status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(texts, ElementsAre("seat 1", "seat 2", "seat 3"));
+
+  EchoRequest after;
+  after.set_text("after the stream");
+  EchoResponse echoed;
+  ASSERT_TRUE(CallTyped(after, &echoed).ok());
+  EXPECT_EQ(echoed.text(), "after the stream");
+}
+
 TEST(UnaryServiceDeathTest, MisconfiguredHandlersStopTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto echo = [](const RequestContext&, const EchoRequest&, EchoResponse*) {
@@ -524,6 +587,28 @@ TEST(UnaryServiceDeathTest, MisconfiguredHandlersStopTheProcess) {
                              UnaryTestService::service_full_name());
         service.Handle("Echo", echo);
         service.Handle("Echo", echo);
+      },
+      "handled twice");
+  // A helper, because template arguments' commas would split the macros'.
+  auto stream = [](UnaryService& service, const char* method) {
+    service.HandleServerStream<EchoRequest, EchoResponse>(
+        method,
+        [](grpc::CallbackServerContext*, const EchoRequest*)
+            -> grpc::ServerWriteReactor<EchoResponse>* { return nullptr; });
+  };
+  EXPECT_DEATH(
+      {
+        UnaryService service(HandlerEnv(),
+                             UnaryTestService::service_full_name());
+        stream(service, "Echo");
+      },
+      "is not a server-streaming RPC");
+  EXPECT_DEATH(
+      {
+        UnaryService service(HandlerEnv(),
+                             UnaryTestService::service_full_name());
+        stream(service, "Stream");
+        stream(service, "Stream");
       },
       "handled twice");
   EXPECT_DEATH(UnaryService(HandlerEnv(), "lotse.test.v1.NoSuchService"),
