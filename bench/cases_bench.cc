@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "bench/internal/load.h"
 #include "bench/internal/tls.h"
+#include "common/agencies/registry.h"
 #include "common/api/etag.h"
 #include "common/storage/database.h"
 #include "common/storage/migrations.h"
@@ -91,8 +92,9 @@ absl::StatusOr<std::unique_ptr<storage::Database>> OpenMigrated() {
         for (const auto& [id, domain] :
              std::vector<std::pair<std::string, std::string>>{
                  {"kim-koeln", "KOMMUNE"}, {"vhs-koeln", "KURSTRAEGER"}}) {
-          lotse::cases::AgencyInfo a{id, domain, "05315000", id, false};
-          if (absl::Status st = lotse::cases::UpsertAgency(tx, a); !st.ok()) {
+          lotse::agencies::LocalAgency a{id, domain, "05315000", id, false};
+          if (absl::Status st = lotse::agencies::UpsertAgency(tx, a);
+              !st.ok()) {
             return st;
           }
         }

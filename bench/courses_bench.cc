@@ -46,6 +46,7 @@
 #include "absl/time/time.h"
 #include "bench/internal/load.h"
 #include "bench/internal/tls.h"
+#include "common/agencies/registry.h"
 #include "common/api/names.h"
 #include "common/errors/status.h"
 #include "common/geo/geo.h"
@@ -129,7 +130,7 @@ absl::Status Load() {
         {"abh-koeln", "AUSLAENDERBEHOERDE"},
         {"jobcenter-koeln", "JOBCENTER"}};
     for (const auto& [id, domain] : agencies) {
-      AgencyRow row{id, domain, "05315000", id, false, 1};
+      agencies::LocalAgency row{id, domain, "05315000", id, false, 1};
       if (absl::Status s = UpsertAgency(tx, row); !s.ok()) return s;
     }
     return absl::OkStatus();

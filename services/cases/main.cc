@@ -1,9 +1,9 @@
 // lotse_cases: the cases service process. See common/server/service_main.h
 // for flags, start-up and shutdown.
 //
-// --identity_target names the identity service ("host:port"); the cases
-// service calls it with its own client certificate (svc-cases under
-// --tls_dir) to check persons and access. Without it every such check
+// Identity is asked (persons, access, standing) through the client the
+// --identity_* flags describe (common/clients/identity_client_flags.h),
+// with the svc-cases certificate. When it cannot be built every such check
 // fails closed: OpenCase is UNAVAILABLE and case views withhold every
 // category but case status.
 #include <cstdint>
@@ -13,6 +13,7 @@
 
 #include "absl/flags/flag.h"
 #include "common/clients/identity_client.h"
+#include "common/clients/identity_client_flags.h"
 #include "common/server/flags.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
@@ -20,8 +21,6 @@
 #include "services/cases/service/identity_access_checker.h"
 #include "services/cases/store/migrations.h"
 
-ABSL_FLAG(std::string, identity_target, "",
-          "host:port of the identity service (person and access checks)");
 ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
           "waiting-time statistics: groups with fewer referrals are "
           "suppressed");
@@ -29,22 +28,13 @@ ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
 namespace {
 
 std::unique_ptr<lotse::cases::AccessChecker> MakeAccessChecker() {
-  const std::string target = absl::GetFlag(FLAGS_identity_target);
-  const std::string tls_dir = absl::GetFlag(FLAGS_tls_dir);
-  if (target.empty() || tls_dir.empty()) {
+  absl::StatusOr<std::unique_ptr<lotse::clients::GrpcIdentityClient>> client =
+      lotse::clients::IdentityClientFromFlags("cases");
+  if (!client.ok()) {
     return std::make_unique<lotse::cases::UnavailableAccessChecker>();
   }
-  auto credentials =
-      lotse::server::ClientCredentialsFromDir(tls_dir, "svc-cases");
-  if (!credentials.ok()) {
-    return std::make_unique<lotse::cases::UnavailableAccessChecker>();
-  }
-  lotse::clients::GrpcIdentityClient::Options options;
-  options.target = target;
-  options.credentials = *credentials;
-  options.actor = "svc-cases";
   return std::make_unique<lotse::cases::IdentityAccessChecker>(
-      std::make_unique<lotse::clients::GrpcIdentityClient>(options));
+      *std::move(client));
 }
 
 }  // namespace
@@ -59,7 +49,7 @@ int main(int argc, char** argv) {
       "The cases service of Lotse: cases, integration plans, service-chain "
       "steps and referrals, private notes, the shared case view and its event "
       "stream.";
-  definition.flag_groups = {{"Identity client", {"identity_target"}},
+  definition.flag_groups = {lotse::clients::IdentityClientFlagGroup(),
                             {"Cases", {"waiting_time_suppression_threshold"}}};
   definition.health_service_names = {
       lotse::cases::v1::CasesService::service_full_name()};
