@@ -16,7 +16,7 @@
 #include "lotse/courses/v1/events.pb.h"
 #include "services/cases/service/identity_access_checker.h"
 #include "tests/cases/service/cases_server_fixture.h"
-#include "tests/cases/service/fake_identity_client.h"
+#include "tests/support/fake_identity_client.h"
 
 namespace lotse::cases {
 namespace {
@@ -80,7 +80,9 @@ const std::set<std::string> kPersonFields = {
 class CaseViewTest : public CasesServerTest {
  protected:
   CaseViewTest() {
-    auto client = std::make_unique<fakes::FakeIdentityClient>();
+    auto client = std::make_unique<::lotse::testing::FakeIdentityClient>();
+    // Here the core identity, too, is read only where a test grants it.
+    client->set_standing_by_default(false);
     identity_ = client.get();
     identity_->AddPerson(Amina(kPerson));
     identity_->AddPerson(Amina(kOtherPerson));
@@ -125,7 +127,7 @@ class CaseViewTest : public CasesServerTest {
     ASSERT_TRUE(applied.ok()) << applied.status();
   }
 
-  fakes::FakeIdentityClient* identity_ = nullptr;
+  ::lotse::testing::FakeIdentityClient* identity_ = nullptr;
   std::unique_ptr<IdentityAccessChecker> checker_;
   v1::Case case_;
 };

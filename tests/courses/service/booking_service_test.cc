@@ -121,7 +121,7 @@ TEST_P(BookingTest, EntitlementReadsNeedOwnershipOrAccess) {
   grpc::Status down = As("kim-koeln")->GetEntitlement(ctx3.get(), get, &out);
   EXPECT_EQ(Reason(down), "CHECK_UNAVAILABLE");
   identity_->set_unavailable(false);
-  identity_->Allow("agencies/kim-koeln");
+  identity_->Allow("agencies/kim-koeln", type::v1::DATA_CATEGORY_LANGUAGE);
   auto ctx4 = Ctx();
   ASSERT_TRUE(As("kim-koeln")->GetEntitlement(ctx4.get(), get, &out).ok());
 

@@ -313,7 +313,7 @@ TEST_P(CatalogueTest, SearchForPersonNeedsLanguageAccess) {
       As("kim-koeln")->SearchCourses(ctx.get(), request, &response);
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Reason(denied), "NO_LEGAL_BASIS");
-  identity_->Allow("agencies/kim-koeln");
+  identity_->Allow("agencies/kim-koeln", type::v1::DATA_CATEGORY_LANGUAGE);
   auto ctx2 = Ctx();
   ASSERT_TRUE(
       As("kim-koeln")->SearchCourses(ctx2.get(), request, &response).ok());

@@ -38,8 +38,8 @@
 #include "services/courses/service/courses_service.h"
 #include "services/courses/store/course_store.h"
 #include "services/courses/store/migrations.h"
-#include "tests/courses/fake_identity_client.h"
 #include "tests/support/dev_pki.h"
+#include "tests/support/fake_identity_client.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::courses {
@@ -69,7 +69,7 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
     pki_ = ::lotse::testing::DevPkiDir();
     ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
     ASSERT_TRUE(storage::ApplyMigrations(db(), CoursesMigrations()).ok());
-    identity_ = std::make_shared<fakes::FakeIdentityClient>();
+    identity_ = std::make_shared<::lotse::testing::FakeIdentityClient>();
     clock_ = std::make_shared<TestClock>();
     pool_ = std::make_unique<server::WorkerPool>(8, 1024);
     runtime_.database = &db();
@@ -287,7 +287,7 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
   }
 
   std::string pki_;
-  std::shared_ptr<fakes::FakeIdentityClient> identity_;
+  std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
   std::shared_ptr<TestClock> clock_;
   std::unique_ptr<server::WorkerPool> pool_;
   std::unique_ptr<storage::GroupCommitter> committer_;

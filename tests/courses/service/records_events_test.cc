@@ -246,7 +246,7 @@ TEST_P(RecordsTest, PersonMergedMovesRecordsAndCancelsTheLaterBooking) {
   ASSERT_TRUE(applied.ok());
   EXPECT_FALSE(*applied);
 
-  identity_->Allow("agencies/kim-koeln");
+  identity_->Allow("agencies/kim-koeln", type::v1::DATA_CATEGORY_LANGUAGE);
   v1::GetBookingRequest get;
   get.set_name(second.name());
   v1::Booking later;

@@ -37,8 +37,8 @@
 #include "services/placement/service/placement_service.h"
 #include "services/placement/store/migrations.h"
 #include "services/placement/store/placement_store.h"
-#include "tests/placement/service/fake_identity.h"
 #include "tests/support/dev_pki.h"
+#include "tests/support/fake_identity_client.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::placement {
@@ -67,7 +67,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
     pki_ = ::lotse::testing::DevPkiDir();
     ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
     ASSERT_TRUE(storage::ApplyMigrations(db(), PlacementMigrations()).ok());
-    identity_ = std::make_shared<fakes::FakeIdentity>();
+    identity_ = std::make_shared<::lotse::testing::FakeIdentityClient>();
     // The default legal-basis rules of DESIGN.md section 4.
     for (const char* a : {"agencies/jobcenter-koeln", "agencies/aa-koeln"}) {
       identity_->Allow(a, type::v1::DATA_CATEGORY_EMPLOYMENT);
@@ -352,7 +352,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
   }
 
   std::string pki_;
-  std::shared_ptr<fakes::FakeIdentity> identity_;
+  std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
   std::shared_ptr<TestClock> clock_;
   std::unique_ptr<server::WorkerPool> pool_;
   std::unique_ptr<storage::GroupCommitter> committer_;
