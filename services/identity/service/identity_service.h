@@ -31,6 +31,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/agencies/audited_call.h"
+#include "common/agencies/registry.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
@@ -42,7 +44,8 @@
 
 namespace lotse::identity {
 
-// The calling agency of `rc`, looked up in the registry by its certificate
+// The calling agency of `rc` as a registry record (ResolveRegistryCaller's
+// checks), for the RPCs not yet on AuditedCall. Looked up by its certificate
 // identity (for now the certificate's CN, which the server runtime reports
 // as rc.caller.agency_id). PERMISSION_DENIED with reason UNKNOWN_AGENCY
 // when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when the
@@ -51,6 +54,20 @@ namespace lotse::identity {
 // own transaction, so a suspension takes effect on the very next call.
 absl::StatusOr<AgencyRecord> CheckCaller(storage::Transaction& tx,
                                          const server::RequestContext& rc);
+
+// The registered, active agency behind `caller`, looked up in identity's
+// own registry by its certificate identity (the certificate's CN, which the
+// server runtime reports as caller.agency_id): CallEnvironment's
+// resolve_caller for every identity RPC. PERMISSION_DENIED with reason
+// UNKNOWN_AGENCY when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when
+// the certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
+// when the agency is suspended. Each call resolves its caller in its own
+// transaction, so a suspension takes effect on the very next call.
+absl::StatusOr<agencies::LocalAgency> ResolveRegistryCaller(
+    storage::Transaction& tx, const server::CallerIdentity& caller);
+
+// The registry record as the resolved caller every handler receives.
+agencies::LocalAgency ToLocalAgency(const AgencyRecord& record);
 
 // Registers the deployment's first administering agency: id and
 // certificate identity `agency_id`, domain ADMINISTRATION, so that its
@@ -74,38 +91,10 @@ class IdentityServiceImpl final : public server::UnaryService {
   void RegisterPersonRpcs();
   void RegisterAccessRpcs();
 
-  // Work of one RPC inside its transaction, given the resolved caller.
-  // Sets *resource to the resource it touched, for the audit record.
-  using Body = std::function<absl::Status(storage::Transaction& tx,
-                                          const AgencyRecord& caller,
-                                          std::string* resource)>;
-
-  // The one way identity writes to its database: runs `body` in a
-  // read-write transaction and commits it, retrying the whole body on a
-  // storage conflict (so `body` must be safe to run again from scratch).
-  // Every write phase of every identity RPC (changes, request_id records,
-  // outbox events, audit records of successful calls) goes through here.
-  // Today it is storage::RunInTransaction; it is the seam where a group
-  // commit queue (several callers' write phases in one transaction and one
-  // WAL sync) is meant to plug in later, so keep bodies short, free of
-  // reads that could run in the read phase, and free of side effects outside
-  // the transaction. The audit record of a failed call is the exception: it
-  // is written by audit::AppendFailedCallAudit in its own transaction.
+  // Every write phase of the person and access RPCs not yet on
+  // AuditedCall: runtime_.Write.
   absl::Status CommitWrite(
       const std::function<absl::Status(storage::Transaction&)>& body);
-
-  // Steps 1-3 of the header comment around `body`, with the audit records.
-  // `resource` names what the request targets for the audit record of a
-  // call refused before `body` ran (e.g. an unknown caller). With
-  // `read_only`, `body` runs in a kReadOnly transaction and only the audit
-  // record is written afterwards (CommitWrite); else all of it runs in one
-  // CommitWrite. With `admit_services`, a Lotse service (certificate domain
-  // SERVICE, never in the registry) passes step 1 as a caller of domain
-  // SERVICE named by its certificate.
-  absl::Status RunAudited(const server::RequestContext& rc,
-                          absl::string_view method, const std::string& resource,
-                          bool read_only, const Body& body,
-                          bool admit_services = false);
 
   absl::Status DoRegister(const server::RequestContext& rc,
                           const v1::RegisterAgencyRequest& request,
@@ -283,6 +272,9 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- end access ---
 
   server::ServiceRuntime& runtime_;
+  // What every AuditedCall of this service needs: identity's own registry
+  // resolves the callers, runtime_.Write runs the write phases.
+  agencies::CallEnvironment call_env_;
 };
 
 }  // namespace lotse::identity
