@@ -76,4 +76,22 @@ void IdentityServiceImpl::RegisterAgencyRpcs() {
          });
 }
 
+void IdentityServiceImpl::RegisterPersonRpcs() {
+  Handle("CreatePerson", this, &IdentityServiceImpl::DoCreatePerson);
+  Handle("GetPerson", this, &IdentityServiceImpl::DoGetPerson);
+  Handle("UpdatePerson", this, &IdentityServiceImpl::DoUpdatePerson);
+  Handle("ListPersons", this, &IdentityServiceImpl::DoListPersons);
+  Handle("SearchPersons", this, &IdentityServiceImpl::DoSearchPersons);
+  Handle("FindDuplicates", this, &IdentityServiceImpl::DoFindDuplicates);
+  Handle("MergePersons", this, &IdentityServiceImpl::DoMergePersons);
+  Handle("LinkAgencyId", this, &IdentityServiceImpl::DoLinkAgencyId);
+  Handle("UnlinkAgencyId", this, &IdentityServiceImpl::DoUnlinkAgencyId);
+  Handle("ListAgencyIds", this, &IdentityServiceImpl::DoListAgencyIds);
+  Handle("LookupPersonByAgencyId",
+         [this](const RequestContext& rc,
+                const v1::LookupPersonByAgencyIdRequest& r, v1::Person* out) {
+           return DoLookupPersonByAgencyId(rc, r, out);
+         });
+}
+
 }  // namespace lotse::identity

@@ -138,30 +138,13 @@ class IdentityServiceImpl final : public server::UnaryService {
       size_t match_form_cache_bytes = kDefaultMatchFormCacheBytes);
 
  private:
-  // What a person RPC touched, for its audit records (defined in
-  // person_handlers.cc).
-  struct PersonTrail;
-  using PersonBody = std::function<absl::Status(storage::Transaction& tx,
-                                                const AgencyRecord& caller,
-                                                PersonTrail* trail)>;
-
-  // RunAudited for person data: every record carries the data category
-  // CORE_IDENTITY, and one read record is added per further person the
-  // call disclosed (search results, duplicate candidates).
-  //
-  // Two phases: `read` (may be null) runs after CheckCaller in a kReadOnly
-  // transaction; then `write` (may be null) and the audit records run in
-  // one CommitWrite. With `read` null, CheckCaller runs in the write phase
-  // instead (a change that reads and writes under one lock). The trail as
-  // the read phase left it is restored before each attempt of the write
-  // phase. With `admit_services`, a Lotse service's certificate is
-  // admitted without a registry entry (legal domain SERVICE), as for the
-  // access RPCs below.
-  absl::Status RunPersonAudited(const server::RequestContext& rc,
-                                absl::string_view method,
-                                const std::string& target,
-                                const PersonBody& read, const PersonBody& write,
-                                bool admit_services = false);
+  // OK once EnablePersons ran; else INTERNAL (misconfigured server),
+  // logged.
+  absl::Status RequirePersons() const;
+  // AuditedCall::Finish for a person RPC, then HideAbsentPerson: an agency
+  // cannot tell a person it may not read from no person.
+  absl::Status FinishPersonCall(agencies::AuditedCall& call,
+                                absl::Status status);
 
   absl::Status DoCreatePerson(const server::RequestContext& rc,
                               const v1::CreatePersonRequest& request,
