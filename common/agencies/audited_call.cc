@@ -130,7 +130,6 @@ void AuditedCall::AppendRecord(audit::AuditRecord record) {
 }
 
 void AuditedCall::set_target_categories(std::vector<std::string> categories) {
-  std::sort(categories.begin(), categories.end());
   target_categories_ = std::move(categories);
 }
 

@@ -134,9 +134,10 @@ class AuditedCall {
   // is audited as access to `categories` of `person`.
   void set_person_target(const std::string& person, const std::string& record,
                          std::vector<std::string> categories);
-  // The data categories of the target's record (set_person_target sets
-  // them with the target): a call refused before it touched anything is
-  // audited as access to `categories` of the target.
+  // The data categories of the target's record, in the order given
+  // (set_person_target sets them, sorted, with the target): a call that
+  // touched nothing, refused or not, is audited as access to `categories`
+  // of the target.
   void set_target_categories(std::vector<std::string> categories);
   // For calls on non-personal data (an offer catalogue): a successful call
   // that touched no person writes no audit record. Failed calls still do.

@@ -1,4 +1,4 @@
-// The person record's rules (issue 3, items 2, 3 and 8; contract in
+// The person record's rules (contract in
 // proto/lotse/identity/v1/person.proto): which client-supplied values are
 // acceptable, how a person maps to the duplicate matcher's MatchRecord, and
 // the small value rules of person ids and agency-specific ids.

@@ -1,45 +1,16 @@
 #include "services/identity/service/identity_service.h"
 
-#include <optional>
+#include <memory>
 #include <utility>
 
-#include "common/errors/status.h"
-#include "services/identity/store/agency_store.h"
+#include "common/server/log.h"
+#include "services/identity/service/handler_support.h"
 
 namespace lotse::identity {
 
+using ::lotse::agencies::AuditedCall;
 using ::lotse::server::RequestContext;
 using ::lotse::storage::Transaction;
-
-absl::StatusOr<AgencyRecord> CheckCaller(Transaction& tx,
-                                         const RequestContext& rc) {
-  absl::StatusOr<std::optional<AgencyRecord>> found =
-      FindAgencyByCertificate(tx, rc.caller.agency_id);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "UNKNOWN_AGENCY",
-                           "the client certificate belongs to no registered "
-                           "agency");
-  }
-  const AgencyRecord& agency = **found;
-  if (agency.legal_domain != rc.caller.legal_domain) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "LEGAL_DOMAIN_MISMATCH",
-                           "the client certificate's legal domain differs "
-                           "from the registered one");
-  }
-  if (agency.state == AgencyState::kSuspended) {
-    return ErrorWithReason(absl::StatusCode::kPermissionDenied,
-                           "AGENCY_SUSPENDED", "the agency is suspended");
-  }
-  return agency;
-}
-
-absl::Status IdentityServiceImpl::CommitWrite(
-    const std::function<absl::Status(Transaction&)>& body) {
-  return runtime_.Write(body);
-}
 
 IdentityServiceImpl::IdentityServiceImpl(server::ServiceRuntime& runtime)
     : UnaryService(runtime.env, v1::IdentityService::service_full_name()),
@@ -92,6 +63,99 @@ void IdentityServiceImpl::RegisterPersonRpcs() {
                 const v1::LookupPersonByAgencyIdRequest& r, v1::Person* out) {
            return DoLookupPersonByAgencyId(rc, r, out);
          });
+}
+
+void IdentityServiceImpl::RegisterAccessRpcs() {
+  Handle(
+      "RecordResidenceStatus",
+      [this](
+          const RequestContext& rc, const v1::RecordResidenceStatusRequest& r,
+          v1::ResidenceStatus* out) { return DoRecordResidence(rc, r, out); });
+  Handle("GetCurrentResidenceStatus",
+         [this](const RequestContext& rc,
+                const v1::GetCurrentResidenceStatusRequest& r,
+                v1::ResidenceStatus* out) {
+           return DoGetCurrentResidence(rc, r, out);
+         });
+  Handle("ListResidenceStatuses",
+         [this](const RequestContext& rc,
+                const v1::ListResidenceStatusesRequest& r,
+                v1::ListResidenceStatusesResponse* out) {
+           return DoListResidence(rc, r, out);
+         });
+  Handle("RecordConsent", this, &IdentityServiceImpl::DoRecordConsent);
+  Handle("GetConsent", this, &IdentityServiceImpl::DoGetConsent);
+  Handle("WithdrawConsent", this, &IdentityServiceImpl::DoWithdrawConsent);
+  Handle("ListConsents", this, &IdentityServiceImpl::DoListConsents);
+  Handle("CheckAccess", this, &IdentityServiceImpl::DoCheckAccess);
+}
+
+absl::Status IdentityServiceImpl::EnablePersons(
+    std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes) {
+  if (policy == nullptr) {
+    return absl::InvalidArgumentError("an access policy is required");
+  }
+  absl::StatusOr<std::unique_ptr<DuplicateMatcher>> matcher =
+      DuplicateMatcher::Create();
+  if (!matcher.ok()) return matcher.status();
+  matcher_ = std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
+  match_forms_ =
+      std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
+  if (runtime_.metrics != nullptr) {
+    match_forms_->ExportMetrics(*runtime_.metrics);
+  }
+  access_policy_ = std::move(policy);
+  return absl::OkStatus();
+}
+
+absl::Status IdentityServiceImpl::RequirePersons() const {
+  if (access_policy_ != nullptr && matcher_ != nullptr) {
+    return absl::OkStatus();
+  }
+  server::Log(server::LogLevel::kError,
+              "person RPC called before EnablePersons", {});
+  return absl::InternalError("person RPCs are not configured");
+}
+
+absl::Status IdentityServiceImpl::FinishPersonCall(AuditedCall& call,
+                                                   absl::Status status) {
+  return HideAbsentPerson(*access_policy_, call.rc(), call.caller(),
+                          DataCategory::kCoreIdentity,
+                          call.Finish(std::move(status)));
+}
+
+absl::Status IdentityServiceImpl::EnableAccess(
+    std::shared_ptr<const AccessPolicy> policy) {
+  if (policy == nullptr) {
+    return absl::InvalidArgumentError("EnableAccess needs an access policy");
+  }
+  access_rules_ = std::move(policy);
+  if (matcher_ != nullptr) {
+    access_matcher_ = matcher_;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::unique_ptr<DuplicateMatcher>> matcher =
+      DuplicateMatcher::Create();
+  if (!matcher.ok()) return matcher.status();
+  access_matcher_ =
+      std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
+  return absl::OkStatus();
+}
+
+absl::Status IdentityServiceImpl::RequireAccess() const {
+  if (access_rules_ != nullptr && access_matcher_ != nullptr) {
+    return absl::OkStatus();
+  }
+  return absl::InternalError("access rules not loaded (EnableAccess)");
+}
+
+absl::Status IdentityServiceImpl::FinishAccessCall(AuditedCall& call,
+                                                   DataCategory category,
+                                                   absl::Status status) {
+  status = call.Finish(std::move(status));
+  if (access_rules_ == nullptr) return status;
+  return HideAbsentPerson(*access_rules_, call.rc(), call.caller(), category,
+                          std::move(status));
 }
 
 }  // namespace lotse::identity

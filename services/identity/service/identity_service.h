@@ -1,25 +1,32 @@
 // The gRPC face of the identity service: lotse.identity.v1.IdentityService.
 //
-// Every RPC of the contract is implemented: the agency registry, persons
-// and agency-specific ids (person_handlers.cc), residence status, consents
-// and CheckAccess (access_handlers.cc).
+// Every RPC of the contract is implemented, one resource per file: the
+// agency registry (agency_handlers.cc), persons (person_handlers.cc),
+// search and duplicates (search_handlers.cc), agency-specific ids
+// (agency_id_handlers.cc), residence status (residence_handlers.cc),
+// consents (consent_handlers.cc) and CheckAccess
+// (check_access_handlers.cc). This class's own file holds construction,
+// the Handle() registrations and what the handler files share.
 //
-// Every implemented RPC:
-//   1. resolves the caller against the registry (CheckCaller): the client
-//      certificate's identity must belong to a registered, ACTIVE agency of
-//      the certificate's legal domain;
-//   2. checks the caller's domain where the RPC demands one, validates the
-//      request (all bad fields at once), does the work, enqueues the event;
-//   3. appends an ALLOWED audit record.
-// Reads (and the read part of CreatePerson: the duplicate check) run steps
-// 1 and 2 in a kReadOnly transaction, so they never hold the database's
-// write lock (SQLite has one writer); then a short write phase commits the
-// audit records (and, for CreatePerson, the change). Other writes run all
-// three steps in one read-write transaction. Every write phase goes through
-// CommitWrite. A read's response is returned only after its audit record
-// committed, so every disclosure is on the trail. A call that fails at any
-// step rolls back and is audited on its own (DENIED for PERMISSION_DENIED,
-// ERROR otherwise, with the reason code).
+// Every RPC is one agencies::AuditedCall (common/agencies/audited_call.h):
+//   1. the caller is resolved against identity's own registry
+//      (ResolveRegistryCaller): the client certificate's identity must
+//      belong to a registered, ACTIVE agency of the certificate's legal
+//      domain; the handler receives it as agencies::LocalAgency;
+//   2. the handler checks the caller's domain where the RPC demands one,
+//      validates the request (all bad fields at once), does the work and
+//      enqueues its events;
+//   3. the call's audit records are written: ALLOWED ones with the work,
+//      or, for a call that failed at any step, a DENIED (PERMISSION_DENIED)
+//      or ERROR record with the reason code.
+// Reads (and the read part of CreatePerson: the duplicate check) run in a
+// kReadOnly transaction, so they never hold the database's write lock
+// (SQLite has one writer); then a short write phase commits the audit
+// records (and, for CreatePerson, the change). Other writes run in one
+// write phase. Every write phase goes through ServiceRuntime::Write, the
+// process's group committer. A read's response is returned only after its
+// audit records committed, so every disclosure is on the trail. Creates
+// replay a retried request_id with api::IdempotentCreate.
 #ifndef LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
@@ -44,20 +51,9 @@
 
 namespace lotse::identity {
 
-// The calling agency of `rc` as a registry record (ResolveRegistryCaller's
-// checks), for the RPCs not yet on AuditedCall. Looked up by its certificate
-// identity (for now the certificate's CN, which the server runtime reports
-// as rc.caller.agency_id). PERMISSION_DENIED with reason UNKNOWN_AGENCY
-// when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when the
-// certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
-// when the agency is suspended. Every identity RPC calls this first, in its
-// own transaction, so a suspension takes effect on the very next call.
-absl::StatusOr<AgencyRecord> CheckCaller(storage::Transaction& tx,
-                                         const server::RequestContext& rc);
-
 // The registered, active agency behind `caller`, looked up in identity's
 // own registry by its certificate identity (the certificate's CN, which the
-// server runtime reports as caller.agency_id): CallEnvironment's
+// server runtime reports as caller.agency_id): the CallEnvironment's
 // resolve_caller for every identity RPC. PERMISSION_DENIED with reason
 // UNKNOWN_AGENCY when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when
 // the certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
@@ -86,15 +82,10 @@ class IdentityServiceImpl final : public server::UnaryService {
   explicit IdentityServiceImpl(server::ServiceRuntime& runtime);
 
  private:
-  // Handle() lines of the RPCs of each file.
+  // Handle() lines of the RPCs, grouped as the handler files.
   void RegisterAgencyRpcs();
   void RegisterPersonRpcs();
   void RegisterAccessRpcs();
-
-  // Every write phase of the person and access RPCs not yet on
-  // AuditedCall: runtime_.Write.
-  absl::Status CommitWrite(
-      const std::function<absl::Status(storage::Transaction&)>& body);
 
   absl::Status DoRegister(const server::RequestContext& rc,
                           const v1::RegisterAgencyRequest& request,
@@ -116,7 +107,8 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- Persons and agency ids ---
   // CreatePerson, GetPerson, UpdatePerson, ListPersons, SearchPersons,
   // FindDuplicates, MergePersons, LinkAgencyId, UnlinkAgencyId,
-  // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc).
+  // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc,
+  // search_handlers.cc, agency_id_handlers.cc).
   //
   // Reading a person is decided by the access policy from the agency's
   // standing towards the person (person_access.h): CORE_IDENTITY decides
@@ -189,15 +181,14 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- Residence status, consents, CheckAccess ---
   // RecordResidenceStatus, GetCurrentResidenceStatus, ListResidenceStatuses,
   // RecordConsent, GetConsent, WithdrawConsent, ListConsents, CheckAccess
-  // (access_handlers.cc).
+  // (residence_handlers.cc, consent_handlers.cc, check_access_handlers.cc).
   //
-  // Service callers: CheckAccess, the two residence status reads and
-  // GetPerson also admit Lotse's own services (client certificate
-  // OU=SERVICE), which are not in the agency registry, so for those four
-  // RPCs (and GetAgency, see RunAudited) a service certificate bypasses
-  // CheckCaller; every other RPC still refuses it (UNKNOWN_AGENCY). Services
-  // are not subject to per-domain rules; they must ask CheckAccess before they
-  // show data to an agency.
+  // Service callers: CheckAccess, the two residence status reads, GetPerson
+  // and GetAgency also admit Lotse's own services (client certificate
+  // OU=SERVICE), which are not in the agency registry
+  // (AuditedCall::admit_services); every other RPC refuses them
+  // (UNKNOWN_AGENCY). Services are not subject to per-domain rules; they
+  // must ask CheckAccess before they show data to an agency.
  public:
   // Enables these RPCs with the deployment's access rules (the same policy
   // EnablePersons gets). Reuses the duplicate matcher if EnablePersons ran
@@ -206,21 +197,12 @@ class IdentityServiceImpl final : public server::UnaryService {
   absl::Status EnableAccess(std::shared_ptr<const AccessPolicy> policy);
 
  private:
-  // What an access RPC touched, for its audit records (defined in
-  // access_handlers.cc).
-  struct AccessTrail;
-  using AccessBody = std::function<absl::Status(storage::Transaction& tx,
-                                                const AgencyRecord& caller,
-                                                AccessTrail* trail)>;
-
-  // RunAudited with data categories on every record (including the DENIED
-  // one of a refused read) and, when `admit_services`, service callers
-  // admitted without a registry entry (see above). `read_only` as for
-  // RunAudited.
-  absl::Status RunAccessAudited(const server::RequestContext& rc,
-                                absl::string_view method,
-                                const std::string& target, bool admit_services,
-                                bool read_only, const AccessBody& body);
+  // OK once EnableAccess ran; else INTERNAL (misconfigured server).
+  absl::Status RequireAccess() const;
+  // AuditedCall::Finish for a residence, consent or CheckAccess call, then
+  // HideAbsentPerson for `category`, the call's (first) category.
+  absl::Status FinishAccessCall(agencies::AuditedCall& call,
+                                DataCategory category, absl::Status status);
 
   absl::Status DoRecordResidence(
       const server::RequestContext& rc,

@@ -253,40 +253,6 @@ absl::Status AnswerCreateRetry(PersonStore& store, const AccessPolicy& policy,
 
 }  // namespace
 
-absl::Status IdentityServiceImpl::EnablePersons(
-    std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes) {
-  if (policy == nullptr) {
-    return absl::InvalidArgumentError("an access policy is required");
-  }
-  absl::StatusOr<std::unique_ptr<DuplicateMatcher>> matcher =
-      DuplicateMatcher::Create();
-  if (!matcher.ok()) return matcher.status();
-  matcher_ = std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
-  match_forms_ =
-      std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
-  if (runtime_.metrics != nullptr) {
-    match_forms_->ExportMetrics(*runtime_.metrics);
-  }
-  access_policy_ = std::move(policy);
-  return absl::OkStatus();
-}
-
-absl::Status IdentityServiceImpl::RequirePersons() const {
-  if (access_policy_ != nullptr && matcher_ != nullptr) {
-    return absl::OkStatus();
-  }
-  server::Log(server::LogLevel::kError,
-              "person RPC called before EnablePersons", {});
-  return absl::InternalError("person RPCs are not configured");
-}
-
-absl::Status IdentityServiceImpl::FinishPersonCall(AuditedCall& call,
-                                                   absl::Status status) {
-  return HideAbsentPerson(*access_policy_, call.rc(), call.caller(),
-                          DataCategory::kCoreIdentity,
-                          call.Finish(std::move(status)));
-}
-
 absl::Status IdentityServiceImpl::DoCreatePerson(
     const RequestContext& rc, const v1::CreatePersonRequest& request,
     v1::Person* response) {
