@@ -7,7 +7,6 @@
 // (remit_proof.h), and every refusal reads like the one for a person that
 // does not exist (docs/trust-model.md).
 #include <algorithm>
-#include <initializer_list>
 #include <optional>
 #include <string>
 #include <utility>
@@ -132,33 +131,6 @@ absl::Status HideUnreadableHolder(Transaction& tx, PersonStore& store,
   return access->core.allowed ? status : anonymous;
 }
 
-// Legal domains that may link an agency id kind (AgencyIdKind comments).
-bool MayLinkKind(v1::AgencyIdKind kind, absl::string_view domain) {
-  auto any_of = [&](std::initializer_list<absl::string_view> domains) {
-    return std::find(domains.begin(), domains.end(), domain) != domains.end();
-  };
-  switch (kind) {
-    case v1::AGENCY_ID_KIND_AZR_NUMBER:
-      return any_of({"AUSLAENDERBEHOERDE", "BAMF"});
-    case v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER:
-      return any_of({"ARBEITSAGENTUR", "JOBCENTER"});
-    case v1::AGENCY_ID_KIND_JOBCENTER_COMMUNITY_NUMBER:
-      return any_of({"JOBCENTER"});
-    case v1::AGENCY_ID_KIND_COURSE_PARTICIPANT_NUMBER:
-      return any_of({"KURSTRAEGER"});
-    case v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER:
-      return any_of({"BAMF"});
-    case v1::AGENCY_ID_KIND_IMMIGRATION_FILE_NUMBER:
-      return any_of({"AUSLAENDERBEHOERDE"});
-    case v1::AGENCY_ID_KIND_MUNICIPAL_FILE_NUMBER:
-      return any_of({"KOMMUNE", "JUGENDAMT", "SOZIALAMT"});
-    case v1::AGENCY_ID_KIND_OTHER:
-      return domain != kAdministrationDomain;
-    default:
-      return false;
-  }
-}
-
 // "persons/{person}/agencyIds/{link}" split into its ids; adds a violation
 // for `field` and leaves them empty otherwise.
 bool ParseAgencyIdName(absl::string_view name, const std::string& field,
@@ -280,7 +252,8 @@ absl::Status IdentityServiceImpl::DoLinkAgencyId(
             ParsePersonName(request.parent(), "parent", &violations);
         ValidateLink(request, &violations);
         if (!violations.empty()) return violations.ToStatus();
-        if (!MayLinkKind(request.agency_id().kind(), caller.legal_domain)) {
+        if (!MayLinkAgencyIdKind(request.agency_id().kind(),
+                                 caller.legal_domain)) {
           return ErrorWithReason(absl::StatusCode::kPermissionDenied,
                                  "WRONG_LEGAL_DOMAIN",
                                  "the caller's legal domain may not link ids "
