@@ -14,11 +14,13 @@ namespace lotse::agencies {
 using ::lotse::storage::Transaction;
 
 bool AuditedCall::Entry::operator<(const Entry& o) const {
-  return std::tie(resource, categories) < std::tie(o.resource, o.categories);
+  return std::tie(resource, categories, reason) <
+         std::tie(o.resource, o.categories, o.reason);
 }
 
 bool AuditedCall::Entry::operator==(const Entry& o) const {
-  return resource == o.resource && categories == o.categories;
+  return resource == o.resource && categories == o.categories &&
+         reason == o.reason;
 }
 
 AuditedCall::AuditedCall(const CallEnvironment& env,
@@ -35,56 +37,75 @@ AuditedCall::AuditedCall(const CallEnvironment& env,
 }
 
 absl::Status AuditedCall::Resolve(Transaction& tx) {
-  absl::StatusOr<LocalAgency> resolved = ResolveCaller(tx, rc_.caller);
+  if (admit_services_ && rc_.caller.is_service()) {
+    // Authenticated by its certificate alone: services are in no registry.
+    caller_ = LocalAgency{};
+    caller_.id = rc_.caller.agency_id;
+    caller_.legal_domain = server::kServiceDomain;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<LocalAgency> resolved =
+      env_.resolve_caller ? env_.resolve_caller(tx, rc_.caller)
+                          : ResolveCaller(tx, rc_.caller);
   if (!resolved.ok()) return resolved.status();
   caller_ = *std::move(resolved);
   return absl::OkStatus();
 }
 
+absl::Status AuditedCall::Attempt(
+    const std::function<absl::Status()>& attempt) {
+  if (env_.resolve_caller) return attempt();
+  return RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, attempt);
+}
+
 absl::Status AuditedCall::Read(const Body& body) {
   const size_t mark = trail_.size();
-  absl::Status status =
-      RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, [&] {
-        return storage::RunInTransaction(
-            *env_.db,
-            [&](Transaction& tx) -> absl::Status {
-              trail_.resize(mark);
-              if (absl::Status s = Resolve(tx); !s.ok()) return s;
-              return body(tx, caller_);
-            },
-            storage::TxMode::kReadOnly);
-      });
+  const size_t appended_mark = appended_.size();
+  absl::Status status = Attempt([&] {
+    return storage::RunInTransaction(
+        *env_.db,
+        [&](Transaction& tx) -> absl::Status {
+          trail_.resize(mark);
+          appended_.resize(appended_mark);
+          if (absl::Status s = Resolve(tx); !s.ok()) return s;
+          return body(tx, caller_);
+        },
+        storage::TxMode::kReadOnly);
+  });
   if (status.ok()) {
     caller_resolved_ = true;
   } else {
     trail_.resize(mark);
+    appended_.resize(appended_mark);
   }
   return status;
 }
 
 absl::Status AuditedCall::Write(const Body& body) {
   const size_t mark = trail_.size();
+  const size_t appended_mark = appended_.size();
   // The body may run on a group committer's thread; its events still count
   // as this call's (server::RelationsReachIdentity).
   events::CommittedEvents* const sink =
       events::CollectCommittedEvents::Current();
-  absl::Status status =
-      RunResolvingCaller(*env_.db, env_.lookup_agency, rc_, [&] {
-        return env_.commit_write([&](Transaction& tx) -> absl::Status {
-          const events::CollectCommittedEvents collect(sink);
-          trail_.resize(mark);
-          if (!caller_resolved_) {
-            if (absl::Status s = Resolve(tx); !s.ok()) return s;
-          }
-          if (absl::Status s = body(tx, caller_); !s.ok()) return s;
-          return AppendAudits(tx);
-        });
-      });
+  absl::Status status = Attempt([&] {
+    return env_.commit_write([&](Transaction& tx) -> absl::Status {
+      const events::CollectCommittedEvents collect(sink);
+      trail_.resize(mark);
+      appended_.resize(appended_mark);
+      if (!caller_resolved_) {
+        if (absl::Status s = Resolve(tx); !s.ok()) return s;
+      }
+      if (absl::Status s = body(tx, caller_); !s.ok()) return s;
+      return AppendAudits(tx);
+    });
+  });
   if (status.ok()) {
     audited_ = true;
     caller_resolved_ = true;
   } else {
     trail_.resize(mark);
+    appended_.resize(appended_mark);
   }
   return status;
 }
@@ -92,7 +113,24 @@ absl::Status AuditedCall::Write(const Body& body) {
 void AuditedCall::Touch(const std::string& person, const std::string& record,
                         std::vector<std::string> categories) {
   std::sort(categories.begin(), categories.end());
-  trail_.push_back({absl::StrCat(person, "/", record), std::move(categories)});
+  trail_.push_back(
+      {absl::StrCat(person, "/", record), std::move(categories), ""});
+}
+
+void AuditedCall::TouchResource(std::string resource,
+                                std::vector<std::string> categories,
+                                std::string reason) {
+  std::sort(categories.begin(), categories.end());
+  trail_.push_back(
+      {std::move(resource), std::move(categories), std::move(reason)});
+}
+
+void AuditedCall::AppendRecord(audit::AuditRecord record) {
+  appended_.push_back(std::move(record));
+}
+
+void AuditedCall::set_target_categories(std::vector<std::string> categories) {
+  target_categories_ = std::move(categories);
 }
 
 void AuditedCall::set_person_target(const std::string& person,
@@ -104,7 +142,7 @@ void AuditedCall::set_person_target(const std::string& person,
 }
 
 std::vector<AuditedCall::Entry> AuditedCall::Entries() const {
-  if (trail_.empty()) return {{target_, target_categories_}};
+  if (trail_.empty()) return {{target_, target_categories_, ""}};
   std::vector<Entry> out = trail_;
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -121,6 +159,10 @@ absl::Status AuditedCall::AppendAudits(Transaction& tx) {
     record.operation = method_;
     record.resource = std::move(entry.resource);
     record.data_categories = std::move(entry.categories);
+    record.reason = std::move(entry.reason);
+    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+  }
+  for (const audit::AuditRecord& record : appended_) {
     if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -129,7 +171,8 @@ absl::Status AuditedCall::AppendAudits(Transaction& tx) {
 absl::Status AuditedCall::Finish(absl::Status status) {
   if (status.ok()) {
     if (audited_) return status;
-    if (personal_only_ && trail_.empty() && target_categories_.empty()) {
+    if (personal_only_ && trail_.empty() && appended_.empty() &&
+        target_categories_.empty()) {
       return status;
     }
     return env_.commit_write([&](Transaction& tx) { return AppendAudits(tx); });

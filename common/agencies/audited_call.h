@@ -17,7 +17,12 @@
 // together or not at all. Both resolve the caller first (ResolveCaller);
 // Write() skips that when a Read() of the same call already did. A caller
 // the local registry has not heard of is looked up in identity before it is
-// refused (RunResolvingCaller with env.lookup_agency).
+// refused (RunResolvingCaller with env.lookup_agency). A service that is
+// the registry itself (identity) resolves from its own table instead
+// (env.resolve_caller). A call that serves Lotse's own services too
+// (certificate domain SERVICE, in no registry) says so with
+// admit_services(): such a caller is then taken as its certificate names
+// it, without resolving.
 //
 // Audit records: one per distinct (resource, categories) Touch()ed, with
 // resource "persons/{p}/<record>" so a person's transparency report finds
@@ -26,6 +31,10 @@
 // not yet written: after a successful call whose only phase was Read(), the
 // audit records (the response waits for them); after a failed call, DENIED
 // (PERMISSION_DENIED / UNAUTHENTICATED) or ERROR records with the reason.
+// TouchResource() records a whole resource ("persons/x", "agencies/y")
+// instead of a person's record, with an optional reason on its ALLOWED
+// record (MATCH_ONLY, DUPLICATE_CHECK_OVERRIDDEN); AppendRecord() adds a
+// record written as given, for one about another agency than the caller.
 //
 // Not thread-safe: one AuditedCall belongs to one RPC invocation.
 #ifndef LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
@@ -36,8 +45,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/agencies/registry.h"
+#include "common/audit/audit_log.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
 
@@ -58,6 +69,16 @@ struct CallEnvironment {
   // Asks identity about a caller the local registry does not know yet (see
   // RunResolvingCaller). Empty: such callers are refused as UNKNOWN_AGENCY.
   AgencyLookup lookup_agency;
+  // How a phase resolves its caller, inside the phase's transaction: the
+  // registered, active agency behind the certificate, or the refusal
+  // (PERMISSION_DENIED with a reason). Empty: ResolveCaller against
+  // `local_agencies`, with RunResolvingCaller around it. Set: only this is
+  // asked, once per attempt, and lookup_agency is not used (identity keeps
+  // the registry itself, so there is nobody to ask about an unknown
+  // caller).
+  std::function<absl::StatusOr<LocalAgency>(storage::Transaction&,
+                                            const server::CallerIdentity&)>
+      resolve_caller;
 };
 
 class AuditedCall {
@@ -83,12 +104,41 @@ class AuditedCall {
   void Touch(const std::string& person, const std::string& record,
              std::vector<std::string> categories);
 
+  // Records that the call read or wrote `resource` as a whole ("persons/x",
+  // "agencies/y"), with `categories` (may be empty). `reason` is written
+  // on the ALLOWED record (e.g. "MATCH_ONLY": only that a match exists was
+  // disclosed); empty for an ordinary access. Records are distinct by
+  // (resource, categories, reason). Forgotten with a failed phase, as
+  // Touch().
+  void TouchResource(std::string resource, std::vector<std::string> categories,
+                     std::string reason = "");
+
+  // Appends `record` as given (its agency, purpose, outcome and reason
+  // too), after the call's own records and in the order appended, written
+  // with them when the call succeeds: for a record about another agency
+  // than the caller (identity audits each CheckAccess decision against the
+  // agency it concerns). Forgotten with a failed phase, as Touch(); a
+  // failed call never writes it.
+  void AppendRecord(audit::AuditRecord record);
+
+  // Lotse's own services (certificate domain SERVICE) are admitted without
+  // resolving: caller() is then the certificate's identity with legal
+  // domain SERVICE. Other callers are resolved as usual. Call before the
+  // first phase; without it a service certificate is refused like any
+  // unregistered one (UNKNOWN_AGENCY).
+  void admit_services() { admit_services_ = true; }
+
   // Changes the target (e.g. once the request is parsed).
   void set_target(std::string target) { target_ = std::move(target); }
   // The target is personal data: a call refused before it touched anything
   // is audited as access to `categories` of `person`.
   void set_person_target(const std::string& person, const std::string& record,
                          std::vector<std::string> categories);
+  // The data categories of the target's record, in the order given
+  // (set_person_target sets them, sorted, with the target): a call that
+  // touched nothing, refused or not, is audited as access to `categories`
+  // of the target.
+  void set_target_categories(std::vector<std::string> categories);
   // For calls on non-personal data (an offer catalogue): a successful call
   // that touched no person writes no audit record. Failed calls still do.
   void set_audit_personal_only() { personal_only_ = true; }
@@ -106,12 +156,16 @@ class AuditedCall {
   struct Entry {
     std::string resource;
     std::vector<std::string> categories;
+    std::string reason;  // on the ALLOWED record only
     bool operator<(const Entry& o) const;
     bool operator==(const Entry& o) const;
   };
   std::vector<Entry> Entries() const;
   absl::Status AppendAudits(storage::Transaction& tx);
   absl::Status Resolve(storage::Transaction& tx);
+  // Runs `attempt` (a phase) with the unknown-caller retry when the caller
+  // is resolved from the local registry.
+  absl::Status Attempt(const std::function<absl::Status()>& attempt);
 
   const CallEnvironment& env_;
   const server::RequestContext& rc_;
@@ -120,9 +174,11 @@ class AuditedCall {
   std::vector<std::string> target_categories_;
   LocalAgency caller_;
   std::vector<Entry> trail_;
+  std::vector<audit::AuditRecord> appended_;
   bool audited_ = false;
   bool caller_resolved_ = false;
   bool personal_only_ = false;
+  bool admit_services_ = false;
 };
 
 }  // namespace lotse::agencies

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "common/api/names.h"
 #include "common/api/text.h"
+#include "services/identity/domain/agency.h"
 
 namespace lotse::identity {
 namespace {
@@ -581,6 +583,34 @@ bool IsNationalAgencyIdKind(v1::AgencyIdKind kind) {
   return kind == v1::AGENCY_ID_KIND_AZR_NUMBER ||
          kind == v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER ||
          kind == v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER;
+}
+
+bool MayLinkAgencyIdKind(v1::AgencyIdKind kind,
+                         absl::string_view legal_domain) {
+  auto any_of = [&](std::initializer_list<absl::string_view> domains) {
+    return std::find(domains.begin(), domains.end(), legal_domain) !=
+           domains.end();
+  };
+  switch (kind) {
+    case v1::AGENCY_ID_KIND_AZR_NUMBER:
+      return any_of({"AUSLAENDERBEHOERDE", "BAMF"});
+    case v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER:
+      return any_of({"ARBEITSAGENTUR", "JOBCENTER"});
+    case v1::AGENCY_ID_KIND_JOBCENTER_COMMUNITY_NUMBER:
+      return any_of({"JOBCENTER"});
+    case v1::AGENCY_ID_KIND_COURSE_PARTICIPANT_NUMBER:
+      return any_of({"KURSTRAEGER"});
+    case v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER:
+      return any_of({"BAMF"});
+    case v1::AGENCY_ID_KIND_IMMIGRATION_FILE_NUMBER:
+      return any_of({"AUSLAENDERBEHOERDE"});
+    case v1::AGENCY_ID_KIND_MUNICIPAL_FILE_NUMBER:
+      return any_of({"KOMMUNE", "JUGENDAMT", "SOZIALAMT"});
+    case v1::AGENCY_ID_KIND_OTHER:
+      return legal_domain != kAdministrationDomain;
+    default:
+      return false;
+  }
 }
 
 }  // namespace lotse::identity

@@ -1,4 +1,4 @@
-// The person record's rules (issue 3, items 2, 3 and 8; contract in
+// The person record's rules (contract in
 // proto/lotse/identity/v1/person.proto): which client-supplied values are
 // acceptable, how a person maps to the duplicate matcher's MatchRecord, and
 // the small value rules of person ids and agency-specific ids.
@@ -98,6 +98,12 @@ void ValidateAgencyIdInput(int kind, absl::string_view value,
 // True for kinds that are unique nationwide (AZR number, BA customer
 // number, BAMF file number); the others are unique per issuing agency.
 bool IsNationalAgencyIdKind(v1::AgencyIdKind kind);
+// Whether an agency of `legal_domain` ("JOBCENTER") may link ids of `kind`
+// to persons: the domains that issue such ids (AZR numbers: immigration
+// offices and BAMF; BA customer numbers: employment agencies and
+// Jobcenters; municipal file numbers: KOMMUNE, JUGENDAMT, SOZIALAMT; ...),
+// any domain but ADMINISTRATION for OTHER. False for unknown kinds.
+bool MayLinkAgencyIdKind(v1::AgencyIdKind kind, absl::string_view legal_domain);
 
 }  // namespace lotse::identity
 

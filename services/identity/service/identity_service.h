@@ -1,25 +1,32 @@
 // The gRPC face of the identity service: lotse.identity.v1.IdentityService.
 //
-// Every RPC of the contract is implemented: the agency registry, persons
-// and agency-specific ids (person_handlers.cc), residence status, consents
-// and CheckAccess (access_handlers.cc).
+// Every RPC of the contract is implemented, one resource per file: the
+// agency registry (agency_handlers.cc), persons (person_handlers.cc),
+// search and duplicates (search_handlers.cc), agency-specific ids
+// (agency_id_handlers.cc), residence status (residence_handlers.cc),
+// consents (consent_handlers.cc) and CheckAccess
+// (check_access_handlers.cc). This class's own file holds construction,
+// the Handle() registrations and what the handler files share.
 //
-// Every implemented RPC:
-//   1. resolves the caller against the registry (CheckCaller): the client
-//      certificate's identity must belong to a registered, ACTIVE agency of
-//      the certificate's legal domain;
-//   2. checks the caller's domain where the RPC demands one, validates the
-//      request (all bad fields at once), does the work, enqueues the event;
-//   3. appends an ALLOWED audit record.
-// Reads (and the read part of CreatePerson: the duplicate check) run steps
-// 1 and 2 in a kReadOnly transaction, so they never hold the database's
-// write lock (SQLite has one writer); then a short write phase commits the
-// audit records (and, for CreatePerson, the change). Other writes run all
-// three steps in one read-write transaction. Every write phase goes through
-// CommitWrite. A read's response is returned only after its audit record
-// committed, so every disclosure is on the trail. A call that fails at any
-// step rolls back and is audited on its own (DENIED for PERMISSION_DENIED,
-// ERROR otherwise, with the reason code).
+// Every RPC is one agencies::AuditedCall (common/agencies/audited_call.h):
+//   1. the caller is resolved against identity's own registry
+//      (ResolveRegistryCaller): the client certificate's identity must
+//      belong to a registered, ACTIVE agency of the certificate's legal
+//      domain; the handler receives it as agencies::LocalAgency;
+//   2. the handler checks the caller's domain where the RPC demands one,
+//      validates the request (all bad fields at once), does the work and
+//      enqueues its events;
+//   3. the call's audit records are written: ALLOWED ones with the work,
+//      or, for a call that failed at any step, a DENIED (PERMISSION_DENIED)
+//      or ERROR record with the reason code.
+// Reads (and the read part of CreatePerson: the duplicate check) run in a
+// kReadOnly transaction, so they never hold the database's write lock
+// (SQLite has one writer); then a short write phase commits the audit
+// records (and, for CreatePerson, the change). Other writes run in one
+// write phase. Every write phase goes through ServiceRuntime::Write, the
+// process's group committer. A read's response is returned only after its
+// audit records committed, so every disclosure is on the trail. Creates
+// replay a retried request_id with api::IdempotentCreate.
 #ifndef LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
@@ -31,6 +38,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/agencies/audited_call.h"
+#include "common/agencies/registry.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
@@ -42,15 +51,19 @@
 
 namespace lotse::identity {
 
-// The calling agency of `rc`, looked up in the registry by its certificate
-// identity (for now the certificate's CN, which the server runtime reports
-// as rc.caller.agency_id). PERMISSION_DENIED with reason UNKNOWN_AGENCY
-// when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when the
-// certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
-// when the agency is suspended. Every identity RPC calls this first, in its
-// own transaction, so a suspension takes effect on the very next call.
-absl::StatusOr<AgencyRecord> CheckCaller(storage::Transaction& tx,
-                                         const server::RequestContext& rc);
+// The registered, active agency behind `caller`, looked up in identity's
+// own registry by its certificate identity (the certificate's CN, which the
+// server runtime reports as caller.agency_id): the CallEnvironment's
+// resolve_caller for every identity RPC. PERMISSION_DENIED with reason
+// UNKNOWN_AGENCY when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when
+// the certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
+// when the agency is suspended. Each call resolves its caller in its own
+// transaction, so a suspension takes effect on the very next call.
+absl::StatusOr<agencies::LocalAgency> ResolveRegistryCaller(
+    storage::Transaction& tx, const server::CallerIdentity& caller);
+
+// The registry record as the resolved caller every handler receives.
+agencies::LocalAgency ToLocalAgency(const AgencyRecord& record);
 
 // Registers the deployment's first administering agency: id and
 // certificate identity `agency_id`, domain ADMINISTRATION, so that its
@@ -69,43 +82,10 @@ class IdentityServiceImpl final : public server::UnaryService {
   explicit IdentityServiceImpl(server::ServiceRuntime& runtime);
 
  private:
-  // Handle() lines of the RPCs of each file.
+  // Handle() lines of the RPCs, grouped as the handler files.
   void RegisterAgencyRpcs();
   void RegisterPersonRpcs();
   void RegisterAccessRpcs();
-
-  // Work of one RPC inside its transaction, given the resolved caller.
-  // Sets *resource to the resource it touched, for the audit record.
-  using Body = std::function<absl::Status(storage::Transaction& tx,
-                                          const AgencyRecord& caller,
-                                          std::string* resource)>;
-
-  // The one way identity writes to its database: runs `body` in a
-  // read-write transaction and commits it, retrying the whole body on a
-  // storage conflict (so `body` must be safe to run again from scratch).
-  // Every write phase of every identity RPC (changes, request_id records,
-  // outbox events, audit records of successful calls) goes through here.
-  // Today it is storage::RunInTransaction; it is the seam where a group
-  // commit queue (several callers' write phases in one transaction and one
-  // WAL sync) is meant to plug in later, so keep bodies short, free of
-  // reads that could run in the read phase, and free of side effects outside
-  // the transaction. The audit record of a failed call is the exception: it
-  // is written by audit::AppendFailedCallAudit in its own transaction.
-  absl::Status CommitWrite(
-      const std::function<absl::Status(storage::Transaction&)>& body);
-
-  // Steps 1-3 of the header comment around `body`, with the audit records.
-  // `resource` names what the request targets for the audit record of a
-  // call refused before `body` ran (e.g. an unknown caller). With
-  // `read_only`, `body` runs in a kReadOnly transaction and only the audit
-  // record is written afterwards (CommitWrite); else all of it runs in one
-  // CommitWrite. With `admit_services`, a Lotse service (certificate domain
-  // SERVICE, never in the registry) passes step 1 as a caller of domain
-  // SERVICE named by its certificate.
-  absl::Status RunAudited(const server::RequestContext& rc,
-                          absl::string_view method, const std::string& resource,
-                          bool read_only, const Body& body,
-                          bool admit_services = false);
 
   absl::Status DoRegister(const server::RequestContext& rc,
                           const v1::RegisterAgencyRequest& request,
@@ -127,7 +107,8 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- Persons and agency ids ---
   // CreatePerson, GetPerson, UpdatePerson, ListPersons, SearchPersons,
   // FindDuplicates, MergePersons, LinkAgencyId, UnlinkAgencyId,
-  // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc).
+  // ListAgencyIds, LookupPersonByAgencyId (person_handlers.cc,
+  // search_handlers.cc, agency_id_handlers.cc).
   //
   // Reading a person is decided by the access policy from the agency's
   // standing towards the person (person_access.h): CORE_IDENTITY decides
@@ -149,30 +130,13 @@ class IdentityServiceImpl final : public server::UnaryService {
       size_t match_form_cache_bytes = kDefaultMatchFormCacheBytes);
 
  private:
-  // What a person RPC touched, for its audit records (defined in
-  // person_handlers.cc).
-  struct PersonTrail;
-  using PersonBody = std::function<absl::Status(storage::Transaction& tx,
-                                                const AgencyRecord& caller,
-                                                PersonTrail* trail)>;
-
-  // RunAudited for person data: every record carries the data category
-  // CORE_IDENTITY, and one read record is added per further person the
-  // call disclosed (search results, duplicate candidates).
-  //
-  // Two phases: `read` (may be null) runs after CheckCaller in a kReadOnly
-  // transaction; then `write` (may be null) and the audit records run in
-  // one CommitWrite. With `read` null, CheckCaller runs in the write phase
-  // instead (a change that reads and writes under one lock). The trail as
-  // the read phase left it is restored before each attempt of the write
-  // phase. With `admit_services`, a Lotse service's certificate is
-  // admitted without a registry entry (legal domain SERVICE), as for the
-  // access RPCs below.
-  absl::Status RunPersonAudited(const server::RequestContext& rc,
-                                absl::string_view method,
-                                const std::string& target,
-                                const PersonBody& read, const PersonBody& write,
-                                bool admit_services = false);
+  // OK once EnablePersons ran; else INTERNAL (misconfigured server),
+  // logged.
+  absl::Status RequirePersons() const;
+  // AuditedCall::Finish for a person RPC, then HideAbsentPerson: an agency
+  // cannot tell a person it may not read from no person.
+  absl::Status FinishPersonCall(agencies::AuditedCall& call,
+                                absl::Status status);
 
   absl::Status DoCreatePerson(const server::RequestContext& rc,
                               const v1::CreatePersonRequest& request,
@@ -217,15 +181,14 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- Residence status, consents, CheckAccess ---
   // RecordResidenceStatus, GetCurrentResidenceStatus, ListResidenceStatuses,
   // RecordConsent, GetConsent, WithdrawConsent, ListConsents, CheckAccess
-  // (access_handlers.cc).
+  // (residence_handlers.cc, consent_handlers.cc, check_access_handlers.cc).
   //
-  // Service callers: CheckAccess, the two residence status reads and
-  // GetPerson also admit Lotse's own services (client certificate
-  // OU=SERVICE), which are not in the agency registry, so for those four
-  // RPCs (and GetAgency, see RunAudited) a service certificate bypasses
-  // CheckCaller; every other RPC still refuses it (UNKNOWN_AGENCY). Services
-  // are not subject to per-domain rules; they must ask CheckAccess before they
-  // show data to an agency.
+  // Service callers: CheckAccess, the two residence status reads, GetPerson
+  // and GetAgency also admit Lotse's own services (client certificate
+  // OU=SERVICE), which are not in the agency registry
+  // (AuditedCall::admit_services); every other RPC refuses them
+  // (UNKNOWN_AGENCY). Services are not subject to per-domain rules; they
+  // must ask CheckAccess before they show data to an agency.
  public:
   // Enables these RPCs with the deployment's access rules (the same policy
   // EnablePersons gets). Reuses the duplicate matcher if EnablePersons ran
@@ -234,21 +197,12 @@ class IdentityServiceImpl final : public server::UnaryService {
   absl::Status EnableAccess(std::shared_ptr<const AccessPolicy> policy);
 
  private:
-  // What an access RPC touched, for its audit records (defined in
-  // access_handlers.cc).
-  struct AccessTrail;
-  using AccessBody = std::function<absl::Status(storage::Transaction& tx,
-                                                const AgencyRecord& caller,
-                                                AccessTrail* trail)>;
-
-  // RunAudited with data categories on every record (including the DENIED
-  // one of a refused read) and, when `admit_services`, service callers
-  // admitted without a registry entry (see above). `read_only` as for
-  // RunAudited.
-  absl::Status RunAccessAudited(const server::RequestContext& rc,
-                                absl::string_view method,
-                                const std::string& target, bool admit_services,
-                                bool read_only, const AccessBody& body);
+  // OK once EnableAccess ran; else INTERNAL (misconfigured server).
+  absl::Status RequireAccess() const;
+  // AuditedCall::Finish for a residence, consent or CheckAccess call, then
+  // HideAbsentPerson for `category`, the call's (first) category.
+  absl::Status FinishAccessCall(agencies::AuditedCall& call,
+                                DataCategory category, absl::Status status);
 
   absl::Status DoRecordResidence(
       const server::RequestContext& rc,
@@ -283,6 +237,9 @@ class IdentityServiceImpl final : public server::UnaryService {
   // --- end access ---
 
   server::ServiceRuntime& runtime_;
+  // What every AuditedCall of this service needs: identity's own registry
+  // resolves the callers, runtime_.Write runs the write phases.
+  agencies::CallEnvironment call_env_;
 };
 
 }  // namespace lotse::identity

@@ -5,8 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/time.h"
 #include "common/errors/status.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/identity/domain/person.h"
 #include "services/identity/store/consent_store.h"
 #include "services/identity/store/relation_store.h"
@@ -15,15 +15,11 @@
 namespace lotse::identity {
 namespace {
 
-using ::google::protobuf::util::TimeUtil;
+using ::lotse::api::FromTimestamp;
 using ::lotse::storage::Transaction;
 
 // Statements over many persons take at most this many ids each.
 constexpr size_t kIdsPerStatement = 200;
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
-  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(ts));
-}
 
 }  // namespace
 
@@ -85,6 +81,15 @@ absl::Status ForIdChunks(
 }
 
 }  // namespace
+
+AccessSubject SubjectOf(const agencies::LocalAgency& agency) {
+  AccessSubject s;
+  s.agency_id = agency.id;
+  s.domain = LegalDomainFromName(agency.legal_domain)
+                 .value_or(LegalDomain::kUnspecified);
+  s.suspended = agency.suspended;
+  return s;
+}
 
 AccessSubject SubjectOf(const AgencyRecord& agency) {
   AccessSubject s;

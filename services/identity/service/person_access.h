@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/agencies/registry.h"
 #include "common/storage/database.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
@@ -43,6 +44,9 @@ struct AccessSubject {
   bool suspended = false;
 };
 
+// The subject of a decision about the calling agency (a resolved caller)
+// or about an agency of the registry (CheckAccess asks about any).
+AccessSubject SubjectOf(const agencies::LocalAgency& agency);
 AccessSubject SubjectOf(const AgencyRecord& agency);
 
 // The facts above for one (agency, person) pair.

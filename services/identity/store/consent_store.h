@@ -1,4 +1,4 @@
-// Storage of consents (issue 3, item 7), table identity_consents.
+// Storage of consents, table identity_consents.
 //
 // Columns: id, person_id (a merge re-points it), version (etag; bumped by
 // a withdrawal, the only change a consent ever sees), create_us,

@@ -1,5 +1,5 @@
 // Storage of persons, their duplicate-detection index and their
-// agency-specific ids (issue 3, items 2, 3, 5 and 6).
+// agency-specific ids.
 //
 // Every call runs inside a transaction the caller owns, so that a change,
 // its audit record and its outbox event commit together or not at all.

@@ -1,4 +1,4 @@
-// Storage of residence status records (issue 3, item 4): one row per
+// Storage of residence status records: one row per
 // recorded status, never changed afterwards. The record recorded last for a
 // person is the current one; the others are its history.
 //

@@ -186,6 +186,107 @@ TEST_P(AuditedCallTest, ANewAgencyIsLookedUpBeforeItsFirstWriteIsRefused) {
   ASSERT_EQ(Trail("things/t5").size(), 1u);
 }
 
+TEST_P(AuditedCallTest, ARegistryOfItsOwnResolvesTheCallerAndAdmitsServices) {
+  int resolved = 0;
+  env_.lookup_agency = [](absl::string_view,
+                          absl::Time) -> absl::StatusOr<identity::v1::Agency> {
+    ADD_FAILURE() << "a service with its own registry asks nobody";
+    return absl::NotFoundError("unused");
+  };
+  env_.resolve_caller =
+      [&](Transaction&,
+          const server::CallerIdentity& caller) -> absl::StatusOr<LocalAgency> {
+    ++resolved;
+    if (caller.agency_id != "cert-of-kim") {
+      return ErrorWithReason(absl::StatusCode::kPermissionDenied,
+                             "UNKNOWN_AGENCY", "not registered");
+    }
+    LocalAgency kim;
+    kim.id = "kim-koeln";
+    kim.legal_domain = "KOMMUNE";
+    return kim;
+  };
+  server::RequestContext kim = rc_;
+  kim.caller = {"cert-of-kim", "KOMMUNE"};
+  AuditedCall call(env_, kim, "Get", "things");
+  absl::Status s = call.Read([&](Transaction&, const LocalAgency& me) {
+    EXPECT_EQ(me.id, "kim-koeln");
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(call.Finish(s).ok()) << s;
+  EXPECT_EQ(resolved, 1);
+  ASSERT_EQ(Trail("things").size(), 1u);
+  EXPECT_EQ(Trail("things")[0].agency_id, "kim-koeln");
+
+  // A service is admitted only where the call says so.
+  server::RequestContext service = rc_;
+  service.caller = {"cases", server::kServiceDomain};
+  AuditedCall admitted(env_, service, "Get", "things/s1");
+  admitted.admit_services();
+  s = admitted.Read([&](Transaction&, const LocalAgency& me) {
+    EXPECT_EQ(me.id, "cases");
+    EXPECT_EQ(me.legal_domain, server::kServiceDomain);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(admitted.Finish(s).ok()) << s;
+  EXPECT_EQ(resolved, 1);
+  AuditedCall refused(env_, service, "Get", "things/s2");
+  s = refused.Finish(refused.Read(
+      [](Transaction&, const LocalAgency&) { return absl::OkStatus(); }));
+  EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
+  EXPECT_EQ(resolved, 2);
+}
+
+TEST_P(AuditedCallTest,
+       WholeResourcesCarryTheirReasonAndAppendedRecordsAsGiven) {
+  AuditedCall call(env_, rc_, "Search", "persons");
+  absl::Status s = call.Read([&](Transaction&, const LocalAgency&) {
+    call.TouchResource("persons", {"CORE_IDENTITY"});
+    call.TouchResource("persons/p6", {"CORE_IDENTITY"});
+    call.TouchResource("persons/p7", {"CORE_IDENTITY"}, "MATCH_ONLY");
+    audit::AuditRecord other;
+    other.agency_id = "aa-koeln";
+    other.legal_domain = "ARBEITSAGENTUR";
+    other.operation = "lotse.test.v1.TestService/Search";
+    other.resource = "persons/p7";
+    other.data_categories = {"EMPLOYMENT"};
+    other.outcome = audit::Outcome::kDenied;
+    other.reason = "NO_RELATION";
+    call.AppendRecord(other);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(call.Finish(s).ok()) << s;
+  // The collection's trail holds those of its members too.
+  ASSERT_EQ(Trail("persons").size(), 4u);
+  std::vector<audit::AuditRecord> p6 = Trail("persons/p6");
+  ASSERT_EQ(p6.size(), 1u);
+  EXPECT_EQ(p6[0].reason, "");
+  std::vector<audit::AuditRecord> p7 = Trail("persons/p7");
+  ASSERT_EQ(p7.size(), 2u);
+  EXPECT_EQ(p7[0].agency_id, "jobcenter-koeln");
+  EXPECT_EQ(p7[0].outcome, audit::Outcome::kAllowed);
+  EXPECT_EQ(p7[0].reason, "MATCH_ONLY");
+  EXPECT_EQ(p7[1].agency_id, "aa-koeln");
+  EXPECT_EQ(p7[1].outcome, audit::Outcome::kDenied);
+  EXPECT_EQ(p7[1].reason, "NO_RELATION");
+
+  // A refused call writes neither; its target carries the categories.
+  AuditedCall refused(env_, rc_, "Search", "persons/p8");
+  refused.set_target_categories({"CORE_IDENTITY"});
+  s = refused.Finish(refused.Read([&](Transaction&, const LocalAgency&) {
+    refused.TouchResource("persons/p8", {"CORE_IDENTITY"}, "MATCH_ONLY");
+    audit::AuditRecord other;
+    other.resource = "persons/p8";
+    refused.AppendRecord(other);
+    return ErrorWithReason(absl::StatusCode::kPermissionDenied, "NO_RELATION",
+                           "no");
+  }));
+  std::vector<audit::AuditRecord> p8 = Trail("persons/p8");
+  ASSERT_EQ(p8.size(), 1u);
+  EXPECT_EQ(p8[0].outcome, audit::Outcome::kDenied);
+  EXPECT_EQ(p8[0].data_categories, std::vector<std::string>{"CORE_IDENTITY"});
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(AuditedCallTest);
 
 }  // namespace

@@ -425,5 +425,17 @@ TEST(AgencyIdTest, NormalisationAndValidation) {
       IsNationalAgencyIdKind(v1::AGENCY_ID_KIND_JOBCENTER_COMMUNITY_NUMBER));
 }
 
+TEST(AgencyIdTest, OnlyTheIssuingDomainsLinkAKind) {
+  EXPECT_TRUE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_AZR_NUMBER, "BAMF"));
+  EXPECT_FALSE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_AZR_NUMBER, "KOMMUNE"));
+  EXPECT_TRUE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_MUNICIPAL_FILE_NUMBER,
+                                  "JUGENDAMT"));
+  EXPECT_FALSE(MayLinkAgencyIdKind(
+      v1::AGENCY_ID_KIND_JOBCENTER_COMMUNITY_NUMBER, "ARBEITSAGENTUR"));
+  EXPECT_TRUE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_OTHER, "KURSTRAEGER"));
+  EXPECT_FALSE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_OTHER, "ADMINISTRATION"));
+  EXPECT_FALSE(MayLinkAgencyIdKind(v1::AGENCY_ID_KIND_UNSPECIFIED, "BAMF"));
+}
+
 }  // namespace
 }  // namespace lotse::identity

@@ -1,0 +1,420 @@
+// The person search RPCs of IdentityServiceImpl: SearchPersons and
+// FindDuplicates. Both disclose candidates by the same rule: a candidate
+// the caller may read comes with its record (without contact) and the
+// evidence of the match; any other only as a bare match (match_only), found
+// by names alone, so that an agency without standing learns at most that a
+// match exists (docs/trust-model.md). Each disclosed person gets its own
+// audit record, a bare match with reason MATCH_ONLY.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/api/idempotency.h"
+#include "common/api/paging.h"
+#include "common/api/text.h"
+#include "common/errors/status.h"
+#include "services/identity/service/handler_support.h"
+#include "services/identity/service/identity_service.h"
+
+namespace lotse::identity {
+namespace {
+
+using ::lotse::agencies::AuditedCall;
+using ::lotse::agencies::LocalAgency;
+using ::lotse::server::RequestContext;
+using ::lotse::storage::Transaction;
+
+// Search and duplicate listing bounds from the contract.
+constexpr int kSearchDefaultPageSize = 20;
+constexpr int kSearchMaxPageSize = 50;
+constexpr int kDuplicatesDefaultPageSize = 10;
+constexpr int kDuplicatesMaxPageSize = 50;
+// A free-text query carries names only, so its scores lack the birth-date
+// evidence a full record adds; the default sits below the duplicate
+// threshold to still show name-only matches.
+constexpr double kSearchDefaultMinScore = 0.35;
+
+// Page sizes of search and duplicate listing (their own defaults and caps).
+int SmallPageSize(int32_t page_size, int default_size, int max_size,
+                  FieldViolations* violations) {
+  if (page_size < 0) {
+    violations->Add("page_size", "must not be negative");
+    return 0;
+  }
+  if (page_size == 0) return default_size;
+  return std::min<int>(page_size, max_size);
+}
+
+double MinScore(double requested, double default_score,
+                FieldViolations* violations) {
+  if (std::isnan(requested) || requested < 0 || requested > 1) {
+    violations->Add("min_score", "must be between 0.0 and 1.0");
+    return default_score;
+  }
+  return requested == 0 ? default_score : requested;
+}
+
+// A person as shown in search and duplicate results: no contact data.
+v1::Person WithoutContact(v1::Person person) {
+  person.clear_contact();
+  return person;
+}
+
+struct ScoredCandidate {
+  v1::Person person;
+  MatchResult match;
+};
+
+void ToProto(const ScoredCandidate& scored, v1::DuplicateCandidate* out) {
+  *out->mutable_person() = WithoutContact(scored.person);
+  out->set_score(scored.match.score);
+  out->set_strong(scored.match.score >= kStrongDuplicateScore);
+  for (const MatchReason& reason : scored.match.reasons) {
+    v1::MatchReason* r = out->add_reasons();
+    // The domain enums are numbered like duplicates.proto.
+    r->set_factor(static_cast<v1::MatchFactor>(reason.factor));
+    r->set_method(static_cast<v1::MatchMethod>(reason.method));
+    r->set_query_value(reason.query_value);
+    r->set_candidate_value(reason.candidate_value);
+    r->set_contribution(reason.contribution);
+  }
+}
+
+// A candidate of a search or duplicate listing, as the caller may see it.
+struct DisclosedCandidate {
+  std::string id;
+  // Whether the caller may read the candidate's core identity: then it gets
+  // the record (without contact), the score and the reasons; else only the
+  // match (match_only).
+  bool readable = false;
+  MatchResult match;  // the full comparison; shown only when readable
+  double rank = 0;    // the score the listing is ordered and cut by
+};
+
+// The names of `record` alone: what a match an agency may not read is
+// decided on, so that a birth date in the query changes nothing about it.
+MatchRecord NamesOnly(const MatchRecord& record) {
+  MatchRecord names;
+  names.names = record.names;
+  return names;
+}
+
+// A search or duplicate query as the caller's disclosure needs it.
+struct DisclosureQuery {
+  PreparedRecord full;   // the whole query record
+  PreparedRecord names;  // its names alone (the same when it has no more)
+  bool names_only = false;
+  // A rule lets the caller's domain read every person's core identity, so
+  // no candidate needs its standing checked.
+  bool reads_all = false;
+};
+
+// The candidates of a query: found by the full record's keys (the birth
+// year narrows them), and, unless the caller reads everyone, also by the
+// names' keys of every birth year. Only the latter may bring up a person
+// the caller may not read, so that whether such a person comes up never
+// depends on a birth date in the query.
+struct CandidateSet {
+  std::vector<std::string> ids;  // no repeats
+  absl::flat_hash_set<std::string> by_names;
+};
+
+absl::StatusOr<DisclosureQuery> PrepareDisclosure(
+    const DuplicateMatcher& matcher, const AccessPolicy& policy,
+    const RequestContext& rc, const LocalAgency& caller,
+    const MatchRecord& record, std::optional<PreparedRecord> prepared) {
+  DisclosureQuery q;
+  q.reads_all = DecideFromStanding(policy, SubjectOf(caller), "", Standing{},
+                                   DataCategory::kCoreIdentity, rc.purpose)
+                    .allowed;
+  if (prepared.has_value()) {
+    q.full = *std::move(prepared);
+  } else {
+    absl::StatusOr<PreparedRecord> full = matcher.Prepare(record);
+    if (!full.ok()) return full.status();
+    q.full = *std::move(full);
+  }
+  const BirthDate& date = record.birth_date;
+  q.names_only = date.year == 0 && date.month == 0 && date.day == 0 &&
+                 record.birth_place.empty() &&
+                 record.nationality_codes.empty() &&
+                 record.sex == RecordedSex::kUnspecified;
+  if (q.names_only) {
+    q.names = q.full;
+  } else if (!q.reads_all) {
+    absl::StatusOr<PreparedRecord> names = matcher.Prepare(NamesOnly(record));
+    if (!names.ok()) return names.status();
+    q.names = *std::move(names);
+  }
+  return q;
+}
+
+// How many persons the names' lookup brings up at most: a person the
+// caller may not read is shown only as a bare match, and a handful of
+// those says all there is to say ("someone of this name is registered").
+constexpr CandidateLimits kNamesLookupLimits{/*per_key=*/50, /*total=*/20};
+
+absl::StatusOr<CandidateSet> FindForDisclosure(
+    const DisclosureQuery& query,
+    const std::function<absl::StatusOr<Candidates>(
+        const PreparedRecord&, const CandidateLimits&)>& lookup) {
+  CandidateSet set;
+  absl::StatusOr<Candidates> full = lookup(query.full, CandidateLimits{});
+  if (!full.ok()) return full.status();
+  set.ids = std::move(full->person_ids);
+  if (query.reads_all) return set;
+  if (query.names_only) {
+    // The full record is the names: its lookup depends on nothing else.
+    set.by_names.insert(set.ids.begin(), set.ids.end());
+    return set;
+  }
+  absl::StatusOr<Candidates> names = lookup(query.names, kNamesLookupLimits);
+  if (!names.ok()) return names.status();
+  absl::flat_hash_set<std::string> seen(set.ids.begin(), set.ids.end());
+  for (std::string& id : names->person_ids) {
+    set.by_names.insert(id);
+    if (seen.insert(id).second) set.ids.push_back(std::move(id));
+  }
+  return set;
+}
+
+// Scores the candidates for `caller`: one it may read by its full score,
+// any other by its score on the names alone, and only if the names' lookup
+// found it. Keeps those whose score reaches `min_score`, best first (ties
+// in the order of the lookups). The forms come through `cache` unless it
+// is null (see ScoreCandidates). The standing of every candidate is read
+// first, in one batch, so that each is compared once.
+absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
+    PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
+    const AccessPolicy& policy, const RequestContext& rc,
+    const LocalAgency& caller, const DisclosureQuery& query,
+    const CandidateSet& candidates, double min_score) {
+  absl::StatusOr<std::vector<MatchCandidate>> forms =
+      cache != nullptr ? cache->Load(store, candidates.ids)
+                       : store.LoadMatchForms(candidates.ids);
+  if (!forms.ok()) return forms.status();
+  absl::flat_hash_map<std::string, Standing> standings;
+  if (!query.reads_all) {
+    absl::StatusOr<absl::flat_hash_map<std::string, Standing>> loaded =
+        LoadStandings(store.transaction(), candidates.ids, caller.id);
+    if (!loaded.ok()) return loaded.status();
+    standings = *std::move(loaded);
+  }
+  const AccessSubject subject = SubjectOf(caller);
+  const absl::Time now = absl::Now();
+  std::vector<DisclosedCandidate> kept;
+  for (MatchCandidate& candidate : *forms) {
+    DisclosedCandidate c;
+    c.id = std::move(candidate.id);
+    c.readable = query.reads_all;
+    if (!c.readable) {
+      auto it = standings.find(c.id);
+      c.readable = it != standings.end() &&
+                   DecideFromStanding(policy, subject, c.id, it->second,
+                                      DataCategory::kCoreIdentity, rc.purpose,
+                                      {}, false, now)
+                       .allowed;
+    }
+    if (c.readable) {
+      c.match = matcher.Compare(query.full, candidate.prepared);
+      c.rank = c.match.score;
+    } else if (candidates.by_names.contains(c.id)) {
+      c.rank = matcher
+                   .Compare(query.names_only ? query.full : query.names,
+                            candidate.prepared)
+                   .score;
+    } else {
+      continue;  // found only by the birth year: not for this caller
+    }
+    if (c.rank >= min_score) kept.push_back(std::move(c));
+  }
+  std::stable_sort(kept.begin(), kept.end(),
+                   [](const DisclosedCandidate& a,
+                      const DisclosedCandidate& b) { return a.rank > b.rank; });
+  return kept;
+}
+
+// Adds kept[begin, end) to a response: the record and the evidence for a
+// readable candidate, only its name for any other. Audits each disclosed
+// person on `call`, a bare match with reason MATCH_ONLY.
+absl::Status Disclose(PersonStore& store,
+                      const std::vector<DisclosedCandidate>& kept, size_t begin,
+                      size_t end, AuditedCall& call,
+                      const std::function<v1::DuplicateCandidate*()>& add) {
+  for (size_t i = begin; i < end && i < kept.size(); ++i) {
+    const DisclosedCandidate& c = kept[i];
+    v1::DuplicateCandidate* out = add();
+    if (!c.readable) {
+      out->mutable_person()->set_name(PersonResourceName(c.id));
+      out->set_match_only(true);
+      AuditPerson(call, PersonResourceName(c.id), "MATCH_ONLY");
+      continue;
+    }
+    absl::StatusOr<PersonLookup> found = store.Get(c.id);
+    if (!found.ok()) return found.status();
+    ToProto({std::move(found->person), c.match}, out);
+    AuditPerson(call, PersonResourceName(c.id));
+  }
+  return absl::OkStatus();
+}
+
+// A token continues only the same query: the request without its paging.
+std::string SearchFingerprint(const v1::SearchPersonsRequest& request) {
+  v1::SearchPersonsRequest filter = request;
+  filter.clear_page_size();
+  filter.clear_page_token();
+  return api::RequestFingerprint(filter);
+}
+
+}  // namespace
+
+absl::Status IdentityServiceImpl::DoSearchPersons(
+    const RequestContext& rc, const v1::SearchPersonsRequest& request,
+    v1::SearchPersonsResponse* response) {
+  if (absl::Status s = RequirePersons(); !s.ok()) return s;
+  AuditedCall call(call_env_, rc, "SearchPersons", "persons");
+  call.set_target_categories({kCoreIdentity});
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const LocalAgency& caller)
+                                      -> absl::Status {
+    if (absl::Status s = RequireNotAdministration(caller); !s.ok()) return s;
+    FieldViolations violations;
+    api::ValidateText(request.name_query(), "name_query",
+                      api::TextRules{2, 200, false}, &violations);
+    if (request.has_birth_date()) {
+      ValidateBirthDate(request.birth_date(), "birth_date", TodayInGermany(),
+                        &violations);
+    }
+    const int page_size =
+        SmallPageSize(request.page_size(), kSearchDefaultPageSize,
+                      kSearchMaxPageSize, &violations);
+    const double min_score =
+        MinScore(request.min_score(), kSearchDefaultMinScore, &violations);
+    const std::string fingerprint = SearchFingerprint(request);
+    const std::string after = api::DecodePageToken(
+        request.page_token(), fingerprint, "page_token", &violations);
+    int offset = 0;
+    if (!after.empty() && (!absl::SimpleAtoi(after, &offset) || offset < 0)) {
+      violations.Add("page_token", "is not valid");
+    }
+    if (!violations.empty()) return violations.ToStatus();
+
+    PersonStore store(tx, *matcher_);
+    absl::StatusOr<DisclosureQuery> query = PrepareDisclosure(
+        *matcher_, *access_policy_, rc, caller,
+        SearchRecord(request.name_query(), request.birth_date()), std::nullopt);
+    if (!query.ok()) return query.status();
+    absl::StatusOr<CandidateSet> candidates = FindForDisclosure(
+        *query, [&](const PreparedRecord& r, const CandidateLimits& limits) {
+          return store.Search(r, limits);
+        });
+    if (!candidates.ok()) return candidates.status();
+    absl::StatusOr<std::vector<DisclosedCandidate>> scored =
+        ScoreForCaller(store, match_forms_.get(), *matcher_, *access_policy_,
+                       rc, caller, *query, *candidates, min_score);
+    if (!scored.ok()) return scored.status();
+    response->Clear();
+    const int end =
+        std::min<int>(static_cast<int>(scored->size()), offset + page_size);
+    AuditPerson(call, "persons");
+    if (absl::Status s = Disclose(store, *scored, offset, end, call,
+                                  [&] { return response->add_results(); });
+        !s.ok()) {
+      return s;
+    }
+    if (end < static_cast<int>(scored->size())) {
+      response->set_next_page_token(
+          api::EncodePageToken(fingerprint, absl::StrCat(end)));
+    }
+    return absl::OkStatus();
+  });
+  return FinishPersonCall(call, status);
+}
+
+absl::Status IdentityServiceImpl::DoFindDuplicates(
+    const RequestContext& rc, const v1::FindDuplicatesRequest& request,
+    v1::FindDuplicatesResponse* response) {
+  if (absl::Status s = RequirePersons(); !s.ok()) return s;
+  AuditedCall call(
+      call_env_, rc, "FindDuplicates",
+      request.has_draft() ? "persons" : PersonTarget(request.person()));
+  call.set_target_categories({kCoreIdentity});
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const LocalAgency& caller)
+                                      -> absl::Status {
+    if (absl::Status s = RequireNotAdministration(caller); !s.ok()) return s;
+    FieldViolations violations;
+    std::string subject_id;
+    switch (request.subject_case()) {
+      case v1::FindDuplicatesRequest::kPerson:
+        subject_id = ParsePersonName(request.person(), "person", &violations);
+        break;
+      case v1::FindDuplicatesRequest::kDraft:
+        ValidatePerson(request.draft(), "draft", TodayInGermany(), &violations);
+        break;
+      default:
+        violations.Add("subject", "person or draft is required");
+    }
+    const int page_size =
+        SmallPageSize(request.page_size(), kDuplicatesDefaultPageSize,
+                      kDuplicatesMaxPageSize, &violations);
+    const double min_score =
+        MinScore(request.min_score(), kPossibleDuplicateScore, &violations);
+    if (!violations.empty()) return violations.ToStatus();
+
+    PersonStore store(tx, *matcher_);
+    MatchRecord record;
+    std::optional<PreparedRecord> prepared;
+    std::string main = "persons";
+    if (!subject_id.empty()) {
+      absl::StatusOr<PersonLookup> subject = store.Get(subject_id);
+      if (!subject.ok()) return subject.status();
+      main = subject->person.name();
+      call.set_target(main);
+      // The candidates would say who the subject resembles, i.e. reveal
+      // its identity: only a caller that may read it may ask.
+      absl::StatusOr<PersonAccess> access =
+          RequireCoreIdentityRead(tx, *access_policy_, rc, caller, *subject);
+      if (!access.ok()) return access.status();
+      subject_id = subject->id;
+      record = ToMatchRecord(subject->person);
+      // The subject's stored prepared form.
+      absl::StatusOr<std::vector<MatchCandidate>> form =
+          match_forms_->Load(store, {subject_id});
+      if (!form.ok()) return form.status();
+      if (form->empty()) return absl::InternalError("subject vanished");
+      prepared = std::move(form->front().prepared);
+    } else {
+      record = ToMatchRecord(request.draft());
+    }
+    absl::StatusOr<DisclosureQuery> query = PrepareDisclosure(
+        *matcher_, *access_policy_, rc, caller, record, std::move(prepared));
+    if (!query.ok()) return query.status();
+    absl::StatusOr<CandidateSet> candidates = FindForDisclosure(
+        *query, [&](const PreparedRecord& r, const CandidateLimits& limits) {
+          return store.FindCandidates(r, limits, subject_id);
+        });
+    if (!candidates.ok()) return candidates.status();
+    absl::StatusOr<std::vector<DisclosedCandidate>> scored =
+        ScoreForCaller(store, match_forms_.get(), *matcher_, *access_policy_,
+                       rc, caller, *query, *candidates, min_score);
+    if (!scored.ok()) return scored.status();
+    response->Clear();
+    response->set_duplicate_threshold(kStrongDuplicateScore);
+    AuditPerson(call, main);
+    return Disclose(store, *scored, 0, page_size, call,
+                    [&] { return response->add_candidates(); });
+  });
+  return FinishPersonCall(call, status);
+}
+
+}  // namespace lotse::identity
