@@ -85,6 +85,20 @@ absl::StatusOr<std::optional<T>> FirstRow(const absl::StatusOr<Rows>& rows,
   return std::optional<T>(*std::move(item));
 }
 
+// For an UPDATE or DELETE of one row by its key: OK when `changed` (what
+// Execute returned) is exactly one row; its error; else INTERNAL naming
+// `what` ("entitlement update"), since the caller read the row in the same
+// transaction and a missing one means the store is not what it thinks.
+inline absl::Status ExpectOneRow(const absl::StatusOr<int64_t>& changed,
+                                 absl::string_view what) {
+  if (!changed.ok()) return changed.status();
+  if (*changed != 1) {
+    return absl::InternalError(
+        absl::StrCat(what, " changed ", *changed, " rows instead of one"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace lotse::storage
 
 #endif  // LOTSE_COMMON_STORAGE_ROWS_H_

@@ -9,19 +9,16 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "common/api/dates.h"
 #include "common/errors/status.h"
 #include "lotse/type/v1/date.pb.h"
 
 namespace lotse::courses {
 
-// The day number of a valid calendar date; nullopt when year/month/day do
-// not form one (year 1900..2200).
-std::optional<int64_t> DayNumber(const type::v1::Date& date);
-
-type::v1::Date DateFromDay(int64_t day);
-
-// The UTC civil day of `t`.
-int64_t DayOf(absl::Time t);
+// Day numbers and dates: common/api/dates.h.
+using api::DateFromDay;
+using api::DayNumber;
+using api::DayOf;
 
 // Validates a date field: `required` and unset adds "is required"; an
 // impossible date adds "is not a valid date". Returns the day number or

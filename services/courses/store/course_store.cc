@@ -210,16 +210,6 @@ std::vector<Value> WaitlistValues(const WaitlistRow& row) {
           Blob(w)};
 }
 
-absl::Status ExpectOne(const absl::StatusOr<int64_t>& changed,
-                       absl::string_view what) {
-  if (!changed.ok()) return changed.status();
-  if (*changed != 1) {
-    return absl::InternalError(
-        absl::StrCat(what, " changed ", *changed, " rows instead of one"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 // --- agencies ---
@@ -272,7 +262,7 @@ absl::Status InsertCourse(Transaction& tx, const CourseRow& row) {
 }
 
 absl::Status WriteCourse(Transaction& tx, const CourseRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE courses SET provider = $2, kind = $3, "
                  "target_level = $4, municipality_code = $5, postal_code = "
                  "$6, lat = $7, lon = $8, start_day = $9, weekdays = $10, "
@@ -394,7 +384,7 @@ absl::Status InsertEntitlement(Transaction& tx, const EntitlementRow& row) {
 }
 
 absl::Status WriteEntitlement(Transaction& tx, const EntitlementRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE course_entitlements SET person = $2, kind = $3, "
                  "issuer = $4, course_kinds = $5, units = $6, units_used = "
                  "$7, valid_from = $8, valid_until = $9, revoked = $10, "
@@ -442,7 +432,7 @@ absl::Status InsertBooking(Transaction& tx, const BookingRow& row) {
 }
 
 absl::Status WriteBooking(Transaction& tx, const BookingRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE course_bookings SET course_id = $2, person = $3, "
                  "entitlement_id = $4, booking_agency = $5, state = $6, "
                  "hold_expire_us = $7, units = $8, version = $9, create_us = "
@@ -521,7 +511,7 @@ absl::Status InsertWaitlist(Transaction& tx, const WaitlistRow& row) {
 }
 
 absl::Status WriteWaitlist(Transaction& tx, const WaitlistRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE course_waitlist SET course_id = $2, person = $3, "
                  "requesting_agency = $4, priority = $5, seq = $6, state = "
                  "$7, version = $8, create_us = $9, data = $10 WHERE id = $1",

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
+#include "common/api/dates.h"
 #include "common/api/names.h"
 #include "common/api/time.h"
 #include "common/errors/status.h"
@@ -52,10 +53,10 @@ inline constexpr char kNoticePattern[] = "trainingTolerationNotices/{notice}";
 // --- time and dates ---
 // Timestamps: common/api/time.h (api::ToTimestamp, api::FromTimestamp).
 int64_t ToMicros(absl::Time t);
-// Days since 1970-01-01; nullopt for an unset or impossible date.
-std::optional<int64_t> DayNumber(const type::v1::Date& date);
-int64_t DayIndex(absl::Time t);
-type::v1::Date DateFromDay(int64_t day);
+// Day numbers and dates: common/api/dates.h (DayIndex is api::DayOf).
+using api::DateFromDay;
+using api::DayNumber;
+inline int64_t DayIndex(absl::Time t) { return api::DayOf(t); }
 // Adds a violation unless `date` is a real calendar date (required: set).
 bool ValidateDate(const type::v1::Date& date, bool required,
                   const std::string& field, FieldViolations* violations);

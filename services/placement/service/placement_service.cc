@@ -41,32 +41,6 @@ std::string NoticeName(absl::string_view id) {
 
 int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
 
-std::optional<int64_t> DayNumber(const type::v1::Date& date) {
-  if (date.year() < 1900 || date.year() > 2200 || date.month() < 1 ||
-      date.month() > 12 || date.day() < 1 || date.day() > 31) {
-    return std::nullopt;
-  }
-  const absl::CivilDay day(date.year(), date.month(), date.day());
-  // CivilDay normalises 2026-02-30 to March; such dates do not exist.
-  if (day.month() != date.month() || day.day() != date.day()) {
-    return std::nullopt;
-  }
-  return day - absl::CivilDay(1970, 1, 1);
-}
-
-int64_t DayIndex(absl::Time t) {
-  return absl::ToCivilDay(t, absl::UTCTimeZone()) - absl::CivilDay(1970, 1, 1);
-}
-
-type::v1::Date DateFromDay(int64_t day) {
-  const absl::CivilDay d = absl::CivilDay(1970, 1, 1) + day;
-  type::v1::Date out;
-  out.set_year(static_cast<int32_t>(d.year()));
-  out.set_month(d.month());
-  out.set_day(d.day());
-  return out;
-}
-
 bool ValidateDate(const type::v1::Date& date, bool required,
                   const std::string& field, FieldViolations* violations) {
   const bool unset = date.year() == 0 && date.month() == 0 && date.day() == 0;

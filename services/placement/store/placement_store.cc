@@ -31,15 +31,6 @@ void Before(Sql& sql, const PageKey& after, absl::string_view id_column) {
       .S("))");
 }
 
-absl::Status ExpectOne(const absl::StatusOr<int64_t>& changed,
-                       absl::string_view what) {
-  if (!changed.ok()) return changed.status();
-  if (*changed != 1) {
-    return absl::InternalError(absl::StrCat(what, " to update is missing"));
-  }
-  return absl::OkStatus();
-}
-
 // "persons/x" / "agencies/x" -> "x".
 std::string IdOf(absl::string_view name) {
   const size_t slash = name.rfind('/');
@@ -268,7 +259,7 @@ absl::Status InsertOffer(Transaction& tx, const OfferRow& row,
 
 absl::Status UpdateOffer(Transaction& tx, const OfferRow& row,
                          int64_t index_seq) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE placement_offers SET publisher = $2, kind = $3, "
                  "state = $4, occupation_code = $5, municipality_code = $6, "
                  "positions_total = $7, positions_open = $8, create_us = $9, "
@@ -325,7 +316,7 @@ absl::Status InsertCandidate(Transaction& tx, const CandidateRow& row,
 
 absl::Status UpdateCandidate(Transaction& tx, const CandidateRow& row,
                              int64_t index_seq) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE placement_candidates SET creating_agency = $2, "
                  "state = $3, merged_into = $4, create_us = $5, version = $6, "
                  "index_seq = $7, data = $8 WHERE person_id = $1",
@@ -436,7 +427,7 @@ absl::Status InsertPlacement(Transaction& tx, const PlacementRow& row) {
 }
 
 absl::Status UpdatePlacement(Transaction& tx, const PlacementRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE placement_placements SET offer_id = $2, person_id = "
                  "$3, proposing_agency = $4, state = $5, create_us = $6, "
                  "version = $7, data = $8 WHERE id = $1",
@@ -511,7 +502,7 @@ absl::Status InsertNotice(Transaction& tx, const NoticeRow& row) {
 }
 
 absl::Status UpdateNotice(Transaction& tx, const NoticeRow& row) {
-  return ExpectOne(
+  return storage::ExpectOneRow(
       tx.Execute("UPDATE placement_notices SET office = $2, hiring_agency = "
                  "$3, person_id = $4, acknowledged = $5, create_us = $6, "
                  "version = $7, data = $8 WHERE id = $1",
