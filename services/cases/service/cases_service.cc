@@ -23,19 +23,13 @@ namespace internal {
 
 void AuditAs(agencies::AuditedCall& call, const std::string& resource,
              std::vector<std::string> categories) {
-  // AuditedCall sets a target with categories only for a person's record;
-  // the resource is set again on its own.
-  call.set_person_target(resource, "", std::move(categories));
   call.set_target(resource);
+  call.set_target_categories(std::move(categories));
 }
 
 void AuditResource(agencies::AuditedCall& call, const std::string& resource,
                    std::vector<std::string> categories) {
-  // Touch names "<person>/<record>": split where the resource's last
-  // segment begins (every resource here is "cases/...").
-  const size_t slash = resource.rfind('/');
-  call.Touch(resource.substr(0, slash), resource.substr(slash + 1),
-             std::move(categories));
+  call.TouchResource(resource, std::move(categories));
 }
 
 bool Participates(const v1::Case& c, const std::string& agency_name) {

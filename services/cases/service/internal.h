@@ -29,7 +29,6 @@ inline constexpr char kCategoryNotes[] = "PRIVATE_NOTES";
 // refused call is audited as what it asked for. AuditResource names what a
 // successful phase created or found instead (e.g. the case a create
 // returned); it is forgotten when the phase fails.
-// (AuditedCall sorts the categories of a record.)
 void AuditAs(agencies::AuditedCall& call, const std::string& resource,
              std::vector<std::string> categories = {kCategoryCaseStatus});
 void AuditResource(agencies::AuditedCall& call, const std::string& resource,
