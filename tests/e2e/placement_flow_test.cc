@@ -1,5 +1,5 @@
-// Issue 6, "done when": a course result recorded in the courses process
-// changes which offers a candidate matches in the placement process.
+// A course result recorded in the courses process changes which offers a
+// candidate matches in the placement process.
 //
 // identity, courses and placement run as real processes, wired like the run
 // command (tools/lotse.sh): identity's events (agencies, residence status)
@@ -23,6 +23,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,10 @@ const pv1::ConstraintCheck* FindConstraint(const pv1::OfferMatch& match,
   return nullptr;
 }
 
+// The scenario runs as one test, step after step: each step builds on what
+// the ones before created (processes, person, candidate, offers, course,
+// placement), and checks its own expectations, so that a failure names the
+// step it happened in.
 class PlacementFlowTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -165,96 +170,96 @@ class PlacementFlowTest : public ::testing::Test {
     });
   }
 
+  identity::v1::GetPersonRequest GetPersonRequest() const {
+    identity::v1::GetPersonRequest get_person;
+    get_person.set_name(person_.name());
+    return get_person;
+  }
+
   std::string Logs() {
     std::string logs;
-    const std::pair<const char*, const ServiceProcess*> processes[] = {
-        {"identity", identity_},
-        {"courses", courses_},
-        {"placement", placement_}};
+    const std::pair<const char*, const std::optional<ServiceProcess>*>
+        processes[] = {{"identity", &identity_},
+                       {"courses", &courses_},
+                       {"placement", &placement_}};
     for (const auto& [name, process] : processes) {
-      if (process != nullptr) {
+      if (process->has_value()) {
         absl::StrAppend(&logs, "---- ", name, " log ----\n",
-                        process->ReadLog());
+                        (*process)->ReadLog());
       }
     }
     return logs;
   }
 
-  std::string pki_;
-  std::string dir_;
-  int identity_port_ = 0;
-  int courses_port_ = 0;
-  int placement_port_ = 0;
-  ServiceProcess* identity_ = nullptr;
-  ServiceProcess* courses_ = nullptr;
-  ServiceProcess* placement_ = nullptr;
-};
+  // ---- the steps ----------------------------------------------------------
 
-TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
-  // ---- the processes, wired like tools/lotse.sh --------------------------
-  auto identity = Start(
-      "identity", 0,
-      {absl::StrCat("--event_destinations=courses=127.0.0.1:", courses_port_,
-                    ",placement=127.0.0.1:", placement_port_)});
-  ASSERT_TRUE(identity.ok()) << identity.status();
-  identity_ = &*identity;
-  absl::StatusOr<int> identity_port = identity->WaitServing(absl::Seconds(20));
-  ASSERT_TRUE(identity_port.ok()) << identity->ReadLog();
-  identity_port_ = *identity_port;
-  const std::string identity_target =
-      absl::StrCat("--identity_target=127.0.0.1:", identity_port_);
-  const std::string to_identity =
-      absl::StrCat("identity=127.0.0.1:", identity_port_);
-  auto courses =
-      Start("courses", courses_port_,
-            {identity_target,
-             absl::StrCat("--event_destinations=", to_identity,
-                          ",placement=127.0.0.1:", placement_port_)});
-  ASSERT_TRUE(courses.ok()) << courses.status();
-  courses_ = &*courses;
-  ASSERT_TRUE(courses->WaitServing(absl::Seconds(20)).ok())
-      << courses->ReadLog();
-  auto placement = Start(
-      "placement", placement_port_,
-      {identity_target, absl::StrCat("--event_destinations=", to_identity)});
-  ASSERT_TRUE(placement.ok()) << placement.status();
-  placement_ = &*placement;
-  ASSERT_TRUE(placement->WaitServing(absl::Seconds(20)).ok())
-      << placement->ReadLog();
+  // identity, courses and placement, wired like tools/lotse.sh, and the
+  // demo agencies seeded.
+  void StartProcesses() {
+    auto identity = Start(
+        "identity", 0,
+        {absl::StrCat("--event_destinations=courses=127.0.0.1:", courses_port_,
+                      ",placement=127.0.0.1:", placement_port_)});
+    ASSERT_TRUE(identity.ok()) << identity.status();
+    identity_.emplace(*std::move(identity));
+    absl::StatusOr<int> identity_port =
+        identity_->WaitServing(absl::Seconds(20));
+    ASSERT_TRUE(identity_port.ok()) << identity_->ReadLog();
+    identity_port_ = *identity_port;
+    const std::string identity_target =
+        absl::StrCat("--identity_target=127.0.0.1:", identity_port_);
+    const std::string to_identity =
+        absl::StrCat("identity=127.0.0.1:", identity_port_);
+    auto courses =
+        Start("courses", courses_port_,
+              {identity_target,
+               absl::StrCat("--event_destinations=", to_identity,
+                            ",placement=127.0.0.1:", placement_port_)});
+    ASSERT_TRUE(courses.ok()) << courses.status();
+    courses_.emplace(*std::move(courses));
+    ASSERT_TRUE(courses_->WaitServing(absl::Seconds(20)).ok())
+        << courses_->ReadLog();
+    auto placement = Start(
+        "placement", placement_port_,
+        {identity_target, absl::StrCat("--event_destinations=", to_identity)});
+    ASSERT_TRUE(placement.ok()) << placement.status();
+    placement_.emplace(*std::move(placement));
+    ASSERT_TRUE(placement_->WaitServing(absl::Seconds(20)).ok())
+        << placement_->ReadLog();
 
-  auto seed = ServiceProcess::Start(
-      absl::StrCat(BinaryDir(), "/tools/lotse_seed_demo"),
-      {absl::StrCat("--identity=127.0.0.1:", identity_port_),
-       absl::StrCat("--tls_dir=", pki_)},
-      absl::StrCat(dir_, "/seed.log"));
-  ASSERT_TRUE(seed.ok()) << seed.status();
-  ASSERT_EQ(seed->WaitExit(absl::Seconds(30)).value_or(-1), 0)
-      << seed->ReadLog();
-
-  // ---- identity: the person and a residence status permitting work -------
-  identity::v1::CreatePersonRequest create;
-  create.set_request_id("e2e-placement-person");
-  *create.mutable_person() = SamplePersonWithPapers("Hamid", "Rahimi", 1996);
-  create.mutable_person()->mutable_contact()->add_phone_numbers(
-      "+4915198765432");
-  identity::v1::Person person;
-  {
-    auto stub = Identity("kim-koeln");
-    grpc::Status s = Call([&](grpc::ClientContext* c) {
-      return stub->CreatePerson(c, create, &person);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
+    auto seed = ServiceProcess::Start(
+        absl::StrCat(BinaryDir(), "/tools/lotse_seed_demo"),
+        {absl::StrCat("--identity=127.0.0.1:", identity_port_),
+         absl::StrCat("--tls_dir=", pki_)},
+        absl::StrCat(dir_, "/seed.log"));
+    ASSERT_TRUE(seed.ok()) << seed.status();
+    ASSERT_EQ(seed->WaitExit(absl::Seconds(30)).value_or(-1), 0)
+        << seed->ReadLog();
   }
-  identity::v1::RecordResidenceStatusRequest residence;
-  residence.set_parent(person.name());
-  residence.set_request_id("e2e-placement-residence");
-  identity::v1::ResidenceStatus* rs = residence.mutable_residence_status();
-  rs->set_title_kind(identity::v1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
-  rs->set_legal_basis("§ 25 Abs. 2 AufenthG");
-  *rs->mutable_valid_from() = DateInDays(-30);
-  *rs->mutable_valid_until() = DateInDays(3 * 365);
-  rs->set_work_permission(type::v1::WORK_PERMISSION_PERMITTED);
-  {
+
+  // identity: the person and a residence status permitting work.
+  void RegisterPersonWithWorkPermission() {
+    identity::v1::CreatePersonRequest create;
+    create.set_request_id("e2e-placement-person");
+    *create.mutable_person() = SamplePersonWithPapers("Hamid", "Rahimi", 1996);
+    create.mutable_person()->mutable_contact()->add_phone_numbers(
+        "+4915198765432");
+    {
+      auto stub = Identity("kim-koeln");
+      grpc::Status s = Call([&](grpc::ClientContext* c) {
+        return stub->CreatePerson(c, create, &person_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+    }
+    identity::v1::RecordResidenceStatusRequest residence;
+    residence.set_parent(person_.name());
+    residence.set_request_id("e2e-placement-residence");
+    identity::v1::ResidenceStatus* rs = residence.mutable_residence_status();
+    rs->set_title_kind(identity::v1::RESIDENCE_TITLE_KIND_RESIDENCE_PERMIT);
+    rs->set_legal_basis("§ 25 Abs. 2 AufenthG");
+    *rs->mutable_valid_from() = DateInDays(-30);
+    *rs->mutable_valid_until() = DateInDays(3 * 365);
+    rs->set_work_permission(type::v1::WORK_PERMISSION_PERMITTED);
     auto stub = Identity("abh-koeln");
     identity::v1::ResidenceStatus recorded;
     grpc::Status s = Call([&](grpc::ClientContext* c) {
@@ -265,13 +270,11 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
 
   // The employment agency does not serve the person yet: it may not read
   // the person's core data (it will after proposing them, below).
-  identity::v1::GetPersonRequest get_person;
-  get_person.set_name(person.name());
-  {
+  void EmploymentAgencyMayNotReadPersonYet() {
     auto stub = Identity("aa-koeln");
     identity::v1::Person read;
     grpc::Status s = Call([&](grpc::ClientContext* c) {
-      return stub->GetPerson(c, get_person, &read);
+      return stub->GetPerson(c, GetPersonRequest(), &read);
     });
     ASSERT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED)
         << Describe(s);
@@ -280,14 +283,14 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
   // The person registers as a job seeker: the Jobcenter links the BA
   // customer number with the person's papers, and the employment agency,
   // which serves the same customer, proves it by that number.
-  {
+  void RegisterAsJobSeeker() {
     identity::v1::LinkAgencyIdRequest link;
-    link.set_parent(person.name());
+    link.set_parent(person_.name());
     link.set_request_id("e2e-placement-jc-link");
     link.mutable_agency_id()->set_kind(
         identity::v1::AGENCY_ID_KIND_BA_CUSTOMER_NUMBER);
     link.mutable_agency_id()->set_value("962D012345");
-    *link.mutable_proof() = PapersOf(person);
+    *link.mutable_proof() = PapersOf(person_);
     identity::v1::AgencyId linked;
     auto stub = Identity("jobcenter-koeln");
     grpc::Status s = Call([&](grpc::ClientContext* c) {
@@ -308,220 +311,228 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
     // Knowing who the person is does not tell how to reach them.
     identity::v1::Person read;
     s = Call([&](grpc::ClientContext* c) {
-      return agency_stub->GetPerson(c, get_person, &read);
+      return agency_stub->GetPerson(c, GetPersonRequest(), &read);
     });
     ASSERT_TRUE(s.ok()) << Describe(s);
     EXPECT_FALSE(read.has_contact());
   }
 
-  // ---- placement: the candidate and two offers ---------------------------
-  auto jobcenter = Placement("jobcenter-koeln");
-  auto employment_agency = Placement("aa-koeln");
-  pv1::CreateCandidateProfileRequest create_profile;
-  create_profile.set_request_id("e2e-placement-profile");
-  pv1::CandidateProfile* p = create_profile.mutable_candidate_profile();
-  p->set_person(person.name());
-  pv1::Skill* skill = p->add_skills();
-  skill->set_label("Gabelstapler");
-  skill->set_level(pv1::SKILL_LEVEL_EXPERIENCED);
-  pv1::OccupationExperience* experience = p->add_experience();
-  experience->set_occupation_code("51312");
-  experience->set_months(24);
-  pv1::PreferredPlace* place = p->add_preferred_places();
-  place->set_municipality_code("05315000");
-  place->set_max_distance_km(20);
-  p->mutable_preferred_hours()->set_min_hours_per_week(20);
-  p->mutable_preferred_hours()->set_max_hours_per_week(40);
-  p->add_wanted_offer_kinds(pv1::OFFER_KIND_JOB);
-  p->set_stated_language_level(type::v1::CEFR_LEVEL_A2);
-  pv1::CandidateProfile profile;
-  {
+  // placement: the Jobcenter's candidate profile, with a stated A2.
+  void CreateCandidateProfile() {
+    auto jobcenter = Placement("jobcenter-koeln");
+    pv1::CreateCandidateProfileRequest create_profile;
+    create_profile.set_request_id("e2e-placement-profile");
+    pv1::CandidateProfile* p = create_profile.mutable_candidate_profile();
+    p->set_person(person_.name());
+    pv1::Skill* skill = p->add_skills();
+    skill->set_label("Gabelstapler");
+    skill->set_level(pv1::SKILL_LEVEL_EXPERIENCED);
+    pv1::OccupationExperience* experience = p->add_experience();
+    experience->set_occupation_code("51312");
+    experience->set_months(24);
+    pv1::PreferredPlace* place = p->add_preferred_places();
+    place->set_municipality_code("05315000");
+    place->set_max_distance_km(20);
+    p->mutable_preferred_hours()->set_min_hours_per_week(20);
+    p->mutable_preferred_hours()->set_max_hours_per_week(40);
+    p->add_wanted_offer_kinds(pv1::OFFER_KIND_JOB);
+    p->set_stated_language_level(type::v1::CEFR_LEVEL_A2);
+    pv1::CandidateProfile profile;
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
       return jobcenter->CreateCandidateProfile(c, create_profile, &profile);
     });
     ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+    EXPECT_EQ(profile.person(), person_.name());
+    EXPECT_EQ(profile.state(), pv1::CANDIDATE_STATE_ACTIVE);
+    EXPECT_EQ(profile.certified_language_level(),
+              type::v1::CEFR_LEVEL_UNSPECIFIED);
+    candidate_ = profile.name();
+    ASSERT_FALSE(candidate_.empty());
   }
-  EXPECT_EQ(profile.person(), person.name());
-  EXPECT_EQ(profile.state(), pv1::CANDIDATE_STATE_ACTIVE);
-  EXPECT_EQ(profile.certified_language_level(),
-            type::v1::CEFR_LEVEL_UNSPECIFIED);
-  const std::string candidate = profile.name();
-  ASSERT_FALSE(candidate.empty());
 
-  pv1::CreateOfferRequest create_b1;
-  create_b1.set_request_id("e2e-placement-offer-b1");
-  *create_b1.mutable_offer() = WarehouseOffer("Fachkraft Lagerlogistik (m/w/d)",
-                                              type::v1::CEFR_LEVEL_B1, 1);
-  pv1::Offer offer_b1;
-  {
+  // placement: the employment agency's offer requiring B1 (one position)
+  // and the Jobcenter's requiring A1.
+  void PublishOffers() {
+    auto jobcenter = Placement("jobcenter-koeln");
+    auto employment_agency = Placement("aa-koeln");
+    pv1::CreateOfferRequest create_b1;
+    create_b1.set_request_id("e2e-placement-offer-b1");
+    *create_b1.mutable_offer() = WarehouseOffer(
+        "Fachkraft Lagerlogistik (m/w/d)", type::v1::CEFR_LEVEL_B1, 1);
+    {
+      grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
+        return employment_agency->CreateOffer(c, create_b1, &offer_b1_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+    }
+    EXPECT_EQ(offer_b1_.state(), pv1::OFFER_STATE_OPEN);
+    EXPECT_EQ(offer_b1_.positions_open(), 1);
+    EXPECT_EQ(offer_b1_.publishing_agency(), "agencies/aa-koeln");
+    pv1::CreateOfferRequest create_a1;
+    create_a1.set_request_id("e2e-placement-offer-a1");
+    *create_a1.mutable_offer() =
+        WarehouseOffer("Lagerhelfer (m/w/d)", type::v1::CEFR_LEVEL_A1, 3);
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
-      return employment_agency->CreateOffer(c, create_b1, &offer_b1);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
-  }
-  EXPECT_EQ(offer_b1.state(), pv1::OFFER_STATE_OPEN);
-  EXPECT_EQ(offer_b1.positions_open(), 1);
-  EXPECT_EQ(offer_b1.publishing_agency(), "agencies/aa-koeln");
-  pv1::CreateOfferRequest create_a1;
-  create_a1.set_request_id("e2e-placement-offer-a1");
-  *create_a1.mutable_offer() =
-      WarehouseOffer("Lagerhelfer (m/w/d)", type::v1::CEFR_LEVEL_A1, 3);
-  pv1::Offer offer_a1;
-  {
-    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* c) {
-      return jobcenter->CreateOffer(c, create_a1, &offer_a1);
+      return jobcenter->CreateOffer(c, create_a1, &offer_a1_);
     });
     ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
   }
 
-  // ---- matching before the course: the B1 offer is excluded --------------
-  // Placement learns the work permission from identity's
-  // ResidenceStatusChanged; until it has, the matches are UNVERIFIED.
-  pv1::MatchOffersForCandidateResponse before;
-  grpc::Status last;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        last = MatchOffers(candidate, /*include_excluded=*/false, &before);
-        return last.ok() && before.facts().work_permission() ==
-                                type::v1::WORK_PERMISSION_PERMITTED;
-      },
-      kEventTimeout))
-      << Describe(last) << "\n"
-      << before.DebugString() << "\n"
-      << Logs();
-  EXPECT_EQ(before.facts().language_level(), type::v1::CEFR_LEVEL_A2);
-  EXPECT_EQ(before.facts().language_level_source(),
-            pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
-  EXPECT_EQ(FindOffer(before, offer_b1.name()), nullptr)
-      << "an EXCLUDED offer is returned only with include_excluded\n"
-      << before.DebugString();
-  const pv1::OfferMatch* a1 = FindOffer(before, offer_a1.name());
-  ASSERT_NE(a1, nullptr) << before.DebugString();
-  EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
-  EXPECT_GT(a1->score(), 0.0);
-  {
-    const pv1::ConstraintCheck* work =
-        FindConstraint(*a1, pv1::CONSTRAINT_KIND_WORK_PERMISSION);
-    ASSERT_NE(work, nullptr) << a1->DebugString();
-    EXPECT_EQ(work->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
-    EXPECT_EQ(work->work_permission(), type::v1::WORK_PERMISSION_PERMITTED);
-    const pv1::ConstraintCheck* language =
-        FindConstraint(*a1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
-    ASSERT_NE(language, nullptr) << a1->DebugString();
-    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
-    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
-    EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+  // Matching before the course: the B1 offer is excluded (language level
+  // NOT_MET on the stated A2), the A1 offer eligible.
+  void MatchBeforeCourseExcludesB1Offer() {
+    // Placement learns the work permission from identity's
+    // ResidenceStatusChanged; until it has, the matches are UNVERIFIED.
+    pv1::MatchOffersForCandidateResponse before;
+    grpc::Status last;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          last = MatchOffers(candidate_, /*include_excluded=*/false, &before);
+          return last.ok() && before.facts().work_permission() ==
+                                  type::v1::WORK_PERMISSION_PERMITTED;
+        },
+        kEventTimeout))
+        << Describe(last) << "\n"
+        << before.DebugString() << "\n"
+        << Logs();
+    EXPECT_EQ(before.facts().language_level(), type::v1::CEFR_LEVEL_A2);
+    EXPECT_EQ(before.facts().language_level_source(),
+              pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+    EXPECT_EQ(FindOffer(before, offer_b1_.name()), nullptr)
+        << "an EXCLUDED offer is returned only with include_excluded\n"
+        << before.DebugString();
+    const pv1::OfferMatch* a1 = FindOffer(before, offer_a1_.name());
+    ASSERT_NE(a1, nullptr) << before.DebugString();
+    EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
+    EXPECT_GT(a1->score(), 0.0);
+    {
+      const pv1::ConstraintCheck* work =
+          FindConstraint(*a1, pv1::CONSTRAINT_KIND_WORK_PERMISSION);
+      ASSERT_NE(work, nullptr) << a1->DebugString();
+      EXPECT_EQ(work->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+      EXPECT_EQ(work->work_permission(), type::v1::WORK_PERMISSION_PERMITTED);
+      const pv1::ConstraintCheck* language =
+          FindConstraint(*a1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+      ASSERT_NE(language, nullptr) << a1->DebugString();
+      EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+      EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
+      EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+    }
+
+    pv1::MatchOffersForCandidateResponse with_excluded;
+    last = MatchOffers(candidate_, /*include_excluded=*/true, &with_excluded);
+    ASSERT_TRUE(last.ok()) << Describe(last);
+    const pv1::OfferMatch* b1 = FindOffer(with_excluded, offer_b1_.name());
+    ASSERT_NE(b1, nullptr) << with_excluded.DebugString();
+    EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_EXCLUDED);
+    EXPECT_EQ(b1->score(), 0.0);
+    {
+      const pv1::ConstraintCheck* language =
+          FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+      ASSERT_NE(language, nullptr) << b1->DebugString();
+      EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_NOT_MET);
+      EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
+      EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
+      EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
+    }
+    // EXCLUDED comes after all others.
+    ASSERT_FALSE(with_excluded.matches().empty());
+    EXPECT_EQ(
+        with_excluded.matches(with_excluded.matches_size() - 1).offer().name(),
+        offer_b1_.name());
   }
 
-  pv1::MatchOffersForCandidateResponse with_excluded;
-  last = MatchOffers(candidate, /*include_excluded=*/true, &with_excluded);
-  ASSERT_TRUE(last.ok()) << Describe(last);
-  const pv1::OfferMatch* b1 = FindOffer(with_excluded, offer_b1.name());
-  ASSERT_NE(b1, nullptr) << with_excluded.DebugString();
-  EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_EXCLUDED);
-  EXPECT_EQ(b1->score(), 0.0);
-  {
-    const pv1::ConstraintCheck* language =
-        FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
-    ASSERT_NE(language, nullptr) << b1->DebugString();
-    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_NOT_MET);
-    EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
-    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_A2);
-    EXPECT_EQ(language->level_source(), pv1::LANGUAGE_LEVEL_SOURCE_PROFILE);
-  }
-  // EXCLUDED comes after all others.
-  ASSERT_FALSE(with_excluded.matches().empty());
-  EXPECT_EQ(
-      with_excluded.matches(with_excluded.matches_size() - 1).offer().name(),
-      offer_b1.name());
-
-  // ---- courses: a B1 course, passed ---------------------------------------
-  auto provider = Courses("vhs-koeln");
-  courses::v1::CreateCourseRequest course_request;
-  course_request.set_request_id("e2e-placement-course");
-  *course_request.mutable_course() =
-      IntegrationCourse("Integrationskurs Vormittag");
-  // Starts tomorrow, so that a result can be recorded in this test.
-  *course_request.mutable_course()->mutable_schedule()->mutable_start_date() =
-      DateInDays(1);
-  courses::v1::Course course;
-  {
+  // courses: the provider's integration course, starting tomorrow so that
+  // a result can be recorded in this test.
+  void CreateCourse() {
+    auto provider = Courses("vhs-koeln");
+    courses::v1::CreateCourseRequest course_request;
+    course_request.set_request_id("e2e-placement-course");
+    *course_request.mutable_course() =
+        IntegrationCourse("Integrationskurs Vormittag");
+    *course_request.mutable_course()->mutable_schedule()->mutable_start_date() =
+        DateInDays(1);
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
-      return provider->CreateCourse(ctx, course_request, &course);
+      return provider->CreateCourse(ctx, course_request, &course_);
     });
     ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
   }
-  courses::v1::RecordEntitlementRequest entitle;
-  entitle.set_request_id("e2e-placement-entitlement");
-  courses::v1::Entitlement* e = entitle.mutable_entitlement();
-  e->set_person(person.name());
-  e->set_kind(courses::v1::ENTITLEMENT_KIND_ADMISSION);
-  e->add_course_kinds(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
-  e->set_units(700);
-  *e->mutable_valid_from() = DateInDays(0);
-  *e->mutable_valid_until() = DateInDays(365);
-  {
-    // BAMF takes the person into its remit with the papers, then admits.
-    identity::v1::LinkAgencyIdRequest link;
-    link.set_parent(person.name());
-    link.set_request_id("e2e-placement-bamf-link");
-    link.mutable_agency_id()->set_kind(
-        identity::v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER);
-    link.mutable_agency_id()->set_value("BAMF-7000789");
-    *link.mutable_proof() = PapersOf(person);
-    identity::v1::AgencyId linked;
-    auto bamf_identity = Identity("bamf-nuernberg");
-    grpc::Status linked_status = Call([&](grpc::ClientContext* ctx) {
-      return bamf_identity->LinkAgencyId(ctx, link, &linked);
-    });
-    ASSERT_TRUE(linked_status.ok()) << Describe(linked_status);
-    auto bamf = Courses("bamf-nuernberg");
-    courses::v1::Entitlement entitlement;
-    grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
-      return bamf->RecordEntitlement(ctx, entitle, &entitlement);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
-  }
-  courses::v1::CreateBookingRequest book;
-  book.set_parent(course.name());
-  book.set_request_id("e2e-placement-booking");
-  book.mutable_booking()->set_person(person.name());
-  courses::v1::Booking booking;
-  {
+
+  // BAMF takes the person into its remit with the papers and admits them
+  // to the course kind; the Jobcenter books the course.
+  void AdmitAndBook() {
+    courses::v1::RecordEntitlementRequest entitle;
+    entitle.set_request_id("e2e-placement-entitlement");
+    courses::v1::Entitlement* e = entitle.mutable_entitlement();
+    e->set_person(person_.name());
+    e->set_kind(courses::v1::ENTITLEMENT_KIND_ADMISSION);
+    e->add_course_kinds(courses::v1::COURSE_KIND_INTEGRATION_GENERAL);
+    e->set_units(700);
+    *e->mutable_valid_from() = DateInDays(0);
+    *e->mutable_valid_until() = DateInDays(365);
+    {
+      identity::v1::LinkAgencyIdRequest link;
+      link.set_parent(person_.name());
+      link.set_request_id("e2e-placement-bamf-link");
+      link.mutable_agency_id()->set_kind(
+          identity::v1::AGENCY_ID_KIND_BAMF_FILE_NUMBER);
+      link.mutable_agency_id()->set_value("BAMF-7000789");
+      *link.mutable_proof() = PapersOf(person_);
+      identity::v1::AgencyId linked;
+      auto bamf_identity = Identity("bamf-nuernberg");
+      grpc::Status linked_status = Call([&](grpc::ClientContext* ctx) {
+        return bamf_identity->LinkAgencyId(ctx, link, &linked);
+      });
+      ASSERT_TRUE(linked_status.ok()) << Describe(linked_status);
+      auto bamf = Courses("bamf-nuernberg");
+      courses::v1::Entitlement entitlement;
+      grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
+        return bamf->RecordEntitlement(ctx, entitle, &entitlement);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+    }
+    courses::v1::CreateBookingRequest book;
+    book.set_parent(course_.name());
+    book.set_request_id("e2e-placement-booking");
+    book.mutable_booking()->set_person(person_.name());
     auto jobcenter_courses = Courses("jobcenter-koeln");
     grpc::Status s = OnceAgencyKnown([&](grpc::ClientContext* ctx) {
-      return jobcenter_courses->CreateBooking(ctx, book, &booking);
+      return jobcenter_courses->CreateBooking(ctx, book, &booking_);
     });
     ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
   }
-  {
-    courses::v1::ConfirmBookingRequest confirm;
-    confirm.set_name(booking.name());
-    confirm.set_etag(booking.etag());
-    courses::v1::Booking confirmed;
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return provider->ConfirmBooking(ctx, confirm, &confirmed);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
-  }
-  {
-    courses::v1::GetCourseRequest get;
-    get.set_name(course.name());
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return provider->GetCourse(ctx, get, &course);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
-    courses::v1::StartCourseRequest start;
-    start.set_name(course.name());
-    start.set_etag(course.etag());
-    s = Call([&](grpc::ClientContext* ctx) {
-      return provider->StartCourse(ctx, start, &course);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
-  }
-  {
+
+  // The provider confirms the booking, starts the course and records a
+  // passed DTZ at B1.
+  void ConfirmStartAndPassB1() {
+    auto provider = Courses("vhs-koeln");
+    {
+      courses::v1::ConfirmBookingRequest confirm;
+      confirm.set_name(booking_.name());
+      confirm.set_etag(booking_.etag());
+      courses::v1::Booking confirmed;
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return provider->ConfirmBooking(ctx, confirm, &confirmed);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+    }
+    {
+      courses::v1::GetCourseRequest get;
+      get.set_name(course_.name());
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return provider->GetCourse(ctx, get, &course_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+      courses::v1::StartCourseRequest start;
+      start.set_name(course_.name());
+      start.set_etag(course_.etag());
+      s = Call([&](grpc::ClientContext* ctx) {
+        return provider->StartCourse(ctx, start, &course_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+    }
     courses::v1::RecordCourseResultRequest result_request;
-    result_request.set_parent(booking.name());
+    result_request.set_parent(booking_.name());
     result_request.set_request_id("e2e-placement-result");
     courses::v1::CourseResult* r = result_request.mutable_result();
     r->set_exam(courses::v1::EXAM_KIND_DTZ);
@@ -536,44 +547,49 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
     ASSERT_TRUE(s.ok()) << Describe(s);
   }
 
-  // ---- matching after the course: the B1 offer is eligible ---------------
-  // CourseResultRecorded travels from courses to placement.
-  pv1::MatchOffersForCandidateResponse after;
-  ASSERT_TRUE(Eventually(
-      [&] {
-        last = MatchOffers(candidate, /*include_excluded=*/false, &after);
-        return last.ok() && FindOffer(after, offer_b1.name()) != nullptr;
-      },
-      kEventTimeout))
-      << "the course result did not change the match\n"
-      << Describe(last) << "\n"
-      << after.DebugString() << "\n"
-      << Logs();
-  EXPECT_EQ(after.facts().language_level(), type::v1::CEFR_LEVEL_B1);
-  EXPECT_EQ(after.facts().language_level_source(),
-            pv1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT);
-  b1 = FindOffer(after, offer_b1.name());
-  ASSERT_NE(b1, nullptr);
-  EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE) << b1->DebugString();
-  EXPECT_GT(b1->score(), 0.0);
-  {
-    const pv1::ConstraintCheck* language =
-        FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
-    ASSERT_NE(language, nullptr) << b1->DebugString();
-    EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
-    EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
-    EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_B1);
-    EXPECT_EQ(language->level_source(),
+  // Matching after the course: CourseResultRecorded travels from courses to
+  // placement, and the B1 offer is eligible on the certified level.
+  void MatchAfterCourseFindsB1OfferEligible() {
+    pv1::MatchOffersForCandidateResponse after;
+    grpc::Status last;
+    ASSERT_TRUE(Eventually(
+        [&] {
+          last = MatchOffers(candidate_, /*include_excluded=*/false, &after);
+          return last.ok() && FindOffer(after, offer_b1_.name()) != nullptr;
+        },
+        kEventTimeout))
+        << "the course result did not change the match\n"
+        << Describe(last) << "\n"
+        << after.DebugString() << "\n"
+        << Logs();
+    EXPECT_EQ(after.facts().language_level(), type::v1::CEFR_LEVEL_B1);
+    EXPECT_EQ(after.facts().language_level_source(),
               pv1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT);
+    const pv1::OfferMatch* b1 = FindOffer(after, offer_b1_.name());
+    ASSERT_NE(b1, nullptr);
+    EXPECT_EQ(b1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE)
+        << b1->DebugString();
+    EXPECT_GT(b1->score(), 0.0);
+    {
+      const pv1::ConstraintCheck* language =
+          FindConstraint(*b1, pv1::CONSTRAINT_KIND_LANGUAGE_LEVEL);
+      ASSERT_NE(language, nullptr) << b1->DebugString();
+      EXPECT_EQ(language->outcome(), pv1::CONSTRAINT_OUTCOME_MET);
+      EXPECT_EQ(language->required_level(), type::v1::CEFR_LEVEL_B1);
+      EXPECT_EQ(language->candidate_level(), type::v1::CEFR_LEVEL_B1);
+      EXPECT_EQ(language->level_source(),
+                pv1::LANGUAGE_LEVEL_SOURCE_COURSE_RESULT);
+    }
+    const pv1::OfferMatch* a1 = FindOffer(after, offer_a1_.name());
+    ASSERT_NE(a1, nullptr) << after.DebugString();
+    EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
   }
-  a1 = FindOffer(after, offer_a1.name());
-  ASSERT_NE(a1, nullptr) << after.DebugString();
-  EXPECT_EQ(a1->eligibility(), pv1::ELIGIBILITY_ELIGIBLE);
 
   // The profile shows the certified level (the Jobcenter may read LANGUAGE).
-  {
+  void ProfileShowsCertifiedLevel() {
+    auto jobcenter = Placement("jobcenter-koeln");
     pv1::GetCandidateProfileRequest get;
-    get.set_name(candidate);
+    get.set_name(candidate_);
     pv1::GetCandidateProfileResponse read;
     grpc::Status s = Call([&](grpc::ClientContext* ctx) {
       return jobcenter->GetCandidateProfile(ctx, get, &read);
@@ -587,117 +603,123 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
     EXPECT_TRUE(read.withheld().empty());
   }
 
-  // ---- propose and hire through placement --------------------------------
-  pv1::ProposePlacementRequest propose;
-  propose.set_request_id("e2e-placement-proposal");
-  propose.mutable_placement()->set_offer(offer_b1.name());
-  propose.mutable_placement()->set_candidate(candidate);
-  propose.mutable_placement()->set_comment("passt nach B1-Abschluss");
-  pv1::Placement placement_record;
-  {
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return employment_agency->ProposePlacement(ctx, propose,
-                                                 &placement_record);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement->ReadLog();
-  }
-  EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_PROPOSED);
-  EXPECT_EQ(placement_record.person(), person.name());
-  EXPECT_EQ(placement_record.proposing_agency(), "agencies/aa-koeln");
-  EXPECT_EQ(placement_record.work_permission(),
-            type::v1::WORK_PERMISSION_PERMITTED);
-  // A retry with the same request_id creates nothing new.
-  {
+  // The employment agency proposes the candidate for its B1 offer; a retry
+  // with the same request_id creates nothing new.
+  void ProposeCandidate() {
+    auto employment_agency = Placement("aa-koeln");
+    pv1::ProposePlacementRequest propose;
+    propose.set_request_id("e2e-placement-proposal");
+    propose.mutable_placement()->set_offer(offer_b1_.name());
+    propose.mutable_placement()->set_candidate(candidate_);
+    propose.mutable_placement()->set_comment("passt nach B1-Abschluss");
+    {
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return employment_agency->ProposePlacement(ctx, propose,
+                                                   &placement_record_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement_->ReadLog();
+    }
+    EXPECT_EQ(placement_record_.state(), pv1::PLACEMENT_STATE_PROPOSED);
+    EXPECT_EQ(placement_record_.person(), person_.name());
+    EXPECT_EQ(placement_record_.proposing_agency(), "agencies/aa-koeln");
+    EXPECT_EQ(placement_record_.work_permission(),
+              type::v1::WORK_PERMISSION_PERMITTED);
     pv1::Placement again;
     grpc::Status s = Call([&](grpc::ClientContext* ctx) {
       return employment_agency->ProposePlacement(ctx, propose, &again);
     });
     ASSERT_TRUE(s.ok()) << Describe(s);
-    EXPECT_EQ(again.name(), placement_record.name());
+    EXPECT_EQ(again.name(), placement_record_.name());
   }
 
   // PlacementProposed reaches identity: the proposing agency now serves
   // the person and may reach them too.
-  {
+  void ProposerNowReadsAndReachesPerson() {
     auto stub = Identity("aa-koeln");
     identity::v1::Person read;
+    grpc::Status last;
     ASSERT_TRUE(Eventually(
         [&] {
           last = Call([&](grpc::ClientContext* ctx) {
-            return stub->GetPerson(ctx, get_person, &read);
+            return stub->GetPerson(ctx, GetPersonRequest(), &read);
           });
           return last.ok() && read.contact().phone_numbers_size() == 1;
         },
         kEventTimeout))
         << Describe(last) << "\n"
         << Logs();
-    EXPECT_EQ(read.name(), person.name());
+    EXPECT_EQ(read.name(), person_.name());
     EXPECT_TRUE(read.withheld_categories().empty());
   }
 
-  {
-    pv1::MarkPlacementAppliedRequest applied;
-    applied.set_name(placement_record.name());
-    applied.set_etag(placement_record.etag());
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return employment_agency->MarkPlacementApplied(ctx, applied,
-                                                     &placement_record);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
-    EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_APPLIED);
+  // APPLIED, then HIRED (a stale etag changes nothing).
+  void ApplyAndHire() {
+    auto employment_agency = Placement("aa-koeln");
+    {
+      pv1::MarkPlacementAppliedRequest applied;
+      applied.set_name(placement_record_.name());
+      applied.set_etag(placement_record_.etag());
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return employment_agency->MarkPlacementApplied(ctx, applied,
+                                                       &placement_record_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+      EXPECT_EQ(placement_record_.state(), pv1::PLACEMENT_STATE_APPLIED);
+    }
+    {
+      // A stale etag changes nothing.
+      pv1::MarkPlacementHiredRequest stale;
+      stale.set_name(placement_record_.name());
+      stale.set_etag("stale");
+      *stale.mutable_start_date() = DateInDays(30);
+      pv1::Placement unchanged;
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return employment_agency->MarkPlacementHired(ctx, stale, &unchanged);
+      });
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << Describe(s);
+    }
+    {
+      pv1::MarkPlacementHiredRequest hired;
+      hired.set_name(placement_record_.name());
+      hired.set_etag(placement_record_.etag());
+      *hired.mutable_start_date() = DateInDays(30);
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return employment_agency->MarkPlacementHired(ctx, hired,
+                                                     &placement_record_);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement_->ReadLog();
+    }
+    EXPECT_EQ(placement_record_.state(), pv1::PLACEMENT_STATE_HIRED);
+    EXPECT_FALSE(placement_record_.training_toleration_relevant());
+    ASSERT_GE(placement_record_.transitions_size(), 3);
+    EXPECT_EQ(placement_record_.transitions(0).to_state(),
+              pv1::PLACEMENT_STATE_PROPOSED);
+    EXPECT_EQ(
+        placement_record_.transitions(placement_record_.transitions_size() - 1)
+            .to_state(),
+        pv1::PLACEMENT_STATE_HIRED);
   }
-  {
-    // A stale etag changes nothing.
-    pv1::MarkPlacementHiredRequest stale;
-    stale.set_name(placement_record.name());
-    stale.set_etag("stale");
-    *stale.mutable_start_date() = DateInDays(30);
-    pv1::Placement unchanged;
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return employment_agency->MarkPlacementHired(ctx, stale, &unchanged);
-    });
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED) << Describe(s);
-  }
-  {
-    pv1::MarkPlacementHiredRequest hired;
-    hired.set_name(placement_record.name());
-    hired.set_etag(placement_record.etag());
-    *hired.mutable_start_date() = DateInDays(30);
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return employment_agency->MarkPlacementHired(ctx, hired,
-                                                   &placement_record);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << placement->ReadLog();
-  }
-  EXPECT_EQ(placement_record.state(), pv1::PLACEMENT_STATE_HIRED);
-  EXPECT_FALSE(placement_record.training_toleration_relevant());
-  ASSERT_GE(placement_record.transitions_size(), 3);
-  EXPECT_EQ(placement_record.transitions(0).to_state(),
-            pv1::PLACEMENT_STATE_PROPOSED);
-  EXPECT_EQ(
-      placement_record.transitions(placement_record.transitions_size() - 1)
-          .to_state(),
-      pv1::PLACEMENT_STATE_HIRED);
 
-  // The hire took the offer's only position.
-  {
-    pv1::GetOfferRequest get;
-    get.set_name(offer_b1.name());
-    pv1::Offer read;
-    grpc::Status s = Call([&](grpc::ClientContext* ctx) {
-      return jobcenter->GetOffer(ctx, get, &read);
-    });
-    ASSERT_TRUE(s.ok()) << Describe(s);
-    EXPECT_EQ(read.positions_total(), 1);
-    EXPECT_EQ(read.positions_open(), 0);
-    EXPECT_EQ(read.state(), pv1::OFFER_STATE_FILLED);
-  }
-  // A filled offer takes no more proposals.
-  {
+  // The hire took the offer's only position; a filled offer takes no more
+  // proposals.
+  void HireFilledTheOffer() {
+    auto jobcenter = Placement("jobcenter-koeln");
+    {
+      pv1::GetOfferRequest get;
+      get.set_name(offer_b1_.name());
+      pv1::Offer read;
+      grpc::Status s = Call([&](grpc::ClientContext* ctx) {
+        return jobcenter->GetOffer(ctx, get, &read);
+      });
+      ASSERT_TRUE(s.ok()) << Describe(s);
+      EXPECT_EQ(read.positions_total(), 1);
+      EXPECT_EQ(read.positions_open(), 0);
+      EXPECT_EQ(read.state(), pv1::OFFER_STATE_FILLED);
+    }
     pv1::ProposePlacementRequest another;
     another.set_request_id("e2e-placement-proposal-2");
-    another.mutable_placement()->set_offer(offer_b1.name());
-    another.mutable_placement()->set_candidate(candidate);
+    another.mutable_placement()->set_offer(offer_b1_.name());
+    another.mutable_placement()->set_candidate(candidate_);
     pv1::Placement refused;
     grpc::Status s = Call([&](grpc::ClientContext* ctx) {
       return jobcenter->ProposePlacement(ctx, another, &refused);
@@ -707,11 +729,54 @@ TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
     EXPECT_EQ(ReasonOf(FromGrpcStatus(s)).value_or(""), "OFFER_NOT_OPEN");
   }
 
-  for (ServiceProcess* process : {&*placement, &*courses, &*identity}) {
-    process->Signal(SIGTERM);
-    EXPECT_EQ(process->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+  // Every process stops cleanly on SIGTERM.
+  void StopProcesses() {
+    for (std::optional<ServiceProcess>* process :
+         {&placement_, &courses_, &identity_}) {
+      (*process)->Signal(SIGTERM);
+      EXPECT_EQ((*process)->WaitExit(absl::Seconds(10)).value_or(-1), 0);
+    }
   }
-  identity_ = courses_ = placement_ = nullptr;
+
+  std::string pki_;
+  std::string dir_;
+  int identity_port_ = 0;
+  int courses_port_ = 0;
+  int placement_port_ = 0;
+  // Declared in start order: a process still running at the end of a
+  // failed test is killed in the reverse order, placement first.
+  std::optional<ServiceProcess> identity_;
+  std::optional<ServiceProcess> courses_;
+  std::optional<ServiceProcess> placement_;
+
+  // What the steps create, for the steps after them.
+  identity::v1::Person person_;
+  std::string candidate_;
+  pv1::Offer offer_b1_;
+  pv1::Offer offer_a1_;
+  courses::v1::Course course_;
+  courses::v1::Booking booking_;
+  pv1::Placement placement_record_;
+};
+
+TEST_F(PlacementFlowTest, CourseResultChangesWhichOffersACandidateMatches) {
+  ASSERT_NO_FATAL_FAILURE(StartProcesses());
+  ASSERT_NO_FATAL_FAILURE(RegisterPersonWithWorkPermission());
+  ASSERT_NO_FATAL_FAILURE(EmploymentAgencyMayNotReadPersonYet());
+  ASSERT_NO_FATAL_FAILURE(RegisterAsJobSeeker());
+  ASSERT_NO_FATAL_FAILURE(CreateCandidateProfile());
+  ASSERT_NO_FATAL_FAILURE(PublishOffers());
+  ASSERT_NO_FATAL_FAILURE(MatchBeforeCourseExcludesB1Offer());
+  ASSERT_NO_FATAL_FAILURE(CreateCourse());
+  ASSERT_NO_FATAL_FAILURE(AdmitAndBook());
+  ASSERT_NO_FATAL_FAILURE(ConfirmStartAndPassB1());
+  ASSERT_NO_FATAL_FAILURE(MatchAfterCourseFindsB1OfferEligible());
+  ASSERT_NO_FATAL_FAILURE(ProfileShowsCertifiedLevel());
+  ASSERT_NO_FATAL_FAILURE(ProposeCandidate());
+  ASSERT_NO_FATAL_FAILURE(ProposerNowReadsAndReachesPerson());
+  ASSERT_NO_FATAL_FAILURE(ApplyAndHire());
+  ASSERT_NO_FATAL_FAILURE(HireFilledTheOffer());
+  StopProcesses();
 }
 
 }  // namespace

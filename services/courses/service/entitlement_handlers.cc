@@ -36,6 +36,84 @@ absl::Status RequireIssuerDomain(const agencies::LocalAgency& caller,
   return absl::OkStatus();
 }
 
+// The entitlement's own field violations (kind, course kinds, units,
+// validity, texts); returns its course kinds without duplicates.
+std::set<int> ValidateEntitlement(const v1::Entitlement& in,
+                                  FieldViolations* v) {
+  if (in.kind() == v1::ENTITLEMENT_KIND_UNSPECIFIED) {
+    v->Add("entitlement.kind", "is required");
+  } else if (!v1::EntitlementKind_IsValid(in.kind())) {
+    v->Add("entitlement.kind", "unknown entitlement kind");
+  }
+  if (in.course_kinds().empty()) {
+    v->Add("entitlement.course_kinds", "is required");
+  }
+  std::set<int> kinds;
+  for (int i = 0; i < in.course_kinds_size(); ++i) {
+    const int k = in.course_kinds(i);
+    const std::string f = absl::StrCat("entitlement.course_kinds[", i, "]");
+    if (k == 0 || !v1::CourseKind_IsValid(k)) {
+      v->Add(f, "unknown course kind");
+    } else if (!kinds.insert(k).second) {
+      v->Add(f, "is a duplicate");
+    }
+  }
+  if (in.units() < 1 || in.units() > 1500) {
+    v->Add("entitlement.units", "must be 1..1500");
+  }
+  std::optional<int64_t> from = ValidateDate(
+      in.valid_from(), in.has_valid_from(), true, "entitlement.valid_from", v);
+  std::optional<int64_t> until =
+      ValidateDate(in.valid_until(), in.has_valid_until(), true,
+                   "entitlement.valid_until", v);
+  if (from && until && *until < *from) {
+    v->Add("entitlement.valid_until", "must not be before valid_from");
+  }
+  api::ValidateText(in.reference(), "entitlement.reference", {0, 64}, v);
+  api::ValidateText(in.legal_basis(), "entitlement.legal_basis", {0, 100}, v);
+  return kinds;
+}
+
+// Answers a repeated RecordEntitlement with the entitlement `name` the
+// first one recorded.
+absl::Status ReplayEntitlement(Transaction& tx, const std::string& name,
+                               int64_t today, CoursesServiceImpl::Call& call,
+                               v1::Entitlement* out) {
+  absl::string_view id = name;
+  absl::ConsumePrefix(&id, "entitlements/");
+  absl::StatusOr<std::optional<EntitlementRow>> first = ReadEntitlement(tx, id);
+  if (!first.ok()) return first.status();
+  if (!first->has_value()) return NotFound("ENTITLEMENT", name);
+  call.Touch((*first)->entitlement.person(), name);
+  EntitlementOut(**first, today, out);
+  return absl::OkStatus();
+}
+
+// The entitlement `id` of `person` that `caller` issues from `in`.
+EntitlementRow NewEntitlementRow(const v1::Entitlement& in,
+                                 const std::set<int>& kinds,
+                                 const std::string& id,
+                                 const std::string& person,
+                                 const agencies::LocalAgency& caller,
+                                 absl::Time now) {
+  EntitlementRow row;
+  row.id = id;
+  row.create_us = ToMicros(now);
+  v1::Entitlement& e = row.entitlement;
+  e.set_person(person);
+  e.set_kind(in.kind());
+  for (int k : kinds) e.add_course_kinds(static_cast<v1::CourseKind>(k));
+  e.set_units(in.units());
+  *e.mutable_valid_from() = in.valid_from();
+  *e.mutable_valid_until() = in.valid_until();
+  e.set_reference(in.reference());
+  e.set_legal_basis(in.legal_basis());
+  e.set_issuing_agency(caller.name());
+  *e.mutable_create_time() = api::ToTimestamp(now);
+  *e.mutable_update_time() = api::ToTimestamp(now);
+  return row;
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoRecordEntitlement(
@@ -48,36 +126,7 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
   api::ValidateRequestId(request.request_id(), "request_id", &v);
   if (!request.has_entitlement()) v.Add("entitlement", "is required");
   const std::string person = ParsePerson(in.person(), "entitlement.person", &v);
-  if (in.kind() == v1::ENTITLEMENT_KIND_UNSPECIFIED) {
-    v.Add("entitlement.kind", "is required");
-  } else if (!v1::EntitlementKind_IsValid(in.kind())) {
-    v.Add("entitlement.kind", "unknown entitlement kind");
-  }
-  if (in.course_kinds().empty())
-    v.Add("entitlement.course_kinds", "is required");
-  std::set<int> kinds;
-  for (int i = 0; i < in.course_kinds_size(); ++i) {
-    const int k = in.course_kinds(i);
-    const std::string f = absl::StrCat("entitlement.course_kinds[", i, "]");
-    if (k == 0 || !v1::CourseKind_IsValid(k)) {
-      v.Add(f, "unknown course kind");
-    } else if (!kinds.insert(k).second) {
-      v.Add(f, "is a duplicate");
-    }
-  }
-  if (in.units() < 1 || in.units() > 1500) {
-    v.Add("entitlement.units", "must be 1..1500");
-  }
-  std::optional<int64_t> from = ValidateDate(
-      in.valid_from(), in.has_valid_from(), true, "entitlement.valid_from", &v);
-  std::optional<int64_t> until =
-      ValidateDate(in.valid_until(), in.has_valid_until(), true,
-                   "entitlement.valid_until", &v);
-  if (from && until && *until < *from) {
-    v.Add("entitlement.valid_until", "must not be before valid_from");
-  }
-  api::ValidateText(in.reference(), "entitlement.reference", {0, 64}, &v);
-  api::ValidateText(in.legal_basis(), "entitlement.legal_basis", {0, 100}, &v);
+  const std::set<int> kinds = ValidateEntitlement(in, &v);
   if (!person.empty()) call.set_person_target(person, "entitlements");
   absl::Status status =
       call.Read([&](Transaction&, const agencies::LocalAgency& caller) {
@@ -99,35 +148,15 @@ absl::Status CoursesServiceImpl::DoRecordEntitlement(
     if (!seen.ok()) return seen.status();
     const int64_t today = DayOf(now);
     if (seen->has_value()) {
-      absl::string_view id = **seen;
-      absl::ConsumePrefix(&id, "entitlements/");
-      absl::StatusOr<std::optional<EntitlementRow>> first =
-          ReadEntitlement(tx, id);
-      if (!first.ok()) return first.status();
-      if (!first->has_value()) return NotFound("ENTITLEMENT", **seen);
-      call.Touch((*first)->entitlement.person(), **seen);
-      EntitlementOut(**first, today, out);
-      return absl::OkStatus();
+      return ReplayEntitlement(tx, **seen, today, call, out);
     }
     absl::StatusOr<std::string> survivor = ResolveMerged(tx, person);
     if (!survivor.ok()) return survivor.status();
     absl::StatusOr<std::string> id = api::NewId();
     if (!id.ok()) return id.status();
-    EntitlementRow row;
-    row.id = *id;
-    row.create_us = ToMicros(now);
-    v1::Entitlement& e = row.entitlement;
-    e.set_person(*survivor);
-    e.set_kind(in.kind());
-    for (int k : kinds) e.add_course_kinds(static_cast<v1::CourseKind>(k));
-    e.set_units(in.units());
-    *e.mutable_valid_from() = in.valid_from();
-    *e.mutable_valid_until() = in.valid_until();
-    e.set_reference(in.reference());
-    e.set_legal_basis(in.legal_basis());
-    e.set_issuing_agency(caller.name());
-    *e.mutable_create_time() = api::ToTimestamp(now);
-    *e.mutable_update_time() = api::ToTimestamp(now);
+    const EntitlementRow row =
+        NewEntitlementRow(in, kinds, *id, *survivor, caller, now);
+    const v1::Entitlement& e = row.entitlement;
     if (absl::Status s = InsertEntitlement(tx, row); !s.ok()) return s;
     const std::string name = EntitlementName(row.id);
     v1::EntitlementRecorded event;
@@ -183,6 +212,58 @@ absl::Status CoursesServiceImpl::DoGetEntitlement(
   return call.Finish(status);
 }
 
+namespace {
+
+// Where a ListEntitlements page token continues: "<create_us> <id>" of the
+// last entitlement of the page before.
+void ParseEntitlementPosition(const std::string& token, int64_t* before_us,
+                              std::string* before_id, FieldViolations* v) {
+  if (token.empty()) return;
+  std::vector<std::string> parts = absl::StrSplit(token, ' ');
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], before_us)) {
+    v->Add("page_token", "is malformed");
+  } else {
+    *before_id = parts[1];
+  }
+}
+
+// An entitlement read for a list page, with whether the caller issued it
+// or serves its person.
+struct ListedEntitlement {
+  EntitlementRow row;
+  bool owner = false, serves = false;
+};
+
+// Adds to the page the listed entitlements whose LANGUAGE data the caller
+// may read (its own, or by identity's decision, asked once per person).
+void AddReadableEntitlements(CoursesServiceImpl& service,
+                             const server::RequestContext& rc,
+                             CoursesServiceImpl::Call& call,
+                             const std::vector<ListedEntitlement>& items,
+                             int64_t today, v1::ListEntitlementsResponse* out) {
+  std::map<std::string, bool> decided;
+  for (const ListedEntitlement& item : items) {
+    const std::string& p = item.row.entitlement.person();
+    bool allowed = item.owner;
+    if (!allowed) {
+      auto it = decided.find(p);
+      if (it == decided.end()) {
+        it = decided
+                 .emplace(p, AuthorizeLanguageRead(service, rc, call.caller(),
+                                                   p, false, item.serves)
+                                 .ok())
+                 .first;
+      }
+      allowed = it->second;
+    }
+    if (!allowed) continue;
+    EntitlementOut(item.row, today, out->add_entitlements());
+    call.Touch(p, EntitlementName(item.row.id));
+  }
+}
+
+}  // namespace
+
 absl::Status CoursesServiceImpl::DoListEntitlements(
     const Rc& rc, const v1::ListEntitlementsRequest& request,
     v1::ListEntitlementsResponse* out) {
@@ -209,22 +290,11 @@ absl::Status CoursesServiceImpl::DoListEntitlements(
       api::DecodePageToken(request.page_token(), fingerprint, "page_token", &v);
   int64_t before_us = 0;
   std::string before_id;
-  if (!token.empty()) {
-    std::vector<std::string> parts = absl::StrSplit(token, ' ');
-    if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &before_us)) {
-      v.Add("page_token", "is malformed");
-    } else {
-      before_id = parts[1];
-    }
-  }
+  ParseEntitlementPosition(token, &before_us, &before_id, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(person.empty() ? "entitlements" : person);
   const int64_t today = DayOf(options_.clock());
-  struct Item {
-    EntitlementRow row;
-    bool owner = false, serves = false;
-  };
-  std::vector<Item> items;
+  std::vector<ListedEntitlement> items;
   std::string last_key;
   absl::Status status = call.Read([&](Transaction& tx,
                                       const agencies::LocalAgency& caller) {
@@ -246,7 +316,7 @@ absl::Status CoursesServiceImpl::DoListEntitlements(
       if (!states.empty() && states.count(EntitlementStateAt(e, today)) == 0) {
         continue;
       }
-      Item item;
+      ListedEntitlement item;
       item.owner = e.entitlement.issuing_agency() == caller.name();
       if (!item.owner) {
         absl::StatusOr<bool> s =
@@ -260,25 +330,7 @@ absl::Status CoursesServiceImpl::DoListEntitlements(
     return absl::OkStatus();
   });
   if (!status.ok()) return call.Finish(status);
-  std::map<std::string, bool> decided;
-  for (const Item& item : items) {
-    const std::string& p = item.row.entitlement.person();
-    bool allowed = item.owner;
-    if (!allowed) {
-      auto it = decided.find(p);
-      if (it == decided.end()) {
-        it = decided
-                 .emplace(p, AuthorizeLanguageRead(*this, rc, call.caller(), p,
-                                                   false, item.serves)
-                                 .ok())
-                 .first;
-      }
-      allowed = it->second;
-    }
-    if (!allowed) continue;
-    EntitlementOut(item.row, today, out->add_entitlements());
-    call.Touch(p, EntitlementName(item.row.id));
-  }
+  AddReadableEntitlements(*this, rc, call, items, today, out);
   if (!last_key.empty()) {
     out->set_next_page_token(api::EncodePageToken(fingerprint, last_key));
   }

@@ -122,6 +122,80 @@ absl::Status CompleteParticipant(Transaction& tx, BookingRow* b, CourseRow* c,
   return WriteCourse(tx, *c);
 }
 
+// Validates an attendance record (every bad field at once): a day not in
+// the future, a status, 0..12 units. Returns the day number, if valid.
+std::optional<int64_t> ValidateAttendance(const v1::AttendanceRecord& in,
+                                          int64_t today, FieldViolations* v) {
+  std::optional<int64_t> day =
+      ValidateDate(in.date(), in.has_date(), true, "attendance_record.date", v);
+  if (day && *day > today) {
+    v->Add("attendance_record.date", "must not be in the future");
+  }
+  if (in.status() == v1::ATTENDANCE_STATUS_UNSPECIFIED) {
+    v->Add("attendance_record.status", "is required");
+  } else if (!v1::AttendanceStatus_IsValid(in.status())) {
+    v->Add("attendance_record.status", "unknown attendance status");
+  }
+  if (in.units_attended() < 0 || in.units_attended() > 12) {
+    v->Add("attendance_record.units_attended", "must be 0..12");
+  }
+  return day;
+}
+
+// Answers a repeated RecordAttendance with the record `name` the first one
+// wrote for the booking's `day`.
+absl::Status ReplayAttendance(Transaction& tx, const std::string& booking_id,
+                              int64_t day, const std::string& name,
+                              v1::AttendanceRecord* out) {
+  absl::StatusOr<std::vector<v1::AttendanceRecord>> rows =
+      ListAttendance(tx, booking_id, day - 1, 1);
+  if (!rows.ok()) return rows.status();
+  if (rows->empty() || rows->front().name() != name) {
+    return NotFound("ATTENDANCE", name);
+  }
+  *out = rows->front();
+  return absl::OkStatus();
+}
+
+// Attendance is recorded for an ATTENDING booking, for a day from the
+// course's start on.
+absl::Status CheckAttendanceDay(const Participant& p, int64_t day) {
+  if (p.booking.booking.state() != v1::BOOKING_STATE_ATTENDING) {
+    return Precondition("TRANSITION_NOT_ALLOWED",
+                        "attendance is recorded for ATTENDING bookings");
+  }
+  const int64_t start =
+      DayNumber(p.course.course.schedule().start_date()).value_or(0);
+  if (day < start) {
+    FieldViolations late;
+    late.Add("attendance_record.date",
+             "must not be before the course's start date");
+    return late.ToStatus();
+  }
+  return absl::OkStatus();
+}
+
+// The event of a new attendance `record` of the booking `parent`, with the
+// booking's totals so far (the record included).
+absl::StatusOr<v1::AttendanceRecorded> AttendanceRecordedEvent(
+    Transaction& tx, const Participant& p, const std::string& parent,
+    const std::string& booking_id, const v1::AttendanceRecord& record) {
+  absl::StatusOr<AttendanceTotals> totals = AttendanceTotalsOf(tx, booking_id);
+  if (!totals.ok()) return totals.status();
+  v1::AttendanceRecorded event;
+  const v1::Booking& b = p.booking.booking;
+  absl::StatusOr<v1::BookingContext> context =
+      ContextFor(tx, p.course, parent, b.person(), b.booking_agency(),
+                 b.case_step(), b.entitlement());
+  if (!context.ok()) return context.status();
+  *event.mutable_context() = *context;
+  *event.mutable_record() = record;
+  event.set_units_attended_total(static_cast<int32_t>(totals->units));
+  event.set_unexcused_absence_days_total(
+      static_cast<int32_t>(totals->unexcused_days));
+  return event;
+}
+
 }  // namespace
 
 absl::Status CoursesServiceImpl::DoRecordAttendance(
@@ -136,19 +210,7 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
                  &booking_id);
   api::ValidateRequestId(request.request_id(), "request_id", &v);
   const v1::AttendanceRecord& in = request.attendance_record();
-  std::optional<int64_t> day = ValidateDate(in.date(), in.has_date(), true,
-                                            "attendance_record.date", &v);
-  if (day && *day > today) {
-    v.Add("attendance_record.date", "must not be in the future");
-  }
-  if (in.status() == v1::ATTENDANCE_STATUS_UNSPECIFIED) {
-    v.Add("attendance_record.status", "is required");
-  } else if (!v1::AttendanceStatus_IsValid(in.status())) {
-    v.Add("attendance_record.status", "unknown attendance status");
-  }
-  if (in.units_attended() < 0 || in.units_attended() > 12) {
-    v.Add("attendance_record.units_attended", "must be 0..12");
-  }
+  const std::optional<int64_t> day = ValidateAttendance(in, today, &v);
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.parent());
   return call.Finish(
@@ -167,27 +229,9 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
         if (!seen.ok()) return seen.status();
         if (seen->has_value()) {
-          absl::StatusOr<std::vector<v1::AttendanceRecord>> rows =
-              ListAttendance(tx, booking_id, *day - 1, 1);
-          if (!rows.ok()) return rows.status();
-          if (rows->empty() || rows->front().name() != **seen) {
-            return NotFound("ATTENDANCE", **seen);
-          }
-          *out = rows->front();
-          return absl::OkStatus();
+          return ReplayAttendance(tx, booking_id, *day, **seen, out);
         }
-        if (p->booking.booking.state() != v1::BOOKING_STATE_ATTENDING) {
-          return Precondition("TRANSITION_NOT_ALLOWED",
-                              "attendance is recorded for ATTENDING bookings");
-        }
-        const int64_t start =
-            DayNumber(p->course.course.schedule().start_date()).value_or(0);
-        if (*day < start) {
-          FieldViolations late;
-          late.Add("attendance_record.date",
-                   "must not be before the course's start date");
-          return late.ToStatus();
-        }
+        if (absl::Status s = CheckAttendanceDay(*p, *day); !s.ok()) return s;
         absl::StatusOr<std::string> id = api::NewId();
         if (!id.ok()) return id.status();
         v1::AttendanceRecord record;
@@ -205,21 +249,10 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
                                  "ATTENDANCE_EXISTS",
                                  "attendance for this day is already recorded");
         }
-        absl::StatusOr<AttendanceTotals> totals =
-            AttendanceTotalsOf(tx, booking_id);
-        if (!totals.ok()) return totals.status();
-        v1::AttendanceRecorded event;
-        absl::StatusOr<v1::BookingContext> context = ContextFor(
-            tx, p->course, request.parent(), person,
-            p->booking.booking.booking_agency(), p->booking.booking.case_step(),
-            p->booking.booking.entitlement());
-        if (!context.ok()) return context.status();
-        *event.mutable_context() = *context;
-        *event.mutable_record() = record;
-        event.set_units_attended_total(static_cast<int32_t>(totals->units));
-        event.set_unexcused_absence_days_total(
-            static_cast<int32_t>(totals->unexcused_days));
-        if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
+        absl::StatusOr<v1::AttendanceRecorded> event = AttendanceRecordedEvent(
+            tx, *p, request.parent(), booking_id, record);
+        if (!event.ok()) return event.status();
+        if (absl::Status s = Enqueue(tx, *event, person); !s.ok()) return s;
         if (absl::Status s = once.Record(tx, record.name()); !s.ok()) {
           return s;
         }

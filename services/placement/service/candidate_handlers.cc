@@ -74,6 +74,38 @@ void FilterWriteResponse(const AccessView& access, bool wrote_stated,
   if (!wrote_stated) out->clear_stated_language_level();
 }
 
+// The new profile of the person `target` as `caller` creates it from `in`:
+// the fields the service sets replace what the request sent, the
+// qualifications get their ids and recognition stamps.
+absl::StatusOr<CandidateRow> NewCandidateRow(const v1::CandidateProfile& in,
+                                             const std::string& target,
+                                             const LocalAgency& caller,
+                                             absl::Time now) {
+  CandidateRow row;
+  row.person_id = target;
+  row.version = 1;
+  row.profile = in;
+  v1::CandidateProfile& p = row.profile;
+  p.clear_name();
+  p.clear_etag();
+  p.clear_certified_language_level();
+  p.clear_certified_language_time();
+  p.set_person(PersonName(target));
+  if (p.state() == v1::CANDIDATE_STATE_UNSPECIFIED) {
+    p.set_state(v1::CANDIDATE_STATE_ACTIVE);
+  }
+  p.set_creating_agency(caller.name());
+  FieldViolations ids;
+  if (absl::Status s = AssignQualificationIds(nullptr, &p, &ids); !s.ok()) {
+    return s;
+  }
+  if (!ids.empty()) return ids.ToStatus();
+  StampRecognition(caller, now, &p);
+  *p.mutable_create_time() = api::ToTimestamp(now);
+  *p.mutable_update_time() = api::ToTimestamp(now);
+  return row;
+}
+
 }  // namespace
 
 absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
@@ -144,38 +176,20 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
                                "PROFILE_EXISTS",
                                "the person already has a candidate profile");
       }
-      CandidateRow row;
-      row.person_id = target;
-      row.version = 1;
-      row.profile = in;
-      v1::CandidateProfile& p = row.profile;
-      p.clear_name();
-      p.clear_etag();
-      p.clear_certified_language_level();
-      p.clear_certified_language_time();
-      p.set_person(PersonName(target));
-      if (p.state() == v1::CANDIDATE_STATE_UNSPECIFIED) {
-        p.set_state(v1::CANDIDATE_STATE_ACTIVE);
-      }
-      p.set_creating_agency(caller.name());
-      FieldViolations ids;
-      if (absl::Status s = AssignQualificationIds(nullptr, &p, &ids); !s.ok()) {
-        return s;
-      }
-      if (!ids.empty()) return ids.ToStatus();
-      StampRecognition(caller, now, &p);
-      *p.mutable_create_time() = api::ToTimestamp(now);
-      *p.mutable_update_time() = api::ToTimestamp(now);
+      absl::StatusOr<CandidateRow> row =
+          NewCandidateRow(in, target, caller, now);
+      if (!row.ok()) return row.status();
+      const v1::CandidateProfile& p = row->profile;
       absl::StatusOr<int64_t> seq = NextIndexSeq(tx);
       if (!seq.ok()) return seq.status();
-      if (absl::Status s = InsertCandidate(tx, row, *seq); !s.ok()) return s;
+      if (absl::Status s = InsertCandidate(tx, *row, *seq); !s.ok()) return s;
       if (absl::Status s = once.Record(tx, CandidateName(target)); !s.ok()) {
         return s;
       }
       std::vector<std::string> categories = {kEmployment};
       if (p.stated_language_level() != 0) categories.push_back(kLanguage);
       call.Touch(PersonName(target), "candidate", categories);
-      CandidateOut(row, existing->facts, out);
+      CandidateOut(*row, existing->facts, out);
       return absl::OkStatus();
     });
   }

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -269,6 +270,122 @@ void FillMatchedFacts(const CandidateFacts& facts,
   *f->mutable_facts_time() = api::ToTimestamp(absl::FromUnixMicros(facts_us));
 }
 
+// The request without its paging fields: a page token is bound to it, and a
+// ranking is kept for it.
+template <typename Request>
+std::string Fingerprint(const Request& request) {
+  Request fp = request;
+  fp.clear_page_size();
+  fp.clear_page_token();
+  return fp.SerializeAsString();
+}
+
+// Where the request's page token continues a ranking; none without a page
+// token (or with a bad one, which is added to `v`).
+template <typename Request>
+std::optional<TokenPosition> PositionOf(const Request& request,
+                                        const std::string& fingerprint,
+                                        FieldViolations* v) {
+  std::optional<TokenPosition> position;
+  if (!request.page_token().empty()) {
+    const std::string text = api::DecodePageToken(request.page_token(),
+                                                  fingerprint, "page_token", v);
+    if (!text.empty()) {
+      position = DecodePosition(text);
+      if (!position) v->Add("page_token", "is not a valid page token");
+    }
+  }
+  return position;
+}
+
+// The ranking a page reads and where in it the page starts: the one the
+// page token continues, or (without a token) a fresh one from `rank`, kept
+// for the pages that follow with `position` pointing at its start.
+absl::Status RankingForPage(PlacementServiceImpl& service,
+                            const LocalAgency& me,
+                            const std::string& fingerprint, absl::Time now,
+                            absl::FunctionRef<std::vector<RankedEntry>()> rank,
+                            std::optional<TokenPosition>* position,
+                            std::shared_ptr<const Ranking>* ranking,
+                            size_t* offset) {
+  if (*position) {
+    absl::StatusOr<std::shared_ptr<const Ranking>> r =
+        Continue(service, me, fingerprint, **position);
+    if (!r.ok()) return r.status();
+    *ranking = *r;
+    *offset = (*position)->offset;
+    return absl::OkStatus();
+  }
+  Ranking fresh;
+  fresh.owner = me.id;
+  fresh.fingerprint = fingerprint;
+  fresh.created = now;
+  fresh.entries = rank();
+  absl::StatusOr<std::shared_ptr<const Ranking>> kept =
+      KeepRanking(service, std::move(fresh), position);
+  if (!kept.ok()) return kept.status();
+  *ranking = *std::move(kept);
+  return absl::OkStatus();
+}
+
+// The open offers ranked for a candidate with `facts` (as far as the
+// caller may see them), best first.
+std::vector<RankedEntry> RankOffersFor(
+    const MatchIndex& index, const v1::MatchOffersForCandidateRequest& request,
+    const CandidateFacts& facts, int32_t today, bool see_residence,
+    bool see_language) {
+  RankOptions options;
+  if (request.kind() != v1::OFFER_KIND_UNSPECIFIED) {
+    options.kinds = {request.kind()};
+  }
+  options.include_excluded = request.include_excluded();
+  options.today = today;
+  options.see_residence = see_residence;
+  options.see_language = see_language;
+  std::vector<RankedEntry> entries;
+  for (const RankedOffer& r : index.RankOffers(facts, options)) {
+    entries.push_back({r.offer_id, r.eligibility, r.score});
+  }
+  return entries;
+}
+
+// Adds the offers at ranking positions [offset, offset + size) to the page,
+// each explained against `facts`, and the token of the next page if the
+// ranking goes on.
+absl::Status AddOfferPage(AuditedCall& call, const Ranking& ranking,
+                          const std::string& ranking_id, size_t offset,
+                          int size, const CandidateFacts& facts, int32_t today,
+                          const std::string& fingerprint,
+                          v1::MatchOffersForCandidateResponse* out) {
+  const size_t end =
+      std::min(ranking.entries.size(), offset + static_cast<size_t>(size));
+  std::vector<OfferRow> offers;
+  absl::Status status =
+      call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
+        return ReadRankedOffers(tx, ranking, offset, end, &offers);
+      });
+  for (const OfferRow& row : offers) {
+    v1::OfferMatch* match = out->add_matches();
+    OfferOut(row, match->mutable_offer());
+    FillOfferMatch(Explain(facts, OfferFactsFromProto(match->offer()), today),
+                   match);
+  }
+  if (status.ok() && end < ranking.entries.size()) {
+    out->set_next_page_token(
+        api::EncodePageToken(fingerprint, absl::StrCat(ranking_id, ":", end)));
+  }
+  return status;
+}
+
+// The categories of the candidate's person a page of offers shows.
+std::vector<std::string> CategoriesShown(bool see_residence,
+                                         bool see_language) {
+  std::vector<std::string> categories = {kEmployment};
+  if (see_language) categories.push_back(kLanguage);
+  if (see_residence) categories.push_back(kResidence);
+  return categories;
+}
+
 }  // namespace
 
 absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
@@ -284,19 +401,8 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
   if (!v1::OfferKind_IsValid(request.kind())) {
     v.Add("kind", "must be an offer kind");
   }
-  v1::MatchOffersForCandidateRequest fp = request;
-  fp.clear_page_size();
-  fp.clear_page_token();
-  const std::string fingerprint = fp.SerializeAsString();
-  std::optional<TokenPosition> position;
-  if (!request.page_token().empty()) {
-    const std::string text = api::DecodePageToken(
-        request.page_token(), fingerprint, "page_token", &v);
-    if (!text.empty()) {
-      position = DecodePosition(text);
-      if (!position) v.Add("page_token", "is not a valid page token");
-    }
-  }
+  const std::string fingerprint = Fingerprint(request);
+  std::optional<TokenPosition> position = PositionOf(request, fingerprint, &v);
   LocalAgency me;
   ResolvedCandidate found;
   absl::Status status = call.Read(
@@ -339,67 +445,24 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
   if (status.ok()) {
     facts = FactsOf(*found.row, found.facts)
                 .WithheldFor(see_residence, see_language);
-    if (position) {
-      absl::StatusOr<std::shared_ptr<const Ranking>> r =
-          Continue(*this, me, fingerprint, *position);
-      if (r.ok()) {
-        ranking = *r;
-        offset = position->offset;
-      } else {
-        status = r.status();
-      }
-    } else {
-      RankOptions options;
-      if (request.kind() != v1::OFFER_KIND_UNSPECIFIED) {
-        options.kinds = {request.kind()};
-      }
-      options.include_excluded = request.include_excluded();
-      options.today = today;
-      options.see_residence = see_residence;
-      options.see_language = see_language;
-      Ranking fresh;
-      fresh.owner = me.id;
-      fresh.fingerprint = fingerprint;
-      fresh.created = now;
-      for (const RankedOffer& r : match().index.RankOffers(facts, options)) {
-        fresh.entries.push_back({r.offer_id, r.eligibility, r.score});
-      }
-      absl::StatusOr<std::shared_ptr<const Ranking>> kept =
-          KeepRanking(*this, std::move(fresh), &position);
-      if (kept.ok()) {
-        ranking = *std::move(kept);
-      } else {
-        status = kept.status();
-      }
-    }
+    status = RankingForPage(
+        *this, me, fingerprint, now,
+        [&] {
+          return RankOffersFor(match().index, request, facts, today,
+                               see_residence, see_language);
+        },
+        &position, &ranking, &offset);
   }
   if (status.ok()) {
-    const size_t end =
-        std::min(ranking->entries.size(), offset + static_cast<size_t>(size));
-    std::vector<OfferRow> offers;
-    status =
-        call.Read([&](Transaction& tx, const LocalAgency&) -> absl::Status {
-          return ReadRankedOffers(tx, *ranking, offset, end, &offers);
-        });
-    for (const OfferRow& row : offers) {
-      v1::OfferMatch* match = out->add_matches();
-      OfferOut(row, match->mutable_offer());
-      FillOfferMatch(Explain(facts, OfferFactsFromProto(match->offer()), today),
-                     match);
-    }
-    if (status.ok() && end < ranking->entries.size()) {
-      out->set_next_page_token(api::EncodePageToken(
-          fingerprint, absl::StrCat(position->ranking_id, ":", end)));
-    }
+    status = AddOfferPage(call, *ranking, position->ranking_id, offset, size,
+                          facts, today, fingerprint, out);
   }
   if (status.ok()) {
     FillMatchedFacts(facts, found, see_residence, see_language,
                      out->mutable_facts());
     AddWithheldFacts(see_residence, see_language, *access, out);
-    std::vector<std::string> categories = {kEmployment};
-    if (see_language) categories.push_back(kLanguage);
-    if (see_residence) categories.push_back(kResidence);
-    call.Touch(PersonName(found.person_id), "candidate", categories);
+    call.Touch(PersonName(found.person_id), "candidate",
+               CategoriesShown(see_residence, see_language));
   } else {
     out->Clear();
   }
@@ -476,6 +539,102 @@ std::vector<std::string> AddCandidateMatch(
   return categories;
 }
 
+// The offer to match candidates for; only an open offer is matched.
+absl::Status ReadOpenOffer(Transaction& tx, const std::string& id,
+                           OfferRow* offer) {
+  absl::StatusOr<std::optional<OfferRow>> row = ReadOffer(tx, id);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) {
+    return NotFound("OFFER_NOT_FOUND", "no such offer");
+  }
+  *offer = **row;
+  if (offer->offer.state() != v1::OFFER_STATE_OPEN) {
+    return Precondition("OFFER_NOT_OPEN", "the offer is not open");
+  }
+  return absl::OkStatus();
+}
+
+// The active candidates ranked for an offer with `offer_facts`, best first,
+// on what the caller's domain may see by default.
+std::vector<RankedEntry> RankCandidatesFor(
+    const MatchIndex& index, const v1::MatchCandidatesForOfferRequest& request,
+    const OfferFacts& offer_facts, int32_t today, bool rank_residence,
+    bool rank_language) {
+  RankOptions options;
+  options.include_excluded = request.include_excluded();
+  options.today = today;
+  options.see_residence = rank_residence;
+  options.see_language = rank_language;
+  std::vector<RankedEntry> entries;
+  for (const RankedCandidate& r :
+       index.RankCandidates(offer_facts, options, nullptr)) {
+    entries.push_back({r.person_id, r.eligibility, r.score});
+  }
+  return entries;
+}
+
+// Walks the ranking from `*next`: each candidate is checked with identity;
+// `add` puts on the page those the caller may see (returning the categories
+// shown, empty when left out). Candidates are taken a batch at a time: one
+// read transaction and one round of identity checks (all in flight
+// together) per batch, sized to what the page still needs. Leaves `*next`
+// at the first candidate the page did not consume.
+absl::Status WalkCandidates(
+    PlacementServiceImpl& service, AuditedCall& call,
+    const server::RequestContext& rc, const LocalAgency& me,
+    const Ranking& ranking, int size,
+    absl::FunctionRef<std::vector<std::string>(const ResolvedCandidate&,
+                                               const AccessView&)>
+        add,
+    size_t* next, v1::MatchCandidatesForOfferResponse* out) {
+  const int max_checks = service.options().max_access_checks;
+  int checks = 0;
+  absl::Status status;
+  while (status.ok() && *next < ranking.entries.size() &&
+         out->matches_size() < size && checks < max_checks) {
+    const size_t want =
+        std::min<size_t>({static_cast<size_t>(size - out->matches_size()) + 2,
+                          static_cast<size_t>(max_checks - checks),
+                          ranking.entries.size() - *next});
+    std::vector<ResolvedCandidate> batch;
+    std::vector<size_t> positions;
+    status = call.Read([&](Transaction& tx,
+                           const LocalAgency&) -> absl::Status {
+      return ReadRankedCandidates(tx, ranking, *next, want, &batch, &positions);
+    });
+    if (!status.ok()) break;
+    std::vector<std::string> persons;
+    std::vector<bool> serves;
+    for (const ResolvedCandidate& c : batch) {
+      persons.push_back(PersonName(c.person_id));
+      serves.push_back(c.row->profile.creating_agency() == me.name());
+    }
+    checks += static_cast<int>(batch.size());
+    std::vector<absl::StatusOr<AccessView>> answers =
+        AskAccessBatch(service, rc, me, persons, serves,
+                       {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
+                        DATA_CATEGORY_RESIDENCE_STATUS});
+    size_t consumed = *next + want;
+    for (size_t k = 0; k < batch.size(); ++k) {
+      if (out->matches_size() >= size) {
+        // The page is full: the rest of the batch starts the next page.
+        consumed = positions[k];
+        break;
+      }
+      absl::StatusOr<AccessView>& access = answers[k];
+      if (!access.ok()) {
+        if (access.status().code() == absl::StatusCode::kNotFound) continue;
+        status = access.status();
+        break;
+      }
+      const std::vector<std::string> categories = add(batch[k], *access);
+      if (!categories.empty()) call.Touch(persons[k], "candidate", categories);
+    }
+    *next = consumed;
+  }
+  return status;
+}
+
 }  // namespace
 
 absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
@@ -487,35 +646,15 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
   const std::string id =
       api::ParseNameId(request.offer(), kOfferPattern, "offer", &v);
   const int size = MatchPageSize(request.page_size(), &v);
-  v1::MatchCandidatesForOfferRequest fp = request;
-  fp.clear_page_size();
-  fp.clear_page_token();
-  const std::string fingerprint = fp.SerializeAsString();
-  std::optional<TokenPosition> position;
-  if (!request.page_token().empty()) {
-    const std::string text = api::DecodePageToken(
-        request.page_token(), fingerprint, "page_token", &v);
-    if (!text.empty()) {
-      position = DecodePosition(text);
-      if (!position) v.Add("page_token", "is not a valid page token");
-    }
-  }
+  const std::string fingerprint = Fingerprint(request);
+  std::optional<TokenPosition> position = PositionOf(request, fingerprint, &v);
   LocalAgency me;
   OfferRow offer;
   absl::Status status = call.Read(
       [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         me = caller;
         if (!v.empty()) return v.ToStatus();
-        absl::StatusOr<std::optional<OfferRow>> row = ReadOffer(tx, id);
-        if (!row.ok()) return row.status();
-        if (!row->has_value()) {
-          return NotFound("OFFER_NOT_FOUND", "no such offer");
-        }
-        offer = **row;
-        if (offer.offer.state() != v1::OFFER_STATE_OPEN) {
-          return Precondition("OFFER_NOT_OPEN", "the offer is not open");
-        }
-        return absl::OkStatus();
+        return ReadOpenOffer(tx, id, &offer);
       });
   if (status.ok()) status = CatchUpIndex();
   const int32_t today = static_cast<int32_t>(DayIndex(now));
@@ -527,90 +666,24 @@ absl::Status PlacementServiceImpl::DoMatchCandidatesForOffer(
   std::shared_ptr<const Ranking> ranking;
   size_t offset = 0;
   if (status.ok()) {
-    if (position) {
-      absl::StatusOr<std::shared_ptr<const Ranking>> r =
-          Continue(*this, me, fingerprint, *position);
-      if (r.ok()) {
-        ranking = *r;
-        offset = position->offset;
-      } else {
-        status = r.status();
-      }
-    } else {
-      RankOptions options;
-      options.include_excluded = request.include_excluded();
-      options.today = today;
-      options.see_residence = rank_residence;
-      options.see_language = rank_language;
-      Ranking fresh;
-      fresh.owner = me.id;
-      fresh.fingerprint = fingerprint;
-      fresh.created = now;
-      for (const RankedCandidate& r :
-           match().index.RankCandidates(offer_facts, options, nullptr)) {
-        fresh.entries.push_back({r.person_id, r.eligibility, r.score});
-      }
-      absl::StatusOr<std::shared_ptr<const Ranking>> kept =
-          KeepRanking(*this, std::move(fresh), &position);
-      if (kept.ok()) {
-        ranking = *std::move(kept);
-      } else {
-        status = kept.status();
-      }
-    }
+    status = RankingForPage(
+        *this, me, fingerprint, now,
+        [&] {
+          return RankCandidatesFor(match().index, request, offer_facts, today,
+                                   rank_residence, rank_language);
+        },
+        &position, &ranking, &offset);
   }
-  // Walks the ranking: each candidate is checked with identity; only those
-  // whose EMPLOYMENT data the caller may read are returned, with what else
-  // the decisions allow. Candidates are taken a batch at a time: one read
-  // transaction and one round of identity checks (all in flight together)
-  // per batch, sized to what the page still needs.
   size_t next = offset;
-  int checks = 0;
-  while (status.ok() && next < ranking->entries.size() &&
-         out->matches_size() < size && checks < options().max_access_checks) {
-    const size_t want = std::min<size_t>(
-        {static_cast<size_t>(size - out->matches_size()) + 2,
-         static_cast<size_t>(options().max_access_checks - checks),
-         ranking->entries.size() - next});
-    std::vector<ResolvedCandidate> batch;
-    std::vector<size_t> positions;
-    status = call.Read([&](Transaction& tx,
-                           const LocalAgency&) -> absl::Status {
-      return ReadRankedCandidates(tx, *ranking, next, want, &batch, &positions);
-    });
-    if (!status.ok()) break;
-    std::vector<std::string> persons;
-    std::vector<bool> serves;
-    for (const ResolvedCandidate& c : batch) {
-      persons.push_back(PersonName(c.person_id));
-      serves.push_back(c.row->profile.creating_agency() == me.name());
-    }
-    checks += static_cast<int>(batch.size());
-    std::vector<absl::StatusOr<AccessView>> answers =
-        AskAccessBatch(*this, rc, me, persons, serves,
-                       {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
-                        DATA_CATEGORY_RESIDENCE_STATUS});
-    size_t consumed = next + want;
-    for (size_t k = 0; k < batch.size(); ++k) {
-      if (out->matches_size() >= size) {
-        // The page is full: the rest of the batch starts the next page.
-        consumed = positions[k];
-        break;
-      }
-      const ResolvedCandidate& c = batch[k];
-      const std::string& person = persons[k];
-      absl::StatusOr<AccessView>& access = answers[k];
-      if (!access.ok()) {
-        if (access.status().code() == absl::StatusCode::kNotFound) continue;
-        status = access.status();
-        break;
-      }
-      const std::vector<std::string> categories = AddCandidateMatch(
-          c, *access, rank_residence, rank_language, offer_facts, today,
-          request.include_excluded(), out);
-      if (!categories.empty()) call.Touch(person, "candidate", categories);
-    }
-    next = consumed;
+  if (status.ok()) {
+    status = WalkCandidates(
+        *this, call, rc, me, *ranking, size,
+        [&](const ResolvedCandidate& c, const AccessView& access) {
+          return AddCandidateMatch(c, access, rank_residence, rank_language,
+                                   offer_facts, today,
+                                   request.include_excluded(), out);
+        },
+        &next, out);
   }
   if (status.ok() && next < ranking->entries.size()) {
     out->set_next_page_token(api::EncodePageToken(

@@ -139,6 +139,110 @@ absl::StatusOr<OfferRow> LockProposable(Transaction& tx,
   return **offer;
 }
 
+// The proposal's field violations; sets the ids its names carry.
+FieldViolations ValidateProposal(const v1::ProposePlacementRequest& request,
+                                 std::string* offer_id,
+                                 std::string* candidate_id) {
+  const v1::Placement& in = request.placement();
+  FieldViolations v;
+  api::ValidateRequestId(request.request_id(), "request_id", &v);
+  *offer_id =
+      api::ParseNameId(in.offer(), kOfferPattern, "placement.offer", &v);
+  *candidate_id = api::ParseNameId(in.candidate(), kCandidatePattern,
+                                   "placement.candidate", &v);
+  // Optional; names a step of a case as the cases service issued it.
+  if (!in.case_step().empty()) {
+    api::ParseName(in.case_step(), api::kCaseStepName, "placement.case_step",
+                   &v);
+  }
+  api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
+  return v;
+}
+
+// The person whose candidate profile a proposal names, once the offer and
+// the profile are known to exist (checked again under the offer's lock).
+absl::StatusOr<std::string> ProposedPerson(Transaction& tx,
+                                           const std::string& offer_id,
+                                           const std::string& candidate_id) {
+  absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
+  if (!offer.ok()) return offer.status();
+  if (!offer->has_value()) {
+    return NotFound("OFFER_NOT_FOUND", "no such offer");
+  }
+  absl::StatusOr<ResolvedCandidate> c = ResolveCandidate(tx, candidate_id);
+  if (!c.ok()) return c.status();
+  if (!c->row) {
+    return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
+  }
+  return c->person_id;
+}
+
+// Whether the proposer may read the person's EMPLOYMENT data and the person
+// may work; returns the work permission identity reports. An access check
+// identity did not answer is FAILED_PRECONDITION, like the other fresh
+// checks of a write.
+absl::StatusOr<PermissionCheck> CheckProposalAccess(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const LocalAgency& me, const std::string& person, absl::Time now) {
+  absl::StatusOr<AccessView> access = AskAccess(
+      service, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
+  absl::Status status = access.ok()
+                            ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
+                            : access.status();
+  if (absl::IsPermissionDenied(status) &&
+      ReasonOf(status).value_or("") == "CHECK_UNAVAILABLE") {
+    status = Precondition("CHECK_UNAVAILABLE",
+                          "identity did not answer the access check");
+  }
+  if (!status.ok()) return status;
+  return CheckWorkPermission(service, rc, person, DayIndex(now));
+}
+
+// Fills `out` with the placement an earlier ProposePlacement of the same
+// request created, if there was one, and sets `*replay`.
+absl::Status ReplayProposal(Transaction& tx, const api::IdempotentCreate& once,
+                            AuditedCall& call, v1::Placement* out,
+                            bool* replay) {
+  absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
+  if (!seen.ok()) return seen.status();
+  if (!seen->has_value()) return absl::OkStatus();
+  absl::string_view id = **seen;
+  absl::ConsumePrefix(&id, "placements/");
+  absl::StatusOr<std::optional<PlacementRow>> row = ReadPlacement(tx, id);
+  if (!row.ok()) return row.status();
+  if (!row->has_value()) return absl::InternalError("recorded placement gone");
+  PlacementOut(**row, out);
+  call.Touch((*row)->placement.person(), PlacementName((*row)->id),
+             {kEmployment});
+  *replay = true;
+  return absl::OkStatus();
+}
+
+// A new placement of the person for the offer, just PROPOSED by `caller`.
+absl::StatusOr<PlacementRow> NewProposedPlacement(
+    const v1::Placement& in, const std::string& offer_id,
+    const std::string& person_id, const LocalAgency& caller,
+    const std::string& actor, type::v1::WorkPermission permission,
+    absl::Time now) {
+  absl::StatusOr<std::string> id = api::NewId();
+  if (!id.ok()) return id.status();
+  PlacementRow row;
+  row.id = *id;
+  row.version = 1;
+  v1::Placement& p = row.placement;
+  p.set_offer(OfferName(offer_id));
+  p.set_candidate(CandidateName(person_id));
+  p.set_person(PersonName(person_id));
+  p.set_case_step(in.case_step());
+  p.set_comment(in.comment());
+  p.set_proposing_agency(caller.name());
+  p.set_state(v1::PLACEMENT_STATE_UNSPECIFIED);
+  p.set_work_permission(permission);
+  *p.mutable_create_time() = api::ToTimestamp(now);
+  AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, actor, now);
+  return row;
+}
+
 }  // namespace
 
 absl::Status PlacementServiceImpl::DoProposePlacement(
@@ -147,39 +251,11 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
   const server::RelationsReachIdentity relations(runtime_, rc);
   AuditedCall call(call_env(), rc, "ProposePlacement", "placements");
   const absl::Time now = Now();
-  const v1::Placement& in = request.placement();
-  FieldViolations v;
-  api::ValidateRequestId(request.request_id(), "request_id", &v);
-  const std::string offer_id =
-      api::ParseNameId(in.offer(), kOfferPattern, "placement.offer", &v);
-  const std::string candidate_id = api::ParseNameId(
-      in.candidate(), kCandidatePattern, "placement.candidate", &v);
-  // Optional; names a step of a case as the cases service issued it.
-  if (!in.case_step().empty()) {
-    api::ParseName(in.case_step(), api::kCaseStepName, "placement.case_step",
-                   &v);
-  }
-  api::ValidateText(in.comment(), "placement.comment", {0, 2000, true}, &v);
+  std::string offer_id;
+  std::string candidate_id;
+  const FieldViolations v = ValidateProposal(request, &offer_id, &candidate_id);
   LocalAgency me;
   std::string person_id;
-  bool replay = false;
-  auto replay_lookup = [&](Transaction& tx,
-                           const api::IdempotentCreate& once) -> absl::Status {
-    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
-    if (!seen.ok()) return seen.status();
-    if (!seen->has_value()) return absl::OkStatus();
-    absl::string_view id = **seen;
-    absl::ConsumePrefix(&id, "placements/");
-    absl::StatusOr<std::optional<PlacementRow>> row = ReadPlacement(tx, id);
-    if (!row.ok()) return row.status();
-    if (!row->has_value())
-      return absl::InternalError("recorded placement gone");
-    PlacementOut(**row, out);
-    call.Touch((*row)->placement.person(), PlacementName((*row)->id),
-               {kEmployment});
-    replay = true;
-    return absl::OkStatus();
-  };
   absl::Status status = call.Read(
       [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         me = caller;
@@ -189,18 +265,10 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
           return s;
         }
         if (!v.empty()) return v.ToStatus();
-        absl::StatusOr<std::optional<OfferRow>> offer = ReadOffer(tx, offer_id);
-        if (!offer.ok()) return offer.status();
-        if (!offer->has_value()) {
-          return NotFound("OFFER_NOT_FOUND", "no such offer");
-        }
-        absl::StatusOr<ResolvedCandidate> c =
-            ResolveCandidate(tx, candidate_id);
-        if (!c.ok()) return c.status();
-        if (!c->row) {
-          return NotFound("CANDIDATE_NOT_FOUND", "no such candidate profile");
-        }
-        person_id = c->person_id;
+        absl::StatusOr<std::string> person =
+            ProposedPerson(tx, offer_id, candidate_id);
+        if (!person.ok()) return person.status();
+        person_id = *std::move(person);
         return absl::OkStatus();
       });
   PermissionCheck permission;
@@ -213,65 +281,42 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
     status = RequireStanding(*this, rc, me, person);
   }
   if (status.ok()) {
-    const std::string person = PersonName(person_id);
-    absl::StatusOr<AccessView> access = AskAccess(
-        *this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
-    status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
-                         : access.status();
-    if (absl::IsPermissionDenied(status) &&
-        ReasonOf(status).value_or("") == "CHECK_UNAVAILABLE") {
-      status = Precondition("CHECK_UNAVAILABLE",
-                            "identity did not answer the access check");
-    }
-    if (status.ok()) {
-      absl::StatusOr<PermissionCheck> checked =
-          CheckWorkPermission(*this, rc, person, DayIndex(now));
-      if (checked.ok()) {
-        permission = *checked;
-      } else {
-        status = checked.status();
-      }
+    absl::StatusOr<PermissionCheck> checked =
+        CheckProposalAccess(*this, rc, me, PersonName(person_id), now);
+    if (checked.ok()) {
+      permission = *checked;
+    } else {
+      status = checked.status();
     }
   }
   if (status.ok()) {
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& caller) -> absl::Status {
-      replay = false;
+      bool replay = false;
       const api::IdempotentCreate once(caller.id, rc.method, request);
-      if (absl::Status s = replay_lookup(tx, once); !s.ok() || replay) {
+      if (absl::Status s = ReplayProposal(tx, once, call, out, &replay);
+          !s.ok() || replay) {
         return s;
       }
       absl::StatusOr<OfferRow> offer =
           LockProposable(tx, offer_id, candidate_id, person_id);
       if (!offer.ok()) return offer.status();
-      const OfferRow& o = *offer;
-      absl::StatusOr<std::string> id = api::NewId();
-      if (!id.ok()) return id.status();
-      PlacementRow row;
-      row.id = *id;
-      row.version = 1;
-      v1::Placement& p = row.placement;
-      p.set_offer(OfferName(offer_id));
-      p.set_candidate(CandidateName(person_id));
-      p.set_person(PersonName(person_id));
-      p.set_case_step(in.case_step());
-      p.set_comment(in.comment());
-      p.set_proposing_agency(caller.name());
-      p.set_state(v1::PLACEMENT_STATE_UNSPECIFIED);
-      p.set_work_permission(permission.permission);
-      *p.mutable_create_time() = api::ToTimestamp(now);
-      AddTransition(&p, v1::PLACEMENT_STATE_PROPOSED, caller, rc.actor, now);
-      if (absl::Status s = InsertPlacement(tx, row); !s.ok()) return s;
-      if (absl::Status s = once.Record(tx, PlacementName(row.id)); !s.ok()) {
+      absl::StatusOr<PlacementRow> row =
+          NewProposedPlacement(request.placement(), offer_id, person_id, caller,
+                               rc.actor, permission.permission, now);
+      if (!row.ok()) return row.status();
+      if (absl::Status s = InsertPlacement(tx, *row); !s.ok()) return s;
+      if (absl::Status s = once.Record(tx, PlacementName(row->id)); !s.ok()) {
         return s;
       }
-      PlacementOut(row, out);
-      v1::Offer named = o.offer;
-      named.set_name(OfferName(o.id));
+      PlacementOut(*row, out);
+      v1::Offer named = offer->offer;
+      named.set_name(OfferName(offer->id));
       v1::PlacementProposed event;
       *event.mutable_context() = ContextOf(*out, named);
-      if (absl::Status s = Enqueue(tx, event, p.person()); !s.ok()) return s;
-      call.Touch(p.person(), PlacementName(row.id), {kEmployment, kResidence});
+      const std::string& person = row->placement.person();
+      if (absl::Status s = Enqueue(tx, event, person); !s.ok()) return s;
+      call.Touch(person, PlacementName(row->id), {kEmployment, kResidence});
       return absl::OkStatus();
     });
   }
@@ -676,6 +721,120 @@ WriteTolerationNotices(Transaction& tx, const PlacementRow& row,
   return written;
 }
 
+// The states a placement may be hired from.
+const std::vector<v1::PlacementState>& HireableStates() {
+  static const auto* const kFrom = new std::vector<v1::PlacementState>{
+      v1::PLACEMENT_STATE_APPLIED, v1::PLACEMENT_STATE_INTERVIEW};
+  return *kFrom;
+}
+
+// The early refusals of a hire (who, which version, which state) before
+// identity is asked; all are checked again under the offer's lock. Returns
+// the placement's person.
+absl::StatusOr<std::string> CheckHireable(Transaction& tx,
+                                          const LocalAgency& me,
+                                          const std::string& id,
+                                          const std::string& etag) {
+  absl::StatusOr<std::optional<PlacementRow>> found = ReadPlacement(tx, id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+  }
+  const PlacementRow& row = **found;
+  std::string person = row.placement.person();
+  absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, row.placement);
+  if (!offer.ok()) return offer.status();
+  if (absl::Status s = CheckParty(me, row.placement, offer->offer, true);
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = api::CheckEtag(
+          etag, api::ComputeEtag(PlacementName(row.id), row.version));
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckTransition(row.placement, HireableStates(),
+                                       v1::PLACEMENT_STATE_HIRED);
+      !s.ok()) {
+    return s;
+  }
+  return person;
+}
+
+// The work permission identity reports for the hired person; one that
+// needs approval needs the approval's reference.
+absl::StatusOr<PermissionCheck> CheckHirePermission(
+    PlacementServiceImpl& service, const server::RequestContext& rc,
+    const std::string& person, absl::Time now,
+    const std::string& work_approval_reference) {
+  absl::StatusOr<PermissionCheck> checked =
+      CheckWorkPermission(service, rc, person, DayIndex(now));
+  if (!checked.ok()) return checked.status();
+  if (checked->permission == type::v1::WORK_PERMISSION_NEEDS_APPROVAL &&
+      work_approval_reference.empty()) {
+    return ErrorWithReason(
+        absl::StatusCode::kFailedPrecondition, "WORK_APPROVAL_MISSING",
+        "the work permission needs approval: work_approval_reference is "
+        "required");
+  }
+  return *checked;
+}
+
+// Takes the lock of the placement's offer and reads, under it, the offer
+// and the placement, which must still be the version `etag` names and in a
+// state that may be hired.
+absl::Status LockHire(Transaction& tx, const std::string& id,
+                      const std::string& etag, PlacementRow* row,
+                      OfferRow* offer) {
+  absl::StatusOr<std::optional<PlacementRow>> found = ReadPlacement(tx, id);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) {
+    return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
+  }
+  absl::string_view offer_id = (*found)->placement.offer();
+  absl::ConsumePrefix(&offer_id, "offers/");
+  // The offer's lock first, then its positions: concurrent hires
+  // serialise here and each sees the positions the previous one left.
+  if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
+  absl::StatusOr<std::optional<OfferRow>> offer_row = ReadOffer(tx, offer_id);
+  if (!offer_row.ok()) return offer_row.status();
+  if (!offer_row->has_value()) return absl::InternalError("offer gone");
+  *offer = **offer_row;
+  // Re-read after the lock: another hire may have moved the placement.
+  found = ReadPlacement(tx, id);
+  if (!found.ok()) return found.status();
+  *row = **found;
+  if (absl::Status s = api::CheckEtag(
+          etag, api::ComputeEtag(PlacementName(row->id), row->version));
+      !s.ok()) {
+    return s;
+  }
+  return CheckTransition(row->placement, HireableStates(),
+                         v1::PLACEMENT_STATE_HIRED);
+}
+
+// Writes the training toleration notices of an apprenticeship hire and
+// names the first (and its office) in `event`.
+absl::Status AddTolerationNotices(Transaction& tx, AuditedCall& call,
+                                  const PlacementRow& row,
+                                  const OfferRow& offer, const LocalAgency& me,
+                                  const std::string& recording_office,
+                                  const type::v1::Date& start_date,
+                                  absl::Time now, v1::PlacementHired* event) {
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> notices =
+      WriteTolerationNotices(tx, row, offer, me, recording_office, start_date,
+                             now);
+  if (!notices.ok()) return notices.status();
+  for (const auto& [notice, office] : *notices) {
+    if (event->training_toleration_notice().empty()) {
+      event->set_training_toleration_notice(notice);
+      event->set_immigration_office(office);
+    }
+    call.Touch(row.placement.person(), notice, {kEmployment, kResidence});
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status PlacementServiceImpl::DoMarkPlacementHired(
@@ -683,8 +842,6 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
     v1::Placement* out) {
   AuditedCall call(call_env(), rc, "MarkPlacementHired", request.name());
   const absl::Time now = Now();
-  const std::vector<v1::PlacementState> from = {v1::PLACEMENT_STATE_APPLIED,
-                                                v1::PLACEMENT_STATE_INTERVIEW};
   FieldViolations v;
   const std::string id =
       api::ParseNameId(request.name(), kPlacementPattern, "name", &v);
@@ -693,47 +850,22 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
   api::ValidateText(request.work_approval_reference(),
                     "work_approval_reference", {0, 64, false}, &v);
   std::string person;
-  // Early refusals (who, which state) before identity is asked; all are
-  // checked again under the offer's lock.
   absl::Status status =
       call.Read([&](Transaction& tx, const LocalAgency& me) -> absl::Status {
         if (!v.empty()) return v.ToStatus();
-        absl::StatusOr<std::optional<PlacementRow>> found =
-            ReadPlacement(tx, id);
-        if (!found.ok()) return found.status();
-        if (!found->has_value()) {
-          return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
-        }
-        const PlacementRow& row = **found;
-        person = row.placement.person();
-        absl::StatusOr<OfferRow> offer = ReadOfferOf(tx, row.placement);
-        if (!offer.ok()) return offer.status();
-        if (absl::Status s = CheckParty(me, row.placement, offer->offer, true);
-            !s.ok()) {
-          return s;
-        }
-        if (absl::Status s = api::CheckEtag(
-                request.etag(),
-                api::ComputeEtag(PlacementName(row.id), row.version));
-            !s.ok()) {
-          return s;
-        }
-        return CheckTransition(row.placement, from, v1::PLACEMENT_STATE_HIRED);
+        absl::StatusOr<std::string> p =
+            CheckHireable(tx, me, id, request.etag());
+        if (!p.ok()) return p.status();
+        person = *std::move(p);
+        return absl::OkStatus();
       });
   PermissionCheck permission;
   if (status.ok()) {
     call.set_person_target(person, PlacementName(id), {kEmployment});
-    absl::StatusOr<PermissionCheck> checked =
-        CheckWorkPermission(*this, rc, person, DayIndex(now));
+    absl::StatusOr<PermissionCheck> checked = CheckHirePermission(
+        *this, rc, person, now, request.work_approval_reference());
     if (checked.ok()) {
       permission = *checked;
-      if (permission.permission == type::v1::WORK_PERMISSION_NEEDS_APPROVAL &&
-          request.work_approval_reference().empty()) {
-        status = ErrorWithReason(
-            absl::StatusCode::kFailedPrecondition, "WORK_APPROVAL_MISSING",
-            "the work permission needs approval: work_approval_reference is "
-            "required");
-      }
     } else {
       status = checked.status();
     }
@@ -741,34 +873,9 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
   if (status.ok()) {
     status = call.Write([&](Transaction& tx,
                             const LocalAgency& me) -> absl::Status {
-      absl::StatusOr<std::optional<PlacementRow>> found = ReadPlacement(tx, id);
-      if (!found.ok()) return found.status();
-      if (!found->has_value()) {
-        return NotFound("PLACEMENT_NOT_FOUND", "no such placement");
-      }
-      PlacementRow row = **found;
-      absl::string_view offer_id = row.placement.offer();
-      absl::ConsumePrefix(&offer_id, "offers/");
-      // The offer's lock first, then its positions: concurrent hires
-      // serialise here and each sees the positions the previous one left.
-      if (absl::Status s = LockOffer(tx, offer_id); !s.ok()) return s;
-      absl::StatusOr<std::optional<OfferRow>> offer_row =
-          ReadOffer(tx, offer_id);
-      if (!offer_row.ok()) return offer_row.status();
-      if (!offer_row->has_value()) return absl::InternalError("offer gone");
-      OfferRow offer = **offer_row;
-      // Re-read after the lock: another hire may have moved the placement.
-      found = ReadPlacement(tx, id);
-      if (!found.ok()) return found.status();
-      row = **found;
-      if (absl::Status s = api::CheckEtag(
-              request.etag(),
-              api::ComputeEtag(PlacementName(row.id), row.version));
-          !s.ok()) {
-        return s;
-      }
-      if (absl::Status s =
-              CheckTransition(row.placement, from, v1::PLACEMENT_STATE_HIRED);
+      PlacementRow row;
+      OfferRow offer;
+      if (absl::Status s = LockHire(tx, id, request.etag(), &row, &offer);
           !s.ok()) {
         return s;
       }
@@ -794,17 +901,11 @@ absl::Status PlacementServiceImpl::DoMarkPlacementHired(
       *event.mutable_start_date() = request.start_date();
       event.set_training_toleration_relevant(apprenticeship);
       if (apprenticeship) {
-        absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
-            notices = WriteTolerationNotices(tx, row, offer, me,
-                                             permission.recording_agency,
-                                             request.start_date(), now);
-        if (!notices.ok()) return notices.status();
-        for (const auto& [notice, office] : *notices) {
-          if (event.training_toleration_notice().empty()) {
-            event.set_training_toleration_notice(notice);
-            event.set_immigration_office(office);
-          }
-          call.Touch(p.person(), notice, {kEmployment, kResidence});
+        if (absl::Status s = AddTolerationNotices(
+                tx, call, row, offer, me, permission.recording_agency,
+                request.start_date(), now, &event);
+            !s.ok()) {
+          return s;
         }
       }
       if (absl::Status s = Enqueue(tx, event, p.person()); !s.ok()) return s;
