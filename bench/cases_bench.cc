@@ -1,4 +1,4 @@
-// Cases service benchmarks (issue 4, item 9), against a running lotse_cases
+// Cases service benchmarks, against a running lotse_cases
 // over mutual TLS; bench/run_cases_bench.sh runs them next to the echo
 // baseline.
 //

@@ -1,4 +1,4 @@
-// Courses service benchmarks (issue 5, item 8), run by
+// Courses service benchmarks, run by
 // bench/run_courses_bench.sh next to the echo baseline of the same run:
 //
 //   --mode=load           writes the demo agencies, --courses synthetic

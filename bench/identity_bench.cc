@@ -1,4 +1,4 @@
-// lotse_identity_bench: benchmarks of the identity service (issue 3, item 9).
+// lotse_identity_bench: benchmarks of the identity service.
 //
 //   --mode=create  closed-loop CreatePerson over mutual TLS with unique
 //                  synthetic persons (confirm_new_person = true, so a

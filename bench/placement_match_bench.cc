@@ -1,4 +1,4 @@
-// In-memory matching latency of the placement service (issue 6, item 6):
+// In-memory matching latency of the placement service:
 // MatchIndex::RankOffers for one candidate against 100 000 open offers and
 // MatchIndex::RankCandidates for one offer against 100 000 candidates,
 // single-threaded, in this process, without RPC or database. The

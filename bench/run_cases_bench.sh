@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cases service benchmarks (issue 4, item 9) next to the echo baseline of the
+# Cases service benchmarks next to the echo baseline of the
 # same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
 #   2. step transitions (Accept/Start/Complete as the receiving agency)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Courses service benchmarks (issue 5, item 8) next to the echo baseline of
+# Courses service benchmarks next to the echo baseline of
 # the same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
 #   2. N_COURSES synthetic courses, a race course with RACE_SEATS seats and

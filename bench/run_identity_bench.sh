@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Identity service benchmarks (issue 3, item 9) next to the echo baseline of
+# Identity service benchmarks next to the echo baseline of
 # the same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
 #   2. CreatePerson QPS against lotse_identity on a fresh database, and its

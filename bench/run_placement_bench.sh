@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Placement service benchmarks (issue 6, item 6) next to the echo baseline of
+# Placement service benchmarks next to the echo baseline of
 # the same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen at CONCURRENCY, and
 #      at concurrency 1 (the latency floor of one mTLS round trip);

@@ -91,47 +91,39 @@ struct Constraints {
   LanguageLevel level_used;
 };
 
-Constraints CheckConstraints(const CandidateFacts& c, const OfferFacts& o,
-                             int32_t today, Texts* texts) {
-  Constraints out;
-  out.work_permission = WorkPermissionOutcome(c.work_permission,
-                                              c.work_permission_valid_until_day,
-                                              c.residence_withheld, today);
-  if (out.work_permission != v1::CONSTRAINT_OUTCOME_UNKNOWN &&
-      out.work_permission != v1::CONSTRAINT_OUTCOME_WITHHELD) {
-    out.permission_used = c.work_permission;
+// The best recognition state among the candidate's qualifications in the
+// offer's occupation subgroup (or a required qualification's); nullopt when
+// none is in it.
+std::optional<v1::RecognitionState> BestRecognition(const CandidateFacts& c,
+                                                    const OfferFacts& o) {
+  const int32_t occupation = ParseOccupationCode(o.occupation_code);
+  std::vector<int32_t> subgroups;
+  if (occupation >= 0) subgroups.push_back(occupation / 10);
+  for (const std::string& code : o.required_qualification_codes) {
+    const int32_t required = ParseOccupationCode(code);
+    if (required >= 0) subgroups.push_back(required / 10);
   }
-  const LanguageLevel level = c.EffectiveLanguageLevel();
-  out.language = LanguageOutcome(level.level, c.language_withheld,
-                                 o.required_language_level);
-  out.level_used = level;
-
-  std::optional<v1::RecognitionState> best_recognition;
-  if (o.recognition_required) {
-    const int32_t occupation = ParseOccupationCode(o.occupation_code);
-    std::vector<int32_t> subgroups;
-    if (occupation >= 0) subgroups.push_back(occupation / 10);
-    for (const std::string& code : o.required_qualification_codes) {
-      const int32_t required = ParseOccupationCode(code);
-      if (required >= 0) subgroups.push_back(required / 10);
+  std::optional<v1::RecognitionState> best;
+  for (const QualificationFacts& q : c.qualifications) {
+    const int32_t code = ParseOccupationCode(q.occupation_code);
+    if (code < 0) continue;
+    if (std::find(subgroups.begin(), subgroups.end(), code / 10) ==
+        subgroups.end()) {
+      continue;
     }
-    for (const QualificationFacts& q : c.qualifications) {
-      const int32_t code = ParseOccupationCode(q.occupation_code);
-      if (code < 0) continue;
-      if (std::find(subgroups.begin(), subgroups.end(), code / 10) ==
-          subgroups.end()) {
-        continue;
-      }
-      if (!best_recognition ||
-          RecognitionRank(q.recognition) > RecognitionRank(*best_recognition)) {
-        best_recognition = q.recognition;
-      }
+    if (!best || RecognitionRank(q.recognition) > RecognitionRank(*best)) {
+      best = q.recognition;
     }
-    out.recognition = RecognitionOutcome(best_recognition);
   }
+  return best;
+}
 
-  if (texts == nullptr) return out;
-
+// The explanation of each outcome in `out`, in words a caseworker reads.
+void DescribeConstraints(
+    const Constraints& out, const CandidateFacts& c, const OfferFacts& o,
+    const std::optional<v1::RecognitionState>& best_recognition, int32_t today,
+    Texts* texts) {
+  const LanguageLevel& level = out.level_used;
   switch (out.work_permission) {
     case v1::CONSTRAINT_OUTCOME_MET:
       texts->work_permission = "employment permitted";
@@ -191,6 +183,31 @@ Constraints CheckConstraints(const CandidateFacts& c, const OfferFacts& o,
                            "; offer requires full recognition")
             : "no qualification in the occupation; offer requires full "
               "recognition";
+  }
+}
+
+Constraints CheckConstraints(const CandidateFacts& c, const OfferFacts& o,
+                             int32_t today, Texts* texts) {
+  Constraints out;
+  out.work_permission = WorkPermissionOutcome(c.work_permission,
+                                              c.work_permission_valid_until_day,
+                                              c.residence_withheld, today);
+  if (out.work_permission != v1::CONSTRAINT_OUTCOME_UNKNOWN &&
+      out.work_permission != v1::CONSTRAINT_OUTCOME_WITHHELD) {
+    out.permission_used = c.work_permission;
+  }
+  const LanguageLevel level = c.EffectiveLanguageLevel();
+  out.language = LanguageOutcome(level.level, c.language_withheld,
+                                 o.required_language_level);
+  out.level_used = level;
+
+  std::optional<v1::RecognitionState> best_recognition;
+  if (o.recognition_required) {
+    best_recognition = BestRecognition(c, o);
+    out.recognition = RecognitionOutcome(best_recognition);
+  }
+  if (texts != nullptr) {
+    DescribeConstraints(out, c, o, best_recognition, today, texts);
   }
   return out;
 }
