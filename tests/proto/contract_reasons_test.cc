@@ -50,7 +50,7 @@ struct DynamicReasonSite {
 };
 const DynamicReasonSite kDynamicReasonSites[] = {
     {"services/identity/service/person_access.cc", "reason"},
-    {"services/cases/service/step_handlers.cc",
+    {"services/cases/service/plan_handlers.cc",
      "type::v1::AccessDenialReason_Name(d.denial_reason).substr(21)"},
     {"services/courses/service/courses_service.cc", "reason"},
     {"services/placement/service/placement_service.cc", "reason"},
