@@ -268,6 +268,10 @@ ConsentState ConsentStateAt(const Consent& consent, absl::Time now) {
   return ConsentState::kActive;
 }
 
+// One pass over the file's lines with one branch per directive
+// ('category', 'rule'): kept in one piece so that the grammar the header
+// documents reads top to bottom in one place, next to the line numbers its
+// errors name.
 absl::StatusOr<AccessPolicy> AccessPolicy::Parse(
     absl::string_view text, absl::string_view source_name) {
   static_assert(std::size(kDataCategoryNames) == kCategorySlots);

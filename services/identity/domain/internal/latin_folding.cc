@@ -197,6 +197,11 @@ std::string CleanAscii(absl::string_view text) {
   return out;
 }
 
+// Detects the scripts of `text`, then adds one folded spelling per reading
+// of each script found, in a fixed order (Cyrillic, Ethiopic, Arabic,
+// other, then Latin with umlauts). About 100 lines, kept in one piece: the
+// order decides which spelling comes first, and the readings share one
+// borrowed set of transliterators.
 absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
     absl::string_view text) const {
   std::vector<FoldedSpelling> result;
