@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/errors/status.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -11,6 +12,18 @@
 #include "tests/support/dev_pki.h"
 
 namespace lotse::testing {
+
+std::string Reason(const grpc::Status& status) {
+  return ReasonOf(FromGrpcStatus(status)).value_or("");
+}
+
+std::set<std::string> ViolatedFields(const grpc::Status& status) {
+  std::set<std::string> fields;
+  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
+    fields.insert(v.field);
+  }
+  return fields;
+}
 
 const std::vector<DevAgency>& DevAgencies() {
   // Köln's AGS is 05315000, Bonn's 05314000, Nürnberg's 09564000.
@@ -115,6 +128,7 @@ void ServiceServerTest::StartRuntime(
 
 void ServiceServerTest::Serve(const std::string& service_name,
                               grpc::Service* service) {
+  service_name_ = service_name;
   server::ServerOptions options;
   options.service_name = service_name;
   options.listen = "127.0.0.1:0";
@@ -138,6 +152,42 @@ void ServiceServerTest::StopRuntime() {
   runtime_.env.pool = nullptr;
   committer_.reset();
   pool_.reset();
+}
+
+std::vector<lotse::events::v1::Event> ServiceServerTest::Outbox() {
+  std::vector<lotse::events::v1::Event> out;
+  auto tx = db().Begin(storage::TxMode::kReadOnly);
+  EXPECT_TRUE(tx.ok()) << tx.status();
+  if (!tx.ok()) return out;
+  auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
+  EXPECT_TRUE(rows.ok()) << rows.status();
+  if (!rows.ok()) return out;
+  for (const storage::Row& r : *rows) {
+    lotse::events::v1::Event e;
+    EXPECT_TRUE(e.ParseFromString(*r.GetBytes(0)));
+    EXPECT_EQ(e.source(), service_name_);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<audit::AuditRecord> ServiceServerTest::AuditOf(
+    const std::string& resource) {
+  auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
+  EXPECT_TRUE(records.ok()) << records.status();
+  return records.ok() ? *std::move(records) : std::vector<audit::AuditRecord>{};
+}
+
+int64_t ServiceServerTest::Count(const std::string& sql) {
+  auto tx = db().Begin(storage::TxMode::kReadOnly);
+  EXPECT_TRUE(tx.ok()) << tx.status();
+  if (!tx.ok()) return -1;
+  auto rows = (*tx)->Query(sql);
+  EXPECT_TRUE(rows.ok()) << rows.status();
+  if (!rows.ok() || rows->empty()) return -1;
+  absl::StatusOr<int64_t> n = rows->front().GetInt(0);
+  EXPECT_TRUE(n.ok()) << n.status();
+  return n.ok() ? *n : -1;
 }
 
 std::shared_ptr<grpc::Channel> ServiceServerTest::Channel(

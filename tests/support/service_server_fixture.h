@@ -25,19 +25,24 @@
 // The same calls stop and restart a service on the same database in the
 // middle of a test.
 //
-// The free functions below build identity's records of the dev PKI's
-// agencies, for services that keep a local agency registry fed by identity's
-// Agency* events.
+// The fixture also reads back what the service recorded: the events in its
+// outbox (Emitted), its audit records (AuditOf) and any count (Count). The
+// free functions below say what a refusal carries (Reason, ViolatedFields)
+// and build identity's records of the dev PKI's agencies, for services that
+// keep a local agency registry fed by identity's Agency* events.
 #ifndef LOTSE_TESTS_SUPPORT_SERVICE_SERVER_FIXTURE_H_
 #define LOTSE_TESTS_SUPPORT_SERVICE_SERVER_FIXTURE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/audit/audit_log.h"
 #include "common/server/handler.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
@@ -46,12 +51,19 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/status.h"
 #include "lotse/events/v1/events.pb.h"
 #include "lotse/identity/v1/agency.pb.h"
 #include "tests/support/test_clock.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::testing {
+
+// The reason (ErrorInfo) of a refusal; empty when it carries none.
+std::string Reason(const grpc::Status& status);
+
+// The fields a refusal's BadRequest names, e.g. {"course.capacity"}.
+std::set<std::string> ViolatedFields(const grpc::Status& status);
 
 // One of the dev PKI's agencies: the identity its client certificate
 // carries, the legal domain it is registered with, and the municipality it
@@ -140,7 +152,31 @@ class ServiceServerTest : public BothBackendsTest {
     return Service::NewStub(Channel(client, args));
   }
 
+  // The payloads of type `Event` in the service's outbox, in the order
+  // they were written; expects every event to come from the service Serve
+  // started.
+  template <class Event>
+  std::vector<Event> Emitted() {
+    std::vector<Event> out;
+    for (const lotse::events::v1::Event& e : Outbox()) {
+      Event payload;
+      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
+    }
+    return out;
+  }
+
+  // The events in the outbox, in order (see Emitted).
+  std::vector<lotse::events::v1::Event> Outbox();
+
+  // The audit records about `resource` and below it (e.g. a person), at
+  // most 1000.
+  std::vector<audit::AuditRecord> AuditOf(const std::string& resource);
+
+  // The one integer `sql` selects, e.g. "SELECT COUNT(*) FROM x".
+  int64_t Count(const std::string& sql);
+
   std::string pki_;
+  std::string service_name_;  // given to Serve
   std::unique_ptr<server::WorkerPool> pool_;
   std::unique_ptr<storage::GroupCommitter> committer_;
   server::ServiceRuntime runtime_;

@@ -29,6 +29,9 @@
 
 namespace lotse::cases {
 
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
+
 inline constexpr char kPerson[] = "persons/p-anna";
 inline constexpr char kOtherPerson[] = "persons/p-bela";
 inline constexpr char kKim[] = "agencies/kim-koeln";
@@ -36,18 +39,6 @@ inline constexpr char kVhs[] = "agencies/vhs-koeln";
 inline constexpr char kJobcenter[] = "agencies/jobcenter-koeln";
 inline constexpr char kCaritas[] = "agencies/caritas-koeln";
 inline constexpr char kKimBonn[] = "agencies/kim-bonn";
-
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
 
 // identity's event about agency `id`: AgencyRegistered, or AgencySuspended
 // when `suspended`; its id is "agency-{id}" unless `event_id` is given.

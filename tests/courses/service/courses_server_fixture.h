@@ -36,6 +36,9 @@
 
 namespace lotse::courses {
 
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
+
 class CoursesServerTest : public ::lotse::testing::ServiceServerTest {
  protected:
   void SetUp() override {
@@ -195,55 +198,11 @@ class CoursesServerTest : public ::lotse::testing::ServiceServerTest {
     return out;
   }
 
-  // The payloads of the outbox of a type, in order.
-  template <typename Event>
-  std::vector<Event> Emitted() {
-    std::vector<Event> out;
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
-    EXPECT_TRUE(rows.ok());
-    for (const storage::Row& r : *rows) {
-      lotse::events::v1::Event e;
-      e.ParseFromString(*r.GetBytes(0));
-      Event payload;
-      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
-    }
-    return out;
-  }
-
-  // The audit records about `resource` and below it (e.g. a person).
-  std::vector<audit::AuditRecord> AuditOf(const std::string& resource) {
-    auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
-    EXPECT_TRUE(records.ok()) << records.status();
-    return records.ok() ? *records : std::vector<audit::AuditRecord>{};
-  }
-
-  int64_t Count(const std::string& sql) {
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return *rows->front().GetInt(0);
-  }
-
   std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
   std::unique_ptr<CoursesServiceImpl> service_;
   int64_t agency_version_ = 1000;
   int request_counter_ = 0;
 };
-
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
 
 }  // namespace lotse::courses
 

@@ -36,6 +36,9 @@
 
 namespace lotse::placement {
 
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
+
 class PlacementServerTest : public ::lotse::testing::ServiceServerTest {
  protected:
   void SetUp() override {
@@ -271,56 +274,12 @@ class PlacementServerTest : public ::lotse::testing::ServiceServerTest {
     return out;
   }
 
-  template <typename Event>
-  std::vector<Event> Emitted() {
-    std::vector<Event> out;
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(
-        "SELECT payload, ordering_key FROM event_outbox ORDER BY seq");
-    EXPECT_TRUE(rows.ok());
-    for (const storage::Row& r : *rows) {
-      lotse::events::v1::Event e;
-      e.ParseFromString(*r.GetBytes(0));
-      EXPECT_EQ(e.source(), "placement");
-      Event payload;
-      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
-    }
-    return out;
-  }
-
-  std::vector<audit::AuditRecord> AuditOf(const std::string& resource) {
-    auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
-    EXPECT_TRUE(records.ok()) << records.status();
-    return records.ok() ? *records : std::vector<audit::AuditRecord>{};
-  }
-
-  int64_t Count(const std::string& sql) {
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return *rows->front().GetInt(0);
-  }
-
   std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
   std::unique_ptr<PlacementServiceImpl> service_;
   int64_t agency_version_ = 1000;
   int event_counter_ = 0;
   int counter_ = 0;
 };
-
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
 
 }  // namespace lotse::placement
 
