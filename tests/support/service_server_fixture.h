@@ -119,7 +119,7 @@ class ServiceServerTest : public BothBackendsTest {
   // restart may call this again) and builds runtime_ on db(): errors in
   // `error_domain` ("cases.lotse"), a new pool and, unless
   // options.group_commit is false, a new committer. Fails the test
-  // (fatally) when the migrations fail.
+  // (fatally: check HasFatalFailure() after it) when the migrations fail.
   void StartRuntime(const std::vector<storage::Migration>& migrations,
                     const std::string& error_domain,
                     const ServiceRuntimeOptions& options = {});
@@ -127,7 +127,7 @@ class ServiceServerTest : public BothBackendsTest {
   // Starts server_ serving `service` under the name `service_name` (its
   // server certificate in the dev PKI, its logs and metrics) and sets it
   // SERVING. `service` must outlive the server. Fails the test (fatally)
-  // when the server does not start.
+  // when the server does not start (calls through Stub then fail).
   void Serve(const std::string& service_name, grpc::Service* service);
 
   // Drains and drops server_, if any: in-flight calls end.
@@ -172,7 +172,8 @@ class ServiceServerTest : public BothBackendsTest {
   // most 1000.
   std::vector<audit::AuditRecord> AuditOf(const std::string& resource);
 
-  // The one integer `sql` selects, e.g. "SELECT COUNT(*) FROM x".
+  // The one integer `sql` selects, e.g. "SELECT COUNT(*) FROM x"; -1, and
+  // a failed expectation, when there is none.
   int64_t Count(const std::string& sql);
 
   std::string pki_;
