@@ -1,8 +1,9 @@
 // The cases service running in-process behind a real mTLS server, on the
 // test's backend (SQLite or PostgreSQL), with a StaticAccessChecker in
 // place of identity and the dev PKI's agencies in the local registry
-// (delivered as identity's AgencyRegistered events). Service tests derive
-// from it and call the service as the dev PKI's agencies.
+// (delivered as identity's AgencyRegistered events), on the shared kit
+// (testing::ServiceServerTest). Service tests derive from it and call the
+// service as the dev PKI's agencies.
 #ifndef LOTSE_TESTS_CASES_SERVICE_CASES_SERVER_FIXTURE_H_
 #define LOTSE_TESTS_CASES_SERVICE_CASES_SERVER_FIXTURE_H_
 
@@ -15,10 +16,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors/status.h"
-#include "common/server/handler.h"
-#include "common/server/server.h"
-#include "common/server/service_main.h"
-#include "common/storage/migrations.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -28,10 +25,12 @@
 #include "services/cases/domain/access_checker.h"
 #include "services/cases/service/cases_service.h"
 #include "services/cases/store/migrations.h"
-#include "tests/support/dev_pki.h"
-#include "tests/support/test_database.h"
+#include "tests/support/service_server_fixture.h"
 
 namespace lotse::cases {
+
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
 
 inline constexpr char kPerson[] = "persons/p-anna";
 inline constexpr char kOtherPerson[] = "persons/p-bela";
@@ -41,72 +40,41 @@ inline constexpr char kJobcenter[] = "agencies/jobcenter-koeln";
 inline constexpr char kCaritas[] = "agencies/caritas-koeln";
 inline constexpr char kKimBonn[] = "agencies/kim-bonn";
 
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
-
+// identity's event about agency `id`: AgencyRegistered, or AgencySuspended
+// when `suspended`; its id is "agency-{id}" unless `event_id` is given.
 inline lotse::events::v1::Event AgencyEvent(const std::string& id,
                                             type::v1::LegalDomain domain,
                                             const std::string& municipality,
                                             bool suspended = false,
                                             const std::string& event_id = "") {
-  identity::v1::Agency agency;
-  agency.set_name(absl::StrCat("agencies/", id));
-  agency.set_legal_domain(domain);
-  agency.set_municipality_code(municipality);
-  agency.set_certificate_identity(id);
-  agency.set_state(suspended ? identity::v1::AGENCY_STATE_SUSPENDED
-                             : identity::v1::AGENCY_STATE_ACTIVE);
-  lotse::events::v1::Event e;
-  e.set_event_id(event_id.empty() ? absl::StrCat("agency-", id) : event_id);
-  e.set_source("identity");
-  if (suspended) {
-    identity::v1::AgencySuspended m;
-    *m.mutable_agency() = agency;
-    e.mutable_payload()->PackFrom(m);
-  } else {
-    identity::v1::AgencyRegistered m;
-    *m.mutable_agency() = agency;
-    e.mutable_payload()->PackFrom(m);
-  }
-  return e;
+  return testing::AgencyEventOf(
+      testing::AgencyRecord(id, domain, municipality, suspended),
+      event_id.empty() ? absl::StrCat("agency-", id) : event_id);
 }
 
-class CasesServerTest : public testing::BothBackendsTest {
+class CasesServerTest : public testing::ServiceServerTest {
  protected:
   void SetUp() override {
-    BothBackendsTest::SetUp();
-    pki_ = testing::DevPkiDir();
-    ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), CasesMigrations()).ok());
+    ServiceServerTest::SetUp();
+    if (HasFatalFailure()) return;
     access_.AddPerson(kPerson);
     access_.AddPerson(kOtherPerson);
     // The case manager registered the persons: it has standing to open
     // their cases.
     access_.Grant("agencies/kim-koeln", type::v1::DATA_CATEGORY_CORE_IDENTITY);
     StartServer();
-    for (const auto& e :
-         {AgencyEvent("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE, "05315000"),
-          AgencyEvent("vhs-koeln", type::v1::LEGAL_DOMAIN_KURSTRAEGER,
-                      "05315000"),
-          AgencyEvent("jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER,
-                      "05315000"),
-          AgencyEvent("caritas-koeln", type::v1::LEGAL_DOMAIN_FREIER_TRAEGER,
-                      "05315000"),
-          AgencyEvent("lotse-admin", type::v1::LEGAL_DOMAIN_ADMINISTRATION, ""),
-          AgencyEvent("kim-bonn", type::v1::LEGAL_DOMAIN_KOMMUNE,
-                      "05314000")}) {
-      auto applied = service_->ApplyEvent(e);
-      ASSERT_TRUE(applied.ok()) << applied.status();
-    }
+    if (HasFatalFailure()) return;
+    absl::Status registered = testing::RegisterDevAgencies(
+        {"kim-koeln", "vhs-koeln", "jobcenter-koeln", "caritas-koeln",
+         "lotse-admin", "kim-bonn"},
+        [this](const identity::v1::Agency& agency) {
+          return service_
+              ->ApplyEvent(testing::AgencyEventOf(
+                  agency,
+                  absl::StrCat("agency-", agency.certificate_identity())))
+              .status();
+        });
+    ASSERT_TRUE(registered.ok()) << registered;
   }
 
   // The port to identity the service is built with; tests that drive a
@@ -122,47 +90,35 @@ class CasesServerTest : public testing::BothBackendsTest {
   }
 
   void StartServer() {
-    pool_ = std::make_unique<server::WorkerPool>(4, 256);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "cases.lotse";
+    StartRuntime(CasesMigrations(), "cases.lotse",
+                 {/*workers=*/4, /*max_queued=*/256});
+    if (HasFatalFailure()) return;
     service_ =
         std::make_unique<CasesServiceImpl>(runtime_, Checker(), Options());
-    server::ServerOptions options;
-    options.service_name = "cases";
-    options.listen = "127.0.0.1:0";
-    options.log_calls = false;
-    options.drain_grace = absl::ZeroDuration();
-    options.shutdown_deadline = absl::Milliseconds(500);
-    options.tls = server::TlsFilesFromDir(pki_, "cases");
-    auto started = server::Server::Start(options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
+    Serve("cases", service_.get());
     stubs_.clear();
   }
 
   void StopServer() {
     if (service_) service_->DrainWatchers();
-    if (server_) server_->Drain();
-    server_.reset();
+    StopServing();
     service_.reset();
-    pool_.reset();
+    StopRuntime();
     stubs_.clear();
   }
 
-  void TearDown() override { StopServer(); }
+  void TearDown() override {
+    StopServer();
+    ServiceServerTest::TearDown();
+  }
 
   v1::CasesService::Stub* As(const std::string& client) {
     auto it = stubs_.find(client);
     if (it != stubs_.end()) return it->second.get();
-    auto creds = server::ClientCredentialsFromDir(pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
     grpc::ChannelArguments args;
     // A fresh connection per stub, so tests do not share flow control.
     args.SetInt("lotse.test.client", static_cast<int>(stubs_.size()));
-    auto stub = v1::CasesService::NewStub(grpc::CreateCustomChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds, args));
+    auto stub = Stub<v1::CasesService>(client, args);
     auto* raw = stub.get();
     stubs_[client] = std::move(stub);
     return raw;
@@ -255,12 +211,8 @@ class CasesServerTest : public testing::BothBackendsTest {
     return As(as)->CancelStep(&context, req, out);
   }
 
-  std::string pki_;
   StaticAccessChecker access_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  server::ServiceRuntime runtime_;
   std::unique_ptr<CasesServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
   std::map<std::string, std::unique_ptr<v1::CasesService::Stub>> stubs_;
   int counter_ = 0;
 };

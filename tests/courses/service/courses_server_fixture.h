@@ -1,8 +1,9 @@
 // The courses service running in-process behind a real mTLS server, on the
 // test's backend (SQLite or PostgreSQL), with a fake identity, a settable
 // clock, and the dev PKI's agencies registered through the service's own
-// event handler (as identity's AgencyRegistered events would). Service
-// tests derive from it and call as the dev PKI's agencies:
+// event handler (as identity's AgencyRegistered events would), on the
+// shared kit (testing::ServiceServerTest). Service tests derive from it and
+// call as the dev PKI's agencies:
 //   vhs-koeln (KURSTRAEGER), kim-koeln (KOMMUNE), bamf-nuernberg (BAMF),
 //   abh-koeln (AUSLAENDERBEHOERDE), jobcenter-koeln (JOBCENTER),
 //   caritas-koeln (FREIER_TRAEGER). ihk-koeln is deliberately unknown.
@@ -15,20 +16,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/civil_time.h"
 #include "common/api/names.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/events/inbox.h"
-#include "common/server/handler.h"
-#include "common/server/server.h"
-#include "common/server/service_main.h"
-#include "common/storage/group_commit.h"
-#include "common/storage/migrations.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/courses/v1/events.pb.h"
@@ -38,82 +31,44 @@
 #include "services/courses/service/courses_service.h"
 #include "services/courses/store/course_store.h"
 #include "services/courses/store/migrations.h"
-#include "tests/support/dev_pki.h"
 #include "tests/support/fake_identity_client.h"
-#include "tests/support/test_database.h"
+#include "tests/support/service_server_fixture.h"
 
 namespace lotse::courses {
 
-// A clock tests move by hand.
-class TestClock {
- public:
-  absl::Time Now() {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
 
- private:
-  absl::Mutex mu_;
-  absl::Time now_ = absl::FromCivil(absl::CivilSecond(2026, 3, 2, 9, 0, 0),
-                                    absl::UTCTimeZone());
-};
-
-class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
+class CoursesServerTest : public ::lotse::testing::ServiceServerTest {
  protected:
   void SetUp() override {
-    BothBackendsTest::SetUp();
-    pki_ = ::lotse::testing::DevPkiDir();
-    ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), CoursesMigrations()).ok());
+    ServiceServerTest::SetUp();
+    if (HasFatalFailure()) return;
     identity_ = std::make_shared<::lotse::testing::FakeIdentityClient>();
-    clock_ = std::make_shared<TestClock>();
-    pool_ = std::make_unique<server::WorkerPool>(8, 1024);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "courses.lotse";
+    ::lotse::testing::ServiceRuntimeOptions runtime;
     // Writes go through a group committer, as in the service process,
     // unless the test asks for a transaction per write.
-    if (GroupCommit()) {
-      committer_ = std::make_unique<storage::GroupCommitter>(db());
-      runtime_.committer = committer_.get();
-    }
+    runtime.group_commit = GroupCommit();
+    StartRuntime(CoursesMigrations(), "courses.lotse", runtime);
+    if (HasFatalFailure()) return;
     CoursesOptions options;
     options.identity = identity_;
-    options.clock = [clock = clock_] { return clock->Now(); };
+    options.clock = clock_->AsFunction();
     service_ = std::make_unique<CoursesServiceImpl>(runtime_, options);
-    for (const auto& [id, domain] :
-         std::vector<std::pair<std::string, type::v1::LegalDomain>>{
-             {"vhs-koeln", type::v1::LEGAL_DOMAIN_KURSTRAEGER},
-             {"kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE},
-             {"bamf-nuernberg", type::v1::LEGAL_DOMAIN_BAMF},
-             {"abh-koeln", type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE},
-             {"jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER},
-             {"caritas-koeln", type::v1::LEGAL_DOMAIN_FREIER_TRAEGER}}) {
-      ASSERT_TRUE(ApplyAgencyEvent(id, domain, /*suspended=*/false).ok());
-    }
-    server::ServerOptions server_options;
-    server_options.service_name = "courses";
-    server_options.listen = "127.0.0.1:0";
-    server_options.log_calls = false;
-    server_options.drain_grace = absl::ZeroDuration();
-    server_options.shutdown_deadline = absl::Milliseconds(500);
-    server_options.tls = server::TlsFilesFromDir(pki_, "courses");
-    auto started = server::Server::Start(server_options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
+    absl::Status registered = ::lotse::testing::RegisterDevAgencies(
+        {"vhs-koeln", "kim-koeln", "bamf-nuernberg", "abh-koeln",
+         "jobcenter-koeln", "caritas-koeln"},
+        [this](const identity::v1::Agency& agency) {
+          return ApplyAgencyEvent(agency);
+        });
+    ASSERT_TRUE(registered.ok()) << registered;
+    Serve("courses", service_.get());
   }
 
   void TearDown() override {
-    if (server_) server_->Drain();
-    server_.reset();
+    StopServing();
     service_.reset();
-    committer_.reset();
-    pool_.reset();
+    ServiceServerTest::TearDown();
   }
 
   virtual bool GroupCommit() const { return true; }
@@ -121,36 +76,25 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
   // Delivers an identity agency event through the service's event handler.
   absl::Status ApplyAgencyEvent(const std::string& id,
                                 type::v1::LegalDomain domain, bool suspended) {
-    identity::v1::Agency agency;
-    agency.set_name(absl::StrCat("agencies/", id));
-    agency.set_legal_domain(domain);
-    agency.set_certificate_identity(id);
-    agency.set_state(suspended ? identity::v1::AGENCY_STATE_SUSPENDED
-                               : identity::v1::AGENCY_STATE_ACTIVE);
+    return ApplyAgencyEvent(
+        ::lotse::testing::AgencyRecord(id, domain, "", suspended));
+  }
+
+  // Delivers identity's event about `agency`, newer than any before.
+  absl::Status ApplyAgencyEvent(identity::v1::Agency agency) {
     *agency.mutable_update_time() =
         google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
             ++agency_version_);
-    lotse::events::v1::Event event;
-    event.set_event_id(absl::StrCat("agency-event-", agency_version_));
-    event.set_source("identity");
-    if (suspended) {
-      identity::v1::AgencySuspended payload;
-      *payload.mutable_agency() = agency;
-      event.mutable_payload()->PackFrom(payload);
-    } else {
-      identity::v1::AgencyRegistered payload;
-      *payload.mutable_agency() = agency;
-      event.mutable_payload()->PackFrom(payload);
-    }
-    return events::ApplyEventOnce(db(), event, service_->EventHandler())
+    return events::ApplyEventOnce(
+               db(),
+               ::lotse::testing::AgencyEventOf(
+                   agency, absl::StrCat("agency-event-", agency_version_)),
+               service_->EventHandler())
         .status();
   }
 
   std::unique_ptr<v1::CoursesService::Stub> As(const std::string& client) {
-    auto creds = server::ClientCredentialsFromDir(pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return v1::CoursesService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds));
+    return Stub<v1::CoursesService>(client);
   }
 
   // A client context with the required metadata.
@@ -254,61 +198,11 @@ class CoursesServerTest : public ::lotse::testing::BothBackendsTest {
     return out;
   }
 
-  // The payloads of the outbox of a type, in order.
-  template <typename Event>
-  std::vector<Event> Emitted() {
-    std::vector<Event> out;
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
-    EXPECT_TRUE(rows.ok());
-    for (const storage::Row& r : *rows) {
-      lotse::events::v1::Event e;
-      e.ParseFromString(*r.GetBytes(0));
-      Event payload;
-      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
-    }
-    return out;
-  }
-
-  // The audit records about `resource` and below it (e.g. a person).
-  std::vector<audit::AuditRecord> AuditOf(const std::string& resource) {
-    auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
-    EXPECT_TRUE(records.ok()) << records.status();
-    return records.ok() ? *records : std::vector<audit::AuditRecord>{};
-  }
-
-  int64_t Count(const std::string& sql) {
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return *rows->front().GetInt(0);
-  }
-
-  std::string pki_;
   std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
-  std::shared_ptr<TestClock> clock_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
-  server::ServiceRuntime runtime_;
   std::unique_ptr<CoursesServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
   int64_t agency_version_ = 1000;
   int request_counter_ = 0;
 };
-
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
 
 }  // namespace lotse::courses
 

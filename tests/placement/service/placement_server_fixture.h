@@ -4,6 +4,7 @@
 // service's own event handler: jobcenter-koeln (JOBCENTER), aa-koeln
 // (ARBEITSAGENTUR), ihk-koeln (KAMMER), abh-koeln (AUSLAENDERBEHOERDE),
 // kim-koeln (KOMMUNE), vhs-koeln (KURSTRAEGER). caritas-koeln is unknown.
+// Built on the shared kit (testing::ServiceServerTest).
 #ifndef LOTSE_TESTS_PLACEMENT_SERVICE_PLACEMENT_SERVER_FIXTURE_H_
 #define LOTSE_TESTS_PLACEMENT_SERVICE_PLACEMENT_SERVER_FIXTURE_H_
 
@@ -14,20 +15,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "common/api/names.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/events/inbox.h"
-#include "common/server/handler.h"
-#include "common/server/server.h"
-#include "common/server/service_main.h"
-#include "common/storage/group_commit.h"
-#include "common/storage/migrations.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/client_context.h"
-#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/events.pb.h"
 #include "lotse/events/v1/events.pb.h"
@@ -37,36 +31,19 @@
 #include "services/placement/service/placement_service.h"
 #include "services/placement/store/migrations.h"
 #include "services/placement/store/placement_store.h"
-#include "tests/support/dev_pki.h"
 #include "tests/support/fake_identity_client.h"
-#include "tests/support/test_database.h"
+#include "tests/support/service_server_fixture.h"
 
 namespace lotse::placement {
 
-class TestClock {
- public:
-  absl::Time Now() {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
+using ::lotse::testing::Reason;
+using ::lotse::testing::ViolatedFields;
 
- private:
-  absl::Mutex mu_;
-  absl::Time now_ = absl::FromCivil(absl::CivilSecond(2026, 3, 2, 9, 0, 0),
-                                    absl::UTCTimeZone());
-};
-
-class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
+class PlacementServerTest : public ::lotse::testing::ServiceServerTest {
  protected:
   void SetUp() override {
-    BothBackendsTest::SetUp();
-    pki_ = ::lotse::testing::DevPkiDir();
-    ASSERT_FALSE(pki_.empty()) << "dev PKI could not be generated";
-    ASSERT_TRUE(storage::ApplyMigrations(db(), PlacementMigrations()).ok());
+    ServiceServerTest::SetUp();
+    if (HasFatalFailure()) return;
     identity_ = std::make_shared<::lotse::testing::FakeIdentityClient>();
     // The default legal-basis rules of DESIGN.md section 4.
     for (const char* a : {"agencies/jobcenter-koeln", "agencies/aa-koeln"}) {
@@ -75,47 +52,26 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
     }
     identity_->Allow("agencies/jobcenter-koeln",
                      type::v1::DATA_CATEGORY_LANGUAGE);
-    clock_ = std::make_shared<TestClock>();
-    pool_ = std::make_unique<server::WorkerPool>(8, 1024);
-    runtime_.database = &db();
-    runtime_.env.pool = pool_.get();
-    runtime_.env.error_domain = "placement.lotse";
-    // Writes go through a group committer, as in the service process.
-    committer_ = std::make_unique<storage::GroupCommitter>(db());
-    runtime_.committer = committer_.get();
+    StartRuntime(PlacementMigrations(), "placement.lotse");
+    if (HasFatalFailure()) return;
     PlacementOptions options;
     options.identity = identity_;
-    options.clock = [clock = clock_] { return clock->Now(); };
+    options.clock = clock_->AsFunction();
     service_ = std::make_unique<PlacementServiceImpl>(runtime_, options);
-    for (const auto& [id, domain] :
-         std::vector<std::pair<std::string, type::v1::LegalDomain>>{
-             {"jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER},
-             {"aa-koeln", type::v1::LEGAL_DOMAIN_ARBEITSAGENTUR},
-             {"ihk-koeln", type::v1::LEGAL_DOMAIN_KAMMER},
-             {"abh-koeln", type::v1::LEGAL_DOMAIN_AUSLAENDERBEHOERDE},
-             {"kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE},
-             {"vhs-koeln", type::v1::LEGAL_DOMAIN_KURSTRAEGER}}) {
-      ASSERT_TRUE(RegisterAgency(id, domain).ok());
-    }
-    server::ServerOptions server_options;
-    server_options.service_name = "placement";
-    server_options.listen = "127.0.0.1:0";
-    server_options.log_calls = false;
-    server_options.drain_grace = absl::ZeroDuration();
-    server_options.shutdown_deadline = absl::Milliseconds(500);
-    server_options.tls = server::TlsFilesFromDir(pki_, "placement");
-    auto started = server::Server::Start(server_options, {service_.get()});
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = *std::move(started);
-    server_->SetServing(true);
+    absl::Status registered = ::lotse::testing::RegisterDevAgencies(
+        {"jobcenter-koeln", "aa-koeln", "ihk-koeln", "abh-koeln", "kim-koeln",
+         "vhs-koeln"},
+        [this](const identity::v1::Agency& agency) {
+          return RegisterAgency(agency);
+        });
+    ASSERT_TRUE(registered.ok()) << registered;
+    Serve("placement", service_.get());
   }
 
   void TearDown() override {
-    if (server_) server_->Drain();
-    server_.reset();
+    StopServing();
     service_.reset();
-    committer_.reset();
-    pool_.reset();
+    ServiceServerTest::TearDown();
   }
 
   absl::Status Deliver(const google::protobuf::Message& payload,
@@ -131,14 +87,16 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
         .status();
   }
 
+  // Registers agency `id` in Köln, as identity's AgencyRegistered would.
   absl::Status RegisterAgency(const std::string& id,
                               type::v1::LegalDomain domain) {
-    identity::v1::Agency agency;
-    agency.set_name(absl::StrCat("agencies/", id));
-    agency.set_legal_domain(domain);
-    agency.set_certificate_identity(id);
-    agency.set_municipality_code("05315000");
-    agency.set_state(identity::v1::AGENCY_STATE_ACTIVE);
+    return RegisterAgency(
+        ::lotse::testing::AgencyRecord(id, domain, "05315000"));
+  }
+
+  // Delivers identity's AgencyRegistered about `agency`, newer than any
+  // before.
+  absl::Status RegisterAgency(identity::v1::Agency agency) {
     *agency.mutable_update_time() =
         google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
             ++agency_version_);
@@ -166,10 +124,7 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
   }
 
   std::unique_ptr<v1::PlacementService::Stub> As(const std::string& client) {
-    auto creds = server::ClientCredentialsFromDir(pki_, client);
-    EXPECT_TRUE(creds.ok()) << creds.status();
-    return v1::PlacementService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_->port()), *creds));
+    return Stub<v1::PlacementService>(client);
   }
 
   static std::unique_ptr<grpc::ClientContext> Ctx() {
@@ -319,62 +274,12 @@ class PlacementServerTest : public ::lotse::testing::BothBackendsTest {
     return out;
   }
 
-  template <typename Event>
-  std::vector<Event> Emitted() {
-    std::vector<Event> out;
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(
-        "SELECT payload, ordering_key FROM event_outbox ORDER BY seq");
-    EXPECT_TRUE(rows.ok());
-    for (const storage::Row& r : *rows) {
-      lotse::events::v1::Event e;
-      e.ParseFromString(*r.GetBytes(0));
-      EXPECT_EQ(e.source(), "placement");
-      Event payload;
-      if (e.payload().UnpackTo(&payload)) out.push_back(payload);
-    }
-    return out;
-  }
-
-  std::vector<audit::AuditRecord> AuditOf(const std::string& resource) {
-    auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
-    EXPECT_TRUE(records.ok()) << records.status();
-    return records.ok() ? *records : std::vector<audit::AuditRecord>{};
-  }
-
-  int64_t Count(const std::string& sql) {
-    auto tx = db().Begin(storage::TxMode::kReadOnly);
-    EXPECT_TRUE(tx.ok());
-    auto rows = (*tx)->Query(sql);
-    EXPECT_TRUE(rows.ok()) << rows.status();
-    return *rows->front().GetInt(0);
-  }
-
-  std::string pki_;
   std::shared_ptr<::lotse::testing::FakeIdentityClient> identity_;
-  std::shared_ptr<TestClock> clock_;
-  std::unique_ptr<server::WorkerPool> pool_;
-  std::unique_ptr<storage::GroupCommitter> committer_;
-  server::ServiceRuntime runtime_;
   std::unique_ptr<PlacementServiceImpl> service_;
-  std::unique_ptr<server::Server> server_;
   int64_t agency_version_ = 1000;
   int event_counter_ = 0;
   int counter_ = 0;
 };
-
-inline std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-inline std::set<std::string> ViolatedFields(const grpc::Status& status) {
-  std::set<std::string> fields;
-  for (const FieldViolation& v : FieldViolationsOf(FromGrpcStatus(status))) {
-    fields.insert(v.field);
-  }
-  return fields;
-}
 
 }  // namespace lotse::placement
 
