@@ -503,7 +503,7 @@ std::optional<Enclosing> EnclosingFunction(const std::string& text,
     found.name = name;
     const std::string header_text(header);
     for (const std::string& param : CallArguments(header_text, open)) {
-      absl::string_view p = param.substr(0, param.find('='));
+      absl::string_view p = absl::string_view(param).substr(0, param.find('='));
       p = absl::StripTrailingAsciiWhitespace(p);
       size_t begin = p.size();
       while (begin > 0 && IsIdentChar(p[begin - 1])) --begin;
