@@ -11,6 +11,21 @@
 
 namespace lotse::agencies {
 
+CallEnvironment CallEnvironment::ForRuntime(
+    std::string service, const server::ServiceRuntime& runtime,
+    AgencyLookup lookup_agency) {
+  CallEnvironment env;
+  env.service = std::move(service);
+  env.db = runtime.database;
+  env.commit_write =
+      [&runtime](
+          const std::function<absl::Status(storage::Transaction&)>& body) {
+        return runtime.Write(body);
+      };
+  env.lookup_agency = std::move(lookup_agency);
+  return env;
+}
+
 using ::lotse::storage::Transaction;
 
 bool AuditedCall::Entry::operator<(const Entry& o) const {

@@ -50,6 +50,7 @@
 #include "common/agencies/registry.h"
 #include "common/audit/audit_log.h"
 #include "common/server/request_context.h"
+#include "common/server/service_main.h"
 #include "common/storage/database.h"
 
 namespace lotse::agencies {
@@ -57,6 +58,14 @@ namespace lotse::agencies {
 // What an AuditedCall needs of its service. One per service, shared by all
 // calls.
 struct CallEnvironment {
+  // The environment of `service` served by `runtime` (which must outlive
+  // it): the runtime's database, and write phases through runtime.Write —
+  // the process's one group committer, or a transaction each in a runtime
+  // built by hand. `lookup_agency` as below.
+  static CallEnvironment ForRuntime(std::string service,
+                                    const server::ServiceRuntime& runtime,
+                                    AgencyLookup lookup_agency = nullptr);
+
   // Full service name, e.g. "lotse.placement.v1.PlacementService"; audit
   // operations are "<service>/<method>".
   std::string service;

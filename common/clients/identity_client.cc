@@ -57,6 +57,16 @@ absl::Status IdentityClient::RequireStanding(absl::string_view person,
   return StandingFrom(!decisions->empty() && decisions->front().allowed());
 }
 
+std::function<absl::StatusOr<identity::v1::Agency>(absl::string_view,
+                                                   absl::Time)>
+AgencyLookupOf(std::shared_ptr<IdentityClient> identity) {
+  if (identity == nullptr) return nullptr;
+  return [identity = std::move(identity)](absl::string_view agency,
+                                          absl::Time deadline) {
+    return identity->GetAgency(agency, deadline);
+  };
+}
+
 absl::Status StandingError() {
   return ErrorWithReason(
       absl::StatusCode::kPermissionDenied, "NO_RELATION",

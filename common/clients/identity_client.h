@@ -11,6 +11,7 @@
 #ifndef LOTSE_COMMON_CLIENTS_IDENTITY_CLIENT_H_
 #define LOTSE_COMMON_CLIENTS_IDENTITY_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -111,6 +112,13 @@ class IdentityClient {
   virtual absl::StatusOr<identity::v1::Person> GetPerson(
       absl::string_view person, absl::string_view purpose, absl::Time deadline);
 };
+
+// Identity's GetAgency through `identity`, in the form of the agency lookup
+// of common/agencies (AgencyLookup): how a service learns of a caller its
+// local registry has not heard of yet. Empty when `identity` is null.
+std::function<absl::StatusOr<identity::v1::Agency>(absl::string_view agency,
+                                                   absl::Time deadline)>
+AgencyLookupOf(std::shared_ptr<IdentityClient> identity);
 
 // The refusal of a write that would give an agency a relation to a person
 // it has no standing towards: PERMISSION_DENIED, reason NO_RELATION, one

@@ -127,24 +127,21 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
       runtime_(runtime),
       access_(access),
       options_(std::move(options)) {
-  call_env_.service = v1::CasesService::service_full_name();
-  call_env_.db = runtime_.database;
   // A caller whose registration has not reached cases yet is looked up in
-  // identity rather than refused (common/agencies/registry.h).
+  // identity rather than refused (common/agencies/registry.h). Writes go
+  // through the process's group committer, which cases wants with one
+  // writer (the default): every write takes the global outbox, case-event
+  // and audit locks, so two batches in flight would only wait for each
+  // other — and, holding case locks in different orders, deadlock on
+  // PostgreSQL.
+  agencies::AgencyLookup lookup;
   if (access_ != nullptr) {
-    call_env_.lookup_agency = [access](absl::string_view agency,
-                                       absl::Time deadline) {
+    lookup = [access](absl::string_view agency, absl::Time deadline) {
       return access->GetAgency(agency, deadline);
     };
   }
-  // The process's group committer. Cases wants it with one writer (the
-  // default): every write takes the global outbox, case-event and audit
-  // locks, so two batches in flight would only wait for each other — and,
-  // holding case locks in different orders, deadlock on PostgreSQL.
-  call_env_.commit_write =
-      [this](const std::function<absl::Status(Transaction&)>& body) {
-        return runtime_.Write(body);
-      };
+  call_env_ = agencies::CallEnvironment::ForRuntime(
+      v1::CasesService::service_full_name(), runtime_, std::move(lookup));
   using Self = CasesServiceImpl;
   Handle("OpenCase", this, &Self::DoOpenCase);
   Handle("GetCase", this, &Self::DoGetCase);

@@ -242,22 +242,11 @@ CoursesServiceImpl::CoursesServiceImpl(server::ServiceRuntime& runtime,
     : UnaryService(runtime.env, v1::CoursesService::service_full_name()),
       runtime_(runtime),
       options_(std::move(options)) {
-  call_env_.service = v1::CoursesService::service_full_name();
-  call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
   // up in identity rather than refused (common/agencies/registry.h).
-  if (options_.identity != nullptr) {
-    call_env_.lookup_agency = [identity = options_.identity](
-                                  absl::string_view agency,
-                                  absl::Time deadline) {
-      return identity->GetAgency(agency, deadline);
-    };
-  }
-  // Writes and their audit records commit through the process's one
-  // group committer (a transaction each in hand-built test runtimes).
-  call_env_.commit_write = [this](const auto& body) {
-    return runtime_.Write(body);
-  };
+  call_env_ = agencies::CallEnvironment::ForRuntime(
+      v1::CoursesService::service_full_name(), runtime_,
+      clients::AgencyLookupOf(options_.identity));
   RegisterRpcs();
 }
 

@@ -15,12 +15,8 @@ using ::lotse::storage::Transaction;
 IdentityServiceImpl::IdentityServiceImpl(server::ServiceRuntime& runtime)
     : UnaryService(runtime.env, v1::IdentityService::service_full_name()),
       runtime_(runtime) {
-  call_env_.service = v1::IdentityService::service_full_name();
-  call_env_.db = runtime_.database;
-  call_env_.commit_write =
-      [this](const std::function<absl::Status(Transaction&)>& body) {
-        return runtime_.Write(body);
-      };
+  call_env_ = agencies::CallEnvironment::ForRuntime(
+      v1::IdentityService::service_full_name(), runtime_);
   // Identity is the registry: its callers are resolved from its own table.
   call_env_.resolve_caller = ResolveRegistryCaller;
   RegisterAgencyRpcs();

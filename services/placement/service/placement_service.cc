@@ -363,23 +363,11 @@ PlacementServiceImpl::PlacementServiceImpl(server::ServiceRuntime& runtime,
       runtime_(runtime),
       options_(std::move(options)),
       match_(MakeMatchState(options_)) {
-  call_env_.service = std::string(v1::PlacementService::service_full_name());
-  call_env_.db = runtime_.database;
   // A caller whose registration has not reached this service yet is looked
   // up in identity rather than refused (common/agencies/registry.h).
-  if (options_.identity != nullptr) {
-    call_env_.lookup_agency = [identity = options_.identity](
-                                  absl::string_view agency,
-                                  absl::Time deadline) {
-      return identity->GetAgency(agency, deadline);
-    };
-  }
-  // Writes and their audit records commit through the process's one
-  // group committer (a transaction each in hand-built test runtimes).
-  call_env_.commit_write =
-      [this](const std::function<absl::Status(Transaction&)>& body) {
-        return runtime_.Write(body);
-      };
+  call_env_ = agencies::CallEnvironment::ForRuntime(
+      std::string(v1::PlacementService::service_full_name()), runtime_,
+      clients::AgencyLookupOf(options_.identity));
   RegisterRpcs();
   // The match index starts from the database; a failure here is retried by
   // the first match call.
