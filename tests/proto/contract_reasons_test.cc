@@ -30,6 +30,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/dev_pki.h"
 
@@ -787,18 +788,22 @@ TEST_F(ContractReasonsTest, TheScansFindTheCallingConventions) {
 }
 
 TEST_F(ContractReasonsTest, EveryReasonSourceIsFollowed) {
+  ASSERT_FALSE(scan_->produced.empty()) << "the scan found no reasons at all";
+  std::vector<std::string> problems;
   for (const Unfollowed& u : *unfollowed_) {
-    ADD_FAILURE() << u.place.ToString() << ": cannot follow " << u.expression
-                  << " (code " << u.code
-                  << "). Write the code as absl::StatusCode::k..., the "
-                     "reason as a literal, a k-constant or a parameter the "
-                     "caller fills in, or list the site in "
-                     "kDynamicReasonSites with what it yields";
+    problems.push_back(absl::StrCat(
+        u.place.ToString(), ": cannot follow ", u.expression, " (code ", u.code,
+        "). Write the code as absl::StatusCode::k..., the reason as a "
+        "literal, a k-constant or a parameter the caller fills in, or list "
+        "the site in kDynamicReasonSites with what it yields"));
   }
+  EXPECT_THAT(problems, ::testing::IsEmpty());
 }
 
 TEST_F(ContractReasonsTest, EveryDocumentedReasonIsProducedWithItsCode) {
+  ASSERT_FALSE(documented_->empty()) << "the contracts document no reasons";
   const auto produced = ProducedCodes();
+  std::vector<std::string> problems;
   for (const Mention& m : *documented_) {
     if (kReservedReasons.count(m.reason) || kNotErrorReasons.count(m.reason)) {
       continue;
@@ -807,41 +812,46 @@ TEST_F(ContractReasonsTest, EveryDocumentedReasonIsProducedWithItsCode) {
     if (m.code.empty()) {
       // "reason DUPLICATE" next to an enum field is that enum's value.
       if (it == produced.end() && !IsEnumValueName(*enum_values_, m.reason)) {
-        ADD_FAILURE() << m.place.ToString() << ": documents reason " << m.reason
-                      << ", which no code produces";
+        problems.push_back(absl::StrCat(m.place.ToString(),
+                                        ": documents reason ", m.reason,
+                                        ", which no code produces"));
       }
       continue;
     }
     if (it == produced.end() || !it->second.count(m.code)) {
-      ADD_FAILURE() << m.place.ToString() << ": documents " << m.code
-                    << " (reason " << m.reason << "); the code produces it "
-                    << (it == produced.end()
-                            ? std::string("nowhere")
-                            : absl::StrCat("with ",
-                                           absl::StrJoin(it->second, ", ")));
+      problems.push_back(absl::StrCat(
+          m.place.ToString(), ": documents ", m.code, " (reason ", m.reason,
+          "); the code produces it ",
+          it == produced.end()
+              ? std::string("nowhere")
+              : absl::StrCat("with ", absl::StrJoin(it->second, ", "))));
     }
   }
+  EXPECT_THAT(problems, ::testing::IsEmpty());
 }
 
 TEST_F(ContractReasonsTest, EveryProducedReasonIsDocumentedWithThatCode) {
+  ASSERT_FALSE(scan_->produced.empty()) << "the scan found no reasons at all";
   std::map<std::string, std::set<std::string>> documented_codes;
   for (const Mention& m : *documented_) {
     auto& codes = documented_codes[m.reason];
     if (!m.code.empty()) codes.insert(m.code);
   }
+  std::vector<std::string> problems;
   for (const Production& p : scan_->produced) {
     if (kInternalReasons.count(p.reason)) continue;
     const auto it = documented_codes.find(p.reason);
     if (it == documented_codes.end()) {
-      ADD_FAILURE() << p.place.ToString() << ": produces " << p.code
-                    << " (reason " << p.reason
-                    << "), which no contract and not the README documents";
+      problems.push_back(absl::StrCat(
+          p.place.ToString(), ": produces ", p.code, " (reason ", p.reason,
+          "), which no contract and not the README documents"));
     } else if (!it->second.empty() && !it->second.count(p.code)) {
-      ADD_FAILURE() << p.place.ToString() << ": produces " << p.code
-                    << " (reason " << p.reason << "), documented with "
-                    << absl::StrJoin(it->second, ", ");
+      problems.push_back(absl::StrCat(
+          p.place.ToString(), ": produces ", p.code, " (reason ", p.reason,
+          "), documented with ", absl::StrJoin(it->second, ", ")));
     }
   }
+  EXPECT_THAT(problems, ::testing::IsEmpty());
 }
 
 TEST_F(ContractReasonsTest, AllowListsHoldOnlyWhatIsStillTrue) {
