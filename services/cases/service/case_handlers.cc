@@ -386,19 +386,9 @@ absl::Status CasesServiceImpl::DoUpdateCase(const RequestContext& rc,
                           "case_record.responsible_actor", {1, 128, false},
                           &violations);
         if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
+        absl::StatusOr<CaseRow> c =
+            internal::LoadOwnOpenCase(tx, id, AgencyName(caller.id), in.etag());
         if (!c.ok()) return c.status();
-        if (c->record.owner_agency() != AgencyName(caller.id)) {
-          return internal::NotCaseOwner();
-        }
-        if (absl::Status s = api::CheckEtag(in.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
         c->record.set_responsible_actor(in.responsible_actor());
         *c->record.mutable_update_time() = ToTimestamp(StoreNow());
         ++c->version;
@@ -427,18 +417,10 @@ absl::Status CasesServiceImpl::DoChangeCaseState(
                          "CloseCase)");
         }
         if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
+        absl::StatusOr<CaseRow> c = internal::LoadOwnOpenCase(
+            tx, id, AgencyName(caller.id), req.etag());
         if (!c.ok()) return c.status();
-        if (c->record.owner_agency() != AgencyName(caller.id)) {
-          return internal::NotCaseOwner();
-        }
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
         const v1::CaseState from = c->record.state();
-        if (from == v1::CASE_STATE_CLOSED) return internal::CaseClosed();
         if (!CaseTransitionAllowed(from, req.state())) {
           return ErrorWithReason(
               absl::StatusCode::kFailedPrecondition, "TRANSITION_NOT_ALLOWED",
@@ -484,18 +466,10 @@ absl::Status CasesServiceImpl::DoTransferCase(
           violations.Add("new_owner_agency", "must differ from the owner");
         }
         if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
         const std::string from = AgencyName(caller.id);
-        if (c->record.owner_agency() != from) return internal::NotCaseOwner();
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
+        absl::StatusOr<CaseRow> c =
+            internal::LoadOwnOpenCase(tx, id, from, req.etag());
+        if (!c.ok()) return c.status();
         absl::StatusOr<LocalAgency> new_owner = ReadNewOwner(tx, new_owner_id);
         if (!new_owner.ok()) return new_owner.status();
         const std::string to = AgencyName(new_owner_id);
@@ -565,18 +539,10 @@ absl::Status CasesServiceImpl::DoCloseCase(const RequestContext& rc,
             {comment_required ? size_t{1} : size_t{0}, 2000, true},
             &violations);
         if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, AgencyName(caller.id));
-        if (!c.ok()) return c.status();
         const std::string owner = AgencyName(caller.id);
-        if (c->record.owner_agency() != owner) return internal::NotCaseOwner();
-        if (absl::Status s = api::CheckEtag(req.etag(), CaseToProto(*c).etag());
-            !s.ok()) {
-          return s;
-        }
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
+        absl::StatusOr<CaseRow> c =
+            internal::LoadOwnOpenCase(tx, id, owner, req.etag());
+        if (!c.ok()) return c.status();
         absl::StatusOr<std::vector<StepRow>> steps = StepsOfCase(tx, id);
         if (!steps.ok()) return steps.status();
         std::vector<StepRow*> open;

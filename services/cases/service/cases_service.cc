@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/etag.h"
 #include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
@@ -66,6 +67,21 @@ absl::StatusOr<StepRow> LoadStep(storage::Transaction& tx,
         absl::StrCat("no step ", StepName(case_id, step_id)));
   }
   return **std::move(found);
+}
+
+absl::StatusOr<CaseRow> LoadOwnOpenCase(storage::Transaction& tx,
+                                        const std::string& case_id,
+                                        const std::string& agency_name,
+                                        absl::string_view etag) {
+  if (absl::Status s = LockCase(tx, case_id); !s.ok()) return s;
+  absl::StatusOr<CaseRow> c = LoadCase(tx, case_id, agency_name);
+  if (!c.ok()) return c.status();
+  if (c->record.owner_agency() != agency_name) return NotCaseOwner();
+  if (absl::Status s = api::CheckEtag(etag, CaseToProto(*c).etag()); !s.ok()) {
+    return s;
+  }
+  if (c->record.state() == v1::CASE_STATE_CLOSED) return CaseClosed();
+  return c;
 }
 
 absl::Status NotCaseOwner() {

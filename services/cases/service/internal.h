@@ -59,6 +59,15 @@ absl::StatusOr<StepRow> LoadStep(storage::Transaction& tx,
 absl::Status NotCaseOwner();
 absl::Status CaseClosed();
 
+// The case a change by its owner acts on: locks and loads it as LoadCase
+// does for `agency_name`, then refuses, in this order, an agency that is
+// not the owner (NotCaseOwner), a stale `etag` (api::CheckEtag) and a
+// closed case (CaseClosed).
+absl::StatusOr<CaseRow> LoadOwnOpenCase(storage::Transaction& tx,
+                                        const std::string& case_id,
+                                        const std::string& agency_name,
+                                        absl::string_view etag);
+
 // Records a case event: the outbox (source "cases", ordering key the case
 // name) and the case-event log for the case's participants plus `extra`
 // audience, with the same event id. `payload` must be one of the messages
