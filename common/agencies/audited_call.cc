@@ -22,6 +22,14 @@ CallEnvironment CallEnvironment::ForRuntime(
           const std::function<absl::Status(storage::Transaction&)>& body) {
         return runtime.Write(body);
       };
+  env.read_audit_db = runtime.read_audit_database != nullptr
+                          ? runtime.read_audit_database
+                          : runtime.database;
+  env.commit_read_audit =
+      [&runtime](
+          const std::function<absl::Status(storage::Transaction&)>& body) {
+        return runtime.WriteReadAudit(body);
+      };
   env.lookup_agency = std::move(lookup_agency);
   return env;
 }
@@ -112,7 +120,7 @@ absl::Status AuditedCall::Write(const Body& body) {
         if (absl::Status s = Resolve(tx); !s.ok()) return s;
       }
       if (absl::Status s = body(tx, caller_); !s.ok()) return s;
-      return AppendAudits(tx);
+      return AppendAudits(tx, audit::Chain::kChanges);
     });
   });
   if (status.ok()) {
@@ -164,7 +172,7 @@ std::vector<AuditedCall::Entry> AuditedCall::Entries() const {
   return out;
 }
 
-absl::Status AuditedCall::AppendAudits(Transaction& tx) {
+absl::Status AuditedCall::AppendAudits(Transaction& tx, audit::Chain chain) {
   for (Entry& entry : Entries()) {
     audit::AuditRecord record;
     record.agency_id = caller_.id;
@@ -175,10 +183,14 @@ absl::Status AuditedCall::AppendAudits(Transaction& tx) {
     record.resource = std::move(entry.resource);
     record.data_categories = std::move(entry.categories);
     record.reason = std::move(entry.reason);
-    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+    if (absl::Status s = audit::AppendAudit(tx, record, chain); !s.ok()) {
+      return s;
+    }
   }
   for (const audit::AuditRecord& record : appended_) {
-    if (absl::Status s = audit::AppendAudit(tx, record); !s.ok()) return s;
+    if (absl::Status s = audit::AppendAudit(tx, record, chain); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -190,8 +202,14 @@ absl::Status AuditedCall::Finish(absl::Status status) {
         target_categories_.empty()) {
       return status;
     }
-    return env_.commit_write([&](Transaction& tx) { return AppendAudits(tx); });
+    auto append = [&](Transaction& tx) {
+      return AppendAudits(tx, audit::Chain::kReads);
+    };
+    return env_.commit_read_audit ? env_.commit_read_audit(append)
+                                  : env_.commit_write(append);
   }
+  storage::Database& read_audit_db =
+      env_.read_audit_db != nullptr ? *env_.read_audit_db : *env_.db;
   for (Entry& entry : Entries()) {
     audit::AuditRecord record;
     record.agency_id = caller_.id;
@@ -201,8 +219,8 @@ absl::Status AuditedCall::Finish(absl::Status status) {
     record.operation = method_;
     record.resource = std::move(entry.resource);
     record.data_categories = std::move(entry.categories);
-    absl::Status audited =
-        audit::AppendFailedCallAudit(*env_.db, std::move(record), status);
+    absl::Status audited = audit::AppendFailedCallAudit(
+        read_audit_db, std::move(record), status, audit::Chain::kReads);
     if (!audited.ok()) {
       // The caller still gets the call's own error; the lost record is
       // visible to operators (method only: no personal data in logs).

@@ -24,6 +24,12 @@
 // admit_services(): such a caller is then taken as its certificate names
 // it, without resolving.
 //
+// Two audit chains (audit/audit_log.h): records written with a Write()
+// phase join its transaction in the change chain; everything Finish()
+// writes — the records of a call whose only phase was Read(), and those of
+// refused or failed calls — goes to the read chain, in the environment's
+// read-audit database, so that a read never commits to the data database.
+//
 // Audit records: one per distinct (resource, categories) Touch()ed, with
 // resource "persons/{p}/<record>" so a person's transparency report finds
 // it; a call that touched nothing is audited once against the target
@@ -61,7 +67,8 @@ struct CallEnvironment {
   // The environment of `service` served by `runtime` (which must outlive
   // it): the runtime's database, and write phases through runtime.Write —
   // the process's one group committer, or a transaction each in a runtime
-  // built by hand. `lookup_agency` as below.
+  // built by hand; the read chain in runtime.read_audit_database through
+  // runtime.WriteReadAudit. `lookup_agency` as below.
   static CallEnvironment ForRuntime(std::string service,
                                     const server::ServiceRuntime& runtime,
                                     AgencyLookup lookup_agency = nullptr);
@@ -75,6 +82,13 @@ struct CallEnvironment {
   std::function<absl::Status(
       const std::function<absl::Status(storage::Transaction&)>& body)>
       commit_write;
+  // The database of the read chain, and how a call's read-chain records
+  // are committed there (`body` may run more than once). Null / empty: the
+  // read chain is in `db`, committed with commit_write.
+  storage::Database* read_audit_db = nullptr;
+  std::function<absl::Status(
+      const std::function<absl::Status(storage::Transaction&)>& body)>
+      commit_read_audit;
   // Asks identity about a caller the local registry does not know yet (see
   // RunResolvingCaller). Empty: such callers are refused as UNKNOWN_AGENCY.
   AgencyLookup lookup_agency;
@@ -170,7 +184,7 @@ class AuditedCall {
     bool operator==(const Entry& o) const;
   };
   std::vector<Entry> Entries() const;
-  absl::Status AppendAudits(storage::Transaction& tx);
+  absl::Status AppendAudits(storage::Transaction& tx, audit::Chain chain);
   absl::Status Resolve(storage::Transaction& tx);
   // Runs `attempt` (a phase) with the unknown-caller retry when the caller
   // is resolved from the local registry.

@@ -21,7 +21,18 @@ using storage::Bytes;
 using storage::Row;
 using storage::Value;
 
-constexpr char kLockName[] = "lotse.audit";
+// The table and the named lock of a chain. Only these two strings are ever
+// spliced into SQL.
+struct ChainTable {
+  const char* table;
+  const char* lock;
+};
+
+ChainTable TableOf(Chain chain) {
+  if (chain == Chain::kReads) return {"audit_read_log", "lotse.audit.reads"};
+  return {"audit_log", "lotse.audit"};
+}
+
 constexpr size_t kHashSize = 32;
 // Versions the canonical encoding; a future v2 cannot collide with v1 bytes.
 constexpr absl::string_view kCanonicalMagic = "LOTSE-AUDIT-1";
@@ -115,9 +126,10 @@ absl::StatusOr<AuditRecord> ParseRow(const Row& row) {
   return r;
 }
 
-absl::StatusOr<AuditHead> ReadHeadInTx(storage::Transaction& tx) {
+absl::StatusOr<AuditHead> ReadHeadInTx(storage::Transaction& tx, Chain chain) {
   auto rows =
-      tx.Query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+      tx.Query(absl::StrCat("SELECT seq, hash FROM ", TableOf(chain).table,
+                            " ORDER BY seq DESC LIMIT 1"));
   if (!rows.ok()) return rows.status();
   AuditHead head;
   head.hash = ZeroHash();
@@ -155,12 +167,18 @@ const char* OutcomeName(Outcome outcome) {
   return "UNKNOWN";
 }
 
-std::vector<storage::Migration> AuditMigrations() {
-  // resource is stored as bytes, not text: PostgreSQL compares text by the
-  // database's collation, so a prefix range over text would depend on the
-  // deployment's locale; bytes compare bytewise on both backends.
-  return {{"common.audit.0001_init", R"sql(
-CREATE TABLE audit_log (
+const char* ChainName(Chain chain) {
+  return chain == Chain::kReads ? "reads" : "changes";
+}
+
+namespace {
+
+// One chain's table. resource is stored as bytes, not text: PostgreSQL
+// compares text by the database's collation, so a prefix range over text
+// would depend on the deployment's locale; bytes compare bytewise on both
+// backends.
+std::string ChainTableSql(const char* table) {
+  return absl::StrCat("\nCREATE TABLE ", table, R"sql( (
   seq BIGINT PRIMARY KEY,
   time_micros BIGINT NOT NULL,
   agency_id TEXT NOT NULL,
@@ -175,8 +193,21 @@ CREATE TABLE audit_log (
   prev_hash {{BLOB}} NOT NULL,
   hash {{BLOB}} NOT NULL
 );
-CREATE INDEX audit_log_by_resource ON audit_log (resource, seq);
-)sql"}};
+CREATE INDEX )sql",
+                      table, "_by_resource ON ", table, " (resource, seq);\n");
+}
+
+}  // namespace
+
+std::vector<storage::Migration> AuditMigrations() {
+  std::vector<storage::Migration> out = {
+      {"common.audit.0001_init", ChainTableSql("audit_log")}};
+  for (storage::Migration& m : ReadAuditMigrations()) out.push_back(m);
+  return out;
+}
+
+std::vector<storage::Migration> ReadAuditMigrations() {
+  return {{"common.audit.0002_read_chain", ChainTableSql("audit_read_log")}};
 }
 
 // Canonical bytes, version 1. Every field has a fixed position and either a
@@ -224,12 +255,14 @@ std::string ComputeAuditHash(const std::string& prev_hash,
   return std::string(reinterpret_cast<char*>(digest), length);
 }
 
-absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record) {
+absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record,
+                         Chain chain) {
   if (absl::Status s = ValidateRecord(record); !s.ok()) return s;
+  const ChainTable table = TableOf(chain);
   // The lock makes "read head, insert head+1" atomic across writers, so seq
   // stays contiguous and every row links to the one committed before it.
-  if (absl::Status s = tx.LockNamed(kLockName); !s.ok()) return s;
-  auto head = ReadHeadInTx(tx);
+  if (absl::Status s = tx.LockNamed(table.lock); !s.ok()) return s;
+  auto head = ReadHeadInTx(tx, chain);
   if (!head.ok()) return head.status();
 
   AuditRecord r = record;
@@ -240,7 +273,7 @@ absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record) {
   if (hash.size() != kHashSize) return absl::InternalError("SHA-256 failed");
 
   auto changed = tx.Execute(
-      absl::StrCat("INSERT INTO audit_log (", kColumns,
+      absl::StrCat("INSERT INTO ", table.table, " (", kColumns,
                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
                    "$12, $13)"),
       {Value(r.seq), Value(absl::ToUnixMicros(r.time)), Value(r.agency_id),
@@ -254,30 +287,32 @@ absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record) {
 }
 
 absl::Status AppendAuditStandalone(storage::Database& db,
-                                   const AuditRecord& record) {
-  return storage::RunInTransaction(
-      db, [&](storage::Transaction& tx) { return AppendAudit(tx, record); });
+                                   const AuditRecord& record, Chain chain) {
+  return storage::RunInTransaction(db, [&](storage::Transaction& tx) {
+    return AppendAudit(tx, record, chain);
+  });
 }
 
 absl::Status AppendFailedCallAudit(storage::Database& db, AuditRecord record,
-                                   const absl::Status& failure) {
+                                   const absl::Status& failure, Chain chain) {
   record.outcome = failure.code() == absl::StatusCode::kPermissionDenied
                        ? Outcome::kDenied
                        : Outcome::kError;
   record.reason =
       ReasonOf(failure).value_or(absl::StatusCodeToString(failure.code()));
-  return AppendAuditStandalone(db, record);
+  return AppendAuditStandalone(db, record, chain);
 }
 
-absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db) {
+absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db, Chain chain) {
   auto tx = db.Begin(storage::TxMode::kReadOnly);
   if (!tx.ok()) return tx.status();
-  return ReadHeadInTx(**tx);
+  return ReadHeadInTx(**tx, chain);
 }
 
 absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
                                               const VerifyOptions& options) {
   const int page_size = std::max(1, options.page_size);
+  const char* table = TableOf(options.chain).table;
   VerifyReport report;
   report.head.hash = ZeroHash();
   auto fail = [&report](int64_t seq, std::string problem) {
@@ -296,10 +331,10 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
     // bounded; rows appended meanwhile only extend the chain.
     auto tx = db.Begin(storage::TxMode::kReadOnly);
     if (!tx.ok()) return tx.status();
-    auto rows = (*tx)->Query(
-        absl::StrCat("SELECT ", kColumns,
-                     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"),
-        {Value(cursor), Value(static_cast<int64_t>(page_size))});
+    auto rows =
+        (*tx)->Query(absl::StrCat("SELECT ", kColumns, " FROM ", table,
+                                  " WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                     {Value(cursor), Value(static_cast<int64_t>(page_size))});
     if (!rows.ok()) return rows.status();
     tx->reset();
 
@@ -348,8 +383,9 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
     if (report.head.seq != want.seq && want.seq > 0) {
       auto tx = db.Begin(storage::TxMode::kReadOnly);
       if (!tx.ok()) return tx.status();
-      auto rows = (*tx)->Query("SELECT hash FROM audit_log WHERE seq = $1",
-                               {Value(want.seq)});
+      auto rows = (*tx)->Query(
+          absl::StrCat("SELECT hash FROM ", table, " WHERE seq = $1"),
+          {Value(want.seq)});
       if (!rows.ok()) return rows.status();
       if (rows->empty()) {
         return fail(want.seq, "truncated: expected head row is missing");
@@ -381,8 +417,8 @@ absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
   // Children are the byte range ["<resource>/", "<resource>0"): '0' is the
   // byte after '/'. Both ranges use the (resource, seq) index.
   auto rows = (*tx)->Query(
-      absl::StrCat("SELECT ", kColumns,
-                   " FROM audit_log WHERE (resource = $1 OR "
+      absl::StrCat("SELECT ", kColumns, " FROM ", TableOf(options.chain).table,
+                   " WHERE (resource = $1 OR "
                    "(resource >= $2 AND resource < $3)) AND seq > $4 "
                    "ORDER BY seq LIMIT $5"),
       {Value(Bytes{resource}), Value(Bytes{resource + "/"}),

@@ -1,17 +1,28 @@
-// The append-only, hash-chained audit log of one service database
-// (DESIGN.md section 4).
+// The append-only, hash-chained audit logs of one service (DESIGN.md
+// section 4).
 //
 // Every access to personal data, allowed or denied, is recorded as one row of
-// the table `audit_log`. Rows carry a contiguous sequence number 1, 2, 3, ...
-// (assigned under the named lock "lotse.audit", not by autoincrement, so a
-// missing row shows as a gap) and a SHA-256 hash over the previous row's hash
-// and this row's canonical bytes. Editing, deleting, reordering or inserting
-// a row therefore breaks the chain at that row, which VerifyAuditChain
-// reports. Truncating the tail is only visible against a head (seq and hash)
-// remembered elsewhere, e.g. exported periodically to another system.
+// one of two chains (Chain below): the change chain, table `audit_log`, for
+// records that commit in the transaction of the change they record; and the
+// read chain, table `audit_read_log`, for calls that changed nothing. Rows
+// carry a contiguous sequence number 1, 2, 3, ... (assigned under the chain's
+// named lock, not by autoincrement, so a missing row shows as a gap) and a
+// SHA-256 hash over the previous row's hash and this row's canonical bytes.
+// Editing, deleting, reordering or inserting a row therefore breaks the chain
+// at that row, which VerifyAuditChain reports. Truncating the tail is only
+// visible against a head (seq and hash) remembered elsewhere, e.g. exported
+// periodically to another system.
 //
-// Appending serialises all audited transactions of one database on the audit
+// Appending serialises all transactions that append to one chain on its
 // lock until they commit; keep audited transactions short.
+//
+// Why two chains: a read is audited by a commit. Were that commit in the
+// service's data database, every audited read would be a write, and on
+// SQLite every write makes every other connection drop its page cache, so
+// reads would find the data pages cold. The read chain therefore lives in a
+// database of its own where the deployment allows (a second SQLite file;
+// on PostgreSQL, whose buffer cache is shared, its own table in the
+// service database). Both chains are verified, read and listed alike.
 #ifndef LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 #define LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 
@@ -29,6 +40,18 @@
 namespace lotse::audit {
 
 enum class Outcome { kAllowed = 1, kDenied = 2, kError = 3 };
+
+enum class Chain {
+  // Records written in the transaction of a change (audit_log, lock
+  // "lotse.audit"): the change and its trail commit or roll back together.
+  kChanges,
+  // Records of calls that changed nothing: successful reads, refused and
+  // failed calls (audit_read_log, lock "lotse.audit.reads").
+  kReads,
+};
+
+// "changes", "reads": how tools and logs name a chain.
+const char* ChainName(Chain chain);
 
 // "ALLOWED", "DENIED", "ERROR": the spelling stored in the table.
 const char* OutcomeName(Outcome outcome);
@@ -60,21 +83,28 @@ struct AuditRecord {
   std::string hash;       // 32 bytes
 };
 
-// The creating migration, id "common.audit.0001_init". Services append it to
-// their own migration list.
+// The migrations of both chains, ids "common.audit.0001_init" (audit_log)
+// and "common.audit.0002_read_chain" (audit_read_log). Services append them
+// to their own migration list, so a service database can hold both chains.
 std::vector<storage::Migration> AuditMigrations();
 
-// Appends `record` inside `tx`, the transaction of the change it records, so
-// the record and the change commit or roll back together. Takes the lock
-// "lotse.audit" until `tx` ends. INVALID_ARGUMENT for a data category that is
-// empty or contains ','.
-absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record);
+// The read chain's migration alone ("common.audit.0002_read_chain"), for a
+// database that holds only the read chain.
+std::vector<storage::Migration> ReadAuditMigrations();
+
+// Appends `record` to `chain` inside `tx`: for the change chain, the
+// transaction of the change it records, so the record and the change commit
+// or roll back together. Takes the chain's lock until `tx` ends.
+// INVALID_ARGUMENT for a data category that is empty or contains ','.
+absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record,
+                         Chain chain = Chain::kChanges);
 
 // Appends `record` in a transaction of its own (retried on serialization
 // conflicts). For denied or failed calls, whose own transaction is rolled
 // back or never opened.
 absl::Status AppendAuditStandalone(storage::Database& db,
-                                   const AuditRecord& record);
+                                   const AuditRecord& record,
+                                   Chain chain = Chain::kChanges);
 
 // Records a call that failed with `failure` (not OK), in a transaction of
 // its own since the call's transaction was rolled back: outcome DENIED for
@@ -83,7 +113,8 @@ absl::Status AppendAuditStandalone(storage::Database& db,
 // The other fields come from `record`. Returns the status of the audit
 // write; the caller still answers with `failure`.
 absl::Status AppendFailedCallAudit(storage::Database& db, AuditRecord record,
-                                   const absl::Status& failure);
+                                   const absl::Status& failure,
+                                   Chain chain = Chain::kChanges);
 
 // The last row of a chain. Keep it outside the database (log it, export it)
 // to detect later truncation of the tail.
@@ -92,7 +123,8 @@ struct AuditHead {
   std::string hash;  // 32 bytes; 32 zero bytes for an empty chain
 };
 
-absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db);
+absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db,
+                                        Chain chain = Chain::kChanges);
 
 struct VerifyOptions {
   // When set, the chain must reach this row with this hash; fewer rows means
@@ -100,6 +132,7 @@ struct VerifyOptions {
   std::optional<AuditHead> expected_head;
   // Rows read per read-only transaction; memory stays bounded by this.
   int page_size = 1000;
+  Chain chain = Chain::kChanges;
 };
 
 struct VerifyReport {
@@ -125,6 +158,7 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(
 struct ListAuditOptions {
   int64_t after_seq = 0;  // page cursor: the last seq of the previous page
   int page_size = 100;    // clamped to [1, 1000]
+  Chain chain = Chain::kChanges;
 };
 
 // The rows about `resource` and its sub-resources ("persons/abc" matches

@@ -34,6 +34,11 @@ ABSL_FLAG(bool, insecure_dev, false,
 ABSL_FLAG(std::string, database, "",
           "sqlite:/path/file.db or postgresql://... ; empty means "
           "sqlite:<service>.db in the working directory");
+ABSL_FLAG(std::string, read_audit_database, "",
+          "where the read audit chain (calls that changed nothing) is "
+          "kept: sqlite:/path/file.db, postgresql://... or \"same\" (the "
+          "service database, own table); empty means X.reads.db beside a "
+          "SQLite file X.db, else the service database");
 ABSL_FLAG(int32_t, database_connections, 17,
           "connections in the database pool; with fewer than "
           "--worker_threads + 1 (the group committer holds one), handlers "
@@ -100,8 +105,9 @@ std::vector<FlagGroup> ServerFlagGroups() {
         "shutdown_deadline", "log_calls"}},
       {"TLS", {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev"}},
       {"Storage",
-       {"database", "database_connections", "group_commit",
-        "group_commit_writers", "request_id_retention", "janitor_interval"}},
+       {"database", "read_audit_database", "database_connections",
+        "group_commit", "group_commit_writers", "request_id_retention",
+        "janitor_interval"}},
       {"Events",
        {"event_destinations", "client_cert", "client_key", "event_retention"}},
   };

@@ -26,6 +26,7 @@ ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(bool, insecure_dev);
 ABSL_DECLARE_FLAG(std::string, database);
+ABSL_DECLARE_FLAG(std::string, read_audit_database);
 ABSL_DECLARE_FLAG(int32_t, database_connections);
 ABSL_DECLARE_FLAG(bool, group_commit);
 ABSL_DECLARE_FLAG(int32_t, group_commit_writers);

@@ -10,11 +10,14 @@
 #include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/api/idempotency.h"
+#include "common/audit/audit_log.h"
 #include "common/events/delivery.h"
 #include "common/events/outbox.h"
 #include "common/events/sink.h"
@@ -43,6 +46,11 @@ int Fail(const std::string& service, absl::string_view what,
 // line per destination every kFailureLogInterval, naming how many failures
 // it stands for; the counter shows every attempt.
 constexpr absl::Duration kFailureLogInterval = absl::Seconds(10);
+
+// Connections of the read-audit database: its group committer holds one
+// while it commits; refused and failed calls append in transactions of
+// their own.
+constexpr int kReadAuditConnections = 4;
 
 struct FailureLogLimiter {
   struct Entry {
@@ -208,6 +216,31 @@ absl::Status ServiceRuntime::Write(
   return storage::RunInTransaction(*database, body);
 }
 
+absl::Status ServiceRuntime::WriteReadAudit(
+    const std::function<absl::Status(storage::Transaction&)>& body) const {
+  if (read_audit_committer != nullptr) return read_audit_committer->Run(body);
+  if (read_audit_database != nullptr) {
+    return storage::RunInTransaction(*read_audit_database, body);
+  }
+  return Write(body);
+}
+
+std::string ReadAuditDatabaseUrl(absl::string_view database_url,
+                                 absl::string_view flag) {
+  if (flag == "same") return "";
+  if (!flag.empty()) return std::string(flag);
+  constexpr absl::string_view kSqlite = "sqlite:";
+  if (!absl::StartsWith(database_url, kSqlite)) return "";
+  absl::string_view path = database_url.substr(kSqlite.size());
+  if (path.empty() || path == ":memory:" || absl::StartsWith(path, "file:")) {
+    return "";
+  }
+  if (absl::ConsumeSuffix(&path, ".db")) {
+    return absl::StrCat(kSqlite, path, ".reads.db");
+  }
+  return absl::StrCat(kSqlite, path, ".reads");
+}
+
 RelationsReachIdentity::RelationsReachIdentity(const ServiceRuntime& runtime,
                                                const RequestContext& rc)
     : delivery_(runtime.delivery),
@@ -280,8 +313,28 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
       absl::GetFlag(FLAGS_worker_threads),
       /*max_queued=*/static_cast<size_t>(absl::GetFlag(FLAGS_worker_threads)) *
           256);
+  // The read audit chain: its own SQLite file beside the data, so that
+  // audited reads never commit to the data file (audit/audit_log.h).
+  std::unique_ptr<storage::Database> read_audit_db;
+  if (const std::string url = ReadAuditDatabaseUrl(
+          database_url, absl::GetFlag(FLAGS_read_audit_database));
+      !url.empty()) {
+    absl::StatusOr<std::unique_ptr<storage::Database>> opened =
+        storage::OpenDatabase(url, kReadAuditConnections);
+    if (!opened.ok()) {
+      return Fail(name, "cannot open the read audit database", opened.status());
+    }
+    read_audit_db = *std::move(opened);
+    if (absl::Status s = storage::ApplyMigrations(*read_audit_db,
+                                                  audit::ReadAuditMigrations());
+        !s.ok()) {
+      return Fail(name, "read audit migrations failed", s);
+    }
+  }
+
   ServiceRuntime runtime;
   runtime.database = db->get();
+  runtime.read_audit_database = read_audit_db.get();
   runtime.env.pool = &pool;
   runtime.env.insecure_dev = options.insecure_dev;
   runtime.env.error_domain = absl::StrCat(name, ".lotse");
@@ -300,6 +353,12 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
         std::max(1, absl::GetFlag(FLAGS_group_commit_writers));
     committer.emplace(**db, commit_options);
     runtime.committer = &*committer;
+  }
+  std::optional<storage::GroupCommitter> read_audit_committer;
+  if (absl::GetFlag(FLAGS_group_commit) && read_audit_db != nullptr) {
+    read_audit_committer.emplace(*read_audit_db,
+                                 storage::GroupCommitter::Options{});
+    runtime.read_audit_committer = &*read_audit_committer;
   }
   options.metrics_registry = std::make_shared<prometheus::Registry>();
   // Before make_services, so services can register metrics of their own.

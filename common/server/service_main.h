@@ -48,6 +48,11 @@ struct ServiceRuntime {
   // (storage/group_commit.h). Null in tests that build a runtime by hand;
   // Write() then runs a transaction per call.
   storage::GroupCommitter* committer = nullptr;
+  // Where the read audit chain lives (audit/audit_log.h: calls that changed
+  // nothing are audited there) and its own group committer. Null: the
+  // service database holds it, committed through `committer`.
+  storage::Database* read_audit_database = nullptr;
+  storage::GroupCommitter* read_audit_committer = nullptr;
   // The process's outbox relays (null when it has no --event_destinations,
   // and in tests that build a runtime by hand).
   events::EventDelivery* delivery = nullptr;
@@ -61,7 +66,21 @@ struct ServiceRuntime {
   // storage::RunInTransaction (the body may run more than once).
   absl::Status Write(
       const std::function<absl::Status(storage::Transaction&)>& body) const;
+  // The same for a transaction in the read-audit database: through
+  // read_audit_committer when there is one, else a transaction of its own
+  // there; both null means Write.
+  absl::Status WriteReadAudit(
+      const std::function<absl::Status(storage::Transaction&)>& body) const;
 };
+
+// The database URL of the read audit chain for a service whose data is at
+// `database_url`, given --read_audit_database `flag`: the flag when set;
+// "same" and, when the flag is empty, an in-memory SQLite database or
+// PostgreSQL (whose buffer cache a commit does not empty) give "" — the
+// service database, in its own table; a SQLite file "X.db" gives the file
+// "X.reads.db" beside it (other names get ".reads" appended).
+std::string ReadAuditDatabaseUrl(absl::string_view database_url,
+                                 absl::string_view flag);
 
 // Declared first in a handler whose writes create or end relations that
 // identity decides access by (DESIGN.md section 4: a case's owner and

@@ -17,10 +17,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/audit/audit_log.h"
 #include "common/server/server.h"
+#include "common/server/service_main.h"
+#include "common/storage/database.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lotse/cases/v1/cases_service.grpc.pb.h"
@@ -250,6 +254,103 @@ TEST_P(DurabilityTest, AcknowledgedPersonsSurviveKill9) {
           return s;
         };
       });
+}
+
+// A read answered OK was audited first: its record, in the read chain
+// (a SQLite file of its own, or its own table on PostgreSQL), survives
+// kill -9 like any acknowledged write, and the data's change chain holds
+// no record of it.
+TEST_P(DurabilityTest, AcknowledgedReadsStayAuditedAfterKill9) {
+  const int identity_port = StartSeededIdentity("");
+  ASSERT_NE(identity_port, 0);
+  auto stub = identity::v1::IdentityService::NewStub(
+      Channel(identity_port, "kim-koeln"));
+  identity::v1::CreatePersonRequest create;
+  create.set_request_id("read-audit-1");
+  identity::v1::PersonName* name = create.mutable_person()->add_names();
+  name->set_given_names("Amina");
+  name->set_family_names("Haddad");
+  name->set_script("Latn");
+  name->set_kind(identity::v1::NAME_KIND_CURRENT);
+  create.mutable_person()->mutable_birth_date()->set_year(1991);
+  identity::v1::Person person;
+  {
+    grpc::ClientContext context;
+    Prepare(&context);
+    ASSERT_TRUE(stub->CreatePerson(&context, create, &person).ok());
+  }
+
+  constexpr int kReaders = 8;
+  std::atomic<int> acknowledged{0};
+  std::atomic<bool> killed{false};
+  std::atomic<int> failures_before_kill{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&] {
+      while (true) {
+        grpc::ClientContext context;
+        Prepare(&context);
+        identity::v1::GetPersonRequest get;
+        get.set_name(person.name());
+        identity::v1::Person got;
+        if (!stub->GetPerson(&context, get, &got).ok()) {
+          if (!killed.load()) failures_before_kill.fetch_add(1);
+          return;
+        }
+        acknowledged.fetch_add(1);
+      }
+    });
+  }
+  const bool enough =
+      Eventually([&] { return acknowledged.load() >= 300; }, absl::Seconds(60));
+  killed.store(true);
+  identity_->Signal(SIGKILL);
+  for (std::thread& t : readers) t.join();
+  ASSERT_TRUE(enough) << identity_->ReadLog();
+  ASSERT_EQ(identity_->WaitExit(absl::Seconds(10)).value_or(-1), 128 + SIGKILL);
+  EXPECT_EQ(failures_before_kill.load(), 0) << identity_->ReadLog();
+
+  const std::string data_url = databases_["identity"];
+  std::string reads_url = server::ReadAuditDatabaseUrl(data_url, "");
+  if (reads_url.empty()) reads_url = data_url;
+  if (GetParam() == Dialect::kSqlite) EXPECT_NE(reads_url, data_url);
+  absl::StatusOr<std::unique_ptr<storage::Database>> reads =
+      storage::OpenDatabase(reads_url, 2);
+  ASSERT_TRUE(reads.ok()) << reads.status();
+  int audited_reads = 0;
+  audit::ListAuditOptions page;
+  page.page_size = 1000;
+  page.chain = audit::Chain::kReads;
+  while (true) {
+    absl::StatusOr<std::vector<audit::AuditRecord>> rows =
+        audit::ListAuditForResource(**reads, person.name(), page);
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    if (rows->empty()) break;
+    for (const audit::AuditRecord& r : *rows) {
+      if (absl::EndsWith(r.operation, "/GetPerson") &&
+          r.outcome == audit::Outcome::kAllowed) {
+        ++audited_reads;
+      }
+    }
+    page.after_seq = rows->back().seq;
+  }
+  EXPECT_GE(audited_reads, acknowledged.load());
+  audit::VerifyOptions verify;
+  verify.chain = audit::Chain::kReads;
+  absl::StatusOr<audit::VerifyReport> report =
+      audit::VerifyAuditChain(**reads, verify);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->intact) << report->problem;
+
+  absl::StatusOr<std::unique_ptr<storage::Database>> data =
+      storage::OpenDatabase(data_url, 2);
+  ASSERT_TRUE(data.ok()) << data.status();
+  absl::StatusOr<std::vector<audit::AuditRecord>> changes =
+      audit::ListAuditForResource(**data, person.name(), {0, 1000});
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  for (const audit::AuditRecord& r : *changes) {
+    EXPECT_FALSE(absl::EndsWith(r.operation, "/GetPerson")) << r.operation;
+  }
 }
 
 TEST_P(DurabilityTest, AcknowledgedStepsSurviveKill9) {

@@ -9,6 +9,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "lotse/identity/v1/events.pb.h"
+#include "tests/support/audit_trail.h"
 #include "tests/support/dev_pki.h"
 
 namespace lotse::testing {
@@ -173,9 +174,7 @@ std::vector<lotse::events::v1::Event> ServiceServerTest::Outbox() {
 
 std::vector<audit::AuditRecord> ServiceServerTest::AuditOf(
     const std::string& resource) {
-  auto records = audit::ListAuditForResource(db(), resource, {0, 1000});
-  EXPECT_TRUE(records.ok()) << records.status();
-  return records.ok() ? *std::move(records) : std::vector<audit::AuditRecord>{};
+  return BothChainsAbout(db(), resource);
 }
 
 int64_t ServiceServerTest::Count(const std::string& sql) {

@@ -169,7 +169,8 @@ class ServiceServerTest : public BothBackendsTest {
   std::vector<lotse::events::v1::Event> Outbox();
 
   // The audit records about `resource` and below it (e.g. a person), at
-  // most 1000.
+  // most 1000 of each chain (changes and reads), in time order (the change
+  // chain's first where times tie).
   std::vector<audit::AuditRecord> AuditOf(const std::string& resource);
 
   // The one integer `sql` selects, e.g. "SELECT COUNT(*) FROM x"; -1, and

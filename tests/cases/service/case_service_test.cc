@@ -134,10 +134,9 @@ TEST_P(CaseServiceTest, OpenCaseRefusals) {
   access_.set_unavailable(false);
   EXPECT_EQ(Count("cases"), 0);
   // Every refusal is on the audit trail.
-  auto denied = audit::ListAuditForResource(db(), "cases");
-  ASSERT_TRUE(denied.ok());
-  EXPECT_GE(denied->size(), 5u);
-  for (const auto& r : *denied) EXPECT_NE(r.outcome, audit::Outcome::kAllowed);
+  std::vector<audit::AuditRecord> denied = AuditOf("cases");
+  EXPECT_GE(denied.size(), 5u);
+  for (const auto& r : denied) EXPECT_NE(r.outcome, audit::Outcome::kAllowed);
 }
 
 // A case makes its owner CASE_OWNER of the person: only for a person
@@ -476,10 +475,9 @@ TEST_P(CaseServiceTest, NotesArePrivateToTheWriter) {
   ASSERT_TRUE(As("kim-koeln")->DeleteNote(&dc2, del, &empty).ok());
   EXPECT_EQ(Count("notes"), 1);
   // The audit trail knows a note was written, not what.
-  auto trail = audit::ListAuditForResource(db(), mine.name());
-  ASSERT_TRUE(trail.ok());
-  ASSERT_FALSE(trail->empty());
-  EXPECT_EQ(trail->front().data_categories,
+  std::vector<audit::AuditRecord> trail = AuditOf(mine.name());
+  ASSERT_FALSE(trail.empty());
+  EXPECT_EQ(trail.front().data_categories,
             std::vector<std::string>{"PRIVATE_NOTES"});
 }
 

@@ -1,6 +1,8 @@
 #include "common/agencies/audited_call.h"
 
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/audit/audit_log.h"
@@ -37,16 +39,44 @@ class AuditedCallTest : public testing::BothBackendsTest {
     env_.commit_write = [this](const auto& body) {
       return storage::RunInTransaction(db(), body);
     };
+    // The read chain in a database of its own, as a service keeps it.
+    absl::StatusOr<std::unique_ptr<storage::Database>> reads =
+        testing::NewTestDatabase(dialect());
+    ASSERT_TRUE(reads.ok()) << reads.status();
+    read_db_ = *std::move(reads);
+    ASSERT_TRUE(
+        storage::ApplyMigrations(*read_db_, audit::ReadAuditMigrations()).ok());
+    env_.read_audit_db = read_db_.get();
+    env_.commit_read_audit = [this](const auto& body) {
+      return storage::RunInTransaction(*read_db_, body);
+    };
     rc_.caller = {"jobcenter-koeln", "JOBCENTER"};
     rc_.actor = "caseworker-7";
     rc_.purpose = "job-placement";
   }
 
-  std::vector<audit::AuditRecord> Trail(const std::string& resource) {
+  // The records about `resource` in one chain: the change chain in the
+  // service database, the read chain in its own.
+  std::vector<audit::AuditRecord> ChainTrail(const std::string& resource,
+                                             audit::Chain chain) {
+    audit::ListAuditOptions options;
+    options.chain = chain;
     absl::StatusOr<std::vector<audit::AuditRecord>> rows =
-        audit::ListAuditForResource(db(), resource);
+        audit::ListAuditForResource(
+            chain == audit::Chain::kReads ? *read_db_ : db(), resource,
+            options);
     EXPECT_TRUE(rows.ok()) << rows.status();
     return rows.ok() ? *rows : std::vector<audit::AuditRecord>{};
+  }
+
+  // Both chains' records about `resource`, the change chain's first.
+  std::vector<audit::AuditRecord> Trail(const std::string& resource) {
+    std::vector<audit::AuditRecord> out =
+        ChainTrail(resource, audit::Chain::kChanges);
+    for (audit::AuditRecord& r : ChainTrail(resource, audit::Chain::kReads)) {
+      out.push_back(std::move(r));
+    }
+    return out;
   }
 
   int Things() {
@@ -61,6 +91,7 @@ class AuditedCallTest : public testing::BothBackendsTest {
     return n;
   }
 
+  std::unique_ptr<storage::Database> read_db_;
   CallEnvironment env_;
   server::RequestContext rc_;
 };
@@ -84,6 +115,9 @@ TEST_P(AuditedCallTest, AWriteAndItsAuditRecordsCommitTogether) {
   EXPECT_EQ(trail[0].purpose, "job-placement");
   EXPECT_EQ(trail[0].data_categories, std::vector<std::string>{"EMPLOYMENT"});
   EXPECT_EQ(trail[0].outcome, audit::Outcome::kAllowed);
+  // The record committed with the write, in the change chain.
+  EXPECT_EQ(ChainTrail("persons/p1", audit::Chain::kChanges).size(), 1u);
+  EXPECT_TRUE(ChainTrail("persons/p1", audit::Chain::kReads).empty());
 }
 
 TEST_P(AuditedCallTest, AFailedWriteLeavesNothingButADeniedRecord) {
@@ -107,6 +141,8 @@ TEST_P(AuditedCallTest, AFailedWriteLeavesNothingButADeniedRecord) {
   EXPECT_EQ(trail[0].resource, "persons/p2/things");
   EXPECT_EQ(trail[0].outcome, audit::Outcome::kDenied);
   EXPECT_EQ(trail[0].reason, "NO_LEGAL_BASIS");
+  // Nothing changed, so the refusal is in the read chain.
+  EXPECT_EQ(ChainTrail("persons/p2", audit::Chain::kReads).size(), 1u);
 }
 
 TEST_P(AuditedCallTest, AReadOnlyCallIsAuditedAtFinish) {
@@ -121,6 +157,38 @@ TEST_P(AuditedCallTest, AReadOnlyCallIsAuditedAtFinish) {
   ASSERT_EQ(trail.size(), 1u);
   EXPECT_EQ(trail[0].data_categories,
             (std::vector<std::string>{"EMPLOYMENT", "LANGUAGE"}));
+  // A read commits nothing to the service database: its record is in the
+  // read chain, in the read-audit database.
+  EXPECT_EQ(ChainTrail("persons/p3", audit::Chain::kReads).size(), 1u);
+  EXPECT_TRUE(ChainTrail("persons/p3", audit::Chain::kChanges).empty());
+  absl::StatusOr<audit::AuditHead> data_head = audit::ReadAuditHead(db());
+  ASSERT_TRUE(data_head.ok());
+  EXPECT_EQ(data_head->seq, 0);
+  audit::VerifyOptions verify;
+  verify.chain = audit::Chain::kReads;
+  absl::StatusOr<audit::VerifyReport> verified =
+      audit::VerifyAuditChain(*read_db_, verify);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_TRUE(verified->intact) << verified->problem;
+  EXPECT_EQ(verified->rows_checked, 1);
+}
+
+TEST_P(AuditedCallTest, WithoutAReadAuditDatabaseTheReadChainIsInTheService) {
+  env_.read_audit_db = nullptr;
+  env_.commit_read_audit = nullptr;
+  AuditedCall call(env_, rc_, "Get", "things/t9");
+  absl::Status s = call.Read([&](Transaction&, const LocalAgency&) {
+    call.Touch("persons/p9", "things/t9", {"EMPLOYMENT"});
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(call.Finish(s).ok());
+  audit::ListAuditOptions reads;
+  reads.chain = audit::Chain::kReads;
+  absl::StatusOr<std::vector<audit::AuditRecord>> in_service =
+      audit::ListAuditForResource(db(), "persons/p9", reads);
+  ASSERT_TRUE(in_service.ok()) << in_service.status();
+  EXPECT_EQ(in_service->size(), 1u);
+  EXPECT_TRUE(ChainTrail("persons/p9", audit::Chain::kReads).empty());
 }
 
 TEST_P(AuditedCallTest, CatalogueReadsAreNotAuditedButRefusalsAre) {

@@ -1,6 +1,7 @@
 #include "common/audit/audit_log.h"
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -336,6 +337,61 @@ TEST_P(AuditLogTest, ListsRowsOfResourceAndSubresources) {
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].seq, 5);
   EXPECT_TRUE(absl::IsInvalidArgument(ListAuditForResource(db(), "").status()));
+}
+
+TEST_P(AuditLogTest, TheTwoChainsAreNumberedVerifiedAndListedApart) {
+  AppendN(3);
+  for (int i = 1; i <= 2; ++i) {
+    ASSERT_TRUE(
+        AppendAuditStandalone(db(), MakeRecord(10 + i), Chain::kReads).ok());
+  }
+  absl::StatusOr<AuditHead> changes = ReadAuditHead(db());
+  absl::StatusOr<AuditHead> reads = ReadAuditHead(db(), Chain::kReads);
+  ASSERT_TRUE(changes.ok() && reads.ok());
+  EXPECT_EQ(changes->seq, 3);
+  EXPECT_EQ(reads->seq, 2);  // numbered from 1 on its own
+  EXPECT_NE(changes->hash, reads->hash);
+
+  VerifyOptions verify;
+  verify.chain = Chain::kReads;
+  absl::StatusOr<VerifyReport> report = VerifyAuditChain(db(), verify);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->intact) << report->problem;
+  EXPECT_EQ(report->rows_checked, 2);
+  EXPECT_EQ(report->head.hash, reads->hash);
+
+  ListAuditOptions list;
+  list.chain = Chain::kReads;
+  absl::StatusOr<std::vector<AuditRecord>> rows =
+      ListAuditForResource(db(), "persons/abc", list);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].actor, "caseworker-11");
+
+  // Tampering with the read chain is seen there, not in the change chain.
+  Tamper("UPDATE audit_read_log SET actor = 'someone' WHERE seq = 2");
+  report = VerifyAuditChain(db(), verify);
+  ASSERT_TRUE(report.ok());
+  EXPECT_FALSE(report->intact);
+  EXPECT_EQ(report->first_bad_seq, 2);
+  report = VerifyAuditChain(db());
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->intact);
+  EXPECT_EQ(report->rows_checked, 3);
+}
+
+TEST_P(AuditLogTest, ADatabaseOfItsOwnHoldsOnlyTheReadChain) {
+  absl::StatusOr<std::unique_ptr<storage::Database>> reads =
+      lotse::testing::NewTestDatabase(dialect());
+  ASSERT_TRUE(reads.ok()) << reads.status();
+  ASSERT_TRUE(storage::ApplyMigrations(**reads, ReadAuditMigrations()).ok());
+  EXPECT_TRUE(
+      AppendAuditStandalone(**reads, MakeRecord(1), Chain::kReads).ok());
+  // The change chain's table is not there.
+  EXPECT_FALSE(AppendAuditStandalone(**reads, MakeRecord(2)).ok());
+  absl::StatusOr<AuditHead> head = ReadAuditHead(**reads, Chain::kReads);
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->seq, 1);
 }
 
 TEST_P(AuditLogTest, RejectsAmbiguousCategory) {

@@ -28,6 +28,7 @@ TEST_P(CatalogueTest, ProviderPublishesAndAnyAgencyReads) {
   // Catalogue reads carry no personal data and are not audited; the
   // create is.
   EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log"), 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_read_log"), 0);
 }
 
 TEST_P(CatalogueTest, CreateIsIdempotentByRequestId) {
@@ -61,8 +62,8 @@ TEST_P(CatalogueTest, OnlyCourseProvidersPublish) {
   EXPECT_EQ(Reason(status), "WRONG_LEGAL_DOMAIN");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM courses"), 0);
   // Denied calls are audited too.
-  EXPECT_EQ(Count("SELECT COUNT(*) FROM audit_log WHERE outcome = 'DENIED'"),
-            1);
+  EXPECT_EQ(
+      Count("SELECT COUNT(*) FROM audit_read_log WHERE outcome = 'DENIED'"), 1);
 }
 
 TEST_P(CatalogueTest, UnknownAndSuspendedAgenciesAreRefused) {

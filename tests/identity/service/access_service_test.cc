@@ -29,6 +29,7 @@
 #include "services/identity/store/migrations.h"
 #include "services/identity/store/person_store.h"
 #include "tests/identity/service/identity_server_fixture.h"
+#include "tests/support/audit_trail.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/test_database.h"
 
@@ -295,9 +296,8 @@ class AccessServiceTest : public IdentityServerTest {
   // Audit rows about the test person, as "agency operation outcome reason".
   std::vector<std::string> AuditTrail() {
     std::vector<std::string> out;
-    auto rows = audit::ListAuditForResource(db(), person_, {0, 1000});
-    EXPECT_TRUE(rows.ok());
-    for (const audit::AuditRecord& r : *rows) {
+    for (const audit::AuditRecord& r :
+         lotse::testing::BothChainsAbout(db(), person_)) {
       out.push_back(absl::StrCat(
           r.agency_id, " ", r.operation.substr(r.operation.find('/') + 1), " ",
           audit::OutcomeName(r.outcome), " ", r.reason));
@@ -305,11 +305,7 @@ class AccessServiceTest : public IdentityServerTest {
     return out;
   }
 
-  void ExpectChainIntact() {
-    auto report = audit::VerifyAuditChain(db());
-    ASSERT_TRUE(report.ok());
-    EXPECT_TRUE(report->intact) << report->problem;
-  }
+  void ExpectChainIntact() { lotse::testing::ExpectBothChainsIntact(db()); }
 
   std::string person_;
 };

@@ -35,6 +35,7 @@
 #include "services/identity/service/relation_events.h"
 #include "services/identity/store/migrations.h"
 #include "tests/identity/service/identity_server_fixture.h"
+#include "tests/support/audit_trail.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/test_database.h"
 
@@ -156,13 +157,7 @@ class PersonServiceTest : public IdentityServerTest {
 
   void TearDown() override {
     // Whatever a test did, the audit trail must still verify.
-    if (server_) {
-      auto report = audit::VerifyAuditChain(db());
-      EXPECT_TRUE(report.ok()) << report.status();
-      if (report.ok()) {
-        EXPECT_TRUE(report->intact) << report->problem;
-      }
-    }
+    if (server_) lotse::testing::ExpectBothChainsIntact(db());
     IdentityServerTest::TearDown();
   }
 
@@ -272,12 +267,8 @@ class PersonServiceTest : public IdentityServerTest {
   // The audit records about `resource`, as "agency operation outcome reason".
   std::vector<std::string> AuditAbout(const std::string& resource) {
     std::vector<std::string> out;
-    audit::ListAuditOptions options;
-    options.page_size = 1000;
-    auto records = audit::ListAuditForResource(db(), resource, options);
-    EXPECT_TRUE(records.ok()) << records.status();
-    if (!records.ok()) return out;
-    for (const audit::AuditRecord& r : *records) {
+    for (const audit::AuditRecord& r :
+         lotse::testing::BothChainsAbout(db(), resource)) {
       EXPECT_EQ(r.data_categories, std::vector<std::string>{"CORE_IDENTITY"});
       const std::string method = r.operation.substr(r.operation.rfind('/') + 1);
       out.push_back(absl::StrCat(r.agency_id, " ", method, " ",
