@@ -3,8 +3,11 @@
 # same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
 #   2. step transitions (Accept/Start/Complete as the receiving agency)
-#      against lotse_cases on a database seeded with REFERRED steps, and
-#      the ratio to the echo QPS (target >= 0.5);
+#      against lotse_cases on a database seeded with REFERRED steps: QPS,
+#      its ratio to the echo QPS (goal >= 0.25), the service's CPU per call
+#      next to the echo server's; with BACKEND=postgres then pgbench -N at
+#      the same client count against the same server, and the ratio
+#      transition QPS / pgbench TPS (goal >= 1.0);
 #   3. 100 watchers (WatchCaseEvents) connected while a writer commits
 #      transitions at a steady rate: latency from the event's commit to
 #      each watcher, p50/p99 (target p99 <= 50 ms);
@@ -13,10 +16,10 @@
 #      cursor N_EVENTS - MISSED: time to the first missed event and to all.
 #
 # BACKEND=sqlite (default) uses SQLite files; BACKEND=postgres starts a
-# throwaway PostgreSQL server on loopback (initdb + pg_ctl, as the OS user
-# postgres when run as root; removed at exit), fsync=off and
-# synchronous_commit=on (commits survive kill -9, not a power loss; PG_FSYNC=on
-# for the power-loss-safe default).
+# throwaway PostgreSQL server on loopback (bench_env.sh pg_start: initdb +
+# pg_ctl, as the OS user postgres when run as root; removed at exit),
+# fsync=off and synchronous_commit=on (commits survive kill -9, not a power
+# loss; PG_FSYNC=on for the power-loss-safe default).
 #
 # Usage: bench/run_cases_bench.sh [DURATION_S=10] [CONCURRENCY=32]
 #                                 [N_EVENTS=1000000] [MISSED=1000]
@@ -39,15 +42,6 @@ N_EVENTS="${3:-1000000}"
 MISSED="${4:-1000}"
 CHANNELS="${CHANNELS:-2}"
 WATCHERS="${WATCHERS:-100}"
-BACKEND="${BACKEND:-sqlite}"
-PG_FSYNC="${PG_FSYNC:-off}"
-case "$BACKEND" in
-  sqlite | postgres) ;;
-  *)
-    echo "BACKEND must be sqlite or postgres" >&2
-    exit 2
-    ;;
-esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
 # shellcheck source=bench/internal/bench_env.sh
@@ -58,60 +52,9 @@ LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
 BENCH="$(bench_binary "$BUILD_DIR" lotse_cases_bench)"
 bench_ensure_built "$BUILD_DIR" lotse_cases lotse_echo_server lotse_loadgen \
   lotse_cases_bench
+backend_check
 bench_init
-
-# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
-PG_DATA=""
-# shellcheck disable=SC2317  # invoked at exit
-pg_stop() {
-  if [[ -n "${PG_DATA:-}" ]]; then
-    as_pg_owner "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -s \
-      >/dev/null 2>&1 || true
-  fi
-}
-bench_on_exit pg_stop
-as_pg_owner() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-if [[ "$BACKEND" == postgres ]]; then
-  PG_BIN="$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-  [[ -x "$PG_BIN/pg_ctl" ]] || {
-    echo "no PostgreSQL server under /usr/lib/postgresql" >&2
-    exit 1
-  }
-  chmod 755 "$TMP"
-  mkdir "$TMP/pg"
-  [[ $(id -u) -eq 0 ]] && chown postgres: "$TMP/pg"
-  as_pg_owner "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=trust \
-    -E UTF8 --locale=C.UTF-8 --no-sync >"$TMP/pg-initdb.log" 2>&1 || {
-    cat "$TMP/pg-initdb.log" >&2
-    exit 1
-  }
-  PG_DATA="$TMP/pg/data"
-  PG_PORT="$(python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  as_pg_owner "$PG_BIN/pg_ctl" start -D "$PG_DATA" -w -t 60 -s \
-    -l "$TMP/pg/server.log" \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $TMP/pg \
-        -c fsync=$PG_FSYNC -c synchronous_commit=on \
-        -c max_connections=200 -c shared_buffers=256MB" >/dev/null
-  echo "postgres:           $("$PG_BIN/postgres" --version), port $PG_PORT," \
-    "fsync=$PG_FSYNC synchronous_commit=on"
-fi
-
-db_url() {
-  if [[ "$BACKEND" == postgres ]]; then
-    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
-      -c "CREATE DATABASE $1" >/dev/null
-    echo "postgresql://postgres@127.0.0.1:$PG_PORT/$1"
-  else
-    echo "sqlite:$TMP/$1.db"
-  fi
-}
+if [[ "$BACKEND" == postgres ]]; then pg_start; fi
 
 LIMIT=$((${DURATION%.*} + 120))
 
@@ -147,17 +90,19 @@ bounded 600 "$BENCH" --mode=seed --database="$TRANS_DB" --steps="$STEPS" \
   >"$TMP/seed.json"
 echo "seed:               $(cat "$TMP/seed.json")"
 start_cases transition "$TRANS_DB"
+cpu_begin "$CASES_PID"
 bounded "$LIMIT" "$BENCH" --mode=transition --target="127.0.0.1:$CASES_PORT" \
   --tls_dir="$TMP/pki" --steps="$STEPS" --concurrency="$CONCURRENCY" \
   --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/transition.json" ||
   status=1
+cpu_end "$CASES_PID" transition
 stop "$CASES_PID"
 echo "transition (mTLS):  $(grep '^{' "$TMP/transition.json")"
 grep '^first error' "$TMP/transition.json" || true
-TRANS_QPS="$(json_field qps "$TMP/transition.json")"
-awk -v c="$TRANS_QPS" -v e="$ECHO_QPS" 'BEGIN {
-  printf "step transition QPS %.1f / echo QPS %.1f = %.3f (target >= 0.5)\n",
-    c, e, (e > 0 ? c / e : 0) }'
+if [[ "$BACKEND" == postgres ]]; then
+  pgbench_run pgbench "$CONCURRENCY" "$DURATION" || status=1
+fi
+write_summary "step transition c=$CONCURRENCY" transition
 
 # ---- 3. watch latency with many watchers -----------------------------------
 WATCH_DB="$(db_url cases_watch)"
