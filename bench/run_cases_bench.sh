@@ -65,7 +65,6 @@ echo_run echo vhs-koeln "$CONCURRENCY" "$CHANNELS" "$DURATION" "$LIMIT" ||
   status=1
 echo_stop
 echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
-ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
 # start_cases NAME URL: starts lotse_cases on URL; sets CASES_PID, CASES_PORT
 # and START_MS (process start to serving).

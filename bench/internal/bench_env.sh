@@ -230,7 +230,9 @@ pg_cpu_ticks() {
   # cutime + cstime: children already reaped (closed connections).
   total="$(sed 's/^.*) //' "/proc/$pm/stat" |
     awk '{ print $12 + $13 + $14 + $15 }')"
-  for pid in $(cat "/proc/$pm/task/$pm/children" 2>/dev/null); do
+  local -a children=()
+  read -r -a children <"/proc/$pm/task/$pm/children" || true
+  for pid in "${children[@]}"; do
     total=$((total + $(cpu_ticks "$pid" 2>/dev/null || echo 0)))
   done
   echo "$total"
