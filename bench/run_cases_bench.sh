@@ -11,7 +11,17 @@
 #   3. 100 watchers (WatchCaseEvents) connected while a writer commits
 #      transitions at a steady rate: latency from the event's commit to
 #      each watcher, p50/p99 (target p99 <= 50 ms);
-#   4. N_EVENTS case events stored (service stopped), lotse_cases started
+#   4. end to end, course result -> case event: lotse_courses with its
+#      events going to lotse_cases (--event_destinations), both calling a
+#      stand-in identity (lotse_courses_bench --mode=fake_identity) for
+#      person checks; COURSE_EVENTS bookings made, confirmed and their
+#      courses started through the courses RPCs, a case with course steps
+#      per booked person seeded in cases; then WATCHERS streams of
+#      WatchCaseEvents while the provider records one result per booking
+#      (RecordCourseResult) at COURSE_EVENT_RATE per second: latency from
+#      the call's start to each watcher's receipt of the case's
+#      COURSE_RESULT activity, p50/p99 (target p99 <= 50 ms);
+#   5. N_EVENTS case events stored (service stopped), lotse_cases started
 #      on that database (time to serving), then one watcher resumes after
 #      cursor N_EVENTS - MISSED: time to the first missed event and to all.
 #
@@ -24,11 +34,14 @@
 # Usage: bench/run_cases_bench.sh [DURATION_S=10] [CONCURRENCY=32]
 #                                 [N_EVENTS=1000000] [MISSED=1000]
 # Environment:
-#   BUILD_DIR  build tree holding lotse_cases, lotse_echo_server,
-#              lotse_loadgen, lotse_cases_bench (default build/ci; missing
+#   BUILD_DIR  build tree holding lotse_cases, lotse_courses,
+#              lotse_echo_server, lotse_loadgen, lotse_cases_bench,
+#              lotse_courses_bench (default build/ci; missing
 #              ones are built there; configure with -DLOTSE_BUILD_BENCH=ON)
 #   CHANNELS   connections per load generator (default 2)
-#   WATCHERS   watch streams in phase 3 (default 100)
+#   WATCHERS   watch streams in phases 3 and 4 (default 100)
+#   COURSE_EVENTS      results recorded in phase 4 (default 500)
+#   COURSE_EVENT_RATE  results per second in phase 4 (default 50)
 #   KEEP_TMP   set to keep the temp dir (databases, logs)
 #   BACKEND    sqlite (default) or postgres
 #   PG_FSYNC   postgres only: off (default) or on
@@ -42,6 +55,8 @@ N_EVENTS="${3:-1000000}"
 MISSED="${4:-1000}"
 CHANNELS="${CHANNELS:-2}"
 WATCHERS="${WATCHERS:-100}"
+COURSE_EVENTS="${COURSE_EVENTS:-500}"
+COURSE_EVENT_RATE="${COURSE_EVENT_RATE:-50}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
 # shellcheck source=bench/internal/bench_env.sh
@@ -50,8 +65,10 @@ CASES="$(bench_binary "$BUILD_DIR" lotse_cases)"
 ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
 LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
 BENCH="$(bench_binary "$BUILD_DIR" lotse_cases_bench)"
+COURSES="$(bench_binary "$BUILD_DIR" lotse_courses)"
+COURSES_BENCH="$(bench_binary "$BUILD_DIR" lotse_courses_bench)"
 bench_ensure_built "$BUILD_DIR" lotse_cases lotse_echo_server lotse_loadgen \
-  lotse_cases_bench
+  lotse_cases_bench lotse_courses lotse_courses_bench
 backend_check
 bench_init
 if [[ "$BACKEND" == postgres ]]; then pg_start; fi
@@ -114,7 +131,52 @@ bounded 300 "$BENCH" --mode=watch --target="127.0.0.1:$CASES_PORT" \
 stop "$CASES_PID"
 echo "watch (mTLS):       $(grep '^{' "$TMP/watch.json")"
 
-# ---- 4. resume after restart with N_EVENTS stored ----------------------------
+# ---- 4. course result -> case event, end to end ----------------------------
+# courses (its events to cases) and cases (person checks at a stand-in
+# identity that allows everything) as the run command wires them.
+EV_COURSES_DB="$(db_url courses_events)"
+bounded 600 "$COURSES_BENCH" --mode=load --database="$EV_COURSES_DB" \
+  --courses=$((COURSE_EVENTS / 20 + 10)) --persons="$COURSE_EVENTS" \
+  --race_seats=1 --ids_out="$TMP/course-ids" >/dev/null
+EV_CASES_DB="$(db_url cases_course_events)"
+bounded 600 "$BENCH" --mode=seed --database="$EV_CASES_DB" \
+  --steps=$((COURSE_EVENTS * 10)) --courses_persons >/dev/null
+"$COURSES_BENCH" --mode=fake_identity --tls_dir="$TMP/pki" \
+  --listen=127.0.0.1:0 >"$TMP/identity.out" 2>"$TMP/identity.err" &
+ID_PID=$!
+PIDS+=("$ID_PID")
+ID_PORT="$(wait_port "$TMP/identity.out" "$ID_PID" \
+  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+"$CASES" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" --database="$EV_CASES_DB" \
+  --identity_target="127.0.0.1:$ID_PORT" --log_calls=false \
+  >"$TMP/ev-cases.out" 2>"$TMP/ev-cases.err" &
+CASES_PID=$!
+PIDS+=("$CASES_PID")
+CASES_PORT="$(serving_port "$TMP/ev-cases.err" "$CASES_PID")"
+"$COURSES" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+  --database="$EV_COURSES_DB" --identity_target="127.0.0.1:$ID_PORT" \
+  --event_destinations="cases=127.0.0.1:$CASES_PORT" --log_calls=false \
+  >"$TMP/ev-courses.out" 2>"$TMP/ev-courses.err" &
+CO_PID=$!
+PIDS+=("$CO_PID")
+CO_PORT="$(serving_port "$TMP/ev-courses.err" "$CO_PID")"
+bounded 900 "$COURSES_BENCH" --mode=course_events \
+  --target="127.0.0.1:$CO_PORT" --cases_target="127.0.0.1:$CASES_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --ids="$TMP/course-ids" \
+  --persons="$COURSE_EVENTS" --events="$COURSE_EVENTS" \
+  --watchers="$WATCHERS" --rate="$COURSE_EVENT_RATE" \
+  >"$TMP/course-events.json" || {
+  status=1
+  tail -n 5 "$TMP/ev-courses.err" "$TMP/ev-cases.err" >&2
+}
+stop "$CO_PID"
+stop "$CASES_PID"
+stop "$ID_PID"
+grep '^first error' "$TMP/course-events.json" || true
+echo "course result -> case event (mTLS): $(grep '^{' \
+  "$TMP/course-events.json" || true)"
+
+# ---- 5. resume after restart with N_EVENTS stored ----------------------------
 RESUME_DB="$(db_url cases_resume)"
 bounded 3600 "$BENCH" --mode=seed_events --database="$RESUME_DB" \
   --events="$N_EVENTS" >"$TMP/seed_events.json"
