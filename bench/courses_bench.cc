@@ -23,8 +23,11 @@
 //   --mode=course_events  end to end from a course result to the case
 //                         watchers: books --events persons (person i into
 //                         one of the first courses of --ids), the provider
-//                         confirms the bookings and starts the courses;
-//                         then --watchers WatchCaseEvents streams open on
+//                         confirms the bookings and starts the courses, and
+//                         one stream waits until those events have all
+//                         reached the cases (setup_events_drained_s, from
+//                         the end of the set-up); then --watchers
+//                         WatchCaseEvents streams open on
 //                         the cases service (--cases_target, as
 //                         kim-koeln), and the provider records one result
 //                         per booking at --rate per second. Courses
@@ -469,6 +472,61 @@ absl::Status CourseEvents() {
         absl::StrCat(what, ": ", lotse::bench::StatusCodeName(s.error_code()),
                      ": ", s.error_message()));
   };
+  // The watchers, as the cases' owner, on four connections.
+  auto cases_creds = lotse::bench::MakeMutualTlsChannelCredentials(
+      absl::GetFlag(FLAGS_tls_dir), "kim-koeln");
+  if (!cases_creds.ok()) return cases_creds.status();
+  std::vector<std::unique_ptr<lotse::cases::v1::CasesService::Stub>> stubs;
+  for (int i = 0; i < 4; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("lotse.bench.watch_channel", i);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(
+        lotse::cases::v1::CasesService::NewStub(grpc::CreateCustomChannel(
+            absl::GetFlag(FLAGS_cases_target), *cases_creds, args)));
+  }
+  auto prepare_watch = [](grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(1800));
+    context->AddMetadata("x-lotse-actor", "bench");
+    context->AddMetadata("x-lotse-purpose", "case-management");
+  };
+  // The case index of an activity event of `kind` on case "bc<i>", or -1.
+  auto case_of = [n](const lotse::cases::v1::WatchCaseEventsResponse& r,
+                     lotse::cases::v1::ActivityKind kind) {
+    int i = -1;
+    if (!r.has_event() || !r.event().has_activity_recorded() ||
+        r.event().activity_recorded().activity().kind() != kind ||
+        !absl::SimpleAtoi(absl::StripPrefix(r.event().case_name(), "cases/bc"),
+                          &i) ||
+        i < 0 || i >= n) {
+      return -1;
+    }
+    return i;
+  };
+
+  // The set-up's events (booked, confirmed, started: three per booking)
+  // queue in courses' outbox; the results must not wait behind them, so
+  // one stream watches until every case has its COURSE_STARTED activity.
+  grpc::ClientContext setup_context;
+  prepare_watch(&setup_context);
+  std::vector<char> started(n, 0);
+  std::atomic<int> started_count{0};
+  lotse::cases::v1::WatchCaseEventsRequest setup_request;
+  setup_request.set_start(lotse::cases::v1::WATCH_START_NOW);
+  auto setup_reader = stubs[0]->WatchCaseEvents(&setup_context, setup_request);
+  std::thread setup_watcher([&] {
+    lotse::cases::v1::WatchCaseEventsResponse r;
+    while (started_count.load() < n && setup_reader->Read(&r)) {
+      const int i = case_of(r, lotse::cases::v1::ACTIVITY_KIND_COURSE_STARTED);
+      if (i >= 0 && !started[i]) {
+        started[i] = 1;
+        started_count.fetch_add(1);
+      }
+    }
+  });
+  absl::SleepFor(absl::Seconds(1));
+
   const absl::Time setup_start = absl::Now();
   std::vector<v1::Booking> bookings(n);
   absl::Status s = ParallelFor(n, 8, [&](int i) -> absl::Status {
@@ -509,20 +567,21 @@ absl::Status CourseEvents() {
   });
   if (!s.ok()) return s;
   const absl::Duration setup = absl::Now() - setup_start;
-
-  // The watchers, as the cases' owner, on four connections.
-  auto cases_creds = lotse::bench::MakeMutualTlsChannelCredentials(
-      absl::GetFlag(FLAGS_tls_dir), "kim-koeln");
-  if (!cases_creds.ok()) return cases_creds.status();
-  std::vector<std::unique_ptr<lotse::cases::v1::CasesService::Stub>> stubs;
-  for (int i = 0; i < 4; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("lotse.bench.watch_channel", i);
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    stubs.push_back(
-        lotse::cases::v1::CasesService::NewStub(grpc::CreateCustomChannel(
-            absl::GetFlag(FLAGS_cases_target), *cases_creds, args)));
+  const absl::Time drain_give_up = absl::Now() + absl::Seconds(900);
+  while (started_count.load() < n && absl::Now() < drain_give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
   }
+  // From the end of the set-up to the last COURSE_STARTED case event: how
+  // fast the set-up's backlog went from courses' outbox to the watchers.
+  const absl::Duration drained = absl::Now() - setup_start - setup;
+  setup_context.TryCancel();
+  setup_watcher.join();
+  setup_reader->Finish();
+  if (started_count.load() < n) {
+    return absl::DeadlineExceededError(
+        "the set-up's course events did not all reach the cases");
+  }
+
   // receipt[w * n + i]: when watcher w saw booking i's result (unix us).
   std::vector<std::atomic<int64_t>> receipt(static_cast<size_t>(watchers) * n);
   std::vector<int64_t> sent(n, 0), returned(n, 0);
@@ -532,10 +591,7 @@ absl::Status CourseEvents() {
   std::vector<std::thread> threads;
   for (int w = 0; w < watchers; ++w) {
     contexts[w] = std::make_unique<grpc::ClientContext>();
-    contexts[w]->set_deadline(std::chrono::system_clock::now() +
-                              std::chrono::seconds(900));
-    contexts[w]->AddMetadata("x-lotse-actor", "bench");
-    contexts[w]->AddMetadata("x-lotse-purpose", "case-management");
+    prepare_watch(contexts[w].get());
     threads.emplace_back([&, w] {
       lotse::cases::v1::WatchCaseEventsRequest request;
       request.set_start(lotse::cases::v1::WATCH_START_NOW);
@@ -545,18 +601,9 @@ absl::Status CourseEvents() {
       lotse::cases::v1::WatchCaseEventsResponse r;
       int mine = 0;
       while (mine < n && reader->Read(&r)) {
-        if (!r.has_event() || !r.event().has_activity_recorded() ||
-            r.event().activity_recorded().activity().kind() !=
-                lotse::cases::v1::ACTIVITY_KIND_COURSE_RESULT) {
-          continue;
-        }
         const int64_t now = absl::ToUnixMicros(absl::Now());
-        int i = -1;
-        if (!absl::SimpleAtoi(
-                absl::StripPrefix(r.event().case_name(), "cases/bc"), &i) ||
-            i < 0 || i >= n) {
-          continue;
-        }
+        const int i = case_of(r, lotse::cases::v1::ACTIVITY_KIND_COURSE_RESULT);
+        if (i < 0) continue;
         int64_t expected = 0;
         if (receipt[static_cast<size_t>(w) * n + i].compare_exchange_strong(
                 expected, now)) {
@@ -622,13 +669,14 @@ absl::Status CourseEvents() {
     std::printf("first error: %s\n", first_error.c_str());
   std::printf(
       "{\"mode\":\"course_events\",\"watchers\":%d,\"results\":%d,"
-      "\"rate\":%.0f,\"setup_s\":%.1f,\"deliveries\":%lld,"
+      "\"rate\":%.0f,\"setup_s\":%.1f,\"setup_events_drained_s\":%.1f,"
+      "\"deliveries\":%lld,"
       "\"expected\":%lld,\"errors\":%d,\"p1_ms\":%.2f,\"p50_ms\":%.2f,\"p90_"
       "ms\":%.2f,"
       "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"from_return_p50_ms\":%.2f,"
       "\"from_return_p99_ms\":%.2f}\n",
       watchers, n, absl::GetFlag(FLAGS_rate), absl::ToDoubleSeconds(setup),
-      static_cast<long long>(received.load()),
+      absl::ToDoubleSeconds(drained), static_cast<long long>(received.load()),
       static_cast<long long>(int64_t{watchers} * n), errors,
       absl::ToDoubleMilliseconds(from_start.Quantile(0.01)),
       absl::ToDoubleMilliseconds(from_start.Quantile(0.5)),
