@@ -59,7 +59,9 @@
 #                              line is in $TMP/NAME.json and writes the
 #                              microseconds of CPU per call of the server to
 #                              $TMP/NAME.cpu and of PostgreSQL (postgres
-#                              backend only, else 0) to $TMP/NAME.pgcpu
+#                              backend only, else 0) to $TMP/NAME.pgcpu, and
+#                              PostgreSQL's statements and commits per call
+#                              to $TMP/NAME.pgstmts
 #   write_summary LABEL NAME   one line: QPS of run NAME, its ratio to the
 #                              echo QPS (run "echo"), server CPU per call
 #                              next to the echo server's, PostgreSQL CPU
@@ -72,7 +74,8 @@
 #                              throwaway server on a free loopback port as
 #                              the OS user postgres when run as root
 #                              (synchronous_commit=on, fsync=$PG_FSYNC,
-#                              default off; removed at exit); sets PG_PORT,
+#                              default off, pg_stat_statements loaded;
+#                              removed at exit); sets PG_PORT,
 #                              PG_BIN, PG_DATA and prints its settings
 #   db_url NAME                URL of a fresh database NAME: a new database
 #                              on the server, or sqlite:$TMP/NAME.db
@@ -84,8 +87,8 @@
 #                              same server (initialised once with
 #                              pgbench -i -s 10); the output goes to
 #                              $TMP/NAME.pgbench, the TPS (initial connection
-#                              time excluded) into PGBENCH_TPS
-#   pg_ratio LABEL QPS         prints QPS / PGBENCH_TPS (goal >= 1.0)
+#                              time excluded) into PGBENCH_TPS; prints it
+#                              with PostgreSQL's CPU per transaction
 #
 # Callers set ECHO_SERVER and LOADGEN (bench_binary gives the paths) and
 # ROOT (the repository root).
@@ -300,7 +303,10 @@ pg_start() {
     -l "$TMP/pg/server.log" \
     -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $TMP/pg \
         -c fsync=$PG_FSYNC -c synchronous_commit=on \
-        -c max_connections=300 -c shared_buffers=256MB" >/dev/null
+        -c max_connections=300 -c shared_buffers=256MB \
+        -c shared_preload_libraries=pg_stat_statements" >/dev/null
+  psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+    -c "CREATE EXTENSION pg_stat_statements" >/dev/null
   echo "postgres:             $("$PG_BIN/postgres" --version), port" \
     "$PG_PORT, fsync=$PG_FSYNC synchronous_commit=on"
 }
@@ -328,6 +334,8 @@ pgbench_run() {
     }
     PGBENCH_READY=1
   fi
+  local before
+  before="$(pg_cpu_ticks)"
   bounded $((${duration%.*} + 60)) pgbench -N -c "$clients" \
     -j "$(nproc)" -T "${duration%.*}" -h 127.0.0.1 -p "$PG_PORT" \
     -U postgres pgbench >"$TMP/$name.pgbench" 2>&1 || {
@@ -338,20 +346,33 @@ pgbench_run() {
     's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' \
     "$TMP/$name.pgbench")"
   echo "pgbench -N c=$clients:      $PGBENCH_TPS TPS ($(sed -n \
-    's/^latency average = //p' "$TMP/$name.pgbench") average latency)"
+    's/^latency average = //p' "$TMP/$name.pgbench") average latency)," \
+    "postgres CPU $(awk -v b="$before" -v a="$(pg_cpu_ticks)" \
+      -v hz="$(getconf CLK_TCK)" -v n="$(sed -n \
+        's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
+        "$TMP/$name.pgbench")" \
+      'BEGIN { printf "%.0f", (n > 0 ? (a - b) / hz * 1e6 / n : 0) }') us per" \
+    "transaction (5 statements, 1 commit)"
 }
 
-pg_ratio() {
-  awk -v l="$1" -v q="$2" -v t="${PGBENCH_TPS:-0}" 'BEGIN {
-    printf "%s QPS %.1f / pgbench -N TPS %.1f = %.3f (goal >= 1.0)\n",
-      l, q, t, (t > 0 ? q / t : 0) }'
+
+# pg_counts: "statements commits" the server has run so far, all databases
+# (pg_stat_statements and pg_stat_database).
+pg_counts() {
+  psql -At -F ' ' -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c \
+    "SELECT (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements),
+            (SELECT sum(xact_commit) FROM pg_stat_database)"
 }
 
 CPU_BEFORE=0
 PG_CPU_BEFORE=0
+PG_COUNTS_BEFORE="0 0"
 cpu_begin() {
   CPU_BEFORE="$(cpu_ticks "$1")"
   PG_CPU_BEFORE="$(pg_cpu_ticks)"
+  if [[ "${BACKEND:-sqlite}" == postgres ]]; then
+    PG_COUNTS_BEFORE="$(pg_counts)"
+  fi
 }
 
 cpu_end() {
@@ -362,6 +383,14 @@ cpu_end() {
   if [[ "${BACKEND:-sqlite}" == postgres ]]; then
     cpu_us_per_call "$PG_CPU_BEFORE" "$pg_after" "$TMP/$2.json" \
       >"$TMP/$2.pgcpu"
+    # Statements and commits per call, estimated like the CPU.
+    awk -v b="$PG_COUNTS_BEFORE" -v a="$(pg_counts)" \
+      -v q="$(json_field qps "$TMP/$2.json")" \
+      -v w="$(json_field window_s "$TMP/$2.json")" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); calls = q * (w + 1)
+        if (calls <= 0) calls = 1
+        printf "%.1f statements, %.2f commits", (y[1] - x[1]) / calls,
+          (y[2] - x[2]) / calls }' >"$TMP/$2.pgstmts"
   else
     echo 0 >"$TMP/$2.pgcpu"
   fi
@@ -373,12 +402,13 @@ write_summary() {
     -v e="$(json_field qps "$TMP/echo.json")" \
     -v c="$(cat "$TMP/$name.cpu")" -v ec="$(cat "$TMP/echo.cpu")" \
     -v pc="$(cat "$TMP/$name.pgcpu")" -v b="${BACKEND:-sqlite}" \
-    -v t="${PGBENCH_TPS:-0}" 'BEGIN {
+    -v t="${PGBENCH_TPS:-0}" \
+    -v st="$(cat "$TMP/$name.pgstmts" 2>/dev/null || echo '?')" 'BEGIN {
       printf "%s [%s]: %.1f QPS = %.3f x echo (%.1f); server CPU %d us/call", \
         l, b, q, (e > 0 ? q / e : 0), e, c
       printf " = %.1f x echo (%d us/call)", (ec > 0 ? c / ec : 0), ec
       if (b == "postgres")
-        printf "; postgres CPU %d us/call; %.3f x pgbench -N TPS %.1f (goal >= 1.0)", \
-          pc, (t > 0 ? q / t : 0), t
+        printf "; postgres CPU %d us/call, %s per call; %.3f x pgbench -N TPS %.1f (goal >= 1.0)", \
+          pc, st, (t > 0 ? q / t : 0), t
       printf "\n" }'
 }
