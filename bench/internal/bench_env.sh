@@ -61,12 +61,14 @@
 #                              $TMP/NAME.cpu and of PostgreSQL (postgres
 #                              backend only, else 0) to $TMP/NAME.pgcpu, and
 #                              PostgreSQL's statements and commits per call
-#                              to $TMP/NAME.pgstmts
+#                              to $TMP/NAME.pgstmts (pg_stat_statements is
+#                              reset at cpu_begin) and the most frequent
+#                              statements to $TMP/NAME.pgtop
 #   write_summary LABEL NAME   one line: QPS of run NAME, its ratio to the
 #                              echo QPS (run "echo"), server CPU per call
 #                              next to the echo server's, PostgreSQL CPU
 #                              per call; with BACKEND=postgres also the
-#                              ratio to PGBENCH_TPS
+#                              ratio to PGBENCH_TPS and the statements
 #
 # Backends (BACKEND=sqlite|postgres, checked by backend_check):
 #   backend_check              exits 2 unless BACKEND is sqlite or postgres
@@ -371,6 +373,8 @@ cpu_begin() {
   CPU_BEFORE="$(cpu_ticks "$1")"
   PG_CPU_BEFORE="$(pg_cpu_ticks)"
   if [[ "${BACKEND:-sqlite}" == postgres ]]; then
+    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+      -c "SELECT pg_stat_statements_reset()" >/dev/null
     PG_COUNTS_BEFORE="$(pg_counts)"
   fi
 }
@@ -389,8 +393,15 @@ cpu_end() {
       -v w="$(json_field window_s "$TMP/$2.json")" 'BEGIN {
         split(b, x, " "); split(a, y, " "); calls = q * (w + 1)
         if (calls <= 0) calls = 1
-        printf "%.1f statements, %.2f commits", (y[1] - x[1]) / calls,
+        printf "%.1f statements, %.2f commits (read-only ones included)",
+          (y[1] - x[1]) / calls,
           (y[2] - x[2]) / calls }' >"$TMP/$2.pgstmts"
+    # What those statements are: the most frequent ones of the run.
+    psql -At -F ' | ' -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c \
+      "SELECT calls, round(total_exec_time::numeric / calls * 1000),
+              left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+       FROM pg_stat_statements ORDER BY calls DESC LIMIT 12" \
+      >"$TMP/$2.pgtop"
   else
     echo 0 >"$TMP/$2.pgcpu"
   fi
@@ -411,4 +422,8 @@ write_summary() {
         printf "; postgres CPU %d us/call, %s per call; %.3f x pgbench -N TPS %.1f (goal >= 1.0)", \
           pc, st, (t > 0 ? q / t : 0), t
       printf "\n" }'
+  if [[ -s "$TMP/$name.pgtop" ]]; then
+    echo "  its most frequent PostgreSQL statements (calls | mean us | query):"
+    sed 's/^/    /' "$TMP/$name.pgtop"
+  fi
 }
