@@ -3,7 +3,10 @@
 // baseline.
 //
 //   --mode=seed         writes agencies, cases and REFERRED steps straight
-//                       into a fresh database (service stopped)
+//                       into a fresh database (service stopped); with
+//                       --courses_persons case "bc<i>" belongs to the
+//                       person lotse_courses_bench books as person i, so
+//                       its course events land on that case
 //   --mode=transition   closed loop of step transitions (Accept, Start,
 //                       Complete, as the receiving agency) over the seeded
 //                       steps: QPS and latency
@@ -62,6 +65,8 @@ ABSL_FLAG(int, watchers, 100, "watch: streams");
 ABSL_FLAG(int, events, 1000, "watch: transitions; seed_events: events");
 ABSL_FLAG(double, rate, 100, "watch: transitions per second");
 ABSL_FLAG(int64_t, missed, 1000, "resume: events missed before reconnect");
+ABSL_FLAG(bool, courses_persons, false,
+          "seed: name case i's person as lotse_courses_bench names person i");
 
 namespace {
 
@@ -78,6 +83,23 @@ constexpr char kReceiver[] = "agencies/vhs-koeln";
 
 std::string CaseId(int i) { return absl::StrCat("bc", i); }
 std::string StepId(int i) { return absl::StrCat("bs", i); }
+
+// The person of case i: lotse_courses_bench's PersonName(i) with
+// --courses_persons ("persons/benchpersonx" + 14 base32 digits), else
+// "persons/bench-<i>".
+std::string PersonOfCase(int i) {
+  if (!absl::GetFlag(FLAGS_courses_persons)) {
+    return absl::StrCat("persons/bench-", i);
+  }
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string digits(14, 'a');
+  uint64_t index = static_cast<uint64_t>(i);
+  for (int k = 13; k >= 0; --k) {
+    digits[k] = kAlphabet[index & 31];
+    index >>= 5;
+  }
+  return absl::StrCat("persons/benchpersonx", digits);
+}
 
 absl::StatusOr<std::unique_ptr<storage::Database>> OpenMigrated() {
   auto db = storage::OpenDatabase(absl::GetFlag(FLAGS_database));
@@ -120,7 +142,7 @@ absl::Status Seed() {
             row.id = CaseId(c);
             row.version = 1;
             row.record.set_name(absl::StrCat("cases/", row.id));
-            row.record.set_person(absl::StrCat("persons/bench-", c));
+            row.record.set_person(PersonOfCase(c));
             row.record.set_owner_agency(kOwner);
             row.record.set_responsible_actor("bench");
             row.record.set_state(v1::CASE_STATE_ACTIVE);

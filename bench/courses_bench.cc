@@ -20,6 +20,25 @@
 //                         course; exactly --race_seats must succeed, the
 //                         rest are COURSE_FULL (counted as answered).
 //   --mode=search         SearchCourses near a random demo postal code.
+//   --mode=course_events  end to end from a course result to the case
+//                         watchers: books --events persons (person i into
+//                         one of the first courses of --ids), the provider
+//                         confirms the bookings and starts the courses, and
+//                         one stream waits until those events have all
+//                         reached the cases (setup_events_drained_s, from
+//                         the end of the set-up); then --watchers
+//                         WatchCaseEvents streams open on
+//                         the cases service (--cases_target, as
+//                         kim-koeln), and the provider records one result
+//                         per booking at --rate per second. Courses
+//                         delivers each CourseResultRecorded event to
+//                         cases, which records it on case "bc<i>" (seeded
+//                         by lotse_cases_bench --mode=seed
+//                         --courses_persons) and streams the case event.
+//                         Latency: from just before the RecordCourseResult
+//                         call starts (and from its return) to each
+//                         watcher's receipt of that case's COURSE_RESULT
+//                         activity; p1 shows the floor of the path.
 //
 // Output: one human line and one JSON line per run, like the other benches.
 #include <signal.h>
@@ -29,9 +48,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -40,8 +61,11 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/internal/load.h"
@@ -54,13 +78,15 @@
 #include "common/storage/migrations.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/grpcpp.h"
+#include "lotse/cases/v1/cases_service.grpc.pb.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/courses/domain/dates.h"
 #include "services/courses/store/course_store.h"
 #include "services/courses/store/migrations.h"
 
-ABSL_FLAG(std::string, mode, "", "load, fake_identity, book, race or search");
+ABSL_FLAG(std::string, mode, "",
+          "load, fake_identity, book, race, search or course_events");
 ABSL_FLAG(std::string, target, "127.0.0.1:50053", "courses service");
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "fake_identity: address");
 ABSL_FLAG(std::string, tls_dir, "", "tools/dev-pki.sh directory");
@@ -78,11 +104,17 @@ ABSL_FLAG(std::string, ids_out, "", "load: file for the course ids");
 ABSL_FLAG(std::string, ids, "", "book/race: the file --ids_out wrote");
 ABSL_FLAG(int, page_size, 20, "search: results per page");
 ABSL_FLAG(int, max_distance_km, 30, "search: radius");
+ABSL_FLAG(std::string, cases_target, "127.0.0.1:50052",
+          "course_events: cases service");
+ABSL_FLAG(int, watchers, 100, "course_events: WatchCaseEvents streams");
+ABSL_FLAG(int, events, 500, "course_events: results recorded");
+ABSL_FLAG(double, rate, 50, "course_events: results per second");
 
 namespace lotse::courses {
 namespace {
 
 using ::lotse::bench::CallDone;
+using ::lotse::bench::LatencyHistogram;
 using ::lotse::bench::LoadOptions;
 using ::lotse::bench::LoadResult;
 using ::lotse::bench::StartCall;
@@ -383,6 +415,283 @@ StartCall BookCalls(std::shared_ptr<Client> client, bool race) {
   };
 }
 
+// --- course result -> case event ---
+
+// Runs fn(i) for i in [0, n) on `threads` threads; the first failure, if
+// any.
+absl::Status ParallelFor(int n, int threads,
+                         const std::function<absl::Status(int)>& fn) {
+  std::atomic<int> next{0};
+  absl::Mutex mu;
+  absl::Status first;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+        absl::Status s = fn(i);
+        if (!s.ok()) {
+          absl::MutexLock lock(&mu);
+          if (first.ok()) first = s;
+        }
+      }
+    });
+  }
+  for (std::thread& t : pool) t.join();
+  return first;
+}
+
+std::unique_ptr<v1::CoursesService::Stub> CoursesStubAs(
+    const std::string& agency) {
+  auto creds = lotse::bench::MakeMutualTlsChannelCredentials(
+      absl::GetFlag(FLAGS_tls_dir), agency);
+  if (!creds.ok()) return nullptr;
+  return v1::CoursesService::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), *creds));
+}
+
+absl::Status CourseEvents() {
+  absl::StatusOr<std::shared_ptr<Client>> client = Connect();
+  if (!client.ok()) return client.status();
+  const Client& c = **client;
+  std::unique_ptr<v1::CoursesService::Stub> provider =
+      CoursesStubAs("vhs-koeln");
+  if (provider == nullptr) return absl::InternalError("no vhs-koeln creds");
+  const int n = absl::GetFlag(FLAGS_events);
+  const int watchers = absl::GetFlag(FLAGS_watchers);
+  // 20 bookings per course, well within the synthetic capacity of 30.
+  const int n_courses =
+      std::min<int>(static_cast<int>(c.course_ids.size()) - 1, (n + 19) / 20);
+  if (n_courses < 1 || n_courses * 30 < n) {
+    return absl::InvalidArgumentError("--ids lists too few courses");
+  }
+  auto course_of = [&](int i) {
+    return absl::StrCat("courses/", c.course_ids[1 + i % n_courses]);
+  };
+  auto grpc_error = [](const char* what, const grpc::Status& s) {
+    return absl::InternalError(
+        absl::StrCat(what, ": ", lotse::bench::StatusCodeName(s.error_code()),
+                     ": ", s.error_message()));
+  };
+  // The watchers, as the cases' owner, on four connections.
+  auto cases_creds = lotse::bench::MakeMutualTlsChannelCredentials(
+      absl::GetFlag(FLAGS_tls_dir), "kim-koeln");
+  if (!cases_creds.ok()) return cases_creds.status();
+  std::vector<std::unique_ptr<lotse::cases::v1::CasesService::Stub>> stubs;
+  for (int i = 0; i < 4; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("lotse.bench.watch_channel", i);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stubs.push_back(
+        lotse::cases::v1::CasesService::NewStub(grpc::CreateCustomChannel(
+            absl::GetFlag(FLAGS_cases_target), *cases_creds, args)));
+  }
+  auto prepare_watch = [](grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(1800));
+    context->AddMetadata("x-lotse-actor", "bench");
+    context->AddMetadata("x-lotse-purpose", "case-management");
+  };
+  // The case index of an activity event of `kind` on case "bc<i>", or -1.
+  auto case_of = [n](const lotse::cases::v1::WatchCaseEventsResponse& r,
+                     lotse::cases::v1::ActivityKind kind) {
+    int i = -1;
+    if (!r.has_event() || !r.event().has_activity_recorded() ||
+        r.event().activity_recorded().activity().kind() != kind ||
+        !absl::SimpleAtoi(absl::StripPrefix(r.event().case_name(), "cases/bc"),
+                          &i) ||
+        i < 0 || i >= n) {
+      return -1;
+    }
+    return i;
+  };
+
+  // The set-up's events (booked, confirmed, started: three per booking)
+  // queue in courses' outbox; the results must not wait behind them, so
+  // one stream watches until every case has its COURSE_STARTED activity.
+  grpc::ClientContext setup_context;
+  prepare_watch(&setup_context);
+  std::vector<char> started(n, 0);
+  std::atomic<int> started_count{0};
+  lotse::cases::v1::WatchCaseEventsRequest setup_request;
+  setup_request.set_start(lotse::cases::v1::WATCH_START_NOW);
+  auto setup_reader = stubs[0]->WatchCaseEvents(&setup_context, setup_request);
+  std::thread setup_watcher([&] {
+    lotse::cases::v1::WatchCaseEventsResponse r;
+    while (started_count.load() < n && setup_reader->Read(&r)) {
+      const int i = case_of(r, lotse::cases::v1::ACTIVITY_KIND_COURSE_STARTED);
+      if (i >= 0 && !started[i]) {
+        started[i] = 1;
+        started_count.fetch_add(1);
+      }
+    }
+  });
+  absl::SleepFor(absl::Seconds(1));
+
+  const absl::Time setup_start = absl::Now();
+  std::vector<v1::Booking> bookings(n);
+  absl::Status s = ParallelFor(n, 8, [&](int i) -> absl::Status {
+    grpc::ClientContext context;
+    Prepare(c, &context);
+    v1::CreateBookingRequest request;
+    request.set_parent(course_of(i));
+    request.set_request_id(absl::StrCat("events-book-", i));
+    request.mutable_booking()->set_person(PersonName(i));
+    grpc::Status st = c.stubs[i % c.stubs.size()]->CreateBooking(
+        &context, request, &bookings[i]);
+    if (!st.ok()) return grpc_error("CreateBooking", st);
+    if (bookings[i].state() != v1::BOOKING_STATE_HELD) return absl::OkStatus();
+    grpc::ClientContext confirm_context;
+    Prepare(c, &confirm_context);
+    v1::ConfirmBookingRequest confirm;
+    confirm.set_name(bookings[i].name());
+    confirm.set_etag(bookings[i].etag());
+    st = provider->ConfirmBooking(&confirm_context, confirm, &bookings[i]);
+    return st.ok() ? absl::OkStatus() : grpc_error("ConfirmBooking", st);
+  });
+  if (!s.ok()) return s;
+  s = ParallelFor(n_courses, 4, [&](int k) -> absl::Status {
+    grpc::ClientContext context;
+    Prepare(c, &context);
+    v1::GetCourseRequest get;
+    get.set_name(course_of(k));
+    v1::Course course;
+    grpc::Status st = provider->GetCourse(&context, get, &course);
+    if (!st.ok()) return grpc_error("GetCourse", st);
+    grpc::ClientContext start_context;
+    Prepare(c, &start_context);
+    v1::StartCourseRequest start;
+    start.set_name(course.name());
+    start.set_etag(course.etag());
+    st = provider->StartCourse(&start_context, start, &course);
+    return st.ok() ? absl::OkStatus() : grpc_error("StartCourse", st);
+  });
+  if (!s.ok()) return s;
+  const absl::Duration setup = absl::Now() - setup_start;
+  const absl::Time drain_give_up = absl::Now() + absl::Seconds(900);
+  while (started_count.load() < n && absl::Now() < drain_give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  // From the end of the set-up to the last COURSE_STARTED case event: how
+  // fast the set-up's backlog went from courses' outbox to the watchers.
+  const absl::Duration drained = absl::Now() - setup_start - setup;
+  setup_context.TryCancel();
+  setup_watcher.join();
+  setup_reader->Finish();
+  if (started_count.load() < n) {
+    return absl::DeadlineExceededError(
+        "the set-up's course events did not all reach the cases");
+  }
+
+  // receipt[w * n + i]: when watcher w saw booking i's result (unix us).
+  std::vector<std::atomic<int64_t>> receipt(static_cast<size_t>(watchers) * n);
+  std::vector<int64_t> sent(n, 0), returned(n, 0);
+  std::atomic<int64_t> received{0};
+  std::atomic<int> ready{0};
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts(watchers);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < watchers; ++w) {
+    contexts[w] = std::make_unique<grpc::ClientContext>();
+    prepare_watch(contexts[w].get());
+    threads.emplace_back([&, w] {
+      lotse::cases::v1::WatchCaseEventsRequest request;
+      request.set_start(lotse::cases::v1::WATCH_START_NOW);
+      auto reader =
+          stubs[w % stubs.size()]->WatchCaseEvents(contexts[w].get(), request);
+      ready.fetch_add(1);
+      lotse::cases::v1::WatchCaseEventsResponse r;
+      int mine = 0;
+      while (mine < n && reader->Read(&r)) {
+        const int64_t now = absl::ToUnixMicros(absl::Now());
+        const int i = case_of(r, lotse::cases::v1::ACTIVITY_KIND_COURSE_RESULT);
+        if (i < 0) continue;
+        int64_t expected = 0;
+        if (receipt[static_cast<size_t>(w) * n + i].compare_exchange_strong(
+                expected, now)) {
+          ++mine;
+          received.fetch_add(1);
+        }
+      }
+      contexts[w]->TryCancel();
+      reader->Finish();
+    });
+  }
+  while (ready.load() < watchers) absl::SleepFor(absl::Milliseconds(10));
+  // Let the service resolve every stream's start before writing.
+  absl::SleepFor(absl::Seconds(2));
+
+  const absl::Duration gap = absl::Seconds(1.0 / absl::GetFlag(FLAGS_rate));
+  absl::Time next = absl::Now();
+  int errors = 0;
+  std::string first_error;
+  const int64_t today = DayOf(absl::Now());
+  for (int i = 0; i < n; ++i) {
+    absl::SleepFor(next - absl::Now());
+    next += gap;
+    grpc::ClientContext context;
+    Prepare(c, &context);
+    v1::RecordCourseResultRequest request;
+    request.set_parent(bookings[i].name());
+    request.set_request_id(absl::StrCat("events-result-", i));
+    v1::CourseResult* result = request.mutable_result();
+    result->set_exam(v1::EXAM_KIND_DTZ);
+    result->set_passed(true);
+    result->set_achieved_level(type::v1::CEFR_LEVEL_B1);
+    *result->mutable_exam_date() = DateFromDay(today);
+    v1::CourseResult response;
+    sent[i] = absl::ToUnixMicros(absl::Now());
+    grpc::Status st =
+        provider->RecordCourseResult(&context, request, &response);
+    returned[i] = absl::ToUnixMicros(absl::Now());
+    if (!st.ok()) {
+      if (errors++ == 0)
+        first_error =
+            std::string(grpc_error("RecordCourseResult", st).message());
+    }
+  }
+  const int64_t expected = int64_t{watchers} * (n - errors);
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (received.load() < expected && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (auto& context : contexts) context->TryCancel();
+  for (std::thread& t : threads) t.join();
+
+  LatencyHistogram from_start, from_return;
+  for (int w = 0; w < watchers; ++w) {
+    for (int i = 0; i < n; ++i) {
+      const int64_t at = receipt[static_cast<size_t>(w) * n + i].load();
+      if (at == 0 || sent[i] == 0) continue;
+      from_start.Record(absl::Microseconds(at - sent[i]));
+      from_return.Record(absl::Microseconds(at - returned[i]));
+    }
+  }
+  if (!first_error.empty())
+    std::printf("first error: %s\n", first_error.c_str());
+  std::printf(
+      "{\"mode\":\"course_events\",\"watchers\":%d,\"results\":%d,"
+      "\"rate\":%.0f,\"setup_s\":%.1f,\"setup_events_drained_s\":%.1f,"
+      "\"deliveries\":%lld,"
+      "\"expected\":%lld,\"errors\":%d,\"p1_ms\":%.2f,\"p50_ms\":%.2f,\"p90_"
+      "ms\":%.2f,"
+      "\"p99_ms\":%.2f,\"max_ms\":%.2f,\"from_return_p50_ms\":%.2f,"
+      "\"from_return_p99_ms\":%.2f}\n",
+      watchers, n, absl::GetFlag(FLAGS_rate), absl::ToDoubleSeconds(setup),
+      absl::ToDoubleSeconds(drained), static_cast<long long>(received.load()),
+      static_cast<long long>(int64_t{watchers} * n), errors,
+      absl::ToDoubleMilliseconds(from_start.Quantile(0.01)),
+      absl::ToDoubleMilliseconds(from_start.Quantile(0.5)),
+      absl::ToDoubleMilliseconds(from_start.Quantile(0.9)),
+      absl::ToDoubleMilliseconds(from_start.Quantile(0.99)),
+      absl::ToDoubleMilliseconds(from_start.Max()),
+      absl::ToDoubleMilliseconds(from_return.Quantile(0.5)),
+      absl::ToDoubleMilliseconds(from_return.Quantile(0.99)));
+  std::fflush(stdout);
+  if (errors > 0 || received.load() < int64_t{watchers} * n) {
+    return absl::InternalError("watchers missed case events or writes failed");
+  }
+  return absl::OkStatus();
+}
+
 StartCall SearchCalls(std::shared_ptr<Client> client) {
   return [client](CallDone done) {
     struct Call {
@@ -475,7 +784,8 @@ absl::Status RunRpcs(const std::string& mode) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "courses service benchmarks: --mode=load|fake_identity|book|race|search");
+      "courses service benchmarks: "
+      "--mode=load|fake_identity|book|race|search|course_events");
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   absl::Status status;
@@ -485,9 +795,12 @@ int main(int argc, char** argv) {
     status = lotse::courses::ServeFakeIdentity();
   } else if (mode == "book" || mode == "race" || mode == "search") {
     status = lotse::courses::RunRpcs(mode);
+  } else if (mode == "course_events") {
+    status = lotse::courses::CourseEvents();
   } else {
     status = absl::InvalidArgumentError(
-        "--mode must be load, fake_identity, book, race or search");
+        "--mode must be load, fake_identity, book, race, search or "
+        "course_events");
   }
   if (!status.ok()) {
     std::fprintf(stderr, "lotse_courses_bench: %s\n",

@@ -3,29 +3,45 @@
 # same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
 #   2. step transitions (Accept/Start/Complete as the receiving agency)
-#      against lotse_cases on a database seeded with REFERRED steps, and
-#      the ratio to the echo QPS (target >= 0.5);
+#      against lotse_cases on a database seeded with REFERRED steps: QPS,
+#      its ratio to the echo QPS (goal >= 0.25), the service's CPU per call
+#      next to the echo server's; with BACKEND=postgres then pgbench -N at
+#      the same client count against the same server, and the ratio
+#      transition QPS / pgbench TPS (goal >= 1.0);
 #   3. 100 watchers (WatchCaseEvents) connected while a writer commits
 #      transitions at a steady rate: latency from the event's commit to
 #      each watcher, p50/p99 (target p99 <= 50 ms);
-#   4. N_EVENTS case events stored (service stopped), lotse_cases started
+#   4. end to end, course result -> case event: lotse_courses with its
+#      events going to lotse_cases (--event_destinations), both calling a
+#      stand-in identity (lotse_courses_bench --mode=fake_identity) for
+#      person checks; COURSE_EVENTS bookings made, confirmed and their
+#      courses started through the courses RPCs, a case with course steps
+#      per booked person seeded in cases; then WATCHERS streams of
+#      WatchCaseEvents while the provider records one result per booking
+#      (RecordCourseResult) at COURSE_EVENT_RATE per second: latency from
+#      the call's start to each watcher's receipt of the case's
+#      COURSE_RESULT activity, p50/p99 (target p99 <= 50 ms);
+#   5. N_EVENTS case events stored (service stopped), lotse_cases started
 #      on that database (time to serving), then one watcher resumes after
 #      cursor N_EVENTS - MISSED: time to the first missed event and to all.
 #
 # BACKEND=sqlite (default) uses SQLite files; BACKEND=postgres starts a
-# throwaway PostgreSQL server on loopback (initdb + pg_ctl, as the OS user
-# postgres when run as root; removed at exit), fsync=off and
-# synchronous_commit=on (commits survive kill -9, not a power loss; PG_FSYNC=on
-# for the power-loss-safe default).
+# throwaway PostgreSQL server on loopback (bench_env.sh pg_start: initdb +
+# pg_ctl, as the OS user postgres when run as root; removed at exit),
+# fsync=off and synchronous_commit=on (commits survive kill -9, not a power
+# loss; PG_FSYNC=on for the power-loss-safe default).
 #
 # Usage: bench/run_cases_bench.sh [DURATION_S=10] [CONCURRENCY=32]
 #                                 [N_EVENTS=1000000] [MISSED=1000]
 # Environment:
-#   BUILD_DIR  build tree holding lotse_cases, lotse_echo_server,
-#              lotse_loadgen, lotse_cases_bench (default build/ci; missing
+#   BUILD_DIR  build tree holding lotse_cases, lotse_courses,
+#              lotse_echo_server, lotse_loadgen, lotse_cases_bench,
+#              lotse_courses_bench (default build/ci; missing
 #              ones are built there; configure with -DLOTSE_BUILD_BENCH=ON)
 #   CHANNELS   connections per load generator (default 2)
-#   WATCHERS   watch streams in phase 3 (default 100)
+#   WATCHERS   watch streams in phases 3 and 4 (default 100)
+#   COURSE_EVENTS      results recorded in phase 4 (default 500)
+#   COURSE_EVENT_RATE  results per second in phase 4 (default 50)
 #   KEEP_TMP   set to keep the temp dir (databases, logs)
 #   BACKEND    sqlite (default) or postgres
 #   PG_FSYNC   postgres only: off (default) or on
@@ -39,15 +55,8 @@ N_EVENTS="${3:-1000000}"
 MISSED="${4:-1000}"
 CHANNELS="${CHANNELS:-2}"
 WATCHERS="${WATCHERS:-100}"
-BACKEND="${BACKEND:-sqlite}"
-PG_FSYNC="${PG_FSYNC:-off}"
-case "$BACKEND" in
-  sqlite | postgres) ;;
-  *)
-    echo "BACKEND must be sqlite or postgres" >&2
-    exit 2
-    ;;
-esac
+COURSE_EVENTS="${COURSE_EVENTS:-500}"
+COURSE_EVENT_RATE="${COURSE_EVENT_RATE:-50}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
 # shellcheck source=bench/internal/bench_env.sh
@@ -56,62 +65,13 @@ CASES="$(bench_binary "$BUILD_DIR" lotse_cases)"
 ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
 LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
 BENCH="$(bench_binary "$BUILD_DIR" lotse_cases_bench)"
+COURSES="$(bench_binary "$BUILD_DIR" lotse_courses)"
+COURSES_BENCH="$(bench_binary "$BUILD_DIR" lotse_courses_bench)"
 bench_ensure_built "$BUILD_DIR" lotse_cases lotse_echo_server lotse_loadgen \
-  lotse_cases_bench
+  lotse_cases_bench lotse_courses lotse_courses_bench
+backend_check
 bench_init
-
-# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
-PG_DATA=""
-# shellcheck disable=SC2317  # invoked at exit
-pg_stop() {
-  if [[ -n "${PG_DATA:-}" ]]; then
-    as_pg_owner "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -s \
-      >/dev/null 2>&1 || true
-  fi
-}
-bench_on_exit pg_stop
-as_pg_owner() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-if [[ "$BACKEND" == postgres ]]; then
-  PG_BIN="$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-  [[ -x "$PG_BIN/pg_ctl" ]] || {
-    echo "no PostgreSQL server under /usr/lib/postgresql" >&2
-    exit 1
-  }
-  chmod 755 "$TMP"
-  mkdir "$TMP/pg"
-  [[ $(id -u) -eq 0 ]] && chown postgres: "$TMP/pg"
-  as_pg_owner "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=trust \
-    -E UTF8 --locale=C.UTF-8 --no-sync >"$TMP/pg-initdb.log" 2>&1 || {
-    cat "$TMP/pg-initdb.log" >&2
-    exit 1
-  }
-  PG_DATA="$TMP/pg/data"
-  PG_PORT="$(python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  as_pg_owner "$PG_BIN/pg_ctl" start -D "$PG_DATA" -w -t 60 -s \
-    -l "$TMP/pg/server.log" \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $TMP/pg \
-        -c fsync=$PG_FSYNC -c synchronous_commit=on \
-        -c max_connections=200 -c shared_buffers=256MB" >/dev/null
-  echo "postgres:           $("$PG_BIN/postgres" --version), port $PG_PORT," \
-    "fsync=$PG_FSYNC synchronous_commit=on"
-fi
-
-db_url() {
-  if [[ "$BACKEND" == postgres ]]; then
-    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
-      -c "CREATE DATABASE $1" >/dev/null
-    echo "postgresql://postgres@127.0.0.1:$PG_PORT/$1"
-  else
-    echo "sqlite:$TMP/$1.db"
-  fi
-}
+if [[ "$BACKEND" == postgres ]]; then pg_start; fi
 
 LIMIT=$((${DURATION%.*} + 120))
 
@@ -122,7 +82,6 @@ echo_run echo vhs-koeln "$CONCURRENCY" "$CHANNELS" "$DURATION" "$LIMIT" ||
   status=1
 echo_stop
 echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
-ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
 # start_cases NAME URL: starts lotse_cases on URL; sets CASES_PID, CASES_PORT
 # and START_MS (process start to serving).
@@ -147,17 +106,19 @@ bounded 600 "$BENCH" --mode=seed --database="$TRANS_DB" --steps="$STEPS" \
   >"$TMP/seed.json"
 echo "seed:               $(cat "$TMP/seed.json")"
 start_cases transition "$TRANS_DB"
+cpu_begin "$CASES_PID"
 bounded "$LIMIT" "$BENCH" --mode=transition --target="127.0.0.1:$CASES_PORT" \
   --tls_dir="$TMP/pki" --steps="$STEPS" --concurrency="$CONCURRENCY" \
   --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/transition.json" ||
   status=1
+cpu_end "$CASES_PID" transition
 stop "$CASES_PID"
 echo "transition (mTLS):  $(grep '^{' "$TMP/transition.json")"
 grep '^first error' "$TMP/transition.json" || true
-TRANS_QPS="$(json_field qps "$TMP/transition.json")"
-awk -v c="$TRANS_QPS" -v e="$ECHO_QPS" 'BEGIN {
-  printf "step transition QPS %.1f / echo QPS %.1f = %.3f (target >= 0.5)\n",
-    c, e, (e > 0 ? c / e : 0) }'
+if [[ "$BACKEND" == postgres ]]; then
+  pgbench_run pgbench "$CONCURRENCY" "$DURATION" || status=1
+fi
+write_summary "step transition c=$CONCURRENCY" transition
 
 # ---- 3. watch latency with many watchers -----------------------------------
 WATCH_DB="$(db_url cases_watch)"
@@ -170,7 +131,52 @@ bounded 300 "$BENCH" --mode=watch --target="127.0.0.1:$CASES_PORT" \
 stop "$CASES_PID"
 echo "watch (mTLS):       $(grep '^{' "$TMP/watch.json")"
 
-# ---- 4. resume after restart with N_EVENTS stored ----------------------------
+# ---- 4. course result -> case event, end to end ----------------------------
+# courses (its events to cases) and cases (person checks at a stand-in
+# identity that allows everything) as the run command wires them.
+EV_COURSES_DB="$(db_url courses_events)"
+bounded 600 "$COURSES_BENCH" --mode=load --database="$EV_COURSES_DB" \
+  --courses=$((COURSE_EVENTS / 20 + 10)) --persons="$COURSE_EVENTS" \
+  --race_seats=1 --ids_out="$TMP/course-ids" >/dev/null
+EV_CASES_DB="$(db_url cases_course_events)"
+bounded 600 "$BENCH" --mode=seed --database="$EV_CASES_DB" \
+  --steps=$((COURSE_EVENTS * 10)) --courses_persons >/dev/null
+"$COURSES_BENCH" --mode=fake_identity --tls_dir="$TMP/pki" \
+  --listen=127.0.0.1:0 >"$TMP/identity.out" 2>"$TMP/identity.err" &
+ID_PID=$!
+PIDS+=("$ID_PID")
+ID_PORT="$(wait_port "$TMP/identity.out" "$ID_PID" \
+  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
+"$CASES" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" --database="$EV_CASES_DB" \
+  --identity_target="127.0.0.1:$ID_PORT" --log_calls=false \
+  >"$TMP/ev-cases.out" 2>"$TMP/ev-cases.err" &
+CASES_PID=$!
+PIDS+=("$CASES_PID")
+CASES_PORT="$(serving_port "$TMP/ev-cases.err" "$CASES_PID")"
+"$COURSES" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+  --database="$EV_COURSES_DB" --identity_target="127.0.0.1:$ID_PORT" \
+  --event_destinations="cases=127.0.0.1:$CASES_PORT" --log_calls=false \
+  >"$TMP/ev-courses.out" 2>"$TMP/ev-courses.err" &
+CO_PID=$!
+PIDS+=("$CO_PID")
+CO_PORT="$(serving_port "$TMP/ev-courses.err" "$CO_PID")"
+bounded 900 "$COURSES_BENCH" --mode=course_events \
+  --target="127.0.0.1:$CO_PORT" --cases_target="127.0.0.1:$CASES_PORT" \
+  --tls_dir="$TMP/pki" --client=kim-koeln --ids="$TMP/course-ids" \
+  --persons="$COURSE_EVENTS" --events="$COURSE_EVENTS" \
+  --watchers="$WATCHERS" --rate="$COURSE_EVENT_RATE" \
+  >"$TMP/course-events.json" || {
+  status=1
+  tail -n 5 "$TMP/ev-courses.err" "$TMP/ev-cases.err" >&2
+}
+stop "$CO_PID"
+stop "$CASES_PID"
+stop "$ID_PID"
+grep '^first error' "$TMP/course-events.json" || true
+echo "course result -> case event (mTLS): $(grep '^{' \
+  "$TMP/course-events.json" || true)"
+
+# ---- 5. resume after restart with N_EVENTS stored ----------------------------
 RESUME_DB="$(db_url cases_resume)"
 bounded 3600 "$BENCH" --mode=seed_events --database="$RESUME_DB" \
   --events="$N_EVENTS" >"$TMP/seed_events.json"

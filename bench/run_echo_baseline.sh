@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Measures the echo baseline: lotse_echo_server + lotse_loadgen on loopback,
 # first over mutual TLS (with a fresh dev PKI in a temp dir), then plaintext,
-# and prints both JSON result lines and the TLS/plaintext QPS ratio.
+# and prints both JSON result lines, the TLS/plaintext QPS ratio and the echo
+# server's CPU per call in each mode (utime + stime from /proc, the baseline
+# the services' CPU per call is quoted against).
 #
 # Usage: bench/run_echo_baseline.sh [DURATION_S=10] [CONCURRENCY=64]
 # Environment:
@@ -23,6 +25,8 @@ BUILD_DIR="${BUILD_DIR:-$ROOT/build-bench}"
 SERVER="$BUILD_DIR/bench/lotse_echo_server"
 LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
 read -r -a EXTRA <<<"${LOADGEN_ARGS:-}"
+# shellcheck source=bench/internal/bench_env.sh
+source "$ROOT/bench/internal/bench_env.sh"  # cpu_ticks, cpu_us_per_call
 
 if [[ ! -x "$SERVER" || ! -x "$LOADGEN" ]]; then
   echo "building lotse_echo_server and lotse_loadgen in $BUILD_DIR" >&2
@@ -58,6 +62,7 @@ start_server() {
     2>"$TMP/$name.server.err" &
   local pid=$!
   PIDS+=("$pid")
+  SERVER_PID="$pid"
   local port=""
   for _ in $(seq 100); do
     port="$(sed -n 's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
@@ -74,14 +79,16 @@ start_server() {
   exit 1
 }
 
-# run_load NAME PORT [LOADGEN FLAGS...]: runs the load generator, bounded in
-# time, and appends its JSON line to $TMP/NAME.json.
+# run_load NAME PORT PID [LOADGEN FLAGS...]: runs the load generator, bounded
+# in time, against the server PID listening on PORT; appends its JSON line to
+# $TMP/NAME.json and the server's CPU per call to $TMP/NAME.cpu.
 run_load() {
-  local name="$1" port="$2"
-  shift 2
+  local name="$1" port="$2" pid="$3" before
+  shift 3
   local limit
   limit="$(awk -v d="$DURATION" 'BEGIN { printf "%d", d + 60 }')"
   local rc=0
+  before="$(cpu_ticks "$pid")"
   # In the background + wait, so a signal to this script is handled at once
   # (bash defers traps while a foreground child runs).
   timeout "$limit" "$LOADGEN" --target="127.0.0.1:$port" \
@@ -89,6 +96,9 @@ run_load() {
     >"$TMP/$name.out" &
   PIDS+=("$!")
   wait "$!" || rc=$?
+  grep '^{' "$TMP/$name.out" >"$TMP/$name.last" || true
+  cpu_us_per_call "$before" "$(cpu_ticks "$pid")" "$TMP/$name.last" \
+    >>"$TMP/$name.cpu"
   grep -v '^{' "$TMP/$name.out" || true
   grep '^{' "$TMP/$name.out" >>"$TMP/$name.json" || true
   return "$rc"
@@ -98,22 +108,28 @@ run_load() {
 PORT=""
 start_server mtls --tls_dir="$TMP/pki"
 MTLS_PORT="$PORT"
+MTLS_PID="$SERVER_PID"
 start_server plaintext
 PLAIN_PORT="$PORT"
+PLAIN_PID="$SERVER_PID"
 : >"$TMP/mtls.json"
 : >"$TMP/plaintext.json"
 
 status=0
 for _ in $(seq "$REPEATS"); do
-  run_load mtls "$MTLS_PORT" --tls_dir="$TMP/pki" --client=kim-koeln || status=1
-  run_load plaintext "$PLAIN_PORT" || status=1
+  run_load mtls "$MTLS_PORT" "$MTLS_PID" --tls_dir="$TMP/pki" \
+    --client=kim-koeln || status=1
+  run_load plaintext "$PLAIN_PORT" "$PLAIN_PID" || status=1
 done
 
 while read -r line; do echo "mtls:      $line"; done <"$TMP/mtls.json"
 while read -r line; do echo "plaintext: $line"; done <"$TMP/plaintext.json"
 # Median QPS over the repeats (the only value when REPEATS=1).
 median_qps() {
-  sed -n 's/.*"qps":\([0-9.]*\).*/\1/p' "$1" | sort -g |
+  sed -n 's/.*"qps":\([0-9.]*\).*/\1/p' "$1" | median
+}
+median() {
+  sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) print 0;
       else if (NR % 2) print v[(NR + 1) / 2];
       else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -122,4 +138,6 @@ awk -v t="$(median_qps "$TMP/mtls.json")" \
   -v p="$(median_qps "$TMP/plaintext.json")" -v n="$REPEATS" \
   'BEGIN { printf "median QPS over %d run(s): mTLS %.1f, plaintext %.1f\n", n, t, p
            if (p > 0) printf "mTLS/plaintext QPS ratio: %.2f\n", t / p }'
+echo "median echo server CPU per call: mTLS $(median <"$TMP/mtls.cpu") us," \
+  "plaintext $(median <"$TMP/plaintext.cpu") us"
 exit "$status"

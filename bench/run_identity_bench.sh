@@ -2,8 +2,11 @@
 # Identity service benchmarks next to the echo baseline of
 # the same run, all on loopback over mutual TLS with a fresh dev PKI:
 #   1. echo baseline: lotse_echo_server + lotse_loadgen;
-#   2. CreatePerson QPS against lotse_identity on a fresh database, and its
-#      ratio to the echo QPS;
+#   2. CreatePerson QPS against lotse_identity on a fresh database, its
+#      ratio to the echo QPS (goal >= 0.15) and the service's CPU per call
+#      next to the echo server's; with BACKEND=postgres also pgbench -N at
+#      the same client count against the same server (service stopped) and
+#      CreatePerson QPS / pgbench TPS (goal >= 1.0);
 #   3. N synthetic persons bulk-loaded into a second database (service
 #      stopped), then FindDuplicates latency for spelling variants of loaded
 #      persons, at concurrency 1 (latency of one caller) and at CONCURRENCY,
@@ -11,8 +14,9 @@
 #      and after the runs.
 #
 # BACKEND=sqlite (default) uses SQLite files; BACKEND=postgres starts a
-# throwaway PostgreSQL server on loopback (initdb + pg_ctl, as the OS user
-# postgres when run as root; removed at exit) with one database per phase.
+# throwaway PostgreSQL server on loopback (bench_env.sh pg_start: initdb +
+# pg_ctl, as the OS user postgres when run as root; removed at exit) with
+# one database per phase.
 #
 # Durability: lotse_identity runs with the storage defaults. SQLite: WAL mode
 # with synchronous=NORMAL, every commit is in the WAL before the call
@@ -21,7 +25,7 @@
 # promise, synchronous_commit=on (the commit's WAL is written before the
 # server acknowledges it) with fsync=off, so commits survive kill -9 of the
 # service or of the server but not a power loss; PG_FSYNC=on makes it the
-# power-loss-safe default instead.
+# power-loss-safe default instead. pgbench runs with the same settings.
 #
 # Usage: bench/run_identity_bench.sh [N_PERSONS=100000] [DURATION_S=10]
 #                                    [CONCURRENCY=32]
@@ -42,162 +46,30 @@ N_PERSONS="${1:-100000}"
 DURATION="${2:-10}"
 CONCURRENCY="${3:-32}"
 CHANNELS="${CHANNELS:-2}"
-BACKEND="${BACKEND:-sqlite}"
-PG_FSYNC="${PG_FSYNC:-off}"
-case "$BACKEND" in
-  sqlite | postgres) ;;
-  *)
-    echo "BACKEND must be sqlite or postgres" >&2
-    exit 2
-    ;;
-esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build/ci}"
-IDENTITY="$BUILD_DIR/services/identity/lotse_identity"
-SEED="$BUILD_DIR/tools/lotse_seed_demo"
-ECHO_SERVER="$BUILD_DIR/bench/lotse_echo_server"
-LOADGEN="$BUILD_DIR/bench/lotse_loadgen"
-BENCH="$BUILD_DIR/bench/lotse_identity_bench"
-
-for bin in "$IDENTITY" "$SEED" "$ECHO_SERVER" "$LOADGEN" "$BENCH"; do
-  if [[ ! -x "$bin" ]]; then
-    echo "building the benchmark binaries in $BUILD_DIR" >&2
-    cmake --build "$BUILD_DIR" --target lotse_identity lotse_seed_demo \
-      lotse_echo_server lotse_loadgen lotse_identity_bench >/dev/null
-    break
-  fi
-done
-
-TMP="$(mktemp -d)"
-PIDS=()
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-    fi
-  done
-  if [[ -n "${PG_DATA:-}" ]]; then
-    as_pg_owner "$PG_BIN/pg_ctl" stop -D "$PG_DATA" -m fast -s \
-      >/dev/null 2>&1 || true
-  fi
-  if [[ -n "${KEEP_TMP:-}" ]]; then
-    echo "kept $TMP" >&2
-  else
-    rm -rf "$TMP"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- PostgreSQL server (BACKEND=postgres) ----------------------------------
-PG_DATA=""
-# Runs a command as the owner of the cluster: postgres when we are root (the
-# server refuses to run as root), ourselves otherwise.
-as_pg_owner() {
-  if [[ $(id -u) -eq 0 ]]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-if [[ "$BACKEND" == postgres ]]; then
-  PG_BIN="$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
-  [[ -x "$PG_BIN/pg_ctl" ]] || {
-    echo "no PostgreSQL server under /usr/lib/postgresql" >&2
-    exit 1
-  }
-  chmod 755 "$TMP"
-  mkdir "$TMP/pg"
-  [[ $(id -u) -eq 0 ]] && chown postgres: "$TMP/pg"
-  as_pg_owner "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=trust \
-    -E UTF8 --locale=C.UTF-8 --no-sync >"$TMP/pg-initdb.log" 2>&1 || {
-    cat "$TMP/pg-initdb.log" >&2
-    exit 1
-  }
-  PG_DATA="$TMP/pg/data"
-  PG_PORT="$(python3 -c 'import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  as_pg_owner "$PG_BIN/pg_ctl" start -D "$PG_DATA" -w -t 60 -s \
-    -l "$TMP/pg/server.log" \
-    -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $TMP/pg \
-        -c fsync=$PG_FSYNC -c synchronous_commit=on \
-        -c max_connections=200 -c shared_buffers=256MB" >/dev/null
-  echo "postgres:           $("$PG_BIN/postgres" --version), port $PG_PORT," \
-    "fsync=$PG_FSYNC synchronous_commit=on"
-fi
-
-# db_url NAME: a fresh database for one phase.
-db_url() {
-  if [[ "$BACKEND" == postgres ]]; then
-    psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
-      -c "CREATE DATABASE $1" >/dev/null
-    echo "postgresql://postgres@127.0.0.1:$PG_PORT/$1"
-  else
-    echo "sqlite:$TMP/$1.db"
-  fi
-}
-
-"$ROOT/tools/dev-pki.sh" "$TMP/pki" >/dev/null
+# shellcheck source=bench/internal/bench_env.sh
+source "$ROOT/bench/internal/bench_env.sh"
+IDENTITY="$(bench_binary "$BUILD_DIR" lotse_identity)"
+SEED="$(bench_binary "$BUILD_DIR" lotse_seed_demo)"
+ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
+LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
+BENCH="$(bench_binary "$BUILD_DIR" lotse_identity_bench)"
+bench_ensure_built "$BUILD_DIR" lotse_identity lotse_seed_demo \
+  lotse_echo_server lotse_loadgen lotse_identity_bench
+backend_check
+bench_init
+if [[ "$BACKEND" == postgres ]]; then pg_start; fi
 LIMIT=$((${DURATION%.*} + 60))  # bound on every timed run
-
-# bounded SECONDS CMD...: runs CMD in the background with a time limit and
-# waits for it, so a signal to this script is handled at once (bash defers
-# traps while a foreground child runs).
-bounded() {
-  local limit="$1"
-  shift
-  timeout "$limit" "$@" &
-  local pid=$!
-  PIDS+=("$pid")
-  wait "$pid"
-}
-
-# wait_port LOG PID PATTERN: prints the port once the server logged it.
-wait_port() {
-  local log="$1" pid="$2" pattern="$3" port=""
-  for _ in $(seq 300); do
-    port="$(sed -n "$pattern" "$log" 2>/dev/null | head -n 1)"
-    if [[ -n "$port" ]]; then
-      echo "$port"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "server did not start:" >&2
-  cat "$log" >&2
-  return 1
-}
-
-# stop PID: SIGTERM and wait (graceful drain), so the next phase does not
-# compete with it for the CPU or the database file.
-stop() {
-  kill -TERM "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-json_field() {  # json_field FIELD FILE: the first numeric FIELD in FILE
-  sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2" | head -n 1
-}
-
 # ---- 1. echo baseline ------------------------------------------------------
-"$ECHO_SERVER" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
-  >"$TMP/echo.out" 2>"$TMP/echo.err" &
-ECHO_PID=$!
-PIDS+=("$ECHO_PID")
-ECHO_PORT="$(wait_port "$TMP/echo.out" "$ECHO_PID" \
-  's/^listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')"
 status=0
-bounded "$LIMIT" "$LOADGEN" --target="127.0.0.1:$ECHO_PORT" \
-  --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
-  --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/echo.json" ||
+echo_start
+echo_run echo kim-koeln "$CONCURRENCY" "$CHANNELS" "$DURATION" "$LIMIT" ||
   status=1
-stop "$ECHO_PID"
+echo_stop
 echo "echo (mTLS):        $(grep '^{' "$TMP/echo.json")"
 ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
@@ -223,15 +95,21 @@ start_identity() {
 # ---- 2. CreatePerson QPS ---------------------------------------------------
 echo "backend:            $BACKEND"
 start_identity create "$(db_url identity_create)"
+cpu_begin "$ID_PID"
 bounded "$LIMIT" "$BENCH" --mode=create --target="127.0.0.1:$ID_PORT" \
   --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$CONCURRENCY" \
   --channels="$CHANNELS" --duration_s="$DURATION" >"$TMP/create.json" ||
   status=1
+cpu_end "$ID_PID" create
 stop "$ID_PID"
 echo "create (mTLS):      $(grep '^{' "$TMP/create.json")"
+if [[ "$BACKEND" == postgres ]]; then
+  pgbench_run pgbench "$CONCURRENCY" "$DURATION" || status=1
+fi
+write_summary "CreatePerson c=$CONCURRENCY" create
 CREATE_QPS="$(json_field qps "$TMP/create.json")"
 awk -v c="$CREATE_QPS" -v e="$ECHO_QPS" 'BEGIN {
-  printf "CreatePerson QPS %.1f / echo QPS %.1f = %.3f (target >= 0.5)\n",
+  printf "CreatePerson QPS %.1f / echo QPS %.1f = %.3f (goal >= 0.15)\n",
     c, e, (e > 0 ? c / e : 0) }'
 
 # ---- 3. FindDuplicates with N persons loaded -------------------------------

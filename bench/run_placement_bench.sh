@@ -6,8 +6,10 @@
 #   2. lotse_identity and lotse_placement wired like the run command
 #      (identity's events -> placement, placement's -> identity; placement
 #      checks work permission and access at identity with its service
-#      certificate), each on a fresh SQLite file with the storage defaults
-#      (WAL, synchronous=NORMAL); lotse_seed_demo registers the demo
+#      certificate), each on a fresh database with the storage defaults
+#      (SQLite: WAL, synchronous=NORMAL; BACKEND=postgres: a throwaway
+#      server on loopback, bench_env.sh pg_start, synchronous_commit=on,
+#      fsync=off unless PG_FSYNC=on); lotse_seed_demo registers the demo
 #      agencies;
 #   3. load THROUGH THE RPCs, LOAD_CONCURRENCY calls in flight
 #      (lotse_placement_bench --mode=load): N_CANDIDATES persons
@@ -22,8 +24,11 @@
 #      all active candidates) at concurrency 1: p50/p99 (target p99 <= 10 ms
 #      for the former), next to the echo c=1 p50/p99;
 #   5. placement transitions (Propose -> Applied -> Interview -> Hired or
-#      Rejected, every RPC one call) at CONCURRENCY, and the ratio to the
-#      echo QPS (target >= 0.5).
+#      Rejected, every RPC one call) at CONCURRENCY: QPS, the ratio to the
+#      echo QPS and placement's CPU per call next to the echo server's;
+#      with BACKEND=postgres then pgbench -N at CONCURRENCY clients against
+#      the same server (services stopped) and transition QPS / pgbench TPS
+#      (goal >= 1.0).
 #
 # Usage: bench/run_placement_bench.sh [N=100000] [DURATION_S=10]
 #                                     [CONCURRENCY=32]
@@ -35,6 +40,8 @@
 #   MATCH_CONCURRENCY matching runs, space-separated (default "1")
 #   CHANNELS          connections per client (default 2)
 #   KEEP_TMP          set to keep the temp dir (databases, logs, ids)
+#   BACKEND           sqlite (default) or postgres; PG_FSYNC off (default)
+#                     or on
 #
 # Exit status is non-zero if any run fails.
 set -euo pipefail
@@ -59,7 +66,9 @@ ECHO_SERVER="$(bench_binary "$BUILD_DIR" lotse_echo_server)"
 LOADGEN="$(bench_binary "$BUILD_DIR" lotse_loadgen)"
 bench_ensure_built "$BUILD_DIR" lotse_identity lotse_placement \
   lotse_seed_demo lotse_placement_bench lotse_echo_server lotse_loadgen
+backend_check
 bench_init
+if [[ "$BACKEND" == postgres ]]; then pg_start; fi
 LIMIT=$((${DURATION%.*} + 120))
 status=0
 
@@ -71,12 +80,14 @@ echo_run echo-c1 kim-koeln 1 1 "$DURATION" "$LIMIT" || status=1
 echo_stop
 echo "echo (mTLS):             $(grep '^{' "$TMP/echo.json")"
 echo "echo c=1 (mTLS):         $(grep '^{' "$TMP/echo-c1.json")"
-ECHO_QPS="$(json_field qps "$TMP/echo.json")"
 
 # ---- 2. identity and placement ---------------------------------------------
+echo "backend:                 $BACKEND"
+ID_DB="$(db_url identity)"
+PL_DB="$(db_url placement)"
 PL_PORT="$(free_port)"
 "$IDENTITY" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
-  --database="sqlite:$TMP/identity.db" \
+  --database="$ID_DB" \
   --access_rules="$ROOT/config/access-rules.conf" \
   --event_destinations="placement=127.0.0.1:$PL_PORT" --log_calls=false \
   >"$TMP/identity.out" 2>"$TMP/identity.err" &
@@ -84,7 +95,7 @@ ID_PID=$!
 PIDS+=("$ID_PID")
 ID_PORT="$(serving_port "$TMP/identity.err" "$ID_PID")"
 "$PLACEMENT" --listen="127.0.0.1:$PL_PORT" --tls_dir="$TMP/pki" \
-  --database="sqlite:$TMP/placement.db" \
+  --database="$PL_DB" \
   --identity_target="127.0.0.1:$ID_PORT" \
   --event_destinations="identity=127.0.0.1:$ID_PORT" --log_calls=false \
   >"$TMP/placement.out" 2>"$TMP/placement.err" &
@@ -124,8 +135,14 @@ bench 1000 --mode=wait_facts --wait_s=900 >"$TMP/wait.json" || status=1
 echo "events to placement:     $(cat "$TMP/wait.json")"
 echo "load total:              $((SECONDS - LOAD_START)) s for" \
   "$N_CANDIDATES candidates, $N_OFFERS offers"
-echo "placement database:      $(du -h "$TMP/placement.db" | cut -f1)," \
-  "RSS $(rss "$PL_PID"); identity RSS $(rss "$ID_PID")"
+if [[ "$BACKEND" == sqlite ]]; then
+  PL_SIZE="$(du -h "${PL_DB#sqlite:}" | cut -f1)"
+else
+  PL_SIZE="$(psql -At -h 127.0.0.1 -p "$PG_PORT" -U postgres -d placement \
+    -c "SELECT pg_size_pretty(pg_database_size('placement'))")"
+fi
+echo "placement database:      $PL_SIZE, RSS $(rss "$PL_PID"); identity RSS" \
+  "$(rss "$ID_PID")"
 
 run() {  # run NAME ARGS...: one measured run
   local name="$1"
@@ -143,7 +160,9 @@ for c in $MATCH_CONCURRENCY; do
 done
 
 # ---- 5. transitions --------------------------------------------------------
+cpu_begin "$PL_PID"
 run transition --mode=transition --concurrency="$CONCURRENCY"
+cpu_end "$PL_PID" transition
 echo "placement RSS after runs: $(rss "$PL_PID")"
 
 # ---- summary ---------------------------------------------------------------
@@ -157,9 +176,10 @@ echo "MatchOffersForCandidate c=$c1:  p50 $(f p50_us "match-offers-c$c1") us," \
   "p99 $(f p99_us "match-offers-c$c1") us (target p99 <= 10000 us)"
 echo "MatchCandidatesForOffer c=$c1:  p50 $(f p50_us "match-candidates-c$c1")" \
   "us, p99 $(f p99_us "match-candidates-c$c1") us"
-awk -v t="$(f qps transition)" -v e="$ECHO_QPS" -v c="$CONCURRENCY" 'BEGIN {
-  printf "transition QPS %.1f / echo QPS %.1f at c=%d = %.3f (target >= 0.5)\n",
-    t, e, c, (e > 0 ? t / e : 0) }'
 stop "$PL_PID"
 stop "$ID_PID"
+if [[ "$BACKEND" == postgres ]]; then
+  pgbench_run pgbench "$CONCURRENCY" "$DURATION" || status=1
+fi
+write_summary "placement transition c=$CONCURRENCY" transition
 exit "$status"
