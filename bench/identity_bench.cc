@@ -14,6 +14,11 @@
 //                  are spelling variants of the persons --mode=load wrote
 //                  (same --seed): another transliteration, swapped names, a
 //                  typo, day and month swapped.
+//   --mode=lookup  in process, on a loaded database: the candidate lookup
+//                  of each such draft through the SQL index and through the
+//                  in-memory KeyIndex (answers compared), with the index's
+//                  build time and memory. A commit precedes every lookup,
+//                  as the audit of every read does in the service.
 //
 // The closed loop and the histogram are bench/internal/load.h, so the figures
 // are measured exactly like the echo baseline they are compared with. One
@@ -55,10 +60,13 @@
 #include "grpcpp/grpcpp.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/identity/domain/name_matching.h"
+#include "services/identity/domain/person.h"
+#include "services/identity/store/key_index.h"
 #include "services/identity/store/migrations.h"
 #include "services/identity/store/person_store.h"
 
-ABSL_FLAG(std::string, mode, "", "create, load or find");
+ABSL_FLAG(std::string, mode, "", "create, load, find or lookup");
+ABSL_FLAG(int, queries, 2000, "lookup: queries, each run both ways");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "identity service");
 ABSL_FLAG(std::string, tls_dir, "", "tools/dev-pki.sh directory");
 ABSL_FLAG(std::string, client, "kim-koeln",
@@ -618,6 +626,126 @@ absl::Status Load() {
 }
 
 // ---------------------------------------------------------------------------
+// Lookup: the candidate lookup alone, in process, on a loaded database: the
+// SQL lookups on identity_person_keys next to the in-memory KeyIndex, for
+// the same queries (the drafts --mode=find sends), with the answers
+// compared. Each query runs in its own read-only transaction after a
+// one-row commit, as in the service, where every read commits its audit
+// records and so empties SQLite's page caches.
+
+int64_t RssKib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int64_t kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %lld", reinterpret_cast<long long*>(&kib)) ==
+        1) {
+      break;
+    }
+  }
+  std::fclose(f);
+  return kib;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+absl::Status Lookups() {
+  namespace storage = ::lotse::storage;
+  const std::string url = absl::GetFlag(FLAGS_database);
+  const int64_t persons = absl::GetFlag(FLAGS_persons);
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  const int queries = absl::GetFlag(FLAGS_queries);
+  absl::StatusOr<std::unique_ptr<storage::Database>> db =
+      storage::OpenDatabase(url, 2);
+  if (!db.ok()) return db.status();
+  absl::StatusOr<std::unique_ptr<lotse::identity::DuplicateMatcher>> matcher =
+      lotse::identity::DuplicateMatcher::Create();
+  if (!matcher.ok()) return matcher.status();
+
+  const int64_t rss_before = RssKib();
+  const absl::Time build_start = absl::Now();
+  lotse::identity::KeyIndex index;
+  if (absl::Status s = index.Build(**db, **matcher); !s.ok()) return s;
+  const double build_s = absl::ToDoubleSeconds(absl::Now() - build_start);
+  const int64_t rss_after = RssKib();
+
+  std::vector<double> sql_us;
+  std::vector<double> index_us;
+  int64_t mismatches = 0;
+  int64_t candidates = 0;
+  for (int q = 0; q < queries; ++q) {
+    Rng rng(seed ^ (q + 1) * 0x9e3779b97f4a7c15ULL);
+    const uint64_t i =
+        rng.Next() % static_cast<uint64_t>(std::max<int64_t>(1, persons));
+    const v1::Person draft = VariantDraft(MakeSynthetic(seed, i), rng);
+    absl::StatusOr<lotse::identity::PreparedRecord> prepared =
+        (*matcher)->Prepare(lotse::identity::ToMatchRecord(draft));
+    if (!prepared.ok()) return prepared.status();
+    lotse::identity::Candidates by_sql;
+    lotse::identity::Candidates by_index;
+    // Alternate which goes first, so neither always finds the other's
+    // pages in the OS cache.
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool indexed = (pass == 0) == (q % 2 == 0);
+      absl::Status committed = storage::RunInTransaction(
+          **db, [](storage::Transaction& tx) -> absl::Status {
+            return tx
+                .Execute(
+                    "UPDATE identity_key_clock SET stamp = stamp WHERE id = 1")
+                .status();
+          });
+      if (!committed.ok()) return committed;
+      absl::Status s = storage::RunInTransaction(
+          **db,
+          [&](storage::Transaction& tx) -> absl::Status {
+            lotse::identity::PersonStore store(tx, **matcher);
+            if (indexed) store.set_key_index(&index);
+            const absl::Time start = absl::Now();
+            absl::StatusOr<lotse::identity::Candidates> found =
+                store.FindCandidates(*prepared, {});
+            const double us = absl::ToDoubleMicroseconds(absl::Now() - start);
+            if (!found.ok()) return found.status();
+            (indexed ? index_us : sql_us).push_back(us);
+            (indexed ? by_index : by_sql) = *std::move(found);
+            return absl::OkStatus();
+          },
+          storage::TxMode::kReadOnly);
+      if (!s.ok()) return s;
+    }
+    candidates += static_cast<int64_t>(by_sql.person_ids.size());
+    if (by_sql.person_ids != by_index.person_ids ||
+        by_sql.truncated != by_index.truncated) {
+      ++mismatches;
+    }
+  }
+  const lotse::identity::KeyIndex::Stats stats = index.stats();
+  std::printf(
+      "{\"mode\":\"lookup\",\"persons\":%lld,\"queries\":%d,"
+      "\"build_s\":%.1f,\"index_bytes\":%lld,\"index_keys\":%lld,"
+      "\"index_postings\":%lld,\"rss_before_kib\":%lld,"
+      "\"rss_after_build_kib\":%lld,\"sql_p50_us\":%.0f,"
+      "\"sql_p99_us\":%.0f,\"index_p50_us\":%.0f,\"index_p99_us\":%.0f,"
+      "\"mean_candidates\":%.1f,\"mismatches\":%lld}\n",
+      static_cast<long long>(persons), queries, build_s,
+      static_cast<long long>(stats.bytes), static_cast<long long>(stats.keys),
+      static_cast<long long>(stats.postings),
+      static_cast<long long>(rss_before), static_cast<long long>(rss_after),
+      Percentile(sql_us, 0.5), Percentile(sql_us, 0.99),
+      Percentile(index_us, 0.5), Percentile(index_us, 0.99),
+      static_cast<double>(candidates) / std::max(1, queries),
+      static_cast<long long>(mismatches));
+  if (mismatches > 0) {
+    return absl::InternalError("the key index answered differently");
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
 // Create and find: closed-loop RPCs through bench/internal/load.h.
 
 struct Client {
@@ -776,16 +904,20 @@ absl::Status RunRpcs(const std::string& mode) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "identity service benchmarks: --mode=create|load|find (bench/README.md)");
+      "identity service benchmarks: --mode=create|load|find|lookup "
+      "(bench/README.md)");
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   absl::Status status;
   if (mode == "load") {
     status = Load();
+  } else if (mode == "lookup") {
+    status = Lookups();
   } else if (mode == "create" || mode == "find") {
     status = RunRpcs(mode);
   } else {
-    status = absl::InvalidArgumentError("--mode must be create, load or find");
+    status = absl::InvalidArgumentError(
+        "--mode must be create, load, find or lookup");
   }
   if (!status.ok()) {
     std::fprintf(stderr, "lotse_identity_bench: %s\n",
