@@ -14,6 +14,11 @@
 //                  are spelling variants of the persons --mode=load wrote
 //                  (same --seed): another transliteration, swapped names, a
 //                  typo, day and month swapped.
+//   --mode=lookup  in process, on a loaded database: the candidate lookup
+//                  of each such draft through the SQL index and through the
+//                  in-memory KeyIndex (answers compared), with the index's
+//                  build time and memory. A commit precedes every lookup,
+//                  as the audit of every read does in the service.
 //
 // The closed loop and the histogram are bench/internal/load.h, so the figures
 // are measured exactly like the echo baseline they are compared with. One
@@ -42,6 +47,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -54,10 +60,13 @@
 #include "grpcpp/grpcpp.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "services/identity/domain/name_matching.h"
+#include "services/identity/domain/person.h"
+#include "services/identity/store/key_index.h"
 #include "services/identity/store/migrations.h"
 #include "services/identity/store/person_store.h"
 
-ABSL_FLAG(std::string, mode, "", "create, load or find");
+ABSL_FLAG(std::string, mode, "", "create, load, find or lookup");
+ABSL_FLAG(int, queries, 2000, "lookup: queries, each run both ways");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "identity service");
 ABSL_FLAG(std::string, tls_dir, "", "tools/dev-pki.sh directory");
 ABSL_FLAG(std::string, client, "kim-koeln",
@@ -73,6 +82,14 @@ ABSL_FLAG(int64_t, persons, 100000,
           "load: persons to write; find: persons loaded (queries pick one "
           "of them)");
 ABSL_FLAG(int, batch, 20000, "load: persons per transaction");
+ABSL_FLAG(int64_t, first, 0,
+          "load: index of the first person to write (continue an earlier "
+          "load of this many persons)");
+ABSL_FLAG(bool, defer_indexes, true,
+          "load, SQLite: drop the secondary indexes of the person tables "
+          "for the load and build them after it");
+ABSL_FLAG(int, cache_mb, 2048,
+          "load, SQLite: page cache of the loader's connection in MiB");
 ABSL_FLAG(uint64_t, seed, 1, "synthetic population (load and find agree)");
 ABSL_FLAG(std::string, agency, "kim-koeln",
           "load: creating agency of the loaded persons");
@@ -524,9 +541,50 @@ absl::Status Load() {
       lotse::identity::DuplicateMatcher::Create();
   if (!matcher.ok()) return matcher.status();
 
+  if (absl::StartsWith(url, "sqlite:")) {
+    // Ids are random, so every insert lands on a random page of the person
+    // and key indexes; with SQLite's default 2 MB page cache a large load
+    // spends most of its time re-reading pages from the OS.
+    const int64_t cache_kib = int64_t{absl::GetFlag(FLAGS_cache_mb)} << 10;
+    absl::Status cached = lotse::storage::RunInTransaction(
+        **db, [&](lotse::storage::Transaction& tx) -> absl::Status {
+          return tx.Execute(absl::StrCat("PRAGMA cache_size=-", cache_kib))
+              .status();
+        });
+    if (!cached.ok()) return cached;
+  }
+  // SQLite: the secondary indexes of the person tables are dropped for the
+  // load and built again after it (one sort each instead of a random
+  // B-tree insert per row), as bulk imports do. Only the primary keys stay,
+  // and PersonStore::Create needs no other index.
+  std::vector<std::string> deferred_indexes;
+  if (absl::StartsWith(url, "sqlite:") && absl::GetFlag(FLAGS_defer_indexes)) {
+    absl::Status dropped = lotse::storage::RunInTransaction(
+        **db, [&](lotse::storage::Transaction& tx) -> absl::Status {
+          deferred_indexes.clear();
+          absl::StatusOr<lotse::storage::Rows> rows = tx.Query(
+              "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND "
+              "sql IS NOT NULL AND tbl_name IN ('identity_persons', "
+              "'identity_person_keys')");
+          if (!rows.ok()) return rows.status();
+          for (const lotse::storage::Row& row : *rows) {
+            absl::StatusOr<std::string> name = row.GetText(0);
+            absl::StatusOr<std::string> sql = row.GetText(1);
+            if (!name.ok()) return name.status();
+            if (!sql.ok()) return sql.status();
+            deferred_indexes.push_back(*sql);
+            absl::StatusOr<int64_t> done =
+                tx.Execute(absl::StrCat("DROP INDEX ", *name));
+            if (!done.ok()) return done.status();
+          }
+          return absl::OkStatus();
+        });
+    if (!dropped.ok()) return dropped;
+  }
   const absl::Time start = absl::Now();
-  for (int64_t done = 0; done < total;) {
-    const int64_t end = std::min(total, done + batch);
+  const int64_t first = std::max<int64_t>(0, absl::GetFlag(FLAGS_first));
+  for (int64_t done = first; done < first + total;) {
+    const int64_t end = std::min(first + total, done + batch);
     // Large transactions: one commit (one WAL sync) per batch instead of
     // per person is what makes a million rows take minutes, not hours.
     absl::Status status = lotse::storage::RunInTransaction(
@@ -543,14 +601,147 @@ absl::Status Load() {
     done = end;
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
     std::fprintf(stderr, "loaded %lld/%lld persons, %.0f/s\n",
-                 static_cast<long long>(done), static_cast<long long>(total),
-                 done / std::max(elapsed, 1e-9));
+                 static_cast<long long>(done),
+                 static_cast<long long>(first + total),
+                 (done - first) / std::max(elapsed, 1e-9));
+  }
+  if (!deferred_indexes.empty()) {
+    std::fprintf(stderr, "building %zu indexes\n", deferred_indexes.size());
+    absl::Status built = lotse::storage::RunInTransaction(
+        **db, [&](lotse::storage::Transaction& tx) -> absl::Status {
+          for (const std::string& sql : deferred_indexes) {
+            absl::StatusOr<int64_t> done = tx.Execute(sql);
+            if (!done.ok()) return done.status();
+          }
+          return absl::OkStatus();
+        });
+    if (!built.ok()) return built;
   }
   const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
   std::printf(
       "{\"mode\":\"load\",\"persons\":%lld,\"seconds\":%.1f,"
       "\"persons_per_s\":%.0f}\n",
       static_cast<long long>(total), elapsed, total / std::max(elapsed, 1e-9));
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Lookup: the candidate lookup alone, in process, on a loaded database: the
+// SQL lookups on identity_person_keys next to the in-memory KeyIndex, for
+// the same queries (the drafts --mode=find sends), with the answers
+// compared. Each query runs in its own read-only transaction after a
+// one-row commit, as in the service, where every read commits its audit
+// records and so empties SQLite's page caches.
+
+int64_t RssKib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  int64_t kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "VmRSS: %lld", reinterpret_cast<long long*>(&kib)) ==
+        1) {
+      break;
+    }
+  }
+  std::fclose(f);
+  return kib;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+absl::Status Lookups() {
+  namespace storage = ::lotse::storage;
+  const std::string url = absl::GetFlag(FLAGS_database);
+  const int64_t persons = absl::GetFlag(FLAGS_persons);
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  const int queries = absl::GetFlag(FLAGS_queries);
+  absl::StatusOr<std::unique_ptr<storage::Database>> db =
+      storage::OpenDatabase(url, 2);
+  if (!db.ok()) return db.status();
+  absl::StatusOr<std::unique_ptr<lotse::identity::DuplicateMatcher>> matcher =
+      lotse::identity::DuplicateMatcher::Create();
+  if (!matcher.ok()) return matcher.status();
+
+  const int64_t rss_before = RssKib();
+  const absl::Time build_start = absl::Now();
+  lotse::identity::KeyIndex index;
+  if (absl::Status s = index.Build(**db, **matcher); !s.ok()) return s;
+  const double build_s = absl::ToDoubleSeconds(absl::Now() - build_start);
+  const int64_t rss_after = RssKib();
+
+  std::vector<double> sql_us;
+  std::vector<double> index_us;
+  int64_t mismatches = 0;
+  int64_t candidates = 0;
+  for (int q = 0; q < queries; ++q) {
+    Rng rng(seed ^ (q + 1) * 0x9e3779b97f4a7c15ULL);
+    const uint64_t i =
+        rng.Next() % static_cast<uint64_t>(std::max<int64_t>(1, persons));
+    const v1::Person draft = VariantDraft(MakeSynthetic(seed, i), rng);
+    absl::StatusOr<lotse::identity::PreparedRecord> prepared =
+        (*matcher)->Prepare(lotse::identity::ToMatchRecord(draft));
+    if (!prepared.ok()) return prepared.status();
+    lotse::identity::Candidates by_sql;
+    lotse::identity::Candidates by_index;
+    // Alternate which goes first, so neither always finds the other's
+    // pages in the OS cache.
+    for (int pass = 0; pass < 2; ++pass) {
+      const bool indexed = (pass == 0) == (q % 2 == 0);
+      absl::Status committed = storage::RunInTransaction(
+          **db, [](storage::Transaction& tx) -> absl::Status {
+            return tx
+                .Execute(
+                    "UPDATE identity_key_clock SET stamp = stamp WHERE id = 1")
+                .status();
+          });
+      if (!committed.ok()) return committed;
+      absl::Status s = storage::RunInTransaction(
+          **db,
+          [&](storage::Transaction& tx) -> absl::Status {
+            lotse::identity::PersonStore store(tx, **matcher);
+            if (indexed) store.set_key_index(&index);
+            const absl::Time start = absl::Now();
+            absl::StatusOr<lotse::identity::Candidates> found =
+                store.FindCandidates(*prepared, {});
+            const double us = absl::ToDoubleMicroseconds(absl::Now() - start);
+            if (!found.ok()) return found.status();
+            (indexed ? index_us : sql_us).push_back(us);
+            (indexed ? by_index : by_sql) = *std::move(found);
+            return absl::OkStatus();
+          },
+          storage::TxMode::kReadOnly);
+      if (!s.ok()) return s;
+    }
+    candidates += static_cast<int64_t>(by_sql.person_ids.size());
+    if (by_sql.person_ids != by_index.person_ids ||
+        by_sql.truncated != by_index.truncated) {
+      ++mismatches;
+    }
+  }
+  const lotse::identity::KeyIndex::Stats stats = index.stats();
+  std::printf(
+      "{\"mode\":\"lookup\",\"persons\":%lld,\"queries\":%d,"
+      "\"build_s\":%.1f,\"index_bytes\":%lld,\"index_keys\":%lld,"
+      "\"index_postings\":%lld,\"rss_before_kib\":%lld,"
+      "\"rss_after_build_kib\":%lld,\"sql_p50_us\":%.0f,"
+      "\"sql_p99_us\":%.0f,\"index_p50_us\":%.0f,\"index_p99_us\":%.0f,"
+      "\"mean_candidates\":%.1f,\"mismatches\":%lld}\n",
+      static_cast<long long>(persons), queries, build_s,
+      static_cast<long long>(stats.bytes), static_cast<long long>(stats.keys),
+      static_cast<long long>(stats.postings),
+      static_cast<long long>(rss_before), static_cast<long long>(rss_after),
+      Percentile(sql_us, 0.5), Percentile(sql_us, 0.99),
+      Percentile(index_us, 0.5), Percentile(index_us, 0.99),
+      static_cast<double>(candidates) / std::max(1, queries),
+      static_cast<long long>(mismatches));
+  if (mismatches > 0) {
+    return absl::InternalError("the key index answered differently");
+  }
   return absl::OkStatus();
 }
 
@@ -713,16 +904,20 @@ absl::Status RunRpcs(const std::string& mode) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "identity service benchmarks: --mode=create|load|find (bench/README.md)");
+      "identity service benchmarks: --mode=create|load|find|lookup "
+      "(bench/README.md)");
   absl::ParseCommandLine(argc, argv);
   const std::string mode = absl::GetFlag(FLAGS_mode);
   absl::Status status;
   if (mode == "load") {
     status = Load();
+  } else if (mode == "lookup") {
+    status = Lookups();
   } else if (mode == "create" || mode == "find") {
     status = RunRpcs(mode);
   } else {
-    status = absl::InvalidArgumentError("--mode must be create, load or find");
+    status = absl::InvalidArgumentError(
+        "--mode must be create, load, find or lookup");
   }
   if (!status.ok()) {
     std::fprintf(stderr, "lotse_identity_bench: %s\n",

@@ -11,7 +11,9 @@
 #      stopped), then FindDuplicates latency for spelling variants of loaded
 #      persons, at concurrency 1 (latency of one caller) and at CONCURRENCY,
 #      with the identity process's RSS after start-up on the loaded database
-#      and after the runs.
+#      and after the runs, and its start-up time: first with the in-memory
+#      key index (--key_index=true, the default), then the same runs with
+#      the SQL lookups (--key_index=false), and the ratios of the two.
 #
 # BACKEND=sqlite (default) uses SQLite files; BACKEND=postgres starts a
 # throwaway PostgreSQL server on loopback (bench_env.sh pg_start: initdb +
@@ -38,6 +40,9 @@
 #   KEEP_TMP   set to keep the temp dir (databases, logs) for inspection
 #   BACKEND    sqlite (default) or postgres
 #   PG_FSYNC   postgres only: off (default) or on
+#   LOADED_DB  sqlite only: a file an earlier lotse_identity_bench
+#              --mode=load wrote with N_PERSONS persons; step 3 copies it
+#              instead of loading
 #
 # Exit status is non-zero if any run fails (an RPC error, no calls).
 set -euo pipefail
@@ -115,14 +120,21 @@ awk -v c="$CREATE_QPS" -v e="$ECHO_QPS" 'BEGIN {
 # ---- 3. FindDuplicates with N persons loaded -------------------------------
 # The loader writes through PersonStore (blocking keys exactly as the service
 # derives them) in large transactions while no service holds the file.
+# LOADED_DB=path (SQLite): copy that file, written by an earlier --mode=load
+# of the same N_PERSONS, instead of loading again (10 M take an hour).
 FIND_DB="$(db_url identity_find)"
-bounded $((N_PERSONS / 500 + 120)) "$BENCH" --mode=load \
-  --database="$FIND_DB" --persons="$N_PERSONS" \
-  >"$TMP/load.json" 2>"$TMP/load.err" || {
-  tail -n 5 "$TMP/load.err" >&2
-  exit 1
-}
-echo "load:               $(cat "$TMP/load.json")"
+if [[ -n "${LOADED_DB:-}" && "$BACKEND" == sqlite ]]; then
+  cp "$LOADED_DB" "${FIND_DB#sqlite:}"
+  echo "load:               copied $LOADED_DB"
+else
+  bounded $((N_PERSONS / 200 + 120)) "$BENCH" --mode=load \
+    --database="$FIND_DB" --persons="$N_PERSONS" \
+    >"$TMP/load.json" 2>"$TMP/load.err" || {
+    tail -n 5 "$TMP/load.err" >&2
+    exit 1
+  }
+  echo "load:               $(cat "$TMP/load.json")"
+fi
 if [[ "$BACKEND" == sqlite ]]; then
   echo "database file:      $(du -h "${FIND_DB#sqlite:}" | cut -f1)"
 else
@@ -133,18 +145,67 @@ else
     -d identity_find -c "SELECT pg_size_pretty(pg_database_size('identity_find'))")"
 fi
 
-start_identity find "$FIND_DB"
-RSS_LOADED="$(rss_kib "$ID_PID")"
-for c in 1 "$CONCURRENCY"; do
-  bounded "$LIMIT" "$BENCH" --mode=find --target="127.0.0.1:$ID_PORT" \
-    --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$c" \
-    --channels="$CHANNELS" --duration_s="$DURATION" \
-    --persons="$N_PERSONS" >"$TMP/find-$c.json" || status=1
-  echo "find c=$c (mTLS):    $(grep '^{' "$TMP/find-$c.json")"
-  grep -v '^{' "$TMP/find-$c.json" || true
+# start_find NAME FLAG: lotse_identity on the loaded database with FLAG
+# (--key_index=true or false), waiting as long as its start-up takes (the
+# key index is built before it serves); sets ID_PID, ID_PORT and START_S
+# (launch to "serving").
+start_find() {
+  local name="$1" t0
+  t0="$(date +%s.%N)"
+  "$IDENTITY" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
+    --database="$FIND_DB" --access_rules="$ROOT/config/access-rules.conf" \
+    --log_calls=false "$2" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+  ID_PID=$!
+  PIDS+=("$ID_PID")
+  ID_PORT=""
+  for _ in $(seq 9000); do
+    ID_PORT="$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' \
+      "$TMP/$name.err" | head -n 1)"
+    [[ -n "$ID_PORT" ]] && break
+    kill -0 "$ID_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  [[ -n "$ID_PORT" ]] || {
+    echo "server did not start:" >&2
+    cat "$TMP/$name.err" >&2
+    return 1
+  }
+  START_S="$(awk -v t0="$t0" -v t1="$(date +%s.%N)" \
+    'BEGIN { printf "%.1f", t1 - t0 }')"
+  bounded 60 "$SEED" --identity="127.0.0.1:$ID_PORT" --tls_dir="$TMP/pki" \
+    >"$TMP/$name.seed" 2>&1 || {
+    cat "$TMP/$name.seed" >&2
+    return 1
+  }
+}
+
+# The same queries against the in-memory key index and against the SQL
+# lookups (--key_index=false), one after the other in this run.
+for index in true false; do
+  start_find "find-$index" "--key_index=$index"
+  RSS_LOADED="$(rss_kib "$ID_PID")"
+  echo "key_index=$index: serving ${START_S} s after launch;" \
+    "$(grep -o '"msg":"key index built".*' "$TMP/find-$index.err" || true)"
+  for c in 1 "$CONCURRENCY"; do
+    bounded "$LIMIT" "$BENCH" --mode=find --target="127.0.0.1:$ID_PORT" \
+      --tls_dir="$TMP/pki" --client=kim-koeln --concurrency="$c" \
+      --channels="$CHANNELS" --duration_s="$DURATION" \
+      --persons="$N_PERSONS" >"$TMP/find-$index-$c.json" || status=1
+    echo "find key_index=$index c=$c (mTLS): $(grep '^{' "$TMP/find-$index-$c.json")"
+    grep -v '^{' "$TMP/find-$index-$c.json" || true
+  done
+  RSS_AFTER="$(rss_kib "$ID_PID")"
+  stop "$ID_PID"
+  echo "identity VmRSS with $N_PERSONS persons, key_index=$index:" \
+    "after start ${RSS_LOADED} KiB, after the FindDuplicates runs ${RSS_AFTER} KiB"
 done
-RSS_AFTER="$(rss_kib "$ID_PID")"
-stop "$ID_PID"
-echo "identity VmRSS with $N_PERSONS persons: after start ${RSS_LOADED} KiB," \
-  "after the FindDuplicates runs ${RSS_AFTER} KiB"
+for c in 1 "$CONCURRENCY"; do
+  awk -v a="$(json_field p99_us "$TMP/find-true-$c.json")" \
+    -v b="$(json_field p99_us "$TMP/find-false-$c.json")" \
+    -v qa="$(json_field qps "$TMP/find-true-$c.json")" \
+    -v qb="$(json_field qps "$TMP/find-false-$c.json")" -v c="$c" 'BEGIN {
+    printf "FindDuplicates c=%s: p99 key index %.0f us / SQL %.0f us = %.2f;" \
+      " QPS key index / SQL = %.2f\n", c, a, b, (b > 0 ? a / b : 0),
+      (qb > 0 ? qa / qb : 0) }'
+done
 exit "$status"

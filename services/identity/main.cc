@@ -37,6 +37,12 @@ ABSL_FLAG(int, match_form_cache_mb, 256,
           "250 bytes a person: 256 holds a million persons); 0 reads every "
           "form from the database.");
 
+ABSL_FLAG(bool, key_index, true,
+          "Keep the blocking keys of all persons in memory (about 100 bytes "
+          "a person, built from the database at start-up) and find "
+          "duplicate and search candidates there; false looks them up in "
+          "the database.");
+
 int main(int argc, char** argv) {
   lotse::server::ServiceDefinition definition;
   definition.name = "identity";
@@ -45,9 +51,9 @@ int main(int argc, char** argv) {
       "The identity service of Lotse: persons and their agency ids, residence "
       "status and work permission, consents, the agency registry, and the "
       "access decisions of every service.";
-  definition.flag_groups = {
-      {"Identity",
-       {"bootstrap_admin_agency", "access_rules", "match_form_cache_mb"}}};
+  definition.flag_groups = {{"Identity",
+                             {"bootstrap_admin_agency", "access_rules",
+                              "match_form_cache_mb", "key_index"}}};
   definition.health_service_names = {
       lotse::identity::v1::IdentityService::service_full_name()};
   definition.migrations = lotse::identity::IdentityMigrations();
@@ -73,7 +79,8 @@ int main(int argc, char** argv) {
       return absl::InvalidArgumentError("--match_form_cache_mb must be >= 0");
     }
     absl::Status enabled =
-        identity->EnablePersons(rules, static_cast<size_t>(cache_mb) << 20);
+        identity->EnablePersons(rules, static_cast<size_t>(cache_mb) << 20,
+                                absl::GetFlag(FLAGS_key_index));
     if (!enabled.ok()) return enabled;
     enabled = identity->EnableAccess(rules);
     if (!enabled.ok()) return enabled;

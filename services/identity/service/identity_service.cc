@@ -87,7 +87,8 @@ void IdentityServiceImpl::RegisterAccessRpcs() {
 }
 
 absl::Status IdentityServiceImpl::EnablePersons(
-    std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes) {
+    std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes,
+    bool key_index) {
   if (policy == nullptr) {
     return absl::InvalidArgumentError("an access policy is required");
   }
@@ -99,6 +100,21 @@ absl::Status IdentityServiceImpl::EnablePersons(
       std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
   if (runtime_.metrics != nullptr) {
     match_forms_->ExportMetrics(*runtime_.metrics);
+  }
+  if (key_index) {
+    auto index = std::make_unique<KeyIndex>();
+    if (absl::Status s = index->Build(*runtime_.database, *matcher_); !s.ok()) {
+      return s;
+    }
+    const KeyIndex::Stats stats = index->stats();
+    server::Log(server::LogLevel::kInfo, "key index built",
+                {{"persons", stats.persons},
+                 {"keys", stats.keys},
+                 {"postings", stats.postings},
+                 {"bytes", stats.bytes},
+                 {"seconds", stats.build_seconds}});
+    if (runtime_.metrics != nullptr) index->ExportMetrics(*runtime_.metrics);
+    key_index_ = std::move(index);
   }
   access_policy_ = std::move(policy);
   return absl::OkStatus();

@@ -47,6 +47,7 @@
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
 #include "services/identity/domain/name_matching.h"
+#include "services/identity/store/key_index.h"
 #include "services/identity/store/match_form_cache.h"
 
 namespace lotse::identity {
@@ -123,11 +124,16 @@ class IdentityServiceImpl final : public server::UnaryService {
   // person RPCs answer INTERNAL (misconfigured server). Fails only if the
   // ICU build lacks a needed transform. Duplicate scoring keeps candidates'
   // match forms in memory, up to `match_form_cache_bytes`
-  // (match_form_cache.h).
+  // (match_form_cache.h). With `key_index`, the blocking keys are loaded
+  // into memory here (key_index.h: one scan of identity_person_keys, so
+  // this takes a while on a large database and fails with its errors) and
+  // duplicate candidates and search come from there; without it, from
+  // point lookups on the table.
   static constexpr size_t kDefaultMatchFormCacheBytes = size_t{256} << 20;
   absl::Status EnablePersons(
       std::shared_ptr<const AccessPolicy> policy,
-      size_t match_form_cache_bytes = kDefaultMatchFormCacheBytes);
+      size_t match_form_cache_bytes = kDefaultMatchFormCacheBytes,
+      bool key_index = true);
 
  private:
   // OK once EnablePersons ran; else INTERNAL (misconfigured server),
@@ -176,6 +182,7 @@ class IdentityServiceImpl final : public server::UnaryService {
   std::shared_ptr<const AccessPolicy> access_policy_;
   std::shared_ptr<const DuplicateMatcher> matcher_;
   std::unique_ptr<MatchFormCache> match_forms_;  // uses *matcher_
+  std::unique_ptr<KeyIndex> key_index_;          // null: SQL lookups
                                                  // --- end persons ---
 
   // --- Residence status, consents, CheckAccess ---

@@ -281,6 +281,7 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
     }
     if (!violations.empty()) return violations.ToStatus();
     PersonStore store(tx, *matcher_);
+    store.set_key_index(key_index_.get());
     absl::StatusOr<DuplicateCheck> found =
         CheckDuplicates(store, match_forms_.get(), *matcher_, request.person());
     if (!found.ok()) return found.status();

@@ -309,6 +309,7 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
     if (!violations.empty()) return violations.ToStatus();
 
     PersonStore store(tx, *matcher_);
+    store.set_key_index(key_index_.get());
     absl::StatusOr<DisclosureQuery> query = PrepareDisclosure(
         *matcher_, *access_policy_, rc, caller,
         SearchRecord(request.name_query(), request.birth_date()), std::nullopt);
@@ -372,6 +373,7 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
     if (!violations.empty()) return violations.ToStatus();
 
     PersonStore store(tx, *matcher_);
+    store.set_key_index(key_index_.get());
     MatchRecord record;
     std::optional<PreparedRecord> prepared;
     std::string main = "persons";

@@ -17,6 +17,7 @@
 #include "common/errors/status.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "services/identity/domain/person.h"
+#include "services/identity/store/key_index.h"
 
 namespace lotse::identity {
 namespace {
@@ -32,8 +33,6 @@ using ::lotse::storage::Value;
 // survivor, so chains stay one hop long; this only guards against a
 // corrupted table turning a read into an endless loop.
 constexpr int kMaxMergeHops = 16;
-// Bounds the point lookups of one FindCandidates / Search call.
-constexpr size_t kMaxLookupKeys = 2000;
 // Rows per multi-row INSERT of blocking keys.
 constexpr size_t kKeysPerInsert = 100;
 
@@ -304,12 +303,15 @@ absl::Status PersonStore::MergedError(const Row& row) {
 }
 
 absl::Status PersonStore::ReplaceKeys(absl::string_view id,
-                                      const PreparedRecord& prepared) {
+                                      const PreparedRecord& prepared,
+                                      bool fresh) {
   std::vector<std::string> keys = matcher_.BlockingKeys(prepared);
-  absl::StatusOr<int64_t> deleted =
-      tx_.Execute("DELETE FROM identity_person_keys WHERE person_id = $1",
-                  {std::string(id)});
-  if (!deleted.ok()) return deleted.status();
+  if (!fresh) {
+    absl::StatusOr<int64_t> deleted =
+        tx_.Execute("DELETE FROM identity_person_keys WHERE person_id = $1",
+                    {std::string(id)});
+    if (!deleted.ok()) return deleted.status();
+  }
   std::vector<std::string> unique;
   absl::flat_hash_set<std::string> seen;
   for (std::string& key : keys) {
@@ -361,7 +363,10 @@ absl::StatusOr<Person> PersonStore::Create(const Person& person,
       {row.id, row.version, row.create_us, row.update_us, row.creating_agency,
        Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp});
   if (!inserted.ok()) return inserted.status();
-  if (absl::Status s = ReplaceKeys(row.id, prepared); !s.ok()) return s;
+  // A new id has no keys yet: no DELETE.
+  if (absl::Status s = ReplaceKeys(row.id, prepared, /*fresh=*/true); !s.ok()) {
+    return s;
+  }
   return ToPerson(row, /*with_merged_names=*/false);
 }
 
@@ -433,6 +438,86 @@ absl::StatusOr<std::vector<std::string>> PersonStore::KeyedBetween(
     absl::StatusOr<std::string> id = row.GetText(0);
     if (!id.ok()) return id.status();
     out.push_back(*std::move(id));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<PersonStore::StampedId>>
+PersonStore::KeyedInStampOrder(int64_t after, int64_t upto, int limit) {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT key_stamp, id FROM identity_persons WHERE key_stamp > $1 AND "
+      "key_stamp <= $2 ORDER BY key_stamp LIMIT $3",
+      {after, upto, static_cast<int64_t>(limit)});
+  if (!rows.ok()) return rows.status();
+  std::vector<StampedId> out;
+  out.reserve(rows->size());
+  for (const storage::Row& row : *rows) {
+    absl::StatusOr<int64_t> stamp = row.GetInt(0);
+    if (!stamp.ok()) return stamp.status();
+    absl::StatusOr<std::string> id = row.GetText(1);
+    if (!id.ok()) return id.status();
+    out.push_back({*stamp, *std::move(id)});
+  }
+  return out;
+}
+
+namespace {
+
+absl::Status AppendKeyRows(const Rows& rows,
+                           std::vector<PersonStore::KeyRow>* out) {
+  out->reserve(out->size() + rows.size());
+  for (const storage::Row& row : rows) {
+    absl::StatusOr<std::string> key = row.GetText(0);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<std::string> id = row.GetText(1);
+    if (!id.ok()) return id.status();
+    out->push_back({*std::move(key), *std::move(id)});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<PersonStore::KeyRow>> PersonStore::ScanKeys(
+    bool first, absl::string_view after_key, absl::string_view after_id,
+    int limit) {
+  // A row-value comparison: both backends read it as one range of the
+  // primary key's index.
+  absl::StatusOr<Rows> rows =
+      first ? tx_.Query(
+                  "SELECT block_key, person_id FROM identity_person_keys "
+                  "ORDER BY block_key, person_id LIMIT $1",
+                  {static_cast<int64_t>(limit)})
+            : tx_.Query(
+                  "SELECT block_key, person_id FROM identity_person_keys "
+                  "WHERE (block_key, person_id) > ($1, $2) "
+                  "ORDER BY block_key, person_id LIMIT $3",
+                  {std::string(after_key), std::string(after_id),
+                   static_cast<int64_t>(limit)});
+  if (!rows.ok()) return rows.status();
+  std::vector<KeyRow> out;
+  if (absl::Status s = AppendKeyRows(*rows, &out); !s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::vector<PersonStore::KeyRow>> PersonStore::KeysOf(
+    const std::vector<std::string>& ids) {
+  constexpr size_t kIdsPerQuery = 100;
+  std::vector<KeyRow> out;
+  for (size_t begin = 0; begin < ids.size(); begin += kIdsPerQuery) {
+    const size_t end = std::min(ids.size(), begin + kIdsPerQuery);
+    std::string sql =
+        "SELECT block_key, person_id FROM identity_person_keys "
+        "WHERE person_id IN (";
+    std::vector<Value> params;
+    for (size_t i = begin; i < end; ++i) {
+      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
+      params.push_back(ids[i]);
+    }
+    absl::StrAppend(&sql, ")");
+    absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+    if (!rows.ok()) return rows.status();
+    if (absl::Status s = AppendKeyRows(*rows, &out); !s.ok()) return s;
   }
   return out;
 }
@@ -586,7 +671,10 @@ absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
        Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version});
   if (!updated.ok()) return updated.status();
   if (*updated != 1) return api::CheckEtag(etag, "");  // moved on meanwhile
-  if (absl::Status s = ReplaceKeys(row.id, *prepared); !s.ok()) return s;
+  if (absl::Status s = ReplaceKeys(row.id, *prepared, /*fresh=*/false);
+      !s.ok()) {
+    return s;
+  }
   return ToPerson(row);
 }
 
@@ -728,6 +816,9 @@ absl::StatusOr<PersonPage> PersonStore::ListVisible(absl::string_view agency,
 absl::StatusOr<Candidates> PersonStore::Lookup(
     const std::vector<std::string>& keys, const CandidateLimits& limits,
     absl::string_view exclude_id) {
+  if (key_index_ != nullptr && claimed_stamp_ == 0) {
+    return key_index_->Lookup(*this, keys, limits, exclude_id);
+  }
   Candidates out;
   if (limits.per_key <= 0 || limits.total <= 0) return out;
   absl::flat_hash_set<std::string> seen_keys;
@@ -735,7 +826,7 @@ absl::StatusOr<Candidates> PersonStore::Lookup(
   std::vector<std::string> order;
   for (const std::string& key : keys) {
     if (!seen_keys.insert(key).second) continue;
-    if (seen_keys.size() > kMaxLookupKeys) {
+    if (seen_keys.size() > kMaxCandidateLookupKeys) {
       out.truncated = true;
       break;
     }
@@ -1038,11 +1129,15 @@ absl::StatusOr<Person> PersonStore::Merge(absl::string_view survivor_id,
   }
 
   const int64_t now = std::max(NowMicros(), survivor.update_us);
+  // The merged person's keys are removed below: a key write like any other,
+  // so in-memory copies of the index (KeyIndex) learn of it.
+  absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
+  if (!stamp.ok()) return stamp.status();
   absl::StatusOr<int64_t> changed = tx_.Execute(
       "UPDATE identity_persons SET merged_into = $1, merge_us = $2, "
-      "update_us = $2, version = version + 1 "
+      "update_us = $2, version = version + 1, key_stamp = $5 "
       "WHERE id = $3 AND version = $4 AND merged_into IS NULL",
-      {survivor.id, now, merged.id, merged.version});
+      {survivor.id, now, merged.id, merged.version, *stamp});
   if (!changed.ok()) return changed.status();
   if (*changed != 1) return api::CheckEtag(merged_etag, "");
   // Keep chains one hop long: whatever was merged into the merged person

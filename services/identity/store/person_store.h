@@ -16,8 +16,9 @@
 //                               agency, merged_into.
 //   identity_person_keys        the blocking-key index (block_key,
 //                               person_id): duplicate candidates and
-//                               search come from point lookups here, never
-//                               from a scan of identity_persons.
+//                               search come from point lookups here (or
+//                               from its copy in memory, key_index.h),
+//                               never from a scan of identity_persons.
 //   identity_person_agency_ids  agency-specific ids; a partial unique index
 //                               makes one linked (kind, scope, value) name
 //                               at most one person.
@@ -39,6 +40,9 @@
 //                               claiming the stamp also serialises key
 //                               writers (the clock row stays locked until
 //                               commit), as SQLite's single writer does.
+//                               A merge claims one for the merged person,
+//                               whose keys it removes, so that KeyIndex
+//                               copies see the removal.
 //
 // Why proto bytes plus columns: the record is read and written whole, is
 // nested (names, address, phones would need three child tables), and
@@ -103,6 +107,10 @@ struct PersonPage {
   std::string next_cursor;
 };
 
+// At most this many distinct keys are looked up per FindCandidates /
+// Search call; more set Candidates::truncated.
+inline constexpr size_t kMaxCandidateLookupKeys = 2000;
+
 struct CandidateLimits {
   // At most this many persons are read per lookup key: a common name in a
   // common year costs a bounded read, never a scan.
@@ -144,6 +152,8 @@ struct AgencyIdPage {
   std::string next_cursor;  // empty on the last page
 };
 
+class KeyIndex;
+
 class PersonStore {
  public:
   // `tx` and `matcher` must outlive the store. The matcher derives the
@@ -182,11 +192,42 @@ class PersonStore {
       int64_t stamp, const std::vector<std::string>& lookup_keys);
 
   // Ids of persons whose keys were written with a stamp in (after, upto],
-  // at most `limit` of them (merged ones included: a merge does not claim
-  // a stamp, so their last form stays as it was).
+  // at most `limit` of them. Merged persons are included: a merge claims a
+  // stamp for the merged person, whose keys it removes.
   absl::StatusOr<std::vector<std::string>> KeyedBetween(int64_t after,
                                                         int64_t upto,
                                                         int limit);
+  // The same as (stamp, id) pairs in stamp order, at most `limit`.
+  struct StampedId {
+    int64_t stamp = 0;
+    std::string id;
+  };
+  absl::StatusOr<std::vector<StampedId>> KeyedInStampOrder(int64_t after,
+                                                           int64_t upto,
+                                                           int limit);
+
+  // A row of identity_person_keys.
+  struct KeyRow {
+    std::string block_key;
+    std::string person_id;
+  };
+  // Rows of identity_person_keys in (block_key, person_id) order, after
+  // (`after_key`, `after_id`) unless `first`, at most `limit`: a scan of the
+  // whole index in pages, each one indexed range read.
+  absl::StatusOr<std::vector<KeyRow>> ScanKeys(bool first,
+                                               absl::string_view after_key,
+                                               absl::string_view after_id,
+                                               int limit);
+  // The key rows of persons `ids`, in batches.
+  absl::StatusOr<std::vector<KeyRow>> KeysOf(
+      const std::vector<std::string>& ids);
+
+  // From now on FindCandidates and Search answer from `index` (caught up to
+  // this transaction's snapshot first) instead of identity_person_keys,
+  // unless this store claimed a key stamp (uncommitted key writes the index
+  // cannot see): then they query the table. Null (the default) queries the
+  // table always. `index` must outlive the store.
+  void set_key_index(KeyIndex* index) { key_index_ = index; }
 
   // The prepared forms of persons `ids` (in that order; ids that do not
   // exist are left out), from match_form where it is current, else
@@ -233,6 +274,9 @@ class PersonStore {
   // Ids of persons sharing at least one lookup key with `record`
   // (DuplicateMatcher::LookupKeys), excluding `exclude_id`; scoring them is
   // the caller's job. Merged persons have no keys and are never returned.
+  // Per distinct key the first `per_key` persons in id order are taken
+  // (`exclude_id` among them); then the `total` sharing the most keys,
+  // ties in id order.
   absl::StatusOr<Candidates> FindCandidates(const MatchRecord& record,
                                             const CandidateLimits& limits,
                                             absl::string_view exclude_id = "");
@@ -314,8 +358,10 @@ class PersonStore {
       const Row& row, bool with_merged_names = true);
   absl::Status LockPerson(absl::string_view id);
   absl::Status MergedError(const Row& row);
-  absl::Status ReplaceKeys(absl::string_view id,
-                           const PreparedRecord& prepared);
+  // Writes the blocking keys of `prepared` for person `id`, first deleting
+  // its old ones unless `fresh` (a person created in this transaction).
+  absl::Status ReplaceKeys(absl::string_view id, const PreparedRecord& prepared,
+                           bool fresh);
   absl::StatusOr<Candidates> SearchKeys(std::vector<std::string> keys,
                                         const CandidateLimits& limits);
   absl::StatusOr<Candidates> Lookup(const std::vector<std::string>& keys,
@@ -325,6 +371,7 @@ class PersonStore {
   storage::Transaction& tx_;
   const DuplicateMatcher& matcher_;
   int64_t claimed_stamp_ = 0;  // 0 until ClaimKeyStamp
+  KeyIndex* key_index_ = nullptr;
 };
 
 }  // namespace lotse::identity
