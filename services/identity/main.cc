@@ -34,8 +34,8 @@ ABSL_FLAG(std::string, access_rules, "config/access-rules.conf",
 
 ABSL_FLAG(int, match_form_cache_mb, 256,
           "Memory for the match forms of duplicate candidates, in MiB (about "
-          "250 bytes a person: 256 holds a million persons); 0 reads every "
-          "form from the database.");
+          "250 bytes a person: 256 holds a million persons), filled at "
+          "start-up; 0 reads every form from the database.");
 
 ABSL_FLAG(bool, key_index, true,
           "Keep the blocking keys of all persons in memory (about 100 bytes "

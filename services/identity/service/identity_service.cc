@@ -3,6 +3,8 @@
 #include <memory>
 #include <utility>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/server/log.h"
 #include "services/identity/service/handler_support.h"
 
@@ -100,6 +102,15 @@ absl::Status IdentityServiceImpl::EnablePersons(
       std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
   if (runtime_.metrics != nullptr) {
     match_forms_->ExportMetrics(*runtime_.metrics);
+  }
+  if (match_form_cache_bytes > 0) {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<int64_t> warmed = match_forms_->Warm(*runtime_.database);
+    if (!warmed.ok()) return warmed.status();
+    server::Log(server::LogLevel::kInfo, "match-form cache filled",
+                {{"persons", *warmed},
+                 {"bytes", match_forms_->stats().bytes},
+                 {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
   }
   if (key_index) {
     auto index = std::make_unique<KeyIndex>();

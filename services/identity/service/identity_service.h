@@ -124,7 +124,8 @@ class IdentityServiceImpl final : public server::UnaryService {
   // person RPCs answer INTERNAL (misconfigured server). Fails only if the
   // ICU build lacks a needed transform. Duplicate scoring keeps candidates'
   // match forms in memory, up to `match_form_cache_bytes`
-  // (match_form_cache.h). With `key_index`, the blocking keys are loaded
+  // (match_form_cache.h), filled here from the stored forms (one pass,
+  // until the budget is full). With `key_index`, the blocking keys are loaded
   // into memory here (key_index.h: one scan of identity_person_keys, so
   // this takes a while on a large database and fails with its errors) and
   // duplicate candidates and search come from there; without it, from

@@ -1,8 +1,8 @@
 // The blocking-key index of persons (identity_person_keys) in memory, so
 // that finding duplicate candidates reads no B-tree pages. At a million
 // persons the point lookups on identity_person_keys were most of a
-// FindDuplicates call, and they grow with the data: every audited read
-// commits and so empties the connections' page caches.
+// FindDuplicates call, and they grow with the data: B-tree pages that any
+// commit may push out of the connections' page caches.
 //
 // Answers. Lookup gives exactly what PersonStore's SQL lookup gives for the
 // same keys and limits: per distinct key at most CandidateLimits::per_key

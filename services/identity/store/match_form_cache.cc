@@ -89,6 +89,62 @@ absl::StatusOr<std::vector<MatchCandidate>> MatchFormCache::Load(
   return out;
 }
 
+absl::StatusOr<int64_t> MatchFormCache::Warm(storage::Database& db) {
+  // Rows per read: bounded memory per page, and few round trips.
+  constexpr int kPage = 20000;
+  int64_t added = 0;
+  std::string after;
+  int64_t stamp = -1;
+  // One read transaction, so that on SQLite every page sees the snapshot
+  // the stamp came from. (On PostgreSQL each statement sees the newest
+  // commits: forms newer than the stamp, which the next catch-up drops if
+  // they changed after it — never older ones.)
+  absl::Status s = storage::RunInTransaction(
+      db,
+      [&](storage::Transaction& tx) -> absl::Status {
+        PersonStore store(tx, matcher_);
+        added = 0;
+        after.clear();
+        absl::StatusOr<int64_t> read = store.ReadKeyStamp();
+        if (!read.ok()) return read.status();
+        stamp = *read;
+        if (absl::Status caught = CatchUp(store, stamp); !caught.ok()) {
+          return caught;
+        }
+        while (true) {
+          absl::StatusOr<std::vector<PersonStore::StoredForm>> page =
+              store.ScanMatchForms(after, kPage);
+          if (!page.ok()) return page.status();
+          if (page->empty()) return absl::OkStatus();
+          absl::MutexLock lock(&mu_);
+          // A catch-up by a concurrent Load moved the cache on: what
+          // this pass reads may now be older than the cache's stamp.
+          if (synced_ != stamp) return absl::OkStatus();
+          for (PersonStore::StoredForm& form : *page) {
+            const size_t bytes = EntryBytes(form.id, form.encoded);
+            if (FullLocked(bytes)) {
+              PublishSizeLocked();
+              return absl::OkStatus();
+            }
+            if (newer_.contains(form.id) || older_.contains(form.id)) continue;
+            InsertLocked(form.id, std::move(form.encoded));
+            ++added;
+          }
+          PublishSizeLocked();
+          if (static_cast<int>(page->size()) < kPage) return absl::OkStatus();
+          after = page->back().id;
+        }
+      },
+      storage::TxMode::kReadOnly);
+  if (!s.ok()) return s;
+  return added;
+}
+
+bool MatchFormCache::FullLocked(size_t bytes) const {
+  return bytes > generation_bytes_ ||
+         (!older_.empty() && newer_bytes_ + bytes > generation_bytes_);
+}
+
 absl::Status MatchFormCache::CatchUp(PersonStore& store, int64_t stamp) {
   while (true) {
     int64_t from;

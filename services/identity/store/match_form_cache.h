@@ -35,6 +35,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/storage/database.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -69,6 +70,15 @@ class MatchFormCache {
   absl::StatusOr<std::vector<MatchCandidate>> Load(
       PersonStore& store, const std::vector<std::string>& ids);
 
+  // Fills the cache from `db` in one pass over the stored forms, in id
+  // order, until the budget is full or every person is in: so that the
+  // first calls after a start score their candidates from memory instead
+  // of reading rows one by one. The stamp is read first, so every form
+  // read is at least as new as the stamp the cache is then synced to. Call
+  // before serving; entries already cached are kept. Returns the number of
+  // forms added.
+  absl::StatusOr<int64_t> Warm(storage::Database& db);
+
   Stats stats() const;
 
   // From now on also reports lookups (hit or miss), entries, bytes, the
@@ -82,6 +92,9 @@ class MatchFormCache {
   absl::Status CatchUp(PersonStore& store, int64_t stamp);
   void EraseLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ClearLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True when inserting an entry of `bytes` would drop the older
+  // generation (both are in use).
+  bool FullLocked(size_t bytes) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void InsertLocked(const std::string& id, std::string encoded)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The entry of `id`, promoted to the newer generation; nullptr if none.

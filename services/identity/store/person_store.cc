@@ -535,6 +535,25 @@ absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
   return out;
 }
 
+absl::StatusOr<std::vector<PersonStore::StoredForm>>
+PersonStore::ScanMatchForms(absl::string_view after_id, int limit) {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT id, match_form FROM identity_persons WHERE id > $1 AND "
+      "merged_into IS NULL AND match_form IS NOT NULL ORDER BY id LIMIT $2",
+      {std::string(after_id), static_cast<int64_t>(limit)});
+  if (!rows.ok()) return rows.status();
+  std::vector<StoredForm> out;
+  out.reserve(rows->size());
+  for (const storage::Row& row : *rows) {
+    absl::StatusOr<std::string> id = row.GetText(0);
+    if (!id.ok()) return id.status();
+    absl::StatusOr<std::string> form = row.GetBytes(1);
+    if (!form.ok()) return form.status();
+    out.push_back({*std::move(id), *std::move(form)});
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<EncodedMatchCandidate>>
 PersonStore::LoadEncodedMatchForms(const std::vector<std::string>& ids) {
   // Rows per query: a statement's parameters stay well below both

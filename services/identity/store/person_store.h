@@ -240,6 +240,18 @@ class PersonStore {
   // The stored match_form bytes of person `id` ("" when NULL), for tests.
   absl::StatusOr<std::string> ReadStoredMatchForm(absl::string_view id);
 
+  // Stored forms of persons that are not merged, in id order after
+  // `after_id` ("" = from the start), at most `limit`: for filling the
+  // MatchFormCache in one pass. The bytes are as stored (possibly of an
+  // older format, which the cache's reader notices); rows without a form
+  // are left out.
+  struct StoredForm {
+    std::string id;
+    std::string encoded;
+  };
+  absl::StatusOr<std::vector<StoredForm>> ScanMatchForms(
+      absl::string_view after_id, int limit);
+
   // The person with `id`, following merges to the final survivor.
   // NOT_FOUND if the id never existed.
   absl::StatusOr<PersonLookup> Get(absl::string_view id);

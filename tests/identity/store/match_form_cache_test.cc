@@ -205,6 +205,57 @@ TEST_P(MatchFormCacheTest, StaysWithinItsBudget) {
   EXPECT_LT(cache.stats().entries, 20);
 }
 
+TEST_P(MatchFormCacheTest, WarmingFillsItFromTheStoredForms) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    ids.push_back(IdOf(
+        Create(MakePerson("Tesfaye", absl::StrCat("Family", i), 1960 + i))));
+  }
+  const v1::Person renamed_later =
+      Create(MakePerson("Oleksandr", "Kovalenko", 1985));
+  ids.push_back(IdOf(renamed_later));
+  const std::vector<std::string> stored = LoadStored(ids);
+
+  MatchFormCache cache(Matcher(), 1 << 20);
+  absl::StatusOr<int64_t> warmed = cache.Warm(db());
+  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  EXPECT_EQ(*warmed, 13);
+  // Every form comes from memory, and is what the store has.
+  EXPECT_EQ(LoadCached(cache, ids), stored);
+  EXPECT_EQ(cache.stats().hits, 13);
+  EXPECT_EQ(cache.stats().misses, 0);
+
+  // A change after warming is not answered from the warmed entry.
+  Rename(renamed_later, "Schmidt");
+  const std::vector<std::string> after = LoadStored({IdOf(renamed_later)});
+  EXPECT_EQ(LoadCached(cache, {IdOf(renamed_later)}), after);
+
+  // Warming again adds nothing already there.
+  warmed = cache.Warm(db());
+  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  // (the renamed person's new form came back with the load above).
+  EXPECT_EQ(*warmed, 0);
+  EXPECT_EQ(cache.stats().entries, 13);
+}
+
+TEST_P(MatchFormCacheTest, WarmingStopsAtTheBudget) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(IdOf(
+        Create(MakePerson("Mohammed", absl::StrCat("Family", i), 1970 + i))));
+  }
+  constexpr size_t kBudget = 4096;
+  MatchFormCache cache(Matcher(), kBudget);
+  absl::StatusOr<int64_t> warmed = cache.Warm(db());
+  ASSERT_TRUE(warmed.ok()) << warmed.status();
+  EXPECT_GT(*warmed, 0);
+  EXPECT_LT(*warmed, 40);
+  // Nothing warmed was dropped again to make room.
+  EXPECT_EQ(cache.stats().entries, *warmed);
+  EXPECT_LE(cache.stats().bytes, static_cast<int64_t>(kBudget));
+  EXPECT_EQ(LoadCached(cache, ids), LoadStored(ids));
+}
+
 TEST_P(MatchFormCacheTest, NoBudgetReadsEveryFormFromTheDatabase) {
   const std::string id =
       IdOf(Create(MakePerson("Oleksandr", "Kovalenko", 1985)));
