@@ -1,5 +1,6 @@
 #include "common/agencies/registry.h"
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -69,6 +70,72 @@ absl::Status Denied(absl::string_view reason, absl::string_view message) {
 
 }  // namespace
 
+absl::StatusOr<std::optional<LocalAgency>> CallerCache::Find(
+    absl::string_view certificate_identity, const Loader& load) {
+  uint64_t generation = 0;
+  bool bypass = false;
+  {
+    absl::MutexLock lock(&mu_);
+    bypass = changing_ > 0;
+    if (!bypass) {
+      auto it = entries_.find(certificate_identity);
+      if (it != entries_.end()) {
+        if (it->second.expires > now_()) {
+          ++stats_.hits;
+          return std::optional<LocalAgency>(it->second.agency);
+        }
+        entries_.erase(it);
+      }
+    }
+    generation = generation_;
+    ++stats_.loads;
+  }
+  absl::StatusOr<std::optional<LocalAgency>> found = load();
+  if (bypass || !found.ok() || !found->has_value()) return found;
+  absl::MutexLock lock(&mu_);
+  // A change that began after the read above may have committed since (the
+  // generation moved) or may still commit (changing_): what was read may be
+  // the old record either way.
+  if (changing_ > 0 || generation_ != generation) return found;
+  if (entries_.size() >= kMaxEntries) entries_.clear();
+  entries_[std::string(certificate_identity)] = Entry{**found, now_() + ttl_};
+  return found;
+}
+
+void CallerCache::InvalidateWith(storage::Transaction& tx) {
+  {
+    absl::MutexLock lock(&mu_);
+    ++changing_;
+  }
+  // The hook itself does nothing: the change ends when the transaction
+  // drops it, after running it on commit or unrun on a rollback.
+  std::shared_ptr<void> end(nullptr, [this](void*) { EndChange(); });
+  tx.OnCommit([end = std::move(end)] {});
+}
+
+void CallerCache::EndChange() {
+  absl::MutexLock lock(&mu_);
+  --changing_;
+  ++generation_;
+  entries_.clear();
+}
+
+void CallerCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  ++generation_;
+  entries_.clear();
+}
+
+CallerCache::Stats CallerCache::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+CallerCache& LocalCallerCache() {
+  static CallerCache* const cache = new CallerCache();
+  return *cache;
+}
+
 storage::Migration RegistryMigration() {
   return {"common.agencies.0001_init", kInit};
 }
@@ -84,6 +151,7 @@ absl::Status UpsertAgency(Transaction& tx, const LocalAgency& agency) {
   // One writer at a time per table, so two deliveries of events of the same
   // agency cannot both insert.
   if (absl::Status s = tx.LockNamed("common.local_agencies"); !s.ok()) return s;
+  LocalCallerCache().InvalidateWith(tx);
   absl::StatusOr<Rows> found = tx.Query(
       "SELECT update_us FROM local_agencies WHERE id = $1", {agency.id});
   if (!found.ok()) return found.status();
@@ -198,8 +266,9 @@ absl::StatusOr<std::vector<LocalAgency>> ListActiveAgencies(
 
 absl::StatusOr<LocalAgency> ResolveCaller(
     Transaction& tx, const server::CallerIdentity& caller) {
-  absl::StatusOr<std::optional<LocalAgency>> found =
-      FindAgencyByCertificate(tx, caller.agency_id);
+  absl::StatusOr<std::optional<LocalAgency>> found = LocalCallerCache().Find(
+      caller.agency_id,
+      [&] { return FindAgencyByCertificate(tx, caller.agency_id); });
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
     return Denied("UNKNOWN_AGENCY",

@@ -17,7 +17,10 @@
 namespace lotse::api {
 
 // The etag of version `version` of `resource_name` (e.g. "agencies/x"):
-// 22 characters of [A-Za-z0-9_-].
+// 22 characters of [A-Za-z0-9_-], the first 16 bytes of
+// SHA-256("lotse.etag\n" + resource_name + "\n" + decimal version), web-safe
+// base64 without padding. Thread-safe; each thread reuses one digest
+// context, so a call allocates only the string it returns.
 std::string ComputeEtag(absl::string_view resource_name, int64_t version);
 
 // OK when `supplied` equals `current`; otherwise ABORTED with reason

@@ -110,7 +110,7 @@ absl::Status CancelForClosing(Transaction& tx, const v1::Case& before,
   *s->record.mutable_end_time() = ToTimestamp(now);
   *s->record.mutable_update_time() = ToTimestamp(now);
   ++s->version;
-  if (absl::Status st = cases::UpdateStep(tx, *s); !st.ok()) return st;
+  if (absl::Status st = cases::UpdateStepState(tx, *s); !st.ok()) return st;
   v1::StepStateChanged changed;
   changed.set_step(StepName(s->case_id, s->id));
   changed.set_case_name(before.name());

@@ -347,7 +347,7 @@ absl::Status ApplyFact(Transaction& tx, const Event& e, Fact f) {
   }
   *s.record.mutable_update_time() = ToTimestamp(now);
   ++s.version;
-  if (absl::Status st = UpdateStep(tx, s); !st.ok()) return st;
+  if (absl::Status st = UpdateStepState(tx, s); !st.ok()) return st;
   v1::ActivityRecorded recorded;
   recorded.set_step(StepName(s.case_id, s.id));
   recorded.set_case_name(CaseName(s.case_id));

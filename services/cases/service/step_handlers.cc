@@ -614,7 +614,9 @@ absl::Status CasesServiceImpl::DoTransition(
             TransitionActor(req.to, c->record.owner_agency() == agency,
                             rec.receiving_agency() == agency);
         if (!actor.ok()) return actor.status();
-        if (absl::Status st = api::CheckEtag(etag, StepToProto(*s).etag());
+        // StepToProto's etag, without copying the step's history for it.
+        if (absl::Status st = api::CheckEtag(
+                etag, api::ComputeEtag(StepName(cid, sid), s->version));
             !st.ok()) {
           return st;
         }
@@ -630,7 +632,9 @@ absl::Status CasesServiceImpl::DoTransition(
         const v1::StepTransition t =
             ApplyStepTransition(req, StoreNow(), agency, rc.actor, &rec);
         ++s->version;
-        if (absl::Status st = cases::UpdateStep(tx, *s); !st.ok()) return st;
+        if (absl::Status st = cases::UpdateStepState(tx, *s); !st.ok()) {
+          return st;
+        }
         v1::StepStateChanged changed;
         changed.set_step(StepName(cid, sid));
         changed.set_case_name(CaseName(cid));
@@ -641,7 +645,9 @@ absl::Status CasesServiceImpl::DoTransition(
         changed.set_decline_reason(rec.decline_reason());
         changed.set_cancel_reason(rec.cancel_reason());
         changed.set_outcome(rec.outcome());
-        if (absl::Status st = Emit(tx, CaseToProto(*c), changed); !st.ok()) {
+        // Emit needs the case's name, not its etag: no CaseToProto copy.
+        c->record.set_name(CaseName(cid));
+        if (absl::Status st = Emit(tx, c->record, changed); !st.ok()) {
           return st;
         }
         *resp = StepToProto(*s);

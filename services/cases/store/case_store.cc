@@ -464,6 +464,20 @@ absl::Status UpdateStep(Transaction& tx, const StepRow& row,
   return WriteDependencies(tx, row);
 }
 
+absl::Status UpdateStepState(Transaction& tx, const StepRow& row) {
+  const v1::Step& s = row.record;
+  absl::StatusOr<int64_t> n = tx.Execute(
+      "UPDATE steps SET state = $2, accept_us = $3, start_us = $4, "
+      "version = $5, body = $6 WHERE id = $1",
+      {row.id, static_cast<int64_t>(s.state()),
+       s.has_accept_time() ? TsMicros(s.accept_time()) : int64_t{0},
+       s.has_start_time() ? TsMicros(s.start_time()) : int64_t{0}, row.version,
+       Blob(s)});
+  if (!n.ok()) return n.status();
+  if (*n != 1) return absl::NotFoundError("step vanished");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::optional<StepRow>> ReadStep(Transaction& tx,
                                                 const std::string& case_id,
                                                 const std::string& step_id) {

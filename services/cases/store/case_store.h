@@ -118,6 +118,13 @@ absl::Status InsertStep(storage::Transaction& tx, const StepRow& row);
 // depends_on); transitions leave them alone.
 absl::Status UpdateStep(storage::Transaction& tx, const StepRow& row,
                         bool dependencies_changed = false);
+// Writes a step that only moved to another state: its state, accept and
+// start times, version and record. The caller guarantees that nothing else
+// the table indexes changed (case, kind, receiver, municipality, creation,
+// due date), which is what a transition touches; SQLite then leaves the
+// indexes on those columns alone instead of rewriting every one of them.
+// NOT_FOUND if the step is gone.
+absl::Status UpdateStepState(storage::Transaction& tx, const StepRow& row);
 absl::StatusOr<std::optional<StepRow>> ReadStep(storage::Transaction& tx,
                                                 const std::string& case_id,
                                                 const std::string& step_id);

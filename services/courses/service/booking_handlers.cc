@@ -115,7 +115,7 @@ absl::StatusOr<BookingRow> StoreNewBooking(Transaction& tx, CourseRow* course,
   }
   course->course.set_booked_seats(course->course.booked_seats() + 1);
   Bump(course, now);
-  if (absl::Status s = WriteCourse(tx, *course); !s.ok()) return s;
+  if (absl::Status s = WriteCourseSeats(tx, *course); !s.ok()) return s;
   const std::string name = BookingName(course->id, b.id);
   v1::CourseBooked event;
   absl::StatusOr<v1::BookingContext> context = ContextFor(

@@ -90,7 +90,7 @@ absl::Status TakeUnits(Transaction& tx, EntitlementRow* e, int64_t units,
                                 static_cast<int32_t>(units));
   *e->entitlement.mutable_update_time() = api::ToTimestamp(now);
   ++e->version;
-  return WriteEntitlement(tx, *e);
+  return WriteEntitlementUse(tx, *e);
 }
 
 absl::Status RequireBookingCaller(const agencies::LocalAgency& caller,

@@ -273,6 +273,17 @@ absl::Status WriteCourse(Transaction& tx, const CourseRow& row) {
       "course update");
 }
 
+absl::Status WriteCourseSeats(Transaction& tx, const CourseRow& row) {
+  const v1::Course& c = row.course;
+  return storage::ExpectOneRow(
+      tx.Execute(
+          "UPDATE courses SET booked = $2, waitlist_length = $3, "
+          "version = $4, data = $5 WHERE id = $1",
+          {row.id, static_cast<int64_t>(c.booked_seats()),
+           static_cast<int64_t>(c.waitlist_length()), row.version, Blob(c)}),
+      "course update");
+}
+
 absl::StatusOr<std::optional<CourseRow>> ReadCourse(Transaction& tx,
                                                     absl::string_view id) {
   return FirstRow<CourseRow>(
@@ -390,6 +401,15 @@ absl::Status WriteEntitlement(Transaction& tx, const EntitlementRow& row) {
                  "$7, valid_from = $8, valid_until = $9, revoked = $10, "
                  "version = $11, create_us = $12, data = $13 WHERE id = $1",
                  EntitlementValues(row)),
+      "entitlement update");
+}
+
+absl::Status WriteEntitlementUse(Transaction& tx, const EntitlementRow& row) {
+  return storage::ExpectOneRow(
+      tx.Execute("UPDATE course_entitlements SET units_used = $2, "
+                 "version = $3, data = $4 WHERE id = $1",
+                 {row.id, static_cast<int64_t>(row.entitlement.units_used()),
+                  row.version, Blob(row.entitlement)}),
       "entitlement update");
 }
 

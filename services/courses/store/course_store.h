@@ -51,6 +51,12 @@ struct CourseRow {
 absl::Status LockCourse(storage::Transaction& tx, absl::string_view id);
 absl::Status InsertCourse(storage::Transaction& tx, const CourseRow& row);
 absl::Status WriteCourse(storage::Transaction& tx, const CourseRow& row);
+// Writes a course whose seat counts (booked, waitlist length), version and
+// record changed and nothing else: the caller guarantees that every other
+// column WriteCourse sets is unchanged. SQLite then rewrites only the
+// indexes that hold the counts (the search indexes), not the ones by start,
+// provider and municipality.
+absl::Status WriteCourseSeats(storage::Transaction& tx, const CourseRow& row);
 absl::StatusOr<std::optional<CourseRow>> ReadCourse(storage::Transaction& tx,
                                                     absl::string_view id);
 
@@ -110,6 +116,11 @@ absl::Status InsertEntitlement(storage::Transaction& tx,
                                const EntitlementRow& row);
 absl::Status WriteEntitlement(storage::Transaction& tx,
                               const EntitlementRow& row);
+// Writes an entitlement whose used units, version and record changed and
+// nothing else (the caller guarantees it), leaving its indexes by person
+// and issuer alone.
+absl::Status WriteEntitlementUse(storage::Transaction& tx,
+                                 const EntitlementRow& row);
 absl::StatusOr<std::optional<EntitlementRow>> ReadEntitlement(
     storage::Transaction& tx, absl::string_view id);
 // Newest first ((create_us, id) descending), strictly before the key when

@@ -39,6 +39,17 @@ using ::lotse::type::v1::LegalDomain;
 
 constexpr absl::string_view kDomainPrefix = "LEGAL_DOMAIN_";
 
+// Identity's callers by certificate identity: the records of identity's own
+// registry, kept in memory like the other services' local registry (see
+// agencies::CallerCache for when an entry is believed). Every change to the
+// registry below goes through InvalidateWith, so a suspension applied by
+// this process refuses the agency's next call; other identity replicas on
+// the same PostgreSQL database notice it within agencies::kCallerCacheTtl.
+agencies::CallerCache& RegistryCallerCache() {
+  static agencies::CallerCache* const cache = new agencies::CallerCache();
+  return *cache;
+}
+
 // "KOMMUNE" for LEGAL_DOMAIN_KOMMUNE; "" for UNSPECIFIED or unknown values.
 std::string ShortDomainName(int value) {
   if (value == type::v1::LEGAL_DOMAIN_UNSPECIFIED ||
@@ -133,6 +144,7 @@ absl::StatusOr<AgencyRecord> LoadForChange(Transaction& tx,
 
 // Writes a changed record (version and update time advanced).
 absl::Status StoreChange(Transaction& tx, AgencyRecord* record) {
+  RegistryCallerCache().InvalidateWith(tx);
   const int64_t old_version = record->version;
   record->version = old_version + 1;
   record->update_time = StoreNow();
@@ -262,8 +274,14 @@ agencies::LocalAgency ToLocalAgency(const AgencyRecord& record) {
 
 absl::StatusOr<agencies::LocalAgency> ResolveRegistryCaller(
     Transaction& tx, const server::CallerIdentity& caller) {
-  absl::StatusOr<std::optional<AgencyRecord>> found =
-      FindAgencyByCertificate(tx, caller.agency_id);
+  absl::StatusOr<std::optional<LocalAgency>> found = RegistryCallerCache().Find(
+      caller.agency_id, [&]() -> absl::StatusOr<std::optional<LocalAgency>> {
+        absl::StatusOr<std::optional<AgencyRecord>> record =
+            FindAgencyByCertificate(tx, caller.agency_id);
+        if (!record.ok()) return record.status();
+        if (!record->has_value()) return std::nullopt;
+        return std::optional<LocalAgency>(ToLocalAgency(**record));
+      });
   if (!found.ok()) return found.status();
   if (!found->has_value()) {
     return ErrorWithReason(absl::StatusCode::kPermissionDenied,
@@ -271,18 +289,18 @@ absl::StatusOr<agencies::LocalAgency> ResolveRegistryCaller(
                            "the client certificate belongs to no registered "
                            "agency");
   }
-  const AgencyRecord& agency = **found;
+  const LocalAgency& agency = **found;
   if (agency.legal_domain != caller.legal_domain) {
     return ErrorWithReason(absl::StatusCode::kPermissionDenied,
                            "LEGAL_DOMAIN_MISMATCH",
                            "the client certificate's legal domain differs "
                            "from the registered one");
   }
-  if (agency.state == AgencyState::kSuspended) {
+  if (agency.suspended) {
     return ErrorWithReason(absl::StatusCode::kPermissionDenied,
                            "AGENCY_SUSPENDED", "the agency is suspended");
   }
-  return ToLocalAgency(agency);
+  return **std::move(found);
 }
 
 absl::Status BootstrapAdminAgency(storage::Database& db,
@@ -303,6 +321,7 @@ absl::Status BootstrapAdminAgency(storage::Database& db,
     record.legal_domain = kAdministrationDomain;
     record.certificate_identity = agency_id;
     record.create_time = record.update_time = StoreNow();
+    RegistryCallerCache().InvalidateWith(tx);
     absl::StatusOr<bool> inserted = InsertAgency(tx, record);
     if (!inserted.ok()) return inserted.status();
     if (!*inserted) {
@@ -374,6 +393,7 @@ absl::Status IdentityServiceImpl::DoRegister(
     record.municipality_code = agency.municipality_code();
     record.certificate_identity = agency.certificate_identity();
     record.create_time = record.update_time = StoreNow();
+    RegistryCallerCache().InvalidateWith(tx);
     absl::StatusOr<bool> inserted = InsertAgency(tx, record);
     if (!inserted.ok()) return inserted.status();
     if (!*inserted) {

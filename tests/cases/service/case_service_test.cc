@@ -182,6 +182,23 @@ TEST_P(CaseServiceTest, OpenCaseNeedsStandingAndTheOwnMunicipality) {
   EXPECT_EQ(Count("cases"), 2);
 }
 
+// The caller's agency record is cached between calls: the suspension still
+// refuses the very next call.
+TEST_P(CaseServiceTest, AnAgencySuspendedBetweenTwoCallsIsRefusedOnTheSecond) {
+  v1::Case out;
+  grpc::Status first = Open("kim-koeln", kPerson, &out);
+  ASSERT_TRUE(first.ok()) << first.error_message();
+  ASSERT_TRUE(
+      service_
+          ->ApplyEvent(AgencyEvent("kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE,
+                                   "05315000", true, "susp-2"))
+          .ok());
+  v1::Case again;
+  grpc::Status s = Open("kim-koeln", kPerson, &again);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Reason(s), "AGENCY_SUSPENDED");
+}
+
 TEST_P(CaseServiceTest, SuspendedAgencyIsRefused) {
   v1::Case out;
   ASSERT_TRUE(

@@ -186,6 +186,61 @@ TEST_P(CaseStoreTest, StepsWithDependenciesAndStatistics) {
               }).ok());
 }
 
+TEST_P(CaseStoreTest, AStateChangeIsStoredAndFoundByItsNewState) {
+  StepRow row;
+  row.id = "s1";
+  row.case_id = "c1";
+  row.version = 1;
+  row.municipality_code = "05315000";
+  row.record.set_kind(v1::STEP_KIND_COUNSELLING);
+  row.record.set_receiving_agency("agencies/v");
+  row.record.set_state(v1::STEP_STATE_REFERRED);
+  row.record.mutable_create_time()->set_seconds(1000);
+  ASSERT_TRUE(Write([&](Transaction& tx) -> absl::Status {
+                if (absl::Status s = InsertCase(
+                        tx, NewCase("c1", "persons/a", "agencies/k", 100));
+                    !s.ok()) {
+                  return s;
+                }
+                return InsertStep(tx, row);
+              }).ok());
+  row.record.set_state(v1::STEP_STATE_ACCEPTED);
+  row.record.mutable_accept_time()->set_seconds(1100);
+  row.record.set_state_comment("accepted");
+  row.version = 2;
+  ASSERT_TRUE(
+      Write([&](Transaction& tx) { return UpdateStepState(tx, row); }).ok());
+  ASSERT_TRUE(
+      Write([](Transaction& tx) -> absl::Status {
+        auto step = ReadStep(tx, "c1", "s1");
+        EXPECT_TRUE(step.ok() && step->has_value());
+        if (!step.ok() || !step->has_value()) return step.status();
+        EXPECT_EQ((*step)->version, 2);
+        EXPECT_EQ((*step)->municipality_code, "05315000");
+        EXPECT_EQ((*step)->record.state(), v1::STEP_STATE_ACCEPTED);
+        EXPECT_EQ((*step)->record.state_comment(), "accepted");
+        auto timings = StepTimings(tx, "05315000", 0, int64_t{5000} * 1000000);
+        EXPECT_EQ(timings->size(), 1u);
+        if (!timings->empty()) {
+          EXPECT_EQ(timings->front().accept_us, int64_t{1100} * 1000000);
+        }
+        StepFilter f;
+        f.viewer_agency = "agencies/k";
+        f.states = {v1::STEP_STATE_ACCEPTED};
+        auto accepted = ListSteps(tx, f);
+        EXPECT_EQ(accepted->size(), 1u);
+        f.states = {v1::STEP_STATE_REFERRED};
+        auto referred = ListSteps(tx, f);
+        EXPECT_EQ(referred->size(), 0u);
+        return absl::OkStatus();
+      }).ok());
+  StepRow gone = row;
+  gone.id = "nope";
+  EXPECT_EQ(
+      Write([&](Transaction& tx) { return UpdateStepState(tx, gone); }).code(),
+      absl::StatusCode::kNotFound);
+}
+
 TEST_P(CaseStoreTest, CaseEventLogCursorsFollowCommitOrder) {
   // Concurrent writers: cursors are dense and each reader sees a prefix.
   constexpr int kWriters = 4, kPerWriter = 25;

@@ -1,5 +1,7 @@
 #include "common/agencies/registry.h"
 
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -260,6 +262,132 @@ TEST_P(RegistryTest, WithoutALookupOrForOtherRefusalsNothingIsAsked) {
       rc, [&] { return ResolveIn(db(), rc.caller); });
   EXPECT_EQ(ReasonOf(s).value_or(""), "UNKNOWN_AGENCY");
   EXPECT_EQ(asked, 0);
+}
+
+TEST_P(RegistryTest, AResolvedCallerIsCachedUntilASuspensionIsApplied) {
+  identity::v1::AgencyRegistered e;
+  *e.mutable_agency() =
+      MakeAgency("jc-cache", type::v1::LEGAL_DOMAIN_JOBCENTER, 100);
+  ASSERT_TRUE(Apply(e).ok());
+  ASSERT_TRUE(Resolve("jc-cache", "JOBCENTER").ok());
+  const CallerCache::Stats before = LocalCallerCache().stats();
+  ASSERT_TRUE(Resolve("jc-cache", "JOBCENTER").ok());
+  const CallerCache::Stats after = LocalCallerCache().stats();
+  EXPECT_EQ(after.hits, before.hits + 1);
+  EXPECT_EQ(after.loads, before.loads);
+
+  identity::v1::AgencySuspended s;
+  *s.mutable_agency() = e.agency();
+  s.mutable_agency()->set_state(identity::v1::AGENCY_STATE_SUSPENDED);
+  s.mutable_agency()->mutable_update_time()->set_seconds(200);
+  ASSERT_TRUE(Apply(s).ok());
+  EXPECT_EQ(ReasonOf(Resolve("jc-cache", "JOBCENTER").status()).value_or(""),
+            "AGENCY_SUSPENDED");
+  // Cached again, suspended: still refused.
+  EXPECT_EQ(ReasonOf(Resolve("jc-cache", "JOBCENTER").status()).value_or(""),
+            "AGENCY_SUSPENDED");
+}
+
+// What a replica that did not apply a change sees: the table changed behind
+// the cache's back.
+TEST_P(RegistryTest, AChangeMadeElsewhereIsSeenOnceTheEntryExpires) {
+  identity::v1::AgencyRegistered e;
+  *e.mutable_agency() =
+      MakeAgency("jc-ttl", type::v1::LEGAL_DOMAIN_JOBCENTER, 100);
+  ASSERT_TRUE(Apply(e).ok());
+  absl::Time now = absl::FromUnixSeconds(1000);
+  CallerCache cache(absl::Seconds(3), [&now] { return now; });
+  auto find = [&]() -> absl::StatusOr<std::optional<LocalAgency>> {
+    absl::StatusOr<std::optional<LocalAgency>> out = std::nullopt;
+    absl::Status s = storage::RunInTransaction(
+        db(),
+        [&](Transaction& tx) {
+          out = cache.Find(
+              "jc-ttl", [&] { return FindAgencyByCertificate(tx, "jc-ttl"); });
+          return out.status();
+        },
+        storage::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    return out;
+  };
+  ASSERT_FALSE(find().value()->suspended);
+  ASSERT_TRUE(storage::RunInTransaction(db(), [](Transaction& tx) {
+                return tx
+                    .Execute(
+                        "UPDATE local_agencies SET suspended = 1 WHERE id = "
+                        "'jc-ttl'")
+                    .status();
+              }).ok());
+  now += absl::Seconds(2);
+  EXPECT_FALSE(find().value()->suspended);  // within the TTL: not noticed
+  now += absl::Seconds(2);
+  EXPECT_TRUE(find().value()->suspended);
+  EXPECT_EQ(cache.stats().loads, 2);
+  EXPECT_EQ(cache.stats().hits, 1);
+}
+
+TEST_P(RegistryTest, WhileAChangeIsOpenTheCacheIsNeitherUsedNorFilled) {
+  LocalAgency active;
+  active.id = "x";
+  active.legal_domain = "JOBCENTER";
+  LocalAgency suspended = active;
+  suspended.suspended = true;
+  CallerCache cache;
+  auto loader = [](const LocalAgency& a) {
+    return [a]() -> absl::StatusOr<std::optional<LocalAgency>> { return a; };
+  };
+  ASSERT_FALSE(cache.Find("x", loader(active)).value()->suspended);
+  {
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = db().Begin();
+    ASSERT_TRUE(tx.ok()) << tx.status();
+    cache.InvalidateWith(**tx);
+    // The uncommitted change is what the transaction reads: answered, but
+    // not kept, and the entry from before is not used either.
+    EXPECT_TRUE(cache.Find("x", loader(suspended)).value()->suspended);
+    EXPECT_FALSE(cache.Find("x", loader(active)).value()->suspended);
+    // Rolled back when dropped.
+  }
+  EXPECT_FALSE(cache.Find("x", loader(active)).value()->suspended);
+  EXPECT_EQ(cache.stats().loads, 4);
+  EXPECT_FALSE(cache.Find("x", loader(suspended)).value()->suspended);
+  EXPECT_EQ(cache.stats().hits, 1);
+
+  // A committed change empties the cache.
+  absl::StatusOr<std::unique_ptr<Transaction>> tx = db().Begin();
+  ASSERT_TRUE(tx.ok()) << tx.status();
+  cache.InvalidateWith(**tx);
+  ASSERT_TRUE((*tx)->Commit().ok());
+  tx->reset();
+  EXPECT_TRUE(cache.Find("x", loader(suspended)).value()->suspended);
+  EXPECT_TRUE(cache.Find("x", loader(active)).value()->suspended);
+}
+
+TEST_P(RegistryTest, WhatWasReadWhileAChangeBeganAndEndedIsNotKept) {
+  LocalAgency active;
+  active.id = "x";
+  active.legal_domain = "JOBCENTER";
+  CallerCache cache;
+  absl::StatusOr<std::optional<LocalAgency>> found = cache.Find("x", [&]() {
+    // Another thread's change commits while this read is under way.
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = db().Begin();
+    if (!tx.ok())
+      return absl::StatusOr<std::optional<LocalAgency>>(tx.status());
+    cache.InvalidateWith(**tx);
+    if (absl::Status s = (*tx)->Commit(); !s.ok()) {
+      return absl::StatusOr<std::optional<LocalAgency>>(s);
+    }
+    return absl::StatusOr<std::optional<LocalAgency>>(active);
+  });
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(cache
+                  .Find("x",
+                        [] {
+                          return absl::StatusOr<std::optional<LocalAgency>>(
+                              std::nullopt);
+                        })
+                  .ok());
+  EXPECT_EQ(cache.stats().loads, 2);
+  EXPECT_EQ(cache.stats().hits, 0);
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(RegistryTest);

@@ -92,6 +92,73 @@ TEST_P(CourseStoreTest, CourseRoundTripAndListOrder) {
   EXPECT_FALSE(over.ok());
 }
 
+TEST_P(CourseStoreTest, SeatCountsAndUsedUnitsAreWrittenAlone) {
+  CourseRow koeln = Course(100, "50667", 1);
+  ASSERT_TRUE(
+      Run([&](Transaction& tx) { return InsertCourse(tx, koeln); }).ok());
+  koeln.course.set_booked_seats(1);
+  koeln.course.set_waitlist_length(3);
+  koeln.version = 2;
+  ASSERT_TRUE(
+      Run([&](Transaction& tx) { return WriteCourseSeats(tx, koeln); }).ok());
+  ASSERT_TRUE(Run([&](Transaction& tx) -> absl::Status {
+                auto read = ReadCourse(tx, koeln.id);
+                if (!read.ok()) return read.status();
+                EXPECT_TRUE(read->has_value());
+                if (!read->has_value()) return absl::OkStatus();
+                EXPECT_EQ((*read)->course.booked_seats(), 1);
+                EXPECT_EQ((*read)->course.waitlist_length(), 3);
+                EXPECT_EQ((*read)->version, 2);
+                // The search index sees the course full now.
+                CourseSearch q;
+                q.box = geo::BoxAround(*geo::PostalCodeCentre("50667"), 40);
+                auto rows = SearchCourseCandidates(tx, q, 0, "", 10);
+                if (!rows.ok()) return rows.status();
+                EXPECT_EQ(rows->size(), 0u);
+                CourseListFilter by_provider;
+                by_provider.provider = "vhs-koeln";
+                auto listed = ListCourseRows(tx, by_provider, 0, "", 10);
+                if (!listed.ok()) return listed.status();
+                EXPECT_EQ(listed->size(), 1u);
+                return absl::OkStatus();
+              }).ok());
+  // The table still refuses more bookings than seats.
+  CourseRow over = koeln;
+  over.course.set_booked_seats(2);
+  EXPECT_FALSE(
+      Run([&](Transaction& tx) { return WriteCourseSeats(tx, over); }).ok());
+  CourseRow missing = koeln;
+  missing.id = *api::NewId();
+  EXPECT_FALSE(
+      Run([&](Transaction& tx) { return WriteCourseSeats(tx, missing); }).ok());
+
+  EntitlementRow e;
+  e.id = *api::NewId();
+  e.version = 1;
+  e.entitlement.set_person("persons/aaaaaaaaaaaaaaaaaaaaaaaaaa");
+  e.entitlement.set_issuing_agency("agencies/bamf");
+  e.entitlement.set_units(300);
+  ASSERT_TRUE(
+      Run([&](Transaction& tx) { return InsertEntitlement(tx, e); }).ok());
+  e.entitlement.set_units_used(100);
+  e.version = 2;
+  ASSERT_TRUE(
+      Run([&](Transaction& tx) { return WriteEntitlementUse(tx, e); }).ok());
+  ASSERT_TRUE(Run([&](Transaction& tx) -> absl::Status {
+                auto read = ReadEntitlement(tx, e.id);
+                if (!read.ok()) return read.status();
+                EXPECT_TRUE(read->has_value());
+                if (!read->has_value()) return absl::OkStatus();
+                EXPECT_EQ((*read)->entitlement.units_used(), 100);
+                EXPECT_EQ((*read)->version, 2);
+                auto by_person = ListEntitlementRows(
+                    tx, "persons/aaaaaaaaaaaaaaaaaaaaaaaaaa", "", 0, "", 10);
+                if (!by_person.ok()) return by_person.status();
+                EXPECT_EQ(by_person->size(), 1u);
+                return absl::OkStatus();
+              }).ok());
+}
+
 TEST_P(CourseStoreTest, OneActiveBookingPerPersonAndCourse) {
   const std::string person = "persons/aaaaaaaaaaaaaaaaaaaaaaaaaa";
   BookingRow first = Booking("c1", person, v1::BOOKING_STATE_HELD);
