@@ -1,12 +1,14 @@
 // WatchCaseEvents through a real in-process server over mutual TLS, on
 // SQLite and PostgreSQL: live events, resuming from a cursor (also after a
 // restart of the service on the same database), heartbeats, slow consumers,
-// bad cursors, and the access decisions the streams share.
+// bad cursors, events applied from the inbox, and the access decisions the
+// streams share.
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/events/inbox.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/events.pb.h"
@@ -284,6 +286,43 @@ TEST_P(WatchServiceTest, ActivityDetailsWithheldPerEvent) {
   EXPECT_EQ(for_vhs.withheld_size(), 0);
   kim.context->TryCancel();
   vhs.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, InboxEventWakesWatchersWithoutPolling) {
+  v1::Case c;
+  ASSERT_TRUE(CasesServerTest::Open("kim-koeln", kPerson, &c).ok());
+  v1::Step s;
+  ASSERT_TRUE(
+      Refer("kim-koeln", c.name(), v1::STEP_KIND_INTEGRATION_COURSE, kVhs, &s)
+          .ok());
+  // A pump that never polls nor sends heartbeats in the test's time: only
+  // a wake-up after the inbox's commit brings the event.
+  StopServer();
+  poll_ = absl::Hours(1);
+  heartbeat_ = absl::Hours(1);
+  StartServer();
+  Watch w = Open("kim-koeln", 0);
+  absl::SleepFor(absl::Milliseconds(300));  // the start (NOW) is resolved
+  courses::v1::CourseBooked booked;
+  booked.mutable_context()->set_person(kPerson);
+  booked.mutable_context()->set_course("courses/c1");
+  booked.mutable_context()->set_provider_agency(kVhs);
+  booked.mutable_context()->set_case_step(s.name());
+  lotse::events::v1::Event ev;
+  ev.set_event_id("ev-wake");
+  ev.mutable_payload()->PackFrom(booked);
+  // As the event sink applies it: the inbox and the applier, nothing else.
+  absl::StatusOr<bool> applied =
+      events::ApplyEventOnce(db(), ev, service_->EventApplier());
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE(*applied);
+  v1::CaseEvent e;
+  bool seen = false;
+  // The stream's deadline (30 s) ends the wait if nothing wakes the pump.
+  while (!seen && NextEvent(w, &e)) seen = e.has_activity_recorded();
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(e.activity_recorded().person(), kPerson);
+  w.context->TryCancel();
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(WatchServiceTest);
