@@ -3,13 +3,13 @@
 // what it missed, also after a restart.
 //
 // One pump thread serves all streams of the process. It wakes when a
-// commit in this process calls Notify() (and, for commits of other
-// replicas or the event inbox, at least every poll interval), reads the
-// newest cursor, and for every stream that is behind reads that agency's
-// next events from the log into the stream's buffer — at most as many as
-// the buffer has room for, so memory per stream is bounded. Writes to the
-// client go out one at a time from the buffer (gRPC callback API); a
-// write's completion refills the buffer.
+// commit in this process calls Notify() (the RPCs' writes and the event
+// inbox's do; for commits of other replicas it wakes at least every poll
+// interval), reads the newest cursor, and for every stream that is behind
+// reads that agency's next events from the log into the stream's buffer —
+// at most as many as the buffer has room for, so memory per stream is
+// bounded. Writes to the client go out one at a time from the buffer (gRPC
+// callback API); a write's completion refills the buffer.
 //
 // Slow consumers: when a stream's buffer is full and no write completed
 // for `stall_limit`, the stream ends with RESOURCE_EXHAUSTED, reason
