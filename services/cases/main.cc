@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     return services;
   };
   // Courses', placement's and identity's events move steps and keep the
-  // agency registry; watchers see them at the pump's next poll (500 ms).
+  // agency registry; the applier wakes the watchers after each commit.
   definition.make_event_handler = [](lotse::server::ServiceRuntime&) {
     return service->EventApplier();
   };

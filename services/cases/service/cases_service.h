@@ -67,8 +67,8 @@ class CasesServiceImpl final : public server::UnaryService {
   // The inbox handler for other services' events (courses, placement,
   // identity's PersonMerged and agency events), for
   // events::ApplyEventOnce. It only changes the database through its
-  // transaction; watchers pick the change up at their next poll, or at
-  // once when the caller calls NotifyWatchers() after the commit.
+  // transaction, and wakes the watchers once that commits. Must not be
+  // called after this service is destroyed.
   events::ApplyFn EventApplier();
   // ApplyEventOnce with EventApplier(), then wakes the watchers.
   absl::StatusOr<bool> ApplyEvent(const lotse::events::v1::Event& event);

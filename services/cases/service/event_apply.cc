@@ -371,7 +371,7 @@ absl::Status ApplyFact(Transaction& tx, const Event& e, Fact f) {
 }  // namespace
 
 events::ApplyFn CasesServiceImpl::EventApplier() {
-  return [](Transaction& tx, const Event& e) -> absl::Status {
+  return [this](Transaction& tx, const Event& e) -> absl::Status {
     const google::protobuf::Any& any = e.payload();
     if (any.Is<identity::v1::AgencyRegistered>()) {
       identity::v1::AgencyRegistered m;
@@ -393,14 +393,21 @@ events::ApplyFn CasesServiceImpl::EventApplier() {
       any.UnpackTo(&m);
       return ApplyAgency(tx, m.agency());
     }
+    absl::Status applied;
     if (any.Is<identity::v1::PersonMerged>()) {
       identity::v1::PersonMerged m;
       any.UnpackTo(&m);
-      return ApplyMerge(tx, m);
+      applied = ApplyMerge(tx, m);
+    } else {
+      std::optional<Fact> fact = FactOf(e);
+      if (!fact) return absl::OkStatus();  // not for cases
+      applied = ApplyFact(tx, e, *std::move(fact));
     }
-    std::optional<Fact> fact = FactOf(e);
-    if (!fact) return absl::OkStatus();  // not for cases
-    return ApplyFact(tx, e, *std::move(fact));
+    // The case events this appended reach the watchers as soon as they are
+    // visible: the pump is woken after the commit (waking it earlier would
+    // let it read before the rows are there, and then sleep a whole poll).
+    if (applied.ok()) tx.OnCommit([hub = hub_.get()] { hub->Notify(); });
+    return applied;
   };
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "common/api/time.h"
 #include "common/errors/status.h"
@@ -25,13 +26,6 @@ struct WatchHub::Stream {
   WatchStart start;        // pump thread only, after resolved
   int64_t next_after = 0;  // pump thread only: read up to this cursor
   absl::Time last_enqueue = absl::InfinitePast();  // pump thread only
-  // Activity-category decisions per person (pump thread only).
-  struct Decision {
-    absl::Time expire;
-    absl::flat_hash_map<int, AccessDecision> by_category;
-    bool unavailable = false;
-  };
-  absl::flat_hash_map<std::string, Decision> decisions;
 
   std::deque<Response> buffer ABSL_GUARDED_BY(mu);
   Response current ABSL_GUARDED_BY(mu);
@@ -151,9 +145,9 @@ class RefusingReactor final : public grpc::ServerWriteReactor<Response> {
 WatchHub::WatchHub(storage::Database& db, AccessChecker* access,
                    Resolver resolver, WatchOptions options)
     : db_(db),
-      access_(access),
       resolver_(std::move(resolver)),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      decisions_(access, SharedAccessDecisions::Options()) {
   pump_ = std::thread([this] { Loop(); });
 }
 
@@ -426,6 +420,64 @@ void WatchHub::Serve(const std::shared_ptr<Stream>& s, int64_t latest,
   Kick(s);
 }
 
+SharedAccessDecisions::SharedAccessDecisions(AccessChecker* access,
+                                             Options options)
+    : access_(access), options_(options) {}
+
+AccessDecision SharedAccessDecisions::Decide(const std::string& agency,
+                                             const std::string& purpose,
+                                             const std::string& person,
+                                             type::v1::DataCategory category,
+                                             absl::Time now) {
+  Key key(agency, purpose, person);
+  auto it = entries_.find(key);
+  if (it == entries_.end() || it->second.expire < now) {
+    if (it == entries_.end() && entries_.size() >= options_.max_entries) {
+      for (auto e = entries_.begin(); e != entries_.end();) {
+        if (e->second.expire < now) {
+          entries_.erase(e++);
+        } else {
+          ++e;
+        }
+      }
+      if (entries_.size() >= options_.max_entries) entries_.clear();
+    }
+    Entry fresh;
+    fresh.expire = now + options_.ttl;
+    const std::vector<type::v1::DataCategory> categories = {
+        type::v1::DATA_CATEGORY_LANGUAGE, type::v1::DATA_CATEGORY_EMPLOYMENT};
+    absl::StatusOr<std::vector<AccessDecision>> got =
+        access_->Check(agency, person, categories, purpose,
+                       {identity::v1::RELATION_CASE_PARTICIPANT},
+                       now + options_.check_deadline);
+    if (!got.ok()) {
+      fresh.unavailable = true;
+      fresh.expire = now + options_.retry;
+    } else {
+      for (const AccessDecision& a : *got) fresh.by_category[a.category] = a;
+    }
+    it = entries_.insert_or_assign(std::move(key), std::move(fresh)).first;
+  }
+  const Entry& e = it->second;
+  AccessDecision out;
+  out.category = category;
+  out.denial_reason = type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
+  if (e.unavailable) return out;
+  auto found = e.by_category.find(category);
+  if (found != e.by_category.end() && found->second.allowed) {
+    out.allowed = true;
+    out.denial_reason = type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED;
+    return out;
+  }
+  out.denial_reason = found != e.by_category.end()
+                          ? found->second.denial_reason
+                          : type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED;
+  if (out.denial_reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED) {
+    out.denial_reason = type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS;
+  }
+  return out;
+}
+
 void WatchHub::Withhold(const std::shared_ptr<Stream>& s,
                         v1::CaseEvent* event) {
   if (!event->has_activity_recorded()) return;
@@ -436,40 +488,16 @@ void WatchHub::Withhold(const std::shared_ptr<Stream>& s,
       category == type::v1::DATA_CATEGORY_UNSPECIFIED) {
     return;
   }
-  const std::string& person = event->activity_recorded().person();
-  const absl::Time now = absl::Now();
-  Stream::Decision& d = s->decisions[person];
-  if (d.expire < now) {
-    d = Stream::Decision();
-    d.expire = now + absl::Seconds(30);
-    std::vector<type::v1::DataCategory> categories = {
-        type::v1::DATA_CATEGORY_LANGUAGE, type::v1::DATA_CATEGORY_EMPLOYMENT};
-    absl::StatusOr<std::vector<AccessDecision>> got = access_->Check(
-        s->start.agency, person, categories, s->start.purpose,
-        {identity::v1::RELATION_CASE_PARTICIPANT}, now + absl::Seconds(2));
-    if (!got.ok()) {
-      d.unavailable = true;
-      d.expire = now + absl::Seconds(1);
-    } else {
-      for (const AccessDecision& a : *got) d.by_category[a.category] = a;
-    }
-  }
-  type::v1::AccessDenialReason reason =
-      type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE;
-  if (!d.unavailable) {
-    auto it = d.by_category.find(category);
-    if (it != d.by_category.end() && it->second.allowed) return;
-    if (it != d.by_category.end()) reason = it->second.denial_reason;
-    if (reason == type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED) {
-      reason = type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS;
-    }
-  }
+  const AccessDecision d = decisions_.Decide(
+      s->start.agency, s->start.purpose, event->activity_recorded().person(),
+      category, absl::Now());
+  if (d.allowed) return;
   const char* field = activity->has_course() ? "course" : "placement";
   activity->clear_detail();
   type::v1::Withheld* w = event->add_withheld();
   w->set_field(absl::StrCat("activity_recorded.activity.", field));
   w->set_category(category);
-  w->set_reason(reason);
+  w->set_reason(d.denial_reason);
 }
 
 }  // namespace lotse::cases

@@ -3,13 +3,13 @@
 // what it missed, also after a restart.
 //
 // One pump thread serves all streams of the process. It wakes when a
-// commit in this process calls Notify() (and, for commits of other
-// replicas or the event inbox, at least every poll interval), reads the
-// newest cursor, and for every stream that is behind reads that agency's
-// next events from the log into the stream's buffer — at most as many as
-// the buffer has room for, so memory per stream is bounded. Writes to the
-// client go out one at a time from the buffer (gRPC callback API); a
-// write's completion refills the buffer.
+// commit in this process calls Notify() (the RPCs' writes and the event
+// inbox's do; for commits of other replicas it wakes at least every poll
+// interval), reads the newest cursor, and for every stream that is behind
+// reads that agency's next events from the log into the stream's buffer —
+// at most as many as the buffer has room for, so memory per stream is
+// bounded. Writes to the client go out one at a time from the buffer (gRPC
+// callback API); a write's completion refills the buffer.
 //
 // Slow consumers: when a stream's buffer is full and no write completed
 // for `stall_limit`, the stream ends with RESOURCE_EXHAUSTED, reason
@@ -19,15 +19,23 @@
 //
 // Heartbeats: a stream with nothing to send for `heartbeat` gets a
 // heartbeat with the cursor up to which it has seen everything.
+//
+// Activity details (course, placement) are cleared unless identity lets the
+// stream's agency see that category of the person. The answers are shared
+// by all streams of one agency and purpose (SharedAccessDecisions), so an
+// event costs one identity check however many streams of that agency
+// watch it.
 #ifndef LOTSE_SERVICES_CASES_SERVICE_WATCH_H_
 #define LOTSE_SERVICES_CASES_SERVICE_WATCH_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -50,6 +58,56 @@ struct WatchOptions {
   absl::Duration heartbeat = absl::Seconds(15);
   absl::Duration poll = absl::Milliseconds(500);
   std::string error_domain = "cases.lotse";
+};
+
+// Which categories of a person's data an agency may see for a purpose, as
+// identity answered (AccessChecker::Check), kept for a short time and shared
+// by everyone who asks about the same (agency, purpose, person).
+//
+// An answer is reused for at most `ttl`: a consent withdrawn or a relation
+// ended shows within that time. A check that fails (identity unavailable,
+// person unknown, deadline) is remembered as such for `retry`; meanwhile
+// every category but those that need no check is refused with
+// CHECK_UNAVAILABLE, so an outage never lets a detail through. At most
+// `max_entries` answers are kept; when a new one would exceed that, the
+// expired ones are dropped, and if none had expired all are (later asks
+// go to identity again).
+//
+// Not thread-safe: the watch hub uses it from its pump thread only.
+class SharedAccessDecisions {
+ public:
+  struct Options {
+    absl::Duration ttl = absl::Seconds(30);
+    absl::Duration retry = absl::Seconds(1);
+    absl::Duration check_deadline = absl::Seconds(2);
+    size_t max_entries = 10000;
+  };
+
+  // `access` must outlive this object.
+  SharedAccessDecisions(AccessChecker* access, Options options);
+
+  // Whether `agency` may see `category` of `person` for `purpose` at `now`.
+  // Asks identity (LANGUAGE and EMPLOYMENT at once, as a case participant)
+  // when no answer younger than `ttl` is kept. A refusal carries its
+  // reason: identity's, NO_LEGAL_BASIS when identity gave none, or
+  // CHECK_UNAVAILABLE when the check failed.
+  AccessDecision Decide(const std::string& agency, const std::string& purpose,
+                        const std::string& person,
+                        type::v1::DataCategory category, absl::Time now);
+
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    absl::Time expire;
+    bool unavailable = false;
+    absl::flat_hash_map<int, AccessDecision> by_category;
+  };
+  using Key = std::tuple<std::string, std::string, std::string>;
+
+  AccessChecker* const access_;
+  const Options options_;
+  absl::flat_hash_map<Key, Entry> entries_;
 };
 
 // Per stream: resolved at start by the service (caller, start cursor).
@@ -108,7 +166,6 @@ class WatchHub {
   void Withhold(const std::shared_ptr<Stream>& s, v1::CaseEvent* event);
 
   storage::Database& db_;
-  AccessChecker* access_;
   Resolver resolver_;
   const WatchOptions options_;
 
@@ -119,6 +176,7 @@ class WatchHub {
   // Set by Drain(): streams opened afterwards end at once (SERVER_DRAINING).
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int64_t seen_ = -1;  // pump thread only: `latest` of the last round
+  SharedAccessDecisions decisions_;  // pump thread only
   std::thread pump_;
 };
 

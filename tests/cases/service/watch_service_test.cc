@@ -1,12 +1,14 @@
 // WatchCaseEvents through a real in-process server over mutual TLS, on
 // SQLite and PostgreSQL: live events, resuming from a cursor (also after a
-// restart of the service on the same database), heartbeats, slow consumers
-// and bad cursors.
+// restart of the service on the same database), heartbeats, slow consumers,
+// bad cursors, events applied from the inbox, and the access decisions the
+// streams share.
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/events/inbox.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "lotse/courses/v1/events.pb.h"
@@ -25,6 +27,7 @@ class WatchServiceTest : public CasesServerTest {
     options.watch.buffer_messages = buffer_;
     options.watch.stall_limit = stall_;
     options.watch.heartbeat = heartbeat_;
+    options.watch.poll = poll_;
     return options;
   }
 
@@ -73,6 +76,7 @@ class WatchServiceTest : public CasesServerTest {
   int buffer_ = 256;
   absl::Duration stall_ = absl::Seconds(10);
   absl::Duration heartbeat_ = absl::Seconds(15);
+  absl::Duration poll_ = absl::Milliseconds(100);
 };
 
 TEST_P(WatchServiceTest, LiveEventsWithIncreasingCursors) {
@@ -284,7 +288,177 @@ TEST_P(WatchServiceTest, ActivityDetailsWithheldPerEvent) {
   vhs.context->TryCancel();
 }
 
+TEST_P(WatchServiceTest, InboxEventWakesWatchersWithoutPolling) {
+  v1::Case c;
+  ASSERT_TRUE(CasesServerTest::Open("kim-koeln", kPerson, &c).ok());
+  v1::Step s;
+  ASSERT_TRUE(
+      Refer("kim-koeln", c.name(), v1::STEP_KIND_INTEGRATION_COURSE, kVhs, &s)
+          .ok());
+  // A pump that never polls nor sends heartbeats in the test's time: only
+  // a wake-up after the inbox's commit brings the event.
+  StopServer();
+  poll_ = absl::Hours(1);
+  heartbeat_ = absl::Hours(1);
+  StartServer();
+  Watch w = Open("kim-koeln", 0);
+  absl::SleepFor(absl::Milliseconds(300));  // the start (NOW) is resolved
+  courses::v1::CourseBooked booked;
+  booked.mutable_context()->set_person(kPerson);
+  booked.mutable_context()->set_course("courses/c1");
+  booked.mutable_context()->set_provider_agency(kVhs);
+  booked.mutable_context()->set_case_step(s.name());
+  lotse::events::v1::Event ev;
+  ev.set_event_id("ev-wake");
+  ev.mutable_payload()->PackFrom(booked);
+  // As the event sink applies it: the inbox and the applier, nothing else.
+  absl::StatusOr<bool> applied =
+      events::ApplyEventOnce(db(), ev, service_->EventApplier());
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE(*applied);
+  v1::CaseEvent e;
+  bool seen = false;
+  // The stream's deadline (30 s) ends the wait if nothing wakes the pump.
+  while (!seen && NextEvent(w, &e)) seen = e.has_activity_recorded();
+  EXPECT_TRUE(seen);
+  EXPECT_EQ(e.activity_recorded().person(), kPerson);
+  w.context->TryCancel();
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(WatchServiceTest);
+
+// Counts Check calls and answers them from a StaticAccessChecker.
+class CountingAccessChecker final : public AccessChecker {
+ public:
+  absl::StatusOr<std::vector<AccessDecision>> Check(
+      absl::string_view agency, absl::string_view person,
+      const std::vector<type::v1::DataCategory>& categories,
+      absl::string_view purpose,
+      const std::vector<identity::v1::Relation>& relations,
+      absl::Time deadline) override {
+    ++checks;
+    return inner.Check(agency, person, categories, purpose, relations,
+                       deadline);
+  }
+  absl::StatusOr<std::string> ResolvePerson(absl::string_view person,
+                                            absl::string_view agency,
+                                            absl::string_view purpose,
+                                            absl::Time deadline) override {
+    return inner.ResolvePerson(person, agency, purpose, deadline);
+  }
+  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view person,
+                                                 absl::string_view purpose,
+                                                 absl::Time deadline) override {
+    return inner.GetPerson(person, purpose, deadline);
+  }
+  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
+      absl::string_view person, absl::string_view purpose,
+      absl::Time deadline) override {
+    return inner.GetCurrentResidenceStatus(person, purpose, deadline);
+  }
+
+  StaticAccessChecker inner;
+  int checks = 0;
+};
+
+constexpr type::v1::DataCategory kLanguage = type::v1::DATA_CATEGORY_LANGUAGE;
+constexpr type::v1::DataCategory kEmployment =
+    type::v1::DATA_CATEGORY_EMPLOYMENT;
+
+TEST(SharedAccessDecisionsTest, OneCheckServesEveryAskerOfTheSameKey) {
+  CountingAccessChecker access;
+  access.inner.set_allow_any_person(true);
+  access.inner.Grant(kVhs, kLanguage);
+  SharedAccessDecisions decisions(&access, SharedAccessDecisions::Options());
+  const absl::Time t0 = absl::Now();
+  for (int stream = 0; stream < 100; ++stream) {
+    EXPECT_TRUE(decisions.Decide(kVhs, "p", kPerson, kLanguage, t0).allowed);
+    AccessDecision other =
+        decisions.Decide(kVhs, "p", kPerson, kEmployment, t0);
+    EXPECT_FALSE(other.allowed);
+    EXPECT_NE(other.denial_reason, type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED);
+  }
+  EXPECT_EQ(access.checks, 1);
+  // Another agency, purpose or person is a decision of its own.
+  AccessDecision kim = decisions.Decide(kKim, "p", kPerson, kLanguage, t0);
+  EXPECT_FALSE(kim.allowed);
+  EXPECT_EQ(kim.denial_reason, type::v1::ACCESS_DENIAL_REASON_NO_LEGAL_BASIS);
+  EXPECT_TRUE(decisions.Decide(kVhs, "q", kPerson, kLanguage, t0).allowed);
+  EXPECT_TRUE(decisions.Decide(kVhs, "p", kOtherPerson, kLanguage, t0).allowed);
+  EXPECT_EQ(access.checks, 4);
+  EXPECT_EQ(decisions.size(), 4u);
+}
+
+TEST(SharedAccessDecisionsTest, AnswersExpireAfterTheirBound) {
+  CountingAccessChecker access;
+  access.inner.set_allow_any_person(true);
+  access.inner.Grant(kVhs, kLanguage);
+  SharedAccessDecisions::Options options;
+  options.ttl = absl::Seconds(30);
+  SharedAccessDecisions decisions(&access, options);
+  const absl::Time t0 = absl::Now();
+  ASSERT_TRUE(decisions.Decide(kVhs, "p", kPerson, kLanguage, t0).allowed);
+  // Within the bound the kept answer counts, even if identity changed its
+  // mind (here: any check now fails); after it identity is asked again.
+  access.inner.set_unavailable(true);
+  EXPECT_TRUE(
+      decisions.Decide(kVhs, "p", kPerson, kLanguage, t0 + absl::Seconds(30))
+          .allowed);
+  EXPECT_EQ(access.checks, 1);
+  AccessDecision later =
+      decisions.Decide(kVhs, "p", kPerson, kLanguage, t0 + absl::Seconds(31));
+  EXPECT_FALSE(later.allowed);
+  EXPECT_EQ(later.denial_reason,
+            type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE);
+  EXPECT_EQ(access.checks, 2);
+}
+
+TEST(SharedAccessDecisionsTest, FailedCheckRefusesAndIsRetriedSoon) {
+  CountingAccessChecker access;
+  access.inner.set_allow_any_person(true);
+  access.inner.Grant(kVhs, kLanguage);
+  access.inner.set_unavailable(true);
+  SharedAccessDecisions::Options options;
+  options.retry = absl::Seconds(1);
+  SharedAccessDecisions decisions(&access, options);
+  const absl::Time t0 = absl::Now();
+  for (int stream = 0; stream < 10; ++stream) {
+    AccessDecision d = decisions.Decide(kVhs, "p", kPerson, kLanguage, t0);
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.denial_reason,
+              type::v1::ACCESS_DENIAL_REASON_CHECK_UNAVAILABLE);
+  }
+  EXPECT_EQ(access.checks, 1);
+  access.inner.set_unavailable(false);
+  EXPECT_TRUE(
+      decisions
+          .Decide(kVhs, "p", kPerson, kLanguage, t0 + absl::Milliseconds(1001))
+          .allowed);
+  EXPECT_EQ(access.checks, 2);
+}
+
+TEST(SharedAccessDecisionsTest, KeepsAtMostMaxEntries) {
+  CountingAccessChecker access;
+  access.inner.set_allow_any_person(true);
+  access.inner.Grant(kVhs, kLanguage);
+  SharedAccessDecisions::Options options;
+  options.max_entries = 3;
+  SharedAccessDecisions decisions(&access, options);
+  const absl::Time t0 = absl::Now();
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_TRUE(
+        decisions.Decide(kVhs, "p", absl::StrCat("persons/p", i), kLanguage, t0)
+            .allowed);
+    EXPECT_LE(decisions.size(), 3u);
+  }
+  EXPECT_EQ(access.checks, 9);
+  ASSERT_EQ(decisions.size(), 3u);
+  // Expired answers make room before live ones are dropped.
+  const absl::Time later = t0 + absl::Seconds(31);
+  EXPECT_TRUE(
+      decisions.Decide(kVhs, "p", "persons/new", kLanguage, later).allowed);
+  EXPECT_EQ(decisions.size(), 1u);
+}
 
 }  // namespace
 }  // namespace lotse::cases
