@@ -88,6 +88,11 @@ void IdentityServiceImpl::RegisterAccessRpcs() {
   Handle("CheckAccess", this, &IdentityServiceImpl::DoCheckAccess);
 }
 
+IdentityServiceImpl::~IdentityServiceImpl() {
+  stop_warming_.store(true);
+  if (warming_.joinable()) warming_.join();
+}
+
 absl::Status IdentityServiceImpl::EnablePersons(
     std::shared_ptr<const AccessPolicy> policy, size_t match_form_cache_bytes,
     bool key_index) {
@@ -103,14 +108,23 @@ absl::Status IdentityServiceImpl::EnablePersons(
   if (runtime_.metrics != nullptr) {
     match_forms_->ExportMetrics(*runtime_.metrics);
   }
-  if (match_form_cache_bytes > 0) {
-    const absl::Time start = absl::Now();
-    absl::StatusOr<int64_t> warmed = match_forms_->Warm(*runtime_.database);
-    if (!warmed.ok()) return warmed.status();
-    server::Log(server::LogLevel::kInfo, "match-form cache filled",
-                {{"persons", *warmed},
-                 {"bytes", match_forms_->stats().bytes},
-                 {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  if (match_form_cache_bytes > 0 && !warming_.joinable()) {
+    // In the background: a cache need not be full to be correct, and a
+    // large database would otherwise hold back SERVING for the pass.
+    warming_ = std::thread([this] {
+      const absl::Time start = absl::Now();
+      absl::StatusOr<int64_t> warmed =
+          match_forms_->Warm(*runtime_.database, &stop_warming_);
+      if (!warmed.ok()) {
+        server::Log(server::LogLevel::kWarning, "match-form cache not filled",
+                    {{"error", std::string(warmed.status().message())}});
+        return;
+      }
+      server::Log(server::LogLevel::kInfo, "match-form cache filled",
+                  {{"persons", *warmed},
+                   {"bytes", match_forms_->stats().bytes},
+                   {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+    });
   }
   if (key_index) {
     auto index = std::make_unique<KeyIndex>();

@@ -30,10 +30,12 @@
 #ifndef LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 #define LOTSE_SERVICES_IDENTITY_SERVICE_IDENTITY_SERVICE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -81,6 +83,8 @@ class IdentityServiceImpl final : public server::UnaryService {
   // Serves every RPC of the contract (UnaryService: requests protobuf cannot
   // parse get field violations too).
   explicit IdentityServiceImpl(server::ServiceRuntime& runtime);
+  // Stops filling the match-form cache (within a page) and waits for it.
+  ~IdentityServiceImpl() override;
 
  private:
   // Handle() lines of the RPCs, grouped as the handler files.
@@ -124,12 +128,13 @@ class IdentityServiceImpl final : public server::UnaryService {
   // person RPCs answer INTERNAL (misconfigured server). Fails only if the
   // ICU build lacks a needed transform. Duplicate scoring keeps candidates'
   // match forms in memory, up to `match_form_cache_bytes`
-  // (match_form_cache.h), filled here from the stored forms (one pass,
-  // until the budget is full). With `key_index`, the blocking keys are loaded
-  // into memory here (key_index.h: one scan of identity_person_keys, so
-  // this takes a while on a large database and fails with its errors) and
-  // duplicate candidates and search come from there; without it, from
-  // point lookups on the table.
+  // (match_form_cache.h), filled from the stored forms by a thread of its
+  // own started here (one pass, until the budget is full; calls meanwhile
+  // read what is not in yet from the database). With `key_index`, the blocking
+  // keys are loaded into memory here (key_index.h: one scan of
+  // identity_person_keys, so this takes a while on a large database and fails
+  // with its errors) and duplicate candidates and search come from there;
+  // without it, from point lookups on the table.
   static constexpr size_t kDefaultMatchFormCacheBytes = size_t{256} << 20;
   absl::Status EnablePersons(
       std::shared_ptr<const AccessPolicy> policy,
@@ -184,7 +189,11 @@ class IdentityServiceImpl final : public server::UnaryService {
   std::shared_ptr<const DuplicateMatcher> matcher_;
   std::unique_ptr<MatchFormCache> match_forms_;  // uses *matcher_
   std::unique_ptr<KeyIndex> key_index_;          // null: SQL lookups
-                                                 // --- end persons ---
+  // Fills match_forms_ after start-up (MatchFormCache::Warm); stopped and
+  // joined by the destructor.
+  std::atomic<bool> stop_warming_{false};
+  std::thread warming_;
+  // --- end persons ---
 
   // --- Residence status, consents, CheckAccess ---
   // RecordResidenceStatus, GetCurrentResidenceStatus, ListResidenceStatuses,

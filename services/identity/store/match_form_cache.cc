@@ -89,54 +89,68 @@ absl::StatusOr<std::vector<MatchCandidate>> MatchFormCache::Load(
   return out;
 }
 
-absl::StatusOr<int64_t> MatchFormCache::Warm(storage::Database& db) {
-  // Rows per read: bounded memory per page, and few round trips.
-  constexpr int kPage = 20000;
+absl::StatusOr<int64_t> MatchFormCache::Warm(storage::Database& db,
+                                             const std::atomic<bool>* stop) {
+  // Rows per read transaction: short transactions (a long SQLite reader
+  // would keep the WAL from being reset), few round trips.
+  constexpr int kPage = 5000;
+  // A page whose snapshot a concurrent catch-up overtook is read again, at
+  // most this often; then it is skipped (its persons load on first use).
+  constexpr int kMaxRereads = 8;
   int64_t added = 0;
   std::string after;
-  int64_t stamp = -1;
-  // One read transaction, so that on SQLite every page sees the snapshot
-  // the stamp came from. (On PostgreSQL each statement sees the newest
-  // commits: forms newer than the stamp, which the next catch-up drops if
-  // they changed after it — never older ones.)
-  absl::Status s = storage::RunInTransaction(
-      db,
-      [&](storage::Transaction& tx) -> absl::Status {
-        PersonStore store(tx, matcher_);
-        added = 0;
-        after.clear();
-        absl::StatusOr<int64_t> read = store.ReadKeyStamp();
-        if (!read.ok()) return read.status();
-        stamp = *read;
-        if (absl::Status caught = CatchUp(store, stamp); !caught.ok()) {
-          return caught;
-        }
-        while (true) {
+  int rereads = 0;
+  while (stop == nullptr || !stop->load()) {
+    bool done = false;
+    bool overtaken = false;
+    int64_t page_added = 0;
+    std::string last;
+    absl::Status s = storage::RunInTransaction(
+        db,
+        [&](storage::Transaction& tx) -> absl::Status {
+          PersonStore store(tx, matcher_);
+          done = overtaken = false;
+          page_added = 0;
+          // The stamp first: every form read after it is at least as new.
+          absl::StatusOr<int64_t> stamp = store.ReadKeyStamp();
+          if (!stamp.ok()) return stamp.status();
+          if (absl::Status s = CatchUp(store, *stamp); !s.ok()) return s;
           absl::StatusOr<std::vector<PersonStore::StoredForm>> page =
               store.ScanMatchForms(after, kPage);
           if (!page.ok()) return page.status();
-          if (page->empty()) return absl::OkStatus();
+          if (page->empty()) {
+            done = true;
+            return absl::OkStatus();
+          }
+          last = page->back().id;
+          done = static_cast<int>(page->size()) < kPage;
           absl::MutexLock lock(&mu_);
-          // A catch-up by a concurrent Load moved the cache on: what
-          // this pass reads may now be older than the cache's stamp.
-          if (synced_ != stamp) return absl::OkStatus();
+          // A Load with a newer snapshot moved the cache on: this page
+          // may hold forms older than the cache's stamp.
+          if (synced_ != *stamp) {
+            overtaken = true;
+            return absl::OkStatus();
+          }
           for (PersonStore::StoredForm& form : *page) {
-            const size_t bytes = EntryBytes(form.id, form.encoded);
-            if (FullLocked(bytes)) {
-              PublishSizeLocked();
-              return absl::OkStatus();
+            if (FullLocked(EntryBytes(form.id, form.encoded))) {
+              done = true;
+              break;
             }
             if (newer_.contains(form.id) || older_.contains(form.id)) continue;
             InsertLocked(form.id, std::move(form.encoded));
-            ++added;
+            ++page_added;
           }
           PublishSizeLocked();
-          if (static_cast<int>(page->size()) < kPage) return absl::OkStatus();
-          after = page->back().id;
-        }
-      },
-      storage::TxMode::kReadOnly);
-  if (!s.ok()) return s;
+          return absl::OkStatus();
+        },
+        storage::TxMode::kReadOnly);
+    if (!s.ok()) return s;
+    added += page_added;
+    if (done) break;
+    if (overtaken && ++rereads <= kMaxRereads) continue;
+    rereads = 0;
+    after = last;
+  }
   return added;
 }
 
@@ -181,6 +195,12 @@ const std::string* MatchFormCache::FindLocked(const std::string& id) {
   if (auto it = newer_.find(id); it != newer_.end()) return &it->second;
   auto it = older_.find(id);
   if (it == older_.end()) return nullptr;
+  // Promoting into a full newer generation would drop the older one — a
+  // hit would evict half the cache (a warmed cache is full from the
+  // start). The entry then stays where it is until a miss rotates.
+  if (newer_bytes_ + EntryBytes(id, it->second) > generation_bytes_) {
+    return &it->second;
+  }
   std::string encoded = std::move(it->second);
   older_bytes_ -= EntryBytes(id, encoded);
   older_.erase(it);

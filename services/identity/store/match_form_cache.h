@@ -20,12 +20,14 @@
 // entry) stay below `max_bytes`. Entries live in two generations: when the
 // newer one fills half the budget, the older one is dropped and the newer
 // becomes the older; a hit in the older generation moves the entry to the
-// newer. So what is used keeps its place, whatever was loaded once ages out.
+// newer while the newer has room (a hit never drops anything). So what is
+// used keeps its place, whatever was loaded once ages out.
 //
 // Thread-safe.
 #ifndef LOTSE_SERVICES_IDENTITY_STORE_MATCH_FORM_CACHE_H_
 #define LOTSE_SERVICES_IDENTITY_STORE_MATCH_FORM_CACHE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -71,13 +73,16 @@ class MatchFormCache {
       PersonStore& store, const std::vector<std::string>& ids);
 
   // Fills the cache from `db` in one pass over the stored forms, in id
-  // order, until the budget is full or every person is in: so that the
-  // first calls after a start score their candidates from memory instead
-  // of reading rows one by one. The stamp is read first, so every form
-  // read is at least as new as the stamp the cache is then synced to. Call
-  // before serving; entries already cached are kept. Returns the number of
-  // forms added.
-  absl::StatusOr<int64_t> Warm(storage::Database& db);
+  // order and pages of a read transaction each, until the budget is full,
+  // every person is in, or `stop` (when given) turns true: so that calls
+  // score their candidates from memory instead of reading rows one by one.
+  // Each page reads the key clock's stamp first and catches up to it, so
+  // its forms are at least as new as the cache's stamp; a page overtaken
+  // by a concurrent catch-up is read again (a few times, then left to
+  // load on first use). Safe while the cache serves Load; entries already
+  // cached are kept. Returns the number of forms added.
+  absl::StatusOr<int64_t> Warm(storage::Database& db,
+                               const std::atomic<bool>* stop = nullptr);
 
   Stats stats() const;
 

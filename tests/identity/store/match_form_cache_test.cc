@@ -1,5 +1,6 @@
 #include "services/identity/store/match_form_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -253,6 +254,17 @@ TEST_P(MatchFormCacheTest, WarmingStopsAtTheBudget) {
   // Nothing warmed was dropped again to make room.
   EXPECT_EQ(cache.stats().entries, *warmed);
   EXPECT_LE(cache.stats().bytes, static_cast<int64_t>(kBudget));
+  // Hits on a full cache drop nothing either: every warmed form is still
+  // there after all were asked for, in either order.
+  // Warming went in id order.
+  std::vector<std::string> warm_ids = ids;
+  std::sort(warm_ids.begin(), warm_ids.end());
+  warm_ids.resize(static_cast<size_t>(*warmed));
+  EXPECT_EQ(LoadCached(cache, warm_ids), LoadStored(warm_ids));
+  std::vector<std::string> reversed(warm_ids.rbegin(), warm_ids.rend());
+  EXPECT_EQ(LoadCached(cache, reversed), LoadStored(reversed));
+  EXPECT_EQ(cache.stats().entries, *warmed);
+  EXPECT_EQ(cache.stats().misses, 0);
   EXPECT_EQ(LoadCached(cache, ids), LoadStored(ids));
 }
 
