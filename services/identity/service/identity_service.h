@@ -60,8 +60,10 @@ namespace lotse::identity {
 // resolve_caller for every identity RPC. PERMISSION_DENIED with reason
 // UNKNOWN_AGENCY when no agency is bound to it, LEGAL_DOMAIN_MISMATCH when
 // the certificate's domain (OU) is not the registered one, AGENCY_SUSPENDED
-// when the agency is suspended. Each call resolves its caller in its own
-// transaction, so a suspension takes effect on the very next call.
+// when the agency is suspended. Found agencies are kept in a CallerCache
+// (common/agencies/registry.h) that every registry change in this process
+// empties once it committed, so a suspension takes effect on the very next
+// call here, and within kCallerCacheTtl on other replicas.
 absl::StatusOr<agencies::LocalAgency> ResolveRegistryCaller(
     storage::Transaction& tx, const server::CallerIdentity& caller);
 
