@@ -130,6 +130,17 @@ std::string LinkIdOf(const AgencyId& agency_id) {
   return agency_id.name().substr(slash + 1);
 }
 
+// Appends "$n, $n+1, ..." for values[begin, end) to `sql`, numbered after
+// the parameters already in `params`, and adds those values to `params`:
+// the list of an "IN (...)" of one batch.
+void AppendInList(const std::vector<std::string>& values, size_t begin,
+                  size_t end, std::string* sql, std::vector<Value>* params) {
+  for (size_t i = begin; i < end; ++i) {
+    absl::StrAppend(sql, i == begin ? "" : ", ", "$", params->size() + 1);
+    params->push_back(values[i]);
+  }
+}
+
 }  // namespace
 
 std::vector<storage::Migration> PersonMigrations() {
@@ -409,10 +420,7 @@ absl::StatusOr<std::vector<std::string>> PersonStore::KeyedSince(
         "AND EXISTS (SELECT 1 FROM "
         "identity_person_keys k WHERE k.person_id = p.id AND k.block_key IN (";
     std::vector<Value> params = {stamp};
-    for (size_t i = begin; i < end; ++i) {
-      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
-      params.push_back(lookup_keys[i]);
-    }
+    AppendInList(lookup_keys, begin, end, &sql, &params);
     absl::StrAppend(&sql, "))");
     absl::StatusOr<Rows> rows = tx_.Query(sql, params);
     if (!rows.ok()) return rows.status();
@@ -510,10 +518,7 @@ absl::StatusOr<std::vector<PersonStore::KeyRow>> PersonStore::KeysOf(
         "SELECT block_key, person_id FROM identity_person_keys "
         "WHERE person_id IN (";
     std::vector<Value> params;
-    for (size_t i = begin; i < end; ++i) {
-      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
-      params.push_back(ids[i]);
-    }
+    AppendInList(ids, begin, end, &sql, &params);
     absl::StrAppend(&sql, ")");
     absl::StatusOr<Rows> rows = tx_.Query(sql, params);
     if (!rows.ok()) return rows.status();
@@ -571,10 +576,7 @@ PersonStore::LoadEncodedMatchForms(const std::vector<std::string>& ids) {
         "SELECT id, match_form, CASE WHEN match_form IS NULL THEN data END "
         "FROM identity_persons WHERE id IN (";
     std::vector<Value> params;
-    for (size_t i = begin; i < end; ++i) {
-      absl::StrAppend(&sql, i == begin ? "" : ", ", "$", params.size() + 1);
-      params.push_back(ids[i]);
-    }
+    AppendInList(ids, begin, end, &sql, &params);
     absl::StrAppend(&sql, ")");
     absl::StatusOr<Rows> rows = tx_.Query(sql, params);
     if (!rows.ok()) return rows.status();
