@@ -183,6 +183,16 @@ struct SqliteOptions {
   // FULL survives power loss at a cost in write latency; NORMAL (the
   // default) survives a crash of the process, which is what WAL promises.
   bool synchronous_full = false;
+  // The WAL is copied back into the database file by a background
+  // checkpoint once it holds this many pages; that checkpoint never waits.
+  int wal_checkpoint_pages = 1000;
+  // Under writes without a pause the background checkpoint never catches
+  // up with the newest commit, so the WAL is never reused and would grow
+  // without bound. Past this many pages the checkpoint therefore waits for
+  // the current writer, holds new writers back for as long as it copies
+  // (they wait as for any write lock) and restarts the WAL from its start.
+  // The file is cut back to this size when it is reused.
+  int wal_restart_pages = 16384;
 };
 
 struct PostgresOptions {

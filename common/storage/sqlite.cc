@@ -205,12 +205,26 @@ class WriteGate {
 // only signal; a PASSIVE checkpoint runs beside them and never blocks
 // readers or writers. The WAL is reused from its start once a checkpoint
 // has caught up, so it stays near the limit unless readers pin old pages.
+//
+// A writer that never pauses (a bulk load, sustained write load) keeps the
+// passive checkpoint from ever catching up with the newest commit, and the
+// WAL is never reused. Past the restart limit the checkpoint is a RESTART
+// one: it holds the write lock while it copies and until readers have left
+// the WAL, so the next writer starts the WAL from its beginning. It takes
+// its turn in this process's write gate, so the process's writers queue
+// behind it as behind any writer (SQLite's busy handler alone lets a writer
+// without pauses take the lock back every time); the journal size limit
+// then cuts the file back.
 class Checkpointer {
  public:
-  static constexpr int kWalPagesLimit = 1000;
-
-  explicit Checkpointer(std::unique_ptr<SqliteConn> conn)
-      : conn_(std::move(conn)), thread_([this] { Loop(); }) {}
+  Checkpointer(std::unique_ptr<SqliteConn> conn,
+               std::shared_ptr<WriteGate> gate, int checkpoint_pages,
+               int restart_pages)
+      : conn_(std::move(conn)),
+        gate_(std::move(gate)),
+        checkpoint_pages_(checkpoint_pages),
+        restart_pages_(restart_pages),
+        thread_([this] { Loop(); }) {}
 
   ~Checkpointer() {
     {
@@ -223,10 +237,13 @@ class Checkpointer {
   // sqlite3_wal_hook callback: runs on the committing thread, after the
   // commit, so it must stay cheap.
   static int OnCommit(void* self, sqlite3*, const char*, int wal_pages) {
-    if (wal_pages >= kWalPagesLimit) {
-      auto* checkpointer = static_cast<Checkpointer*>(self);
+    auto* checkpointer = static_cast<Checkpointer*>(self);
+    if (wal_pages >= checkpointer->checkpoint_pages_) {
       absl::MutexLock lock(&checkpointer->mu_);
       checkpointer->pending_ = true;
+      if (wal_pages >= checkpointer->restart_pages_) {
+        checkpointer->restart_ = true;
+      }
     }
     return SQLITE_OK;
   }
@@ -234,6 +251,7 @@ class Checkpointer {
  private:
   void Loop() {
     while (true) {
+      bool restart = false;
       {
         absl::MutexLock lock(&mu_);
         auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -242,18 +260,30 @@ class Checkpointer {
         mu_.Await(absl::Condition(&ready));
         if (stopping_) return;
         pending_ = false;
+        restart = restart_;
+        restart_ = false;
       }
-      // A failure (e.g. BUSY) leaves the WAL longer; the next commit past
-      // the limit asks again.
-      sqlite3_wal_checkpoint_v2(conn_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
-                                nullptr, nullptr);
+      // A failure (e.g. BUSY once the busy timeout ran out) leaves the WAL
+      // longer; the next commit past the limit asks again.
+      if (restart && gate_->Acquire()) {
+        sqlite3_wal_checkpoint_v2(conn_->db(), nullptr,
+                                  SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+        gate_->Release();
+      } else {
+        sqlite3_wal_checkpoint_v2(conn_->db(), nullptr,
+                                  SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      }
     }
   }
 
   absl::Mutex mu_;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool restart_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<SqliteConn> conn_;
+  const std::shared_ptr<WriteGate> gate_;
+  const int checkpoint_pages_;
+  const int restart_pages_;
   std::thread thread_;
 };
 
@@ -291,6 +321,14 @@ absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
         options.synchronous_full ? "PRAGMA synchronous=FULL"
                                  : "PRAGMA synchronous=NORMAL"}) {
     if (absl::Status s = conn->Exec(pragma); !s.ok()) return s;
+  }
+  // The WAL file is cut back to the restart limit whenever it is reused
+  // (pages of SQLite's default size, which no database here changes).
+  if (absl::Status s =
+          conn->Exec(absl::StrCat("PRAGMA journal_size_limit=",
+                                  int64_t{options.wal_restart_pages} * 4096));
+      !s.ok()) {
+    return s;
   }
   // journal_mode answers with the mode in force; a file system without
   // shared memory would silently keep the rollback journal.
@@ -594,10 +632,10 @@ class SqliteProcessLock : public ProcessLock {
 
 class SqliteDatabase : public Database {
  public:
-  SqliteDatabase(std::shared_ptr<SqlitePool> pool, absl::Duration busy_timeout,
-                 std::string path)
+  SqliteDatabase(std::shared_ptr<SqlitePool> pool,
+                 std::shared_ptr<WriteGate> gate, std::string path)
       : pool_(std::move(pool)),
-        gate_(std::make_shared<WriteGate>(busy_timeout)),
+        gate_(std::move(gate)),
         path_(std::move(path)) {}
 
   absl::StatusOr<std::unique_ptr<ProcessLock>> TryLockForProcess(
@@ -678,9 +716,19 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
   if (options.pool_size < 1) {
     return absl::InvalidArgumentError("sqlite: pool_size must be at least 1");
   }
+  if (options.wal_checkpoint_pages < 1 ||
+      options.wal_restart_pages < options.wal_checkpoint_pages) {
+    return absl::InvalidArgumentError(
+        "sqlite: wal_checkpoint_pages must be at least 1 and at most "
+        "wal_restart_pages");
+  }
   absl::StatusOr<std::unique_ptr<SqliteConn>> own = OpenConnection(options);
   if (!own.ok()) return own.status();
-  auto checkpointer = std::make_shared<Checkpointer>(*std::move(own));
+  auto gate =
+      std::make_shared<WriteGate>(absl::Milliseconds(options.busy_timeout_ms));
+  auto checkpointer = std::make_shared<Checkpointer>(
+      *std::move(own), gate, options.wal_checkpoint_pages,
+      options.wal_restart_pages);
   auto pool = std::make_shared<SqlitePool>(
       options.pool_size,
       [options, checkpointer]() -> absl::StatusOr<std::unique_ptr<SqliteConn>> {
@@ -698,9 +746,8 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
   absl::StatusOr<std::unique_ptr<SqliteConn>> first = pool->Acquire();
   if (!first.ok()) return first.status();
   pool->Release(std::move(*first));
-  return std::make_unique<SqliteDatabase>(
-      std::move(pool), absl::Milliseconds(options.busy_timeout_ms),
-      options.path);
+  return std::make_unique<SqliteDatabase>(std::move(pool), std::move(gate),
+                                          options.path);
 }
 
 }  // namespace lotse::storage

@@ -740,6 +740,55 @@ TEST(OpenDatabaseTest, UnreachableServerOrDirectoryIsUnavailable) {
             absl::StatusCode::kUnavailable);
 }
 
+// Under commits without a pause the WAL must still be reused from its start
+// now and then; a checkpoint that only ever runs beside the writer never
+// reaches the newest commit, and the WAL file grew to tens of gigabytes
+// during a bulk load.
+TEST(SqliteWalTest, StaysBoundedUnderWritesWithoutPause) {
+  absl::StatusOr<std::string> url = NewTestDatabaseUrl(Dialect::kSqlite);
+  ASSERT_TRUE(url.ok()) << url.status();
+  SqliteOptions options;
+  options.path = url->substr(std::string("sqlite:").size());
+  options.pool_size = 1;
+  options.wal_checkpoint_pages = 50;
+  options.wal_restart_pages = 200;
+  auto db = Must(OpenSqlite(options));
+  ASSERT_TRUE(RunInTransaction(*db, [](Transaction& tx) {
+                return tx
+                    .Execute(
+                        "CREATE TABLE blobs (id INTEGER PRIMARY "
+                        "KEY, body BLOB NOT NULL)")
+                    .status();
+              }).ok());
+  const std::string wal = options.path + "-wal";
+  const std::string body(6000, 'x');  // two pages per row
+  std::uintmax_t largest = 0;
+  for (int i = 0; i < 5000; ++i) {
+    absl::Status written = RunInTransaction(*db, [&](Transaction& tx) {
+      return tx.Execute("INSERT INTO blobs (body) VALUES ($1)", {Bytes{body}})
+          .status();
+    });
+    ASSERT_TRUE(written.ok()) << written;
+    std::error_code error;
+    std::uintmax_t size = std::filesystem::file_size(wal, error);
+    if (!error) largest = std::max(largest, size);
+  }
+  // 5000 commits of two pages each leave a WAL of 10000 pages and more when
+  // it is never reused. Reused, it stays near the restart limit, plus what
+  // the writer commits before the checkpoint thread gets its turn (more on
+  // a loaded machine, hence the margin).
+  const std::uintmax_t page = 4096;
+  EXPECT_GT(largest, 0u);
+  EXPECT_LT(largest, 2500 * page)
+      << "largest WAL: " << largest / page << " pages";
+  absl::StatusOr<Rows> rows = [&]() -> absl::StatusOr<Rows> {
+    std::unique_ptr<Transaction> tx = Must(db->Begin(TxMode::kReadOnly));
+    return tx->Query("SELECT count(*) FROM blobs");
+  }();
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(Must((*rows)[0].GetInt(0)), 5000);
+}
+
 TEST(TestSupportTest, DialectNames) {
   EXPECT_EQ(::lotse::testing::DialectName(Dialect::kSqlite), "Sqlite");
   EXPECT_EQ(::lotse::testing::DialectName(Dialect::kPostgres), "Postgres");
