@@ -158,20 +158,24 @@ bool ParseCursorKey(absl::string_view key, AuditCursor* cursor) {
 }  // namespace
 
 MergedIdsFn MergedIdsFromTable(std::string table, std::string merged_column,
-                               std::string survivor_column) {
+                               std::string survivor_column,
+                               std::string value_prefix) {
   const std::string sql =
       absl::StrCat("SELECT ", merged_column, " FROM ", table, " WHERE ",
                    survivor_column, " = $1 ORDER BY ", merged_column);
-  return [sql](Transaction& tx, const std::string& person_id)
+  return [sql, value_prefix](Transaction& tx, const std::string& person_id)
              -> absl::StatusOr<std::vector<std::string>> {
     absl::StatusOr<storage::Rows> rows =
-        tx.Query(sql, {storage::Value(person_id)});
+        tx.Query(sql, {storage::Value(absl::StrCat(value_prefix, person_id))});
     if (!rows.ok()) return rows.status();
     std::vector<std::string> out;
     for (const storage::Row& row : *rows) {
-      absl::StatusOr<std::string> id = row.GetText(0);
-      if (!id.ok()) return id.status();
-      out.push_back(*std::move(id));
+      absl::StatusOr<std::string> value = row.GetText(0);
+      if (!value.ok()) return value.status();
+      absl::string_view id = *value;
+      // A value without the prefix names no id this service wrote.
+      if (!absl::ConsumePrefix(&id, value_prefix) || id.empty()) continue;
+      out.emplace_back(id);
     }
     return out;
   };

@@ -56,9 +56,11 @@ using MergedIdsFn = std::function<absl::StatusOr<std::vector<std::string>>(
 // A MergedIdsFn over a table of the service that maps merged ids to their
 // survivor: SELECT <merged_column> FROM <table> WHERE <survivor_column> =
 // person. The names are spliced into SQL: pass constants only. The
-// survivor column should be indexed.
+// survivor column should be indexed. `value_prefix`: the table holds the
+// ids as "<value_prefix><id>" (e.g. "persons/" for resource names).
 MergedIdsFn MergedIdsFromTable(std::string table, std::string merged_column,
-                               std::string survivor_column);
+                               std::string survivor_column,
+                               std::string value_prefix = "");
 
 // Where VerifyAuditChain learns what the other services witnessed of this
 // service's chains, and where ListWitnessedCheckpoints gets its answer
