@@ -122,7 +122,7 @@ absl::StatusOr<int64_t> MatchFormCache::Warm(storage::Database& db,
             done = true;
             return absl::OkStatus();
           }
-          last = page->back().id;
+          last = page->back().position;
           done = static_cast<int>(page->size()) < kPage;
           absl::MutexLock lock(&mu_);
           // A Load with a newer snapshot moved the cache on: this page

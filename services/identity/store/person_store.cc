@@ -541,11 +541,25 @@ absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
 }
 
 absl::StatusOr<std::vector<PersonStore::StoredForm>>
-PersonStore::ScanMatchForms(absl::string_view after_id, int limit) {
-  absl::StatusOr<Rows> rows = tx_.Query(
-      "SELECT id, match_form FROM identity_persons WHERE id > $1 AND "
-      "merged_into IS NULL AND match_form IS NOT NULL ORDER BY id LIMIT $2",
-      {std::string(after_id), static_cast<int64_t>(limit)});
+PersonStore::ScanMatchForms(absl::string_view after, int limit) {
+  const bool by_rowid = tx_.dialect() == storage::Dialect::kSqlite;
+  absl::StatusOr<Rows> rows;
+  if (by_rowid) {
+    int64_t after_rowid = 0;
+    if (!after.empty() && !absl::SimpleAtoi(after, &after_rowid)) {
+      return absl::InvalidArgumentError("not a position of this scan");
+    }
+    rows = tx_.Query(
+        "SELECT id, match_form, rowid FROM identity_persons WHERE rowid > $1 "
+        "AND merged_into IS NULL AND match_form IS NOT NULL ORDER BY rowid "
+        "LIMIT $2",
+        {after_rowid, static_cast<int64_t>(limit)});
+  } else {
+    rows = tx_.Query(
+        "SELECT id, match_form FROM identity_persons WHERE id > $1 AND "
+        "merged_into IS NULL AND match_form IS NOT NULL ORDER BY id LIMIT $2",
+        {std::string(after), static_cast<int64_t>(limit)});
+  }
   if (!rows.ok()) return rows.status();
   std::vector<StoredForm> out;
   out.reserve(rows->size());
@@ -554,7 +568,13 @@ PersonStore::ScanMatchForms(absl::string_view after_id, int limit) {
     if (!id.ok()) return id.status();
     absl::StatusOr<std::string> form = row.GetBytes(1);
     if (!form.ok()) return form.status();
-    out.push_back({*std::move(id), *std::move(form)});
+    std::string position = *id;
+    if (by_rowid) {
+      absl::StatusOr<int64_t> rowid = row.GetInt(2);
+      if (!rowid.ok()) return rowid.status();
+      position = absl::StrCat(*rowid);
+    }
+    out.push_back({*std::move(id), *std::move(form), std::move(position)});
   }
   return out;
 }

@@ -240,17 +240,22 @@ class PersonStore {
   // The stored match_form bytes of person `id` ("" when NULL), for tests.
   absl::StatusOr<std::string> ReadStoredMatchForm(absl::string_view id);
 
-  // Stored forms of persons that are not merged, in id order after
-  // `after_id` ("" = from the start), at most `limit`: for filling the
-  // MatchFormCache in one pass. The bytes are as stored (possibly of an
-  // older format, which the cache's reader notices); rows without a form
-  // are left out.
+  // Stored forms of persons that are not merged, at most `limit` of them
+  // after position `after` ("" = from the start; else the `position` of
+  // the last form of the previous page): for filling the MatchFormCache in
+  // one pass. The bytes are as stored (possibly of an older format, which
+  // the cache's reader notices); rows without a form are left out. The
+  // order is the table's storage order where the backend has one (SQLite:
+  // rowid, so a pass reads the table's pages once, in file order, instead
+  // of one random row lookup per person through the id index), else id
+  // order. INVALID_ARGUMENT for a position this backend did not give.
   struct StoredForm {
     std::string id;
     std::string encoded;
+    std::string position;  // opaque; continues a scan after this form
   };
   absl::StatusOr<std::vector<StoredForm>> ScanMatchForms(
-      absl::string_view after_id, int limit);
+      absl::string_view after, int limit);
 
   // The person with `id`, following merges to the final survivor.
   // NOT_FOUND if the id never existed.

@@ -32,6 +32,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
 
 const DuplicateMatcher& Matcher() { return SharedTestMatcher(); }
 
@@ -746,6 +747,51 @@ TEST_P(PersonStoreTest, MergeChainsResolveToFinalSurvivor) {
     ASSERT_TRUE(got.ok());
     EXPECT_EQ(got->id, IdOf(c));
     EXPECT_EQ(got->merged, IdOf(p) != IdOf(c));
+  }
+}
+
+TEST_P(PersonStoreTest, MatchFormScanPagesThroughEveryPersonNotMerged) {
+  std::vector<v1::Person> persons;
+  for (int i = 0; i < 10; ++i) {
+    persons.push_back(
+        Create(MakePerson("Tesfaye", absl::StrCat("Family", i), 1960 + i)));
+  }
+  ASSERT_TRUE(Merge(persons[1], persons[0]).ok());
+  std::vector<std::string> expected;
+  for (size_t i = 1; i < persons.size(); ++i) {
+    expected.push_back(IdOf(persons[i]));
+  }
+
+  std::vector<std::string> seen;
+  std::string after;
+  int pages = 0;
+  while (true) {
+    std::vector<PersonStore::StoredForm> page;
+    ASSERT_TRUE(Tx([&](PersonStore& store) -> absl::Status {
+                  absl::StatusOr<std::vector<PersonStore::StoredForm>> got =
+                      store.ScanMatchForms(after, 3);
+                  if (!got.ok()) return got.status();
+                  page = *std::move(got);
+                  return absl::OkStatus();
+                }).ok());
+    if (page.empty()) break;
+    ++pages;
+    for (const PersonStore::StoredForm& form : page) {
+      EXPECT_FALSE(form.encoded.empty());
+      EXPECT_FALSE(form.position.empty());
+      seen.push_back(form.id);
+    }
+    after = page.back().position;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_THAT(seen, UnorderedElementsAreArray(expected));
+
+  // A position this backend never gave is refused, not read as the start.
+  if (GetParam() == storage::Dialect::kSqlite) {
+    absl::Status refused = Tx([&](PersonStore& store) {
+      return store.ScanMatchForms("not-a-position", 3).status();
+    });
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
   }
 }
 
