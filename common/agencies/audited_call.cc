@@ -175,8 +175,8 @@ void AuditedCall::AddPerson(absl::string_view person) {
   persons_.emplace_back(person);
 }
 
-void AuditedCall::AddLegalBasis(audit::LegalBasis basis) {
-  bases_.push_back(std::move(basis));
+void AuditedCall::AddLegalBasis(audit::LegalBasis basis, std::string resource) {
+  bases_.emplace_back(std::move(resource), std::move(basis));
 }
 
 void AuditedCall::set_target_categories(std::vector<std::string> categories) {
@@ -242,8 +242,11 @@ audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed) const {
   }
   for (const std::string& category : record.data_categories) {
     bool given = false;
-    for (const audit::LegalBasis& b : bases_) {
-      if (b.category != category) continue;
+    for (const auto& [resource, b] : bases_) {
+      if (b.category != category ||
+          (!resource.empty() && resource != record.resource)) {
+        continue;
+      }
       given = true;
       if (std::find(record.legal_bases.begin(), record.legal_bases.end(), b) ==
           record.legal_bases.end()) {

@@ -60,6 +60,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -169,9 +170,10 @@ class AuditedCall {
   void AddPerson(absl::string_view person);
 
   // The ground on which the call may touch `basis.category`; written on the
-  // call's ALLOWED records that touch that category. Forgotten with a
-  // failed phase, as Touch().
-  void AddLegalBasis(audit::LegalBasis basis);
+  // call's ALLOWED records that touch that category — of `resource` only
+  // when it is given (the ground differs per person in a list). Forgotten
+  // with a failed phase, as Touch().
+  void AddLegalBasis(audit::LegalBasis basis, std::string resource = "");
 
   // Lotse's own services (certificate domain SERVICE) are admitted without
   // resolving: caller() is then the certificate's identity with legal
@@ -234,7 +236,8 @@ class AuditedCall {
   std::vector<Entry> trail_;
   std::vector<audit::AuditRecord> appended_;
   std::vector<std::string> persons_;  // AddPerson(), ids
-  std::vector<audit::LegalBasis> bases_;
+  // AddLegalBasis(): (resource or "" for all, basis).
+  std::vector<std::pair<std::string, audit::LegalBasis>> bases_;
   // Resources without a person in their name -> their person ids.
   std::map<std::string, std::vector<std::string>> resource_persons_;
   bool audited_ = false;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/errors/status.h"
@@ -372,6 +373,28 @@ TEST_P(AuditServiceE2eTest, TheOfficerListsAPersonAcrossAllFourServices) {
     }
   }
   EXPECT_TRUE(case_record);
+  // Identity's access decisions for the other services state their ground:
+  // the decision about the agency by the rule, consent or ownership, the
+  // asking service's own call as SERVICE.
+  bool decision = false;
+  for (const av1::AuditRecord& r : RecordsOf("identity", amina.name())) {
+    if (r.operation() != "lotse.identity.v1.IdentityService/CheckAccess" ||
+        r.outcome() != av1::AUDIT_OUTCOME_ALLOWED) {
+      continue;
+    }
+    ASSERT_EQ(r.legal_bases_size(), r.data_categories_size())
+        << r.ShortDebugString();
+    for (const av1::LegalBasis& b : r.legal_bases()) {
+      if (absl::StartsWith(r.agency(), "services/")) {
+        EXPECT_EQ(b.kind(), av1::LEGAL_BASIS_KIND_SERVICE);
+      } else {
+        decision = true;
+        EXPECT_NE(b.kind(), av1::LEGAL_BASIS_KIND_UNSPECIFIED);
+        EXPECT_NE(b.kind(), av1::LEGAL_BASIS_KIND_SERVICE);
+      }
+    }
+  }
+  EXPECT_TRUE(decision);
 
   // Another agency is refused, on every service.
   for (const char* service : {"identity", "cases", "courses", "placement"}) {

@@ -23,7 +23,8 @@ constexpr absl::string_view kDataCategoryNames[] = {
 constexpr absl::string_view kLegalDomainNames[] = {
     "UNSPECIFIED",    "KOMMUNE",        "AUSLAENDERBEHOERDE", "BAMF",
     "JOBCENTER",      "ARBEITSAGENTUR", "KURSTRAEGER",        "KAMMER",
-    "FREIER_TRAEGER", "JUGENDAMT",      "SOZIALAMT",          "ADMINISTRATION"};
+    "FREIER_TRAEGER", "JUGENDAMT",      "SOZIALAMT",          "ADMINISTRATION",
+    "DATA_PROTECTION"};
 constexpr absl::string_view kRelationNames[] = {
     "UNSPECIFIED", "CASE_OWNER", "CASE_PARTICIPANT", "AGENCY_ID_HOLDER",
     "SERVES_PERSON"};
@@ -437,6 +438,11 @@ AccessDecision AccessPolicy::Decide(const AccessRequest& request,
     return request.caller_wrote_data
                ? allow(AccessBasis::kOwner)
                : deny(AccessDenialReason::kPrivateToWriter);
+  }
+  if (request.legal_domain == LegalDomain::kDataProtection) {
+    // Its work is the audit chains; no rule or consent opens person data
+    // to it.
+    return deny(AccessDenialReason::kNoLegalBasis);
   }
   if (request.caller_wrote_data) return allow(AccessBasis::kOwner);
 

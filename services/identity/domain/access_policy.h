@@ -95,6 +95,10 @@ enum class LegalDomain {
   kJugendamt = 9,
   kSozialamt = 10,
   kAdministration = 11,
+  // The deployment's data-protection role: reads audit chains, never a
+  // person's data. Decide() denies it every category whatever the rules
+  // say (also under ANY and with consent).
+  kDataProtection = 12,
 };
 
 enum class Relation {

@@ -101,6 +101,7 @@ audit::AuditRecord DecisionRecord(const RequestContext& rc,
     record.reason = std::string(AccessBasisName(d.basis));
     if (!d.rule_id.empty()) absl::StrAppend(&record.reason, ":", d.rule_id);
     if (!d.consent.empty()) absl::StrAppend(&record.reason, ":", d.consent);
+    record.legal_bases = {LegalBasisOf(d)};
   } else {
     record.outcome = audit::Outcome::kDenied;
     record.reason = std::string(AccessDenialReasonName(d.denial_reason));

@@ -227,6 +227,25 @@ AccessDecision DecideFromStanding(
   return policy.Decide(request, now);
 }
 
+audit::LegalBasis LegalBasisOf(const AccessDecision& decision) {
+  audit::LegalBasis basis;
+  basis.category = std::string(DataCategoryName(decision.category));
+  switch (decision.basis) {
+    case AccessBasis::kLegalBasis:
+      basis.kind = audit::BasisKind::kRule;
+      basis.rule_id = decision.rule_id;
+      break;
+    case AccessBasis::kConsent:
+      basis.kind = audit::BasisKind::kConsent;
+      basis.consent = decision.consent;
+      break;
+    default:
+      basis.kind = audit::BasisKind::kOwner;
+      break;
+  }
+  return basis;
+}
+
 absl::Status DeniedError(const AccessDecision& decision) {
   const std::string reason(AccessDenialReasonName(decision.denial_reason));
   std::string message = absl::StrCat("the calling agency may not read ",

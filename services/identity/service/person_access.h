@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/agencies/registry.h"
+#include "common/audit/audit_log.h"
 #include "common/storage/database.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
@@ -86,6 +87,10 @@ AccessDecision DecideFromStanding(
     DataCategory category, const std::string& purpose,
     std::vector<Relation> asserted = {}, bool wrote_data = false,
     absl::Time now = absl::Now());
+
+// The ground of an allowed `decision` as its audit record states it
+// (OWNER, RULE with the rule's id, CONSENT with the consent's name).
+audit::LegalBasis LegalBasisOf(const AccessDecision& decision);
 
 // PERMISSION_DENIED carrying the decision's denial reason (without enum
 // prefix); for NO_RELATION the message says how a relation comes about.

@@ -367,6 +367,7 @@ absl::Status IdentityServiceImpl::DoGetPerson(
         *response = std::move(found->person);
         ShowTo(*access, response);
         AuditPerson(call, shown);
+        call.AddLegalBasis(LegalBasisOf(access->core), shown);
         return absl::OkStatus();
       });
   return FinishPersonCall(call, status);
@@ -476,6 +477,7 @@ absl::Status IdentityServiceImpl::DoListPersons(
           if (!access->core.allowed) continue;
           ShowTo(*access, &person);
           AuditPerson(call, person.name());
+          call.AddLegalBasis(LegalBasisOf(access->core), person.name());
           *response->add_persons() = std::move(person);
         }
         if (!page->next_cursor.empty()) {

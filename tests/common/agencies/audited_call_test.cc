@@ -136,6 +136,10 @@ TEST_P(AuditedCallTest, RecordsNameTheirPersonsAndTheGroundOfTheAccess) {
   absl::Status s = call.Read([&](Transaction&, const LocalAgency&) {
     call.TouchResource("cases/c1", {"CASE_STATUS", "EMPLOYMENT"});
     call.Touch("persons/p9", "things/t", {"EMPLOYMENT"});
+    // A ground of one record only.
+    call.AddLegalBasis({"EMPLOYMENT", audit::BasisKind::kConsent, "",
+                        "persons/p9/consents/c1"},
+                       "persons/p9/things/t");
     return absl::OkStatus();
   });
   ASSERT_TRUE(call.Finish(s).ok());
@@ -161,6 +165,9 @@ TEST_P(AuditedCallTest, RecordsNameTheirPersonsAndTheGroundOfTheAccess) {
   ASSERT_EQ(page->records.size(), 1u);
   EXPECT_EQ(page->records[0].record.persons,
             (std::vector<std::string>{"p8", "p9"}));
+  ASSERT_EQ(page->records[0].record.legal_bases.size(), 2u);
+  EXPECT_EQ(page->records[0].record.legal_bases[1].consent,
+            "persons/p9/consents/c1");
 
   // A refusal before any phase still names the target's person.
   AuditedCall refused(env_, rc_, "Get", "cases/c1");

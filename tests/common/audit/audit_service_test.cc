@@ -67,6 +67,9 @@ class AuditServiceTest : public lotse::testing::ServiceServerTest {
     migrations.push_back({"test.0001_merges",
                           "CREATE TABLE merges (merged TEXT PRIMARY KEY, "
                           "survivor TEXT NOT NULL)"});
+    migrations.push_back({"test.0002_named_merges",
+                          "CREATE TABLE named_merges (merged TEXT PRIMARY KEY, "
+                          "survivor TEXT NOT NULL)"});
     StartRuntime(migrations, "cases.lotse");
     if (HasFatalFailure()) return;
     absl::Status s = storage::RunInTransaction(db(), [](Transaction& tx) {
@@ -410,6 +413,34 @@ TEST_P(AuditServiceTest, VerifiesBothChainsAndAsksTheWitnesses) {
                   .ok());
   ASSERT_EQ(checkpoints.checkpoints_size(), 1);
   EXPECT_EQ(checkpoints.checkpoints(0).witness(), "identity");
+}
+
+TEST_P(AuditServiceTest, MergeTablesOfResourceNamesGiveBareIds) {
+  ASSERT_TRUE(storage::RunInTransaction(db(), [](Transaction& tx) {
+                return tx
+                    .Execute(
+                        "INSERT INTO named_merges (merged, survivor) "
+                        "VALUES ('persons/b', 'persons/a'), "
+                        "('persons/c', 'persons/a'), ('d', 'persons/a'), "
+                        "('persons/e', 'persons/x')")
+                    .status();
+              }).ok());
+  const MergedIdsFn merged =
+      MergedIdsFromTable("named_merges", "merged", "survivor", "persons/");
+  std::vector<std::string> ids;
+  ASSERT_TRUE(storage::RunInTransaction(
+                  db(),
+                  [&](Transaction& tx) -> absl::Status {
+                    absl::StatusOr<std::vector<std::string>> got =
+                        merged(tx, "a");
+                    if (!got.ok()) return got.status();
+                    ids = *got;
+                    return absl::OkStatus();
+                  },
+                  storage::TxMode::kReadOnly)
+                  .ok());
+  // "d" is no name this table would hold; it is left out.
+  EXPECT_THAT(ids, ElementsAre("b", "c"));
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(AuditServiceTest);

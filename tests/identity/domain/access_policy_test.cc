@@ -416,6 +416,17 @@ TEST(OwnershipTest, WriterReadsWhatItWrote) {
   }
 }
 
+TEST(ShippedRulesTest, TheDataProtectionRoleReadsNoPersonData) {
+  AccessPolicy policy = LoadShipped();
+  for (C category : AllDataCategories()) {
+    SCOPED_TRACE(Describe(D::kDataProtection, category, kAllRelations));
+    AccessDecision decision = policy.Decide(
+        Request(D::kDataProtection, category, kAllRelations), kNow);
+    EXPECT_FALSE(decision.allowed);
+    EXPECT_NE(decision.denial_reason, AccessDenialReason::kUnspecified);
+  }
+}
+
 TEST(OwnershipTest, OwnerIsReportedBeforeLegalBasis) {
   AccessPolicy policy = LoadShipped();
   AccessRequest request = Request(D::kJobcenter, C::kEmployment);
