@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/errors/status.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace lotse::identity {
@@ -299,6 +300,25 @@ std::vector<v1::TransparencyEntry> BuildReportEntries(
   out.reserve(keyed.size());
   for (Keyed& k : keyed) out.push_back(std::move(k.entry));
   return out;
+}
+
+absl::Status DecideReportAccess(absl::string_view caller_domain,
+                                bool person_exists, bool owns_open_case) {
+  if (caller_domain == "DATA_PROTECTION") {
+    if (person_exists) return absl::OkStatus();
+    return ErrorWithReason(absl::StatusCode::kNotFound, "PERSON_NOT_FOUND",
+                           "no person with this id");
+  }
+  if (caller_domain != "KOMMUNE") {
+    return ErrorWithReason(
+        absl::StatusCode::kPermissionDenied, "WRONG_LEGAL_DOMAIN",
+        "a transparency report is for the person's case owner (KOMMUNE) and "
+        "the data-protection officer (DATA_PROTECTION)");
+  }
+  if (person_exists && owns_open_case) return absl::OkStatus();
+  return ErrorWithReason(absl::StatusCode::kPermissionDenied, "NOT_CASE_OWNER",
+                         "only the agency owning an open case of the person "
+                         "may ask for the person's transparency report");
 }
 
 std::vector<std::string> MissingServices(

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "lotse/audit/v1/audit_service.pb.h"
 #include "lotse/identity/v1/transparency.pb.h"
@@ -77,6 +78,22 @@ std::vector<std::string> AgenciesNamed(const std::vector<ServiceRecords>& all);
 // event.
 std::vector<v1::TransparencyEntry> BuildReportEntries(
     const std::vector<ServiceRecords>& all, const AgencyDirectory& agencies);
+
+// Who may have a person's report (the RPC's contract in
+// identity_service.proto). `caller_domain` is the caller's legal domain
+// name ("KOMMUNE"); `person_exists` whether the id names a person (merged
+// ids do); `owns_open_case` whether the caller owns an open case of the
+// person (relation CASE_OWNER). OK for a DATA_PROTECTION caller about an
+// existing person and for the case owner. Otherwise, in this order:
+// PERMISSION_DENIED (reason WRONG_LEGAL_DOMAIN) for any other domain,
+// whether or not the person exists; NOT_FOUND (reason PERSON_NOT_FOUND) for
+// a DATA_PROTECTION caller about an unknown person, whose office is to
+// answer access requests and who may learn that an id is wrong;
+// PERMISSION_DENIED (reason NOT_CASE_OWNER) for a KOMMUNE that does not own
+// an open case of the person, one message whether or not the person
+// exists (no existence oracle).
+absl::Status DecideReportAccess(absl::string_view caller_domain,
+                                bool person_exists, bool owns_open_case);
 
 // The services of ReportServices() not in `answered`, in that order.
 std::vector<std::string> MissingServices(

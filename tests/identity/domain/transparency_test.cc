@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "common/errors/status.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
@@ -164,6 +165,33 @@ TEST(AgenciesNamedTest, ListsEachAgencyOnceAndNoServices) {
         Record(3, 3, "x/GetPerson", "agencies/b")}},
       {"cases", {Record(4, 1, "x/GetCase", "agencies/a")}}};
   EXPECT_THAT(AgenciesNamed(all), ElementsAre("agencies/a", "agencies/b"));
+}
+
+TEST(DecideReportAccessTest, DataProtectionAndTheCaseOwnerMayAsk) {
+  EXPECT_TRUE(DecideReportAccess("DATA_PROTECTION", true, false).ok());
+  EXPECT_TRUE(DecideReportAccess("KOMMUNE", true, true).ok());
+}
+
+TEST(DecideReportAccessTest, OnlyDataProtectionLearnsThatAPersonIsUnknown) {
+  absl::Status s = DecideReportAccess("DATA_PROTECTION", false, false);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(s), "PERSON_NOT_FOUND");
+  // A KOMMUNE hears the same about an unknown person as about one whose
+  // case it does not own.
+  absl::Status unknown = DecideReportAccess("KOMMUNE", false, false);
+  absl::Status not_owner = DecideReportAccess("KOMMUNE", true, false);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReasonOf(unknown), "NOT_CASE_OWNER");
+  EXPECT_EQ(unknown, not_owner);
+}
+
+TEST(DecideReportAccessTest, OtherDomainsAreRefusedWhateverThePerson) {
+  for (const char* domain : {"JOBCENTER", "ADMINISTRATION", "SERVICE", ""}) {
+    absl::Status exists = DecideReportAccess(domain, true, true);
+    EXPECT_EQ(exists.code(), absl::StatusCode::kPermissionDenied) << domain;
+    EXPECT_EQ(ReasonOf(exists), "WRONG_LEGAL_DOMAIN") << domain;
+    EXPECT_EQ(exists, DecideReportAccess(domain, false, false)) << domain;
+  }
 }
 
 TEST(MissingServicesTest, NamesEveryServiceThatDidNotAnswer) {
