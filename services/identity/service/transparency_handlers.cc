@@ -80,6 +80,7 @@ absl::Status TransparencyReports::Get(
         if (request.service_timeout_ms() < 0) {
           violations.Add("service_timeout_ms", "must not be negative");
         }
+        const size_t before_times = violations.violations().size();
         if (request.has_start_time()) {
           CheckTime(request.start_time(), "start_time", &violations);
         }
@@ -87,7 +88,7 @@ absl::Status TransparencyReports::Get(
           CheckTime(request.end_time(), "end_time", &violations);
         }
         if (request.has_start_time() && request.has_end_time() &&
-            violations.empty() &&
+            violations.violations().size() == before_times &&
             TimeOf(request.end_time()) <= TimeOf(request.start_time())) {
           violations.Add("end_time", "must be after start_time");
         }
