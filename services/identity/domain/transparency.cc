@@ -186,6 +186,12 @@ int64_t Micros(const google::protobuf::Timestamp& t) {
   return google::protobuf::util::TimeUtil::TimestampToMicroseconds(t);
 }
 
+// Identity asking a service for a report's records.
+bool IsReportFanOut(const lotse::audit::v1::AuditRecord& r) {
+  return r.agency() == "services/svc-identity" &&
+         r.operation() == "lotse.audit.v1.AuditService/ListAuditRecords";
+}
+
 }  // namespace
 
 const std::vector<std::string>& ReportServices() {
@@ -260,6 +266,7 @@ std::vector<v1::TransparencyEntry> BuildReportEntries(
   absl::flat_hash_set<std::tuple<std::string, int, int64_t>> seen;
   for (const ServiceRecords& service : all) {
     for (const lotse::audit::v1::AuditRecord& r : service.records) {
+      if (IsReportFanOut(r)) continue;
       if (!seen.insert({service.service, r.chain(), r.seq()}).second) continue;
       v1::TransparencyEntry e;
       *e.mutable_time() = r.time();

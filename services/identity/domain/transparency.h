@@ -75,7 +75,10 @@ std::vector<std::string> AgenciesNamed(const std::vector<ServiceRecords>& all);
 // that returned the record. Agencies are described from `agencies`; a
 // record's own legal domain is kept when the directory does not know the
 // agency. A record whose operation starts with "event:" is a disclosure by
-// event.
+// event. Left out: the records of identity asking a service for a report's
+// records (ListAuditRecords by "services/svc-identity"), which are part of
+// that report's own entry (GetTransparencyReport, recorded by identity)
+// and would otherwise add four entries to every later report.
 std::vector<v1::TransparencyEntry> BuildReportEntries(
     const std::vector<ServiceRecords>& all, const AgencyDirectory& agencies);
 

@@ -157,6 +157,21 @@ TEST(BuildReportEntriesTest, MarksDisclosuresByEvent) {
   EXPECT_EQ(entries[0].agency_display_name(), "");
 }
 
+TEST(BuildReportEntriesTest, LeavesOutTheFanOutOfEarlierReports) {
+  AuditRecord fan_out = Record(10, 1,
+                               "lotse.audit.v1.AuditService/ListAuditRecords",
+                               "services/svc-identity");
+  // The data-protection officer's own listing stays.
+  AuditRecord officer = Record(11, 2,
+                               "lotse.audit.v1.AuditService/ListAuditRecords",
+                               "agencies/dsb-nrw");
+  std::vector<v1::TransparencyEntry> entries =
+      BuildReportEntries({{"cases", {fan_out, officer}}}, {});
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].agency(), "agencies/dsb-nrw");
+  EXPECT_EQ(entries[0].operation_code(), "audit_record.read");
+}
+
 TEST(AgenciesNamedTest, ListsEachAgencyOnceAndNoServices) {
   std::vector<ServiceRecords> all = {
       {"identity",
