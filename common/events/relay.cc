@@ -68,6 +68,12 @@ std::vector<audit::AuditRecord> DisclosureRecords(
   }
   base.operation = absl::StrCat("event:", disclosure->payload_type);
   base.data_categories = disclosure->categories;
+  for (const std::string& category : disclosure->categories) {
+    audit::LegalBasis basis;
+    basis.category = category;
+    basis.kind = audit::BasisKind::kService;
+    base.legal_bases.push_back(std::move(basis));
+  }
   for (const std::string& person : disclosure->persons) {
     audit::AuditRecord r = base;
     r.resource = person;

@@ -125,9 +125,10 @@ struct RelayOptions {
   // "services/{destination}" (agency id `destination`, legal domain
   // SERVICE), actor "outbox-relay", purpose "event-delivery", operation
   // "event:{payload type}", resource the person, the payload's data
-  // categories. Written in the transaction that marks the event delivered,
-  // so the database must hold the audit chains (audit::AuditMigrations);
-  // a redelivery is recorded again. Off only for tests of delivery alone.
+  // categories, legal basis SERVICE for each. Written in the transaction
+  // that marks the event delivered, so the database must hold the audit
+  // chains (audit::AuditMigrations); a redelivery is recorded again. Off
+  // only for tests of delivery alone.
   bool audit_disclosures = true;
 };
 

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/errors/status.h"
@@ -122,45 +123,42 @@ LocalAuditRecordSource::LocalAuditRecordSource(storage::Database& changes,
 absl::StatusOr<pb::ListAuditRecordsResponse> LocalAuditRecordSource::List(
     const pb::ListAuditRecordsRequest& request, absl::Time deadline) {
   (void)deadline;  // one local page is short; the gathering bounds the rest
-  if (!absl::StartsWith(request.person(), "persons/") ||
-      request.person().size() <= std::string("persons/").size()) {
+  absl::string_view person = request.person();
+  if (!absl::ConsumePrefix(&person, "persons/") || person.empty() ||
+      absl::StrContains(person, '/')) {
     return absl::InvalidArgumentError("person must be persons/{person}");
   }
-  audit::ListAuditOptions options;
-  options.chain = audit::Chain::kChanges;
+  audit::AuditFilter filter;
+  filter.person_ids = {std::string(person)};
+  if (request.has_start_time()) filter.start = FromProto(request.start_time());
+  if (request.has_end_time()) filter.end = FromProto(request.end_time());
+  audit::AuditCursor cursor;
   if (!request.page_token().empty()) {
     absl::string_view token = request.page_token();
     if (absl::ConsumePrefix(&token, "r:")) {
-      options.chain = audit::Chain::kReads;
+      cursor.chain = audit::Chain::kReads;
     } else if (!absl::ConsumePrefix(&token, "c:")) {
       return absl::InvalidArgumentError("bad page token");
     }
-    if (!absl::SimpleAtoi(token, &options.after_seq)) {
+    if (!absl::SimpleAtoi(token, &cursor.after_seq)) {
       return absl::InvalidArgumentError("bad page token");
     }
   }
-  options.page_size = std::clamp(
+  const int page_size = std::clamp(
       request.page_size() <= 0 ? 100 : request.page_size(), 1, kPageSize);
-  const absl::Time start = request.has_start_time()
-                               ? FromProto(request.start_time())
-                               : absl::InfinitePast();
-  const absl::Time end = request.has_end_time() ? FromProto(request.end_time())
-                                                : absl::InfiniteFuture();
-  storage::Database& db =
-      options.chain == audit::Chain::kReads && reads_ != nullptr ? *reads_
-                                                                 : changes_;
-  absl::StatusOr<std::vector<audit::AuditRecord>> rows =
-      audit::ListAuditForResource(db, request.person(), options);
-  if (!rows.ok()) return rows.status();
+  audit::AuditDatabases dbs;
+  dbs.changes = &changes_;
+  dbs.reads = reads_;
+  absl::StatusOr<audit::AuditRecordPage> page =
+      audit::ListAuditRecords(dbs, filter, cursor, page_size);
+  if (!page.ok()) return page.status();
   pb::ListAuditRecordsResponse response;
-  for (const audit::AuditRecord& r : *rows) {
-    if (r.time < start || r.time >= end) continue;
-    *response.add_records() = ToProto(r, "identity", options.chain);
+  for (const audit::ListedAuditRecord& r : page->records) {
+    *response.add_records() = ToProto(r.record, "identity", r.chain);
   }
-  if (static_cast<int>(rows->size()) == options.page_size) {
-    response.set_next_page_token(LocalToken(options.chain, rows->back().seq));
-  } else if (options.chain == audit::Chain::kChanges) {
-    response.set_next_page_token(LocalToken(audit::Chain::kReads, 0));
+  if (page->next.has_value()) {
+    response.set_next_page_token(
+        LocalToken(page->next->chain, page->next->after_seq));
   }
   response.add_resolved_persons(request.person());
   return response;
@@ -200,6 +198,21 @@ pb::AuditRecord ToProto(const audit::AuditRecord& record,
   }
   out.set_outcome(OutcomeOf(record.outcome));
   out.set_reason(record.reason);
+  for (const audit::LegalBasis& b : record.legal_bases) {
+    pb::LegalBasis* basis = out.add_legal_bases();
+    lotse::type::v1::DataCategory category;
+    if (lotse::type::v1::DataCategory_Parse(
+            absl::StrCat("DATA_CATEGORY_", b.category), &category)) {
+      basis->set_category(category);
+    }
+    // BasisKind's values are LegalBasisKind's.
+    basis->set_kind(static_cast<pb::LegalBasisKind>(b.kind));
+    basis->set_rule_id(b.rule_id);
+    basis->set_consent(b.consent);
+  }
+  for (const std::string& p : record.persons) {
+    out.add_persons(absl::StrCat("persons/", p));
+  }
   out.set_hash(record.hash);
   return out;
 }

@@ -61,8 +61,9 @@ class GrpcAuditRecordSource final : public AuditRecordSource {
 
 // Reads identity's own chains in-process: the change chain in `changes`,
 // the read chain in `reads` (null: in `changes` too). Both databases must
-// outlive the source. Records are about a person when their resource is
-// "persons/{person}" or below it.
+// outlive the source. Records are about a person when they name the person
+// (audit::AuditRecord::persons); merged ids are not resolved here: the
+// report asks for each of them.
 class LocalAuditRecordSource final : public AuditRecordSource {
  public:
   LocalAuditRecordSource(storage::Database& changes, storage::Database* reads);

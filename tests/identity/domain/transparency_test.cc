@@ -158,13 +158,13 @@ TEST(BuildReportEntriesTest, MarksDisclosuresByEvent) {
 }
 
 TEST(BuildReportEntriesTest, LeavesOutTheFanOutOfEarlierReports) {
-  AuditRecord fan_out = Record(10, 1,
-                               "lotse.audit.v1.AuditService/ListAuditRecords",
-                               "services/svc-identity");
+  AuditRecord fan_out =
+      Record(10, 1, "lotse.audit.v1.AuditService/ListAuditRecords",
+             "services/svc-identity");
   // The data-protection officer's own listing stays.
-  AuditRecord officer = Record(11, 2,
-                               "lotse.audit.v1.AuditService/ListAuditRecords",
-                               "agencies/dsb-nrw");
+  AuditRecord officer =
+      Record(11, 2, "lotse.audit.v1.AuditService/ListAuditRecords",
+             "agencies/dsb-nrw");
   std::vector<v1::TransparencyEntry> entries =
       BuildReportEntries({{"cases", {fan_out, officer}}}, {});
   ASSERT_EQ(entries.size(), 1u);

@@ -68,7 +68,8 @@ class TransparencyServiceTest : public IdentityServerTest {
          std::vector<std::pair<std::string, type::v1::LegalDomain>>{
              {"jobcenter-koeln", type::v1::LEGAL_DOMAIN_JOBCENTER},
              {"kim-koeln", type::v1::LEGAL_DOMAIN_KOMMUNE},
-             {"kim-bonn", type::v1::LEGAL_DOMAIN_KOMMUNE}}) {
+             {"kim-bonn", type::v1::LEGAL_DOMAIN_KOMMUNE},
+             {"dsb-nrw", type::v1::LEGAL_DOMAIN_DATA_PROTECTION}}) {
       v1::RegisterAgencyRequest r;
       r.set_request_id(absl::StrCat("r-", id));
       r.set_agency_id(id);
@@ -305,6 +306,16 @@ TEST_P(TransparencyServiceTest, OtherAgenciesAreRefusedWithoutAnOracle) {
     }
   }
   EXPECT_TRUE(denied);
+}
+
+TEST_P(TransparencyServiceTest, DataProtectionMayAskAndLearnsOfUnknownIds) {
+  v1::TransparencyReport report;
+  grpc::Status s = Report("dsb-nrw", person_, &report);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(report.person(), person_);
+  grpc::Status unknown = Report("dsb-nrw", "persons/doesnotexist", &report);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Reason(unknown), "PERSON_NOT_FOUND");
 }
 
 TEST_P(TransparencyServiceTest, BadInputIsInvalidArgument) {
