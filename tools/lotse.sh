@@ -111,6 +111,9 @@ cmd_run() {
     local s=${SERVICES[$i]}
     local extra=()
     case $s in
+      identity)
+        # Where a person's transparency report asks for audit records.
+        extra+=("--audit_peers=cases=127.0.0.1:${GRPC_PORTS[1]},courses=127.0.0.1:${GRPC_PORTS[2]},placement=127.0.0.1:${GRPC_PORTS[3]}") ;;
       cases | courses | placement)
         extra+=("--identity_target=127.0.0.1:${GRPC_PORTS[0]}") ;;
     esac

@@ -8,6 +8,8 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/audit/audit_log.h"
+#include "common/events/disclosure.h"
 
 namespace lotse::events {
 namespace {
@@ -38,6 +40,46 @@ struct LiveRelays {
 LiveRelays& Live() {
   static auto* live = new LiveRelays();
   return *live;
+}
+
+// The audit records of delivering `event` to `destination`: one per person
+// the event names (disclosure.h), in the producer's change chain. An event
+// whose payload cannot be read is recorded against its ordering key, so no
+// delivery of personal data goes unrecorded.
+std::vector<audit::AuditRecord> DisclosureRecords(
+    const lotse::events::v1::Event& event, const std::string& destination) {
+  audit::AuditRecord base;
+  base.time = absl::Now();
+  // Audited as "services/{destination}" (the agency of a Lotse service).
+  base.agency_id = destination;
+  base.legal_domain = "SERVICE";
+  base.actor = "outbox-relay";
+  base.purpose = "event-delivery";
+  base.outcome = audit::Outcome::kAllowed;
+  absl::StatusOr<Disclosure> disclosure = DisclosureOf(event);
+  std::vector<audit::AuditRecord> out;
+  if (!disclosure.ok()) {
+    if (event.ordering_key().empty()) return out;
+    base.operation = absl::StrCat("event:", event.payload().type_url());
+    base.resource = event.ordering_key();
+    base.reason = "PAYLOAD_UNREADABLE";
+    out.push_back(std::move(base));
+    return out;
+  }
+  base.operation = absl::StrCat("event:", disclosure->payload_type);
+  base.data_categories = disclosure->categories;
+  for (const std::string& category : disclosure->categories) {
+    audit::LegalBasis basis;
+    basis.category = category;
+    basis.kind = audit::BasisKind::kService;
+    base.legal_bases.push_back(std::move(basis));
+  }
+  for (const std::string& person : disclosure->persons) {
+    audit::AuditRecord r = base;
+    r.resource = person;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 }  // namespace
@@ -417,8 +459,20 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
       }
 
       if (sent.ok()) {
+        // The disclosure is recorded in the transaction that marks the
+        // event delivered: if either fails, the event is sent (and
+        // recorded) again, so no delivery goes unrecorded.
+        const std::vector<audit::AuditRecord> disclosures =
+            options_.audit_disclosures
+                ? DisclosureRecords(event, options_.destination)
+                : std::vector<audit::AuditRecord>();
         absl::Status marked = storage::RunInTransaction(
             db_, [&](storage::Transaction& tx) -> absl::Status {
+              for (const audit::AuditRecord& r : disclosures) {
+                if (absl::Status s = audit::AppendAudit(tx, r); !s.ok()) {
+                  return s;
+                }
+              }
               auto n = tx.Execute(
                   "UPDATE event_outbox_delivery SET delivered_at = $3, "
                   "attempts = attempts + 1, last_error = NULL "

@@ -119,6 +119,17 @@ struct RelayOptions {
   // How often a standby relay tries to take over (see above); each try
   // opens a PostgreSQL connection.
   absl::Duration standby_retry = absl::Seconds(5);
+  // Records every delivery of an event that carries a person's data
+  // (disclosure.h) as a disclosure in the producer's change chain
+  // (common/audit): one ALLOWED record per person named, agency
+  // "services/{destination}" (agency id `destination`, legal domain
+  // SERVICE), actor "outbox-relay", purpose "event-delivery", operation
+  // "event:{payload type}", resource the person, the payload's data
+  // categories, legal basis SERVICE for each. Written in the transaction
+  // that marks the event delivered, so the database must hold the audit
+  // chains (audit::AuditMigrations); a redelivery is recorded again. Off
+  // only for tests of delivery alone.
+  bool audit_disclosures = true;
 };
 
 struct RelayStats {

@@ -52,9 +52,10 @@ int main(int argc, char** argv) {
       "The identity service of Lotse: persons and their agency ids, residence "
       "status and work permission, consents, the agency registry, and the "
       "access decisions of every service.";
-  definition.flag_groups = {{"Identity",
-                             {"bootstrap_admin_agency", "access_rules",
-                              "match_form_cache_mb", "key_index"}}};
+  definition.flag_groups = {
+      {"Identity",
+       {"bootstrap_admin_agency", "access_rules", "match_form_cache_mb",
+        "key_index", "audit_peers"}}};
   definition.health_service_names = {
       lotse::identity::v1::IdentityService::service_full_name()};
   definition.migrations = lotse::identity::IdentityMigrations();
@@ -84,6 +85,12 @@ int main(int argc, char** argv) {
                                 absl::GetFlag(FLAGS_key_index));
     if (!enabled.ok()) return enabled;
     enabled = identity->EnableAccess(rules);
+    if (!enabled.ok()) return enabled;
+    absl::StatusOr<std::vector<lotse::identity::AuditPeer>> peers =
+        lotse::identity::AuditPeersFromFlags(*runtime.database,
+                                             runtime.read_audit_database);
+    if (!peers.ok()) return peers.status();
+    enabled = identity->EnableTransparency(*std::move(peers));
     if (!enabled.ok()) return enabled;
     std::vector<std::unique_ptr<grpc::Service>> services;
     // Identity knows its merges from its own persons table.

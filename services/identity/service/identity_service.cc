@@ -24,6 +24,28 @@ IdentityServiceImpl::IdentityServiceImpl(server::ServiceRuntime& runtime)
   RegisterAgencyRpcs();
   RegisterPersonRpcs();
   RegisterAccessRpcs();
+  Handle("GetTransparencyReport",
+         [this](const RequestContext& rc,
+                const v1::GetTransparencyReportRequest& r,
+                v1::TransparencyReport* out) -> absl::Status {
+           if (transparency_ == nullptr) {
+             return absl::InternalError("transparency reports not enabled");
+           }
+           return transparency_->Get(rc, r, out);
+         });
+}
+
+absl::Status IdentityServiceImpl::EnableTransparency(
+    std::vector<AuditPeer> peers) {
+  std::shared_ptr<const DuplicateMatcher> matcher =
+      matcher_ != nullptr ? matcher_ : access_matcher_;
+  if (matcher == nullptr) {
+    return absl::FailedPreconditionError(
+        "EnableTransparency needs EnablePersons or EnableAccess first");
+  }
+  transparency_ = std::make_unique<const TransparencyReports>(
+      call_env_, std::move(matcher), std::move(peers));
+  return absl::OkStatus();
 }
 
 void IdentityServiceImpl::RegisterAgencyRpcs() {

@@ -49,6 +49,7 @@
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/agency.h"
 #include "services/identity/domain/name_matching.h"
+#include "services/identity/service/transparency_handlers.h"
 #include "services/identity/store/key_index.h"
 #include "services/identity/store/match_form_cache.h"
 
@@ -258,6 +259,18 @@ class IdentityServiceImpl final : public server::UnaryService {
   std::shared_ptr<const AccessPolicy> access_rules_;
   std::shared_ptr<const DuplicateMatcher> access_matcher_;
   // --- end access ---
+
+  // --- Transparency report ---
+  // GetTransparencyReport (transparency_handlers.h).
+ public:
+  // Enables GetTransparencyReport, asking `peers` (identity's own chains
+  // among them) for the audit records. Call after EnablePersons or
+  // EnableAccess; until then the RPC answers INTERNAL.
+  absl::Status EnableTransparency(std::vector<AuditPeer> peers);
+
+ private:
+  std::unique_ptr<const TransparencyReports> transparency_;
+  // --- end transparency ---
 
   server::ServiceRuntime& runtime_;
   // What every AuditedCall of this service needs: identity's own registry
