@@ -23,6 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/audit/witness.h"
 #include "common/events/delivery.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
@@ -56,6 +57,11 @@ struct ServiceRuntime {
   // The process's outbox relays (null when it has no --event_destinations,
   // and in tests that build a runtime by hand).
   events::EventDelivery* delivery = nullptr;
+  // What the other services witnessed of this service's audit chains
+  // (audit/witness.h), for its AuditService: VerifyAuditChain against the
+  // witnessed heads and ListWitnessedCheckpoints. Null in tests that build
+  // a runtime by hand.
+  audit::ServiceWitnesses* witnesses = nullptr;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).

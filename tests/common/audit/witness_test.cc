@@ -1,0 +1,191 @@
+// The check of a chain against witnessed heads, combined with the hash walk:
+// every way of tampering with the chain is found, with the first bad seq.
+#include "common/audit/witness.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/audit/audit_log.h"
+#include "common/storage/migrations.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/common/audit/audit_tamper.h"
+#include "tests/support/test_database.h"
+
+namespace lotse::audit {
+namespace {
+
+namespace v1 = ::lotse::audit::v1;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+AuditRecord Record(int i) {
+  AuditRecord r;
+  r.time = absl::FromUnixSeconds(1800000000 + i);
+  r.agency_id = "jobcenter-koeln";
+  r.legal_domain = "JOBCENTER";
+  r.actor = absl::StrCat("cw-", i);
+  r.purpose = "placement";
+  r.operation = "lotse.identity.v1.IdentityService/GetPerson";
+  r.resource = absl::StrCat("persons/p", i % 4);
+  r.data_categories = {"CORE_IDENTITY"};
+  return r;
+}
+
+// A chain of 20 rows in each chain, with heads witnessed at 5, 10, 15 and
+// 20 by "cases" and at 10 and 20 by "courses".
+class WitnessTest : public lotse::testing::BothBackendsTest {
+ protected:
+  void SetUp() override {
+    BothBackendsTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(storage::ApplyMigrations(db(), AuditMigrations()).ok());
+    for (Chain chain : {Chain::kChanges, Chain::kReads}) {
+      for (int i = 1; i <= 20; ++i) {
+        ASSERT_TRUE(AppendAuditStandalone(db(), Record(i), chain).ok());
+        if (i % 5 != 0) continue;
+        auto head = ReadAuditHead(db(), chain);
+        ASSERT_TRUE(head.ok());
+        heads_[chain == Chain::kReads].push_back(
+            {"cases", head->seq, head->hash, false});
+        if (i % 10 == 0) {
+          heads_[chain == Chain::kReads].push_back(
+              {"courses", head->seq, head->hash, false});
+        }
+      }
+    }
+  }
+
+  v1::ChainVerification Verify(Chain chain = Chain::kChanges) {
+    VerifyOptions options;
+    options.chain = chain;
+    auto walk = VerifyAuditChain(db(), options);
+    EXPECT_TRUE(walk.ok()) << walk.status();
+    auto witnessed =
+        CheckWitnessedHeads(db(), chain, heads_[chain == Chain::kReads]);
+    EXPECT_TRUE(witnessed.ok()) << witnessed.status();
+    if (!walk.ok() || !witnessed.ok()) return {};
+    return CombineChecks("identity", chain, *walk, *witnessed, {"placement"});
+  }
+
+  std::vector<WitnessedHead> heads_[2];
+};
+
+TEST_P(WitnessTest, IntactChainExtendsEveryWitnessedHead) {
+  v1::ChainVerification result = Verify();
+  EXPECT_TRUE(result.intact()) << result.problem();
+  EXPECT_EQ(result.first_bad_seq(), 0);
+  EXPECT_EQ(result.records_checked(), 20);
+  EXPECT_EQ(result.checkpoints_checked(), 6);
+  EXPECT_EQ(result.head().seq(), 20);
+  EXPECT_EQ(result.head().service(), "identity");
+  EXPECT_THAT(result.unreachable_witnesses(),
+              ::testing::ElementsAre("placement"));
+  // A chain that grew past the witnessed heads still extends them.
+  ASSERT_TRUE(AppendAuditStandalone(db(), Record(21)).ok());
+  EXPECT_TRUE(Verify().intact());
+}
+
+TEST_P(WitnessTest, EditedRowIsNamed) {
+  ASSERT_TRUE(lotse::testing::EditAuditRow(db(), Chain::kChanges, 7).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 7);
+  EXPECT_THAT(result.problem(), StartsWith("hash mismatch"));
+}
+
+TEST_P(WitnessTest, DeletedRowIsNamed) {
+  ASSERT_TRUE(lotse::testing::DeleteAuditRow(db(), Chain::kChanges, 10).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 10);
+  EXPECT_THAT(result.problem(), StartsWith("sequence gap"));
+  // The witnesses saw seq 10 too.
+  EXPECT_THAT(result.problem(), HasSubstr("seq 10 is missing"));
+}
+
+TEST_P(WitnessTest, ReorderedRowsAreNamed) {
+  ASSERT_TRUE(lotse::testing::SwapAuditRows(db(), Chain::kChanges, 8, 9).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 8);
+}
+
+TEST_P(WitnessTest, TruncatedTailIsNamed) {
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 13).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 14);
+  EXPECT_THAT(result.problem(), StartsWith("truncated"));
+  EXPECT_THAT(result.problem(), HasSubstr("witnessed a checkpoint at seq 15"));
+}
+
+TEST_P(WitnessTest, ConsistentRewriteOfTheWholeChainIsNamed) {
+  ASSERT_TRUE(
+      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1).ok());
+  // The hash walk alone finds nothing.
+  auto walk = VerifyAuditChain(db());
+  ASSERT_TRUE(walk.ok());
+  EXPECT_TRUE(walk->intact);
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 1);
+  EXPECT_THAT(result.problem(),
+              StartsWith("differs from checkpoint witnessed by cases"));
+  EXPECT_THAT(result.problem(), HasSubstr("seq 1..5"));
+}
+
+TEST_P(WitnessTest, ConsistentRewriteRightAfterAWitnessedHeadIsExact) {
+  ASSERT_TRUE(
+      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 11).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+}
+
+TEST_P(WitnessTest, ConsistentRewriteBetweenHeadsIsBounded) {
+  // Rows 1..12 unchanged, so the head witnessed at 10 still matches; 15
+  // does not: the first changed row lies in 11..15.
+  ASSERT_TRUE(
+      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 13).ok());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+  EXPECT_THAT(result.problem(), HasSubstr("seq 11..15"));
+}
+
+TEST_P(WitnessTest, ReadChainIsCheckedToo) {
+  ASSERT_TRUE(
+      lotse::testing::RewriteAuditConsistently(db(), Chain::kReads, 1).ok());
+  EXPECT_TRUE(Verify(Chain::kChanges).intact());
+  v1::ChainVerification result = Verify(Chain::kReads);
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.chain(), v1::AUDIT_CHAIN_READS);
+  EXPECT_EQ(result.first_bad_seq(), 1);
+}
+
+TEST_P(WitnessTest, ConflictingCheckpointsOfOneSeqAreBothChecked) {
+  // After a rewrite the service signs its new head, which a witness keeps
+  // beside the old one; the chain matches the new one, not the old one.
+  ASSERT_TRUE(
+      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1).ok());
+  auto head = ReadAuditHead(db());
+  ASSERT_TRUE(head.ok());
+  heads_[0].push_back({"cases", head->seq, head->hash, true});
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 1);
+}
+
+TEST_P(WitnessTest, NoWitnessedHeadsLeaveTheWalk) {
+  heads_[0].clear();
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 13).ok());
+  // Without witnesses a truncation cannot be seen; the walk is intact.
+  EXPECT_TRUE(Verify().intact());
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(WitnessTest);
+
+}  // namespace
+}  // namespace lotse::audit
