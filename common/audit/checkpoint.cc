@@ -98,11 +98,9 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return out.str();
 }
 
-absl::Status Refused(const char* reason, absl::string_view message) {
-  return ErrorWithReason(std::string_view(reason) == kMalformedCheckpoint
-                             ? absl::StatusCode::kInvalidArgument
-                             : absl::StatusCode::kPermissionDenied,
-                         reason, message);
+// A checkpoint refused for what it claims (who signed, for whom).
+absl::Status Denied(const char* reason, absl::string_view message) {
+  return ErrorWithReason(absl::StatusCode::kPermissionDenied, reason, message);
 }
 
 }  // namespace
@@ -266,19 +264,20 @@ absl::Status CheckpointVerifier::Verify(
       !ChainFromProto(head.chain()).has_value() || head.seq() < 0 ||
       head.hash().size() != kHashSize || !checkpoint.has_time() ||
       checkpoint.signature().empty()) {
-    return Refused(kMalformedCheckpoint,
-                   "a checkpoint needs a service, a chain, a seq >= 0, a "
-                   "32-byte hash, a time and a signature");
+    return ErrorWithReason(
+        absl::StatusCode::kInvalidArgument, kMalformedCheckpoint,
+        "a checkpoint needs a service, a chain, a seq >= 0, a "
+        "32-byte hash, a time and a signature");
   }
   if (!services_.contains(head.service())) {
-    return Refused(kUnknownService,
-                   absl::StrCat("checkpoints of service '", head.service(),
-                                "' are not accepted here"));
+    return Denied(kUnknownService,
+                  absl::StrCat("checkpoints of service '", head.service(),
+                               "' are not accepted here"));
   }
   X509Ptr cert = ParseCertificate(checkpoint.certificate_pem());
   if (cert == nullptr) {
-    return Refused(kUntrustedCertificate,
-                   "the checkpoint's certificate does not parse");
+    return Denied(kUntrustedCertificate,
+                  "the checkpoint's certificate does not parse");
   }
   StoreCtxPtr ctx(X509_STORE_CTX_new());
   if (ctx == nullptr ||
@@ -288,17 +287,17 @@ absl::Status CheckpointVerifier::Verify(
   if (X509_verify_cert(ctx.get()) != 1) {
     const int error = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return Refused(kUntrustedCertificate,
-                   absl::StrCat("the checkpoint's certificate does not chain "
-                                "to the deployment CA: ",
-                                X509_verify_cert_error_string(error)));
+    return Denied(kUntrustedCertificate,
+                  absl::StrCat("the checkpoint's certificate does not chain "
+                               "to the deployment CA: ",
+                               X509_verify_cert_error_string(error)));
   }
   if (SubjectEntry(cert.get(), NID_organizationalUnitName) != kServiceDomain ||
       SubjectEntry(cert.get(), NID_commonName) != head.service()) {
-    return Refused(kWrongService,
-                   absl::StrCat("the checkpoint's certificate is not the "
-                                "service certificate of '",
-                                head.service(), "'"));
+    return Denied(kWrongService,
+                  absl::StrCat("the checkpoint's certificate is not the "
+                               "service certificate of '",
+                               head.service(), "'"));
   }
   EVP_PKEY* key = X509_get0_pubkey(cert.get());
   const std::string bytes = CanonicalCheckpointBytes(checkpoint);
@@ -315,9 +314,9 @@ absl::Status CheckpointVerifier::Verify(
           bytes.size()) == 1;
   ERR_clear_error();
   if (!valid) {
-    return Refused(kBadSignature,
-                   "the checkpoint's signature does not verify with its "
-                   "certificate");
+    return Denied(kBadSignature,
+                  "the checkpoint's signature does not verify with its "
+                  "certificate");
   }
   return absl::OkStatus();
 }

@@ -238,6 +238,34 @@ absl::StatusOr<v1::ChainVerification> ServiceWitnesses::VerifyChain(
   return CombineChecks(service_, chain, *walk, *witnessed, fetched.unreachable);
 }
 
+absl::Status ServiceWitnesses::CheckChain(
+    storage::Database& chain_db, Chain chain, absl::Time deadline,
+    v1::ChainVerification* verification) const {
+  FetchedHeads fetched;
+  if (!targets_.empty() && credentials_ != nullptr) {
+    fetched = FetchWitnessedHeads(service_, chain, targets_, credentials_,
+                                  deadline, verifier_.get());
+  }
+  absl::StatusOr<WitnessCheck> witnessed =
+      CheckWitnessedHeads(chain_db, chain, fetched.heads);
+  if (!witnessed.ok()) return witnessed.status();
+  verification->set_checkpoints_checked(verification->checkpoints_checked() +
+                                        witnessed->checkpoints_checked);
+  for (const std::string& w : fetched.unreachable) {
+    verification->add_unreachable_witnesses(w);
+  }
+  if (witnessed->intact) return absl::OkStatus();
+  if (verification->intact()) {
+    verification->set_intact(false);
+    verification->set_first_bad_seq(witnessed->first_bad_seq);
+    verification->set_problem(witnessed->problem);
+  } else {
+    verification->set_problem(
+        absl::StrCat(verification->problem(), "; also ", witnessed->problem));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::ListWitnessedCheckpointsResponse>
 ServiceWitnesses::ListWitnessed(
     const v1::ListWitnessedCheckpointsRequest& request) const {

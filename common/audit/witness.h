@@ -112,6 +112,18 @@ class ServiceWitnesses {
   absl::StatusOr<lotse::audit::v1::ChainVerification> VerifyChain(
       Chain chain, absl::Time deadline) const;
 
+  // Adds the witnessed heads to a verification whose hash walk already
+  // ran (`verification` has chain, intact, records_checked, first_bad_seq,
+  // problem and head from it): asks the witnesses with `deadline`, adds to
+  // checkpoints_checked and unreachable_witnesses, and when the walk found
+  // the chain intact but a witnessed head is not matched, sets intact,
+  // first_bad_seq and problem as the header comment says (a break the walk
+  // found stays, with the witnesses' finding appended to problem).
+  // `chain_db` holds `chain`. Non-OK only when the check could not run.
+  absl::Status CheckChain(
+      storage::Database& chain_db, Chain chain, absl::Time deadline,
+      lotse::audit::v1::ChainVerification* verification) const;
+
   // ListWitnessedCheckpoints of this service as a witness (witness_store.h).
   absl::StatusOr<lotse::audit::v1::ListWitnessedCheckpointsResponse>
   ListWitnessed(

@@ -7,10 +7,17 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/audit/audit_log.h"
+#include "common/audit/checkpoint.h"
+#include "common/server/server.h"
 #include "common/storage/migrations.h"
 #include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "lotse/audit/v1/audit_service.grpc.pb.h"
 #include "tests/common/audit/audit_tamper.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/process.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::audit {
@@ -183,6 +190,115 @@ TEST_P(WitnessTest, NoWitnessedHeadsLeaveTheWalk) {
   ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 13).ok());
   // Without witnesses a truncation cannot be seen; the walk is intact.
   EXPECT_TRUE(Verify().intact());
+}
+
+// A witness's AuditService that answers ListWitnessedCheckpoints with
+// `checkpoints`, two per page, and records the callers' metadata.
+class FakeWitness final : public v1::AuditService::Service {
+ public:
+  explicit FakeWitness(std::vector<v1::SignedCheckpoint> checkpoints)
+      : checkpoints_(std::move(checkpoints)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeWitness() override { server_->Shutdown(); }
+
+  grpc::Status ListWitnessedCheckpoints(
+      grpc::ServerContext* context,
+      const v1::ListWitnessedCheckpointsRequest* request,
+      v1::ListWitnessedCheckpointsResponse* response) override {
+    auto purpose = context->client_metadata().find("x-lotse-purpose");
+    if (purpose == context->client_metadata().end() ||
+        purpose->second != "audit-verification") {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no purpose");
+    }
+    size_t start = request->page_token().empty()
+                       ? 0
+                       : static_cast<size_t>(std::stoi(request->page_token()));
+    for (size_t i = start; i < checkpoints_.size() && i < start + 2; ++i) {
+      v1::WitnessedCheckpoint* w = response->add_checkpoints();
+      *w->mutable_checkpoint() = checkpoints_[i];
+      w->set_witness("cases");
+    }
+    if (start + 2 < checkpoints_.size()) {
+      response->set_next_page_token(std::to_string(start + 2));
+    }
+    return grpc::Status::OK;
+  }
+
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  std::vector<v1::SignedCheckpoint> checkpoints_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_P(WitnessTest, ServiceWitnessesAskEveryWitnessAndNameTheSilentOnes) {
+  const std::string pki = lotse::testing::DevPkiDir();
+  auto read = [&](const std::string& file) {
+    return server::ReadFile(absl::StrCat(pki, "/", file)).value_or("");
+  };
+  auto signer = CheckpointSigner::FromPem(
+      "identity", read("servers/identity.crt"), read("servers/identity.key"));
+  ASSERT_TRUE(signer.ok()) << signer.status();
+  std::vector<v1::SignedCheckpoint> held;
+  for (const WitnessedHead& h : heads_[0]) {
+    if (h.witness != "cases") continue;
+    auto c = (*signer)->Sign(Chain::kChanges, {h.seq, h.hash}, absl::Now());
+    ASSERT_TRUE(c.ok());
+    held.push_back(*c);
+  }
+  // A witness that makes up a head at seq 3 cannot fake a mismatch: its
+  // checkpoint does not verify and is left out.
+  v1::SignedCheckpoint madeup = held[0];
+  madeup.mutable_head()->set_seq(3);
+  held.push_back(madeup);
+  FakeWitness cases(held);
+  auto verifier = CheckpointVerifier::FromPem(read("ca.crt"), LotseServices());
+  ASSERT_TRUE(verifier.ok());
+  ServiceWitnesses witnesses(
+      "identity", db(), nullptr,
+      {{"cases", cases.address()},
+       {"courses",
+        absl::StrCat("127.0.0.1:", lotse::testing::FreeLocalPort())}},
+      grpc::InsecureChannelCredentials(), *std::move(verifier));
+
+  v1::ChainVerification intact;
+  intact.set_intact(true);
+  ASSERT_TRUE(witnesses
+                  .CheckChain(db(), Chain::kChanges,
+                              absl::Now() + absl::Seconds(2), &intact)
+                  .ok());
+  EXPECT_TRUE(intact.intact()) << intact.problem();
+  EXPECT_EQ(intact.checkpoints_checked(), 4);  // 5, 10, 15, 20
+  EXPECT_THAT(intact.unreachable_witnesses(),
+              ::testing::ElementsAre("courses"));
+
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 12).ok());
+  auto rewritten =
+      witnesses.VerifyChain(Chain::kChanges, absl::Now() + absl::Seconds(2));
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status();
+  EXPECT_FALSE(rewritten->intact());
+  EXPECT_EQ(rewritten->first_bad_seq(), 13);
+  EXPECT_THAT(rewritten->problem(), StartsWith("truncated"));
+  EXPECT_THAT(rewritten->unreachable_witnesses(),
+              ::testing::ElementsAre("courses"));
+
+  // A break the walk found stays; the witnesses' finding is added.
+  v1::ChainVerification broken;
+  broken.set_intact(false);
+  broken.set_first_bad_seq(2);
+  broken.set_problem("hash mismatch: x");
+  ASSERT_TRUE(witnesses
+                  .CheckChain(db(), Chain::kChanges,
+                              absl::Now() + absl::Seconds(2), &broken)
+                  .ok());
+  EXPECT_EQ(broken.first_bad_seq(), 2);
+  EXPECT_THAT(broken.problem(), HasSubstr("; also truncated"));
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(WitnessTest);
