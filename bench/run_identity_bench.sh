@@ -43,6 +43,9 @@
 #   LOADED_DB  sqlite only: a file an earlier lotse_identity_bench
 #              --mode=load wrote with N_PERSONS persons; step 3 copies it
 #              instead of loading
+#   IDENTITY_ARGS  further flags for lotse_identity in step 3, e.g.
+#              --match_form_cache_mb=2600 (the default 256 MB holds the
+#              match forms of about a million persons)
 #
 # Exit status is non-zero if any run fails (an RPC error, no calls).
 set -euo pipefail
@@ -152,9 +155,11 @@ fi
 start_find() {
   local name="$1" t0
   t0="$(date +%s.%N)"
+  # shellcheck disable=SC2086  # IDENTITY_ARGS is split into flags
   "$IDENTITY" --listen=127.0.0.1:0 --tls_dir="$TMP/pki" \
     --database="$FIND_DB" --access_rules="$ROOT/config/access-rules.conf" \
-    --log_calls=false "$2" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    --log_calls=false "$2" ${IDENTITY_ARGS:-} \
+    >"$TMP/$name.out" 2>"$TMP/$name.err" &
   ID_PID=$!
   PIDS+=("$ID_PID")
   ID_PORT=""

@@ -31,7 +31,8 @@ OUT="$1"
 SERVICES=(identity cases courses placement echo)
 
 # Demo agencies: id -> legal domain. lotse-admin administers the agency
-# registry (registers / suspends agencies) and is the platform's own caller.
+# registry (registers / suspends agencies) and is the platform's own caller;
+# dsb-nrw is the deployment's data-protection officer (AuditService).
 AGENCIES=(
   kim-koeln:KOMMUNE
   kim-bonn:KOMMUNE
@@ -45,6 +46,7 @@ AGENCIES=(
   jugendamt-koeln:JUGENDAMT
   sozialamt-koeln:SOZIALAMT
   lotse-admin:ADMINISTRATION
+  dsb-nrw:DATA_PROTECTION
 )
 
 ORG="Lotse Dev"

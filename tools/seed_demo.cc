@@ -77,6 +77,10 @@ const std::vector<DemoAgency>& DemoAgencies() {
        lotse::type::v1::LEGAL_DOMAIN_JUGENDAMT, "05315000"},
       {"sozialamt-koeln", "Sozialamt Köln",
        lotse::type::v1::LEGAL_DOMAIN_SOZIALAMT, "05315000"},
+      // The deployment's data-protection officer: reads the services'
+      // audit chains (AuditService), no person data.
+      {"dsb-nrw", "Datenschutzbeauftragte der Lotse-Betreiberin",
+       lotse::type::v1::LEGAL_DOMAIN_DATA_PROTECTION, ""},
   };
   return *agencies;
 }

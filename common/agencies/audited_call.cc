@@ -1,10 +1,13 @@
 #include "common/agencies/audited_call.h"
 
 #include <algorithm>
+#include <optional>
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/audit/audit_log.h"
 #include "common/events/outbox.h"
 #include "common/server/log.h"
@@ -84,14 +87,19 @@ absl::Status AuditedCall::Attempt(
 absl::Status AuditedCall::Read(const Body& body) {
   const size_t mark = trail_.size();
   const size_t appended_mark = appended_.size();
+  const size_t bases_mark = bases_.size();
   absl::Status status = Attempt([&] {
     return storage::RunInTransaction(
         *env_.db,
         [&](Transaction& tx) -> absl::Status {
           trail_.resize(mark);
           appended_.resize(appended_mark);
+          bases_.resize(bases_mark);
           if (absl::Status s = Resolve(tx); !s.ok()) return s;
-          return body(tx, caller_);
+          absl::Status s = body(tx, caller_);
+          // Also for a refusal: it is audited as access to the person.
+          if (absl::Status p = ResolvePersons(tx); !p.ok() && s.ok()) return p;
+          return s;
         },
         storage::TxMode::kReadOnly);
   });
@@ -100,6 +108,7 @@ absl::Status AuditedCall::Read(const Body& body) {
   } else {
     trail_.resize(mark);
     appended_.resize(appended_mark);
+    bases_.resize(bases_mark);
   }
   return status;
 }
@@ -107,6 +116,7 @@ absl::Status AuditedCall::Read(const Body& body) {
 absl::Status AuditedCall::Write(const Body& body) {
   const size_t mark = trail_.size();
   const size_t appended_mark = appended_.size();
+  const size_t bases_mark = bases_.size();
   // The body may run on a group committer's thread; its events still count
   // as this call's (server::RelationsReachIdentity).
   events::CommittedEvents* const sink =
@@ -116,10 +126,16 @@ absl::Status AuditedCall::Write(const Body& body) {
       const events::CollectCommittedEvents collect(sink);
       trail_.resize(mark);
       appended_.resize(appended_mark);
+      bases_.resize(bases_mark);
       if (!caller_resolved_) {
         if (absl::Status s = Resolve(tx); !s.ok()) return s;
       }
-      if (absl::Status s = body(tx, caller_); !s.ok()) return s;
+      if (absl::Status s = body(tx, caller_); !s.ok()) {
+        // Best effort: lets the refusal name the person.
+        ResolvePersons(tx).IgnoreError();
+        return s;
+      }
+      if (absl::Status s = ResolvePersons(tx); !s.ok()) return s;
       return AppendAudits(tx, audit::Chain::kChanges);
     });
   });
@@ -129,6 +145,7 @@ absl::Status AuditedCall::Write(const Body& body) {
   } else {
     trail_.resize(mark);
     appended_.resize(appended_mark);
+    bases_.resize(bases_mark);
   }
   return status;
 }
@@ -152,6 +169,16 @@ void AuditedCall::AppendRecord(audit::AuditRecord record) {
   appended_.push_back(std::move(record));
 }
 
+void AuditedCall::AddPerson(absl::string_view person) {
+  absl::ConsumePrefix(&person, "persons/");
+  if (person.empty()) return;
+  persons_.emplace_back(person);
+}
+
+void AuditedCall::AddLegalBasis(audit::LegalBasis basis) {
+  bases_.push_back(std::move(basis));
+}
+
 void AuditedCall::set_target_categories(std::vector<std::string> categories) {
   target_categories_ = std::move(categories);
 }
@@ -172,17 +199,67 @@ std::vector<AuditedCall::Entry> AuditedCall::Entries() const {
   return out;
 }
 
+absl::Status AuditedCall::ResolvePersons(Transaction& tx) {
+  if (!env_.persons_of_resource) return absl::OkStatus();
+  std::vector<std::string> resources = {target_};
+  for (const Entry& e : trail_) resources.push_back(e.resource);
+  for (const std::string& resource : resources) {
+    if (resource.empty() || absl::StartsWith(resource, "persons/") ||
+        resource_persons_.count(resource) > 0) {
+      continue;
+    }
+    absl::StatusOr<std::vector<std::string>> persons =
+        env_.persons_of_resource(tx, resource);
+    if (!persons.ok()) return persons.status();
+    resource_persons_[resource] = *std::move(persons);
+  }
+  return absl::OkStatus();
+}
+
+audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed) const {
+  audit::AuditRecord record;
+  record.agency_id = caller_.id;
+  record.legal_domain = rc_.caller.legal_domain;
+  record.actor = rc_.actor;
+  record.purpose = rc_.purpose;
+  record.operation = method_;
+  record.persons = persons_;
+  if (auto it = resource_persons_.find(entry.resource);
+      it != resource_persons_.end()) {
+    record.persons.insert(record.persons.end(), it->second.begin(),
+                          it->second.end());
+  }
+  record.resource = std::move(entry.resource);
+  record.data_categories = std::move(entry.categories);
+  record.reason = std::move(entry.reason);
+  if (!allowed) return record;
+  // The ground of each category: as given, else what the caller is.
+  std::optional<audit::BasisKind> implied;
+  if (caller_.legal_domain == server::kServiceDomain) {
+    implied = audit::BasisKind::kService;
+  } else if (caller_.legal_domain == kDataProtectionDomain) {
+    implied = audit::BasisKind::kDataProtection;
+  }
+  for (const std::string& category : record.data_categories) {
+    bool given = false;
+    for (const audit::LegalBasis& b : bases_) {
+      if (b.category != category) continue;
+      given = true;
+      if (std::find(record.legal_bases.begin(), record.legal_bases.end(), b) ==
+          record.legal_bases.end()) {
+        record.legal_bases.push_back(b);
+      }
+    }
+    if (!given && implied) {
+      record.legal_bases.push_back({category, *implied, "", ""});
+    }
+  }
+  return record;
+}
+
 absl::Status AuditedCall::AppendAudits(Transaction& tx, audit::Chain chain) {
   for (Entry& entry : Entries()) {
-    audit::AuditRecord record;
-    record.agency_id = caller_.id;
-    record.legal_domain = rc_.caller.legal_domain;
-    record.actor = rc_.actor;
-    record.purpose = rc_.purpose;
-    record.operation = method_;
-    record.resource = std::move(entry.resource);
-    record.data_categories = std::move(entry.categories);
-    record.reason = std::move(entry.reason);
+    audit::AuditRecord record = RecordOf(std::move(entry), /*allowed=*/true);
     if (absl::Status s = audit::AppendAudit(tx, record, chain); !s.ok()) {
       return s;
     }
@@ -210,15 +287,16 @@ absl::Status AuditedCall::Finish(absl::Status status) {
   }
   storage::Database& read_audit_db =
       env_.read_audit_db != nullptr ? *env_.read_audit_db : *env_.db;
+  if (env_.persons_of_resource && resource_persons_.count(target_) == 0) {
+    // Refused before a phase looked: look the target's persons up now.
+    // Best effort; the refusal is audited either way.
+    storage::RunInTransaction(
+        *env_.db, [&](Transaction& tx) { return ResolvePersons(tx); },
+        storage::TxMode::kReadOnly)
+        .IgnoreError();
+  }
   for (Entry& entry : Entries()) {
-    audit::AuditRecord record;
-    record.agency_id = caller_.id;
-    record.legal_domain = rc_.caller.legal_domain;
-    record.actor = rc_.actor;
-    record.purpose = rc_.purpose;
-    record.operation = method_;
-    record.resource = std::move(entry.resource);
-    record.data_categories = std::move(entry.categories);
+    audit::AuditRecord record = RecordOf(std::move(entry), /*allowed=*/false);
     absl::Status audited = audit::AppendFailedCallAudit(
         read_audit_db, std::move(record), status, audit::Chain::kReads);
     if (!audited.ok()) {

@@ -42,11 +42,23 @@
 // record (MATCH_ONLY, DUPLICATE_CHECK_OVERRIDDEN); AppendRecord() adds a
 // record written as given, for one about another agency than the caller.
 //
+// Persons and legal bases: every record names the persons it is about, so
+// that ListAuditRecords finds it by person (audit_log.h). A resource
+// "persons/{p}/..." names its person by itself; AddPerson() adds a person
+// to every record of the call, and CallEnvironment::persons_of_resource
+// maps other resources ("cases/x/steps/y") to their persons, inside the
+// phase's transaction (for a call refused before any phase, in a read-only
+// transaction of its own). ALLOWED records carry the legal basis of each
+// category they touch: what AddLegalBasis() was given (e.g. identity's
+// access decisions), SERVICE for a Lotse service admitted by
+// admit_services(), DATA_PROTECTION for an agency of that legal domain.
+//
 // Not thread-safe: one AuditedCall belongs to one RPC invocation.
 #ifndef LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
 #define LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -102,6 +114,13 @@ struct CallEnvironment {
   std::function<absl::StatusOr<LocalAgency>(storage::Transaction&,
                                             const server::CallerIdentity&)>
       resolve_caller;
+  // The person ids ("abc", not "persons/abc") a resource that names no
+  // person is about, e.g. the person of case x for "cases/x/steps/y";
+  // empty for a resource about nobody or unknown. Runs in a transaction of
+  // `db`. Empty: such resources are about nobody unless AddPerson() says.
+  std::function<absl::StatusOr<std::vector<std::string>>(
+      storage::Transaction&, const std::string& resource)>
+      persons_of_resource;
 };
 
 class AuditedCall {
@@ -144,6 +163,16 @@ class AuditedCall {
   // failed call never writes it.
   void AppendRecord(audit::AuditRecord record);
 
+  // Every record of the call is (also) about `person` ("persons/{p}" or the
+  // bare id). Kept across phases: a call that turned out to concern a
+  // person is audited as such also when a later phase fails.
+  void AddPerson(absl::string_view person);
+
+  // The ground on which the call may touch `basis.category`; written on the
+  // call's ALLOWED records that touch that category. Forgotten with a
+  // failed phase, as Touch().
+  void AddLegalBasis(audit::LegalBasis basis);
+
   // Lotse's own services (certificate domain SERVICE) are admitted without
   // resolving: caller() is then the certificate's identity with legal
   // domain SERVICE. Other callers are resolved as usual. Call before the
@@ -184,6 +213,12 @@ class AuditedCall {
     bool operator==(const Entry& o) const;
   };
   std::vector<Entry> Entries() const;
+  // Looks up the persons of the resources about to be audited that name
+  // none (CallEnvironment::persons_of_resource), once per resource.
+  absl::Status ResolvePersons(storage::Transaction& tx);
+  // The record of `entry` with the caller's fields, persons and (when
+  // `allowed`) legal bases.
+  audit::AuditRecord RecordOf(Entry entry, bool allowed) const;
   absl::Status AppendAudits(storage::Transaction& tx, audit::Chain chain);
   absl::Status Resolve(storage::Transaction& tx);
   // Runs `attempt` (a phase) with the unknown-caller retry when the caller
@@ -198,6 +233,10 @@ class AuditedCall {
   LocalAgency caller_;
   std::vector<Entry> trail_;
   std::vector<audit::AuditRecord> appended_;
+  std::vector<std::string> persons_;  // AddPerson(), ids
+  std::vector<audit::LegalBasis> bases_;
+  // Resources without a person in their name -> their person ids.
+  std::map<std::string, std::vector<std::string>> resource_persons_;
   bool audited_ = false;
   bool caller_resolved_ = false;
   bool personal_only_ = false;

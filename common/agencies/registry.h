@@ -45,6 +45,10 @@
 
 namespace lotse::agencies {
 
+// The legal domain of the deployment's data-protection role, which may
+// call every service's AuditService (audit/audit_service.h).
+inline constexpr char kDataProtectionDomain[] = "DATA_PROTECTION";
+
 struct LocalAgency {
   std::string id;                    // "jobcenter-koeln"
   std::string legal_domain;          // "JOBCENTER" (enum name, no prefix)

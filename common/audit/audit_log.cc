@@ -8,6 +8,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -27,20 +28,26 @@ using storage::Value;
 struct ChainTable {
   const char* table;
   const char* lock;
+  const char* persons;  // the persons side table
 };
 
 ChainTable TableOf(Chain chain) {
-  if (chain == Chain::kReads) return {"audit_read_log", "lotse.audit.reads"};
-  return {"audit_log", "lotse.audit"};
+  if (chain == Chain::kReads) {
+    return {"audit_read_log", "lotse.audit.reads", "audit_read_log_persons"};
+  }
+  return {"audit_log", "lotse.audit", "audit_log_persons"};
 }
 
 constexpr size_t kHashSize = 32;
-// Versions the canonical encoding; a future v2 cannot collide with v1 bytes.
-constexpr absl::string_view kCanonicalMagic = "LOTSE-AUDIT-1";
+// Versions the canonical encoding; the formats cannot collide with each
+// other since the magic differs.
+constexpr absl::string_view kCanonicalMagicV1 = "LOTSE-AUDIT-1";
+constexpr absl::string_view kCanonicalMagicV2 = "LOTSE-AUDIT-2";
 
 constexpr char kColumns[] =
     "seq, time_micros, agency_id, legal_domain, actor, purpose, operation, "
-    "resource, data_categories, outcome, reason, prev_hash, hash";
+    "resource, data_categories, outcome, reason, prev_hash, hash, format, "
+    "persons, legal_bases";
 
 void PutU64(std::string& out, uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) {
@@ -80,7 +87,67 @@ absl::Status ValidateRecord(const AuditRecord& r) {
   if (!ParseOutcome(OutcomeName(r.outcome))) {
     return absl::InvalidArgumentError("unknown audit outcome");
   }
+  for (const std::string& p : r.persons) {
+    if (p.empty() || p.find_first_of(",/") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "audit person id must be non-empty and must not contain ',' or '/'");
+    }
+  }
+  for (const LegalBasis& b : r.legal_bases) {
+    if (b.category.empty() || BasisKindName(b.kind)[0] == '?') {
+      return absl::InvalidArgumentError(
+          "audit legal basis needs a category and a known kind");
+    }
+    for (const std::string* s : {&b.category, &b.rule_id, &b.consent}) {
+      if (s->find_first_of(",|") != std::string::npos) {
+        return absl::InvalidArgumentError(
+            "audit legal basis must not contain ',' or '|'");
+      }
+    }
+  }
   return absl::OkStatus();
+}
+
+std::optional<BasisKind> ParseBasisKind(absl::string_view s) {
+  for (BasisKind k : {BasisKind::kOwner, BasisKind::kRule, BasisKind::kConsent,
+                      BasisKind::kService, BasisKind::kDataProtection}) {
+    if (s == BasisKindName(k)) return k;
+  }
+  return std::nullopt;
+}
+
+// Stored form of the legal bases: "CATEGORY|KIND|rule_id|consent" joined by
+// ','. ValidateRecord keeps both delimiters out of the parts.
+std::string EncodeBases(const std::vector<LegalBasis>& bases) {
+  return absl::StrJoin(bases, ",", [](std::string* out, const LegalBasis& b) {
+    absl::StrAppend(out, b.category, "|", BasisKindName(b.kind), "|", b.rule_id,
+                    "|", b.consent);
+  });
+}
+
+absl::StatusOr<std::vector<LegalBasis>> DecodeBases(absl::string_view s) {
+  std::vector<LegalBasis> out;
+  if (s.empty()) return out;
+  for (absl::string_view item : absl::StrSplit(s, ',')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(item, '|');
+    std::optional<BasisKind> kind =
+        parts.size() == 4 ? ParseBasisKind(parts[1]) : std::nullopt;
+    if (!kind) {
+      return absl::DataLossError(
+          absl::StrCat("malformed legal basis '", item, "'"));
+    }
+    out.push_back({std::string(parts[0]), *kind, std::string(parts[2]),
+                   std::string(parts[3])});
+  }
+  return out;
+}
+
+// The person of a resource "persons/{p}" or "persons/{p}/...", or "".
+absl::string_view PersonOfResource(absl::string_view resource) {
+  constexpr absl::string_view kPrefix = "persons/";
+  if (!absl::StartsWith(resource, kPrefix)) return "";
+  resource.remove_prefix(kPrefix.size());
+  return resource.substr(0, resource.find('/'));
 }
 
 // Parses one audit_log row selected with kColumns.
@@ -124,6 +191,24 @@ absl::StatusOr<AuditRecord> ParseRow(const Row& row) {
   auto hash = row.GetBytes(12);
   if (!hash.ok()) return hash.status();
   r.hash = *std::move(hash);
+  auto format = row.GetInt(13);
+  if (!format.ok()) return format.status();
+  if (*format != 1 && *format != 2) {
+    return absl::DataLossError(absl::StrCat("unknown format ", *format));
+  }
+  r.format = static_cast<int>(*format);
+  auto persons = row.GetText(14);
+  if (!persons.ok()) return persons.status();
+  if (!persons->empty()) r.persons = absl::StrSplit(*persons, ',');
+  auto bases_text = row.GetText(15);
+  if (!bases_text.ok()) return bases_text.status();
+  auto bases = DecodeBases(*bases_text);
+  if (!bases.ok()) return bases.status();
+  r.legal_bases = *std::move(bases);
+  if (r.format == 1 && (!r.persons.empty() || !r.legal_bases.empty())) {
+    // Format 1 does not hash them: a row that has them was edited.
+    return absl::DataLossError("format 1 row with persons or legal bases");
+  }
   return r;
 }
 
@@ -168,6 +253,22 @@ const char* OutcomeName(Outcome outcome) {
   return "UNKNOWN";
 }
 
+const char* BasisKindName(BasisKind kind) {
+  switch (kind) {
+    case BasisKind::kOwner:
+      return "OWNER";
+    case BasisKind::kRule:
+      return "RULE";
+    case BasisKind::kConsent:
+      return "CONSENT";
+    case BasisKind::kService:
+      return "SERVICE";
+    case BasisKind::kDataProtection:
+      return "DATA_PROTECTION";
+  }
+  return "?";
+}
+
 const char* ChainName(Chain chain) {
   return chain == Chain::kReads ? "reads" : "changes";
 }
@@ -198,23 +299,44 @@ CREATE INDEX )sql",
                       table, "_by_resource ON ", table, " (resource, seq);\n");
 }
 
+// Format 2 of a chain's table: the row's format (rows from before are
+// format 1 by the default), the persons (comma-joined ids) and legal bases
+// (see EncodeBases), the persons side table that the person filter reads
+// (one row per person and record, written in the record's transaction),
+// and the indexes of the agency and time filters.
+std::string FormatTwoSql(const char* table) {
+  return absl::StrCat(
+      "\nALTER TABLE ", table,
+      " ADD COLUMN format BIGINT NOT NULL DEFAULT 1;\nALTER TABLE ", table,
+      " ADD COLUMN persons TEXT NOT NULL DEFAULT '';\nALTER TABLE ", table,
+      " ADD COLUMN legal_bases TEXT NOT NULL DEFAULT '';\nCREATE TABLE ", table,
+      "_persons (\n  person_id TEXT NOT NULL,\n  seq BIGINT NOT NULL,\n"
+      "  PRIMARY KEY (person_id, seq)\n);\nCREATE INDEX ",
+      table, "_by_agency ON ", table, " (agency_id, seq);\nCREATE INDEX ",
+      table, "_by_time ON ", table, " (time_micros);\n");
+}
+
 }  // namespace
 
 std::vector<storage::Migration> AuditMigrations() {
   std::vector<storage::Migration> out = {
-      {"common.audit.0001_init", ChainTableSql("audit_log")}};
+      {"common.audit.0001_init", ChainTableSql("audit_log")},
+      {"common.audit.0003_persons_and_bases", FormatTwoSql("audit_log")}};
   for (storage::Migration& m : ReadAuditMigrations()) out.push_back(m);
   for (storage::Migration& m : WitnessMigrations()) out.push_back(m);
   return out;
 }
 
 std::vector<storage::Migration> ReadAuditMigrations() {
-  return {{"common.audit.0002_read_chain", ChainTableSql("audit_read_log")}};
+  return {{"common.audit.0002_read_chain", ChainTableSql("audit_read_log")},
+          {"common.audit.0004_read_persons_and_bases",
+           FormatTwoSql("audit_read_log")}};
 }
 
-// Canonical bytes, version 1. Every field has a fixed position and either a
-// fixed width or a length prefix, so the encoding is injective: two rows
-// that differ in any field encode differently.
+// Canonical bytes. Every field has a fixed position and either a fixed
+// width or a length prefix, so the encoding is injective: two rows that
+// differ in any field encode differently. Format 1 (rows written before
+// persons and legal bases were recorded):
 //   "LOTSE-AUDIT-1"                      13 bytes, encoding version
 //   seq                                  8 bytes, big-endian
 //   time (unix microseconds)             8 bytes, big-endian two's complement
@@ -223,8 +345,19 @@ std::vector<storage::Migration> ReadAuditMigrations() {
 //   data categories                      4-byte count, then each as above
 //   outcome                              1 byte: 1 allowed, 2 denied, 3 error
 //   reason                               4-byte length, bytes
+// Format 2 (current): "LOTSE-AUDIT-2" instead of "LOTSE-AUDIT-1", the
+// fields of format 1 after it, then
+//   persons                              4-byte count, then each person id
+//                                        as a length-prefixed string, sorted
+//   legal bases                          4-byte count, then each:
+//                                        category (length-prefixed),
+//                                        kind (1 byte, BasisKind value),
+//                                        rule_id, consent (length-prefixed)
+// The stored `format` column says which layout a row was hashed with; it
+// is not hashed itself, but the magic is, so changing it breaks the hash.
 std::string CanonicalAuditBytes(const AuditRecord& r) {
-  std::string out(kCanonicalMagic);
+  const bool v1 = r.format == 1;
+  std::string out(v1 ? kCanonicalMagicV1 : kCanonicalMagicV2);
   PutU64(out, static_cast<uint64_t>(r.seq));
   PutU64(out, static_cast<uint64_t>(absl::ToUnixMicros(r.time)));
   for (const std::string* s : {&r.agency_id, &r.legal_domain, &r.actor,
@@ -235,6 +368,16 @@ std::string CanonicalAuditBytes(const AuditRecord& r) {
   for (const std::string& c : r.data_categories) PutString(out, c);
   out.push_back(static_cast<char>(r.outcome));
   PutString(out, r.reason);
+  if (v1) return out;
+  PutU32(out, static_cast<uint32_t>(r.persons.size()));
+  for (const std::string& p : r.persons) PutString(out, p);
+  PutU32(out, static_cast<uint32_t>(r.legal_bases.size()));
+  for (const LegalBasis& b : r.legal_bases) {
+    PutString(out, b.category);
+    out.push_back(static_cast<char>(b.kind));
+    PutString(out, b.rule_id);
+    PutString(out, b.consent);
+  }
   return out;
 }
 
@@ -269,22 +412,38 @@ absl::Status AppendAudit(storage::Transaction& tx, const AuditRecord& record,
 
   AuditRecord r = record;
   r.seq = head->seq + 1;
+  r.format = kCurrentAuditFormat;
   if (r.time == absl::InfinitePast()) r.time = absl::Now();
   r.time = absl::FromUnixMicros(absl::ToUnixMicros(r.time));
+  if (absl::string_view p = PersonOfResource(r.resource); !p.empty()) {
+    r.persons.emplace_back(p);
+  }
+  std::sort(r.persons.begin(), r.persons.end());
+  r.persons.erase(std::unique(r.persons.begin(), r.persons.end()),
+                  r.persons.end());
   const std::string hash = ComputeAuditHash(head->hash, r);
   if (hash.size() != kHashSize) return absl::InternalError("SHA-256 failed");
 
   auto changed = tx.Execute(
       absl::StrCat("INSERT INTO ", table.table, " (", kColumns,
                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                   "$12, $13)"),
+                   "$12, $13, $14, $15, $16)"),
       {Value(r.seq), Value(absl::ToUnixMicros(r.time)), Value(r.agency_id),
        Value(r.legal_domain), Value(r.actor), Value(r.purpose),
        Value(r.operation), Value(Bytes{r.resource}),
        Value(absl::StrJoin(r.data_categories, ",")),
        Value(std::string(OutcomeName(r.outcome))), Value(r.reason),
-       Value(Bytes{head->hash}), Value(Bytes{hash})});
+       Value(Bytes{head->hash}), Value(Bytes{hash}),
+       Value(static_cast<int64_t>(r.format)),
+       Value(absl::StrJoin(r.persons, ",")),
+       Value(EncodeBases(r.legal_bases))});
   if (!changed.ok()) return changed.status();
+  for (const std::string& person : r.persons) {
+    auto indexed = tx.Execute(absl::StrCat("INSERT INTO ", table.persons,
+                                           " (person_id, seq) VALUES ($1, $2)"),
+                              {Value(person), Value(r.seq)});
+    if (!indexed.ok()) return indexed.status();
+  }
   return absl::OkStatus();
 }
 
@@ -352,6 +511,11 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
       auto record = ParseRow(row);
       if (!record.ok()) {
         return fail(*seq, absl::StrCat("bad row: ", record.status().message()));
+      }
+      if (record->format != 1 &&
+          !std::is_sorted(record->persons.begin(), record->persons.end())) {
+        // The hash covers the list as stored; AppendAudit stores it sorted.
+        return fail(*seq, "bad row: persons not in canonical order");
       }
       if (record->prev_hash != prev_hash) {
         return fail(*seq,
@@ -434,6 +598,100 @@ absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
     out.push_back(*std::move(record));
   }
   return out;
+}
+
+namespace {
+
+// One chain's rows matching `filter` with seq > after_seq, by seq, at most
+// `limit`. Only table names from TableOf are spliced into the SQL; every
+// value is a parameter.
+absl::StatusOr<std::vector<AuditRecord>> QueryChain(storage::Database& db,
+                                                    Chain chain,
+                                                    const AuditFilter& filter,
+                                                    int64_t after_seq,
+                                                    int64_t limit) {
+  const ChainTable table = TableOf(chain);
+  std::vector<Value> params = {Value(after_seq)};
+  auto param = [&params](Value v) {
+    params.push_back(std::move(v));
+    return absl::StrCat("$", params.size());
+  };
+  std::string sql = absl::StrCat("SELECT ", kColumns, " FROM ", table.table,
+                                 " WHERE seq > $1");
+  if (!filter.person_ids.empty()) {
+    std::vector<std::string> placeholders;
+    for (const std::string& p : filter.person_ids) {
+      placeholders.push_back(param(Value(p)));
+    }
+    absl::StrAppend(&sql, " AND seq IN (SELECT seq FROM ", table.persons,
+                    " WHERE person_id IN (", absl::StrJoin(placeholders, ", "),
+                    "))");
+  }
+  if (!filter.agency_id.empty()) {
+    absl::StrAppend(&sql, " AND agency_id = ", param(Value(filter.agency_id)));
+  }
+  if (filter.start != absl::InfinitePast()) {
+    absl::StrAppend(&sql, " AND time_micros >= ",
+                    param(Value(absl::ToUnixMicros(filter.start))));
+  }
+  if (filter.end != absl::InfiniteFuture()) {
+    absl::StrAppend(&sql, " AND time_micros < ",
+                    param(Value(absl::ToUnixMicros(filter.end))));
+  }
+  absl::StrAppend(&sql, " ORDER BY seq LIMIT ", param(Value(limit)));
+  auto tx = db.Begin(storage::TxMode::kReadOnly);
+  if (!tx.ok()) return tx.status();
+  auto rows = (*tx)->Query(sql, params);
+  if (!rows.ok()) return rows.status();
+  std::vector<AuditRecord> out;
+  out.reserve(rows->size());
+  for (const Row& row : *rows) {
+    auto record = ParseRow(row);
+    if (!record.ok()) return record.status();
+    out.push_back(*std::move(record));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<AuditRecordPage> ListAuditRecords(const AuditDatabases& dbs,
+                                                 const AuditFilter& filter,
+                                                 const AuditCursor& cursor,
+                                                 int page_size) {
+  if (dbs.changes == nullptr) {
+    return absl::InvalidArgumentError("no audit database");
+  }
+  const size_t limit = static_cast<size_t>(std::clamp(page_size, 1, 1000));
+  std::vector<Chain> chains = {Chain::kChanges, Chain::kReads};
+  if (filter.chain) chains = {*filter.chain};
+  auto first = std::find(chains.begin(), chains.end(), cursor.chain);
+  if (first == chains.end()) {
+    return absl::InvalidArgumentError("the cursor names another chain");
+  }
+  AuditRecordPage page;
+  int64_t after = cursor.after_seq;
+  for (auto it = first; it != chains.end(); ++it, after = 0) {
+    const size_t want = limit - page.records.size();
+    // One row more than wanted tells whether the chain has more.
+    auto rows = QueryChain(dbs.For(*it), *it, filter, after,
+                           static_cast<int64_t>(want) + 1);
+    if (!rows.ok()) return rows.status();
+    const bool more = rows->size() > want;
+    if (more) rows->resize(want);
+    for (AuditRecord& r : *rows) {
+      page.records.push_back({*it, std::move(r)});
+    }
+    if (more) {
+      page.next = AuditCursor{*it, page.records.back().record.seq};
+      return page;
+    }
+    if (page.records.size() == limit && std::next(it) != chains.end()) {
+      page.next = AuditCursor{*std::next(it), 0};
+      return page;
+    }
+  }
+  return page;
 }
 
 }  // namespace lotse::audit

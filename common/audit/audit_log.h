@@ -23,6 +23,16 @@
 // database of its own where the deployment allows (a second SQLite file;
 // on PostgreSQL, whose buffer cache is shared, its own table in the
 // service database). Both chains are verified, read and listed alike.
+//
+// What a record says besides who, what and when: the persons it is about
+// (person ids, so a person's records are found through the side table
+// `<chain table>_persons` (person_id, seq), written in the transaction of
+// the row) and, for an allowed access, the legal basis per data category
+// (LegalBasis). Both are part of the hashed bytes of rows written in
+// format 2; rows written in format 1, before they existed, hash as they
+// always did and verify unchanged (see CanonicalAuditBytes for both
+// layouts). ListAuditRecords queries both chains by person, agency and
+// time.
 #ifndef LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 #define LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 
@@ -56,9 +66,44 @@ const char* ChainName(Chain chain);
 // "ALLOWED", "DENIED", "ERROR": the spelling stored in the table.
 const char* OutcomeName(Outcome outcome);
 
+// On what ground an access to one data category was allowed (the values
+// of lotse.audit.v1.LegalBasisKind).
+enum class BasisKind {
+  kOwner = 1,           // the agency wrote or owns the data
+  kRule = 2,            // a legal-basis rule; LegalBasis::rule_id names it
+  kConsent = 3,         // a consent; LegalBasis::consent names it
+  kService = 4,         // a Lotse service acting on its own behalf
+  kDataProtection = 5,  // the deployment's data-protection role
+};
+
+// "OWNER", "RULE", "CONSENT", "SERVICE", "DATA_PROTECTION".
+const char* BasisKindName(BasisKind kind);
+
+// The ground of an allowed access to one data category. Every string must
+// be free of ',' and '|' (they delimit the stored list; the hash does not
+// depend on them).
+struct LegalBasis {
+  std::string category;  // e.g. "RESIDENCE_STATUS"; non-empty
+  BasisKind kind = BasisKind::kOwner;
+  std::string rule_id;  // kRule: the rule's id in the rules file
+  std::string consent;  // kConsent: "persons/{person}/consents/{id}"
+
+  bool operator==(const LegalBasis& o) const {
+    return category == o.category && kind == o.kind && rule_id == o.rule_id &&
+           consent == o.consent;
+  }
+};
+
+// The current canonical format, written by AppendAudit.
+inline constexpr int kCurrentAuditFormat = 2;
+
 struct AuditRecord {
   // Assigned by AppendAudit; ignored on input.
   int64_t seq = 0;
+  // The canonical format of the row (1 or 2). Ignored by AppendAudit, which
+  // writes kCurrentAuditFormat; filled when read back. ComputeAuditHash
+  // hashes format 1 for 1 and the current format otherwise.
+  int format = 0;
   // When the access happened. absl::InfinitePast() (the default) means "now"
   // at append time. Stored with microsecond precision (truncated).
   absl::Time time = absl::InfinitePast();
@@ -77,6 +122,14 @@ struct AuditRecord {
   Outcome outcome = Outcome::kAllowed;
   // Machine-readable reason, e.g. "NO_LEGAL_BASIS"; empty when allowed.
   std::string reason;
+  // The persons the record is about: person ids ("abc", not
+  // "persons/abc"), non-empty, without ',' or '/'. AppendAudit adds the
+  // person of a resource "persons/{p}" or "persons/{p}/..." and stores
+  // them sorted without duplicates.
+  std::vector<std::string> persons;
+  // When allowed: the ground per data category touched. Stored in the
+  // order given.
+  std::vector<LegalBasis> legal_bases;
 
   // Filled when read back (ListAuditForResource); ignored on input.
   std::string prev_hash;  // 32 bytes
@@ -171,9 +224,62 @@ absl::StatusOr<std::vector<AuditRecord>> ListAuditForResource(
     storage::Database& db, const std::string& resource,
     const ListAuditOptions& options = {});
 
+// Where a service's two chains live: `changes` holds the change chain;
+// `reads` the read chain, or null when `changes` holds it too.
+struct AuditDatabases {
+  storage::Database* changes = nullptr;
+  storage::Database* reads = nullptr;
+
+  storage::Database& For(Chain chain) const {
+    return chain == Chain::kReads && reads != nullptr ? *reads : *changes;
+  }
+};
+
+// What ListAuditRecords selects; the conditions combine with AND.
+struct AuditFilter {
+  // Records naming any of these person ids (AuditRecord::persons). Empty:
+  // no condition on persons.
+  std::vector<std::string> person_ids;
+  // Records whose agency_id is this. Empty: any agency.
+  std::string agency_id;
+  // start <= time < end.
+  absl::Time start = absl::InfinitePast();
+  absl::Time end = absl::InfiniteFuture();
+  // Both chains (the change chain first) when unset.
+  std::optional<Chain> chain;
+};
+
+// A position in the listing: after `seq` of `chain`.
+struct AuditCursor {
+  Chain chain = Chain::kChanges;
+  int64_t after_seq = 0;
+};
+
+struct ListedAuditRecord {
+  Chain chain = Chain::kChanges;
+  AuditRecord record;
+};
+
+struct AuditRecordPage {
+  std::vector<ListedAuditRecord> records;
+  // Where the next page starts; unset on the last page.
+  std::optional<AuditCursor> next;
+};
+
+// The records matching `filter`, change chain before read chain and by seq
+// within a chain, at most `page_size` (clamped to [1, 1000]) of them after
+// `cursor`. The person condition is answered from the persons side table
+// (one index range per person id), agency and time from their indexes, so
+// a page costs what it returns, not what the chain holds. A cursor naming
+// a chain the filter excludes is INVALID_ARGUMENT.
+absl::StatusOr<AuditRecordPage> ListAuditRecords(const AuditDatabases& dbs,
+                                                 const AuditFilter& filter,
+                                                 const AuditCursor& cursor,
+                                                 int page_size);
+
 // The bytes hashed for one row (documented in audit_log.cc), exposed for
-// tests and for independent verifiers. Uses record.seq and the time
-// truncated to microseconds.
+// tests and for independent verifiers. Uses record.seq, the time truncated
+// to microseconds, and record.format (1: format 1, else the current one).
 std::string CanonicalAuditBytes(const AuditRecord& record);
 
 // SHA-256(prev_hash || CanonicalAuditBytes(record)).

@@ -23,7 +23,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/audit/witness.h"
 #include "common/events/delivery.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
@@ -35,6 +34,10 @@
 #include "common/storage/migrations.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "prometheus/registry.h"
+
+namespace lotse::audit {
+class ServiceWitnesses;  // common/audit/witness.h
+}  // namespace lotse::audit
 
 namespace lotse::server {
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "common/audit/audit_service.h"
 #include "common/clients/identity_client.h"
 #include "common/clients/identity_client_flags.h"
 #include "common/server/flags.h"
@@ -66,6 +67,10 @@ int main(int argc, char** argv) {
     auto cases = std::make_unique<lotse::cases::CasesServiceImpl>(
         runtime, access.get(), options);
     service = cases.get();
+    services.push_back(lotse::audit::MakeAuditService(
+        runtime, "cases", service->call_env(),
+        lotse::audit::MergedIdsFromTable("person_merges", "merged", "survivor",
+                                         "persons/")));
     // Watch streams end with SERVER_DRAINING and a resume cursor when the
     // process drains, not CANCELLED at the shutdown deadline.
     runtime.on_drain.push_back([] { service->DrainWatchers(); });

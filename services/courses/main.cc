@@ -13,6 +13,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
+#include "common/audit/audit_service.h"
 #include "common/clients/identity_client.h"
 #include "common/clients/identity_client_flags.h"
 #include "common/server/flags.h"
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
     courses->StartSweeper();
     service = courses.get();
     std::vector<std::unique_ptr<grpc::Service>> services;
+    services.push_back(lotse::audit::MakeAuditService(
+        runtime, "courses", service->call_env(),
+        lotse::audit::MergedIdsFromTable("course_person_merges", "merged",
+                                         "survivor", "persons/")));
     services.push_back(std::move(courses));
     return services;
   };

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "common/audit/audit_service.h"
 #include "common/server/service_main.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
@@ -85,6 +86,11 @@ int main(int argc, char** argv) {
     enabled = identity->EnableAccess(rules);
     if (!enabled.ok()) return enabled;
     std::vector<std::unique_ptr<grpc::Service>> services;
+    // Identity knows its merges from its own persons table.
+    services.push_back(lotse::audit::MakeAuditService(
+        runtime, "identity", identity->call_env(),
+        lotse::audit::MergedIdsFromTable("identity_persons", "id",
+                                         "merged_into")));
     services.push_back(std::move(identity));
     return services;
   };

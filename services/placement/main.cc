@@ -11,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/time/time.h"
+#include "common/audit/audit_service.h"
 #include "common/clients/identity_client.h"
 #include "common/clients/identity_client_flags.h"
 #include "common/server/flags.h"
@@ -44,6 +45,10 @@ int main(int argc, char** argv) {
     if (absl::Status s = placement->CatchUpIndex(); !s.ok()) return s;
     service = placement.get();
     std::vector<std::unique_ptr<grpc::Service>> services;
+    services.push_back(lotse::audit::MakeAuditService(
+        runtime, "placement", service->call_env(),
+        lotse::audit::MergedIdsFromTable("placement_person_merges", "merged",
+                                         "survivor")));
     services.push_back(std::move(placement));
     return services;
   };

@@ -10,9 +10,11 @@
 // witnesses as stale, and the rewritten chain's new head is kept beside
 // the old one as a conflict. On SQLite and on PostgreSQL.
 //
-// The chain is checked here with the functions the AuditService's
-// VerifyAuditChain uses (common/audit/witness.h), the witnessed heads read
-// from the witnesses' audit_witness tables.
+// Each case is checked through identity's AuditService.VerifyAuditChain,
+// called by the data-protection officer (dsb-nrw) and by another service
+// (svc-cases), which asks the three witnesses for their checkpoints; and
+// with the same functions in this process over the witnesses' tables, so a
+// failure tells the RPC path from the check.
 #include "tests/common/audit/audit_tamper.h"
 
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include "common/storage/database.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "lotse/audit/v1/audit_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
@@ -164,6 +167,38 @@ class AuditTamperTest : public ::testing::TestWithParam<Dialect> {
                                 {});
   }
 
+  // identity's AuditService.VerifyAuditChain of its change chain, called
+  // as `caller` (a certificate name of the dev PKI).
+  v1::ChainVerification VerifyIdentityRpc(const std::string& caller) {
+    auto creds = server::ClientCredentialsFromDir(pki_, caller);
+    EXPECT_TRUE(creds.ok()) << creds.status();
+    if (!creds.ok()) return {};
+    auto stub = v1::AuditService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", ports_["identity"]), *creds));
+    v1::VerifyAuditChainRequest request;
+    request.set_chain(v1::AUDIT_CHAIN_CHANGES);
+    request.set_witness_timeout_ms(5000);
+    v1::VerifyAuditChainResponse response;
+    grpc::Status s;
+    // identity may still be starting to answer after a restart.
+    Eventually(
+        [&] {
+          grpc::ClientContext context;
+          context.set_deadline(std::chrono::system_clock::now() +
+                               std::chrono::seconds(20));
+          context.AddMetadata("x-lotse-actor", "officer-1");
+          context.AddMetadata("x-lotse-purpose", "audit-verification");
+          s = stub->VerifyAuditChain(&context, request, &response);
+          return s.ok();
+        },
+        absl::Seconds(10));
+    EXPECT_TRUE(s.ok()) << caller << ": " << s.error_code() << " "
+                        << s.error_message();
+    EXPECT_EQ(response.chains_size(), 1);
+    if (!s.ok() || response.chains_size() != 1) return {};
+    return response.chains(0);
+  }
+
   // Whether every witness holds identity's current change-chain head.
   bool HeadWitnessedByAll() {
     auto head = audit::ReadAuditHead(Db("identity"));
@@ -240,6 +275,12 @@ TEST_P(AuditTamperTest, EveryTamperingIsFoundWithTheFirstBadSeq) {
   if (HasFatalFailure()) return;
   ASSERT_TRUE(Eventually([&] { return HeadWitnessedByAll(); }, kTimeout))
       << processes_["cases"]->ReadLog();
+  {
+    v1::ChainVerification intact = VerifyIdentityRpc("dsb-nrw");
+    EXPECT_TRUE(intact.intact()) << intact.problem();
+    EXPECT_GE(intact.checkpoints_checked(), 3);
+    EXPECT_EQ(intact.unreachable_witnesses_size(), 0);
+  }
   Stop("identity");
   if (HasFatalFailure()) return;
   ASSERT_TRUE(Eventually([&] { return HeadWitnessedByAll(); }, kTimeout));
@@ -320,6 +361,15 @@ TEST_P(AuditTamperTest, EveryTamperingIsFoundWithTheFirstBadSeq) {
     EXPECT_EQ(result.first_bad_seq(), c.first_bad_seq) << result.problem();
     EXPECT_TRUE(absl::StartsWith(result.problem(), c.problem))
         << result.problem();
+    for (const char* caller : {"dsb-nrw", "svc-cases"}) {
+      SCOPED_TRACE(caller);
+      v1::ChainVerification rpc = VerifyIdentityRpc(caller);
+      EXPECT_FALSE(rpc.intact());
+      EXPECT_EQ(rpc.first_bad_seq(), c.first_bad_seq) << rpc.problem();
+      EXPECT_TRUE(absl::StartsWith(rpc.problem(), c.problem)) << rpc.problem();
+      EXPECT_GE(rpc.checkpoints_checked(), 6);
+      EXPECT_EQ(rpc.unreachable_witnesses_size(), 0);
+    }
     Stop("identity");
     if (HasFatalFailure()) return;
     ASSERT_TRUE(RestoreAudit(db, Chain::kChanges, *snapshot).ok());

@@ -158,6 +158,8 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
   }
   call_env_ = agencies::CallEnvironment::ForRuntime(
       v1::CasesService::service_full_name(), runtime_, std::move(lookup));
+  // Audit records of "cases/x/..." name the case's person.
+  call_env_.persons_of_resource = PersonsOfCaseResource;
   using Self = CasesServiceImpl;
   Handle("OpenCase", this, &Self::DoOpenCase);
   Handle("GetCase", this, &Self::DoGetCase);

@@ -64,6 +64,10 @@ class CasesServiceImpl final : public server::UnaryService {
                    CasesOptions options = CasesOptions());
   ~CasesServiceImpl() override;
 
+  // The environment of this service's AuditedCalls, shared with its
+  // AuditService (common/audit/audit_service.h).
+  const agencies::CallEnvironment& call_env() const { return call_env_; }
+
   // The inbox handler for other services' events (courses, placement,
   // identity's PersonMerged and agency events), for
   // events::ApplyEventOnce. It only changes the database through its

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 
 namespace lotse::cases {
 namespace {
@@ -273,7 +274,32 @@ std::vector<storage::Migration> CaseStoreMigrations() {
            "legal_domain, municipality_code, suspended, update_us) "
            "SELECT id, certificate_identity, legal_domain, municipality_code, "
            "suspended, 0 FROM cases_agencies;\n"
-           "DROP TABLE cases_agencies;"}};
+           "DROP TABLE cases_agencies;"},
+          // The AuditService's person filter asks which ids were merged
+          // into a survivor.
+          {"cases.0003_person_merges_by_survivor",
+           "CREATE INDEX person_merges_by_survivor ON person_merges "
+           "(survivor, merged);"}};
+}
+
+absl::StatusOr<std::vector<std::string>> PersonsOfCaseResource(
+    Transaction& tx, const std::string& resource) {
+  absl::string_view rest = resource;
+  if (!absl::ConsumePrefix(&rest, "cases/")) return std::vector<std::string>{};
+  const std::string case_id(rest.substr(0, rest.find('/')));
+  if (case_id.empty()) return std::vector<std::string>{};
+  absl::StatusOr<storage::Rows> rows =
+      tx.Query("SELECT person FROM cases WHERE id = $1", {case_id});
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> out;
+  for (const storage::Row& row : *rows) {
+    absl::StatusOr<std::string> person = row.GetText(0);
+    if (!person.ok()) return person.status();
+    absl::string_view id = *person;
+    absl::ConsumePrefix(&id, "persons/");
+    if (!id.empty()) out.emplace_back(id);
+  }
+  return out;
 }
 
 absl::Status LockCase(Transaction& tx, const std::string& case_id) {

@@ -46,6 +46,13 @@ namespace lotse::cases {
 
 std::vector<storage::Migration> CaseStoreMigrations();
 
+// The person ids a resource of this service is about, for its audit
+// records (agencies::CallEnvironment::persons_of_resource): the person of
+// case x for "cases/x" and "cases/x/...", nothing for other resources or
+// an unknown case.
+absl::StatusOr<std::vector<std::string>> PersonsOfCaseResource(
+    storage::Transaction& tx, const std::string& resource);
+
 // Serialises writers of one case ("case/<id>").
 absl::Status LockCase(storage::Transaction& tx, const std::string& case_id);
 

@@ -174,6 +174,11 @@ std::vector<storage::Migration> CoursesMigrations() {
                  "SELECT id, certificate_identity, legal_domain, '', "
                  "suspended, update_us FROM course_agencies;\n"
                  "DROP TABLE course_agencies;"});
+  // The AuditService's person filter asks which ids were merged into a
+  // survivor.
+  all.push_back({"courses.0003_person_merges_by_survivor",
+                 "CREATE INDEX course_person_merges_by_survivor ON "
+                 "course_person_merges (survivor, merged);"});
   return all;
 }
 

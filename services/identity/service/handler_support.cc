@@ -44,10 +44,14 @@ absl::Status HideAbsentPerson(const AccessPolicy& policy,
 }
 
 absl::Status RequireNotAdministration(const LocalAgency& caller) {
-  if (caller.legal_domain != kAdministrationDomain) return absl::OkStatus();
+  if (caller.legal_domain != kAdministrationDomain &&
+      caller.legal_domain != agencies::kDataProtectionDomain) {
+    return absl::OkStatus();
+  }
   return ErrorWithReason(absl::StatusCode::kPermissionDenied,
                          "WRONG_LEGAL_DOMAIN",
-                         "administering agencies do not work with persons");
+                         "administering and data-protection agencies do not "
+                         "work with persons");
 }
 
 absl::Status MergedError(const PersonLookup& lookup) {

@@ -61,6 +61,10 @@ absl::Status HideAbsentPerson(const AccessPolicy& policy,
                               const agencies::LocalAgency& caller,
                               DataCategory category, absl::Status status);
 
+// PERMISSION_DENIED (WRONG_LEGAL_DOMAIN) for the agencies that never work
+// with persons: the administering agency and the data-protection role
+// (which reads audit chains, not personal data), so neither can register or
+// search persons and so create a relation to them.
 absl::Status RequireNotAdministration(const agencies::LocalAgency& caller);
 
 // FAILED_PRECONDITION PERSON_MERGED naming the survivor of `lookup`.

@@ -88,6 +88,10 @@ class IdentityServiceImpl final : public server::UnaryService {
   // Stops filling the match-form cache (within a page) and waits for it.
   ~IdentityServiceImpl() override;
 
+  // The environment of this service's AuditedCalls, shared with its
+  // AuditService (common/audit/audit_service.h).
+  const agencies::CallEnvironment& call_env() const { return call_env_; }
+
  private:
   // Handle() lines of the RPCs, grouped as the handler files.
   void RegisterAgencyRpcs();

@@ -191,8 +191,13 @@ absl::StatusOr<CandidateSet> FindForDisclosure(
 // any other by its score on the names alone, and only if the names' lookup
 // found it. Keeps those whose score reaches `min_score`, best first (ties
 // in the order of the lookups). The forms come through `cache` unless it
-// is null (see ScoreCandidates). The standing of every candidate is read
-// first, in one batch, so that each is compared once.
+// is null (see ScoreCandidates).
+//
+// Whether the caller may read a candidate depends on its relations to the
+// person, which are rows in the database; most candidates of a lookup
+// score below `min_score` whichever way they are scored, so both scores
+// are computed first, in memory, and the standings are read (in one batch)
+// only for the candidates that could still be kept.
 absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
     PersonStore& store, MatchFormCache* cache, const DuplicateMatcher& matcher,
     const AccessPolicy& policy, const RequestContext& rc,
@@ -202,19 +207,42 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
       cache != nullptr ? cache->Load(store, candidates.ids)
                        : store.LoadMatchForms(candidates.ids);
   if (!forms.ok()) return forms.status();
+  struct Scored {
+    DisclosedCandidate candidate;
+    double names_rank = 0;  // only when found by the names' lookup
+    bool by_names = false;
+  };
+  std::vector<Scored> open;
+  std::vector<std::string> undecided;
+  for (MatchCandidate& form : *forms) {
+    Scored s;
+    s.candidate.id = std::move(form.id);
+    s.candidate.match = matcher.Compare(query.full, form.prepared);
+    s.by_names =
+        !query.reads_all && candidates.by_names.contains(s.candidate.id);
+    if (s.by_names) {
+      s.names_rank = query.names_only
+                         ? s.candidate.match.score
+                         : matcher.Compare(query.names, form.prepared).score;
+    }
+    const bool could_keep = s.candidate.match.score >= min_score ||
+                            (s.by_names && s.names_rank >= min_score);
+    if (!could_keep) continue;
+    if (!query.reads_all) undecided.push_back(s.candidate.id);
+    open.push_back(std::move(s));
+  }
   absl::flat_hash_map<std::string, Standing> standings;
-  if (!query.reads_all) {
+  if (!undecided.empty()) {
     absl::StatusOr<absl::flat_hash_map<std::string, Standing>> loaded =
-        LoadStandings(store.transaction(), candidates.ids, caller.id);
+        LoadStandings(store.transaction(), undecided, caller.id);
     if (!loaded.ok()) return loaded.status();
     standings = *std::move(loaded);
   }
   const AccessSubject subject = SubjectOf(caller);
   const absl::Time now = absl::Now();
   std::vector<DisclosedCandidate> kept;
-  for (MatchCandidate& candidate : *forms) {
-    DisclosedCandidate c;
-    c.id = std::move(candidate.id);
+  for (Scored& s : open) {
+    DisclosedCandidate& c = s.candidate;
     c.readable = query.reads_all;
     if (!c.readable) {
       auto it = standings.find(c.id);
@@ -225,13 +253,10 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
                        .allowed;
     }
     if (c.readable) {
-      c.match = matcher.Compare(query.full, candidate.prepared);
       c.rank = c.match.score;
-    } else if (candidates.by_names.contains(c.id)) {
-      c.rank = matcher
-                   .Compare(query.names_only ? query.full : query.names,
-                            candidate.prepared)
-                   .score;
+    } else if (s.by_names) {
+      c.match = {};  // the evidence of a record the caller may not read
+      c.rank = s.names_rank;
     } else {
       continue;  // found only by the birth year: not for this caller
     }

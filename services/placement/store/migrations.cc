@@ -129,6 +129,11 @@ std::vector<storage::Migration> PlacementMigrations() {
   append(api::ApiMigrations());
   all.push_back(agencies::RegistryMigration());
   all.push_back({"placement.0001_init", kInit});
+  // The AuditService's person filter asks which ids were merged into a
+  // survivor.
+  all.push_back({"placement.0002_person_merges_by_survivor",
+                 "CREATE INDEX placement_person_merges_by_survivor ON "
+                 "placement_person_merges (survivor, merged);"});
   return all;
 }
 

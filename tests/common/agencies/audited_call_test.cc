@@ -120,6 +120,75 @@ TEST_P(AuditedCallTest, AWriteAndItsAuditRecordsCommitTogether) {
   EXPECT_TRUE(ChainTrail("persons/p1", audit::Chain::kReads).empty());
 }
 
+TEST_P(AuditedCallTest, RecordsNameTheirPersonsAndTheGroundOfTheAccess) {
+  // "cases/c1" is about person p7, as the service's hook knows.
+  env_.persons_of_resource = [](Transaction&, const std::string& resource)
+      -> absl::StatusOr<std::vector<std::string>> {
+    if (resource.rfind("cases/c1", 0) == 0) {
+      return std::vector<std::string>{"p7"};
+    }
+    return std::vector<std::string>{};
+  };
+  AuditedCall call(env_, rc_, "Get", "cases/c1");
+  call.AddPerson("persons/p8");
+  call.AddLegalBasis(
+      {"EMPLOYMENT", audit::BasisKind::kRule, "jobcenter-employment", ""});
+  absl::Status s = call.Read([&](Transaction&, const LocalAgency&) {
+    call.TouchResource("cases/c1", {"CASE_STATUS", "EMPLOYMENT"});
+    call.Touch("persons/p9", "things/t", {"EMPLOYMENT"});
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(call.Finish(s).ok());
+
+  audit::AuditFilter filter;
+  filter.person_ids = {"p7"};
+  absl::StatusOr<audit::AuditRecordPage> page =
+      audit::ListAuditRecords({&db(), read_db_.get()}, filter, {}, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->records.size(), 1u);
+  const audit::AuditRecord& r = page->records[0].record;
+  EXPECT_EQ(r.resource, "cases/c1");
+  EXPECT_EQ(r.persons, (std::vector<std::string>{"p7", "p8"}));
+  // Only the category with a given ground has one (a JOBCENTER implies
+  // none).
+  ASSERT_EQ(r.legal_bases.size(), 1u);
+  EXPECT_EQ(r.legal_bases[0].category, "EMPLOYMENT");
+  EXPECT_EQ(r.legal_bases[0].rule_id, "jobcenter-employment");
+
+  filter.person_ids = {"p9"};
+  page = audit::ListAuditRecords({&db(), read_db_.get()}, filter, {}, 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0].record.persons,
+            (std::vector<std::string>{"p8", "p9"}));
+
+  // A refusal before any phase still names the target's person.
+  AuditedCall refused(env_, rc_, "Get", "cases/c1");
+  EXPECT_FALSE(refused.Finish(absl::PermissionDeniedError("no")).ok());
+  filter.person_ids = {"p7"};
+  page = audit::ListAuditRecords({&db(), read_db_.get()}, filter, {}, 10);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->records.size(), 2u);
+  EXPECT_EQ(page->records[1].record.outcome, audit::Outcome::kDenied);
+  EXPECT_TRUE(page->records[1].record.legal_bases.empty());
+}
+
+TEST_P(AuditedCallTest, ServicesAndTheDataProtectionRoleAreTheirOwnGround) {
+  rc_.caller = {"cases", server::kServiceDomain};
+  AuditedCall call(env_, rc_, "Get", "persons/p1");
+  call.admit_services();
+  call.set_target_categories({"CORE_IDENTITY"});
+  ASSERT_TRUE(call.Finish(call.Read([](Transaction&, const LocalAgency&) {
+                    return absl::OkStatus();
+                  }))
+                  .ok());
+  std::vector<audit::AuditRecord> trail = Trail("persons/p1");
+  ASSERT_EQ(trail.size(), 1u);
+  ASSERT_EQ(trail[0].legal_bases.size(), 1u);
+  EXPECT_EQ(trail[0].legal_bases[0].kind, audit::BasisKind::kService);
+  EXPECT_EQ(trail[0].persons, std::vector<std::string>{"p1"});
+}
+
 TEST_P(AuditedCallTest, AFailedWriteLeavesNothingButADeniedRecord) {
   AuditedCall call(env_, rc_, "Put", "things");
   call.set_person_target("persons/p2", "things", {"EMPLOYMENT"});

@@ -215,6 +215,7 @@ TEST_P(AuditLogTest, DetectsInsertedForgedRow) {
   }
   AuditRecord forged = MakeRecord(99);
   forged.seq = 3;
+  forged.format = 1;  // the INSERT below leaves `format` at its default, 1
   const std::string prev = HashOf(2);
   const std::string hash = ComputeAuditHash(prev, forged);
   Tamper(

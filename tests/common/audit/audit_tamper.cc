@@ -114,6 +114,11 @@ absl::Status RewriteAuditConsistently(storage::Database& db, audit::Chain chain,
         tx.Execute(absl::StrCat("DELETE FROM ", table, " WHERE seq >= $1"),
                    {Value(from_seq)});
     if (!deleted.ok()) return deleted.status();
+    // The chain's person index, which AppendAudit fills again.
+    deleted = tx.Execute(
+        absl::StrCat("DELETE FROM ", table, "_persons WHERE seq >= $1"),
+        {Value(from_seq)});
+    if (!deleted.ok()) return deleted.status();
     for (const auto& [seq, record] : rows) {
       if (absl::Status s = audit::AppendAudit(tx, record, chain); !s.ok()) {
         return s;

@@ -32,8 +32,8 @@ absl::Status TruncateAudit(storage::Database& db, audit::Chain chain,
                            int64_t last_kept);
 // Rewrites the chain from `from_seq` on consistently: the actor of the row
 // at `from_seq` is changed and it and every later row are appended again
-// with AppendAudit, so every hash is recomputed and the hash walk finds
-// nothing. Needs a row at `from_seq`.
+// with AppendAudit (its person index rows too), so every hash is
+// recomputed and the hash walk finds nothing. Needs a row at `from_seq`.
 absl::Status RewriteAuditConsistently(storage::Database& db, audit::Chain chain,
                                       int64_t from_seq);
 

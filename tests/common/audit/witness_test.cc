@@ -129,8 +129,8 @@ TEST_P(WitnessTest, TruncatedTailIsNamed) {
 }
 
 TEST_P(WitnessTest, ConsistentRewriteOfTheWholeChainIsNamed) {
-  ASSERT_TRUE(
-      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1).ok());
+  ASSERT_EQ(lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1),
+            absl::OkStatus());
   // The hash walk alone finds nothing.
   auto walk = VerifyAuditChain(db());
   ASSERT_TRUE(walk.ok());
@@ -144,8 +144,8 @@ TEST_P(WitnessTest, ConsistentRewriteOfTheWholeChainIsNamed) {
 }
 
 TEST_P(WitnessTest, ConsistentRewriteRightAfterAWitnessedHeadIsExact) {
-  ASSERT_TRUE(
-      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 11).ok());
+  ASSERT_EQ(lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 11),
+            absl::OkStatus());
   v1::ChainVerification result = Verify();
   EXPECT_FALSE(result.intact());
   EXPECT_EQ(result.first_bad_seq(), 11);
@@ -154,8 +154,8 @@ TEST_P(WitnessTest, ConsistentRewriteRightAfterAWitnessedHeadIsExact) {
 TEST_P(WitnessTest, ConsistentRewriteBetweenHeadsIsBounded) {
   // Rows 1..12 unchanged, so the head witnessed at 10 still matches; 15
   // does not: the first changed row lies in 11..15.
-  ASSERT_TRUE(
-      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 13).ok());
+  ASSERT_EQ(lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 13),
+            absl::OkStatus());
   v1::ChainVerification result = Verify();
   EXPECT_FALSE(result.intact());
   EXPECT_EQ(result.first_bad_seq(), 11);
@@ -163,8 +163,8 @@ TEST_P(WitnessTest, ConsistentRewriteBetweenHeadsIsBounded) {
 }
 
 TEST_P(WitnessTest, ReadChainIsCheckedToo) {
-  ASSERT_TRUE(
-      lotse::testing::RewriteAuditConsistently(db(), Chain::kReads, 1).ok());
+  ASSERT_EQ(lotse::testing::RewriteAuditConsistently(db(), Chain::kReads, 1),
+            absl::OkStatus());
   EXPECT_TRUE(Verify(Chain::kChanges).intact());
   v1::ChainVerification result = Verify(Chain::kReads);
   EXPECT_FALSE(result.intact());
@@ -175,8 +175,8 @@ TEST_P(WitnessTest, ReadChainIsCheckedToo) {
 TEST_P(WitnessTest, ConflictingCheckpointsOfOneSeqAreBothChecked) {
   // After a rewrite the service signs its new head, which a witness keeps
   // beside the old one; the chain matches the new one, not the old one.
-  ASSERT_TRUE(
-      lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1).ok());
+  ASSERT_EQ(lotse::testing::RewriteAuditConsistently(db(), Chain::kChanges, 1),
+            absl::OkStatus());
   auto head = ReadAuditHead(db());
   ASSERT_TRUE(head.ok());
   heads_[0].push_back({"cases", head->seq, head->hash, true});
