@@ -23,13 +23,15 @@ SERVICES=(identity cases courses placement)
 # Default gRPC and metrics ports of the services, in the order above.
 GRPC_PORTS=(50051 50052 50053 50054)
 METRICS_PORTS=(9461 9462 9463 9464)
-# Where each service's events go (--event_destinations): only to services
-# that consume them (DESIGN.md section 3).
+# Where each service's events go (--event_destinations): every other
+# service, since each witnesses the others' signed audit checkpoints
+# (common/audit/checkpoint_exchange.h) besides consuming what concerns it
+# (DESIGN.md section 3); a receiver ignores the events it does not consume.
 declare -A EVENT_DESTINATIONS=(
   [identity]="courses=127.0.0.1:50053,cases=127.0.0.1:50052,placement=127.0.0.1:50054"
   [courses]="identity=127.0.0.1:50051,cases=127.0.0.1:50052,placement=127.0.0.1:50054"
-  [cases]="identity=127.0.0.1:50051"
-  [placement]="identity=127.0.0.1:50051,cases=127.0.0.1:50052"
+  [cases]="identity=127.0.0.1:50051,courses=127.0.0.1:50053,placement=127.0.0.1:50054"
+  [placement]="identity=127.0.0.1:50051,cases=127.0.0.1:50052,courses=127.0.0.1:50053"
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

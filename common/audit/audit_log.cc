@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/audit/witness_store.h"
 #include "common/errors/status.h"
 
 namespace lotse::audit {
@@ -322,6 +323,7 @@ std::vector<storage::Migration> AuditMigrations() {
       {"common.audit.0001_init", ChainTableSql("audit_log")},
       {"common.audit.0003_persons_and_bases", FormatTwoSql("audit_log")}};
   for (storage::Migration& m : ReadAuditMigrations()) out.push_back(m);
+  for (storage::Migration& m : WitnessMigrations()) out.push_back(m);
   return out;
 }
 

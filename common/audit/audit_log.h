@@ -137,8 +137,9 @@ struct AuditRecord {
 };
 
 // The migrations of both chains, ids "common.audit.0001_init" (audit_log)
-// and "common.audit.0002_read_chain" (audit_read_log). Services append them
-// to their own migration list, so a service database can hold both chains.
+// and "common.audit.0002_read_chain" (audit_read_log), and the witness
+// table (witness_store.h, "common.audit.witness.0001_init"). Services append
+// them to their own migration list, so a service database can hold both chains.
 std::vector<storage::Migration> AuditMigrations();
 
 // The read chain's migration alone ("common.audit.0002_read_chain"), for a

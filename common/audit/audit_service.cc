@@ -13,6 +13,7 @@
 #include "common/api/names.h"
 #include "common/api/paging.h"
 #include "common/api/time.h"
+#include "common/audit/witness_source.h"
 #include "common/errors/status.h"
 #include "lotse/type/v1/data_category.pb.h"
 #include "lotse/type/v1/legal_domain.pb.h"
@@ -414,7 +415,10 @@ std::unique_ptr<AuditServiceImpl> MakeAuditService(
   options.service_name = std::move(service_name);
   options.env = env;
   options.merged_ids = std::move(merged_ids);
-  options.witnesses = std::move(witnesses);
+  // By default, what the other services witnessed (service_main.h).
+  options.witnesses = witnesses != nullptr
+                          ? std::move(witnesses)
+                          : WitnessSourceFor(runtime.witnesses);
   return std::make_unique<AuditServiceImpl>(runtime, std::move(options));
 }
 

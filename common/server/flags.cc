@@ -78,6 +78,10 @@ ABSL_FLAG(absl::Duration, event_retention, absl::Hours(24 * 7),
 ABSL_FLAG(absl::Duration, request_id_retention, absl::Hours(48),
           "request ids older than this are forgotten (the contracts "
           "promise at least 24 hours)");
+ABSL_FLAG(absl::Duration, audit_checkpoint_interval, absl::Seconds(60),
+          "how often this service signs the heads of its audit chains that "
+          "moved and sends them to the other services (the "
+          "--event_destinations) to witness; also once at shutdown");
 ABSL_FLAG(absl::Duration, janitor_interval, absl::Minutes(10),
           "how often the retention clean-up runs");
 
@@ -109,7 +113,8 @@ std::vector<FlagGroup> ServerFlagGroups() {
         "group_commit", "group_commit_writers", "request_id_retention",
         "janitor_interval"}},
       {"Events",
-       {"event_destinations", "client_cert", "client_key", "event_retention"}},
+       {"event_destinations", "client_cert", "client_key", "event_retention",
+        "audit_checkpoint_interval"}},
   };
 }
 

@@ -41,6 +41,7 @@ ABSL_DECLARE_FLAG(std::string, client_key);
 ABSL_DECLARE_FLAG(absl::Duration, event_retention);
 ABSL_DECLARE_FLAG(absl::Duration, request_id_retention);
 ABSL_DECLARE_FLAG(absl::Duration, janitor_interval);
+ABSL_DECLARE_FLAG(absl::Duration, audit_checkpoint_interval);
 
 namespace lotse::server {
 

@@ -18,6 +18,9 @@
 #include "absl/time/clock.h"
 #include "common/api/idempotency.h"
 #include "common/audit/audit_log.h"
+#include "common/audit/checkpoint.h"
+#include "common/audit/checkpoint_exchange.h"
+#include "common/audit/witness.h"
 #include "common/events/delivery.h"
 #include "common/events/outbox.h"
 #include "common/events/sink.h"
@@ -194,6 +197,110 @@ void RunJanitor(storage::Database& db, const std::string& service,
       });
     }
   }
+}
+
+// How long a stopping process waits for its last checkpoint to reach the
+// witnesses.
+constexpr absl::Duration kShutdownCheckpointWait = absl::Seconds(1);
+
+// The witness of the other services' checkpoints: verified against the
+// deployment CA (--tls_ca); without one (--insecure_dev) every checkpoint
+// is refused and counted. Refusals and conflicts are logged without
+// personal data (a checkpoint holds none).
+std::unique_ptr<audit::CheckpointWitness> MakeCheckpointWitness(
+    const std::string& service, const ServerOptions& options) {
+  std::unique_ptr<audit::CheckpointVerifier> verifier;
+  if (!options.insecure_dev && !options.tls.ca.empty()) {
+    absl::flat_hash_set<std::string> others = audit::LotseServices();
+    others.erase(service);
+    absl::StatusOr<std::unique_ptr<audit::CheckpointVerifier>> made =
+        audit::CheckpointVerifier::FromFile(options.tls.ca, std::move(others));
+    if (made.ok()) {
+      verifier = *std::move(made);
+    } else {
+      Log(LogLevel::kWarning, "audit checkpoints cannot be verified",
+          {{"service", service},
+           {"error", std::string(made.status().message())}});
+    }
+  }
+  return std::make_unique<audit::CheckpointWitness>(
+      service, std::move(verifier), options.metrics_registry.get(),
+      [service](const audit::CheckpointReceipt& r) {
+        const bool conflict = r.outcome == "conflict";
+        Log(conflict ? LogLevel::kError : LogLevel::kWarning,
+            conflict ? "audit checkpoint conflicts with one witnessed "
+                       "before: the chain was rewritten"
+                     : "audit checkpoint refused",
+            {{"service", service},
+             {"of_service", r.service},
+             {"chain", r.chain},
+             {"seq", r.seq},
+             {"outcome", r.outcome},
+             {"error", r.message}});
+      });
+}
+
+// Signs with the server's own TLS key and certificate (--tls_key,
+// --tls_cert). Null, logged, where there is none (--insecure_dev).
+std::unique_ptr<audit::CheckpointPublisher> MakeCheckpointPublisher(
+    const std::string& service, const ServerOptions& options,
+    const std::vector<events::Destination>& destinations, storage::Database& db,
+    storage::Database* read_audit_db, prometheus::Registry& metrics) {
+  if (options.insecure_dev || options.tls.cert.empty() ||
+      options.tls.key.empty()) {
+    Log(LogLevel::kWarning,
+        "audit checkpoints disabled: no service certificate to sign with",
+        {{"service", service}});
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<audit::CheckpointSigner>> signer =
+      audit::CheckpointSigner::FromFiles(service, options.tls.cert,
+                                         options.tls.key);
+  if (!signer.ok()) {
+    Log(LogLevel::kWarning, "audit checkpoints disabled",
+        {{"service", service},
+         {"error", std::string(signer.status().message())}});
+    return nullptr;
+  }
+  audit::CheckpointPublisherOptions publisher;
+  publisher.interval = absl::GetFlag(FLAGS_audit_checkpoint_interval);
+  for (const events::Destination& d : destinations) {
+    publisher.destinations.push_back(d.name);
+  }
+  publisher.on_error = [service](const absl::Status& status) {
+    Log(LogLevel::kWarning, "audit checkpoint not published",
+        {{"service", service}, {"error", std::string(status.message())}});
+  };
+  return std::make_unique<audit::CheckpointPublisher>(
+      db, read_audit_db, *std::move(signer), &metrics, std::move(publisher));
+}
+
+// The witnesses of this service's chains are the --event_destinations
+// services, asked with its client certificate.
+std::unique_ptr<audit::ServiceWitnesses> MakeServiceWitnesses(
+    const std::string& service, const ServerOptions& options,
+    const std::vector<events::Destination>& destinations, storage::Database& db,
+    storage::Database* read_audit_db) {
+  std::vector<audit::WitnessTarget> targets;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::unique_ptr<audit::CheckpointVerifier> verifier;
+  if (!options.insecure_dev && !destinations.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> made =
+        ServiceCredentials(service, options);
+    if (made.ok()) credentials = *std::move(made);
+    absl::StatusOr<std::unique_ptr<audit::CheckpointVerifier>> v =
+        audit::CheckpointVerifier::FromFile(options.tls.ca,
+                                            audit::LotseServices());
+    if (v.ok()) verifier = *std::move(v);
+    for (const events::Destination& d : destinations) {
+      if (audit::LotseServices().contains(d.name) && d.name != service) {
+        targets.push_back({d.name, d.address});
+      }
+    }
+  }
+  return std::make_unique<audit::ServiceWitnesses>(
+      service, db, read_audit_db, std::move(targets), std::move(credentials),
+      std::move(verifier));
 }
 
 }  // namespace
@@ -390,11 +497,23 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
     runtime.delivery = delivery.get();
   }
 
+  // What the other services witnessed of this one's chains, for its
+  // AuditService; they are asked at the --event_destinations addresses.
+  std::unique_ptr<audit::ServiceWitnesses> witnesses = MakeServiceWitnesses(
+      name, options, *destinations, **db, read_audit_db.get());
+  runtime.witnesses = witnesses.get();
+
   auto services = definition.make_services(runtime);
   if (!services.ok())
     return Fail(name, "cannot build services", services.status());
+  // Checkpoints of the other services' audit chains are kept as a witness
+  // (audit/checkpoint_exchange.h) before the service's own handler sees
+  // any event.
+  std::unique_ptr<audit::CheckpointWitness> witness;
   if (definition.make_event_handler) {
-    events::ApplyFn handler = definition.make_event_handler(runtime);
+    witness = MakeCheckpointWitness(name, options);
+    events::ApplyFn handler =
+        witness->Wrap(definition.make_event_handler(runtime));
     const bool insecure = options.insecure_dev;
     services->push_back(std::make_unique<events::EventSinkService>(
         **db, std::move(handler),
@@ -419,6 +538,14 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   Log(LogLevel::kInfo, "serving",
       {{"service", name}, {"port", static_cast<int64_t>((*server)->port())}});
 
+  std::unique_ptr<audit::CheckpointPublisher> checkpoints;
+  if (HasMigration(definition.migrations, "common.events.0001_outbox")) {
+    checkpoints =
+        MakeCheckpointPublisher(name, options, *destinations, **db,
+                                read_audit_db.get(), *options.metrics_registry);
+    if (checkpoints != nullptr) checkpoints->Start();
+  }
+
   absl::Notification stop_janitor;
   std::thread janitor(
       RunJanitor, std::ref(**db), name,
@@ -435,6 +562,18 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   });
   stop_janitor.Notify();
   janitor.join();
+  if (checkpoints != nullptr) {
+    // The heads the process ends with, witnessed before it goes when the
+    // witnesses answer within kShutdownCheckpointWait; otherwise the
+    // checkpoint waits in the outbox for the next start.
+    const std::vector<int64_t> seqs = checkpoints->Stop();
+    if (delivery != nullptr) {
+      const absl::Time until = absl::Now() + kShutdownCheckpointWait;
+      for (const events::Destination& d : *destinations) {
+        delivery->AwaitDelivered(d.name, seqs, until);
+      }
+    }
+  }
   delivery.reset();  // undelivered events stay in the outbox
   return 0;
 }

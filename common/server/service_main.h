@@ -35,6 +35,10 @@
 #include "grpcpp/impl/codegen/service_type.h"
 #include "prometheus/registry.h"
 
+namespace lotse::audit {
+class ServiceWitnesses;  // common/audit/witness.h
+}  // namespace lotse::audit
+
 namespace lotse::server {
 
 // What a service's handlers get from the process.
@@ -56,6 +60,11 @@ struct ServiceRuntime {
   // The process's outbox relays (null when it has no --event_destinations,
   // and in tests that build a runtime by hand).
   events::EventDelivery* delivery = nullptr;
+  // What the other services witnessed of this service's audit chains
+  // (audit/witness.h), for its AuditService: VerifyAuditChain against the
+  // witnessed heads and ListWitnessedCheckpoints. Null in tests that build
+  // a runtime by hand.
+  audit::ServiceWitnesses* witnesses = nullptr;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).

@@ -1,0 +1,275 @@
+#include "common/audit/witness.h"
+
+#include <algorithm>
+#include <map>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "lotse/audit/v1/audit_service.grpc.pb.h"
+
+namespace lotse::audit {
+namespace {
+
+namespace v1 = ::lotse::audit::v1;
+using storage::Bytes;
+using storage::Row;
+using storage::Value;
+
+// Only these two strings are ever spliced into SQL.
+const char* TableOf(Chain chain) {
+  return chain == Chain::kReads ? "audit_read_log" : "audit_log";
+}
+
+// Witnessed seqs looked up per query.
+constexpr size_t kLookupBatch = 200;
+// Pages asked of one witness at most, so a witness cannot keep the check
+// running forever.
+constexpr int kMaxPages = 1000;
+
+}  // namespace
+
+absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
+    storage::Database& db, Chain chain,
+    const std::vector<WitnessedHead>& heads) {
+  WitnessCheck check;
+  // Heads by seq, lowest first; several witnesses (and conflicting
+  // checkpoints) may hold the same seq.
+  std::map<int64_t, std::vector<const WitnessedHead*>> by_seq;
+  for (const WitnessedHead& h : heads) {
+    ++check.checkpoints_checked;
+    if (h.seq > 0) by_seq[h.seq].push_back(&h);
+  }
+  if (by_seq.empty()) return check;
+
+  absl::StatusOr<AuditHead> local_head = ReadAuditHead(db, chain);
+  if (!local_head.ok()) return local_head.status();
+
+  // The local hash at every witnessed seq, in batches.
+  std::map<int64_t, std::string> local;
+  std::vector<int64_t> seqs;
+  for (const auto& [seq, unused] : by_seq) seqs.push_back(seq);
+  auto tx = db.Begin(storage::TxMode::kReadOnly);
+  if (!tx.ok()) return tx.status();
+  for (size_t start = 0; start < seqs.size(); start += kLookupBatch) {
+    const size_t end = std::min(seqs.size(), start + kLookupBatch);
+    std::vector<Value> params;
+    std::vector<std::string> placeholders;
+    for (size_t i = start; i < end; ++i) {
+      params.push_back(Value(seqs[i]));
+      placeholders.push_back(absl::StrCat("$", params.size()));
+    }
+    auto rows = (*tx)->Query(
+        absl::StrCat("SELECT seq, hash FROM ", TableOf(chain),
+                     " WHERE seq IN (", absl::StrJoin(placeholders, ", "), ")"),
+        params);
+    if (!rows.ok()) return rows.status();
+    for (const Row& row : *rows) {
+      auto seq = row.GetInt(0);
+      auto hash = row.GetBytes(1);
+      if (!seq.ok()) return seq.status();
+      if (!hash.ok()) return hash.status();
+      local[*seq] = *std::move(hash);
+    }
+  }
+  tx->reset();
+
+  // The highest witnessed seq whose hash matches every witness, below the
+  // first that does not.
+  int64_t proven = 0;
+  for (const auto& [seq, witnessed] : by_seq) {
+    auto row = local.find(seq);
+    if (row == local.end()) {
+      check.intact = false;
+      if (seq > local_head->seq) {
+        check.first_bad_seq = local_head->seq + 1;
+        check.problem = absl::StrCat(
+            "truncated: the chain ends at seq ", local_head->seq, ", but ",
+            witnessed.front()->witness, " witnessed a checkpoint at seq ", seq);
+      } else {
+        check.first_bad_seq = seq;
+        check.problem = absl::StrCat("differs from checkpoint witnessed by ",
+                                     witnessed.front()->witness, ": seq ", seq,
+                                     " is missing");
+      }
+      return check;
+    }
+    for (const WitnessedHead* h : witnessed) {
+      if (h->hash == row->second) continue;
+      check.intact = false;
+      check.first_bad_seq = proven + 1;
+      check.problem = absl::StrCat(
+          "differs from checkpoint witnessed by ", h->witness, ": seq ", seq,
+          " has another hash than witnessed",
+          h->conflicting ? " (the witness also holds a conflicting "
+                           "checkpoint of it)"
+                         : "",
+          "; the first changed record lies in seq ", proven + 1, "..", seq);
+      return check;
+    }
+    proven = seq;
+  }
+  return check;
+}
+
+v1::ChainVerification CombineChecks(
+    const std::string& service, Chain chain, const VerifyReport& walk,
+    const WitnessCheck& witnessed,
+    const std::vector<std::string>& unreachable) {
+  v1::ChainVerification out;
+  out.set_chain(ChainToProto(chain));
+  out.set_records_checked(walk.rows_checked);
+  out.set_checkpoints_checked(witnessed.checkpoints_checked);
+  v1::AuditHead* head = out.mutable_head();
+  head->set_service(service);
+  head->set_chain(ChainToProto(chain));
+  head->set_seq(walk.head.seq);
+  head->set_hash(walk.head.hash);
+  for (const std::string& w : unreachable) out.add_unreachable_witnesses(w);
+  if (!walk.intact) {
+    // The walk's break is exact; what the witnesses saw is added.
+    out.set_intact(false);
+    out.set_first_bad_seq(walk.first_bad_seq);
+    out.set_problem(witnessed.intact ? walk.problem
+                                     : absl::StrCat(walk.problem, "; also ",
+                                                    witnessed.problem));
+  } else if (!witnessed.intact) {
+    out.set_intact(false);
+    out.set_first_bad_seq(witnessed.first_bad_seq);
+    out.set_problem(witnessed.problem);
+  } else {
+    out.set_intact(true);
+  }
+  return out;
+}
+
+FetchedHeads FetchWitnessedHeads(
+    const std::string& service, Chain chain,
+    const std::vector<WitnessTarget>& targets,
+    std::shared_ptr<grpc::ChannelCredentials> credentials, absl::Time deadline,
+    const CheckpointVerifier* verifier) {
+  FetchedHeads out;
+  absl::Mutex mu;
+  std::vector<std::thread> threads;
+  for (const WitnessTarget& target : targets) {
+    threads.emplace_back([&, target] {
+      auto stub = v1::AuditService::NewStub(
+          grpc::CreateChannel(target.address, credentials));
+      std::vector<WitnessedHead> heads;
+      int64_t invalid = 0;
+      v1::ListWitnessedCheckpointsRequest request;
+      request.set_service(service);
+      request.set_chain(ChainToProto(chain));
+      request.set_page_size(1000);
+      bool ok = false;
+      for (int page = 0; page < kMaxPages; ++page) {
+        grpc::ClientContext context;
+        context.set_deadline(absl::ToChronoTime(deadline));
+        context.AddMetadata("x-lotse-actor", service);
+        context.AddMetadata("x-lotse-purpose", "audit-verification");
+        v1::ListWitnessedCheckpointsResponse response;
+        grpc::Status status =
+            stub->ListWitnessedCheckpoints(&context, request, &response);
+        if (!status.ok()) break;
+        for (const v1::WitnessedCheckpoint& w : response.checkpoints()) {
+          const v1::AuditHead& h = w.checkpoint().head();
+          if (h.service() != service || h.chain() != ChainToProto(chain) ||
+              (verifier != nullptr && !verifier->Verify(w.checkpoint()).ok())) {
+            ++invalid;
+            continue;
+          }
+          heads.push_back({target.name, h.seq(), h.hash(), w.conflicting()});
+        }
+        if (response.next_page_token().empty()) {
+          ok = true;
+          break;
+        }
+        request.set_page_token(response.next_page_token());
+      }
+      absl::MutexLock lock(&mu);
+      out.invalid += invalid;
+      if (!ok) {
+        out.unreachable.push_back(target.name);
+        return;
+      }
+      for (WitnessedHead& h : heads) out.heads.push_back(std::move(h));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::sort(out.unreachable.begin(), out.unreachable.end());
+  return out;
+}
+
+ServiceWitnesses::ServiceWitnesses(
+    std::string service, storage::Database& db,
+    storage::Database* read_audit_db, std::vector<WitnessTarget> targets,
+    std::shared_ptr<grpc::ChannelCredentials> credentials,
+    std::unique_ptr<CheckpointVerifier> verifier)
+    : service_(std::move(service)),
+      db_(db),
+      read_audit_db_(read_audit_db),
+      targets_(std::move(targets)),
+      credentials_(std::move(credentials)),
+      verifier_(std::move(verifier)) {}
+
+absl::StatusOr<v1::ChainVerification> ServiceWitnesses::VerifyChain(
+    Chain chain, absl::Time deadline) const {
+  storage::Database& chain_db =
+      (chain == Chain::kReads && read_audit_db_ != nullptr) ? *read_audit_db_
+                                                            : db_;
+  // Asked first and in parallel with nothing else: the walk may take long,
+  // and the witnesses' deadline is the caller's.
+  FetchedHeads fetched;
+  if (!targets_.empty() && credentials_ != nullptr) {
+    fetched = FetchWitnessedHeads(service_, chain, targets_, credentials_,
+                                  deadline, verifier_.get());
+  }
+  VerifyOptions options;
+  options.chain = chain;
+  absl::StatusOr<VerifyReport> walk = VerifyAuditChain(chain_db, options);
+  if (!walk.ok()) return walk.status();
+  absl::StatusOr<WitnessCheck> witnessed =
+      CheckWitnessedHeads(chain_db, chain, fetched.heads);
+  if (!witnessed.ok()) return witnessed.status();
+  return CombineChecks(service_, chain, *walk, *witnessed, fetched.unreachable);
+}
+
+absl::Status ServiceWitnesses::CheckChain(
+    storage::Database& chain_db, Chain chain, absl::Time deadline,
+    v1::ChainVerification* verification) const {
+  FetchedHeads fetched;
+  if (!targets_.empty() && credentials_ != nullptr) {
+    fetched = FetchWitnessedHeads(service_, chain, targets_, credentials_,
+                                  deadline, verifier_.get());
+  }
+  absl::StatusOr<WitnessCheck> witnessed =
+      CheckWitnessedHeads(chain_db, chain, fetched.heads);
+  if (!witnessed.ok()) return witnessed.status();
+  verification->set_checkpoints_checked(verification->checkpoints_checked() +
+                                        witnessed->checkpoints_checked);
+  for (const std::string& w : fetched.unreachable) {
+    verification->add_unreachable_witnesses(w);
+  }
+  if (witnessed->intact) return absl::OkStatus();
+  if (verification->intact()) {
+    verification->set_intact(false);
+    verification->set_first_bad_seq(witnessed->first_bad_seq);
+    verification->set_problem(witnessed->problem);
+  } else {
+    verification->set_problem(
+        absl::StrCat(verification->problem(), "; also ", witnessed->problem));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ListWitnessedCheckpointsResponse>
+ServiceWitnesses::ListWitnessed(
+    const v1::ListWitnessedCheckpointsRequest& request) const {
+  return ListWitnessedCheckpoints(db_, service_, request);
+}
+
+}  // namespace lotse::audit
