@@ -435,6 +435,10 @@ function checkRendering(name, objects) {
     const replicas = d.spec.replicas === undefined ? 1 : d.spec.replicas;
     const dests = (args.get('event_destinations') || '').split(',').filter(Boolean);
     const calls = dests.map((x) => x.split('=')[1]);
+    // Identity's transparency report asks the other services (--audit_peers).
+    for (const peer of (args.get('audit_peers') || '').split(',').filter(Boolean)) {
+      calls.push(peer.split('=')[1]);
+    }
     if (svc !== 'identity') {
       check(args.get('identity_target'), `${cw}: no --identity_target`);
       calls.push(args.get('identity_target'));
