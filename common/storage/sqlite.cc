@@ -753,6 +753,11 @@ absl::StatusOr<std::unique_ptr<Database>> OpenSqlite(
   }
   absl::StatusOr<std::unique_ptr<SqliteConn>> own = OpenConnection(options);
   if (!own.ok()) return own.status();
+  // A RESTART checkpoint holds the write gate while it waits for readers
+  // to leave the WAL; a short wait keeps the writers queued behind it from
+  // stalling on a long reader (the checkpoint then stops early, like a
+  // passive one, and the next commit past the limit asks again).
+  sqlite3_busy_timeout((*own)->db(), std::min(options.busy_timeout_ms, 200));
   auto gate =
       std::make_shared<WriteGate>(absl::Milliseconds(options.busy_timeout_ms));
   auto checkpointer = std::make_shared<Checkpointer>(
