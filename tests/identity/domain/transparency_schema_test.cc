@@ -82,11 +82,17 @@ void CheckMessage(const Descriptor* d, const Struct& object) {
 
 TEST(TransparencySchemaTest, DescribesEveryFieldOfTheContract) {
   const Struct schema = LoadSchema();
-  CheckMessage(v1::TransparencyReport::descriptor(), schema);
+  ASSERT_TRUE(schema.fields().contains("properties"));
+  ASSERT_TRUE(schema.fields().contains("$defs"));
+  EXPECT_NO_FATAL_FAILURE(
+      CheckMessage(v1::TransparencyReport::descriptor(), schema));
   const Struct& defs = Object(schema, "$defs");
-  CheckMessage(v1::TransparencyEntry::descriptor(), Object(defs, "entry"));
-  CheckMessage(lotse::audit::v1::LegalBasis::descriptor(),
-               Object(defs, "legalBasis"));
+  ASSERT_TRUE(defs.fields().contains("entry"));
+  ASSERT_TRUE(defs.fields().contains("legalBasis"));
+  EXPECT_NO_FATAL_FAILURE(
+      CheckMessage(v1::TransparencyEntry::descriptor(), Object(defs, "entry")));
+  EXPECT_NO_FATAL_FAILURE(CheckMessage(
+      lotse::audit::v1::LegalBasis::descriptor(), Object(defs, "legalBasis")));
 }
 
 TEST(TransparencySchemaTest, APrintedReportHasEveryRequiredField) {
