@@ -26,6 +26,7 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/e2e/calls.h"
 #include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
@@ -33,6 +34,10 @@
 
 namespace lotse::testing {
 namespace {
+
+using e2e::Call;
+using e2e::Describe;
+using e2e::Reason;
 
 namespace av1 = ::lotse::audit::v1;
 namespace cv1 = ::lotse::cases::v1;
@@ -44,25 +49,6 @@ namespace pv1 = ::lotse::placement::v1;
 // back off while a receiver is not up yet.
 constexpr absl::Duration kEventTimeout = absl::Seconds(45);
 constexpr char kOfficer[] = "dsb-nrw";
-
-grpc::Status Call(const std::function<grpc::Status(grpc::ClientContext*)>& call,
-                  const std::string& purpose = "case-management") {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
-  context.AddMetadata("x-lotse-actor", "cw-1");
-  context.AddMetadata("x-lotse-purpose", purpose);
-  return call(&context);
-}
-
-std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-std::string Describe(const grpc::Status& status) {
-  return absl::StrCat(status.error_code(), " ", status.error_message(), " (",
-                      Reason(status), ")");
-}
 
 // Repeats `call` while it is PERMISSION_DENIED: each agency's
 // AgencyRegistered reaches a service on its own, a moment after the seed.

@@ -27,6 +27,7 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/e2e/calls.h"
 #include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
@@ -35,31 +36,16 @@
 namespace lotse::testing {
 namespace {
 
+using e2e::Call;
+using e2e::Describe;
+using e2e::Reason;
+
 namespace idv1 = ::lotse::identity::v1;
 namespace cv1 = ::lotse::cases::v1;
 namespace crv1 = ::lotse::courses::v1;
 namespace pv1 = ::lotse::placement::v1;
 
 constexpr absl::Duration kEventTimeout = absl::Seconds(30);
-
-grpc::Status Call(const std::function<grpc::Status(grpc::ClientContext*)>& call,
-                  const std::string& purpose = "case-management") {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
-  context.AddMetadata("x-lotse-actor", "cw-1");
-  context.AddMetadata("x-lotse-purpose", purpose);
-  return call(&context);
-}
-
-std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-std::string Describe(const grpc::Status& status) {
-  return absl::StrCat(status.error_code(), " ", status.error_message(), " (",
-                      Reason(status), ")");
-}
 
 class TransparencyTest : public ::testing::TestWithParam<Dialect> {
  protected:

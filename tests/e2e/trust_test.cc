@@ -25,12 +25,17 @@
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tests/e2e/calls.h"
 #include "tests/e2e/sample_requests.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 
 namespace lotse::testing {
 namespace {
+
+using e2e::Call;
+using e2e::Describe;
+using e2e::Reason;
 
 namespace idv1 = ::lotse::identity::v1;
 namespace cv1 = ::lotse::cases::v1;
@@ -46,25 +51,6 @@ constexpr absl::Duration kEventTimeout = absl::Seconds(30);
 constexpr absl::Duration kSettle = absl::Seconds(2);
 
 // One unary call with a fresh context carrying deadline, actor and purpose.
-grpc::Status Call(const std::function<grpc::Status(grpc::ClientContext*)>& call,
-                  const std::string& purpose = "case-management") {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
-  context.AddMetadata("x-lotse-actor", "cw-1");
-  context.AddMetadata("x-lotse-purpose", purpose);
-  return call(&context);
-}
-
-std::string Reason(const grpc::Status& status) {
-  return ReasonOf(FromGrpcStatus(status)).value_or("");
-}
-
-std::string Describe(const grpc::Status& status) {
-  return absl::StrCat(status.error_code(), " ", status.error_message(), " (",
-                      Reason(status), ")");
-}
-
 // Code, reason and message: what a client can tell two answers apart by.
 std::string Answer(const grpc::Status& status) {
   return absl::StrCat(status.error_code(), "|", Reason(status), "|",
