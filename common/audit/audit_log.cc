@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -316,12 +319,55 @@ std::string FormatTwoSql(const char* table) {
       table, "_by_time ON ", table, " (time_micros);\n");
 }
 
+// The persons side table by seq, so that VerifyAuditChain compares it with
+// the chain page by page instead of scanning it once per page.
+std::string PersonsBySeqSql(const char* table) {
+  return absl::StrCat("CREATE INDEX ", table, "_persons_by_seq ON ", table,
+                      "_persons (seq);\n");
+}
+
+// The first seq in (after, upto] at which the persons side table differs
+// from `expected` (seq -> the record's persons, sorted; records without
+// persons absent), or nullopt when they agree.
+absl::StatusOr<std::optional<int64_t>> FirstPersonsMismatch(
+    storage::Database& db, const ChainTable& table, int64_t after, int64_t upto,
+    const std::map<int64_t, std::vector<std::string>>& expected) {
+  if (upto <= after) return std::nullopt;
+  auto tx = db.Begin(storage::TxMode::kReadOnly);
+  if (!tx.ok()) return tx.status();
+  auto rows = (*tx)->Query(
+      absl::StrCat("SELECT seq, person_id FROM ", table.persons,
+                   " WHERE seq > $1 AND seq <= $2 ORDER BY seq, person_id"),
+      {Value(after), Value(upto)});
+  if (!rows.ok()) return rows.status();
+  std::map<int64_t, std::vector<std::string>> indexed;
+  for (const Row& row : *rows) {
+    auto seq = row.GetInt(0);
+    if (!seq.ok()) return seq.status();
+    auto person = row.GetText(1);
+    if (!person.ok()) return person.status();
+    indexed[*seq].push_back(*std::move(person));
+  }
+  auto want = expected.begin();
+  auto have = indexed.begin();
+  while (want != expected.end() || have != indexed.end()) {
+    if (want == expected.end()) return have->first;
+    if (have == indexed.end()) return want->first;
+    if (want->first != have->first) return std::min(want->first, have->first);
+    if (want->second != have->second) return want->first;
+    ++want;
+    ++have;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::vector<storage::Migration> AuditMigrations() {
   std::vector<storage::Migration> out = {
       {"common.audit.0001_init", ChainTableSql("audit_log")},
-      {"common.audit.0003_persons_and_bases", FormatTwoSql("audit_log")}};
+      {"common.audit.0003_persons_and_bases", FormatTwoSql("audit_log")},
+      {"common.audit.0005_persons_by_seq", PersonsBySeqSql("audit_log")}};
   for (storage::Migration& m : ReadAuditMigrations()) out.push_back(m);
   for (storage::Migration& m : WitnessMigrations()) out.push_back(m);
   return out;
@@ -330,7 +376,9 @@ std::vector<storage::Migration> AuditMigrations() {
 std::vector<storage::Migration> ReadAuditMigrations() {
   return {{"common.audit.0002_read_chain", ChainTableSql("audit_read_log")},
           {"common.audit.0004_read_persons_and_bases",
-           FormatTwoSql("audit_read_log")}};
+           FormatTwoSql("audit_read_log")},
+          {"common.audit.0006_read_persons_by_seq",
+           PersonsBySeqSql("audit_read_log")}};
 }
 
 // Canonical bytes. Every field has a fixed position and either a fixed
@@ -473,7 +521,8 @@ absl::StatusOr<AuditHead> ReadAuditHead(storage::Database& db, Chain chain) {
 absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
                                               const VerifyOptions& options) {
   const int page_size = std::max(1, options.page_size);
-  const char* table = TableOf(options.chain).table;
+  const ChainTable chain_table = TableOf(options.chain);
+  const char* table = chain_table.table;
   VerifyReport report;
   report.head.hash = ZeroHash();
   auto fail = [&report](int64_t seq, std::string problem) {
@@ -487,6 +536,15 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
   int64_t cursor = std::numeric_limits<int64_t>::min();
   std::string prev_hash = ZeroHash();
   int64_t expected_seq = 1;
+  // The persons side table is checked page by page against the persons the
+  // hashed rows name: a row deleted from it would hide a record from the
+  // person filter, an added one would show it to the wrong person.
+  const auto persons_problem = [](int64_t seq) {
+    return absl::StrCat(
+        "persons index mismatch: the person filter's index "
+        "does not list the persons of seq ",
+        seq);
+  };
   while (true) {
     // One short read-only transaction per page keeps memory and lock time
     // bounded; rows appended meanwhile only extend the chain.
@@ -499,38 +557,63 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
     if (!rows.ok()) return rows.status();
     tx->reset();
 
+    // The first page also covers side rows below seq 1.
+    const int64_t page_after = report.rows_checked == 0
+                                   ? std::numeric_limits<int64_t>::min()
+                                   : report.head.seq;
+    std::map<int64_t, std::vector<std::string>> page_persons;
+    // A break in the chain at `seq` is reported unless the persons index of
+    // a row before it, already hashed and linked, disagrees.
+    const auto chain_fail =
+        [&](int64_t seq, std::string problem) -> absl::StatusOr<VerifyReport> {
+      absl::StatusOr<std::optional<int64_t>> mismatch = FirstPersonsMismatch(
+          db, chain_table, page_after, std::min(seq - 1, report.head.seq),
+          page_persons);
+      if (!mismatch.ok()) return mismatch.status();
+      if (*mismatch) return fail(**mismatch, persons_problem(**mismatch));
+      return fail(seq, std::move(problem));
+    };
     for (const Row& row : *rows) {
       auto seq = row.GetInt(0);
       if (!seq.ok()) return seq.status();
       cursor = *seq;
       if (*seq != expected_seq) {
-        return fail(std::min(*seq, expected_seq),
-                    absl::StrCat("sequence gap: expected seq ", expected_seq,
-                                 ", found ", *seq));
+        return chain_fail(std::min(*seq, expected_seq),
+                          absl::StrCat("sequence gap: expected seq ",
+                                       expected_seq, ", found ", *seq));
       }
       auto record = ParseRow(row);
       if (!record.ok()) {
-        return fail(*seq, absl::StrCat("bad row: ", record.status().message()));
+        return chain_fail(*seq,
+                          absl::StrCat("bad row: ", record.status().message()));
       }
       if (record->format != 1 &&
           !std::is_sorted(record->persons.begin(), record->persons.end())) {
         // The hash covers the list as stored; AppendAudit stores it sorted.
-        return fail(*seq, "bad row: persons not in canonical order");
+        return chain_fail(*seq, "bad row: persons not in canonical order");
       }
       if (record->prev_hash != prev_hash) {
-        return fail(*seq,
-                    absl::StrCat("prev_hash does not link: seq ", *seq,
-                                 " does not name the hash of seq ", *seq - 1));
+        return chain_fail(
+            *seq, absl::StrCat("prev_hash does not link: seq ", *seq,
+                               " does not name the hash of seq ", *seq - 1));
       }
       if (ComputeAuditHash(prev_hash, *record) != record->hash) {
-        return fail(*seq, absl::StrCat("hash mismatch: the contents of seq ",
-                                       *seq, " were changed"));
+        return chain_fail(
+            *seq, absl::StrCat("hash mismatch: the contents of seq ", *seq,
+                               " were changed"));
       }
       ++report.rows_checked;
+      if (!record->persons.empty()) page_persons[*seq] = record->persons;
       prev_hash = record->hash;
       report.head.seq = *seq;
       report.head.hash = record->hash;
       ++expected_seq;
+    }
+    {
+      absl::StatusOr<std::optional<int64_t>> mismatch = FirstPersonsMismatch(
+          db, chain_table, page_after, report.head.seq, page_persons);
+      if (!mismatch.ok()) return mismatch.status();
+      if (*mismatch) return fail(**mismatch, persons_problem(**mismatch));
     }
     if (static_cast<int>(rows->size()) < page_size) break;
   }
@@ -566,6 +649,24 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
       return fail(want.seq, absl::StrCat("head hash mismatch: seq ", want.seq,
                                          " has ", Hex(hash_at_want),
                                          ", expected ", Hex(want.hash)));
+    }
+  }
+  // Side rows past the last record walked name a record that does not
+  // exist.
+  {
+    auto tx = db.Begin(storage::TxMode::kReadOnly);
+    if (!tx.ok()) return tx.status();
+    // Records appended since the walk ended have side rows of their own.
+    auto rows = (*tx)->Query(
+        absl::StrCat("SELECT MIN(p.seq) FROM ", chain_table.persons,
+                     " p WHERE p.seq > $1 AND NOT EXISTS (SELECT 1 FROM ",
+                     table, " t WHERE t.seq = p.seq)"),
+        {Value(report.head.seq)});
+    if (!rows.ok()) return rows.status();
+    if (!rows->empty() && !(*rows)[0].IsNull(0)) {
+      auto seq = (*rows)[0].GetInt(0);
+      if (!seq.ok()) return seq.status();
+      return fail(*seq, persons_problem(*seq));
     }
   }
   return report;

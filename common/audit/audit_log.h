@@ -32,7 +32,9 @@
 // format 2; rows written in format 1, before they existed, hash as they
 // always did and verify unchanged (see CanonicalAuditBytes for both
 // layouts). ListAuditRecords queries both chains by person, agency and
-// time.
+// time. The side table is not hashed itself; VerifyAuditChain compares it
+// with the persons of the hashed rows, so a record hidden from or added to
+// a person's filter shows as a break at that record.
 #ifndef LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 #define LOTSE_COMMON_AUDIT_AUDIT_LOG_H_
 
@@ -197,15 +199,18 @@ struct VerifyReport {
   int64_t first_bad_seq = 0;
   // Empty when intact, else one of "sequence gap", "prev_hash does not
   // link", "hash mismatch", "bad row", "truncated", "head hash mismatch",
-  // followed by ": " and details.
+  // "persons index mismatch" (the side table the person filter reads does
+  // not list exactly the persons a hashed row names, or names a row that
+  // does not exist), followed by ": " and details.
   std::string problem;
   // The last row checked (the verified head when intact).
   AuditHead head;
 };
 
 // Walks the whole chain in seq order, page by page, and reports the first
-// broken row. A non-OK status means the check could not run (database
-// error), not that the chain is broken.
+// broken row, checking the persons side table against the rows as it goes. A
+// non-OK status means the check could not run (database error), not that the
+// chain is broken.
 absl::StatusOr<VerifyReport> VerifyAuditChain(
     storage::Database& db, const VerifyOptions& options = {});
 

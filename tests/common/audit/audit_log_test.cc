@@ -212,6 +212,8 @@ TEST_P(AuditLogTest, DetectsInsertedForgedRow) {
   // then insert a self-consistent forged row that links to row 2.
   for (int64_t seq = 5; seq >= 3; --seq) {
     Tamper("UPDATE audit_log SET seq = seq + 1 WHERE seq = $1", {Value(seq)});
+    Tamper("UPDATE audit_log_persons SET seq = seq + 1 WHERE seq = $1",
+           {Value(seq)});
   }
   AuditRecord forged = MakeRecord(99);
   forged.seq = 3;
@@ -264,7 +266,9 @@ TEST_P(AuditLogTest, DetectsTruncatedTailAgainstExpectedHead) {
   auto head = ReadAuditHead(db());
   ASSERT_TRUE(head.ok());
   Tamper("DELETE FROM audit_log WHERE seq >= 4");
-  // Without a remembered head the shorter chain is self-consistent.
+  Tamper("DELETE FROM audit_log_persons WHERE seq >= 4");
+  // Without a remembered head the shorter chain, its person index cut back
+  // with it, is self-consistent.
   EXPECT_TRUE(Verify().intact);
   VerifyOptions options;
   options.expected_head = *head;
@@ -273,6 +277,47 @@ TEST_P(AuditLogTest, DetectsTruncatedTailAgainstExpectedHead) {
   EXPECT_EQ(report.first_bad_seq, 4);
   EXPECT_THAT(report.problem, StartsWith("truncated"));
   EXPECT_EQ(report.rows_checked, 3);
+}
+
+TEST_P(AuditLogTest, DetectsTamperingWithThePersonIndex) {
+  AppendN(5);
+  VerifyOptions options;
+  options.page_size = 2;
+  ASSERT_TRUE(Verify(options).intact);
+
+  // A side row deleted hides record 4 from the person's filter.
+  Tamper("DELETE FROM audit_log_persons WHERE seq = 4");
+  VerifyReport report = Verify(options);
+  EXPECT_FALSE(report.intact);
+  EXPECT_EQ(report.first_bad_seq, 4);
+  EXPECT_THAT(report.problem, StartsWith("persons index mismatch"));
+  Tamper("INSERT INTO audit_log_persons (person_id, seq) VALUES ('abc', 4)");
+  ASSERT_TRUE(Verify(options).intact);
+
+  // A side row added shows record 2 to someone it is not about.
+  Tamper("INSERT INTO audit_log_persons (person_id, seq) VALUES ('xyz', 2)");
+  report = Verify(options);
+  EXPECT_EQ(report.first_bad_seq, 2);
+  EXPECT_THAT(report.problem, StartsWith("persons index mismatch"));
+  Tamper("DELETE FROM audit_log_persons WHERE person_id = 'xyz'");
+
+  // Ahead of a break further on in the same page, the earlier mismatch is
+  // the one reported.
+  Tamper("DELETE FROM audit_log_persons WHERE seq = 1");
+  Tamper("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2");
+  report = Verify(options);
+  EXPECT_EQ(report.first_bad_seq, 1);
+  EXPECT_THAT(report.problem, StartsWith("persons index mismatch"));
+}
+
+TEST_P(AuditLogTest, ATailCutFromTheChainAloneShowsInThePersonIndex) {
+  AppendN(5);
+  Tamper("DELETE FROM audit_log WHERE seq >= 4");
+  // No head remembered, but the index still names records 4 and 5.
+  VerifyReport report = Verify();
+  EXPECT_FALSE(report.intact);
+  EXPECT_EQ(report.first_bad_seq, 4);
+  EXPECT_THAT(report.problem, StartsWith("persons index mismatch"));
 }
 
 TEST_P(AuditLogTest, ExpectedHeadInsideLongerChainMustMatch) {

@@ -43,9 +43,16 @@ absl::Status EditAuditRow(storage::Database& db, audit::Chain chain,
 
 absl::Status DeleteAuditRow(storage::Database& db, audit::Chain chain,
                             int64_t seq) {
-  return Exec(
-      db, absl::StrCat("DELETE FROM ", AuditTable(chain), " WHERE seq = $1"),
-      {Value(seq)});
+  return Run(db, [&](Transaction& tx) -> absl::Status {
+    for (const std::string table :
+         {std::string(AuditTable(chain)),
+          absl::StrCat(AuditTable(chain), "_persons")}) {
+      absl::StatusOr<int64_t> deleted = tx.Execute(
+          absl::StrCat("DELETE FROM ", table, " WHERE seq = $1"), {Value(seq)});
+      if (!deleted.ok()) return deleted.status();
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::Status SwapAuditRows(storage::Database& db, audit::Chain chain, int64_t a,
@@ -67,9 +74,17 @@ absl::Status SwapAuditRows(storage::Database& db, audit::Chain chain, int64_t a,
 
 absl::Status TruncateAudit(storage::Database& db, audit::Chain chain,
                            int64_t last_kept) {
-  return Exec(
-      db, absl::StrCat("DELETE FROM ", AuditTable(chain), " WHERE seq > $1"),
-      {Value(last_kept)});
+  return Run(db, [&](Transaction& tx) -> absl::Status {
+    for (const std::string table :
+         {std::string(AuditTable(chain)),
+          absl::StrCat(AuditTable(chain), "_persons")}) {
+      absl::StatusOr<int64_t> deleted =
+          tx.Execute(absl::StrCat("DELETE FROM ", table, " WHERE seq > $1"),
+                     {Value(last_kept)});
+      if (!deleted.ok()) return deleted.status();
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::Status RewriteAuditConsistently(storage::Database& db, audit::Chain chain,

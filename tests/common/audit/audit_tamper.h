@@ -21,13 +21,14 @@ const char* AuditTable(audit::Chain chain);
 // Changes the actor of the row at `seq`, leaving its hashes as they were.
 absl::Status EditAuditRow(storage::Database& db, audit::Chain chain,
                           int64_t seq);
-// Deletes the row at `seq`.
+// Deletes the row at `seq`, and its person index rows as an attacker
+// covering the tracks would.
 absl::Status DeleteAuditRow(storage::Database& db, audit::Chain chain,
                             int64_t seq);
 // Swaps the positions (seq) of the rows at `a` and `b`.
 absl::Status SwapAuditRows(storage::Database& db, audit::Chain chain, int64_t a,
                            int64_t b);
-// Deletes every row after `last_kept`.
+// Deletes every row after `last_kept`, and their person index rows.
 absl::Status TruncateAudit(storage::Database& db, audit::Chain chain,
                            int64_t last_kept);
 // Rewrites the chain from `from_seq` on consistently: the actor of the row
