@@ -176,7 +176,14 @@ void AuditedCall::AddPerson(absl::string_view person) {
 }
 
 void AuditedCall::AddLegalBasis(audit::LegalBasis basis, std::string resource) {
-  bases_.emplace_back(std::move(resource), std::move(basis));
+  bases_.push_back({std::move(resource), "", std::move(basis)});
+}
+
+void AuditedCall::AddLegalBasisFor(absl::string_view person,
+                                   audit::LegalBasis basis) {
+  absl::ConsumePrefix(&person, "persons/");
+  if (person.empty()) return;
+  bases_.push_back({"", std::string(person), std::move(basis)});
 }
 
 void AuditedCall::set_target_categories(std::vector<std::string> categories) {
@@ -200,23 +207,56 @@ std::vector<AuditedCall::Entry> AuditedCall::Entries() const {
 }
 
 absl::Status AuditedCall::ResolvePersons(Transaction& tx) {
-  if (!env_.persons_of_resource) return absl::OkStatus();
-  std::vector<std::string> resources = {target_};
-  for (const Entry& e : trail_) resources.push_back(e.resource);
-  for (const std::string& resource : resources) {
-    if (resource.empty() || absl::StartsWith(resource, "persons/") ||
-        resource_persons_.count(resource) > 0) {
-      continue;
+  if (env_.persons_of_resource) {
+    std::vector<std::string> resources = {target_};
+    for (const Entry& e : trail_) resources.push_back(e.resource);
+    for (const std::string& resource : resources) {
+      if (resource.empty() || absl::StartsWith(resource, "persons/") ||
+          resource_persons_.count(resource) > 0) {
+        continue;
+      }
+      absl::StatusOr<std::vector<std::string>> persons =
+          env_.persons_of_resource(tx, resource);
+      if (!persons.ok()) return persons.status();
+      resource_persons_[resource] = *std::move(persons);
     }
-    absl::StatusOr<std::vector<std::string>> persons =
-        env_.persons_of_resource(tx, resource);
-    if (!persons.ok()) return persons.status();
-    resource_persons_[resource] = *std::move(persons);
+  }
+  return ResolveOwnBases(tx);
+}
+
+bool AuditedCall::OwnBasesPending() const {
+  if (!env_.basis_of_access) return false;
+  for (const Entry& e : Entries()) {
+    for (const std::string& category : e.categories) {
+      if (!e.resource.empty() &&
+          own_bases_asked_.count({e.resource, category}) == 0) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+absl::Status AuditedCall::ResolveOwnBases(Transaction& tx) {
+  if (!env_.basis_of_access) return absl::OkStatus();
+  std::vector<Entry> entries = trail_;
+  entries.push_back({target_, target_categories_, ""});
+  for (const Entry& e : entries) {
+    for (const std::string& category : e.categories) {
+      auto key = std::make_pair(e.resource, category);
+      if (e.resource.empty() || own_bases_asked_.count(key) > 0) continue;
+      absl::StatusOr<std::optional<audit::LegalBasis>> basis =
+          env_.basis_of_access(tx, caller_, e.resource, category);
+      if (!basis.ok()) return basis.status();
+      if (*basis) own_bases_[key] = **basis;
+      own_bases_asked_.insert(std::move(key));
+    }
   }
   return absl::OkStatus();
 }
 
-audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed) const {
+audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed,
+                                         audit::Chain chain) const {
   audit::AuditRecord record;
   record.agency_id = caller_.id;
   record.legal_domain = rc_.caller.legal_domain;
@@ -233,28 +273,44 @@ audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed) const {
   record.data_categories = std::move(entry.categories);
   record.reason = std::move(entry.reason);
   if (!allowed) return record;
-  // The ground of each category: as given, else what the caller is.
+  // The ground of each category: as given, else what the caller is, else
+  // what the service knows, else OWNER for what the caller wrote.
   std::optional<audit::BasisKind> implied;
   if (caller_.legal_domain == server::kServiceDomain) {
     implied = audit::BasisKind::kService;
   } else if (caller_.legal_domain == kDataProtectionDomain) {
     implied = audit::BasisKind::kDataProtection;
   }
+  const auto about = [&](const std::string& person) {
+    return record.resource == absl::StrCat("persons/", person) ||
+           absl::StartsWith(record.resource,
+                            absl::StrCat("persons/", person, "/")) ||
+           std::find(record.persons.begin(), record.persons.end(), person) !=
+               record.persons.end();
+  };
   for (const std::string& category : record.data_categories) {
     bool given = false;
-    for (const auto& [resource, b] : bases_) {
-      if (b.category != category ||
-          (!resource.empty() && resource != record.resource)) {
+    for (const GivenBasis& g : bases_) {
+      if (g.basis.category != category ||
+          (!g.resource.empty() && g.resource != record.resource) ||
+          (!g.person.empty() && !about(g.person))) {
         continue;
       }
       given = true;
-      if (std::find(record.legal_bases.begin(), record.legal_bases.end(), b) ==
-          record.legal_bases.end()) {
-        record.legal_bases.push_back(b);
+      if (std::find(record.legal_bases.begin(), record.legal_bases.end(),
+                    g.basis) == record.legal_bases.end()) {
+        record.legal_bases.push_back(g.basis);
       }
     }
-    if (!given && implied) {
+    if (given) continue;
+    if (implied) {
       record.legal_bases.push_back({category, *implied, "", ""});
+    } else if (auto own = own_bases_.find({record.resource, category});
+               own != own_bases_.end()) {
+      record.legal_bases.push_back(own->second);
+    } else if (chain == audit::Chain::kChanges) {
+      record.legal_bases.push_back(
+          {category, audit::BasisKind::kOwner, "", ""});
     }
   }
   return record;
@@ -262,7 +318,8 @@ audit::AuditRecord AuditedCall::RecordOf(Entry entry, bool allowed) const {
 
 absl::Status AuditedCall::AppendAudits(Transaction& tx, audit::Chain chain) {
   for (Entry& entry : Entries()) {
-    audit::AuditRecord record = RecordOf(std::move(entry), /*allowed=*/true);
+    audit::AuditRecord record =
+        RecordOf(std::move(entry), /*allowed=*/true, chain);
     if (absl::Status s = audit::AppendAudit(tx, record, chain); !s.ok()) {
       return s;
     }
@@ -282,6 +339,14 @@ absl::Status AuditedCall::Finish(absl::Status status) {
         target_categories_.empty()) {
       return status;
     }
+    if (OwnBasesPending()) {
+      // Categories named after the last phase (e.g. those identity
+      // allowed) get the service's own ground from a read of their own.
+      absl::Status resolved = storage::RunInTransaction(
+          *env_.db, [&](Transaction& tx) { return ResolveOwnBases(tx); },
+          storage::TxMode::kReadOnly);
+      if (!resolved.ok()) return resolved;
+    }
     auto append = [&](Transaction& tx) {
       return AppendAudits(tx, audit::Chain::kReads);
     };
@@ -299,7 +364,8 @@ absl::Status AuditedCall::Finish(absl::Status status) {
         .IgnoreError();
   }
   for (Entry& entry : Entries()) {
-    audit::AuditRecord record = RecordOf(std::move(entry), /*allowed=*/false);
+    audit::AuditRecord record =
+        RecordOf(std::move(entry), /*allowed=*/false, audit::Chain::kReads);
     absl::Status audited = audit::AppendFailedCallAudit(
         read_audit_db, std::move(record), status, audit::Chain::kReads);
     if (!audited.ok()) {

@@ -49,9 +49,13 @@
 // maps other resources ("cases/x/steps/y") to their persons, inside the
 // phase's transaction (for a call refused before any phase, in a read-only
 // transaction of its own). ALLOWED records carry the legal basis of each
-// category they touch: what AddLegalBasis() was given (e.g. identity's
-// access decisions), SERVICE for a Lotse service admitted by
-// admit_services(), DATA_PROTECTION for an agency of that legal domain.
+// category they touch, the first of: what AddLegalBasis() or
+// AddLegalBasisFor() was given (e.g. identity's access decisions); SERVICE
+// for a Lotse service admitted by admit_services(), DATA_PROTECTION for an
+// agency of that legal domain; what CallEnvironment::basis_of_access knows
+// of the service's own data (the owner of a case, an agency taking part in
+// it); OWNER on a record of the change chain, since an agency may write
+// only data it owns. A read with none of these names no basis.
 //
 // Not thread-safe: one AuditedCall belongs to one RPC invocation.
 #ifndef LOTSE_COMMON_AGENCIES_AUDITED_CALL_H_
@@ -59,6 +63,8 @@
 
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +128,16 @@ struct CallEnvironment {
   std::function<absl::StatusOr<std::vector<std::string>>(
       storage::Transaction&, const std::string& resource)>
       persons_of_resource;
+  // The ground on which `caller` may touch `category` of `resource` as the
+  // service itself decides it, for a category the call gave no basis for:
+  // e.g. OWNER for the agency that owns a case, the rules file's rule for
+  // an agency that takes part in it. nullopt: the service knows none. Runs
+  // in the phase's transaction, once per (resource, category). Empty: no
+  // such grounds.
+  std::function<absl::StatusOr<std::optional<audit::LegalBasis>>(
+      storage::Transaction&, const LocalAgency& caller,
+      const std::string& resource, const std::string& category)>
+      basis_of_access;
 };
 
 class AuditedCall {
@@ -175,6 +191,12 @@ class AuditedCall {
   // with a failed phase, as Touch().
   void AddLegalBasis(audit::LegalBasis basis, std::string resource = "");
 
+  // As AddLegalBasis, for the records about `person` ("persons/{p}" or the
+  // bare id) only: those whose resource is the person's or whose persons
+  // include them. An access decision is about one person; a call may touch
+  // several.
+  void AddLegalBasisFor(absl::string_view person, audit::LegalBasis basis);
+
   // Lotse's own services (certificate domain SERVICE) are admitted without
   // resolving: caller() is then the certificate's identity with legal
   // domain SERVICE. Other callers are resolved as usual. Call before the
@@ -216,11 +238,18 @@ class AuditedCall {
   };
   std::vector<Entry> Entries() const;
   // Looks up the persons of the resources about to be audited that name
-  // none (CallEnvironment::persons_of_resource), once per resource.
+  // none (CallEnvironment::persons_of_resource), once per resource, and
+  // the service's own grounds for their categories (basis_of_access).
   absl::Status ResolvePersons(storage::Transaction& tx);
+  // The service's own grounds (basis_of_access) of the categories about to
+  // be audited, once per (resource, category); OwnBasesPending: whether
+  // one has not been asked yet.
+  absl::Status ResolveOwnBases(storage::Transaction& tx);
+  bool OwnBasesPending() const;
   // The record of `entry` with the caller's fields, persons and (when
-  // `allowed`) legal bases.
-  audit::AuditRecord RecordOf(Entry entry, bool allowed) const;
+  // `allowed`) legal bases; `chain` is where it is written.
+  audit::AuditRecord RecordOf(Entry entry, bool allowed,
+                              audit::Chain chain) const;
   absl::Status AppendAudits(storage::Transaction& tx, audit::Chain chain);
   absl::Status Resolve(storage::Transaction& tx);
   // Runs `attempt` (a phase) with the unknown-caller retry when the caller
@@ -236,8 +265,17 @@ class AuditedCall {
   std::vector<Entry> trail_;
   std::vector<audit::AuditRecord> appended_;
   std::vector<std::string> persons_;  // AddPerson(), ids
-  // AddLegalBasis(): (resource or "" for all, basis).
-  std::vector<std::pair<std::string, audit::LegalBasis>> bases_;
+  // AddLegalBasis() and AddLegalBasisFor(): for the records of `resource`
+  // or about `person` (an id), or for all when both are empty.
+  struct GivenBasis {
+    std::string resource;
+    std::string person;
+    audit::LegalBasis basis;
+  };
+  std::vector<GivenBasis> bases_;
+  // basis_of_access's answers, by (resource, category).
+  std::map<std::pair<std::string, std::string>, audit::LegalBasis> own_bases_;
+  std::set<std::pair<std::string, std::string>> own_bases_asked_;
   // Resources without a person in their name -> their person ids.
   std::map<std::string, std::vector<std::string>> resource_persons_;
   bool audited_ = false;

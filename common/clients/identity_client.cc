@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "common/errors/status.h"
@@ -74,6 +75,27 @@ absl::Status StandingError() {
       "on them; a relation comes from registering the person, from a "
       "referral or booking by another agency, or from linking the agency's "
       "own id with proof that the person is in its remit (LinkAgencyId)");
+}
+
+audit::LegalBasis LegalBasisOf(const identity::v1::AccessDecision& decision) {
+  audit::LegalBasis basis;
+  absl::string_view category = type::v1::DataCategory_Name(decision.category());
+  absl::ConsumePrefix(&category, "DATA_CATEGORY_");
+  basis.category = std::string(category);
+  switch (decision.basis()) {
+    case identity::v1::ACCESS_BASIS_LEGAL_BASIS:
+      basis.kind = audit::BasisKind::kRule;
+      basis.rule_id = decision.rule_id();
+      break;
+    case identity::v1::ACCESS_BASIS_CONSENT:
+      basis.kind = audit::BasisKind::kConsent;
+      basis.consent = decision.consent();
+      break;
+    default:
+      basis.kind = audit::BasisKind::kOwner;
+      break;
+  }
+  return basis;
 }
 
 absl::Status StandingFrom(const absl::StatusOr<bool>& allowed) {

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/audit/audit_log.h"
 #include "grpcpp/security/credentials.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
@@ -130,6 +131,11 @@ absl::Status StandingError();
 // CORE_IDENTITY: `allowed` is the decision, NOT_FOUND an unknown person,
 // any other error a check that could not be made.
 absl::Status StandingFrom(const absl::StatusOr<bool>& allowed);
+
+// The legal basis an allowed decision names, for the audit record of the
+// access it allowed: RULE with the rule id, CONSENT with the consent, else
+// OWNER.
+audit::LegalBasis LegalBasisOf(const identity::v1::AccessDecision& decision);
 
 // Calls the identity service over gRPC. Every call carries a deadline: the
 // caller's, capped at `max_call_time`. Metadata x-lotse-actor is the

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -296,6 +297,16 @@ TEST_P(AuditServiceE2eTest, TheOfficerListsAPersonAcrossAllFourServices) {
       return jobcenter->CreateCandidateProfile(c, create, &profile);
     });
     ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
+    // The Jobcenter, taking part in the case now, reads its view.
+    cv1::GetCaseViewRequest view_request;
+    view_request.set_name(amina_case.name());
+    cv1::CaseView view;
+    auto jobcenter_cases =
+        cv1::CasesService::NewStub(Channel("cases", "jobcenter-koeln"));
+    s = Call([&](grpc::ClientContext* c) {
+      return jobcenter_cases->GetCaseView(c, view_request, &view);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s) << "\n" << Logs();
   }
   // courses: BAMF takes the person into its remit with the papers and
   // admits them to an integration course.
@@ -381,6 +392,48 @@ TEST_P(AuditServiceE2eTest, TheOfficerListsAPersonAcrossAllFourServices) {
     }
   }
   EXPECT_TRUE(decision);
+  // Every allowed access an agency made in the other services names its
+  // ground for each category it touched: ownership, the services' own rule
+  // for case status, or the rule or consent identity decided by.
+  for (const char* service : {"cases", "courses", "placement"}) {
+    for (const av1::AuditRecord& r : RecordsOf(service, amina.name())) {
+      if (r.outcome() != av1::AUDIT_OUTCOME_ALLOWED ||
+          absl::StartsWith(r.agency(), "services/")) {
+        continue;
+      }
+      std::set<std::string> grounded;
+      for (const av1::LegalBasis& b : r.legal_bases()) {
+        EXPECT_NE(b.kind(), av1::LEGAL_BASIS_KIND_UNSPECIFIED);
+        if (b.kind() == av1::LEGAL_BASIS_KIND_RULE) {
+          EXPECT_FALSE(b.rule_id().empty()) << r.ShortDebugString();
+        }
+        grounded.insert(type::v1::DataCategory_Name(b.category()));
+      }
+      for (int c : r.data_categories()) {
+        EXPECT_TRUE(grounded.count(type::v1::DataCategory_Name(c)) > 0)
+            << service << ": " << r.ShortDebugString();
+      }
+    }
+  }
+  // The Jobcenter saw the case as a participant, under the rules file's
+  // rule, and the person's core identity under the rule identity applied.
+  bool participant_view = false;
+  for (const av1::AuditRecord& r : RecordsOf("cases", amina.name())) {
+    if (r.operation() != "lotse.cases.v1.CasesService/GetCaseView" ||
+        r.agency() != "agencies/jobcenter-koeln") {
+      continue;
+    }
+    participant_view = true;
+    for (const av1::LegalBasis& b : r.legal_bases()) {
+      if (b.category() == type::v1::DATA_CATEGORY_CASE_STATUS) {
+        EXPECT_EQ(b.rule_id(), "case-status.participants");
+      }
+      if (b.category() == type::v1::DATA_CATEGORY_CORE_IDENTITY) {
+        EXPECT_EQ(b.rule_id(), "core-identity.working-with-person");
+      }
+    }
+  }
+  EXPECT_TRUE(participant_view);
 
   // Another agency is refused, on every service.
   for (const char* service : {"identity", "cases", "courses", "placement"}) {

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/audit/audit_log.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/agency.pb.h"
 #include "lotse/identity/v1/person.pb.h"
@@ -36,6 +37,9 @@ struct AccessDecision {
   // Set when not allowed.
   type::v1::AccessDenialReason denial_reason =
       type::v1::ACCESS_DENIAL_REASON_UNSPECIFIED;
+  // Set when allowed: the ground identity named (rule, consent or owner),
+  // which the audit record of the access carries.
+  audit::LegalBasis basis;
 };
 
 class AccessChecker {

@@ -234,4 +234,18 @@ std::string NewId() {
   return *std::move(id);
 }
 
+std::optional<audit::LegalBasis> CaseGroundOf(absl::string_view agency,
+                                              absl::string_view owner_agency,
+                                              absl::string_view category) {
+  audit::LegalBasis basis;
+  basis.category = std::string(category);
+  if (category == "PRIVATE_NOTES") return basis;  // OWNER: notes are private
+  if (category != "CASE_STATUS") return std::nullopt;
+  if (agency != owner_agency) {
+    basis.kind = audit::BasisKind::kRule;
+    basis.rule_id = kCaseParticipantsRule;
+  }
+  return basis;
+}
+
 }  // namespace lotse::cases

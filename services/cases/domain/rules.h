@@ -4,12 +4,14 @@
 #define LOTSE_SERVICES_CASES_DOMAIN_RULES_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "lotse/cases/v1/case.pb.h"
 #include "lotse/cases/v1/plan.pb.h"
@@ -18,6 +20,21 @@
 #include "lotse/type/v1/date.pb.h"
 
 namespace lotse::cases {
+
+// The rules file's rule (config/access-rules.conf) under which an agency
+// taking part in a case sees its status. Case status is the cases
+// service's own data, so the service applies this rule itself rather than
+// asking identity on every call; the audit record names it.
+inline constexpr char kCaseParticipantsRule[] = "case-status.participants";
+
+// The ground on which `agency` ("agencies/x") touches `category` (e.g.
+// "CASE_STATUS") of a case owned by `owner_agency`: the owner as OWNER of
+// the case status, an agency taking part in it under
+// kCaseParticipantsRule, and every agency as OWNER of its own private
+// notes. nullopt for the other categories, which identity decides.
+std::optional<audit::LegalBasis> CaseGroundOf(absl::string_view agency,
+                                              absl::string_view owner_agency,
+                                              absl::string_view category);
 
 // Who moves a step.
 enum class StepActor { kOwner, kReceiver, kEvent };

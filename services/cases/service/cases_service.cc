@@ -160,6 +160,18 @@ CasesServiceImpl::CasesServiceImpl(server::ServiceRuntime& runtime,
       v1::CasesService::service_full_name(), runtime_, std::move(lookup));
   // Audit records of "cases/x/..." name the case's person.
   call_env_.persons_of_resource = PersonsOfCaseResource;
+  // Case status and notes are this service's own data; their audit
+  // records name the ground it applies (domain/rules.h).
+  call_env_.basis_of_access =
+      [](Transaction& tx, const agencies::LocalAgency& caller,
+         const std::string& resource, const std::string& category)
+      -> absl::StatusOr<std::optional<audit::LegalBasis>> {
+    absl::StatusOr<std::optional<std::string>> owner =
+        OwnerOfCaseResource(tx, resource);
+    if (!owner.ok()) return owner.status();
+    if (!*owner) return std::nullopt;
+    return CaseGroundOf(caller.name(), **owner, category);
+  };
   using Self = CasesServiceImpl;
   Handle("OpenCase", this, &Self::DoOpenCase);
   Handle("GetCase", this, &Self::DoGetCase);

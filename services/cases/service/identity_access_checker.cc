@@ -23,6 +23,7 @@ absl::StatusOr<std::vector<AccessDecision>> IdentityAccessChecker::Check(
     a.category = d.category();
     a.allowed = d.allowed();
     a.denial_reason = d.denial_reason();
+    if (a.allowed) a.basis = clients::LegalBasisOf(d);
     out.push_back(a);
   }
   return out;

@@ -96,6 +96,7 @@ absl::Status CasesServiceImpl::DoGetPlan(
                                "the access check did not answer");
       }
       for (const AccessDecision& d : *decisions) {
+        if (d.allowed) call.AddLegalBasisFor(person, d.basis);
         if (!d.allowed) {
           resp->Clear();
           return ErrorWithReason(
@@ -173,6 +174,7 @@ absl::Status CasesServiceImpl::DoListPlans(
                                "the access check did not answer");
       }
       for (const AccessDecision& d : *decisions) {
+        if (d.allowed) call.AddLegalBasisFor(person, d.basis);
         if (!d.allowed) {
           resp->Clear();
           return ErrorWithReason(

@@ -400,9 +400,15 @@ absl::Status CasesServiceImpl::DoGetCaseView(const RequestContext& rc,
       resp->case_record().owner_agency() == agency
           ? identity::v1::RELATION_CASE_OWNER
           : identity::v1::RELATION_CASE_PARTICIPANT};
-  const Denials denied =
-      DenialsFrom(access_->Check(agency, person, ViewCategories(), rc.purpose,
-                                 relations, identity_deadline));
+  const absl::StatusOr<std::vector<AccessDecision>> decisions =
+      access_->Check(agency, person, ViewCategories(), rc.purpose, relations,
+                     identity_deadline);
+  const Denials denied = DenialsFrom(decisions);
+  if (decisions.ok()) {
+    for (const AccessDecision& d : *decisions) {
+      if (d.allowed) call.AddLegalBasisFor(person, d.basis);
+    }
+  }
   FillFromIdentity(*access_, rc, identity_deadline, denied, resp);
   WithholdDenied(denied, resp);
   *resp->mutable_view_time() = ToTimestamp(absl::Now());

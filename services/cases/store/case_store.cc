@@ -302,6 +302,21 @@ absl::StatusOr<std::vector<std::string>> PersonsOfCaseResource(
   return out;
 }
 
+absl::StatusOr<std::optional<std::string>> OwnerOfCaseResource(
+    Transaction& tx, const std::string& resource) {
+  absl::string_view rest = resource;
+  if (!absl::ConsumePrefix(&rest, "cases/")) return std::nullopt;
+  const std::string case_id(rest.substr(0, rest.find('/')));
+  if (case_id.empty()) return std::nullopt;
+  absl::StatusOr<storage::Rows> rows =
+      tx.Query("SELECT owner_agency FROM cases WHERE id = $1", {case_id});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::nullopt;
+  absl::StatusOr<std::string> owner = rows->front().GetText(0);
+  if (!owner.ok()) return owner.status();
+  return *std::move(owner);
+}
+
 absl::Status LockCase(Transaction& tx, const std::string& case_id) {
   return tx.LockNamed(absl::StrCat("case/", case_id));
 }

@@ -53,6 +53,12 @@ std::vector<storage::Migration> CaseStoreMigrations();
 absl::StatusOr<std::vector<std::string>> PersonsOfCaseResource(
     storage::Transaction& tx, const std::string& resource);
 
+// The owner agency ("agencies/x") of the case a resource "cases/x" or
+// "cases/x/..." names, for its audit records' legal bases; nullopt for
+// other resources or an unknown case.
+absl::StatusOr<std::optional<std::string>> OwnerOfCaseResource(
+    storage::Transaction& tx, const std::string& resource);
+
 // Serialises writers of one case ("case/<id>").
 absl::Status LockCase(storage::Transaction& tx, const std::string& case_id);
 

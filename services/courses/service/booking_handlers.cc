@@ -253,8 +253,8 @@ absl::Status CoursesServiceImpl::DoGetBooking(
         return absl::OkStatus();
       });
   if (status.ok()) {
-    status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
-                                   right.owner, right.serves);
+    status = AuthorizeLanguageRead(*this, call, out->person(), right.owner,
+                                   right.serves);
     if (!status.ok()) out->Clear();
   }
   return call.Finish(status);
@@ -333,7 +333,7 @@ absl::Status CoursesServiceImpl::DoListBookings(
         return absl::OkStatus();
       });
   if (!status.ok()) return call.Finish(status);
-  ReadDecider decider(*this, rc, call.caller());
+  ReadDecider decider(*this, call);
   for (const auto& [b, right] : rows) {
     if (!decider.Allowed(b.booking.person(), right)) continue;
     BookingOut(b, out->add_bookings());

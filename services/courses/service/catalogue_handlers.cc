@@ -933,8 +933,8 @@ absl::StatusOr<bool> NarrowToPersonKinds(CoursesServiceImpl& service,
         return absl::OkStatus();
       });
   if (!read.ok()) return read;
-  absl::Status allowed = AuthorizeLanguageRead(
-      service, call.rc(), call.caller(), survivor, /*owner=*/false, serves);
+  absl::Status allowed =
+      AuthorizeLanguageRead(service, call, survivor, /*owner=*/false, serves);
   if (!allowed.ok()) return allowed;
   std::set<int> covered;
   read = call.Read([&](Transaction& tx, const agencies::LocalAgency&) {

@@ -154,26 +154,31 @@ absl::Status WaitlistOut(Transaction& tx, const WaitlistRow& row,
 // --- access ---
 
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
-                                   const server::RequestContext& rc,
-                                   const agencies::LocalAgency& caller,
+                                   agencies::AuditedCall& call,
                                    const std::string& person, bool owner,
                                    bool serves) {
-  if (owner) return absl::OkStatus();
+  if (owner) {
+    call.AddLegalBasisFor(person, {"LANGUAGE", audit::BasisKind::kOwner});
+    return absl::OkStatus();
+  }
   clients::AccessQuery query;
-  query.agency = caller.name();
+  query.agency = call.caller().name();
   query.person = person;
   query.categories = {type::v1::DATA_CATEGORY_LANGUAGE};
-  query.purpose = rc.purpose;
+  query.purpose = call.rc().purpose;
   if (serves) query.relations = {identity::v1::RELATION_SERVES_PERSON};
   absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions =
-      service.options().identity->CheckAccess(query, rc.deadline);
+      service.options().identity->CheckAccess(query, call.rc().deadline);
   if (!decisions.ok()) {
     // Fail closed: without a decision the data is withheld.
     return Denied("CHECK_UNAVAILABLE",
                   "no access decision could be obtained from identity");
   }
   const identity::v1::AccessDecision& d = decisions->front();
-  if (d.allowed()) return absl::OkStatus();
+  if (d.allowed()) {
+    call.AddLegalBasisFor(person, clients::LegalBasisOf(d));
+    return absl::OkStatus();
+  }
   const std::string& full =
       type::v1::AccessDenialReason_Name(d.denial_reason());
   absl::string_view short_name = full;

@@ -205,8 +205,7 @@ absl::Status CoursesServiceImpl::DoGetEntitlement(
     return absl::OkStatus();
   });
   if (status.ok()) {
-    status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
-                                   owner, serves);
+    status = AuthorizeLanguageRead(*this, call, out->person(), owner, serves);
     if (!status.ok()) out->Clear();
   }
   return call.Finish(status);
@@ -249,8 +248,8 @@ void AddReadableEntitlements(CoursesServiceImpl& service,
       auto it = decided.find(p);
       if (it == decided.end()) {
         it = decided
-                 .emplace(p, AuthorizeLanguageRead(service, rc, call.caller(),
-                                                   p, false, item.serves)
+                 .emplace(p, AuthorizeLanguageRead(service, call, p, false,
+                                                   item.serves)
                                  .ok())
                  .first;
       }

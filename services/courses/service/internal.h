@@ -97,13 +97,14 @@ absl::Status WaitlistOut(storage::Transaction& tx, const WaitlistRow& row,
                          v1::WaitlistEntry* out);
 
 // --- access ---
-// OK when `caller` may read LANGUAGE data of `person`: it owns the record
-// (`owner`), or identity's CheckAccess allows it (asserting the relation
-// SERVES_PERSON when `serves`). PERMISSION_DENIED with the denial reason
-// otherwise; CHECK_UNAVAILABLE when identity gave no answer (fail closed).
+// OK when the caller of `call` may read LANGUAGE data of `person`: it owns
+// the record (`owner`), or identity's CheckAccess allows it (asserting the
+// relation SERVES_PERSON when `serves`). The ground (OWNER, or the rule or
+// consent identity named) goes on the call's records about the person.
+// PERMISSION_DENIED with the denial reason otherwise; CHECK_UNAVAILABLE when
+// identity gave no answer (fail closed).
 absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
-                                   const server::RequestContext& rc,
-                                   const agencies::LocalAgency& caller,
+                                   agencies::AuditedCall& call,
                                    const std::string& person, bool owner,
                                    bool serves);
 // OK when `caller` has standing towards `person` (identity's
@@ -202,15 +203,13 @@ struct ReadRight {
 // identity at most once per person.
 class ReadDecider {
  public:
-  ReadDecider(CoursesServiceImpl& service, const server::RequestContext& rc,
-              const agencies::LocalAgency& caller)
-      : service_(service), rc_(rc), caller_(caller) {}
+  ReadDecider(CoursesServiceImpl& service, agencies::AuditedCall& call)
+      : service_(service), call_(call) {}
   bool Allowed(const std::string& person, const ReadRight& right);
 
  private:
   CoursesServiceImpl& service_;
-  const server::RequestContext& rc_;
-  const agencies::LocalAgency& caller_;
+  agencies::AuditedCall& call_;
   std::map<std::string, bool> decided_;
 };
 

@@ -310,8 +310,7 @@ absl::Status CoursesServiceImpl::DoListAttendanceRecords(
     return absl::OkStatus();
   });
   if (status.ok()) {
-    status =
-        AuthorizeLanguageRead(*this, rc, call.caller(), person, owner, serves);
+    status = AuthorizeLanguageRead(*this, call, person, owner, serves);
     if (!status.ok()) out->Clear();
   }
   return call.Finish(status);
@@ -437,8 +436,7 @@ absl::Status CoursesServiceImpl::DoGetCourseResult(
     return absl::OkStatus();
   });
   if (status.ok()) {
-    status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
-                                   owner, serves);
+    status = AuthorizeLanguageRead(*this, call, out->person(), owner, serves);
     if (!status.ok()) out->Clear();
   }
   return call.Finish(status);
@@ -509,9 +507,8 @@ absl::Status CoursesServiceImpl::DoListCourseResults(
   for (const auto& [result, owner] : rows) {
     if (!owner) {
       if (!allowed) {
-        allowed = AuthorizeLanguageRead(*this, rc, call.caller(), person, false,
-                                        serves)
-                      .ok();
+        allowed =
+            AuthorizeLanguageRead(*this, call, person, false, serves).ok();
       }
       if (!*allowed) continue;
     }

@@ -135,12 +135,17 @@ std::string ParseEntitlementRef(absl::string_view name,
 }
 
 bool ReadDecider::Allowed(const std::string& person, const ReadRight& right) {
-  if (right.owner) return true;
+  // An owned record needs no decision, and must not stand in for one: the
+  // same person's other records may not be the caller's.
+  if (right.owner) {
+    return AuthorizeLanguageRead(service_, call_, person, /*owner=*/true,
+                                 right.serves)
+        .ok();
+  }
   auto it = decided_.find(person);
   if (it != decided_.end()) return it->second;
   const bool ok =
-      AuthorizeLanguageRead(service_, rc_, caller_, person, false, right.serves)
-          .ok();
+      AuthorizeLanguageRead(service_, call_, person, false, right.serves).ok();
   decided_[person] = ok;
   return ok;
 }

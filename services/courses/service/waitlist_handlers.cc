@@ -198,8 +198,8 @@ absl::Status CoursesServiceImpl::DoGetWaitlistEntry(
         return WaitlistOut(tx, **w, out);
       });
   if (status.ok()) {
-    status = AuthorizeLanguageRead(*this, rc, call.caller(), out->person(),
-                                   right.owner, right.serves);
+    status = AuthorizeLanguageRead(*this, call, out->person(), right.owner,
+                                   right.serves);
     if (!status.ok()) out->Clear();
   }
   return call.Finish(status);
@@ -287,7 +287,7 @@ absl::Status CoursesServiceImpl::DoListWaitlistEntries(
     return absl::OkStatus();
   });
   if (!status.ok()) return call.Finish(status);
-  ReadDecider decider(*this, rc, call.caller());
+  ReadDecider decider(*this, call);
   for (const auto& [entry, right] : rows) {
     if (!decider.Allowed(entry.person(), right)) continue;
     *out->add_waitlist_entries() = entry;

@@ -141,7 +141,7 @@ absl::Status PlacementServiceImpl::DoCreateCandidateProfile(
   }
   absl::StatusOr<AccessView> access;
   if (status.ok()) {
-    access = AskAccess(*this, rc, me, PersonName(person_id),
+    access = AskAccess(*this, call, PersonName(person_id),
                        {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE},
                        /*serves=*/true);
     if (!access.ok()) status = access.status();
@@ -221,10 +221,9 @@ absl::Status PlacementServiceImpl::DoGetCandidateProfile(
   if (status.ok()) {
     const std::string person = PersonName(found.person_id);
     call.set_person_target(person, "candidate", {kEmployment});
-    absl::StatusOr<AccessView> access =
-        AskAccess(*this, rc, me, person,
-                  {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE},
-                  /*serves=*/found.row->profile.creating_agency() == me.name());
+    absl::StatusOr<AccessView> access = AskAccess(
+        *this, call, person, {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE},
+        /*serves=*/found.row->profile.creating_agency() == me.name());
     if (!access.ok()) {
       status = access.status();
     } else {
@@ -313,7 +312,7 @@ absl::Status PlacementServiceImpl::DoListCandidateProfiles(
       ++checks;
       const std::string person = PersonName(row.person_id);
       absl::StatusOr<AccessView> access =
-          AskAccess(*this, rc, me, person,
+          AskAccess(*this, call, person,
                     {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE},
                     /*serves=*/row.profile.creating_agency() == me.name());
       if (!access.ok()) {
@@ -389,7 +388,7 @@ absl::Status PlacementServiceImpl::DoUpdateCandidateProfile(
   absl::StatusOr<AccessView> access;
   if (status.ok()) {
     call.set_person_target(PersonName(person_id), "candidate", {kEmployment});
-    access = AskAccess(*this, rc, me, PersonName(person_id),
+    access = AskAccess(*this, call, PersonName(person_id),
                        {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE},
                        /*serves=*/creator == me.name());
     status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
@@ -491,7 +490,7 @@ absl::Status PlacementServiceImpl::DoSetQualificationRecognition(
   if (status.ok() && me.legal_domain != "KAMMER") {
     call.set_person_target(PersonName(person_id), "candidate", {kEmployment});
     absl::StatusOr<AccessView> access =
-        AskAccess(*this, rc, me, PersonName(person_id),
+        AskAccess(*this, call, PersonName(person_id),
                   {DATA_CATEGORY_EMPLOYMENT}, creator == me.name());
     status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
                          : access.status();

@@ -81,15 +81,15 @@ struct AccessView {
   bool Allowed(type::v1::DataCategory c) const;
   type::v1::AccessDenialReason Reason(type::v1::DataCategory c) const;
 };
-// Asks identity whether `caller` may read `categories` of `person`
-// ("persons/x") now. Must not be called inside a transaction. NOT_FOUND
-// (PERSON_NOT_FOUND) for a person identity does not know; `unavailable`
-// (default PERMISSION_DENIED CHECK_UNAVAILABLE) when identity did not
-// answer.
+// Asks identity whether the caller of `call` may read `categories` of
+// `person` ("persons/x") now; the ground of each allowed category goes on
+// the call's records about the person. Must not be called inside a
+// transaction. NOT_FOUND (PERSON_NOT_FOUND) for a person identity does not
+// know; PERMISSION_DENIED CHECK_UNAVAILABLE when identity did not answer.
 absl::StatusOr<AccessView> AskAccess(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const agencies::LocalAgency& caller, const std::string& person,
-    std::vector<type::v1::DataCategory> categories, bool serves);
+    PlacementServiceImpl& service, agencies::AuditedCall& call,
+    const std::string& person, std::vector<type::v1::DataCategory> categories,
+    bool serves);
 // Whether `caller` has standing towards `person` (identity's
 // RequireStanding: it may read the person's core identity). The writes that
 // make the caller serve the person (a candidate profile, a proposal) ask
@@ -103,8 +103,7 @@ absl::Status RequireStanding(PlacementServiceImpl& service,
 // AskAccess for several persons in one round trip (identity's calls are in
 // flight together); answers in order. `serves[i]` belongs to persons[i].
 std::vector<absl::StatusOr<AccessView>> AskAccessBatch(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const agencies::LocalAgency& caller,
+    PlacementServiceImpl& service, agencies::AuditedCall& call,
     const std::vector<std::string>& persons, const std::vector<bool>& serves,
     const std::vector<type::v1::DataCategory>& categories);
 // PERMISSION_DENIED with identity's reason for `category` unless allowed.

@@ -422,7 +422,7 @@ absl::Status PlacementServiceImpl::DoMatchOffersForCandidate(
     const std::string person = PersonName(found.person_id);
     call.set_person_target(person, "candidate", {kEmployment});
     access =
-        AskAccess(*this, rc, me, person,
+        AskAccess(*this, call, person,
                   {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
                    DATA_CATEGORY_RESIDENCE_STATUS},
                   /*serves=*/found.row->profile.creating_agency() == me.name());
@@ -611,7 +611,7 @@ absl::Status WalkCandidates(
     }
     checks += static_cast<int>(batch.size());
     std::vector<absl::StatusOr<AccessView>> answers =
-        AskAccessBatch(service, rc, me, persons, serves,
+        AskAccessBatch(service, call, persons, serves,
                        {DATA_CATEGORY_EMPLOYMENT, DATA_CATEGORY_LANGUAGE,
                         DATA_CATEGORY_RESIDENCE_STATUS});
     size_t consumed = *next + want;

@@ -182,10 +182,11 @@ absl::StatusOr<std::string> ProposedPerson(Transaction& tx,
 // identity did not answer is FAILED_PRECONDITION, like the other fresh
 // checks of a write.
 absl::StatusOr<PermissionCheck> CheckProposalAccess(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const LocalAgency& me, const std::string& person, absl::Time now) {
+    PlacementServiceImpl& service, AuditedCall& call, const std::string& person,
+    absl::Time now) {
+  const server::RequestContext& rc = call.rc();
   absl::StatusOr<AccessView> access = AskAccess(
-      service, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
+      service, call, person, {DATA_CATEGORY_EMPLOYMENT}, /*serves=*/true);
   absl::Status status = access.ok()
                             ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
                             : access.status();
@@ -282,7 +283,7 @@ absl::Status PlacementServiceImpl::DoProposePlacement(
   }
   if (status.ok()) {
     absl::StatusOr<PermissionCheck> checked =
-        CheckProposalAccess(*this, rc, me, PersonName(person_id), now);
+        CheckProposalAccess(*this, call, PersonName(person_id), now);
     if (checked.ok()) {
       permission = *checked;
     } else {
@@ -352,7 +353,7 @@ absl::Status PlacementServiceImpl::DoGetPlacement(
     const std::string& person = row.placement.person();
     call.set_person_target(person, PlacementName(row.id), {kEmployment});
     absl::StatusOr<AccessView> access =
-        AskAccess(*this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, party);
+        AskAccess(*this, call, person, {DATA_CATEGORY_EMPLOYMENT}, party);
     status = access.ok() ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
                          : access.status();
     if (status.ok()) {
@@ -441,7 +442,7 @@ absl::Status PlacementServiceImpl::DoListPlacements(
       ++checks;
       const std::string& person = row.placement.person();
       absl::StatusOr<AccessView> access =
-          AskAccess(*this, rc, me, person, {DATA_CATEGORY_EMPLOYMENT}, party);
+          AskAccess(*this, call, person, {DATA_CATEGORY_EMPLOYMENT}, party);
       if (!access.ok()) {
         if (access.status().code() == absl::StatusCode::kNotFound) continue;
         status = access.status();

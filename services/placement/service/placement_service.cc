@@ -147,15 +147,28 @@ absl::StatusOr<AccessView> AccessViewOf(
   return view;
 }
 
+// The ground of every allowed category, for the call's records about
+// `person`; a category the call does not touch is never written.
+void NoteGrounds(agencies::AuditedCall& call, const std::string& person,
+                 const AccessView& view) {
+  for (const identity::v1::AccessDecision& d : view.decisions) {
+    if (d.allowed()) call.AddLegalBasisFor(person, clients::LegalBasisOf(d));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<AccessView> AskAccess(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const agencies::LocalAgency& caller, const std::string& person,
-    std::vector<type::v1::DataCategory> categories, bool serves) {
-  return AccessViewOf(service.options().identity->CheckAccess(
-      AccessQueryOf(rc, caller, person, std::move(categories), serves),
-      rc.deadline));
+    PlacementServiceImpl& service, agencies::AuditedCall& call,
+    const std::string& person, std::vector<type::v1::DataCategory> categories,
+    bool serves) {
+  absl::StatusOr<AccessView> view =
+      AccessViewOf(service.options().identity->CheckAccess(
+          AccessQueryOf(call.rc(), call.caller(), person, std::move(categories),
+                        serves),
+          call.rc().deadline));
+  if (view.ok()) NoteGrounds(call, person, *view);
+  return view;
 }
 
 absl::Status RequireStanding(PlacementServiceImpl& service,
@@ -172,21 +185,22 @@ absl::Status RequireStanding(PlacementServiceImpl& service,
 }
 
 std::vector<absl::StatusOr<AccessView>> AskAccessBatch(
-    PlacementServiceImpl& service, const server::RequestContext& rc,
-    const agencies::LocalAgency& caller,
+    PlacementServiceImpl& service, agencies::AuditedCall& call,
     const std::vector<std::string>& persons, const std::vector<bool>& serves,
     const std::vector<type::v1::DataCategory>& categories) {
   std::vector<clients::AccessQuery> queries;
   queries.reserve(persons.size());
   for (size_t i = 0; i < persons.size(); ++i) {
-    queries.push_back(
-        AccessQueryOf(rc, caller, persons[i], categories, serves[i]));
+    queries.push_back(AccessQueryOf(call.rc(), call.caller(), persons[i],
+                                    categories, serves[i]));
   }
   std::vector<absl::StatusOr<AccessView>> out;
   out.reserve(persons.size());
-  for (auto& decisions :
-       service.options().identity->CheckAccessBatch(queries, rc.deadline)) {
+  for (auto& decisions : service.options().identity->CheckAccessBatch(
+           queries, call.rc().deadline)) {
     out.push_back(AccessViewOf(std::move(decisions)));
+    if (out.back().ok())
+      NoteGrounds(call, persons[out.size() - 1], *out.back());
   }
   return out;
 }

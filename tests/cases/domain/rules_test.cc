@@ -1,10 +1,14 @@
 // The state machines, dependency cycles, dates and resource names of cases.
 #include "services/cases/domain/rules.h"
 
+#include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/support/dev_pki.h"
 
 namespace lotse::cases {
 namespace {
@@ -157,6 +161,43 @@ TEST(CategoriesTest, HealthAndFamilyAreTheirOwn) {
   EXPECT_EQ(GoalCategory(v1::LIFE_AREA_FAMILY), type::v1::DATA_CATEGORY_FAMILY);
   EXPECT_EQ(GoalCategory(v1::LIFE_AREA_WORK),
             type::v1::DATA_CATEGORY_CASE_STATUS);
+}
+
+TEST(CaseGroundTest, OwnerParticipantAndNotes) {
+  std::optional<audit::LegalBasis> owner =
+      CaseGroundOf("agencies/kim", "agencies/kim", "CASE_STATUS");
+  ASSERT_TRUE(owner.has_value());
+  EXPECT_EQ(owner->kind, audit::BasisKind::kOwner);
+  EXPECT_EQ(owner->category, "CASE_STATUS");
+  std::optional<audit::LegalBasis> participant =
+      CaseGroundOf("agencies/jobcenter", "agencies/kim", "CASE_STATUS");
+  ASSERT_TRUE(participant.has_value());
+  EXPECT_EQ(participant->kind, audit::BasisKind::kRule);
+  EXPECT_EQ(participant->rule_id, kCaseParticipantsRule);
+  std::optional<audit::LegalBasis> notes =
+      CaseGroundOf("agencies/jobcenter", "agencies/kim", "PRIVATE_NOTES");
+  ASSERT_TRUE(notes.has_value());
+  EXPECT_EQ(notes->kind, audit::BasisKind::kOwner);
+  // Identity decides the person's other categories.
+  EXPECT_FALSE(
+      CaseGroundOf("agencies/kim", "agencies/kim", "RESIDENCE_STATUS"));
+}
+
+TEST(CaseGroundTest, TheParticipantsRuleIsTheDeploymentsRule) {
+  // The audit trail names a rule of the shipped rules file; renaming it
+  // there without here would leave records pointing at nothing.
+  std::ifstream rules(testing::SourceDir() + "/config/access-rules.conf");
+  ASSERT_TRUE(rules.good());
+  std::string line;
+  bool found = false;
+  while (std::getline(rules, line)) {
+    if (line.rfind(absl::StrCat("rule ", kCaseParticipantsRule,
+                                " category=CASE_STATUS "),
+                   0) == 0) {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "common/agencies/audited_call.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,6 +179,91 @@ TEST_P(AuditedCallTest, RecordsNameTheirPersonsAndTheGroundOfTheAccess) {
   ASSERT_EQ(page->records.size(), 2u);
   EXPECT_EQ(page->records[1].record.outcome, audit::Outcome::kDenied);
   EXPECT_TRUE(page->records[1].record.legal_bases.empty());
+}
+
+TEST_P(AuditedCallTest, AGroundForOnePersonStaysOnThatPersonsRecords) {
+  AuditedCall call(env_, rc_, "List", "things");
+  // Identity allowed EMPLOYMENT of p1 by a rule; p2's record was read on no
+  // ground the call knows.
+  call.AddLegalBasisFor("persons/p1", {"EMPLOYMENT", audit::BasisKind::kRule,
+                                       "employment.labour-market", ""});
+  ASSERT_TRUE(call.Finish(call.Read([&](Transaction&, const LocalAgency&) {
+                    call.Touch("persons/p1", "things/a", {"EMPLOYMENT"});
+                    call.Touch("persons/p2", "things/b", {"EMPLOYMENT"});
+                    return absl::OkStatus();
+                  }))
+                  .ok());
+  std::vector<audit::AuditRecord> p1 = Trail("persons/p1/things/a");
+  ASSERT_EQ(p1.size(), 1u);
+  ASSERT_EQ(p1[0].legal_bases.size(), 1u);
+  EXPECT_EQ(p1[0].legal_bases[0].rule_id, "employment.labour-market");
+  std::vector<audit::AuditRecord> p2 = Trail("persons/p2/things/b");
+  ASSERT_EQ(p2.size(), 1u);
+  EXPECT_TRUE(p2[0].legal_bases.empty());
+}
+
+TEST_P(AuditedCallTest, TheServicesOwnGroundAndOwnershipOfWhatWasWritten) {
+  // The service knows its own ground for CASE_STATUS of "cases/..." only.
+  int asked = 0;
+  env_.basis_of_access = [&](Transaction&, const LocalAgency& caller,
+                             const std::string& resource,
+                             const std::string& category)
+      -> absl::StatusOr<std::optional<audit::LegalBasis>> {
+    ++asked;
+    EXPECT_EQ(caller.id, "jobcenter-koeln");
+    if (resource.rfind("cases/", 0) != 0 || category != "CASE_STATUS") {
+      return std::nullopt;
+    }
+    return audit::LegalBasis{category, audit::BasisKind::kRule,
+                             "case-status.participants", ""};
+  };
+  AuditedCall read(env_, rc_, "Get", "cases/c1");
+  read.set_target_categories({"CASE_STATUS", "HEALTH"});
+  ASSERT_TRUE(read.Finish(read.Read([](Transaction&, const LocalAgency&) {
+                    return absl::OkStatus();
+                  }))
+                  .ok());
+  std::vector<audit::AuditRecord> trail = Trail("cases/c1");
+  ASSERT_EQ(trail.size(), 1u);
+  // HEALTH was read on no ground the call or the service knows: none named.
+  ASSERT_EQ(trail[0].legal_bases.size(), 1u);
+  EXPECT_EQ(trail[0].legal_bases[0].category, "CASE_STATUS");
+  EXPECT_EQ(trail[0].legal_bases[0].rule_id, "case-status.participants");
+  EXPECT_EQ(asked, 2);
+
+  // What a write phase touched without a ground the caller wrote, as its
+  // owner; the service's own ground still comes first.
+  AuditedCall write(env_, rc_, "Put", "things");
+  absl::Status s = write.Write([&](Transaction& tx, const LocalAgency&) {
+    write.Touch("persons/p3", "things/t3", {"EMPLOYMENT"});
+    write.TouchResource("cases/c2", {"CASE_STATUS"});
+    return tx.Execute("INSERT INTO things (id) VALUES ('t3')").status();
+  });
+  ASSERT_TRUE(write.Finish(s).ok());
+  trail = Trail("persons/p3/things/t3");
+  ASSERT_EQ(trail.size(), 1u);
+  ASSERT_EQ(trail[0].legal_bases.size(), 1u);
+  EXPECT_EQ(trail[0].legal_bases[0].kind, audit::BasisKind::kOwner);
+  trail = Trail("cases/c2");
+  ASSERT_EQ(trail.size(), 1u);
+  ASSERT_EQ(trail[0].legal_bases.size(), 1u);
+  EXPECT_EQ(trail[0].legal_bases[0].kind, audit::BasisKind::kRule);
+
+  // A failed lookup of the ground fails the phase rather than writing a
+  // record without it.
+  env_.basis_of_access = [](Transaction&, const LocalAgency&,
+                            const std::string&, const std::string&)
+      -> absl::StatusOr<std::optional<audit::LegalBasis>> {
+    return absl::UnavailableError("store gone");
+  };
+  AuditedCall failing(env_, rc_, "Get", "cases/c3");
+  failing.set_target_categories({"CASE_STATUS"});
+  EXPECT_EQ(failing
+                .Finish(failing.Read([](Transaction&, const LocalAgency&) {
+                  return absl::OkStatus();
+                }))
+                .code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST_P(AuditedCallTest, ServicesAndTheDataProtectionRoleAreTheirOwnGround) {
