@@ -11,8 +11,11 @@ execute_process(COMMAND ${configure} RESULT_VARIABLE result)
 if(NOT result EQUAL 0)
   message(FATAL_ERROR "configuring the C++ example failed")
 endif()
+# One compile job per core, as the test command's own build: generated
+# protobuf code needs much memory per job.
+cmake_host_system_information(RESULT cores QUERY NUMBER_OF_LOGICAL_CORES)
 string(TIMESTAMP start "%s")
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR}
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR} --parallel ${cores}
                 RESULT_VARIABLE result)
 string(TIMESTAMP end "%s")
 math(EXPR seconds "${end} - ${start}")
