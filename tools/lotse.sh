@@ -17,6 +17,8 @@ PACKAGES=(
   libabsl-dev libssl-dev openssl libsqlite3-dev libpq-dev libicu-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   postgresql clang-format iproute2 procps
+  # The Python client example (examples/python) and its test.
+  python3-grpcio python3-grpc-tools python3-protobuf
 )
 
 SERVICES=(identity cases courses placement)
