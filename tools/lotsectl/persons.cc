@@ -30,11 +30,12 @@ const TableSpec kCandidates = {"candidates",
                                 {"BORN", "person.birth_date"}}};
 
 // The flags that describe a person's record, under `prefix` ("person." for
-// CreatePerson, "draft." for FindDuplicates).
-std::vector<VerbFlag> PersonFlags(const std::string& prefix, bool required) {
+// CreatePerson, "draft." for FindDuplicates). A name needs given or family
+// names; which of them the service checks.
+std::vector<VerbFlag> PersonFlags(const std::string& prefix) {
   return {
       {"given-names", prefix + "names.given_names", "given names"},
-      {"family-names", prefix + "names.family_names", "family names", required},
+      {"family-names", prefix + "names.family_names", "family names"},
       {"script", prefix + "names.script",
        "ISO 15924 script of the names (default Latn)"},
       {"birth-date", prefix + "birth_date",
@@ -54,7 +55,7 @@ std::vector<VerbFlag> PersonFlags(const std::string& prefix, bool required) {
 
 std::vector<Verb> PersonVerbs() {
   std::vector<Verb> verbs;
-  std::vector<VerbFlag> create = PersonFlags("person.", true);
+  std::vector<VerbFlag> create = PersonFlags("person.");
   create.push_back({"confirm-new-person", "confirm_new_person",
                     "create despite strong duplicate candidates (after "
                     "review)",
@@ -71,7 +72,7 @@ std::vector<Verb> PersonVerbs() {
                    kPersonRecord});
   std::vector<VerbFlag> duplicates = {
       {"person", "person", "an existing person, persons/{id}", false, true}};
-  for (VerbFlag& f : PersonFlags("draft.", false)) duplicates.push_back(f);
+  for (VerbFlag& f : PersonFlags("draft.")) duplicates.push_back(f);
   duplicates.push_back({"min-score", "min_score", "0.0..1.0"});
   duplicates.push_back({"page-size", "page_size", "at most this many"});
   verbs.push_back({"persons",
