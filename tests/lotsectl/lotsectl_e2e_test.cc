@@ -449,6 +449,48 @@ TEST_F(LotsectlTest, GenericCallReachesAnyRpcWithJson) {
   EXPECT_THAT(refused.err, HasSubstr("field name: "));
 }
 
+TEST_F(LotsectlTest, BulkImportReportsEachLineAndIsSafeToRerun) {
+  auto line = [](const std::string& given, const std::string& family,
+                 int year) {
+    idv1::CreatePersonRequest request;
+    *request.mutable_person() = SamplePerson(given, family, year);
+    return ToJson(request);
+  };
+  const std::string file = JsonFile(
+      "import", absl::StrCat("# three persons, the second born too early\n",
+                             line("Hamid", "Sadeghi", 1980), "\n",
+                             line("Zahra", "Sadeghi", 1800), "\n\n",
+                             line("Reza", "Sadeghi", 1982), "\n"));
+  const std::vector<std::string> args = {
+      "call",         "identity",     "CreatePerson", "--each",
+      file.substr(1), "--request-id", "import-1"};
+  CommandResult first = Ctl("kim-koeln", args);
+  EXPECT_EQ(first.exit_code, kRefused);
+  std::vector<std::string> created =
+      absl::StrSplit(first.out, '\n', absl::SkipEmpty());
+  ASSERT_THAT(created, SizeIs(2)) << first.out;
+  EXPECT_THAT(created[0], HasSubstr("line 2: OK persons/"));
+  EXPECT_THAT(created[1], HasSubstr("line 5: OK persons/"));
+  EXPECT_THAT(first.err, HasSubstr("line 3: error: INVALID_ARGUMENT"));
+  EXPECT_THAT(first.err, HasSubstr("field person.birth_date: "));
+  EXPECT_THAT(first.err, HasSubstr("each: 3/3 sent, 1 refused"));
+
+  // The same file with the same key: the same persons, none created twice.
+  CommandResult again = Ctl("kim-koeln", args);
+  EXPECT_EQ(again.exit_code, kRefused);
+  EXPECT_EQ(again.out, first.out);
+
+  // A line that is no request: nothing is sent.
+  const std::string broken = JsonFile(
+      "broken",
+      absl::StrCat(line("Ali", "Sadeghi", 1983), "\n{\"person\": 7}\n"));
+  CommandResult refused = Ctl("kim-koeln", {"call", "identity", "CreatePerson",
+                                            "--each", broken.substr(1)});
+  EXPECT_EQ(refused.exit_code, kUsage);
+  EXPECT_THAT(refused.err, HasSubstr("line 2"));
+  EXPECT_EQ(refused.out, "");
+}
+
 TEST_F(LotsectlTest, CourseSearchBookingAndWaitlist) {
   crv1::CreateCourseRequest create;
   *create.mutable_course() = IntegrationCourse("Integrationskurs lotsectl");

@@ -178,12 +178,18 @@ int RunCommandLine(std::vector<std::string> args, const EnvLookup& env,
   if (group == "call") {
     if (options->help) {
       out << "Usage: lotsectl call <service> <Method> [--json JSON|@FILE|-]\n"
-             "                     [--for DURATION] [--max-messages N]\n\n"
+             "                     [--for DURATION] [--max-messages N]\n"
+             "       lotsectl call <service> <Method> --each FILE|-\n\n"
              "Calls any RPC of identity, cases, courses or placement (their\n"
              "own API, AuditService, grpc.health.v1.Health) with a request\n"
              "in protobuf JSON; without --json the request is empty. A\n"
              "server stream prints each message. Without <Method>, lists\n"
-             "the methods.\n";
+             "the methods.\n\n"
+             "--each sends one request per line (a bulk import): all lines\n"
+             "are checked first, refusals are reported by line number and\n"
+             "the run goes on, progress goes to stderr. With --request_id K\n"
+             "line N carries request_id K-N, so a rerun creates nothing\n"
+             "twice.\n";
       return kExitOk;
     }
     return RunCall(std::vector<std::string>(args.begin() + 1, args.end()),
@@ -275,7 +281,7 @@ std::vector<std::string> CompletionCandidates(
       }
       return candidates;
     }
-    return {"--json", "--for", "--max-messages"};
+    return {"--json", "--each", "--for", "--max-messages"};
   }
   if (plain.size() == 1) return VerbNames(plain[0]);
   const Verb* verb = FindVerb(plain[0], plain[1]);
