@@ -22,6 +22,7 @@
 #include "tools/lotsectl/internal/exit_codes.h"
 #include "tools/lotsectl/internal/fields.h"
 #include "tools/lotsectl/internal/options.h"
+#include "tools/lotsectl/internal/output.h"
 #include "tools/lotsectl/internal/verb.h"
 
 namespace lotse::lotsectl {
@@ -155,6 +156,30 @@ TEST(FieldsTest, RefusesTextThatDoesNotFitTheField) {
   EXPECT_THAT(std::string(no_such_value.message()), HasSubstr("EARLIEST"));
   EXPECT_FALSE(SetField(&request, "no_such_field", "1").ok());
   EXPECT_EQ(request.after_cursor(), 0);
+}
+
+TEST(OutputTest, NameOutputPrintsOnlyResourceNames) {
+  identity::v1::ListAgenciesResponse list;
+  list.add_agencies()->set_name("agencies/kim-koeln");
+  list.add_agencies()->set_name("agencies/vhs-koeln");
+  list.set_next_page_token("more");
+  std::ostringstream out, err;
+  PrintResponse(list, {"agencies", {{"NAME", "name"}, {"STATE", "state"}}},
+                OutputFormat::kName, out, err);
+  EXPECT_EQ(out.str(), "agencies/kim-koeln\nagencies/vhs-koeln\n");
+
+  std::ostringstream record;
+  PrintResponse(list.agencies(1), {}, OutputFormat::kName, record, err);
+  EXPECT_EQ(record.str(), "agencies/vhs-koeln\n");
+
+  std::ostringstream table;
+  PrintResponse(list, {"agencies", {{"NAME", "name"}, {"STATE", "state"}}},
+                OutputFormat::kTable, table, err);
+  EXPECT_EQ(table.str(),
+            "NAME                STATE\n"
+            "agencies/kim-koeln  UNSPECIFIED\n"
+            "agencies/vhs-koeln  UNSPECIFIED\n");
+  EXPECT_EQ(err.str(), "more: --page-token more\n");
 }
 
 TEST(OptionsTest, FlagsBeatEnvironmentAndMayStandAfterTheVerb) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -356,13 +357,20 @@ TEST_F(LotsectlTest, CaseFlowAndWatchResumedFromACursor) {
   ASSERT_FALSE(opened.name().empty());
   EXPECT_EQ(opened.responsible_actor(), "cw-1");
 
+  // -o name: just the new step's name, for a shell variable.
   CommandResult referred =
       Ctl("kim-koeln",
           {"cases", "refer", opened.name(), "--kind", "integration-course",
-           "--to", "agencies/vhs-koeln", "--description", "B1", "-o", "json"});
+           "--to", "agencies/vhs-koeln", "--description", "B1", "-o", "name"});
   ASSERT_EQ(referred.exit_code, kOk) << referred.err;
+  const std::string step_name(absl::StripTrailingAsciiWhitespace(referred.out));
+  EXPECT_THAT(step_name, ::testing::StartsWith(opened.name() + "/steps/"));
+  CommandResult shown =
+      Ctl("kim-koeln", {"steps", "show", step_name, "-o", "json"});
+  ASSERT_EQ(shown.exit_code, kOk) << shown.err;
   cv1::Step step;
-  ASSERT_TRUE(FromJson(referred.out, &step)) << referred.out;
+  ASSERT_TRUE(FromJson(shown.out, &step)) << shown.out;
+  EXPECT_EQ(step.name(), step_name);
   EXPECT_EQ(step.state(), cv1::STEP_STATE_REFERRED);
 
   CommandResult moved = Ctl("kim-koeln", {"cases", "transition", opened.name(),

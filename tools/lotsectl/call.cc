@@ -104,6 +104,8 @@ int RunEach(const std::string& service, const pb::MethodDescriptor& method,
     if (status.ok()) {
       if (options.output == OutputFormat::kJson) {
         out << JsonOf(*response, false) << "\n";
+      } else if (options.output == OutputFormat::kName) {
+        PrintResponse(*response, {}, options.output, out, err);
       } else {
         absl::StatusOr<std::string> name = FieldText(*response, "name");
         out << "line " << number << ": OK"

@@ -70,7 +70,7 @@ int Open(const Verb& verb, Invocation& run) {
 // The case view reads as a case header, the service chain as a table and
 // the withheld fields, rather than one long record.
 int View(const Verb& verb, Invocation& run) {
-  if (run.options().output == OutputFormat::kJson) {
+  if (run.options().output != OutputFormat::kTable) {
     return RunDeclared(verb, run);
   }
   absl::StatusOr<const pb::MethodDescriptor*> method =

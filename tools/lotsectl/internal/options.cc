@@ -47,8 +47,9 @@ const std::vector<GlobalDef>& GlobalDefs() {
        "acting caseworker, sent as x-lotse-actor (default: $USER)"},
       {"purpose", nullptr, "LOTSE_PURPOSE", "CODE",
        "purpose of the access, sent as x-lotse-purpose (default: the verb's)"},
-      {"output", "o", "LOTSE_OUTPUT", "table|json",
-       "table for people (default), json for scripts (protobuf JSON)"},
+      {"output", "o", "LOTSE_OUTPUT", "table|json|name",
+       "table for people (default), json for scripts (protobuf JSON), name "
+       "for the resource name only"},
       {"timeout", nullptr, "LOTSE_TIMEOUT", "DURATION",
        "deadline of each call, e.g. 30s (default 30s)"},
       {"request-id", nullptr, nullptr, "KEY",
@@ -94,9 +95,11 @@ absl::Status Apply(const GlobalDef& def, const std::string& value,
       options.output = OutputFormat::kTable;
     } else if (value == "json") {
       options.output = OutputFormat::kJson;
+    } else if (value == "name") {
+      options.output = OutputFormat::kName;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--output must be table or json, not \"", value, "\""));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--output must be table, json or name, not \"", value, "\""));
     }
   } else if (name == "timeout") {
     absl::Duration d;

@@ -26,7 +26,9 @@ namespace lotse::lotsectl {
 inline constexpr const char* kServiceNames[] = {"identity", "cases", "courses",
                                                 "placement"};
 
-enum class OutputFormat { kTable, kJson };
+// table: for people; json: protobuf JSON for scripts; name: only the
+// resource name(s) of the answer, one a line, for shell variables.
+enum class OutputFormat { kTable, kJson, kName };
 
 struct GlobalOptions {
   // Mutual TLS: either a dev-PKI directory and a client name under

@@ -111,6 +111,24 @@ void PrintResponse(const pb::Message& response, const TableSpec& spec,
   const pb::Descriptor* type = response.GetDescriptor();
   const pb::FieldDescriptor* rows =
       spec.rows.empty() ? nullptr : type->FindFieldByName(spec.rows);
+  if (format == OutputFormat::kName) {
+    const std::string first =
+        spec.columns.empty() ? "name" : spec.columns.front().path;
+    if (rows == nullptr || !rows->is_repeated() ||
+        rows->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      absl::StatusOr<std::string> name = FieldText(response, "name");
+      if (!name.ok()) name = FieldText(response, first);
+      if (name.ok() && !name->empty()) out << *name << "\n";
+      return;
+    }
+    const pb::Reflection* r = response.GetReflection();
+    for (int i = 0; i < r->FieldSize(response, rows); ++i) {
+      absl::StatusOr<std::string> name =
+          FieldText(r->GetRepeatedMessage(response, rows, i), first);
+      if (name.ok() && !name->empty()) out << *name << "\n";
+    }
+    return;
+  }
   if (rows == nullptr || !rows->is_repeated() ||
       rows->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
     PrintRecord(response, spec.columns, out);

@@ -36,7 +36,9 @@ struct TableSpec {
 // line when `multiline` is false.
 std::string JsonOf(const google::protobuf::Message& message, bool multiline);
 
-// Prints `response` as `spec` says (table) or as JSON. A record shows one
+// Prints `response` as `spec` says (table), as JSON, or as names: the
+// "name" field of a record (else its first column), the first column of
+// each row of a list. A record shows one
 // "field: value" line per column that has a value (unset and UNSPECIFIED
 // ones are left out). A list shows its rows, then the response's other
 // set fields, and a next_page_token as a "more: --page-token ..." hint on
