@@ -439,6 +439,19 @@ TEST_F(LotsectlTest, GenericCallReachesAnyRpcWithJson) {
   EXPECT_EQ(read.name(), person.name());
   EXPECT_EQ(read.names(0).family_names(), "Sultani");
 
+  // A server stream: one JSON object a line, ended after one message.
+  cv1::Case opened = OpenCase(person);
+  CommandResult streamed =
+      Ctl("kim-koeln", {"call", "cases", "WatchCaseEvents", "--json",
+                        "{\"start\": \"WATCH_START_EARLIEST\"}",
+                        "--max-messages", "1", "--for", "20s", "-o", "json"});
+  ASSERT_EQ(streamed.exit_code, kOk) << streamed.err;
+  cv1::WatchCaseEventsResponse event;
+  ASSERT_TRUE(FromJson(streamed.out, &event)) << streamed.out;
+  EXPECT_EQ(event.event().case_name(), opened.name());
+  EXPECT_TRUE(event.event().has_case_opened());
+  EXPECT_THAT(streamed.err, HasSubstr("stream: 1 messages"));
+
   // A qualified method of another service on the same process.
   CommandResult health = Ctl("kim-koeln", {"call", "cases", "Health/Check"});
   ASSERT_EQ(health.exit_code, kOk) << health.err;
