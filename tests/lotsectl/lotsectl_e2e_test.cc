@@ -267,6 +267,23 @@ TEST_F(LotsectlTest, AdministratorRegistersListsAndSuspendsAnAgency) {
   EXPECT_EQ(agency.state(), idv1::AGENCY_STATE_SUSPENDED);
   EXPECT_EQ(agency.suspension_reason(), "test over");
 
+  // Page by page, or every page at once.
+  CommandResult page =
+      Ctl("lotse-admin", {"agencies", "list", "--page-size", "5"});
+  ASSERT_EQ(page.exit_code, kOk) << page.err;
+  std::vector<std::string> rows =
+      absl::StrSplit(page.out, '\n', absl::SkipEmpty());
+  EXPECT_THAT(rows, SizeIs(6)) << page.out;  // the header and five
+  EXPECT_THAT(page.err, HasSubstr("more: --page-token "));
+  CommandResult all = Ctl("lotse-admin", {"agencies", "list", "--page-size",
+                                          "5", "--all", "-o", "json"});
+  ASSERT_EQ(all.exit_code, kOk) << all.err;
+  idv1::ListAgenciesResponse every;
+  ASSERT_TRUE(FromJson(all.out, &every)) << all.out;
+  EXPECT_EQ(every.agencies_size(), 14);  // the dev PKI's 13 and the new one
+  EXPECT_EQ(every.next_page_token(), "");
+  EXPECT_THAT(all.err, HasSubstr("all: 3 pages read"));
+
   CommandResult listed = Ctl("lotse-admin", {"agencies", "list", "--state",
                                              "suspended", "-o", "json"});
   ASSERT_EQ(listed.exit_code, kOk) << listed.err;

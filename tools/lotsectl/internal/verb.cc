@@ -13,6 +13,8 @@ namespace {
 
 namespace pb = ::google::protobuf;
 
+constexpr char kNextPageTokenField[] = "next_page_token";
+
 // The string field `name` of `message` when it has one, else nullptr.
 const pb::FieldDescriptor* StringField(const pb::Message& message,
                                        const char* name) {
@@ -109,6 +111,27 @@ int CallAndPrint(const Verb& verb, Invocation& run,
   if (!status.ok()) {
     return ReportRpcError(status, run.options().output, run.err());
   }
+  // --all: the following pages, merged into one answer.
+  const pb::FieldDescriptor* next = StringField(*response, kNextPageTokenField);
+  const pb::FieldDescriptor* token = StringField(request, "page_token");
+  if (run.Has(kAllFlag) && next != nullptr && token != nullptr) {
+    int pages = 1;
+    const pb::Reflection* out = response->GetReflection();
+    while (!out->GetString(*response, next).empty() && !Interrupted()) {
+      r->SetString(&request, token, out->GetString(*response, next));
+      std::unique_ptr<pb::Message> page = NewMessage(method.output_type());
+      status = (*client)->Unary(verb.service, method, request, page.get(),
+                                verb.purpose);
+      if (!status.ok()) {
+        return ReportRpcError(status, run.options().output, run.err());
+      }
+      // An empty token on the last page must end the loop; MergeFrom
+      // would keep the previous one.
+      out->ClearField(response.get(), next);
+      response->MergeFrom(*page);
+      run.err() << "all: " << ++pages << " pages read\n";
+    }
+  }
   PrintResponse(*response, verb.table, run.options().output, run.out(),
                 run.err());
   return kExitOk;
@@ -131,6 +154,19 @@ const std::vector<Verb>& AllVerbs() {
                        OfferVerbs, AuditVerbs}) {
       std::vector<Verb> more = group();
       verbs->insert(verbs->end(), more.begin(), more.end());
+    }
+    // Every listing verb can follow its pages to the end.
+    for (Verb& verb : *verbs) {
+      absl::StatusOr<const pb::MethodDescriptor*> method =
+          FindMethod(verb.service, verb.method);
+      if (method.ok() &&
+          (*method)->input_type()->FindFieldByName("page_token") != nullptr &&
+          (*method)->output_type()->FindFieldByName(kNextPageTokenField) !=
+              nullptr) {
+        verb.flags.push_back({kAllFlag, "",
+                              "read every page (progress on stderr)", false,
+                              false, false});
+      }
     }
     return verbs;
   }();

@@ -97,11 +97,16 @@ class Invocation {
 absl::Status FillRequest(const Verb& verb, const VerbArgs& args,
                          google::protobuf::Message* request);
 
-// Sends `request` to `method` the declared way (request_id, etag_from) and
-// prints the response as `verb.table` says. Returns the exit code.
+// Sends `request` to `method` the declared way (request_id, etag_from,
+// --all) and prints the response as `verb.table` says. Returns the exit
+// code.
 int CallAndPrint(const Verb& verb, Invocation& run,
                  const google::protobuf::MethodDescriptor& method,
                  google::protobuf::Message& request);
+
+// The flag every listing verb gets (AllVerbs adds it): CallAndPrint then
+// follows next_page_token to the end and prints the pages as one answer.
+inline constexpr char kAllFlag[] = "all";
 
 // The whole declared run: FillRequest, then CallAndPrint.
 int RunDeclared(const Verb& verb, Invocation& run);
