@@ -60,7 +60,8 @@ std::string MainHelp() {
       "Usage: lotsectl [options] <group> <verb> [flags] [names]\n"
       "       lotsectl [options] call <service> <Method> --json '{...}'\n\n"
       "Talks to the Lotse services over mutual TLS as an agency. Output is a\n"
-      "table, or protobuf JSON with -o json.\n\n"
+      "table, protobuf JSON with -o json, resource names with -o name.\n"
+      "docs/lotsectl.md has the whole story.\n\n"
       "Verbs:\n";
   std::vector<std::vector<std::string>> rows;
   for (const Verb& v : AllVerbs()) {
@@ -91,8 +92,9 @@ std::string GroupHelp(const std::string& group) {
       absl::StrCat("Usage: lotsectl ", group, " <verb> [flags]\n\nVerbs:\n");
   std::vector<std::vector<std::string>> rows;
   for (const Verb& v : AllVerbs()) {
-    if (v.group == group)
+    if (v.group == group) {
       rows.push_back({absl::StrCat("  ", v.name), v.summary});
+    }
   }
   std::string table = RenderTable({"", ""}, rows, 0);
   absl::StrAppend(&text, table.substr(table.find('\n') + 1));
@@ -103,14 +105,17 @@ std::string VerbHelp(const Verb& verb) {
   std::string usage =
       absl::StrCat("Usage: lotsectl ", verb.group, " ", verb.name);
   for (const VerbFlag& f : verb.flags) {
-    if (f.positional)
+    if (f.positional) {
       absl::StrAppend(&usage, f.required ? " " : " [", f.name,
                       f.required ? "" : "]");
+    }
   }
-  absl::StrAppend(
-      &usage, " [flags]\n\n", verb.summary, ".\nCalls ",
-      MainServiceOf(verb.service).empty() ? verb.service : verb.service, " ",
-      verb.method, "; default purpose \"", verb.purpose, "\".\n\nFlags:\n");
+  absl::StatusOr<const pb::MethodDescriptor*> method =
+      FindMethod(verb.service, verb.method);
+  absl::StrAppend(&usage, " [flags]\n\n", verb.summary, ".\nCalls ",
+                  method.ok() ? (*method)->full_name() : verb.method, " on ",
+                  verb.service, "; default purpose \"", verb.purpose,
+                  "\".\n\nFlags:\n");
   std::vector<std::vector<std::string>> rows;
   for (const VerbFlag& f : verb.flags) {
     std::string flag = absl::StrCat("  --", f.name, f.takes_value ? " X" : "");
