@@ -12,6 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -213,19 +214,20 @@ class LotsectlTest : public ::testing::Test {
          "--proof-family-names", person.names(0).family_names(),
          "--proof-birth-date", "1990-05-17"});
     EXPECT_EQ(link.exit_code, kOk) << link.err;
-    crv1::RecordEntitlementRequest entitle;
-    crv1::Entitlement* e = entitle.mutable_entitlement();
-    e->set_person(person.name());
-    e->set_kind(crv1::ENTITLEMENT_KIND_ADMISSION);
-    e->add_course_kinds(crv1::COURSE_KIND_INTEGRATION_GENERAL);
-    e->set_units(700);
-    *e->mutable_valid_from() = DateInDays(0);
-    *e->mutable_valid_until() = DateInDays(365);
+    auto day = [](int days) {
+      type::v1::Date d = DateInDays(days);
+      return absl::StrFormat("%04d-%02d-%02d", d.year(), d.month(), d.day());
+    };
     CommandResult r =
         Ctl("bamf-nuernberg",
-            {"call", "courses", "RecordEntitlement", "--json",
-             JsonFile(absl::StrCat("entitle-", file), ToJson(entitle))});
-    EXPECT_EQ(r.exit_code, kOk) << r.err;
+            {"courses", "entitle", person.name(), "--kind", "admission",
+             "--course-kind", "integration-general", "--units", "700", "--from",
+             day(0), "--until", day(365), "-o", "json"});
+    ASSERT_EQ(r.exit_code, kOk) << r.err;
+    crv1::Entitlement entitlement;
+    ASSERT_TRUE(FromJson(r.out, &entitlement)) << r.out;
+    EXPECT_EQ(entitlement.state(), crv1::ENTITLEMENT_STATE_ACTIVE);
+    EXPECT_EQ(entitlement.issuing_agency(), "agencies/bamf-nuernberg");
   }
 
   static std::string* pki_;
