@@ -281,8 +281,9 @@ TEST(CompletionTest, BashLoadsTheScriptAndCompletesVerbs) {
       absl::StrCat(testing::BinaryDir(), "/tools/lotsectl/lotsectl");
   const std::string script = absl::StrCat(
       "set -e\n"
-      "source <('",
-      binary, "' completion bash)\n",
+      // eval rather than source <(...): no /dev/fd needed, as in a chroot.
+      "eval \"$('",
+      binary, "' completion bash)\"\n",
       "complete -p lotsectl\n"
       "COMP_WORDS=('",
       binary,
