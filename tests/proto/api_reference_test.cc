@@ -40,6 +40,15 @@ TEST(ExtractErrorsTest, ReadsCodesWithTheirReasons) {
   EXPECT_EQ(rows[1].when, "NOT_FOUND if the person is unknown.");
 }
 
+TEST(ExtractErrorsTest, ReasonListsWithCommaAndOr) {
+  EXPECT_THAT(
+      ExtractErrors("Publisher only (PERMISSION_DENIED, reason A_REASON, or "
+                    "B_REASON for others).",
+                    {}),
+      ElementsAre(Error("PERMISSION_DENIED", "A_REASON"),
+                  Error("PERMISSION_DENIED", "B_REASON")));
+}
+
 TEST(ExtractErrorsTest, ReasonsRightAfterTheCode) {
   EXPECT_THAT(ExtractErrors("Booking twice is ALREADY_EXISTS "
                             "ACTIVE_BOOKING_EXISTS.",

@@ -103,6 +103,9 @@ std::vector<std::string> ReasonList(absl::string_view text, size_t pos) {
     size_t after = SkipSpace(text, pos + length);
     if (after < text.size() && (text[after] == ',' || text[after] == '/')) {
       after = SkipSpace(text, after + 1);
+      // "A, B, or C"
+      if (text.substr(after, 3) == "or ") after = SkipSpace(text, after + 2);
+      if (text.substr(after, 4) == "and ") after = SkipSpace(text, after + 3);
     } else if (text.substr(after, 3) == "or ") {
       after = SkipSpace(text, after + 2);
     } else if (text.substr(after, 4) == "and ") {
