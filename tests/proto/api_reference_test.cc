@@ -290,6 +290,23 @@ TEST(RenderReferenceTest, OnePagePerPackageAndAnIndex) {
       HasSubstr("[`lotse.demo.v1.Thing`](demo.md#lotse.demo.v1.Thing)"));
 }
 
+TEST(RenderReferenceTest, IndentedLinesStayAsWritten) {
+  google::protobuf::FileDescriptorSet set = DemoSet();
+  // The message's comment: a bullet with its continuation line, then a
+  // drawing.
+  set.mutable_file(0)
+      ->mutable_source_code_info()
+      ->mutable_location(3)
+      ->set_leading_comments(
+          " A thing.\n - a bullet\n   continued\n\n States:\n   NEW -> OLD\n"
+          "   OLD is final.\n");
+  auto pages = RenderReference(set);
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  EXPECT_THAT(pages->at("demo.md"),
+              HasSubstr("A thing.\n- a bullet\n  continued\n\nStates:\n\n"
+                        "```text\n  NEW -> OLD\n  OLD is final.\n```\n"));
+}
+
 TEST(RenderReferenceTest, SameInputSamePages) {
   auto first = RenderReference(DemoSet());
   auto second = RenderReference(DemoSet());

@@ -470,9 +470,40 @@ std::string Summary(absl::string_view comment) {
 
 // A comment as a Markdown paragraph followed by a blank line; nothing for
 // no comment.
+//
+// Indented lines that do not continue a bullet ("- ...") are a drawing or
+// a table in the comment, such as a state machine ("  REFERRED ->
+// ACCEPTED"): they are kept as written, in a text block, instead of being
+// joined into the paragraph.
 std::string Paragraph(absl::string_view comment) {
   if (comment.empty()) return "";
-  return absl::StrCat(Block(comment), "\n\n");
+  std::string out;
+  bool in_bullet = false;
+  bool in_code = false;
+  for (absl::string_view line : absl::StrSplit(comment, '\n')) {
+    const bool indented = absl::StartsWith(line, "  ");
+    const absl::string_view stripped = absl::StripAsciiWhitespace(line);
+    const bool code = indented && !in_bullet && !stripped.empty();
+    if (code != in_code) {
+      absl::StrAppend(&out, code ? "\n```text\n" : "```\n\n");
+      in_code = code;
+    }
+    if (code) {
+      absl::StrAppend(&out, line, "\n");
+      continue;
+    }
+    if (stripped.empty()) {
+      in_bullet = false;
+    } else if (absl::StartsWith(stripped, "- ")) {
+      in_bullet = true;
+    } else if (!indented) {
+      in_bullet = false;
+    }
+    absl::StrAppend(&out, Block(line), "\n");
+  }
+  if (in_code) absl::StrAppend(&out, "```\n");
+  while (absl::EndsWith(out, "\n")) out.pop_back();
+  return absl::StrCat(out, "\n\n");
 }
 
 std::string Anchor(absl::string_view full_name) {
