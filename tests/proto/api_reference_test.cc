@@ -307,6 +307,23 @@ TEST(RenderReferenceTest, IndentedLinesStayAsWritten) {
                         "```text\n  NEW -> OLD\n  OLD is final.\n```\n"));
 }
 
+TEST(RenderReferenceTest, NamesInCommentsAreLinks) {
+  google::protobuf::FileDescriptorSet set = DemoSet();
+  set.mutable_file(0)
+      ->mutable_source_code_info()
+      ->mutable_location(2)
+      ->set_leading_comments(
+          " Like GetThing, sets Thing.name; see lotse.demo.v1.Color and\n"
+          " `GetThing`.\n");
+  auto pages = RenderReference(set);
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  EXPECT_THAT(pages->at("demo.md"),
+              HasSubstr("Like [GetThing](#lotse.demo.v1.DemoService.GetThing), "
+                        "sets [Thing.name](#lotse.demo.v1.Thing.name); see "
+                        "[lotse.demo.v1.Color](#lotse.demo.v1.Color) and\n"
+                        "`GetThing`."));
+}
+
 TEST(RenderReferenceTest, SameInputSamePages) {
   auto first = RenderReference(DemoSet());
   auto second = RenderReference(DemoSet());

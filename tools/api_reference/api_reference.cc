@@ -426,15 +426,119 @@ std::string PageOf(absl::string_view package) {
   return absl::StrCat(package, ".md");
 }
 
+// Turns the names of documented elements in comment text into links:
+// full names ("lotse.cases.v1.CaseOpened"), and within a page's package
+// CamelCase names of messages, enums, services and RPCs ("CaseOpened",
+// "GetCaseView") and dotted names of fields ("Person.merged_names").
+// Single words with one capital ("Person") stay text: in prose they are
+// as often the plain word. Text between backticks stays as written.
+class Linker {
+ public:
+  // `page` is where the text appears, `package` the package names are
+  // resolved in first.
+  void SetContext(std::string page, std::string package) {
+    page_ = std::move(page);
+    package_ = std::move(package);
+  }
+  void Add(const std::string& full_name, const std::string& page) {
+    targets_[full_name] = page;
+  }
+  // A type's simple name, resolved from any package when no other
+  // documented type has it ("CourseBooked" in the identity service's
+  // comment).
+  void AddUnique(const std::string& name, const std::string& full_name) {
+    auto [it, added] = unique_.emplace(name, full_name);
+    if (!added) it->second.clear();  // ambiguous
+  }
+  // Per package, RPC name to its full name.
+  void AddMethod(const std::string& package, const std::string& name,
+                 const std::string& full_name) {
+    methods_[package + "." + name] = full_name;
+  }
+
+  std::string Link(absl::string_view text) const {
+    std::string out;
+    bool in_code = false;
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      if (c == '`') in_code = !in_code;
+      const bool starts =
+          !in_code && absl::ascii_isalpha(c) &&
+          (i == 0 ||
+           (!IsIdentChar(text[i - 1]) && text[i - 1] != '.' &&
+            text[i - 1] != '&' && text[i - 1] != '#' && text[i - 1] != '/'));
+      if (!starts) {
+        out.push_back(c);
+        continue;
+      }
+      size_t end = i;
+      while (end < text.size() && (IsIdentChar(text[end]) ||
+                                   (text[end] == '.' && end + 1 < text.size() &&
+                                    IsIdentChar(text[end + 1])))) {
+        ++end;
+      }
+      const absl::string_view word = text.substr(i, end - i);
+      const std::string target = Resolve(word);
+      if (target.empty()) {
+        absl::StrAppend(&out, word);
+      } else {
+        absl::StrAppend(&out, "[", word, "](", target, ")");
+      }
+      i = end - 1;
+    }
+    return out;
+  }
+
+ private:
+  static bool CamelCase(absl::string_view word) {
+    int upper = 0;
+    bool lower = false;
+    for (char c : word) {
+      if (absl::ascii_isupper(c)) ++upper;
+      if (absl::ascii_islower(c)) lower = true;
+    }
+    return absl::ascii_isupper(word[0]) && lower && upper >= 2;
+  }
+
+  std::string To(const std::string& full_name) const {
+    auto it = targets_.find(full_name);
+    if (it == targets_.end()) return "";
+    return absl::StrCat(it->second == page_ ? "" : it->second, "#", full_name);
+  }
+
+  std::string Resolve(absl::string_view word) const {
+    if (absl::StartsWith(word, "lotse.")) return To(std::string(word));
+    if (package_.empty()) return "";
+    const bool dotted = absl::StrContains(word, '.');
+    if (!dotted && !CamelCase(word)) return "";
+    if (dotted && !absl::ascii_isupper(word[0])) return "";
+    const std::string local = absl::StrCat(package_, ".", word);
+    if (std::string target = To(local); !target.empty()) return target;
+    if (dotted) return "";
+    auto method = methods_.find(local);
+    if (method != methods_.end()) return To(method->second);
+    auto unique = unique_.find(std::string(word));
+    return unique == unique_.end() ? "" : To(unique->second);
+  }
+
+  std::map<std::string, std::string> targets_;  // full name -> page
+  std::map<std::string, std::string> methods_;  // package.Rpc -> full name
+  std::map<std::string, std::string> unique_;   // name -> full name or ""
+  std::string page_;
+  std::string package_;
+};
+
 // Text of a comment for a Markdown block: "<" and ">" escaped so that
-// "<Rpc>" stays text.
-std::string Block(absl::string_view comment) {
-  return absl::StrReplaceAll(comment, {{"<", "&lt;"}, {">", "&gt;"}});
+// "<Rpc>" stays text; names linked when a linker is given.
+std::string Block(absl::string_view comment, const Linker* linker = nullptr) {
+  const std::string escaped =
+      absl::StrReplaceAll(comment, {{"<", "&lt;"}, {">", "&gt;"}});
+  return linker == nullptr ? escaped : linker->Link(escaped);
 }
 
 // Text of a comment for one table cell: one line, "|" escaped, bullets
 // kept apart by line breaks.
-std::string Cell(absl::string_view comment) {
+std::string Cell(absl::string_view comment, const Linker* linker) {
   std::vector<std::string> parts;
   for (absl::string_view line : absl::StrSplit(comment, '\n')) {
     const absl::string_view stripped = absl::StripAsciiWhitespace(line);
@@ -455,7 +559,7 @@ std::string Cell(absl::string_view comment) {
       continue;
     }
     if (!out.empty() && !absl::EndsWith(out, ">")) out.push_back(' ');
-    absl::StrAppend(&out, Block(part));
+    absl::StrAppend(&out, Block(part, linker));
   }
   return absl::StrReplaceAll(out, {{"|", "\\|"}});
 }
@@ -475,7 +579,7 @@ std::string Summary(absl::string_view comment) {
 // a table in the comment, such as a state machine ("  REFERRED ->
 // ACCEPTED"): they are kept as written, in a text block, instead of being
 // joined into the paragraph.
-std::string Paragraph(absl::string_view comment) {
+std::string Paragraph(absl::string_view comment, const Linker* linker) {
   if (comment.empty()) return "";
   std::string out;
   bool in_bullet = false;
@@ -499,7 +603,7 @@ std::string Paragraph(absl::string_view comment) {
     } else if (!indented) {
       in_bullet = false;
     }
-    absl::StrAppend(&out, Block(line), "\n");
+    absl::StrAppend(&out, Block(line, linker), "\n");
   }
   if (in_code) absl::StrAppend(&out, "```\n");
   while (absl::EndsWith(out, "\n")) out.pop_back();
@@ -513,7 +617,35 @@ std::string Anchor(absl::string_view full_name) {
 class Renderer {
  public:
   explicit Renderer(std::vector<const FileDescriptor*> files)
-      : files_(std::move(files)), enum_values_(EnumValueNames(files_)) {}
+      : files_(std::move(files)), enum_values_(EnumValueNames(files_)) {
+    for (const FileDescriptor* file : files_) {
+      const std::string page = PageOf(file->package());
+      for (int i = 0; i < file->service_count(); ++i) {
+        const ServiceDescriptor* s = file->service(i);
+        linker_.Add(s->full_name(), page);
+        for (int j = 0; j < s->method_count(); ++j) {
+          const MethodDescriptor* m = s->method(j);
+          linker_.Add(m->full_name(), page);
+          linker_.AddMethod(file->package(), m->name(), m->full_name());
+        }
+      }
+      for (const Descriptor* d : MessagesOf(file)) {
+        linker_.Add(d->full_name(), page);
+        if (d->containing_type() == nullptr) {
+          linker_.AddUnique(d->name(), d->full_name());
+        }
+        for (int i = 0; i < d->field_count(); ++i) {
+          linker_.Add(d->field(i)->full_name(), page);
+        }
+      }
+      for (const EnumDescriptor* e : EnumsOf(file)) {
+        linker_.Add(e->full_name(), page);
+        if (e->containing_type() == nullptr) {
+          linker_.AddUnique(e->name(), e->full_name());
+        }
+      }
+    }
+  }
 
   std::map<std::string, std::string> Render() {
     std::map<std::string, std::vector<const FileDescriptor*>> by_page;
@@ -637,7 +769,8 @@ class Renderer {
 
   // One line per code and sentence: the reasons a sentence gives for one
   // code share its meaning.
-  static void ErrorTable(const std::vector<ErrorRow>& rows, std::string* out) {
+  void ErrorTable(const std::vector<ErrorRow>& rows, std::string* out) const {
+    const Linker* linker = &linker_;
     absl::StrAppend(out, "| Code | Reason | When |\n|---|---|---|\n");
     std::vector<bool> done(rows.size(), false);
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -658,7 +791,8 @@ class Renderer {
           rows[i].code.empty() ? "(see text)"
                                : absl::StrCat("`", rows[i].code, "`"),
           " | ", reasons.empty() ? "—" : absl::StrJoin(reasons, ", "), " | ",
-          absl::StrReplaceAll(Block(rows[i].when), {{"|", "\\|"}}), " |\n");
+          absl::StrReplaceAll(Block(rows[i].when, linker), {{"|", "\\|"}}),
+          " |\n");
     }
   }
 
@@ -671,7 +805,7 @@ class Renderer {
         absl::StrCat(service->full_name(), ".errors");
 
     absl::StrAppend(out, Anchor(service->full_name()), "\n## ", service->name(),
-                    "\n\n", Paragraph(Comment(service)));
+                    "\n\n", Paragraph(Comment(service), &linker_));
     absl::StrAppend(out,
                     "### RPCs\n\n| RPC | Request | Response | Summary |\n"
                     "|---|---|---|---|\n");
@@ -708,7 +842,7 @@ class Renderer {
           MessageLink(page, m->input_type()),
           " · Response: ", m->server_streaming() ? "stream of " : "",
           MessageLink(page, m->output_type()), "\n\n");
-      absl::StrAppend(out, Paragraph(Comment(m)));
+      absl::StrAppend(out, Paragraph(Comment(m), &linker_));
       const std::vector<ErrorRow>& rows = per_rpc[m->name()];
       absl::StrAppend(out, "**Errors** (besides [those every RPC can return](#",
                       common_anchor, ")):");
@@ -727,7 +861,7 @@ class Renderer {
     const std::string shown =
         d->full_name().substr(d->file()->package().size() + 1);
     absl::StrAppend(out, Anchor(d->full_name()), "\n### ", shown, "\n\n",
-                    Paragraph(Comment(d)));
+                    Paragraph(Comment(d), &linker_));
     if (d->field_count() == 0) {
       absl::StrAppend(out, "No fields.\n\n");
     } else {
@@ -736,7 +870,7 @@ class Renderer {
                       "|---|---|---|---|\n");
       for (int i = 0; i < d->field_count(); ++i) {
         const FieldDescriptor* f = d->field(i);
-        std::string description = Cell(Comment(f));
+        std::string description = Cell(Comment(f), &linker_);
         if (f->real_containing_oneof() != nullptr) {
           absl::StrAppend(&description, description.empty() ? "" : "<br>",
                           "Member of oneof `",
@@ -773,13 +907,13 @@ class Renderer {
     const std::string shown =
         e->full_name().substr(e->file()->package().size() + 1);
     absl::StrAppend(out, Anchor(e->full_name()), "\n### ", shown, "\n\n",
-                    Paragraph(Comment(e)),
+                    Paragraph(Comment(e), &linker_),
                     "| Value | Number | Description |\n"
                     "|---|---|---|\n");
     for (int i = 0; i < e->value_count(); ++i) {
       const EnumValueDescriptor* v = e->value(i);
       absl::StrAppend(out, "| ", Anchor(v->full_name()), "`", v->name(), "` | ",
-                      v->number(), " | ", Cell(Comment(v)), " |\n");
+                      v->number(), " | ", Cell(Comment(v), &linker_), " |\n");
     }
     absl::StrAppend(out, "\n");
   }
@@ -812,14 +946,16 @@ class Renderer {
 
   std::string RenderPage(const std::string& page,
                          const std::vector<const FileDescriptor*>& files) {
+    linker_.SetContext(page, files.front()->package());
     std::string out;
     absl::StrAppend(&out, "# ", Title(files), "\n\n", kGeneratedNote,
                     "[Index](index.md)\n\n## Files\n\n");
     for (const FileDescriptor* file : files) {
       const std::string comment = FileComment(file);
-      absl::StrAppend(&out, "- `proto/", file->name(), "`",
-                      comment.empty() ? "" : absl::StrCat(": ", Cell(comment)),
-                      "\n");
+      absl::StrAppend(
+          &out, "- `proto/", file->name(), "`",
+          comment.empty() ? "" : absl::StrCat(": ", Cell(comment, &linker_)),
+          "\n");
     }
     absl::StrAppend(&out, "\n");
     for (const FileDescriptor* file : files) {
@@ -920,6 +1056,7 @@ class Renderer {
 
   const std::vector<const FileDescriptor*> files_;
   const std::vector<std::string> enum_values_;
+  Linker linker_;
 };
 
 }  // namespace
