@@ -18,6 +18,11 @@
 // Clauses of the service comment that name an RPC go to that RPC; the
 // others are the errors every RPC of the service can return.
 //
+// Names of documented elements in comments become links to their entries
+// (full names; CamelCase message, enum, service and RPC names; dotted field
+// names such as "Person.merged_names"). Indented lines that do not continue
+// a bullet, such as state-machine drawings, are kept as written.
+//
 // Output is deterministic: the same input gives byte-identical pages, so
 // the committed pages can be compared with freshly generated ones.
 #ifndef LOTSE_TOOLS_API_REFERENCE_API_REFERENCE_H_
