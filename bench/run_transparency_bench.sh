@@ -18,8 +18,7 @@
 #      more): rows per second, next to the echo QPS at concurrency 1;
 #   6. BACKEND=postgres: pgbench -N at concurrency 1 against the same
 #      server, services stopped.
-# Write QPS with and without witnessed checkpoints is not measured here
-# (see bench/README.md).
+# Write QPS with and without witnessed checkpoints: run_checkpoint_bench.sh.
 #
 # Usage: bench/run_transparency_bench.sh [ROWS=1000000] [DURATION_S=20]
 # Environment:
