@@ -206,6 +206,9 @@ class PlacementServiceImpl final : public server::UnaryService {
   absl::Status DoAcknowledgeTrainingTolerationNotice(
       const Rc& rc, const v1::AcknowledgeTrainingTolerationNoticeRequest& r,
       v1::TrainingTolerationNotice* out);
+  absl::Status DoGetPlacementStatistics(
+      const Rc& rc, const v1::GetPlacementStatisticsRequest& r,
+      v1::PlacementStatistics* out);
 
   // Shared by the handler files.
   storage::Database& db() { return *runtime_.database; }
