@@ -19,6 +19,7 @@ PACKAGES=(
   libabsl-dev libssl-dev openssl libsqlite3-dev libpq-dev libicu-dev
   prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   postgresql clang-format iproute2 procps
+  chromium
 )
 
 SERVICES=(identity cases courses placement)
