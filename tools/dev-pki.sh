@@ -47,6 +47,17 @@ AGENCIES=(
   sozialamt-koeln:SOZIALAMT
   lotse-admin:ADMINISTRATION
   dsb-nrw:DATA_PROTECTION
+  # The demo municipality Lindenbrück (tools/demo/plan.h, Agencies()).
+  kim-lindenbrueck:KOMMUNE
+  abh-lindenbrueck:AUSLAENDERBEHOERDE
+  jobcenter-lindenbrueck:JOBCENTER
+  aa-lindenbrueck:ARBEITSAGENTUR
+  bamf-dortmund:BAMF
+  vhs-lindenbrueck:KURSTRAEGER
+  sprachinstitut-lindenbrueck:KURSTRAEGER
+  bildungswerk-lindenbrueck:KURSTRAEGER
+  awo-lindenbrueck:FREIER_TRAEGER
+  diakonie-lindenbrueck:FREIER_TRAEGER
 )
 
 ORG="Lotse Dev"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The two entry points of the README:
 #   tools/lotse.sh run    install what is missing, build, make dev certificates,
-#                         run every service (mutual TLS, embedded SQLite) until Ctrl-C
+#                         run every service (mutual TLS, embedded SQLite) with
+#                         the demo municipality loaded, until Ctrl-C
+#                         (--no-demo, or LOTSE_DEMO=0, skips the demo data)
 #   tools/lotse.sh test   install what is missing, build, run every test (ctest)
 # Both work as root on a fresh Debian 12; as another user they need sudo for
 # the package installation step only.
@@ -19,6 +21,8 @@ PACKAGES=(
   postgresql clang-format iproute2 procps
   # The Python client example (examples/python) and its test.
   python3-grpcio python3-grpc-tools python3-protobuf
+  # The steering report's check in a headless browser.
+  chromium
 )
 
 SERVICES=(identity cases courses placement)
@@ -94,6 +98,13 @@ cmd_test() {
 }
 
 cmd_run() {
+  local demo=${LOTSE_DEMO:-1}
+  for arg in "$@"; do
+    case $arg in
+      --no-demo) demo=0 ;;
+      *) echo "usage: $0 run [--no-demo]" >&2; exit 2 ;;
+    esac
+  done
   install_packages
   build release -DLOTSE_BUILD_TESTS=OFF -DLOTSE_BUILD_BENCH=OFF
   local bin="$ROOT/build/release"
@@ -127,6 +138,7 @@ cmd_run() {
       --tls_dir="$dev/pki" \
       --database="sqlite:$dev/data/$s.db" \
       --drain_grace=1s \
+      --dev_clock \
       --event_destinations="${EVENT_DESTINATIONS[$s]}" \
       "${extra[@]}" \
       2>>"$dev/logs/$s.log" &
@@ -143,17 +155,27 @@ cmd_run() {
     fi
   done
 
-  log "registering the demo agencies (as lotse-admin) and placement demo data"
-  local seeded=0
-  "$bin/tools/lotse_seed_demo" --identity="127.0.0.1:${GRPC_PORTS[0]}" \
-    --placement="127.0.0.1:${GRPC_PORTS[3]}" \
-    --tls_dir="$dev/pki" >"$dev/logs/seed.log" 2>&1 || seeded=$?
+  local seed_args=(--identity="127.0.0.1:${GRPC_PORTS[0]}"
+    --cases="127.0.0.1:${GRPC_PORTS[1]}" --courses="127.0.0.1:${GRPC_PORTS[2]}"
+    --placement="127.0.0.1:${GRPC_PORTS[3]}" --tls_dir="$dev/pki")
+  if [ "$demo" != 0 ]; then
+    log "registering the demo agencies and loading the demo municipality Lindenbrück"
+    seed_args+=(--municipality)
+  else
+    log "registering the demo agencies (as lotse-admin) and placement demo data"
+  fi
+  local seeded=0 seed_start=$SECONDS
+  "$bin/tools/lotse_seed_demo" "${seed_args[@]}" >"$dev/logs/seed.log" 2>&1 || seeded=$?
   if [ "$seeded" -eq 3 ]; then
     # The agencies are registered; only the placement demo records failed.
     log "placement demo data not created; see $dev/logs/seed.log"
+  elif [ "$seeded" -eq 4 ]; then
+    log "demo municipality incomplete; see $dev/logs/seed.log"
   elif [ "$seeded" -ne 0 ]; then
     log "demo seed failed; see $dev/logs/seed.log"; tail -n 20 "$dev/logs/seed.log" >&2; exit 1
   fi
+  grep -h "^demo municipality\|^guided tour" "$dev/logs/seed.log" >&2 || true
+  log "demo data took $((SECONDS - seed_start)) s"
 
   log "Lotse is running (mutual TLS, embedded SQLite in $dev/data, logs in $dev/logs):"
   for i in "${!SERVICES[@]}"; do
@@ -168,7 +190,7 @@ cmd_run() {
 }
 
 case "${1:-}" in
-  run) cmd_run ;;
+  run) shift; cmd_run "$@" ;;
   test) cmd_test ;;
   deps) install_packages; install_npm_tools ;;
   *) echo "usage: $0 run|test|deps" >&2; exit 2 ;;

@@ -11,8 +11,17 @@
 // Jobcenter) and two offers (one by the employment agency requiring B1,
 // one by the Jobcenter requiring A2). Running it again finds what exists
 // (the linked number, the profile, the offers by title) and creates
-// nothing twice. Exit status: 0 done, 1 an agency could not be
-// registered, 3 the placement demo data could not be created.
+// nothing twice.
+//
+// With --municipality it also registers the agencies of the demo
+// municipality Lindenbrück (tools/demo/plan.h) and loads its newcomers,
+// cases, courses, offers and placements with months of history
+// (tools/demo/load.h; the services must run with --dev_clock). A
+// municipality loaded before is left as it is.
+//
+// Exit status: 0 done, 1 an agency could not be registered, 3 the
+// placement demo data could not be created, 4 the demo municipality could
+// not be loaded completely.
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -33,12 +42,25 @@
 #include "grpcpp/create_channel.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
 #include "lotse/placement/v1/placement_service.grpc.pb.h"
+#include "tools/demo/load.h"
+#include "tools/demo/plan.h"
 
 ABSL_FLAG(std::string, identity, "127.0.0.1:50051", "identity service");
 ABSL_FLAG(std::string, placement, "",
           "placement service (host:port); empty: no placement demo data");
 ABSL_FLAG(std::string, tls_dir, ".dev/pki", "dev-pki directory");
 ABSL_FLAG(std::string, admin, "lotse-admin", "administering agency's cert");
+ABSL_FLAG(bool, municipality, false,
+          "also load the demo municipality Lindenbrück (needs --cases, "
+          "--courses, --placement and services started with --dev_clock)");
+ABSL_FLAG(std::string, cases, "127.0.0.1:50052", "cases service");
+ABSL_FLAG(std::string, courses, "127.0.0.1:50053", "courses service");
+ABSL_FLAG(int32_t, persons, 2400, "demo municipality: newcomers registered");
+ABSL_FLAG(int32_t, demo_cases, 600, "demo municipality: of them with a case");
+ABSL_FLAG(int32_t, history_days, 200,
+          "demo municipality: days of history before today");
+ABSL_FLAG(uint64_t, seed, 17, "demo municipality: seed of the plan");
+ABSL_FLAG(int32_t, threads, 32, "demo municipality: persons loaded at once");
 
 namespace {
 
@@ -370,6 +392,49 @@ bool SeedPlacement(const std::string& identity, const std::string& placement) {
                    std::move(kitchen));
 }
 
+// Loads the demo municipality; the exit status of main.
+int LoadMunicipality() {
+  lotse::demo::PlanOptions options;
+  options.seed = absl::GetFlag(FLAGS_seed);
+  options.persons = absl::GetFlag(FLAGS_persons);
+  options.cases = absl::GetFlag(FLAGS_demo_cases);
+  options.history_days = absl::GetFlag(FLAGS_history_days);
+  const lotse::demo::Plan plan = lotse::demo::MakePlan(options);
+  lotse::demo::LoadTargets targets;
+  targets.identity = absl::GetFlag(FLAGS_identity);
+  targets.cases = absl::GetFlag(FLAGS_cases);
+  targets.courses = absl::GetFlag(FLAGS_courses);
+  targets.placement = absl::GetFlag(FLAGS_placement);
+  targets.tls_dir = absl::GetFlag(FLAGS_tls_dir);
+  targets.threads = absl::GetFlag(FLAGS_threads);
+  absl::StatusOr<lotse::demo::LoadResult> loaded =
+      lotse::demo::LoadPlan(plan, targets, absl::Now());
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "demo municipality: %s\n",
+                 loaded.status().ToString().c_str());
+    return 4;
+  }
+  if (loaded->already_loaded) {
+    std::printf("demo municipality %s (%s) is loaded already\n",
+                lotse::demo::kMunicipalityName, lotse::demo::kMunicipalityCode);
+    return 0;
+  }
+  std::printf(
+      "demo municipality %s (%s): %d persons, %d cases, %d steps, %d "
+      "courses, %d bookings, %d waitlist entries, %d offers, %d placements; "
+      "%d calls in %.1f s, %d failed\n",
+      lotse::demo::kMunicipalityName, lotse::demo::kMunicipalityCode,
+      loaded->persons, loaded->cases, loaded->steps, loaded->courses,
+      loaded->bookings, loaded->waitlist_entries, loaded->offers,
+      loaded->placements, loaded->calls, absl::ToDoubleSeconds(loaded->took),
+      loaded->failures);
+  if (!loaded->tour_person.empty()) {
+    std::printf("guided tour: %s, %s\n", loaded->tour_person.c_str(),
+                loaded->tour_case.c_str());
+  }
+  return loaded->failures == 0 ? 0 : 4;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -381,7 +446,11 @@ int main(int argc, char** argv) {
       "placement demo data. Running it again creates nothing twice. Exit\n"
       "status 0 done, 1 an agency could not be registered, 3 the placement\n"
       "demo data could not be created.\n",
-      {{"Services", {"identity", "placement"}}, {"TLS", {"tls_dir", "admin"}}});
+      {{"Services", {"identity", "cases", "courses", "placement"}},
+       {"TLS", {"tls_dir", "admin"}},
+       {"Demo municipality",
+        {"municipality", "persons", "demo_cases", "history_days", "seed",
+         "threads"}}});
   auto creds = lotse::server::ClientCredentialsFromDir(
       absl::GetFlag(FLAGS_tls_dir), absl::GetFlag(FLAGS_admin));
   if (!creds.ok()) {
@@ -390,8 +459,14 @@ int main(int argc, char** argv) {
   }
   auto stub = lotse::identity::v1::IdentityService::NewStub(
       grpc::CreateChannel(absl::GetFlag(FLAGS_identity), *creds));
+  std::vector<DemoAgency> agencies = DemoAgencies();
+  if (absl::GetFlag(FLAGS_municipality)) {
+    for (const lotse::demo::Agency& a : lotse::demo::Agencies()) {
+      agencies.push_back({a.id, a.display_name, a.domain, a.municipality_code});
+    }
+  }
   int failures = 0;
-  for (const DemoAgency& demo : DemoAgencies()) {
+  for (const DemoAgency& demo : agencies) {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() +
                          std::chrono::seconds(10));
@@ -428,5 +503,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "placement demo data incomplete\n");
     return 3;
   }
+  if (absl::GetFlag(FLAGS_municipality)) return LoadMunicipality();
   return 0;
 }

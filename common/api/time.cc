@@ -24,8 +24,23 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
+namespace {
+// InfinitePast: no scope is open on this thread.
+thread_local absl::Time dev_clock = absl::InfinitePast();
+}  // namespace
+
 absl::Time StoreNow() {
-  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()));
+  const absl::Time now =
+      dev_clock == absl::InfinitePast() ? absl::Now() : dev_clock;
+  return absl::FromUnixMicros(absl::ToUnixMicros(now));
 }
+
+DevClockScope::DevClockScope(absl::Time at) : previous_(dev_clock) {
+  dev_clock = at;
+}
+
+DevClockScope::~DevClockScope() { dev_clock = previous_; }
+
+absl::Time DevClockScope::Current() { return dev_clock; }
 
 }  // namespace lotse::api

@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, tls_ca, "",
 ABSL_FLAG(bool, insecure_dev, false,
           "serve plaintext without client certificates; the caller's agency "
           "is then taken from x-lotse-dev-* metadata. Development only");
+ABSL_FLAG(bool, dev_clock, false,
+          "honour x-lotse-dev-time metadata: a call's business records are "
+          "stored at the (past) time it names, so a demo seed can write "
+          "history. Development only");
 ABSL_FLAG(std::string, database, "",
           "sqlite:/path/file.db or postgresql://... ; empty means "
           "sqlite:<service>.db in the working directory");
@@ -107,7 +111,9 @@ std::vector<FlagGroup> ServerFlagGroups() {
        {"listen", "metrics_listen", "health_listen", "max_connection_age",
         "max_message_bytes", "worker_threads", "drain_grace",
         "shutdown_deadline", "log_calls"}},
-      {"TLS", {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev"}},
+      {"TLS",
+       {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev",
+        "dev_clock"}},
       {"Storage",
        {"database", "read_audit_database", "database_connections",
         "group_commit", "group_commit_writers", "request_id_retention",

@@ -25,6 +25,7 @@ ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(bool, insecure_dev);
+ABSL_DECLARE_FLAG(bool, dev_clock);
 ABSL_DECLARE_FLAG(std::string, database);
 ABSL_DECLARE_FLAG(std::string, read_audit_database);
 ABSL_DECLARE_FLAG(int32_t, database_connections);

@@ -8,6 +8,9 @@
 #include "absl/algorithm/container.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/api/time.h"
 #include "common/server/internal/invalid_utf8.h"
 #include "common/server/log.h"
 #include "google/protobuf/descriptor.h"
@@ -91,6 +94,11 @@ void RunOnPool(const HandlerEnv& env, grpc::CallbackServerContext* context,
           reactor, absl::DeadlineExceededError("deadline exceeded"), domain);
       return;
     }
+    if (rc.dev_time != absl::InfinitePast()) {
+      const api::DevClockScope clock(rc.dev_time);
+      FinishWithStatus(reactor, work(rc), domain);
+      return;
+    }
     FinishWithStatus(reactor, work(rc), domain);
   });
   if (!queued) {
@@ -169,6 +177,37 @@ absl::Status SerializeResponse(const google::protobuf::Message& message,
         absl::StrCat("cannot serialize ", message.GetDescriptor()->full_name(),
                      ": ", status.error_message()));
   }
+  return absl::OkStatus();
+}
+
+// Sets rc->dev_time from x-lotse-dev-time when the call carries it:
+// INVALID_ARGUMENT with reason DEV_CLOCK_DISABLED when the server was not
+// started with --dev_clock, INVALID_DEV_TIME when the value is not an RFC
+// 3339 time or lies in the future (stored times must never run ahead of
+// the real clock, or later real records would appear older).
+absl::Status ApplyDevTime(const HandlerEnv& env,
+                          const grpc::CallbackServerContext& context,
+                          RequestContext* rc) {
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find(kDevTimeMetadataKey);
+  if (it == metadata.end()) return absl::OkStatus();
+  if (!env.dev_clock) {
+    return ErrorWithReason(
+        absl::StatusCode::kInvalidArgument, "DEV_CLOCK_DISABLED",
+        absl::StrCat(kDevTimeMetadataKey,
+                     " is honoured only by a server started with --dev_clock"));
+  }
+  const std::string value(it->second.data(), it->second.size());
+  absl::Time at;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, value, &at, &error) ||
+      at > absl::Now()) {
+    return ErrorWithReason(
+        absl::StatusCode::kInvalidArgument, "INVALID_DEV_TIME",
+        absl::StrCat(kDevTimeMetadataKey,
+                     " must be an RFC 3339 time not in the future"));
+  }
+  rc->dev_time = at;
   return absl::OkStatus();
 }
 
@@ -276,6 +315,11 @@ void UnaryService::AddRawMethod(
               return reactor;
             }
             rc->method = m->path.substr(1);
+            if (absl::Status dev = ApplyDevTime(*env, *context, &*rc);
+                !dev.ok()) {
+              FinishWithStatus(reactor, dev, env->error_domain);
+              return reactor;
+            }
             internal::RunOnPool(
                 *env, context, reactor, *std::move(rc),
                 [m, request = std::move(request),

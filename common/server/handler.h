@@ -55,6 +55,9 @@ class WorkerPool {
 struct HandlerEnv {
   WorkerPool* pool = nullptr;
   bool insecure_dev = false;
+  // Honour x-lotse-dev-time (request_context.h); without it a call that
+  // carries the metadata is refused (INVALID_ARGUMENT, DEV_CLOCK_DISABLED).
+  bool dev_clock = false;
   std::string error_domain;  // ErrorInfo.domain, e.g. "identity.lotse"
 };
 

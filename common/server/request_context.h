@@ -26,6 +26,10 @@ inline constexpr char kPurposeMetadataKey[] = "x-lotse-purpose";
 // take the agency from.
 inline constexpr char kDevAgencyMetadataKey[] = "x-lotse-dev-agency";
 inline constexpr char kDevDomainMetadataKey[] = "x-lotse-dev-domain";
+// The time the call is to be recorded at (RFC 3339, not in the future),
+// honoured only by a service started with --dev_clock; see
+// api::DevClockScope. Lets the demo seed write months of history.
+inline constexpr char kDevTimeMetadataKey[] = "x-lotse-dev-time";
 
 // Legal domain in the certificate of another Lotse service (service-to-
 // service calls such as event delivery).
@@ -58,6 +62,9 @@ struct RequestContext {
   // (set by UnaryService; empty where the caller built the context by
   // hand). Idempotency keys and audit operations are named by it.
   std::string method;
+  // From x-lotse-dev-time on a --dev_clock server: the time the work's
+  // business records are stored at. InfinitePast: the real clock.
+  absl::Time dev_time = absl::InfinitePast();
 };
 
 // Reads the caller from a verified peer certificate. UNAUTHENTICATED when

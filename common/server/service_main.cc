@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/api/idempotency.h"
+#include "common/api/time.h"
 #include "common/audit/audit_log.h"
 #include "common/audit/checkpoint.h"
 #include "common/audit/checkpoint_exchange.h"
@@ -319,6 +320,15 @@ std::string ServiceUsage(const ServiceDefinition& definition) {
 
 absl::Status ServiceRuntime::Write(
     const std::function<absl::Status(storage::Transaction&)>& body) const {
+  // The committer runs the body on its own thread: a --dev_clock call's
+  // time goes with it.
+  const absl::Time dev_time = api::DevClockScope::Current();
+  if (committer != nullptr && dev_time != absl::InfinitePast()) {
+    return committer->Run([&](storage::Transaction& tx) {
+      const api::DevClockScope clock(dev_time);
+      return body(tx);
+    });
+  }
   if (committer != nullptr) return committer->Run(body);
   return storage::RunInTransaction(*database, body);
 }
@@ -444,6 +454,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   runtime.read_audit_database = read_audit_db.get();
   runtime.env.pool = &pool;
   runtime.env.insecure_dev = options.insecure_dev;
+  runtime.env.dev_clock = absl::GetFlag(FLAGS_dev_clock);
   runtime.env.error_domain = absl::StrCat(name, ".lotse");
 
   if (absl::Status s = storage::ApplyMigrations(**db, definition.migrations);

@@ -101,7 +101,7 @@ void ValidateNewStep(const v1::Step& in, const std::string& case_id,
       }
     }
   }
-  const int32_t today = DayKeyOf(absl::Now());
+  const int32_t today = DayKeyOf(StoreNow());
   if (in.has_due_date()) {
     ValidateDate(in.due_date(), "step.due_date", violations);
     if (IsValidDate(in.due_date()) && DateKey(in.due_date()) < today) {

@@ -42,6 +42,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
+#include "common/api/time.h"
 #include "common/clients/identity_client.h"
 #include "common/events/inbox.h"
 #include "common/server/request_context.h"
@@ -53,8 +54,10 @@ namespace lotse::courses {
 struct CoursesOptions {
   // Persons and access decisions. Required.
   std::shared_ptr<clients::IdentityClient> identity;
-  // The service's clock (holds, "today"); injectable for tests.
-  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // The service's clock (holds, "today"); injectable for tests. The
+  // default is api::StoreNow(), so a --dev_clock call is stored at its
+  // x-lotse-dev-time.
+  std::function<absl::Time()> clock = [] { return api::StoreNow(); };
   // Hold length of courses that set none (contract: 72 hours).
   absl::Duration default_hold = absl::Hours(72);
   // How often the sweeper looks for expired holds.

@@ -426,6 +426,8 @@ void PlacementServiceImpl::RegisterRpcs() {
          &PlacementServiceImpl::DoListTrainingTolerationNotices);
   Handle("AcknowledgeTrainingTolerationNotice", this,
          &PlacementServiceImpl::DoAcknowledgeTrainingTolerationNotice);
+  Handle("GetPlacementStatistics", this,
+         &PlacementServiceImpl::DoGetPlacementStatistics);
 }
 
 }  // namespace lotse::placement

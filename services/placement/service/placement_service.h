@@ -102,6 +102,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/agencies/audited_call.h"
+#include "common/api/time.h"
 #include "common/clients/identity_client.h"
 #include "common/events/inbox.h"
 #include "common/server/handler.h"
@@ -116,8 +117,10 @@ class MatchState;
 struct PlacementOptions {
   // Persons, access decisions and residence status. Required.
   std::shared_ptr<clients::IdentityClient> identity;
-  // The service's clock ("today", timestamps, page-token expiry).
-  std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // The service's clock ("today", timestamps, page-token expiry). The
+  // default is api::StoreNow(), so a --dev_clock call is stored at its
+  // x-lotse-dev-time.
+  std::function<absl::Time()> clock = [] { return api::StoreNow(); };
   // How long a match ranking's page tokens stay valid (contract: 10 min).
   absl::Duration match_ttl = absl::Minutes(10);
   // At most this many rankings are kept; the oldest goes first.
@@ -203,6 +206,9 @@ class PlacementServiceImpl final : public server::UnaryService {
   absl::Status DoAcknowledgeTrainingTolerationNotice(
       const Rc& rc, const v1::AcknowledgeTrainingTolerationNoticeRequest& r,
       v1::TrainingTolerationNotice* out);
+  absl::Status DoGetPlacementStatistics(
+      const Rc& rc, const v1::GetPlacementStatisticsRequest& r,
+      v1::PlacementStatistics* out);
 
   // Shared by the handler files.
   storage::Database& db() { return *runtime_.database; }

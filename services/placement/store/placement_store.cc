@@ -519,6 +519,29 @@ absl::StatusOr<std::optional<NoticeRow>> ReadNotice(Transaction& tx,
       ParseNotice);
 }
 
+absl::StatusOr<std::vector<PlacementOutcome>> PlacementOutcomes(
+    Transaction& tx, const std::string& municipality, int64_t from_us,
+    int64_t to_us) {
+  absl::StatusOr<Rows> rows = tx.Query(
+      "SELECT p.proposing_agency, p.state FROM placement_placements p JOIN "
+      "placement_offers o ON o.id = p.offer_id WHERE o.municipality_code = $1 "
+      "AND p.create_us >= $2 AND p.create_us < $3",
+      {municipality, from_us, to_us});
+  if (!rows.ok()) return rows.status();
+  std::vector<PlacementOutcome> out;
+  for (const Row& row : *rows) {
+    PlacementOutcome p;
+    absl::StatusOr<std::string> agency = row.GetText(0);
+    if (!agency.ok()) return agency.status();
+    p.proposing_agency = *agency;
+    absl::StatusOr<int64_t> state = row.GetInt(1);
+    if (!state.ok()) return state.status();
+    p.state = static_cast<v1::PlacementState>(*state);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<NoticeRow>> ListNotices(Transaction& tx,
                                                    absl::string_view office,
                                                    bool unacknowledged_only,

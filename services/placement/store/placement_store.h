@@ -166,6 +166,18 @@ absl::Status InsertNotice(storage::Transaction& tx, const NoticeRow& row);
 absl::Status UpdateNotice(storage::Transaction& tx, const NoticeRow& row);
 absl::StatusOr<std::optional<NoticeRow>> ReadNotice(storage::Transaction& tx,
                                                     absl::string_view id);
+// One placement as the outcome statistics see it: who proposed it and
+// where it stands now.
+struct PlacementOutcome {
+  std::string proposing_agency;  // "agencies/x"
+  v1::PlacementState state = v1::PLACEMENT_STATE_UNSPECIFIED;
+};
+// Placements to offers in `municipality` (the offer's place) proposed in
+// [from_us, to_us).
+absl::StatusOr<std::vector<PlacementOutcome>> PlacementOutcomes(
+    storage::Transaction& tx, const std::string& municipality, int64_t from_us,
+    int64_t to_us);
+
 absl::StatusOr<std::vector<NoticeRow>> ListNotices(storage::Transaction& tx,
                                                    absl::string_view office,
                                                    bool unacknowledged_only,
