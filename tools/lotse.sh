@@ -183,6 +183,7 @@ cmd_run() {
       "${SERVICES[$i]}" "${GRPC_PORTS[$i]}" "${METRICS_PORTS[$i]}" >&2
   done
   printf '    client certificates: %s/pki/clients/<agency>.crt, CA %s/pki/ca.crt\n' "$dev" "$dev" >&2
+  printf '    lotsectl: export LOTSE_TLS_DIR=%s/pki LOTSE_CLIENT=kim-lindenbrueck; %s/tools/lotsectl/lotsectl help\n' "$dev" "$bin" >&2
   log "press Ctrl-C to stop"
   # Returns when any service exits (or on Ctrl-C via the trap).
   wait -n "${pids[@]}" || true

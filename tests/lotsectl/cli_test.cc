@@ -232,10 +232,28 @@ TEST(CommandLineTest, UsageErrorsExitTwoAndSendNothing) {
   EXPECT_THAT(bad_json.err, HasSubstr("GetPersonRequest"));
 }
 
-TEST(CommandLineTest, ReportIsReservedButNotBuiltIn) {
-  Outcome report = Lotsectl({"report", "steering", "--from", "2026-01"});
+TEST(CommandLineTest, ReportSteeringRefusesBadFlagsBeforeConnecting) {
+  // The steering report checks its flags before it connects.
+  Outcome report = Lotsectl({"report", "steering", "--from", "2026-01-01"});
   EXPECT_EQ(report.code, kExitUsage);
-  EXPECT_THAT(report.err, HasSubstr("not built into"));
+  EXPECT_THAT(report.err, HasSubstr("eight-digit AGS"));
+  report = Lotsectl({"report", "steering", "--municipality", "05978044",
+                     "--from", "2026-01"});
+  EXPECT_EQ(report.code, kExitUsage);
+  EXPECT_THAT(report.err, HasSubstr("--from must be a day"));
+  report = Lotsectl({"report", "steering", "--municipality", "05978044",
+                     "--from", "2026-06-01", "--to", "2026-01-01"});
+  EXPECT_EQ(report.code, kExitUsage);
+  EXPECT_THAT(report.err, HasSubstr("before --from"));
+  report = Lotsectl({"report", "weekly"});
+  EXPECT_EQ(report.code, kExitUsage);
+  EXPECT_THAT(report.err, HasSubstr("report steering"));
+  // A file to write to is for reports only.
+  report = Lotsectl({"-o", "out.html", "agencies", "list"});
+  EXPECT_EQ(report.code, kExitUsage);
+  EXPECT_THAT(report.err, HasSubstr("for reports"));
+  report = Lotsectl({"-o", "out.txt", "agencies", "list"});
+  EXPECT_EQ(report.code, kExitUsage);
 }
 
 TEST(CommandLineTest, MissingCertificatesExitThree) {

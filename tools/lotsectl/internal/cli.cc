@@ -13,6 +13,7 @@
 #include "tools/lotsectl/internal/exit_codes.h"
 #include "tools/lotsectl/internal/fields.h"
 #include "tools/lotsectl/internal/output.h"
+#include "tools/lotsectl/report.h"
 
 namespace lotse::lotsectl {
 namespace {
@@ -24,7 +25,9 @@ const std::vector<std::pair<std::string, std::string>>& TopLevel() {
   static const auto* const kTop =
       new std::vector<std::pair<std::string, std::string>>{
           {"call", "call any RPC: call <service> <Method> --json '{...}'"},
-          {"report", "reports (steering): not built into this lotsectl yet"},
+          {"report",
+           "report steering --municipality AGS [--from D] [--to D] "
+           "[-o FILE.html|FILE.json|json]"},
           {"completion", "print the bash completion script: completion bash"},
           {"help", "help [<group> [<verb>]]"}};
   return *kTop;
@@ -209,10 +212,18 @@ int RunCommandLine(std::vector<std::string> args, const EnvLookup& env,
         absl::InvalidArgumentError("completion supports: completion bash"),
         err);
   }
+  if (!options->output_file.empty() && group != "report") {
+    return ReportUsage(absl::InvalidArgumentError(
+                           "-o FILE is for reports; other commands print"),
+                       err);
+  }
   if (group == "report") {
-    err << "lotsectl: report is not built into this lotsectl (the steering "
-           "report comes with a later version)\n";
-    return kExitUsage;
+    if (options->help) {
+      out << ReportHelp();
+      return kExitOk;
+    }
+    return RunReport(std::vector<std::string>(args.begin() + 1, args.end()),
+                     *options, out, err);
   }
   std::vector<std::string> groups = Groups();
   if (std::find(groups.begin(), groups.end(), group) == groups.end()) {

@@ -47,9 +47,10 @@ const std::vector<GlobalDef>& GlobalDefs() {
        "acting caseworker, sent as x-lotse-actor (default: $USER)"},
       {"purpose", nullptr, "LOTSE_PURPOSE", "CODE",
        "purpose of the access, sent as x-lotse-purpose (default: the verb's)"},
-      {"output", "o", "LOTSE_OUTPUT", "table|json|name",
+      {"output", "o", "LOTSE_OUTPUT", "table|json|name|FILE",
        "table for people (default), json for scripts (protobuf JSON), name "
-       "for the resource name only"},
+       "for the resource name only; a report also takes FILE.html or "
+       "FILE.json"},
       {"timeout", nullptr, "LOTSE_TIMEOUT", "DURATION",
        "deadline of each call, e.g. 30s (default 30s)"},
       {"request-id", nullptr, nullptr, "KEY",
@@ -97,9 +98,16 @@ absl::Status Apply(const GlobalDef& def, const std::string& value,
       options.output = OutputFormat::kJson;
     } else if (value == "name") {
       options.output = OutputFormat::kName;
+    } else if (absl::EndsWith(value, ".html")) {
+      options.output_file = value;
+    } else if (absl::EndsWith(value, ".json")) {
+      options.output_file = value;
+      options.output = OutputFormat::kJson;
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--output must be table, json or name, not \"", value, "\""));
+          "--output must be table, json, name or (for a report) a file "
+          "ending in .html or .json, not \"",
+          value, "\""));
     }
   } else if (name == "timeout") {
     absl::Duration d;

@@ -49,6 +49,9 @@ struct GlobalOptions {
   std::string actor;    // --actor, LOTSE_ACTOR (default: $USER)
   std::string purpose;  // --purpose, LOTSE_PURPOSE
   OutputFormat output = OutputFormat::kTable;  // -o/--output, LOTSE_OUTPUT
+  // -o FILE.html / -o FILE.json: a report written to a file (only the
+  // report command takes one; FILE.json also sets output to kJson).
+  std::string output_file;
   absl::Duration timeout = absl::Seconds(30);  // --timeout, LOTSE_TIMEOUT
   // Idempotency key for creating calls; empty: a fresh random one per call.
   std::string request_id;  // --request_id
