@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/api/names.h"
@@ -324,6 +325,31 @@ absl::Status LearnUnknownCaller(storage::Database& db,
                                  : agency->certificate_identity();
   if (bound != caller.agency_id) return refusal;
   return absl::OkStatus();
+}
+
+absl::Status LearnNamedAgency(storage::Database& db, const AgencyLookup& lookup,
+                              absl::string_view agency, absl::Time deadline,
+                              absl::Status refusal) {
+  if (!lookup || refusal.code() != absl::StatusCode::kNotFound ||
+      ReasonOf(refusal).value_or("") != "AGENCY_NOT_FOUND" ||
+      !absl::StartsWith(agency, "agencies/")) {
+    return refusal;
+  }
+  absl::StatusOr<identity::v1::Agency> known = lookup(agency, deadline);
+  if (!known.ok()) {
+    const absl::StatusCode code = known.status().code();
+    if (code == absl::StatusCode::kNotFound ||
+        code == absl::StatusCode::kUnimplemented) {
+      return refusal;
+    }
+    return ErrorWithReason(
+        absl::StatusCode::kUnavailable, "AGENCY_REGISTRY_UNAVAILABLE",
+        "the agency is not yet known here and identity could not confirm it "
+        "in time; retry");
+  }
+  if (known->name() != agency) return refusal;
+  return storage::RunInTransaction(
+      db, [&](Transaction& tx) { return UpsertAgency(tx, *known); });
 }
 
 absl::Status RunResolvingCaller(storage::Database& db,

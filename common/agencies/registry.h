@@ -213,6 +213,19 @@ absl::Status LearnUnknownCaller(storage::Database& db,
                                 const server::CallerIdentity& caller,
                                 absl::Time deadline, absl::Status refusal);
 
+// For a refusal NOT_FOUND with reason AGENCY_NOT_FOUND of an agency a
+// request names (`agency`, "agencies/{id}", e.g. the agency a step is
+// referred to) that the local registry has not heard of yet: asks `lookup`
+// (by `deadline`) and stores identity's answer in the local registry, as
+// the AgencyRegistered event will. Returns OK when identity knows the
+// agency (run the request again); `refusal` when it does not, without
+// `lookup`, when `lookup` is UNIMPLEMENTED, or for any other refusal;
+// UNAVAILABLE with reason AGENCY_REGISTRY_UNAVAILABLE when identity gave no
+// answer in time.
+absl::Status LearnNamedAgency(storage::Database& db, const AgencyLookup& lookup,
+                              absl::string_view agency, absl::Time deadline,
+                              absl::Status refusal);
+
 // Runs `attempt` — a transaction that resolves the caller first
 // (ResolveCaller) — and, when that refuses the caller as UNKNOWN_AGENCY,
 // LearnUnknownCaller with the call's deadline and `attempt` once more if the

@@ -302,85 +302,92 @@ absl::Status CasesServiceImpl::DoCreateStep(const RequestContext& rc,
   const std::string target = CaseTarget(req.parent());
   agencies::AuditedCall call(call_env_, rc, "CreateStep", target);
   internal::AuditAs(call, target);
-  return call.Finish(WriteAndWake(
-      call, [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
-        FieldViolations violations;
-        const std::string id =
-            ParseCaseName(req.parent(), "parent", &violations);
-        api::ValidateRequestId(req.request_id(), "request_id", &violations);
-        std::string receiver_id;
-        std::vector<std::string> deps;
-        ValidateNewStep(in, id, &receiver_id, &deps, &violations);
-        if (!violations.empty()) return violations.ToStatus();
-        if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
-        const std::string owner = AgencyName(caller.id);
-        const api::IdempotentCreate once(caller.id, rc.method, req);
-        absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
-        if (!seen.ok()) return seen.status();
-        if (seen->has_value()) {
-          std::string sc, ss;
-          FieldViolations ignored;
-          ParseStepName(**seen, "n", &sc, &ss, &ignored);
-          absl::StatusOr<StepRow> first = LoadStep(tx, sc, ss);
-          if (!first.ok()) return first.status();
-          internal::AuditResource(call, **seen);
-          *resp = StepToProto(*first);
-          return absl::OkStatus();
-        }
-        absl::StatusOr<CaseRow> c = LoadCase(tx, id, owner);
-        if (!c.ok()) return c.status();
-        if (c->record.owner_agency() != owner) return internal::NotCaseOwner();
-        if (c->record.state() == v1::CASE_STATE_CLOSED) {
-          return internal::CaseClosed();
-        }
-        if (absl::Status st = CheckReceiver(tx, receiver_id); !st.ok()) {
-          return st;
-        }
-        for (size_t i = 0; i < deps.size(); ++i) {
-          absl::StatusOr<std::optional<StepRow>> dep =
-              ReadStep(tx, id, deps[i]);
-          if (!dep.ok()) return dep.status();
-          if (!dep->has_value()) {
-            violations.Add(absl::StrCat("step.depends_on[", i, "]"),
-                           "no such step in the case");
-          }
-        }
-        if (!in.goal_id().empty()) {
-          if (absl::Status st =
-                  CheckGoalExists(tx, id, in.goal_id(), &violations);
-              !st.ok()) {
-            return st;
-          }
-        }
-        if (!violations.empty()) return violations.ToStatus();
-        const absl::Time now = StoreNow();
-        const StepRow row = NewStepRow(*c, in, deps, owner, rc.actor, now);
-        if (absl::Status st = InsertStep(tx, row); !st.ok()) return st;
-        if (!internal::Participates(c->record, in.receiving_agency())) {
-          c->record.add_participating_agencies(in.receiving_agency());
-          *c->record.mutable_update_time() = ToTimestamp(now);
-          ++c->version;
-          if (absl::Status st = cases::UpdateCase(tx, *c); !st.ok()) return st;
-        }
-        const std::string name = StepName(id, row.id);
-        if (absl::Status st = once.Record(tx, name); !st.ok()) {
-          return st;
-        }
-        v1::StepReferred referred;
-        referred.set_step(name);
-        referred.set_case_name(CaseName(id));
-        referred.set_person(c->record.person());
-        referred.set_kind(in.kind());
-        referred.set_receiving_agency(in.receiving_agency());
-        referred.set_referring_agency(owner);
-        if (in.has_due_date()) *referred.mutable_due_date() = in.due_date();
-        if (absl::Status st = Emit(tx, CaseToProto(*c), referred); !st.ok()) {
-          return st;
-        }
-        internal::AuditResource(call, name);
-        *resp = StepToProto(row);
-        return absl::OkStatus();
-      }));
+  const agencies::AuditedCall::Body create =
+      [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
+    FieldViolations violations;
+    const std::string id = ParseCaseName(req.parent(), "parent", &violations);
+    api::ValidateRequestId(req.request_id(), "request_id", &violations);
+    std::string receiver_id;
+    std::vector<std::string> deps;
+    ValidateNewStep(in, id, &receiver_id, &deps, &violations);
+    if (!violations.empty()) return violations.ToStatus();
+    if (absl::Status s = LockCase(tx, id); !s.ok()) return s;
+    const std::string owner = AgencyName(caller.id);
+    const api::IdempotentCreate once(caller.id, rc.method, req);
+    absl::StatusOr<std::optional<std::string>> seen = once.Lookup(tx);
+    if (!seen.ok()) return seen.status();
+    if (seen->has_value()) {
+      std::string sc, ss;
+      FieldViolations ignored;
+      ParseStepName(**seen, "n", &sc, &ss, &ignored);
+      absl::StatusOr<StepRow> first = LoadStep(tx, sc, ss);
+      if (!first.ok()) return first.status();
+      internal::AuditResource(call, **seen);
+      *resp = StepToProto(*first);
+      return absl::OkStatus();
+    }
+    absl::StatusOr<CaseRow> c = LoadCase(tx, id, owner);
+    if (!c.ok()) return c.status();
+    if (c->record.owner_agency() != owner) return internal::NotCaseOwner();
+    if (c->record.state() == v1::CASE_STATE_CLOSED) {
+      return internal::CaseClosed();
+    }
+    if (absl::Status st = CheckReceiver(tx, receiver_id); !st.ok()) {
+      return st;
+    }
+    for (size_t i = 0; i < deps.size(); ++i) {
+      absl::StatusOr<std::optional<StepRow>> dep = ReadStep(tx, id, deps[i]);
+      if (!dep.ok()) return dep.status();
+      if (!dep->has_value()) {
+        violations.Add(absl::StrCat("step.depends_on[", i, "]"),
+                       "no such step in the case");
+      }
+    }
+    if (!in.goal_id().empty()) {
+      if (absl::Status st = CheckGoalExists(tx, id, in.goal_id(), &violations);
+          !st.ok()) {
+        return st;
+      }
+    }
+    if (!violations.empty()) return violations.ToStatus();
+    const absl::Time now = StoreNow();
+    const StepRow row = NewStepRow(*c, in, deps, owner, rc.actor, now);
+    if (absl::Status st = InsertStep(tx, row); !st.ok()) return st;
+    if (!internal::Participates(c->record, in.receiving_agency())) {
+      c->record.add_participating_agencies(in.receiving_agency());
+      *c->record.mutable_update_time() = ToTimestamp(now);
+      ++c->version;
+      if (absl::Status st = cases::UpdateCase(tx, *c); !st.ok()) return st;
+    }
+    const std::string name = StepName(id, row.id);
+    if (absl::Status st = once.Record(tx, name); !st.ok()) {
+      return st;
+    }
+    v1::StepReferred referred;
+    referred.set_step(name);
+    referred.set_case_name(CaseName(id));
+    referred.set_person(c->record.person());
+    referred.set_kind(in.kind());
+    referred.set_receiving_agency(in.receiving_agency());
+    referred.set_referring_agency(owner);
+    if (in.has_due_date()) *referred.mutable_due_date() = in.due_date();
+    if (absl::Status st = Emit(tx, CaseToProto(*c), referred); !st.ok()) {
+      return st;
+    }
+    internal::AuditResource(call, name);
+    *resp = StepToProto(row);
+    return absl::OkStatus();
+  };
+  absl::Status status = WriteAndWake(call, create);
+  // An agency registered a moment ago may not have reached this service
+  // yet: identity is asked, as it is for a caller (registry.h).
+  if (!status.ok()) {
+    absl::Status learned =
+        agencies::LearnNamedAgency(*runtime_.database, call_env_.lookup_agency,
+                                   in.receiving_agency(), rc.deadline, status);
+    status = learned.ok() ? WriteAndWake(call, create) : learned;
+  }
+  return call.Finish(status);
 }
 
 absl::Status CasesServiceImpl::DoGetStep(const RequestContext& rc,

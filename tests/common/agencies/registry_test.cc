@@ -264,6 +264,53 @@ TEST_P(RegistryTest, WithoutALookupOrForOtherRefusalsNothingIsAsked) {
   EXPECT_EQ(asked, 0);
 }
 
+TEST_P(RegistryTest, AnAgencyARequestNamesIsLearnedFromIdentity) {
+  const absl::Status refusal = ErrorWithReason(
+      absl::StatusCode::kNotFound, "AGENCY_NOT_FOUND", "no such agency");
+  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  std::vector<std::string> asked;
+  AgencyLookup identity =
+      [&](absl::string_view agency,
+          absl::Time) -> absl::StatusOr<identity::v1::Agency> {
+    asked.emplace_back(agency);
+    if (agency == "agencies/vhs-koeln") {
+      return MakeAgency("vhs-koeln", type::v1::LEGAL_DOMAIN_KURSTRAEGER, 50);
+    }
+    if (agency == "agencies/slow") {
+      return absl::DeadlineExceededError("identity too slow");
+    }
+    return absl::NotFoundError("unknown agency");
+  };
+  // Known to identity: stored, so the request can run again.
+  EXPECT_TRUE(
+      LearnNamedAgency(db(), identity, "agencies/vhs-koeln", deadline, refusal)
+          .ok());
+  EXPECT_TRUE(Resolve("vhs-koeln", "KURSTRAEGER").ok());
+  // Unknown to identity too: the refusal stands.
+  absl::Status unknown =
+      LearnNamedAgency(db(), identity, "agencies/nobody", deadline, refusal);
+  EXPECT_EQ(unknown, refusal);
+  // No answer in time: retryable, never NOT_FOUND.
+  absl::Status slow =
+      LearnNamedAgency(db(), identity, "agencies/slow", deadline, refusal);
+  EXPECT_EQ(slow.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(slow).value_or(""), "AGENCY_REGISTRY_UNAVAILABLE");
+  // Other refusals, and no lookup, ask nobody.
+  asked.clear();
+  const absl::Status other =
+      ErrorWithReason(absl::StatusCode::kNotFound, "CASE_NOT_FOUND", "no");
+  EXPECT_EQ(
+      LearnNamedAgency(db(), identity, "agencies/vhs-koeln", deadline, other),
+      other);
+  EXPECT_EQ(LearnNamedAgency(db(), identity, "agencies/vhs-koeln", deadline,
+                             absl::OkStatus()),
+            absl::OkStatus());
+  EXPECT_TRUE(asked.empty());
+  EXPECT_EQ(
+      LearnNamedAgency(db(), nullptr, "agencies/nobody", deadline, refusal),
+      refusal);
+}
+
 TEST_P(RegistryTest, AResolvedCallerIsCachedUntilASuspensionIsApplied) {
   identity::v1::AgencyRegistered e;
   *e.mutable_agency() =
