@@ -31,6 +31,21 @@ int StaticAccessChecker::check_calls() const {
   return check_calls_;
 }
 
+void StaticAccessChecker::AddAgency(identity::v1::Agency agency) {
+  absl::MutexLock lock(&mu_);
+  const std::string name = agency.name();
+  agencies_[name] = std::move(agency);
+}
+
+absl::StatusOr<identity::v1::Agency> StaticAccessChecker::GetAgency(
+    absl::string_view agency, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (agencies_.empty()) return AccessChecker::GetAgency(agency, deadline);
+  auto it = agencies_.find(std::string(agency));
+  if (it == agencies_.end()) return absl::NotFoundError("unknown agency");
+  return it->second;
+}
+
 absl::StatusOr<std::vector<AccessDecision>> StaticAccessChecker::Check(
     absl::string_view agency, absl::string_view person,
     const std::vector<type::v1::DataCategory>& categories,

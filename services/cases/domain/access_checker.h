@@ -95,6 +95,12 @@ class AccessChecker {
 class StaticAccessChecker final : public AccessChecker {
  public:
   void AddPerson(absl::string_view person) ABSL_LOCKS_EXCLUDED(mu_);
+  // GetAgency answers `agency` (by its name); once any is added, other
+  // names are NOT_FOUND, before that UNIMPLEMENTED.
+  void AddAgency(identity::v1::Agency agency) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view agency,
+                                                 absl::Time deadline) override
+      ABSL_LOCKS_EXCLUDED(mu_);
   void set_allow_any_person(bool allow) ABSL_LOCKS_EXCLUDED(mu_);
   // Lets `agency` read `category` of every person.
   void Grant(absl::string_view agency, type::v1::DataCategory category)
@@ -136,6 +142,8 @@ class StaticAccessChecker final : public AccessChecker {
   int check_calls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_set<std::string> persons_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> grants_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, identity::v1::Agency> agencies_
+      ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, identity::v1::Person> records_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, identity::v1::ResidenceStatus> residence_

@@ -426,66 +426,25 @@ TEST_P(StepServiceTest, ViewWithholdsAndFailsClosed) {
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(StepServiceTest);
 
-// Identity knows an agency whose registration has not reached cases yet;
-// everything else as the static checker answers it.
-class IdentityKnowsMoreChecker : public AccessChecker {
- public:
-  StaticAccessChecker& inner() { return inner_; }
-  absl::StatusOr<std::vector<AccessDecision>> Check(
-      absl::string_view agency, absl::string_view person,
-      const std::vector<type::v1::DataCategory>& categories,
-      absl::string_view purpose,
-      const std::vector<identity::v1::Relation>& relations,
-      absl::Time deadline) override {
-    return inner_.Check(agency, person, categories, purpose, relations,
-                        deadline);
-  }
-  absl::StatusOr<std::string> ResolvePerson(absl::string_view person,
-                                            absl::string_view agency,
-                                            absl::string_view purpose,
-                                            absl::Time deadline) override {
-    return inner_.ResolvePerson(person, agency, purpose, deadline);
-  }
-  absl::StatusOr<identity::v1::Person> GetPerson(absl::string_view person,
-                                                 absl::string_view purpose,
-                                                 absl::Time deadline) override {
-    return inner_.GetPerson(person, purpose, deadline);
-  }
-  absl::StatusOr<identity::v1::ResidenceStatus> GetCurrentResidenceStatus(
-      absl::string_view person, absl::string_view purpose,
-      absl::Time deadline) override {
-    return inner_.GetCurrentResidenceStatus(person, purpose, deadline);
-  }
-  absl::StatusOr<identity::v1::Agency> GetAgency(absl::string_view agency,
-                                                 absl::Time) override {
-    if (agency != "agencies/awo-neustadt") {
-      return absl::NotFoundError("unknown agency");
-    }
-    identity::v1::Agency a;
-    a.set_name("agencies/awo-neustadt");
-    a.set_legal_domain(type::v1::LEGAL_DOMAIN_FREIER_TRAEGER);
-    a.set_certificate_identity("awo-neustadt");
-    a.set_state(identity::v1::AGENCY_STATE_ACTIVE);
-    a.mutable_update_time()->set_seconds(1);
-    return a;
-  }
-
- private:
-  StaticAccessChecker inner_;
-};
-
 class NewReceiverTest : public CasesServerTest {
  protected:
   AccessChecker* Checker() override { return &checker_; }
   void SetUp() override {
-    checker_.inner().AddPerson(kPerson);
-    checker_.inner().Grant("agencies/kim-koeln",
-                           type::v1::DATA_CATEGORY_CORE_IDENTITY);
+    // Identity knows an agency whose registration has not reached cases.
+    identity::v1::Agency awo;
+    awo.set_name("agencies/awo-neustadt");
+    awo.set_legal_domain(type::v1::LEGAL_DOMAIN_FREIER_TRAEGER);
+    awo.set_certificate_identity("awo-neustadt");
+    awo.set_state(identity::v1::AGENCY_STATE_ACTIVE);
+    awo.mutable_update_time()->set_seconds(1);
+    checker_.AddAgency(awo);
+    checker_.AddPerson(kPerson);
+    checker_.Grant("agencies/kim-koeln", type::v1::DATA_CATEGORY_CORE_IDENTITY);
     CasesServerTest::SetUp();
     if (HasFatalFailure()) return;
     ASSERT_TRUE(Open("kim-koeln", kPerson, &case_).ok());
   }
-  IdentityKnowsMoreChecker checker_;
+  StaticAccessChecker checker_;
   v1::Case case_;
 };
 
