@@ -795,4 +795,9 @@ absl::StatusOr<AuditRecordPage> ListAuditRecords(const AuditDatabases& dbs,
   return page;
 }
 
+absl::StatusOr<int64_t> PruneAuditChain(storage::Database&, Chain, absl::Time,
+                                        int) {
+  return absl::UnimplementedError("PruneAuditChain");
+}
+
 }  // namespace lotse::audit

@@ -214,6 +214,18 @@ struct VerifyReport {
 absl::StatusOr<VerifyReport> VerifyAuditChain(
     storage::Database& db, const VerifyOptions& options = {});
 
+// Retention of the audit trail: deletes the oldest rows of `chain` whose
+// time is before `cutoff`, at most `max_rows` of them (with their persons
+// side rows), in one transaction under the chain's lock, and records the
+// last deleted row's seq and hash as the chain's base (table
+// `<chain table>_base`). VerifyAuditChain then starts at the base: the
+// first remaining row must link to the base's hash, so the pruned chain
+// still proves that nothing after the base was changed. Returns how many
+// rows it deleted; call again while it returns `max_rows`. Never deletes
+// the newest row of a chain (the head stays readable).
+absl::StatusOr<int64_t> PruneAuditChain(storage::Database& db, Chain chain,
+                                        absl::Time cutoff, int max_rows);
+
 struct ListAuditOptions {
   int64_t after_seq = 0;  // page cursor: the last seq of the previous page
   int page_size = 100;    // clamped to [1, 1000]

@@ -39,6 +39,11 @@ namespace lotse::audit {
 class ServiceWitnesses;  // common/audit/witness.h
 }  // namespace lotse::audit
 
+namespace lotse::lifecycle {
+class RetentionRules;  // common/lifecycle/retention.h
+struct PurgeTask;      // common/lifecycle/purge.h
+}  // namespace lotse::lifecycle
+
 namespace lotse::server {
 
 // What a service's handlers get from the process.
@@ -65,6 +70,10 @@ struct ServiceRuntime {
   // witnessed heads and ListWitnessedCheckpoints. Null in tests that build
   // a runtime by hand.
   audit::ServiceWitnesses* witnesses = nullptr;
+  // The retention rules loaded from --retention_rules (never null in a
+  // running service: no flag means no rules, nothing purged). Event
+  // handlers pass them to lifecycle::ApplyPersonErased.
+  const lifecycle::RetentionRules* retention = nullptr;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).
@@ -138,6 +147,12 @@ struct ServiceDefinition {
   // once (events/inbox.h): the migrations must include InboxMigrations().
   // Called after make_services, so it may use what that built.
   std::function<events::ApplyFn(ServiceRuntime&)> make_event_handler;
+  // The service's purge tasks (lifecycle/purge.h), one per resource kind it
+  // owns; the process's purge job runs them every --purge_interval against
+  // the --retention_rules. Called after make_services. Unset: the job only
+  // prunes the audit chains.
+  std::function<std::vector<lifecycle::PurgeTask>(ServiceRuntime&)>
+      make_purge_tasks;
   // Called once the database is migrated; the returned services are
   // registered with the server and live until the process exits.
   std::function<absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>>(
