@@ -150,8 +150,8 @@ int RunDeclared(const Verb& verb, Invocation& run) {
 const std::vector<Verb>& AllVerbs() {
   static const auto* const kVerbs = [] {
     auto* verbs = new std::vector<Verb>();
-    for (auto group : {AgencyVerbs, PersonVerbs, CaseVerbs, CourseVerbs,
-                       OfferVerbs, AuditVerbs}) {
+    for (auto group : {AgencyVerbs, PersonVerbs, LifecycleVerbs, CaseVerbs,
+                       CourseVerbs, OfferVerbs, AuditVerbs}) {
       std::vector<Verb> more = group();
       verbs->insert(verbs->end(), more.begin(), more.end());
     }

@@ -124,6 +124,7 @@ std::vector<Verb> CaseVerbs();
 std::vector<Verb> CourseVerbs();
 std::vector<Verb> OfferVerbs();
 std::vector<Verb> AuditVerbs();
+std::vector<Verb> LifecycleVerbs();
 
 }  // namespace lotse::lotsectl
 
