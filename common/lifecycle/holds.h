@@ -51,13 +51,23 @@ absl::StatusOr<bool> IsSubjectHeld(storage::Transaction& tx,
                                    const std::string& subject, absl::Time now);
 
 // An SQL condition, for the WHERE clause of a purge query, that is true
-// when no active hold covers the row's person or subject: `person_column`
+// when no active hold covers the row: no hold on the row's person
+// ("persons/{p}") and none on the row's subject (a hold on a case holds
+// that case's rows, not the person's other records): `person_column`
 // names the column with the person id (without "persons/"), and
 // `subject_column`, when not empty, the column with the row's subject
 // resource name (e.g. "'cases/' || c.id"). It has one parameter, the time
-// `now` in microseconds, which the caller binds where the condition sits.
+// `now` in microseconds, written `$<now_parameter>`: the caller binds now at
+// that position of its own parameter list, e.g.
+//
+//   "SELECT id FROM cases c WHERE c.closed_us <= $1 AND " +
+//       NotHeldCondition("c.person", "'cases/' || c.id", 2) + " LIMIT $3"
+//
+// with the parameters {cutoff_us, now_us, limit}. The SQL is the same on
+// SQLite and PostgreSQL and reads the indexes of lifecycle_holds.
 std::string NotHeldCondition(const std::string& person_column,
-                             const std::string& subject_column = "");
+                             const std::string& subject_column = "",
+                             int now_parameter = 1);
 
 }  // namespace lotse::lifecycle
 
