@@ -903,4 +903,11 @@ absl::StatusOr<int64_t> PruneAuditChain(storage::Database& db, Chain chain,
   return deleted;
 }
 
+absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
+                                                       Chain chain) {
+  auto tx = db.Begin(storage::TxMode::kReadOnly);
+  if (!tx.ok()) return tx.status();
+  return ReadBaseInTx(**tx, chain);
+}
+
 }  // namespace lotse::audit

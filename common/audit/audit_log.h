@@ -226,6 +226,12 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(
 absl::StatusOr<int64_t> PruneAuditChain(storage::Database& db, Chain chain,
                                         absl::Time cutoff, int max_rows);
 
+// The chain's base: the seq and hash of the last row PruneAuditChain
+// deleted, or nullopt for a chain never pruned. Rows up to the base are
+// gone; a witness's checkpoint at or below it can only be compared with it.
+absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
+                                                       Chain chain);
+
 struct ListAuditOptions {
   int64_t after_seq = 0;  // page cursor: the last seq of the previous page
   int page_size = 100;    // clamped to [1, 1000]

@@ -48,6 +48,15 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
 
   absl::StatusOr<AuditHead> local_head = ReadAuditHead(db, chain);
   if (!local_head.ok()) return local_head.status();
+  // Retention pruned the rows up to the base: a checkpoint below it can no
+  // longer be compared with anything, and one at it is compared with the
+  // base's hash, which the first remaining row links to.
+  absl::StatusOr<std::optional<AuditHead>> base = ReadAuditBase(db, chain);
+  if (!base.ok()) return base.status();
+  if (base->has_value()) {
+    by_seq.erase(by_seq.begin(), by_seq.lower_bound((*base)->seq));
+    if (by_seq.empty()) return check;
+  }
 
   // The local hash at every witnessed seq, in batches.
   std::map<int64_t, std::string> local;
@@ -77,10 +86,11 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
     }
   }
   tx->reset();
+  if (base->has_value()) local[(*base)->seq] = (*base)->hash;
 
   // The highest witnessed seq whose hash matches every witness, below the
   // first that does not.
-  int64_t proven = 0;
+  int64_t proven = base->has_value() ? (*base)->seq : 0;
   for (const auto& [seq, witnessed] : by_seq) {
     auto row = local.find(seq);
     if (row == local.end()) {
@@ -101,6 +111,14 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
     for (const WitnessedHead* h : witnessed) {
       if (h->hash == row->second) continue;
       check.intact = false;
+      if (base->has_value() && seq == (*base)->seq) {
+        check.first_bad_seq = seq;
+        check.problem = absl::StrCat(
+            "differs from checkpoint witnessed by ", h->witness, ": seq ", seq,
+            ", the last record retention pruned, had another hash than "
+            "witnessed");
+        return check;
+      }
       check.first_bad_seq = proven + 1;
       check.problem = absl::StrCat(
           "differs from checkpoint witnessed by ", h->witness, ": seq ", seq,

@@ -94,6 +94,41 @@ TEST_P(WitnessTest, IntactChainExtendsEveryWitnessedHead) {
   EXPECT_TRUE(Verify().intact());
 }
 
+TEST_P(WitnessTest, PrunedChainStillExtendsTheHeadsAfterItsBase) {
+  // Retention deletes seq 1..11; the heads at 5 and 10 lie below the base.
+  auto pruned = PruneAuditChain(db(), Chain::kChanges, Record(12).time, 100);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  ASSERT_EQ(*pruned, 11);
+  v1::ChainVerification result = Verify();
+  EXPECT_TRUE(result.intact()) << result.problem();
+  EXPECT_EQ(result.head().seq(), 20);
+  // The rows after the base are still held to the witnesses.
+  ASSERT_TRUE(lotse::testing::EditAuditRow(db(), Chain::kChanges, 14).ok());
+  result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 14);
+}
+
+TEST_P(WitnessTest, BaseAtAWitnessedHeadIsComparedWithIt) {
+  auto pruned = PruneAuditChain(db(), Chain::kChanges, Record(11).time, 100);
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  ASSERT_EQ(*pruned, 10);
+  auto base = ReadAuditBase(db(), Chain::kChanges);
+  ASSERT_TRUE(base.ok()) << base.status();
+  ASSERT_TRUE(base->has_value());
+  EXPECT_EQ((*base)->seq, 10);
+  EXPECT_TRUE(Verify().intact()) << Verify().problem();
+
+  // A witness that saw another seq 10 than the base records.
+  for (WitnessedHead& h : heads_[0]) {
+    if (h.seq == 10) h.hash = std::string(32, 'x');
+  }
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 10);
+  EXPECT_THAT(result.problem(), HasSubstr("retention pruned"));
+}
+
 TEST_P(WitnessTest, EditedRowIsNamed) {
   ASSERT_TRUE(lotse::testing::EditAuditRow(db(), Chain::kChanges, 7).ok());
   v1::ChainVerification result = Verify();
