@@ -5,3 +5,8 @@ lotse_add_gtest(lifecycle_person_keys_test
   LIBS lotse_person_keys lotse_errors lotse_storage lotse_test_support
        absl::strings absl::synchronization
   POSTGRES)
+lotse_add_gtest(lifecycle_erasure_test
+  SOURCES erasure_test.cc
+  LIBS lotse_lifecycle lotse_person_keys lotse_events lotse_audit lotse_errors
+       lotse_storage lotse_test_support absl::strings absl::time
+  POSTGRES)
