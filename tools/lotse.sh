@@ -137,6 +137,7 @@ cmd_run() {
       --metrics_listen="127.0.0.1:${METRICS_PORTS[$i]}" \
       --tls_dir="$dev/pki" \
       --database="sqlite:$dev/data/$s.db" \
+      --retention_rules="$ROOT/config/retention.conf" \
       --drain_grace=1s \
       --dev_clock \
       --event_destinations="${EVENT_DESTINATIONS[$s]}" \

@@ -35,7 +35,9 @@
 
 namespace lotse::lifecycle {
 
-// Migration "common.lifecycle.0002_person_keys".
+// Migration "common.lifecycle.0002_person_keys". Its script creates the
+// table only when it does not exist yet: the outbox's migration
+// (events::OutboxMigrations) runs the same script.
 std::vector<storage::Migration> PersonKeyMigrations();
 
 // Seals `plaintext` under the person's key, creating the key in `tx` when

@@ -76,6 +76,10 @@ struct PurgeOptions {
   absl::Duration interval = absl::Hours(1);
   int batch_size = 200;                           // records per transaction
   absl::Duration pause = absl::Milliseconds(20);  // between batches
+  // Where the read audit chain lives when not in `db` (ServiceRuntime::
+  // read_audit_database); null: `db` holds both chains. Must outlive the
+  // job.
+  storage::Database* read_audit_database = nullptr;
 };
 
 // What one run did, per kind.

@@ -88,6 +88,16 @@ ABSL_FLAG(absl::Duration, audit_checkpoint_interval, absl::Seconds(60),
           "--event_destinations) to witness; also once at shutdown");
 ABSL_FLAG(absl::Duration, janitor_interval, absl::Minutes(10),
           "how often the retention clean-up runs");
+ABSL_FLAG(std::string, retention_rules, "",
+          "retention rules file (config/retention.conf): how long each kind "
+          "of record is kept; a file that does not parse stops start-up. "
+          "Empty: no rules, nothing is purged");
+ABSL_FLAG(absl::Duration, purge_interval, absl::Hours(1),
+          "how often the purge job erases what the retention rules say is "
+          "due (the first run one interval after start-up)");
+ABSL_FLAG(int32_t, purge_batch, 200,
+          "records the purge job erases per transaction; smaller batches "
+          "hold the write lock for less time");
 
 namespace lotse::server {
 
@@ -121,6 +131,7 @@ std::vector<FlagGroup> ServerFlagGroups() {
       {"Events",
        {"event_destinations", "client_cert", "client_key", "event_retention",
         "audit_checkpoint_interval"}},
+      {"Data lifecycle", {"retention_rules", "purge_interval", "purge_batch"}},
   };
 }
 

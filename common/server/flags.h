@@ -43,6 +43,9 @@ ABSL_DECLARE_FLAG(absl::Duration, event_retention);
 ABSL_DECLARE_FLAG(absl::Duration, request_id_retention);
 ABSL_DECLARE_FLAG(absl::Duration, janitor_interval);
 ABSL_DECLARE_FLAG(absl::Duration, audit_checkpoint_interval);
+ABSL_DECLARE_FLAG(std::string, retention_rules);
+ABSL_DECLARE_FLAG(absl::Duration, purge_interval);
+ABSL_DECLARE_FLAG(int32_t, purge_batch);
 
 namespace lotse::server {
 
@@ -52,7 +55,7 @@ namespace lotse::server {
 absl::Status ApplyEnvironmentOverrides();
 
 // The flags above in the groups --help shows them in: Server, TLS,
-// Storage, Events.
+// Storage, Events, Data lifecycle.
 std::vector<FlagGroup> ServerFlagGroups();
 
 // --help (see usage.h: `usage`, then `groups`), else environment override,

@@ -25,6 +25,8 @@
 #include "common/events/delivery.h"
 #include "common/events/outbox.h"
 #include "common/events/sink.h"
+#include "common/lifecycle/purge.h"
+#include "common/lifecycle/retention.h"
 #include "common/server/flags.h"
 #include "common/server/log.h"
 #include "common/server/server.h"
@@ -389,6 +391,27 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   ParseFlags(argc, argv, ServiceUsage(definition), groups);
   const std::string& name = definition.name;
 
+  // The retention rules before anything else: a deployment whose rules do
+  // not parse must not start, and must say which line is wrong.
+  lifecycle::RetentionRules retention;
+  if (const std::string path = absl::GetFlag(FLAGS_retention_rules);
+      !path.empty()) {
+    absl::StatusOr<lifecycle::RetentionRules> loaded =
+        lifecycle::RetentionRules::Load(path);
+    if (!loaded.ok()) {
+      return Fail(name, "bad --retention_rules", loaded.status());
+    }
+    retention = *std::move(loaded);
+  }
+  if (absl::GetFlag(FLAGS_purge_interval) <= absl::ZeroDuration()) {
+    return Fail(name, "bad --purge_interval",
+                absl::InvalidArgumentError("must be positive"));
+  }
+  if (absl::GetFlag(FLAGS_purge_batch) < 1) {
+    return Fail(name, "bad --purge_batch",
+                absl::InvalidArgumentError("must be at least 1"));
+  }
+
   std::string database_url = absl::GetFlag(FLAGS_database);
   if (database_url.empty()) database_url = absl::StrCat("sqlite:", name, ".db");
   absl::StatusOr<std::unique_ptr<storage::Database>> db = storage::OpenDatabase(
@@ -456,6 +479,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   runtime.env.insecure_dev = options.insecure_dev;
   runtime.env.dev_clock = absl::GetFlag(FLAGS_dev_clock);
   runtime.env.error_domain = absl::StrCat(name, ".lotse");
+  runtime.retention = &retention;
 
   if (absl::Status s = storage::ApplyMigrations(**db, definition.migrations);
       !s.ok()) {
@@ -543,6 +567,21 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   std::vector<grpc::Service*> raw;
   for (auto& s : *services) raw.push_back(s.get());
 
+  // The purge job: the service's own tasks plus the audit chains, which
+  // every service prunes (lifecycle/purge.h).
+  std::vector<lifecycle::PurgeTask> purge_tasks;
+  if (definition.make_purge_tasks) {
+    purge_tasks = definition.make_purge_tasks(runtime);
+  }
+  lifecycle::PurgeOptions purge_options;
+  purge_options.service = name;
+  purge_options.interval = absl::GetFlag(FLAGS_purge_interval);
+  purge_options.batch_size = absl::GetFlag(FLAGS_purge_batch);
+  purge_options.read_audit_database = read_audit_db.get();
+  lifecycle::PurgeJob purge(**db, retention, std::move(purge_tasks),
+                            std::move(purge_options),
+                            options.metrics_registry.get());
+
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options, raw);
   if (!server.ok()) return Fail(name, "cannot start server", server.status());
   (*server)->SetServing(true);
@@ -556,6 +595,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
                                 read_audit_db.get(), *options.metrics_registry);
     if (checkpoints != nullptr) checkpoints->Start();
   }
+
+  purge.Start();
 
   absl::Notification stop_janitor;
   std::thread janitor(
@@ -573,6 +614,7 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   });
   stop_janitor.Notify();
   janitor.join();
+  purge.Stop();  // before the databases close
   if (checkpoints != nullptr) {
     // The heads the process ends with, witnessed before it goes when the
     // witnesses answer within kShutdownCheckpointWait; otherwise the
