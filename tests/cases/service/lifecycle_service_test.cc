@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "common/events/outbox.h"
 #include "common/lifecycle/purge.h"
 #include "common/lifecycle/retention.h"
 #include "common/storage/database.h"
@@ -180,6 +181,32 @@ class LifecycleServiceTest : public CasesServerTest {
   }
 
   static std::string CaseId(const v1::Case& c) { return c.name().substr(6); }
+
+  // The ErasureReported events in the outbox, opened as the relay opens
+  // them (outbox rows about one person are sealed).
+  std::vector<identity::v1::ErasureReported> Reports() {
+    std::vector<identity::v1::ErasureReported> out;
+    absl::Status s = storage::RunInTransaction(
+        db(),
+        [&](storage::Transaction& tx) -> absl::Status {
+          out.clear();
+          absl::StatusOr<storage::Rows> rows =
+              tx.Query("SELECT seq FROM event_outbox ORDER BY seq");
+          if (!rows.ok()) return rows.status();
+          for (const storage::Row& row : *rows) {
+            absl::StatusOr<lotse::events::v1::Event> e =
+                events::ReadOutboxEvent(tx, *row.GetInt(0));
+            if (absl::IsNotFound(e.status())) continue;  // shredded
+            if (!e.ok()) return e.status();
+            identity::v1::ErasureReported report;
+            if (e->payload().UnpackTo(&report)) out.push_back(report);
+          }
+          return absl::OkStatus();
+        },
+        storage::TxMode::kReadOnly);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
 };
 
 TEST_P(LifecycleServiceTest, ErasureRemovesThePersonsCasesAsIfUnknown) {
@@ -283,8 +310,7 @@ TEST_P(LifecycleServiceTest, ErasureRemovesThePersonsCasesAsIfUnknown) {
                     "person = 'p-anna' AND data_key IS NOT NULL"),
             0);
   // The report to identity: everything erased, nothing kept.
-  std::vector<identity::v1::ErasureReported> reports =
-      Emitted<identity::v1::ErasureReported>();
+  std::vector<identity::v1::ErasureReported> reports = Reports();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].person(), kPerson);
   EXPECT_EQ(reports[0].service(), "cases");
@@ -295,7 +321,7 @@ TEST_P(LifecycleServiceTest, ErasureRemovesThePersonsCasesAsIfUnknown) {
   absl::StatusOr<bool> again = Erase(kPerson);
   ASSERT_TRUE(again.ok());
   EXPECT_FALSE(*again);
-  EXPECT_EQ(Emitted<identity::v1::ErasureReported>().size(), 1u);
+  EXPECT_EQ(Reports().size(), 1u);
 }
 
 TEST_P(LifecycleServiceTest, StatisticsAreTheSameAfterErasureAndPurge) {
@@ -370,7 +396,7 @@ TEST_P(LifecycleServiceTest, EventsAboutAnErasedPersonAreDropped) {
   CaseWithSteps(kPerson);
   ASSERT_TRUE(Erase(kPerson).ok());
   const int64_t events = CountOf("case_events", "1 = 1");
-  const size_t outbox = Outbox().size();
+  const int64_t outbox = CountOf("event_outbox", "1 = 1");
   // A course booking the courses service sent before it erased arrives
   // after the erasure here.
   courses::v1::CourseBooked booked;
@@ -388,7 +414,7 @@ TEST_P(LifecycleServiceTest, EventsAboutAnErasedPersonAreDropped) {
                     absl::StrCat("person = '", kPerson, "'")),
             0);
   EXPECT_EQ(CountOf("case_events", "1 = 1"), events);
-  EXPECT_EQ(Outbox().size(), outbox);
+  EXPECT_EQ(CountOf("event_outbox", "1 = 1"), outbox);
   // A merge onto the erased person moves nothing onto them.
   v1::Case other;
   ASSERT_TRUE(Open("kim-koeln", kOtherPerson, &other).ok());
@@ -522,8 +548,7 @@ TEST_P(LifecycleServiceTest, CasesARuleKeepsStayAndAreReportedAsKept) {
   // The notes have no rule that keeps them.
   EXPECT_EQ(CountOf("notes", absl::StrCat("case_id = '", CaseId(mine), "'")),
             0);
-  std::vector<identity::v1::ErasureReported> reports =
-      Emitted<identity::v1::ErasureReported>();
+  std::vector<identity::v1::ErasureReported> reports = Reports();
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].state(),
             identity::v1::ServiceErasure::STATE_KEPT_BY_RULE);
