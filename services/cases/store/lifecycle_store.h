@@ -67,9 +67,11 @@ absl::StatusOr<lifecycle::ErasureResult> ErasePersonCases(
 absl::StatusOr<int> BackfillCloseTimes(storage::Transaction& tx, int limit);
 
 // The purge tasks of the cases service: "case" removes closed cases whose
-// close time is at or before the cutoff (as RemoveCase does), "note"
-// deletes the notes of such cases. Both skip cases an active legal hold
-// covers (on the case or on its person) and count them as held.
+// close time is at or before the cutoff (as RemoveCase does, notes
+// included: they live in their case), "note" deletes the notes of such
+// cases. Both skip cases an active legal hold covers (on the case or on
+// its person) and count them as held. Each batch first fills the close
+// time of cases closed before it was recorded (BackfillCloseTimes).
 std::vector<lifecycle::PurgeTask> CasePurgeTasks();
 
 }  // namespace lotse::cases
