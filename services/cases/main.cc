@@ -15,11 +15,13 @@
 #include "common/audit/audit_service.h"
 #include "common/clients/identity_client.h"
 #include "common/clients/identity_client_flags.h"
+#include "common/lifecycle/purge.h"
 #include "common/server/flags.h"
 #include "common/server/server.h"
 #include "common/server/service_main.h"
 #include "services/cases/service/cases_service.h"
 #include "services/cases/service/identity_access_checker.h"
+#include "services/cases/store/lifecycle_store.h"
 #include "services/cases/store/migrations.h"
 
 ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
@@ -81,6 +83,11 @@ int main(int argc, char** argv) {
   // agency registry; the applier wakes the watchers after each commit.
   definition.make_event_handler = [](lotse::server::ServiceRuntime&) {
     return service->EventApplier();
+  };
+  // Closed cases and their notes leave after their retention periods
+  // (--retention_rules, kinds "case" and "note").
+  definition.make_purge_tasks = [](lotse::server::ServiceRuntime&) {
+    return lotse::cases::CasePurgeTasks();
   };
   return lotse::server::RunService(argc, argv, definition);
 }

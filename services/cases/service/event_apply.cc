@@ -1,13 +1,21 @@
 // Events in: other services' events move steps, are kept as
-// activities, and keep the local agency registry and person merges.
+// activities, and keep the local agency registry and person merges;
+// identity's lifecycle events place and release legal holds and erase a
+// person's cases.
 #include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/api/time.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
+#include "common/lifecycle/erasure.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
+#include "common/lifecycle/retention.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/courses/v1/events.pb.h"
 #include "lotse/identity/v1/events.pb.h"
@@ -15,6 +23,7 @@
 #include "services/cases/domain/rules.h"
 #include "services/cases/service/cases_service.h"
 #include "services/cases/service/internal.h"
+#include "services/cases/store/lifecycle_store.h"
 
 namespace lotse::cases {
 namespace {
@@ -183,9 +192,23 @@ absl::Status ApplyAgency(Transaction& tx, const identity::v1::Agency& a) {
   return agencies::UpsertAgency(tx, a);
 }
 
+// Whether `person` ("persons/x") was erased here: events about such a
+// person are dropped, as nothing new is written about them.
+absl::StatusOr<bool> Erased(Transaction& tx, const std::string& person) {
+  absl::string_view id = person;
+  absl::ConsumePrefix(&id, "persons/");
+  return lifecycle::IsPersonShredded(tx, id);
+}
+
 absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& m) {
   if (!ValidPersonName(m.merged()) || !ValidPersonName(m.survivor())) {
     return absl::InvalidArgumentError("PersonMerged names no persons");
+  }
+  // A merge naming an erased person moves nothing onto or off them.
+  for (const std::string* p : {&m.merged(), &m.survivor()}) {
+    absl::StatusOr<bool> erased = Erased(tx, *p);
+    if (!erased.ok()) return erased.status();
+    if (*erased) return absl::OkStatus();
   }
   if (absl::Status s = RecordMerge(tx, m.merged(), m.survivor()); !s.ok()) {
     return s;
@@ -272,6 +295,13 @@ absl::Status ApplyFact(Transaction& tx, const Event& e, Fact f) {
   }
   absl::StatusOr<std::string> person = ResolveSurvivor(tx, f.person);
   if (!person.ok()) return person.status();
+  // An event that arrives after the person was erased here (its source
+  // had not erased yet) is dropped: it would write about them again.
+  for (const std::string* p : {&f.person, &*person}) {
+    absl::StatusOr<bool> erased = Erased(tx, *p);
+    if (!erased.ok()) return erased.status();
+    if (*erased) return absl::OkStatus();
+  }
   absl::StatusOr<std::vector<std::string>> open =
       OpenCasesOfPerson(tx, *person);
   if (!open.ok()) return open.status();
@@ -392,6 +422,35 @@ events::ApplyFn CasesServiceImpl::EventApplier() {
       identity::v1::AgencyReactivated m;
       any.UnpackTo(&m);
       return ApplyAgency(tx, m.agency());
+    }
+    if (any.Is<identity::v1::LegalHoldPlaced>()) {
+      identity::v1::LegalHoldPlaced m;
+      any.UnpackTo(&m);
+      return lifecycle::ApplyHold(tx, m.hold());
+    }
+    if (any.Is<identity::v1::LegalHoldReleased>()) {
+      identity::v1::LegalHoldReleased m;
+      any.UnpackTo(&m);
+      return lifecycle::ApplyHold(tx, m.hold());
+    }
+    if (any.Is<identity::v1::PersonErased>()) {
+      identity::v1::PersonErased m;
+      any.UnpackTo(&m);
+      if (!ValidPersonName(m.person())) {
+        return absl::InvalidArgumentError("PersonErased names no person");
+      }
+      static const lifecycle::RetentionRules* const kNoRules =
+          new lifecycle::RetentionRules();
+      const lifecycle::RetentionRules& rules =
+          runtime_.retention != nullptr ? *runtime_.retention : *kNoRules;
+      return lifecycle::ApplyPersonErased(tx, m, "cases", rules,
+                                          ErasePersonCases, absl::Now());
+    }
+    if (any.Is<identity::v1::PersonRectified>()) {
+      // Nothing cases keeps derives from the core record: cases, steps and
+      // events name the person by id only, and the case view reads names
+      // and birth date from identity on every call.
+      return absl::OkStatus();
     }
     absl::Status applied;
     if (any.Is<identity::v1::PersonMerged>()) {

@@ -367,14 +367,14 @@ void WatchHub::Serve(const std::shared_ptr<Stream>& s, int64_t latest,
   }
   while (room > 0 && s->next_after < latest) {
     const int want = std::min(room, 256);
-    std::vector<v1::CaseEvent> events;
+    CaseEventPage page;
     absl::Status read = storage::RunInTransaction(
         db_,
         [&](storage::Transaction& tx) -> absl::Status {
-          absl::StatusOr<std::vector<v1::CaseEvent>> got = ReadCaseEvents(
+          absl::StatusOr<CaseEventPage> got = ReadCaseEventPage(
               tx, s->start.agency, s->next_after, s->start.case_id, want);
           if (!got.ok()) return got.status();
-          events = *std::move(got);
+          page = *std::move(got);
           return absl::OkStatus();
         },
         storage::TxMode::kReadOnly);
@@ -383,12 +383,13 @@ void WatchHub::Serve(const std::shared_ptr<Stream>& s, int64_t latest,
                   {{"error", std::string(read.message())}});
       break;
     }
-    const bool complete = static_cast<int>(events.size()) < want;
-    int64_t last = s->next_after;
+    // Rows of erased persons are read but not sent: completeness and the
+    // cursor go by the rows read, so the stream moves past them.
+    const bool complete = page.rows_read < want;
+    const int64_t last = page.rows_read > 0 ? page.last_cursor : s->next_after;
     std::vector<Response> out;
-    out.reserve(events.size());
-    for (v1::CaseEvent& e : events) {
-      last = e.cursor();
+    out.reserve(page.events.size());
+    for (v1::CaseEvent& e : page.events) {
       Withhold(s, &e);
       Response r;
       *r.mutable_event() = std::move(e);

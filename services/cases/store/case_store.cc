@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/lifecycle/person_keys.h"
 
 namespace lotse::cases {
 namespace {
@@ -180,6 +181,45 @@ absl::StatusOr<std::vector<StepRow>> StepRows(const Rows& rows) {
 
 constexpr char kStepColumns[] = "id, case_id, version, municipality_code, body";
 
+// The sealing context of case_events bodies (person_keys.h).
+constexpr char kCaseEventsContext[] = "case_events";
+
+// "p1" of "persons/p1" (the form person keys are kept under).
+std::string PersonId(absl::string_view person) {
+  absl::ConsumePrefix(&person, "persons/");
+  return std::string(person);
+}
+
+// The event of a case_events row whose person and body are at `column`
+// and `column + 1`: nullopt when the row cannot be read any more because
+// its person was erased (the key is shredded, or the body was emptied).
+absl::StatusOr<std::optional<v1::CaseEvent>> OpenEventRow(Transaction& tx,
+                                                          const Row& row,
+                                                          size_t column) {
+  absl::StatusOr<std::string> person = row.GetText(column);
+  if (!person.ok()) return person.status();
+  absl::StatusOr<std::string> body = row.GetBytes(column + 1);
+  if (!body.ok()) return body.status();
+  if (body->empty()) return std::optional<v1::CaseEvent>();
+  std::string plain;
+  if (lifecycle::IsSealed(*body)) {
+    absl::StatusOr<std::string> opened = lifecycle::OpenForPerson(
+        tx, PersonId(*person), kCaseEventsContext, *body);
+    if (absl::IsNotFound(opened.status())) {
+      return std::optional<v1::CaseEvent>();
+    }
+    if (!opened.ok()) return opened.status();
+    plain = *std::move(opened);
+  } else {
+    plain = *std::move(body);  // written before sealing existed
+  }
+  v1::CaseEvent e;
+  if (!e.ParseFromString(plain)) {
+    return absl::InternalError("stored record does not parse");
+  }
+  return std::optional<v1::CaseEvent>(std::move(e));
+}
+
 absl::Status WriteParticipants(Transaction& tx, const CaseRow& row) {
   absl::StatusOr<int64_t> n =
       tx.Execute("DELETE FROM case_participants WHERE case_id = $1", {row.id});
@@ -282,6 +322,35 @@ std::vector<storage::Migration> CaseStoreMigrations() {
            "(survivor, merged);"}};
 }
 
+std::vector<storage::Migration> CaseLifecycleMigrations() {
+  // close_us: the anchor of the retention kinds "case" and "note", found by
+  // the purge tasks through cases_closed. step_statistics: the kept timing
+  // facts of removed cases' steps, indexed like steps for the statistics.
+  // case_events_case and case_event_audience_case: removing a case finds
+  // its event rows.
+  return {{"cases.0004_lifecycle", R"sql(
+ALTER TABLE cases ADD COLUMN close_us BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX cases_closed ON cases (state, close_us);
+CREATE TABLE step_statistics (
+  id {{AUTO_ID}},
+  kind BIGINT NOT NULL,
+  receiving_agency TEXT NOT NULL,
+  municipality_code TEXT NOT NULL,
+  create_us BIGINT NOT NULL,
+  accept_us BIGINT NOT NULL,
+  start_us BIGINT NOT NULL,
+  state BIGINT NOT NULL,
+  due_key BIGINT NOT NULL
+);
+CREATE INDEX step_statistics_referred
+  ON step_statistics (municipality_code, create_us);
+CREATE INDEX step_statistics_due
+  ON step_statistics (municipality_code, state, due_key);
+CREATE INDEX case_events_case ON case_events (case_id, seq);
+CREATE INDEX case_event_audience_case ON case_event_audience (case_id);
+)sql"}};
+}
+
 absl::StatusOr<std::vector<std::string>> PersonsOfCaseResource(
     Transaction& tx, const std::string& resource) {
   absl::string_view rest = resource;
@@ -335,12 +404,16 @@ absl::Status InsertCase(Transaction& tx, const CaseRow& row) {
 }
 
 absl::Status UpdateCase(Transaction& tx, const CaseRow& row) {
+  const int64_t close_us =
+      row.record.state() == v1::CASE_STATE_CLOSED && row.record.has_close_time()
+          ? TsMicros(row.record.close_time())
+          : int64_t{0};
   absl::StatusOr<int64_t> n = tx.Execute(
       "UPDATE cases SET person = $2, owner_agency = $3, state = $4, "
-      "version = $5, body = $6 WHERE id = $1",
+      "version = $5, body = $6, close_us = $7 WHERE id = $1",
       {row.id, row.record.person(), row.record.owner_agency(),
-       static_cast<int64_t>(row.record.state()), row.version,
-       Blob(row.record)});
+       static_cast<int64_t>(row.record.state()), row.version, Blob(row.record),
+       close_us});
   if (!n.ok()) return n.status();
   if (*n != 1) return absl::NotFoundError("case vanished");
   return WriteParticipants(tx, row);
@@ -736,10 +809,13 @@ absl::StatusOr<int64_t> AppendCaseEvent(
   if (case_id.rfind("cases/", 0) == 0) case_id = case_id.substr(6);
   v1::CaseEvent stored = event;
   stored.set_cursor(seq);
+  absl::StatusOr<std::string> sealed = lifecycle::SealForPerson(
+      tx, PersonId(person), kCaseEventsContext, stored.SerializeAsString());
+  if (!sealed.ok()) return sealed.status();
   absl::StatusOr<int64_t> n = tx.Execute(
       "INSERT INTO case_events (seq, event_id, case_id, person, body) "
       "VALUES ($1, $2, $3, $4, $5)",
-      {seq, event.event_id(), case_id, person, Blob(stored)});
+      {seq, event.event_id(), case_id, person, Bytes{*std::move(sealed)}});
   if (!n.ok()) return n.status();
   if (audience.empty()) return seq;
   // One statement for all agencies of the audience.
@@ -756,52 +832,70 @@ absl::StatusOr<int64_t> AppendCaseEvent(
   return seq;
 }
 
-absl::StatusOr<std::vector<v1::CaseEvent>> ReadCaseEvents(
-    Transaction& tx, const std::string& agency, int64_t after_cursor,
-    const std::string& case_id, int limit) {
+absl::StatusOr<CaseEventPage> ReadCaseEventPage(Transaction& tx,
+                                                const std::string& agency,
+                                                int64_t after_cursor,
+                                                const std::string& case_id,
+                                                int limit) {
   absl::StatusOr<Rows> rows =
       case_id.empty()
           ? tx.Query(
-                "SELECT e.body FROM case_event_audience a JOIN case_events e "
-                "ON e.seq = a.seq WHERE a.agency = $1 AND a.seq > $2 "
-                "ORDER BY a.seq LIMIT $3",
+                "SELECT e.seq, e.person, e.body FROM case_event_audience a "
+                "JOIN case_events e ON e.seq = a.seq WHERE a.agency = $1 AND "
+                "a.seq > $2 ORDER BY a.seq LIMIT $3",
                 {agency, after_cursor, static_cast<int64_t>(limit)})
           : tx.Query(
-                "SELECT e.body FROM case_event_audience a JOIN case_events e "
-                "ON e.seq = a.seq WHERE a.agency = $1 AND a.seq > $2 AND "
-                "a.case_id = $4 ORDER BY a.seq LIMIT $3",
+                "SELECT e.seq, e.person, e.body FROM case_event_audience a "
+                "JOIN case_events e ON e.seq = a.seq WHERE a.agency = $1 AND "
+                "a.seq > $2 AND a.case_id = $4 ORDER BY a.seq LIMIT $3",
                 {agency, after_cursor, static_cast<int64_t>(limit), case_id});
   if (!rows.ok()) return rows.status();
-  std::vector<v1::CaseEvent> out;
-  out.reserve(rows->size());
+  CaseEventPage page;
+  page.events.reserve(rows->size());
   for (const Row& row : *rows) {
-    absl::StatusOr<v1::CaseEvent> e = ParseBlob<v1::CaseEvent>(row, 0);
+    absl::StatusOr<int64_t> seq = row.GetInt(0);
+    if (!seq.ok()) return seq.status();
+    ++page.rows_read;
+    page.last_cursor = *seq;
+    absl::StatusOr<std::optional<v1::CaseEvent>> e = OpenEventRow(tx, row, 1);
     if (!e.ok()) return e.status();
-    out.push_back(*std::move(e));
+    if (e->has_value()) page.events.push_back(**std::move(e));
   }
-  return out;
+  return page;
+}
+
+absl::StatusOr<std::vector<v1::CaseEvent>> ReadCaseEvents(
+    Transaction& tx, const std::string& agency, int64_t after_cursor,
+    const std::string& case_id, int limit) {
+  absl::StatusOr<CaseEventPage> page =
+      ReadCaseEventPage(tx, agency, after_cursor, case_id, limit);
+  if (!page.ok()) return page.status();
+  return std::move(page->events);
 }
 
 absl::StatusOr<std::vector<LoggedEvent>> ReadCaseEventRange(
     Transaction& tx, int64_t after_cursor, int64_t upto_cursor) {
   absl::StatusOr<Rows> rows = tx.Query(
-      "SELECT e.seq, e.body, a.agency FROM case_events e JOIN "
+      "SELECT e.seq, e.person, e.body, a.agency FROM case_events e JOIN "
       "case_event_audience a ON a.seq = e.seq WHERE e.seq > $1 AND "
       "e.seq <= $2 ORDER BY e.seq",
       {after_cursor, upto_cursor});
   if (!rows.ok()) return rows.status();
   std::vector<LoggedEvent> out;
   int64_t last = -1;
+  bool skipped = false;  // the row of `last` cannot be opened
   for (const Row& row : *rows) {
     absl::StatusOr<int64_t> seq = row.GetInt(0);
     if (!seq.ok()) return seq.status();
     if (*seq != last) {
-      absl::StatusOr<v1::CaseEvent> e = ParseBlob<v1::CaseEvent>(row, 1);
-      if (!e.ok()) return e.status();
-      out.push_back(LoggedEvent{*std::move(e), {}});
       last = *seq;
+      absl::StatusOr<std::optional<v1::CaseEvent>> e = OpenEventRow(tx, row, 1);
+      if (!e.ok()) return e.status();
+      skipped = !e->has_value();
+      if (!skipped) out.push_back(LoggedEvent{**std::move(e), {}});
     }
-    absl::StatusOr<std::string> agency = row.GetText(2);
+    if (skipped) continue;
+    absl::StatusOr<std::string> agency = row.GetText(3);
     if (!agency.ok()) return agency.status();
     out.back().audience.push_back(*std::move(agency));
   }
@@ -823,7 +917,10 @@ absl::StatusOr<std::vector<StepTiming>> StepTimings(
   absl::StatusOr<Rows> rows = tx.Query(
       "SELECT kind, receiving_agency, create_us, accept_us, start_us "
       "FROM steps WHERE municipality_code = $1 AND create_us >= $2 AND "
-      "create_us < $3",
+      "create_us < $3 UNION ALL "
+      "SELECT kind, receiving_agency, create_us, accept_us, start_us "
+      "FROM step_statistics WHERE municipality_code = $1 AND "
+      "create_us >= $2 AND create_us < $3",
       {municipality, from_us, to_us});
   if (!rows.ok()) return rows.status();
   std::vector<StepTiming> out;
@@ -849,9 +946,13 @@ absl::StatusOr<std::vector<StepTiming>> StepTimings(
 absl::StatusOr<std::vector<OverdueCount>> OverdueSteps(
     Transaction& tx, const std::string& municipality, int32_t today_key) {
   absl::StatusOr<Rows> rows = tx.Query(
-      "SELECT kind, receiving_agency, COUNT(*) FROM steps WHERE "
+      "SELECT kind, receiving_agency, COUNT(*) FROM ("
+      "SELECT kind, receiving_agency FROM steps WHERE "
       "municipality_code = $1 AND state IN (1, 2, 4) AND due_key > 0 AND "
-      "due_key < $2 GROUP BY kind, receiving_agency",
+      "due_key < $2 UNION ALL "
+      "SELECT kind, receiving_agency FROM step_statistics WHERE "
+      "municipality_code = $1 AND state IN (1, 2, 4) AND due_key > 0 AND "
+      "due_key < $2) AS o GROUP BY kind, receiving_agency",
       {municipality, static_cast<int64_t>(today_key)});
   if (!rows.ok()) return rows.status();
   std::vector<OverdueCount> out;

@@ -20,6 +20,21 @@
 //                         case's participants when it was written), so
 //                         one agency's events are one index range
 //
+// Migration "cases.0004_lifecycle" (CaseLifecycleMigrations) adds:
+//   cases.close_us        when a closed case was closed (0 while open, and
+//                         for cases closed before the column existed until
+//                         BackfillCloseTimes fills it), the anchor of the
+//                         retention kinds "case" and "note"
+//   step_statistics       the timing facts of steps whose case was erased
+//                         or purged, without case, step or person: what
+//                         the waiting-time statistics read besides `steps`
+//
+// The body of a case_events row is sealed under the data key of the
+// case's person (lifecycle/person_keys.h, context "case_events"); once the
+// person is erased here the row stays, with its seq, but cannot be opened,
+// and the readers below skip it. Rows written before sealing existed are
+// read as they are.
+//
 // Every function runs inside the caller's transaction. Read-modify-write
 // callers take LockCase first (PostgreSQL runs READ COMMITTED).
 #ifndef LOTSE_SERVICES_CASES_STORE_CASE_STORE_H_
@@ -45,6 +60,8 @@
 namespace lotse::cases {
 
 std::vector<storage::Migration> CaseStoreMigrations();
+// Applied after the lifecycle tables (holds, person keys); see above.
+std::vector<storage::Migration> CaseLifecycleMigrations();
 
 // The person ids a resource of this service is about, for its audit
 // records (agencies::CallEnvironment::persons_of_resource): the person of
@@ -208,7 +225,9 @@ absl::StatusOr<std::string> ResolveSurvivor(storage::Transaction& tx,
 
 // ---- Case-event log ----
 // Appends `event` (cursor ignored) for the case's `audience` agencies
-// ("agencies/x"). Takes the lock "cases.events"; returns the cursor.
+// ("agencies/x"). Takes the lock "cases.events"; returns the cursor. The
+// body is sealed under the key of `person` ("persons/x"):
+// FAILED_PRECONDITION (PERSON_ERASED) when that person was erased here.
 absl::StatusOr<int64_t> AppendCaseEvent(
     storage::Transaction& tx, const v1::CaseEvent& event,
     const std::string& person, const std::vector<std::string>& audience);
@@ -217,6 +236,21 @@ absl::StatusOr<int64_t> AppendCaseEvent(
 absl::StatusOr<std::vector<v1::CaseEvent>> ReadCaseEvents(
     storage::Transaction& tx, const std::string& agency, int64_t after_cursor,
     const std::string& case_id, int limit);
+// One page of ReadCaseEventPage: the events that could be opened, and how
+// far the page read (rows whose person was erased are read and skipped, so
+// a page may hold fewer events than rows).
+struct CaseEventPage {
+  std::vector<v1::CaseEvent> events;
+  int rows_read = 0;
+  int64_t last_cursor = 0;  // of the last row read; 0 when none was read
+};
+// As ReadCaseEvents, with the rows read: a page is the end of the log up
+// to now when rows_read < limit.
+absl::StatusOr<CaseEventPage> ReadCaseEventPage(storage::Transaction& tx,
+                                                const std::string& agency,
+                                                int64_t after_cursor,
+                                                const std::string& case_id,
+                                                int limit);
 // Every event with after_cursor < cursor <= upto_cursor, in cursor order,
 // with the agencies that may see it (at most `limit` events; the caller
 // reads per agency when there are more).
@@ -226,7 +260,8 @@ struct LoggedEvent {
 };
 absl::StatusOr<std::vector<LoggedEvent>> ReadCaseEventRange(
     storage::Transaction& tx, int64_t after_cursor, int64_t upto_cursor);
-// The newest cursor (0 when the log is empty).
+// The newest cursor (0 when the log is empty). Erasure and purge never
+// delete case_events rows, so it never goes back.
 absl::StatusOr<int64_t> LatestCursor(storage::Transaction& tx);
 
 // ---- Statistics ----
@@ -237,7 +272,8 @@ struct StepTiming {
   int64_t accept_us = 0;  // 0 when not accepted
   int64_t start_us = 0;   // 0 when not started
 };
-// Steps of cases in `municipality` referred in [from_us, to_us).
+// Steps of cases in `municipality` referred in [from_us, to_us), with the
+// facts kept in step_statistics of steps whose case is gone.
 absl::StatusOr<std::vector<StepTiming>> StepTimings(
     storage::Transaction& tx, const std::string& municipality, int64_t from_us,
     int64_t to_us);
@@ -246,7 +282,8 @@ struct OverdueCount {
   std::string receiving_agency;
   int64_t count = 0;
 };
-// Open steps of the municipality past their due date (due < today_key).
+// Open steps of the municipality past their due date (due < today_key),
+// counting the kept facts of erased cases' steps as they stood then.
 absl::StatusOr<std::vector<OverdueCount>> OverdueSteps(
     storage::Transaction& tx, const std::string& municipality,
     int32_t today_key);

@@ -4,6 +4,8 @@
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 #include "services/cases/store/case_store.h"
 
 namespace lotse::cases {
@@ -18,6 +20,9 @@ std::vector<storage::Migration> CasesMigrations() {
   append(events::InboxMigrations());
   append(api::ApiMigrations());
   append(CaseStoreMigrations());
+  append(lifecycle::HoldMigrations());
+  append(lifecycle::PersonKeyMigrations());
+  append(CaseLifecycleMigrations());
   return all;
 }
 

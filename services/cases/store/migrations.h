@@ -9,7 +9,8 @@
 namespace lotse::cases {
 
 // The shared tables (audit chain, event outbox, event inbox) followed
-// by the service's own.
+// by the service's own, then the lifecycle tables (legal holds, person
+// keys) and what the service's lifecycle adds to its own.
 std::vector<storage::Migration> CasesMigrations();
 
 }  // namespace lotse::cases

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/errors/status.h"
+#include "common/lifecycle/retention.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
@@ -93,6 +94,7 @@ class CasesServerTest : public testing::ServiceServerTest {
     StartRuntime(CasesMigrations(), "cases.lotse",
                  {/*workers=*/4, /*max_queued=*/256});
     if (HasFatalFailure()) return;
+    runtime_.retention = &retention_;
     service_ =
         std::make_unique<CasesServiceImpl>(runtime_, Checker(), Options());
     Serve("cases", service_.get());
@@ -212,6 +214,9 @@ class CasesServerTest : public testing::ServiceServerTest {
   }
 
   StaticAccessChecker access_;
+  // The retention rules of the runtime (none unless a test sets them
+  // before StartServer).
+  lifecycle::RetentionRules retention_;
   std::unique_ptr<CasesServiceImpl> service_;
   std::map<std::string, std::unique_ptr<v1::CasesService::Stub>> stubs_;
   int counter_ = 0;

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/lifecycle/person_keys.h"
 #include "common/storage/migrations.h"
 #include "gtest/gtest.h"
+#include "services/cases/store/lifecycle_store.h"
 #include "services/cases/store/migrations.h"
 #include "tests/support/test_database.h"
 
@@ -370,6 +372,97 @@ TEST_P(CaseStoreTest, AgenciesNotesMergesAndActivities) {
         EXPECT_EQ(ReadUnassignedActivities(tx, "persons/c", "c9")->size(), 1u);
         return absl::OkStatus();
       }).ok());
+}
+
+// Event bodies are sealed under the person's key; once it is shredded the
+// rows stay (the cursor does not go back) but are read and skipped, and a
+// row from before sealing existed is read as it is.
+TEST_P(CaseStoreTest, SealedEventsOfAnErasedPersonAreSkipped) {
+  auto event = [](const std::string& id, const std::string& c) {
+    v1::CaseEvent e;
+    e.set_event_id(id);
+    e.set_case_name(absl::StrCat("cases/", c));
+    e.mutable_case_opened()->set_case_name(e.case_name());
+    return e;
+  };
+  ASSERT_TRUE(Write([&](Transaction& tx) -> absl::Status {
+                // A row written in the clear, as before sealing existed.
+                v1::CaseEvent old = event("e0", "c0");
+                old.set_cursor(1);
+                absl::StatusOr<int64_t> n = tx.Execute(
+                    "INSERT INTO case_events (seq, event_id, case_id, person, "
+                    "body) VALUES (1, 'e0', 'c0', 'persons/a', $1)",
+                    {storage::Bytes{old.SerializeAsString()}});
+                if (!n.ok()) return n.status();
+                n = tx.Execute(
+                    "INSERT INTO case_event_audience (agency, seq, case_id) "
+                    "VALUES ('agencies/k', 1, 'c0')");
+                if (!n.ok()) return n.status();
+                for (const auto& [id, person] :
+                     std::vector<std::pair<std::string, std::string>>{
+                         {"e1", "persons/a"},
+                         {"e2", "persons/b"},
+                         {"e3", "persons/a"}}) {
+                  absl::StatusOr<int64_t> seq = AppendCaseEvent(
+                      tx, event(id, "c1"), person, {"agencies/k"});
+                  if (!seq.ok()) return seq.status();
+                }
+                return absl::OkStatus();
+              }).ok());
+  // The stored bodies are sealed, not the serialised event.
+  ASSERT_TRUE(Write([](Transaction& tx) -> absl::Status {
+                absl::StatusOr<storage::Rows> rows =
+                    tx.Query("SELECT body FROM case_events WHERE seq = 2");
+                EXPECT_TRUE(lifecycle::IsSealed(*rows->front().GetBytes(0)));
+                return lifecycle::ShredPersonKey(tx, "a");
+              }).ok());
+  ASSERT_TRUE(
+      Write([](Transaction& tx) -> absl::Status {
+        absl::StatusOr<CaseEventPage> page =
+            ReadCaseEventPage(tx, "agencies/k", 0, "", 10);
+        EXPECT_TRUE(page.ok()) << page.status();
+        EXPECT_EQ(page->rows_read, 4);
+        EXPECT_EQ(page->last_cursor, 4);
+        EXPECT_EQ(page->events.size(), 2u);
+        EXPECT_EQ(page->events[0].event_id(), "e0");  // in the clear
+        EXPECT_EQ(page->events[1].event_id(), "e2");
+        absl::StatusOr<std::vector<LoggedEvent>> range =
+            ReadCaseEventRange(tx, 0, 4);
+        EXPECT_EQ(range->size(), 2u);
+        EXPECT_EQ(range->back().event.cursor(), 3);
+        EXPECT_EQ(range->back().audience.size(), 1u);
+        EXPECT_EQ(*LatestCursor(tx), 4);
+        // Nothing new is written about an erased person.
+        v1::CaseEvent e;
+        e.set_event_id("e4");
+        e.set_case_name("cases/c1");
+        EXPECT_EQ(
+            AppendCaseEvent(tx, e, "persons/a", {"agencies/k"}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+        return absl::OkStatus();
+      }).ok());
+}
+
+// Cases closed before close_us existed get it from their record.
+TEST_P(CaseStoreTest, CloseTimesAreBackfilledFromTheRecord) {
+  ASSERT_TRUE(Write([](Transaction& tx) -> absl::Status {
+                CaseRow row = NewCase("c1", "persons/a", "agencies/k", 100);
+                row.record.set_state(v1::CASE_STATE_CLOSED);
+                row.record.mutable_close_time()->set_seconds(500);
+                if (absl::Status s = InsertCase(tx, row); !s.ok()) return s;
+                CaseRow open = NewCase("c2", "persons/a", "agencies/k", 100);
+                return InsertCase(tx, open);
+              }).ok());
+  ASSERT_TRUE(Write([](Transaction& tx) -> absl::Status {
+                absl::StatusOr<int> filled = BackfillCloseTimes(tx, 10);
+                EXPECT_EQ(*filled, 1);
+                absl::StatusOr<storage::Rows> rows =
+                    tx.Query("SELECT id, close_us FROM cases ORDER BY id");
+                EXPECT_EQ(*rows->at(0).GetInt(1), int64_t{500} * 1000000);
+                EXPECT_EQ(*rows->at(1).GetInt(1), 0);
+                EXPECT_EQ(*BackfillCloseTimes(tx, 10), 0);
+                return absl::OkStatus();
+              }).ok());
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(CaseStoreTest);
