@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/errors/status.h"
+#include "common/events/outbox.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -160,14 +161,21 @@ std::vector<lotse::events::v1::Event> ServiceServerTest::Outbox() {
   auto tx = db().Begin(storage::TxMode::kReadOnly);
   EXPECT_TRUE(tx.ok()) << tx.status();
   if (!tx.ok()) return out;
-  auto rows = (*tx)->Query("SELECT payload FROM event_outbox ORDER BY seq");
+  auto rows = (*tx)->Query("SELECT seq FROM event_outbox ORDER BY seq");
   EXPECT_TRUE(rows.ok()) << rows.status();
   if (!rows.ok()) return out;
   for (const storage::Row& r : *rows) {
-    lotse::events::v1::Event e;
-    EXPECT_TRUE(e.ParseFromString(*r.GetBytes(0)));
-    EXPECT_EQ(e.source(), service_name_);
-    out.push_back(std::move(e));
+    // Payloads about one person are sealed with their key; the events of a
+    // person erased since can no longer be read and are left out.
+    absl::StatusOr<lotse::events::v1::Event> e =
+        events::ReadOutboxEvent(**tx, *r.GetInt(0));
+    if (!e.ok() && ReasonOf(e.status()) == "PERSON_KEY_SHREDDED") {
+      continue;
+    }
+    EXPECT_TRUE(e.ok()) << e.status();
+    if (!e.ok()) continue;
+    EXPECT_EQ(e->source(), service_name_);
+    out.push_back(*std::move(e));
   }
   return out;
 }
