@@ -474,6 +474,46 @@ TEST_P(LifecycleTest, CancelledBookingIsPurgedTwoYearsAfterItEnded) {
   EXPECT_EQ(GetCourse(course.name()).booked_seats(), 0);
 }
 
+TEST_P(LifecycleTest, PurgeJobRunsTheTasksAndAuditsWhatItPurged) {
+  v1::Course course = CreateCourse(ValidCourse(1));
+  const std::string seated = NewPerson(), due = NewPerson(), held = NewPerson();
+  for (const std::string& p : {seated, due, held}) Entitle(p);
+  v1::Booking seat;
+  ASSERT_TRUE(Book("kim-koeln", course.name(), seated, &seat).ok());
+  for (const std::string& p : {due, held}) {
+    v1::WaitlistEntry w;
+    ASSERT_TRUE(Join(course.name(), p, &w).ok());
+    v1::LeaveWaitlistRequest request;
+    request.set_name(w.name());
+    request.set_etag(w.etag());
+    auto ctx = Ctx();
+    ASSERT_TRUE(As("kim-koeln")->LeaveWaitlist(ctx.get(), request, &w).ok());
+  }
+  ASSERT_TRUE(Hold(held).ok());
+
+  lifecycle::PurgeOptions options;
+  options.service = "courses";
+  options.pause = absl::ZeroDuration();
+  lifecycle::PurgeJob job(db(), rules_, CoursesPurgeTasks(), options,
+                          /*metrics=*/nullptr);
+  absl::StatusOr<lifecycle::PurgeReport> report =
+      job.RunOnce(clock_->Now() + absl::Hours(24 * 400));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->purged["waitlist-entry"], 1);
+  EXPECT_EQ(report->held["waitlist-entry"], 1);
+  EXPECT_EQ(report->purged["booking"], 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM course_waitlist"), 1);
+  // One audit record for the batch, naming the purged person by id.
+  int purges = 0;
+  for (const audit::AuditRecord& r : AuditOf("retention/waitlist-entry")) {
+    if (r.operation != "lotse.lifecycle/Purge") continue;
+    ++purges;
+    ASSERT_EQ(r.persons.size(), 1u);
+    EXPECT_EQ(absl::StrCat("persons/", r.persons[0]), due);
+  }
+  EXPECT_EQ(purges, 1);
+}
+
 LOTSE_INSTANTIATE_BOTH_BACKENDS(LifecycleTest);
 
 }  // namespace
