@@ -66,5 +66,9 @@ int main(int argc, char** argv) {
   definition.make_event_handler = [&service](lotse::server::ServiceRuntime&) {
     return service->EventHandler();
   };
+  // Retention: the courses service's kinds (see CoursesPurgeTasks).
+  definition.make_purge_tasks = [](lotse::server::ServiceRuntime&) {
+    return lotse::courses::CoursesPurgeTasks();
+  };
   return lotse::server::RunService(argc, argv, definition);
 }

@@ -56,5 +56,9 @@ int main(int argc, char** argv) {
   definition.make_event_handler = [&service](lotse::server::ServiceRuntime&) {
     return service->EventHandler();
   };
+  // Retention: the placement service's kinds (see PlacementPurgeTasks).
+  definition.make_purge_tasks = [](lotse::server::ServiceRuntime&) {
+    return lotse::placement::PlacementPurgeTasks();
+  };
   return lotse::server::RunService(argc, argv, definition);
 }

@@ -64,7 +64,9 @@ absl::Status ReplayBooking(Transaction& tx, const std::string& name,
   }
   absl::StatusOr<std::optional<BookingRow>> first = ReadBooking(tx, id);
   if (!first.ok()) return first.status();
-  if (!first->has_value()) return NotFound("BOOKING", name);
+  if (!first->has_value() || IsAnonymised(**first)) {
+    return NotFound("BOOKING", name);
+  }
   call.Touch((*first)->booking.person(), name);
   BookingOut(**first, out);
   return absl::OkStatus();
@@ -234,24 +236,23 @@ absl::Status CoursesServiceImpl::DoGetBooking(
   if (!v.empty()) return call.Finish(v.ToStatus());
   call.set_resource(request.name());
   ReadRight right;
-  absl::Status status =
-      call.Read([&](Transaction& tx, const agencies::LocalAgency& caller) {
-        absl::StatusOr<std::optional<BookingRow>> b = ReadBooking(tx, id);
-        if (!b.ok()) return b.status();
-        if (!b->has_value() || (*b)->course_id != course_id) {
-          return NotFound("BOOKING", request.name());
-        }
-        absl::StatusOr<std::optional<CourseRow>> course =
-            ReadCourse(tx, course_id);
-        if (!course.ok()) return course.status();
-        absl::StatusOr<ReadRight> r = RightToBooking(
-            tx, caller, **b, course->has_value() ? &**course : nullptr);
-        if (!r.ok()) return r.status();
-        right = *r;
-        call.Touch((*b)->booking.person(), request.name());
-        BookingOut(**b, out);
-        return absl::OkStatus();
-      });
+  absl::Status status = call.Read([&](Transaction& tx,
+                                      const agencies::LocalAgency& caller) {
+    absl::StatusOr<std::optional<BookingRow>> b = ReadBooking(tx, id);
+    if (!b.ok()) return b.status();
+    if (!b->has_value() || (*b)->course_id != course_id || IsAnonymised(**b)) {
+      return NotFound("BOOKING", request.name());
+    }
+    absl::StatusOr<std::optional<CourseRow>> course = ReadCourse(tx, course_id);
+    if (!course.ok()) return course.status();
+    absl::StatusOr<ReadRight> r = RightToBooking(
+        tx, caller, **b, course->has_value() ? &**course : nullptr);
+    if (!r.ok()) return r.status();
+    right = *r;
+    call.Touch((*b)->booking.person(), request.name());
+    BookingOut(**b, out);
+    return absl::OkStatus();
+  });
   if (status.ok()) {
     status = AuthorizeLanguageRead(*this, call, out->person(), right.owner,
                                    right.serves);
@@ -335,6 +336,8 @@ absl::Status CoursesServiceImpl::DoListBookings(
   if (!status.ok()) return call.Finish(status);
   ReadDecider decider(*this, call);
   for (const auto& [b, right] : rows) {
+    // An anonymised booking (its person erased) is not listed.
+    if (IsAnonymised(b)) continue;
     if (!decider.Allowed(b.booking.person(), right)) continue;
     BookingOut(b, out->add_bookings());
     call.Touch(b.booking.person(), BookingName(b.course_id, b.id));
@@ -368,7 +371,7 @@ absl::Status CoursesServiceImpl::DoConfirmBooking(
     absl::StatusOr<std::optional<BookingRow>> found = ReadBooking(tx, id);
     if (!found.ok()) return found.status();
     if (!course->has_value() || !found->has_value() ||
-        (*found)->course_id != course_id) {
+        (*found)->course_id != course_id || IsAnonymised(**found)) {
       return NotFound("BOOKING", request.name());
     }
     BookingRow b = **found;
@@ -447,7 +450,7 @@ absl::Status CoursesServiceImpl::DoCancelBooking(
         absl::StatusOr<std::optional<BookingRow>> found = ReadBooking(tx, id);
         if (!found.ok()) return found.status();
         if (!course->has_value() || !found->has_value() ||
-            (*found)->course_id != course_id) {
+            (*found)->course_id != course_id || IsAnonymised(**found)) {
           return NotFound("BOOKING", request.name());
         }
         BookingRow b = **found;

@@ -161,6 +161,12 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
     call.AddLegalBasisFor(person, {"LANGUAGE", audit::BasisKind::kOwner});
     return absl::OkStatus();
   }
+  // A record whose person was erased names nobody identity could decide
+  // about: only its owners read it.
+  if (person.empty()) {
+    return Denied("NO_RELATION",
+                  "the caller may not read the person's LANGUAGE data");
+  }
   clients::AccessQuery query;
   query.agency = call.caller().name();
   query.person = person;
@@ -202,6 +208,9 @@ absl::Status RequireStanding(CoursesServiceImpl& service,
 
 absl::Status Enqueue(Transaction& tx, const google::protobuf::Message& payload,
                      const std::string& ordering_key) {
+  // Events about a record are keyed by its person; an anonymised record
+  // (its person erased) has none, and nothing about it leaves the service.
+  if (ordering_key.empty()) return absl::OkStatus();
   lotse::events::v1::Event event;
   event.set_ordering_key(ordering_key);
   event.set_source("courses");

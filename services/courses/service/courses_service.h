@@ -25,6 +25,16 @@
 // SQLite and on PostgreSQL (READ COMMITTED) never overbook; a partial unique
 // index keeps one active booking per person and course.
 //
+// Erased persons (EraseCoursesPerson): their entitlements, waitlist entries
+// and bookings answer NOT_FOUND like unknown ones (anonymised bookings
+// included, also for RecordAttendance and RecordCourseResult). Attendance
+// and results the retention rules keep (erasure=keep) stay readable, by
+// the owners of the record only: the course's provider and the booking
+// agency (GetCourseResult, ListCourseResults, ListAttendanceRecords). Any
+// other caller would need identity's access decision about a person that
+// no longer exists there; identity refuses it, so they get
+// PERMISSION_DENIED (fail closed), as for a person they cannot see.
+//
 // Automatic work: a sweeper thread (StartSweeper) turns holds past their
 // expiry into EXPIRED and gives freed seats to the waitlist's head.
 #ifndef LOTSE_SERVICES_COURSES_SERVICE_COURSES_SERVICE_H_
@@ -45,11 +55,46 @@
 #include "common/api/time.h"
 #include "common/clients/identity_client.h"
 #include "common/events/inbox.h"
+#include "common/lifecycle/erasure.h"
+#include "common/lifecycle/purge.h"
+#include "common/lifecycle/retention.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "lotse/courses/v1/courses_service.grpc.pb.h"
 
 namespace lotse::courses {
+
+// The courses service's share of erasing a person (the EraseFn of
+// lifecycle::ApplyPersonErased; `person` is the id without "persons/").
+// Kinds the retention rules mark erasure=keep stay as they are and are
+// counted as kept, until their rule's period ends from their anchor (never
+// reached yet: kept without end). Otherwise:
+//   - attendance and results of the person's bookings are deleted;
+//   - a booking that holds a seat (HELD, CONFIRMED, ATTENDING), is
+//     COMPLETED, or still anchors kept attendance or a kept result is
+//     anonymised (course_store.h, AnonymiseBooking): the course's seats
+//     taken and its occupancy do not change, and every RPC naming it
+//     answers NOT_FOUND; other bookings are deleted;
+//   - waitlist entries are deleted; a WAITING one leaves its course's list
+//     as if the person had left it (the others keep their order; those
+//     behind move up by one);
+//   - entitlements, and the person's merge records, are deleted.
+// Nothing is sent about it: events about anonymised records carry no
+// person and are not enqueued.
+absl::StatusOr<lifecycle::ErasureResult> EraseCoursesPerson(
+    storage::Transaction& tx, const std::string& person,
+    const lifecycle::RetentionRules& rules, absl::Time now);
+
+// The purge tasks of the courses service (lifecycle/purge.h), one per kind
+// it owns, each skipping the records of held persons:
+//   booking         END: cancelled or expired (course_bookings.end_us), or
+//                   its course finished (courses.finish_us); deleted, or
+//                   anonymised while attendance or a result of it is kept;
+//   waitlist-entry  END: it left the list (course_waitlist.end_us);
+//   attendance      END: its course finished; all of a booking at once;
+//   course-result   CREATE;
+//   entitlement     END: revoked (revoke_us) or the end of valid_until.
+std::vector<lifecycle::PurgeTask> CoursesPurgeTasks();
 
 struct CoursesOptions {
   // Persons and access decisions. Required.
@@ -83,6 +128,14 @@ class CoursesServiceImpl final : public server::UnaryService {
   // records to the survivor (a second active booking in one course is
   // cancelled, the later one; a second waiting entry removed). Other events
   // are ignored.
+  //
+  // The data lifecycle (identity's lifecycle events): LegalHoldPlaced and
+  // LegalHoldReleased go to the local hold table (lifecycle::ApplyHold);
+  // PersonErased is applied with lifecycle::ApplyPersonErased and
+  // EraseCoursesPerson; PersonRectified needs nothing here (the service
+  // keeps no core identity data, only person ids). Events about a person
+  // already erased here (their key shredded) are dropped without effect,
+  // so that nothing new about them is written.
   events::ApplyFn EventHandler();
 
  private:

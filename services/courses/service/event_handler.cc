@@ -5,6 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/audit/audit_log.h"
+#include "common/lifecycle/erasure.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 #include "lotse/identity/v1/events.pb.h"
 #include "services/courses/domain/seats.h"
 #include "services/courses/service/internal.h"
@@ -199,6 +202,12 @@ absl::Status ApplyMerge(Transaction& tx, const std::string& merged,
   return absl::OkStatus();
 }
 
+// Whether `name` ("persons/x") was erased here.
+absl::StatusOr<bool> Shredded(Transaction& tx, absl::string_view name) {
+  absl::ConsumePrefix(&name, "persons/");
+  return lifecycle::IsPersonShredded(tx, name);
+}
+
 }  // namespace
 
 events::ApplyFn CoursesServiceImpl::EventHandler() {
@@ -210,6 +219,10 @@ events::ApplyFn CoursesServiceImpl::EventHandler() {
     identity::v1::AgencySuspended suspended;
     identity::v1::AgencyReactivated reactivated;
     identity::v1::PersonMerged merged;
+    identity::v1::LegalHoldPlaced placed;
+    identity::v1::LegalHoldReleased released;
+    identity::v1::PersonErased erased;
+    identity::v1::PersonRectified rectified;
     if (payload.UnpackTo(&registered))
       return ApplyAgency(tx, registered.agency());
     if (payload.UnpackTo(&updated)) return ApplyAgency(tx, updated.agency());
@@ -224,10 +237,41 @@ events::ApplyFn CoursesServiceImpl::EventHandler() {
           ParsePerson(merged.survivor(), "survivor", &v);
       const std::string gone = ParsePerson(merged.merged(), "merged", &v);
       if (!v.empty()) return v.ToStatus();
+      // A merge that names an erased person changes nothing here: the
+      // erased person's records are gone or anonymised.
+      for (const std::string& p : {survivor, gone}) {
+        absl::StatusOr<bool> shredded = Shredded(tx, p);
+        if (!shredded.ok()) return shredded.status();
+        if (*shredded) return absl::OkStatus();
+      }
       return ApplyMerge(tx, gone, survivor,
                         absl::FromUnixMicros(ToMicros(options_.clock())),
                         options_.default_hold);
     }
+    if (payload.UnpackTo(&placed))
+      return lifecycle::ApplyHold(tx, placed.hold());
+    if (payload.UnpackTo(&released)) {
+      return lifecycle::ApplyHold(tx, released.hold());
+    }
+    if (payload.UnpackTo(&erased)) {
+      // Erased here already (a second erasure of the same person): nothing
+      // is left to do and nothing more to report.
+      if (absl::string_view id = erased.person();
+          absl::ConsumePrefix(&id, "persons/") && !id.empty()) {
+        absl::StatusOr<bool> shredded = Shredded(tx, erased.person());
+        if (!shredded.ok()) return shredded.status();
+        if (*shredded) return absl::OkStatus();
+      }
+      static const lifecycle::RetentionRules* const kNoRules =
+          new lifecycle::RetentionRules();
+      const lifecycle::RetentionRules& rules =
+          runtime_.retention != nullptr ? *runtime_.retention : *kNoRules;
+      return lifecycle::ApplyPersonErased(
+          tx, erased, "courses", rules, EraseCoursesPerson,
+          absl::FromUnixMicros(ToMicros(options_.clock())));
+    }
+    // The service keeps person ids, nothing of the core record.
+    if (payload.UnpackTo(&rectified)) return absl::OkStatus();
     return absl::OkStatus();  // not for us
   };
 }

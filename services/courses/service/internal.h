@@ -41,7 +41,13 @@ class CoursesServiceImpl::Call : public agencies::AuditedCall {
 
   // Records that the call read or wrote LANGUAGE data of `person`
   // ("persons/x") in `record` (a resource name).
+  // A record whose person was erased (anonymised) is audited by its name
+  // alone.
   void Touch(const std::string& person, const std::string& record) {
+    if (person.empty()) {
+      AuditedCall::TouchResource(record, {"LANGUAGE"}, "");
+      return;
+    }
     AuditedCall::Touch(person, record, {"LANGUAGE"});
   }
   void set_resource(std::string resource) { set_target(std::move(resource)); }

@@ -219,6 +219,10 @@ absl::Status CoursesServiceImpl::DoRecordAttendance(
         absl::StatusOr<Participant> p =
             LoadParticipant(tx, course_id, booking_id, request.parent());
         if (!p.ok()) return p.status();
+        // Nothing new is recorded about an erased person.
+        if (IsAnonymised(p->booking)) {
+          return NotFound("BOOKING", request.parent());
+        }
         const std::string& person = p->booking.booking.person();
         call.Touch(person, request.parent());
         if (p->course.course.provider_agency() != caller.name()) {
@@ -338,6 +342,9 @@ absl::Status CoursesServiceImpl::DoRecordCourseResult(
         absl::StatusOr<Participant> p =
             LoadParticipant(tx, course_id, booking_id, request.parent());
         if (!p.ok()) return p.status();
+        if (IsAnonymised(p->booking)) {
+          return NotFound("BOOKING", request.parent());
+        }
         const std::string person = p->booking.booking.person();
         const std::string name = ResultName(course_id, booking_id);
         call.Touch(person, name);

@@ -32,6 +32,19 @@ absl::StatusOr<std::vector<std::string>> Ids(const absl::StatusOr<Rows>& rows) {
       [](const Row& r) -> absl::StatusOr<std::string> { return r.GetText(0); });
 }
 
+// `values` with one more: the time a record changed state, for the
+// lifecycle anchor columns (migrations.cc, courses.0004): the record's
+// update time, or `fallback_us` when it has none.
+std::vector<Value> WithTime(std::vector<Value> values,
+                            const google::protobuf::Timestamp& update,
+                            int64_t fallback_us) {
+  const int64_t us = update.seconds() == 0 && update.nanos() == 0
+                         ? fallback_us
+                         : update.seconds() * 1000000 + update.nanos() / 1000;
+  values.push_back(us);
+  return values;
+}
+
 // --- courses ---
 
 constexpr char kCourseColumns[] = "id, version, lat, lon, data";
@@ -268,8 +281,9 @@ absl::Status WriteCourse(Transaction& tx, const CourseRow& row) {
                  "$6, lat = $7, lon = $8, start_day = $9, weekdays = $10, "
                  "day_period = $11, childcare = $12, capacity = $13, booked "
                  "= $14, waitlist_length = $15, state = $16, version = $17, "
-                 "data = $18 WHERE id = $1",
-                 CourseValues(row)),
+                 "data = $18, finish_us = CASE WHEN $16 = 3 THEN "
+                 "COALESCE(finish_us, $19) ELSE NULL END WHERE id = $1",
+                 WithTime(CourseValues(row), row.course.update_time(), 0)),
       "course update");
 }
 
@@ -399,8 +413,11 @@ absl::Status WriteEntitlement(Transaction& tx, const EntitlementRow& row) {
       tx.Execute("UPDATE course_entitlements SET person = $2, kind = $3, "
                  "issuer = $4, course_kinds = $5, units = $6, units_used = "
                  "$7, valid_from = $8, valid_until = $9, revoked = $10, "
-                 "version = $11, create_us = $12, data = $13 WHERE id = $1",
-                 EntitlementValues(row)),
+                 "version = $11, create_us = $12, data = $13, revoke_us = "
+                 "CASE WHEN $10 <> 0 THEN COALESCE(revoke_us, $14) ELSE NULL "
+                 "END WHERE id = $1",
+                 WithTime(EntitlementValues(row), row.entitlement.update_time(),
+                          row.create_us)),
       "entitlement update");
 }
 
@@ -456,8 +473,10 @@ absl::Status WriteBooking(Transaction& tx, const BookingRow& row) {
       tx.Execute("UPDATE course_bookings SET course_id = $2, person = $3, "
                  "entitlement_id = $4, booking_agency = $5, state = $6, "
                  "hold_expire_us = $7, units = $8, version = $9, create_us = "
-                 "$10, data = $11 WHERE id = $1",
-                 BookingValues(row)),
+                 "$10, data = $11, end_us = CASE WHEN $6 IN (5, 6) THEN "
+                 "COALESCE(end_us, $12) ELSE NULL END WHERE id = $1",
+                 WithTime(BookingValues(row), row.booking.update_time(),
+                          row.create_us)),
       "booking update");
 }
 
@@ -534,8 +553,11 @@ absl::Status WriteWaitlist(Transaction& tx, const WaitlistRow& row) {
   return storage::ExpectOneRow(
       tx.Execute("UPDATE course_waitlist SET course_id = $2, person = $3, "
                  "requesting_agency = $4, priority = $5, seq = $6, state = "
-                 "$7, version = $8, create_us = $9, data = $10 WHERE id = $1",
-                 WaitlistValues(row)),
+                 "$7, version = $8, create_us = $9, data = $10, end_us = CASE "
+                 "WHEN $7 <> 1 THEN COALESCE(end_us, $11) ELSE NULL END WHERE "
+                 "id = $1",
+                 WithTime(WaitlistValues(row), row.entry.update_time(),
+                          row.create_us)),
       "waitlist update");
 }
 
@@ -743,6 +765,118 @@ absl::StatusOr<std::vector<std::string>> WaitlistIdsOf(
   return Ids(tx.Query(
       "SELECT id FROM course_waitlist WHERE person = $1 ORDER BY create_us, id",
       {std::string(person)}));
+}
+
+// --- lifecycle ---
+
+bool IsAnonymised(const BookingRow& row) {
+  return row.booking.person().empty();
+}
+
+absl::Status AnonymiseBooking(Transaction& tx, BookingRow* row) {
+  row->booking.clear_person();
+  row->booking.clear_case_step();
+  row->booking.clear_entitlement();
+  row->booking.clear_waitlist_entry();
+  row->entitlement_id.clear();
+  ++row->version;
+  // The person column takes a value no person name has and no other row
+  // shares, so the one-active-booking index holds for anonymised rows too.
+  return storage::ExpectOneRow(
+      tx.Execute("UPDATE course_bookings SET person = $2, entitlement_id = "
+                 "'', version = $3, data = $4 WHERE id = $1",
+                 {row->id, absl::StrCat(kAnonymisedPrefix, row->id),
+                  row->version, Blob(row->booking)}),
+      "booking anonymisation");
+}
+
+absl::Status DeleteBooking(Transaction& tx, absl::string_view id) {
+  return tx
+      .Execute("DELETE FROM course_bookings WHERE id = $1", {std::string(id)})
+      .status();
+}
+
+absl::Status DeleteWaitlist(Transaction& tx, absl::string_view id) {
+  return tx
+      .Execute("DELETE FROM course_waitlist WHERE id = $1", {std::string(id)})
+      .status();
+}
+
+absl::Status DeleteEntitlement(Transaction& tx, absl::string_view id) {
+  return tx
+      .Execute("DELETE FROM course_entitlements WHERE id = $1",
+               {std::string(id)})
+      .status();
+}
+
+absl::StatusOr<int64_t> CountAttendance(Transaction& tx,
+                                        absl::string_view booking_id) {
+  absl::StatusOr<Rows> rows =
+      tx.Query("SELECT COUNT(*) FROM course_attendance WHERE booking_id = $1",
+               {std::string(booking_id)});
+  if (!rows.ok()) return rows.status();
+  return rows->front().GetInt(0);
+}
+
+absl::StatusOr<int64_t> DeleteAttendanceOf(Transaction& tx,
+                                           absl::string_view booking_id) {
+  return tx.Execute("DELETE FROM course_attendance WHERE booking_id = $1",
+                    {std::string(booking_id)});
+}
+
+absl::StatusOr<std::optional<int64_t>> ResultCreateUs(
+    Transaction& tx, absl::string_view booking_id) {
+  absl::StatusOr<Rows> rows =
+      tx.Query("SELECT create_us FROM course_results WHERE booking_id = $1",
+               {std::string(booking_id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<int64_t>();
+  absl::StatusOr<int64_t> us = rows->front().GetInt(0);
+  if (!us.ok()) return us.status();
+  return std::optional<int64_t>(*us);
+}
+
+absl::Status DeleteResult(Transaction& tx, absl::string_view booking_id) {
+  return tx
+      .Execute("DELETE FROM course_results WHERE booking_id = $1",
+               {std::string(booking_id)})
+      .status();
+}
+
+absl::StatusOr<std::optional<int64_t>> CourseFinishUs(Transaction& tx,
+                                                      absl::string_view id) {
+  absl::StatusOr<Rows> rows = tx.Query(
+      "SELECT finish_us FROM courses WHERE id = $1", {std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty() || rows->front().IsNull(0)) {
+    return std::optional<int64_t>();
+  }
+  absl::StatusOr<int64_t> us = rows->front().GetInt(0);
+  if (!us.ok()) return us.status();
+  return std::optional<int64_t>(*us);
+}
+
+absl::StatusOr<std::optional<int64_t>> EntitlementEndUs(Transaction& tx,
+                                                        absl::string_view id) {
+  absl::StatusOr<Rows> rows =
+      tx.Query(absl::StrCat("SELECT ", kEntitlementEndSql,
+                            " FROM course_entitlements WHERE id = $1"),
+               {std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty() || rows->front().IsNull(0)) {
+    return std::optional<int64_t>();
+  }
+  absl::StatusOr<int64_t> us = rows->front().GetInt(0);
+  if (!us.ok()) return us.status();
+  return std::optional<int64_t>(*us);
+}
+
+absl::Status DeleteMergesOf(Transaction& tx, absl::string_view person) {
+  return tx
+      .Execute(
+          "DELETE FROM course_person_merges WHERE merged = $1 OR survivor = $1",
+          {std::string(person)})
+      .status();
 }
 
 }  // namespace lotse::courses

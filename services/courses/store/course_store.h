@@ -242,6 +242,54 @@ absl::StatusOr<std::vector<std::string>> BookingIdsOf(storage::Transaction& tx,
 absl::StatusOr<std::vector<std::string>> WaitlistIdsOf(
     storage::Transaction& tx, absl::string_view person);
 
+// --- Lifecycle (erasure and retention purge) ---
+//
+// Anchor columns (migration courses.0004_lifecycle) that the purge tasks
+// date records by; the Write* functions above keep them: courses.finish_us
+// (when the course became FINISHED), course_bookings.end_us (when it was
+// CANCELLED or EXPIRED), course_waitlist.end_us (when it left WAITING),
+// course_entitlements.revoke_us (when it was revoked). Each is the
+// record's update time at that change, NULL while the record has not
+// ended, and NULL for records that ended before the column existed (their
+// time is not known: they are never due, see migrations.cc).
+
+// The person column of an anonymised booking starts with this.
+inline constexpr char kAnonymisedPrefix[] = "erased:";
+// SQL of an entitlement's END anchor in microseconds (revoked: revoke_us;
+// else the end of its valid_until day), over course_entitlements' columns.
+inline constexpr char kEntitlementEndSql[] =
+    "(CASE WHEN revoked <> 0 THEN revoke_us ELSE (valid_until + 1) * "
+    "86400000000 END)";
+
+// Whether a booking was anonymised (its person erased).
+bool IsAnonymised(const BookingRow& row);
+// Removes the person from a booking and everything that leads to them
+// (case step, entitlement, waitlist entry), keeping its course, state,
+// booking agency and units: the row still counts for the course's seats
+// and stays the anchor of kept attendance and results. Updates `row`.
+absl::Status AnonymiseBooking(storage::Transaction& tx, BookingRow* row);
+absl::Status DeleteBooking(storage::Transaction& tx, absl::string_view id);
+absl::Status DeleteWaitlist(storage::Transaction& tx, absl::string_view id);
+absl::Status DeleteEntitlement(storage::Transaction& tx, absl::string_view id);
+absl::StatusOr<int64_t> CountAttendance(storage::Transaction& tx,
+                                        absl::string_view booking_id);
+// Returns how many attendance records were deleted.
+absl::StatusOr<int64_t> DeleteAttendanceOf(storage::Transaction& tx,
+                                           absl::string_view booking_id);
+// The create time of the booking's result, if it has one.
+absl::StatusOr<std::optional<int64_t>> ResultCreateUs(
+    storage::Transaction& tx, absl::string_view booking_id);
+absl::Status DeleteResult(storage::Transaction& tx,
+                          absl::string_view booking_id);
+// When the course finished, if it did (and the time is known).
+absl::StatusOr<std::optional<int64_t>> CourseFinishUs(storage::Transaction& tx,
+                                                      absl::string_view id);
+// The entitlement's END anchor (kEntitlementEndSql), if known.
+absl::StatusOr<std::optional<int64_t>> EntitlementEndUs(
+    storage::Transaction& tx, absl::string_view id);
+// Forgets the merges `person` ("persons/x") took part in.
+absl::Status DeleteMergesOf(storage::Transaction& tx, absl::string_view person);
+
 }  // namespace lotse::courses
 
 #endif  // LOTSE_SERVICES_COURSES_STORE_COURSE_STORE_H_

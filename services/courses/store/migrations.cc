@@ -5,6 +5,8 @@
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 
 namespace lotse::courses {
 namespace {
@@ -153,6 +155,17 @@ CREATE INDEX course_results_by_person
   ON course_results (person, exam_day, booking_id);
 )sql";
 
+// Anchor columns and the indexes the purge tasks read them by.
+constexpr char kLifecycle[] = R"sql(
+ALTER TABLE courses ADD COLUMN finish_us BIGINT;
+ALTER TABLE course_bookings ADD COLUMN end_us BIGINT;
+ALTER TABLE course_waitlist ADD COLUMN end_us BIGINT;
+ALTER TABLE course_entitlements ADD COLUMN revoke_us BIGINT;
+CREATE INDEX course_bookings_by_end ON course_bookings (end_us);
+CREATE INDEX course_waitlist_by_end ON course_waitlist (end_us);
+CREATE INDEX course_results_by_create ON course_results (create_us);
+)sql";
+
 }  // namespace
 
 std::vector<storage::Migration> CoursesMigrations() {
@@ -179,6 +192,15 @@ std::vector<storage::Migration> CoursesMigrations() {
   all.push_back({"courses.0003_person_merges_by_survivor",
                  "CREATE INDEX course_person_merges_by_survivor ON "
                  "course_person_merges (survivor, merged);"});
+  // Legal holds and per-person data keys (common/lifecycle).
+  append(lifecycle::HoldMigrations());
+  append(lifecycle::PersonKeyMigrations());
+  // The moments retention periods start from (course_store.h, "Lifecycle").
+  // Records that ended before this migration keep NULL: when they ended is
+  // only in their protobuf record, which SQL cannot read, and a guessed
+  // earlier time could purge a record the rules still keep. The purge job
+  // never takes them; they leave with their person's erasure.
+  all.push_back({"courses.0004_lifecycle", kLifecycle});
   return all;
 }
 

@@ -10,6 +10,9 @@
 #include "absl/strings/strip.h"
 #include "common/agencies/registry.h"
 #include "common/audit/audit_log.h"
+#include "common/lifecycle/erasure.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 #include "lotse/courses/v1/events.pb.h"
 #include "lotse/identity/v1/events.pb.h"
 #include "services/placement/service/internal.h"
@@ -241,6 +244,14 @@ absl::Status ApplyMerge(Transaction& tx, const identity::v1::PersonMerged& e,
   return MergePlacements(tx, merged, survivor, now);
 }
 
+// Whether the person `name` ("persons/x") was erased here. False for a
+// malformed name: the event's own handling reports it.
+absl::StatusOr<bool> Shredded(Transaction& tx, absl::string_view name) {
+  const std::string id = PersonIdOf(name);
+  if (id.empty()) return false;
+  return lifecycle::IsPersonShredded(tx, id);
+}
+
 }  // namespace
 
 events::ApplyFn PlacementServiceImpl::EventHandler() {
@@ -260,6 +271,9 @@ events::ApplyFn PlacementServiceImpl::EventHandler() {
       if (!payload.UnpackTo(&e)) {
         return absl::InvalidArgumentError("malformed ResidenceStatusChanged");
       }
+      absl::StatusOr<bool> shredded = Shredded(tx, e.person());
+      if (!shredded.ok()) return shredded.status();
+      if (*shredded) return absl::OkStatus();
       return ApplyResidence(tx, e, event_us, ToMicros(now));
     }
     if (payload.Is<courses::v1::CourseResultRecorded>()) {
@@ -267,6 +281,9 @@ events::ApplyFn PlacementServiceImpl::EventHandler() {
       if (!payload.UnpackTo(&e)) {
         return absl::InvalidArgumentError("malformed CourseResultRecorded");
       }
+      absl::StatusOr<bool> shredded = Shredded(tx, e.context().person());
+      if (!shredded.ok()) return shredded.status();
+      if (*shredded) return absl::OkStatus();
       return ApplyResult(tx, e, event_us, ToMicros(now));
     }
     if (payload.Is<identity::v1::PersonMerged>()) {
@@ -274,8 +291,46 @@ events::ApplyFn PlacementServiceImpl::EventHandler() {
       if (!payload.UnpackTo(&e)) {
         return absl::InvalidArgumentError("malformed PersonMerged");
       }
+      for (const std::string& p : {e.merged(), e.survivor()}) {
+        absl::StatusOr<bool> shredded = Shredded(tx, p);
+        if (!shredded.ok()) return shredded.status();
+        if (*shredded) return absl::OkStatus();
+      }
       return ApplyMerge(tx, e, now);
     }
+    if (payload.Is<identity::v1::LegalHoldPlaced>()) {
+      identity::v1::LegalHoldPlaced e;
+      if (!payload.UnpackTo(&e)) {
+        return absl::InvalidArgumentError("malformed LegalHoldPlaced");
+      }
+      return lifecycle::ApplyHold(tx, e.hold());
+    }
+    if (payload.Is<identity::v1::LegalHoldReleased>()) {
+      identity::v1::LegalHoldReleased e;
+      if (!payload.UnpackTo(&e)) {
+        return absl::InvalidArgumentError("malformed LegalHoldReleased");
+      }
+      return lifecycle::ApplyHold(tx, e.hold());
+    }
+    if (payload.Is<identity::v1::PersonErased>()) {
+      identity::v1::PersonErased e;
+      if (!payload.UnpackTo(&e)) {
+        return absl::InvalidArgumentError("malformed PersonErased");
+      }
+      // Erased here already: nothing left to do or to report.
+      absl::StatusOr<bool> shredded = Shredded(tx, e.person());
+      if (!shredded.ok()) return shredded.status();
+      if (*shredded) return absl::OkStatus();
+      static const lifecycle::RetentionRules* const kNoRules =
+          new lifecycle::RetentionRules();
+      return lifecycle::ApplyPersonErased(
+          tx, e, "placement",
+          runtime_.retention != nullptr ? *runtime_.retention : *kNoRules,
+          ErasePlacementPerson, now);
+    }
+    // Nothing placement keeps derives from the core record (see
+    // placement_service.h).
+    if (payload.Is<identity::v1::PersonRectified>()) return absl::OkStatus();
     return absl::OkStatus();  // not for us
   };
 }

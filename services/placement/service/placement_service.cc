@@ -281,6 +281,9 @@ void NoticeOut(const NoticeRow& row, v1::TrainingTolerationNotice* out) {
 
 absl::Status Enqueue(Transaction& tx, const google::protobuf::Message& payload,
                      const std::string& person) {
+  // An anonymised placement (its person erased) has no person, and
+  // nothing about it leaves the service.
+  if (person.empty()) return absl::OkStatus();
   lotse::events::v1::Event event;
   // Per person, so consumers apply one person's changes in order.
   event.set_ordering_key(person);

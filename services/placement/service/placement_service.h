@@ -53,6 +53,18 @@
 // whose valid_until has passed counts as unknown too. The answer is
 // recorded in the placement (work_permission).
 //
+// The data lifecycle (EventHandler): LegalHoldPlaced / LegalHoldReleased
+// go to the local hold table (lifecycle::ApplyHold); PersonErased is
+// applied with lifecycle::ApplyPersonErased and ErasePlacementPerson;
+// PersonRectified changes nothing: the person facts placement keeps (work
+// permission, certified language level) come from ResidenceStatusChanged
+// and CourseResultRecorded, none from the core record, and profiles hold
+// no core identity data. Events about a person already erased here (their
+// key shredded) are dropped without effect, so nothing new about them is
+// written. After an erasure the person's profile, facts, placements and
+// notices answer as unknown (NOT_FOUND; lists leave them out); offers are
+// not personal data and stay.
+//
 // Facts from events (EventHandler): ResidenceStatusChanged (work
 // permission, valid_until, recording office; newer events win by
 // occurred_at), CourseResultRecorded (a passed exam with a level raises
@@ -105,6 +117,9 @@
 #include "common/api/time.h"
 #include "common/clients/identity_client.h"
 #include "common/events/inbox.h"
+#include "common/lifecycle/erasure.h"
+#include "common/lifecycle/purge.h"
+#include "common/lifecycle/retention.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
@@ -113,6 +128,27 @@
 namespace lotse::placement {
 
 class MatchState;
+
+// The placement service's share of erasing a person (the EraseFn of
+// lifecycle::ApplyPersonErased; `person` is the id without "persons/").
+// Kinds the retention rules mark erasure=keep stay and are counted as kept.
+// Otherwise: the candidate profile becomes a tombstone (placement_store.h)
+// and the person facts are deleted, so the match index drops the
+// candidate; placements are anonymised (GetPlacementStatistics counts them
+// as before); training-toleration notices and merge records are deleted.
+// Offers are not the person's data and stay.
+absl::StatusOr<lifecycle::ErasureResult> ErasePlacementPerson(
+    storage::Transaction& tx, const std::string& person,
+    const lifecycle::RetentionRules& rules, absl::Time now);
+
+// The purge tasks of the placement service (lifecycle/purge.h), skipping
+// the records of held persons:
+//   candidate-profile  LAST_CHANGE (change_us): tombstoned, facts deleted;
+//   placement          END (end_us: hired, rejected, withdrawn):
+//                      anonymised, so the statistics keep counting it;
+//   offer              WITHDRAW (withdraw_us): deleted, unless placements
+//                      were made to it (the statistics place them by it).
+std::vector<lifecycle::PurgeTask> PlacementPurgeTasks();
 
 struct PlacementOptions {
   // Persons, access decisions and residence status. Required.

@@ -5,6 +5,8 @@
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 
 namespace lotse::placement {
 namespace {
@@ -116,6 +118,18 @@ CREATE INDEX placement_notices_by_office
   ON placement_notices (office, create_us, id);
 )sql";
 
+// Anchor columns of retention (placement_store.h, "lifecycle") and the
+// indexes the purge tasks read them by.
+constexpr char kLifecycle[] = R"sql(
+ALTER TABLE placement_candidates ADD COLUMN change_us BIGINT;
+ALTER TABLE placement_placements ADD COLUMN end_us BIGINT;
+ALTER TABLE placement_offers ADD COLUMN withdraw_us BIGINT;
+CREATE INDEX placement_candidates_by_change
+  ON placement_candidates (change_us);
+CREATE INDEX placement_placements_by_end ON placement_placements (end_us);
+CREATE INDEX placement_offers_by_withdraw ON placement_offers (withdraw_us);
+)sql";
+
 }  // namespace
 
 std::vector<storage::Migration> PlacementMigrations() {
@@ -134,6 +148,14 @@ std::vector<storage::Migration> PlacementMigrations() {
   all.push_back({"placement.0002_person_merges_by_survivor",
                  "CREATE INDEX placement_person_merges_by_survivor ON "
                  "placement_person_merges (survivor, merged);"});
+  // Legal holds and per-person data keys (common/lifecycle).
+  append(lifecycle::HoldMigrations());
+  append(lifecycle::PersonKeyMigrations());
+  // Records written before this migration keep NULL anchors: the times
+  // are only in their protobuf records, which SQL cannot read, and a
+  // guessed earlier time could purge what the rules still keep. The purge
+  // job never takes them; they leave with their person's erasure.
+  all.push_back({"placement.0003_lifecycle", kLifecycle});
   return all;
 }
 

@@ -42,6 +42,14 @@ int64_t Micros(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000000 + ts.nanos() / 1000;
 }
 
+// `values` with one more: the record's update time, for the lifecycle
+// anchor columns (migrations.cc, placement.0003).
+std::vector<Value> WithTime(std::vector<Value> values,
+                            const google::protobuf::Timestamp& update) {
+  values.push_back(Micros(update));
+  return values;
+}
+
 // --- offers ---
 
 constexpr char kOfferColumns[] = "id, version, data";
@@ -260,11 +268,14 @@ absl::Status InsertOffer(Transaction& tx, const OfferRow& row,
 absl::Status UpdateOffer(Transaction& tx, const OfferRow& row,
                          int64_t index_seq) {
   return storage::ExpectOneRow(
-      tx.Execute("UPDATE placement_offers SET publisher = $2, kind = $3, "
-                 "state = $4, occupation_code = $5, municipality_code = $6, "
-                 "positions_total = $7, positions_open = $8, create_us = $9, "
-                 "version = $10, index_seq = $11, data = $12 WHERE id = $1",
-                 OfferValues(row, index_seq)),
+      tx.Execute(
+          "UPDATE placement_offers SET publisher = $2, kind = $3, "
+          "state = $4, occupation_code = $5, municipality_code = $6, "
+          "positions_total = $7, positions_open = $8, create_us = $9, "
+          "version = $10, index_seq = $11, data = $12, withdraw_us = "
+          "CASE WHEN $4 = 3 THEN COALESCE(withdraw_us, $13) ELSE NULL "
+          "END WHERE id = $1",
+          WithTime(OfferValues(row, index_seq), row.offer.update_time())),
       "offer");
 }
 
@@ -308,19 +319,21 @@ absl::Status InsertCandidate(Transaction& tx, const CandidateRow& row,
   return tx
       .Execute(
           "INSERT INTO placement_candidates (person_id, creating_agency, "
-          "state, merged_into, create_us, version, index_seq, data) VALUES "
-          "($1, $2, $3, $4, $5, $6, $7, $8)",
-          CandidateValues(row, index_seq))
+          "state, merged_into, create_us, version, index_seq, data, "
+          "change_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+          WithTime(CandidateValues(row, index_seq), row.profile.update_time()))
       .status();
 }
 
 absl::Status UpdateCandidate(Transaction& tx, const CandidateRow& row,
                              int64_t index_seq) {
   return storage::ExpectOneRow(
-      tx.Execute("UPDATE placement_candidates SET creating_agency = $2, "
-                 "state = $3, merged_into = $4, create_us = $5, version = $6, "
-                 "index_seq = $7, data = $8 WHERE person_id = $1",
-                 CandidateValues(row, index_seq)),
+      tx.Execute(
+          "UPDATE placement_candidates SET creating_agency = $2, "
+          "state = $3, merged_into = $4, create_us = $5, version = $6, "
+          "index_seq = $7, data = $8, change_us = $9 WHERE person_id = "
+          "$1",
+          WithTime(CandidateValues(row, index_seq), row.profile.update_time())),
       "candidate");
 }
 
@@ -430,8 +443,9 @@ absl::Status UpdatePlacement(Transaction& tx, const PlacementRow& row) {
   return storage::ExpectOneRow(
       tx.Execute("UPDATE placement_placements SET offer_id = $2, person_id = "
                  "$3, proposing_agency = $4, state = $5, create_us = $6, "
-                 "version = $7, data = $8 WHERE id = $1",
-                 PlacementValues(row)),
+                 "version = $7, data = $8, end_us = CASE WHEN $5 IN (4, 5, 6) "
+                 "THEN COALESCE(end_us, $9) ELSE NULL END WHERE id = $1",
+                 WithTime(PlacementValues(row), row.placement.update_time())),
       "placement");
 }
 
@@ -439,7 +453,8 @@ absl::StatusOr<std::optional<PlacementRow>> ReadPlacement(
     Transaction& tx, absl::string_view id) {
   return FirstRow<PlacementRow>(
       tx.Query(absl::StrCat("SELECT ", kPlacementColumns,
-                            " FROM placement_placements WHERE id = $1"),
+                            " FROM placement_placements WHERE id = $1 AND "
+                            "person_id NOT LIKE 'erased:%'"),
                {std::string(id)}),
       ParsePlacement);
 }
@@ -448,7 +463,8 @@ absl::StatusOr<std::vector<PlacementRow>> ListPlacements(
     Transaction& tx, const PlacementFilter& filter, const PageKey& after,
     int limit) {
   Sql sql(absl::StrCat("SELECT ", kPlacementColumns,
-                       " FROM placement_placements WHERE 1 = 1"));
+                       " FROM placement_placements WHERE person_id NOT "
+                       "LIKE 'erased:%'"));
   if (!filter.offer_id.empty()) sql.S(" AND offer_id = ").P(filter.offer_id);
   if (!filter.person_id.empty()) {
     sql.S(" AND person_id = ").P(filter.person_id);
@@ -605,6 +621,65 @@ absl::StatusOr<IndexChanges> ChangedSince(Transaction& tx, int64_t since) {
     out.candidates.emplace_back(*std::move(c), std::move(facts));
   }
   return out;
+}
+
+// --- lifecycle ---
+
+absl::Status EraseCandidate(Transaction& tx, absl::string_view person_id,
+                            int64_t index_seq) {
+  v1::CandidateProfile empty;
+  empty.set_state(v1::CANDIDATE_STATE_INACTIVE);
+  return tx
+      .Execute(
+          "UPDATE placement_candidates SET creating_agency = '', state = $2, "
+          "merged_into = $3, version = version + 1, index_seq = $4, data = $5 "
+          "WHERE person_id = $1",
+          {std::string(person_id), int64_t{v1::CANDIDATE_STATE_INACTIVE},
+           std::string(kErasedCandidate), index_seq, Blob(empty)})
+      .status();
+}
+
+absl::Status DeleteFacts(Transaction& tx, absl::string_view person_id) {
+  return tx
+      .Execute("DELETE FROM placement_person_facts WHERE person_id = $1",
+               {std::string(person_id)})
+      .status();
+}
+
+absl::Status AnonymisePlacement(Transaction& tx, PlacementRow* row) {
+  row->placement.clear_person();
+  row->placement.clear_candidate();
+  row->placement.clear_case_step();
+  ++row->version;
+  // A person column no person id has and no other row shares, so the
+  // one-open-placement index holds for anonymised rows too.
+  return storage::ExpectOneRow(
+      tx.Execute("UPDATE placement_placements SET person_id = $2, version = "
+                 "$3, data = $4 WHERE id = $1",
+                 {row->id, absl::StrCat("erased:", row->id), row->version,
+                  Blob(row->placement)}),
+      "placement");
+}
+
+absl::Status DeleteNotice(Transaction& tx, absl::string_view id) {
+  return tx
+      .Execute("DELETE FROM placement_notices WHERE id = $1", {std::string(id)})
+      .status();
+}
+
+absl::Status DeleteOffer(Transaction& tx, absl::string_view id) {
+  return tx
+      .Execute("DELETE FROM placement_offers WHERE id = $1", {std::string(id)})
+      .status();
+}
+
+absl::Status DeleteMergesOf(Transaction& tx, absl::string_view person_id) {
+  return tx
+      .Execute(
+          "DELETE FROM placement_person_merges WHERE merged = $1 OR survivor "
+          "= $1",
+          {std::string(person_id)})
+      .status();
 }
 
 }  // namespace lotse::placement

@@ -157,7 +157,8 @@ absl::StatusOr<std::vector<PlacementRow>> OpenPlacementsOfOffer(
 absl::StatusOr<std::optional<PlacementRow>> OpenPlacement(
     storage::Transaction& tx, absl::string_view offer_id,
     absl::string_view person_id);
-// Every placement of a person, oldest first.
+// Every placement of a person, oldest first (the anonymised ones are no
+// longer the person's).
 absl::StatusOr<std::vector<PlacementRow>> PlacementsOfPerson(
     storage::Transaction& tx, absl::string_view person_id);
 
@@ -197,6 +198,35 @@ struct IndexChanges {
 // Everything written with index_seq > `since` (since = 0: everything).
 absl::StatusOr<IndexChanges> ChangedSince(storage::Transaction& tx,
                                           int64_t since);
+
+// --- lifecycle (erasure and retention purge) ---
+//
+// Anchor columns (migration placement.0003_lifecycle) the purge tasks date
+// records by; the writers above keep them: placement_candidates.change_us
+// (the profile's last update), placement_placements.end_us (when it was
+// HIRED, REJECTED or WITHDRAWN), placement_offers.withdraw_us (when it was
+// WITHDRAWN). NULL for records that ended or changed before the column
+// existed (see migrations.cc): the purge never takes them.
+//
+// An erased candidate's row stays as a tombstone (merged_into set to
+// kErasedCandidate, state INACTIVE, an empty profile, a new change-counter
+// value) so that every replica's match index drops the candidate when it
+// catches up; it reads as no profile everywhere, like a merge redirect
+// that leads nowhere. Placements of an erased person stay anonymised
+// (person column "erased:{id}", record without person, candidate and case
+// step): the statistics count them; ReadPlacement and ListPlacements do
+// not return them.
+inline constexpr char kErasedCandidate[] = "-erased-";
+absl::Status EraseCandidate(storage::Transaction& tx,
+                            absl::string_view person_id, int64_t index_seq);
+absl::Status DeleteFacts(storage::Transaction& tx, absl::string_view person_id);
+// Updates `row`.
+absl::Status AnonymisePlacement(storage::Transaction& tx, PlacementRow* row);
+absl::Status DeleteNotice(storage::Transaction& tx, absl::string_view id);
+absl::Status DeleteOffer(storage::Transaction& tx, absl::string_view id);
+// Forgets the merges the person took part in.
+absl::Status DeleteMergesOf(storage::Transaction& tx,
+                            absl::string_view person_id);
 
 }  // namespace lotse::placement
 
