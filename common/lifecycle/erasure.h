@@ -8,9 +8,12 @@
 // rules mark erasure=keep, and rows that aggregates need with the person
 // removed), the person's data key is shredded (person_keys.h), an audit
 // record is appended (operation "lotse.lifecycle/ErasePerson", the person,
-// agency the requesting agency, basis DATA_PROTECTION), and ErasureReported
-// is enqueued for identity. A redelivered PersonErased is dropped by the
-// inbox before any of this, so the report is sent once.
+// agency the requesting agency, legal domain SERVICE since the service acts
+// on the agency's request, the categories of the service's resource kinds,
+// each with basis DATA_PROTECTION), and ErasureReported is enqueued for
+// identity (ordering key the person's name, source the service). A redelivered
+// PersonErased is dropped by the inbox before any of this, so the report is
+// sent once.
 #ifndef LOTSE_COMMON_LIFECYCLE_ERASURE_H_
 #define LOTSE_COMMON_LIFECYCLE_ERASURE_H_
 
@@ -61,7 +64,10 @@ absl::Status ApplyPersonErased(storage::Transaction& tx,
 
 // The report ApplyPersonErased enqueues (exposed for tests): state DONE
 // when nothing is kept, else KEPT_BY_RULE with one KeptData per kind (the
-// kind's category and the rule's basis as legal reference).
+// kind's category and the rule's basis as legal reference). Kinds kept with
+// a count of 0 are left out; keep_until is left unset for a kind whose
+// keep_until is infinite (its anchor has not happened yet). `person` may be
+// the id or "persons/{id}".
 lotse::identity::v1::ErasureReported MakeErasureReport(
     const std::string& person, const std::string& service,
     const ErasureResult& result, const RetentionRules& rules);

@@ -4,7 +4,13 @@
 //
 // Each service keeps its own keys, in its own database: table
 // lifecycle_person_keys (person PRIMARY KEY: the person id without
-// "persons/"; data_key: 32 random bytes from OpenSSL's CSPRNG; create_us).
+// "persons/"; data_key: 32 random bytes from OpenSSL's CSPRNG, NULL once
+// shredded; create_us; shredded_us: when the key was shredded, else NULL).
+// A shredded person keeps the row without its key as a marker, so that no
+// new key is made for them.
+//
+// Every function takes the person as the bare id or as "persons/{id}"; both
+// name the same key and seal alike.
 // A record that stays in an append-only store (outbox events, the cases
 // service's watch history) is sealed with the key of the person it is
 // about; ShredPersonKey deletes the key, after which every such record of
@@ -42,7 +48,8 @@ absl::StatusOr<std::string> SealForPerson(storage::Transaction& tx,
                                           absl::string_view plaintext);
 
 // Opens what SealForPerson sealed. NOT_FOUND (reason PERSON_KEY_SHREDDED)
-// when the person's key is gone; DATA_LOSS when the value is not in the
+// when the person's key is gone (shredded, or never made in this
+// database); DATA_LOSS when the value is not in the
 // sealed format, or the tag does not verify (wrong person, wrong context,
 // altered bytes).
 absl::StatusOr<std::string> OpenForPerson(storage::Transaction& tx,
