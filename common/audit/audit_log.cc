@@ -232,6 +232,20 @@ absl::StatusOr<AuditHead> ReadHeadInTx(storage::Transaction& tx, Chain chain) {
   return head;
 }
 
+// The chain's base (PruneAuditChain), or nullopt for a chain never pruned.
+absl::StatusOr<std::optional<AuditHead>> ReadBaseInTx(storage::Transaction& tx,
+                                                      Chain chain) {
+  auto rows = tx.Query(absl::StrCat(
+      "SELECT seq, hash FROM ", TableOf(chain).table, "_base WHERE id = 1"));
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::nullopt;
+  auto seq = (*rows)[0].GetInt(0);
+  if (!seq.ok()) return seq.status();
+  auto hash = (*rows)[0].GetBytes(1);
+  if (!hash.ok()) return hash.status();
+  return AuditHead{*seq, *std::move(hash)};
+}
+
 std::string Hex(absl::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -319,6 +333,17 @@ std::string FormatTwoSql(const char* table) {
       table, "_by_time ON ", table, " (time_micros);\n");
 }
 
+// A chain's base after pruning (PruneAuditChain): the seq and hash of the
+// last pruned row, which the first remaining row links to. One row at most.
+std::string BaseSql(const char* table) {
+  return absl::StrCat("CREATE TABLE ", table, R"sql(_base (
+  id BIGINT PRIMARY KEY CHECK (id = 1),
+  seq BIGINT NOT NULL,
+  hash {{BLOB}} NOT NULL
+);
+)sql");
+}
+
 // The persons side table by seq, so that VerifyAuditChain compares it with
 // the chain page by page instead of scanning it once per page.
 std::string PersonsBySeqSql(const char* table) {
@@ -370,6 +395,7 @@ std::vector<storage::Migration> AuditMigrations() {
       {"common.audit.0005_persons_by_seq", PersonsBySeqSql("audit_log")}};
   for (storage::Migration& m : ReadAuditMigrations()) out.push_back(m);
   for (storage::Migration& m : WitnessMigrations()) out.push_back(m);
+  out.push_back({"common.audit.0007_base", BaseSql("audit_log")});
   return out;
 }
 
@@ -378,7 +404,8 @@ std::vector<storage::Migration> ReadAuditMigrations() {
           {"common.audit.0004_read_persons_and_bases",
            FormatTwoSql("audit_read_log")},
           {"common.audit.0006_read_persons_by_seq",
-           PersonsBySeqSql("audit_read_log")}};
+           PersonsBySeqSql("audit_read_log")},
+          {"common.audit.0008_read_base", BaseSql("audit_read_log")}};
 }
 
 // Canonical bytes. Every field has a fixed position and either a fixed
@@ -536,6 +563,24 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
   int64_t cursor = std::numeric_limits<int64_t>::min();
   std::string prev_hash = ZeroHash();
   int64_t expected_seq = 1;
+  // A pruned chain starts after its base: the first remaining row must
+  // follow the base's seq and link to its hash, so a changed base, or rows
+  // deleted or inserted before the first remaining one, break the chain
+  // there.
+  std::optional<AuditHead> base;
+  {
+    auto tx = db.Begin(storage::TxMode::kReadOnly);
+    if (!tx.ok()) return tx.status();
+    absl::StatusOr<std::optional<AuditHead>> read =
+        ReadBaseInTx(**tx, options.chain);
+    if (!read.ok()) return read.status();
+    base = *std::move(read);
+  }
+  if (base.has_value()) {
+    prev_hash = base->hash;
+    expected_seq = base->seq + 1;
+    report.head = *base;
+  }
   // The persons side table is checked page by page against the persons the
   // hashed rows name: a row deleted from it would hide a record from the
   // person filter, an added one would show it to the wrong person.
@@ -557,7 +602,8 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
     if (!rows.ok()) return rows.status();
     tx->reset();
 
-    // The first page also covers side rows below seq 1.
+    // The first page also covers side rows below seq 1 (or below the base:
+    // the persons of pruned rows go with them).
     const int64_t page_after = report.rows_checked == 0
                                    ? std::numeric_limits<int64_t>::min()
                                    : report.head.seq;
@@ -629,7 +675,14 @@ absl::StatusOr<VerifyReport> VerifyAuditChain(storage::Database& db,
     // second pass, so only the common case (it is the last row) is compared
     // here and otherwise its seq is looked up directly.
     std::string hash_at_want = report.head.hash;
-    if (report.head.seq != want.seq && want.seq > 0) {
+    // A head pruned by retention has nothing left to compare it with; the
+    // base, which the remaining rows link to, stands for what was before.
+    const bool pruned = base.has_value() && want.seq < base->seq;
+    if (pruned) {
+      hash_at_want = want.hash;
+    } else if (base.has_value() && want.seq == base->seq) {
+      hash_at_want = base->hash;
+    } else if (report.head.seq != want.seq && want.seq > 0) {
       auto tx = db.Begin(storage::TxMode::kReadOnly);
       if (!tx.ok()) return tx.status();
       auto rows = (*tx)->Query(
@@ -795,9 +848,59 @@ absl::StatusOr<AuditRecordPage> ListAuditRecords(const AuditDatabases& dbs,
   return page;
 }
 
-absl::StatusOr<int64_t> PruneAuditChain(storage::Database&, Chain, absl::Time,
-                                        int) {
-  return absl::UnimplementedError("PruneAuditChain");
+absl::StatusOr<int64_t> PruneAuditChain(storage::Database& db, Chain chain,
+                                        absl::Time cutoff, int max_rows) {
+  if (max_rows < 1) {
+    return absl::InvalidArgumentError("max_rows must be at least 1");
+  }
+  const ChainTable table = TableOf(chain);
+  const int64_t cutoff_micros = absl::ToUnixMicros(cutoff);
+  int64_t deleted = 0;
+  absl::Status s = storage::RunInTransaction(
+      db, [&](storage::Transaction& tx) -> absl::Status {
+        deleted = 0;
+        // Under the chain's lock no row is appended meanwhile, so the head read
+        // here stays the head and is never deleted.
+        if (absl::Status l = tx.LockNamed(table.lock); !l.ok()) return l;
+        absl::StatusOr<AuditHead> head = ReadHeadInTx(tx, chain);
+        if (!head.ok()) return head.status();
+        // The oldest rows by seq, up to the first that is not yet due: times
+        // need not grow with seq (a record may carry the time of the call it
+        // records), and the chain can only lose a prefix.
+        auto rows = tx.Query(
+            absl::StrCat("SELECT seq, time_micros, hash FROM ", table.table,
+                         " WHERE seq < $1 ORDER BY seq LIMIT $2"),
+            {Value(head->seq), Value(static_cast<int64_t>(max_rows))});
+        if (!rows.ok()) return rows.status();
+        std::optional<AuditHead> last;
+        for (const Row& row : *rows) {
+          auto time = row.GetInt(1);
+          if (!time.ok()) return time.status();
+          if (*time >= cutoff_micros) break;
+          auto seq = row.GetInt(0);
+          if (!seq.ok()) return seq.status();
+          auto hash = row.GetBytes(2);
+          if (!hash.ok()) return hash.status();
+          last = AuditHead{*seq, *std::move(hash)};
+          ++deleted;
+        }
+        if (!last.has_value()) return absl::OkStatus();
+        for (const char* t : {table.persons, table.table}) {
+          auto gone =
+              tx.Execute(absl::StrCat("DELETE FROM ", t, " WHERE seq <= $1"),
+                         {Value(last->seq)});
+          if (!gone.ok()) return gone.status();
+        }
+        auto based = tx.Execute(
+            absl::StrCat("INSERT INTO ", table.table,
+                         "_base (id, seq, hash) VALUES (1, $1, $2) ON CONFLICT "
+                         "(id) DO UPDATE SET seq = excluded.seq, hash = "
+                         "excluded.hash"),
+            {Value(last->seq), Value(Bytes{last->hash})});
+        return based.status();
+      });
+  if (!s.ok()) return s;
+  return deleted;
 }
 
 }  // namespace lotse::audit

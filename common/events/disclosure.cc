@@ -59,6 +59,13 @@ const std::vector<DisclosureRule>& DisclosureRules() {
       Rule<id::ResidenceStatusChanged>({"person"}, {"RESIDENCE_STATUS"}),
       Rule<id::ConsentRecorded>({"person"}, {"CORE_IDENTITY"}),
       Rule<id::ConsentWithdrawn>({"person"}, {"CORE_IDENTITY"}),
+      // A correction says which core identity fields changed.
+      Rule<id::PersonRectified>({"person"}, {"CORE_IDENTITY"}),
+      // The lifecycle events name the person by id only: no category.
+      Rule<id::PersonErased>({"person"}, {}),
+      Rule<id::ErasureReported>({"person"}, {}),
+      Rule<id::LegalHoldPlaced>({"hold.person"}, {}),
+      Rule<id::LegalHoldReleased>({"hold.person"}, {}),
       // cases: the case and step states of the person.
       Rule<ca::CaseOpened>({"person"}, {"CASE_STATUS"}),
       Rule<ca::CaseStateChanged>({"person"}, {"CASE_STATUS"}),

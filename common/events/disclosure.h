@@ -5,12 +5,13 @@
 // The one table of this file maps each event payload type that names a
 // person to the fields that name them and the data categories the payload
 // carries; the relay (relay.h) writes an audit record per person for every
-// delivery of such an event. A payload type not in the table names no
-// person (agency registry changes, course catalogue changes, witnessed
-// audit checkpoints) and is delivered without a disclosure record. A new
-// event type that names a person must be added here; the test of this file
-// fails for a person-naming field of the events contracts that no row
-// covers.
+// delivery of such an event that carries a category, and the outbox seals
+// such an event with the key of its person when it names exactly one. A payload
+// type not in the table names no person (agency registry changes, course
+// catalogue changes, witnessed audit checkpoints) and is delivered without a
+// disclosure record. A new event type that names a person must be added here;
+// the test of this file fails for a person-naming field of the events contracts
+// that no row covers.
 #ifndef LOTSE_COMMON_EVENTS_DISCLOSURE_H_
 #define LOTSE_COMMON_EVENTS_DISCLOSURE_H_
 
@@ -33,7 +34,9 @@ struct DisclosureRule {
   std::vector<std::string> person_fields;
   // The data categories the payload carries, e.g. {"LANGUAGE"} (the names
   // of lotse.type.v1.DataCategory without prefix, as audit records hold
-  // them).
+  // them). Empty for a payload that names the person by id and carries
+  // nothing else of theirs (the lifecycle events: erasure and legal holds):
+  // its delivery is no disclosure and it is not sealed (outbox.h).
   std::vector<std::string> categories;
 };
 

@@ -6,9 +6,14 @@
 #include <string>
 
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/errors/status.h"
+#include "common/events/disclosure.h"
 #include "common/events/relay.h"
+#include "common/lifecycle/person_keys.h"
 #include "google/protobuf/timestamp.pb.h"
 
 namespace lotse::events {
@@ -40,7 +45,67 @@ CREATE TABLE event_outbox_delivery (
 );
 CREATE INDEX event_outbox_delivery_pending
   ON event_outbox_delivery (destination, seq) WHERE delivered_at IS NULL;
-)sql"}};
+)sql"},
+          // The person whose key seals the payload (NULL: in the clear), and
+          // the key table itself, which a database that has an outbox needs
+          // whether or not its service lists the keys' own migration.
+          {"common.events.0002_outbox_person",
+           absl::StrCat("ALTER TABLE event_outbox ADD COLUMN person TEXT;\n",
+                        lifecycle::PersonKeyMigrations().front().sql)}};
+}
+
+namespace {
+
+// The additional data of a sealed payload: the event id binds it to its
+// row, so a payload copied into another row does not open.
+std::string OutboxSealContext(absl::string_view event_id) {
+  return absl::StrCat("event_outbox/", event_id);
+}
+
+// The person (bare id) whose key seals `event`: the one person its
+// disclosure names when it carries data of theirs; empty for an event that
+// stays in the clear (no person, several, or only ids as the lifecycle
+// events). DATA_LOSS when the payload does not parse as its type.
+absl::StatusOr<std::string> SealingPersonOf(
+    const lotse::events::v1::Event& event) {
+  absl::StatusOr<Disclosure> disclosure = DisclosureOf(event);
+  if (!disclosure.ok()) return disclosure.status();
+  if (disclosure->persons.size() != 1 || disclosure->categories.empty()) {
+    return std::string();
+  }
+  absl::string_view person = disclosure->persons.front();
+  if (!absl::ConsumePrefix(&person, "persons/") || person.empty()) {
+    return std::string();
+  }
+  return std::string(person);
+}
+
+}  // namespace
+
+absl::StatusOr<lotse::events::v1::Event> ReadOutboxEvent(
+    storage::Transaction& tx, int64_t seq) {
+  absl::StatusOr<storage::Rows> rows = tx.Query(
+      "SELECT payload, person, event_id FROM event_outbox WHERE seq = $1",
+      {storage::Value(seq)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError("no outbox event at this seq");
+  const storage::Row& row = rows->front();
+  absl::StatusOr<std::string> bytes = row.GetBytes(0);
+  if (!bytes.ok()) return bytes.status();
+  if (!row.IsNull(1)) {
+    absl::StatusOr<std::string> person = row.GetText(1);
+    absl::StatusOr<std::string> event_id = row.GetText(2);
+    if (!person.ok()) return person.status();
+    if (!event_id.ok()) return event_id.status();
+    bytes = lifecycle::OpenForPerson(tx, *person, OutboxSealContext(*event_id),
+                                     *bytes);
+    if (!bytes.ok()) return bytes.status();
+  }
+  lotse::events::v1::Event event;
+  if (!event.ParseFromString(*bytes)) {
+    return absl::DataLossError("outbox payload does not parse");
+  }
+  return event;
 }
 
 std::string NewEventId() {
@@ -78,19 +143,38 @@ absl::Status EnqueueEvent(storage::Transaction& tx,
     event.mutable_occurred_at()->set_nanos(
         static_cast<int32_t>((micros % 1000000) * 1000));
   }
+  absl::StatusOr<std::string> person = SealingPersonOf(event);
+  if (!person.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("event payload does not parse as its type: ",
+                     person.status().message()));
+  }
   std::string bytes;
   if (!event.SerializeToString(&bytes)) {
     return absl::InternalError("cannot serialize event");
   }
   // Held until commit: the next writer draws its seq only after this one is
-  // visible, so relays see the outbox grow strictly in seq order.
+  // visible, so relays see the outbox grow strictly in seq order. Taken
+  // before sealing, which may insert the person's key row: every writer
+  // then takes the outbox lock before any key row lock, never after.
   if (absl::Status s = tx.LockNamed("lotse.outbox"); !s.ok()) return s;
+  storage::Value person_value;
+  if (!person->empty()) {
+    // A shredded person's key is not made again: the caller learns that the
+    // person was erased (FAILED_PRECONDITION, PERSON_ERASED).
+    absl::StatusOr<std::string> sealed = lifecycle::SealForPerson(
+        tx, *person, OutboxSealContext(event.event_id()), bytes);
+    if (!sealed.ok()) return sealed.status();
+    bytes = *std::move(sealed);
+    person_value = storage::Value(*person);
+  }
   auto inserted = tx.Query(
-      "INSERT INTO event_outbox (event_id, ordering_key, payload, created_at) "
-      "VALUES ($1, $2, $3, $4) RETURNING seq",
+      "INSERT INTO event_outbox "
+      "(event_id, ordering_key, payload, created_at, person) "
+      "VALUES ($1, $2, $3, $4, $5) RETURNING seq",
       {storage::Value(event.event_id()), storage::Value(event.ordering_key()),
        storage::Value(storage::Bytes{std::move(bytes)}),
-       storage::Value(absl::ToUnixMicros(now))});
+       storage::Value(absl::ToUnixMicros(now)), person_value});
   if (!inserted.ok()) return inserted.status();
   if (inserted->size() != 1) return absl::InternalError("outbox: no seq");
   absl::StatusOr<int64_t> seq = inserted->front().GetInt(0);

@@ -5,13 +5,23 @@
 //
 // Tables (OutboxMigrations):
 //   event_outbox           seq, event_id (unique), ordering_key, payload
-//                          (the serialized lotse.events.v1.Event), created_at
+//                          (the serialized lotse.events.v1.Event, sealed
+//                          when `person` is set), created_at, person
 //   event_outbox_cursor    per destination: the next seq not yet taken into
 //                          delivery
 //   event_outbox_delivery  per destination and event: attempts,
 //                          next_attempt_at, delivered_at, last_error; the
 //                          pending rows are indexed separately, so a relay
 //                          never scans delivered history.
+//
+// Sealing (crypto-shredding, lifecycle/person_keys.h): an event whose
+// disclosure (disclosure.h) names exactly one person and carries data of
+// theirs is stored sealed with the producing service's key for that person,
+// and `person` holds the person id. Erasing the person shreds the key, after
+// which the row stays in place (seq, ordering key, delivery state) but its
+// payload can no longer be read; the relay then skips it. Events naming no
+// person or several, and the lifecycle events (erasure and legal holds,
+// which carry ids only and must outlive the key), are stored in the clear.
 //
 // Ordering: EnqueueEvent takes the named lock "lotse.outbox" before it
 // draws a seq, so seq order is commit order and no event can become visible
@@ -36,18 +46,33 @@
 
 namespace lotse::events {
 
-// Migration "common.events.0001_outbox". Producing services apply it.
+// Migrations "common.events.0001_outbox" and
+// "common.events.0002_outbox_person" (the person column, and the person key
+// table of lifecycle/person_keys.h unless it exists). Producing services
+// apply them.
 std::vector<storage::Migration> OutboxMigrations();
 
-// Records `event` in `tx`. Assigns a random event_id (UUID version 4, from
-// OpenSSL's CSPRNG) when it is empty and occurred_at (now) when unset. The
-// payload must be set: INVALID_ARGUMENT otherwise, since no receiver could
-// apply it. A caller-chosen event_id that already exists is ALREADY_EXISTS.
+// Records `event` in `tx`, sealed as described above. Assigns a random
+// event_id (UUID version 4, from OpenSSL's CSPRNG) when it is empty and
+// occurred_at (now) when unset. The payload must be set, and parse as the
+// type it names when that type is in the disclosure table:
+// INVALID_ARGUMENT otherwise, since no receiver could apply it. An event
+// to be sealed for a person whose key was shredded is FAILED_PRECONDITION
+// (reason PERSON_ERASED): nothing new is sent about an erased person. A
+// caller-chosen event_id that already exists is ALREADY_EXISTS.
 // Once `tx` commits, the process's relays are woken (NotifyAllRelays in
 // relay.h), so delivery starts at once without the caller's help, and the
 // event's seq is added to the thread's CommittedEvents sink, if any (below).
 absl::Status EnqueueEvent(storage::Transaction& tx,
                           lotse::events::v1::Event event);
+
+// The event stored at `seq`, its payload opened when it was sealed.
+// NOT_FOUND when there is none; NOT_FOUND with reason PERSON_KEY_SHREDDED
+// when its person's key was shredded; DATA_LOSS when it does not open or
+// parse. For the relay, and for tools and tests that read the outbox (its
+// payload column is not readable as it is).
+absl::StatusOr<lotse::events::v1::Event> ReadOutboxEvent(
+    storage::Transaction& tx, int64_t seq);
 
 // The outbox seqs of the events that the transactions of one call enqueued
 // and committed, for a caller that waits until a destination has them

@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit/audit_log.h"
+#include "common/errors/status.h"
 #include "common/events/disclosure.h"
+#include "common/events/outbox.h"
 
 namespace lotse::events {
 namespace {
@@ -66,6 +68,9 @@ std::vector<audit::AuditRecord> DisclosureRecords(
     out.push_back(std::move(base));
     return out;
   }
+  // Events that name the person but carry none of their data (the
+  // lifecycle events) disclose nothing.
+  if (disclosure->categories.empty()) return out;
   base.operation = absl::StrCat("event:", disclosure->payload_type);
   base.data_categories = disclosure->categories;
   for (const std::string& category : disclosure->categories) {
@@ -181,8 +186,8 @@ bool OutboxRelay::stopping() const {
 }
 
 RelayStats OutboxRelay::stats() const {
-  return RelayStats{delivered_.load(), failed_attempts_.load(),
-                    leading_.load()};
+  return RelayStats{delivered_.load(), failed_attempts_.load(), leading_.load(),
+                    shredded_.load()};
 }
 
 void OutboxRelay::Delivered(int64_t seq) {
@@ -369,6 +374,25 @@ absl::Status OutboxRelay::Admit() {
   });
 }
 
+absl::Status OutboxRelay::MarkShredded(int64_t seq) {
+  absl::Status marked = storage::RunInTransaction(
+      db_, [&](storage::Transaction& tx) -> absl::Status {
+        return tx
+            .Execute(
+                "UPDATE event_outbox_delivery SET delivered_at = $3, "
+                "last_error = $4 WHERE destination = $1 AND seq = $2",
+                {Value(options_.destination), Value(seq),
+                 Value(absl::ToUnixMicros(absl::Now())),
+                 Value(std::string(kShreddedError))})
+            .status();
+      });
+  if (!marked.ok()) return marked;
+  // Waiters for this seq are done with it: it will never be sent.
+  Delivered(seq);
+  ++shredded_;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
   CycleResult result;
   absl::StatusOr<bool> leading = Leading();
@@ -440,17 +464,22 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
       {
         auto tx = db_.Begin(storage::TxMode::kReadOnly);
         if (!tx.ok()) return tx.status();
-        auto payload = (*tx)->Query(
-            "SELECT payload FROM event_outbox WHERE seq = $1", {Value(*seq)});
-        if (!payload.ok()) return payload.status();
-        if (payload->empty()) {
+        absl::StatusOr<lotse::events::v1::Event> read =
+            ReadOutboxEvent(**tx, *seq);
+        if (read.ok()) {
+          event = *std::move(read);
+        } else if (ReasonOf(read.status()) == "PERSON_KEY_SHREDDED") {
+          // The person was erased after the event was written: it is not
+          // sent, and its key does not hold back the events behind it.
+          tx->reset();
+          if (absl::Status s = MarkShredded(*seq); !s.ok()) return s;
+          continue;
+        } else if (read.status().code() == absl::StatusCode::kNotFound) {
           sent = absl::DataLossError("outbox row missing");
+        } else if (read.status().code() == absl::StatusCode::kDataLoss) {
+          sent = read.status();
         } else {
-          auto bytes = (*payload)[0].GetBytes(0);
-          if (!bytes.ok()) return bytes.status();
-          if (!event.ParseFromString(*bytes)) {
-            sent = absl::DataLossError("outbox payload does not parse");
-          }
+          return read.status();
         }
       }
       ++attempted;

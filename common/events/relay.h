@@ -26,6 +26,11 @@
 // its key, retried every backoff_max; event_outbox_delivery.last_error says
 // why (status code and the receiver's message, never the event). Events are
 // sent one at a time, in seq order; nothing is pruned yet.
+//
+// Sealed events (outbox.h) are opened before they are sent: the receiver
+// gets the plain event over the channel's mutual TLS. An event whose
+// person's key was shredded is not sent: it is marked delivered with
+// last_error kShreddedError, so neither it nor its ordering key waits.
 #ifndef LOTSE_COMMON_EVENTS_RELAY_H_
 #define LOTSE_COMMON_EVENTS_RELAY_H_
 
@@ -136,7 +141,13 @@ struct RelayStats {
   int64_t delivered = 0;        // events acknowledged by the receiver
   int64_t failed_attempts = 0;  // sends that returned an error
   bool leading = false;         // holds the destination's process lock
+  int64_t shredded = 0;  // events not sent: their person's key was shredded
 };
+
+// event_outbox_delivery.last_error of an event that was not sent because
+// its person's key was shredded.
+inline constexpr char kShreddedError[] =
+    "PERSON_KEY_SHREDDED: not sent, the person was erased";
 
 // Notify()s every started relay of this process. EnqueueEvent makes each
 // transaction that enqueues an event call it once committed, so events go
@@ -202,6 +213,9 @@ class OutboxRelay {
   void SetLead(std::unique_ptr<storage::ProcessLock> lock)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
   absl::Status Admit() ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
+  // Marks `seq` as done without sending it (its key was shredded).
+  absl::Status MarkShredded(int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
   absl::Duration Backoff(int64_t attempts);
   void Loop();
   bool stopping() const;
@@ -234,6 +248,7 @@ class OutboxRelay {
 
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> failed_attempts_{0};
+  std::atomic<int64_t> shredded_{0};
   std::atomic<bool> leading_{false};
 };
 

@@ -137,10 +137,11 @@ absl::Status ApplyPersonErased(storage::Transaction& tx,
 
   absl::StatusOr<ErasureResult> result = erase(tx, person, rules, now);
   if (!result.ok()) return result.status();
-  if (absl::Status s = ShredPersonKey(tx, person); !s.ok()) return s;
 
-  // The event first, then the audit record: the order of locks every
-  // writer keeps (outbox.h).
+  // The event, then the key, then the audit record: the order in which
+  // every writer takes the outbox lock, key rows and the audit lock
+  // (outbox.h), so that on PostgreSQL an erasure cannot deadlock with a
+  // transaction enqueuing an event about the same person.
   lotse::events::v1::Event out;
   out.set_ordering_key(event.person());
   out.set_source(service);
@@ -149,6 +150,7 @@ absl::Status ApplyPersonErased(storage::Transaction& tx,
   if (absl::Status s = events::EnqueueEvent(tx, std::move(out)); !s.ok()) {
     return s;
   }
+  if (absl::Status s = ShredPersonKey(tx, person); !s.ok()) return s;
 
   // The requesting agency's own domain is not known here; the record says
   // that the service acted, on whose request and on which ground.

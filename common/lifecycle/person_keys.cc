@@ -132,9 +132,11 @@ absl::StatusOr<std::string> KeyForSealing(storage::Transaction& tx,
 
 std::vector<storage::Migration> PersonKeyMigrations() {
   // A shredded person keeps a row without key (data_key NULL, shredded_us
-  // set), so that sealing refuses to start a new key for them.
+  // set), so that sealing refuses to start a new key for them. IF NOT
+  // EXISTS: the outbox's migration (events/outbox.h) runs this script too,
+  // since the outbox seals with these keys, and either may come first.
   return {{"common.lifecycle.0002_person_keys", R"sql(
-CREATE TABLE lifecycle_person_keys (
+CREATE TABLE IF NOT EXISTS lifecycle_person_keys (
   person TEXT PRIMARY KEY,
   data_key {{BLOB}},
   create_us BIGINT NOT NULL,

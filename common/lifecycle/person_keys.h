@@ -35,13 +35,22 @@
 
 namespace lotse::lifecycle {
 
-// Migration "common.lifecycle.0002_person_keys".
+// Migration "common.lifecycle.0002_person_keys". Its script creates the
+// table only when it does not exist yet: the outbox's migration
+// (events::OutboxMigrations) runs the same script.
 std::vector<storage::Migration> PersonKeyMigrations();
 
 // Seals `plaintext` under the person's key, creating the key in `tx` when
 // the person has none yet. FAILED_PRECONDITION (reason PERSON_ERASED) when
 // the person's key was shredded: nothing new is written about an erased
 // person. INVALID_ARGUMENT for an empty person id.
+//
+// The first seal for a person inserts their key row, which PostgreSQL keeps
+// locked until `tx` ends; a concurrent first seal for the same person waits
+// for it and then uses the same key. A transaction that also enqueues
+// events should enqueue before it seals anything itself (EnqueueEvent takes
+// the outbox lock before it seals), else two such transactions can
+// deadlock, and one of them fails with a retryable ABORTED.
 absl::StatusOr<std::string> SealForPerson(storage::Transaction& tx,
                                           absl::string_view person,
                                           absl::string_view context,

@@ -16,7 +16,12 @@
 // Records an active legal hold covers (holds.h) are skipped and counted as
 // held. The kind "audit-record" is built in: the job prunes both audit
 // chains of the service (audit_log.h, PruneAuditChain) when the file has a
-// rule for it.
+// rule for it, each only up to the first record about a person under an
+// active hold (a chain can only lose a prefix), and audits each pruned
+// batch in the change chain afterwards, in a transaction of its own.
+//
+// Where several replicas share a database, one of them purges at a time
+// (Database::TryLockForProcess "lotse.purge"); the others skip the run.
 //
 // Metrics (registered on the registry given): lotse_purge_rows_total{kind}
 // (records purged), lotse_purge_held_rows{kind} (due records held at the
@@ -56,7 +61,8 @@ struct PurgeBatch {
   // The persons (ids without "persons/") whose records the batch purged,
   // for its audit record.
   std::vector<std::string> persons;
-  // More due, unheld records remain: the job runs another batch.
+  // More due, unheld records remain: the job runs another batch. A batch
+  // that purged nothing ends the task's run, whatever it says here.
   bool more = false;
 };
 
@@ -80,6 +86,13 @@ struct PurgeOptions {
   // read_audit_database); null: `db` holds both chains. Must outlive the
   // job.
   storage::Database* read_audit_database = nullptr;
+  // Whether `db` has the hold table (HoldMigrations). The audit chains are
+  // pruned only up to the first record about a person under an active hold;
+  // false prunes them without that check.
+  bool has_holds = true;
+  // Told about every run of the thread that failed (the status names the
+  // kind, never a person), e.g. to log it.
+  std::function<void(const absl::Status&)> on_error;
 };
 
 // What one run did, per kind.

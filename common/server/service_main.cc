@@ -578,6 +578,12 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   purge_options.interval = absl::GetFlag(FLAGS_purge_interval);
   purge_options.batch_size = absl::GetFlag(FLAGS_purge_batch);
   purge_options.read_audit_database = read_audit_db.get();
+  purge_options.has_holds =
+      HasMigration(definition.migrations, "common.lifecycle.0001_holds");
+  purge_options.on_error = [name](const absl::Status& status) {
+    Log(LogLevel::kWarning, "purge failed",
+        {{"service", name}, {"error", std::string(status.message())}});
+  };
   lifecycle::PurgeJob purge(**db, retention, std::move(purge_tasks),
                             std::move(purge_options),
                             options.metrics_registry.get());

@@ -339,9 +339,14 @@ absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
   // temporary file by default. Measured: those pwrite() calls were a fifth
   // of the cases service's CPU under a transition load. The journal only
   // holds pages of one batch, so memory stays small.
+  // secure_delete=ON: deleted records and freed pages are overwritten with
+  // zeros, so an erased person's data does not linger in free space of the
+  // file. Old page images stay in the WAL until it is checkpointed and
+  // reused or truncated.
   for (const char* pragma :
        {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON",
-        "PRAGMA mmap_size=0", "PRAGMA temp_store=MEMORY",
+        "PRAGMA secure_delete=ON", "PRAGMA mmap_size=0",
+        "PRAGMA temp_store=MEMORY",
         options.synchronous_full ? "PRAGMA synchronous=FULL"
                                  : "PRAGMA synchronous=NORMAL"}) {
     if (absl::Status s = conn->Exec(pragma); !s.ok()) return s;

@@ -14,5 +14,9 @@ target_link_libraries(purge_test_service PRIVATE lotse_server lotse_lifecycle
   lotse_audit absl::strings)
 lotse_add_gtest(service_purge_test
   SOURCES service_purge_test.cc
-  LIBS lotse_test_processes absl::strings)
+  LIBS lotse_test_processes lotse_storage absl::strings absl::time)
 add_dependencies(service_purge_test purge_test_service)
+lotse_add_gtest(purge_test
+  SOURCES purge_test.cc
+  LIBS lotse_lifecycle lotse_audit lotse_test_support absl::strings absl::time
+  POSTGRES)

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/storage/database.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/dev_pki.h"
@@ -95,6 +97,82 @@ TEST_F(ServicePurgeTest, StartsWithTheShippedRulesAndWithoutAny) {
     EXPECT_EQ(process->WaitExit(absl::Seconds(30)).value_or(-1), 0)
         << process->ReadLog();
   }
+}
+
+TEST_F(ServicePurgeTest, ThePurgeJobRunsTheServicesTasks) {
+  const std::string rules = WriteFile(
+      "rules.conf",
+      "retain booking category=LANGUAGE keep=30d from=END basis=\"test\"\n");
+  std::vector<std::string> args = Args();
+  args.push_back(absl::StrCat("--retention_rules=", rules));
+  // A first start creates the tables; the rows are written while it is
+  // down.
+  {
+    absl::StatusOr<ServiceProcess> process =
+        ServiceProcess::Start(binary_, args, dir_ + "/first.log");
+    ASSERT_TRUE(process.ok()) << process.status();
+    ASSERT_TRUE(process->WaitServing(absl::Seconds(30)).ok())
+        << process->ReadLog();
+    process->Signal(SIGTERM);
+    ASSERT_EQ(process->WaitExit(absl::Seconds(30)).value_or(-1), 0);
+  }
+  const std::string url = absl::StrCat("sqlite:", dir_, "/db.sqlite");
+  {
+    absl::StatusOr<std::unique_ptr<storage::Database>> db =
+        storage::OpenDatabase(url, 1);
+    ASSERT_TRUE(db.ok()) << db.status();
+    const int64_t old = absl::ToUnixMicros(absl::Now() - absl::Hours(24 * 60));
+    const int64_t recent = absl::ToUnixMicros(absl::Now());
+    const int64_t hold_end =
+        absl::ToUnixMicros(absl::Now() + absl::Hours(24 * 60));
+    ASSERT_TRUE(
+        storage::RunInTransaction(**db, [&](storage::Transaction& tx) {
+          for (const auto& [id, person, anchor] :
+               std::vector<std::tuple<std::string, std::string, int64_t>>{
+                   {"b1", "p1", old},
+                   {"b2", "p2", old},
+                   {"b3", "p3", recent}}) {
+            absl::StatusOr<int64_t> n =
+                tx.Execute("INSERT INTO test_bookings VALUES ($1, $2, $3)",
+                           {id, person, anchor});
+            if (!n.ok()) return n.status();
+          }
+          return tx
+              .Execute(
+                  "INSERT INTO lifecycle_holds VALUES ('legalHolds/h', "
+                  "'persons/p2', 'p2', $1, NULL)",
+                  {hold_end})
+              .status();
+        }).ok());
+  }
+  args.push_back("--purge_interval=100ms");
+  absl::StatusOr<ServiceProcess> process =
+      ServiceProcess::Start(binary_, args, dir_ + "/second.log");
+  ASSERT_TRUE(process.ok()) << process.status();
+  ASSERT_TRUE(process->WaitServing(absl::Seconds(30)).ok())
+      << process->ReadLog();
+  absl::StatusOr<std::unique_ptr<storage::Database>> db =
+      storage::OpenDatabase(url, 1);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto ids = [&] {
+    std::vector<std::string> out;
+    auto tx = (*db)->Begin(storage::TxMode::kReadOnly);
+    if (!tx.ok()) return out;
+    auto rows = (*tx)->Query("SELECT id FROM test_bookings ORDER BY id");
+    if (!rows.ok()) return out;
+    for (const storage::Row& row : *rows) out.push_back(*row.GetText(0));
+    return out;
+  };
+  EXPECT_TRUE(Eventually(
+      [&] {
+        return ids() == std::vector<std::string>{"b2", "b3"};
+      },
+      absl::Seconds(20)));
+  EXPECT_THAT(ids(), ::testing::ElementsAre("b2", "b3"));
+  process->Signal(SIGTERM);
+  EXPECT_EQ(process->WaitExit(absl::Seconds(30)).value_or(-1), 0)
+      << process->ReadLog();
+  EXPECT_THAT(process->ReadLog(), ::testing::Not(HasSubstr("purge failed")));
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "common/server/service_main.h"
 
+#include <algorithm>
+
+#include "absl/flags/flag.h"
+#include "common/server/flags.h"
 #include "gtest/gtest.h"
 
 namespace lotse::server {
@@ -26,6 +30,21 @@ TEST(ReadAuditDatabaseUrlTest, TheFlagWins) {
             "sqlite:/a/r.db");
   EXPECT_EQ(ReadAuditDatabaseUrl("postgresql://h/x", "postgresql://h/audit"),
             "postgresql://h/audit");
+}
+
+TEST(ServiceFlagsTest, TheDataLifecycleFlagsHaveAGroupAndSafeDefaults) {
+  const std::vector<FlagGroup> groups = ServerFlagGroups();
+  auto group = std::find_if(
+      groups.begin(), groups.end(),
+      [](const FlagGroup& g) { return g.title == "Data lifecycle"; });
+  ASSERT_NE(group, groups.end());
+  EXPECT_EQ(group->flags,
+            (std::vector<std::string>{"retention_rules", "purge_interval",
+                                      "purge_batch"}));
+  // No rules file unless one is named: nothing is purged by surprise.
+  EXPECT_EQ(absl::GetFlag(FLAGS_retention_rules), "");
+  EXPECT_EQ(absl::GetFlag(FLAGS_purge_interval), absl::Hours(1));
+  EXPECT_EQ(absl::GetFlag(FLAGS_purge_batch), 200);
 }
 
 }  // namespace

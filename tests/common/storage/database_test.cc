@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -28,6 +29,7 @@ using ::lotse::testing::BothBackendsTest;
 using ::lotse::testing::NewTestDatabase;
 using ::lotse::testing::NewTestDatabaseUrl;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 #define ASSERT_OK(expr)                          \
   do {                                           \
@@ -787,6 +789,65 @@ TEST(SqliteWalTest, StaysBoundedUnderWritesWithoutPause) {
   }();
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_EQ(Must((*rows)[0].GetInt(0)), 5000);
+}
+
+// The bytes of `path` and of its WAL, if any.
+std::string FileAndWal(const std::string& path) {
+  std::string out;
+  for (const std::string& name : {path, path + "-wal"}) {
+    std::FILE* f = std::fopen(name.c_str(), "rb");
+    if (f == nullptr) continue;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
+    std::fclose(f);
+  }
+  return out;
+}
+
+TEST(SqliteSecureDeleteTest, DeletedRowsAreGoneFromTheFileAfterCheckpoint) {
+  absl::StatusOr<std::string> url = NewTestDatabaseUrl(Dialect::kSqlite);
+  ASSERT_TRUE(url.ok()) << url.status();
+  SqliteOptions options;
+  options.path = url->substr(std::string("sqlite:").size());
+  const std::string marker = "Marker-Nachname-Yilmaz-1987-04-01";
+  {
+    auto db = Must(OpenSqlite(options));
+    ASSERT_TRUE(RunInTransaction(*db, [&](Transaction& tx) -> absl::Status {
+                  absl::StatusOr<Rows> mode = tx.Query("PRAGMA secure_delete");
+                  if (!mode.ok()) return mode.status();
+                  EXPECT_EQ(Must((*mode)[0].GetInt(0)), 1);
+                  absl::Status s = tx.ExecuteScript(
+                      "CREATE TABLE people (id BIGINT PRIMARY KEY, "
+                      "name TEXT NOT NULL)");
+                  if (!s.ok()) return s;
+                  // Rows on the same pages as the erased ones stay.
+                  for (int64_t i = 0; i < 200; ++i) {
+                    const std::string name =
+                        i % 10 == 3 ? absl::StrCat(marker, "-", i)
+                                    : absl::StrCat("kept-person-", i);
+                    auto n = tx.Execute(
+                        "INSERT INTO people (id, name) VALUES ($1, $2)",
+                        {i, name});
+                    if (!n.ok()) return n.status();
+                  }
+                  return absl::OkStatus();
+                }).ok());
+  }  // Closing the last connection checkpoints the WAL into the file.
+  // The test could fail: the rows are in the file now.
+  ASSERT_THAT(FileAndWal(options.path), HasSubstr(marker));
+  {
+    auto db = Must(OpenSqlite(options));
+    ASSERT_TRUE(RunInTransaction(*db, [&](Transaction& tx) {
+                  return tx
+                      .Execute("DELETE FROM people WHERE name LIKE $1",
+                               {absl::StrCat(marker, "%")})
+                      .status();
+                }).ok());
+  }
+  const std::string bytes = FileAndWal(options.path);
+  EXPECT_THAT(bytes, Not(HasSubstr(marker)));
+  EXPECT_THAT(bytes, HasSubstr("kept-person-199"));
 }
 
 TEST(TestSupportTest, DialectNames) {
