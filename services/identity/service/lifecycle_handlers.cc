@@ -204,7 +204,11 @@ type::v1::DataCategory CategoryOf(const std::string& name) {
 
 void IdentityServiceImpl::EnableLifecycle(
     std::vector<std::string> services, const lifecycle::RetentionRules* rules) {
+  // Identity first, then the others by name (Erasure.services).
   services.erase(std::remove(services.begin(), services.end(), "identity"),
+                 services.end());
+  std::sort(services.begin(), services.end());
+  services.erase(std::unique(services.begin(), services.end()),
                  services.end());
   erasure_services_ = std::move(services);
   retention_ = rules;
