@@ -208,8 +208,7 @@ void IdentityServiceImpl::EnableLifecycle(
   services.erase(std::remove(services.begin(), services.end(), "identity"),
                  services.end());
   std::sort(services.begin(), services.end());
-  services.erase(std::unique(services.begin(), services.end()),
-                 services.end());
+  services.erase(std::unique(services.begin(), services.end()), services.end());
   erasure_services_ = std::move(services);
   retention_ = rules;
 }
