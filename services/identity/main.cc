@@ -20,11 +20,14 @@
 
 #include "absl/flags/flag.h"
 #include "common/audit/audit_service.h"
+#include "common/events/delivery.h"
+#include "common/server/flags.h"
 #include "common/server/service_main.h"
 #include "services/identity/domain/access_policy.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/service/relation_events.h"
 #include "services/identity/store/migrations.h"
+#include "services/identity/store/purge_tasks.h"
 
 ABSL_FLAG(std::string, bootstrap_admin_agency, "lotse-admin",
           "Id (and certificate identity) of the administering agency "
@@ -92,6 +95,17 @@ int main(int argc, char** argv) {
     if (!peers.ok()) return peers.status();
     enabled = identity->EnableTransparency(*std::move(peers));
     if (!enabled.ok()) return enabled;
+    // Every service identity sends events to reports its share of an
+    // erasure back.
+    absl::StatusOr<std::vector<lotse::events::Destination>> destinations =
+        lotse::events::ParseDestinations(
+            absl::GetFlag(FLAGS_event_destinations));
+    if (!destinations.ok()) return destinations.status();
+    std::vector<std::string> reporting;
+    for (const lotse::events::Destination& d : *destinations) {
+      reporting.push_back(d.name);
+    }
+    identity->EnableLifecycle(std::move(reporting), runtime.retention);
     std::vector<std::unique_ptr<grpc::Service>> services;
     // Identity knows its merges from its own persons table.
     services.push_back(lotse::audit::MakeAuditService(
@@ -104,6 +118,10 @@ int main(int argc, char** argv) {
   // Relations to persons that cases, courses and placement establish.
   definition.make_event_handler = [](lotse::server::ServiceRuntime&) {
     return lotse::events::ApplyFn(lotse::identity::ApplyRelationEvent);
+  };
+  // Revisions, residence statuses and consents, as the retention rules say.
+  definition.make_purge_tasks = [](lotse::server::ServiceRuntime& runtime) {
+    return lotse::identity::IdentityPurgeTasks(runtime.retention);
   };
   return lotse::server::RunService(argc, argv, definition);
 }

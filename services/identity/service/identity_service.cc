@@ -24,6 +24,7 @@ IdentityServiceImpl::IdentityServiceImpl(server::ServiceRuntime& runtime)
   RegisterAgencyRpcs();
   RegisterPersonRpcs();
   RegisterAccessRpcs();
+  RegisterLifecycleRpcs();
   Handle("GetTransparencyReport",
          [this](const RequestContext& rc,
                 const v1::GetTransparencyReportRequest& r,

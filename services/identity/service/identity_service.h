@@ -36,12 +36,14 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/agencies/audited_call.h"
 #include "common/agencies/registry.h"
+#include "common/lifecycle/retention.h"
 #include "common/server/request_context.h"
 #include "common/server/service_main.h"
 #include "common/storage/database.h"
@@ -271,6 +273,58 @@ class IdentityServiceImpl final : public server::UnaryService {
  private:
   std::unique_ptr<const TransparencyReports> transparency_;
   // --- end transparency ---
+
+  // --- Data lifecycle ---
+  // PlaceLegalHold, ReleaseLegalHold, ListLegalHolds, ErasePerson,
+  // GetErasureStatus, ListPersonRevisions (lifecycle_handlers.cc; the
+  // revisions themselves are kept by UpdatePerson).
+  //
+  // Holds and erasures are decided by the person's case owner (a KOMMUNE
+  // agency that owns a case of the person, as identity knows from the
+  // cases service's events) and by DATA_PROTECTION agencies; other domains
+  // are refused before the person is looked at, so they learn nothing
+  // about it. Each hold is stored with its reason in identity's own table
+  // and, in the same transaction, in the hold table every service keeps
+  // (lifecycle::ApplyHold), so identity's own purge and erasure honour it.
+  // An erasure deletes, in one transaction, everything identity holds
+  // about the person (and every person merged into it) except what the
+  // retention rules keep (consents, as proof; see KeepConsentsAsProof),
+  // keeps an erasure record of ids, reason, times and per-service state,
+  // shreds the person's data key and emits PersonErased.
+ public:
+  // Sets what the lifecycle RPCs need: `services`, the services expected to
+  // report an erasure (identity's event destinations), and the retention
+  // rules (which must outlive the service; null: no rules, nothing kept).
+  // Call before serving; without it erasures expect no other service and
+  // keep nothing.
+  void EnableLifecycle(std::vector<std::string> services,
+                       const lifecycle::RetentionRules* rules);
+
+ private:
+  void RegisterLifecycleRpcs();
+  absl::Status DoPlaceLegalHold(const server::RequestContext& rc,
+                                const v1::PlaceLegalHoldRequest& request,
+                                v1::LegalHold* response);
+  absl::Status DoReleaseLegalHold(const server::RequestContext& rc,
+                                  const v1::ReleaseLegalHoldRequest& request,
+                                  v1::LegalHold* response);
+  absl::Status DoListLegalHolds(const server::RequestContext& rc,
+                                const v1::ListLegalHoldsRequest& request,
+                                v1::ListLegalHoldsResponse* response);
+  absl::Status DoErasePerson(const server::RequestContext& rc,
+                             const v1::ErasePersonRequest& request,
+                             v1::Erasure* response);
+  absl::Status DoGetErasureStatus(const server::RequestContext& rc,
+                                  const v1::GetErasureStatusRequest& request,
+                                  v1::Erasure* response);
+  absl::Status DoListPersonRevisions(
+      const server::RequestContext& rc,
+      const v1::ListPersonRevisionsRequest& request,
+      v1::ListPersonRevisionsResponse* response);
+
+  std::vector<std::string> erasure_services_;
+  const lifecycle::RetentionRules* retention_ = nullptr;
+  // --- end lifecycle ---
 
   server::ServiceRuntime& runtime_;
   // What every AuditedCall of this service needs: identity's own registry

@@ -30,6 +30,7 @@
 #include "services/identity/service/handler_support.h"
 #include "services/identity/service/identity_service.h"
 #include "services/identity/store/consent_store.h"
+#include "services/identity/store/lifecycle_store.h"
 #include "services/identity/store/relation_store.h"
 #include "services/identity/store/residence_store.h"
 
@@ -429,6 +430,27 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
         absl::StatusOr<v1::Person> stored =
             store.Update(id, updated, request.person().etag());
         if (!stored.ok()) return stored.status();
+        // The version replaced stays readable as a revision (rectification
+        // with history), and the other services learn which fields changed.
+        v1::PersonRevision revision;
+        *revision.mutable_person() = std::move(found->person);
+        revision.mutable_person()->clear_withheld_categories();
+        for (const std::string& path : paths) revision.add_changed_fields(path);
+        revision.set_changing_agency(AgencyResourceName(caller.id));
+        revision.set_changing_actor(rc.actor);
+        *revision.mutable_change_time() = stored->update_time();
+        absl::StatusOr<int64_t> n = AppendRevision(tx, id, revision);
+        if (!n.ok()) return n.status();
+        v1::PersonRectified rectified;
+        rectified.set_person(PersonResourceName(id));
+        rectified.set_revision(RevisionResourceName(id, *n));
+        for (const std::string& path : paths) {
+          rectified.add_changed_fields(path);
+        }
+        rectified.set_changing_agency(AgencyResourceName(caller.id));
+        if (absl::Status s = EnqueuePersonEvent(tx, id, rectified); !s.ok()) {
+          return s;
+        }
         // Which fields changed, never their values.
         AuditPerson(call, PersonResourceName(id),
                     absl::StrCat("UPDATED:", absl::StrJoin(paths, ",")));

@@ -1,15 +1,19 @@
 #include "services/identity/service/relation_events.h"
 
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/api/names.h"
 #include "common/errors/status.h"
 #include "lotse/cases/v1/events.pb.h"
 #include "lotse/courses/v1/events.pb.h"
+#include "lotse/identity/v1/events.pb.h"
 #include "lotse/placement/v1/events.pb.h"
 #include "services/identity/domain/agency.h"
 #include "services/identity/domain/person.h"
+#include "services/identity/store/lifecycle_store.h"
 #include "services/identity/store/relation_store.h"
 
 namespace lotse::identity {
@@ -63,7 +67,23 @@ absl::Status Grant(Transaction& tx, const std::string& person_id,
                    const std::string& source) {
   absl::StatusOr<std::string> person = Survivor(tx, person_id);
   if (!person.ok()) return person.status();
+  // Nothing new is recorded about an erased person: an event another
+  // service sent before it applied the erasure may still arrive.
+  absl::StatusOr<std::optional<ErasureRecord>> erased =
+      ReadErasure(tx, *person);
+  if (!erased.ok()) return erased.status();
+  if (erased->has_value()) return absl::OkStatus();
   return GrantRelation(tx, *person, agency_id, relation, source);
+}
+
+// A service's report on an erasure, for GetErasureStatus. A report for a
+// person identity holds no erasure of cannot come from Lotse's own flow (the
+// erasure row commits with the PersonErased event that asks for the
+// report); it is refused, so the relay keeps it and retries, and its log
+// shows the problem, instead of the report being lost.
+absl::Status Apply(Transaction& tx,
+                   const lotse::identity::v1::ErasureReported& e) {
+  return RecordErasureReport(tx, e, absl::Now());
 }
 
 absl::Status Apply(Transaction& tx, const lotse::cases::v1::CaseOpened& e) {
@@ -232,7 +252,8 @@ absl::Status ApplyRelationEvent(Transaction& tx,
       TryApply<lotse::courses::v1::BookingHoldExpired>(tx, event, &status) ||
       TryApply<lotse::courses::v1::EntitlementRecorded>(tx, event, &status) ||
       TryApply<lotse::courses::v1::EntitlementRevoked>(tx, event, &status) ||
-      TryApply<lotse::placement::v1::PlacementProposed>(tx, event, &status)) {
+      TryApply<lotse::placement::v1::PlacementProposed>(tx, event, &status) ||
+      TryApply<lotse::identity::v1::ErasureReported>(tx, event, &status)) {
     return status;
   }
   return absl::OkStatus();  // not an event identity consumes

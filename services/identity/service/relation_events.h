@@ -18,6 +18,12 @@
 //   EntitlementRecorded issuing agency: SERVES_PERSON (entitlement)
 //   EntitlementRevoked  the entitlement's relation ends
 //   PlacementProposed   proposing agency: SERVES_PERSON (placement)
+//   ErasureReported     (any service) its state in the person's erasure,
+//                       for GetErasureStatus; FAILED_PRECONDITION (reason
+//                       ERASURE_NOT_FOUND, retried by the relay) when
+//                       identity holds no erasure of the person
+// Relations about an erased person are not recorded (an event sent before
+// its producer applied the erasure may still arrive).
 // A person named by an event that was merged counts as its survivor.
 // Events of other types are accepted and ignored, so a producer may send its
 // whole outbox. A consumed event whose names are malformed is refused

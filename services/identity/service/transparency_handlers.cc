@@ -15,6 +15,7 @@
 #include "services/identity/domain/transparency.h"
 #include "services/identity/service/handler_support.h"
 #include "services/identity/store/agency_store.h"
+#include "services/identity/store/lifecycle_store.h"
 #include "services/identity/store/relation_store.h"
 
 ABSL_FLAG(std::string, audit_peers, "",
@@ -30,6 +31,10 @@ using ::google::protobuf::util::TimeUtil;
 using ::lotse::agencies::AuditedCall;
 using ::lotse::agencies::LocalAgency;
 using ::lotse::storage::Transaction;
+
+// At most this many holds are listed in a report (newest first); a person
+// has a handful.
+constexpr int kMaxReportHolds = 500;
 
 // The part of the call's remaining time kept for answering after the
 // services were asked.
@@ -72,6 +77,7 @@ absl::Status TransparencyReports::Get(
                    PersonTarget(request.person()));
   std::string survivor;
   std::vector<std::string> covered;
+  std::vector<HoldRecord> holds;
   absl::Status status = call.Read(
       [&](Transaction& tx, const LocalAgency& caller) -> absl::Status {
         FieldViolations violations;
@@ -120,6 +126,15 @@ absl::Status TransparencyReports::Get(
           return s;
         }
         survivor = PersonResourceName(found->id);
+        // The holds on the person and their cases, active or not: why data
+        // the person may expect gone is still kept.
+        HoldFilter filter;
+        filter.person_id = found->id;
+        filter.include_inactive = true;
+        absl::StatusOr<HoldPage> page =
+            ListHolds(tx, filter, absl::Now(), "", kMaxReportHolds);
+        if (!page.ok()) return page.status();
+        holds = std::move(page->holds);
         covered.push_back(survivor);
         for (const std::string& merged : found->person.merged_names()) {
           if (merged != survivor) covered.push_back(merged);
@@ -190,6 +205,9 @@ absl::Status TransparencyReports::Get(
   for (v1::TransparencyEntry& e :
        BuildReportEntries(gathered.records, agencies)) {
     *response->add_entries() = std::move(e);
+  }
+  for (HoldRecord& hold : holds) {
+    *response->add_legal_holds() = std::move(hold.hold);
   }
   for (const std::string& s : ReportServices()) {
     if (std::find(missing.begin(), missing.end(), s) == missing.end()) {

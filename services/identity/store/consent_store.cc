@@ -81,11 +81,17 @@ absl::Status InsertConsent(Transaction& tx, const ConsentRecord& record) {
   return tx
       .Execute(
           "INSERT INTO identity_consents "
-          "(id, person_id, version, create_us, data) "
-          "VALUES ($1, $2, $3, $4, $5)",
+          "(id, person_id, version, create_us, data, valid_until_us) "
+          "VALUES ($1, $2, $3, $4, $5, $6)",
           {record.id, record.person_id, record.version,
            absl::ToUnixMicros(record.create_time),
-           storage::Bytes{record.fields.SerializeAsString()}})
+           storage::Bytes{record.fields.SerializeAsString()},
+           record.fields.has_valid_until()
+               ? storage::Value(absl::ToUnixMicros(
+                     absl::FromUnixSeconds(
+                         record.fields.valid_until().seconds()) +
+                     absl::Nanoseconds(record.fields.valid_until().nanos())))
+               : storage::Value()})
       .status();
 }
 

@@ -2,7 +2,9 @@
 //
 // Columns: id, person_id (a merge re-points it), version (etag; bumped by
 // a withdrawal, the only change a consent ever sees), create_us,
-// withdraw_us (NULL while not withdrawn) and data, the consent's fields as
+// withdraw_us (NULL while not withdrawn), valid_until_us (the end of
+// validity, NULL when open; added by the lifecycle migration, see
+// lifecycle_store.h) and data, the consent's fields as
 // a serialized lotse.identity.v1.Consent (client fields plus recording and
 // withdrawal facts; name, state and etag are derived on read). Like the
 // person record it is nested and read whole; nothing queries inside it.

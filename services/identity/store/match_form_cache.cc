@@ -234,6 +234,12 @@ void MatchFormCache::EraseLocked(const std::string& id) {
   }
 }
 
+void MatchFormCache::Forget(const std::vector<std::string>& ids) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& id : ids) EraseLocked(id);
+  PublishSizeLocked();
+}
+
 void MatchFormCache::ClearLocked() {
   newer_ = {};
   older_ = {};

@@ -84,6 +84,12 @@ class MatchFormCache {
   absl::StatusOr<int64_t> Warm(storage::Database& db,
                                const std::atomic<bool>* stop = nullptr);
 
+  // Drops the entries of `ids` now (an erasure that committed), rather
+  // than at the next catch-up. A Load whose snapshot predates the erasure
+  // may still put one back; the next Load's catch-up past the erasure's
+  // stamp drops it again.
+  void Forget(const std::vector<std::string>& ids);
+
   Stats stats() const;
 
   // From now on also reports lookups (hit or miss), entries, bytes, the

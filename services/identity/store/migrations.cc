@@ -4,8 +4,11 @@
 #include "common/audit/audit_log.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "common/lifecycle/holds.h"
+#include "common/lifecycle/person_keys.h"
 #include "services/identity/store/agency_store.h"
 #include "services/identity/store/consent_store.h"
+#include "services/identity/store/lifecycle_store.h"
 #include "services/identity/store/person_store.h"
 #include "services/identity/store/proof_store.h"
 #include "services/identity/store/relation_store.h"
@@ -30,6 +33,12 @@ std::vector<storage::Migration> IdentityMigrations() {
   append(events::InboxMigrations());
   all.push_back(RelationMigration());
   all.push_back(ProofFailureMigration());
+  // The data lifecycle: erased persons, holds, erasures and revisions, then
+  // the hold table and the person keys every service keeps.
+  all.push_back(PersonErasureMigration());
+  all.push_back(LifecycleMigration());
+  append(lifecycle::HoldMigrations());
+  append(lifecycle::PersonKeyMigrations());
   return all;
 }
 

@@ -216,6 +216,12 @@ INSERT INTO identity_key_clock (id, stamp) VALUES (1, 0);
   };
 }
 
+storage::Migration PersonErasureMigration() {
+  return {"identity.0601_person_erasure", R"sql(
+ALTER TABLE identity_persons ADD COLUMN erase_us BIGINT;
+)sql"};
+}
+
 struct PersonStore::Row {
   std::string id;
   int64_t version = 0;
@@ -262,10 +268,12 @@ absl::Status PersonStore::DecodeRow(const storage::Row& r, Row* row) {
 }
 
 absl::StatusOr<bool> PersonStore::ReadRow(absl::string_view id, Row* row) {
-  absl::StatusOr<Rows> rows =
-      tx_.Query(absl::StrCat("SELECT ", kPersonColumns,
-                             " FROM identity_persons WHERE id = $1"),
-                {std::string(id)});
+  // An erased person's row is a tombstone for the key clock only: to every
+  // reader and writer it is no person.
+  absl::StatusOr<Rows> rows = tx_.Query(
+      absl::StrCat("SELECT ", kPersonColumns,
+                   " FROM identity_persons WHERE id = $1 AND erase_us IS NULL"),
+      {std::string(id)});
   if (!rows.ok()) return rows.status();
   if (rows->empty()) return false;
   if (absl::Status s = DecodeRow(rows->front(), row); !s.ok()) return s;
@@ -594,7 +602,7 @@ PersonStore::LoadEncodedMatchForms(const std::vector<std::string>& ids) {
     // The record itself only where its form must be prepared afresh.
     std::string sql =
         "SELECT id, match_form, CASE WHEN match_form IS NULL THEN data END "
-        "FROM identity_persons WHERE id IN (";
+        "FROM identity_persons WHERE erase_us IS NULL AND id IN (";
     std::vector<Value> params;
     AppendInList(ids, begin, end, &sql, &params);
     absl::StrAppend(&sql, ")");
@@ -725,7 +733,7 @@ absl::StatusOr<PersonPage> PersonStore::List(absl::string_view creating_agency,
   if (limit <= 0) return absl::InvalidArgumentError("limit must be positive");
   std::string sql = absl::StrCat("SELECT ", kPersonColumns,
                                  " FROM identity_persons WHERE "
-                                 "merged_into IS NULL");
+                                 "merged_into IS NULL AND erase_us IS NULL");
   std::vector<Value> params;
   if (!creating_agency.empty()) {
     params.push_back(std::string(creating_agency));
@@ -1205,6 +1213,58 @@ absl::StatusOr<Person> PersonStore::Merge(absl::string_view survivor_id,
   survivor.version += 1;
   survivor.update_us = now;
   return ToPerson(survivor);
+}
+
+absl::StatusOr<std::vector<std::string>> PersonStore::Erase(
+    absl::string_view id) {
+  if (absl::Status s = LockPerson(id); !s.ok()) return s;
+  Row row;
+  absl::StatusOr<bool> found = ReadRow(id, &row);
+  if (!found.ok()) return found.status();
+  if (!*found) return PersonNotFoundError(id);
+  if (!row.merged_into.empty()) return MergedError(row);
+  absl::StatusOr<Rows> merged = tx_.Query(
+      "SELECT id FROM identity_persons WHERE merged_into = $1 ORDER BY id",
+      {row.id});
+  if (!merged.ok()) return merged.status();
+  std::vector<std::string> ids = {row.id};
+  for (const storage::Row& m : *merged) {
+    absl::StatusOr<std::string> merged_id = m.GetText(0);
+    if (!merged_id.ok()) return merged_id.status();
+    ids.push_back(*std::move(merged_id));
+  }
+  // The removal of the keys is a key write like any other: the stamp tells
+  // the in-memory copies (KeyIndex, MatchFormCache) to drop these persons.
+  absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
+  if (!stamp.ok()) return stamp.status();
+  const int64_t now = std::max(NowMicros(), row.update_us);
+  const std::string empty = Person().SerializeAsString();
+  for (const std::string& erased : ids) {
+    absl::StatusOr<int64_t> changed = tx_.Execute(
+        "UPDATE identity_persons SET data = $1, match_form = NULL, "
+        "creating_agency = '', version = version + 1, update_us = $2, "
+        "erase_us = $2, key_stamp = $3 WHERE id = $4",
+        {Bytes{empty}, now, *stamp, erased});
+    if (!changed.ok()) return changed.status();
+    for (const char* sql :
+         {"DELETE FROM identity_person_keys WHERE person_id = $1",
+          "DELETE FROM identity_person_agency_ids WHERE person_id = $1"}) {
+      changed = tx_.Execute(sql, {erased});
+      if (!changed.ok()) return changed.status();
+    }
+  }
+  return ids;
+}
+
+absl::StatusOr<std::optional<std::string>> PersonStore::ErasedAs(
+    absl::string_view id) {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT merged_into, erase_us FROM identity_persons WHERE id = $1",
+      {std::string(id)});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty() || rows->front().IsNull(1)) return std::nullopt;
+  if (rows->front().IsNull(0)) return std::string(id);
+  return rows->front().GetText(0);
 }
 
 }  // namespace lotse::identity

@@ -65,6 +65,7 @@
 #define LOTSE_SERVICES_IDENTITY_STORE_PERSON_STORE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,11 @@ namespace lotse::identity {
 // "identity.0104_person_agency_ids_by_issuer",
 // "identity.0105_person_match_forms", in this order.
 std::vector<storage::Migration> PersonMigrations();
+
+// Migration "identity.0601_person_erasure": identity_persons.erase_us, set
+// when the person was erased (see PersonStore::Erase). Apply after
+// PersonMigrations.
+storage::Migration PersonErasureMigration();
 
 // The result of reading a person by an id that may have been merged.
 // NOT_FOUND with reason PERSON_NOT_FOUND for person `id`. The handlers show
@@ -353,6 +359,22 @@ class PersonStore {
   absl::StatusOr<PersonLookup> LookupByAgencyId(
       lotse::identity::v1::AgencyIdKind kind, absl::string_view value,
       absl::string_view issuing_agency);
+
+  // Erases person `id` and every person merged into it: their rows stay as
+  // tombstones without personal data (an empty record, no match form, no
+  // creating agency; erase_us set) so that the key clock still tells the
+  // in-memory copies of the index to drop them, and their blocking keys and
+  // agency ids are deleted. Every method of the store treats an erased
+  // person as one that never existed. Returns the ids erased, `id` first.
+  // NOT_FOUND (also for an erased person); FAILED_PRECONDITION
+  // PERSON_MERGED for a merged id. The other tables about the person are
+  // the caller's.
+  absl::StatusOr<std::vector<std::string>> Erase(absl::string_view id);
+
+  // The id of the erased person whose erasure covered `id` (the id itself,
+  // or the survivor it was merged into), or nullopt when `id` was not
+  // erased or never existed.
+  absl::StatusOr<std::optional<std::string>> ErasedAs(absl::string_view id);
 
   // Merges person `merged_id` into `survivor_id`: the survivor keeps its
   // fields; the merged person's agency ids (linked and unlinked) move to

@@ -148,4 +148,53 @@ absl::StatusOr<std::vector<std::string>> PersonsRelatedTo(
   return out;
 }
 
+namespace {
+
+absl::StatusOr<std::vector<std::string>> TextColumn(absl::StatusOr<Rows> rows) {
+  if (!rows.ok()) return rows.status();
+  std::vector<std::string> out;
+  for (const storage::Row& row : *rows) {
+    absl::StatusOr<std::string> value = row.GetText(0);
+    if (!value.ok()) return value.status();
+    out.push_back(*std::move(value));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<bool> OwnsCaseOf(Transaction& tx, absl::string_view person_id,
+                                absl::string_view agency_id,
+                                absl::string_view source) {
+  std::string sql =
+      "SELECT 1 FROM identity_relations WHERE person_id = $1 "
+      "AND agency_id = $2 AND relation = $3";
+  std::vector<storage::Value> params = {
+      std::string(person_id), std::string(agency_id),
+      static_cast<int64_t>(Relation::kCaseOwner)};
+  if (!source.empty()) {
+    params.push_back(std::string(source));
+    sql += " AND source = $4";
+  }
+  absl::StatusOr<Rows> rows = tx.Query(sql + " LIMIT 1", params);
+  if (!rows.ok()) return rows.status();
+  return !rows->empty();
+}
+
+absl::StatusOr<std::vector<std::string>> CaseOwnersOf(
+    Transaction& tx, absl::string_view person_id) {
+  return TextColumn(tx.Query(
+      "SELECT DISTINCT agency_id FROM identity_relations "
+      "WHERE person_id = $1 AND relation = $2 ORDER BY agency_id",
+      {std::string(person_id), static_cast<int64_t>(Relation::kCaseOwner)}));
+}
+
+absl::StatusOr<std::vector<std::string>> PersonsOfSource(
+    Transaction& tx, absl::string_view source) {
+  return TextColumn(
+      tx.Query("SELECT DISTINCT person_id FROM identity_relations "
+               "WHERE source = $1 ORDER BY person_id",
+               {std::string(source)}));
+}
+
 }  // namespace lotse::identity

@@ -67,6 +67,22 @@ absl::StatusOr<std::vector<std::string>> PersonsRelatedTo(
     storage::Transaction& tx, absl::string_view agency_id,
     absl::string_view after_person_id, int limit);
 
+// Whether `agency_id` owns a case of `person_id` (CASE_OWNER), or, when
+// `source` is given ("cases/{c}"), that case.
+absl::StatusOr<bool> OwnsCaseOf(storage::Transaction& tx,
+                                absl::string_view person_id,
+                                absl::string_view agency_id,
+                                absl::string_view source = "");
+
+// The agencies owning a case of `person_id`, in id order.
+absl::StatusOr<std::vector<std::string>> CaseOwnersOf(
+    storage::Transaction& tx, absl::string_view person_id);
+
+// The persons the relations grounded in `source` are about, in id order
+// (empty when identity knows of none, e.g. for a closed case).
+absl::StatusOr<std::vector<std::string>> PersonsOfSource(
+    storage::Transaction& tx, absl::string_view source);
+
 }  // namespace lotse::identity
 
 #endif  // LOTSE_SERVICES_IDENTITY_STORE_RELATION_STORE_H_

@@ -1,8 +1,10 @@
 #include "services/identity/store/residence_store.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/api/dates.h"
 #include "common/api/etag.h"
 
 namespace lotse::identity {
@@ -110,14 +112,27 @@ absl::StatusOr<std::optional<ResidenceRecord>> ReadResidenceById(
                           {std::string(id)}));
 }
 
+namespace {
+
+// The end of a record's validity (midnight UTC after valid_until), for the
+// retention anchor END; NULL when it has none.
+storage::Value EndOf(const ResidenceRecord& record) {
+  if (!record.fields.has_valid_until()) return storage::Value();
+  std::optional<int64_t> day = api::DayNumber(record.fields.valid_until());
+  if (!day.has_value()) return storage::Value();
+  return absl::ToUnixMicros(absl::UnixEpoch() + absl::Hours(24) * (*day + 1));
+}
+
+}  // namespace
+
 absl::Status InsertResidence(Transaction& tx, const ResidenceRecord& record) {
   absl::StatusOr<int64_t> inserted = tx.Execute(
       "INSERT INTO identity_residence_statuses "
-      "(id, person_id, recording_agency, create_us, data) "
-      "VALUES ($1, $2, $3, $4, $5)",
+      "(id, person_id, recording_agency, create_us, data, end_us) "
+      "VALUES ($1, $2, $3, $4, $5, $6)",
       {record.id, record.person_id, record.recording_agency,
        absl::ToUnixMicros(record.create_time),
-       storage::Bytes{record.fields.SerializeAsString()}});
+       storage::Bytes{record.fields.SerializeAsString()}, EndOf(record)});
   return inserted.status();
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/time_util.h"
@@ -357,6 +358,30 @@ TEST_P(TransparencyServiceTest, ATimeRangeLimitsTheEntries) {
   for (const auto& e : report.entries()) {
     EXPECT_NE(e.operation_code(), "person.read") << e.DebugString();
   }
+}
+
+TEST_P(TransparencyServiceTest, ReportListsTheHoldsOnThePerson) {
+  v1::PlaceLegalHoldRequest r;
+  r.set_request_id("hold-1");
+  r.mutable_hold()->set_subject(person_);
+  r.mutable_hold()->set_reason("Auskunftsverfahren 2026-17");
+  const absl::CivilDay end =
+      absl::ToCivilDay(absl::Now(), absl::UTCTimeZone()) + 60;
+  r.mutable_hold()->mutable_end_date()->set_year(
+      static_cast<int32_t>(end.year()));
+  r.mutable_hold()->mutable_end_date()->set_month(end.month());
+  r.mutable_hold()->mutable_end_date()->set_day(end.day());
+  v1::LegalHold hold;
+  grpc::ClientContext context;
+  Prepare(&context);
+  ASSERT_TRUE(As("dsb-nrw")->PlaceLegalHold(&context, r, &hold).ok());
+
+  v1::TransparencyReport report;
+  ASSERT_TRUE(Report("kim-koeln", person_, &report).ok());
+  ASSERT_EQ(report.legal_holds_size(), 1);
+  EXPECT_EQ(report.legal_holds(0).name(), hold.name());
+  EXPECT_EQ(report.legal_holds(0).reason(), "Auskunftsverfahren 2026-17");
+  EXPECT_EQ(report.legal_holds(0).state(), v1::LegalHold::STATE_ACTIVE);
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(TransparencyServiceTest);

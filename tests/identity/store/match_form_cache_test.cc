@@ -43,7 +43,9 @@ class MatchFormCacheTest : public testing::BothBackendsTest {
  protected:
   void SetUp() override {
     BothBackendsTest::SetUp();
-    ASSERT_TRUE(storage::ApplyMigrations(db(), PersonMigrations()).ok());
+    std::vector<storage::Migration> migrations = PersonMigrations();
+    migrations.push_back(PersonErasureMigration());
+    ASSERT_TRUE(storage::ApplyMigrations(db(), migrations).ok());
   }
 
   absl::Status Tx(const std::function<absl::Status(PersonStore&)>& body) {

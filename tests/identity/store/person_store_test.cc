@@ -70,6 +70,7 @@ class PersonStoreTest : public testing::BothBackendsTest {
     // ListVisible also reads the relations other services told identity.
     std::vector<storage::Migration> migrations = PersonMigrations();
     migrations.push_back(RelationMigration());
+    migrations.push_back(PersonErasureMigration());
     ASSERT_TRUE(storage::ApplyMigrations(db(), migrations).ok());
   }
 
@@ -732,6 +733,55 @@ TEST_P(PersonStoreTest, MergeMovesIdsAndResolvesMergedId) {
   EXPECT_THAT(
       Link(IdOf(merged), v1::AGENCY_ID_KIND_OTHER, "X", "agencies/a").status(),
       HasReason("PERSON_MERGED"));
+}
+
+TEST_P(PersonStoreTest, EraseLeavesATombstoneWithoutData) {
+  const v1::Person survivor =
+      Create(MakePerson("Mohammed", "Al-Hassan", 1990, 7, 14));
+  const v1::Person merged =
+      Create(MakePerson("Muhammad", "Alhassan", 1990, 7, 14));
+  ASSERT_TRUE(Link(IdOf(survivor), v1::AGENCY_ID_KIND_AZR_NUMBER, "AZR1",
+                   "agencies/abh")
+                  .ok());
+  ASSERT_TRUE(Merge(survivor, merged).ok());
+
+  absl::Status refused = Tx(
+      [&](PersonStore& store) { return store.Erase(IdOf(merged)).status(); });
+  EXPECT_THAT(refused, HasReason("PERSON_MERGED"));
+  std::vector<std::string> erased;
+  ASSERT_TRUE(Tx([&](PersonStore& store) -> absl::Status {
+                auto ids = store.Erase(IdOf(survivor));
+                if (!ids.ok()) return ids.status();
+                erased = *ids;
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_THAT(erased, ElementsAre(IdOf(survivor), IdOf(merged)));
+
+  // Both ids are unknown now, to every method.
+  EXPECT_EQ(Get(IdOf(survivor)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Get(IdOf(merged)).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(Tx([&](PersonStore& store) -> absl::Status {
+                auto listed = store.List("", "", 50);
+                if (!listed.ok()) return listed.status();
+                EXPECT_THAT(listed->persons, IsEmpty());
+                auto as = store.ErasedAs(IdOf(merged));
+                if (!as.ok()) return as.status();
+                EXPECT_EQ(as->value_or(""), IdOf(survivor));
+                auto never = store.ErasedAs("nobody");
+                if (!never.ok()) return never.status();
+                EXPECT_FALSE(never->has_value());
+                auto again = store.Erase(IdOf(survivor));
+                EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+                return absl::OkStatus();
+              }).ok());
+  auto found = FindCandidates(MakePerson("Mohammed", "Al-Hassan", 1990));
+  ASSERT_TRUE(found.ok());
+  EXPECT_THAT(found->person_ids, IsEmpty());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_keys"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_agency_ids"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_persons WHERE match_form IS "
+                  "NOT NULL OR creating_agency <> ''"),
+            0);
 }
 
 TEST_P(PersonStoreTest, MergeChainsResolveToFinalSurvivor) {
