@@ -93,6 +93,9 @@ TEST(TransparencySchemaTest, DescribesEveryFieldOfTheContract) {
       CheckMessage(v1::TransparencyEntry::descriptor(), Object(defs, "entry")));
   EXPECT_NO_FATAL_FAILURE(CheckMessage(
       lotse::audit::v1::LegalBasis::descriptor(), Object(defs, "legalBasis")));
+  ASSERT_TRUE(defs.fields().contains("legalHold"));
+  EXPECT_NO_FATAL_FAILURE(
+      CheckMessage(v1::LegalHold::descriptor(), Object(defs, "legalHold")));
 }
 
 TEST(TransparencySchemaTest, APrintedReportHasEveryRequiredField) {
