@@ -418,6 +418,10 @@ function checkRendering(name, objects) {
       const rules = args.get('access_rules') || '';
       check((c.volumeMounts || []).some((m) => rules.startsWith(`${m.mountPath}/`)), `${cw}: --access_rules ${rules} is not on a mounted volume`);
     }
+    // Every service purges by the retention rules of a mounted ConfigMap.
+    const retention = args.get('retention_rules') || '';
+    check(retention !== '', `${cw}: no --retention_rules`);
+    check((c.volumeMounts || []).some((m) => retention.startsWith(`${m.mountPath}/`)), `${cw}: --retention_rules ${retention} is not on a mounted volume`);
 
     // Database: PostgreSQL from a Secret, or SQLite on a mounted volume.
     const db = (c.env || []).find((e) => e.name === 'LOTSE_DATABASE');
@@ -520,6 +524,9 @@ function main() {
   check(fs.readFileSync(path.join(K8S, 'base/access-rules.conf'), 'utf8') ===
         fs.readFileSync(path.join(ROOT, 'config/access-rules.conf'), 'utf8'),
         'deploy/k8s/base/access-rules.conf differs from config/access-rules.conf');
+  check(fs.readFileSync(path.join(K8S, 'base/retention.conf'), 'utf8') ===
+        fs.readFileSync(path.join(ROOT, 'config/retention.conf'), 'utf8'),
+        'deploy/k8s/base/retention.conf differs from config/retention.conf');
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   for (const s of OPERATOR_SECRETS) {
     const pattern = s.replace(/identity|cases|courses|placement/, '<service>');
@@ -553,7 +560,7 @@ function main() {
 // kustomize appends to generated ConfigMaps.
 function compareWithKubectl(name, dir, objects) {
   const out = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' });
-  const strip = (s) => s.replace(/(lotse-access-rules)-[a-z0-9]{10}\b/g, '$1');
+  const strip = (s) => s.replace(/(lotse-access-rules|lotse-retention-rules)-[a-z0-9]{10}\b/g, '$1');
   const theirs = YAML.parseAllDocuments(strip(out), { version: '1.1' }).map((d) => d.toJS());
   const key = (o) => `${o.kind}/${o.metadata.name}`;
   const sortKeys = (v) => (Array.isArray(v) ? v.map(sortKeys) : v && typeof v === 'object'
