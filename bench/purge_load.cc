@@ -4,7 +4,7 @@
 // --seconds without the job, then as long again while the job purges
 // --due_rows due records in batches of --batch, then again without it.
 //
-//   purge_load [--database=URL] [--seconds=5] [--writers=4]
+//   lotse_purge_load [--database=URL] [--seconds=5] [--writers=4]
 //              [--due_rows=200000] [--batch=200] [--pause_ms=20]
 //
 // Without --database it uses a fresh SQLite file in /tmp.

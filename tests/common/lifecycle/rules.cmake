@@ -21,8 +21,3 @@ lotse_add_gtest(purge_test
   LIBS lotse_lifecycle lotse_audit lotse_test_support absl::strings absl::time
   POSTGRES)
 
-# Write throughput with and without the purge job (a measurement for the
-# operators' note, run by hand; see the comment at the top of the file).
-add_executable(purge_load purge_load.cc)
-target_link_libraries(purge_load PRIVATE lotse_lifecycle lotse_audit
-  lotse_storage absl::strings absl::time)
