@@ -58,10 +58,14 @@ const DynamicReasonSite kDynamicReasonSites[] = {
 };
 
 // Reasons the code produces that neither the contracts nor the README
-// document, on purpose. Empty today: every reason a client can see is
-// documented. Add a reason here only with the reason why clients never see
-// it.
-const std::set<std::string> kInternalReasons = {};
+// document, on purpose. Add a reason here only with the reason why clients
+// never see it.
+const std::set<std::string> kInternalReasons = {
+    // A sealed record whose person's key was shredded by an erasure
+    // (common/lifecycle/person_keys.h): the outbox relay and the cases
+    // watch history skip such records, so no RPC answers with it.
+    "PERSON_KEY_SHREDDED",
+};
 
 // Words the documentation writes after "reason" that are no ErrorInfo
 // reason at all, such as the reason column of an audit record. Enum values

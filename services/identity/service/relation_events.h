@@ -19,7 +19,7 @@
 //   EntitlementRevoked  the entitlement's relation ends
 //   PlacementProposed   proposing agency: SERVES_PERSON (placement)
 //   ErasureReported     (any service) its state in the person's erasure,
-//                       for GetErasureStatus; FAILED_PRECONDITION (reason
+//                       for GetErasureStatus; NOT_FOUND (reason
 //                       ERASURE_NOT_FOUND, retried by the relay) when
 //                       identity holds no erasure of the person
 // Relations about an erased person are not recorded (an event sent before

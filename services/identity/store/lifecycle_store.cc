@@ -301,8 +301,7 @@ absl::Status RecordErasureReport(
       ReadErasure(tx, person_id);
   if (!record.ok()) return record.status();
   if (!record->has_value()) {
-    return ErrorWithReason(absl::StatusCode::kFailedPrecondition,
-                           "ERASURE_NOT_FOUND",
+    return ErrorWithReason(absl::StatusCode::kNotFound, "ERASURE_NOT_FOUND",
                            "identity holds no erasure of this person");
   }
   Erasure& erasure = (*record)->erasure;

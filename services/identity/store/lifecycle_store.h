@@ -127,7 +127,7 @@ absl::StatusOr<std::optional<ErasureRecord>> ReadErasure(
 
 // Records a service's report in the erasure of `report.person` (replacing
 // an earlier report of the same service, adding a service that was not
-// expected), and recomputes `complete`. FAILED_PRECONDITION (reason
+// expected), and recomputes `complete`. NOT_FOUND (reason
 // ERASURE_NOT_FOUND) when identity has no erasure of the person;
 // INVALID_ARGUMENT for a report without a person "persons/{id}" or a
 // service name.

@@ -603,7 +603,7 @@ TEST_P(LifecycleServiceTest, ErasureRefusesUnknownMergedAndBadRequests) {
   absl::Status applied = storage::RunInTransaction(
       db(),
       [&](storage::Transaction& tx) { return ApplyRelationEvent(tx, event); });
-  EXPECT_EQ(applied.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(applied.code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_erasures"), 0);
   EXPECT_TRUE(Sent<v1::PersonErased>().empty());
 }

@@ -254,7 +254,7 @@ TEST_P(LifecycleStoreTest, ErasureReportsUpdateTheServiceState) {
   absl::Status unknown = Run([&](Transaction& tx) {
     return RecordErasureReport(tx, report, absl::Now());
   });
-  EXPECT_EQ(unknown.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
   report.set_person("p9");
   report.clear_service();
   absl::Status bad = Run([&](Transaction& tx) {
