@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/api/time.h"
 #include "common/audit/audit_log.h"
 #include "common/errors/status.h"
 #include "common/events/outbox.h"
@@ -33,22 +34,6 @@ std::string PersonIdOf(absl::string_view name) {
     return "";
   }
   return std::string(name);
-}
-
-// A finite time as a Timestamp, truncated to microseconds like the stores
-// keep times.
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  const int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1000000;
-  int64_t rest = micros % 1000000;
-  if (rest < 0) {
-    rest += 1000000;
-    --seconds;
-  }
-  google::protobuf::Timestamp ts;
-  ts.set_seconds(seconds);
-  ts.set_nanos(static_cast<int32_t>(rest * 1000));
-  return ts;
 }
 
 lotse::type::v1::DataCategory CategoryEnum(const std::string& name) {
@@ -112,7 +97,7 @@ ErasureReported MakeErasureReport(const std::string& person,
     // so no date can be named yet).
     if (kept.keep_until != absl::InfiniteFuture() &&
         kept.keep_until != absl::InfinitePast()) {
-      *data->mutable_keep_until() = ToTimestamp(kept.keep_until);
+      *data->mutable_keep_until() = api::ToTimestamp(kept.keep_until);
     }
   }
   report.set_state(report.kept().empty() ? ServiceErasure::STATE_DONE
