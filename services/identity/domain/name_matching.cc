@@ -206,6 +206,13 @@ struct PreparedRecord::Data {
   RecordedSex sex = RecordedSex::kUnspecified;
 };
 
+DuplicateStrength StrengthOfScore(double score) {
+  if (score >= kStrongDuplicateScore) return DuplicateStrength::kStrong;
+  if (score >= kLikelyDuplicateScore) return DuplicateStrength::kLikely;
+  if (score >= kPossibleDuplicateScore) return DuplicateStrength::kPossible;
+  return DuplicateStrength::kNone;
+}
+
 bool IsPlaceholderBirthDate(const BirthDate& date) {
   return date.year != 0 && date.month == 1 && date.day == 1;
 }
@@ -857,10 +864,7 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
   double total = 0;
   for (const MatchReason& reason : result.reasons) total += reason.contribution;
   result.score = std::clamp(total, 0.0, 1.0);
-  result.strength =
-      result.score >= kStrongDuplicateScore     ? DuplicateStrength::kStrong
-      : result.score >= kPossibleDuplicateScore ? DuplicateStrength::kPossible
-                                                : DuplicateStrength::kNone;
+  result.strength = StrengthOfScore(result.score);
   std::stable_sort(result.reasons.begin(), result.reasons.end(),
                    [](const MatchReason& x, const MatchReason& y) {
                      return std::abs(x.contribution) > std::abs(y.contribution);

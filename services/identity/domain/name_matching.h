@@ -41,17 +41,20 @@
 
 namespace lotse::identity {
 
-// A score at or above this makes a record a "possible duplicate": it is
-// returned by FindDuplicates (unless the request asks for a higher
-// min_score). Reached by names that match (transliteration or typo allowed)
-// without contradicting birth data. On the labelled sample this is the
-// threshold at which recall and precision are measured.
+// How sure duplicate detection is that two records describe one person.
+// Each level is a score threshold (below), so a caller can compare a
+// candidate's score with the thresholds the response carries:
+//  - POSSIBLE: the names agree (transliteration, typo, swap allowed) and
+//    nothing decisive speaks against it. Shown to caseworkers to look at.
+//  - LIKELY: names agree closely and the birth data agrees as far as both
+//    records know it. Worth checking before creating a second record.
+//  - STRONG: names and a birth date agree, or names, birth year, birth
+//    place and nationality agree when the day is unknown or a 1 January
+//    placeholder. CreatePerson is refused with ALREADY_EXISTS unless the
+//    caller confirms a new person, so this level must almost never be
+//    wrong.
 inline constexpr double kPossibleDuplicateScore = 0.45;
-
-// A score at or above this makes a record a "strong duplicate": CreatePerson
-// is refused with ALREADY_EXISTS unless the caller confirms a new person.
-// Reached only when names match and a real (non-placeholder) birth date, at
-// least year and month, agrees; a 1 January date alone never reaches it.
+inline constexpr double kLikelyDuplicateScore = 0.62;
 inline constexpr double kStrongDuplicateScore = 0.78;
 
 // A birth date of which only some parts may be known, as
@@ -135,7 +138,11 @@ struct MatchReason {
   std::string explanation;
 };
 
-enum class DuplicateStrength { kNone, kPossible, kStrong };
+// Ordered: a higher level implies every lower one.
+enum class DuplicateStrength { kNone, kPossible, kLikely, kStrong };
+
+// The level a score reaches (kNone below kPossibleDuplicateScore).
+DuplicateStrength StrengthOfScore(double score);
 
 struct MatchResult {
   // 0 (nothing in common) to 1 (certainly the same person).

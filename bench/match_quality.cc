@@ -1,0 +1,162 @@
+// Recall and precision of duplicate detection on labelled pairs, the way
+// the service decides: a pair counts as found at a level only when the
+// second record is reachable from the first through the blocking keys
+// (LookupKeys of the query meets BlockingKeys of the stored record) and
+// the score reaches the level's threshold. Prints the figures per level
+// and per kind, and with --show the pairs decided wrongly, with the
+// matcher's reasons, for working on the rules.
+//
+//   lotse_match_quality [--show=fn|fp|all] [--level=possible|likely|strong]
+//                       FILE.tsv...
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_format.h"
+#include "services/identity/domain/name_matching.h"
+#include "tests/identity/labelled_pairs.h"
+
+ABSL_FLAG(std::string, show, "",
+          "print wrongly decided pairs: fn (missed), fp (false), all");
+ABSL_FLAG(std::string, level, "possible",
+          "level whose wrong decisions --show prints");
+
+namespace lotse::identity {
+namespace {
+
+struct Counts {
+  int tp = 0, fp = 0, fn = 0, tn = 0;
+  double recall() const { return tp + fn == 0 ? 1 : tp / double(tp + fn); }
+  double precision() const { return tp + fp == 0 ? 1 : tp / double(tp + fp); }
+};
+
+bool ShareKey(const DuplicateMatcher& matcher, const PreparedRecord& query,
+              const PreparedRecord& stored) {
+  const std::vector<std::string> lookup = matcher.LookupKeys(query);
+  const std::vector<std::string> index = matcher.BlockingKeys(stored);
+  for (const std::string& key : lookup) {
+    for (const std::string& other : index) {
+      if (key == other) return true;
+    }
+  }
+  return false;
+}
+
+std::string DateText(const BirthDate& date) {
+  if (date.year == 0) return "-";
+  if (date.month == 0) return absl::StrFormat("%d", date.year);
+  if (date.day == 0) return absl::StrFormat("%d-%02d", date.year, date.month);
+  return absl::StrFormat("%d-%02d-%02d", date.year, date.month, date.day);
+}
+
+std::string RecordText(const MatchRecord& record) {
+  const NameSpelling& names = record.names.spellings.front();
+  return absl::StrFormat(
+      "%s / %s, %s, %s, %s, %d", names.given_names, names.family_names,
+      DateText(record.birth_date), record.birth_place,
+      record.nationality_codes.empty() ? "" : record.nationality_codes[0],
+      static_cast<int>(record.sex));
+}
+
+int Run(const std::vector<std::string>& paths) {
+  absl::StatusOr<std::unique_ptr<DuplicateMatcher>> matcher =
+      DuplicateMatcher::Create();
+  if (!matcher.ok()) {
+    std::cerr << matcher.status() << "\n";
+    return 1;
+  }
+  const std::string show = absl::GetFlag(FLAGS_show);
+  const std::string show_level = absl::GetFlag(FLAGS_level);
+  struct Level {
+    std::string name;
+    DuplicateStrength strength;
+  };
+  const std::vector<Level> levels = {
+      {"possible", DuplicateStrength::kPossible},
+      {"likely", DuplicateStrength::kLikely},
+      {"strong", DuplicateStrength::kStrong}};
+  int status = 0;
+  for (const std::string& path : paths) {
+    absl::StatusOr<std::vector<LabelledPair>> pairs = LoadLabelledPairs(path);
+    if (!pairs.ok()) {
+      std::cerr << pairs.status() << "\n";
+      status = 1;
+      continue;
+    }
+    std::map<std::string, Counts> totals;
+    std::map<std::string, std::map<std::string, int>> errors_by_kind;
+    int unreachable = 0, same = 0;
+    for (const LabelledPair& pair : *pairs) {
+      absl::StatusOr<PreparedRecord> a = (*matcher)->Prepare(pair.a);
+      absl::StatusOr<PreparedRecord> b = (*matcher)->Prepare(pair.b);
+      if (!a.ok() || !b.ok()) {
+        std::cerr << pair.id << ": cannot prepare\n";
+        status = 1;
+        continue;
+      }
+      const bool reachable = ShareKey(**matcher, *a, *b);
+      const MatchResult result = (*matcher)->Compare(*a, *b);
+      if (pair.same) {
+        ++same;
+        if (!reachable) ++unreachable;
+      }
+      for (const Level& level : levels) {
+        const bool found = reachable && result.strength >= level.strength;
+        Counts& counts = totals[level.name];
+        if (pair.same) {
+          (found ? counts.tp : counts.fn)++;
+        } else {
+          (found ? counts.fp : counts.tn)++;
+        }
+        if (found != pair.same) errors_by_kind[level.name][pair.kind]++;
+        const bool wanted = show == "all" || (show == "fn" && pair.same) ||
+                            (show == "fp" && !pair.same);
+        if (found != pair.same && wanted && level.name == show_level) {
+          std::cout << absl::StrFormat(
+              "%s %s %s score %.3f%s\n  a: %s\n  b: %s\n", pair.id, pair.kind,
+              pair.same ? "MISSED" : "FALSE", result.score,
+              reachable ? "" : " (no shared blocking key)",
+              RecordText(pair.a), RecordText(pair.b));
+          for (const MatchReason& reason : result.reasons) {
+            std::cout << absl::StrFormat(
+                "    %+.3f f%d m%d [%s | %s] %s\n", reason.contribution,
+                static_cast<int>(reason.factor),
+                static_cast<int>(reason.method), reason.query_value,
+                reason.candidate_value, reason.explanation);
+          }
+        }
+      }
+    }
+    std::cout << absl::StrFormat(
+        "%s: %d pairs, %d same, %d same pairs share no blocking key\n", path,
+        pairs->size(), same, unreachable);
+    for (const Level& level : levels) {
+      const Counts& c = totals[level.name];
+      std::string kinds;
+      for (const auto& [kind, n] : errors_by_kind[level.name]) {
+        absl::StrAppendFormat(&kinds, " %s=%d", kind, n);
+      }
+      std::cout << absl::StrFormat(
+          "  %-8s recall %.4f precision %.4f (TP %d FP %d FN %d) errors:%s\n",
+          level.name, c.recall(), c.precision(), c.tp, c.fp, c.fn, kinds);
+    }
+  }
+  return status;
+}
+
+}  // namespace
+}  // namespace lotse::identity
+
+int main(int argc, char** argv) {
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> paths(args.begin() + 1, args.end());
+  if (paths.empty()) {
+    std::cerr << "usage: lotse_match_quality [--show=fn|fp|all] FILE.tsv...\n";
+    return 2;
+  }
+  return lotse::identity::Run(paths);
+}
