@@ -240,6 +240,12 @@ class DuplicateMatcher {
   // forms of the old rules are no longer used.
   static constexpr uint32_t kPreparedFormVersion = 1;
 
+  // Bump whenever BlockingKeys or LookupKeys change for some input. Keys
+  // stored under another version do not meet the lookups of this one, so
+  // a store that keeps keys must recompute them for every stored person
+  // before it answers duplicate queries.
+  static constexpr uint32_t kBlockingKeyVersion = 1;
+
   // The normalised parts of one name field (for tests and diagnostics):
   // one vector per transliteration variant.
   absl::StatusOr<std::vector<std::vector<NormalizedNamePart>>> NormalizeName(
