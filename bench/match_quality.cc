@@ -17,11 +17,15 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "services/identity/domain/name_matching.h"
 #include "tests/identity/labelled_pairs.h"
 
 ABSL_FLAG(std::string, show, "",
           "print wrongly decided pairs: fn (missed), fp (false), all");
+ABSL_FLAG(std::string, normalize, "",
+          "comma-separated names: print their normalised parts and keys, "
+          "then exit");
 ABSL_FLAG(std::string, level, "possible",
           "level whose wrong decisions --show prints");
 
@@ -69,16 +73,35 @@ int Run(const std::vector<std::string>& paths) {
     std::cerr << matcher.status() << "\n";
     return 1;
   }
+  if (!absl::GetFlag(FLAGS_normalize).empty()) {
+    for (absl::string_view name :
+         absl::StrSplit(absl::GetFlag(FLAGS_normalize), ',')) {
+      auto variants = (*matcher)->NormalizeName(name);
+      if (!variants.ok()) {
+        std::cout << name << ": " << variants.status() << "\n";
+        continue;
+      }
+      std::cout << name << ":";
+      for (const auto& parts : *variants) {
+        std::cout << " [";
+        for (const NormalizedNamePart& part : parts) {
+          std::cout << " " << part.text << "=" << part.key;
+        }
+        std::cout << " ]";
+      }
+      std::cout << "\n";
+    }
+    return 0;
+  }
   const std::string show = absl::GetFlag(FLAGS_show);
   const std::string show_level = absl::GetFlag(FLAGS_level);
   struct Level {
     std::string name;
     DuplicateStrength strength;
   };
-  const std::vector<Level> levels = {
-      {"possible", DuplicateStrength::kPossible},
-      {"likely", DuplicateStrength::kLikely},
-      {"strong", DuplicateStrength::kStrong}};
+  const std::vector<Level> levels = {{"possible", DuplicateStrength::kPossible},
+                                     {"likely", DuplicateStrength::kLikely},
+                                     {"strong", DuplicateStrength::kStrong}};
   int status = 0;
   for (const std::string& path : paths) {
     absl::StatusOr<std::vector<LabelledPair>> pairs = LoadLabelledPairs(path);
@@ -115,12 +138,13 @@ int Run(const std::vector<std::string>& paths) {
         if (found != pair.same) errors_by_kind[level.name][pair.kind]++;
         const bool wanted = show == "all" || (show == "fn" && pair.same) ||
                             (show == "fp" && !pair.same);
-        if (found != pair.same && wanted && level.name == show_level) {
+        if ((found != pair.same || show == "every") &&
+            (wanted || show == "every") && level.name == show_level) {
           std::cout << absl::StrFormat(
               "%s %s %s score %.3f%s\n  a: %s\n  b: %s\n", pair.id, pair.kind,
               pair.same ? "MISSED" : "FALSE", result.score,
-              reachable ? "" : " (no shared blocking key)",
-              RecordText(pair.a), RecordText(pair.b));
+              reachable ? "" : " (no shared blocking key)", RecordText(pair.a),
+              RecordText(pair.b));
           for (const MatchReason& reason : result.reasons) {
             std::cout << absl::StrFormat(
                 "    %+.3f f%d m%d [%s | %s] %s\n", reason.contribution,
@@ -154,7 +178,7 @@ int Run(const std::vector<std::string>& paths) {
 int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> paths(args.begin() + 1, args.end());
-  if (paths.empty()) {
+  if (paths.empty() && absl::GetFlag(FLAGS_normalize).empty()) {
     std::cerr << "usage: lotse_match_quality [--show=fn|fp|all] FILE.tsv...\n";
     return 2;
   }

@@ -41,12 +41,23 @@ constexpr double kFamilyNamesMismatch = -0.20;
 // needing a swap is slightly less certain.
 constexpr double kSwapPenaltyFactor = 0.05;
 // One record has name parts the other lacks (a second given name).
-constexpr double kExtraPartsFactor = 0.95;
+constexpr double kExtraPartsFactor = 0.90;
+// ... and the first part of the longer name is not among those matched.
+constexpr double kOnlyLaterPartsFactor = 0.60;
+// A name field agrees when it contributes at least this share of its
+// weight (a transliteration or typo does; a later given name alone does
+// not).
+constexpr double kNamesAgreeShare = 0.6;
+// Share of a family-name match that counts where the "family" name is a
+// patronymic.
+constexpr double kPatronymicFactor = 0.6;
 
 constexpr double kDateEqual = 0.25;
 constexpr double kDateDayMonthSwapped = 0.22;
-constexpr double kDateYearMonthEqual = 0.12;
-constexpr double kDateYearOnlyEqual = 0.05;
+constexpr double kDateYearMonthEqual = 0.15;
+// A year both records agree on where at least one knows no more (year
+// only, or a 1 January placeholder): partial knowledge, counted as such.
+constexpr double kDateYearOnlyEqual = 0.10;
 constexpr double kDateYearTypo = 0.05;  // same day and month, year +-1
 constexpr double kDateSameYearOtherDay = -0.10;
 constexpr double kDateSameYearOtherMonth = -0.25;
@@ -56,10 +67,10 @@ constexpr double kDateYearsApart = -0.60;
 
 constexpr double kSexEqual = 0.03;
 constexpr double kSexDifferent = -0.25;
-constexpr double kNationalityShared = 0.03;
+constexpr double kNationalityShared = 0.05;
 constexpr double kNationalityDisjoint = -0.10;
-constexpr double kPlaceEqual = 0.05;
-constexpr double kPlaceTransliterated = 0.04;
+constexpr double kPlaceEqual = 0.08;
+constexpr double kPlaceTransliterated = 0.07;
 
 // Per name-part similarity by method.
 constexpr double kSimilarityExact = 1.0;
@@ -67,6 +78,10 @@ constexpr double kSimilarityUmlaut = 0.99;
 constexpr double kSimilarityScriptSameText = 0.97;
 constexpr double kSimilarityScriptSameKey = 0.93;
 constexpr double kSimilarityTransliteration = 0.90;
+// Keys one (or two) letters of tradition-dependent sound apart (Qasim /
+// Gasim, Jovanovic / Jowanowitsch, Othman / Osman).
+constexpr double kSimilaritySoftVariant = 0.86;
+constexpr double kSimilarityTwoSoftVariants = 0.80;
 // Same consonants, but a against o/u after the first consonant (Hassan /
 // Hussein, Mahmud / Muhammad): most likely a different name, so barely
 // more than no match.
@@ -232,6 +247,26 @@ bool IsConverted(SpellingOrigin origin) {
          origin == SpellingOrigin::kConvertedConsonantal;
 }
 
+// Whether swapping two adjacent letters of `text` gives a spelling whose
+// key is at most one soft edit from `other` (with agreeing vowels).
+bool RepairedBySwap(const std::string& text,
+                    const internal::PhoneticKey& other) {
+  if (text.size() < 5 || text.size() > 24) return false;
+  std::string swapped = text;
+  for (size_t i = 0; i + 1 < swapped.size(); ++i) {
+    if (swapped[i] == swapped[i + 1]) continue;
+    std::swap(swapped[i], swapped[i + 1]);
+    const internal::PhoneticKey key = internal::ComputePhoneticKey(swapped);
+    std::swap(swapped[i], swapped[i + 1]);
+    if (internal::SoftKeyDistance(key.key, other.key, internal::kSoftEdit) <=
+            internal::kSoftEdit &&
+        internal::VowelsCompatible(key.first_vowel, other.first_vowel)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   const bool converted = IsConverted(a.origin) || IsConverted(b.origin);
   const bool consonantal = a.origin == SpellingOrigin::kConvertedConsonantal ||
@@ -248,21 +283,44 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   }
   const bool vowels_agree =
       internal::VowelsCompatible(a.key.first_vowel, b.key.first_vowel);
+  const MatchMethod variant_method = converted ? MatchMethod::kScriptConversion
+                                               : MatchMethod::kTransliteration;
   if (!a.key.key.empty() && a.key.key == b.key.key) {
     if (consonantal) {
       return {kSimilarityScriptSameKey, MatchMethod::kScriptConversion};
     }
     if (!vowels_agree) {
+      // Kwoalenko / Kowalenko: a swap moved a vowel, not another name.
+      if (RepairedBySwap(a.text, b.key) || RepairedBySwap(b.text, a.key)) {
+        return {kSimilarityTypo, MatchMethod::kTypo};
+      }
       return {kSimilarityTransliterationWeak, MatchMethod::kTransliteration};
     }
-    return {kSimilarityTransliteration, converted
-                                            ? MatchMethod::kScriptConversion
-                                            : MatchMethod::kTransliteration};
+    return {kSimilarityTransliteration, variant_method};
+  }
+  // Letters whose sound depends on the tradition (g, q, a lone c, th, a w
+  // glide): one such difference is a transliteration variant, two are one
+  // for keys long enough that the rest still tells names apart.
+  const size_t shorter_key = std::min(a.key.key.size(), b.key.key.size());
+  if (shorter_key >= 2) {
+    const int soft = internal::SoftKeyDistance(a.key.key, b.key.key,
+                                               2 * internal::kSoftEdit);
+    const bool one_soft = soft <= internal::kGlideEdit;
+    if (one_soft || (soft <= 2 * internal::kSoftEdit && shorter_key >= 4)) {
+      if (!vowels_agree && !consonantal) {
+        return {kSimilarityTransliterationWeak, MatchMethod::kTransliteration};
+      }
+      return {one_soft ? kSimilaritySoftVariant : kSimilarityTwoSoftVariants,
+              variant_method};
+    }
   }
   if (!consonantal) {
     const size_t shorter = std::min(a.text.size(), b.text.size());
     const int distance = internal::OsaDistance(a.text, b.text, 2);
-    if ((distance <= 1 && shorter >= 4) || (distance <= 2 && shorter >= 8)) {
+    // Offices rarely get the initial wrong, and names that differ only in
+    // it are often different names (Jamal / Kamal / Gamal).
+    if (((distance <= 1 && shorter >= 4) || (distance <= 2 && shorter >= 8)) &&
+        a.text[0] == b.text[0]) {
       return {kSimilarityTypo, MatchMethod::kTypo};
     }
   }
@@ -278,6 +336,14 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
     if (consonantal || (vowels_agree && sorted_a == sorted_b)) {
       return {kSimilarityKeyTypo, MatchMethod::kTypo};
     }
+  }
+  // Two letters swapped inside a spelling that differs from the other's
+  // anyway (Schewstchenko for Schewtschenko, against Shevchenko): undo one
+  // swap on either side and compare the keys again.
+  if (!consonantal && shorter_key >= 3 &&
+      std::max(a.key.key.size(), b.key.key.size()) <= shorter_key + 3 &&
+      (RepairedBySwap(a.text, b.key) || RepairedBySwap(b.text, a.key))) {
+    return {kSimilarityTypo, MatchMethod::kTypo};
   }
   return {};
 }
@@ -324,6 +390,9 @@ struct FieldMatch {
   MatchMethod method = MatchMethod::kMismatch;
   std::vector<UnitMatch> matches;
   bool extra_parts = false;
+  // The record with more parts has its first part unmatched: only a later
+  // name agrees (Mariam against Fatma Mariam).
+  bool only_later_parts = false;
 };
 
 PartMatch CompareUnits(const Unit& a, const Unit& b, const std::string** a_text,
@@ -408,6 +477,16 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
   if (uncovered_a != uncovered_b) {
     result.extra_parts = true;
     result.similarity *= kExtraPartsFactor;
+    // The name a person goes by is the first of their given names, and an
+    // office that writes down only one writes that one; a record agreeing
+    // only with a later name is as often a relative named after the same
+    // forebear.
+    const std::vector<bool>& longer =
+        uncovered_a > uncovered_b ? used_a : used_b;
+    if (!longer.empty() && !longer[0]) {
+      result.only_later_parts = true;
+      result.similarity *= kOnlyLaterPartsFactor;
+    }
   }
   // The weakest link explains the match best.
   const UnitMatch* weakest = &result.matches.front();
@@ -462,7 +541,10 @@ std::string DescribeField(const FieldMatch& match) {
                                   MethodName(unit.match.method), ")"));
   }
   std::string text = absl::StrJoin(pieces, "; ");
-  if (match.extra_parts) {
+  if (match.only_later_parts) {
+    absl::StrAppend(&text,
+                    "; only a later name part agrees, not the first one");
+  } else if (match.extra_parts) {
     absl::StrAppend(&text, "; one record has further name parts");
   }
   return text;
@@ -489,6 +571,13 @@ MatchReason FieldReason(MatchFactor factor, const std::string& query_value,
     reason.method = MatchMethod::kMismatch;
     reason.contribution = mismatch;
     reason.explanation = absl::StrCat(label, " differ");
+    return reason;
+  }
+  if (match.similarity <= kSimilarityTransliterationWeak) {
+    // Same consonants, other vowels (Hassan / Hussein): different names.
+    reason.method = MatchMethod::kMismatch;
+    reason.contribution = mismatch;
+    reason.explanation = absl::StrCat(label, " differ: ", DescribeField(match));
     return reason;
   }
   reason.method = match.method;
@@ -597,8 +686,10 @@ MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
   // Same year.
   if (placeholder) {
     reason.method = MatchMethod::kDatePlaceholderIgnored;
+    reason.contribution = kDateYearOnlyEqual;
     reason.explanation =
-        "1 January may be a placeholder: compared as year only, not counted";
+        "1 January may be a placeholder: compared as year only; the same "
+        "year";
     return reason;
   }
   if (both_full) {
@@ -644,10 +735,28 @@ MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
 // ---------------------------------------------------------------------------
 // Weaker factors.
 
+absl::string_view SexName(RecordedSex sex) {
+  switch (sex) {
+    case RecordedSex::kFemale:
+      return "female";
+    case RecordedSex::kMale:
+      return "male";
+    case RecordedSex::kDiverse:
+      return "diverse";
+    case RecordedSex::kNotStated:
+      return "not stated";
+    default:
+      return "";
+  }
+}
+
 MatchReason CompareSex(RecordedSex q, RecordedSex c) {
-  MatchReason reason{
-      MatchFactor::kSex,         MatchMethod::kMissing, "", "", 0,
-      "sex not recorded on both"};
+  MatchReason reason{MatchFactor::kSex,
+                     MatchMethod::kMissing,
+                     std::string(SexName(q)),
+                     std::string(SexName(c)),
+                     0,
+                     "sex not recorded on both"};
   auto known = [](RecordedSex sex) {
     return sex == RecordedSex::kFemale || sex == RecordedSex::kMale ||
            sex == RecordedSex::kDiverse;
@@ -717,13 +826,25 @@ MatchReason CompareBirthPlaces(const PreparedRecord::Data& q,
 // ---------------------------------------------------------------------------
 // Blocking keys.
 
+// The coarse forms of a part's key that blocking indexes: one, or two when
+// a lone c may be a k or an s (Cvetkovic / Tsvetkovich, Celik / Kelik).
+void AddBlockingForms(const std::string& key, std::vector<std::string>* out) {
+  if (key.empty()) return;
+  out->push_back(internal::CoarseKey(key));
+  if (key.find('C') != std::string::npos) {
+    std::string as_s = key;
+    std::replace(as_s.begin(), as_s.end(), 'C', 'S');
+    out->push_back(internal::CoarseKey(as_s));
+  }
+}
+
 std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
   absl::flat_hash_set<std::string> keys;
   auto part_keys = [](const NameField& field) {
     std::vector<std::string> result;
     for (const NamePart& part : field.parts) {
       for (const NameForm& form : part.forms) {
-        if (!form.key.key.empty()) result.push_back(form.key.key);
+        AddBlockingForms(form.key.key, &result);
       }
     }
     if (field.parts.size() > 1) {  // joined differently elsewhere
@@ -731,8 +852,7 @@ std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
       for (const NamePart& part : field.parts) joined += part.forms.back().text;
       for (absl::string_view text :
            {absl::string_view(joined), StripAttachedArticle(joined)}) {
-        std::string key = internal::ComputePhoneticKey(text).key;
-        if (!key.empty()) result.push_back(std::move(key));
+        AddBlockingForms(internal::ComputePhoneticKey(text).key, &result);
       }
     }
     return result;
@@ -839,6 +959,23 @@ absl::StatusOr<PreparedRecord> DuplicateMatcher::Prepare(
       std::make_shared<const PreparedRecord::Data>(*std::move(data)));
 }
 
+namespace {
+
+// Eritrea, Ethiopia and Somalia name a person by their own name and their
+// father's (and grandfather's): what registers take for a family name is
+// the father's given name, shared by all his children.
+bool UsesPatronymics(const std::vector<std::string>& nationalities) {
+  for (const std::string& code : nationalities) {
+    if (code == "ERI" || code == "ER" || code == "ETH" || code == "ET" ||
+        code == "SOM" || code == "SO") {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
                                       const PreparedRecord& candidate) const {
   const PreparedRecord::Data& q = query.data();
@@ -855,12 +992,42 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
       }
     }
   }
+  // Relatives share a family name, a birth place and a nationality: such
+  // agreement supports a match only where both name fields agree too.
+  bool names_agree = !best_names.reasons.empty();
+  for (const MatchReason& reason : best_names.reasons) {
+    if (reason.method == MatchMethod::kSwappedNames) continue;
+    const double weight = reason.factor == MatchFactor::kGivenNames
+                              ? kGivenNamesWeight
+                              : kFamilyNamesWeight;
+    if (reason.contribution < kNamesAgreeShare * weight) names_agree = false;
+  }
+  if (UsesPatronymics(q.nationalities) || UsesPatronymics(c.nationalities)) {
+    for (MatchReason& reason : best_names.reasons) {
+      if (reason.factor != MatchFactor::kFamilyNames ||
+          reason.contribution <= 0) {
+        continue;
+      }
+      reason.contribution *= kPatronymicFactor;
+      absl::StrAppend(&reason.explanation,
+                      "; counted less: the second name is the father's, "
+                      "shared by siblings");
+    }
+  }
   result.reasons = std::move(best_names.reasons);
   result.reasons.push_back(CompareBirthDates(q.birth_date, c.birth_date));
-  result.reasons.push_back(CompareBirthPlaces(q, c));
-  result.reasons.push_back(
-      CompareNationalities(q.nationalities, c.nationalities));
-  result.reasons.push_back(CompareSex(q.sex, c.sex));
+  std::vector<MatchReason> context = {
+      CompareBirthPlaces(q, c),
+      CompareNationalities(q.nationalities, c.nationalities),
+      CompareSex(q.sex, c.sex)};
+  for (MatchReason& reason : context) {
+    if (!names_agree && reason.contribution > 0) {
+      reason.contribution = 0;
+      absl::StrAppend(&reason.explanation,
+                      "; not counted while the names disagree");
+    }
+    result.reasons.push_back(std::move(reason));
+  }
   double total = 0;
   for (const MatchReason& reason : result.reasons) total += reason.contribution;
   result.score = std::clamp(total, 0.0, 1.0);

@@ -8,22 +8,31 @@
 // values of MatchFactor and MatchMethod equal those of duplicates.proto so
 // the mapping is a static_cast.
 //
-// How it works, in short:
+// How it works, in short (services/identity/domain/MATCHING.md has every
+// factor and its weight):
 //  - Every name is converted to lower-case ASCII Latin with ICU transforms
-//    (any script to Latin; Cyrillic both the Ukrainian and the Russian way;
-//    Ge'ez both ICU's and the BGN way; then Latin-ASCII). Punctuation,
-//    hyphens and apostrophes separate or vanish; Arabic articles (al-, el-)
-//    are dropped and "Abdul Rahman" becomes one part.
+//    (any script to Latin; Cyrillic both the Ukrainian and the Russian way,
+//    which also carries the Serbian letters; Ge'ez both ICU's and the BGN
+//    way; Arabic script consonantal, in an Arabic and a Persian reading;
+//    Latin with diacritics folded to German register spellings, dropped,
+//    umlauts written out, and in a Turkish reading). Punctuation, hyphens
+//    and apostrophes separate or vanish; Arabic articles are dropped and
+//    "Abdul Rahman" becomes one part.
 //  - Each name part gets a phonetic key: a consonant skeleton with folding
-//    rules for Latin spellings of the same sound (kh/ch/h/g, sch/sh/s/z,
-//    w/v, ph/f, j/y as vowels, doubled letters once). Arabic script carries
-//    no short vowels, so the skeleton is what matches it to a Latin
-//    spelling.
-//  - Parts are compared exactly, by umlaut spelling, by key, and by
-//    Damerau-Levenshtein distance (typos); given and family names may be
-//    swapped, split differently, or one record may have extra parts.
-//  - Birth date, sex, nationality and birth place add or subtract evidence.
-//    A 1 January date counts as year-only and never as evidence for a match.
+//    rules for Latin spellings of the same sound (kh/ch/h, sch/sh/s/z,
+//    tsch/ch, w/v, ph/f, j/y as vowels, doubled letters once); letters
+//    whose sound depends on the tradition (g, q, a lone c, th, a w glide)
+//    keep their own symbol and meet their neighbours at a reduced cost.
+//  - Parts are compared exactly, by umlaut spelling, by key, by keys one
+//    or two such letters apart, by Damerau-Levenshtein distance (typos),
+//    and by undoing one swap of adjacent letters; given and family names
+//    may be swapped, split differently, or one record may have extra
+//    parts (weaker evidence when only a later given name agrees).
+//  - Birth date, sex, nationality and birth place add or subtract
+//    evidence. A 1 January date counts as year-only; a year both records
+//    agree on counts as partial knowledge. Place, nationality and sex
+//    count for a match only where both name fields agree; family names
+//    count less where they are patronymics (Eritrea, Ethiopia, Somalia).
 //  - The score is the sum of the factors' contributions, clamped to [0, 1].
 //
 // Candidates for a query must come from an index over BlockingKeys(), never
@@ -238,13 +247,13 @@ class DuplicateMatcher {
   // Bump whenever Prepare's output changes for some input (folding, article
   // and particle rules, phonetic keys) or the encoding changes, so stored
   // forms of the old rules are no longer used.
-  static constexpr uint32_t kPreparedFormVersion = 1;
+  static constexpr uint32_t kPreparedFormVersion = 2;
 
   // Bump whenever BlockingKeys or LookupKeys change for some input. Keys
   // stored under another version do not meet the lookups of this one, so
   // a store that keeps keys must recompute them for every stored person
   // before it answers duplicate queries.
-  static constexpr uint32_t kBlockingKeyVersion = 1;
+  static constexpr uint32_t kBlockingKeyVersion = 2;
 
   // The normalised parts of one name field (for tests and diagnostics):
   // one vector per transliteration variant.

@@ -31,6 +31,7 @@ constexpr char kFoldRules[] = R"(
 [šŠśŚşŞșȘ] > sh;
 [čČćĆçÇ] > ch;
 [žŽ] > zh;
+[đĐ] > dj;
 :: Latin-ASCII;
 :: Lower;
 )";
@@ -43,6 +44,30 @@ constexpr char kPersianReadingRules[] = R"(
 [ḍḌẓẒḏḎ] > z;
 [ṯṮ] > s;
 )";
+
+// Diacritics simply dropped, as a form without them (or a keyboard without
+// them) leaves a name: Sevcenko, Dordevic, Celik.
+constexpr char kPlainRules[] = R"(
+:: NFC;
+:: Latin-ASCII;
+:: Lower;
+)";
+
+// Turkish c is the sound German writes dsch and English j (Cemal / Dschemal
+// / Jamal); applied only to text with letters of the Turkish alphabet.
+constexpr char kTurkishReadingRules[] = R"(
+:: NFC;
+[cC] > dsch;
+)";
+
+bool HasTurkishLetter(const icu::UnicodeString& text) {
+  static const icu::UnicodeString kTurkish =
+      icu::UnicodeString::fromUTF8("ğĞıİşŞçÇ");
+  for (int32_t i = 0; i < text.length(); ++i) {
+    if (kTurkish.indexOf(text.charAt(i)) >= 0) return true;
+  }
+  return false;
+}
 
 // Umlauts and sharp s written out, then the same folding.
 constexpr char kUmlautRules[] = R"(
@@ -78,6 +103,8 @@ struct LatinFolder::TransformSet {
   std::unique_ptr<icu::Transliterator> fold;
   std::unique_ptr<icu::Transliterator> umlauts;
   std::unique_ptr<icu::Transliterator> persian_reading;
+  std::unique_ptr<icu::Transliterator> plain;
+  std::unique_ptr<icu::Transliterator> turkish_reading;
 
   std::unique_ptr<TransformSet> Clone() const {
     auto copy = std::make_unique<TransformSet>();
@@ -88,6 +115,8 @@ struct LatinFolder::TransformSet {
     copy->fold.reset(fold->clone());
     copy->umlauts.reset(umlauts->clone());
     copy->persian_reading.reset(persian_reading->clone());
+    copy->plain.reset(plain->clone());
+    copy->turkish_reading.reset(turkish_reading->clone());
     return copy;
   }
 };
@@ -157,6 +186,14 @@ absl::StatusOr<std::unique_ptr<LatinFolder>> LatinFolder::Create() {
       CreateByRules("Lotse-PersianReading", kPersianReadingRules);
   if (!persian.ok()) return persian.status();
   set->persian_reading = *std::move(persian);
+  absl::StatusOr<std::unique_ptr<icu::Transliterator>> plain =
+      CreateByRules("Lotse-PlainLatin", kPlainRules);
+  if (!plain.ok()) return plain.status();
+  set->plain = *std::move(plain);
+  absl::StatusOr<std::unique_ptr<icu::Transliterator>> turkish =
+      CreateByRules("Lotse-TurkishReading", kTurkishReadingRules);
+  if (!turkish.ok()) return turkish.status();
+  set->turkish_reading = *std::move(turkish);
   return std::unique_ptr<LatinFolder>(new LatinFolder(std::move(set)));
 }
 
@@ -301,6 +338,14 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
       add(folded(nullptr, set->umlauts.get()),
           SpellingOrigin::kUmlautsWrittenOut);
     }
+    if (HasTurkishLetter(original)) {
+      add(folded(nullptr, set->turkish_reading.get()), SpellingOrigin::kLatin);
+    }
+    icu::UnicodeString plain(original);
+    set->plain->transliterate(plain);
+    std::string plain_utf8;
+    plain.toUTF8String(plain_utf8);
+    add(CleanAscii(plain_utf8), SpellingOrigin::kLatin);
   }
   Release(std::move(set));
   return result;

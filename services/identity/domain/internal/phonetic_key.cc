@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 
 namespace lotse::identity::internal {
@@ -24,18 +25,21 @@ struct Rule {
 };
 
 // Latin spellings of one sound in the transliteration traditions that meet
-// in German offices (German, English, French, Turkish, BGN, ISO 9). Longest
-// first. j is a vowel: German writes j for English y (Jusuf, Jelena,
-// Marjam), and the English j of Jafari is German dsch, folded likewise.
-// g joins h because Ukrainian writes h for Russian g (Serhiy / Sergey,
-// Olha / Olga); kh, ch (German for kh, and the Slavic ch of tsch/tch) and gh
-// are one guttural.
+// in German offices (German, English, French, Turkish, BGN, ISO 9, the
+// Serbian and Croatian Latin alphabet). Longest first. j is a vowel:
+// German writes j for English y (Jusuf, Jelena, Marjam), and the English j
+// of Jafari is German dsch, folded likewise. kh, ch (German for kh, and
+// the Slavic ch of tsch/tch/cz) and h are one guttural. Letters whose
+// sound depends on the tradition keep a symbol of their own, which
+// SoftKeyDistance lets meet its neighbours at a reduced cost: g (Ukrainian
+// h for Russian g, Egyptian g for j, Persian gh for q), q, a lone c
+// (k, ts, or a c with its diacritic dropped), th (t or s).
 constexpr Rule kRules[] = {
     {"dsch", kVowel}, {"tsch", 'H'},  {"dzh", kVowel}, {"sch", 'S'},
     {"tch", 'H'},     {"dj", kVowel}, {"sh", 'S'},     {"zh", 'S'},
-    {"ch", 'H'},      {"kh", 'H'},    {"gh", 'H'},     {"ph", 'F'},
-    {"th", 'T'},      {"dh", 'D'},    {"ck", 'K'},     {"ts", 'S'},
-    {"tz", 'S'},
+    {"ch", 'H'},      {"cz", 'H'},    {"kh", 'H'},     {"gh", 'G'},
+    {"ph", 'F'},      {"th", 'Y'},    {"dh", 'D'},     {"ck", 'K'},
+    {"ts", 'S'},      {"tz", 'S'},
 };
 
 char SingleLetterSound(char c) {
@@ -43,11 +47,14 @@ char SingleLetterSound(char c) {
     case 'b':
     case 'p':  // Arabic has no p: Aleppo / Halab, Habib / Hapib.
       return 'B';
-    case 'c':
     case 'k':
-    case 'q':
       return 'K';
+    case 'c':
+      return 'C';
+    case 'q':
+      return 'Q';
     case 'g':
+      return 'G';
     case 'h':
       return 'H';
     case 'd':
@@ -117,6 +124,13 @@ PhoneticKey ComputePhoneticKey(absl::string_view part) {
         break;
       }
     }
+    // French romanisation writes the consonant w as ou before a vowel
+    // (Ouahid / Wahid, Marouane / Marwan).
+    if (sound == '\0' && rest.size() > 2 && rest[0] == 'o' && rest[1] == 'u' &&
+        IsVowelLetter(rest[2]) && rest[2] != 'u') {
+      sound = 'V';
+      consumed = 2;
+    }
     if (sound == '\0') sound = SingleLetterSound(rest.front());
     if (sound == kVowel) {
       if (seen_consonant && !first_group_closed) {
@@ -156,6 +170,85 @@ PhoneticKey ComputePhoneticKey(absl::string_view part) {
 bool VowelsCompatible(VowelClass a, VowelClass b) {
   return !((a == VowelClass::kOpen && b == VowelClass::kRounded) ||
            (a == VowelClass::kRounded && b == VowelClass::kOpen));
+}
+
+namespace {
+
+// Cost of replacing key symbol x by y in SoftKeyDistance, in tenths.
+int SubstitutionCost(char x, char y) {
+  if (x == y) return 0;
+  auto pair = [x, y](char p, char q) {
+    return (x == p && y == q) || (x == q && y == p);
+  };
+  // Sounds one letter stands for in different traditions, or one sound
+  // different traditions write differently.
+  if (pair('C', 'K') || pair('C', 'S') || pair('C', 'H') || pair('G', 'H') ||
+      pair('Q', 'K') || pair('Q', 'G') || pair('Y', 'T') || pair('Y', 'S') ||
+      pair('D', 'T') || pair('G', 'A')) {
+    return kSoftEdit;
+  }
+  return kHardEdit;
+}
+
+// Cost of inserting or deleting key symbol x: w between vowels is a glide
+// some spellings write and others leave out (Dawud / Daud, Louai / Luay).
+int IndelCost(char x) { return x == 'V' ? kGlideEdit : kHardEdit; }
+
+}  // namespace
+
+int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit) {
+  const int n = static_cast<int>(a.size());
+  const int m = static_cast<int>(b.size());
+  absl::InlinedVector<int, 24> two_back(m + 1), previous(m + 1), current(m + 1);
+  previous[0] = 0;
+  for (int j = 1; j <= m; ++j)
+    previous[j] = previous[j - 1] + IndelCost(b[j - 1]);
+  for (int i = 1; i <= n; ++i) {
+    current[0] = previous[0] + IndelCost(a[i - 1]);
+    int row_min = current[0];
+    for (int j = 1; j <= m; ++j) {
+      int best =
+          std::min({previous[j] + IndelCost(a[i - 1]),
+                    current[j - 1] + IndelCost(b[j - 1]),
+                    previous[j - 1] + SubstitutionCost(a[i - 1], b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        best = std::min(best, two_back[j - 2] + kHardEdit);
+      }
+      current[j] = best;
+      row_min = std::min(row_min, best);
+    }
+    if (row_min > limit) return limit + 1;
+    std::swap(two_back, previous);
+    std::swap(previous, current);
+  }
+  return std::min(previous[m], limit + 1);
+}
+
+char CoarseSymbol(char symbol) {
+  switch (symbol) {
+    case 'C':
+    case 'G':
+    case 'Q':
+    case 'H':
+      return 'K';
+    case 'Y':
+    case 'D':
+      return 'T';
+    default:
+      return symbol;
+  }
+}
+
+std::string CoarseKey(absl::string_view key) {
+  std::string coarse;
+  coarse.reserve(key.size());
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key[i] == 'V' && i > 0) continue;  // a glide some spellings omit
+    const char symbol = CoarseSymbol(key[i]);
+    if (!coarse.empty() && coarse.back() == symbol) continue;
+    coarse.push_back(symbol);
+  }
+  return coarse;
 }
 
 int OsaDistance(absl::string_view a, absl::string_view b, int limit) {

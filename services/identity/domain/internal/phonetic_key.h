@@ -36,6 +36,24 @@ bool VowelsCompatible(VowelClass a, VowelClass b);
 // `limit` + 1 to stay cheap for long strings.
 int OsaDistance(absl::string_view a, absl::string_view b, int limit);
 
+// Costs of SoftKeyDistance, in tenths of an edit.
+inline constexpr int kHardEdit = 10;
+inline constexpr int kSoftEdit = 4;
+inline constexpr int kGlideEdit = 5;
+
+// Like OsaDistance on two phonetic keys, in tenths, but a symbol replaced
+// by one that spells the same sound in another tradition (a lone c for k,
+// s or the ch of a dropped diacritic; g for h or the Egyptian g of j;
+// q for k or g; th for t or s; d for t) costs kSoftEdit, and a w glide
+// inserted or left out kGlideEdit. Stops counting at `limit` + 1.
+int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit);
+
+// A phonetic key with the symbols SoftKeyDistance lets meet at a soft
+// cost merged into one, and w glides after the start left out: the form
+// of a key that blocking uses, so that two parts at a soft distance still
+// share a blocking key.
+std::string CoarseKey(absl::string_view key);
+
 }  // namespace lotse::identity::internal
 
 #endif  // LOTSE_SERVICES_IDENTITY_DOMAIN_INTERNAL_PHONETIC_KEY_H_
