@@ -44,6 +44,9 @@ constexpr double kSwapPenaltyFactor = 0.05;
 constexpr double kExtraPartsFactor = 0.90;
 // ... and the first part of the longer name is not among those matched.
 constexpr double kOnlyLaterPartsFactor = 0.60;
+// The same parts in another order: papers give names in one order, so a
+// record that reorders them is as often a relative's.
+constexpr double kReorderedFactor = 0.85;
 // A name field agrees when it contributes at least this share of its
 // weight (a transliteration or typo does; a later given name alone does
 // not).
@@ -393,6 +396,8 @@ struct FieldMatch {
   // The record with more parts has its first part unmatched: only a later
   // name agrees (Mariam against Fatma Mariam).
   bool only_later_parts = false;
+  // The parts match crosswise (Serhiy Oleksandr / Oleksandr Serhiy).
+  bool reordered = false;
 };
 
 PartMatch CompareUnits(const Unit& a, const Unit& b, const std::string** a_text,
@@ -455,6 +460,8 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
   };
   double similarity_sum = 0;
   size_t covered_a = 0, covered_b = 0;
+  // Positions of the matched units, to see whether they cross.
+  std::vector<std::pair<size_t, size_t>> positions;
   for (Candidate& candidate : candidates) {
     const Unit& ua = units_a[candidate.ia];
     const Unit& ub = units_b[candidate.ib];
@@ -464,9 +471,16 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
     covered_a += ua.count;
     covered_b += ub.count;
     similarity_sum += candidate.match.match.similarity;
+    positions.push_back({ua.first, ub.first});
     result.matches.push_back(std::move(candidate.match));
   }
   if (result.matches.empty()) return result;
+  std::sort(positions.begin(), positions.end());
+  for (size_t i = 1; i < positions.size(); ++i) {
+    if (positions[i].second < positions[i - 1].second) {
+      result.reordered = true;
+    }
+  }
   const size_t uncovered_a = a.parts.size() - covered_a;
   const size_t uncovered_b = b.parts.size() - covered_b;
   // Parts left over on both sides contradict each other; parts left over
@@ -488,6 +502,7 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
       result.similarity *= kOnlyLaterPartsFactor;
     }
   }
+  if (result.reordered) result.similarity *= kReorderedFactor;
   // The weakest link explains the match best.
   const UnitMatch* weakest = &result.matches.front();
   for (const UnitMatch& match : result.matches) {
@@ -541,6 +556,9 @@ std::string DescribeField(const FieldMatch& match) {
                                   MethodName(unit.match.method), ")"));
   }
   std::string text = absl::StrJoin(pieces, "; ");
+  if (match.reordered) {
+    absl::StrAppend(&text, "; the parts stand in another order");
+  }
   if (match.only_later_parts) {
     absl::StrAppend(&text,
                     "; only a later name part agrees, not the first one");
@@ -831,6 +849,15 @@ MatchReason CompareBirthPlaces(const PreparedRecord::Data& q,
 void AddBlockingForms(const std::string& key, std::vector<std::string>* out) {
   if (key.empty()) return;
   out->push_back(internal::CoarseKey(key));
+  if (key[0] == 'G') {
+    // Egyptian g is the j of other traditions (Gamal / Jamal / Djamal),
+    // whose key starts with a vowel.
+    out->push_back(internal::CoarseKey(absl::StrCat("A", key.substr(1))));
+  }
+  if (key.size() > 1 && key.back() == 'G') {
+    // A final g the other tradition leaves silent (Oleg / Oleh).
+    out->push_back(internal::CoarseKey(key.substr(0, key.size() - 1)));
+  }
   if (key.find('C') != std::string::npos) {
     std::string as_s = key;
     std::replace(as_s.begin(), as_s.end(), 'C', 'S');
@@ -892,9 +919,10 @@ class DuplicateMatcher::Impl {
       : folder_(std::move(folder)) {}
 
   absl::StatusOr<std::vector<NameField>> PrepareField(
-      absl::string_view text) const {
+      absl::string_view text, bool turkish = false) const {
     std::vector<NameField> fields;
-    absl::StatusOr<std::vector<FoldedSpelling>> folded = folder_->Fold(text);
+    absl::StatusOr<std::vector<FoldedSpelling>> folded =
+        folder_->Fold(text, turkish);
     if (!folded.ok()) return folded.status();
     for (const FoldedSpelling& spelling : *folded) {
       NameField field = MakeField(spelling);
@@ -910,11 +938,15 @@ class DuplicateMatcher::Impl {
       PreparedSpelling prepared;
       prepared.given_original = spelling.given_names;
       prepared.family_original = spelling.family_names;
+      // A Turkish letter in one field makes the other Turkish too (Cemal
+      // Çakır: the c of Cemal is the dsch of Dschemal).
+      const bool turkish = internal::HasTurkishLetters(spelling.given_names) ||
+                           internal::HasTurkishLetters(spelling.family_names);
       absl::StatusOr<std::vector<NameField>> given =
-          PrepareField(spelling.given_names);
+          PrepareField(spelling.given_names, turkish);
       if (!given.ok()) return given.status();
       absl::StatusOr<std::vector<NameField>> family =
-          PrepareField(spelling.family_names);
+          PrepareField(spelling.family_names, turkish);
       if (!family.ok()) return family.status();
       prepared.given = *std::move(given);
       prepared.family = *std::move(family);

@@ -401,8 +401,34 @@ TEST(NameRules, TurkishLettersAgainstPlainAndGermanForms) {
             kStrongDuplicateScore);
   EXPECT_GE(NameScore("Çiğdem", "Şahin", "Tschigdem", "Schahin"),
             kStrongDuplicateScore);
+  // A Turkish letter in the family name makes the given name's c Turkish.
+  EXPECT_GE(NameScore("Cemal", "Çakır", "Dschemal", "Tschakir"),
+            kStrongDuplicateScore);
+  // The soft g: written, dropped.
+  EXPECT_GE(NameScore("Mustafa", "Erdoğan", "Mustafa", "Erdoan"),
+            kStrongDuplicateScore);
   // Yilmaz and Yildiz stay different names.
   EXPECT_LT(NameScore("Mehmet", "Yılmaz", "Mehmet", "Yildiz"), 0.6);
+}
+
+TEST(NameRules, UkrainianAndRussianForms) {
+  EXPECT_GE(NameScore("Олег", "Коваль", "Oleh", "Koval"),
+            kStrongDuplicateScore);
+  EXPECT_GE(NameScore("Ihor", "Melnyk", "Igor", "Melnik"),
+            kStrongDuplicateScore);
+  EXPECT_GE(NameScore("Halyna", "Shevchuk", "Galina", "Schewtschuk"),
+            kStrongDuplicateScore);
+  // The swapped and varied form still shares a blocking key.
+  const MatchRecord a = Record("Oleh", "Koval", {1980, 2, 3});
+  const MatchRecord b = Record("Kowal", "Oleg", {1980, 2, 3});
+  auto lookup = Matcher().LookupKeys(a.names, a.birth_date);
+  auto index = Matcher().BlockingKeys(b.names, b.birth_date);
+  ASSERT_TRUE(lookup.ok() && index.ok());
+  bool shared = false;
+  for (const std::string& key : *lookup) {
+    shared |= std::find(index->begin(), index->end(), key) != index->end();
+  }
+  EXPECT_TRUE(shared);
 }
 
 TEST(NameRules, ArabicRomanisationTraditions) {

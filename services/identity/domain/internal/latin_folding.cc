@@ -12,7 +12,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace lotse::identity::internal {
 namespace {
@@ -59,15 +61,6 @@ constexpr char kTurkishReadingRules[] = R"(
 :: NFC;
 [cC] > dsch;
 )";
-
-bool HasTurkishLetter(const icu::UnicodeString& text) {
-  static const icu::UnicodeString kTurkish =
-      icu::UnicodeString::fromUTF8("ğĞıİşŞçÇ");
-  for (int32_t i = 0; i < text.length(); ++i) {
-    if (kTurkish.indexOf(text.charAt(i)) >= 0) return true;
-  }
-  return false;
-}
 
 // Umlauts and sharp s written out, then the same folding.
 constexpr char kUmlautRules[] = R"(
@@ -239,11 +232,25 @@ std::string CleanAscii(absl::string_view text) {
 // other, then Latin with umlauts). About 100 lines, kept in one piece: the
 // order decides which spelling comes first, and the readings share one
 // borrowed set of transliterators.
+bool HasTurkishLetters(absl::string_view text) {
+  for (absl::string_view letter : {"ğ", "Ğ", "ı", "İ", "ş", "Ş", "ç", "Ç"}) {
+    if (absl::StrContains(text, letter)) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
-    absl::string_view text) const {
+    absl::string_view text, bool turkish) const {
   std::vector<FoldedSpelling> result;
   if (IsAscii(text)) {
     result.push_back({CleanAscii(text), SpellingOrigin::kLatin});
+    if (turkish) {
+      std::string reading =
+          absl::StrReplaceAll(result[0].text, {{"c", "dsch"}});
+      if (reading != result[0].text) {
+        result.push_back({std::move(reading), SpellingOrigin::kLatin});
+      }
+    }
     return result;
   }
   UErrorCode status = U_ZERO_ERROR;
@@ -338,7 +345,7 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
       add(folded(nullptr, set->umlauts.get()),
           SpellingOrigin::kUmlautsWrittenOut);
     }
-    if (HasTurkishLetter(original)) {
+    if (turkish || HasTurkishLetters(text)) {
       add(folded(nullptr, set->turkish_reading.get()), SpellingOrigin::kLatin);
     }
     icu::UnicodeString plain(original);

@@ -42,14 +42,17 @@ class LatinFolder {
   static absl::StatusOr<std::unique_ptr<LatinFolder>> Create();
   ~LatinFolder();
 
-  // All plausible ASCII spellings of `text`: one for Latin input (two when
-  // it has umlauts or sharp s); for Cyrillic the Ukrainian and the Russian
+  // All plausible ASCII spellings of `text`: for Latin input the German
+  // register spelling of its diacritics, the spelling with them dropped,
+  // umlauts written out, and a Turkish reading (c as dsch) when the text
+  // has Turkish letters or `turkish` is set (another field of the same
+  // name has them); for Cyrillic the Ukrainian and the Russian
   // romanisation; for Ge'ez ICU's and the BGN one; for Arabic script the
   // Arabic and the Persian reading, each with w as consonant and as the
-  // vowel u. Deduplicated, never
-  // empty. INVALID_ARGUMENT if `text` is not valid UTF-8.
-  absl::StatusOr<std::vector<FoldedSpelling>> Fold(
-      absl::string_view text) const;
+  // vowel u. Deduplicated, never empty. INVALID_ARGUMENT if `text` is not
+  // valid UTF-8.
+  absl::StatusOr<std::vector<FoldedSpelling>> Fold(absl::string_view text,
+                                                   bool turkish = false) const;
 
  private:
   struct TransformSet;
@@ -66,6 +69,11 @@ class LatinFolder {
 // Lower-cases ASCII, drops apostrophes and turns every other non-letter
 // into a single space (trimmed). Exposed for the ASCII fast path.
 std::string CleanAscii(absl::string_view text);
+
+// Whether UTF-8 `text` has a letter only the Turkish alphabet uses among
+// the Latin ones German offices meet (g-breve, dotless i, dotted capital
+// I, s-cedilla) or c-cedilla.
+bool HasTurkishLetters(absl::string_view text);
 
 }  // namespace lotse::identity::internal
 

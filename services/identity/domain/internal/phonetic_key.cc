@@ -35,11 +35,11 @@ struct Rule {
 // h for Russian g, Egyptian g for j, Persian gh for q), q, a lone c
 // (k, ts, or a c with its diacritic dropped), th (t or s).
 constexpr Rule kRules[] = {
-    {"dsch", kVowel}, {"tsch", 'H'},  {"dzh", kVowel}, {"sch", 'S'},
-    {"tch", 'H'},     {"dj", kVowel}, {"sh", 'S'},     {"zh", 'S'},
-    {"ch", 'H'},      {"cz", 'H'},    {"kh", 'H'},     {"gh", 'G'},
-    {"ph", 'F'},      {"th", 'Y'},    {"dh", 'D'},     {"ck", 'K'},
-    {"ts", 'S'},      {"tz", 'S'},
+    {"dsch", kVowel}, {"tsch", 'H'}, {"dzh", kVowel}, {"sch", 'S'},
+    {"dz", kVowel},   {"tch", 'H'},  {"dj", kVowel},  {"sh", 'S'},
+    {"zh", 'S'},      {"ch", 'H'},   {"cz", 'H'},     {"kh", 'H'},
+    {"gh", 'G'},      {"ph", 'F'},   {"th", 'Y'},     {"dh", 'D'},
+    {"ck", 'K'},      {"ts", 'S'},   {"tz", 'S'},
 };
 
 char SingleLetterSound(char c) {
@@ -82,13 +82,14 @@ char SingleLetterSound(char c) {
   }
 }
 
+// By the first vowel of the group: two vowels in a row are either one
+// sound written two ways (ou, ei, ae) or a hiatus where a letter was
+// dropped (Erdoan for Erdogan), and the first carries the name either way.
 VowelClass ClassifyVowels(absl::string_view vowels) {
-  if (vowels.find('a') != absl::string_view::npos) return VowelClass::kOpen;
-  if (vowels.find_first_of("ou") != absl::string_view::npos) {
-    return VowelClass::kRounded;
-  }
-  if (vowels.find_first_of("eiy") != absl::string_view::npos) {
-    return VowelClass::kFront;
+  for (char c : vowels) {
+    if (c == 'a') return VowelClass::kOpen;
+    if (c == 'o' || c == 'u') return VowelClass::kRounded;
+    if (c == 'e' || c == 'i') return VowelClass::kFront;
   }
   return VowelClass::kUnknown;
 }
@@ -192,7 +193,10 @@ int SubstitutionCost(char x, char y) {
 
 // Cost of inserting or deleting key symbol x: w between vowels is a glide
 // some spellings write and others leave out (Dawud / Daud, Louai / Luay).
-int IndelCost(char x) { return x == 'V' ? kGlideEdit : kHardEdit; }
+// The same for g: Turkish ğ is silent or not written (Erdoğan / Erdoan),
+// and a final Ukrainian h, silent in the key, is the Russian g (Oleh /
+// Oleg).
+int IndelCost(char x) { return x == 'V' || x == 'G' ? kGlideEdit : kHardEdit; }
 
 }  // namespace
 

@@ -45,7 +45,7 @@ inline constexpr int kGlideEdit = 5;
 // by one that spells the same sound in another tradition (a lone c for k,
 // s or the ch of a dropped diacritic; g for h or the Egyptian g of j;
 // q for k or g; th for t or s; d for t) costs kSoftEdit, and a w glide
-// inserted or left out kGlideEdit. Stops counting at `limit` + 1.
+// or a g inserted or left out kGlideEdit. Stops counting at `limit` + 1.
 int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit);
 
 // A phonetic key with the symbols SoftKeyDistance lets meet at a soft
