@@ -18,6 +18,8 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "services/identity/domain/name_matching.h"
 #include "tests/identity/labelled_pairs.h"
 
@@ -26,6 +28,10 @@ ABSL_FLAG(std::string, show, "",
 ABSL_FLAG(std::string, normalize, "",
           "comma-separated names: print their normalised parts and keys, "
           "then exit");
+ABSL_FLAG(int, time_cross, 0,
+          "instead of measuring quality, time Compare of every record "
+          "against this many other pairs' records (mostly different "
+          "people, like a query's candidates) and print ns per comparison");
 ABSL_FLAG(std::string, level, "possible",
           "level whose wrong decisions --show prints");
 
@@ -108,6 +114,32 @@ int Run(const std::vector<std::string>& paths) {
     if (!pairs.ok()) {
       std::cerr << pairs.status() << "\n";
       status = 1;
+      continue;
+    }
+    if (const int cross = absl::GetFlag(FLAGS_time_cross); cross > 0) {
+      std::vector<PreparedRecord> prepared;
+      for (const LabelledPair& pair : *pairs) {
+        for (const MatchRecord* record : {&pair.a, &pair.b}) {
+          absl::StatusOr<PreparedRecord> p = (*matcher)->Prepare(*record);
+          if (p.ok()) prepared.push_back(*std::move(p));
+        }
+      }
+      const absl::Time start = absl::Now();
+      long comparisons = 0;
+      double checksum = 0;
+      for (size_t i = 0; i < prepared.size(); ++i) {
+        for (int k = 1; k <= cross; ++k) {
+          checksum += (*matcher)
+                          ->Compare(prepared[i],
+                                    prepared[(i + 2 * k + 1) % prepared.size()])
+                          .score;
+          ++comparisons;
+        }
+      }
+      const double ns = absl::ToDoubleNanoseconds(absl::Now() - start);
+      std::cout << absl::StrFormat(
+          "%s: %d comparisons, %.0f ns each (checksum %.1f)\n", path,
+          comparisons, ns / comparisons, checksum);
       continue;
     }
     std::map<std::string, Counts> totals;

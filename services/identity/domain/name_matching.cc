@@ -250,6 +250,27 @@ bool IsConverted(SpellingOrigin origin) {
          origin == SpellingOrigin::kConvertedConsonantal;
 }
 
+// Whether all but at most one symbol of the shorter key occur in the
+// longer one (as often as there): a swap of two letters keeps the letters,
+// so a key it spoiled still holds the other's symbols.
+bool SharesMostSymbols(const std::string& a, const std::string& b) {
+  const std::string& shorter = a.size() <= b.size() ? a : b;
+  const std::string& longer = a.size() <= b.size() ? b : a;
+  int counts[26] = {};
+  for (char c : longer) {
+    if (c >= 'A' && c <= 'Z') ++counts[c - 'A'];
+  }
+  int missing = 0;
+  for (char c : shorter) {
+    if (c < 'A' || c > 'Z' || --counts[c - 'A'] < 0) ++missing;
+  }
+  return missing <= 1;
+}
+
+bool IsVowelLetter(char c) {
+  return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
+}
+
 // Whether swapping two adjacent letters of `text` gives a spelling whose
 // key is at most one soft edit from `other` (with agreeing vowels).
 bool RepairedBySwap(const std::string& text,
@@ -257,7 +278,11 @@ bool RepairedBySwap(const std::string& text,
   if (text.size() < 5 || text.size() > 24) return false;
   std::string swapped = text;
   for (size_t i = 0; i + 1 < swapped.size(); ++i) {
-    if (swapped[i] == swapped[i + 1]) continue;
+    // Two equal letters, or two vowels: the key would not change.
+    if (swapped[i] == swapped[i + 1] ||
+        (IsVowelLetter(swapped[i]) && IsVowelLetter(swapped[i + 1]))) {
+      continue;
+    }
     std::swap(swapped[i], swapped[i + 1]);
     const internal::PhoneticKey key = internal::ComputePhoneticKey(swapped);
     std::swap(swapped[i], swapped[i + 1]);
@@ -331,8 +356,16 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   // in the skeleton. For Latin spellings one different consonant is too
   // coarse (Yilmaz / Yildiz), but two swapped consonants with vowels
   // around them are a typo the letter distance misses (Masnour / Mansur).
-  if (a.key.key.size() >= 4 && b.key.key.size() >= 4 &&
-      internal::OsaDistance(a.key.key, b.key.key, 1) <= 1) {
+  // Keys two edits apart at most: a swap of two letters moves one or two
+  // symbols of the key; anything farther is another name. Computed only
+  // where a rule below can use it: most compared parts share nothing.
+  const bool swap_possible = !consonantal && shorter_key >= 3 &&
+                             a.text.size() >= 5 && b.text.size() >= 5 &&
+                             SharesMostSymbols(a.key.key, b.key.key);
+  const int key_distance = (shorter_key >= 4 || swap_possible)
+                               ? internal::OsaDistance(a.key.key, b.key.key, 2)
+                               : 3;
+  if (a.key.key.size() >= 4 && b.key.key.size() >= 4 && key_distance <= 1) {
     std::string sorted_a = a.key.key, sorted_b = b.key.key;
     std::sort(sorted_a.begin(), sorted_a.end());
     std::sort(sorted_b.begin(), sorted_b.end());
@@ -343,8 +376,7 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   // Two letters swapped inside a spelling that differs from the other's
   // anyway (Schewstchenko for Schewtschenko, against Shevchenko): undo one
   // swap on either side and compare the keys again.
-  if (!consonantal && shorter_key >= 3 &&
-      std::max(a.key.key.size(), b.key.key.size()) <= shorter_key + 3 &&
+  if (swap_possible && key_distance <= 2 &&
       (RepairedBySwap(a.text, b.key) || RepairedBySwap(b.text, a.key))) {
     return {kSimilarityTypo, MatchMethod::kTypo};
   }

@@ -119,7 +119,8 @@ PhoneticKey ComputePhoneticKey(absl::string_view part) {
     char sound = '\0';
     size_t consumed = 1;
     for (const Rule& rule : kRules) {
-      if (absl::StartsWith(rest, rule.spelling)) {
+      if (rule.spelling[0] == rest[0] &&
+          absl::StartsWith(rest, rule.spelling)) {
         sound = rule.sound;
         consumed = rule.spelling.size();
         break;
@@ -203,6 +204,9 @@ int IndelCost(char x) { return x == 'V' || x == 'G' ? kGlideEdit : kHardEdit; }
 int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit) {
   const int n = static_cast<int>(a.size());
   const int m = static_cast<int>(b.size());
+  // Every symbol of the length difference must be inserted: at least a
+  // glide each.
+  if (std::abs(n - m) * kGlideEdit > limit) return limit + 1;
   absl::InlinedVector<int, 24> two_back(m + 1), previous(m + 1), current(m + 1);
   previous[0] = 0;
   for (int j = 1; j <= m; ++j)
@@ -260,7 +264,7 @@ int OsaDistance(absl::string_view a, absl::string_view b, int limit) {
   const int m = static_cast<int>(b.size());
   if (std::abs(n - m) > limit) return limit + 1;
   // Three rolling rows: two back for transpositions.
-  std::vector<int> two_back(m + 1), previous(m + 1), current(m + 1);
+  absl::InlinedVector<int, 24> two_back(m + 1), previous(m + 1), current(m + 1);
   for (int j = 0; j <= m; ++j) previous[j] = j;
   for (int i = 1; i <= n; ++i) {
     current[0] = i;
