@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -84,6 +85,8 @@ constexpr double kSimilarityTransliteration = 0.90;
 // Keys one (or two) letters of tradition-dependent sound apart (Qasim /
 // Gasim, Jovanovic / Jowanowitsch, Othman / Osman).
 constexpr double kSimilaritySoftVariant = 0.86;
+// The Ukrainian and the Russian form of one name (Mykola / Nikolai).
+constexpr double kSimilarityEquivalentForm = 0.86;
 constexpr double kSimilarityTwoSoftVariants = 0.80;
 // Same consonants, but a against o/u after the first consonant (Hassan /
 // Hussein, Mahmud / Muhammad): most likely a different name, so barely
@@ -195,6 +198,29 @@ NameForm MakeForm(std::string text, SpellingOrigin origin) {
   return form;
 }
 
+// Ukrainian and Russian forms of one given name that no spelling rule
+// leads from one to the other (a register may hold either): the forms
+// differ in a sound, not in how it is written. Both sides map to the
+// Russian form in its common German-register spelling; spelling variants
+// of either side reach it through the phonetic key.
+absl::string_view EquivalentForm(absl::string_view part) {
+  static const auto* const kForms =
+      new absl::flat_hash_map<std::string, std::string>{
+          {"mykola", "nikolai"},       {"mikola", "nikolai"},
+          {"hanna", "anna"},           {"ganna", "anna"},
+          {"kateryna", "ekaterina"},   {"katerina", "ekaterina"},
+          {"volodymyr", "vladimir"},   {"wolodymyr", "vladimir"},
+          {"daryna", "darja"},         {"nadiya", "nadezhda"},
+          {"nadija", "nadezhda"},      {"lyubov", "ljubov"},
+          {"yelyzaveta", "elizaveta"}, {"jelysaweta", "elizaveta"},
+          {"oleksiy", "aleksei"},      {"oleksii", "aleksei"},
+          {"heorhiy", "georgi"},       {"heorhii", "georgi"},
+          {"fedir", "fjodor"},         {"khrystyna", "kristina"},
+      };
+  auto it = kForms->find(part);
+  return it == kForms->end() ? absl::string_view() : it->second;
+}
+
 NameField MakeField(const FoldedSpelling& spelling) {
   NameField field;
   field.folded = spelling.text;
@@ -206,7 +232,12 @@ NameField MakeField(const FoldedSpelling& spelling) {
     if (stripped.size() != token.size()) {
       part.forms.push_back(MakeForm(std::string(stripped), spelling.origin));
     }
+    const absl::string_view equivalent = EquivalentForm(token);
     part.forms.push_back(MakeForm(std::move(token), spelling.origin));
+    if (!equivalent.empty()) {
+      part.forms.push_back(
+          MakeForm(std::string(equivalent), SpellingOrigin::kEquivalentForm));
+    }
     field.parts.push_back(std::move(part));
   }
   field.units = MakeUnits(field);
@@ -300,6 +331,15 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   const bool consonantal = a.origin == SpellingOrigin::kConvertedConsonantal ||
                            b.origin == SpellingOrigin::kConvertedConsonantal;
   if (a.text.empty() || b.text.empty()) return {};
+  if (a.origin == SpellingOrigin::kEquivalentForm ||
+      b.origin == SpellingOrigin::kEquivalentForm) {
+    // Only the two languages' forms meet, never a form with a spelling.
+    if (a.origin != b.origin && a.key.key == b.key.key &&
+        internal::VowelsCompatible(a.key.first_vowel, b.key.first_vowel)) {
+      return {kSimilarityEquivalentForm, MatchMethod::kTransliteration};
+    }
+    return {};
+  }
   if (a.text == b.text) {
     if (converted)
       return {kSimilarityScriptSameText, MatchMethod::kScriptConversion};
@@ -334,7 +374,12 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
     const int soft = internal::SoftKeyDistance(a.key.key, b.key.key,
                                                2 * internal::kSoftEdit);
     const bool one_soft = soft <= internal::kGlideEdit;
-    if (one_soft || (soft <= 2 * internal::kSoftEdit && shorter_key >= 4)) {
+    // Two soft edits need a key long enough that the rest tells names
+    // apart, or the same letter written the same other way twice
+    // (Heorhiy / Georgi).
+    if (one_soft || (soft <= 2 * internal::kSoftEdit &&
+                     (shorter_key >= 4 ||
+                      internal::SameUpToOneSoftPair(a.key.key, b.key.key)))) {
       if (!vowels_agree && !consonantal) {
         return {kSimilarityTransliterationWeak, MatchMethod::kTransliteration};
       }
@@ -1229,7 +1274,7 @@ class FormReader {
           form.text = String();
           form.key.key = String();
           form.key.first_vowel = EnumUpTo(VowelClass::kFront);
-          form.origin = EnumUpTo(SpellingOrigin::kConvertedConsonantal);
+          form.origin = EnumUpTo(SpellingOrigin::kEquivalentForm);
         }
       }
       // Only well-formed parts make units (MakeUnits reads forms[0]).

@@ -418,6 +418,16 @@ TEST(NameRules, UkrainianAndRussianForms) {
             kStrongDuplicateScore);
   EXPECT_GE(NameScore("Halyna", "Shevchuk", "Galina", "Schewtschuk"),
             kStrongDuplicateScore);
+  // Forms no spelling rule bridges: the other language's form of the name.
+  EXPECT_GE(NameScore("Микола", "Бондар", "Nikolai", "Bondar"),
+            kStrongDuplicateScore);
+  EXPECT_GE(NameScore("Volodymyr", "Savchenko", "Wladimir", "Sawtschenko"),
+            kStrongDuplicateScore);
+  EXPECT_GE(NameScore("Heorhiy", "Rudenko", "Georgi", "Rudenko"),
+            kStrongDuplicateScore);
+  // ... but the equivalent form never stands in for another name.
+  EXPECT_LT(NameScore("Mykola", "Bondar", "Mykhailo", "Bondar"),
+            kPossibleDuplicateScore);
   // The swapped and varied form still shares a blocking key.
   const MatchRecord a = Record("Oleh", "Koval", {1980, 2, 3});
   const MatchRecord b = Record("Kowal", "Oleg", {1980, 2, 3});

@@ -26,6 +26,10 @@ enum class SpellingOrigin {
   // Converted from Arabic script, which writes no short vowels: only the
   // consonant skeleton is meaningful.
   kConvertedConsonantal,
+  // Not a spelling of the written name but the other language's form of
+  // it, where no spelling rule leads from one to the other (Ukrainian
+  // Mykola, Russian Nikolai). Added by the matcher, never by Fold.
+  kEquivalentForm,
 };
 
 struct FoldedSpelling {

@@ -232,6 +232,22 @@ int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit) {
   return std::min(previous[m], limit + 1);
 }
 
+bool SameUpToOneSoftPair(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  char x = 0, y = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] == b[i]) continue;
+    if (x == 0) {
+      if (SubstitutionCost(a[i], b[i]) != kSoftEdit) return false;
+      x = a[i];
+      y = b[i];
+    } else if (a[i] != x || b[i] != y) {
+      return false;
+    }
+  }
+  return true;
+}
+
 char CoarseSymbol(char symbol) {
   switch (symbol) {
     case 'C':

@@ -48,6 +48,11 @@ inline constexpr int kGlideEdit = 5;
 // or a g inserted or left out kGlideEdit. Stops counting at `limit` + 1.
 int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit);
 
+// Whether the keys have the same length and differ only where one has x
+// and the other y, for a single soft pair {x, y} (G and H in "HRH" /
+// "GRG"): one letter romanised another way throughout.
+bool SameUpToOneSoftPair(absl::string_view a, absl::string_view b);
+
 // A phonetic key with the symbols SoftKeyDistance lets meet at a soft
 // cost merged into one, and w glides after the start left out: the form
 // of a key that blocking uses, so that two parts at a soft distance still
