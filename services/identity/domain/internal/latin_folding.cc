@@ -232,6 +232,32 @@ std::string CleanAscii(absl::string_view text) {
 // other, then Latin with umlauts). About 100 lines, kept in one piece: the
 // order decides which spelling comes first, and the readings share one
 // borrowed set of transliterators.
+// Somali's Latin orthography writes the Arabic h-sound x and the ayn c
+// (Maxamed / Mohamed, Xasan / Hassan, Cabdi / Abdi, Cumar / Omar). Only
+// where the text may show it: an x at the start of a part or between
+// vowels, or a part starting with c and a vowel (a Latin name read this
+// way only gains a form that meets nothing). Empty when neither occurs.
+std::string SomaliReading(absl::string_view folded) {
+  auto is_vowel = [](char c) {
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u';
+  };
+  std::string out(folded);
+  bool changed = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const bool part_start = i == 0 || out[i - 1] == ' ';
+    const bool before_vowel = i + 1 < out.size() && is_vowel(out[i + 1]);
+    if (out[i] == 'x' && before_vowel &&
+        (part_start || (i > 0 && is_vowel(out[i - 1])))) {
+      out[i] = 'h';
+      changed = true;
+    } else if (out[i] == 'c' && part_start && before_vowel) {
+      out[i] = '\'';  // the onset is a vowel; CleanAscii drops the mark
+      changed = true;
+    }
+  }
+  return changed ? CleanAscii(out) : std::string();
+}
+
 bool HasTurkishLetters(absl::string_view text) {
   for (absl::string_view letter : {"ğ", "Ğ", "ı", "İ", "ş", "Ş", "ç", "Ç"}) {
     if (absl::StrContains(text, letter)) return true;
@@ -251,6 +277,9 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
         result.push_back({std::move(reading), SpellingOrigin::kLatin});
       }
     }
+    std::string somali = SomaliReading(result[0].text);
+    if (!somali.empty())
+      result.push_back({std::move(somali), SpellingOrigin::kLatin});
     return result;
   }
   UErrorCode status = U_ZERO_ERROR;
@@ -352,7 +381,10 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
     set->plain->transliterate(plain);
     std::string plain_utf8;
     plain.toUTF8String(plain_utf8);
-    add(CleanAscii(plain_utf8), SpellingOrigin::kLatin);
+    std::string plain_ascii = CleanAscii(plain_utf8);
+    std::string somali = SomaliReading(plain_ascii);
+    add(std::move(plain_ascii), SpellingOrigin::kLatin);
+    if (!somali.empty()) add(std::move(somali), SpellingOrigin::kLatin);
   }
   Release(std::move(set));
   return result;

@@ -48,13 +48,14 @@ class LatinFolder {
 
   // All plausible ASCII spellings of `text`: for Latin input the German
   // register spelling of its diacritics, the spelling with them dropped,
-  // umlauts written out, and a Turkish reading (c as dsch) when the text
+  // umlauts written out, a Turkish reading (c as dsch) when the text
   // has Turkish letters or `turkish` is set (another field of the same
-  // name has them); for Cyrillic the Ukrainian and the Russian
-  // romanisation; for Ge'ez ICU's and the BGN one; for Arabic script the
-  // Arabic and the Persian reading, each with w as consonant and as the
-  // vowel u. Deduplicated, never empty. INVALID_ARGUMENT if `text` is not
-  // valid UTF-8.
+  // name has them), and a Somali reading (x as h, an initial c as the
+  // vowel onset it marks) where the text shows Somali spelling; for Cyrillic
+  // the Ukrainian and the Russian romanisation; for Ge'ez ICU's and the BGN
+  // one; for Arabic script the Arabic and the Persian reading, each with w as
+  // consonant and as the vowel u. Deduplicated, never empty. INVALID_ARGUMENT
+  // if `text` is not valid UTF-8.
   absl::StatusOr<std::vector<FoldedSpelling>> Fold(absl::string_view text,
                                                    bool turkish = false) const;
 
@@ -78,6 +79,11 @@ std::string CleanAscii(absl::string_view text);
 // the Latin ones German offices meet (g-breve, dotless i, dotted capital
 // I, s-cedilla) or c-cedilla.
 bool HasTurkishLetters(absl::string_view text);
+
+// `folded` (lower-case ASCII parts) read as Somali orthography: x as h, a
+// part-initial c before a vowel as a vowel onset. Empty when no x or c is
+// placed where Somali spelling puts them.
+std::string SomaliReading(absl::string_view folded);
 
 }  // namespace lotse::identity::internal
 
