@@ -303,7 +303,8 @@ bool IsVowelLetter(char c) {
 }
 
 // Whether swapping two adjacent letters of `text` gives a spelling whose
-// key is at most one soft edit from `other` (with agreeing vowels).
+// key is at most one soft edit from `other`, with the same first vowel
+// (a swap that merely hides the vowel proves nothing).
 bool RepairedBySwap(const std::string& text,
                     const internal::PhoneticKey& other) {
   if (text.size() < 5 || text.size() > 24) return false;
@@ -319,7 +320,7 @@ bool RepairedBySwap(const std::string& text,
     std::swap(swapped[i], swapped[i + 1]);
     if (internal::SoftKeyDistance(key.key, other.key, internal::kSoftEdit) <=
             internal::kSoftEdit &&
-        internal::VowelsCompatible(key.first_vowel, other.first_vowel)) {
+        key.first_vowel == other.first_vowel) {
       return true;
     }
   }
@@ -390,10 +391,21 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   if (!consonantal) {
     const size_t shorter = std::min(a.text.size(), b.text.size());
     const int distance = internal::OsaDistance(a.text, b.text, 2);
+    const size_t longer = std::max(a.text.size(), b.text.size());
     // Offices rarely get the initial wrong, and names that differ only in
-    // it are often different names (Jamal / Kamal / Gamal).
-    if (((distance <= 1 && shorter >= 4) || (distance <= 2 && shorter >= 8)) &&
-        a.text[0] == b.text[0]) {
+    // it are often different names (Jamal / Kamal / Gamal); but two
+    // letters swapped at the start are a slip (aRhel / Rahel). A letter
+    // left out of a short name is one too (Saa / Sana).
+    const bool same_initial = a.text[0] == b.text[0];
+    const bool swapped_initial =
+        !same_initial && a.text.size() == b.text.size() && a.text.size() >= 3 &&
+        a.text[0] == b.text[1] && a.text[1] == b.text[0];
+    if (swapped_initial && distance <= 1) {
+      return {kSimilarityTypo, MatchMethod::kTypo};
+    }
+    if (same_initial &&
+        ((distance <= 1 && (shorter >= 4 || (shorter >= 3 && longer >= 4))) ||
+         (distance <= 2 && shorter >= 8))) {
       return {kSimilarityTypo, MatchMethod::kTypo};
     }
   }
@@ -935,6 +947,7 @@ void AddBlockingForms(const std::string& key, std::vector<std::string>* out) {
     // A final g the other tradition leaves silent (Oleg / Oleh).
     out->push_back(internal::CoarseKey(key.substr(0, key.size() - 1)));
   }
+  // A lone c may be an s (Cvetkovic / Tsvetkovich).
   if (key.find('C') != std::string::npos) {
     std::string as_s = key;
     std::replace(as_s.begin(), as_s.end(), 'C', 'S');
@@ -961,6 +974,30 @@ std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
     }
     return result;
   };
+  // The first sounds of the other field's parts, also as they would be
+  // with the part's first two letters swapped back (nÜal / Ünal): a slip
+  // there must not lose the candidate when the other field agrees.
+  auto first_sounds = [&](const NameField& field) {
+    std::vector<std::string> sounds;
+    for (const std::string& key : part_keys(field)) {
+      sounds.push_back(key.substr(0, 1));
+    }
+    for (const NamePart& part : field.parts) {
+      const std::string& text = part.forms.back().text;
+      if (text.size() < 3 || text[0] == text[1]) continue;
+      std::string swapped = text;
+      std::swap(swapped[0], swapped[1]);
+      std::vector<std::string> swapped_keys;
+      AddBlockingForms(internal::ComputePhoneticKey(swapped).key,
+                       &swapped_keys);
+      for (const std::string& key : swapped_keys) {
+        sounds.push_back(key.substr(0, 1));
+      }
+    }
+    std::sort(sounds.begin(), sounds.end());
+    sounds.erase(std::unique(sounds.begin(), sounds.end()), sounds.end());
+    return sounds;
+  };
   auto pair_keys = [&](const std::vector<NameField>& one,
                        const std::vector<NameField>& other) {
     for (const NameField& field : one) {
@@ -970,8 +1007,8 @@ std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
           continue;
         }
         for (const NameField& other_field : other) {
-          for (const std::string& other_key : part_keys(other_field)) {
-            keys.insert(absl::StrCat(key, "|", other_key.substr(0, 1)));
+          for (const std::string& sound : first_sounds(other_field)) {
+            keys.insert(absl::StrCat(key, "|", sound));
           }
         }
       }

@@ -258,6 +258,25 @@ std::string SomaliReading(absl::string_view folded) {
   return changed ? CleanAscii(out) : std::string();
 }
 
+std::string FrenchReading(absl::string_view folded) {
+  std::string out;
+  out.reserve(folded.size() + 2);
+  bool changed = false;
+  for (size_t i = 0; i < folded.size(); ++i) {
+    const bool after_s_or_t =
+        i > 0 && (folded[i - 1] == 's' || folded[i - 1] == 't');
+    if (folded[i] == 'c' && i + 1 < folded.size() && folded[i + 1] == 'h' &&
+        !after_s_or_t) {
+      out += "sh";
+      ++i;
+      changed = true;
+    } else {
+      out.push_back(folded[i]);
+    }
+  }
+  return changed ? out : std::string();
+}
+
 bool HasTurkishLetters(absl::string_view text) {
   for (absl::string_view letter : {"ğ", "Ğ", "ı", "İ", "ş", "Ş", "ç", "Ç"}) {
     if (absl::StrContains(text, letter)) return true;
@@ -276,6 +295,10 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
       if (reading != result[0].text) {
         result.push_back({std::move(reading), SpellingOrigin::kLatin});
       }
+    }
+    std::string french = FrenchReading(result[0].text);
+    if (!french.empty()) {
+      result.push_back({std::move(french), SpellingOrigin::kLatin});
     }
     std::string somali = SomaliReading(result[0].text);
     if (!somali.empty())
@@ -383,6 +406,8 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
     plain.toUTF8String(plain_utf8);
     std::string plain_ascii = CleanAscii(plain_utf8);
     std::string somali = SomaliReading(plain_ascii);
+    std::string french = FrenchReading(plain_ascii);
+    if (!french.empty()) add(std::move(french), SpellingOrigin::kLatin);
     add(std::move(plain_ascii), SpellingOrigin::kLatin);
     if (!somali.empty()) add(std::move(somali), SpellingOrigin::kLatin);
   }

@@ -50,12 +50,12 @@ class LatinFolder {
   // register spelling of its diacritics, the spelling with them dropped,
   // umlauts written out, a Turkish reading (c as dsch) when the text
   // has Turkish letters or `turkish` is set (another field of the same
-  // name has them), and a Somali reading (x as h, an initial c as the
-  // vowel onset it marks) where the text shows Somali spelling; for Cyrillic
-  // the Ukrainian and the Russian romanisation; for Ge'ez ICU's and the BGN
-  // one; for Arabic script the Arabic and the Persian reading, each with w as
-  // consonant and as the vowel u. Deduplicated, never empty. INVALID_ARGUMENT
-  // if `text` is not valid UTF-8.
+  // name has them), a French reading (ch as sh), and a Somali reading (x as h,
+  // an initial c as the vowel onset it marks) where the text shows Somali
+  // spelling; for Cyrillic the Ukrainian and the Russian romanisation; for
+  // Ge'ez ICU's and the BGN one; for Arabic script the Arabic and the Persian
+  // reading, each with w as consonant and as the vowel u. Deduplicated, never
+  // empty. INVALID_ARGUMENT if `text` is not valid UTF-8.
   absl::StatusOr<std::vector<FoldedSpelling>> Fold(absl::string_view text,
                                                    bool turkish = false) const;
 
@@ -79,6 +79,11 @@ std::string CleanAscii(absl::string_view text);
 // the Latin ones German offices meet (g-breve, dotless i, dotted capital
 // I, s-cedilla) or c-cedilla.
 bool HasTurkishLetters(absl::string_view text);
+
+// `folded` (lower-case ASCII parts) read the French way, ch as sh (Rachid /
+// Rashid, Hicham / Hisham), where German reads kh; the ch of sch and tsch
+// stays. Empty when there is no such ch.
+std::string FrenchReading(absl::string_view folded);
 
 // `folded` (lower-case ASCII parts) read as Somali orthography: x as h, a
 // part-initial c before a vowel as a vowel onset. Empty when no x or c is

@@ -29,17 +29,18 @@ struct Rule {
 // Serbian and Croatian Latin alphabet). Longest first. j is a vowel:
 // German writes j for English y (Jusuf, Jelena, Marjam), and the English j
 // of Jafari is German dsch, folded likewise. kh, ch (German for kh, and
-// the Slavic ch of tsch/tch/cz) and h are one guttural. Letters whose
-// sound depends on the tradition keep a symbol of their own, which
+// the Slavic ch of tsch/tch/cz) and h are one guttural; the French ch of
+// sh is a reading of its own (latin_folding.cc). Letters whose sound
+// depends on the tradition keep a symbol of their own, which
 // SoftKeyDistance lets meet its neighbours at a reduced cost: g (Ukrainian
-// h for Russian g, Egyptian g for j, Persian gh for q), q, a lone c
-// (k, ts, or a c with its diacritic dropped), th (t or s).
+// h for Russian g, Egyptian g for j, Persian gh for q), q, a lone c (k, ts,
+// the Turkish dsch, or a c with its diacritic dropped), th (t or s).
 constexpr Rule kRules[] = {
-    {"dsch", kVowel}, {"tsch", 'H'}, {"dzh", kVowel}, {"sch", 'S'},
-    {"dz", kVowel},   {"tch", 'H'},  {"dj", kVowel},  {"sh", 'S'},
-    {"zh", 'S'},      {"ch", 'H'},   {"cz", 'H'},     {"kh", 'H'},
-    {"gh", 'G'},      {"ph", 'F'},   {"th", 'Y'},     {"dh", 'D'},
-    {"ck", 'K'},      {"ts", 'S'},   {"tz", 'S'},
+    {"dsch", kVowel}, {"tsch", 'H'},  {"dzh", kVowel}, {"sch", 'S'},
+    {"tch", 'H'},     {"dj", kVowel}, {"sh", 'S'},     {"zh", 'S'},
+    {"ch", 'H'},      {"cz", 'H'},    {"kh", 'H'},     {"gh", 'G'},
+    {"ph", 'F'},      {"th", 'Y'},    {"dh", 'D'},     {"ck", 'K'},
+    {"ts", 'S'},      {"tz", 'S'},
 };
 
 char SingleLetterSound(char c) {
@@ -139,9 +140,10 @@ PhoneticKey ComputePhoneticKey(absl::string_view part) {
         first_vowel_group.append(rest.data(), consumed);
       }
     } else if (sound != '\0') {
-      if (seen_consonant && !first_vowel_group.empty()) {
-        first_group_closed = true;
-      }
+      // Only a vowel right after the first consonant counts: where a
+      // consonant follows it, that vowel was left out or moved (Hdan /
+      // Hodan, Kwoalenko) or never written (Vladimir / Volodymyr).
+      if (seen_consonant) first_group_closed = true;
       seen_consonant = true;
     }
     if (sound != '\0') sounds.push_back(sound);
@@ -196,8 +198,11 @@ int SubstitutionCost(char x, char y) {
 // some spellings write and others leave out (Dawud / Daud, Louai / Luay).
 // The same for g: Turkish ğ is silent or not written (Erdoğan / Erdoan),
 // and a final Ukrainian h, silent in the key, is the Russian g (Oleh /
-// Oleg).
-int IndelCost(char x) { return x == 'V' || x == 'G' ? kGlideEdit : kHardEdit; }
+// Oleg). And for c, which Turkish and Kurdish use for the dsch that other
+// spellings render as a vowel-like j (Avci / Avdschi).
+int IndelCost(char x) {
+  return x == 'V' || x == 'G' || x == 'C' ? kGlideEdit : kHardEdit;
+}
 
 }  // namespace
 
