@@ -64,7 +64,7 @@ namespace lotse::identity {
 //    wrong.
 inline constexpr double kPossibleDuplicateScore = 0.45;
 inline constexpr double kLikelyDuplicateScore = 0.62;
-inline constexpr double kStrongDuplicateScore = 0.78;
+inline constexpr double kStrongDuplicateScore = 0.75;
 
 // A birth date of which only some parts may be known, as
 // lotse.type.v1.PartialDate: year 0 = unknown; month 0 = year only; day 0 =

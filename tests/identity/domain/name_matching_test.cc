@@ -624,6 +624,22 @@ TEST(LabelledPairs, SampleAtEachLevel) {
   EXPECT_GE(q.strong.precision(), 0.999);
 }
 
+// Pairs from a generator written apart from the matcher
+// (data/gen_heldout.py): other name pools (Serbian, Croatian, Bosnian,
+// Turkish, Kurdish, Egyptian, Sudanese, Moroccan, Persian, Dari, Russian,
+// Belarusian, Tigrinya, Amharic, Somali) and their romanisation rules.
+TEST(LabelledPairs, SeparatelyGeneratedPairsAtEachLevel) {
+  const std::vector<LabelledPair> pairs = LoadPairs(
+      testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
+  ASSERT_GT(pairs.size(), 1000u);
+  const LevelQuality q = Measure(pairs, "names-heldout.tsv");
+  EXPECT_GE(q.possible.recall(), 0.96);
+  EXPECT_GE(q.possible.precision(), 0.99);
+  EXPECT_GE(q.likely.precision(), 0.998);
+  EXPECT_GE(q.strong.recall(), 0.80);
+  EXPECT_GE(q.strong.precision(), 0.999);
+}
+
 // Serbian and Croatian (Latin, Cyrillic, German register forms), Turkish
 // letters and their German spellings, Arabic romanisations (q/g, th/s,
 // French ou, Egyptian g), Persian script, Ukrainian against Russian forms,

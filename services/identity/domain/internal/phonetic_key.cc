@@ -194,14 +194,17 @@ int SubstitutionCost(char x, char y) {
   return kHardEdit;
 }
 
-// Cost of inserting or deleting key symbol x: w between vowels is a glide
-// some spellings write and others leave out (Dawud / Daud, Louai / Luay).
-// The same for g: Turkish ğ is silent or not written (Erdoğan / Erdoan),
-// and a final Ukrainian h, silent in the key, is the Russian g (Oleh /
-// Oleg). And for c, which Turkish and Kurdish use for the dsch that other
-// spellings render as a vowel-like j (Avci / Avdschi).
-int IndelCost(char x) {
-  return x == 'V' || x == 'G' || x == 'C' ? kGlideEdit : kHardEdit;
+// Cost of inserting or deleting key symbol x. A g is a glide some
+// spellings write and others leave out: Turkish ğ is silent or not
+// written (Erdoğan / Erdoan), and a final Ukrainian h, silent in the key,
+// is the Russian g (Oleh / Oleg). In short keys w and c are too: w
+// between vowels (Dawud / Daud, Louai / Luay), c for the Turkish dsch that
+// other spellings render as a vowel-like j (Avci / Avdschi). In longer
+// keys they are not, or every -vić and -ić would fall away (Petrović /
+// Petrić / Petrov).
+int IndelCost(char x, bool short_keys) {
+  if (x == 'G') return kGlideEdit;
+  return short_keys && (x == 'V' || x == 'C') ? kGlideEdit : kHardEdit;
 }
 
 }  // namespace
@@ -212,17 +215,18 @@ int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit) {
   // Every symbol of the length difference must be inserted: at least a
   // glide each.
   if (std::abs(n - m) * kGlideEdit > limit) return limit + 1;
+  const bool short_keys = std::max(n, m) <= 3;
   absl::InlinedVector<int, 24> two_back(m + 1), previous(m + 1), current(m + 1);
   previous[0] = 0;
   for (int j = 1; j <= m; ++j)
-    previous[j] = previous[j - 1] + IndelCost(b[j - 1]);
+    previous[j] = previous[j - 1] + IndelCost(b[j - 1], short_keys);
   for (int i = 1; i <= n; ++i) {
-    current[0] = previous[0] + IndelCost(a[i - 1]);
+    current[0] = previous[0] + IndelCost(a[i - 1], short_keys);
     int row_min = current[0];
     for (int j = 1; j <= m; ++j) {
       int best =
-          std::min({previous[j] + IndelCost(a[i - 1]),
-                    current[j - 1] + IndelCost(b[j - 1]),
+          std::min({previous[j] + IndelCost(a[i - 1], short_keys),
+                    current[j - 1] + IndelCost(b[j - 1], short_keys),
                     previous[j - 1] + SubstitutionCost(a[i - 1], b[j - 1])});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
         best = std::min(best, two_back[j - 2] + kHardEdit);

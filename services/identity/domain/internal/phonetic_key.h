@@ -44,8 +44,9 @@ inline constexpr int kGlideEdit = 5;
 // Like OsaDistance on two phonetic keys, in tenths, but a symbol replaced
 // by one that spells the same sound in another tradition (a lone c for k,
 // s or the ch of a dropped diacritic; g for h or the Egyptian g of j;
-// q for k or g; th for t or s; d for t) costs kSoftEdit, and a w glide
-// or a g inserted or left out kGlideEdit. Stops counting at `limit` + 1.
+// q for k or g; th for t or s; d for t) costs kSoftEdit, and a g (or in
+// keys of at most three symbols a w or c) inserted or left out kGlideEdit.
+// Stops counting at `limit` + 1.
 int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit);
 
 // Whether the keys have the same length and differ only where one has x
