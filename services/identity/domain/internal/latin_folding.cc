@@ -47,6 +47,25 @@ constexpr char kPersianReadingRules[] = R"(
 [ṯṮ] > s;
 )";
 
+// The Persian reading with h kept apart (see below).
+constexpr char kPersianReadingApartRules[] = R"(
+:: NFC;
+[ḍḌẓẒḏḎ] > z;
+[ṯṮ] > s;
+[zsktgdcḍḏṯ] { ([hḥ]) > e $1;
+)";
+
+// ICU writes a consonant that Latin spells with h by an h with a line
+// below (kẖ, sẖ, zẖ), so a plain h after z, s, k, ... is a letter of its
+// own (ه or ح): Zahra is zhra, Sahar sḥr. A vowel put between keeps the
+// two from being read as one sound (the key ignores it). Latin spellings
+// join such pairs too where no vowel is spoken (Ishaq, ʾsḥq), so this is
+// a reading beside the one without.
+constexpr char kArabicReadingApartRules[] = R"(
+:: NFC;
+[zsktgdcḍḏṯ] { ([hḥ]) > e $1;
+)";
+
 // Diacritics simply dropped, as a form without them (or a keyboard without
 // them) leaves a name: Sevcenko, Dordevic, Celik.
 constexpr char kPlainRules[] = R"(
@@ -96,6 +115,8 @@ struct LatinFolder::TransformSet {
   std::unique_ptr<icu::Transliterator> fold;
   std::unique_ptr<icu::Transliterator> umlauts;
   std::unique_ptr<icu::Transliterator> persian_reading;
+  std::unique_ptr<icu::Transliterator> arabic_reading_apart;
+  std::unique_ptr<icu::Transliterator> persian_reading_apart;
   std::unique_ptr<icu::Transliterator> plain;
   std::unique_ptr<icu::Transliterator> turkish_reading;
 
@@ -108,6 +129,8 @@ struct LatinFolder::TransformSet {
     copy->fold.reset(fold->clone());
     copy->umlauts.reset(umlauts->clone());
     copy->persian_reading.reset(persian_reading->clone());
+    copy->arabic_reading_apart.reset(arabic_reading_apart->clone());
+    copy->persian_reading_apart.reset(persian_reading_apart->clone());
     copy->plain.reset(plain->clone());
     copy->turkish_reading.reset(turkish_reading->clone());
     return copy;
@@ -179,6 +202,14 @@ absl::StatusOr<std::unique_ptr<LatinFolder>> LatinFolder::Create() {
       CreateByRules("Lotse-PersianReading", kPersianReadingRules);
   if (!persian.ok()) return persian.status();
   set->persian_reading = *std::move(persian);
+  absl::StatusOr<std::unique_ptr<icu::Transliterator>> arabic_apart =
+      CreateByRules("Lotse-ArabicReadingApart", kArabicReadingApartRules);
+  if (!arabic_apart.ok()) return arabic_apart.status();
+  set->arabic_reading_apart = *std::move(arabic_apart);
+  absl::StatusOr<std::unique_ptr<icu::Transliterator>> persian_apart =
+      CreateByRules("Lotse-PersianReadingApart", kPersianReadingApartRules);
+  if (!persian_apart.ok()) return persian_apart.status();
+  set->persian_reading_apart = *std::move(persian_apart);
   absl::StatusOr<std::unique_ptr<icu::Transliterator>> plain =
       CreateByRules("Lotse-PlainLatin", kPlainRules);
   if (!plain.ok()) return plain.status();
@@ -376,7 +407,8 @@ absl::StatusOr<std::vector<FoldedSpelling>> LatinFolder::Fold(
   if (has_arabic) {
     for (icu::Transliterator* reading :
          {static_cast<icu::Transliterator*>(nullptr),
-          set->persian_reading.get()}) {
+          set->arabic_reading_apart.get(), set->persian_reading.get(),
+          set->persian_reading_apart.get()}) {
       std::string consonantal =
           folded(set->any_to_latin.get(), nullptr, reading);
       // Arabic and Persian write long u/o with the letter waw, which ICU
