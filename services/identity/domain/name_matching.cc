@@ -390,23 +390,24 @@ PartMatch CompareForms(const NameForm& a, const NameForm& b) {
   }
   if (!consonantal) {
     const size_t shorter = std::min(a.text.size(), b.text.size());
-    const int distance = internal::OsaDistance(a.text, b.text, 2);
     const size_t longer = std::max(a.text.size(), b.text.size());
     // Offices rarely get the initial wrong, and names that differ only in
     // it are often different names (Jamal / Kamal / Gamal); but two
     // letters swapped at the start are a slip (aRhel / Rahel). A letter
-    // left out of a short name is one too (Saa / Sana).
+    // left out of a short name is one too (Saa / Sana). Checked before the
+    // distance, which most pairs of different names never need.
     const bool same_initial = a.text[0] == b.text[0];
     const bool swapped_initial =
         !same_initial && a.text.size() == b.text.size() && a.text.size() >= 3 &&
         a.text[0] == b.text[1] && a.text[1] == b.text[0];
-    if (swapped_initial && distance <= 1) {
-      return {kSimilarityTypo, MatchMethod::kTypo};
-    }
-    if (same_initial &&
-        ((distance <= 1 && (shorter >= 4 || (shorter >= 3 && longer >= 4))) ||
-         (distance <= 2 && shorter >= 8))) {
-      return {kSimilarityTypo, MatchMethod::kTypo};
+    if ((same_initial && shorter >= 3 && longer >= 4) || swapped_initial) {
+      const int distance = internal::OsaDistance(a.text, b.text, 2);
+      if (swapped_initial && distance <= 1) {
+        return {kSimilarityTypo, MatchMethod::kTypo};
+      }
+      if (same_initial && (distance <= 1 || (distance <= 2 && shorter >= 8))) {
+        return {kSimilarityTypo, MatchMethod::kTypo};
+      }
     }
   }
   // Arabic script shows only consonants, so a typo there can only be seen
