@@ -23,7 +23,7 @@ const TableSpec kPersonRecord = {"",
 const TableSpec kCandidates = {"candidates",
                                {{"PERSON", "person.name"},
                                 {"SCORE", "score"},
-                                {"STRONG", "strong"},
+                                {"LEVEL", "level"},
                                 {"MATCH ONLY", "match_only"},
                                 {"GIVEN", "person.names.given_names"},
                                 {"FAMILY", "person.names.family_names"},
@@ -74,7 +74,10 @@ std::vector<Verb> PersonVerbs() {
       {"person", "person", "an existing person, persons/{id}", false, true}};
   for (VerbFlag& f : PersonFlags("draft.")) duplicates.push_back(f);
   duplicates.push_back({"min-score", "min_score", "0.0..1.0"});
+  duplicates.push_back(
+      {"min-level", "min_level", "POSSIBLE, LIKELY or STRONG: at least this"});
   duplicates.push_back({"page-size", "page_size", "at most this many"});
+  duplicates.push_back({"page-token", "page_token", "continue a listing"});
   verbs.push_back({"persons",
                    "find-duplicates",
                    "candidates for the same person: of an existing person, "

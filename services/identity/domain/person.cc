@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -21,6 +22,7 @@
 #include "common/api/names.h"
 #include "common/api/text.h"
 #include "services/identity/domain/agency.h"
+#include "services/identity/domain/romanization.h"
 
 namespace lotse::identity {
 namespace {
@@ -130,7 +132,7 @@ bool IsInScript(absl::string_view text, UScriptCode script) {
 }
 
 void ValidateName(const v1::PersonName& name, const std::string& field,
-                  bool* has_latin, FieldViolations* violations) {
+                  FieldViolations* violations) {
   const std::string given_field = absl::StrCat(field, ".given_names");
   const std::string family_field = absl::StrCat(field, ".family_names");
   const bool given_ok = CheckText(name.given_names(), given_field,
@@ -158,7 +160,6 @@ void ValidateName(const v1::PersonName& name, const std::string& field,
                     "\"Arab\", \"Cyrl\" or \"Ethi\"");
     return;
   }
-  if (script == USCRIPT_LATIN) *has_latin = true;
   if (given_ok && !IsInScript(name.given_names(), script)) {
     violations->Add(given_field, "is not written in the stated script");
   }
@@ -170,23 +171,33 @@ void ValidateName(const v1::PersonName& name, const std::string& field,
 void ValidateNames(const v1::Person& person, const std::string& prefix,
                    FieldViolations* violations) {
   const std::string field = absl::StrCat(prefix, ".names");
-  if (person.names_size() == 0) {
-    violations->Add(field, "is required (at least one name in Latin script)");
+  // Romanised entries are the service's own output: a client that sends
+  // back a record it read must not fail on them, so they are skipped here
+  // and made afresh by AddRomanizedNames.
+  const int supplied = static_cast<int>(
+      std::count_if(person.names().begin(), person.names().end(),
+                    [](const v1::PersonName& name) {
+                      return name.kind() != v1::NAME_KIND_ROMANIZED;
+                    }));
+  if (supplied == 0) {
+    violations->Add(field,
+                    "is required (at least one name; entries of kind "
+                    "ROMANIZED are made by the service and do not count)");
     return;
   }
-  if (person.names_size() > kMaxPersonNames) {
-    violations->Add(
-        field, absl::StrCat("must have at most ", kMaxPersonNames, " entries"));
+  if (supplied > kMaxPersonNames) {
+    violations->Add(field, absl::StrCat("must have at most ", kMaxPersonNames,
+                                        " entries besides ROMANIZED ones"));
     return;
   }
-  bool has_latin = false;
   for (int i = 0; i < person.names_size(); ++i) {
-    ValidateName(person.names(i), absl::StrCat(field, "[", i, "]"), &has_latin,
-                 violations);
+    if (person.names(i).kind() == v1::NAME_KIND_ROMANIZED) continue;
+    ValidateName(person.names(i), absl::StrCat(field, "[", i, "]"), violations);
   }
-  if (!has_latin) {
-    violations->Add(field, "must contain at least one entry in Latin script");
-  }
+}
+
+bool IsLatinName(const v1::PersonName& name) {
+  return name.script().empty() || name.script() == "Latn";
 }
 
 void ValidateBirthPlace(const v1::Person& person, const std::string& prefix,
@@ -502,6 +513,43 @@ void ApplyPersonUpdate(const v1::Person& patch,
   if (nationality_touched) {
     ValidateNationalityStatus(*target, prefix, violations);
   }
+}
+
+absl::Status AddRomanizedNames(v1::Person* person) {
+  google::protobuf::RepeatedPtrField<v1::PersonName> supplied;
+  for (v1::PersonName& name : *person->mutable_names()) {
+    if (name.kind() != v1::NAME_KIND_ROMANIZED) {
+      *supplied.Add() = std::move(name);
+    }
+  }
+  person->mutable_names()->Swap(&supplied);
+  if (std::any_of(person->names().begin(), person->names().end(),
+                  IsLatinName)) {
+    return absl::OkStatus();
+  }
+  const std::vector<std::string> nationalities(
+      person->nationality_codes().begin(), person->nationality_codes().end());
+  absl::flat_hash_set<std::pair<std::string, std::string>> seen;
+  const int originals = person->names_size();
+  for (int i = 0; i < originals; ++i) {
+    const v1::PersonName original = person->names(i);
+    absl::StatusOr<std::string> given =
+        RomanizeName(original.given_names(), original.script(), nationalities);
+    if (!given.ok()) return given.status();
+    absl::StatusOr<std::string> family =
+        RomanizeName(original.family_names(), original.script(), nationalities);
+    if (!family.ok()) return family.status();
+    if (given->empty() && family->empty()) continue;
+    // Two spellings of one name (a birth name equal to the current one)
+    // romanise alike; one Latin entry says it.
+    if (!seen.emplace(*given, *family).second) continue;
+    v1::PersonName* romanized = person->add_names();
+    romanized->set_given_names(*std::move(given));
+    romanized->set_family_names(*std::move(family));
+    romanized->set_script("Latn");
+    romanized->set_kind(v1::NAME_KIND_ROMANIZED);
+  }
+  return absl::OkStatus();
 }
 
 MatchRecord ToMatchRecord(const v1::Person& person) {

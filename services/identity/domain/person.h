@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/civil_time.h"
 #include "common/errors/status.h"
@@ -42,11 +43,23 @@ inline constexpr int kMinBirthYear = 1900;
 
 // Validates the client-supplied fields of `person` (names, birth_date,
 // birth_place, birth_country_code, sex, nationality_codes,
-// nationality_status, contact); output-only fields are ignored. `prefix` is
+// nationality_status, contact); output-only fields and names of kind
+// NAME_KIND_ROMANIZED are ignored. `prefix` is
 // the field path of the message in the request, e.g. "person" or "draft".
 // `today` is the current date in Germany: birth dates after it are refused.
 void ValidatePerson(const v1::Person& person, const std::string& prefix,
                     absl::CivilDay today, FieldViolations* violations);
+
+// Brings the NAME_KIND_ROMANIZED entries of a validated `person` up to
+// date: drops those it carries (they are the service's output; a client
+// may send back what it read) and, when no other entry is in Latin script,
+// appends one Latin entry of kind ROMANIZED per original-script entry, in
+// their order, made by RomanizeName with the person's nationalities
+// (romanization.h); entries that romanise alike are added once. Call it
+// after validation and before storing or matching, whenever names or
+// nationality_codes may have changed. INTERNAL if ICU fails; `person` may
+// then have lost its romanised entries.
+absl::Status AddRomanizedNames(v1::Person* person);
 
 // The paths UpdatePersonRequest.update_mask may name.
 bool IsUpdatablePersonPath(absl::string_view path);
@@ -68,7 +81,7 @@ void ValidateBirthDate(const lotse::type::v1::PartialDate& date,
                        FieldViolations* violations);
 
 // The fields of `person` that duplicate detection compares. Names of any
-// kind (current, birth, former, alias) all become spellings.
+// kind (current, birth, former, alias, romanised) all become spellings.
 MatchRecord ToMatchRecord(const v1::Person& person);
 
 // A record for SearchPersons' free-text `name_query` ("Muhammad Al Hassan",

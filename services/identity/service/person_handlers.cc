@@ -268,6 +268,9 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
   // succeeded must answer with its person, not call it a duplicate of
   // itself.
   DuplicateCheck check;
+  // The person as stored: the request's, with romanised names added when
+  // it has no Latin one.
+  v1::Person person;
   absl::Status status = call.Read([&](Transaction& tx,
                                       const LocalAgency& caller) {
     if (absl::Status s = RequireNotAdministration(caller); !s.ok()) {
@@ -281,10 +284,12 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
       ValidatePerson(request.person(), "person", TodayInGermany(), &violations);
     }
     if (!violations.empty()) return violations.ToStatus();
+    person = request.person();
+    if (absl::Status s = AddRomanizedNames(&person); !s.ok()) return s;
     PersonStore store(tx, *matcher_);
     store.set_key_index(key_index_.get());
     absl::StatusOr<DuplicateCheck> found =
-        CheckDuplicates(store, match_forms_.get(), *matcher_, request.person());
+        CheckDuplicates(store, match_forms_.get(), *matcher_, person);
     if (!found.ok()) return found.status();
     check = *std::move(found);
     return absl::OkStatus();
@@ -313,8 +318,8 @@ absl::Status IdentityServiceImpl::DoCreatePerson(
       return PossibleDuplicate(rechecked.strong_names, rechecked.top_score);
     }
 
-    absl::StatusOr<v1::Person> created = store.Create(
-        request.person(), AgencyResourceName(caller.id), rechecked.prepared);
+    absl::StatusOr<v1::Person> created =
+        store.Create(person, AgencyResourceName(caller.id), rechecked.prepared);
     if (!created.ok()) return created.status();
     call.set_target(created->name());
     if (absl::Status s = once.Record(tx, created->name()); !s.ok()) return s;
@@ -427,6 +432,9 @@ absl::Status IdentityServiceImpl::DoUpdatePerson(
         ApplyPersonUpdate(request.person(), paths, "person", TodayInGermany(),
                           &updated, &violations);
         if (!violations.empty()) return violations.ToStatus();
+        // Names or nationalities may have changed, and with them the
+        // romanised names.
+        if (absl::Status s = AddRomanizedNames(&updated); !s.ok()) return s;
         absl::StatusOr<v1::Person> stored =
             store.Update(id, updated, request.person().etag());
         if (!stored.ok()) return stored.status();

@@ -17,6 +17,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/api/idempotency.h"
 #include "common/api/paging.h"
@@ -74,10 +76,49 @@ struct ScoredCandidate {
   MatchResult match;
 };
 
+// The contract's level of a score.
+v1::DuplicateLevel LevelOf(double score) {
+  switch (StrengthOfScore(score)) {
+    case DuplicateStrength::kStrong:
+      return v1::DUPLICATE_LEVEL_STRONG;
+    case DuplicateStrength::kLikely:
+      return v1::DUPLICATE_LEVEL_LIKELY;
+    case DuplicateStrength::kPossible:
+      return v1::DUPLICATE_LEVEL_POSSIBLE;
+    case DuplicateStrength::kNone:
+      break;
+  }
+  return v1::DUPLICATE_LEVEL_UNSPECIFIED;
+}
+
+// The lowest score of `level`; 0 for no level.
+double LowestScoreOf(v1::DuplicateLevel level) {
+  switch (level) {
+    case v1::DUPLICATE_LEVEL_STRONG:
+      return kStrongDuplicateScore;
+    case v1::DUPLICATE_LEVEL_LIKELY:
+      return kLikelyDuplicateScore;
+    case v1::DUPLICATE_LEVEL_POSSIBLE:
+      return kPossibleDuplicateScore;
+    default:
+      return 0;
+  }
+}
+
+// The deployment's thresholds, as every response that lists candidates
+// carries them.
+void SetThresholds(v1::DuplicateThresholds* out) {
+  out->set_possible(kPossibleDuplicateScore);
+  out->set_likely(kLikelyDuplicateScore);
+  out->set_strong(kStrongDuplicateScore);
+}
+
 void ToProto(const ScoredCandidate& scored, v1::DuplicateCandidate* out) {
   *out->mutable_person() = WithoutContact(scored.person);
   out->set_score(scored.match.score);
-  out->set_strong(scored.match.score >= kStrongDuplicateScore);
+  const v1::DuplicateLevel level = LevelOf(scored.match.score);
+  out->set_level(level);
+  out->set_strong(level == v1::DUPLICATE_LEVEL_STRONG);
   for (const MatchReason& reason : scored.match.reasons) {
     v1::MatchReason* r = out->add_reasons();
     // The domain enums are numbered like duplicates.proto.
@@ -99,6 +140,12 @@ struct DisclosedCandidate {
   MatchResult match;  // the full comparison; shown only when readable
   double rank = 0;    // the score the listing is ordered and cut by
 };
+
+// The listing order: by rank, best first, then by id.
+bool RanksBefore(const DisclosedCandidate& a, const DisclosedCandidate& b) {
+  if (a.rank != b.rank) return a.rank > b.rank;
+  return a.id < b.id;
+}
 
 // The names of `record` alone: what a match an agency may not read is
 // decided on, so that a birth date in the query changes nothing about it.
@@ -190,8 +237,8 @@ absl::StatusOr<CandidateSet> FindForDisclosure(
 // Scores the candidates for `caller`: one it may read by its full score,
 // any other by its score on the names alone, and only if the names' lookup
 // found it. Keeps those whose score reaches `min_score`, best first (ties
-// in the order of the lookups). The forms come through `cache` unless it
-// is null (see ScoreCandidates).
+// by id, so that the order is the same on every call). The forms come through
+// `cache` unless it is null (see ScoreCandidates).
 //
 // Whether the caller may read a candidate depends on its relations to the
 // person, which are rows in the database; most candidates of a lookup
@@ -262,9 +309,7 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
     }
     if (c.rank >= min_score) kept.push_back(std::move(c));
   }
-  std::stable_sort(kept.begin(), kept.end(),
-                   [](const DisclosedCandidate& a,
-                      const DisclosedCandidate& b) { return a.rank > b.rank; });
+  std::sort(kept.begin(), kept.end(), RanksBefore);
   return kept;
 }
 
@@ -298,6 +343,49 @@ std::string SearchFingerprint(const v1::SearchPersonsRequest& request) {
   filter.clear_page_size();
   filter.clear_page_token();
   return api::RequestFingerprint(filter);
+}
+
+std::string DuplicatesFingerprint(const v1::FindDuplicatesRequest& request) {
+  v1::FindDuplicatesRequest filter = request;
+  filter.clear_page_size();
+  filter.clear_page_token();
+  return api::RequestFingerprint(filter);
+}
+
+// Where a page of duplicates continues: strictly after the last candidate
+// of the previous page in the listing order (rank, then id), so that a
+// person registered or changed between the pages cannot shift the others.
+struct DuplicatesCursor {
+  double rank = 0;
+  std::string id;
+};
+
+std::string EncodeCursor(const DisclosedCandidate& last) {
+  // 17 significant digits read back as the same double.
+  return absl::StrCat(absl::StrFormat("%.17g", last.rank), "/", last.id);
+}
+
+// The cursor in a decoded token (`key` empty: the first page, nullopt).
+// Adds a violation for page_token when the key is not one EncodeCursor
+// makes.
+std::optional<DuplicatesCursor> DecodeCursor(absl::string_view key,
+                                             FieldViolations* violations) {
+  if (key.empty()) return std::nullopt;
+  const size_t slash = key.find('/');
+  DuplicatesCursor cursor;
+  if (slash == absl::string_view::npos || slash + 1 == key.size() ||
+      !absl::SimpleAtod(key.substr(0, slash), &cursor.rank) ||
+      !std::isfinite(cursor.rank)) {
+    violations->Add("page_token", "is not valid");
+    return std::nullopt;
+  }
+  cursor.id = std::string(key.substr(slash + 1));
+  return cursor;
+}
+
+bool IsAfter(const DisclosedCandidate& c, const DuplicatesCursor& cursor) {
+  if (c.rank != cursor.rank) return c.rank < cursor.rank;
+  return c.id > cursor.id;
 }
 
 }  // namespace
@@ -349,6 +437,7 @@ absl::Status IdentityServiceImpl::DoSearchPersons(
                        rc, caller, *query, *candidates, min_score);
     if (!scored.ok()) return scored.status();
     response->Clear();
+    SetThresholds(response->mutable_thresholds());
     const int end =
         std::min<int>(static_cast<int>(scored->size()), offset + page_size);
     AuditPerson(call, "persons");
@@ -393,8 +482,18 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
     const int page_size =
         SmallPageSize(request.page_size(), kDuplicatesDefaultPageSize,
                       kDuplicatesMaxPageSize, &violations);
-    const double min_score =
+    double min_score =
         MinScore(request.min_score(), kPossibleDuplicateScore, &violations);
+    if (!v1::DuplicateLevel_IsValid(request.min_level())) {
+      violations.Add("min_level", "is not a known DuplicateLevel");
+    } else {
+      min_score = std::max(min_score, LowestScoreOf(request.min_level()));
+    }
+    const std::string fingerprint = DuplicatesFingerprint(request);
+    const std::optional<DuplicatesCursor> cursor =
+        DecodeCursor(api::DecodePageToken(request.page_token(), fingerprint,
+                                          "page_token", &violations),
+                     &violations);
     if (!violations.empty()) return violations.ToStatus();
 
     PersonStore store(tx, *matcher_);
@@ -421,7 +520,11 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
       if (form->empty()) return absl::InternalError("subject vanished");
       prepared = std::move(form->front().prepared);
     } else {
-      record = ToMatchRecord(request.draft());
+      // Compared as it would be stored: with romanised names when it has
+      // no Latin one.
+      v1::Person draft = request.draft();
+      if (absl::Status s = AddRomanizedNames(&draft); !s.ok()) return s;
+      record = ToMatchRecord(draft);
     }
     absl::StatusOr<DisclosureQuery> query = PrepareDisclosure(
         *matcher_, *access_policy_, rc, caller, record, std::move(prepared));
@@ -437,9 +540,27 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
     if (!scored.ok()) return scored.status();
     response->Clear();
     response->set_duplicate_threshold(kStrongDuplicateScore);
+    SetThresholds(response->mutable_thresholds());
     AuditPerson(call, main);
-    return Disclose(store, *scored, 0, page_size, call,
-                    [&] { return response->add_candidates(); });
+    size_t begin = 0;
+    if (cursor.has_value()) {
+      begin = std::partition_point(scored->begin(), scored->end(),
+                                   [&](const DisclosedCandidate& c) {
+                                     return !IsAfter(c, *cursor);
+                                   }) -
+              scored->begin();
+    }
+    const size_t end = std::min(scored->size(), begin + page_size);
+    if (absl::Status s = Disclose(store, *scored, begin, end, call,
+                                  [&] { return response->add_candidates(); });
+        !s.ok()) {
+      return s;
+    }
+    if (end < scored->size()) {
+      response->set_next_page_token(
+          api::EncodePageToken(fingerprint, EncodeCursor((*scored)[end - 1])));
+    }
+    return absl::OkStatus();
   });
   return FinishPersonCall(call, status);
 }

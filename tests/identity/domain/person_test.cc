@@ -134,10 +134,74 @@ TEST(ValidatePersonTest, TooManyNames) {
   EXPECT_EQ(OnlyField(p), "person.names");
 }
 
-TEST(ValidatePersonTest, NeedsLatinEntry) {
+TEST(ValidatePersonTest, OriginalScriptAloneIsValid) {
   v1::Person p = ValidPerson();
   p.mutable_names()->DeleteSubrange(0, 1);
-  EXPECT_EQ(OnlyField(p), "person.names");
+  EXPECT_THAT(Violations(p), IsEmpty());
+}
+
+TEST(ValidatePersonTest, RomanizedEntriesAreIgnored) {
+  // What the service made and a client sends back is not checked, even if
+  // it would not pass (here: text not in the stated script).
+  v1::Person p = ValidPerson();
+  v1::PersonName* romanized = p.add_names();
+  romanized->set_given_names("عبد");
+  romanized->set_script("Latn");
+  romanized->set_kind(v1::NAME_KIND_ROMANIZED);
+  EXPECT_THAT(Violations(p), IsEmpty());
+  // Nor does it count as a name or against the limit.
+  v1::Person only_romanized;
+  *only_romanized.add_names() = *romanized;
+  EXPECT_EQ(OnlyField(only_romanized), "person.names");
+  v1::Person many = ValidPerson();
+  while (many.names_size() < kMaxPersonNames) *many.add_names() = many.names(0);
+  *many.add_names() = *romanized;
+  EXPECT_THAT(Violations(many), IsEmpty());
+}
+
+TEST(AddRomanizedNamesTest, AddsALatinSpellingWhenThereIsNone) {
+  v1::Person p;
+  v1::PersonName* ukrainian = p.add_names();
+  ukrainian->set_given_names("Олександр");
+  ukrainian->set_family_names("Шевченко");
+  ukrainian->set_script("Cyrl");
+  ukrainian->set_kind(v1::NAME_KIND_CURRENT);
+  // The same spelling again as birth name: romanised once.
+  *p.add_names() = *ukrainian;
+  p.mutable_names(1)->set_kind(v1::NAME_KIND_BIRTH);
+  p.add_nationality_codes("UA");
+  ASSERT_TRUE(AddRomanizedNames(&p).ok());
+  ASSERT_EQ(p.names_size(), 3);
+  EXPECT_EQ(p.names(2).given_names(), "Oleksandr");
+  EXPECT_EQ(p.names(2).family_names(), "Shevchenko");
+  EXPECT_EQ(p.names(2).script(), "Latn");
+  EXPECT_EQ(p.names(2).kind(), v1::NAME_KIND_ROMANIZED);
+  // Made afresh, not added twice.
+  ASSERT_TRUE(AddRomanizedNames(&p).ok());
+  EXPECT_EQ(p.names_size(), 3);
+  // A record with its own Latin name gets none, and loses any it was sent.
+  v1::Person latin = ValidPerson();
+  *latin.add_names() = p.names(2);
+  ASSERT_TRUE(AddRomanizedNames(&latin).ok());
+  ASSERT_EQ(latin.names_size(), 2);
+  EXPECT_EQ(latin.names(0).given_names(), "Abdul Rahman");
+  EXPECT_EQ(latin.names(1).script(), "Arab");
+}
+
+TEST(AddRomanizedNamesTest, NationalityChoosesTheRules) {
+  v1::Person p;
+  v1::PersonName* name = p.add_names();
+  name->set_given_names("Григорій");
+  name->set_script("Cyrl");
+  p.add_nationality_codes("UA");
+  ASSERT_TRUE(AddRomanizedNames(&p).ok());
+  ASSERT_EQ(p.names_size(), 2);
+  EXPECT_EQ(p.names(1).given_names(), "Hryhoriy");
+  EXPECT_EQ(p.names(1).family_names(), "");
+  p.set_nationality_codes(0, "RU");
+  ASSERT_TRUE(AddRomanizedNames(&p).ok());
+  ASSERT_EQ(p.names_size(), 2);
+  EXPECT_NE(p.names(1).given_names(), "Hryhoriy");
 }
 
 TEST(ValidatePersonTest, ScriptChecked) {
@@ -150,11 +214,9 @@ TEST(ValidatePersonTest, ScriptChecked) {
   p.mutable_names(1)->set_script("arab");
   EXPECT_EQ(OnlyField(p), "person.names[1].script");
   p = ValidPerson();
-  p.mutable_names(0)->set_script("Qqqq");  // unknown; no Latin entry left
-  EXPECT_THAT(
-      Violations(p),
-      ElementsAre(Field(&FieldViolation::field, "person.names[0].script"),
-                  Field(&FieldViolation::field, "person.names")));
+  p.mutable_names(0)->set_script("Qqqq");  // unknown
+  EXPECT_THAT(Violations(p), ElementsAre(Field(&FieldViolation::field,
+                                               "person.names[0].script")));
   p = ValidPerson();
   v1::PersonName* cyrillic = p.add_names();
   cyrillic->set_given_names("Олександр");
