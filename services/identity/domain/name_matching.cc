@@ -62,6 +62,8 @@ constexpr double kDateYearMonthEqual = 0.15;
 // A year both records agree on where at least one knows no more (year
 // only, or a 1 January placeholder): partial knowledge, counted as such.
 constexpr double kDateYearOnlyEqual = 0.10;
+// ... when the two records name different birth places.
+constexpr double kDateYearOnlyUncorroborated = 0.06;
 constexpr double kDateYearTypo = 0.05;  // same day and month, year +-1
 constexpr double kDateSameYearOtherDay = -0.10;
 constexpr double kDateSameYearOtherMonth = -0.25;
@@ -1162,11 +1164,20 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
     }
   }
   result.reasons = std::move(best_names.reasons);
-  result.reasons.push_back(CompareBirthDates(q.birth_date, c.birth_date));
+  MatchReason date = CompareBirthDates(q.birth_date, c.birth_date);
   std::vector<MatchReason> context = {
       CompareBirthPlaces(q, c),
       CompareNationalities(q.nationalities, c.nationalities),
       CompareSex(q.sex, c.sex)};
+  // A year alone is shared by many namesakes; where both records name a
+  // birth place and the places differ, it counts less.
+  if (date.contribution == kDateYearOnlyEqual &&
+      context[0].method == MatchMethod::kMismatch) {
+    date.contribution = kDateYearOnlyUncorroborated;
+    absl::StrAppend(&date.explanation,
+                    "; counted less: the birth places differ");
+  }
+  result.reasons.push_back(std::move(date));
   for (MatchReason& reason : context) {
     if (!names_agree && reason.contribution > 0) {
       reason.contribution = 0;

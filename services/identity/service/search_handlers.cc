@@ -355,12 +355,18 @@ std::string DuplicatesFingerprint(const v1::FindDuplicatesRequest& request) {
 // Where a page of duplicates continues: strictly after the last candidate
 // of the previous page in the listing order (rank, then id), so that a
 // person registered or changed between the pages cannot shift the others.
+// The rank travels in the token only when the caller saw it as the score:
+// a bare match is ranked by its names-only score, which the caller may
+// not learn, so its cursor carries the id alone.
 struct DuplicatesCursor {
-  double rank = 0;
+  std::optional<double> rank;
   std::string id;
 };
 
+constexpr absl::string_view kHiddenRank = "-";
+
 std::string EncodeCursor(const DisclosedCandidate& last) {
+  if (!last.readable) return absl::StrCat(kHiddenRank, "/", last.id);
   // 17 significant digits read back as the same double.
   return absl::StrCat(absl::StrFormat("%.17g", last.rank), "/", last.id);
 }
@@ -373,19 +379,46 @@ std::optional<DuplicatesCursor> DecodeCursor(absl::string_view key,
   if (key.empty()) return std::nullopt;
   const size_t slash = key.find('/');
   DuplicatesCursor cursor;
+  double rank = 0;
+  const bool hidden =
+      slash != absl::string_view::npos && key.substr(0, slash) == kHiddenRank;
   if (slash == absl::string_view::npos || slash + 1 == key.size() ||
-      !absl::SimpleAtod(key.substr(0, slash), &cursor.rank) ||
-      !std::isfinite(cursor.rank)) {
+      (!hidden && (!absl::SimpleAtod(key.substr(0, slash), &rank) ||
+                   !std::isfinite(rank)))) {
     violations->Add("page_token", "is not valid");
     return std::nullopt;
   }
+  if (!hidden) cursor.rank = rank;
   cursor.id = std::string(key.substr(slash + 1));
   return cursor;
 }
 
-bool IsAfter(const DisclosedCandidate& c, const DuplicatesCursor& cursor) {
-  if (c.rank != cursor.rank) return c.rank < cursor.rank;
-  return c.id > cursor.id;
+bool IsAfter(const DisclosedCandidate& c, double rank, absl::string_view id) {
+  if (c.rank != rank) return c.rank < rank;
+  return c.id > id;
+}
+
+// Where the next page starts in `scored` (in listing order). A cursor
+// without its rank continues after the candidate it names; if that one is
+// no longer a candidate (merged, erased or changed between the pages) the
+// listing starts again, since a repeat is better than a skipped person.
+size_t PageStart(const std::vector<DisclosedCandidate>& scored,
+                 const DuplicatesCursor& cursor) {
+  double rank = 0;
+  if (cursor.rank.has_value()) {
+    rank = *cursor.rank;
+  } else {
+    auto it = std::find_if(
+        scored.begin(), scored.end(),
+        [&](const DisclosedCandidate& c) { return c.id == cursor.id; });
+    if (it == scored.end()) return 0;
+    rank = it->rank;
+  }
+  return std::partition_point(scored.begin(), scored.end(),
+                              [&](const DisclosedCandidate& c) {
+                                return !IsAfter(c, rank, cursor.id);
+                              }) -
+         scored.begin();
 }
 
 }  // namespace
@@ -542,14 +575,7 @@ absl::Status IdentityServiceImpl::DoFindDuplicates(
     response->set_duplicate_threshold(kStrongDuplicateScore);
     SetThresholds(response->mutable_thresholds());
     AuditPerson(call, main);
-    size_t begin = 0;
-    if (cursor.has_value()) {
-      begin = std::partition_point(scored->begin(), scored->end(),
-                                   [&](const DisclosedCandidate& c) {
-                                     return !IsAfter(c, *cursor);
-                                   }) -
-              scored->begin();
-    }
+    const size_t begin = cursor.has_value() ? PageStart(*scored, *cursor) : 0;
     const size_t end = std::min(scored->size(), begin + page_size);
     if (absl::Status s = Disclose(store, *scored, begin, end, call,
                                   [&] { return response->add_candidates(); });

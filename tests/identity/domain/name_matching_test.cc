@@ -324,6 +324,17 @@ TEST(BirthDates, FirstOfJanuaryPlaceholderCountsAsYearOnly) {
                           RecordedSex::kFemale, "Harat", "AFG"));
   EXPECT_EQ(corroborated.strength, DuplicateStrength::kStrong)
       << Describe(corroborated);
+  // The same names and year with different birth places: namesakes are
+  // common, so not strong.
+  const MatchResult elsewhere =
+      CompareOrDie(Record("Fatima", "Hosseini", {1990, 1, 1},
+                          RecordedSex::kFemale, "Herat", "AFG"),
+                   Record("Fatima", "Hosseini", {1990, 0, 0},
+                          RecordedSex::kFemale, "Kabul", "AFG"));
+  EXPECT_NE(elsewhere.strength, DuplicateStrength::kStrong)
+      << Describe(elsewhere);
+  EXPECT_LT(FindReason(elsewhere, MatchFactor::kBirthDate)->contribution,
+            FindReason(corroborated, MatchFactor::kBirthDate)->contribution);
   // Placeholder with a different family name: not a candidate.
   const MatchResult other_family = CompareOrDie(
       Record("Fatima", "Hosseini", {1990, 1, 1}, RecordedSex::kFemale),

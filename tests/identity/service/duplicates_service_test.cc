@@ -9,7 +9,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/errors/status.h"
@@ -226,6 +229,28 @@ TEST_P(DuplicatesServiceTest, CandidatesCarryTheirLevelAndTheThresholds) {
     EXPECT_EQ(c.level(), v1::DUPLICATE_LEVEL_UNSPECIFIED);
     EXPECT_FALSE(c.strong());
   }
+
+  // Paging through bare matches: the token does not carry the names-only
+  // score the listing is ranked by, and the pages still cover all.
+  v1::FindDuplicatesRequest bare_paged = request;
+  bare_paged.set_page_size(1);
+  v1::FindDuplicatesResponse first_bare;
+  ASSERT_TRUE(Duplicates(bare_paged, &first_bare, "jobcenter-koeln").ok());
+  ASSERT_EQ(first_bare.candidates_size(), 1);
+  ASSERT_FALSE(first_bare.next_page_token().empty());
+  // A token is readable base64: what it carries must be disclosable.
+  std::string raw;
+  ASSERT_TRUE(absl::WebSafeBase64Unescape(first_bare.next_page_token(), &raw));
+  const std::string last_id = std::string(
+      absl::StripPrefix(first_bare.candidates(0).person().name(), "persons/"));
+  EXPECT_TRUE(absl::StrContains(raw, absl::StrCat("-/", last_id)));
+  EXPECT_FALSE(absl::StrContains(raw, "0."));
+  bare_paged.set_page_token(first_bare.next_page_token());
+  v1::FindDuplicatesResponse second_bare;
+  ASSERT_TRUE(Duplicates(bare_paged, &second_bare, "jobcenter-koeln").ok());
+  ASSERT_EQ(second_bare.candidates_size(), 1);
+  EXPECT_NE(second_bare.candidates(0).person().name(),
+            first_bare.candidates(0).person().name());
 
   // SearchPersons carries the same.
   v1::SearchPersonsRequest search;
