@@ -35,6 +35,8 @@ using ::lotse::storage::Value;
 constexpr int kMaxMergeHops = 16;
 // Rows per multi-row INSERT of blocking keys.
 constexpr size_t kKeysPerInsert = 100;
+// The key rules this binary derives keys under, as stored in key_rules.
+constexpr int64_t kKeyRules = DuplicateMatcher::kBlockingKeyVersion;
 
 constexpr char kPersonColumns[] =
     "id, version, create_us, update_us, creating_agency, merged_into, data";
@@ -213,6 +215,15 @@ CREATE TABLE identity_key_clock (
 );
 INSERT INTO identity_key_clock (id, stamp) VALUES (1, 0);
 )sql"},
+      // The key rules each row's blocking keys follow (see the header).
+      // Rows of earlier releases read 0, "unknown": the start-up re-key
+      // (rekey.h) derives their keys afresh. The index makes finding the
+      // stale rows two range reads, and lets a batch take them in order.
+      {"identity.0106_person_key_rules",
+       R"sql(
+ALTER TABLE identity_persons ADD COLUMN key_rules BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX identity_persons_by_key_rules ON identity_persons (key_rules);
+)sql"},
   };
 }
 
@@ -377,10 +388,11 @@ absl::StatusOr<Person> PersonStore::Create(const Person& person,
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> inserted = tx_.Execute(
       "INSERT INTO identity_persons (id, version, create_us, update_us, "
-      "creating_agency, data, match_form, key_stamp) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      "creating_agency, data, match_form, key_stamp, key_rules) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       {row.id, row.version, row.create_us, row.update_us, row.creating_agency,
-       Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp});
+       Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp,
+       kKeyRules});
   if (!inserted.ok()) return inserted.status();
   // A new id has no keys yet: no DELETE.
   if (absl::Status s = ReplaceKeys(row.id, prepared, /*fresh=*/true); !s.ok()) {
@@ -533,6 +545,119 @@ absl::StatusOr<std::vector<PersonStore::KeyRow>> PersonStore::KeysOf(
     if (absl::Status s = AppendKeyRows(*rows, &out); !s.ok()) return s;
   }
   return out;
+}
+
+absl::StatusOr<std::vector<PersonStore::StaleKeyRow>>
+PersonStore::ReadStaleKeyRows(int limit) {
+  std::vector<StaleKeyRow> out;
+  // Older rules first, then newer ones (a binary rolled back): each an
+  // indexed range read that stops after `limit` rows. Rows a batch brought
+  // to the current rules leave the range, so the next read starts with
+  // those still left, without a cursor.
+  for (const char* range : {"key_rules < $1", "key_rules > $1"}) {
+    if (out.size() >= static_cast<size_t>(limit)) break;
+    absl::StatusOr<Rows> rows = tx_.Query(
+        absl::StrCat(
+            "SELECT id, version, key_rules, CASE WHEN merged_into IS NULL AND "
+            "erase_us IS NULL THEN 1 ELSE 0 END, match_form, data "
+            "FROM identity_persons WHERE ",
+            range, " ORDER BY key_rules LIMIT $2"),
+        {kKeyRules, static_cast<int64_t>(limit - out.size())});
+    if (!rows.ok()) return rows.status();
+    for (const storage::Row& r : *rows) {
+      StaleKeyRow row;
+      absl::StatusOr<std::string> id = r.GetText(0);
+      absl::StatusOr<int64_t> version = r.GetInt(1);
+      absl::StatusOr<int64_t> key_rules = r.GetInt(2);
+      absl::StatusOr<int64_t> live = r.GetInt(3);
+      for (const absl::Status& s :
+           {id.status(), version.status(), key_rules.status(), live.status()}) {
+        if (!s.ok()) return s;
+      }
+      row.id = *std::move(id);
+      row.version = *version;
+      row.key_rules = *key_rules;
+      row.live = *live == 1;
+      if (row.live) {
+        if (!r.IsNull(4)) {
+          absl::StatusOr<std::string> form = r.GetBytes(4);
+          if (!form.ok()) return form.status();
+          row.match_form = *std::move(form);
+        }
+        absl::StatusOr<std::string> data = r.GetBytes(5);
+        if (!data.ok()) return data.status();
+        row.data = *std::move(data);
+      }
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> PersonStore::CountStaleKeyRows() {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT (SELECT COUNT(*) FROM identity_persons WHERE key_rules < $1), "
+      "(SELECT COUNT(*) FROM identity_persons WHERE key_rules > $1)",
+      {kKeyRules});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::InternalError("COUNT returned no row");
+  absl::StatusOr<int64_t> older = rows->front().GetInt(0);
+  if (!older.ok()) return older.status();
+  absl::StatusOr<int64_t> newer = rows->front().GetInt(1);
+  if (!newer.ok()) return newer.status();
+  return *older + *newer;
+}
+
+absl::StatusOr<bool> PersonStore::RekeyRow(const StaleKeyRow& row,
+                                           const PreparedRecord* prepared,
+                                           absl::string_view form) {
+  if (!row.live) {
+    // Merged and erased persons have no keys; only their rules are
+    // recorded, so that they stop counting as stale.
+    absl::StatusOr<int64_t> changed = tx_.Execute(
+        "UPDATE identity_persons SET key_rules = $1 "
+        "WHERE id = $2 AND version = $3 AND key_rules = $4",
+        {kKeyRules, row.id, row.version, row.key_rules});
+    if (!changed.ok()) return changed.status();
+    return *changed == 1;
+  }
+  if (prepared == nullptr) {
+    return absl::InvalidArgumentError("a live person needs its prepared form");
+  }
+  absl::StatusOr<int64_t> stamp = ClaimKeyStamp();
+  if (!stamp.ok()) return stamp.status();
+  // The conditional update comes first: on PostgreSQL it holds the row
+  // until commit, so a concurrent Update or Merge of this person (which
+  // writes the row before its keys) waits and then replaces these keys
+  // with its own; one that committed since the read makes it change
+  // nothing, and its keys stand.
+  const std::vector<Value> where = {kKeyRules, *stamp, row.id, row.version,
+                                    row.key_rules};
+  absl::StatusOr<int64_t> changed;
+  if (form.empty()) {
+    changed = tx_.Execute(
+        "UPDATE identity_persons SET key_rules = $1, key_stamp = $2 "
+        "WHERE id = $3 AND version = $4 AND key_rules = $5 "
+        "AND merged_into IS NULL AND erase_us IS NULL",
+        where);
+  } else {
+    std::vector<Value> params = where;
+    params.push_back(Bytes{std::string(form)});
+    changed = tx_.Execute(
+        "UPDATE identity_persons SET key_rules = $1, key_stamp = $2, "
+        "match_form = $6 WHERE id = $3 AND version = $4 AND key_rules = $5 "
+        "AND merged_into IS NULL AND erase_us IS NULL",
+        params);
+  }
+  if (!changed.ok()) return changed.status();
+  if (*changed != 1) return false;
+  // The old keys go and the new ones come in this transaction: no reader
+  // ever sees the person without keys.
+  if (absl::Status s = ReplaceKeys(row.id, *prepared, /*fresh=*/false);
+      !s.ok()) {
+    return s;
+  }
+  return true;
 }
 
 absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
@@ -714,10 +839,11 @@ absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> updated = tx_.Execute(
       "UPDATE identity_persons SET data = $1, version = $2, update_us = $3, "
-      "match_form = $4, key_stamp = $5 "
+      "match_form = $4, key_stamp = $5, key_rules = $8 "
       "WHERE id = $6 AND version = $7 AND merged_into IS NULL",
       {Bytes{row.data}, row.version, row.update_us,
-       Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version});
+       Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version,
+       kKeyRules});
   if (!updated.ok()) return updated.status();
   if (*updated != 1) return api::CheckEtag(etag, "");  // moved on meanwhile
   if (absl::Status s = ReplaceKeys(row.id, *prepared, /*fresh=*/false);
