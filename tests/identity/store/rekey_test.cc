@@ -1,5 +1,6 @@
 #include "services/identity/store/rekey.h"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,10 +12,16 @@
 #include "absl/strings/str_cat.h"
 #include "common/storage/migrations.h"
 #include "gtest/gtest.h"
+#include "lotse/identity/v1/identity_service.grpc.pb.h"
+#include "services/identity/domain/access_policy.h"
 #include "services/identity/domain/person.h"
+#include "services/identity/service/identity_service.h"
 #include "services/identity/store/key_index.h"
+#include "services/identity/store/migrations.h"
 #include "services/identity/store/person_store.h"
 #include "tests/identity/test_matcher.h"
+#include "tests/support/dev_pki.h"
+#include "tests/support/service_server_fixture.h"
 #include "tests/support/test_database.h"
 
 namespace lotse::identity {
@@ -50,6 +57,24 @@ std::vector<v1::Person> Population() {
           MakePerson("Dragan", "Đorđević", 1970),
           MakePerson("محمد", "الحسن", 2001, "Arab"),
           MakePerson("Олена", "Шевченко", 1963, "Cyrl")};
+}
+
+// Population() as an agency registers it: every person with a Latin
+// spelling, the papers' original script beside it.
+std::vector<v1::Person> RegisteredPopulation() {
+  std::vector<v1::Person> out;
+  for (v1::Person p : Population()) {
+    if (p.names(0).script() != "Latn") {
+      v1::Person latin =
+          MakePerson(p.names(0).script() == "Arab" ? "Mohamed" : "Olena",
+                     p.names(0).script() == "Arab" ? "Al-Hasan" : "Shevchenko",
+                     p.birth_date().year());
+      *latin.add_names() = p.names(0);
+      p = latin;
+    }
+    out.push_back(p);
+  }
+  return out;
 }
 
 std::string IdOf(const v1::Person& p) {
@@ -465,6 +490,135 @@ TEST_P(RekeyTest, RefusesAnEmptyBatch) {
 }
 
 LOTSE_INSTANTIATE_BOTH_BACKENDS(RekeyTest);
+
+// The service re-keys at start-up, before it serves: FindDuplicates finds
+// persons whose keys an earlier release wrote under other rules.
+class RekeyOnStartTest : public testing::ServiceServerTest {
+ protected:
+  void SetUp() override {
+    ServiceServerTest::SetUp();
+    if (HasFatalFailure()) return;
+    StartRuntime(IdentityMigrations(), "identity.lotse",
+                 {/*workers=*/4, /*max_queued=*/64});
+    if (HasFatalFailure()) return;
+    ASSERT_TRUE(BootstrapAdminAgency(db(), "lotse-admin").ok());
+    StartService();
+    if (HasFatalFailure()) return;
+    v1::RegisterAgencyRequest request;
+    request.set_request_id("reg-kim-koeln");
+    request.set_agency_id("kim-koeln");
+    request.mutable_agency()->set_display_name("KIM Köln");
+    request.mutable_agency()->set_legal_domain(type::v1::LEGAL_DOMAIN_KOMMUNE);
+    request.mutable_agency()->set_municipality_code("05315000");
+    request.mutable_agency()->set_certificate_identity("kim-koeln");
+    v1::Agency agency;
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status status = Stub<v1::IdentityService>("lotse-admin")
+                              ->RegisterAgency(&context, request, &agency);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  void TearDown() override {
+    StopServing();
+    service_.reset();
+    ServiceServerTest::TearDown();
+  }
+
+  // A process start: the service on the database as it is, key index on.
+  void StartService() {
+    service_ = std::make_unique<IdentityServiceImpl>(runtime_);
+    auto policy = AccessPolicy::LoadFile(
+        absl::StrCat(testing::SourceDir(), "/config/access-rules.conf"));
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    auto rules = std::make_shared<const AccessPolicy>(*std::move(policy));
+    absl::Status enabled =
+        service_->EnablePersons(rules, /*match_form_cache_bytes=*/0,
+                                /*key_index=*/true);
+    ASSERT_TRUE(enabled.ok()) << enabled;
+    ASSERT_TRUE(service_->EnableAccess(rules).ok());
+    Serve("identity", service_.get());
+  }
+
+  void StopService() {
+    StopServing();
+    service_.reset();
+  }
+
+  static void Prepare(grpc::ClientContext* context) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(20));
+    context->AddMetadata("x-lotse-actor", "cw-17");
+    context->AddMetadata("x-lotse-purpose", "case-management");
+  }
+
+  // The persons FindDuplicates returns for `draft`, as kim-koeln.
+  std::set<std::string> Duplicates(const v1::Person& draft) {
+    v1::FindDuplicatesRequest request;
+    *request.mutable_draft() = draft;
+    v1::FindDuplicatesResponse response;
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status status = Stub<v1::IdentityService>("kim-koeln")
+                              ->FindDuplicates(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::set<std::string> names;
+    for (const v1::DuplicateCandidate& c : response.candidates()) {
+      names.insert(c.person().name());
+    }
+    return names;
+  }
+
+  std::unique_ptr<IdentityServiceImpl> service_;
+};
+
+TEST_P(RekeyOnStartTest, ARestartAfterARulesChangeFindsThePersonsAgain) {
+  std::vector<std::string> names;
+  std::vector<v1::Person> persons = RegisteredPopulation();
+  for (size_t i = 0; i < persons.size(); ++i) {
+    v1::CreatePersonRequest request;
+    request.set_request_id(absl::StrCat("c-", i));
+    *request.mutable_person() = persons[i];
+    request.set_confirm_new_person(true);
+    v1::Person created;
+    grpc::ClientContext context;
+    Prepare(&context);
+    grpc::Status status = Stub<v1::IdentityService>("kim-koeln")
+                              ->CreatePerson(&context, request, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    names.push_back(created.name());
+  }
+  for (size_t i = 0; i < persons.size(); ++i) {
+    EXPECT_EQ(Duplicates(persons[i]).count(names[i]), 1u) << names[i];
+  }
+
+  // The process stops; the stored keys turn out to follow older rules.
+  StopService();
+  for (const char* sql :
+       {"UPDATE identity_persons SET key_rules = key_rules - 1",
+        "DELETE FROM identity_person_keys",
+        "INSERT INTO identity_person_keys (block_key, person_id) "
+        "SELECT 'garbage|' || id, id FROM identity_persons"}) {
+    absl::Status s = storage::RunInTransaction(
+        db(), [&](Transaction& tx) { return tx.Execute(sql).status(); });
+    ASSERT_TRUE(s.ok()) << s << " in " << sql;
+  }
+
+  StartService();
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(Count(absl::StrCat("SELECT COUNT(*) FROM identity_persons "
+                               "WHERE key_rules <> ",
+                               kCurrentRules)),
+            0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM identity_person_keys "
+                  "WHERE block_key LIKE 'garbage|%'"),
+            0);
+  for (size_t i = 0; i < persons.size(); ++i) {
+    EXPECT_EQ(Duplicates(persons[i]).count(names[i]), 1u) << names[i];
+  }
+}
+
+LOTSE_INSTANTIATE_BOTH_BACKENDS(RekeyOnStartTest);
 
 }  // namespace
 }  // namespace lotse::identity
