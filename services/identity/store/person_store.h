@@ -254,24 +254,34 @@ class PersonStore {
     std::string data;
   };
   // At most `limit` such rows, those of older rules first. Indexed range
-  // reads that stop after `limit` rows; rows RekeyRow brought to the
+  // reads that stop after `limit` rows; rows RekeyRows brought to the
   // current rules are not returned again, so reading again continues with
   // what is left.
   absl::StatusOr<std::vector<StaleKeyRow>> ReadStaleKeyRows(int limit);
   // How many rows ReadStaleKeyRows would return without a limit.
   absl::StatusOr<int64_t> CountStaleKeyRows();
-  // Brings `row` to the current key rules. A live person's keys are
-  // replaced by those of `prepared` (its form under the current rules, not
-  // null), its match_form by `form` unless that is empty, and a key stamp
-  // is claimed for it (ClaimKeyStamp), so in-memory copies of the index
-  // and of the forms learn of the change. A merged or erased person only
-  // has its rules recorded. Only if the row is as it was read (version and
-  // key_rules): false when it changed since, and nothing is written (its
-  // writer derived its keys afresh, or a later read returns it again).
-  // Needs a read-write transaction.
-  absl::StatusOr<bool> RekeyRow(const StaleKeyRow& row,
-                                const PreparedRecord* prepared,
-                                absl::string_view form);
+  // A stale row with what re-keying writes for it.
+  struct RekeyItem {
+    const StaleKeyRow* row = nullptr;
+    // Live persons: the record's form under the current rules, not null.
+    const PreparedRecord* prepared = nullptr;
+    // A new match_form to store with the keys; "" keeps the stored one.
+    absl::string_view form;
+  };
+  // Brings the rows of `items` to the current key rules. A live person's
+  // keys are replaced by those of its `prepared` form (its match_form by
+  // `form` unless that is empty), and a key stamp is claimed for them
+  // (ClaimKeyStamp), so in-memory copies of the index and of the forms
+  // learn of the change. A merged or erased person only has its rules
+  // recorded. Only rows that are as they were read (version and key_rules)
+  // are written; a row changed since is left alone (its writer derived its
+  // keys afresh, or a later ReadStaleKeyRows returns it again). A few
+  // statements per 100 rows. Needs a read-write transaction.
+  struct Rekeyed {
+    int64_t rows = 0;     // rows written
+    int64_t persons = 0;  // of them live persons, whose keys were replaced
+  };
+  absl::StatusOr<Rekeyed> RekeyRows(const std::vector<RekeyItem>& items);
 
   // From now on FindCandidates and Search answer from `index` (caught up to
   // this transaction's snapshot first) instead of identity_person_keys,

@@ -21,7 +21,7 @@ using ::lotse::storage::TxMode;
 // How often RekeyStaleKeys reports progress while it runs.
 constexpr absl::Duration kProgressEvery = absl::Seconds(10);
 
-// A stale row with what RekeyRow needs to write it.
+// A stale row with what RekeyRows needs to write it.
 struct Planned {
   PersonStore::StaleKeyRow row;
   PreparedRecord prepared;  // live persons only
@@ -93,18 +93,18 @@ absl::StatusOr<RekeyBatchResult> RekeyBatch(storage::Database& db,
         // A retried transaction starts the counts afresh.
         result = RekeyBatchResult();
         PersonStore store(tx, matcher);
+        std::vector<PersonStore::RekeyItem> items;
+        items.reserve(batch.size());
         for (const Planned& planned : batch) {
-          absl::StatusOr<bool> rekeyed = store.RekeyRow(
-              planned.row, planned.row.live ? &planned.prepared : nullptr,
-              planned.form);
-          if (!rekeyed.ok()) return rekeyed.status();
-          if (!*rekeyed) {
-            ++result.skipped;
-            continue;
-          }
-          ++result.rows;
-          if (planned.row.live) ++result.persons;
+          items.push_back({&planned.row,
+                           planned.row.live ? &planned.prepared : nullptr,
+                           planned.form});
         }
+        absl::StatusOr<PersonStore::Rekeyed> rekeyed = store.RekeyRows(items);
+        if (!rekeyed.ok()) return rekeyed.status();
+        result.rows = rekeyed->rows;
+        result.persons = rekeyed->persons;
+        result.skipped = static_cast<int64_t>(batch.size()) - rekeyed->rows;
         return absl::OkStatus();
       });
   if (!written.ok()) return written;

@@ -20,7 +20,7 @@
 //   - resuming needs no cursor: a batch takes rows that are still stale, so
 //     a crash between batches loses nothing, and the next start continues
 //     with what is left. Replicas starting at once work on the same rows
-//     without undoing each other (RekeyRow is conditional on the row).
+//     without undoing each other (RekeyRows is conditional on each row).
 //   - the cost is a BIGINT and an index entry per person; when nothing is
 //     stale the start-up check is two index probes.
 //
@@ -30,10 +30,12 @@
 // follow the rules of the binary that decodes it), else prepared from the
 // stored record with the mapping the store uses (ToMatchRecord), and then
 // written back as its new match_form. One read-write transaction per batch
-// then writes the keys of all of them (PersonStore::RekeyRow): a person's old
+// then writes the keys of all of them (PersonStore::RekeyRows): a person's old
 // keys are deleted and its new ones inserted in that transaction, so no
 // reader ever finds a person without keys, whatever moment a crash picks.
-// ICU runs outside the write transaction, which stays short.
+// ICU runs outside the write transaction, which stays short, and the writes
+// take a few statements per 100 persons, not per person: on PostgreSQL
+// every statement is a round trip.
 //
 // Both backends run the same SQL. On PostgreSQL the batch's key stamp
 // serialises it with other writers of keys, as every CreatePerson does.
@@ -58,7 +60,7 @@ struct RekeyBatchResult {
   int64_t rows = 0;     // rows brought to the current rules
   int64_t persons = 0;  // of them live persons whose keys were rewritten
   // Rows read but left alone because they changed after the read (see
-  // PersonStore::RekeyRow); a later batch reads them again if still stale.
+  // PersonStore::RekeyRows); a later batch reads them again if still stale.
   int64_t skipped = 0;
   // True when the read found no stale row: nothing is left to do.
   bool done = false;

@@ -455,15 +455,30 @@ TEST_P(RekeyTest, ARowChangedSinceItWasReadIsLeftToItsWriter) {
   absl::StatusOr<PreparedRecord> stale_form =
       Matcher().Prepare(ToMatchRecord(persons[1]));
   ASSERT_TRUE(stale_form.ok());
-  absl::StatusOr<bool> rekeyed;
+  // The batch holds the changed row and one that did not change.
+  const PersonStore::StaleKeyRow* unchanged =
+      &rows[rows.front().id == row->id ? 1 : 0];
+  absl::StatusOr<PreparedRecord> unchanged_form =
+      Matcher().DecodePrepared(unchanged->match_form);
+  ASSERT_TRUE(unchanged_form.ok()) << unchanged_form.status();
+  absl::StatusOr<PersonStore::Rekeyed> rekeyed;
   s = Tx([&](PersonStore& store) -> absl::Status {
-    rekeyed = store.RekeyRow(*row, &*stale_form, "");
+    rekeyed = store.RekeyRows(
+        {{row, &*stale_form, ""}, {unchanged, &*unchanged_form, ""}});
     return rekeyed.status();
   });
   ASSERT_TRUE(s.ok()) << s;
-  EXPECT_FALSE(*rekeyed);
+  EXPECT_EQ(rekeyed->rows, 1);
+  EXPECT_EQ(rekeyed->persons, 1);
+  // The writer's keys stand; the unchanged row got the current ones.
   EXPECT_EQ(KeysOf(persons[1]), written);
   EXPECT_EQ(KeyRulesOf(persons[1]), kCurrentRules);
+  for (const v1::Person& p : persons) {
+    if (IdOf(p) != unchanged->id) continue;
+    EXPECT_TRUE(Found(p)) << p.name();
+    EXPECT_EQ(KeysOf(p), ExpectedKeys(p)) << p.name();
+    EXPECT_EQ(KeyRulesOf(p), kCurrentRules);
+  }
 }
 
 TEST_P(RekeyTest, InMemoryIndexesCatchUpWithTheRekey) {
@@ -482,6 +497,45 @@ TEST_P(RekeyTest, InMemoryIndexesCatchUpWithTheRekey) {
   for (const v1::Person& p : persons) {
     EXPECT_TRUE(Found(p, &index)) << p.name();
   }
+}
+
+TEST_P(RekeyTest, ABatchLargerThanOneStatementRekeysEveryRow) {
+  // More rows than RekeyRows writes per statement, and more keys than one
+  // INSERT carries, with merged and erased rows between the live ones.
+  std::vector<v1::Person> drafts;
+  const char* const kSyllables[] = {"ka", "lo", "mi", "ra", "su", "te", "vo"};
+  for (int i = 0; i < 250; ++i) {
+    const std::string given = absl::StrCat(
+        kSyllables[i % 7], kSyllables[(i / 7) % 7], kSyllables[(i / 49) % 7]);
+    drafts.push_back(MakePerson(absl::StrCat(given, "na"),
+                                absl::StrCat("Be", given), 1950 + i % 60));
+  }
+  std::vector<v1::Person> persons = CreateAll(drafts);
+  ASSERT_EQ(persons.size(), drafts.size());
+  absl::Status s = Tx([&](PersonStore& store) -> absl::Status {
+    absl::StatusOr<v1::Person> merged =
+        store.Merge(IdOf(persons[10]), persons[10].etag(), IdOf(persons[11]),
+                    persons[11].etag());
+    if (!merged.ok()) return merged.status();
+    return store.Erase(IdOf(persons[150])).status();
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  MakeStale(kOldRules);
+
+  absl::StatusOr<RekeyResult> result = RekeyStaleKeys(db(), Matcher());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->rows, 250);
+  EXPECT_EQ(result->persons, 248);
+  EXPECT_EQ(result->batches, 1);
+  for (size_t i = 0; i < persons.size(); ++i) {
+    if (i == 11 || i == 150) {
+      EXPECT_TRUE(KeysOf(persons[i]).empty());
+      continue;
+    }
+    EXPECT_TRUE(Found(persons[i])) << persons[i].name();
+    EXPECT_EQ(KeysOf(persons[i]), ExpectedKeys(persons[i]));
+  }
+  EXPECT_EQ(StaleRows(), 0);
 }
 
 TEST_P(RekeyTest, RefusesAnEmptyBatch) {
