@@ -7,6 +7,7 @@
 #include "absl/time/time.h"
 #include "common/server/log.h"
 #include "services/identity/service/handler_support.h"
+#include "services/identity/store/rekey.h"
 
 namespace lotse::identity {
 
@@ -126,6 +127,12 @@ absl::Status IdentityServiceImpl::EnablePersons(
       DuplicateMatcher::Create();
   if (!matcher.ok()) return matcher.status();
   matcher_ = std::shared_ptr<const DuplicateMatcher>(*std::move(matcher));
+  // Keys stored under other rules would not meet this binary's lookups:
+  // re-derive them before the index and the caches read them, and before
+  // serving (SERVING waits for this).
+  absl::StatusOr<RekeyResult> rekeyed =
+      RekeyStaleKeys(*runtime_.database, *matcher_);
+  if (!rekeyed.ok()) return rekeyed.status();
   match_forms_ =
       std::make_unique<MatchFormCache>(*matcher_, match_form_cache_bytes);
   if (runtime_.metrics != nullptr) {

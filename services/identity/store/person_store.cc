@@ -35,6 +35,8 @@ using ::lotse::storage::Value;
 constexpr int kMaxMergeHops = 16;
 // Rows per multi-row INSERT of blocking keys.
 constexpr size_t kKeysPerInsert = 100;
+// The key rules this binary derives keys under, as stored in key_rules.
+constexpr int64_t kKeyRules = DuplicateMatcher::kBlockingKeyVersion;
 
 constexpr char kPersonColumns[] =
     "id, version, create_us, update_us, creating_agency, merged_into, data";
@@ -213,6 +215,15 @@ CREATE TABLE identity_key_clock (
 );
 INSERT INTO identity_key_clock (id, stamp) VALUES (1, 0);
 )sql"},
+      // The key rules each row's blocking keys follow (see the header).
+      // Rows of earlier releases read 0, "unknown": the start-up re-key
+      // (rekey.h) derives their keys afresh. The index makes finding the
+      // stale rows two range reads, and lets a batch take them in order.
+      {"identity.0106_person_key_rules",
+       R"sql(
+ALTER TABLE identity_persons ADD COLUMN key_rules BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX identity_persons_by_key_rules ON identity_persons (key_rules);
+)sql"},
   };
 }
 
@@ -377,10 +388,11 @@ absl::StatusOr<Person> PersonStore::Create(const Person& person,
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> inserted = tx_.Execute(
       "INSERT INTO identity_persons (id, version, create_us, update_us, "
-      "creating_agency, data, match_form, key_stamp) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+      "creating_agency, data, match_form, key_stamp, key_rules) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
       {row.id, row.version, row.create_us, row.update_us, row.creating_agency,
-       Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp});
+       Bytes{row.data}, Bytes{matcher_.EncodePrepared(prepared)}, *stamp,
+       kKeyRules});
   if (!inserted.ok()) return inserted.status();
   // A new id has no keys yet: no DELETE.
   if (absl::Status s = ReplaceKeys(row.id, prepared, /*fresh=*/true); !s.ok()) {
@@ -533,6 +545,187 @@ absl::StatusOr<std::vector<PersonStore::KeyRow>> PersonStore::KeysOf(
     if (absl::Status s = AppendKeyRows(*rows, &out); !s.ok()) return s;
   }
   return out;
+}
+
+absl::StatusOr<std::vector<PersonStore::StaleKeyRow>>
+PersonStore::ReadStaleKeyRows(int limit) {
+  std::vector<StaleKeyRow> out;
+  // Older rules first, then newer ones (a binary rolled back): each an
+  // indexed range read that stops after `limit` rows. Rows a batch brought
+  // to the current rules leave the range, so the next read starts with
+  // those still left, without a cursor.
+  for (const char* range : {"key_rules < $1", "key_rules > $1"}) {
+    if (out.size() >= static_cast<size_t>(limit)) break;
+    absl::StatusOr<Rows> rows = tx_.Query(
+        absl::StrCat(
+            "SELECT id, version, key_rules, CASE WHEN merged_into IS NULL AND "
+            "erase_us IS NULL THEN 1 ELSE 0 END, match_form, data "
+            "FROM identity_persons WHERE ",
+            range, " ORDER BY key_rules LIMIT $2"),
+        {kKeyRules, static_cast<int64_t>(limit - out.size())});
+    if (!rows.ok()) return rows.status();
+    for (const storage::Row& r : *rows) {
+      StaleKeyRow row;
+      absl::StatusOr<std::string> id = r.GetText(0);
+      absl::StatusOr<int64_t> version = r.GetInt(1);
+      absl::StatusOr<int64_t> key_rules = r.GetInt(2);
+      absl::StatusOr<int64_t> live = r.GetInt(3);
+      for (const absl::Status& s :
+           {id.status(), version.status(), key_rules.status(), live.status()}) {
+        if (!s.ok()) return s;
+      }
+      row.id = *std::move(id);
+      row.version = *version;
+      row.key_rules = *key_rules;
+      row.live = *live == 1;
+      if (row.live) {
+        if (!r.IsNull(4)) {
+          absl::StatusOr<std::string> form = r.GetBytes(4);
+          if (!form.ok()) return form.status();
+          row.match_form = *std::move(form);
+        }
+        absl::StatusOr<std::string> data = r.GetBytes(5);
+        if (!data.ok()) return data.status();
+        row.data = *std::move(data);
+      }
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> PersonStore::CountStaleKeyRows() {
+  absl::StatusOr<Rows> rows = tx_.Query(
+      "SELECT (SELECT COUNT(*) FROM identity_persons WHERE key_rules < $1), "
+      "(SELECT COUNT(*) FROM identity_persons WHERE key_rules > $1)",
+      {kKeyRules});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::InternalError("COUNT returned no row");
+  absl::StatusOr<int64_t> older = rows->front().GetInt(0);
+  if (!older.ok()) return older.status();
+  absl::StatusOr<int64_t> newer = rows->front().GetInt(1);
+  if (!newer.ok()) return newer.status();
+  return *older + *newer;
+}
+
+absl::StatusOr<PersonStore::Rekeyed> PersonStore::RekeyRows(
+    const std::vector<RekeyItem>& items) {
+  // Statements per chunk, not per person: on PostgreSQL each statement is a
+  // round trip, and at a million persons three per person took minutes.
+  constexpr size_t kRowsPerStatement = 100;
+  int64_t stamp = 0;
+  Rekeyed rekeyed;
+  for (size_t begin = 0; begin < items.size(); begin += kRowsPerStatement) {
+    const size_t end = std::min(items.size(), begin + kRowsPerStatement);
+    // Merged and erased persons have no keys: they only get their rules
+    // recorded, so that they stop counting as stale. Live ones get a key
+    // stamp, so in-memory copies of the index and the forms learn of them.
+    bool any_live = false;
+    for (size_t i = begin; i < end; ++i) {
+      if (!items[i].row->live) continue;
+      if (items[i].prepared == nullptr) {
+        return absl::InvalidArgumentError(
+            "a live person needs its prepared form");
+      }
+      any_live = true;
+    }
+    if (any_live && stamp == 0) {
+      absl::StatusOr<int64_t> claimed = ClaimKeyStamp();
+      if (!claimed.ok()) return claimed.status();
+      stamp = *claimed;
+    }
+    for (const bool live : {false, true}) {
+      std::vector<std::string> ids;
+      for (size_t i = begin; i < end; ++i) {
+        if (items[i].row->live == live) ids.push_back(items[i].row->id);
+      }
+      if (ids.empty()) continue;
+      // Only rows as they were read (version and rules): a row changed
+      // since was written by someone else, whose write stands. The id list
+      // makes both backends read the rows through the primary key; the
+      // VALUES list is the per-row check. On PostgreSQL the update holds
+      // the rows until commit, so a concurrent Update or Merge (which
+      // writes the row before the keys) waits and then replaces these keys
+      // with its own.
+      std::vector<Value> params = {kKeyRules};
+      std::string sql = "UPDATE identity_persons SET key_rules = $1";
+      if (live) {
+        params.push_back(stamp);
+        absl::StrAppend(&sql, ", key_stamp = $2");
+      }
+      absl::StrAppend(&sql, " WHERE id IN (");
+      AppendInList(ids, 0, ids.size(), &sql, &params);
+      absl::StrAppend(&sql, ") AND (id, version, key_rules) IN (VALUES ");
+      bool first = true;
+      for (size_t i = begin; i < end; ++i) {
+        const StaleKeyRow& row = *items[i].row;
+        if (row.live != live) continue;
+        absl::StrAppend(&sql, first ? "" : ", ", "($", params.size() + 1, ", $",
+                        params.size() + 2, ", $", params.size() + 3, ")");
+        params.push_back(row.id);
+        params.push_back(row.version);
+        params.push_back(row.key_rules);
+        first = false;
+      }
+      // No condition on merged_into or erase_us: a merge or an erasure
+      // changes the version, so an unchanged row is as live as it was read;
+      // and SQLite would read through merged_into's index, all unmerged
+      // persons, for every statement (measured: 40 times slower).
+      absl::StrAppend(&sql, ") RETURNING id");
+      absl::StatusOr<Rows> rows = tx_.Query(sql, params);
+      if (!rows.ok()) return rows.status();
+      rekeyed.rows += static_cast<int64_t>(rows->size());
+      if (!live || rows->empty()) continue;
+      rekeyed.persons += static_cast<int64_t>(rows->size());
+      absl::flat_hash_set<std::string> written;
+      for (const storage::Row& row : *rows) {
+        absl::StatusOr<std::string> id = row.GetText(0);
+        if (!id.ok()) return id.status();
+        written.insert(*std::move(id));
+      }
+      // The old keys go and the new ones come in this transaction: no
+      // reader ever sees the person without keys.
+      std::vector<std::string> gone(written.begin(), written.end());
+      std::string del = "DELETE FROM identity_person_keys WHERE person_id IN (";
+      std::vector<Value> del_params;
+      AppendInList(gone, 0, gone.size(), &del, &del_params);
+      absl::StrAppend(&del, ")");
+      absl::StatusOr<int64_t> deleted = tx_.Execute(del, del_params);
+      if (!deleted.ok()) return deleted.status();
+      std::vector<std::pair<std::string, std::string>> keys;  // (id, key)
+      for (size_t i = begin; i < end; ++i) {
+        const RekeyItem& item = items[i];
+        if (!item.row->live || !written.contains(item.row->id)) continue;
+        absl::flat_hash_set<std::string> seen;
+        for (std::string& key : matcher_.BlockingKeys(*item.prepared)) {
+          if (seen.insert(key).second) {
+            keys.emplace_back(item.row->id, std::move(key));
+          }
+        }
+        if (item.form.empty()) continue;
+        absl::StatusOr<int64_t> formed = tx_.Execute(
+            "UPDATE identity_persons SET match_form = $1 WHERE id = $2",
+            {Bytes{std::string(item.form)}, item.row->id});
+        if (!formed.ok()) return formed.status();
+      }
+      for (size_t k = 0; k < keys.size(); k += kKeysPerInsert) {
+        const size_t k_end = std::min(keys.size(), k + kKeysPerInsert);
+        std::string ins =
+            "INSERT INTO identity_person_keys (block_key, person_id) VALUES ";
+        std::vector<Value> ins_params;
+        for (size_t j = k; j < k_end; ++j) {
+          absl::StrAppend(&ins, j == k ? "" : ", ", "($", ins_params.size() + 1,
+                          ", $", ins_params.size() + 2, ")");
+          ins_params.push_back(keys[j].second);
+          ins_params.push_back(keys[j].first);
+        }
+        absl::StrAppend(&ins, " ON CONFLICT DO NOTHING");
+        absl::StatusOr<int64_t> inserted = tx_.Execute(ins, ins_params);
+        if (!inserted.ok()) return inserted.status();
+      }
+    }
+  }
+  return rekeyed;
 }
 
 absl::StatusOr<std::vector<MatchCandidate>> PersonStore::LoadMatchForms(
@@ -714,10 +907,11 @@ absl::StatusOr<Person> PersonStore::Update(absl::string_view id,
   row.data = fields.SerializeAsString();
   absl::StatusOr<int64_t> updated = tx_.Execute(
       "UPDATE identity_persons SET data = $1, version = $2, update_us = $3, "
-      "match_form = $4, key_stamp = $5 "
+      "match_form = $4, key_stamp = $5, key_rules = $8 "
       "WHERE id = $6 AND version = $7 AND merged_into IS NULL",
       {Bytes{row.data}, row.version, row.update_us,
-       Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version});
+       Bytes{matcher_.EncodePrepared(*prepared)}, *stamp, row.id, old_version,
+       kKeyRules});
   if (!updated.ok()) return updated.status();
   if (*updated != 1) return api::CheckEtag(etag, "");  // moved on meanwhile
   if (absl::Status s = ReplaceKeys(row.id, *prepared, /*fresh=*/false);

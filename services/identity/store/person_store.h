@@ -43,6 +43,17 @@
 //                               A merge claims one for the merged person,
 //                               whose keys it removes, so that KeyIndex
 //                               copies see the removal.
+//   identity_persons.key_rules  the key rules
+//                               (DuplicateMatcher::kBlockingKeyVersion) the
+//                               row's blocking keys were derived under,
+//                               written in the same statement as every
+//                               write of them; 0 for rows of releases
+//                               before the column (unknown rules). Keys of
+//                               other rules do not meet this binary's
+//                               lookups, so the service re-derives them at
+//                               start-up (rekey.h, which says why a column
+//                               per person rather than one version for the
+//                               table).
 //
 // Why proto bytes plus columns: the record is read and written whole, is
 // nested (names, address, phones would need three child tables), and
@@ -83,7 +94,8 @@ namespace lotse::identity {
 // "identity.0101_persons", "identity.0102_person_keys",
 // "identity.0103_person_agency_ids",
 // "identity.0104_person_agency_ids_by_issuer",
-// "identity.0105_person_match_forms", in this order.
+// "identity.0105_person_match_forms", "identity.0106_person_key_rules", in
+// this order.
 std::vector<storage::Migration> PersonMigrations();
 
 // Migration "identity.0601_person_erasure": identity_persons.erase_us, set
@@ -227,6 +239,49 @@ class PersonStore {
   // The key rows of persons `ids`, in batches.
   absl::StatusOr<std::vector<KeyRow>> KeysOf(
       const std::vector<std::string>& ids);
+
+  // A row of identity_persons whose keys were derived under other key
+  // rules than this binary's (key_rules differs), for re-keying (rekey.h).
+  struct StaleKeyRow {
+    std::string id;
+    int64_t version = 0;    // the row's version when it was read
+    int64_t key_rules = 0;  // the rules its keys follow
+    // False for merged and erased persons, which have no keys.
+    bool live = false;
+    // Live persons only: the stored match_form ("" when NULL) and the
+    // record (a serialized Person, as stored).
+    std::string match_form;
+    std::string data;
+  };
+  // At most `limit` such rows, those of older rules first. Indexed range
+  // reads that stop after `limit` rows; rows RekeyRows brought to the
+  // current rules are not returned again, so reading again continues with
+  // what is left.
+  absl::StatusOr<std::vector<StaleKeyRow>> ReadStaleKeyRows(int limit);
+  // How many rows ReadStaleKeyRows would return without a limit.
+  absl::StatusOr<int64_t> CountStaleKeyRows();
+  // A stale row with what re-keying writes for it.
+  struct RekeyItem {
+    const StaleKeyRow* row = nullptr;
+    // Live persons: the record's form under the current rules, not null.
+    const PreparedRecord* prepared = nullptr;
+    // A new match_form to store with the keys; "" keeps the stored one.
+    absl::string_view form;
+  };
+  // Brings the rows of `items` to the current key rules. A live person's
+  // keys are replaced by those of its `prepared` form (its match_form by
+  // `form` unless that is empty), and a key stamp is claimed for them
+  // (ClaimKeyStamp), so in-memory copies of the index and of the forms
+  // learn of the change. A merged or erased person only has its rules
+  // recorded. Only rows that are as they were read (version and key_rules)
+  // are written; a row changed since is left alone (its writer derived its
+  // keys afresh, or a later ReadStaleKeyRows returns it again). A few
+  // statements per 100 rows. Needs a read-write transaction.
+  struct Rekeyed {
+    int64_t rows = 0;     // rows written
+    int64_t persons = 0;  // of them live persons, whose keys were replaced
+  };
+  absl::StatusOr<Rekeyed> RekeyRows(const std::vector<RekeyItem>& items);
 
   // From now on FindCandidates and Search answer from `index` (caught up to
   // this transaction's snapshot first) instead of identity_person_keys,
