@@ -987,7 +987,11 @@ std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
     }
     for (const NamePart& part : field.parts) {
       const std::string& text = part.forms.back().text;
-      if (text.size() < 3 || text[0] == text[1]) continue;
+      // Slips swap a vowel with a consonant (aRhel, nÜal); two consonants
+      // swapped would only add keys that meet other names.
+      if (text.size() < 3 || IsVowelLetter(text[0]) == IsVowelLetter(text[1])) {
+        continue;
+      }
       std::string swapped = text;
       std::swap(swapped[0], swapped[1]);
       std::vector<std::string> swapped_keys;
