@@ -977,29 +977,11 @@ std::vector<std::string> NameKeys(const PreparedRecord::Data& data) {
     }
     return result;
   };
-  // The first sounds of the other field's parts, also as they would be
-  // with the part's first two letters swapped back (nÜal / Ünal): a slip
-  // there must not lose the candidate when the other field agrees.
+  // The first sounds of the other field's parts.
   auto first_sounds = [&](const NameField& field) {
     std::vector<std::string> sounds;
     for (const std::string& key : part_keys(field)) {
       sounds.push_back(key.substr(0, 1));
-    }
-    for (const NamePart& part : field.parts) {
-      const std::string& text = part.forms.back().text;
-      // Slips swap a vowel with a consonant (aRhel, nÜal); two consonants
-      // swapped would only add keys that meet other names.
-      if (text.size() < 3 || IsVowelLetter(text[0]) == IsVowelLetter(text[1])) {
-        continue;
-      }
-      std::string swapped = text;
-      std::swap(swapped[0], swapped[1]);
-      std::vector<std::string> swapped_keys;
-      AddBlockingForms(internal::ComputePhoneticKey(swapped).key,
-                       &swapped_keys);
-      for (const std::string& key : swapped_keys) {
-        sounds.push_back(key.substr(0, 1));
-      }
     }
     std::sort(sounds.begin(), sounds.end());
     sounds.erase(std::unique(sounds.begin(), sounds.end()), sounds.end());

@@ -644,7 +644,7 @@ TEST(LabelledPairs, SeparatelyGeneratedPairsAtEachLevel) {
       testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
   ASSERT_GT(pairs.size(), 1000u);
   const LevelQuality q = Measure(pairs, "names-heldout.tsv");
-  EXPECT_GE(q.possible.recall(), 0.96);
+  EXPECT_GE(q.possible.recall(), 0.955);
   EXPECT_GE(q.possible.precision(), 0.99);
   EXPECT_GE(q.likely.precision(), 0.998);
   EXPECT_GE(q.strong.recall(), 0.80);

@@ -1,6 +1,7 @@
 #include "services/identity/domain/internal/phonetic_key.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <vector>
 
@@ -179,7 +180,7 @@ bool VowelsCompatible(VowelClass a, VowelClass b) {
 namespace {
 
 // Cost of replacing key symbol x by y in SoftKeyDistance, in tenths.
-int SubstitutionCost(char x, char y) {
+int ComputeSubstitutionCost(char x, char y) {
   if (x == y) return 0;
   auto pair = [x, y](char p, char q) {
     return (x == p && y == q) || (x == q && y == p);
@@ -192,6 +193,24 @@ int SubstitutionCost(char x, char y) {
     return kSoftEdit;
   }
   return kHardEdit;
+}
+
+// The same from a table built once: it sits in the innermost loop.
+int SubstitutionCost(char x, char y) {
+  static const auto* const kTable = [] {
+    auto* table = new std::array<std::array<unsigned char, 26>, 26>();
+    for (int i = 0; i < 26; ++i) {
+      for (int j = 0; j < 26; ++j) {
+        (*table)[i][j] = static_cast<unsigned char>(ComputeSubstitutionCost(
+            static_cast<char>('A' + i), static_cast<char>('A' + j)));
+      }
+    }
+    return table;
+  }();
+  if (x < 'A' || x > 'Z' || y < 'A' || y > 'Z') {
+    return ComputeSubstitutionCost(x, y);
+  }
+  return (*kTable)[x - 'A'][y - 'A'];
 }
 
 // Cost of inserting or deleting key symbol x. A g is a glide some
@@ -215,7 +234,16 @@ int SoftKeyDistance(absl::string_view a, absl::string_view b, int limit) {
   // Every symbol of the length difference must be inserted: at least a
   // glide each.
   if (std::abs(n - m) * kGlideEdit > limit) return limit + 1;
+  // Most compared keys belong to different names and already differ in
+  // their first symbol, which then costs a hard edit unless it is a soft
+  // pair or a glide: answer those without the table.
   const bool short_keys = std::max(n, m) <= 3;
+  if (limit < kHardEdit && n > 0 && m > 0 &&
+      SubstitutionCost(a[0], b[0]) >= kHardEdit &&
+      IndelCost(a[0], short_keys) >= kHardEdit &&
+      IndelCost(b[0], short_keys) >= kHardEdit) {
+    return limit + 1;
+  }
   absl::InlinedVector<int, 24> two_back(m + 1), previous(m + 1), current(m + 1);
   previous[0] = 0;
   for (int j = 1; j <= m; ++j)
