@@ -137,6 +137,18 @@ int Run(const std::vector<std::string>& paths) {
         }
       }
       const double ns = absl::ToDoubleNanoseconds(absl::Now() - start);
+      const absl::Time score_start = absl::Now();
+      double score_sum = 0;
+      for (size_t i = 0; i < prepared.size(); ++i) {
+        for (int k = 1; k <= cross; ++k) {
+          score_sum += (*matcher)->Score(
+              prepared[i], prepared[(i + 2 * k + 1) % prepared.size()]);
+        }
+      }
+      const double score_ns =
+          absl::ToDoubleNanoseconds(absl::Now() - score_start);
+      std::cout << absl::StrFormat("%s: Score %.0f ns each (checksum %.1f)\n",
+                                   path, score_ns / comparisons, score_sum);
       // The service keeps candidates encoded and decodes each one it
       // scores: time that too.
       std::vector<std::string> encoded;

@@ -668,51 +668,58 @@ struct NameEvidence {
 MatchReason FieldReason(MatchFactor factor, const std::string& query_value,
                         const std::string& candidate_value,
                         const FieldMatch& match, double weight, double mismatch,
-                        bool query_has, bool candidate_has) {
-  MatchReason reason{
-      factor, MatchMethod::kMissing, query_value, candidate_value, 0, ""};
+                        bool query_has, bool candidate_has, bool explain) {
+  MatchReason reason{factor,
+                     MatchMethod::kMissing,
+                     explain ? query_value : std::string(),
+                     explain ? candidate_value : std::string(),
+                     0,
+                     ""};
   const char* label =
       factor == MatchFactor::kGivenNames ? "given names" : "family names";
   if (!query_has || !candidate_has) {
-    reason.explanation = absl::StrCat("one record has no ", label);
+    if (explain) reason.explanation = absl::StrCat("one record has no ", label);
     return reason;
   }
   if (match.matches.empty()) {
     reason.method = MatchMethod::kMismatch;
     reason.contribution = mismatch;
-    reason.explanation = absl::StrCat(label, " differ");
+    if (explain) reason.explanation = absl::StrCat(label, " differ");
     return reason;
   }
   if (match.similarity <= kSimilarityTransliterationWeak) {
     // Same consonants, other vowels (Hassan / Hussein): different names.
     reason.method = MatchMethod::kMismatch;
     reason.contribution = mismatch;
-    reason.explanation = absl::StrCat(label, " differ: ", DescribeField(match));
+    if (explain)
+      reason.explanation =
+          absl::StrCat(label, " differ: ", DescribeField(match));
     return reason;
   }
   reason.method = match.method;
   reason.contribution = weight * match.similarity;
-  reason.explanation = absl::StrCat(label, ": ", DescribeField(match));
+  if (explain)
+    reason.explanation = absl::StrCat(label, ": ", DescribeField(match));
   return reason;
 }
 
 NameEvidence CompareSpellings(const PreparedSpelling& q,
-                              const PreparedSpelling& c) {
-  auto evaluate = [](const std::vector<NameField>& q_given,
-                     const std::vector<NameField>& q_family,
-                     const std::vector<NameField>& c_given,
-                     const std::vector<NameField>& c_family,
-                     const std::string& qg, const std::string& qf,
-                     const std::string& cg, const std::string& cf) {
+                              const PreparedSpelling& c, bool explain) {
+  auto evaluate = [explain](const std::vector<NameField>& q_given,
+                            const std::vector<NameField>& q_family,
+                            const std::vector<NameField>& c_given,
+                            const std::vector<NameField>& c_family,
+                            const std::string& qg, const std::string& qf,
+                            const std::string& cg, const std::string& cf) {
     NameEvidence evidence;
     FieldMatch given = BestFieldMatch(q_given, c_given);
     FieldMatch family = BestFieldMatch(q_family, c_family);
-    evidence.reasons.push_back(
-        FieldReason(MatchFactor::kGivenNames, qg, cg, given, kGivenNamesWeight,
-                    kGivenNamesMismatch, !q_given.empty(), !c_given.empty()));
+    evidence.reasons.push_back(FieldReason(
+        MatchFactor::kGivenNames, qg, cg, given, kGivenNamesWeight,
+        kGivenNamesMismatch, !q_given.empty(), !c_given.empty(), explain));
     evidence.reasons.push_back(FieldReason(
         MatchFactor::kFamilyNames, qf, cf, family, kFamilyNamesWeight,
-        kFamilyNamesMismatch, !q_family.empty(), !c_family.empty()));
+        kFamilyNamesMismatch, !q_family.empty(), !c_family.empty(), explain));
     for (const MatchReason& reason : evidence.reasons) {
       evidence.total += reason.contribution;
     }
@@ -727,10 +734,12 @@ NameEvidence CompareSpellings(const PreparedSpelling& q,
   // A swap only explains something when both fields then agree better.
   const double swap_penalty = kSwapPenaltyFactor * std::max(0.0, swapped.total);
   if (swapped.total - swap_penalty > straight.total) {
-    swapped.reasons.push_back(
-        MatchReason{MatchFactor::kGivenNames, MatchMethod::kSwappedNames,
-                    q.given_original, c.family_original, -swap_penalty,
-                    "given and family names are swapped between the records"});
+    swapped.reasons.push_back(MatchReason{
+        MatchFactor::kGivenNames, MatchMethod::kSwappedNames,
+        explain ? q.given_original : std::string(),
+        explain ? c.family_original : std::string(), -swap_penalty,
+        explain ? "given and family names are swapped between the records"
+                : ""});
     swapped.total -= swap_penalty;
     return swapped;
   }
@@ -747,15 +756,16 @@ std::string FormatDate(const BirthDate& date) {
   return absl::StrFormat("%04d-%02d-%02d", date.year, date.month, date.day);
 }
 
-MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
+MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c,
+                              bool explain) {
   MatchReason reason{MatchFactor::kBirthDate,
                      MatchMethod::kMissing,
-                     FormatDate(q),
-                     FormatDate(c),
+                     explain ? FormatDate(q) : std::string(),
+                     explain ? FormatDate(c) : std::string(),
                      0,
                      ""};
   if (q.year == 0 || c.year == 0) {
-    reason.explanation = "one record has no birth date";
+    if (explain) reason.explanation = "one record has no birth date";
     return reason;
   }
   const bool placeholder =
@@ -772,24 +782,26 @@ MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
   if (years_apart >= 3) {
     reason.method = MatchMethod::kMismatch;
     reason.contribution = kDateYearsApart;
-    reason.explanation = absl::StrCat("born ", years_apart, " years apart");
+    if (explain)
+      reason.explanation = absl::StrCat("born ", years_apart, " years apart");
     return reason;
   }
   if (years_apart == 2) {
     reason.method = MatchMethod::kMismatch;
     reason.contribution = kDateYearOffByTwo;
-    reason.explanation = "born two years apart";
+    if (explain) reason.explanation = "born two years apart";
     return reason;
   }
   if (years_apart == 1) {
     if (both_full && a.month == b.month && a.day == b.day) {
       reason.method = MatchMethod::kTypo;
       reason.contribution = kDateYearTypo;
-      reason.explanation = "same day and month, year differs by one";
+      if (explain)
+        reason.explanation = "same day and month, year differs by one";
     } else {
       reason.method = MatchMethod::kMismatch;
       reason.contribution = kDateYearOffByOne;
-      reason.explanation = "birth years differ by one";
+      if (explain) reason.explanation = "birth years differ by one";
     }
     return reason;
   }
@@ -806,17 +818,19 @@ MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
     if (a.month == b.month && a.day == b.day) {
       reason.method = MatchMethod::kDateEqual;
       reason.contribution = kDateEqual;
-      reason.explanation = "same birth date";
+      if (explain) reason.explanation = "same birth date";
     } else if (a.month == b.day && a.day == b.month) {
       reason.method = MatchMethod::kDateDayMonthSwapped;
       reason.contribution = kDateDayMonthSwapped;
-      reason.explanation = "same birth date with day and month swapped";
+      if (explain)
+        reason.explanation = "same birth date with day and month swapped";
     } else {
       reason.method = MatchMethod::kMismatch;
       reason.contribution = (a.month == b.month || a.day == b.day)
                                 ? kDateSameYearOtherDay
                                 : kDateSameYearOtherMonth;
-      reason.explanation = "different birth dates in the same year";
+      if (explain)
+        reason.explanation = "different birth dates in the same year";
     }
     return reason;
   }
@@ -828,17 +842,19 @@ MatchReason CompareBirthDates(const BirthDate& q, const BirthDate& c) {
     if (month_agrees) {
       reason.method = MatchMethod::kDatePartialCompatible;
       reason.contribution = kDateYearMonthEqual;
-      reason.explanation = "same year and month of birth";
+      if (explain) reason.explanation = "same year and month of birth";
     } else {
       reason.method = MatchMethod::kMismatch;
       reason.contribution = kDateSameYearOtherDay;
-      reason.explanation = "different months of birth in the same year";
+      if (explain)
+        reason.explanation = "different months of birth in the same year";
     }
     return reason;
   }
   reason.method = MatchMethod::kDatePartialCompatible;
   reason.contribution = kDateYearOnlyEqual;
-  reason.explanation = "same year of birth; day and month not known on both";
+  if (explain)
+    reason.explanation = "same year of birth; day and month not known on both";
   return reason;
 }
 
@@ -860,13 +876,13 @@ absl::string_view SexName(RecordedSex sex) {
   }
 }
 
-MatchReason CompareSex(RecordedSex q, RecordedSex c) {
+MatchReason CompareSex(RecordedSex q, RecordedSex c, bool explain) {
   MatchReason reason{MatchFactor::kSex,
                      MatchMethod::kMissing,
-                     std::string(SexName(q)),
-                     std::string(SexName(c)),
+                     explain ? std::string(SexName(q)) : std::string(),
+                     explain ? std::string(SexName(c)) : std::string(),
                      0,
-                     "sex not recorded on both"};
+                     explain ? "sex not recorded on both" : ""};
   auto known = [](RecordedSex sex) {
     return sex == RecordedSex::kFemale || sex == RecordedSex::kMale ||
            sex == RecordedSex::kDiverse;
@@ -875,46 +891,47 @@ MatchReason CompareSex(RecordedSex q, RecordedSex c) {
   if (q == c) {
     reason.method = MatchMethod::kExact;
     reason.contribution = kSexEqual;
-    reason.explanation = "same sex";
+    if (explain) reason.explanation = "same sex";
   } else {
     reason.method = MatchMethod::kMismatch;
     reason.contribution = kSexDifferent;
-    reason.explanation = "different sex";
+    if (explain) reason.explanation = "different sex";
   }
   return reason;
 }
 
 MatchReason CompareNationalities(const std::vector<std::string>& q,
-                                 const std::vector<std::string>& c) {
+                                 const std::vector<std::string>& c,
+                                 bool explain) {
   MatchReason reason{MatchFactor::kNationality,
                      MatchMethod::kMissing,
-                     absl::StrJoin(q, ","),
-                     absl::StrJoin(c, ","),
+                     explain ? absl::StrJoin(q, ",") : std::string(),
+                     explain ? absl::StrJoin(c, ",") : std::string(),
                      0,
-                     "nationality not recorded on both"};
+                     explain ? "nationality not recorded on both" : ""};
   if (q.empty() || c.empty()) return reason;
   for (const std::string& code : q) {
     if (std::find(c.begin(), c.end(), code) != c.end()) {
       reason.method = MatchMethod::kExact;
       reason.contribution = kNationalityShared;
-      reason.explanation = "a nationality in common";
+      if (explain) reason.explanation = "a nationality in common";
       return reason;
     }
   }
   reason.method = MatchMethod::kMismatch;
   reason.contribution = kNationalityDisjoint;
-  reason.explanation = "no nationality in common";
+  if (explain) reason.explanation = "no nationality in common";
   return reason;
 }
 
 MatchReason CompareBirthPlaces(const PreparedRecord::Data& q,
-                               const PreparedRecord::Data& c) {
+                               const PreparedRecord::Data& c, bool explain) {
   MatchReason reason{MatchFactor::kBirthPlace,
                      MatchMethod::kMissing,
-                     q.birth_place_original,
-                     c.birth_place_original,
+                     explain ? q.birth_place_original : std::string(),
+                     explain ? c.birth_place_original : std::string(),
                      0,
-                     "birth place not recorded on both"};
+                     explain ? "birth place not recorded on both" : ""};
   if (q.birth_place.empty() || c.birth_place.empty()) return reason;
   FieldMatch match = BestFieldMatch(q.birth_place, c.birth_place);
   if (match.similarity >= kSimilarityTransliteration) {
@@ -922,14 +939,15 @@ MatchReason CompareBirthPlaces(const PreparedRecord::Data& q,
     reason.contribution = match.similarity >= kSimilarityExact
                               ? kPlaceEqual
                               : kPlaceTransliterated;
-    reason.explanation = "same birth place";
+    if (explain) reason.explanation = "same birth place";
     return reason;
   }
   // Places have exonyms (Haleb / Aleppo, Dimashq / Damascus) that spelling
   // rules cannot bridge, and offices record the town of registration: a
   // different spelling is not counted against.
   reason.method = MatchMethod::kMismatch;
-  reason.explanation = "birth places spelled differently; not counted";
+  if (explain)
+    reason.explanation = "birth places spelled differently; not counted";
   return reason;
 }
 
@@ -1109,10 +1127,10 @@ bool UsesPatronymics(const std::vector<std::string>& nationalities) {
   return false;
 }
 
-}  // namespace
-
-MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
-                                      const PreparedRecord& candidate) const {
+// Compare and Score: the same contributions; `explain` also fills the
+// reasons' values and sentences, which a score alone does not need.
+MatchResult CompareRecords(const PreparedRecord& query,
+                           const PreparedRecord& candidate, bool explain) {
   const PreparedRecord::Data& q = query.data();
   const PreparedRecord::Data& c = candidate.data();
   MatchResult result;
@@ -1120,7 +1138,7 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
   bool first = true;
   for (const PreparedSpelling& qs : q.spellings) {
     for (const PreparedSpelling& cs : c.spellings) {
-      NameEvidence evidence = CompareSpellings(qs, cs);
+      NameEvidence evidence = CompareSpellings(qs, cs, explain);
       if (first || evidence.total > best_names.total) {
         best_names = std::move(evidence);
         first = false;
@@ -1144,31 +1162,34 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
         continue;
       }
       reason.contribution *= kPatronymicFactor;
-      absl::StrAppend(&reason.explanation,
-                      "; counted less: the second name is the father's, "
-                      "shared by siblings");
+      if (explain)
+        absl::StrAppend(&reason.explanation,
+                        "; counted less: the second name is the father's, "
+                        "shared by siblings");
     }
   }
   result.reasons = std::move(best_names.reasons);
-  MatchReason date = CompareBirthDates(q.birth_date, c.birth_date);
+  MatchReason date = CompareBirthDates(q.birth_date, c.birth_date, explain);
   std::vector<MatchReason> context = {
-      CompareBirthPlaces(q, c),
-      CompareNationalities(q.nationalities, c.nationalities),
-      CompareSex(q.sex, c.sex)};
+      CompareBirthPlaces(q, c, explain),
+      CompareNationalities(q.nationalities, c.nationalities, explain),
+      CompareSex(q.sex, c.sex, explain)};
   // A year alone is shared by many namesakes; where both records name a
   // birth place and the places differ, it counts less.
   if (date.contribution == kDateYearOnlyEqual &&
       context[0].method == MatchMethod::kMismatch) {
     date.contribution = kDateYearOnlyUncorroborated;
-    absl::StrAppend(&date.explanation,
-                    "; counted less: the birth places differ");
+    if (explain)
+      absl::StrAppend(&date.explanation,
+                      "; counted less: the birth places differ");
   }
   result.reasons.push_back(std::move(date));
   for (MatchReason& reason : context) {
     if (!names_agree && reason.contribution > 0) {
       reason.contribution = 0;
-      absl::StrAppend(&reason.explanation,
-                      "; not counted while the names disagree");
+      if (explain)
+        absl::StrAppend(&reason.explanation,
+                        "; not counted while the names disagree");
     }
     result.reasons.push_back(std::move(reason));
   }
@@ -1176,11 +1197,28 @@ MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
   for (const MatchReason& reason : result.reasons) total += reason.contribution;
   result.score = std::clamp(total, 0.0, 1.0);
   result.strength = StrengthOfScore(result.score);
-  std::stable_sort(result.reasons.begin(), result.reasons.end(),
-                   [](const MatchReason& x, const MatchReason& y) {
-                     return std::abs(x.contribution) > std::abs(y.contribution);
-                   });
+  if (explain) {
+    std::stable_sort(result.reasons.begin(), result.reasons.end(),
+                     [](const MatchReason& x, const MatchReason& y) {
+                       return std::abs(x.contribution) >
+                              std::abs(y.contribution);
+                     });
+  } else {
+    result.reasons.clear();
+  }
   return result;
+}
+
+}  // namespace
+
+MatchResult DuplicateMatcher::Compare(const PreparedRecord& query,
+                                      const PreparedRecord& candidate) const {
+  return CompareRecords(query, candidate, /*explain=*/true);
+}
+
+double DuplicateMatcher::Score(const PreparedRecord& query,
+                               const PreparedRecord& candidate) const {
+  return CompareRecords(query, candidate, /*explain=*/false).score;
 }
 
 absl::StatusOr<MatchResult> DuplicateMatcher::Compare(

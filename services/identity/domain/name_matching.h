@@ -206,6 +206,12 @@ class DuplicateMatcher {
   MatchResult Compare(const PreparedRecord& query,
                       const PreparedRecord& candidate) const;
 
+  // The score Compare would give, without the reasons' values and
+  // sentences: for ranking many candidates, of which only the few shown
+  // need their reasons (Compare those). Equal to Compare(...).score.
+  double Score(const PreparedRecord& query,
+               const PreparedRecord& candidate) const;
+
   // Prepare both, then Compare.
   absl::StatusOr<MatchResult> Compare(const MatchRecord& query,
                                       const MatchRecord& candidate) const;

@@ -61,9 +61,10 @@ absl::StatusOr<std::vector<ScoredId>> ScoreCandidates(
   if (!forms.ok()) return forms.status();
   std::vector<ScoredId> out;
   for (MatchCandidate& candidate : *forms) {
-    MatchResult match = matcher.Compare(query, candidate.prepared);
-    if (match.score < min_score) continue;
-    out.push_back({std::move(candidate.id), std::move(match)});
+    // The reasons only for those above the threshold.
+    if (matcher.Score(query, candidate.prepared) < min_score) continue;
+    out.push_back(
+        {std::move(candidate.id), matcher.Compare(query, candidate.prepared)});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const ScoredId& a, const ScoredId& b) {

@@ -264,17 +264,19 @@ absl::StatusOr<std::vector<DisclosedCandidate>> ScoreForCaller(
   for (MatchCandidate& form : *forms) {
     Scored s;
     s.candidate.id = std::move(form.id);
-    s.candidate.match = matcher.Compare(query.full, form.prepared);
+    // Scores first; the reasons only for candidates that may be kept (a
+    // tenth or so of those scored).
+    const double score = matcher.Score(query.full, form.prepared);
     s.by_names =
         !query.reads_all && candidates.by_names.contains(s.candidate.id);
     if (s.by_names) {
-      s.names_rank = query.names_only
-                         ? s.candidate.match.score
-                         : matcher.Compare(query.names, form.prepared).score;
+      s.names_rank =
+          query.names_only ? score : matcher.Score(query.names, form.prepared);
     }
-    const bool could_keep = s.candidate.match.score >= min_score ||
-                            (s.by_names && s.names_rank >= min_score);
+    const bool could_keep =
+        score >= min_score || (s.by_names && s.names_rank >= min_score);
     if (!could_keep) continue;
+    s.candidate.match = matcher.Compare(query.full, form.prepared);
     if (!query.reads_all) undecided.push_back(s.candidate.id);
     open.push_back(std::move(s));
   }

@@ -609,6 +609,27 @@ LevelQuality Measure(const std::vector<LabelledPair>& pairs,
   return quality;
 }
 
+// Score is Compare's score without the reasons, on every pair.
+TEST(LabelledPairs, ScoreEqualsComparesScore) {
+  std::vector<LabelledPair> pairs =
+      LoadPairs(testing::SourceDir() + "/../shared/data/names-train.tsv");
+  const std::vector<LabelledPair> heldout = LoadPairs(
+      testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
+  pairs.insert(pairs.end(), heldout.begin(), heldout.end());
+  ASSERT_GT(pairs.size(), 4000u);
+  int compared = 0;
+  for (const LabelledPair& pair : pairs) {
+    absl::StatusOr<PreparedRecord> a = Matcher().Prepare(pair.a);
+    absl::StatusOr<PreparedRecord> b = Matcher().Prepare(pair.b);
+    ASSERT_TRUE(a.ok() && b.ok()) << pair.id;
+    const MatchResult full = Matcher().Compare(*a, *b);
+    EXPECT_EQ(Matcher().Score(*a, *b), full.score) << pair.id;
+    EXPECT_FALSE(full.reasons.empty()) << pair.id;
+    ++compared;
+  }
+  EXPECT_EQ(compared, static_cast<int>(pairs.size()));
+}
+
 // Tuned on the training set.
 TEST(LabelledPairs, TrainingSetAtEachLevel) {
   const std::vector<LabelledPair> pairs =
