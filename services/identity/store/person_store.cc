@@ -342,20 +342,27 @@ absl::Status PersonStore::ReplaceKeys(absl::string_view id,
                     {std::string(id)});
     if (!deleted.ok()) return deleted.status();
   }
-  std::vector<std::string> unique;
+  std::vector<std::pair<std::string, std::string>> rows;  // (person, key)
   absl::flat_hash_set<std::string> seen;
   for (std::string& key : keys) {
-    if (seen.insert(key).second) unique.push_back(std::move(key));
+    if (seen.insert(key).second)
+      rows.emplace_back(std::string(id), std::move(key));
   }
-  for (size_t begin = 0; begin < unique.size(); begin += kKeysPerInsert) {
-    const size_t end = std::min(unique.size(), begin + kKeysPerInsert);
+  return InsertKeys(rows);
+}
+
+absl::Status PersonStore::InsertKeys(
+    const std::vector<std::pair<std::string, std::string>>& rows) {
+  for (size_t begin = 0; begin < rows.size(); begin += kKeysPerInsert) {
+    const size_t end = std::min(rows.size(), begin + kKeysPerInsert);
     std::string sql =
         "INSERT INTO identity_person_keys (block_key, person_id) VALUES ";
-    std::vector<Value> params = {std::string(id)};
+    std::vector<Value> params;
     for (size_t i = begin; i < end; ++i) {
       absl::StrAppend(&sql, i == begin ? "" : ", ", "($", params.size() + 1,
-                      ", $1)");
-      params.push_back(unique[i]);
+                      ", $", params.size() + 2, ")");
+      params.push_back(rows[i].second);
+      params.push_back(rows[i].first);
     }
     absl::StrAppend(&sql, " ON CONFLICT DO NOTHING");
     absl::StatusOr<int64_t> inserted = tx_.Execute(sql, params);
@@ -708,21 +715,7 @@ absl::StatusOr<PersonStore::Rekeyed> PersonStore::RekeyRows(
             {Bytes{std::string(item.form)}, item.row->id});
         if (!formed.ok()) return formed.status();
       }
-      for (size_t k = 0; k < keys.size(); k += kKeysPerInsert) {
-        const size_t k_end = std::min(keys.size(), k + kKeysPerInsert);
-        std::string ins =
-            "INSERT INTO identity_person_keys (block_key, person_id) VALUES ";
-        std::vector<Value> ins_params;
-        for (size_t j = k; j < k_end; ++j) {
-          absl::StrAppend(&ins, j == k ? "" : ", ", "($", ins_params.size() + 1,
-                          ", $", ins_params.size() + 2, ")");
-          ins_params.push_back(keys[j].second);
-          ins_params.push_back(keys[j].first);
-        }
-        absl::StrAppend(&ins, " ON CONFLICT DO NOTHING");
-        absl::StatusOr<int64_t> inserted = tx_.Execute(ins, ins_params);
-        if (!inserted.ok()) return inserted.status();
-      }
+      if (absl::Status s = InsertKeys(keys); !s.ok()) return s;
     }
   }
   return rekeyed;

@@ -78,6 +78,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -452,6 +453,10 @@ class PersonStore {
       const Row& row, bool with_merged_names = true);
   absl::Status LockPerson(absl::string_view id);
   absl::Status MergedError(const Row& row);
+  // Inserts (person id, blocking key) rows, a bounded number per statement;
+  // rows already there are left as they are.
+  absl::Status InsertKeys(
+      const std::vector<std::pair<std::string, std::string>>& rows);
   // Writes the blocking keys of `prepared` for person `id`, first deleting
   // its old ones unless `fresh` (a person created in this transaction).
   absl::Status ReplaceKeys(absl::string_view id, const PreparedRecord& prepared,
