@@ -6,11 +6,23 @@
 # a client signed by a rogue CA).
 #
 # Usage: tools/dev-pki.sh OUT_DIR
+#        tools/dev-pki.sh revoke NAME [OUT_DIR]
 #
 # Idempotent: an existing, valid OUT_DIR/ca.crt (with its key) is kept, and
 # only missing leaf files are created, so re-running the run command does not
 # churn certificates. If the CA is missing or broken, everything is rebuilt,
 # since leaves signed by an old CA would no longer verify.
+#
+# Revocation: OUT_DIR/crl/ca.crl is the dev CA's certificate revocation list
+# (PEM, valid for CRL_DAYS; re-issued by a run when it is missing, broken or
+# within a week of its nextUpdate), for the services' --tls_crl. `revoke NAME`
+# revokes the client certificate OUT_DIR/clients/NAME.crt (an agency or a
+# svc-* service certificate; OUT_DIR defaults to .dev/pki, where
+# `tools/lotse.sh run` keeps its PKI) and re-issues the CRL at once; running
+# services refuse NAME's new connections within their --tls_reload_interval.
+# What the CA has revoked is recorded in OUT_DIR/ca-db/index.txt (the
+# `openssl ca` database). A revoked certificate stays in place (and stays
+# revoked); delete clients/NAME.* and run again to issue a fresh one.
 #
 # Identity binding: a client certificate names its agency as CN=<agency id>,
 # its legal domain as OU=<LEGAL_DOMAIN>, and repeats the agency id as the SAN
@@ -21,11 +33,21 @@
 # unencrypted and the CA key sits next to the certificates.
 set -euo pipefail
 
-if [[ $# -ne 1 || -z "$1" ]]; then
+usage() {
   echo "usage: $0 OUT_DIR" >&2
+  echo "       $0 revoke NAME [OUT_DIR]" >&2
   exit 2
+}
+MODE=create
+if [[ "${1:-}" == revoke ]]; then
+  [[ $# -ge 2 && $# -le 3 && -n "$2" ]] || usage
+  MODE=revoke
+  REVOKE_NAME="$2"
+  OUT="${3:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.dev/pki}"
+else
+  [[ $# -eq 1 && -n "$1" ]] || usage
+  OUT="$1"
 fi
-OUT="$1"
 
 # Services that get a server certificate (and a svc-<name> client cert).
 SERVICES=(identity cases courses placement echo)
@@ -63,8 +85,88 @@ AGENCIES=(
 ORG="Lotse Dev"
 CA_DAYS=3650
 LEAF_DAYS=825  # The maximum lifetime common TLS clients accept for leaves.
+CRL_DAYS=30    # A CRL's nextUpdate; a run re-issues it in its last week.
 
 command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
+
+# --- certificate revocation ---------------------------------------------------
+# The `openssl ca` configuration for revoking and issuing CRLs; the database
+# lives in OUT/ca-db, the CRL alone in OUT/crl (so that the directory can be
+# given to --tls_crl as well as the file).
+crl_config() {
+  mkdir -p "$OUT/ca-db" "$OUT/crl"
+  chmod 755 "$OUT/crl"
+  [[ -f "$OUT/ca-db/index.txt" ]] || : >"$OUT/ca-db/index.txt"
+  [[ -s "$OUT/ca-db/crlnumber" ]] || echo 1000 >"$OUT/ca-db/crlnumber"
+  cat >"$OUT/ca-db/ca.cnf" <<EOF
+[ca]
+default_ca = dev
+[dev]
+database = $OUT/ca-db/index.txt
+crlnumber = $OUT/ca-db/crlnumber
+certificate = $OUT/ca.crt
+private_key = $OUT/ca.key
+default_md = sha256
+default_crl_days = $CRL_DAYS
+unique_subject = no
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid:always
+EOF
+}
+
+# Issues OUT/crl/ca.crl from the database; written beside it and renamed,
+# so a service re-reading it never sees half a file.
+issue_crl() {
+  crl_config
+  local tmp="$OUT/crl/.ca.crl.tmp"
+  openssl ca -batch -config "$OUT/ca-db/ca.cnf" -gencrl -out "$tmp" 2>/dev/null
+  chmod 644 "$tmp"
+  mv -f "$tmp" "$OUT/crl/ca.crl"
+}
+
+# True if OUT/crl/ca.crl is signed by the current CA and is not within a
+# week of its nextUpdate.
+crl_ok() {
+  local crl="$OUT/crl/ca.crl"
+  [[ -s "$crl" ]] || return 1
+  openssl crl -in "$crl" -CAfile "$OUT/ca.crt" -noout >/dev/null 2>&1 || return 1
+  local next
+  next="$(openssl crl -in "$crl" -noout -nextupdate 2>/dev/null)" || return 1
+  next="${next#nextUpdate=}"
+  [[ -n "$next" ]] || return 1
+  (( $(date -u -d "$next" +%s) > $(date -u +%s) + 7 * 86400 ))
+}
+
+if [[ $MODE == revoke ]]; then
+  command -v openssl >/dev/null || { echo "openssl not found" >&2; exit 1; }
+  umask 077
+  crt="$OUT/clients/$REVOKE_NAME.crt"
+  if [[ ! "$REVOKE_NAME" =~ ^[A-Za-z0-9._-]+$ || ! -s "$crt" ]]; then
+    echo "no client certificate $crt" >&2
+    exit 1
+  fi
+  if ! openssl verify -CAfile "$OUT/ca.crt" -no_check_time "$crt" >/dev/null 2>&1; then
+    echo "$crt is not signed by the CA in $OUT" >&2
+    exit 1
+  fi
+  crl_config
+  serial="$(openssl x509 -in "$crt" -noout -serial)"
+  serial="${serial#serial=}"
+  if grep -q "^R.*[[:space:]]$serial[[:space:]]" "$OUT/ca-db/index.txt"; then
+    echo "$REVOKE_NAME (serial $serial) was already revoked"
+  else
+    openssl ca -batch -config "$OUT/ca-db/ca.cnf" -revoke "$crt" \
+      -crl_reason keyCompromise >/dev/null 2>&1 || {
+      echo "openssl ca -revoke $crt failed" >&2
+      exit 1
+    }
+    echo "revoked $REVOKE_NAME (serial $serial)"
+  fi
+  issue_crl
+  echo "CRL: $OUT/crl/ca.crl ($(openssl crl -in "$OUT/crl/ca.crl" -noout -nextupdate))"
+  exit 0
+fi
 
 # Keys must never be world- or group-readable, including while being written.
 umask 077
@@ -148,8 +250,10 @@ if cert_ok "$OUT/ca.crt" "$OUT/ca.key" &&
   openssl verify -CAfile "$OUT/ca.crt" "$OUT/ca.crt" >/dev/null 2>&1; then
   kept+=("$OUT/ca.crt")
 else
-  # A new CA invalidates every leaf; remove them so they are re-issued.
+  # A new CA invalidates every leaf and what the old one revoked; remove
+  # them so they are re-issued.
   rm -f "$OUT"/servers/* "$OUT"/clients/* "$OUT"/test/expired-client.*
+  rm -rf "$OUT/ca-db" "$OUT/crl"
   make_ca "$OUT/ca.key" "$OUT/ca.crt" "Lotse Dev CA"
 fi
 
@@ -276,6 +380,14 @@ else
     "$WORK/rogue.ext" "$rogue_ca_crt" "$rogue_ca_key"
 fi
 
+# --- CRL ------------------------------------------------------------------------
+if crl_ok; then
+  kept+=("$OUT/crl/ca.crl")
+else
+  issue_crl
+  created+=("$OUT/crl/ca.crl")
+fi
+
 # Belt and braces: tighten permissions on every key, including kept ones.
 chmod 600 "$OUT"/ca.key "$OUT"/servers/*.key "$OUT"/clients/*.key "$OUT"/test/*.key
 
@@ -299,6 +411,10 @@ if openssl verify -CAfile "$OUT/ca.crt" "$rogue_crt" >/dev/null 2>&1; then
   echo "FAIL: $rogue_crt verifies against the dev CA but must not" >&2
   fail=1
 fi
+if ! openssl crl -in "$OUT/crl/ca.crl" -CAfile "$OUT/ca.crt" -noout >/dev/null 2>&1; then
+  echo "FAIL: $OUT/crl/ca.crl is not signed by the dev CA" >&2
+  fail=1
+fi
 if [[ $fail -ne 0 ]]; then exit 1; fi
 
 echo "dev PKI in $OUT: ${#created[@]} certificate(s) created, ${#kept[@]} kept"
@@ -309,4 +425,5 @@ for entry in "${AGENCIES[@]}"; do printf ' %s(%s)' "${entry%%:*}" "${entry#*:}";
 printf '\n'
 echo "           ${SERVICES[*]/#/svc-}"
 echo "  test:    expired-client, rogue-ca, rogue-client"
+echo "  CRL:     $OUT/crl/ca.crl ($(openssl crl -in "$OUT/crl/ca.crl" -noout -nextupdate)); revoke with: $0 revoke NAME $OUT"
 echo "  verify:  all good certs chain to the dev CA; expired and rogue are rejected"
