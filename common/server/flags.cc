@@ -28,6 +28,17 @@ ABSL_FLAG(std::string, tls_cert, "", "server certificate chain (PEM)");
 ABSL_FLAG(std::string, tls_key, "", "server private key (PEM)");
 ABSL_FLAG(std::string, tls_ca, "",
           "CA bundle (PEM) that client certificates must chain to");
+ABSL_FLAG(std::string, tls_crl, "",
+          "certificate revocation list (PEM or DER) signed by the --tls_ca "
+          "CA, or a directory of such files: client certificates it lists "
+          "are refused at the handshake. Re-read every "
+          "--tls_reload_interval; one that cannot be used stops start-up, "
+          "later the last good one stays in force. Empty: no revocation "
+          "check");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Minutes(1),
+          "how often --tls_cert, --tls_key, --tls_ca and --tls_crl are "
+          "re-read (whole seconds, at least 1s); changes apply to new "
+          "connections");
 ABSL_FLAG(bool, insecure_dev, false,
           "serve plaintext without client certificates; the caller's agency "
           "is then taken from x-lotse-dev-* metadata. Development only");
@@ -122,8 +133,8 @@ std::vector<FlagGroup> ServerFlagGroups() {
         "max_message_bytes", "worker_threads", "drain_grace",
         "shutdown_deadline", "log_calls"}},
       {"TLS",
-       {"tls_dir", "tls_cert", "tls_key", "tls_ca", "insecure_dev",
-        "dev_clock"}},
+       {"tls_dir", "tls_cert", "tls_key", "tls_ca", "tls_crl",
+        "tls_reload_interval", "insecure_dev", "dev_clock"}},
       {"Storage",
        {"database", "read_audit_database", "database_connections",
         "group_commit", "group_commit_writers", "request_id_retention",

@@ -24,6 +24,8 @@ ABSL_DECLARE_FLAG(std::string, tls_dir);
 ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(std::string, tls_crl);
+ABSL_DECLARE_FLAG(absl::Duration, tls_reload_interval);
 ABSL_DECLARE_FLAG(bool, insecure_dev);
 ABSL_DECLARE_FLAG(bool, dev_clock);
 ABSL_DECLARE_FLAG(std::string, database);

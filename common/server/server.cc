@@ -9,11 +9,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/server/internal/call_observer.h"
+#include "common/server/internal/tls_reloader.h"
 #include "common/server/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
 
 namespace lotse::server {
@@ -54,34 +57,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
 
-  std::shared_ptr<grpc::ServerCredentials> credentials;
-  if (options.insecure_dev) {
-    Log(LogLevel::kWarning,
-        "--insecure_dev: serving PLAINTEXT without client certificates; "
-        "callers are not authenticated. Never use this outside development.",
-        {{"service", options.service_name}, {"listen", options.listen}});
-    credentials = grpc::InsecureServerCredentials();
-  } else {
-    if (options.tls.cert.empty() || options.tls.key.empty() ||
-        options.tls.ca.empty()) {
-      return absl::FailedPreconditionError(
-          "mutual TLS needs --tls_dir or --tls_cert, --tls_key and --tls_ca "
-          "(or --insecure_dev for plaintext development)");
-    }
-    grpc::SslServerCredentialsOptions ssl(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    absl::StatusOr<std::string> ca = ReadFile(options.tls.ca);
-    if (!ca.ok()) return absl::FailedPreconditionError(ca.status().message());
-    absl::StatusOr<std::string> cert = ReadFile(options.tls.cert);
-    if (!cert.ok())
-      return absl::FailedPreconditionError(cert.status().message());
-    absl::StatusOr<std::string> key = ReadFile(options.tls.key);
-    if (!key.ok()) return absl::FailedPreconditionError(key.status().message());
-    ssl.pem_root_certs = *ca;
-    ssl.pem_key_cert_pairs.push_back({*key, *cert});
-    credentials = grpc::SslServerCredentials(ssl);
-  }
-
   server->registry_ = options.metrics_registry != nullptr
                           ? options.metrics_registry
                           : std::make_shared<prometheus::Registry>();
@@ -96,6 +71,60 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
     server->exposer_->RegisterCollectable(server->registry_);
   }
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (options.insecure_dev) {
+    Log(LogLevel::kWarning,
+        "--insecure_dev: serving PLAINTEXT without client certificates; "
+        "callers are not authenticated. Never use this outside development.",
+        {{"service", options.service_name}, {"listen", options.listen}});
+    credentials = grpc::InsecureServerCredentials();
+  } else {
+    if (options.tls.cert.empty() || options.tls.key.empty() ||
+        options.tls.ca.empty()) {
+      return absl::FailedPreconditionError(
+          "mutual TLS needs --tls_dir or --tls_cert, --tls_key and --tls_ca "
+          "(or --insecure_dev for plaintext development)");
+    }
+    if (absl::StatusOr<std::string> ca = ReadFile(options.tls.ca); !ca.ok()) {
+      return absl::FailedPreconditionError(ca.status().message());
+    }
+    // The reloader checks certificate, key and CA bundle every interval
+    // (whole seconds) and copies what passes to where gRPC's file watcher
+    // reads it into the handshakes on the same interval; it also keeps the
+    // CRLs the revocation check uses.
+    const int64_t interval_s = std::max<int64_t>(
+        1, absl::ToInt64Seconds(
+               absl::Ceil(options.tls_reload_interval, absl::Seconds(1))));
+    internal::TlsReloadOptions reload;
+    reload.service = options.service_name;
+    reload.cert = options.tls.cert;
+    reload.key = options.tls.key;
+    reload.ca = options.tls.ca;
+    reload.crl = options.tls.crl;
+    reload.interval = absl::Seconds(interval_s);
+    absl::StatusOr<std::shared_ptr<internal::TlsReloader>> reloader =
+        internal::TlsReloader::Start(reload, *server->registry_);
+    if (!reloader.ok()) {
+      return absl::FailedPreconditionError(reloader.status().message());
+    }
+    server->tls_reloader_ = *reloader;
+    auto provider =
+        std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+            server->tls_reloader_->served_key(),
+            server->tls_reloader_->served_cert(),
+            server->tls_reloader_->served_ca(),
+            static_cast<unsigned int>(
+                std::min<int64_t>(interval_s, 24 * 3600)));
+    grpc::experimental::TlsServerCredentialsOptions tls(provider);
+    tls.watch_root_certs();
+    tls.watch_identity_key_cert_pairs();
+    tls.set_cert_request_type(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.set_certificate_verifier(
+        internal::RevocationVerifier(server->tls_reloader_));
+    credentials = grpc::experimental::TlsServerCredentials(tls);
+  }
+
   auto metrics = std::make_shared<internal::RpcMetrics>(options.service_name,
                                                         *server->registry_);
 
@@ -183,7 +212,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   return server;
 }
 
-Server::~Server() { Drain(); }
+Server::~Server() {
+  Drain();
+  if (tls_reloader_ != nullptr) tls_reloader_->Stop();
+}
 
 int Server::metrics_port() const {
   if (exposer_ == nullptr) return 0;
@@ -218,6 +250,7 @@ void Server::Drain(const std::function<void()>& before_shutdown) {
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
     health_server_->Wait();
   }
+  if (tls_reloader_ != nullptr) tls_reloader_->Stop();
   Log(LogLevel::kInfo, "stopped", {{"service", options_.service_name}});
 }
 

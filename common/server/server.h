@@ -34,10 +34,17 @@
 
 namespace lotse::server {
 
+namespace internal {
+class TlsReloader;  // internal/tls_reloader.h
+}  // namespace internal
+
 struct TlsFiles {
   std::string cert;  // server certificate chain (PEM file)
   std::string key;   // server private key (PEM file)
   std::string ca;    // CA bundle client certificates must chain to
+  // CRL file, or directory of CRL files, signed by a CA of `ca`: client
+  // certificates they list are refused at the handshake. Empty: none.
+  std::string crl;
 };
 
 // How long calls in flight may run on when a connection reached its
@@ -53,6 +60,11 @@ struct ServerOptions {
   std::string health_listen;   // empty: health only on `listen`, behind TLS
   TlsFiles tls;
   bool insecure_dev = false;  // plaintext, no client certificates
+  // How often the server certificate, key, CA bundle and CRLs are re-read
+  // from disk; changes apply to connections opened afterwards. Connections
+  // already open keep the peer they were opened with until they close
+  // (bound by max_connection_age). Rounded up to whole seconds.
+  absl::Duration tls_reload_interval = absl::Minutes(1);
   int max_message_bytes = 4 * 1024 * 1024;
   absl::Duration drain_grace = absl::Seconds(2);
   absl::Duration shutdown_deadline = absl::Seconds(10);
@@ -69,8 +81,11 @@ struct ServerOptions {
 class Server {
  public:
   // Builds and starts the server. `services` must outlive it.
-  // FAILED_PRECONDITION when TLS files are missing and insecure_dev is not set;
-  // UNAVAILABLE when the address cannot be bound.
+  // FAILED_PRECONDITION when TLS files are missing and insecure_dev is not
+  // set, when the certificate or key is unusable (unparsable, not a pair,
+  // expired), or when the CRL is (unreadable, unparsable, not signed by a
+  // CA of the bundle, past its nextUpdate); UNAVAILABLE when the address
+  // cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
       const ServerOptions& options,
       const std::vector<grpc::Service*>& services);
@@ -98,6 +113,8 @@ class Server {
   ServerOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  // Re-reads TLS material; shared with the handshakes' revocation check.
+  std::shared_ptr<internal::TlsReloader> tls_reloader_;
   std::unique_ptr<grpc::Server> health_server_;
   std::unique_ptr<grpc::Server> server_;
   int health_port_ = 0;

@@ -441,6 +441,12 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
     options.tls.key = absl::GetFlag(FLAGS_tls_key);
   if (!absl::GetFlag(FLAGS_tls_ca).empty())
     options.tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  options.tls.crl = absl::GetFlag(FLAGS_tls_crl);
+  options.tls_reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
+  if (options.tls_reload_interval <= absl::ZeroDuration()) {
+    return Fail(name, "bad --tls_reload_interval",
+                absl::InvalidArgumentError("must be positive"));
+  }
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.drain_grace = absl::GetFlag(FLAGS_drain_grace);
   options.shutdown_deadline = absl::GetFlag(FLAGS_shutdown_deadline);
