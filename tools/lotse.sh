@@ -136,6 +136,7 @@ cmd_run() {
       --listen="127.0.0.1:${GRPC_PORTS[$i]}" \
       --metrics_listen="127.0.0.1:${METRICS_PORTS[$i]}" \
       --tls_dir="$dev/pki" \
+      --tls_crl="$dev/pki/crl/ca.crl" \
       --database="sqlite:$dev/data/$s.db" \
       --retention_rules="$ROOT/config/retention.conf" \
       --drain_grace=1s \

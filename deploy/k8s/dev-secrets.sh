@@ -18,6 +18,10 @@ secret() {  # NAME CERT KEY: a kubernetes.io/tls Secret with ca.crt
     --from-file=tls.crt="$2" --from-file=tls.key="$3" --from-file=ca.crt="$PKI/ca.crt" \
     --dry-run=client -o yaml | kubectl apply -f -
 }
+# The dev CA's CRL (tools/dev-pki.sh revoke NAME, then run this again):
+# services re-read it in place, no restart.
+kubectl -n lotse create secret generic lotse-tls-crl \
+  --from-file=ca.crl="$PKI/crl/ca.crl" --dry-run=client -o yaml | kubectl apply -f -
 for s in identity cases courses placement; do
   secret "lotse-$s-server-tls" "$PKI/servers/$s.crt" "$PKI/servers/$s.key"
   secret "lotse-$s-client-tls" "$PKI/clients/svc-$s.crt" "$PKI/clients/svc-$s.key"

@@ -34,7 +34,7 @@ const SERVICES = ['identity', 'cases', 'courses', 'placement'];
 // Secrets ops create outside git (certificates, database passwords). Each
 // must be documented in README.md; any other reference must resolve.
 const OPERATOR_SECRETS = SERVICES.flatMap((s) => [
-  `lotse-${s}-server-tls`, `lotse-${s}-client-tls`, `lotse-db-${s}`]);
+  `lotse-${s}-server-tls`, `lotse-${s}-client-tls`, `lotse-db-${s}`]).concat(['lotse-tls-crl']);
 
 let passed = 0;
 const failures = [];
@@ -372,6 +372,12 @@ function checkRendering(name, objects) {
     for (const f of ['ca.crt', `servers/${svc}.crt`, `servers/${svc}.key`, `clients/svc-${svc}.crt`, `clients/svc-${svc}.key`]) {
       check(files.has(f), `${cw}: ${tlsDir}/${f} is not mounted from a Secret`);
     }
+    // Revocation: --tls_crl is a CRL mounted from a Secret in the same
+    // volume, so that kubelet's in-place updates reach the process.
+    const crl = args.get('tls_crl') || '';
+    check(crl !== '', `${cw}: no --tls_crl`);
+    check(tlsDir && crl.startsWith(`${tlsDir}/`) && files.has(crl.slice(tlsDir.length + 1)),
+      `${cw}: --tls_crl ${crl} is not mounted from a Secret under ${tlsDir}`);
 
     // Probes: kubelet's grpc probe on the plaintext health-only port, which
     // must bind all interfaces (kubelet dials the pod IP) and be a named
