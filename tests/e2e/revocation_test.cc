@@ -25,6 +25,8 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "lotse/cases/v1/cases_service.grpc.pb.h"
+#include "tests/e2e/calls.h"
 #include "tests/support/dev_pki.h"
 #include "tests/support/process.h"
 
@@ -67,6 +69,11 @@ class RevocationTest : public ::testing::Test {
   // A graceful stop, after which the process has removed its private copies
   // of the TLS material (lotse-tls.<pid>.* under /dev/shm or /tmp).
   void TearDown() override {
+    if (cases_ != nullptr) {
+      cases_->Signal(SIGTERM);
+      EXPECT_EQ(cases_->WaitExit(absl::Seconds(60)).value_or(-1), 0)
+          << cases_->ReadLog();
+    }
     if (process_ == nullptr) return;
     const pid_t pid = process_->pid();
     process_->Signal(SIGTERM);
@@ -110,10 +117,12 @@ class RevocationTest : public ::testing::Test {
     return args;
   }
 
-  std::unique_ptr<ServiceProcess> Launch(const std::vector<std::string>& args) {
+  std::unique_ptr<ServiceProcess> Launch(
+      const std::vector<std::string>& args,
+      const std::string& binary = "services/identity/lotse_identity") {
     absl::StatusOr<ServiceProcess> p = ServiceProcess::Start(
-        absl::StrCat(BinaryDir(), "/services/identity/lotse_identity"), args,
-        absl::StrCat(dir_, "/identity-", ++launches_, ".log"));
+        absl::StrCat(BinaryDir(), "/", binary), args,
+        absl::StrCat(dir_, "/process-", ++launches_, ".log"));
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return nullptr;
     return std::make_unique<ServiceProcess>(*std::move(p));
@@ -176,6 +185,7 @@ class RevocationTest : public ::testing::Test {
   std::string dir_;
   std::string pki_;
   std::unique_ptr<ServiceProcess> process_;
+  std::unique_ptr<ServiceProcess> cases_;
   int port_ = 0;
   int metrics_port_ = 0;
   int launches_ = 0;
@@ -239,6 +249,74 @@ TEST_F(RevocationTest, RevokedServiceCertificateIsRefusedOnReconnection) {
   // is refused too.
   EXPECT_TRUE(Eventually([&] { return !Check(*before).ok(); }, kEffect));
   EXPECT_EQ(Check(*before).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+// The same seen from the process that holds the certificate: the cases
+// service checks access with identity as svc-cases; revoked, those checks
+// fail closed once its connection to identity is renewed.
+TEST_F(RevocationTest, RevokedServiceCertificateStopsItsCallsToOtherServices) {
+  const int cases_port = FreeLocalPort();
+  StartIdentity(
+      {"--max_connection_age=2s",
+       absl::StrCat("--event_destinations=cases=127.0.0.1:", cases_port)});
+  cases_ =
+      Launch({absl::StrCat("--listen=127.0.0.1:", cases_port),
+              absl::StrCat("--tls_dir=", pki_),
+              absl::StrCat("--database=sqlite:", dir_, "/cases.db"),
+              absl::StrCat("--identity_target=127.0.0.1:", port_),
+              absl::StrCat("--event_destinations=identity=127.0.0.1:", port_),
+              "--drain_grace=100ms", "--shutdown_deadline=1s"},
+             "services/cases/lotse_cases");
+  ASSERT_NE(cases_, nullptr);
+  ASSERT_TRUE(cases_->WaitServing(absl::Seconds(60)).ok()) << cases_->ReadLog();
+  std::unique_ptr<ServiceProcess> seed =
+      Launch({absl::StrCat("--identity=127.0.0.1:", port_),
+              absl::StrCat("--tls_dir=", pki_)},
+             "tools/lotse_seed_demo");
+  ASSERT_NE(seed, nullptr);
+  ASSERT_EQ(seed->WaitExit(absl::Seconds(120)).value_or(-1), 0)
+      << seed->ReadLog();
+
+  // kim-koeln opens a case of a person nobody knows: cases asks identity,
+  // which answers "no relation"; without identity's answer the call fails
+  // closed with UNAVAILABLE. A new person each time, so nothing is cached.
+  auto creds = server::ClientCredentialsFromDir(pki_, "kim-koeln");
+  ASSERT_TRUE(creds.ok());
+  auto stub = lotse::cases::v1::CasesService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", cases_port), *creds));
+  int probes = 0;
+  auto probe = [&] {
+    lotse::cases::v1::OpenCaseRequest request;
+    request.set_request_id(absl::StrCat("revocation-probe-", ++probes));
+    request.mutable_case_record()->set_person(
+        absl::StrCat("persons/unknown-", probes));
+    request.mutable_case_record()->set_responsible_actor("cm-1");
+    lotse::cases::v1::Case opened;
+    return e2e::Call([&](grpc::ClientContext* c) {
+      return stub->OpenCase(c, request, &opened);
+    });
+  };
+  // The agencies reach cases as events from identity.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return probe().error_code() == grpc::StatusCode::PERMISSION_DENIED;
+      },
+      absl::Seconds(60)))
+      << e2e::Describe(probe()) << "\n"
+      << cases_->ReadLog();
+  EXPECT_EQ(e2e::Reason(probe()), "NO_RELATION");
+
+  ASSERT_EQ(Shell(absl::StrCat(DevPki(), " revoke svc-cases ", pki_)), 0)
+      << ShellLog();
+  ASSERT_TRUE(Eventually(
+      [&] { return probe().error_code() == grpc::StatusCode::UNAVAILABLE; },
+      kEffect))
+      << e2e::Describe(probe()) << "\n"
+      << process_->ReadLog();
+  EXPECT_TRUE(absl::StrContains(process_->ReadLog(),
+                                "refused a revoked client certificate"));
+  // kim-koeln itself is not revoked: identity still answers it directly.
+  EXPECT_TRUE(CheckAs("kim-koeln").ok());
 }
 
 // cert-manager rotates a Secret in place: kubelet writes the new files to
