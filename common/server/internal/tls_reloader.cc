@@ -347,19 +347,33 @@ absl::Status TlsReloader::CheckPeer(absl::string_view cert_pem) {
 }
 
 absl::Status TlsReloader::ReloadServerCertificate(bool at_start) {
-  absl::StatusOr<std::string> cert = Slurp(options_.cert);
-  absl::StatusOr<std::string> key = Slurp(options_.key);
-  absl::StatusOr<std::string> ca = Slurp(options_.ca);
-  absl::Status status = !cert.ok()  ? cert.status()
-                        : !key.ok() ? key.status()
-                                    : ca.status();
-  // A file that cannot be read is "seen" as its error, so that it is
-  // reported once.
-  const std::string seen = status.ok()
-                               ? absl::StrCat(*cert, "\n", *key, "\n", *ca)
-                               : status.ToString();
-  if (!at_start && seen == cert_seen_) return absl::OkStatus();
-  cert_seen_ = seen;
+  struct Material {
+    absl::StatusOr<std::string> cert, key, ca;
+    absl::Status status;
+    // A file that cannot be read is "seen" as its error, so that it is
+    // reported once.
+    std::string seen;
+  };
+  auto read = [this] {
+    Material m{Slurp(options_.cert), Slurp(options_.key), Slurp(options_.ca),
+               absl::OkStatus(), ""};
+    m.status = !m.cert.ok()  ? m.cert.status()
+               : !m.key.ok() ? m.key.status()
+                             : m.ca.status();
+    m.seen = m.status.ok() ? absl::StrCat(*m.cert, "\n", *m.key, "\n", *m.ca)
+                           : m.status.ToString();
+    return m;
+  };
+  Material m = read();
+  if (!at_start && m.seen == cert_seen_) return absl::OkStatus();
+  // Files caught in the middle of a change (one renamed, the other not yet)
+  // read differently twice in a row: look again next round.
+  if (!at_start && read().seen != m.seen) return absl::OkStatus();
+  cert_seen_ = m.seen;
+  const absl::Status& status = m.status;
+  const absl::StatusOr<std::string>& cert = m.cert;
+  const absl::StatusOr<std::string>& key = m.key;
+  const absl::StatusOr<std::string>& ca = m.ca;
   absl::StatusOr<ServerCertificate> checked =
       status.ok() ? CheckServerCertificate(options_.cert, *cert, options_.key,
                                            *key, absl::Now())
@@ -395,15 +409,30 @@ absl::Status TlsReloader::ReloadServerCertificate(bool at_start) {
 
 absl::Status TlsReloader::ReloadCrl(bool at_start) {
   const absl::Time now = absl::Now();
-  absl::StatusOr<std::vector<CrlFile>> files = ReadCrlFiles(options_.crl);
-  absl::StatusOr<std::string> ca = Slurp(options_.ca);
-  absl::Status status = !files.ok() ? files.status() : ca.status();
-  std::string seen = status.ToString();
-  if (status.ok()) {
-    seen = *ca;
-    for (const CrlFile& f : *files)
-      absl::StrAppend(&seen, "\n", f.path, "\n", f.contents);
-  }
+  struct Material {
+    absl::StatusOr<std::vector<CrlFile>> files;
+    absl::StatusOr<std::string> ca;
+    absl::Status status;
+    std::string seen;
+  };
+  auto read = [this] {
+    Material m{ReadCrlFiles(options_.crl), Slurp(options_.ca), absl::OkStatus(),
+               ""};
+    m.status = !m.files.ok() ? m.files.status() : m.ca.status();
+    m.seen = m.status.ToString();
+    if (m.status.ok()) {
+      m.seen = *m.ca;
+      for (const CrlFile& f : *m.files) {
+        absl::StrAppend(&m.seen, "\n", f.path, "\n", f.contents);
+      }
+    }
+    return m;
+  };
+  Material m = read();
+  const absl::Status& status = m.status;
+  const absl::StatusOr<std::vector<CrlFile>>& files = m.files;
+  const absl::StatusOr<std::string>& ca = m.ca;
+  std::string& seen = m.seen;
   if (!at_start && seen == crl_seen_) {
     // Unchanged. A CRL past its nextUpdate stays in force (refusing every
     // client would be an outage); say so once.
@@ -418,6 +447,9 @@ absl::Status TlsReloader::ReloadCrl(bool at_start) {
     }
     return absl::OkStatus();
   }
+  // A file caught while being written reads differently twice in a row:
+  // look again next round.
+  if (!at_start && read().seen != seen) return absl::OkStatus();
   crl_seen_ = std::move(seen);
   absl::StatusOr<CrlSet> parsed =
       status.ok() ? CrlSet::Parse(*files, *ca, now)
