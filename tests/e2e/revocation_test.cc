@@ -223,6 +223,7 @@ TEST_F(RevocationTest, RevokedAgencyIsRefusedAtTheHandshakeOthersGoOn) {
   const std::string log = process_->ReadLog();
   EXPECT_TRUE(absl::StrContains(log, "refused a revoked client certificate"))
       << log;
+  EXPECT_TRUE(absl::StrContains(log, "CN=kim-bonn")) << log;
   EXPECT_TRUE(absl::StrContains(log, "CRL reloaded")) << log;
   const std::string metrics = Metrics();
   EXPECT_TRUE(std::regex_search(

@@ -242,4 +242,13 @@ absl::StatusOr<bool> CrlSet::IsRevoked(absl::string_view cert_pem) const {
   return it->second.contains(SerialHex(X509_get0_serialNumber(cert.get())));
 }
 
+CertificateName NameOf(absl::string_view cert_pem) {
+  BioPtr in = MemoryBio(cert_pem);
+  X509Ptr cert(PEM_read_bio_X509(in.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (cert == nullptr) return {};
+  return {SerialHex(X509_get0_serialNumber(cert.get())),
+          NameText(X509_get_subject_name(cert.get()))};
+}
+
 }  // namespace lotse::server::internal

@@ -66,6 +66,14 @@ class CrlSet {
   int64_t revoked_count_ = 0;
 };
 
+// The serial number (hex) and subject (RFC 2253) of the first certificate
+// of `cert_pem`, for log lines; empty strings when it does not parse.
+struct CertificateName {
+  std::string serial;
+  std::string subject;
+};
+CertificateName NameOf(absl::string_view cert_pem);
+
 }  // namespace lotse::server::internal
 
 #endif  // LOTSE_COMMON_SERVER_INTERNAL_CRL_H_

@@ -32,6 +32,9 @@
 namespace lotse::server::internal {
 namespace {
 
+// At most one log line per this long about refused revoked certificates.
+constexpr absl::Duration kRefusalLogInterval = absl::Seconds(10);
+
 absl::StatusOr<std::string> Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -339,8 +342,27 @@ absl::Status TlsReloader::CheckPeer(absl::string_view cert_pem) {
     return absl::UnauthenticatedError(revoked.status().message());
   if (*revoked) {
     metrics_.revoked_handshakes.Increment();
-    Log(LogLevel::kWarning, "refused a revoked client certificate",
-        {{"service", options_.service}});
+    int64_t refusals = 0;
+    {
+      absl::MutexLock lock(&log_mu_);
+      ++unlogged_refusals_;
+      const absl::Time now = absl::Now();
+      if (now - last_refusal_log_ >= kRefusalLogInterval) {
+        last_refusal_log_ = now;
+        refusals = unlogged_refusals_;
+        unlogged_refusals_ = 0;
+      }
+    }
+    if (refusals > 0) {
+      // Serial and subject name the certificate (an agency or service id,
+      // never a person).
+      const CertificateName name = NameOf(cert_pem);
+      Log(LogLevel::kWarning, "refused a revoked client certificate",
+          {{"service", options_.service},
+           {"serial", name.serial},
+           {"subject", name.subject},
+           {"refusals", refusals}});
+    }
     return absl::UnauthenticatedError("client certificate is revoked");
   }
   return absl::OkStatus();

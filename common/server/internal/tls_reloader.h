@@ -26,6 +26,7 @@
 #ifndef LOTSE_COMMON_SERVER_INTERNAL_TLS_RELOADER_H_
 #define LOTSE_COMMON_SERVER_INTERNAL_TLS_RELOADER_H_
 
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -75,8 +76,9 @@ class TlsReloader {
   void Stop();
 
   // OK unless the client certificate `cert_pem` is revoked by the CRLs in
-  // force (UNAUTHENTICATED, counted in lotse_tls_revoked_handshakes_total)
-  // or does not parse (UNAUTHENTICATED). Thread-safe.
+  // force (UNAUTHENTICATED, counted in lotse_tls_revoked_handshakes_total
+  // and logged with its serial and subject) or does not parse
+  // (UNAUTHENTICATED). Thread-safe.
   absl::Status CheckPeer(absl::string_view cert_pem);
 
   // One round of re-reading, as the thread does every interval.
@@ -122,6 +124,13 @@ class TlsReloader {
   absl::Mutex mu_;
   std::shared_ptr<const CrlSet> crls_ ABSL_GUARDED_BY(mu_);
   absl::Time crl_next_update_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+
+  // Refused handshakes are logged at most once per kRefusalLogInterval,
+  // with how many the line stands for: a revoked client that keeps
+  // reconnecting must not flood the log.
+  absl::Mutex log_mu_;
+  absl::Time last_refusal_log_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
+  int64_t unlogged_refusals_ ABSL_GUARDED_BY(log_mu_) = 0;
 
   // Only the reload thread (and Start, before it runs) touch these: the
   // material last looked at, so unchanged files are not parsed again and a

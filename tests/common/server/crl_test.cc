@@ -148,6 +148,16 @@ TEST_F(CrlTest, UnusableCrlsAreRefusedWithTheReason) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(CrlTest, NameOfGivesSerialAndSubjectForLogs) {
+  const CertificateName name = NameOf(Client("kim-bonn"));
+  EXPECT_THAT(name.subject, HasSubstr("CN=kim-bonn"));
+  EXPECT_THAT(name.subject, HasSubstr("OU=KOMMUNE"));
+  // The serial dev-pki.sh printed when it revoked the certificate.
+  EXPECT_THAT(Slurp(*pki_ + "/ca-db/index.txt"), HasSubstr(name.serial));
+  EXPECT_FALSE(name.serial.empty());
+  EXPECT_TRUE(NameOf("garbage").serial.empty());
+}
+
 TEST_F(CrlTest, DirectorySkipsHiddenEntriesAndSubdirectories) {
   const std::string d = *dir_ + "/crls";
   ASSERT_EQ(Shell(absl::StrCat("mkdir -p ", d, "/..2026_12_07/sub && cp ",
