@@ -63,7 +63,7 @@ class TlsReloader {
   // expired) and loads the CRLs, then re-reads all of them every
   // `interval` on a thread of its own. FAILED_PRECONDITION naming the file
   // and the fault when the start material is unusable. Metrics go to
-  // `registry`, which must outlive the reloader.
+  // `registry`, which must outlive the server's handshakes.
   static absl::StatusOr<std::shared_ptr<TlsReloader>> Start(
       const TlsReloadOptions& options, prometheus::Registry& registry);
 
@@ -71,8 +71,9 @@ class TlsReloader {
   TlsReloader& operator=(const TlsReloader&) = delete;
   ~TlsReloader();  // Stop()
 
-  // Ends the reload thread; the CRLs last loaded stay in force for
-  // CheckPeer. Idempotent.
+  // Ends the reload thread and removes the served copies (call it once the
+  // server no longer accepts connections); the CRLs last loaded stay in
+  // force for CheckPeer. Idempotent.
   void Stop();
 
   // OK unless the client certificate `cert_pem` is revoked by the CRLs in
