@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "common/events/sink.h"
 #include "common/lifecycle/purge.h"
 #include "common/lifecycle/retention.h"
+#include "common/server/backup_command.h"
 #include "common/server/flags.h"
 #include "common/server/log.h"
 #include "common/server/server.h"
@@ -310,7 +312,10 @@ std::unique_ptr<audit::ServiceWitnesses> MakeServiceWitnesses(
 
 std::string ServiceUsage(const ServiceDefinition& definition) {
   return absl::StrCat(
-      "Usage: lotse_", definition.name, " [--flag=value ...]\n\n",
+      "Usage: lotse_", definition.name, " [--flag=value ...]\n       lotse_",
+      definition.name,
+      " backup --backup_to=FILE | restore --restore_from=FILE | mark-restored "
+      "[--flag=value ...]\n\n",
       WrapText(definition.description), "\n",
       WrapText(absl::StrCat(
           "Serves gRPC on ", definition.default_listen,
@@ -388,8 +393,29 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   std::vector<FlagGroup> groups = ServerFlagGroups();
   groups.insert(groups.end(), definition.flag_groups.begin(),
                 definition.flag_groups.end());
-  ParseFlags(argc, argv, ServiceUsage(definition), groups);
+  groups.push_back(BackupFlagGroup());
+  const std::vector<char*> positional =
+      ParseFlags(argc, argv, ServiceUsage(definition), groups);
   const std::string& name = definition.name;
+  if (positional.size() > 2 ||
+      (positional.size() == 2 && !IsBackupCommand(positional[1]))) {
+    std::fprintf(stderr,
+                 "unexpected arguments: the only commands are backup, "
+                 "restore and mark-restored\n");
+    return 2;
+  }
+  if (positional.size() == 2) {
+    std::string url = absl::GetFlag(FLAGS_database);
+    if (url.empty()) url = absl::StrCat("sqlite:", name, ".db");
+    BackupTarget target;
+    target.service = name;
+    target.database_url = url;
+    target.read_audit_url =
+        ReadAuditDatabaseUrl(url, absl::GetFlag(FLAGS_read_audit_database));
+    target.migrations = definition.migrations;
+    target.on_restore = definition.on_restore;
+    return RunBackupCommand(positional[1], target);
+  }
 
   // The retention rules before anything else: a deployment whose rules do
   // not parse must not start, and must say which line is wrong.

@@ -153,6 +153,12 @@ struct ServiceDefinition {
   // prunes the audit chains.
   std::function<std::vector<lifecycle::PurgeTask>(ServiceRuntime&)>
       make_purge_tasks;
+  // Run by the restore and mark-restored commands (backup_command.h) in
+  // the transaction that marks a restored database, after its migrations:
+  // what the service must change so that the restored history is never
+  // confused with the history it replaced (cases: the watch cursors). May
+  // be empty.
+  std::function<absl::Status(storage::Transaction&)> on_restore;
   // Called once the database is migrated; the returned services are
   // registered with the server and live until the process exits.
   std::function<absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>>(
@@ -165,7 +171,9 @@ struct ServiceDefinition {
 std::string ServiceUsage(const ServiceDefinition& definition);
 
 // Runs the service until SIGTERM/SIGINT. Returns the process exit code.
-// --help prints the usage and the flags (see usage.h) and exits 0.
+// --help prints the usage and the flags (see usage.h) and exits 0. With a
+// command argument (backup, restore, mark-restored) it runs that command
+// on the service's databases instead of serving (backup_command.h).
 int RunService(int argc, char** argv, const ServiceDefinition& definition);
 
 }  // namespace lotse::server

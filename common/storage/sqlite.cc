@@ -288,11 +288,26 @@ class Checkpointer {
         restart_ = false;
       }
       // A failure (e.g. BUSY once the busy timeout ran out) leaves the WAL
-      // longer; the next commit past the limit asks again.
-      if (restart && gate_->Acquire()) {
-        sqlite3_wal_checkpoint_v2(conn_->db(), nullptr,
-                                  SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+      // longer; the next commit past the limit asks again. A RESTART that
+      // found a reader it could not wait out (a long read transaction: an
+      // online backup, a large export) is not tried again for a while,
+      // doubling up to kMaxRestartBackoff: each try holds the writers back
+      // for the whole busy timeout, and while the reader stays no try can
+      // succeed. Measured with bench/backup_bench.cc (200 MiB, 4 writers):
+      // retrying at every commit cut writes during a backup to 30% of
+      // their rate alone, with stalls of up to 585 ms.
+      if (restart && absl::Now() >= restart_not_before_ && gate_->Acquire()) {
+        const int rc = sqlite3_wal_checkpoint_v2(
+            conn_->db(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
         gate_->Release();
+        if ((rc & 0xff) == SQLITE_BUSY) {
+          restart_backoff_ =
+              std::min(kMaxRestartBackoff,
+                       std::max(kMinRestartBackoff, restart_backoff_ * 2));
+          restart_not_before_ = absl::Now() + restart_backoff_;
+        } else {
+          restart_backoff_ = absl::ZeroDuration();
+        }
       } else {
         sqlite3_wal_checkpoint_v2(conn_->db(), nullptr,
                                   SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
@@ -300,9 +315,16 @@ class Checkpointer {
     }
   }
 
+  static constexpr absl::Duration kMinRestartBackoff = absl::Seconds(1);
+  static constexpr absl::Duration kMaxRestartBackoff = absl::Seconds(8);
+
   absl::Mutex mu_;
   bool pending_ ABSL_GUARDED_BY(mu_) = false;
   bool restart_ ABSL_GUARDED_BY(mu_) = false;
+  // The checkpoint thread's own: when a RESTART may be tried again after
+  // one that a reader made fail, and the current back-off.
+  absl::Time restart_not_before_ = absl::InfinitePast();
+  absl::Duration restart_backoff_ = absl::ZeroDuration();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<SqliteConn> conn_;
   const std::shared_ptr<WriteGate> gate_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/time/clock.h"
 #include "common/audit/audit_service.h"
 #include "common/clients/identity_client.h"
 #include "common/clients/identity_client_flags.h"
@@ -21,6 +22,7 @@
 #include "common/server/service_main.h"
 #include "services/cases/service/cases_service.h"
 #include "services/cases/service/identity_access_checker.h"
+#include "services/cases/store/case_store.h"
 #include "services/cases/store/lifecycle_store.h"
 #include "services/cases/store/migrations.h"
 
@@ -88,6 +90,11 @@ int main(int argc, char** argv) {
   // (--retention_rules, kinds "case" and "note").
   definition.make_purge_tasks = [](lotse::server::ServiceRuntime&) {
     return lotse::cases::CasePurgeTasks();
+  };
+  // A restored database numbers new case events after every cursor issued
+  // before the restore, so no client's cursor skips them.
+  definition.on_restore = [](lotse::storage::Transaction& tx) {
+    return lotse::cases::FenceRestoredCaseEvents(tx, absl::Now());
   };
   return lotse::server::RunService(argc, argv, definition);
 }

@@ -171,7 +171,7 @@ TEST_P(HelpTest, HelpfullKeepsEveryFlagAndTheUsageLine) {
 }
 
 const std::vector<std::string> kServerGroups = {"Server", "TLS", "Storage",
-                                                "Events"};
+                                                "Events", "Backup and restore"};
 
 std::vector<std::string> With(std::vector<std::string> groups,
                               const std::vector<std::string>& more) {

@@ -74,6 +74,9 @@ const std::set<std::string> kNotErrorReasons = {
     // SearchPersons / FindDuplicates: the audit record of a person disclosed
     // only as a match carries this reason; the call itself succeeds.
     "MATCH_ONLY",
+    // The audit record a restore from a backup appends to each chain
+    // (common/server/backup_command.h); no RPC answers with it.
+    "RESTORED",
 };
 
 // Reasons the contracts document although no code produces them yet, so

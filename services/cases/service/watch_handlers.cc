@@ -69,6 +69,22 @@ absl::StatusOr<WatchStart> CasesServiceImpl::ResolveWatch(
                                    "CURSOR_UNKNOWN",
                                    "the cursor was never issued here");
           }
+          // A position of history lost in a restore from a backup: new
+          // events never take it, but resuming after it would skip them.
+          absl::StatusOr<std::optional<int64_t>> restored =
+              RestoredBefore(tx, request.after_cursor());
+          if (!restored.ok()) return restored.status();
+          if (restored->has_value()) {
+            return ErrorWithReason(
+                absl::StatusCode::kOutOfRange, "HISTORY_RESTORED",
+                absl::StrCat("the case-event history was restored from a "
+                             "backup that ends at cursor ",
+                             **restored,
+                             "; events after it were lost. Re-read the case "
+                             "views, then resume after cursor ",
+                             **restored, " or start with WATCH_START_NOW"),
+                {{"restored_cursor", absl::StrCat(**restored)}});
+          }
           start.after_cursor = request.after_cursor();
         } else if (request.start() == v1::WATCH_START_EARLIEST) {
           start.after_cursor = 0;

@@ -1,5 +1,6 @@
 #include "services/cases/store/case_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -348,6 +349,19 @@ CREATE INDEX step_statistics_due
   ON step_statistics (municipality_code, state, due_key);
 CREATE INDEX case_events_case ON case_events (case_id, seq);
 CREATE INDEX case_event_audience_case ON case_event_audience (case_id);
+)sql"}};
+}
+
+std::vector<storage::Migration> CaseEventRestoreMigrations() {
+  // One row per restore of the database from a backup: the newest cursor
+  // of the restored history and the cursor after which new events are
+  // numbered (FenceRestoredCaseEvents).
+  return {{"cases.0005_case_event_restores", R"sql(
+CREATE TABLE case_event_restores (
+  restored_seq BIGINT PRIMARY KEY,
+  resume_after BIGINT NOT NULL,
+  restore_us BIGINT NOT NULL
+);
 )sql"}};
 }
 
@@ -799,12 +813,9 @@ absl::StatusOr<int64_t> AppendCaseEvent(
     Transaction& tx, const v1::CaseEvent& event, const std::string& person,
     const std::vector<std::string>& audience) {
   if (absl::Status s = tx.LockNamed("cases.events"); !s.ok()) return s;
-  absl::StatusOr<Rows> rows =
-      tx.Query("SELECT COALESCE(MAX(seq), 0) FROM case_events");
-  if (!rows.ok()) return rows.status();
-  absl::StatusOr<int64_t> max = rows->front().GetInt(0);
-  if (!max.ok()) return max.status();
-  const int64_t seq = *max + 1;
+  absl::StatusOr<int64_t> latest = LatestCursor(tx);
+  if (!latest.ok()) return latest.status();
+  const int64_t seq = *latest + 1;
   std::string case_id(event.case_name());
   if (case_id.rfind("cases/", 0) == 0) case_id = case_id.substr(6);
   v1::CaseEvent stored = event;
@@ -903,10 +914,38 @@ absl::StatusOr<std::vector<LoggedEvent>> ReadCaseEventRange(
 }
 
 absl::StatusOr<int64_t> LatestCursor(Transaction& tx) {
-  absl::StatusOr<Rows> rows =
-      tx.Query("SELECT COALESCE(MAX(seq), 0) FROM case_events");
+  absl::StatusOr<Rows> rows = tx.Query(
+      "SELECT COALESCE(MAX(c), 0) FROM (SELECT MAX(seq) AS c FROM "
+      "case_events UNION ALL SELECT MAX(resume_after) FROM "
+      "case_event_restores) latest");
   if (!rows.ok()) return rows.status();
   return rows->front().GetInt(0);
+}
+
+absl::Status FenceRestoredCaseEvents(Transaction& tx, absl::Time now) {
+  if (absl::Status s = tx.LockNamed("cases.events"); !s.ok()) return s;
+  absl::StatusOr<int64_t> latest = LatestCursor(tx);
+  if (!latest.ok()) return latest.status();
+  const int64_t resume_after = std::max(*latest, absl::ToUnixMicros(now));
+  absl::StatusOr<int64_t> n = tx.Execute(
+      "INSERT INTO case_event_restores (restored_seq, resume_after, "
+      "restore_us) VALUES ($1, $2, $3) ON CONFLICT (restored_seq) DO NOTHING",
+      {*latest, resume_after, absl::ToUnixMicros(now)});
+  if (!n.ok()) return n.status();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<int64_t>> RestoredBefore(Transaction& tx,
+                                                      int64_t cursor) {
+  absl::StatusOr<Rows> rows = tx.Query(
+      "SELECT restored_seq FROM case_event_restores WHERE restored_seq < $1 "
+      "AND resume_after > $1 ORDER BY restored_seq LIMIT 1",
+      {cursor});
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<int64_t>();
+  absl::StatusOr<int64_t> restored = rows->front().GetInt(0);
+  if (!restored.ok()) return restored.status();
+  return std::optional<int64_t>(*restored);
 }
 
 // ---- Statistics ----

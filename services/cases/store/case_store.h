@@ -29,6 +29,11 @@
 //                         or purged, without case, step or person: what
 //                         the waiting-time statistics read besides `steps`
 //
+// Migration "cases.0005_case_event_restores" adds:
+//   case_event_restores   one row per restore from a backup: where the
+//                         restored history ends and new cursors begin
+//                         (see "Restores" below)
+//
 // The body of a case_events row is sealed under the data key of the
 // case's person (lifecycle/person_keys.h, context "case_events"); once the
 // person is erased here the row stays, with its seq, but cannot be opened,
@@ -260,9 +265,32 @@ struct LoggedEvent {
 };
 absl::StatusOr<std::vector<LoggedEvent>> ReadCaseEventRange(
     storage::Transaction& tx, int64_t after_cursor, int64_t upto_cursor);
-// The newest cursor (0 when the log is empty). Erasure and purge never
-// delete case_events rows, so it never goes back.
+// The newest cursor (0 when the log is empty): the highest seq, or the
+// `resume_after` of the last restore when no event came since. Erasure and
+// purge never delete case_events rows, so it never goes back.
 absl::StatusOr<int64_t> LatestCursor(storage::Transaction& tx);
+
+// ---- Restores (migration "cases.0005_case_event_restores") ----
+// A database restored from a backup lacks the events written after the
+// backup, but clients may hold cursors of them. New events must never take
+// those positions: a client resuming after such a cursor would silently
+// skip them. So a restore records (restored_seq = the newest cursor of the
+// restored history, resume_after) in case_event_restores, and new events
+// are numbered after resume_after. resume_after is the larger of
+// restored_seq and the restore's time in microseconds since the epoch:
+// every cursor issued before the restore is below it (the log would need
+// more than one event per microsecond to get there), including those of an
+// earlier restore of a later backup. Cursors stay below 2^53 (exact in a
+// JavaScript number) until the year 2255.
+std::vector<storage::Migration> CaseEventRestoreMigrations();
+// Records a restore of this database at `now` (the restore command's
+// on_restore step). Takes the lock "cases.events".
+absl::Status FenceRestoredCaseEvents(storage::Transaction& tx, absl::Time now);
+// When `cursor` lies in the void of a restore (restored_seq < cursor <
+// resume_after: a position issued before the restore and lost with it),
+// that restore's restored_seq; nullopt otherwise.
+absl::StatusOr<std::optional<int64_t>> RestoredBefore(storage::Transaction& tx,
+                                                      int64_t cursor);
 
 // ---- Statistics ----
 struct StepTiming {

@@ -23,6 +23,7 @@ std::vector<storage::Migration> CasesMigrations() {
   append(lifecycle::HoldMigrations());
   append(lifecycle::PersonKeyMigrations());
   append(CaseLifecycleMigrations());
+  append(CaseEventRestoreMigrations());
   return all;
 }
 

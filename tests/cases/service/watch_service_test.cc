@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/errors/status.h"
 #include "common/events/inbox.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
@@ -172,6 +173,91 @@ TEST_P(WatchServiceTest, UnknownCursorIsRefused) {
   Watch stranger = Open("abh-koeln", 0);
   EXPECT_FALSE(stranger.reader->Read(&r));
   EXPECT_EQ(Reason(stranger.reader->Finish()), "UNKNOWN_AGENCY");
+}
+
+void AppendEvents(storage::Database& db, const std::string& case_name, int n);
+
+// What a restore from a backup leaves of the case-event log: the events up
+// to the backup, then FenceRestoredCaseEvents (the restore command's
+// on_restore step). Modelled here by removing the events written after the
+// backup, which is what the restored file lacks.
+void RestoreLogTo(storage::Database& db, int64_t backup_cursor) {
+  ASSERT_TRUE(
+      storage::RunInTransaction(
+          db,
+          [&](storage::Transaction& tx) -> absl::Status {
+            for (const char* table : {"case_event_audience", "case_events"}) {
+              absl::StatusOr<int64_t> n = tx.Execute(
+                  absl::StrCat("DELETE FROM ", table, " WHERE seq > $1"),
+                  {backup_cursor});
+              if (!n.ok()) return n.status();
+            }
+            return FenceRestoredCaseEvents(tx, absl::Now());
+          })
+          .ok());
+}
+
+TEST_P(WatchServiceTest, CursorsOfHistoryLostInARestoreAreRefused) {
+  MakeEvents(kPerson);
+  Watch before = Open("kim-koeln", 0, v1::WATCH_START_EARLIEST);
+  v1::CaseEvent first, backup_point;
+  ASSERT_TRUE(NextEvent(before, &first));
+  ASSERT_TRUE(NextEvent(before, &backup_point));
+  ASSERT_TRUE(NextEvent(before, &backup_point));  // the newest at backup
+  // The lost time: events a client saw before the service was restored.
+  MakeEvents(kOtherPerson);
+  v1::CaseEvent lost_first, lost_last;
+  ASSERT_TRUE(NextEvent(before, &lost_first));
+  ASSERT_TRUE(NextEvent(before, &lost_last));
+  ASSERT_TRUE(NextEvent(before, &lost_last));
+  before.context->TryCancel();
+  v1::WatchCaseEventsResponse ignored;
+  while (before.reader->Read(&ignored)) {
+  }
+  before.reader->Finish();
+
+  StopServer();
+  RestoreLogTo(db(), backup_point.cursor());
+  StartServer();
+  // New events after the restore, more than were lost.
+  AppendEvents(db(), "cases/after-restore", 5);
+  service_->NotifyWatchers();
+
+  // A cursor of the lost history gets a clear refusal naming the restore,
+  // never the new events in its place.
+  for (int64_t lost : {lost_first.cursor(), lost_last.cursor()}) {
+    Watch w = Open("kim-koeln", lost);
+    v1::WatchCaseEventsResponse r;
+    EXPECT_FALSE(w.reader->Read(&r)) << "cursor " << lost;
+    const grpc::Status s = w.reader->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE) << lost;
+    EXPECT_EQ(Reason(s), "HISTORY_RESTORED") << lost;
+    EXPECT_EQ(MetadataOf(FromGrpcStatus(s), "restored_cursor"),
+              absl::StrCat(backup_point.cursor()));
+  }
+
+  // A cursor from before the backup resumes: the rest of the restored
+  // history, then the new events, numbered after every lost cursor.
+  Watch resumed = Open("kim-koeln", first.cursor());
+  std::vector<v1::CaseEvent> got;
+  v1::CaseEvent e;
+  for (int i = 0; i < 7; ++i) {
+    ASSERT_TRUE(NextEvent(resumed, &e)) << i;
+    got.push_back(e);
+  }
+  resumed.context->TryCancel();
+  EXPECT_TRUE(got[0].has_step_referred());
+  EXPECT_EQ(got[1].cursor(), backup_point.cursor());
+  for (size_t i = 2; i < got.size(); ++i) {
+    EXPECT_TRUE(got[i].has_step_updated()) << i;
+    EXPECT_GT(got[i].cursor(), lost_last.cursor()) << i;
+    EXPECT_GT(got[i].cursor(), got[i - 1].cursor()) << i;
+  }
+  // The restored point itself and the newest cursor resume normally.
+  Watch at_backup = Open("kim-koeln", backup_point.cursor());
+  ASSERT_TRUE(NextEvent(at_backup, &e));
+  EXPECT_EQ(e.cursor(), got[2].cursor());
+  at_backup.context->TryCancel();
 }
 
 TEST_P(WatchServiceTest, HeartbeatCarriesTheCursor) {
