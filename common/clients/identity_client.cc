@@ -130,6 +130,7 @@ internal::CircuitBreaker::Options BreakerOptions(
   internal::CircuitBreaker::Options out;
   out.failures_to_open = options.breaker_failures;
   out.open_for = options.breaker_open_for;
+  out.on_change = options.on_breaker_change;
   return out;
 }
 

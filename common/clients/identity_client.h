@@ -164,6 +164,9 @@ class GrpcIdentityClient final : public IdentityClient {
     absl::Duration max_call_time = absl::Seconds(2);
     int breaker_failures = 5;  // 0: never stop asking
     absl::Duration breaker_open_for = absl::Seconds(1);
+    // Told true when the client stops asking and false when identity
+    // answers again (for logs); may be empty.
+    std::function<void(bool stopped)> on_breaker_change;
     absl::Duration max_reconnect_backoff = absl::Seconds(1);
   };
   explicit GrpcIdentityClient(Options options);

@@ -19,16 +19,24 @@ bool CircuitBreaker::Allow() {
 }
 
 void CircuitBreaker::Record(bool answered) {
-  absl::MutexLock lock(&mu_);
-  trial_out_ = false;
-  if (answered) {
-    failures_ = 0;
-    return;
+  bool was_open = false;
+  bool is_open = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const bool can_open = options_.failures_to_open > 0;
+    was_open = can_open && failures_ >= options_.failures_to_open;
+    trial_out_ = false;
+    if (answered) {
+      failures_ = 0;
+    } else {
+      ++failures_;
+      if (can_open && failures_ >= options_.failures_to_open) {
+        open_until_ = clock_() + options_.open_for;
+      }
+    }
+    is_open = can_open && failures_ >= options_.failures_to_open;
   }
-  ++failures_;
-  if (options_.failures_to_open > 0 && failures_ >= options_.failures_to_open) {
-    open_until_ = clock_() + options_.open_for;
-  }
+  if (was_open != is_open && options_.on_change) options_.on_change(is_open);
 }
 
 bool CircuitBreaker::open() const {

@@ -25,6 +25,10 @@ class CircuitBreaker {
     // How long an open breaker refuses every call before it lets a trial
     // call out; also after each unanswered trial.
     absl::Duration open_for = absl::Seconds(1);
+    // Called with true when the breaker opens and with false when an
+    // answered call closes it again, outside the breaker's lock; may be
+    // empty. For logs: it must be quick.
+    std::function<void(bool open)> on_change;
   };
 
   explicit CircuitBreaker(Options options,

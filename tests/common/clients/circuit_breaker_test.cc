@@ -1,6 +1,8 @@
 // The identity client's circuit breaker, on a clock the test moves.
 #include "common/clients/internal/circuit_breaker.h"
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace lotse::clients::internal {
@@ -9,7 +11,8 @@ namespace {
 class CircuitBreakerTest : public ::testing::Test {
  protected:
   CircuitBreaker Make(int failures, absl::Duration open_for) {
-    return CircuitBreaker({failures, open_for}, [this] { return now_; });
+    return CircuitBreaker({failures, open_for, nullptr},
+                          [this] { return now_; });
   }
   absl::Time now_ = absl::FromUnixSeconds(1000);
 };
@@ -54,6 +57,29 @@ TEST_F(CircuitBreakerTest, LetsOneTrialOutAtATimeAndClosesOnAnAnswer) {
   EXPECT_FALSE(breaker.open());
   EXPECT_TRUE(breaker.Allow());
   EXPECT_TRUE(breaker.Allow());
+}
+
+TEST_F(CircuitBreakerTest, TellsWhenItOpensAndCloses) {
+  std::vector<bool> changes;
+  CircuitBreaker breaker(
+      {2, absl::Seconds(1), [&](bool open) { changes.push_back(open); }},
+      [this] { return now_; });
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(breaker.Allow());
+    breaker.Record(false);
+  }
+  EXPECT_EQ(changes, std::vector<bool>({true}));
+  now_ += absl::Seconds(1);
+  ASSERT_TRUE(breaker.Allow());
+  breaker.Record(false);  // still open: no news
+  EXPECT_EQ(changes, std::vector<bool>({true}));
+  now_ += absl::Seconds(1);
+  ASSERT_TRUE(breaker.Allow());
+  breaker.Record(true);
+  EXPECT_EQ(changes, std::vector<bool>({true, false}));
+  ASSERT_TRUE(breaker.Allow());
+  breaker.Record(true);
+  EXPECT_EQ(changes.size(), 2u);
 }
 
 TEST_F(CircuitBreakerTest, ZeroFailuresNeverOpens) {
