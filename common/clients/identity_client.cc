@@ -11,6 +11,7 @@
 #include "common/errors/status.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace lotse::clients {
 
@@ -122,35 +123,85 @@ absl::StatusOr<identity::v1::Agency> IdentityClient::GetAgency(
   return absl::UnimplementedError("this identity client cannot read agencies");
 }
 
+namespace {
+
+internal::CircuitBreaker::Options BreakerOptions(
+    const GrpcIdentityClient::Options& options) {
+  internal::CircuitBreaker::Options out;
+  out.failures_to_open = options.breaker_failures;
+  out.open_for = options.breaker_open_for;
+  out.on_change = options.on_breaker_change;
+  return out;
+}
+
+// The answer to the caller when identity did not answer.
+absl::Status NotAnswered(absl::string_view why) {
+  return ErrorWithReason(
+      absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+      absl::StrCat("identity did not answer: ", why, "; try again"));
+}
+
+}  // namespace
+
 GrpcIdentityClient::GrpcIdentityClient(Options options)
-    : options_(std::move(options)) {
+    : options_(std::move(options)), breaker_(BreakerOptions(options_)) {
   if (options_.credentials != nullptr) {
+    grpc::ChannelArguments args;
+    // gRPC's default reconnect backoff grows to 120 s; identity is on the
+    // path of calls, so a returning identity must be noticed soon.
+    const int max_backoff_ms = static_cast<int>(std::max<int64_t>(
+        100, absl::ToInt64Milliseconds(options_.max_reconnect_backoff)));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                std::min(max_backoff_ms, 200));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
     stub_ = identity::v1::IdentityService::NewStub(
-        grpc::CreateChannel(options_.target, options_.credentials));
+        grpc::CreateCustomChannel(options_.target, options_.credentials, args));
   }
 }
 
 GrpcIdentityClient::GrpcIdentityClient(
     std::unique_ptr<identity::v1::IdentityService::StubInterface> stub,
     Options options)
-    : options_(std::move(options)), stub_(std::move(stub)) {}
+    : options_(std::move(options)),
+      stub_(std::move(stub)),
+      breaker_(BreakerOptions(options_)) {}
 
 absl::Status GrpcIdentityClient::Prepare(absl::Time deadline,
                                          absl::string_view purpose,
-                                         grpc::ClientContext* context) const {
+                                         grpc::ClientContext* context) {
   if (stub_ == nullptr) {
     return absl::UnavailableError(
         "no client credentials are configured for calls to identity");
   }
-  const absl::Time capped =
-      std::min(deadline, absl::Now() + options_.max_call_time);
-  if (capped <= absl::Now()) {
+  const absl::Time now = absl::Now();
+  if (deadline <= now) {
     return absl::DeadlineExceededError("no time left to ask identity");
+  }
+  absl::Time capped = now + options_.max_call_time;
+  if (deadline != absl::InfiniteFuture()) {
+    const absl::Duration reserve =
+        std::min(absl::Milliseconds(200), (deadline - now) / 5);
+    capped = std::min(capped, deadline - reserve);
+  }
+  if (!breaker_.Allow()) {
+    return NotAnswered(
+        "it has not answered the last calls, and is asked again shortly");
   }
   context->set_deadline(absl::ToChronoTime(capped));
   context->AddMetadata("x-lotse-actor", options_.actor);
   context->AddMetadata("x-lotse-purpose", std::string(purpose));
   return absl::OkStatus();
+}
+
+absl::Status GrpcIdentityClient::Finish(const grpc::Status& status) {
+  const bool answered =
+      status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+      status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED;
+  breaker_.Record(answered);
+  if (answered) return FromGrpcStatus(status);
+  return NotAnswered(status.error_code() == grpc::StatusCode::UNAVAILABLE
+                         ? "unreachable"
+                         : "no answer in time");
 }
 
 namespace {
@@ -166,9 +217,9 @@ identity::v1::CheckAccessRequest AccessRequestOf(const AccessQuery& query) {
 }
 
 absl::StatusOr<std::vector<identity::v1::AccessDecision>> DecisionsOf(
-    const grpc::Status& status, const identity::v1::CheckAccessRequest& request,
+    const absl::Status& status, const identity::v1::CheckAccessRequest& request,
     const identity::v1::CheckAccessResponse& response) {
-  if (!status.ok()) return FromGrpcStatus(status);
+  if (!status.ok()) return status;
   if (response.decisions_size() != request.categories_size()) {
     return absl::InternalError(absl::StrCat(
         "identity answered ", response.decisions_size(), " decisions for ",
@@ -188,7 +239,8 @@ GrpcIdentityClient::CheckAccess(const AccessQuery& query, absl::Time deadline) {
   }
   const identity::v1::CheckAccessRequest request = AccessRequestOf(query);
   identity::v1::CheckAccessResponse response;
-  const grpc::Status status = stub_->CheckAccess(&context, request, &response);
+  const absl::Status status =
+      Finish(stub_->CheckAccess(&context, request, &response));
   return DecisionsOf(status, request, response);
 }
 
@@ -227,8 +279,8 @@ GrpcIdentityClient::CheckAccessBatch(const std::vector<AccessQuery>& queries,
   done.Wait();
   for (size_t i = 0; i < queries.size(); ++i) {
     if (calls[i]->issued) {
-      out[i] =
-          DecisionsOf(calls[i]->status, calls[i]->request, calls[i]->response);
+      out[i] = DecisionsOf(Finish(calls[i]->status), calls[i]->request,
+                           calls[i]->response);
     }
   }
   return out;
@@ -245,9 +297,9 @@ GrpcIdentityClient::GetCurrentResidenceStatus(absl::string_view person,
   identity::v1::GetCurrentResidenceStatusRequest request;
   request.set_person(std::string(person));
   identity::v1::ResidenceStatus response;
-  const grpc::Status status =
-      stub_->GetCurrentResidenceStatus(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
+  const absl::Status status =
+      Finish(stub_->GetCurrentResidenceStatus(&context, request, &response));
+  if (!status.ok()) return status;
   return response;
 }
 
@@ -262,8 +314,9 @@ absl::StatusOr<identity::v1::Agency> GrpcIdentityClient::GetAgency(
   identity::v1::GetAgencyRequest request;
   request.set_name(std::string(agency));
   identity::v1::Agency response;
-  const grpc::Status status = stub_->GetAgency(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
+  const absl::Status status =
+      Finish(stub_->GetAgency(&context, request, &response));
+  if (!status.ok()) return status;
   return response;
 }
 
@@ -282,8 +335,9 @@ absl::StatusOr<identity::v1::Person> GrpcIdentityClient::GetPerson(
   identity::v1::GetPersonRequest request;
   request.set_name(std::string(person));
   identity::v1::Person response;
-  const grpc::Status status = stub_->GetPerson(&context, request, &response);
-  if (!status.ok()) return FromGrpcStatus(status);
+  const absl::Status status =
+      Finish(stub_->GetPerson(&context, request, &response));
+  if (!status.ok()) return status;
   return response;
 }
 

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/audit/audit_log.h"
+#include "common/clients/internal/circuit_breaker.h"
 #include "grpcpp/security/credentials.h"
 #include "lotse/identity/v1/access_check.pb.h"
 #include "lotse/identity/v1/identity_service.grpc.pb.h"
@@ -138,8 +139,20 @@ absl::Status StandingFrom(const absl::StatusOr<bool>& allowed);
 audit::LegalBasis LegalBasisOf(const identity::v1::AccessDecision& decision);
 
 // Calls the identity service over gRPC. Every call carries a deadline: the
-// caller's, capped at `max_call_time`. Metadata x-lotse-actor is the
-// service ("svc-courses"), x-lotse-purpose the agency's purpose.
+// caller's less a reserve (a fifth of the time left, at most 200 ms) for
+// the caller to answer its own client after identity did not, capped at
+// `max_call_time`. Metadata x-lotse-actor is the service ("svc-courses"),
+// x-lotse-purpose the agency's purpose.
+//
+// When identity does not answer (unreachable, or no answer in time), a
+// call fails UNAVAILABLE with reason CHECK_UNAVAILABLE, never
+// DEADLINE_EXCEEDED, so that the caller's client knows to retry. After
+// `breaker_failures` such calls in a row the client stops asking: calls
+// fail the same way at once, without waiting, and one call every
+// `breaker_open_for` tries identity again; the first one answered ends
+// that. The channel tries to reconnect at least every
+// `max_reconnect_backoff`, so a restarted identity is used again within
+// about that long. Thread-safe.
 class GrpcIdentityClient final : public IdentityClient {
  public:
   struct Options {
@@ -149,6 +162,12 @@ class GrpcIdentityClient final : public IdentityClient {
     std::shared_ptr<grpc::ChannelCredentials> credentials;
     std::string actor = "service";  // x-lotse-actor of the calls
     absl::Duration max_call_time = absl::Seconds(2);
+    int breaker_failures = 5;  // 0: never stop asking
+    absl::Duration breaker_open_for = absl::Seconds(1);
+    // Told true when the client stops asking and false when identity
+    // answers again (for logs); may be empty.
+    std::function<void(bool stopped)> on_breaker_change;
+    absl::Duration max_reconnect_backoff = absl::Seconds(1);
   };
   explicit GrpcIdentityClient(Options options);
   // For tests: calls through an existing stub.
@@ -171,13 +190,20 @@ class GrpcIdentityClient final : public IdentityClient {
                                                  absl::Time deadline) override;
 
  private:
-  // A context with the call's metadata and a deadline: the caller's, capped
-  // at max_call_time. DEADLINE_EXCEEDED when no time is left.
+  // A context with the call's metadata and its deadline (see the class
+  // comment). DEADLINE_EXCEEDED when the caller has no time left;
+  // UNAVAILABLE (CHECK_UNAVAILABLE) while the breaker refuses calls. When
+  // OK, the call must be ended with Finish.
   absl::Status Prepare(absl::Time deadline, absl::string_view purpose,
-                       grpc::ClientContext* context) const;
+                       grpc::ClientContext* context);
+  // The call's status as absl::Status, with "identity did not answer"
+  // (UNAVAILABLE, DEADLINE_EXCEEDED) as UNAVAILABLE (CHECK_UNAVAILABLE);
+  // tells the breaker whether identity answered.
+  absl::Status Finish(const grpc::Status& status);
 
   Options options_;
   std::unique_ptr<identity::v1::IdentityService::StubInterface> stub_;
+  internal::CircuitBreaker breaker_;
 };
 
 }  // namespace lotse::clients

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/server/flags.h"
+#include "common/server/log.h"
 #include "common/server/server.h"
 #include "grpcpp/security/credentials.h"
 
@@ -35,6 +36,17 @@ absl::StatusOr<std::unique_ptr<GrpcIdentityClient>> IdentityClientFromFlags(
   options.actor = absl::GetFlag(FLAGS_identity_client_cert);
   if (options.actor.empty()) options.actor = absl::StrCat("svc-", service);
   options.max_call_time = absl::GetFlag(FLAGS_identity_timeout);
+  options.on_breaker_change = [target = options.target](bool stopped) {
+    if (stopped) {
+      server::Log(server::LogLevel::kWarning,
+                  "identity is not answering; calls that need it fail "
+                  "UNAVAILABLE at once, one is let through every second",
+                  {{"target", target}});
+    } else {
+      server::Log(server::LogLevel::kInfo, "identity answers again",
+                  {{"target", target}});
+    }
+  };
   if (absl::GetFlag(FLAGS_insecure_dev)) {
     options.credentials = grpc::InsecureChannelCredentials();
   } else if (!absl::GetFlag(FLAGS_tls_dir).empty()) {

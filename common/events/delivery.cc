@@ -1,5 +1,7 @@
 #include "common/events/delivery.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -7,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace lotse::events {
 
@@ -44,8 +47,16 @@ absl::StatusOr<std::unique_ptr<EventDelivery>> EventDelivery::Start(
     RelayOptions options) {
   std::unique_ptr<EventDelivery> delivery(new EventDelivery());
   for (const Destination& d : destinations) {
+    // gRPC's own reconnect backoff grows to 120 s by default; a returning
+    // receiver should be reached as soon as the relay's backoff allows.
+    grpc::ChannelArguments args;
+    const int max_backoff_ms = static_cast<int>(std::max<int64_t>(
+        100, absl::ToInt64Milliseconds(options.unreachable_backoff_max)));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                std::min(max_backoff_ms, 1000));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
     delivery->senders_.push_back(std::make_unique<GrpcEventSender>(
-        grpc::CreateChannel(d.address, credentials)));
+        grpc::CreateCustomChannel(d.address, credentials, args)));
     RelayOptions relay_options = options;
     relay_options.destination = d.name;
     delivery->relays_.push_back(std::make_unique<OutboxRelay>(

@@ -318,12 +318,17 @@ void OutboxRelay::Loop() {
   }
 }
 
-absl::Duration OutboxRelay::Backoff(int64_t attempts) {
+absl::Duration OutboxRelay::Backoff(int64_t attempts, absl::StatusCode code) {
+  absl::Duration cap = options_.backoff_max;
+  if (code == absl::StatusCode::kUnavailable ||
+      code == absl::StatusCode::kDeadlineExceeded) {
+    cap = std::min(cap, options_.unreachable_backoff_max);
+  }
   absl::Duration delay = options_.backoff_initial;
-  for (int64_t i = 1; i < attempts && delay < options_.backoff_max; ++i) {
+  for (int64_t i = 1; i < attempts && delay < cap; ++i) {
     delay *= 2;
   }
-  delay = std::min(delay, options_.backoff_max);
+  delay = std::min(delay, cap);
   thread_local absl::BitGen gen;
   const double factor = absl::Uniform(gen, 0.5, 1.0);
   return delay * factor;
@@ -520,7 +525,8 @@ absl::StatusOr<OutboxRelay::CycleResult> OutboxRelay::RunCycle() {
       } else {
         ++failed_attempts_;
         Failed(sent.code());
-        const absl::Time due = absl::Now() + Backoff(*attempts + 1);
+        const absl::Time due =
+            absl::Now() + Backoff(*attempts + 1, sent.code());
         // Only the status code and the receiver's message are kept; never
         // the event, which may carry personal data.
         std::string error = absl::StrCat(absl::StatusCodeToString(sent.code()),

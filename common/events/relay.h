@@ -112,6 +112,13 @@ struct RelayOptions {
   // relays do not retry in lockstep.
   absl::Duration backoff_initial = absl::Milliseconds(200);
   absl::Duration backoff_max = absl::Minutes(1);
+  // The cap instead of backoff_max after a failure that says the receiver
+  // was not reached or did not answer (UNAVAILABLE, DEADLINE_EXCEEDED):
+  // then the wait is for the receiver to come back, and the events queued
+  // meanwhile should follow within about this long once it has. (A refusal
+  // the receiver keeps making backs off to backoff_max.) EventDelivery
+  // also caps its channels' reconnect backoff at this.
+  absl::Duration unreachable_backoff_max = absl::Seconds(5);
   // Observers for logs and metrics, called on the relay's thread after the
   // outcome is recorded in the database; may be empty. They must be quick
   // and must not call back into the relay.
@@ -216,7 +223,8 @@ class OutboxRelay {
   // Marks `seq` as done without sending it (its key was shredded).
   absl::Status MarkShredded(int64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cycle_mu_);
-  absl::Duration Backoff(int64_t attempts);
+  // The delay before attempt attempts + 1 after a failure with `code`.
+  absl::Duration Backoff(int64_t attempts, absl::StatusCode code);
   void Loop();
   bool stopping() const;
   bool ShouldWake() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

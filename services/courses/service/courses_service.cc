@@ -176,9 +176,11 @@ absl::Status AuthorizeLanguageRead(CoursesServiceImpl& service,
   absl::StatusOr<std::vector<identity::v1::AccessDecision>> decisions =
       service.options().identity->CheckAccess(query, call.rc().deadline);
   if (!decisions.ok()) {
-    // Fail closed: without a decision the data is withheld.
-    return Denied("CHECK_UNAVAILABLE",
-                  "no access decision could be obtained from identity");
+    // Fail closed: without a decision the data is withheld; the client
+    // may retry.
+    return ErrorWithReason(
+        absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+        "no access decision could be obtained from identity; try again");
   }
   const identity::v1::AccessDecision& d = decisions->front();
   if (d.allowed()) {

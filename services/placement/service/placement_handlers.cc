@@ -46,8 +46,9 @@ absl::StatusOr<PermissionCheck> CheckWorkPermission(
                           "no residence status is recorded for the person");
     }
     // Fail closed; the client may retry.
-    return Precondition("CHECK_UNAVAILABLE",
-                        "identity did not answer the work-permission check");
+    return ErrorWithReason(
+        absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+        "identity did not answer the work-permission check; try again");
   }
   PermissionCheck out;
   out.permission = status->work_permission();
@@ -190,11 +191,6 @@ absl::StatusOr<PermissionCheck> CheckProposalAccess(
   absl::Status status = access.ok()
                             ? RequireAllowed(*access, DATA_CATEGORY_EMPLOYMENT)
                             : access.status();
-  if (absl::IsPermissionDenied(status) &&
-      ReasonOf(status).value_or("") == "CHECK_UNAVAILABLE") {
-    status = Precondition("CHECK_UNAVAILABLE",
-                          "identity did not answer the access check");
-  }
   if (!status.ok()) return status;
   return CheckWorkPermission(service, rc, person, DayIndex(now));
 }

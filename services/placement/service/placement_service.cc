@@ -138,9 +138,11 @@ absl::StatusOr<AccessView> AccessViewOf(
     if (decisions.status().code() == absl::StatusCode::kNotFound) {
       return NotFound("PERSON_NOT_FOUND", "identity knows no such person");
     }
-    // Fail closed: without a decision nothing is shown.
-    return Denied("CHECK_UNAVAILABLE",
-                  "no access decision could be obtained from identity");
+    // Fail closed: without a decision nothing is shown; the client may
+    // retry.
+    return ErrorWithReason(
+        absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+        "no access decision could be obtained from identity; try again");
   }
   AccessView view;
   view.decisions = *std::move(decisions);
@@ -175,13 +177,9 @@ absl::Status RequireStanding(PlacementServiceImpl& service,
                              const server::RequestContext& rc,
                              const agencies::LocalAgency& caller,
                              const std::string& person) {
-  absl::Status standing = service.options().identity->RequireStanding(
-      person, caller.name(), rc.purpose, rc.deadline);
-  if (absl::IsUnavailable(standing)) {
-    return Precondition("CHECK_UNAVAILABLE",
-                        "identity did not answer the access check");
-  }
-  return standing;
+  // UNAVAILABLE (CHECK_UNAVAILABLE) when identity did not answer.
+  return service.options().identity->RequireStanding(person, caller.name(),
+                                                     rc.purpose, rc.deadline);
 }
 
 std::vector<absl::StatusOr<AccessView>> AskAccessBatch(

@@ -258,6 +258,53 @@ TEST_P(OutboxRelayTest, BackoffGrowsWithAttemptsAndIsCapped) {
   EXPECT_EQ(relay.stats().failed_attempts, 4);
 }
 
+// While the receiver cannot be reached the retries back off only to
+// unreachable_backoff_max, so that what queued up follows soon after it is
+// back; a refusal the receiver keeps making backs off to backoff_max.
+TEST_P(OutboxRelayTest, UnreachableReceiverIsRetriedAtTheLowerCap) {
+  Enqueue({MakeEvent("down", 0), MakeEvent("refused", 0)});
+  FakeSender sender;
+  sender.set_respond([](const Event& e) -> absl::Status {
+    return testutil::PayloadText(e) == "down#0"
+               ? absl::UnavailableError("down")
+               : absl::InvalidArgumentError("refused");
+  });
+  RelayOptions options = Options("cases");
+  options.backoff_initial = absl::Milliseconds(20);
+  options.backoff_max = absl::Minutes(1);
+  options.unreachable_backoff_max = absl::Milliseconds(60);
+  OutboxRelay relay(db(), sender, options);
+  auto due_of = [&](const std::string& key) -> int64_t {
+    auto tx = db().Begin(storage::TxMode::kReadOnly);
+    auto rows = (*tx)->Query(
+        "SELECT next_attempt_at FROM event_outbox_delivery "
+        "WHERE ordering_key = $1",
+        {storage::Value(key)});
+    EXPECT_TRUE(rows.ok() && rows->size() == 1);
+    return rows.ok() && rows->size() == 1 ? *(*rows)[0].GetInt(0) : 0;
+  };
+  // Six failures of each: the unreachable one's delay stays at most 60 ms,
+  // the refused one's grows to 20 ms * 2^5 = 640 ms (at least half of it).
+  auto tries = [&](const std::string& payload) {
+    int n = 0;
+    for (const std::string& a : sender.attempts()) n += a == payload;
+    return n;
+  };
+  for (int i = 1; i <= 6; ++i) {
+    ASSERT_TRUE(testutil::WaitFor(
+        [&] {
+          Deliver(relay);
+          return tries("refused#0") >= i && tries("down#0") >= i;
+        },
+        absl::Seconds(30)))
+        << i;
+    const int64_t after = absl::ToUnixMicros(absl::Now());
+    EXPECT_LE(due_of("down") - after, 60 * 1000) << i;
+  }
+  EXPECT_GE(due_of("refused") - absl::ToUnixMicros(absl::Now()),
+            640 * 1000 / 2 - 100 * 1000);
+}
+
 TEST_P(OutboxRelayTest, DestinationsHaveIndependentState) {
   Enqueue({MakeEvent("k", 0), MakeEvent("k", 1), MakeEvent("j", 0)});
   FakeSender cases, placement;

@@ -119,6 +119,7 @@ TEST_P(BookingTest, EntitlementReadsNeedOwnershipOrAccess) {
   identity_->set_unavailable(true);
   auto ctx3 = Ctx();
   grpc::Status down = As("kim-koeln")->GetEntitlement(ctx3.get(), get, &out);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(Reason(down), "CHECK_UNAVAILABLE");
   identity_->set_unavailable(false);
   identity_->Allow("agencies/kim-koeln", type::v1::DATA_CATEGORY_LANGUAGE);

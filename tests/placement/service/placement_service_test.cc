@@ -190,7 +190,7 @@ TEST_P(PlacementServiceTest, ProfilesNeedEmploymentAndWithholdLanguage) {
   auto ctx4 = Ctx();
   grpc::Status down =
       As("jobcenter-koeln")->GetCandidateProfile(ctx4.get(), get, &got);
-  EXPECT_EQ(down.error_code(), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(down.error_code(), StatusCode::UNAVAILABLE);
   EXPECT_EQ(Reason(down), "CHECK_UNAVAILABLE");
   identity_->set_unavailable(false);
 
@@ -334,7 +334,7 @@ TEST_P(PlacementServiceTest, WorkPermissionOutcomesAtProposal) {
             "WORK_PERMISSION_UNKNOWN");
   identity_->set_unavailable(true);
   grpc::Status down = Propose("jobcenter-koeln", offer, approval, &out);
-  EXPECT_EQ(down.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(down.error_code(), StatusCode::UNAVAILABLE);
   EXPECT_EQ(Reason(down), "CHECK_UNAVAILABLE");
   identity_->set_unavailable(false);
   EXPECT_EQ(Count("SELECT COUNT(*) FROM placement_placements"), 0);
