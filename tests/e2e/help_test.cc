@@ -201,7 +201,9 @@ TEST(LimitFlagsTest, BadValuesStopStartUp) {
        {"--agency_limits=kim-koeln:many:10"},
        "--agency_limits"},
       {"services/cases/lotse_cases",
-       {"--watch_streams_per_agency=-1", "--database=sqlite::memory:"},
+       {"--watch_streams_per_agency=-1",
+        absl::StrCat("--database=sqlite:", ::testing::TempDir(),
+                     "/limit-flags-cases.db")},
        "--watch_streams_per_agency"},
   };
   for (const Case& c : cases) {
