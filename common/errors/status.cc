@@ -1,5 +1,7 @@
 #include "common/errors/status.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "absl/strings/cord.h"
@@ -20,6 +22,12 @@ const std::string& BadRequestUrl() {
 const std::string& ErrorInfoUrl() {
   static const auto* url = new std::string(absl::StrCat(
       kTypePrefix, google::rpc::ErrorInfo::descriptor()->full_name()));
+  return *url;
+}
+
+const std::string& RetryInfoUrl() {
+  static const auto* url = new std::string(absl::StrCat(
+      kTypePrefix, google::rpc::RetryInfo::descriptor()->full_name()));
   return *url;
 }
 
@@ -87,6 +95,24 @@ std::optional<std::string> MetadataOf(const absl::Status& status,
   return it->second;
 }
 
+absl::Status WithRetryDelay(absl::Status status, absl::Duration delay) {
+  if (status.ok()) return status;
+  const int64_t millis = std::max<int64_t>(0, absl::ToInt64Milliseconds(delay));
+  google::rpc::RetryInfo info;
+  info.mutable_retry_delay()->set_seconds(millis / 1000);
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>((millis % 1000) * 1000000));
+  status.SetPayload(RetryInfoUrl(), absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status) {
+  auto info = PayloadOf<google::rpc::RetryInfo>(status, RetryInfoUrl());
+  if (!info.has_value()) return std::nullopt;
+  return absl::Seconds(info->retry_delay().seconds()) +
+         absl::Nanoseconds(info->retry_delay().nanos());
+}
+
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status) {
   std::vector<FieldViolation> out;
   auto bad = PayloadOf<google::rpc::BadRequest>(status, BadRequestUrl());
@@ -116,6 +142,9 @@ grpc::Status ToGrpcStatus(const absl::Status& status,
     info->set_domain(std::string(domain));
     rich.add_details()->PackFrom(*info);
   }
+  if (auto retry = PayloadOf<google::rpc::RetryInfo>(status, RetryInfoUrl())) {
+    rich.add_details()->PackFrom(*retry);
+  }
   if (rich.details_size() == 0) return grpc::Status(code, message);
   return grpc::Status(code, message, rich.SerializeAsString());
 }
@@ -132,10 +161,13 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   for (const auto& any : rich.details()) {
     google::rpc::BadRequest bad;
     google::rpc::ErrorInfo info;
+    google::rpc::RetryInfo retry;
     if (any.UnpackTo(&bad)) {
       out.SetPayload(BadRequestUrl(), absl::Cord(bad.SerializeAsString()));
     } else if (any.UnpackTo(&info)) {
       out.SetPayload(ErrorInfoUrl(), absl::Cord(info.SerializeAsString()));
+    } else if (any.UnpackTo(&retry)) {
+      out.SetPayload(RetryInfoUrl(), absl::Cord(retry.SerializeAsString()));
     }
   }
   return out;

@@ -6,7 +6,9 @@
 // so they survive being passed up through any layer unchanged:
 //   - field violations (google.rpc.BadRequest) for INVALID_ARGUMENT,
 //   - a reason code (google.rpc.ErrorInfo) for PERMISSION_DENIED,
-//     FAILED_PRECONDITION, ABORTED, UNAUTHENTICATED and others.
+//     FAILED_PRECONDITION, ABORTED, UNAUTHENTICATED and others,
+//   - a retry delay (google.rpc.RetryInfo) for calls refused before any
+//     work was done (RESOURCE_EXHAUSTED): when trying again makes sense.
 // At the edge ToGrpcStatus() packs them into the standard
 // `grpc-status-details-bin` trailer (google.rpc.Status).
 #ifndef LOTSE_COMMON_ERRORS_STATUS_H_
@@ -18,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 
 namespace lotse {
@@ -58,6 +61,13 @@ std::optional<std::string> ReasonOf(const absl::Status& status);
 // The metadata value under `key` attached by ErrorWithReason, if any.
 std::optional<std::string> MetadataOf(const absl::Status& status,
                                       absl::string_view key);
+// `status` with a retry delay (google.rpc.RetryInfo) attached: the client
+// may send the call again after `delay` (negative delays count as zero;
+// kept to the millisecond). OK stays OK.
+absl::Status WithRetryDelay(absl::Status status, absl::Duration delay);
+// The retry delay attached by WithRetryDelay, if any.
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status);
+
 // The field violations attached to the status (empty if none).
 std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status);
 
@@ -68,8 +78,8 @@ std::vector<FieldViolation> FieldViolationsOf(const absl::Status& status);
 // see; the caller logs the original.
 grpc::Status ToGrpcStatus(const absl::Status& status, absl::string_view domain);
 
-// The inverse, for service-to-service calls: keeps code, message, reason and
-// field violations.
+// The inverse, for service-to-service calls: keeps code, message, reason,
+// field violations and retry delay.
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace lotse

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -109,6 +110,35 @@ ABSL_FLAG(absl::Duration, purge_interval, absl::Hours(1),
 ABSL_FLAG(int32_t, purge_batch, 200,
           "records the purge job erases per transaction; smaller batches "
           "hold the write lock for less time");
+ABSL_FLAG(int32_t, agency_max_in_flight, 256,
+          "calls one agency may have in flight in this process at once (0: "
+          "no limit); more are refused with RESOURCE_EXHAUSTED, reason "
+          "AGENCY_TOO_MANY_IN_FLIGHT. Sized for one agency system of a "
+          "large municipality (a few hundred caseworkers keep a few dozen "
+          "calls in flight at peak); well above --worker_threads, so it only "
+          "stops one agency from filling the whole queue. Callers with a "
+          "Lotse service certificate are not limited");
+ABSL_FLAG(double, agency_rate, 1000,
+          "calls per second one agency may send to this process on average "
+          "(token bucket; 0: no limit); more are refused with "
+          "RESOURCE_EXHAUSTED, reason AGENCY_RATE_LIMITED, and a retry "
+          "delay. Sized for the same large municipality, which peaks below "
+          "100 calls per second: ten times that leaves room for batch "
+          "imports. One replica on two cores serves a few thousand cheap "
+          "reads or a few hundred writes per second; where that is less, "
+          "lower it (README, Limits)");
+ABSL_FLAG(int32_t, agency_burst, 2000,
+          "calls one agency may send at once after a quiet spell, above "
+          "--agency_rate (the bucket's size; at least 1 when a rate is set)");
+ABSL_FLAG(std::string, agency_limits, "",
+          "per-agency exceptions to the three flags above: "
+          "agency:max_in_flight:rate[:burst],... (e.g. "
+          "\"import-bot:8:50,jobcenter-koeln:512:3000:6000\"; 0 means no "
+          "limit, an omitted burst is --agency_burst)");
+ABSL_FLAG(int32_t, agency_limit_table_size, 10000,
+          "agencies whose limits are tracked at once (a few hundred are "
+          "registered); beyond it, idle ones are forgotten and, if none is "
+          "idle, newcomers share one bucket under the default limits");
 
 namespace lotse::server {
 
@@ -143,7 +173,37 @@ std::vector<FlagGroup> ServerFlagGroups() {
        {"event_destinations", "client_cert", "client_key", "event_retention",
         "audit_checkpoint_interval"}},
       {"Data lifecycle", {"retention_rules", "purge_interval", "purge_batch"}},
+      {"Limits",
+       {"agency_max_in_flight", "agency_rate", "agency_burst", "agency_limits",
+        "agency_limit_table_size"}},
   };
+}
+
+absl::StatusOr<AgencyLimiterOptions> AgencyLimitsFromFlags() {
+  AgencyLimiterOptions options;
+  options.defaults.max_in_flight = absl::GetFlag(FLAGS_agency_max_in_flight);
+  options.defaults.rate = absl::GetFlag(FLAGS_agency_rate);
+  options.defaults.burst = absl::GetFlag(FLAGS_agency_burst);
+  // One flag at a time, so that the message names the one that is wrong.
+  const AgencyLimit& d = options.defaults;
+  for (const auto& [part, flag] :
+       {std::pair{AgencyLimit{d.max_in_flight, 0, 0}, "--agency_max_in_flight"},
+        std::pair{AgencyLimit{0, d.rate, 1}, "--agency_rate"},
+        std::pair{AgencyLimit{0, d.rate, d.burst}, "--agency_burst"}}) {
+    if (absl::Status s = ValidateAgencyLimit(part, flag); !s.ok()) return s;
+  }
+  absl::StatusOr<absl::flat_hash_map<std::string, AgencyLimit>> overrides =
+      ParseAgencyOverrides(absl::GetFlag(FLAGS_agency_limits),
+                           options.defaults);
+  if (!overrides.ok()) return overrides.status();
+  options.overrides = *std::move(overrides);
+  const int32_t table = absl::GetFlag(FLAGS_agency_limit_table_size);
+  if (table < 1) {
+    return absl::InvalidArgumentError(
+        "--agency_limit_table_size must be at least 1");
+  }
+  options.max_agencies = static_cast<size_t>(table);
+  return options;
 }
 
 std::vector<char*> ParseFlags(int argc, char** argv, absl::string_view usage,

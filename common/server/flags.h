@@ -12,8 +12,10 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/server/agency_limits.h"
 #include "common/server/usage.h"
 
 ABSL_DECLARE_FLAG(std::string, listen);
@@ -48,6 +50,11 @@ ABSL_DECLARE_FLAG(absl::Duration, audit_checkpoint_interval);
 ABSL_DECLARE_FLAG(std::string, retention_rules);
 ABSL_DECLARE_FLAG(absl::Duration, purge_interval);
 ABSL_DECLARE_FLAG(int32_t, purge_batch);
+ABSL_DECLARE_FLAG(int32_t, agency_max_in_flight);
+ABSL_DECLARE_FLAG(double, agency_rate);
+ABSL_DECLARE_FLAG(int32_t, agency_burst);
+ABSL_DECLARE_FLAG(std::string, agency_limits);
+ABSL_DECLARE_FLAG(int32_t, agency_limit_table_size);
 
 namespace lotse::server {
 
@@ -57,8 +64,14 @@ namespace lotse::server {
 absl::Status ApplyEnvironmentOverrides();
 
 // The flags above in the groups --help shows them in: Server, TLS,
-// Storage, Events, Data lifecycle.
+// Storage, Events, Data lifecycle, Limits.
 std::vector<FlagGroup> ServerFlagGroups();
+
+// The per-agency limits the Limits flags describe (agency_limits.h), without
+// clock or refusal hook. INVALID_ARGUMENT naming the flag when a value is
+// invalid: a negative limit, a rate set with a burst below 1, a malformed
+// --agency_limits entry, a table size below 1.
+absl::StatusOr<AgencyLimiterOptions> AgencyLimitsFromFlags();
 
 // --help (see usage.h: `usage`, then `groups`), else environment override,
 // then command line. Exits with a message on a bad value (as

@@ -78,34 +78,37 @@ namespace internal {
 
 void RunOnPool(const HandlerEnv& env, grpc::CallbackServerContext* context,
                grpc::ServerUnaryReactor* reactor, RequestContext rc,
-               absl::AnyInvocable<absl::Status(const RequestContext&)> work) {
+               absl::AnyInvocable<absl::Status(const RequestContext&)> work,
+               AgencyLimiter::Permit permit) {
   const std::string& domain = env.error_domain;
   bool queued = env.pool->TrySubmit([context, reactor, domain,
-                                     rc = std::move(rc),
-                                     work = std::move(work)]() mutable {
+                                     rc = std::move(rc), work = std::move(work),
+                                     permit = std::move(permit)]() mutable {
     // A call whose client gave up, or whose deadline passed while it was
     // queued, is not worth starting.
+    absl::Status status;
     if (context->IsCancelled()) {
-      FinishWithStatus(reactor, absl::CancelledError("call cancelled"), domain);
-      return;
-    }
-    if (absl::Now() >= rc.deadline) {
-      FinishWithStatus(
-          reactor, absl::DeadlineExceededError("deadline exceeded"), domain);
-      return;
-    }
-    if (rc.dev_time != absl::InfinitePast()) {
+      status = absl::CancelledError("call cancelled");
+    } else if (absl::Now() >= rc.deadline) {
+      status = absl::DeadlineExceededError("deadline exceeded");
+    } else if (rc.dev_time != absl::InfinitePast()) {
       const api::DevClockScope clock(rc.dev_time);
-      FinishWithStatus(reactor, work(rc), domain);
-      return;
+      status = work(rc);
+    } else {
+      status = work(rc);
     }
-    FinishWithStatus(reactor, work(rc), domain);
+    // The agency's place is free before the client hears the answer, so a
+    // client that sends its next call at once is not refused for this one.
+    permit = AgencyLimiter::Permit();
+    FinishWithStatus(reactor, status, domain);
   });
   if (!queued) {
     FinishWithStatus(
         reactor,
-        ErrorWithReason(absl::StatusCode::kResourceExhausted,
-                        "SERVER_OVERLOADED", "server busy, retry with backoff"),
+        WithRetryDelay(ErrorWithReason(absl::StatusCode::kResourceExhausted,
+                                       "SERVER_OVERLOADED",
+                                       "server busy, retry with backoff"),
+                       kServerOverloadedRetryDelay),
         env.error_domain);
   }
 }
@@ -307,6 +310,18 @@ void UnaryService::AddRawMethod(
               FinishWithStatus(reactor, rc.status(), env->error_domain);
               return reactor;
             }
+            // Before the request is even parsed: a refused call costs no
+            // more than this.
+            AgencyLimiter::Permit permit;
+            if (env->limiter != nullptr && !rc->caller.is_service()) {
+              absl::StatusOr<AgencyLimiter::Permit> admitted =
+                  env->limiter->Admit(rc->caller.agency_id);
+              if (!admitted.ok()) {
+                FinishWithStatus(reactor, admitted.status(), env->error_domain);
+                return reactor;
+              }
+              permit = *std::move(admitted);
+            }
             std::unique_ptr<google::protobuf::Message> request(
                 m->request_prototype->New());
             if (absl::Status parsed = ParseRequest(*request_bytes, &*request);
@@ -329,7 +344,8 @@ void UnaryService::AddRawMethod(
                   absl::Status status = m->work(rc, *request, response.get());
                   if (!status.ok()) return status;
                   return SerializeResponse(*response, response_bytes);
-                });
+                },
+                std::move(permit));
             return reactor;
           }));
 }

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/errors/status.h"
+#include "common/server/agency_limits.h"
 #include "common/server/request_context.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -59,7 +60,16 @@ struct HandlerEnv {
   // carries the metadata is refused (INVALID_ARGUMENT, DEV_CLOCK_DISABLED).
   bool dev_clock = false;
   std::string error_domain;  // ErrorInfo.domain, e.g. "identity.lotse"
+  // Admits each call of an agency before anything else is done for it
+  // (agency_limits.h); callers with a Lotse service certificate are not
+  // limited. Null: no per-agency limits.
+  AgencyLimiter* limiter = nullptr;
 };
+
+// The retry delay (RetryInfo) of a call refused because the worker pool's
+// queue is full (reason SERVER_OVERLOADED).
+inline constexpr absl::Duration kServerOverloadedRetryDelay =
+    absl::Milliseconds(100);
 
 // Finishes `reactor` with `status` mapped for the client, logging the
 // original text of internal errors (which the client does not see).
@@ -71,10 +81,14 @@ namespace internal {
 // Queues `work` on the pool for a call whose request context is `rc`, and
 // finishes `reactor` with its result — or without running it when the call
 // was cancelled or its deadline passed while queued, or with
-// RESOURCE_EXHAUSTED when the queue is full.
+// RESOURCE_EXHAUSTED (reason SERVER_OVERLOADED, retry delay
+// kServerOverloadedRetryDelay) when the queue is full. `permit`, the call's
+// place among its agency's calls in flight, is given back once the reactor
+// is finished (or the work is dropped).
 void RunOnPool(const HandlerEnv& env, grpc::CallbackServerContext* context,
                grpc::ServerUnaryReactor* reactor, RequestContext rc,
-               absl::AnyInvocable<absl::Status(const RequestContext&)> work);
+               absl::AnyInvocable<absl::Status(const RequestContext&)> work,
+               AgencyLimiter::Permit permit = AgencyLimiter::Permit());
 
 // The request and response types of a work lambda's operator().
 template <typename Call>
@@ -109,9 +123,10 @@ inline constexpr char kMalformedRequestReason[] = "MALFORMED_REQUEST";
 // before any of our code runs.
 //
 // The request context is checked first (before the request is parsed),
-// the work runs on the worker pool, and its absl::Status is mapped at the
-// edge. Clients, generated stubs, server reflection and health see the
-// contract's service: on the wire it is the same.
+// then the calling agency's limits (HandlerEnv::limiter), the work runs on
+// the worker pool, and its absl::Status is mapped at the edge. Clients,
+// generated stubs, server reflection and health see the contract's service: on
+// the wire it is the same.
 //
 // A service names the contract's service and maps each RPC to its work in
 // the constructor:

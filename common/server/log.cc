@@ -74,4 +74,16 @@ void Log(LogLevel level, absl::string_view message, const LogFields& fields) {
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
+bool LogThrottle::Allow(absl::Time now, int64_t* held_back) {
+  absl::MutexLock lock(&mu_);
+  if (now - last_ < interval_) {
+    ++held_back_;
+    return false;
+  }
+  last_ = now;
+  *held_back = held_back_;
+  held_back_ = 0;
+  return true;
+}
+
 }  // namespace lotse::server

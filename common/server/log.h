@@ -9,7 +9,10 @@
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace lotse::server {
 
@@ -22,6 +25,25 @@ enum class LogLevel { kInfo, kWarning, kError };
 // Thread-safe; lines from different threads never interleave.
 void Log(LogLevel level, absl::string_view message,
          const LogFields& fields = {});
+
+// Lets one log line through per `interval` and counts those it held back,
+// for conditions that may repeat on every call (refusals under overload):
+// the log then grows by at most one line per interval however many calls
+// there are. Thread-safe.
+class LogThrottle {
+ public:
+  explicit LogThrottle(absl::Duration interval) : interval_(interval) {}
+
+  // True when a line may be written at `now`; `held_back` is then set to
+  // how many were held back since the last line that was let through.
+  bool Allow(absl::Time now, int64_t* held_back);
+
+ private:
+  const absl::Duration interval_;
+  absl::Mutex mu_;
+  absl::Time last_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int64_t held_back_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 // JSON string escaping, exposed for tests.
 std::string JsonEscape(absl::string_view s);

@@ -438,6 +438,9 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
                 absl::InvalidArgumentError("must be at least 1"));
   }
 
+  absl::StatusOr<AgencyLimiterOptions> limits = AgencyLimitsFromFlags();
+  if (!limits.ok()) return Fail(name, "bad limit flags", limits.status());
+
   std::string database_url = absl::GetFlag(FLAGS_database);
   if (database_url.empty()) database_url = absl::StrCat("sqlite:", name, ".db");
   absl::StatusOr<std::unique_ptr<storage::Database>> db = storage::OpenDatabase(
@@ -478,6 +481,15 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   options.shutdown_deadline = absl::GetFlag(FLAGS_shutdown_deadline);
   options.log_calls = absl::GetFlag(FLAGS_log_calls);
 
+  // Per-agency limits, before the pool whose queued calls hold permits.
+  options.metrics_registry = std::make_shared<prometheus::Registry>();
+  const RefusalHook refusals =
+      ObserveRefusals(*options.metrics_registry, name, limits->max_agencies);
+  limits->on_refused = refusals;
+  absl::StatusOr<std::unique_ptr<AgencyLimiter>> limiter =
+      AgencyLimiter::Create(*std::move(limits));
+  if (!limiter.ok()) return Fail(name, "bad limit flags", limiter.status());
+
   // Handlers are created before the server starts (gRPC registers services
   // at build time) but only answer once migrations have run and health
   // says SERVING.
@@ -511,6 +523,8 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
   runtime.env.insecure_dev = options.insecure_dev;
   runtime.env.dev_clock = absl::GetFlag(FLAGS_dev_clock);
   runtime.env.error_domain = absl::StrCat(name, ".lotse");
+  runtime.env.limiter = limiter->get();
+  runtime.refusals = refusals;
   runtime.retention = &retention;
 
   if (absl::Status s = storage::ApplyMigrations(**db, definition.migrations);
@@ -534,7 +548,6 @@ int RunService(int argc, char** argv, const ServiceDefinition& definition) {
                                  storage::GroupCommitter::Options{});
     runtime.read_audit_committer = &*read_audit_committer;
   }
-  options.metrics_registry = std::make_shared<prometheus::Registry>();
   // Before make_services, so services can register metrics of their own.
   runtime.metrics = options.metrics_registry.get();
 

@@ -26,6 +26,7 @@
 #include "common/events/delivery.h"
 #include "common/events/inbox.h"
 #include "common/events/outbox.h"
+#include "common/server/agency_limits.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/usage.h"
@@ -74,6 +75,12 @@ struct ServiceRuntime {
   // running service: no flag means no rules, nothing purged). Event
   // handlers pass them to lifecycle::ApplyPersonErased.
   const lifecycle::RetentionRules* retention = nullptr;
+  // Counts and (rate-limited) logs calls refused before any work because
+  // the calling agency was over a limit (agency_limits.h, ObserveRefusals):
+  // the per-agency limits use it, and services with limits of their own
+  // (the cases watch streams) report theirs to it. Null in tests that
+  // build a runtime by hand.
+  RefusalHook refusals;
   // Run when the process drains (SIGTERM), after health turned NOT_SERVING
   // and the drain grace passed, before the server stops accepting calls:
   // services end their long-lived streams here (see Server::Drain).

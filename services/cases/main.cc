@@ -29,6 +29,14 @@
 ABSL_FLAG(int32_t, waiting_time_suppression_threshold, 5,
           "waiting-time statistics: groups with fewer referrals are "
           "suppressed");
+ABSL_FLAG(int32_t, watch_streams_per_agency, 100,
+          "WatchCaseEvents streams one agency may have open at once (0: no "
+          "cap); one more is refused with RESOURCE_EXHAUSTED, reason "
+          "TOO_MANY_WATCH_STREAMS. Sized for a municipality's system that "
+          "watches with one stream per caseworker session: a few dozen");
+ABSL_FLAG(int32_t, watch_streams_total, 1000,
+          "WatchCaseEvents streams the process serves at once (0: no cap); "
+          "each buffers up to 256 events, so this bounds their memory");
 
 namespace {
 
@@ -54,8 +62,11 @@ int main(int argc, char** argv) {
       "The cases service of Lotse: cases, integration plans, service-chain "
       "steps and referrals, private notes, the shared case view and its event "
       "stream.";
-  definition.flag_groups = {lotse::clients::IdentityClientFlagGroup(),
-                            {"Cases", {"waiting_time_suppression_threshold"}}};
+  definition.flag_groups = {
+      lotse::clients::IdentityClientFlagGroup(),
+      {"Cases",
+       {"waiting_time_suppression_threshold", "watch_streams_per_agency",
+        "watch_streams_total"}}};
   definition.health_service_names = {
       lotse::cases::v1::CasesService::service_full_name()};
   definition.migrations = lotse::cases::CasesMigrations();
@@ -63,11 +74,21 @@ int main(int argc, char** argv) {
   static lotse::cases::CasesServiceImpl* service = nullptr;
   definition.make_services = [](lotse::server::ServiceRuntime& runtime)
       -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
+    const int32_t per_agency = absl::GetFlag(FLAGS_watch_streams_per_agency);
+    const int32_t total = absl::GetFlag(FLAGS_watch_streams_total);
+    if (per_agency < 0 || total < 0) {
+      return absl::InvalidArgumentError(
+          "--watch_streams_per_agency and --watch_streams_total must be 0 "
+          "(no cap) or more");
+    }
     access = MakeAccessChecker();
     std::vector<std::unique_ptr<grpc::Service>> services;
     lotse::cases::CasesOptions options;
     options.suppression_threshold =
         absl::GetFlag(FLAGS_waiting_time_suppression_threshold);
+    options.watch.max_streams_per_agency = per_agency;
+    options.watch.max_streams_total = total;
+    options.watch.on_refused = runtime.refusals;
     auto cases = std::make_unique<lotse::cases::CasesServiceImpl>(
         runtime, access.get(), options);
     service = cases.get();

@@ -171,12 +171,52 @@ TEST_P(HelpTest, HelpfullKeepsEveryFlagAndTheUsageLine) {
 }
 
 const std::vector<std::string> kServerGroups = {"Server", "TLS", "Storage",
-                                                "Events", "Backup and restore"};
+                                                "Events", "Limits",
+                                                "Backup and restore"};
 
 std::vector<std::string> With(std::vector<std::string> groups,
                               const std::vector<std::string>& more) {
   groups.insert(groups.end(), more.begin(), more.end());
   return groups;
+}
+
+// A limit flag with a bad value stops the process before it serves,
+// naming the flag.
+TEST(LimitFlagsTest, BadValuesStopStartUp) {
+  struct Case {
+    const char* binary;
+    std::vector<std::string> args;
+    const char* named;
+  };
+  const std::vector<Case> cases = {
+      {"services/identity/lotse_identity",
+       {"--agency_rate=-1"},
+       "--agency_rate"},
+      {"services/identity/lotse_identity",
+       {"--agency_max_in_flight=-5"},
+       "--agency_max_in_flight"},
+      {"services/courses/lotse_courses",
+       {"--agency_burst=0"},
+       "--agency_burst"},
+      {"services/placement/lotse_placement",
+       {"--agency_limits=kim-koeln:many:10"},
+       "--agency_limits"},
+      {"services/cases/lotse_cases",
+       {"--watch_streams_per_agency=-1",
+        absl::StrCat("--database=sqlite:", ::testing::TempDir(),
+                     "/limit-flags-cases.db")},
+       "--watch_streams_per_agency"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<CommandResult> result = RunCommand(
+        absl::StrCat(BinaryDir(), "/", c.binary), c.args, absl::Seconds(30));
+    ASSERT_TRUE(result.ok()) << c.binary << ": " << result.status();
+    EXPECT_NE(result->exit_code, 0) << c.binary << " " << c.named;
+    EXPECT_THAT(result->err, ::testing::HasSubstr(c.named)) << c.binary;
+    EXPECT_THAT(result->err,
+                ::testing::Not(::testing::HasSubstr("\"msg\":\"serving\"")))
+        << c.binary;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -2,8 +2,11 @@
 
 #include <chrono>
 
+#include "common/server/agency_limits.h"
 #include "common/server/log.h"
 #include "common/server/request_context.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpc/grpc_security_constants.h"
 
 namespace lotse::server::internal {
@@ -30,6 +33,27 @@ std::string AgencyOf(grpc::ServerContextBase* context, bool insecure_dev) {
   auto values = auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME);
   if (values.empty()) return "-";
   return std::string(values.front().data(), values.front().size());
+}
+
+// Whether `status` refuses a call because its agency was over a limit. Such
+// calls get no log line of their own: under a flood there would be one per
+// call; the refusal hook (agency_limits.h) counts them and writes a
+// rate-limited warning instead.
+bool IsAgencyLimitRefusal(const grpc::Status& status) {
+  if (status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED ||
+      status.error_details().empty()) {
+    return false;
+  }
+  google::rpc::Status rich;
+  if (!rich.ParseFromString(status.error_details())) return false;
+  for (const auto& any : rich.details()) {
+    google::rpc::ErrorInfo info;
+    if (!any.UnpackTo(&info)) continue;
+    return info.reason() == kAgencyRateLimitedReason ||
+           info.reason() == kTooManyInFlightReason ||
+           info.reason() == kTooManyWatchStreamsReason;
+  }
+  return false;
 }
 
 class CallObserver : public grpc::experimental::Interceptor {
@@ -59,7 +83,7 @@ class CallObserver : public grpc::experimental::Interceptor {
             .count();
     const std::string method = info_->method() ? info_->method() : "?";
     metrics_->Record(method, status.error_code(), seconds);
-    if (!log_calls_) return;
+    if (!log_calls_ || IsAgencyLimitRefusal(status)) return;
     Log(status.ok() ? LogLevel::kInfo : LogLevel::kWarning, "rpc",
         {{"method", method},
          {"agency", AgencyOf(info_->server_context(), insecure_dev_)},
@@ -132,8 +156,17 @@ RpcMetrics::RpcMetrics(std::string service, prometheus::Registry& registry)
                    .Help("Server-side RPC latency")
                    .Register(registry)) {}
 
-void RpcMetrics::Record(const std::string& method, grpc::StatusCode code,
+std::string RpcMetrics::MethodLabel(const std::string& method) {
+  absl::MutexLock lock(&mu_);
+  if (methods_.contains(method)) return method;
+  if (methods_.size() >= kMaxMethodLabels) return kOtherMethod;
+  methods_.insert(method);
+  return method;
+}
+
+void RpcMetrics::Record(const std::string& called, grpc::StatusCode code,
                         double seconds) {
+  const std::string method = MethodLabel(called);
   const std::string code_name = StatusCodeName(code);
   calls_.Add({{"service", service_}, {"method", method}, {"code", code_name}})
       .Increment();

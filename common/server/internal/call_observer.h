@@ -8,6 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -16,13 +19,24 @@
 
 namespace lotse::server::internal {
 
+// Per-RPC metrics. A method label per method called, but at most
+// kMaxMethodLabels of them: calls to methods a client made up (answered
+// UNIMPLEMENTED) would otherwise add time series without bound; later
+// methods count under kOtherMethod. Thread-safe.
 class RpcMetrics {
  public:
+  static constexpr size_t kMaxMethodLabels = 1000;
+  static constexpr char kOtherMethod[] = "_other";
+
   RpcMetrics(std::string service, prometheus::Registry& registry);
   void Record(const std::string& method, grpc::StatusCode code, double seconds);
 
  private:
+  std::string MethodLabel(const std::string& method);
+
   std::string service_;
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> methods_ ABSL_GUARDED_BY(mu_);
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Counter>& errors_;
   prometheus::Family<prometheus::Histogram>& latency_;

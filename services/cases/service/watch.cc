@@ -13,6 +13,7 @@
 namespace lotse::cases {
 
 using Response = v1::WatchCaseEventsResponse;
+using server::kTooManyWatchStreamsReason;
 
 // The shared state of one stream. The reactor pointer is valid until the
 // reactor's OnDone; it is only used for StartWrite/Finish by whoever set
@@ -84,9 +85,12 @@ void EndWith(const std::shared_ptr<WatchHub::Stream>& s,
 
 class WatchReactor final : public grpc::ServerWriteReactor<Response> {
  public:
+  // `release` runs once when the stream is done (before `wake`).
   WatchReactor(std::shared_ptr<WatchHub::Stream> stream,
-               std::function<void()> wake)
-      : stream_(std::move(stream)), wake_(std::move(wake)) {}
+               std::function<void()> wake, std::function<void()> release)
+      : stream_(std::move(stream)),
+        wake_(std::move(wake)),
+        release_(std::move(release)) {}
 
   void OnWriteDone(bool ok) override {
     bool refill = false;
@@ -120,6 +124,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<Response> {
   }
 
   void OnDone() override {
+    if (release_) release_();
     {
       absl::MutexLock lock(&stream_->mu);
       stream_->reactor = nullptr;
@@ -132,6 +137,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<Response> {
  private:
   std::shared_ptr<WatchHub::Stream> stream_;
   std::function<void()> wake_;
+  std::function<void()> release_;
 };
 
 class RefusingReactor final : public grpc::ServerWriteReactor<Response> {
@@ -165,12 +171,70 @@ grpc::ServerWriteReactor<Response>* WatchHub::Refuse(const absl::Status& status,
   return new RefusingReactor(ToGrpcStatus(status, domain));
 }
 
+absl::Status WatchHub::CountStream(const std::string& agency) {
+  int& of_agency = streams_by_agency_[agency];
+  absl::Status refused;
+  if (options_.max_streams_per_agency > 0 &&
+      of_agency >= options_.max_streams_per_agency) {
+    refused = ErrorWithReason(
+        absl::StatusCode::kResourceExhausted, kTooManyWatchStreamsReason,
+        absl::StrCat("the calling agency has ", of_agency,
+                     " watch streams open, its limit; close one or retry "
+                     "later"),
+        {{"limit", "watch_streams_per_agency"},
+         {"value", absl::StrCat(options_.max_streams_per_agency)}});
+  } else if (options_.max_streams_total > 0 &&
+             counted_streams_ >= options_.max_streams_total) {
+    refused = ErrorWithReason(
+        absl::StatusCode::kResourceExhausted, kTooManyWatchStreamsReason,
+        "the server has as many watch streams open as it serves; retry later",
+        {{"limit", "watch_streams_total"},
+         {"value", absl::StrCat(options_.max_streams_total)}});
+  }
+  if (!refused.ok()) {
+    if (of_agency == 0) streams_by_agency_.erase(agency);
+    return WithRetryDelay(refused, kWatchStreamRetryDelay);
+  }
+  ++of_agency;
+  ++counted_streams_;
+  return absl::OkStatus();
+}
+
+void WatchHub::ReleaseStream(const std::string& agency) {
+  absl::MutexLock lock(&mu_);
+  --counted_streams_;
+  auto it = streams_by_agency_.find(agency);
+  if (it != streams_by_agency_.end() && --it->second <= 0) {
+    streams_by_agency_.erase(it);
+  }
+}
+
 grpc::ServerWriteReactor<Response>* WatchHub::Open(
     server::RequestContext rc, const v1::WatchCaseEventsRequest& request) {
+  // The caps first: a refused stream costs no more than this.
+  const std::string agency = rc.caller.agency_id;
+  bool counted = false;
+  absl::Status refused;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_ && !draining_) {
+      refused = CountStream(agency);
+      counted = refused.ok();
+    }
+  }
+  if (!refused.ok()) {
+    if (options_.on_refused) {
+      options_.on_refused(agency, kTooManyWatchStreamsReason);
+    }
+    return Refuse(refused, options_.error_domain);
+  }
   auto stream = std::make_shared<Stream>();
   stream->rc = std::move(rc);
   stream->request = request;
-  auto* reactor = new WatchReactor(stream, [this] { Notify(); });
+  std::function<void()> release;
+  if (counted) release = [this, agency] { ReleaseStream(agency); };
+  auto* reactor = new WatchReactor(
+      stream, [this] { Notify(); }, std::move(release));
   {
     absl::MutexLock lock(&stream->mu);
     stream->reactor = reactor;

@@ -17,6 +17,16 @@
 // was written to the client. Other streams are not affected: the pump
 // never waits for a client.
 //
+// Stream caps: at most `max_streams_per_agency` streams of one agency (the
+// certificate's) and `max_streams_total` of the process are open at once;
+// one more is refused before anything is done for it (no audit record, no
+// database read) with RESOURCE_EXHAUSTED, reason TOO_MANY_WATCH_STREAMS,
+// metadata `limit` ("watch_streams_per_agency" or "watch_streams_total")
+// and `value`, and a retry delay of kWatchStreamRetryDelay. Each refusal
+// goes to `on_refused` (counted, not logged per call). Every open stream
+// holds a buffer of up to `buffer_messages` events, so the caps bound the
+// memory all streams together may hold.
+//
 // Heartbeats: a stream with nothing to send for `heartbeat` gets a
 // heartbeat with the cursor up to which it has seen everything.
 //
@@ -43,6 +53,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/server/agency_limits.h"
 #include "common/server/request_context.h"
 #include "common/storage/database.h"
 #include "grpcpp/support/server_callback.h"
@@ -52,8 +63,17 @@
 
 namespace lotse::cases {
 
+// The retry delay of a stream refused by a stream cap: streams end when
+// their clients go, rarely many within a second.
+inline constexpr absl::Duration kWatchStreamRetryDelay = absl::Seconds(1);
+
 struct WatchOptions {
   int buffer_messages = 256;
+  // 0: no cap.
+  int max_streams_per_agency = 0;
+  int max_streams_total = 0;
+  // Told of each stream refused by a cap (agency, reason); may be null.
+  server::RefusalHook on_refused;
   absl::Duration stall_limit = absl::Seconds(10);
   absl::Duration heartbeat = absl::Seconds(15);
   absl::Duration poll = absl::Milliseconds(500);
@@ -131,7 +151,8 @@ class WatchHub {
            WatchOptions options);
   ~WatchHub();  // ends every stream (SERVER_DRAINING) and stops the pump
 
-  // Starts a stream for an RPC; the returned reactor deletes itself.
+  // Starts a stream for an RPC, or refuses it when a stream cap is reached;
+  // the returned reactor deletes itself.
   grpc::ServerWriteReactor<v1::WatchCaseEventsResponse>* Open(
       server::RequestContext rc, const v1::WatchCaseEventsRequest& request);
   // A reactor that finishes at once with `status` (bad request).
@@ -150,6 +171,13 @@ class WatchHub {
   struct Stream;
 
  private:
+  // Counts a new stream of `agency` against the caps, or returns the
+  // refusal.
+  absl::Status CountStream(const std::string& agency)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A counted stream of `agency` ended.
+  void ReleaseStream(const std::string& agency) ABSL_LOCKS_EXCLUDED(mu_);
+
   void Loop();
   // The events the pump read once for all streams that were up to date:
   // those with after < cursor <= upto.
@@ -175,6 +203,9 @@ class WatchHub {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Set by Drain(): streams opened afterwards end at once (SERVER_DRAINING).
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  // Streams counted against the caps and not yet done: by agency, in all.
+  absl::flat_hash_map<std::string, int> streams_by_agency_ ABSL_GUARDED_BY(mu_);
+  int counted_streams_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t seen_ = -1;  // pump thread only: `latest` of the last round
   SharedAccessDecisions decisions_;  // pump thread only
   std::thread pump_;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/errors/status.h"
 #include "common/events/inbox.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -29,6 +30,13 @@ class WatchServiceTest : public CasesServerTest {
     options.watch.stall_limit = stall_;
     options.watch.heartbeat = heartbeat_;
     options.watch.poll = poll_;
+    options.watch.max_streams_per_agency = max_per_agency_;
+    options.watch.max_streams_total = max_total_;
+    options.watch.on_refused = [this](const std::string& agency,
+                                      absl::string_view reason) {
+      absl::MutexLock lock(&refused_mu_);
+      refused_.push_back(absl::StrCat(agency, " ", reason));
+    };
     return options;
   }
 
@@ -48,6 +56,13 @@ class WatchServiceTest : public CasesServerTest {
     req.set_start(start);
     w.reader = (stub ? stub : As(as))->WatchCaseEvents(w.context.get(), req);
     return w;
+  }
+
+  // Whether `w` is a live stream: it delivers a message (the heartbeat a
+  // quiet stream gets) instead of ending.
+  static bool Delivers(Watch& w) {
+    v1::WatchCaseEventsResponse r;
+    return w.reader->Read(&r);
   }
 
   // The next event (skipping heartbeats); false at the end of the stream.
@@ -78,6 +93,10 @@ class WatchServiceTest : public CasesServerTest {
   absl::Duration stall_ = absl::Seconds(10);
   absl::Duration heartbeat_ = absl::Seconds(15);
   absl::Duration poll_ = absl::Milliseconds(100);
+  int max_per_agency_ = 0;
+  int max_total_ = 0;
+  absl::Mutex refused_mu_;
+  std::vector<std::string> refused_ ABSL_GUARDED_BY(refused_mu_);
 };
 
 TEST_P(WatchServiceTest, LiveEventsWithIncreasingCursors) {
@@ -258,6 +277,68 @@ TEST_P(WatchServiceTest, CursorsOfHistoryLostInARestoreAreRefused) {
   ASSERT_TRUE(NextEvent(at_backup, &e));
   EXPECT_EQ(e.cursor(), got[2].cursor());
   at_backup.context->TryCancel();
+}
+
+TEST_P(WatchServiceTest, StreamCapsRefuseBeforeAnythingIsDone) {
+  StopServer();
+  max_per_agency_ = 2;
+  max_total_ = 3;
+  heartbeat_ = absl::Milliseconds(100);
+  StartServer();
+  const size_t audited = AuditOf("cases").size();
+  Watch a = Open("kim-koeln", 0);
+  Watch b = Open("kim-koeln", 0);
+  ASSERT_TRUE(Delivers(a));
+  ASSERT_TRUE(Delivers(b));
+
+  // The agency's third stream ends at once, naming its cap.
+  Watch c = Open("kim-koeln", 0);
+  EXPECT_FALSE(Delivers(c));
+  grpc::Status s = c.reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Reason(s), "TOO_MANY_WATCH_STREAMS");
+  absl::Status back = FromGrpcStatus(s);
+  EXPECT_EQ(MetadataOf(back, "limit"), "watch_streams_per_agency");
+  EXPECT_EQ(MetadataOf(back, "value"), "2");
+  EXPECT_EQ(RetryDelayOf(back), kWatchStreamRetryDelay);
+
+  // Another agency still gets one, up to the process's cap.
+  Watch vhs = Open("vhs-koeln", 0);
+  ASSERT_TRUE(Delivers(vhs));
+  Watch jc = Open("jobcenter-koeln", 0);
+  EXPECT_FALSE(Delivers(jc));
+  s = jc.reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(MetadataOf(FromGrpcStatus(s), "limit"), "watch_streams_total");
+  {
+    absl::MutexLock lock(&refused_mu_);
+    EXPECT_EQ(refused_, (std::vector<std::string>{
+                            "kim-koeln TOO_MANY_WATCH_STREAMS",
+                            "jobcenter-koeln TOO_MANY_WATCH_STREAMS"}));
+  }
+  // The refused streams were never resolved: nothing audited for them
+  // (the three live ones were).
+  EXPECT_EQ(AuditOf("cases").size(), audited + 3);
+
+  // A stream that ends gives its place back.
+  a.context->TryCancel();
+  while (Delivers(a)) {
+  }
+  a.reader->Finish();
+  const absl::Time until = absl::Now() + absl::Seconds(20);
+  bool reopened = false;
+  while (!reopened && absl::Now() < until) {
+    Watch again = Open("kim-koeln", 0);
+    reopened = Delivers(again);
+    again.context->TryCancel();
+    while (Delivers(again)) {
+    }
+    again.reader->Finish();
+    if (!reopened) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(reopened);
+  b.context->TryCancel();
+  vhs.context->TryCancel();
 }
 
 TEST_P(WatchServiceTest, HeartbeatCarriesTheCursor) {

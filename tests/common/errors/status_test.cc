@@ -49,6 +49,36 @@ TEST(ErrorWithReasonTest, ReasonSurvivesTheRoundTripThroughGrpc) {
       MetadataOf(absl::NotFoundError("plain"), "category").has_value());
 }
 
+TEST(WithRetryDelayTest, RetryInfoTravelsBesideTheReason) {
+  absl::Status s =
+      WithRetryDelay(ErrorWithReason(absl::StatusCode::kResourceExhausted,
+                                     "AGENCY_RATE_LIMITED", "slow down",
+                                     {{"limit", "agency_rate"}}),
+                     absl::Milliseconds(1250));
+  EXPECT_EQ(RetryDelayOf(s), absl::Milliseconds(1250));
+  grpc::Status g = ToGrpcStatus(s, "cases.lotse");
+  google::rpc::Status rich;
+  ASSERT_TRUE(rich.ParseFromString(g.error_details()));
+  ASSERT_EQ(rich.details_size(), 2);
+  google::rpc::RetryInfo retry;
+  ASSERT_TRUE(rich.details(1).UnpackTo(&retry));
+  EXPECT_EQ(retry.retry_delay().seconds(), 1);
+  EXPECT_EQ(retry.retry_delay().nanos(), 250000000);
+
+  absl::Status back = FromGrpcStatus(g);
+  EXPECT_EQ(back.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ReasonOf(back), "AGENCY_RATE_LIMITED");
+  EXPECT_EQ(RetryDelayOf(back), absl::Milliseconds(1250));
+}
+
+TEST(WithRetryDelayTest, NegativeDelaysAreZeroAndOkCarriesNothing) {
+  EXPECT_EQ(RetryDelayOf(WithRetryDelay(absl::ResourceExhaustedError("x"),
+                                        absl::Seconds(-3))),
+            absl::ZeroDuration());
+  EXPECT_TRUE(WithRetryDelay(absl::OkStatus(), absl::Seconds(1)).ok());
+  EXPECT_FALSE(RetryDelayOf(absl::ResourceExhaustedError("x")).has_value());
+}
+
 TEST(ToGrpcStatusTest, FieldViolationsBecomeBadRequest) {
   absl::Status s = InvalidArgumentError({{"a", "bad"}, {"b", "worse"}});
   grpc::Status g = ToGrpcStatus(s, "x");
