@@ -315,6 +315,14 @@ else
   fail "binaries, libraries" "${missing# }"
 fi
 
+# Legal holds end at midnight in Germany (common/lifecycle/holds.cc); the
+# zone comes from the image's tzdata, which no ldd shows.
+if in_image test -r /usr/share/zoneinfo/Europe/Berlin; then
+  pass "time zone data" "/usr/share/zoneinfo/Europe/Berlin"
+else
+  fail "time zone data" "no /usr/share/zoneinfo/Europe/Berlin (tzdata)"
+fi
+
 if in_image test -w /var/lib/lotse/data -a -w /tmp -a \
     -r /etc/lotse/access-rules.conf -a -r /etc/lotse/retention.conf &&
   ! in_image test -w /var/lib/lotse -o -w /usr/local/bin; then
@@ -419,9 +427,11 @@ if [ "${healthy[0]}" = 1 ]; then
   else
     fail "mTLS identity" "lotse-admin: agencies list -> $(one_line <<<"$out")"
   fi
+  # The servers know a caller by its certificate's CN, which the dev PKI
+  # sets to the agency id; lotsectl's default identity is the SAN URI.
   if out=$(ctl --client lotse-admin agencies register dsb-nrw \
       --display-name 'Datenschutz NRW' --legal-domain data-protection \
-      -o name 2>&1); then
+      --certificate-identity dsb-nrw -o name 2>&1); then
     pass "register dsb-nrw" "$out"
   else
     fail "register dsb-nrw" "$(one_line <<<"$out")"
