@@ -225,8 +225,9 @@ if [ "$build" -eq 1 ]; then
   if (cd "$ROOT" && nice -n 10 podman build --isolation chroot \
       --ignorefile deploy/Dockerfile.dockerignore \
       -f deploy/Dockerfile -t "$IMAGE" .) >"$LOGS/build.log" 2>&1; then
+    # No statistics when every layer came from the layer cache.
     hits=$(grep -E '^ *(Hits|Cacheable calls):' "$LOGS/build.log" | tail -2 |
-      tr -s ' ' | paste -sd ';' -)
+      tr -s ' ' | paste -sd ';' - || true)
     pass "image build" "$IMAGE built${hits:+ (ccache:${hits})}"
   else
     tail -n 30 "$LOGS/build.log" >&2
