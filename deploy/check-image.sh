@@ -402,13 +402,20 @@ done
 healthy=()
 for i in "${!SERVICES[@]}"; do
   s=${SERVICES[$i]}
-  if answer=$(in_image lotse_health_probe --insecure \
-      --target="127.0.0.1:${HEALTH[$i]}" --wait=120s 2>&1); then
+  # Up to two minutes (migrations run before the port opens), but not
+  # after the process has gone.
+  healthy[i]=0 deadline=$((SECONDS + 120)) answer=''
+  while kill -0 "${PIDS[$i]}" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+    if answer=$(in_image lotse_health_probe --insecure \
+        --target="127.0.0.1:${HEALTH[$i]}" --wait=2s 2>&1); then
+      healthy[i]=1
+      break
+    fi
+  done
+  if [ "${healthy[$i]}" = 1 ]; then
     pass "health $s" "$answer on plaintext 127.0.0.1:${HEALTH[$i]}"
-    healthy[i]=1
   else
     fail "health $s" "${answer:-no answer}; log: $(tail -n 3 "$LOGS/$s.log" | paste -sd' ' -)"
-    healthy[i]=0
   fi
 done
 
