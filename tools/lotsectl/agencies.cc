@@ -22,8 +22,10 @@ const TableSpec kAgencyRecord = {"",
                                   {"suspension reason", "suspension_reason"},
                                   {"etag", "etag"}}};
 
-// The certificate identity defaults to the form tools/dev-pki.sh issues
-// (urn:lotse:agency:<id>), which is what a deployment's PKI is told to use.
+// The certificate identity defaults to the agency id: the services bind a
+// caller to its agency by the client certificate's CN (request_context.h),
+// and tools/dev-pki.sh issues CN=<id>. Any other default would register an
+// agency that can never call.
 int Register(const Verb& verb, Invocation& run) {
   absl::StatusOr<const google::protobuf::MethodDescriptor*> method =
       FindMethod(verb.service, verb.method);
@@ -33,7 +35,7 @@ int Register(const Verb& verb, Invocation& run) {
   absl::Status filled = FillRequest(verb, run.args(), request.get());
   if (filled.ok() && !run.Has("certificate-identity")) {
     filled = SetField(request.get(), "agency.certificate_identity",
-                      absl::StrCat("urn:lotse:agency:", run.Flag("id")));
+                      run.Flag("id"));
   }
   if (!filled.ok()) return ReportUsage(filled, run.err());
   return CallAndPrint(verb, run, **method, *request);
@@ -57,8 +59,7 @@ std::vector<Verb> AgencyVerbs() {
         {"municipality", "agency.municipality_code",
          "AGS of the municipality served (required for KOMMUNE)"},
         {"certificate-identity", "agency.certificate_identity",
-         "identity in its client certificate (default "
-         "urn:lotse:agency:<id>)"}},
+         "the CN of its client certificate (default: the id)"}},
        {},
        kAgencyRecord,
        "",
