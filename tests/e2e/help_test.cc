@@ -170,9 +170,8 @@ TEST_P(HelpTest, HelpfullKeepsEveryFlagAndTheUsageLine) {
   EXPECT_THAT(full.err, ::testing::Not(::testing::HasSubstr("Warning")));
 }
 
-const std::vector<std::string> kServerGroups = {"Server", "TLS", "Storage",
-                                                "Events", "Limits",
-                                                "Backup and restore"};
+const std::vector<std::string> kServerGroups = {
+    "Server", "TLS", "Storage", "Events", "Limits", "Backup and restore"};
 
 std::vector<std::string> With(std::vector<std::string> groups,
                               const std::vector<std::string>& more) {

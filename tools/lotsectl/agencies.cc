@@ -34,8 +34,8 @@ int Register(const Verb& verb, Invocation& run) {
       NewMessage((*method)->input_type());
   absl::Status filled = FillRequest(verb, run.args(), request.get());
   if (filled.ok() && !run.Has("certificate-identity")) {
-    filled = SetField(request.get(), "agency.certificate_identity",
-                      run.Flag("id"));
+    filled =
+        SetField(request.get(), "agency.certificate_identity", run.Flag("id"));
   }
   if (!filled.ok()) return ReportUsage(filled, run.err());
   return CallAndPrint(verb, run, **method, *request);
