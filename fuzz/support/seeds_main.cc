@@ -29,7 +29,11 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/text_format.h"
+#include "lotse/cases/v1/cases_service.pb.h"
+#include "lotse/courses/v1/courses_service.pb.h"
 #include "lotse/events/v1/events.pb.h"
+#include "lotse/identity/v1/identity_service.pb.h"
+#include "lotse/placement/v1/placement_service.pb.h"
 
 namespace {
 
@@ -84,6 +88,15 @@ int main(int argc, char** argv) {
                  argv[0]);
     return 2;
   }
+  // Naming a message of each contract links it in (a static library's
+  // generated code registers its descriptors only when something refers
+  // to it).
+  const pb::Descriptor* const linked[] = {
+      lotse::identity::v1::RegisterAgencyRequest::descriptor(),
+      lotse::cases::v1::OpenCaseRequest::descriptor(),
+      lotse::courses::v1::CreateCourseRequest::descriptor(),
+      lotse::placement::v1::CreateOfferRequest::descriptor()};
+  (void)linked;
   const pb::ServiceDescriptor* service = nullptr;
   if (!service_name.empty()) {
     service =
