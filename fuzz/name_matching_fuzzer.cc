@@ -115,7 +115,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const MatchResult ba = matcher->Compare(*pb, *pa);
   CheckResult(ab);
   CheckResult(ba);
-  if (std::fabs(ab.score - ba.score) > 1e-6) Broken("score not symmetric");
+  if (std::fabs(ab.score - ba.score) > 1e-6) {
+    std::fprintf(stderr, "scores %.9f and %.9f\n", ab.score, ba.score);
+    Broken("score not symmetric");
+  }
   if (std::fabs(matcher->Score(*pa, *pb) - ab.score) > 1e-9) {
     Broken("Score differs from Compare");
   }
