@@ -4,7 +4,8 @@
 #                         run every service (mutual TLS, embedded SQLite) with
 #                         the demo municipality loaded, until Ctrl-C
 #                         (--no-demo, or LOTSE_DEMO=0, skips the demo data)
-#   tools/lotse.sh test   install what is missing, build, run every test (ctest)
+#   tools/lotse.sh test   install what is missing, build, run every test (ctest),
+#                         then build the fuzz targets and run each briefly
 # Both work as root on a fresh Debian 12; as another user they need sudo for
 # the package installation step only.
 set -euo pipefail
@@ -23,6 +24,8 @@ PACKAGES=(
   python3-grpcio python3-grpc-tools python3-protobuf
   # The steering report's check in a headless browser.
   chromium
+  # The fuzz targets (fuzz/): clang with libFuzzer and the sanitizers.
+  clang libclang-rt-14-dev
 )
 
 SERVICES=(identity cases courses placement)
@@ -95,6 +98,12 @@ cmd_test() {
   local start=$SECONDS
   ctest --preset ci -j "$(nproc)" --timeout 600
   log "tests took $((SECONDS - start)) s"
+  # The libFuzzer targets (fuzz/), each run for a few seconds on its seeds.
+  build fuzz
+  log "running the fuzz targets briefly"
+  start=$SECONDS
+  ctest --preset fuzz -j "$(nproc)" --timeout 600
+  log "fuzz runs took $((SECONDS - start)) s"
 }
 
 cmd_run() {

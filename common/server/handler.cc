@@ -350,4 +350,41 @@ void UnaryService::AddRawMethod(
           }));
 }
 
+absl::Status UnaryService::CallInProcess(absl::string_view method,
+                                         RequestContext rc,
+                                         absl::string_view request_bytes,
+                                         std::string* response_bytes) const {
+  const HandledMethod* m = nullptr;
+  for (const std::unique_ptr<HandledMethod>& h : handled_) {
+    if (h->descriptor->name() == method) m = h.get();
+  }
+  if (m == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat(service_->full_name(), ".", method, " is not served"));
+  }
+  grpc::Slice slice(request_bytes.data(), request_bytes.size());
+  const grpc::ByteBuffer bytes(&slice, 1);
+  std::unique_ptr<google::protobuf::Message> request(
+      m->request_prototype->New());
+  if (absl::Status parsed = ParseRequest(bytes, &*request); !parsed.ok()) {
+    return parsed;
+  }
+  rc.method = m->path.substr(1);
+  std::unique_ptr<google::protobuf::Message> response(
+      m->response_prototype->New());
+  absl::Status status;
+  if (rc.dev_time != absl::InfinitePast()) {
+    const api::DevClockScope clock(rc.dev_time);
+    status = m->work(rc, *request, response.get());
+  } else {
+    status = m->work(rc, *request, response.get());
+  }
+  if (!status.ok()) return status;
+  if (!response->SerializeToString(response_bytes)) {
+    return absl::InternalError(absl::StrCat(
+        "cannot serialize ", response->GetDescriptor()->full_name()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace lotse::server

@@ -226,6 +226,20 @@ class UnaryService : public grpc::Service {
     return *service_;
   }
 
+  // Serves one call of unary RPC `method` (its short name, "GetPerson")
+  // in-process, the way the gRPC edge serves it once the request context
+  // is established: parses `request_bytes` as the edge parses the wire
+  // bytes (INVALID_ARGUMENT with reason INVALID_UTF8 or MALFORMED_REQUEST),
+  // sets rc.method, runs the work on the calling thread (under rc.dev_time
+  // when set) and serializes its response into *response_bytes. Returns the
+  // work's status, which the edge would map with ToGrpcStatus. UNIMPLEMENTED
+  // for an RPC the service does not handle (as on the wire). The worker pool,
+  // cancellation and the deadline are not involved. For drivers without
+  // sockets, such as the fuzz targets; thread-safe like the work itself.
+  absl::Status CallInProcess(absl::string_view method, RequestContext rc,
+                             absl::string_view request_bytes,
+                             std::string* response_bytes) const;
+
  private:
   struct HandledMethod;
 

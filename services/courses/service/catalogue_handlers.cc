@@ -774,6 +774,7 @@ void ParseSearchSchedule(const v1::SearchCoursesRequest& request, int64_t today,
     const int d = request.weekdays(i);
     if (d < 1 || d > 7) {
       v->Add(absl::StrCat("weekdays[", i, "]"), "must be a day of the week");
+      continue;  // no bit for it: a shift by any int is undefined
     }
     plan->allowed_days |= int64_t{1} << d;
   }

@@ -30,8 +30,6 @@
 
 namespace lotse::identity {
 
-namespace v1 = ::lotse::identity::v1;
-
 inline constexpr int kMaxPersonNames = 20;
 inline constexpr int kMaxNationalities = 10;
 inline constexpr int kMaxPhoneNumbers = 5;

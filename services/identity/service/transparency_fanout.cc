@@ -246,10 +246,12 @@ GatheredRecords GatherAuditRecords(const std::vector<AuditPeer>& peers,
   }
   GatheredRecords out;
   absl::MutexLock lock(&gathering->mu);
-  auto all_done = [g = gathering.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(g->mu) {
-    return g->pending == 0;
-  };
-  gathering->mu.AwaitWithDeadline(absl::Condition(&all_done), deadline);
+  gathering->mu.AwaitWithDeadline(
+      absl::Condition(
+          +[](Gathering* g)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(g->mu) { return g->pending == 0; },
+          gathering.get()),
+      deadline);
   for (size_t i = 0; i < peers.size(); ++i) {
     PeerResult& result = gathering->results[i];
     if (result.done && result.ok) {

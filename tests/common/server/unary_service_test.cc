@@ -554,6 +554,53 @@ TEST_F(UnaryServiceTest, ServerStreamIsServedNextToUnaryRpcs) {
   EXPECT_EQ(echoed.text(), "after the stream");
 }
 
+// CallInProcess serves the work as the edge does, without a server.
+TEST(UnaryServiceInProcessTest, ParsesRunsAndSerializesLikeTheEdge) {
+  EchoTestService service{HandlerEnv()};
+  RequestContext rc;
+  rc.caller = {"kim-koeln", "KOMMUNE"};
+  rc.actor = "cm-1";
+  rc.purpose = "case-management";
+
+  EchoRequest request;
+  request.set_text("hallo");
+  std::string out;
+  ASSERT_TRUE(
+      service.CallInProcess("Echo", rc, request.SerializeAsString(), &out)
+          .ok());
+  EchoResponse response;
+  ASSERT_TRUE(response.ParseFromString(out));
+  EXPECT_EQ(response.text(), "hallo");
+  EXPECT_EQ(response.caller(), "kim-koeln|KOMMUNE|cm-1|case-management");
+
+  // The work's refusal comes back unchanged, with its field violations.
+  request.set_text("invalid");
+  absl::Status refused =
+      service.CallInProcess("Echo", rc, request.SerializeAsString(), &out);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(FieldViolationsOf(refused).size(), 1u);
+
+  // Bytes the edge refuses are refused alike, before the work runs.
+  const int calls = service.calls();
+  request.set_text("~BAD~");
+  absl::Status utf8 =
+      service.CallInProcess("Echo", rc, WireWithInvalidUtf8(request), &out);
+  EXPECT_EQ(utf8.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReasonOf(utf8), kInvalidUtf8Reason);
+  absl::Status garbage =
+      service.CallInProcess("Echo", rc, std::string("\xff\xff\xff", 3), &out);
+  EXPECT_EQ(ReasonOf(garbage), kMalformedRequestReason);
+  EXPECT_EQ(service.calls(), calls);
+
+  // An RPC without work, and a name that is no RPC, are UNIMPLEMENTED.
+  EXPECT_EQ(service.CallInProcess("NotHandled", rc, "", &out).code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(service.CallInProcess("Stream", rc, "", &out).code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(service.CallInProcess("Nope", rc, "", &out).code(),
+            absl::StatusCode::kUnimplemented);
+}
+
 TEST(UnaryServiceDeathTest, MisconfiguredHandlersStopTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   auto echo = [](const RequestContext&, const EchoRequest&, EchoResponse*) {

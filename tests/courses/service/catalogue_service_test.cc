@@ -302,6 +302,22 @@ TEST_P(CatalogueTest, SearchOrdersByStartThenDistanceAndFilters) {
   EXPECT_EQ(ViolatedFields(bad).count("near.postal_code"), 1u);
 }
 
+// A weekday outside 1..7 (found by fuzz/courses_service_fuzzer: 2027 as a
+// weekday) is a field violation, for every bad entry, and nothing else.
+TEST_P(CatalogueTest, SearchWithWeekdaysOutOfRangeNamesThem) {
+  v1::SearchCoursesRequest request;
+  request.add_weekdays(type::v1::DAY_OF_WEEK_MONDAY);
+  request.add_weekdays(static_cast<type::v1::DayOfWeek>(2027));
+  request.add_weekdays(static_cast<type::v1::DayOfWeek>(-64));
+  v1::SearchCoursesResponse response;
+  auto ctx = Ctx();
+  grpc::Status bad =
+      As("kim-koeln")->SearchCourses(ctx.get(), request, &response);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolatedFields(bad),
+            (std::set<std::string>{"weekdays[1]", "weekdays[2]"}));
+}
+
 TEST_P(CatalogueTest, SearchForPersonNeedsLanguageAccess) {
   CreateCourse(ValidCourse());
   const std::string p = NewPerson();
