@@ -41,6 +41,16 @@ constexpr double kFamilyNamesMismatch = -0.20;
 // Given and family names swapped: common in registrations, but a match
 // needing a swap is slightly less certain.
 constexpr double kSwapPenaltyFactor = 0.05;
+// With the fields swapped, each record's given name meets the other's
+// family name. Which crossed pair is labelled "given" depends only on
+// which record is the query, so both pairs weigh the same: the score must
+// not change when the records change places. A crossed pair that does not
+// agree costs the mean of the two fields' mismatch costs (two such pairs
+// cost what two differing fields cost), and both need the same weight.
+constexpr double kCrossedNamesMismatch =
+    (kGivenNamesMismatch + kFamilyNamesMismatch) / 2;
+static_assert(kGivenNamesWeight == kFamilyNamesWeight,
+              "a swap of given and family names must score alike either way");
 // One record has name parts the other lacks (a second given name).
 constexpr double kExtraPartsFactor = 0.90;
 // ... and the first part of the longer name is not among those matched.
@@ -55,6 +65,11 @@ constexpr double kNamesAgreeShare = 0.6;
 // Share of a family-name match that counts where the "family" name is a
 // patronymic.
 constexpr double kPatronymicFactor = 0.6;
+// With given and family names swapped, the father's name sits in one
+// crossed pair or the other depending on which record has the fields
+// swapped, which neither record tells: both crossed pairs count the mean
+// share (two agreeing pairs then count what a straight match does).
+constexpr double kCrossedPatronymicFactor = (1 + kPatronymicFactor) / 2;
 
 constexpr double kDateEqual = 0.25;
 constexpr double kDateDayMonthSwapped = 0.22;
@@ -508,41 +523,18 @@ PartMatch CompareUnits(const Unit& a, const Unit& b, const std::string** a_text,
   return best;
 }
 
-FieldMatch CompareFields(const NameField& a, const NameField& b) {
+struct UnitCandidate {
+  size_t ia, ib;
+  UnitMatch match;
+};
+
+// Greedy assignment of `candidates` (best first, in this order) to the
+// parts of `a` and `b`, and the similarity of the fields it gives.
+FieldMatch AssignUnits(const NameField& a, const NameField& b,
+                       const std::vector<const UnitCandidate*>& candidates) {
   FieldMatch result;
-  if (a.parts.empty() || b.parts.empty()) return result;
   const std::vector<Unit>& units_a = a.units;
   const std::vector<Unit>& units_b = b.units;
-  struct Candidate {
-    size_t ia, ib;
-    UnitMatch match;
-  };
-  std::vector<Candidate> candidates;
-  for (size_t ia = 0; ia < units_a.size(); ++ia) {
-    for (size_t ib = 0; ib < units_b.size(); ++ib) {
-      if (units_a[ia].count > 1 && units_b[ib].count > 1 &&
-          units_a[ia].count == units_b[ib].count) {
-        continue;  // same split on both sides: singles cover it
-      }
-      UnitMatch match;
-      match.match =
-          CompareUnits(units_a[ia], units_b[ib], &match.a_text, &match.b_text);
-      if (match.match.similarity <= 0) continue;
-      match.joined_parts = units_a[ia].count != units_b[ib].count;
-      candidates.push_back({ia, ib, std::move(match)});
-    }
-  }
-  // Greedy assignment, best first; prefer single parts on ties so that
-  // joining is only reported where it was needed.
-  std::stable_sort(candidates.begin(), candidates.end(),
-                   [&](const Candidate& x, const Candidate& y) {
-                     if (x.match.match.similarity != y.match.match.similarity) {
-                       return x.match.match.similarity >
-                              y.match.match.similarity;
-                     }
-                     return units_a[x.ia].count + units_b[x.ib].count <
-                            units_a[y.ia].count + units_b[y.ib].count;
-                   });
   std::vector<bool> used_a(a.parts.size()), used_b(b.parts.size());
   auto free_range = [](const std::vector<bool>& used, const Unit& unit) {
     for (size_t i = unit.first; i < unit.first + unit.count; ++i) {
@@ -554,17 +546,17 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
   size_t covered_a = 0, covered_b = 0;
   // Positions of the matched units, to see whether they cross.
   std::vector<std::pair<size_t, size_t>> positions;
-  for (Candidate& candidate : candidates) {
-    const Unit& ua = units_a[candidate.ia];
-    const Unit& ub = units_b[candidate.ib];
+  for (const UnitCandidate* candidate : candidates) {
+    const Unit& ua = units_a[candidate->ia];
+    const Unit& ub = units_b[candidate->ib];
     if (!free_range(used_a, ua) || !free_range(used_b, ub)) continue;
     for (size_t i = ua.first; i < ua.first + ua.count; ++i) used_a[i] = true;
     for (size_t i = ub.first; i < ub.first + ub.count; ++i) used_b[i] = true;
     covered_a += ua.count;
     covered_b += ub.count;
-    similarity_sum += candidate.match.match.similarity;
+    similarity_sum += candidate->match.match.similarity;
     positions.push_back({ua.first, ub.first});
-    result.matches.push_back(std::move(candidate.match));
+    result.matches.push_back(candidate->match);
   }
   if (result.matches.empty()) return result;
   std::sort(positions.begin(), positions.end());
@@ -605,6 +597,56 @@ FieldMatch CompareFields(const NameField& a, const NameField& b) {
     if (match.match.similarity < weakest->match.similarity) weakest = &match;
   }
   result.method = weakest->match.method;
+  return result;
+}
+
+FieldMatch CompareFields(const NameField& a, const NameField& b) {
+  if (a.parts.empty() || b.parts.empty()) return {};
+  const std::vector<Unit>& units_a = a.units;
+  const std::vector<Unit>& units_b = b.units;
+  std::vector<UnitCandidate> candidates;
+  for (size_t ia = 0; ia < units_a.size(); ++ia) {
+    for (size_t ib = 0; ib < units_b.size(); ++ib) {
+      if (units_a[ia].count > 1 && units_b[ib].count > 1 &&
+          units_a[ia].count == units_b[ib].count) {
+        continue;  // same split on both sides: singles cover it
+      }
+      UnitMatch match;
+      match.match =
+          CompareUnits(units_a[ia], units_b[ib], &match.a_text, &match.b_text);
+      if (match.match.similarity <= 0) continue;
+      match.joined_parts = units_a[ia].count != units_b[ib].count;
+      candidates.push_back({ia, ib, std::move(match)});
+    }
+  }
+  if (candidates.empty()) return {};
+  // Greedy assignment, best first; prefer single parts on ties so that
+  // joining is only reported where it was needed. Candidates equal in both
+  // are taken in the order of a's parts, and again in the order of b's,
+  // and the better assignment counts: taking them in one record's order
+  // only would make the score depend on which record is the query.
+  auto better = [&](const UnitCandidate* x, const UnitCandidate* y) {
+    if (x->match.match.similarity != y->match.match.similarity) {
+      return x->match.match.similarity > y->match.match.similarity;
+    }
+    return units_a[x->ia].count + units_b[x->ib].count <
+           units_a[y->ia].count + units_b[y->ib].count;
+  };
+  std::vector<const UnitCandidate*> by_a;
+  by_a.reserve(candidates.size());
+  for (const UnitCandidate& candidate : candidates) by_a.push_back(&candidate);
+  std::vector<const UnitCandidate*> by_b = by_a;
+  std::stable_sort(by_b.begin(), by_b.end(),
+                   [](const UnitCandidate* x, const UnitCandidate* y) {
+                     return x->ib < y->ib;
+                   });
+  std::stable_sort(by_a.begin(), by_a.end(), better);
+  std::stable_sort(by_b.begin(), by_b.end(), better);
+  FieldMatch result = AssignUnits(a, b, by_a);
+  if (by_a != by_b) {
+    FieldMatch other = AssignUnits(a, b, by_b);
+    if (other.similarity > result.similarity) result = std::move(other);
+  }
   return result;
 }
 
@@ -663,6 +705,12 @@ std::string DescribeField(const FieldMatch& match) {
 struct NameEvidence {
   double total = 0;
   std::vector<MatchReason> reasons;
+  // Given and family names compared crosswise.
+  bool swapped = false;
+  // Set by WeighNameEvidence: both name fields agree well enough for place,
+  // nationality and sex to count; the sum of the reasons after weighing.
+  bool agree = false;
+  double weighed = 0;
 };
 
 MatchReason FieldReason(MatchFactor factor, const std::string& query_value,
@@ -710,16 +758,19 @@ NameEvidence CompareSpellings(const PreparedSpelling& q,
                             const std::vector<NameField>& c_given,
                             const std::vector<NameField>& c_family,
                             const std::string& qg, const std::string& qf,
-                            const std::string& cg, const std::string& cf) {
+                            const std::string& cg, const std::string& cf,
+                            bool crossed) {
     NameEvidence evidence;
     FieldMatch given = BestFieldMatch(q_given, c_given);
     FieldMatch family = BestFieldMatch(q_family, c_family);
-    evidence.reasons.push_back(FieldReason(
-        MatchFactor::kGivenNames, qg, cg, given, kGivenNamesWeight,
-        kGivenNamesMismatch, !q_given.empty(), !c_given.empty(), explain));
+    evidence.reasons.push_back(
+        FieldReason(MatchFactor::kGivenNames, qg, cg, given, kGivenNamesWeight,
+                    crossed ? kCrossedNamesMismatch : kGivenNamesMismatch,
+                    !q_given.empty(), !c_given.empty(), explain));
     evidence.reasons.push_back(FieldReason(
         MatchFactor::kFamilyNames, qf, cf, family, kFamilyNamesWeight,
-        kFamilyNamesMismatch, !q_family.empty(), !c_family.empty(), explain));
+        crossed ? kCrossedNamesMismatch : kFamilyNamesMismatch,
+        !q_family.empty(), !c_family.empty(), explain));
     for (const MatchReason& reason : evidence.reasons) {
       evidence.total += reason.contribution;
     }
@@ -727,10 +778,12 @@ NameEvidence CompareSpellings(const PreparedSpelling& q,
   };
   NameEvidence straight =
       evaluate(q.given, q.family, c.given, c.family, q.given_original,
-               q.family_original, c.given_original, c.family_original);
+               q.family_original, c.given_original, c.family_original,
+               /*crossed=*/false);
   NameEvidence swapped =
       evaluate(q.given, q.family, c.family, c.given, q.given_original,
-               q.family_original, c.family_original, c.given_original);
+               q.family_original, c.family_original, c.given_original,
+               /*crossed=*/true);
   // A swap only explains something when both fields then agree better.
   const double swap_penalty = kSwapPenaltyFactor * std::max(0.0, swapped.total);
   if (swapped.total - swap_penalty > straight.total) {
@@ -741,6 +794,7 @@ NameEvidence CompareSpellings(const PreparedSpelling& q,
         explain ? "given and family names are swapped between the records"
                 : ""});
     swapped.total -= swap_penalty;
+    swapped.swapped = true;
     return swapped;
   }
   return straight;
@@ -1127,6 +1181,50 @@ bool UsesPatronymics(const std::vector<std::string>& nationalities) {
   return false;
 }
 
+// Sets evidence->agree and applies the patronymic share to the name
+// reasons (evidence->total stays the names' evidence before it).
+void WeighNameEvidence(bool patronymics, bool explain, NameEvidence* evidence) {
+  // Relatives share a family name, a birth place and a nationality: such
+  // agreement supports a match only where both name fields agree too.
+  evidence->agree = !evidence->reasons.empty();
+  for (const MatchReason& reason : evidence->reasons) {
+    if (reason.method == MatchMethod::kSwappedNames) continue;
+    const double weight = reason.factor == MatchFactor::kGivenNames
+                              ? kGivenNamesWeight
+                              : kFamilyNamesWeight;
+    if (reason.contribution < kNamesAgreeShare * weight) {
+      evidence->agree = false;
+    }
+  }
+  evidence->weighed = 0;
+  for (MatchReason& reason : evidence->reasons) {
+    if (patronymics && reason.contribution > 0 &&
+        (evidence->swapped || reason.factor == MatchFactor::kFamilyNames)) {
+      reason.contribution *=
+          evidence->swapped ? kCrossedPatronymicFactor : kPatronymicFactor;
+      if (explain) {
+        absl::StrAppend(&reason.explanation,
+                        evidence->swapped
+                            ? "; counted less: one of the swapped names is "
+                              "the father's, shared by siblings"
+                            : "; counted less: the second name is the "
+                              "father's, shared by siblings");
+      }
+    }
+    evidence->weighed += reason.contribution;
+  }
+}
+
+// Whether `x` is the better pair of spellings than `y`: the stronger name
+// evidence; among equals, agreeing names, then the more after weighing.
+// Every key is the same whichever record is the query, so ties between
+// spelling pairs cannot make the score depend on the argument order.
+bool BetterNameEvidence(const NameEvidence& x, const NameEvidence& y) {
+  if (x.total != y.total) return x.total > y.total;
+  if (x.agree != y.agree) return x.agree;
+  return x.weighed > y.weighed;
+}
+
 // Compare and Score: the same contributions; `explain` also fills the
 // reasons' values and sentences, which a score alone does not need.
 MatchResult CompareRecords(const PreparedRecord& query,
@@ -1134,40 +1232,21 @@ MatchResult CompareRecords(const PreparedRecord& query,
   const PreparedRecord::Data& q = query.data();
   const PreparedRecord::Data& c = candidate.data();
   MatchResult result;
+  const bool patronymics =
+      UsesPatronymics(q.nationalities) || UsesPatronymics(c.nationalities);
   NameEvidence best_names;
   bool first = true;
   for (const PreparedSpelling& qs : q.spellings) {
     for (const PreparedSpelling& cs : c.spellings) {
       NameEvidence evidence = CompareSpellings(qs, cs, explain);
-      if (first || evidence.total > best_names.total) {
+      WeighNameEvidence(patronymics, explain, &evidence);
+      if (first || BetterNameEvidence(evidence, best_names)) {
         best_names = std::move(evidence);
         first = false;
       }
     }
   }
-  // Relatives share a family name, a birth place and a nationality: such
-  // agreement supports a match only where both name fields agree too.
-  bool names_agree = !best_names.reasons.empty();
-  for (const MatchReason& reason : best_names.reasons) {
-    if (reason.method == MatchMethod::kSwappedNames) continue;
-    const double weight = reason.factor == MatchFactor::kGivenNames
-                              ? kGivenNamesWeight
-                              : kFamilyNamesWeight;
-    if (reason.contribution < kNamesAgreeShare * weight) names_agree = false;
-  }
-  if (UsesPatronymics(q.nationalities) || UsesPatronymics(c.nationalities)) {
-    for (MatchReason& reason : best_names.reasons) {
-      if (reason.factor != MatchFactor::kFamilyNames ||
-          reason.contribution <= 0) {
-        continue;
-      }
-      reason.contribution *= kPatronymicFactor;
-      if (explain)
-        absl::StrAppend(&reason.explanation,
-                        "; counted less: the second name is the father's, "
-                        "shared by siblings");
-    }
-  }
+  const bool names_agree = best_names.agree;
   result.reasons = std::move(best_names.reasons);
   MatchReason date = CompareBirthDates(q.birth_date, c.birth_date, explain);
   std::vector<MatchReason> context = {

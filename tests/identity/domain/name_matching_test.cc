@@ -214,6 +214,34 @@ TEST(NameMatching, SwappedGivenAndFamilyNames) {
             NameScore("Serhiy", "Kovalenko", "Serhiy", "Kovalenko"));
 }
 
+// With given and family names swapped, each name of one record meets the
+// other field of the other record. Which of the two crossed pairs counts
+// as "given" and which as "family" depends only on which record is the
+// query, so a pair must weigh the same under either label: the score may
+// not change when the records change places.
+TEST(NameMatching, SwappedNamesScoreTheSameEitherWay) {
+  // One crossed pair agrees, the other does not.
+  const MatchRecord a = Record("Amina", "Weber");
+  const MatchRecord b = Record("Petrova", "Amina");
+  const MatchResult ab = CompareOrDie(a, b);
+  const MatchResult ba = CompareOrDie(b, a);
+  ASSERT_TRUE(
+      HasMethod(ab, MatchFactor::kGivenNames, MatchMethod::kSwappedNames))
+      << Describe(ab);
+  EXPECT_GT(ab.score, 0) << Describe(ab);
+  EXPECT_NEAR(ab.score, ba.score, 1e-9) << Describe(ab) << Describe(ba);
+
+  // Patronymic family names: the crossed pair holding the father's name
+  // depends on which record has the fields swapped, which neither says.
+  const MatchRecord c = Record("Tesfaye", "Gebremedhin", {1985, 3, 4},
+                               RecordedSex::kMale, "", "ERI");
+  const MatchRecord d = Record("Gebremedhin", "Tesfay", {1985, 3, 4},
+                               RecordedSex::kMale, "", "ERI");
+  const MatchResult cd = CompareOrDie(c, d);
+  const MatchResult dc = CompareOrDie(d, c);
+  EXPECT_NEAR(cd.score, dc.score, 1e-9) << Describe(cd) << Describe(dc);
+}
+
 TEST(NameMatching, MultiPartNames) {
   EXPECT_TRUE(SameNames("Abdul Rahman", "Haddad", "Abdulrahman", "Haddad"));
   EXPECT_TRUE(SameNames("Abd al-Rahman", "Haddad", "Abdulrahman", "Haddad"));
@@ -628,6 +656,26 @@ TEST(LabelledPairs, ScoreEqualsComparesScore) {
     ++compared;
   }
   EXPECT_EQ(compared, static_cast<int>(pairs.size()));
+}
+
+// The score does not depend on which record is the query, on every pair
+// (swapped names, several parts with ties, places, dates).
+TEST(LabelledPairs, ScoreIsSymmetric) {
+  std::vector<LabelledPair> pairs =
+      LoadPairs(testing::SourceDir() + "/../shared/data/names-train.tsv");
+  const std::vector<LabelledPair> heldout = LoadPairs(
+      testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
+  pairs.insert(pairs.end(), heldout.begin(), heldout.end());
+  ASSERT_GT(pairs.size(), 4000u);
+  for (const LabelledPair& pair : pairs) {
+    absl::StatusOr<PreparedRecord> a = Matcher().Prepare(pair.a);
+    absl::StatusOr<PreparedRecord> b = Matcher().Prepare(pair.b);
+    ASSERT_TRUE(a.ok() && b.ok()) << pair.id;
+    EXPECT_NEAR(Matcher().Score(*a, *b), Matcher().Score(*b, *a), 1e-9)
+        << pair.id << "\n"
+        << Describe(Matcher().Compare(*a, *b))
+        << Describe(Matcher().Compare(*b, *a));
+  }
 }
 
 // Tuned on the training set.
