@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -147,7 +148,9 @@ class Loader {
   // One call at the plan's `minute`. Retried while the answer is one that
   // event delivery between the services will change soon: a just
   // registered agency or a just created relation not known everywhere yet
-  // (UNAVAILABLE, PERMISSION_DENIED, NOT_FOUND), for up to 10 s.
+  // (UNAVAILABLE, PERMISSION_DENIED, NOT_FOUND), for up to 10 s. A call
+  // refused for an agency's limit (RESOURCE_EXHAUSTED) is retried after the
+  // delay its RetryInfo names, as every well-behaved client does.
   grpc::Status Call(const char* purpose, int64_t minute, const Rpc& rpc) {
     const std::string at =
         absl::FormatTime(absl::RFC3339_full, At(minute), absl::UTCTimeZone());
@@ -163,6 +166,15 @@ class Loader {
       grpc::Status status = rpc(&context);
       ++calls_;
       const auto code = status.error_code();
+      if (code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+          absl::Now() <= give_up) {
+        const std::optional<absl::Duration> delay =
+            RetryDelayOf(FromGrpcStatus(status));
+        if (delay.has_value()) {
+          absl::SleepFor(std::min(*delay, absl::Seconds(1)));
+          continue;
+        }
+      }
       if ((code != grpc::StatusCode::UNAVAILABLE &&
            code != grpc::StatusCode::PERMISSION_DENIED &&
            code != grpc::StatusCode::NOT_FOUND) ||
