@@ -5,14 +5,10 @@
 // tests/courses/service/courses_server_fixture.h.
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 
-#include "absl/strings/str_cat.h"
 #include "common/events/inbox.h"
 #include "fuzz/support/service_harness.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/courses/service/courses_service.h"
 #include "services/courses/store/migrations.h"
 #include "tests/support/fake_identity_client.h"
@@ -35,26 +31,10 @@ struct Courses {
     options.identity = fake_identity;
     service = std::make_unique<CoursesServiceImpl>(harness.runtime(), options);
     apply = service->EventHandler();
-    int version = 0;
-    absl::Status registered = testing::RegisterDevAgencies(
+    fuzz::RegisterDevAgenciesOrAbort(
+        harness.db(), apply,
         {"vhs-koeln", "kim-koeln", "bamf-nuernberg", "abh-koeln",
-         "jobcenter-koeln", "caritas-koeln"},
-        [&](identity::v1::Agency agency) {
-          *agency.mutable_update_time() =
-              google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-                  ++version);
-          return events::ApplyEventOnce(
-                     harness.db(),
-                     testing::AgencyEventOf(
-                         agency, absl::StrCat("agency-event-", version)),
-                     apply)
-              .status();
-        });
-    if (!registered.ok()) {
-      std::fprintf(stderr, "courses fuzz set-up: %s\n",
-                   registered.ToString().c_str());
-      std::abort();
-    }
+         "jobcenter-koeln", "caritas-koeln"});
   }
 };
 

@@ -6,14 +6,10 @@
 // legal-basis rules for the employment agencies).
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <memory>
 
-#include "absl/strings/str_cat.h"
 #include "common/events/inbox.h"
 #include "fuzz/support/service_harness.h"
-#include "google/protobuf/util/time_util.h"
 #include "services/placement/service/placement_service.h"
 #include "services/placement/store/migrations.h"
 #include "tests/support/fake_identity_client.h"
@@ -43,26 +39,10 @@ struct Placement {
     service =
         std::make_unique<PlacementServiceImpl>(harness.runtime(), options);
     apply = service->EventHandler();
-    int version = 0;
-    absl::Status registered = testing::RegisterDevAgencies(
+    fuzz::RegisterDevAgenciesOrAbort(
+        harness.db(), apply,
         {"jobcenter-koeln", "aa-koeln", "ihk-koeln", "abh-koeln", "kim-koeln",
-         "vhs-koeln"},
-        [&](identity::v1::Agency agency) {
-          *agency.mutable_update_time() =
-              google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-                  ++version);
-          return events::ApplyEventOnce(
-                     harness.db(),
-                     testing::AgencyEventOf(
-                         agency, absl::StrCat("agency-event-", version)),
-                     apply)
-              .status();
-        });
-    if (!registered.ok()) {
-      std::fprintf(stderr, "placement fuzz set-up: %s\n",
-                   registered.ToString().c_str());
-      std::abort();
-    }
+         "vhs-koeln"});
   }
 };
 

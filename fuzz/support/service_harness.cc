@@ -13,7 +13,9 @@
 #include "common/errors/status.h"
 #include "fuzz/support/service_input.h"
 #include "google/protobuf/stubs/logging.h"
+#include "google/protobuf/util/time_util.h"
 #include "lotse/events/v1/events.pb.h"
+#include "tests/support/service_server_fixture.h"
 
 namespace lotse::fuzz {
 namespace {
@@ -132,6 +134,25 @@ void RunServiceInput(const server::UnaryService& service, storage::Database& db,
                       " changed code at the edge"),
          status);
   }
+}
+
+void RegisterDevAgenciesOrAbort(storage::Database& db,
+                                const events::ApplyFn& apply,
+                                const std::vector<std::string>& ids) {
+  int version = 0;
+  const absl::Status registered =
+      testing::RegisterDevAgencies(ids, [&](identity::v1::Agency agency) {
+        *agency.mutable_update_time() =
+            google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+                ++version);
+        return events::ApplyEventOnce(
+                   db,
+                   testing::AgencyEventOf(
+                       agency, absl::StrCat("agency-event-", version)),
+                   apply)
+            .status();
+      });
+  if (!registered.ok()) Fail("registering the dev agencies", registered);
 }
 
 }  // namespace lotse::fuzz

@@ -67,6 +67,14 @@ void RunServiceInput(const server::UnaryService& service, storage::Database& db,
                      const events::ApplyFn& apply, const uint8_t* data,
                      size_t size);
 
+// Registers the dev PKI agencies `ids` (testing::DevAgencies()) with the
+// service as identity's AgencyRegistered events would, each applied once
+// through the inbox (`apply` on `db`) with a growing update time. Aborts,
+// saying why on stderr, when one is refused: the targets' calls need them.
+void RegisterDevAgenciesOrAbort(storage::Database& db,
+                                const events::ApplyFn& apply,
+                                const std::vector<std::string>& ids);
+
 }  // namespace lotse::fuzz
 
 #endif  // LOTSE_FUZZ_SUPPORT_SERVICE_HARNESS_H_
