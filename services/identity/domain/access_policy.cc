@@ -432,17 +432,17 @@ AccessDecision AccessPolicy::Decide(const AccessRequest& request,
       !IsSpecified(request.legal_domain, kLegalDomainNames)) {
     return deny(AccessDenialReason::kNoLegalBasis);
   }
+  if (request.legal_domain == LegalDomain::kDataProtection) {
+    // Its work is the audit chains; no rule, consent or authorship opens
+    // person data to it, not even in a private category.
+    return deny(AccessDenialReason::kNoLegalBasis);
+  }
   const CategoryPolicy& category =
       categories_[static_cast<size_t>(request.category)];
   if (category.is_private) {
     return request.caller_wrote_data
                ? allow(AccessBasis::kOwner)
                : deny(AccessDenialReason::kPrivateToWriter);
-  }
-  if (request.legal_domain == LegalDomain::kDataProtection) {
-    // Its work is the audit chains; no rule or consent opens person data
-    // to it.
-    return deny(AccessDenialReason::kNoLegalBasis);
   }
   if (request.caller_wrote_data) return allow(AccessBasis::kOwner);
 

@@ -14,10 +14,11 @@
 //   3. CONSENT: a consent of the person covers the category, names the
 //      calling agency or its legal domain as recipient, lists the purpose of
 //      the call, and is in force at `now`.
-// Two things override every ground: a suspended agency is always denied
-// (AGENCY_SUSPENDED), and a category declared `private` (agency-private
-// notes) is readable by the writing agency only — no rule, no consent
-// (PRIVATE_TO_WRITER).
+// Three things override every ground: a suspended agency is always denied
+// (AGENCY_SUSPENDED); the data-protection role is always denied
+// (NO_LEGAL_BASIS), even for data it is said to have written; and a category
+// declared `private` (agency-private notes) is readable by the writing agency
+// only — no rule, no consent (PRIVATE_TO_WRITER).
 //
 // The policy trusts the facts in an AccessRequest. The caller (the
 // CheckAccess handler) must establish them: the agency and its domain from
