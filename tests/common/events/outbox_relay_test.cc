@@ -167,7 +167,13 @@ TEST_P(OutboxRelayTest, FailingKeyWaitsWhileOtherKeysProceed) {
     }
     return absl::OkStatus();
   });
-  OutboxRelay relay(db(), sender, Options("cases"));
+  // A backoff long enough that the second cycle below surely falls inside
+  // it, even on a loaded machine where one cycle on PostgreSQL takes tens
+  // of milliseconds.
+  RelayOptions options = Options("cases");
+  options.backoff_initial = absl::Seconds(2);
+  options.backoff_max = absl::Seconds(2);
+  OutboxRelay relay(db(), sender, options);
   EXPECT_EQ(Deliver(relay), 3);
   // K#1 was never tried while K#0 failed.
   EXPECT_THAT(sender.attempts(), ElementsAre("K#0", "L#0", "L#1", "L#2"));
