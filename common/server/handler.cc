@@ -13,6 +13,7 @@
 #include "common/api/time.h"
 #include "common/server/internal/invalid_utf8.h"
 #include "common/server/log.h"
+#include "common/storage/database.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/impl/codegen/server_callback_handlers.h"
@@ -61,17 +62,41 @@ void WorkerPool::Run() {
   }
 }
 
-void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
-                      const absl::Status& status, absl::string_view domain) {
+grpc::Status ToClientStatus(const absl::Status& status,
+                            absl::string_view domain) {
   if (status.code() == absl::StatusCode::kInternal ||
       status.code() == absl::StatusCode::kUnknown) {
-    // Internal texts come from storage and libraries, not from requests, so
-    // they carry no personal data; clients only see "internal error".
     Log(LogLevel::kError, "internal error",
         {{"domain", std::string(domain)},
          {"detail", std::string(status.message())}});
+    return ToGrpcStatus(status, domain);
   }
-  reactor->Finish(ToGrpcStatus(status, domain));
+  if (absl::IsUnavailable(status) && !ReasonOf(status).has_value()) {
+    const bool storage = storage::IsStorageUnavailable(status);
+    Log(LogLevel::kWarning, storage ? "storage unavailable" : "unavailable",
+        {{"domain", std::string(domain)},
+         {"detail", std::string(status.message())}});
+    return ToGrpcStatus(
+        WithRetryDelay(
+            storage ? ErrorWithReason(absl::StatusCode::kUnavailable,
+                                      "STORAGE_UNAVAILABLE",
+                                      "the service's database is unavailable "
+                                      "right now; retry later, with the same "
+                                      "request_id for a write")
+                    : ErrorWithReason(absl::StatusCode::kUnavailable,
+                                      "SERVICE_UNAVAILABLE",
+                                      "the service cannot answer right now; "
+                                      "retry later, with the same "
+                                      "request_id for a write"),
+            kUnavailableRetryDelay),
+        domain);
+  }
+  return ToGrpcStatus(status, domain);
+}
+
+void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
+                      const absl::Status& status, absl::string_view domain) {
+  reactor->Finish(ToClientStatus(status, domain));
 }
 
 namespace internal {

@@ -71,8 +71,25 @@ struct HandlerEnv {
 inline constexpr absl::Duration kServerOverloadedRetryDelay =
     absl::Milliseconds(100);
 
-// Finishes `reactor` with `status` mapped for the client, logging the
-// original text of internal errors (which the client does not see).
+// The retry delay (RetryInfo) of a call that failed because the service's
+// database, or something below the service's own checks, was unavailable.
+inline constexpr absl::Duration kUnavailableRetryDelay = absl::Seconds(1);
+
+// `status` as a client may see it (ToGrpcStatus with the texts of
+// internals withheld). Logs the original text of what it withholds; such
+// texts come from storage and libraries, never from requests, so they
+// carry no personal data.
+//   - INTERNAL and UNKNOWN: "internal error" (ToGrpcStatus).
+//   - UNAVAILABLE without a reason: its text names files, hosts and server
+//     messages, so it becomes a generic text with reason
+//     STORAGE_UNAVAILABLE (storage::IsStorageUnavailable) or
+//     SERVICE_UNAVAILABLE, and a retry delay of kUnavailableRetryDelay.
+//     An UNAVAILABLE that carries a reason (CHECK_UNAVAILABLE,
+//     SERVER_DRAINING, ...) was written for clients and passes unchanged.
+grpc::Status ToClientStatus(const absl::Status& status,
+                            absl::string_view domain);
+
+// Finishes `reactor` with ToClientStatus(status, domain).
 void FinishWithStatus(grpc::ServerUnaryReactor* reactor,
                       const absl::Status& status, absl::string_view domain);
 

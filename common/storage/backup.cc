@@ -13,6 +13,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/storage/database.h"
 
 namespace lotse::storage {
 namespace {
@@ -21,7 +22,7 @@ absl::Status ErrnoError(absl::string_view what, const std::string& path) {
   const int err = errno;
   std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(err));
   if (err == ENOENT) return absl::NotFoundError(message);
-  return absl::UnavailableError(message);
+  return StorageUnavailableError(message);
 }
 
 bool Exists(const std::string& path) {
@@ -80,7 +81,7 @@ absl::Status Sqlite(int rc, sqlite3* db, absl::string_view what,
     case SQLITE_LOCKED:
       return absl::FailedPreconditionError(message);
     default:
-      return absl::UnavailableError(message);
+      return StorageUnavailableError(message);
   }
 }
 

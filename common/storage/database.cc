@@ -102,9 +102,22 @@ absl::StatusOr<std::string> Row::GetBytes(size_t column) const {
 }
 
 namespace {
-// The payload that marks a conflict; its value is irrelevant.
+// The payloads that mark a conflict and an unreachable database; their
+// values are irrelevant.
 constexpr char kConflictPayload[] = "lotse.storage/conflict";
+constexpr char kUnavailablePayload[] = "lotse.storage/unavailable";
 }  // namespace
+
+absl::Status StorageUnavailableError(absl::string_view message) {
+  absl::Status status = absl::UnavailableError(message);
+  status.SetPayload(kUnavailablePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsStorageUnavailable(const absl::Status& status) {
+  return absl::IsUnavailable(status) &&
+         status.GetPayload(kUnavailablePayload).has_value();
+}
 
 absl::Status ConflictError(absl::string_view message) {
   absl::Status status = absl::AbortedError(message);

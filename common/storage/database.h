@@ -71,7 +71,8 @@ enum class TxMode {
 // Errors: constraint violations (unique, foreign key, check) come back as
 // ALREADY_EXISTS (unique) or FAILED_PRECONDITION (others); serialization
 // failures, deadlocks and lock time-outs as ABORTED, which RunInTransaction
-// retries; everything else as INTERNAL or UNAVAILABLE.
+// retries; a database that cannot be reached as UNAVAILABLE
+// (StorageUnavailableError); everything else as INTERNAL.
 //
 // A failed statement aborts the transaction on both backends (PostgreSQL's
 // rule, applied to SQLite too so the embedded tests catch code that relies on
@@ -166,6 +167,17 @@ class Database {
 // handler returns on purpose (a stale etag) is an answer, not a conflict.
 absl::Status ConflictError(absl::string_view message);
 bool IsRetryableConflict(const absl::Status& status);
+
+// An UNAVAILABLE status marked as coming from storage: the database cannot be
+// reached or used right now (a lost connection, a server restarting, a full
+// disk, an exhausted connection pool). Trying again later may succeed; after
+// a failed commit the transaction may or may not have happened, which the
+// services' request ids make safe to retry. The message is for operators'
+// logs only: it quotes files and server texts. Every UNAVAILABLE the storage
+// layer returns is marked; the mark survives as long as the status is passed
+// on unchanged.
+absl::Status StorageUnavailableError(absl::string_view message);
+bool IsStorageUnavailable(const absl::Status& status);
 
 // Runs `body` in a transaction and commits it. When the body or the commit
 // fails with a storage conflict (IsRetryableConflict) the whole transaction

@@ -42,7 +42,8 @@ absl::Status GroupCommitter::Run(
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
-      return absl::UnavailableError("storage: the group committer is stopping");
+      return StorageUnavailableError(
+          "storage: the group committer is stopping");
     }
     queue_.push_back(&pending);
     ++stats_.queued;

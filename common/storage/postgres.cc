@@ -114,7 +114,7 @@ absl::Status PgError(PgConn& conn, const PGresult* result,
   if (result == nullptr || PQstatus(conn.get()) != CONNECTION_OK) {
     conn.set_broken();
     std::string message(absl::StripAsciiWhitespace(PQerrorMessage(conn.get())));
-    return absl::UnavailableError(
+    return StorageUnavailableError(
         absl::StrCat("postgres: ", what, ": connection lost: ", message));
   }
   const char* state_field = PQresultErrorField(result, PG_DIAG_SQLSTATE);
@@ -141,10 +141,10 @@ absl::Status PgError(PgConn& conn, const PGresult* result,
   if (state == "57P01" || state == "57P02" || state == "57P03") {
     // The server is shutting down or restarting; this session is gone.
     conn.set_broken();
-    return absl::UnavailableError(message);
+    return StorageUnavailableError(message);
   }
   if (absl::StartsWith(state, "08") && state != "08P01") {
-    return absl::UnavailableError(message);
+    return StorageUnavailableError(message);
   }
   return absl::InternalError(message);
 }
@@ -301,7 +301,7 @@ absl::StatusOr<std::unique_ptr<PgConn>> Connect(
   }
   auto conn = std::make_unique<PgConn>(raw);
   if (PQstatus(raw) != CONNECTION_OK) {
-    return absl::UnavailableError(
+    return StorageUnavailableError(
         absl::StrCat("postgres: cannot connect: ",
                      absl::StripAsciiWhitespace(PQerrorMessage(raw))));
   }
@@ -521,7 +521,7 @@ class PgTransaction : public Transaction {
   // Runs a parameterless command with the simple protocol.
   absl::Status Simple(const std::string& sql, absl::string_view what) {
     if (conn_->broken()) {
-      return absl::UnavailableError("postgres: connection lost");
+      return StorageUnavailableError("postgres: connection lost");
     }
     Result result(PQexec(conn_->get(), sql.c_str()));
     if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) {
@@ -540,7 +540,7 @@ class PgTransaction : public Transaction {
       if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
         status = PgError(*conn_, result.get(), commit ? "commit" : "rollback");
         if (commit && absl::IsUnavailable(status)) {
-          status = absl::UnavailableError(absl::StrCat(
+          status = StorageUnavailableError(absl::StrCat(
               status.message(), "; the commit may or may not have happened"));
         }
       } else if (commit &&
@@ -551,7 +551,7 @@ class PgTransaction : public Transaction {
             "back by the server at commit");
       }
     } else if (commit) {
-      status = absl::UnavailableError("postgres: connection lost");
+      status = StorageUnavailableError("postgres: connection lost");
     }
     bool clean =
         !conn_->broken() && PQtransactionStatus(conn_->get()) == PQTRANS_IDLE;

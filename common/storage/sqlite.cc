@@ -57,7 +57,7 @@ absl::Status SqliteError(int rc, sqlite3* db, absl::string_view what) {
     case SQLITE_FULL:
     case SQLITE_CANTOPEN:
     case SQLITE_PROTOCOL:
-      return absl::UnavailableError(message);
+      return StorageUnavailableError(message);
     default:
       return absl::InternalError(message);
   }
@@ -343,7 +343,7 @@ absl::StatusOr<std::unique_ptr<SqliteConn>> OpenConnection(
   if (rc != SQLITE_OK) {
     absl::Status status = SqliteError(rc, raw, "open");
     sqlite3_close_v2(raw);
-    return absl::UnavailableError(status.message());
+    return StorageUnavailableError(status.message());
   }
   auto conn = std::make_unique<SqliteConn>(raw);
   sqlite3_extended_result_codes(raw, 1);
@@ -701,15 +701,15 @@ class SqliteDatabase : public Database {
     file += ".lock";
     const int fd = open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-      return absl::UnavailableError(absl::StrCat(
+      return StorageUnavailableError(absl::StrCat(
           "sqlite: cannot open lock file ", file, ": ", std::strerror(errno)));
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int error = errno;
       close(fd);
       if (error == EWOULDBLOCK) return nullptr;
-      return absl::UnavailableError(absl::StrCat("sqlite: cannot lock ", file,
-                                                 ": ", std::strerror(error)));
+      return StorageUnavailableError(absl::StrCat("sqlite: cannot lock ", file,
+                                                  ": ", std::strerror(error)));
     }
     return std::make_unique<SqliteProcessLock>(fd);
   }

@@ -3,8 +3,9 @@
 // one server of the test's own): once with a fast shutdown (sessions are
 // ended), once with an immediate one (the server dies as in a crash). What
 // must hold:
-//  - writes while the server is away fail UNAVAILABLE (retryable), never
-//    INTERNAL, and within their deadline;
+//  - writes while the server is away fail UNAVAILABLE (retryable) with
+//    reason STORAGE_UNAVAILABLE and no database text, never INTERNAL, and
+//    within their deadline;
 //  - the services reconnect by themselves: writes succeed again soon after
 //    the server is back, and a retry of a failed write with its request_id
 //    succeeds;
@@ -405,6 +406,15 @@ TEST_F(PostgresRestartTest, WritesFailRetryablyAndNothingAcknowledgedIsLost) {
     EXPECT_LE(w.took, kCallDeadline + absl::Milliseconds(500)) << what;
     if (w.code == grpc::StatusCode::OK) continue;
     EXPECT_EQ(w.code, grpc::StatusCode::UNAVAILABLE) << what;
+    // A reason a client can act on, and none of the database's own text
+    // (courses' checks against identity fail as CHECK_UNAVAILABLE when
+    // identity's database is the one away).
+    EXPECT_TRUE(w.reason == "STORAGE_UNAVAILABLE" ||
+                w.reason == "CHECK_UNAVAILABLE")
+        << what;
+    EXPECT_EQ(absl::AsciiStrToLower(w.message).find("postgres"),
+              std::string::npos)
+        << what;
     failed.push_back(w);
     for (const Outage& o : outages) {
       if (w.start >= o.down_at && w.start + w.took <= o.up_at) {

@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "lotse/cases/v1/cases_service.pb.h"
 #include "lotse/identity/v1/identity_service.pb.h"
@@ -180,6 +182,40 @@ TEST(OutputTest, NameOutputPrintsOnlyResourceNames) {
             "agencies/kim-koeln  UNSPECIFIED\n"
             "agencies/vhs-koeln  UNSPECIFIED\n");
   EXPECT_EQ(err.str(), "more: --page-token more\n");
+}
+
+TEST(OutputTest, ARefusedCallShowsReasonAndRetryDelay) {
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  details.set_message("too many calls");
+  google::rpc::ErrorInfo info;
+  info.set_reason("AGENCY_RATE_LIMITED");
+  info.set_domain("identity.lotse");
+  details.add_details()->PackFrom(info);
+  google::rpc::RetryInfo retry;
+  retry.mutable_retry_delay()->set_seconds(1);
+  retry.mutable_retry_delay()->set_nanos(250000000);
+  details.add_details()->PackFrom(retry);
+  const grpc::Status status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                            "too many calls", details.SerializeAsString());
+
+  std::ostringstream text;
+  EXPECT_EQ(ReportRpcError(status, OutputFormat::kTable, text), kExitRpcError);
+  EXPECT_EQ(text.str(),
+            "error: RESOURCE_EXHAUSTED: too many calls\n"
+            "  reason: AGENCY_RATE_LIMITED (identity.lotse)\n"
+            "  retry after: 1.25s\n");
+
+  std::ostringstream json;
+  ReportRpcError(status, OutputFormat::kJson, json);
+  EXPECT_THAT(json.str(),
+              HasSubstr("\"retry_info\": {\"retry_delay\":\"1.250s\"}"))
+      << json.str();
+
+  std::ostringstream without;
+  ReportRpcError(grpc::Status(grpc::StatusCode::NOT_FOUND, "gone"),
+                 OutputFormat::kTable, without);
+  EXPECT_EQ(without.str(), "error: NOT_FOUND: gone\n");
 }
 
 TEST(OptionsTest, FlagsBeatEnvironmentAndMayStandAfterTheVerb) {

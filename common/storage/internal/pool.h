@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/storage/database.h"
 
 namespace lotse::storage::internal {
 
@@ -46,7 +47,7 @@ class Pool {
     if (!mu_.LockWhenWithTimeout(absl::Condition(&available),
                                  kAcquireTimeout)) {
       mu_.Unlock();
-      return absl::UnavailableError(absl::StrCat(
+      return StorageUnavailableError(absl::StrCat(
           "storage: no free database connection after ",
           absl::FormatDuration(kAcquireTimeout), " (pool size ", max_size_,
           "); is a transaction held too long or opened inside another?"));

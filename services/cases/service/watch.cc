@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/api/time.h"
 #include "common/errors/status.h"
+#include "common/server/handler.h"
 #include "common/server/log.h"
 #include "services/cases/store/case_store.h"
 
@@ -78,7 +79,7 @@ void EndWith(const std::shared_ptr<WatchHub::Stream>& s,
     absl::MutexLock lock(&s->mu);
     if (s->finish_pending || s->finished) return;
     s->finish_pending = true;
-    s->finish_status = ToGrpcStatus(status, domain);
+    s->finish_status = server::ToClientStatus(status, domain);
   }
   Kick(s);
 }
@@ -168,7 +169,7 @@ WatchHub::~WatchHub() {
 
 grpc::ServerWriteReactor<Response>* WatchHub::Refuse(const absl::Status& status,
                                                      absl::string_view domain) {
-  return new RefusingReactor(ToGrpcStatus(status, domain));
+  return new RefusingReactor(server::ToClientStatus(status, domain));
 }
 
 absl::Status WatchHub::CountStream(const std::string& agency) {
@@ -389,7 +390,7 @@ void WatchHub::Serve(const std::shared_ptr<Stream>& s, int64_t latest,
           s->written_cursor > 0 ? s->written_cursor : s->start.after_cursor;
       s->buffer.clear();
       s->finish_pending = true;
-      s->finish_status = ToGrpcStatus(
+      s->finish_status = server::ToClientStatus(
           ErrorWithReason(absl::StatusCode::kResourceExhausted,
                           "CONSUMER_TOO_SLOW",
                           absl::StrCat("the stream's buffer is full; resume "

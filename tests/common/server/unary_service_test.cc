@@ -17,6 +17,7 @@
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
 #include "common/server/server.h"
+#include "common/storage/database.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
@@ -410,6 +411,52 @@ TEST_F(UnaryServiceTest, ErrorsOfTheWorkReachTheClient) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(FieldViolationsOf(FromGrpcStatus(status)),
               ElementsAre(FieldViolation{"text", "must not be 'invalid'"}));
+}
+
+TEST(ToClientStatusTest, StorageOutageGetsAReasonARetryDelayAndNoInternals) {
+  const grpc::Status status = ToClientStatus(
+      storage::StorageUnavailableError(
+          "postgres: commit: connection lost: server closed the connection "
+          "unexpectedly"),
+      "test.lotse");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(absl::StrContains(status.error_message(), "postgres"))
+      << status.error_message();
+  const absl::Status back = FromGrpcStatus(status);
+  EXPECT_EQ(ReasonOf(back), "STORAGE_UNAVAILABLE");
+  EXPECT_EQ(RetryDelayOf(back), kUnavailableRetryDelay);
+}
+
+TEST(ToClientStatusTest, OtherUnavailableWithoutAReasonIsWithheldToo) {
+  const grpc::Status status = ToClientStatus(
+      absl::UnavailableError("no client credentials for calls to identity"),
+      "test.lotse");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(absl::StrContains(status.error_message(), "credentials"));
+  const absl::Status back = FromGrpcStatus(status);
+  EXPECT_EQ(ReasonOf(back), "SERVICE_UNAVAILABLE");
+  EXPECT_EQ(RetryDelayOf(back), kUnavailableRetryDelay);
+}
+
+TEST(ToClientStatusTest, AnswersWrittenForClientsPassUnchanged) {
+  const absl::Status check =
+      ErrorWithReason(absl::StatusCode::kUnavailable, "CHECK_UNAVAILABLE",
+                      "identity cannot be asked right now");
+  const absl::Status back = FromGrpcStatus(ToClientStatus(check, "t.lotse"));
+  EXPECT_EQ(back.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(back.message(), check.message());
+  EXPECT_EQ(ReasonOf(back), "CHECK_UNAVAILABLE");
+  EXPECT_EQ(RetryDelayOf(back), std::nullopt);
+
+  const absl::Status not_found = ErrorWithReason(
+      absl::StatusCode::kNotFound, "PERSON_NOT_FOUND", "no such person");
+  EXPECT_EQ(FromGrpcStatus(ToClientStatus(not_found, "t.lotse")).message(),
+            "no such person");
+  EXPECT_EQ(ToClientStatus(absl::InternalError("sqlite: disk image is "
+                                               "malformed"),
+                           "t.lotse")
+                .error_message(),
+            "internal error");
 }
 
 TEST_F(UnaryServiceTest, ExpiredDeadlineIsReportedAsDeadlineExceeded) {

@@ -471,6 +471,35 @@ TEST(ConflictErrorTest, OnlyMarkedAbortsAreRetryable) {
   EXPECT_FALSE(IsRetryableConflict(absl::OkStatus()));
 }
 
+TEST(StorageUnavailableTest, MarkedOnlyOnStorageOutages) {
+  absl::Status copy = StorageUnavailableError("postgres: connection lost");
+  EXPECT_EQ(copy.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(IsStorageUnavailable(copy));
+  EXPECT_FALSE(IsStorageUnavailable(absl::UnavailableError("down")));
+  EXPECT_FALSE(IsStorageUnavailable(absl::OkStatus()));
+}
+
+TEST(StorageUnavailableTest, ADatabaseThatCannotBeOpenedIsMarked) {
+  SqliteOptions options;
+  options.path = "/nonexistent-lotse-directory/for-this-test/db.sqlite";
+  absl::StatusOr<std::unique_ptr<Database>> db = OpenSqlite(options);
+  ASSERT_FALSE(db.ok());
+  EXPECT_TRUE(IsStorageUnavailable(db.status())) << db.status();
+
+  PostgresOptions pg;
+  // A port on loopback that nothing listens on: the connection is refused.
+  pg.conninfo = "host=127.0.0.1 port=1 dbname=none connect_timeout=2";
+  absl::StatusOr<std::unique_ptr<Database>> refused = OpenPostgres(pg);
+  if (refused.ok()) {
+    // Connections open lazily: the first transaction finds out.
+    absl::StatusOr<std::unique_ptr<Transaction>> tx = (*refused)->Begin();
+    ASSERT_FALSE(tx.ok());
+    EXPECT_TRUE(IsStorageUnavailable(tx.status())) << tx.status();
+  } else {
+    EXPECT_TRUE(IsStorageUnavailable(refused.status())) << refused.status();
+  }
+}
+
 TEST_P(DatabaseTest, ConcurrentIncrementsAreSerialised) {
   ASSERT_OK(RunInTransaction(db(), [](Transaction& tx) {
     if (auto s = tx.ExecuteScript(

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
@@ -197,6 +198,8 @@ int ReportRpcError(const grpc::Status& status, OutputFormat format,
                    std::ostream& err) {
   google::rpc::ErrorInfo info;
   google::rpc::BadRequest bad_request;
+  google::rpc::RetryInfo retry;
+  bool has_retry = false;
   std::vector<std::string> other_details;
   google::rpc::Status details;
   if (!status.error_details().empty() &&
@@ -208,6 +211,8 @@ int ReportRpcError(const grpc::Status& status, OutputFormat format,
         google::rpc::BadRequest more;
         any.UnpackTo(&more);
         bad_request.MergeFrom(more);
+      } else if (any.Is<google::rpc::RetryInfo>()) {
+        has_retry = any.UnpackTo(&retry);
       } else {
         other_details.push_back(any.type_url());
       }
@@ -227,6 +232,9 @@ int ReportRpcError(const grpc::Status& status, OutputFormat format,
     if (bad_request.field_violations_size() > 0) {
       absl::StrAppend(&out, ", \"bad_request\": ", JsonOf(bad_request, false));
     }
+    if (has_retry) {
+      absl::StrAppend(&out, ", \"retry_info\": ", JsonOf(retry, false));
+    }
     absl::StrAppend(&out, "}");
     err << out << "\n";
   } else {
@@ -242,6 +250,14 @@ int ReportRpcError(const grpc::Status& status, OutputFormat format,
     }
     for (const auto& v : bad_request.field_violations()) {
       err << "  field " << v.field() << ": " << v.description() << "\n";
+    }
+    if (has_retry) {
+      // The server's advice on when the same call may succeed.
+      err << "  retry after: "
+          << absl::FormatDuration(
+                 absl::Seconds(retry.retry_delay().seconds()) +
+                 absl::Nanoseconds(retry.retry_delay().nanos()))
+          << "\n";
     }
     for (const std::string& url : other_details) {
       err << "  detail: " << url << "\n";

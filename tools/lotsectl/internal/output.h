@@ -57,10 +57,12 @@ std::string RenderTable(const std::vector<std::string>& headers,
 std::string CodeName(grpc::StatusCode code);
 
 // Prints a failed call on `err`: with a table, "error: CODE: message",
-// then "  reason: R (domain)", metadata and one "  field F: description"
-// line per violation; with JSON, one object {"code", "message", "reason",
-// "domain", "metadata", "field_violations"}. Returns the exit code:
-// kExitConnection for UNAVAILABLE, kExitRpcError otherwise.
+// then "  reason: R (domain)", metadata, one "  field F: description" line
+// per violation and "  retry after: D" when the server advises a delay;
+// with JSON, one object {"code", "message", "error_info", "bad_request",
+// "retry_info"} (the last three only when present, as google.rpc JSON).
+// Returns the exit code: kExitConnection for UNAVAILABLE, kExitRpcError
+// otherwise.
 int ReportRpcError(const grpc::Status& status, OutputFormat format,
                    std::ostream& err);
 
