@@ -95,13 +95,42 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
   tx->reset();
   if (base->has_value()) local[(*base)->seq] = (*base)->hash;
 
+  // A restore record dated after a witnessed checkpoint that already holds
+  // it (a matched head at or after its seq, signed before its time) cannot
+  // be what it says: a head that includes the record was signed after the
+  // record was written. Such a record explains nothing, so that a restore
+  // record dated into the future cannot cover rewrites made after it.
+  std::vector<std::string> discredited(check.restores.size());
+  for (size_t i = 0; i < check.restores.size(); ++i) {
+    const RestoreRecord& r = check.restores[i].record;
+    for (auto it = by_seq.lower_bound(r.seq);
+         it != by_seq.end() && discredited[i].empty(); ++it) {
+      auto row = local.find(it->first);
+      if (row == local.end()) continue;
+      for (const WitnessedHead* h : it->second) {
+        if (h->hash == row->second && h->time < r.time) {
+          discredited[i] = absl::StrCat(
+              "; the restore record at seq ", r.seq,
+              " does not explain it: it is dated after the checkpoint "
+              "witnessed by ",
+              h->witness, " at seq ", h->seq, ", which already holds it");
+          break;
+        }
+      }
+    }
+  }
   // The restore that explains `h`, which differs from the local row at its
   // seq or lies past the local head: the lowest restore record at or below
-  // h.seq written after h was signed. Null when none does.
-  auto explaining = [&check](const WitnessedHead& h) -> ExplainedRestore* {
-    for (ExplainedRestore& r : check.restores) {
+  // h.seq written after h was signed and not discredited. Null when none
+  // does; then `why_not` says why a discredited one does not.
+  auto explaining = [&](const WitnessedHead& h,
+                        std::string* why_not) -> ExplainedRestore* {
+    for (size_t i = 0; i < check.restores.size(); ++i) {
+      ExplainedRestore& r = check.restores[i];
       if (r.record.seq > h.seq) break;
-      if (r.record.time > h.time) return &r;
+      if (r.record.time <= h.time) continue;
+      if (discredited[i].empty()) return &r;
+      if (why_not->empty()) *why_not = discredited[i];
     }
     return nullptr;
   };
@@ -130,8 +159,9 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
       }
       // A row missing inside the chain (a gap) is never a restore's doing:
       // a restored chain is contiguous.
+      std::string why_not;
       if (row != local.end() || past_head) {
-        if (ExplainedRestore* r = explaining(*h); r != nullptr) {
+        if (ExplainedRestore* r = explaining(*h, &why_not); r != nullptr) {
           ++r->lost_checkpoints;
           continue;
         }
@@ -142,7 +172,7 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
           fail(local_head->seq + 1,
                absl::StrCat("truncated: the chain ends at seq ",
                             local_head->seq, ", but ", h->witness,
-                            " witnessed a checkpoint at seq ", seq));
+                            " witnessed a checkpoint at seq ", seq, why_not));
         } else {
           fail(seq, absl::StrCat("differs from checkpoint witnessed by ",
                                  h->witness, ": seq ", seq, " is missing"));
@@ -162,7 +192,7 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
                                 "checkpoint of it)"
                               : "",
                           "; the first changed record lies in seq ", proven + 1,
-                          "..", seq));
+                          "..", seq, why_not));
       }
     }
     if (matched && !unexplained) proven = seq;

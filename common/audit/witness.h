@@ -33,7 +33,12 @@
 // no problem. Every other unmatched head stays one as above: a head below
 // every restore record (the backup held that row, which must still match),
 // or one signed after every restore record at or below its seq (a chain
-// rewritten after its last restore is found as without one). first_bad_seq
+// rewritten after its last restore is found as without one). A restore
+// record dated after a witnessed checkpoint that matches the chain at or
+// after the record's seq (so was signed with the record already in the
+// chain) cannot be what it says and explains nothing; a restore record
+// dated into the future therefore stops covering anything as soon as one
+// checkpoint of the chain after it is witnessed. first_bad_seq
 // and problem speak of the unexplained heads only; a head explained by a
 // restore proves nothing about the rows below it. The hash walk treats a
 // restore record as any other row.

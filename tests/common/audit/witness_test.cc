@@ -327,6 +327,34 @@ TEST_P(WitnessTest, ARestoreDoesNotExplainHeadsNewerThanIt) {
   EXPECT_EQ(result.restores(0).lost_checkpoints(), 1);
 }
 
+TEST_P(WitnessTest, ARestoreRecordDatedIntoTheFutureStopsExplaining) {
+  // Rows after 12 rewritten behind a restore record dated a year ahead.
+  const absl::Time forged = Record(20).time + absl::Hours(24 * 365);
+  Restore(Chain::kChanges, 12, forged, "backups/none.db", 3);
+  ASSERT_FALSE(HasFatalFailure());
+  // Until a checkpoint of the rewritten chain is witnessed, it reads like a
+  // restore, and is listed as one for the operator to check.
+  v1::ChainVerification result = Verify();
+  EXPECT_TRUE(result.intact()) << result.problem();
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 3);
+  // The service signs its head (seq 16, which holds the record at 13) an
+  // hour after the last row: before the date the record claims.
+  heads_[0].push_back(
+      HeadNow(Chain::kChanges, "cases", Record(20).time + absl::Hours(1)));
+  result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+  EXPECT_THAT(result.problem(),
+              StartsWith("differs from checkpoint witnessed by cases: seq 15"));
+  EXPECT_THAT(result.problem(),
+              HasSubstr("the restore record at seq 13 does not explain it: it "
+                        "is dated after the checkpoint witnessed by cases at "
+                        "seq 16"));
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 0);
+}
+
 TEST_P(WitnessTest, AWitnessedHeadBelowTheRestoreMustStillMatch) {
   Restore(Chain::kChanges, 12, Record(20).time + absl::Minutes(5),
           "backups/id.db", 3);
