@@ -910,4 +910,26 @@ absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
   return ReadBaseInTx(**tx, chain);
 }
 
+absl::StatusOr<std::vector<RestoreRecord>> ListRestoreRecords(
+    storage::Database& db, Chain chain) {
+  auto tx = db.Begin(storage::TxMode::kReadOnly);
+  if (!tx.ok()) return tx.status();
+  auto rows = (*tx)->Query(
+      absl::StrCat("SELECT seq, time_micros, resource FROM ",
+                   TableOf(chain).table, " WHERE operation = $1 ORDER BY seq"),
+      {Value(std::string(kRestoreOperation))});
+  if (!rows.ok()) return rows.status();
+  std::vector<RestoreRecord> out;
+  for (const Row& row : *rows) {
+    auto seq = row.GetInt(0);
+    if (!seq.ok()) return seq.status();
+    auto micros = row.GetInt(1);
+    if (!micros.ok()) return micros.status();
+    auto resource = row.GetBytes(2);
+    if (!resource.ok()) return resource.status();
+    out.push_back({*seq, absl::FromUnixMicros(*micros), *std::move(resource)});
+  }
+  return out;
+}
+
 }  // namespace lotse::audit

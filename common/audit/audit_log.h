@@ -232,6 +232,26 @@ absl::StatusOr<int64_t> PruneAuditChain(storage::Database& db, Chain chain,
 absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
                                                        Chain chain);
 
+// The operation of the record a restore from a backup appends to each
+// chain, right after the rows the backup held (common/server/
+// backup_command.cc): its resource names the backup, its reason is
+// "RESTORED".
+inline constexpr char kRestoreOperation[] = "lotse.ops/RestoreFromBackup";
+
+// A restore as a chain records it.
+struct RestoreRecord {
+  int64_t seq = 0;
+  absl::Time time;
+  std::string source;  // the record's resource: what was restored from
+};
+
+// The records of `chain` with operation kRestoreOperation, lowest seq
+// first. The operation has no index: this reads every row's operation once
+// (a fraction of what VerifyAuditChain reads and hashes). Rows retention
+// pruned are not listed.
+absl::StatusOr<std::vector<RestoreRecord>> ListRestoreRecords(
+    storage::Database& db, Chain chain);
+
 struct ListAuditOptions {
   int64_t after_seq = 0;  // page cursor: the last seq of the previous page
   int page_size = 100;    // clamped to [1, 1000]

@@ -299,6 +299,17 @@ absl::Status AuditServiceImpl::DoVerifyAuditChain(
           !w.ok()) {
         return call.Finish(w);
       }
+    } else {
+      // No witnesses: the restores are listed, explaining nothing.
+      absl::StatusOr<std::vector<RestoreRecord>> restores =
+          ListRestoreRecords(dbs_.For(chain), chain);
+      if (!restores.ok()) return call.Finish(restores.status());
+      for (const RestoreRecord& r : *restores) {
+        v1::ChainRestore* restore = v->add_restores();
+        restore->set_seq(r.seq);
+        *restore->mutable_time() = api::ToTimestamp(r.time);
+        restore->set_source(r.source);
+      }
     }
   }
   return call.Finish(absl::OkStatus());

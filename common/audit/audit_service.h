@@ -23,7 +23,8 @@
 //
 // VerifyAuditChain walks each chain with audit::VerifyAuditChain and then,
 // when a WitnessSource is given, lets it compare the chain with the
-// checkpoints the other services witnessed. ListWitnessedCheckpoints is
+// checkpoints the other services witnessed (without one, it lists the
+// chain's restore records, explaining nothing). ListWitnessedCheckpoints is
 // answered by the WitnessSource; without one it is UNIMPLEMENTED.
 //
 // Thread-safe: RPCs run concurrently on the worker pool.
@@ -74,9 +75,11 @@ class WitnessSource {
   // intact, records_checked, first_bad_seq, problem, head). Compares the
   // chain in `dbs` with the checkpoints of it the other services hold,
   // waiting at most `timeout` for them: adds to checkpoints_checked and
-  // unreachable_witnesses and, when a checkpoint is not matched (a
-  // different hash at its seq, or the chain does not reach it), sets intact
-  // to false with first_bad_seq and problem, keeping the earlier break when
+  // unreachable_witnesses, sets restores (the chain's restore records, each
+  // with the checkpoints of the time it lost, witness.h) and, when a
+  // checkpoint is neither matched (a different hash at its seq, or the
+  // chain does not reach it) nor explained by a restore, sets intact to
+  // false with first_bad_seq and problem, keeping the earlier break when
   // the walk found one before. A non-OK status means the comparison could
   // not run at all (the call fails with it).
   virtual absl::Status CheckChain(const AuditDatabases& dbs, Chain chain,

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/api/time.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "lotse/audit/v1/audit_service.grpc.pb.h"
@@ -37,6 +38,12 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
     storage::Database& db, Chain chain,
     const std::vector<WitnessedHead>& heads) {
   WitnessCheck check;
+  absl::StatusOr<std::vector<RestoreRecord>> restores =
+      ListRestoreRecords(db, chain);
+  if (!restores.ok()) return restores.status();
+  for (RestoreRecord& r : *restores) {
+    check.restores.push_back({std::move(r), 0});
+  }
   // Heads by seq, lowest first; several witnesses (and conflicting
   // checkpoints) may hold the same seq.
   std::map<int64_t, std::vector<const WitnessedHead*>> by_seq;
@@ -88,50 +95,120 @@ absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
   tx->reset();
   if (base->has_value()) local[(*base)->seq] = (*base)->hash;
 
-  // The highest witnessed seq whose hash matches every witness, below the
-  // first that does not.
+  // A restore record dated after a witnessed checkpoint that already holds
+  // it (a matched head at or after its seq, signed before its time) cannot
+  // be what it says: a head that includes the record was signed after the
+  // record was written. Such a record explains nothing, so that a restore
+  // record dated into the future cannot cover rewrites made after it.
+  std::vector<std::string> discredited(check.restores.size());
+  for (size_t i = 0; i < check.restores.size(); ++i) {
+    const RestoreRecord& r = check.restores[i].record;
+    for (auto it = by_seq.lower_bound(r.seq);
+         it != by_seq.end() && discredited[i].empty(); ++it) {
+      auto row = local.find(it->first);
+      if (row == local.end()) continue;
+      for (const WitnessedHead* h : it->second) {
+        if (h->hash == row->second && h->time < r.time) {
+          discredited[i] = absl::StrCat(
+              "; the restore record at seq ", r.seq,
+              " does not explain it: it is dated after the checkpoint "
+              "witnessed by ",
+              h->witness, " at seq ", h->seq, ", which already holds it");
+          break;
+        }
+      }
+    }
+  }
+  // The restore that explains `h`, which differs from the local row at its
+  // seq or lies past the local head: the lowest restore record at or below
+  // h.seq written after h was signed and not discredited. Null when none
+  // does; then `why_not` says why a discredited one does not.
+  auto explaining = [&](const WitnessedHead& h,
+                        std::string* why_not) -> ExplainedRestore* {
+    for (size_t i = 0; i < check.restores.size(); ++i) {
+      ExplainedRestore& r = check.restores[i];
+      if (r.record.seq > h.seq) break;
+      if (r.record.time <= h.time) continue;
+      if (discredited[i].empty()) return &r;
+      if (why_not->empty()) *why_not = discredited[i];
+    }
+    return nullptr;
+  };
+  // Only the lowest unexplained head is named; the others are still
+  // looked at, so that every restore counts all the heads it explains.
+  auto fail = [&check](int64_t first_bad_seq, std::string problem) {
+    if (!check.intact) return;
+    check.intact = false;
+    check.first_bad_seq = first_bad_seq;
+    check.problem = std::move(problem);
+  };
+
+  // The highest witnessed seq whose hash matches every witness (apart from
+  // heads a restore explains), below the first unexplained one that does
+  // not.
   int64_t proven = base->has_value() ? (*base)->seq : 0;
   for (const auto& [seq, witnessed] : by_seq) {
     auto row = local.find(seq);
-    if (row == local.end()) {
-      check.intact = false;
-      if (seq > local_head->seq) {
-        check.first_bad_seq = local_head->seq + 1;
-        check.problem = absl::StrCat(
-            "truncated: the chain ends at seq ", local_head->seq, ", but ",
-            witnessed.front()->witness, " witnessed a checkpoint at seq ", seq);
-      } else {
-        check.first_bad_seq = seq;
-        check.problem = absl::StrCat("differs from checkpoint witnessed by ",
-                                     witnessed.front()->witness, ": seq ", seq,
-                                     " is missing");
-      }
-      return check;
-    }
+    const bool past_head = seq > local_head->seq;
+    bool matched = false;
+    bool unexplained = false;
     for (const WitnessedHead* h : witnessed) {
-      if (h->hash == row->second) continue;
-      check.intact = false;
-      if (base->has_value() && seq == (*base)->seq) {
-        check.first_bad_seq = seq;
-        check.problem = absl::StrCat(
-            "differs from checkpoint witnessed by ", h->witness, ": seq ", seq,
-            ", the last record retention pruned, had another hash than "
-            "witnessed");
-        return check;
+      if (row != local.end() && h->hash == row->second) {
+        matched = true;
+        continue;
       }
-      check.first_bad_seq = proven + 1;
-      check.problem = absl::StrCat(
-          "differs from checkpoint witnessed by ", h->witness, ": seq ", seq,
-          " has another hash than witnessed",
-          h->conflicting ? " (the witness also holds a conflicting "
-                           "checkpoint of it)"
-                         : "",
-          "; the first changed record lies in seq ", proven + 1, "..", seq);
-      return check;
+      // A row missing inside the chain (a gap) is never a restore's doing:
+      // a restored chain is contiguous.
+      std::string why_not;
+      if (row != local.end() || past_head) {
+        if (ExplainedRestore* r = explaining(*h, &why_not); r != nullptr) {
+          ++r->lost_checkpoints;
+          continue;
+        }
+      }
+      unexplained = true;
+      if (row == local.end()) {
+        if (past_head) {
+          fail(local_head->seq + 1,
+               absl::StrCat("truncated: the chain ends at seq ",
+                            local_head->seq, ", but ", h->witness,
+                            " witnessed a checkpoint at seq ", seq, why_not));
+        } else {
+          fail(seq, absl::StrCat("differs from checkpoint witnessed by ",
+                                 h->witness, ": seq ", seq, " is missing"));
+        }
+      } else if (base->has_value() && seq == (*base)->seq) {
+        fail(seq,
+             absl::StrCat("differs from checkpoint witnessed by ", h->witness,
+                          ": seq ", seq,
+                          ", the last record retention pruned, had another "
+                          "hash than witnessed"));
+      } else {
+        fail(proven + 1,
+             absl::StrCat("differs from checkpoint witnessed by ", h->witness,
+                          ": seq ", seq, " has another hash than witnessed",
+                          h->conflicting
+                              ? " (the witness also holds a conflicting "
+                                "checkpoint of it)"
+                              : "",
+                          "; the first changed record lies in seq ", proven + 1,
+                          "..", seq, why_not));
+      }
     }
-    proven = seq;
+    if (matched && !unexplained) proven = seq;
   }
   return check;
+}
+
+void AddRestores(const std::vector<ExplainedRestore>& restores,
+                 v1::ChainVerification* verification) {
+  for (const ExplainedRestore& r : restores) {
+    v1::ChainRestore* out = verification->add_restores();
+    out->set_seq(r.record.seq);
+    *out->mutable_time() = api::ToTimestamp(r.record.time);
+    out->set_source(r.record.source);
+    out->set_lost_checkpoints(r.lost_checkpoints);
+  }
 }
 
 v1::ChainVerification CombineChecks(
@@ -148,6 +225,7 @@ v1::ChainVerification CombineChecks(
   head->set_seq(walk.head.seq);
   head->set_hash(walk.head.hash);
   for (const std::string& w : unreachable) out.add_unreachable_witnesses(w);
+  AddRestores(witnessed.restores, &out);
   if (!walk.intact) {
     // The walk's break is exact; what the witnesses saw is added.
     out.set_intact(false);
@@ -200,7 +278,10 @@ FetchedHeads FetchWitnessedHeads(
             ++invalid;
             continue;
           }
-          heads.push_back({target.name, h.seq(), h.hash(), w.conflicting()});
+          heads.push_back({target.name, h.seq(), h.hash(), w.conflicting(),
+                           w.checkpoint().has_time()
+                               ? api::FromTimestamp(w.checkpoint().time())
+                               : absl::InfiniteFuture()});
         }
         if (response.next_page_token().empty()) {
           ok = true;
@@ -272,6 +353,7 @@ absl::Status ServiceWitnesses::CheckChain(
   for (const std::string& w : fetched.unreachable) {
     verification->add_unreachable_witnesses(w);
   }
+  AddRestores(witnessed->restores, verification);
   if (witnessed->intact) return absl::OkStatus();
   if (verification->intact()) {
     verification->set_intact(false);

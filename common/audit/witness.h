@@ -19,6 +19,29 @@
 //   `problem`. Exact when a checkpoint was witnessed just before the first
 //   changed row — in particular when the whole chain was rewritten
 //   (first_bad_seq 1).
+//
+// Restores. A restore from a backup appends a restore record (operation
+// kRestoreOperation, audit_log.h) right after the rows the backup held;
+// the rows written between the backup and the restore (the lost time) are
+// gone. A checkpoint of the lost time that a witness still holds has a seq
+// at or after the restore record and the hash of the lost chain, so it
+// differs from the local row at its seq or lies past the local head. Such
+// a witnessed head (seq N, signed at T) is explained by a restore when the
+// chain holds a restore record with seq <= N written after T: the
+// checkpoint was signed before that restore, so it is of the time the
+// restore lost. It is counted with the lowest such restore record and is
+// no problem. Every other unmatched head stays one as above: a head below
+// every restore record (the backup held that row, which must still match),
+// or one signed after every restore record at or below its seq (a chain
+// rewritten after its last restore is found as without one). A restore
+// record dated after a witnessed checkpoint that matches the chain at or
+// after the record's seq (so was signed with the record already in the
+// chain) cannot be what it says and explains nothing; a restore record
+// dated into the future therefore stops covering anything as soon as one
+// checkpoint of the chain after it is witnessed. first_bad_seq
+// and problem speak of the unexplained heads only; a head explained by a
+// restore proves nothing about the rows below it. The hash walk treats a
+// restore record as any other row.
 #ifndef LOTSE_COMMON_AUDIT_WITNESS_H_
 #define LOTSE_COMMON_AUDIT_WITNESS_H_
 
@@ -38,30 +61,47 @@
 
 namespace lotse::audit {
 
+// A restore record of a chain and the witnessed heads of the time it lost
+// that it explains (header comment).
+struct ExplainedRestore {
+  RestoreRecord record;
+  int64_t lost_checkpoints = 0;
+};
+
 // The comparison of a chain with witnessed heads alone.
 struct WitnessCheck {
+  // True when every witnessed head is matched or explained by a restore.
   bool intact = true;
   // See the header comment; 0 when intact.
   int64_t first_bad_seq = 0;
   // Empty when intact, else "truncated: ..." or "differs from checkpoint
-  // witnessed by <witness>: ...".
+  // witnessed by <witness>: ..." about the lowest unexplained head.
   std::string problem;
   int64_t checkpoints_checked = 0;
+  // Every restore record of the chain, lowest seq first, each with the
+  // witnessed heads it explains.
+  std::vector<ExplainedRestore> restores;
 };
 
 // Compares `chain` in `db` (the database that holds that chain) with
-// `heads`. Heads at seq 0 (an empty chain) are trivially extended. A
+// `heads`, taking the chain's restore records into account (header
+// comment). Heads at seq 0 (an empty chain) are trivially extended. A
 // non-OK status means the check could not run (database error).
 absl::StatusOr<WitnessCheck> CheckWitnessedHeads(
     storage::Database& db, Chain chain,
     const std::vector<WitnessedHead>& heads);
 
 // The result of VerifyAuditChain for one chain: `walk` (the hash walk's
-// report) combined with `witnessed` as the header comment says.
-// `unreachable` names the witnesses that did not answer.
+// report) combined with `witnessed` as the header comment says, with
+// witnessed.restores as ChainVerification.restores. `unreachable` names
+// the witnesses that did not answer.
 lotse::audit::v1::ChainVerification CombineChecks(
     const std::string& service, Chain chain, const VerifyReport& walk,
     const WitnessCheck& witnessed, const std::vector<std::string>& unreachable);
+
+// Adds `restores` to `verification` as ChainVerification.restores.
+void AddRestores(const std::vector<ExplainedRestore>& restores,
+                 lotse::audit::v1::ChainVerification* verification);
 
 // Where a service's witnesses answer (their AuditService): the other
 // services, by name and gRPC address (the --event_destinations entries).
@@ -115,10 +155,11 @@ class ServiceWitnesses {
   // Adds the witnessed heads to a verification whose hash walk already
   // ran (`verification` has chain, intact, records_checked, first_bad_seq,
   // problem and head from it): asks the witnesses with `deadline`, adds to
-  // checkpoints_checked and unreachable_witnesses, and when the walk found
-  // the chain intact but a witnessed head is not matched, sets intact,
-  // first_bad_seq and problem as the header comment says (a break the walk
-  // found stays, with the witnesses' finding appended to problem).
+  // checkpoints_checked and unreachable_witnesses, sets restores, and when
+  // the walk found the chain intact but a witnessed head is neither matched
+  // nor explained by a restore, sets intact, first_bad_seq and problem as
+  // the header comment says (a break the walk found stays, with the
+  // witnesses' finding appended to problem).
   // `chain_db` holds `chain`. Non-OK only when the check could not run.
   absl::Status CheckChain(
       storage::Database& chain_db, Chain chain, absl::Time deadline,

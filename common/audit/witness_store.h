@@ -73,6 +73,9 @@ struct WitnessedHead {
   int64_t seq = 0;
   std::string hash;
   bool conflicting = false;
+  // When the service signed it. InfiniteFuture() when unknown: such a head
+  // is never taken for one of the time a restore lost (witness.h).
+  absl::Time time = absl::InfiniteFuture();
 };
 
 }  // namespace lotse::audit

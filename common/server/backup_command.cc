@@ -30,9 +30,6 @@ ABSL_FLAG(bool, keep_replaced, true,
 namespace lotse::server {
 namespace {
 
-// The audit record a restore appends to the restored change chain.
-constexpr char kRestoreOperation[] = "lotse.ops/RestoreFromBackup";
-
 absl::Status Refuse(absl::string_view what) {
   return absl::FailedPreconditionError(what);
 }
@@ -65,7 +62,7 @@ absl::Status MarkRestored(storage::Database& db,
     record.legal_domain = "SERVICE";
     record.actor = "operator";
     record.purpose = "restore-from-backup";
-    record.operation = kRestoreOperation;
+    record.operation = audit::kRestoreOperation;
     record.resource = from.empty() ? "database" : from;
     record.reason = "RESTORED";
     return audit::AppendAudit(

@@ -3,7 +3,11 @@
 // online while writes go on, more happens after the backups, everything
 // stops, every database is restored from its backup with the service
 // binaries' restore command, and the services start again. Then:
-//   - the audit chains of all four verify (hash walk and witnesses);
+//   - the audit chains of all four verify (hash walk and witnesses), each
+//     listing its restore; a checkpoint of courses' read chain that
+//     placement witnessed after courses' backup (so of the time the
+//     restore lost) is explained by the restore, not reported as a
+//     rewrite, also in lotsectl's output;
 //   - a watch cursor from before the backup resumes, and one from the lost
 //     time after it is refused with OUT_OF_RANGE / HISTORY_RESTORED instead
 //     of skipping the events that now take its positions;
@@ -31,6 +35,7 @@
 #include "common/server/server.h"
 #include "common/storage/backup.h"
 #include "common/storage/database.h"
+#include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
 #include "lotse/audit/v1/audit_service.grpc.pb.h"
@@ -132,7 +137,8 @@ class RestoreDrillTest : public ::testing::Test {
                       absl::StrCat("--event_destinations=", to("identity"))};
     args_["courses"] = {identity_target,
                         absl::StrCat("--event_destinations=", to("identity"),
-                                     ",", to("cases"), ",", to("placement"))};
+                                     ",", to("cases"), ",", to("placement")),
+                        "--audit_checkpoint_interval=1s"};
     args_["placement"] = {identity_target,
                           absl::StrCat("--event_destinations=", to("identity"),
                                        ",", to("cases"))};
@@ -144,6 +150,14 @@ class RestoreDrillTest : public ::testing::Test {
   std::string Backup(const std::string& service) const {
     return absl::StrCat(dir_, "/backup/", service, ".db");
   }
+  // The read chains' files (the services' default beside --database, and
+  // what backup writes beside the backup).
+  std::string ReadsDb(const std::string& service) const {
+    return absl::StrCat(dir_, "/", service, ".reads.db");
+  }
+  std::string ReadsBackup(const std::string& service) const {
+    return absl::StrCat(dir_, "/backup/", service, ".reads.db");
+  }
   std::string Binary(const std::string& service) const {
     return absl::StrCat(BinaryDir(), "/services/", service, "/lotse_", service);
   }
@@ -154,10 +168,9 @@ class RestoreDrillTest : public ::testing::Test {
         absl::StrCat("--tls_dir=", pki_),
         absl::StrCat("--database=sqlite:", Db(service)), "--drain_grace=100ms",
         "--shutdown_deadline=1s",
-        // Checkpoints only at shutdown. A periodic one published between
-        // this service's backup and a witness's would be of history the
-        // restore replaces; the README says how VerifyAuditChain reports
-        // that case, which this drill does not stage.
+        // Checkpoints at shutdown only, unless args_ says otherwise (a
+        // later flag wins): courses publishes every second, so that one
+        // of the time its restore loses reaches a witness.
         "--audit_checkpoint_interval=1h"};
     args.insert(args.end(), args_[service].begin(), args_[service].end());
     absl::StatusOr<ServiceProcess> p = ServiceProcess::Start(
@@ -212,6 +225,16 @@ class RestoreDrillTest : public ::testing::Test {
                       log.substr(log.size() > 3000 ? log.size() - 3000 : 0));
     }
     return logs;
+  }
+
+  // GetAuditHead of courses as dsb-nrw: one record in courses' read chain.
+  void ReadCoursesHead() {
+    auto stub = av1::AuditService::NewStub(Channel("courses", "dsb-nrw"));
+    av1::GetAuditHeadResponse heads;
+    grpc::Status s = Call([&](grpc::ClientContext* c) {
+      return stub->GetAuditHead(c, {}, &heads);
+    });
+    ASSERT_TRUE(s.ok()) << Describe(s);
   }
 
   idv1::Person RegisterPerson(const std::string& given,
@@ -374,10 +397,38 @@ TEST_F(RestoreDrillTest, EverythingRestoredIsConsistent) {
       },
       absl::Seconds(30)))
       << Logs();
+  ReadCoursesHead();  // so that courses' backup holds a read chain
   BackUp("courses");
-  BackUp("placement");
   stop_writes = true;
   writer.join();
+  // ---- A checkpoint of the time courses' restore will lose: courses'
+  // read chain moves past what its backup holds, courses signs its head
+  // (every second), and placement witnesses it before placement's own
+  // backup, so the restored placement still holds it. ----
+  const std::string courses_reads_copy =
+      absl::StrCat(dir_, "/inspect-courses.reads.db");
+  ASSERT_TRUE(
+      storage::CopyFileAtomically(ReadsBackup("courses"), courses_reads_copy)
+          .ok());
+  const auto backed_up_reads =
+      Query(courses_reads_copy, "SELECT MAX(seq) FROM audit_read_log");
+  ASSERT_EQ(backed_up_reads.size(), 1u);
+  const std::string courses_reads_at_backup = backed_up_reads[0].at(0);
+  ASSERT_NE(courses_reads_at_backup, "NULL");  // ReadCoursesHead before
+  ReadCoursesHead();
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return !Query(Db("placement"),
+                      absl::StrCat("SELECT seq FROM audit_witness WHERE "
+                                   "service = 'courses' AND chain = 'reads' "
+                                   "AND seq > ",
+                                   courses_reads_at_backup))
+                    .empty();
+      },
+      absl::Seconds(60)))
+      << Logs();
+  BackUp("placement");
   // The backups did not stop identity's writes.
   EXPECT_GT(writes_during_backup.load(), writes_at_backup_start);
   ASSERT_FALSE(HasFailure()) << Logs();
@@ -509,7 +560,11 @@ TEST_F(RestoreDrillTest, EverythingRestoredIsConsistent) {
   EXPECT_EQ(retried.etag(), acknowledged.etag());
 
   // ---- Audit chains: every chain of every service verifies, and the
-  // restore itself is on record. ----
+  // restore itself is on record, right after what the backup held; the
+  // checkpoint placement witnessed of courses' lost time is the restore's.
+  // ----
+  const std::string restored_courses_reads =
+      absl::StrCat(std::stoll(courses_reads_at_backup) + 1);
   for (const char* service : kServices) {
     auto stub = av1::AuditService::NewStub(Channel(service, "dsb-nrw"));
     av1::VerifyAuditChainResponse verified;
@@ -519,17 +574,45 @@ TEST_F(RestoreDrillTest, EverythingRestoredIsConsistent) {
     ASSERT_TRUE(s.ok()) << service << ": " << Describe(s);
     ASSERT_EQ(verified.chains_size(), 2) << service;
     for (const av1::ChainVerification& v : verified.chains()) {
+      const bool reads = v.chain() == av1::AUDIT_CHAIN_READS;
       EXPECT_TRUE(v.intact()) << service << ": " << v.ShortDebugString();
+      EXPECT_EQ(v.problem(), "") << service;
       EXPECT_TRUE(v.unreachable_witnesses().empty())
           << service << ": " << v.ShortDebugString();
+      const auto records =
+          Query(reads ? ReadsDb(service) : Db(service),
+                absl::StrCat(
+                    "SELECT seq FROM ", reads ? "audit_read_log" : "audit_log",
+                    " WHERE operation = 'lotse.ops/RestoreFromBackup'"));
+      ASSERT_EQ(records.size(), 1u) << service;
+      ASSERT_EQ(v.restores_size(), 1)
+          << service << ": " << v.ShortDebugString();
+      EXPECT_EQ(absl::StrCat(v.restores(0).seq()), records[0].at(0)) << service;
+      EXPECT_EQ(v.restores(0).source(),
+                reads ? ReadsBackup(service) : Backup(service))
+          << service;
+      if (std::string(service) == "courses" && reads) {
+        EXPECT_EQ(records[0].at(0), restored_courses_reads);
+        EXPECT_GE(v.restores(0).lost_checkpoints(), 1) << v.ShortDebugString();
+      }
     }
-    EXPECT_EQ(Query(Db(service),
-                    "SELECT seq FROM audit_log WHERE operation = "
-                    "'lotse.ops/RestoreFromBackup'")
-                  .size(),
-              1u)
-        << service;
   }
+  // lotsectl shows the restore and what it explains.
+  absl::StatusOr<CommandResult> ctl = RunCommand(
+      absl::StrCat(BinaryDir(), "/tools/lotsectl/lotsectl"),
+      {absl::StrCat("--tls_dir=", pki_), "--client=dsb-nrw", "--actor=dpo-1",
+       absl::StrCat("--courses=127.0.0.1:", ports_["courses"]), "audit",
+       "verify", "--service", "courses", "--chain", "reads"},
+      absl::Seconds(60));
+  ASSERT_TRUE(ctl.ok()) << ctl.status();
+  EXPECT_EQ(ctl->exit_code, 0) << ctl->err;
+  EXPECT_THAT(ctl->out,
+              ::testing::HasSubstr(absl::StrCat(
+                  "restored: READS seq ", restored_courses_reads, " at ")));
+  EXPECT_THAT(ctl->out, ::testing::HasSubstr(absl::StrCat(
+                            " from ", ReadsBackup("courses"), "; explains ")));
+  EXPECT_THAT(ctl->out,
+              ::testing::Not(::testing::HasSubstr("explains 0 witnessed")));
 }
 
 }  // namespace

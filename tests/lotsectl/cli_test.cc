@@ -16,6 +16,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "lotse/audit/v1/audit_service.pb.h"
 #include "lotse/cases/v1/cases_service.pb.h"
 #include "lotse/identity/v1/identity_service.pb.h"
 #include "tests/support/dev_pki.h"
@@ -216,6 +217,46 @@ TEST(OutputTest, ARefusedCallShowsReasonAndRetryDelay) {
   ReportRpcError(grpc::Status(grpc::StatusCode::NOT_FOUND, "gone"),
                  OutputFormat::kTable, without);
   EXPECT_EQ(without.str(), "error: NOT_FOUND: gone\n");
+}
+
+TEST(OutputTest, AuditVerifyListsTheRestoresUnderItsTable) {
+  const Verb* verify = nullptr;
+  for (const Verb& verb : AllVerbs()) {
+    if (verb.group == "audit" && verb.name == "verify") verify = &verb;
+  }
+  ASSERT_NE(verify, nullptr);
+  audit::v1::VerifyAuditChainResponse response;
+  response.set_service("identity");
+  audit::v1::ChainVerification* changes = response.add_chains();
+  changes->set_chain(audit::v1::AUDIT_CHAIN_CHANGES);
+  changes->set_intact(true);
+  changes->set_records_checked(40);
+  audit::v1::ChainRestore* restore = changes->add_restores();
+  restore->set_seq(31);
+  restore->mutable_time()->set_seconds(1796637600);  // 2026-12-07T10:00:00Z
+  restore->set_source("/var/backups/identity.db");
+  restore->set_lost_checkpoints(2);
+  audit::v1::ChainVerification* reads = response.add_chains();
+  reads->set_chain(audit::v1::AUDIT_CHAIN_READS);
+  reads->set_intact(true);
+
+  std::ostringstream table, err;
+  PrintResponse(response, verify->table, OutputFormat::kTable, table, err);
+  EXPECT_THAT(table.str(), HasSubstr("CHANGES"));
+  EXPECT_THAT(table.str(),
+              HasSubstr("restored: CHANGES seq 31 at 2026-12-07T10:00:00Z "
+                        "from /var/backups/identity.db; explains 2 "
+                        "witnessed checkpoint(s) of the lost time\n"));
+  EXPECT_THAT(table.str(), Not(HasSubstr("restored: READS")));
+
+  // JSON carries the restores as fields, with no extra lines.
+  std::ostringstream json;
+  PrintResponse(response, verify->table, OutputFormat::kJson, json, err);
+  EXPECT_THAT(json.str(), Not(HasSubstr("restored:")));
+  EXPECT_THAT(json.str(), HasSubstr("\"lost_checkpoints\": \"2\""));
+  EXPECT_THAT(json.str(),
+              HasSubstr("\"source\": \"/var/backups/identity.db\""));
+  EXPECT_TRUE(err.str().empty()) << err.str();
 }
 
 TEST(OptionsTest, FlagsBeatEnvironmentAndMayStandAfterTheVerb) {

@@ -2,9 +2,13 @@
 // data-protection officer (dsb-nrw in the dev PKI): chain heads,
 // verification, records of a person or an agency. --service picks the
 // process whose chains are meant.
+#include <ostream>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "lotse/audit/v1/audit_service.pb.h"
 #include "tools/lotsectl/internal/client.h"
+#include "tools/lotsectl/internal/fields.h"
 #include "tools/lotsectl/internal/verb.h"
 
 namespace lotse::lotsectl {
@@ -23,6 +27,22 @@ int OnService(const Verb& verb, Invocation& run) {
         run.err());
   }
   return RunDeclared(on, run);
+}
+
+// Under the verify table: one line per restore a chain records, with the
+// witnessed checkpoints of the time it lost that it explains.
+void PrintRestores(const google::protobuf::Message& response,
+                   std::ostream& out) {
+  lotse::audit::v1::VerifyAuditChainResponse verified;
+  if (!verified.ParseFromString(response.SerializeAsString())) return;
+  for (const lotse::audit::v1::ChainVerification& chain : verified.chains()) {
+    for (const lotse::audit::v1::ChainRestore& r : chain.restores()) {
+      out << "restored: " << FieldText(chain, "chain").value_or("?") << " seq "
+          << r.seq() << " at " << FieldText(r, "time").value_or("?") << " from "
+          << r.source() << "; explains " << r.lost_checkpoints()
+          << " witnessed checkpoint(s) of the lost time\n";
+    }
+  }
 }
 
 VerbFlag ServiceFlag() {
@@ -52,7 +72,8 @@ std::vector<Verb> AuditVerbs() {
   verbs.push_back(
       {"audit",
        "verify",
-       "recompute the hash chains and check the witnessed checkpoints",
+       "recompute the hash chains and check the witnessed checkpoints; "
+       "restores from a backup are listed under the table",
        "identity",
        "VerifyAuditChain",
        kPurpose,
@@ -67,7 +88,8 @@ std::vector<Verb> AuditVerbs() {
          {"RECORDS", "records_checked"},
          {"CHECKPOINTS", "checkpoints_checked"},
          {"FIRST BAD SEQ", "first_bad_seq"},
-         {"PROBLEM", "problem"}}},
+         {"PROBLEM", "problem"}},
+        PrintRestores},
        "",
        OnService});
   verbs.push_back({"audit",

@@ -415,6 +415,39 @@ TEST_P(AuditServiceTest, VerifiesBothChainsAndAsksTheWitnesses) {
   EXPECT_EQ(checkpoints.checkpoints(0).witness(), "identity");
 }
 
+TEST_P(AuditServiceTest, WithoutWitnessesTheRestoresAreListed) {
+  Append("persons/p1/case", "jobcenter-koeln");
+  AuditRecord restore;
+  restore.time = absl::FromUnixSeconds(1700000500);
+  restore.agency_id = "svc-cases";
+  restore.legal_domain = "SERVICE";
+  restore.actor = "operator";
+  restore.purpose = "restore-from-backup";
+  restore.operation = kRestoreOperation;
+  restore.resource = "/backups/cases.db";
+  restore.reason = "RESTORED";
+  ASSERT_TRUE(AppendAuditStandalone(db(), restore).ok());
+  Append("persons/p1/case", "jobcenter-koeln");
+
+  grpc::ClientContext context;
+  Prepare(&context);
+  v1::VerifyAuditChainRequest request;
+  request.set_chain(v1::AUDIT_CHAIN_CHANGES);
+  v1::VerifyAuditChainResponse response;
+  ASSERT_TRUE(Stub<v1::AuditService>("dsb-nrw")
+                  ->VerifyAuditChain(&context, request, &response)
+                  .ok());
+  ASSERT_EQ(response.chains_size(), 1);
+  const v1::ChainVerification& chain = response.chains(0);
+  EXPECT_TRUE(chain.intact()) << chain.problem();
+  EXPECT_EQ(chain.records_checked(), 3);
+  ASSERT_EQ(chain.restores_size(), 1) << chain.ShortDebugString();
+  EXPECT_EQ(chain.restores(0).seq(), 2);
+  EXPECT_EQ(chain.restores(0).time().seconds(), 1700000500);
+  EXPECT_EQ(chain.restores(0).source(), "/backups/cases.db");
+  EXPECT_EQ(chain.restores(0).lost_checkpoints(), 0);
+}
+
 TEST_P(AuditServiceTest, MergeTablesOfResourceNamesGiveBareIds) {
   ASSERT_TRUE(storage::RunInTransaction(db(), [](Transaction& tx) {
                 return tx

@@ -40,8 +40,23 @@ AuditRecord Record(int i) {
   return r;
 }
 
+// The record a restore from `backup` appends, written at `at`.
+AuditRecord RestoreRecordAt(absl::Time at, const std::string& backup) {
+  AuditRecord r;
+  r.time = at;
+  r.agency_id = "svc-identity";
+  r.legal_domain = "SERVICE";
+  r.actor = "operator";
+  r.purpose = "restore-from-backup";
+  r.operation = kRestoreOperation;
+  r.resource = backup;
+  r.reason = "RESTORED";
+  return r;
+}
+
 // A chain of 20 rows in each chain, with heads witnessed at 5, 10, 15 and
-// 20 by "cases" and at 10 and 20 by "courses".
+// 20 by "cases" and at 10 and 20 by "courses", each signed at the time of
+// its row.
 class WitnessTest : public lotse::testing::BothBackendsTest {
  protected:
   void SetUp() override {
@@ -54,11 +69,12 @@ class WitnessTest : public lotse::testing::BothBackendsTest {
         if (i % 5 != 0) continue;
         auto head = ReadAuditHead(db(), chain);
         ASSERT_TRUE(head.ok());
+        // Signed when the chain reached row i.
         heads_[chain == Chain::kReads].push_back(
-            {"cases", head->seq, head->hash, false});
+            {"cases", head->seq, head->hash, false, Record(i).time});
         if (i % 10 == 0) {
           heads_[chain == Chain::kReads].push_back(
-              {"courses", head->seq, head->hash, false});
+              {"courses", head->seq, head->hash, false, Record(i).time});
         }
       }
     }
@@ -74,6 +90,32 @@ class WitnessTest : public lotse::testing::BothBackendsTest {
     EXPECT_TRUE(witnessed.ok()) << witnessed.status();
     if (!walk.ok() || !witnessed.ok()) return {};
     return CombineChecks("identity", chain, *walk, *witnessed, {"placement"});
+  }
+
+  // What a restore from a backup that held rows 1..`kept` leaves: the rows
+  // after it gone, the restore record (seq kept + 1, written at
+  // `restored_at`) appended, then `more` rows written after the restore.
+  // The heads witnessed of the lost rows stay in heads_.
+  void Restore(Chain chain, int64_t kept, absl::Time restored_at,
+               const std::string& backup, int more) {
+    ASSERT_TRUE(lotse::testing::TruncateAudit(db(), chain, kept).ok());
+    ASSERT_TRUE(
+        AppendAuditStandalone(db(), RestoreRecordAt(restored_at, backup), chain)
+            .ok());
+    for (int i = 0; i < more; ++i) {
+      AuditRecord r = Record(100 + i);
+      r.time = restored_at + absl::Seconds(1 + i);
+      ASSERT_TRUE(AppendAuditStandalone(db(), r, chain).ok());
+    }
+  }
+
+  // The current head of `chain`, as witnessed by `witness`, signed at `at`.
+  WitnessedHead HeadNow(Chain chain, const std::string& witness,
+                        absl::Time at) {
+    auto head = ReadAuditHead(db(), chain);
+    EXPECT_TRUE(head.ok()) << head.status();
+    if (!head.ok()) return {};
+    return {witness, head->seq, head->hash, false, at};
   }
 
   std::vector<WitnessedHead> heads_[2];
@@ -225,6 +267,179 @@ TEST_P(WitnessTest, NoWitnessedHeadsLeaveTheWalk) {
   ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 13).ok());
   // Without witnesses a truncation cannot be seen; the walk is intact.
   EXPECT_TRUE(Verify().intact());
+}
+
+TEST_P(WitnessTest, HeadsOfTheTimeARestoreLostAreExplainedByIt) {
+  for (Chain chain : {Chain::kChanges, Chain::kReads}) {
+    SCOPED_TRACE(ChainName(chain));
+    // The backup held rows 1..12; the heads at 15 (cases) and 20 (cases,
+    // courses) were signed before the restore: at 15 the chain now holds
+    // another row, 20 lies past its head (16).
+    Restore(chain, 12, Record(20).time + absl::Minutes(5), "backups/id.db", 3);
+    ASSERT_FALSE(HasFatalFailure());
+    v1::ChainVerification result = Verify(chain);
+    EXPECT_TRUE(result.intact()) << result.problem();
+    EXPECT_EQ(result.problem(), "");
+    EXPECT_EQ(result.first_bad_seq(), 0);
+    EXPECT_EQ(result.head().seq(), 16);
+    EXPECT_EQ(result.checkpoints_checked(), 6);
+    ASSERT_EQ(result.restores_size(), 1) << result.ShortDebugString();
+    const v1::ChainRestore& restore = result.restores(0);
+    EXPECT_EQ(restore.seq(), 13);
+    EXPECT_EQ(restore.source(), "backups/id.db");
+    EXPECT_EQ(restore.time().seconds(),
+              absl::ToUnixSeconds(Record(20).time + absl::Minutes(5)));
+    EXPECT_EQ(restore.lost_checkpoints(), 3);
+    // The restored chain is held to what is witnessed after the restore.
+    heads_[chain == Chain::kReads].push_back(
+        HeadNow(chain, "cases", Record(20).time + absl::Minutes(6)));
+    EXPECT_TRUE(Verify(chain).intact());
+  }
+}
+
+TEST_P(WitnessTest, HeadsSignedAfterTheRestoreAreNotExplained) {
+  // The restore record is dated before the heads at 15 and 20 were
+  // signed: whatever changed them happened after it.
+  Restore(Chain::kChanges, 12, Record(14).time, "backups/id.db", 3);
+  ASSERT_FALSE(HasFatalFailure());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+  EXPECT_THAT(result.problem(),
+              StartsWith("differs from checkpoint witnessed by cases: seq 15"));
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).seq(), 13);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 0);
+}
+
+TEST_P(WitnessTest, ARestoreDoesNotExplainHeadsNewerThanIt) {
+  // Dated between the heads at 15 and 20: it explains 15, not 20, which a
+  // restore record written before it was signed cannot account for.
+  Restore(Chain::kChanges, 12, Record(17).time, "backups/id.db", 3);
+  ASSERT_FALSE(HasFatalFailure());
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 17);
+  EXPECT_THAT(result.problem(), StartsWith("truncated: the chain ends at "
+                                           "seq 16, but cases witnessed a "
+                                           "checkpoint at seq 20"));
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 1);
+}
+
+TEST_P(WitnessTest, ARestoreRecordDatedIntoTheFutureStopsExplaining) {
+  // Rows after 12 rewritten behind a restore record dated a year ahead.
+  const absl::Time forged = Record(20).time + absl::Hours(24 * 365);
+  Restore(Chain::kChanges, 12, forged, "backups/none.db", 3);
+  ASSERT_FALSE(HasFatalFailure());
+  // Until a checkpoint of the rewritten chain is witnessed, it reads like a
+  // restore, and is listed as one for the operator to check.
+  v1::ChainVerification result = Verify();
+  EXPECT_TRUE(result.intact()) << result.problem();
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 3);
+  // The service signs its head (seq 16, which holds the record at 13) an
+  // hour after the last row: before the date the record claims.
+  heads_[0].push_back(
+      HeadNow(Chain::kChanges, "cases", Record(20).time + absl::Hours(1)));
+  result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+  EXPECT_THAT(result.problem(),
+              StartsWith("differs from checkpoint witnessed by cases: seq 15"));
+  EXPECT_THAT(result.problem(),
+              HasSubstr("the restore record at seq 13 does not explain it: it "
+                        "is dated after the checkpoint witnessed by cases at "
+                        "seq 16"));
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 0);
+}
+
+TEST_P(WitnessTest, AWitnessedHeadBelowTheRestoreMustStillMatch) {
+  Restore(Chain::kChanges, 12, Record(20).time + absl::Minutes(5),
+          "backups/id.db", 3);
+  ASSERT_FALSE(HasFatalFailure());
+  // The backup held seq 10; a witness saw another hash there.
+  for (WitnessedHead& h : heads_[0]) {
+    if (h.seq == 10 && h.witness == "courses") h.hash = std::string(32, 'x');
+  }
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 6);
+  EXPECT_THAT(
+      result.problem(),
+      StartsWith("differs from checkpoint witnessed by courses: seq 10 has "
+                 "another hash than witnessed"));
+  // The heads of the lost time are still counted with the restore.
+  ASSERT_EQ(result.restores_size(), 1);
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 3);
+}
+
+TEST_P(WitnessTest, WithoutARestoreRecordTheLostHeadsStayProblems) {
+  // The same rows lost and written again, but no restore record.
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 12).ok());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(AppendAuditStandalone(db(), Record(100 + i)).ok());
+  }
+  v1::ChainVerification result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.first_bad_seq(), 11);
+  EXPECT_THAT(result.problem(), HasSubstr("seq 15 has another hash"));
+  EXPECT_EQ(result.restores_size(), 0);
+  // A record of another operation naming a backup explains nothing.
+  AuditRecord lookalike = RestoreRecordAt(absl::Now(), "backups/id.db");
+  lookalike.operation = "lotse.ops/Backup";
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 12).ok());
+  ASSERT_TRUE(AppendAuditStandalone(db(), lookalike).ok());
+  result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_THAT(result.problem(), StartsWith("truncated"));
+  EXPECT_EQ(result.restores_size(), 0);
+}
+
+TEST_P(WitnessTest, EachLostHeadCountsWithTheLowestRestoreThatExplainsIt) {
+  const absl::Time first = Record(20).time + absl::Minutes(5);
+  // First restore: rows 1..12 kept, record 13, rows 14..18 written after.
+  Restore(Chain::kChanges, 12, first, "backups/monday.db", 5);
+  ASSERT_FALSE(HasFatalFailure());
+  // Witnessed after the first restore: seq 16 (kept by the second backup)
+  // and seq 18 (lost by the second restore).
+  ASSERT_TRUE(lotse::testing::TruncateAudit(db(), Chain::kChanges, 16).ok());
+  heads_[0].push_back(
+      HeadNow(Chain::kChanges, "cases", first + absl::Minutes(1)));
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(AppendAuditStandalone(db(), Record(200 + i)).ok());
+  }
+  heads_[0].push_back(
+      HeadNow(Chain::kChanges, "courses", first + absl::Minutes(2)));
+  // Second restore: rows 1..16 kept, record 17, two rows after.
+  Restore(Chain::kChanges, 16, first + absl::Minutes(10), "backups/tuesday.db",
+          2);
+  ASSERT_FALSE(HasFatalFailure());
+
+  v1::ChainVerification result = Verify();
+  EXPECT_TRUE(result.intact()) << result.problem();
+  EXPECT_EQ(result.head().seq(), 19);
+  ASSERT_EQ(result.restores_size(), 2) << result.ShortDebugString();
+  EXPECT_EQ(result.restores(0).seq(), 13);
+  EXPECT_EQ(result.restores(0).source(), "backups/monday.db");
+  // 15 and 20 (cases), 20 (courses): signed before the first restore, which
+  // lies at or below them.
+  EXPECT_EQ(result.restores(0).lost_checkpoints(), 3);
+  EXPECT_EQ(result.restores(1).seq(), 17);
+  EXPECT_EQ(result.restores(1).source(), "backups/tuesday.db");
+  // 18: signed after the first restore, before the second.
+  EXPECT_EQ(result.restores(1).lost_checkpoints(), 1);
+
+  // The row the second backup held at 16 must still match what was
+  // witnessed of it.
+  for (WitnessedHead& h : heads_[0]) {
+    if (h.seq == 16) h.hash = std::string(32, 'y');
+  }
+  result = Verify();
+  EXPECT_FALSE(result.intact());
+  EXPECT_THAT(result.problem(), HasSubstr("seq 16 has another hash"));
+  EXPECT_EQ(result.first_bad_seq(), 11);
 }
 
 // A witness's AuditService that answers ListWitnessedCheckpoints with

@@ -133,6 +133,7 @@ void PrintResponse(const pb::Message& response, const TableSpec& spec,
   if (rows == nullptr || !rows->is_repeated() ||
       rows->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
     PrintRecord(response, spec.columns, out);
+    if (spec.after) spec.after(response, out);
     return;
   }
   const pb::Reflection* r = response.GetReflection();
@@ -168,6 +169,7 @@ void PrintResponse(const pb::Message& response, const TableSpec& spec,
       out << f->name() << ": " << ValueText(response, *f) << "\n";
     }
   }
+  if (spec.after) spec.after(response, out);
 }
 
 std::string CodeName(grpc::StatusCode code) {

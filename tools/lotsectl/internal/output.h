@@ -5,6 +5,7 @@
 #ifndef LOTSE_TOOLS_LOTSECTL_INTERNAL_OUTPUT_H_
 #define LOTSE_TOOLS_LOTSECTL_INTERNAL_OUTPUT_H_
 
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -30,6 +31,12 @@ struct TableSpec {
   std::string rows = "";
   // The columns. For one record, empty means every set field of it.
   std::vector<Column> columns = {};
+  // Called after the table (table output only) to print what its cells
+  // cannot hold, e.g. one line per element of a list inside a row. May be
+  // empty.
+  std::function<void(const google::protobuf::Message& response,
+                     std::ostream& out)>
+      after = nullptr;
 };
 
 // The protobuf JSON of `message` (proto field names, enum names); on one
@@ -42,7 +49,7 @@ std::string JsonOf(const google::protobuf::Message& message, bool multiline);
 // "field: value" line per column that has a value (unset and UNSPECIFIED
 // ones are left out). A list shows its rows, then the response's other
 // set fields, and a next_page_token as a "more: --page-token ..." hint on
-// `err`.
+// `err`. A table is followed by what spec.after prints.
 void PrintResponse(const google::protobuf::Message& response,
                    const TableSpec& spec, OutputFormat format,
                    std::ostream& out, std::ostream& err);
