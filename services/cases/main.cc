@@ -40,12 +40,17 @@ ABSL_FLAG(int32_t, watch_streams_total, 1000,
 
 namespace {
 
-std::unique_ptr<lotse::cases::AccessChecker> MakeAccessChecker() {
+// Without an identity target (--identity_target empty) cases still serves,
+// refusing what needs an access check; a flag with a wrong value stops
+// start-up.
+absl::StatusOr<std::unique_ptr<lotse::cases::AccessChecker>> MakeAccessChecker(
+    prometheus::Registry* metrics) {
   absl::StatusOr<std::unique_ptr<lotse::clients::GrpcIdentityClient>> client =
-      lotse::clients::IdentityClientFromFlags("cases");
-  if (!client.ok()) {
+      lotse::clients::IdentityClientFromFlags("cases", metrics);
+  if (absl::IsFailedPrecondition(client.status())) {
     return std::make_unique<lotse::cases::UnavailableAccessChecker>();
   }
+  if (!client.ok()) return client.status();
   return std::make_unique<lotse::cases::IdentityAccessChecker>(
       *std::move(client));
 }
@@ -81,7 +86,10 @@ int main(int argc, char** argv) {
           "--watch_streams_per_agency and --watch_streams_total must be 0 "
           "(no cap) or more");
     }
-    access = MakeAccessChecker();
+    absl::StatusOr<std::unique_ptr<lotse::cases::AccessChecker>> checker =
+        MakeAccessChecker(runtime.metrics);
+    if (!checker.ok()) return checker.status();
+    access = *std::move(checker);
     std::vector<std::unique_ptr<grpc::Service>> services;
     lotse::cases::CasesOptions options;
     options.suppression_threshold =

@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
   definition.make_services = [&service](lotse::server::ServiceRuntime& runtime)
       -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
     absl::StatusOr<std::unique_ptr<lotse::clients::GrpcIdentityClient>>
-        identity = lotse::clients::IdentityClientFromFlags("courses");
+        identity =
+            lotse::clients::IdentityClientFromFlags("courses", runtime.metrics);
     if (!identity.ok()) return identity.status();
     lotse::courses::CoursesOptions options;
     options.identity = *std::move(identity);

@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   definition.make_services = [&service](lotse::server::ServiceRuntime& runtime)
       -> absl::StatusOr<std::vector<std::unique_ptr<grpc::Service>>> {
     absl::StatusOr<std::unique_ptr<lotse::clients::GrpcIdentityClient>>
-        identity = lotse::clients::IdentityClientFromFlags("placement");
+        identity = lotse::clients::IdentityClientFromFlags("placement",
+                                                           runtime.metrics);
     if (!identity.ok()) return identity.status();
     lotse::placement::PlacementOptions options;
     options.identity = *std::move(identity);
