@@ -1,5 +1,7 @@
 #include "common/server/handler.h"
 
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -73,9 +75,22 @@ grpc::Status ToClientStatus(const absl::Status& status,
   }
   if (absl::IsUnavailable(status) && !ReasonOf(status).has_value()) {
     const bool storage = storage::IsStorageUnavailable(status);
-    Log(LogLevel::kWarning, storage ? "storage unavailable" : "unavailable",
-        {{"domain", std::string(domain)},
-         {"detail", std::string(status.message())}});
+    // While a database is away every call fails this way; one line a
+    // second, counting the calls it stands for, tells the operator as much
+    // as thousands would.
+    static std::atomic<int64_t> last_logged_micros{0};
+    static std::atomic<int64_t> unlogged{0};
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    int64_t last = last_logged_micros.load(std::memory_order_relaxed);
+    if (now - last >= absl::ToInt64Microseconds(absl::Seconds(1)) &&
+        last_logged_micros.compare_exchange_strong(last, now)) {
+      Log(LogLevel::kWarning, storage ? "storage unavailable" : "unavailable",
+          {{"domain", std::string(domain)},
+           {"detail", std::string(status.message())},
+           {"calls_since_last_line", unlogged.exchange(0) + 1}});
+    } else {
+      unlogged.fetch_add(1, std::memory_order_relaxed);
+    }
     return ToGrpcStatus(
         WithRetryDelay(
             storage ? ErrorWithReason(absl::StatusCode::kUnavailable,

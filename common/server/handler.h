@@ -76,9 +76,10 @@ inline constexpr absl::Duration kServerOverloadedRetryDelay =
 inline constexpr absl::Duration kUnavailableRetryDelay = absl::Seconds(1);
 
 // `status` as a client may see it (ToGrpcStatus with the texts of
-// internals withheld). Logs the original text of what it withholds; such
-// texts come from storage and libraries, never from requests, so they
-// carry no personal data.
+// internals withheld). Logs the original text of what it withholds (the
+// UNAVAILABLE ones at most once a second, with the number of calls since
+// the last line); such texts come from storage and libraries, never from
+// requests, so they carry no personal data.
 //   - INTERNAL and UNKNOWN: "internal error" (ToGrpcStatus).
 //   - UNAVAILABLE without a reason: its text names files, hosts and server
 //     messages, so it becomes a generic text with reason

@@ -13,6 +13,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/errors/status.h"
 #include "common/server/handler.h"
 #include "common/server/request_context.h"
@@ -425,6 +426,31 @@ TEST(ToClientStatusTest, StorageOutageGetsAReasonARetryDelayAndNoInternals) {
   const absl::Status back = FromGrpcStatus(status);
   EXPECT_EQ(ReasonOf(back), "STORAGE_UNAVAILABLE");
   EXPECT_EQ(RetryDelayOf(back), kUnavailableRetryDelay);
+}
+
+TEST(ToClientStatusTest, AnOutageIsLoggedOnceASecondWithItsCount) {
+  auto lines = [](const std::string& log) {
+    int n = 0;
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      n += absl::StrContains(line, "storage unavailable");
+    }
+    return n;
+  };
+  const absl::Status lost = storage::StorageUnavailableError("lost");
+  absl::SleepFor(absl::Milliseconds(1100));  // past any earlier line
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 200; ++i) ToClientStatus(lost, "test.lotse");
+  const std::string burst = ::testing::internal::GetCapturedStderr();
+  // One line, or two if this loop straddled a second on a stalled machine.
+  EXPECT_GE(lines(burst), 1) << burst;
+  EXPECT_LE(lines(burst), 2) << burst;
+
+  absl::SleepFor(absl::Milliseconds(1100));
+  ::testing::internal::CaptureStderr();
+  ToClientStatus(lost, "test.lotse");
+  const std::string next = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(lines(next), 1) << next;
+  EXPECT_TRUE(absl::StrContains(next, "\"calls_since_last_line\":")) << next;
 }
 
 TEST(ToClientStatusTest, OtherUnavailableWithoutAReasonIsWithheldToo) {
