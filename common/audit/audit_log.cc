@@ -910,6 +910,19 @@ absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
   return ReadBaseInTx(**tx, chain);
 }
 
+AuditRecord RestoreAuditRecord(absl::string_view service,
+                               absl::string_view source) {
+  AuditRecord record;
+  record.agency_id = absl::StrCat("svc-", service);
+  record.legal_domain = "SERVICE";
+  record.actor = "operator";
+  record.purpose = "restore-from-backup";
+  record.operation = kRestoreOperation;
+  record.resource = std::string(source);
+  record.reason = "RESTORED";
+  return record;
+}
+
 absl::StatusOr<std::vector<RestoreRecord>> ListRestoreRecords(
     storage::Database& db, Chain chain) {
   auto tx = db.Begin(storage::TxMode::kReadOnly);

@@ -238,6 +238,13 @@ absl::StatusOr<std::optional<AuditHead>> ReadAuditBase(storage::Database& db,
 // "RESTORED".
 inline constexpr char kRestoreOperation[] = "lotse.ops/RestoreFromBackup";
 
+// The record a restore of `service`'s database from `source` (the backup
+// file, or what an operator names) appends to each chain: agency
+// svc-<service>, actor "operator", operation kRestoreOperation, reason
+// "RESTORED". Its time is unset, meaning the time of the append.
+AuditRecord RestoreAuditRecord(absl::string_view service,
+                               absl::string_view source);
+
 // A restore as a chain records it.
 struct RestoreRecord {
   int64_t seq = 0;

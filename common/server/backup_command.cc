@@ -57,16 +57,11 @@ absl::Status MarkRestored(storage::Database& db,
     if (data && target.on_restore) {
       if (absl::Status s = target.on_restore(tx); !s.ok()) return s;
     }
-    audit::AuditRecord record;
-    record.agency_id = absl::StrCat("svc-", target.service);
-    record.legal_domain = "SERVICE";
-    record.actor = "operator";
-    record.purpose = "restore-from-backup";
-    record.operation = audit::kRestoreOperation;
-    record.resource = from.empty() ? "database" : from;
-    record.reason = "RESTORED";
     return audit::AppendAudit(
-        tx, record, data ? audit::Chain::kChanges : audit::Chain::kReads);
+        tx,
+        audit::RestoreAuditRecord(target.service,
+                                  from.empty() ? "database" : from),
+        data ? audit::Chain::kChanges : audit::Chain::kReads);
   });
 }
 

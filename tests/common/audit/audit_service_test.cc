@@ -417,15 +417,8 @@ TEST_P(AuditServiceTest, VerifiesBothChainsAndAsksTheWitnesses) {
 
 TEST_P(AuditServiceTest, WithoutWitnessesTheRestoresAreListed) {
   Append("persons/p1/case", "jobcenter-koeln");
-  AuditRecord restore;
+  AuditRecord restore = RestoreAuditRecord("cases", "/backups/cases.db");
   restore.time = absl::FromUnixSeconds(1700000500);
-  restore.agency_id = "svc-cases";
-  restore.legal_domain = "SERVICE";
-  restore.actor = "operator";
-  restore.purpose = "restore-from-backup";
-  restore.operation = kRestoreOperation;
-  restore.resource = "/backups/cases.db";
-  restore.reason = "RESTORED";
   ASSERT_TRUE(AppendAuditStandalone(db(), restore).ok());
   Append("persons/p1/case", "jobcenter-koeln");
 

@@ -42,15 +42,8 @@ AuditRecord Record(int i) {
 
 // The record a restore from `backup` appends, written at `at`.
 AuditRecord RestoreRecordAt(absl::Time at, const std::string& backup) {
-  AuditRecord r;
+  AuditRecord r = RestoreAuditRecord("identity", backup);
   r.time = at;
-  r.agency_id = "svc-identity";
-  r.legal_domain = "SERVICE";
-  r.actor = "operator";
-  r.purpose = "restore-from-backup";
-  r.operation = kRestoreOperation;
-  r.resource = backup;
-  r.reason = "RESTORED";
   return r;
 }
 

@@ -637,13 +637,19 @@ LevelQuality Measure(const std::vector<LabelledPair>& pairs,
   return quality;
 }
 
-// Score is Compare's score without the reasons, on every pair.
-TEST(LabelledPairs, ScoreEqualsComparesScore) {
+// Every labelled pair, training and held-out.
+std::vector<LabelledPair> TrainAndHeldoutPairs() {
   std::vector<LabelledPair> pairs =
       LoadPairs(testing::SourceDir() + "/../shared/data/names-train.tsv");
   const std::vector<LabelledPair> heldout = LoadPairs(
       testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
   pairs.insert(pairs.end(), heldout.begin(), heldout.end());
+  return pairs;
+}
+
+// Score is Compare's score without the reasons, on every pair.
+TEST(LabelledPairs, ScoreEqualsComparesScore) {
+  const std::vector<LabelledPair> pairs = TrainAndHeldoutPairs();
   ASSERT_GT(pairs.size(), 4000u);
   int compared = 0;
   for (const LabelledPair& pair : pairs) {
@@ -661,11 +667,7 @@ TEST(LabelledPairs, ScoreEqualsComparesScore) {
 // The score does not depend on which record is the query, on every pair
 // (swapped names, several parts with ties, places, dates).
 TEST(LabelledPairs, ScoreIsSymmetric) {
-  std::vector<LabelledPair> pairs =
-      LoadPairs(testing::SourceDir() + "/../shared/data/names-train.tsv");
-  const std::vector<LabelledPair> heldout = LoadPairs(
-      testing::SourceDir() + "/tests/identity/domain/data/names-heldout.tsv");
-  pairs.insert(pairs.end(), heldout.begin(), heldout.end());
+  const std::vector<LabelledPair> pairs = TrainAndHeldoutPairs();
   ASSERT_GT(pairs.size(), 4000u);
   for (const LabelledPair& pair : pairs) {
     absl::StatusOr<PreparedRecord> a = Matcher().Prepare(pair.a);
